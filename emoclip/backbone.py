@@ -1,0 +1,100 @@
+"""The only module that talks to open_clip: building CLIP backbones and fetching their weights.
+
+open_clip is imported inside the functions, so ``import emoclip`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import ModelConfig
+
+if TYPE_CHECKING:
+    from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+def backbone_config(config: ModelConfig) -> dict[str, Any]:
+    """The open_clip architecture dict (``embed_dim``, ``vision_cfg``, ``text_cfg``, ...)."""
+    if config.backbone_config is not None:
+        return copy.deepcopy(config.backbone_config)
+    import open_clip
+
+    found = open_clip.get_model_config(config.backbone)
+    if found is None:
+        raise ValueError(
+            f"open_clip has no architecture named {config.backbone!r}; "
+            "give the architecture inline as model.backbone_config"
+        )
+    return copy.deepcopy(found)
+
+
+def create_backbone(config: ModelConfig) -> nn.Module:
+    """A randomly initialised open_clip ``CLIP`` for `config` (no disk, no network)."""
+    from open_clip.model import CLIP
+
+    cfg = backbone_config(config)
+    cfg.pop("custom_text", None)
+    if "hf_model_name" in cfg.get("text_cfg", {}):
+        raise ValueError("backbones with Hugging Face text towers are not supported")
+    return CLIP(**cfg)
+
+
+def pretrained_backbone_state(
+    config: ModelConfig, *, cache_dir: str | Path | None = None, offline: bool = False
+) -> dict[str, Any]:
+    """State dict of the pretrained CLIP named by ``config.backbone`` + ``backbone_pretrained``.
+
+    Goes through open_clip's pretrained registry, which downloads with huggingface_hub into its
+    cache. With ``offline=True`` only the local cache is used.
+
+    Raises:
+        RuntimeError: the weights are neither cached nor downloadable.
+    """
+    import open_clip
+    from open_clip import pretrained as oc_pretrained
+
+    tag = config.backbone_pretrained
+    if not tag:
+        raise RuntimeError(f"model config names no pretrained weights for {config.backbone}")
+    if Path(tag).is_file():
+        from .weights import read_state_dict
+
+        return read_state_dict(tag)
+    pcfg = oc_pretrained.get_pretrained_cfg(config.backbone, tag)
+    if not pcfg:
+        raise RuntimeError(f"open_clip knows no pretrained tag {tag!r} for {config.backbone}")
+    from . import hub
+
+    if offline or not hub.hub_online():
+        path = hub.cached_open_clip_file(pcfg, cache_dir=cache_dir)
+        if path is None:
+            raise RuntimeError(
+                f"pretrained CLIP weights {config.backbone}/{tag} are not in the local cache "
+                f"and the Hugging Face Hub is not reachable ({hub.offline_reason()})"
+            )
+        return open_clip.load_state_dict(str(path))
+    path = oc_pretrained.download_pretrained(pcfg, cache_dir=str(cache_dir) if cache_dir else None)
+    if not path:
+        raise RuntimeError(f"could not download pretrained CLIP weights {config.backbone}/{tag}")
+    return open_clip.load_state_dict(path)
+
+
+def pretrained_location(config: ModelConfig) -> str | None:
+    """Where `pretrained_backbone_state` would fetch from (``hf-hub:repo/file``), or None."""
+    from open_clip import pretrained as oc_pretrained
+
+    if not config.backbone_pretrained:
+        return None
+    if Path(config.backbone_pretrained).is_file():
+        return config.backbone_pretrained
+    pcfg = oc_pretrained.get_pretrained_cfg(config.backbone, config.backbone_pretrained)
+    if not pcfg:
+        return None
+    if pcfg.get("hf_hub"):
+        return "hf-hub:" + pcfg["hf_hub"].rstrip("/")
+    return pcfg.get("url") or None

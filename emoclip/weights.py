@@ -1,0 +1,138 @@
+"""Checkpoint files: ``NAME.safetensors`` + ``NAME.json`` (config, provenance, sha256).
+
+Nothing here executes code from a file: safetensors for our format, and
+``torch.load(weights_only=True)`` for the authors' pickled checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from .config import EmoCLIPConfig
+
+
+class CheckpointError(ValueError):
+    """A weights file is unreadable, unsafe, corrupt or does not fit its config."""
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sidecar_path(weights_path: str | Path) -> Path:
+    """``X.json`` beside ``X.safetensors``."""
+    return Path(weights_path).with_suffix(".json")
+
+
+def save_checkpoint(
+    state_dict: Mapping[str, torch.Tensor],
+    config: EmoCLIPConfig,
+    path: str | Path,
+    *,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write ``path`` (.safetensors) and its JSON sidecar with the file's sha256.
+
+    Args:
+        state_dict: Tensors to store (e.g. ``model.state_dict()``, possibly a subset).
+        config: The model's config, stored in the sidecar.
+        path: Destination ``*.safetensors``.
+        dtype: Cast floating tensors to this dtype (e.g. ``torch.float16`` to halve the size).
+
+    Returns:
+        The weights path.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"weights must be written as .safetensors, not {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for key, value in state_dict.items():
+        value = value.detach().cpu()
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        tensors[key] = value.contiguous()
+    save_file(tensors, str(path), metadata={"format": "pt", "name": config.name})
+    config.save(sidecar_path(path), sha256=file_sha256(path), file=path.name)
+    return path
+
+
+def read_config(weights_path: str | Path) -> EmoCLIPConfig:
+    """The config in the JSON sidecar of a ``.safetensors`` file."""
+    side = sidecar_path(weights_path)
+    if not side.is_file():
+        raise CheckpointError(
+            f"{Path(weights_path).name} has no config sidecar {side.name}: the architecture is "
+            "never guessed from tensor shapes"
+        )
+    try:
+        return EmoCLIPConfig.load(side)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{side} is not a valid EmoCLIP config: {exc}") from exc
+
+
+def load_checkpoint(path: str | Path, *, verify: bool = True) -> tuple[EmoCLIPConfig, dict[str, torch.Tensor]]:
+    """Read our checkpoint format.
+
+    Args:
+        path: ``*.safetensors`` with a ``*.json`` sidecar beside it.
+        verify: Check the file's sha256 against the sidecar (when the sidecar records one).
+
+    Returns:
+        ``(config, state_dict)``.
+    """
+    import json
+
+    path = Path(path)
+    config = read_config(path)
+    if verify:
+        expected = json.loads(sidecar_path(path).read_text(encoding="utf-8")).get("sha256")
+        if expected and file_sha256(path) != expected:
+            raise CheckpointError(f"{path} does not match the sha256 in {sidecar_path(path).name}: "
+                                  "the file is corrupt or was replaced; download or export it again")
+    return config, read_state_dict(path)
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.safetensors`` file or a PyTorch pickle, without executing code.
+
+    Pickles are read with ``torch.load(weights_only=True)``; a pickle that carries code (or any
+    object that is not a tensor container) is refused. ``{"state_dict": ...}`` and
+    ``{"model": ...}`` wrappers are unwrapped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no such weights file: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError) as exc:
+            raise CheckpointError(f"{path.name} is not a readable safetensors file: {exc}") from exc
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle.UnpicklingError, RuntimeError, EOFError, ...
+        raise CheckpointError(
+            f"refused to load {path.name}: not a plain tensor checkpoint ({exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}). Only weights are read; "
+            "pickles that carry code or custom objects are never executed."
+        ) from exc
+    for wrapper in ("state_dict", "model", "model_state_dict"):
+        if isinstance(obj, Mapping) and wrapper in obj and isinstance(obj[wrapper], Mapping):
+            obj = obj[wrapper]
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path.name} does not hold a state dict of tensors")
+    return dict(obj)
