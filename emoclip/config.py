@@ -73,6 +73,7 @@ class EmoCLIPConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     summary: str = ""  # one line: what the model is and what it is good for
     default_classes: str = "mafw-11"  # class-set preset the model is meant to be used with
+    classes: dict[str, Any] | None = None  # an inline class set (ClassSet.to_dict()); wins over the preset
     provenance: dict[str, Any] = field(default_factory=dict)  # source, data, licence, metrics, command
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,6 +97,7 @@ class EmoCLIPConfig:
             preprocess=PreprocessConfig(**pre),
             summary=str(data.get("summary", "")),
             default_classes=str(data.get("default_classes", "mafw-11")),
+            classes=data.get("classes"),
             provenance=dict(data.get("provenance") or {}),
         )
 

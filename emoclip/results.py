@@ -1,0 +1,171 @@
+"""Prediction results and their JSON/CSV export (plain data, no torch)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CSV_COLUMNS = ("video", "scope", "track", "start", "end", "class", "probability")
+
+
+@dataclass
+class Timeline:
+    """Per-window probabilities.
+
+    Attributes:
+        starts: (W,) window start times in seconds.
+        ends: (W,) window end times in seconds.
+        probabilities: (W, C) float32, rows sum to 1.
+    """
+
+    starts: np.ndarray
+    ends: np.ndarray
+    probabilities: np.ndarray
+
+    @property
+    def centers(self) -> np.ndarray:
+        """(W,) window centre times in seconds."""
+        return (self.starts + self.ends) / 2
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+@dataclass
+class TrackPrediction:
+    """Clip-level result for one tracked face."""
+
+    track_id: int
+    num_frames: int
+    start: float
+    end: float
+    probabilities: dict[str, float]
+    primary: bool = False
+
+    @property
+    def top(self) -> str:
+        return max(self.probabilities, key=self.probabilities.__getitem__)
+
+
+@dataclass
+class FaceSummary:
+    """How many sampled frames had a face, and which did not."""
+
+    sampled_frames: int
+    frames_with_face: int
+    frames_without_face: int
+    no_face_times: list[float]
+    tracks: int
+    fallback: str
+    detection: bool = True
+
+
+@dataclass
+class Prediction:
+    """Result of `EmotionPredictor.predict`.
+
+    Attributes:
+        model: Name of the model that produced it.
+        classes: Class then compound names: the column order of every probability array.
+        probabilities: Clip-level probability per class (sums to 1).
+        timeline: Overlapping windows over time.
+        tracks: One result per tracked face (the primary subject marked).
+        embedding: (D,) L2-normalised clip embedding (float32).
+        faces: Face-detection summary.
+        timings: Seconds per stage (decode, detect, encode, temporal, text, score, total).
+        video: Source metadata (name, duration, fps, width, height).
+        warnings: Things the user should know (no face found, truncated descriptions, ...).
+    """
+
+    model: str
+    classes: list[str]
+    probabilities: dict[str, float]
+    timeline: Timeline
+    tracks: list[TrackPrediction]
+    embedding: np.ndarray
+    faces: FaceSummary
+    timings: dict[str, float]
+    video: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def top(self) -> str:
+        """The most probable class."""
+        return max(self.probabilities, key=self.probabilities.__getitem__)
+
+    def top_k(self, k: int = 3) -> list[tuple[str, float]]:
+        """The k most probable classes with their probabilities, best first."""
+        return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (probabilities, top, timeline, tracks, faces, embedding, timings)."""
+        return {
+            "model": self.model,
+            "video": self.video,
+            "classes": self.classes,
+            "top": self.top,
+            "probabilities": _floats(self.probabilities),
+            "timeline": [
+                {"start": _f(s), "end": _f(e), "probabilities": dict(zip(self.classes, map(_f, row)))}
+                for s, e, row in zip(self.timeline.starts, self.timeline.ends, self.timeline.probabilities)
+            ],
+            "tracks": [
+                {"track_id": t.track_id, "primary": t.primary, "num_frames": t.num_frames,
+                 "start": _f(t.start), "end": _f(t.end), "top": t.top,
+                 "probabilities": _floats(t.probabilities)}
+                for t in self.tracks
+            ],
+            "faces": self.faces.__dict__ | {"no_face_times": [_f(x) for x in self.faces.no_face_times]},
+            "embedding": [_f(x) for x in self.embedding],
+            "timings": _floats(self.timings),
+            "warnings": list(self.warnings),
+        }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """JSON text; also written to `path` when given."""
+        text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+        if path is not None:
+            Path(path).write_text(text + "\n", encoding="utf-8")
+        return text
+
+    def csv_rows(self) -> list[dict[str, Any]]:
+        """Rows of `CSV_COLUMNS`: clip, each window and each track, one row per class."""
+        name = self.video.get("name", "")
+        duration = self.video.get("duration", 0.0)
+        rows = [_row(name, "clip", "", 0.0, duration, c, p) for c, p in self.probabilities.items()]
+        for s, e, probs in zip(self.timeline.starts, self.timeline.ends, self.timeline.probabilities):
+            rows += [_row(name, "window", "", s, e, c, p) for c, p in zip(self.classes, probs)]
+        for t in self.tracks:
+            rows += [_row(name, "track", t.track_id, t.start, t.end, c, p) for c, p in t.probabilities.items()]
+        return rows
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        """CSV text with `CSV_COLUMNS`; also written to `path` when given."""
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.csv_rows())
+        if path is not None:
+            Path(path).write_text(buf.getvalue(), encoding="utf-8")
+        return buf.getvalue()
+
+
+def _f(x: Any) -> float:
+    value = float(x)
+    return round(value, 6) if math.isfinite(value) else 0.0
+
+
+def _floats(d: dict[str, Any]) -> dict[str, float]:
+    return {k: _f(v) for k, v in d.items()}
+
+
+def _row(video: str, scope: str, track: Any, start: float, end: float, cls: str, p: float) -> dict[str, Any]:
+    return {"video": video, "scope": scope, "track": track, "start": round(float(start), 3),
+            "end": round(float(end), 3), "class": cls, "probability": _f(p)}

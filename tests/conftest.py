@@ -1,0 +1,39 @@
+"""Shared fixtures. The environment is made offline before anything imports huggingface_hub."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(2)
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated_weights(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees the developer's own weights folders, env overrides or Hub cache."""
+    for var in ("EMOCLIP_WEIGHTS", "EMOCLIP_WEIGHTS_DIR", "EMOCLIP_HUB_REPO"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """Random-weight EmoCLIP of the real architecture at tiny size (no download)."""
+    import emoclip
+
+    torch.manual_seed(0)
+    return emoclip.load_model("test-emoclip-tiny")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO

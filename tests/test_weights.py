@@ -1,0 +1,194 @@
+"""Checkpoint format, safe loading, and weight resolution (local, Hub cache, Hub download)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import time
+
+import pytest
+import torch
+
+import emoclip
+from emoclip import factory, hub
+from emoclip.factory import ModelSpec, WeightsNotFoundError
+from emoclip.weights import CheckpointError, read_state_dict, save_checkpoint
+from hub_fixtures import fake_hub, populate_cache
+
+
+def _save_tiny(model, path):
+    return save_checkpoint(model.state_dict(), model.config, path)
+
+
+def _same_outputs(a, b) -> bool:
+    frames = torch.randn(1, 3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    tokens = emoclip.tokenize(["a face with a wide smile"])
+    with torch.inference_mode():
+        return torch.allclose(a.encode_video(frames), b.encode_video(frames), atol=1e-6) and torch.allclose(
+            a.encode_text(tokens), b.encode_text(tokens), atol=1e-6)
+
+
+def test_roundtrip_through_safetensors_and_sidecar(tiny_model, tmp_path):
+    path = _save_tiny(tiny_model, tmp_path / "m.safetensors")
+    side = path.with_suffix(".json")
+    assert side.is_file() and "sha256" in side.read_text()
+    loaded = emoclip.load_model(path)
+    assert loaded.config == tiny_model.config
+    assert _same_outputs(loaded, tiny_model)
+    assert loaded.source == str(path)
+
+
+def test_fp16_checkpoint_loads_as_fp32(tiny_model, tmp_path):
+    path = save_checkpoint(tiny_model.state_dict(), tiny_model.config, tmp_path / "h.safetensors", dtype=torch.float16)
+    loaded = emoclip.load_model(path)
+    assert loaded.logit_scale.dtype == torch.float32
+    assert torch.allclose(loaded.temporal.cls_token, tiny_model.temporal.cls_token, atol=1e-2)
+
+
+def test_missing_sidecar_and_corrupt_file_are_refused(tiny_model, tmp_path):
+    path = _save_tiny(tiny_model, tmp_path / "m.safetensors")
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="sha256"):
+        emoclip.load_model(path)
+    path.with_suffix(".json").unlink()
+    with pytest.raises(CheckpointError, match="sidecar"):
+        emoclip.load_model(path)
+
+
+def test_checkpoint_of_other_architecture_is_refused(tiny_model, tmp_path):
+    state = dict(tiny_model.state_dict())
+    state["temporal.cls_token"] = torch.zeros(1, 1, 7)
+    path = save_checkpoint(state, tiny_model.config, tmp_path / "bad.safetensors")
+    with pytest.raises(CheckpointError, match="shape"):
+        emoclip.load_model(path)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_pickle_with_code_is_never_executed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "evil.pth"
+    with open(evil, "wb") as fh:
+        pickle.dump({"logit_scale": _Payload()}, fh)
+    with pytest.raises(CheckpointError, match="refused"):
+        read_state_dict(evil)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_plain_torch_checkpoint_is_read_safely(tmp_path):
+    path = tmp_path / "ok.pth"
+    torch.save({"state_dict": {"a": torch.ones(2)}}, path)
+    assert torch.equal(read_state_dict(path)["a"], torch.ones(2))
+
+
+@pytest.fixture
+def hub_spec(monkeypatch):
+    """Register a Hub-backed tiny model under the tiny test config."""
+    spec = ModelSpec("test-emoclip-tiny", hub_repo="someorg/emoclip-tiny")
+    monkeypatch.setitem(factory._MODELS, "test-emoclip-tiny", spec)
+    return spec
+
+
+def test_resolution_order_local_dirs_before_hub_cache(tiny_model, tmp_path, hub_spec, monkeypatch):
+    cache = tmp_path / "hf"
+    hub_dir = tmp_path / "hubfiles"
+    hub_dir.mkdir()
+    _save_tiny(tiny_model, hub_dir / "test-emoclip-tiny.safetensors")
+    populate_cache(cache, "someorg/emoclip-tiny", {
+        "test-emoclip-tiny.safetensors": hub_dir / "test-emoclip-tiny.safetensors",
+        "test-emoclip-tiny.json": hub_dir / "test-emoclip-tiny.json"})
+    src = factory.resolve("test-emoclip-tiny", cache_dir=cache)
+    assert src.kind == "hub-cache" and src.available
+    loaded = emoclip.load_model("test-emoclip-tiny", cache_dir=cache)
+    assert "snapshots" in loaded.source and _same_outputs(loaded, tiny_model)
+
+    env_dir, arg_dir = tmp_path / "env", tmp_path / "arg"
+    _save_tiny(tiny_model, env_dir / "test-emoclip-tiny.safetensors")
+    monkeypatch.setenv("EMOCLIP_WEIGHTS_DIR", str(env_dir))
+    assert factory.resolve("test-emoclip-tiny", cache_dir=cache).location.startswith(str(env_dir))
+    _save_tiny(tiny_model, arg_dir / "test-emoclip-tiny.safetensors")
+    src = factory.resolve("test-emoclip-tiny", weights_dirs=[arg_dir], cache_dir=cache)
+    assert src.kind == "local" and src.location.startswith(str(arg_dir))
+    explicit = _save_tiny(tiny_model, tmp_path / "x" / "any.safetensors")
+    assert factory.resolve("test-emoclip-tiny", weights=explicit, weights_dirs=[arg_dir]).location == str(explicit)
+    with pytest.raises(WeightsNotFoundError, match="not found"):
+        factory.resolve("test-emoclip-tiny", weights=tmp_path / "nope.safetensors")
+
+
+def test_nothing_available_lists_what_was_tried(tmp_path, hub_spec, monkeypatch):
+    monkeypatch.setitem(factory._MODELS, "emoclip-vitb32", ModelSpec("emoclip-vitb32", hub_repo="someorg/none"))
+    start = time.monotonic()
+    with pytest.raises(WeightsNotFoundError) as err:
+        emoclip.load_model("emoclip-vitb32", cache_dir=tmp_path / "empty")
+    assert time.monotonic() - start < 3
+    msg = str(err.value)
+    assert "weights" in msg and "hf-hub:someorg/none" in msg and "emoclip convert" in msg
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """Pretend HF_HUB_OFFLINE is unset (the loopback fake hub is the only endpoint)."""
+    import huggingface_hub.constants as c
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", False)
+    hub.reset_probe()
+    yield
+    hub.reset_probe()
+
+
+def test_download_through_huggingface_hub_from_local_endpoint(tiny_model, tmp_path, hub_spec, online, monkeypatch):
+    import huggingface_hub.constants as c
+
+    src_dir = tmp_path / "src"
+    _save_tiny(tiny_model, src_dir / "test-emoclip-tiny.safetensors")
+    files = {"someorg/emoclip-tiny": {n: src_dir / n for n in ("test-emoclip-tiny.safetensors", "test-emoclip-tiny.json")}}
+    with fake_hub(files) as (url, requests):
+        monkeypatch.setenv("HF_ENDPOINT", url)
+        monkeypatch.setattr(c, "ENDPOINT", url)
+        monkeypatch.setattr(c, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+        cache = tmp_path / "cache"
+        assert factory.resolve("test-emoclip-tiny", cache_dir=cache).kind == "hub-download"
+        loaded = emoclip.load_model("test-emoclip-tiny", cache_dir=cache)
+        assert any("test-emoclip-tiny.safetensors" in r for r in requests)
+    assert _same_outputs(loaded, tiny_model)
+    # now cached: found with the Hub gone
+    assert factory.resolve("test-emoclip-tiny", cache_dir=cache).kind == "hub-cache"
+
+
+def test_unreachable_hub_is_decided_quickly(online, monkeypatch, tmp_path, hub_spec):
+    with socket.socket() as s:  # a loopback port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    start = time.monotonic()
+    listed = emoclip.available_models(cache_dir=tmp_path)
+    assert time.monotonic() - start < 3
+    assert {m.name for m in listed} >= {"emoclip-vitb32", "clip-vitb32", "emoclip-synthetic-tiny"}
+    assert not hub.hub_online()
+    assert "cannot reach" in hub.offline_reason()
+
+
+def test_probe_uses_a_short_timeout(online, monkeypatch):
+    seen = {}
+
+    def fake_connect(address, timeout=None):
+        seen["timeout"] = timeout
+        raise TimeoutError
+
+    monkeypatch.setattr(hub.socket, "create_connection", fake_connect)
+    assert hub.hub_online() is False
+    assert seen["timeout"] is not None and seen["timeout"] <= 2
+
+
+def test_offline_env_skips_the_probe(monkeypatch):
+    hub.reset_probe()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub.socket, "create_connection", lambda *a, **k: pytest.fail("probed"))
+    assert hub.hub_online() is False and "HF_HUB_OFFLINE" in hub.offline_reason()
