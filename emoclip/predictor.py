@@ -281,9 +281,13 @@ class EmotionPredictor:
     def _shared_detector(self):
         from .faces import FaceDetector
 
-        if self._detector is None:
-            self._detector = FaceDetector()
+        with self._lock:
+            if self._detector is None:
+                self._detector = FaceDetector()
         return self._detector
+
+    def _locked_detector(self) -> _LockedDetector:
+        return _LockedDetector(self._shared_detector(), self._detector_lock)
 
     def _key(self, video: VideoInput, fps: float | None) -> str:
         h = hashlib.sha1()
@@ -359,6 +363,20 @@ def _array_frames(frames: Sequence[np.ndarray] | np.ndarray, rate: float, sample
         k += 1
 
 
+class _LockedDetector:
+    """One MediaPipe detector shared by concurrent requests, one frame at a time."""
+
+    def __init__(self, detector: Any, lock: threading.Lock) -> None:
+        self._detector, self._lock = detector, lock
+
+    def detect(self, image: np.ndarray) -> list:
+        with self._lock:
+            return self._detector.detect(image)
+
+    def close(self) -> None:  # the predictor owns the detector
+        pass
+
+
 class _FrameCollector:
     """Streams sampled frames through face cropping and batched encoding, keeping embeddings only."""
 
@@ -371,7 +389,8 @@ class _FrameCollector:
             from .faces import FaceCropper
 
             self.cropper = FaceCropper(size=self.size, margin=predictor.config.face_margin,
-                                       fallback=predictor.face_fallback, max_faces=predictor.max_faces)
+                                       fallback=predictor.face_fallback, max_faces=predictor.max_faces,
+                                       detector=predictor._locked_detector())
         self.times: list[float] = []
         self.has_face: list[bool] = []
         self.pending: list[tuple[int, int | None, np.ndarray]] = []  # (frame position, track id, crop)

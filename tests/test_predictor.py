@@ -1,0 +1,142 @@
+"""EmotionPredictor end to end on generated videos with the tiny random model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import emoclip
+from emoclip.predictor import EmotionPredictor, NoFaceError, VideoLimits, LimitError, window_spans
+from emoclip.video import VideoDecodeError
+from media import blank_frames, moving_face_frames, write_video
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_model):
+    p = EmotionPredictor(tiny_model, batch_size=8)
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="module")
+def two_face_video(tmp_path_factory):
+    path = tmp_path_factory.mktemp("v") / "two.webm"
+    return write_video(path, moving_face_frames(48, size=(480, 640), faces=2), fps=12)
+
+
+def test_prediction_contents(predictor, two_face_video):
+    classes = emoclip.preset("dfew-7")
+    pred = predictor.predict(two_face_video, classes)
+    assert pred.classes == classes.names
+    assert abs(sum(pred.probabilities.values()) - 1) < 1e-5 and pred.top in classes.names
+    assert pred.timeline.probabilities.shape[1] == 7 and len(pred.timeline) >= 2
+    assert np.allclose(pred.timeline.probabilities.sum(1), 1, atol=1e-5)
+    assert np.all(np.diff(pred.timeline.starts) > 0)
+    assert abs(np.linalg.norm(pred.embedding) - 1) < 1e-5
+    assert pred.faces.frames_without_face == 0 and pred.faces.sampled_frames == 16
+    assert len(pred.tracks) == 2 and sum(t.primary for t in pred.tracks) == 1
+    for stage in ("decode", "detect", "encode", "temporal", "text", "score", "total"):
+        assert stage in pred.timings
+
+
+def test_clip_embedding_is_the_temporal_model_on_the_subject_frames(predictor, two_face_video):
+    enc = predictor.encode(two_face_video)
+    T = predictor.config.num_frames
+    idx = emoclip.video.sample_indices(len(enc.frame_embeddings), T)
+    expected = predictor.model.aggregate(enc.frame_embeddings[idx][None])[0]
+    assert torch.allclose(enc.clip_embedding, expected, atol=1e-5)
+
+
+def test_rescoring_reuses_the_encoding_and_only_new_texts(predictor, two_face_video, monkeypatch):
+    classes = emoclip.preset("dfew-7")
+    predictor.predict(two_face_video, classes)
+    calls = []
+    monkeypatch.setattr(predictor, "encode_images", lambda crops: calls.append(len(crops)))
+    before = predictor.text_cache.encoded
+    edited = classes.with_class("anger", ["A face with a furious scowl and clenched jaw"])
+    pred = predictor.predict(two_face_video, edited)
+    assert calls == []  # no frame re-encoded
+    assert predictor.text_cache.encoded - before == 1  # only the edited description
+    assert pred.probabilities != predictor.predict(two_face_video, classes).probabilities
+
+
+def test_each_sampled_frame_is_encoded_once_however_many_windows(tiny_model, tmp_path):
+    path = write_video(tmp_path / "long.webm", moving_face_frames(120, size=(240, 320)), fps=12)
+    p = EmotionPredictor(tiny_model, batch_size=8)
+    encoded = []
+    real = p.encode_images
+    p.encode_images = lambda crops: (encoded.append(len(crops)), real(crops))[1]
+    pred = p.predict(path, emoclip.preset("dfew-7"))
+    p.close()
+    assert len(pred.timeline) >= 8  # 10 s, 2 s windows every 1 s
+    assert sum(encoded) == pred.faces.sampled_frames  # one face per frame, encoded once
+
+
+def test_compound_scores_with_compound_embedding(predictor, two_face_video):
+    classes = emoclip.preset("dfew-7").with_compound("happily surprised", ["happiness", "surprise"])
+    pred = predictor.predict(two_face_video, classes)
+    assert pred.classes[-1] == "happily surprised" and len(pred.probabilities) == 8
+    table = predictor.class_embeddings(classes)
+    expected = torch.nn.functional.normalize(table[0] + table[4], dim=-1)  # happiness + surprise
+    assert torch.allclose(table[-1], expected, atol=1e-5)
+
+
+def test_no_face_fallbacks(tiny_model, tmp_path):
+    path = write_video(tmp_path / "blank.webm", blank_frames(16, (120, 160)), fps=8)
+    centre = EmotionPredictor(tiny_model).predict(path, emoclip.preset("dfew-7"))
+    assert centre.faces.frames_with_face == 0 and centre.faces.frames_without_face == centre.faces.sampled_frames
+    assert any("no face" in w for w in centre.warnings)
+    with pytest.raises(NoFaceError, match="no face"):
+        EmotionPredictor(tiny_model, face_fallback="skip").predict(path, emoclip.preset("dfew-7"))
+    with pytest.raises(ValueError, match="fallback"):
+        EmotionPredictor(tiny_model, face_fallback="blur")
+
+
+def test_frames_array_input(predictor):
+    frames = np.stack(list(moving_face_frames(8, size=(240, 320))))
+    pred = predictor.predict(frames, emoclip.preset("dfew-7"), fps=4)
+    assert pred.faces.sampled_frames == 8 and pred.video["name"] == "frames"
+    with pytest.raises(VideoDecodeError):
+        predictor.predict(np.zeros((0, 10, 10, 3), np.uint8))
+
+
+def test_bad_videos_raise_typed_errors(predictor, tmp_path):
+    with pytest.raises(VideoDecodeError):
+        predictor.predict(tmp_path / "missing.mp4")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00" * 1000)
+    with pytest.raises(VideoDecodeError):
+        predictor.predict(junk)
+    empty = tmp_path / "empty.webm"
+    empty.write_bytes(b"")
+    with pytest.raises(VideoDecodeError):
+        predictor.predict(empty)
+
+
+def test_limits_checked_before_decoding(tiny_model, two_face_video):
+    with pytest.raises(LimitError, match="MB"):
+        EmotionPredictor(tiny_model, limits=VideoLimits(max_bytes=100)).predict(two_face_video)
+    with pytest.raises(LimitError, match="megapixels"):
+        EmotionPredictor(tiny_model, limits=VideoLimits(max_pixels=1000)).predict(two_face_video)
+    with pytest.raises(LimitError, match="lasts"):
+        EmotionPredictor(tiny_model, limits=VideoLimits(max_duration=1)).predict(two_face_video)
+
+
+def test_exports(predictor, two_face_video, tmp_path):
+    pred = predictor.predict(two_face_video, emoclip.preset("dfew-7"))
+    data = json.loads(pred.to_json(tmp_path / "p.json"))
+    assert data["top"] == pred.top and len(data["embedding"]) == 32
+    assert len(data["timeline"]) == len(pred.timeline)
+    lines = pred.to_csv(tmp_path / "p.csv").strip().splitlines()
+    assert lines[0] == "video,scope,track,start,end,class,probability"
+    assert len(lines) - 1 == 7 * (1 + len(pred.timeline) + len(pred.tracks))
+
+
+def test_window_spans():
+    assert window_spans(1.5, 4, 1) == [(0.0, 1.5)]
+    spans = window_spans(10, 4, 1)
+    assert spans[0] == (0.0, 4.0) and spans[-1] == (6.0, 10.0) and len(spans) == 7
+    assert window_spans(10.8, 4, 1)[-1] == pytest.approx((6.8, 10.8))
