@@ -55,8 +55,8 @@ def pretrained_backbone_state(
     Raises:
         RuntimeError: the weights are neither cached nor downloadable.
     """
-    import open_clip
     from open_clip import pretrained as oc_pretrained
+    from open_clip.factory import load_state_dict  # not re-exported by open_clip 3.x
 
     tag = config.backbone_pretrained
     if not tag:
@@ -77,11 +77,11 @@ def pretrained_backbone_state(
                 f"pretrained CLIP weights {config.backbone}/{tag} are not in the local cache "
                 f"and the Hugging Face Hub is not reachable ({hub.offline_reason()})"
             )
-        return open_clip.load_state_dict(str(path))
+        return load_state_dict(str(path))
     path = oc_pretrained.download_pretrained(pcfg, cache_dir=str(cache_dir) if cache_dir else None)
     if not path:
         raise RuntimeError(f"could not download pretrained CLIP weights {config.backbone}/{tag}")
-    return open_clip.load_state_dict(path)
+    return load_state_dict(path)
 
 
 def pretrained_location(config: ModelConfig) -> str | None:
