@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("dst", help="output .safetensors (a .json sidecar is written beside it)")
     conv.add_argument("--config", default="emoclip-vitb32", help="registry config of the architecture")
     conv.add_argument("--text-tower", default=None, help="CLIP weights file for a DownstreamTask checkpoint")
+    conv.add_argument("--cache-dir", default=None, help="Hugging Face cache folder for the CLIP text tower")
     conv.add_argument("--fp16", action="store_true", help="store tensors in float16 (half the size)")
     conv.set_defaults(run=_cmd_convert)
     return parser
@@ -160,7 +161,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from .convert import convert_checkpoint
 
     out = convert_checkpoint(args.src, args.dst, config=args.config, text_tower=args.text_tower,
-                             dtype=torch.float16 if args.fp16 else None)
+                             cache_dir=args.cache_dir, dtype=torch.float16 if args.fp16 else None)
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
 

@@ -192,3 +192,33 @@ def test_offline_env_skips_the_probe(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(hub.socket, "create_connection", lambda *a, **k: pytest.fail("probed"))
     assert hub.hub_online() is False and "HF_HUB_OFFLINE" in hub.offline_reason()
+
+
+def test_clip_baseline_from_open_clip_pretrained_cache(tmp_path, monkeypatch):
+    """A backbone-only model (the CLIP baseline path) loads open_clip weights from the Hub cache."""
+    import dataclasses
+
+    from open_clip import pretrained as oc_pretrained
+    from safetensors.torch import save_file
+
+    base = factory.get_spec("test-clip-tiny").config()
+    cfg = base.replace(model=dataclasses.replace(base.model, backbone_pretrained="fake"))
+    spec = ModelSpec("test-clip-tiny", backbone_only=True)
+    monkeypatch.setattr(ModelSpec, "config", lambda self: cfg)
+    monkeypatch.setitem(factory._MODELS, "test-clip-tiny", spec)
+    monkeypatch.setitem(oc_pretrained._PRETRAINED, cfg.model.backbone,
+                        {"fake": oc_pretrained._pcfg(hf_hub="someorg/tiny-clip/")})
+    cache = tmp_path / "hf"
+    assert factory.resolve("test-clip-tiny", cache_dir=cache).available is False
+
+    torch.manual_seed(3)
+    donor = emoclip.EmoCLIP(cfg)
+    with torch.no_grad():
+        donor.backbone.logit_scale.fill_(4.6052)
+    save_file({k: v.contiguous() for k, v in donor.backbone.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    populate_cache(cache, "someorg/tiny-clip", {"open_clip_model.safetensors": tmp_path / "w.safetensors"})
+    src = factory.resolve("test-clip-tiny", cache_dir=cache)
+    assert src.kind == "open_clip-cache" and src.location == "hf-hub:someorg/tiny-clip"
+    model = emoclip.load_model("test-clip-tiny", cache_dir=cache)
+    assert _same_outputs(model, donor.eval())
+    assert abs(float(model.logit_scale.detach()) - 4.6052) < 1e-5  # CLIP's own temperature
