@@ -1,0 +1,894 @@
+"""The training loop: contrastive video-text training, evaluation, state and export.
+
+One `Trainer` per process. Under ``torchrun`` the model is wrapped in DDP (NCCL on CUDA, gloo on
+CPU) and every rank reads its own shard (`ResumableSampler`, a DistributedSampler that can start
+mid-epoch). The loss is the authors' symmetric in-batch contrastive loss (reference.md §3):
+``(CE(logits_per_video, arange) + CE(logits_per_text, arange)) / 2`` with
+``logits = exp(logit_scale) * norm(video) @ norm(text).T``.
+
+Gradient accumulation keeps the in-batch negatives of the whole accumulated batch: the features
+of all micro-batches are first computed without gradients, then each micro-batch is recomputed
+with gradients and the loss over the full batch (the others' features as constants) is
+back-propagated. The summed gradients equal those of one large batch (up to float rounding and
+BatchNorm batch statistics), at the cost of one extra forward pass.
+
+Resuming restores the trained tensors, optimiser, scheduler, GradScaler, epoch/step counters and
+every rank's RNG states. Training items are seeded by ``(train.seed, epoch, index)``
+(`EpochSeededDataset`), so an interrupted run continues with exactly the batches, augmentations
+and losses of an uninterrupted one, whatever ``num_workers`` is.
+
+With ``train.gather_features`` the logits span the global batch (every rank's embeddings; the
+authors used the per-GPU batch only); the local slice's gradient is scaled so that DDP's averaging
+gives exactly the global-batch gradient (`distributed.all_gather_with_grad`).
+
+Run folder: ``config.yaml`` (the resolved config), ``state.pt`` (resume; every epoch, every
+``train.save_every_steps`` and at the end), ``log.jsonl`` (one line per step, plus evaluations),
+``tensorboard/``, and the export ``<out.name>.safetensors`` + ``.json``: the best validation
+weights when a validation split is configured, else the final ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+from ..config import EmoCLIPConfig, PreprocessConfig, packaged_config_dir
+from ..model import EmoCLIP
+from . import checkpoint as ckpt
+from . import distributed as du
+from .config import TrainConfig
+from .data import build_dataset, class_set, collate
+
+log = logging.getLogger("emoclip.train")
+
+
+class TrainSetupError(RuntimeError):
+    """A run cannot start as configured (missing weights or packages, unsupported precision...)."""
+
+
+# ---- loss ----------------------------------------------------------------------------------------
+
+
+def contrastive_logits(
+    video: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor, *, gather: bool = False
+) -> torch.Tensor:
+    """Scaled cosine logits between videos and texts.
+
+    Args:
+        video: (B, D) normalised video embeddings of this process.
+        text: (B, D) normalised text embeddings, row i paired with video i.
+        logit_scale: Log inverse temperature (scalar).
+        gather: Use every rank's embeddings (`distributed.gather_features`): the logits then
+            cover the global batch.
+
+    Returns:
+        (N, N) float32 ``logits_per_video``; N = B, or world_size * B with `gather`.
+    """
+    if gather:
+        video, text = du.gather_features(video, text)
+    return logit_scale.float().exp() * video.float() @ text.float().t()
+
+
+def contrastive_loss(logits_per_video: torch.Tensor) -> torch.Tensor:
+    """``(CE(logits_per_video, arange) + CE(logits_per_text, arange)) / 2`` (the authors')."""
+    labels = torch.arange(logits_per_video.shape[0], device=logits_per_video.device)
+    return (F.cross_entropy(logits_per_video, labels) + F.cross_entropy(logits_per_video.t(), labels)) / 2
+
+
+class ContrastiveModel(nn.Module):
+    """What DDP wraps: embeds a batch of clips and texts through ``forward``.
+
+    Args:
+        model: The `EmoCLIP` being trained.
+    """
+
+    def __init__(self, model: EmoCLIP) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, frames: torch.Tensor, tokens: torch.Tensor, frame_level: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Normalised video (B, D) and text (B, D) embeddings, and the logit scale.
+
+        With `frame_level` the video embedding is the normalised mean of the normalised frame
+        embeddings, bypassing the temporal model (the frame-level warm-up).
+        """
+        m = self.model
+        if frame_level:
+            b, t = frames.shape[:2]
+            per_frame = m.encode_image(frames.flatten(0, 1)).view(b, t, -1)
+            video = F.normalize(F.normalize(per_frame, dim=-1).mean(1), dim=-1)
+        else:
+            video = m.encode_video(frames)
+        # a non-leaf copy: DDP's unused-parameter search must see logit_scale as used
+        return video, m.encode_text(tokens), m.logit_scale.clone()
+
+
+# ---- model and parameters -------------------------------------------------------------------------
+
+
+def model_config(name: str, num_frames: int | None = None) -> EmoCLIPConfig:
+    """The architecture to train: a registry name, a model-config JSON or a weights file's sidecar."""
+    from ..weights import read_config
+
+    packaged = packaged_config_dir() / f"{name}.json"
+    if name.endswith(".safetensors"):
+        config = read_config(name)
+    elif name.endswith(".json"):
+        config = EmoCLIPConfig.load(name)
+    elif packaged.is_file():
+        config = EmoCLIPConfig.load(packaged)
+    else:
+        known = sorted(p.stem for p in packaged_config_dir().glob("*.json"))
+        raise ValueError(f"model.name {name!r} is neither a packaged model config ({', '.join(known)}) "
+                         "nor a .json/.safetensors path")
+    if num_frames:
+        config = config.replace(preprocess=dataclasses.replace(config.preprocess, num_frames=num_frames))
+    return config
+
+
+def build_model(cfg: TrainConfig) -> tuple[EmoCLIP, bool]:
+    """The model to train and whether its backbone holds the open_clip pretrained weights.
+
+    A ``.safetensors`` ``model.name`` starts from those weights; otherwise the architecture is
+    randomly initialised (seeded by the caller) and, with ``model.pretrained_backbone``, the
+    backbone gets the open_clip weights the config names (e.g. OpenAI CLIP ViT-B/32).
+
+    Raises:
+        RuntimeError: the pretrained backbone is needed but neither cached nor downloadable.
+    """
+    config = model_config(cfg.model.name, cfg.model.num_frames)
+    if cfg.model.name.endswith(".safetensors"):
+        from safetensors import safe_open
+
+        from ..factory import load_model
+
+        model = load_model(cfg.model.name)
+        model.config = config
+        with safe_open(cfg.model.name, "pt") as f:
+            has_backbone = any(k.startswith("backbone.") for k in f.keys())
+        return model, bool(config.model.backbone_pretrained) and not has_backbone
+    if not (cfg.model.pretrained_backbone and config.model.backbone_pretrained):
+        return EmoCLIP(config), False
+    state = pretrained_state(config)  # before building: fail fast when it is unavailable
+    model = EmoCLIP(config)
+    missing, unexpected = model.backbone.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise RuntimeError(f"pretrained backbone does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    with torch.no_grad():
+        model.logit_scale.copy_(model.backbone.logit_scale.detach().reshape(()))  # as the authors' VClip
+    return model, True
+
+
+def pretrained_state(config: EmoCLIPConfig) -> dict[str, torch.Tensor]:
+    """The open_clip backbone weights `config` names, with a clear message when unavailable."""
+    from ..backbone import pretrained_backbone_state
+
+    mc = config.model
+    try:
+        return pretrained_backbone_state(mc)
+    except RuntimeError as exc:
+        raise TrainSetupError(
+            f"cannot load the pretrained backbone {mc.backbone}/{mc.backbone_pretrained}: {exc}. "
+            "Download it once with network access (open_clip caches it), or train without it: "
+            "model.pretrained_backbone=false (random init), or model.name=test-emoclip-tiny for a smoke test."
+        ) from exc
+
+
+def configure_trainable(model: EmoCLIP, cfg: TrainConfig, pretrained: bool) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """Set ``requires_grad`` and split the trained parameters into (main, fine-tuned backbone).
+
+    Main: the temporal model and ``logit_scale`` (and the whole backbone when it is not frozen,
+    e.g. from scratch). Fine-tuned backbone (a frozen backbone's towers unfrozen by
+    ``model.finetune_visual`` / ``model.finetune_text``): trained at lr x ``optim.backbone_lr_scale``.
+    The text option unfreezes the text transformer blocks only, as the authors.
+    """
+    freeze = cfg.model.freeze_backbone if cfg.model.freeze_backbone is not None else pretrained
+    model.requires_grad_(False)
+    main = [model.logit_scale, *(model.temporal.parameters() if model.temporal is not None else [])]
+    tuned: list[nn.Parameter] = []
+    bb = model.backbone
+    unused = {id(p) for n, p in bb.named_parameters(recurse=False) if n in ("logit_scale", "logit_bias")}
+    if not freeze:
+        main += [p for p in bb.parameters() if id(p) not in unused]
+    else:
+        if cfg.model.finetune_visual:
+            tuned += list(bb.visual.parameters())
+        if cfg.model.finetune_text:
+            tuned += list(bb.transformer.parameters())
+    for p in main + tuned:
+        p.requires_grad_(True)
+    return main, tuned
+
+
+def frozen_names(model: nn.Module) -> list[str]:
+    """Names of parameters that do not train (left out of the training state)."""
+    return [n for n, p in model.named_parameters() if not p.requires_grad]
+
+
+def build_optimizer(cfg: TrainConfig, main: list[nn.Parameter], tuned: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """SGD (the authors'), Adam or AdamW over one group, plus a second at lr x backbone_lr_scale."""
+    o = cfg.optim
+    groups = []
+    for params, lr in ((main, o.lr), (tuned, o.lr * o.backbone_lr_scale)):
+        if not params:
+            continue
+        if o.no_decay_1d:
+            decay = [p for p in params if p.ndim >= 2]
+            rest = [p for p in params if p.ndim < 2]
+            groups += [{"params": decay, "lr": lr}, {"params": rest, "lr": lr, "weight_decay": 0.0}]
+        else:
+            groups.append({"params": params, "lr": lr})
+    if o.name == "sgd":
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    kind = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
+    return kind(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+
+
+def _lr_factor(step: int, warmup: int, total: int, floor: float, cosine: bool) -> float:
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if not cosine:
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def build_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """MultiStepLR over epochs (the authors'), or cosine / constant with warm-up over steps."""
+    o = cfg.optim
+    if o.schedule == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(o.milestones), gamma=o.gamma)
+    factor = partial(_lr_factor, warmup=o.warmup_steps, total=total_steps, floor=o.min_lr_ratio,
+                     cosine=o.schedule == "cosine")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# ---- data -------------------------------------------------------------------------------------------
+
+
+class EpochSeededDataset(Dataset):
+    """Seeds torch's generator with ``(seed, epoch, index)`` around each item.
+
+    The datasets draw their augmentation from torch's global generator; seeding per item makes
+    every item a function of (seed, epoch, index) alone, in any worker and after a resume.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset = dataset
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        state = np.random.SeedSequence([self.seed, self.epoch, int(index)]).generate_state(1, np.uint64)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(state[0]) & (2**63 - 1))
+            return self.dataset[index]
+
+
+class ResumableSampler(DistributedSampler):
+    """A DistributedSampler (shuffled by seed + epoch) that can skip the samples already seen."""
+
+    def __init__(self, dataset: Dataset, *, num_replicas: int, rank: int, seed: int, shuffle: bool = True) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)
+        self.start = 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Choose the epoch's order and the number of this rank's samples to skip."""
+        super().set_epoch(epoch)
+        self.start = start
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(super().__iter__(), self.start, None)
+
+    def __len__(self) -> int:
+        return max(0, self.num_samples - self.start)
+
+
+def split_holdout(dataset: Dataset, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Deterministic (train, validation) index lists carving `fraction` off `dataset`."""
+    n = len(dataset)  # type: ignore[arg-type]
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    k = max(1, int(round(n * fraction)))
+    return sorted(order[k:]), sorted(order[:k])
+
+
+# ---- logging ----------------------------------------------------------------------------------------
+
+
+class RunLogger:
+    """``log.jsonl`` (every step), TensorBoard and optional wandb; a no-op off rank 0."""
+
+    def __init__(self, run_dir: Path, cfg: TrainConfig, enabled: bool) -> None:
+        self.enabled = enabled
+        self.tb: Any = None
+        self.wandb: Any = None
+        self.jsonl = None
+        if not enabled:
+            return
+        self.jsonl = open(run_dir / "log.jsonl", "a", encoding="utf-8")
+        if cfg.log.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+        if cfg.log.wandb:
+            self.wandb = _init_wandb(cfg, run_dir)
+
+    def record(self, record: dict[str, Any]) -> None:
+        """One JSON line."""
+        if self.jsonl is not None:
+            self.jsonl.write(json.dumps(_json_safe(record)) + "\n")
+            self.jsonl.flush()
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        """TensorBoard/wandb scalars."""
+        if self.tb is not None:
+            for key, value in values.items():
+                self.tb.add_scalar(key, value, step)
+            self.tb.flush()
+        if self.wandb is not None:
+            self.wandb.log(values, step=step)
+
+    def close(self) -> None:
+        """Flush and close everything."""
+        for item in (self.jsonl, self.tb):
+            if item is not None:
+                item.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+        self.jsonl = self.tb = self.wandb = None
+
+
+def _import_wandb() -> Any:
+    try:
+        import wandb
+    except ImportError as exc:
+        raise TrainSetupError("log.wandb=true needs the wandb package: pip install wandb "
+                              "(or set log.wandb=false)") from exc
+    return wandb
+
+
+def _init_wandb(cfg: TrainConfig, run_dir: Path) -> Any:
+    wandb = _import_wandb()
+    return wandb.init(project=cfg.log.wandb_project, name=run_dir.name, dir=str(run_dir),
+                      config=cfg.to_dict(), resume="allow")
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+# ---- the trainer --------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns.
+
+    Attributes:
+        run_dir: The run folder (config.yaml, state.pt, log.jsonl, tensorboard/, the export).
+        weights: The exported ``.safetensors`` (None when interrupted).
+        model: The trained model (on its device; the selected one is the exported file).
+        step: Optimiser steps done in total.
+        epoch: Completed epochs.
+        losses: ``(step, loss)`` of every step of this invocation (mean over ranks).
+        best: Validation record of the exported weights, if a validation split was used.
+        interrupted: Stopped by ``train.stop_at_step``.
+    """
+
+    run_dir: Path
+    weights: Path | None
+    model: EmoCLIP
+    step: int
+    epoch: int
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+    interrupted: bool = False
+
+
+def resolve_run_dir(cfg: TrainConfig, config_path: str | Path | None = None) -> Path:
+    """``out.dir``, else ``runs/<config file stem>``, else ``runs/<model name>``."""
+    if cfg.out.dir:
+        return Path(cfg.out.dir)
+    stem = Path(config_path).stem if config_path else Path(cfg.model.name).stem
+    return Path("runs") / stem
+
+
+class Trainer:
+    """One process's share of a training run (see the module docstring).
+
+    Args:
+        cfg: The resolved config.
+        dist: This process's place in the job (`distributed.init_distributed`).
+        run_dir: Where config, state, logs and weights go.
+    """
+
+    def __init__(self, cfg: TrainConfig, dist: du.DistInfo, run_dir: Path) -> None:
+        self.cfg, self.dist, self.run_dir = cfg, dist, Path(run_dir)
+        self.device = dist.device
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.best: dict[str, Any] | None = None
+        self.losses: list[tuple[int, float]] = []
+        self._last_eval_step = -1
+        self._lr = cfg.optim.lr
+        self._embeddings: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._check_options()
+        self._build_data(model_config(cfg.model.name, cfg.model.num_frames).preprocess)  # data errors first
+        ckpt.seed_everything(cfg.train.seed)  # identical model init on every rank
+        self.model, self.pretrained = build_model(cfg)
+        self.main_params, self.tuned_params = configure_trainable(self.model, cfg, self.pretrained)
+        self.frozen = frozen_names(self.model)
+        self.model.to(self.device)
+        self.wrapped = self._wrap(ContrastiveModel(self.model))
+        self.optimizer = build_optimizer(cfg, self.main_params, self.tuned_params)
+        self.scheduler = build_scheduler(cfg, self.optimizer, self.total_steps)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.precision == "fp16")
+        ckpt.seed_everything(cfg.train.seed + 1000 * dist.rank)  # per-rank streams from here on
+        if dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(self.run_dir / "config.yaml")
+        self.logger = RunLogger(self.run_dir, cfg, dist.is_main)
+
+    # -- setup --
+
+    def _check_options(self) -> None:
+        cfg = self.cfg
+        if cfg.out.push_to_hub and self.dist.is_main:
+            from .hub import check_can_push
+
+            check_can_push(cfg.out.push_to_hub)
+        if cfg.log.wandb:
+            _import_wandb()
+        if cfg.train.precision == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise TrainSetupError("train.precision=bf16 is not supported on this GPU; use fp16 or fp32")
+
+    def _wrap(self, module: nn.Module) -> nn.Module:
+        if not self.dist.distributed:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids,
+                                       find_unused_parameters=self.cfg.train.warmup_frame_steps > 0)
+
+    def _build_data(self, pre: PreprocessConfig) -> None:
+        cfg, d = self.cfg, self.dist
+        train_set = build_dataset(cfg.data, "train", pre, train=True, seed=cfg.train.seed)
+        self.val_set = None
+        if cfg.eval.split:
+            self.val_set = build_dataset(cfg.data, cfg.eval.split, pre, train=False, seed=cfg.train.seed)
+        elif cfg.eval.holdout_fraction > 0:  # validation clips carved off the training split
+            clean = build_dataset(cfg.data, "train", pre, train=False, seed=cfg.train.seed)
+            keep, held = split_holdout(train_set, cfg.eval.holdout_fraction, cfg.train.seed)
+            train_set, self.val_set = Subset(train_set, keep), Subset(clean, held)
+        self.train_set = EpochSeededDataset(train_set, cfg.train.seed)
+        self.sampler = ResumableSampler(self.train_set, num_replicas=d.world_size, rank=d.rank, seed=cfg.train.seed)
+        batches = self.sampler.num_samples // cfg.train.batch_size
+        self.steps_per_epoch = batches // cfg.train.grad_accum
+        if self.steps_per_epoch < 1:
+            raise TrainSetupError(f"the training split has {len(train_set)} clips: too few for batch_size "
+                                  f"{cfg.train.batch_size} x grad_accum {cfg.train.grad_accum} x {d.world_size} processes")
+        self.total_steps = cfg.train.max_steps or cfg.train.epochs * self.steps_per_epoch
+        self.data_classes = class_set(cfg.data)
+        self.eval_classes = class_set(dataclasses.replace(cfg.data, classes=cfg.eval.classes)) \
+            if cfg.eval.classes else self.data_classes
+
+    def _loader(self, dataset: Dataset, sampler: Any = None, batch_size: int | None = None) -> DataLoader:
+        t = self.cfg.train
+        # Its own generator: creating an iterator must not draw from torch's global one.
+        generator = torch.Generator().manual_seed(t.seed + self.epoch)
+        return DataLoader(dataset, batch_size=batch_size or t.batch_size, sampler=sampler, drop_last=sampler is not None,
+                          num_workers=t.num_workers, pin_memory=self.device.type == "cuda", generator=generator,
+                          collate_fn=partial(collate, context_length=self.model.context_length))
+
+    # -- one step --
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Autocast for the configured precision (a no-op for fp32)."""
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.train.precision)
+        return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+    def compute_gradients(self, batches: Sequence[dict[str, Any]]) -> float:
+        """Accumulate the gradient of the contrastive loss over `batches` (one optimiser step).
+
+        Returns:
+            The loss over the union of the batches (this rank's).
+        """
+        frame_level = self.step < self.cfg.train.warmup_frame_steps
+        inputs = [(b["frames"].to(self.device, non_blocking=True), b["tokens"].to(self.device)) for b in batches]
+        cache = self._feature_cache(inputs, frame_level) if len(inputs) > 1 else None
+        gather = self.cfg.train.gather_features and self.dist.distributed
+        for j, (frames, tokens) in enumerate(inputs):
+            last = j == len(inputs) - 1
+            sync = contextlib.nullcontext() if last or not self.dist.distributed else self.wrapped.no_sync()
+            with sync:
+                with self.autocast():
+                    video, text, scale = self.wrapped(frames, tokens, frame_level)
+                if cache is not None:  # this micro-batch with gradients, the others as constants
+                    video = torch.cat([*cache[0][:j], video, *cache[0][j + 1:]])
+                    text = torch.cat([*cache[1][:j], text, *cache[1][j + 1:]])
+                    scale = scale if last else scale.detach()  # logit_scale's gradient counted once
+                loss = contrastive_loss(contrastive_logits(video, text, scale, gather=gather))
+                self.scaler.scale(loss).backward()
+        self._embeddings = (video.detach(), text.detach())
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def _feature_cache(self, inputs: list[tuple[torch.Tensor, torch.Tensor]], frame_level: bool) -> tuple[list, list]:
+        videos, texts = [], []
+        for frames, tokens in inputs:
+            with self.autocast():
+                video, text, _ = self.wrapped(frames, tokens, frame_level)
+            videos.append(video)
+            texts.append(text)
+        return videos, texts
+
+    def optimizer_step(self) -> None:
+        """Clip (optionally), step through the GradScaler, zero grads, advance per-step schedules."""
+        t = self.cfg.train
+        if t.clip_grad_norm:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.main_params + self.tuned_params, t.clip_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.cfg.optim.schedule != "multistep":
+            self.scheduler.step()
+        if t.max_logit_scale is not None:
+            with torch.no_grad():
+                self.model.logit_scale.clamp_(max=t.max_logit_scale)
+        self.step += 1
+
+    def train_step(self, batches: Sequence[dict[str, Any]]) -> float:
+        """One optimiser step; returns the loss averaged over ranks."""
+        self._lr = self.optimizer.param_groups[0]["lr"]  # the lr this step uses
+        loss = self.compute_gradients(batches)
+        self.optimizer_step()
+        return du.all_mean(loss, self.device)
+
+    # -- loop --
+
+    def set_train_mode(self) -> None:
+        """Train mode, except a frozen image tower (keeps any BatchNorm statistics fixed)."""
+        self.model.train()
+        if not any(p.requires_grad for p in self.model.backbone.visual.parameters()):
+            self.model.backbone.visual.eval()
+
+    def fit(self) -> TrainResult:
+        """Train until ``max_steps`` / ``epochs`` (or ``stop_at_step``), evaluate and export."""
+        start_step = self.step
+        log.info("training %s: %d steps (%d per epoch), run folder %s", self.model.config.name,
+                 self.total_steps, self.steps_per_epoch, self.run_dir)
+        self.set_train_mode()
+        reason = "done" if self.step >= self.total_steps else ""
+        while not reason:
+            reason = self._train_epoch(start_step)
+            if reason == "epoch":
+                self._end_epoch()
+                reason = "done" if self.step >= self.total_steps else ""
+        interrupted = reason == "interrupt"
+        weights = None
+        self.save_state()
+        if not interrupted:
+            weights = self._finish()
+        self.logger.close()
+        return TrainResult(self.run_dir, weights, self.model, self.step, self.epoch, self.losses,
+                           self.best, interrupted)
+
+    def _train_epoch(self, start_step: int) -> str:
+        """Train on (the rest of) the current epoch; returns why it stopped."""
+        t = self.cfg.train
+        self.sampler.set_epoch(self.epoch, start=self.batch_in_epoch * t.batch_size)
+        self.train_set.epoch = self.epoch
+        batches = iter(self._loader(self.train_set, self.sampler))
+        tic = time.perf_counter()
+        while self.batch_in_epoch + t.grad_accum <= self.steps_per_epoch * t.grad_accum:
+            loss = self.train_step([next(batches) for _ in range(t.grad_accum)])
+            self.batch_in_epoch += t.grad_accum
+            self._log_step(loss, time.perf_counter() - tic)
+            tic = time.perf_counter()
+            if self.step >= self.total_steps:
+                return "done"
+            if t.stop_at_step is not None and self.step == t.stop_at_step and self.step > start_step:
+                log.info("stopping at step %d as asked (train.stop_at_step); resume with --resume auto", self.step)
+                return "interrupt"
+            if t.save_every_steps and self.step % t.save_every_steps == 0:
+                self.save_state()
+        return "epoch"
+
+    def _end_epoch(self) -> None:
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        if self.cfg.optim.schedule == "multistep":
+            self.scheduler.step()
+        if self.has_validation and self.epoch % self.cfg.eval.every == 0:
+            self.validate()
+        self.save_state()
+
+    def _log_step(self, loss: float, seconds: float) -> None:
+        self.losses.append((self.step, loss))
+        lr = self._lr
+        record = {"step": self.step, "epoch": self.epoch, "loss": loss, "lr": lr,
+                  "logit_scale": float(self.model.logit_scale.detach().exp())}
+        self.logger.record(record)
+        if self.step % self.cfg.log.every == 0 or self.step == 1:
+            video, text = self._embeddings
+            n = video.shape[0]
+            off = ~torch.eye(n, dtype=torch.bool, device=video.device)
+            cos_v = float((video.float() @ video.float().t())[off].mean()) if n > 1 else 0.0
+            cos_t = float((text.float() @ text.float().t())[off].mean()) if n > 1 else 0.0
+            clips = self.cfg.train.batch_size * self.cfg.train.grad_accum * self.dist.world_size
+            self.logger.scalars(self.step, {"train/loss": loss, "train/lr": lr,
+                                            "train/logit_scale": record["logit_scale"],
+                                            "train/video_cosine": cos_v, "train/text_cosine": cos_t,
+                                            "train/clips_per_second": clips / max(seconds, 1e-9)})
+            if self.dist.is_main:
+                log.info("step %d/%d epoch %d loss %.4f lr %.3g scale %.1f video-cos %.3f %.1f clips/s",
+                         self.step, self.total_steps, self.epoch, loss, lr, record["logit_scale"], cos_v,
+                         clips / max(seconds, 1e-9))
+
+    # -- evaluation, selection, export --
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether a validation split is configured (model selection)."""
+        return self.val_set is not None
+
+    def evaluate(self, dataset: Dataset, split: str, model: EmoCLIP | None = None) -> dict[str, Any]:
+        """Zero-shot metrics of `model` (default: the one training) on `dataset`; RNG untouched."""
+        from .evaluate import evaluate_dataset, summary
+
+        with _preserved_rng():
+            if model is None:
+                self.recalibrate_batchnorm()
+            result = evaluate_dataset(model or self.model, dataset, [c.name for c in self.data_classes.classes],
+                                      self.eval_classes, batch_size=self.cfg.eval.batch_size or self.cfg.train.batch_size,
+                                      num_workers=self.cfg.train.num_workers, precision=self.cfg.train.precision)
+        self.set_train_mode()
+        out = {"split": split, "classes": self.eval_classes.name, **summary(result)}
+        self.logger.record({"event": "eval", "step": self.step, "epoch": self.epoch, **out})
+        self.logger.scalars(self.step, {f"{split}/war": result["war"], f"{split}/uar": result["uar"]})
+        log.info("eval %s at step %d: WAR %.4f UAR %.4f (n=%d)", split, self.step, result["war"], result["uar"],
+                 result["num_samples"])
+        return out
+
+    def validate(self) -> None:
+        """Evaluate on the validation split; export the weights when the metric improves."""
+        metrics = self.evaluate(self.val_set, self.cfg.eval.split or "val")
+        self._last_eval_step = self.step
+        key = self.cfg.eval.metric
+        value = metrics.get(key)
+        best = None if self.best is None else self.best["metrics"].get(key)
+        if value is not None and not math.isnan(value) and (best is None or value > best):
+            self.best = {"epoch": self.epoch, "step": self.step, "metrics": metrics}
+            self.export({"val": metrics})
+
+    def recalibrate_batchnorm(self) -> None:
+        """Recompute BatchNorm running statistics on ``train.bn_recalibrate_batches`` clean batches."""
+        n = self.cfg.train.bn_recalibrate_batches
+        norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not n or not norms:
+            return
+        data = build_dataset(self.cfg.data, "train", self.model.config.preprocess, train=False,
+                             seed=self.cfg.train.seed + 1)
+        loader = self._loader(data, batch_size=self.cfg.train.batch_size)
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches
+        self.model.train()
+        with torch.no_grad():
+            for batch in itertools.islice(loader, n):
+                with self.autocast():
+                    self.model.encode_video(batch["frames"].to(self.device))
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+
+    @property
+    def export_name(self) -> str:
+        """File stem and config name of the exported weights."""
+        return self.cfg.out.name or self.model.config.name
+
+    def export_config(self, metrics: dict[str, Any]) -> EmoCLIPConfig:
+        """The exported model's config: name, class set and the training record."""
+        cfg = self.cfg
+        inline = cfg.data.classes or cfg.eval.classes or cfg.data.dataset in ("synthetic", "manifest")
+        return ckpt.export_config(
+            self.model.config, name=self.export_name, pretrained=self.pretrained,
+            classes=self.eval_classes if inline else None, training=self.training_record(),
+            metrics=_json_safe(metrics),
+        )
+
+    def training_record(self) -> dict[str, Any]:
+        """How the weights were made, for the export's provenance."""
+        from ..version import __version__
+
+        cfg, d = self.cfg, self.cfg.data
+        backbone = self._backbone_note()
+        selection = "final weights (no validation split)"
+        if self.best is not None:
+            selection = (f"best {cfg.eval.metric.upper()} on split {cfg.eval.split!r} at epoch "
+                         f"{self.best['epoch']} (step {self.best['step']})")
+        return {
+            "data": {"dataset": d.dataset, "mode": d.mode, "fold": d.fold, "label_type": d.label_type,
+                     "leave_out": d.leave_out, "classes": self.data_classes.name},
+            "steps": self.step, "epochs": self.epoch, "optimizer": cfg.optim.name, "lr": cfg.optim.lr,
+            "schedule": cfg.optim.schedule, "precision": cfg.train.precision, "world_size": self.dist.world_size,
+            "global_batch": cfg.train.batch_size * cfg.train.grad_accum * self.dist.world_size,
+            "seed": cfg.train.seed, "backbone": backbone, "selection": selection,
+            "emoclip_version": __version__, "config": cfg.to_dict(),
+        }
+
+    def _backbone_note(self) -> str:
+        cfg = self.cfg
+        origin = (f"open_clip pretrained {self.model.config.model.backbone_pretrained!r}" if self.pretrained
+                  else "random initialisation")
+        if self.tuned_params:
+            towers = "+".join(n for n, on in (("visual", cfg.model.finetune_visual),
+                                              ("text transformer", cfg.model.finetune_text)) if on)
+            return f"{origin}, {towers} fine-tuned at lr x {cfg.optim.backbone_lr_scale:g}"
+        trained = any(p.requires_grad for p in self.model.backbone.parameters())
+        return f"{origin}, {'trained' if trained else 'frozen'}"
+
+    def export(self, metrics: dict[str, Any]) -> Path:
+        """Write ``<run>/<name>.safetensors`` + ``.json`` (rank 0), then wait for every rank."""
+        config = self.export_config(metrics)
+        path = self.run_dir / f"{self.export_name}.safetensors"
+        if self.dist.is_main:
+            trained_only = self.pretrained and not any(p.requires_grad for p in self.model.backbone.parameters())
+            ckpt.export_weights(self.model, config, path, trained_only=trained_only, dtype=self.cfg.out.export_dtype)
+            log.info("exported %s", path)
+        du.barrier()
+        return path
+
+    def _finish(self) -> Path:
+        """Final validation or export, optional test report and Hub upload; returns the weights."""
+        cfg = self.cfg
+        if self.has_validation and self._last_eval_step != self.step:
+            self.validate()
+        if self.best is not None:
+            path = self.run_dir / f"{self.export_name}.safetensors"
+        else:
+            with _preserved_rng():
+                self.recalibrate_batchnorm()
+            path = self.export({})
+        if cfg.eval.test_split:
+            self._report_test(path)
+        if cfg.out.push_to_hub and self.dist.is_main:
+            from .hub import push_to_hub
+
+            log.info("pushed to %s", push_to_hub(path, cfg.out.push_to_hub, private=cfg.out.hub_private))
+        du.barrier()
+        return path
+
+    def _report_test(self, path: Path) -> None:
+        """Evaluate the exported weights on ``eval.test_split`` and record it in their sidecar."""
+        from ..factory import load_model
+
+        split = self.cfg.eval.test_split
+        test_set = build_dataset(self.cfg.data, split, self.model.config.preprocess, train=False, seed=self.cfg.train.seed)
+        selected = load_model(path, device=self.device) if self.best is not None else self.model
+        metrics = self.evaluate(test_set, split, model=selected)
+        if self.dist.is_main:
+            ckpt.add_metrics(path, {"test": _json_safe(metrics)})
+        du.barrier()
+
+    # -- state --
+
+    def save_state(self) -> Path:
+        """Write ``<run>/state.pt`` (rank 0 writes every rank's RNG states)."""
+        rngs = du.all_gather_objects(ckpt.rng_state())
+        path = self.run_dir / ckpt.STATE_FILE
+        if self.dist.is_main:
+            ckpt.save_state(path, {
+                "model": ckpt.trained_state(self.model, self.frozen),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(), "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "step": self.step, "best": self.best, "last_eval_step": self._last_eval_step,
+                "rng": rngs, "world_size": self.dist.world_size, "config": self.cfg.to_dict(),
+            })
+        du.barrier()
+        return path
+
+    def restore(self, path: Path) -> None:
+        """Continue from a saved state: tensors, optimiser, scheduler, scaler, counters, RNG."""
+        state = ckpt.load_state(path)
+        missing, unexpected = self.model.load_state_dict(state["model"], strict=False)
+        if unexpected or set(missing) - set(self.frozen):
+            raise ValueError(f"{path} does not fit this model: unexpected {unexpected[:5]}, "
+                             f"missing {sorted(set(missing) - set(self.frozen))[:5]}")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
+        self.best, self._last_eval_step = state["best"], state["last_eval_step"]
+        _warn_config_changes(state["config"], self.cfg.to_dict())
+        if state["world_size"] == self.dist.world_size:
+            ckpt.set_rng_state(state["rng"][self.dist.rank])
+        else:
+            log.warning("%s was saved by %d processes, this run has %d: RNG streams are reseeded",
+                        path, state["world_size"], self.dist.world_size)
+            ckpt.seed_everything(self.cfg.train.seed + 1000 * self.dist.rank + self.step)
+        log.info("resumed from %s at step %d (epoch %d, batch %d)", path, self.step, self.epoch, self.batch_in_epoch)
+
+
+_RESUME_MAY_CHANGE = {"train.max_steps", "train.stop_at_step", "train.epochs", "train.num_workers", "out.dir",
+                      "out.push_to_hub", "log.every", "log.tensorboard", "log.wandb", "train.save_every_steps"}
+
+
+def _warn_config_changes(saved: dict[str, Any], current: dict[str, Any]) -> None:
+    """Log the settings that differ from the ones the state was saved with."""
+    changed = [f"{section}.{k}: {v!r} -> {current[section].get(k)!r}"
+               for section, values in saved.items() if isinstance(values, dict)
+               for k, v in values.items()
+               if f"{section}.{k}" not in _RESUME_MAY_CHANGE and current.get(section, {}).get(k) != v]
+    if changed:
+        log.warning("resuming with a changed config (the run will differ from an uninterrupted one): %s",
+                    "; ".join(changed))
+
+
+@contextlib.contextmanager
+def _preserved_rng() -> Iterator[None]:
+    """Run a block (evaluation, BatchNorm recalibration) without moving any RNG stream."""
+    state = ckpt.rng_state()
+    try:
+        yield
+    finally:
+        ckpt.set_rng_state(state)
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: str | None = None,
+    config_path: str | Path | None = None,
+    dist: du.DistInfo | None = None,
+) -> TrainResult:
+    """Run (or resume) one training run in this process.
+
+    Args:
+        cfg: The resolved config (``out.dir`` is filled in here when empty).
+        resume: None, ``"auto"`` (``<run>/state.pt`` when it exists) or a state file/run folder.
+        config_path: The YAML the config came from (names the default run folder).
+        dist: This process's place in the job (default: from the torchrun environment).
+
+    Returns:
+        A `TrainResult`.
+    """
+    info = dist or du.init_distributed(cfg.train.device)
+    run_dir = resolve_run_dir(cfg, config_path)
+    cfg.out.dir = str(run_dir)
+    state = ckpt.find_resume(resume, run_dir)
+    trainer = Trainer(cfg, info, run_dir)
+    try:
+        if state is not None:
+            trainer.restore(state)
+        return trainer.fit()
+    finally:
+        trainer.logger.close()
