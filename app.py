@@ -1,0 +1,1098 @@
+"""EmoCLIP demo: zero-shot facial-expression recognition in video, in a Gradio 6 Blocks app.
+
+Run ``python app.py`` (or ``gradio app.py`` for reload mode). The page serves at once; models
+load in a background thread (the best available first: local EmoCLIP weights, Hub EmoCLIP
+weights, the CLIP baseline, the synthetic toy model) and the status line says which model runs.
+
+This file is UI only: layout, event wiring, and turning package results into component values.
+The model work is `emoclip` (`EmotionPredictor`); plots, tables and model loading helpers are in
+`app_support.py`. Per-user data lives in `gr.State` only; the module-level `MODELS` manager
+shares model weights and predictors, which hold no user data.
+
+Environment: EMOCLIP_APP_MODEL (model to run by default), EMOCLIP_APP_TEST_MODEL=1 (offer the
+random-weight test model), EMOCLIP_DEVICE, EMOCLIP_MAX_UPLOAD_MB (200), EMOCLIP_MAX_SECONDS (600),
+EMOCLIP_MAX_MEGAPIXELS (9), EMOCLIP_MAX_CLASSES (64), EMOCLIP_CONCURRENCY (2),
+EMOCLIP_QUEUE_SIZE (32), EMOCLIP_LIVE_SECONDS (120).
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from app_support import (
+    ModelManager,
+    OutputDir,
+    bars_figure,
+    class_rows,
+    classes_from_rows,
+    classes_message,
+    code,
+    compound_preview,
+    env_float,
+    is_toy,
+    live_figure,
+    md,
+    parse_weights,
+    plot_text,
+    preview_markdown,
+    safe_stem,
+    score_embeddings,
+    summary_markdown,
+    timeline_figure,
+    timings_markdown,
+    warnings_markdown,
+)
+from emoclip.classes import ClassSet, ClassSetError, Limits, preset, preset_names
+
+try:  # Hugging Face ZeroGPU Spaces: only the model-running handlers ask for a GPU.
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:  # pragma: no cover - depends on the environment
+
+    def gpu(fn: Callable | None = None, **_: Any) -> Any:
+        """No-op stand-in for `spaces.GPU` (usable bare or with arguments)."""
+        return fn if fn is not None else (lambda f: f)
+
+
+HERE = Path(__file__).resolve().parent
+ASSETS = HERE / "assets"
+EXAMPLES = sorted([*ASSETS.glob("*.webm"), *ASSETS.glob("*.mp4")])
+MAX_UPLOAD_MB = env_float("EMOCLIP_MAX_UPLOAD_MB", 200.0)
+MAX_SECONDS = env_float("EMOCLIP_MAX_SECONDS", 600.0)
+MAX_MEGAPIXELS = env_float("EMOCLIP_MAX_MEGAPIXELS", 9.0)
+CLASS_LIMITS = Limits(max_classes=int(env_float("EMOCLIP_MAX_CLASSES", 64) or 64))
+LIVE_SECONDS = int(env_float("EMOCLIP_LIVE_SECONDS", 120) or 120)
+QUEUE = dict(default_concurrency_limit=int(env_float("EMOCLIP_CONCURRENCY", 2) or 2),
+             max_size=int(env_float("EMOCLIP_QUEUE_SIZE", 32) or 32))
+MODEL_DEFAULT_PRESET = "(the model's default)"
+MAX_SESSION_CLIPS = 50
+MODEL_WAIT_SECONDS = 120.0  # a handler waits this long for the first model
+PAGE_WAIT_SECONDS = 15.0  # the page-load event waits this long, then the timer takes over
+
+
+MODELS = ModelManager(
+    [HERE / "weights"],
+    include_test_model=os.environ.get("EMOCLIP_APP_TEST_MODEL", "") not in ("", "0", "false"),
+    forced=os.environ.get("EMOCLIP_APP_MODEL") or None,
+    limits=dict(
+        max_bytes=None if MAX_UPLOAD_MB is None else int(MAX_UPLOAD_MB * 1e6),
+        max_duration=MAX_SECONDS,
+        max_pixels=None if MAX_MEGAPIXELS is None else int(MAX_MEGAPIXELS * 1e6),
+    ),
+    device=os.environ.get("EMOCLIP_DEVICE", "cpu"),
+)
+OUTPUTS = OutputDir()
+_EXAMPLE_EMBEDDINGS: dict[tuple[str, str], np.ndarray] = {}  # (model, path) -> clip embedding (shared assets)
+
+
+# ------------------------------------------------------------------------------- session state
+
+
+@dataclass
+class CurrentVideo:
+    """The session's analysed video: its encoding (re-scored on class edits) and latest result."""
+
+    path: str
+    name: str
+    model: str
+    fallback: str
+    encoding: Any  # emoclip.predictor.VideoEncoding
+    prediction: Any  # emoclip.Prediction under the session's current classes
+
+
+@dataclass
+class Clip:
+    """An analysed clip kept for the latent explorer."""
+
+    key: str
+    name: str
+    model: str
+    path: str
+    embedding: np.ndarray
+
+
+@dataclass
+class Session:
+    """Everything one browser session owns (stored in `gr.State`, never in module globals)."""
+
+    model: str | None = None  # the user's choice; None follows the app's default model
+    classes: ClassSet | None = None  # None: the model's default class set
+    video: CurrentVideo | None = None
+    clips: list[Clip] = field(default_factory=list)
+    points: list[Any] = field(default_factory=list)  # the explorer's last projection (LatentPoint)
+    coords: Any = None  # (N, 2) projected coordinates of `points`
+    projection: str = ""
+    frames_encoded: int = 0
+    encodings: int = 0
+    rescored: int = 0
+    shown_default: str | None = None  # the default model the editor was last filled for
+
+
+@dataclass
+class LiveBuffer:
+    """The live webcam's ring buffer of frame embeddings and its prediction history."""
+
+    model: str | None = None
+    names: tuple[str, ...] = ()
+    embeddings: deque = field(default_factory=deque)
+    start: float | None = None
+    times: list[float] = field(default_factory=list)
+    history: list[np.ndarray] = field(default_factory=list)
+    stamps: deque = field(default_factory=lambda: deque(maxlen=12))
+    frames: int = 0
+    faces: int = 0
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _error(exc: BaseException | str, path: str | None = None) -> gr.Error:
+    """A gr.Error showing the package's message as text (the modal renders HTML).
+
+    `path` (a server-side upload path) is shortened to its file name in the message.
+    """
+    message = str(exc)
+    if path:
+        message = message.replace(str(path), Path(path).name)
+    return gr.Error(html.escape(message, quote=False), print_exception=False)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The package's errors whose message is meant for the user."""
+    from emoclip.predictor import LimitError, NoFaceError
+    from emoclip.video import VideoDecodeError
+
+    return (VideoDecodeError, LimitError, NoFaceError, ClassSetError)
+
+
+def _model_of(session: Session) -> str:
+    """The model this session runs, waiting for the first one to load if needed."""
+    if session.model:
+        return session.model
+    if MODELS.default is None and not MODELS.wait_ready(MODEL_WAIT_SECONDS):
+        raise _error(_no_model_message())
+    return MODELS.default  # type: ignore[return-value]
+
+
+def _no_model_message() -> str:
+    lines = ["No model could be loaded."]
+    for name in MODELS.names():
+        st = MODELS.status(name)
+        lines.append(f"{name}: {st.state} {st.detail}".strip())
+    lines.append("See the About tab: how to get the weights.")
+    return "\n".join(lines)
+
+
+def _predictor(name: str, fallback: str = "center"):
+    try:
+        return MODELS.predictor(name, fallback)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise _error(f"model {name} could not be loaded: {exc}") from exc
+
+
+def _classes_of(session: Session) -> ClassSet:
+    """The session's class set (the model's default until the user edits it)."""
+    if session.classes is not None:
+        return session.classes
+    return _predictor(_model_of(session)).default_classes()
+
+
+def _encoding_fingerprint(video: CurrentVideo | None) -> str:
+    return "" if video is None else video.encoding.key
+
+
+# --------------------------------------------------------------------------- status & model card
+
+
+def _status_markdown(session: Session) -> str:
+    name = session.model or MODELS.default
+    lines = []
+    if name is None:
+        loading = MODELS.loading()
+        what = f"{code(loading[0])}" if loading else "the models"
+        lines.append(f"**Loading {what}…** The page works as soon as a model is ready.")
+    else:
+        st = MODELS.status(name)
+        lines.append(f"**Model:** {code(name)} · from {md(st.where)}  \n{md(st.summary)}")
+        if name.startswith("emoclip-synthetic"):
+            lines.append("⚠ **This is a toy**: a tiny model trained on synthetic *cartoon* faces. It demonstrates "
+                         "the zero-shot mechanism; it is **not** a recogniser of real faces. "
+                         "The About tab says how to get the real EmoCLIP weights.")
+        elif name.startswith("test-"):
+            lines.append("⚠ **Test model with random weights**: its predictions mean nothing.")
+        elif name.startswith("clip-"):
+            lines.append("Note: The CLIP baseline (no temporal model, no emotion training); EmoCLIP does better.")
+    for other in MODELS.loading():
+        if other != name:
+            st = MODELS.status(other)
+            lines.append(f"Loading {code(other)} from {md(st.where)} in the background ({st.detail})… "
+                         "the app switches to it when it is ready.")
+    if session.model is None and MODELS.default and session.video is not None \
+            and session.video.model != MODELS.default:
+        lines.append(f"Note: {code(MODELS.default)} is ready: analyse again to use it.")
+    return "  \n".join(lines)
+
+
+def _model_choices() -> list[tuple[str, str]]:
+    choices = []
+    for name in MODELS.names():
+        st = MODELS.status(name)
+        if st.state in ("ready", "loading", "available"):
+            tag = {"ready": "", "loading": " (loading…)", "available": ""}[st.state]
+            toy = " (toy)" if name.startswith("emoclip-synthetic") else " (test)" if name.startswith("test-") else ""
+            choices.append((f"{name}{toy}{tag}", name))
+    return choices
+
+
+def _model_dropdown(session: Session) -> Any:
+    value = session.model or MODELS.default
+    choices = _model_choices()
+    if value is not None and value not in [v for _, v in choices]:
+        choices.append((value, value))
+    return gr.Dropdown(choices=choices, value=value)
+
+
+def _model_card(session: Session) -> str:
+    name = session.model or MODELS.default
+    parts = ["### The running model"]
+    if name is None:
+        parts.append("No model is loaded yet.")
+    else:
+        st = MODELS.status(name)
+        parts.append(f"**{code(name)}**: {md(st.summary)}\n\n- **Weights from:** {md(st.where)}")
+        if st.state == "ready":
+            model = MODELS.model(name)
+            cfg = model.config
+            pre = cfg.preprocess
+            params = sum(p.numel() for p in model.parameters())
+            parts.append(
+                f"- **Architecture:** backbone {code(cfg.model.backbone)}, pooling {code(cfg.model.pooling)}"
+                f"{', temporal transformer depth ' + str(cfg.model.temporal.depth) if cfg.model.temporal else ''}; "
+                f"{params / 1e6:.1f} M parameters\n"
+                f"- **Preprocessing:** {pre.image_size} px crops, {pre.sample_fps:g} frames/s, T = {pre.num_frames} "
+                f"frames per window ({pre.window_seconds:g} s windows every {pre.hop_seconds:g} s), face detection "
+                f"{'on' if pre.face_detection else 'off (inputs are whole frames)'}\n"
+                f"- **Default classes:** {md(cfg.default_classes)}")
+            for key, value in (cfg.provenance or {}).items():
+                parts.append(f"- **{md(key)}:** {md(value)}")
+    parts.append("\n### All models")
+    parts.append("| model | state | weights | what it is |\n|---|---|---|---|")
+    for other in MODELS.names():
+        st = MODELS.status(other)
+        state = st.state + (f" ({md(st.detail[:160])})" if st.state in ("error", "missing") and st.detail else "")
+        parts.append(f"| {code(other)} | {state} | {md(st.where)} | {md(st.summary)} |")
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------------------ result values
+
+
+def _download_files(prediction: Any, name: str) -> list[str]:
+    folder = OUTPUTS.new()
+    stem = safe_stem(name)
+    json_path, csv_path = folder / f"{stem}-emotions.json", folder / f"{stem}-emotions.csv"
+    prediction.to_json(json_path)
+    prediction.to_csv(csv_path)
+    return [str(json_path), str(csv_path)]
+
+
+def _result_values(session: Session, *, encoded_now: bool = False, gallery: bool = False) -> tuple:
+    """Values for RESULT_OUTPUTS (gr.skip() for all when there is no video)."""
+    video = session.video
+    if video is None:
+        return tuple(gr.skip() for _ in range(10))
+    pred = video.prediction
+    classes = _classes_of(session)
+    compounds = [c.name for c in classes.compounds]
+    warnings = list(pred.warnings)
+    if is_toy(video.model):
+        warnings.append(f"{video.model} is a toy/test model: these numbers say nothing about real faces")
+    top = dict(sorted(pred.probabilities.items(), key=lambda kv: -kv[1]))
+    thumbs = [(img, f"{t:.1f} s") for t, img in video.encoding.thumbnails] if gallery else gr.skip()
+    timings = timings_markdown(pred.timings, frames_encoded=session.frames_encoded,
+                               rescored=session.rescored, encodings=session.encodings)
+    return (
+        summary_markdown(pred, model=video.model, encoded_now=encoded_now),
+        top,
+        bars_figure(pred.probabilities, compounds),
+        timeline_figure(pred, compounds),
+        thumbs,
+        _download_files(pred, video.name),
+        timings,
+        warnings_markdown(warnings),
+        top,
+        timings,
+    )
+
+
+def _editor_values(session: Session, classes: ClassSet, message: str) -> tuple:
+    """Values for EDITOR_OUTPUTS."""
+    classes_only = [c.name for c in classes.classes]
+    compounds = [c.name for c in classes.compounds]
+    return (
+        class_rows(classes),
+        classes.to_yaml(),
+        message,
+        gr.Dropdown(choices=classes_only, value=classes_only[0] if classes_only else None),
+        gr.CheckboxGroup(choices=classes_only, value=[]),
+        gr.Dropdown(choices=compounds, value=compounds[0] if compounds else None),
+    )
+
+
+def _apply_classes(session: Session, classes: ClassSet) -> tuple:
+    """Make `classes` the session's set, re-score the current video (no re-encoding), render."""
+    warnings = classes.validate(CLASS_LIMITS)
+    session.classes = classes
+    video = session.video
+    if video is not None:
+        predictor = _predictor(video.model, video.fallback)
+        video.prediction = predictor.score(video.encoding, classes)
+        session.rescored += 1
+    return (session, *_editor_values(session, classes, classes_message(classes, warnings)),
+            *_result_values(session))
+
+
+def _skip_class_change(message: str) -> tuple:
+    """Outputs of a class edit that failed: only the message changes; the editors keep their text."""
+    n = 1 + 6 + 10
+    out = [gr.skip()] * n
+    out[3] = message  # class_msg
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------------- handlers
+
+
+def init_page(session: Session) -> tuple:
+    """Page load: start loading models, wait for a first one, fill the status and the editor."""
+    MODELS.start()
+    MODELS.wait_ready(PAGE_WAIT_SECONDS)
+    if MODELS.default is None and session.model is None:
+        return (session, _status_markdown(session), _model_dropdown(session), _model_card(session),
+                gr.Timer(active=True), *[gr.skip()] * 6)
+    session.shown_default = MODELS.default
+    classes = _classes_of(session)
+    editor = _editor_values(session, classes, classes_message(classes, classes.validate(CLASS_LIMITS)))
+    return (session, _status_markdown(session), _model_dropdown(session), _model_card(session),
+            gr.Timer(active=MODELS.busy()), *editor)
+
+
+def poll_models(session: Session) -> tuple:
+    """Timer tick while models load: refresh the status; adopt a better default model when it is ready
+    (unless the user chose a model or already has results from the current one)."""
+    editor: tuple = tuple(gr.skip() for _ in range(6))
+    note = None
+    if session.model is None and session.video is None and MODELS.default is not None:
+        current = session.shown_default
+        if current != MODELS.default:
+            session.shown_default = MODELS.default
+            if current is not None:
+                note = f"Switched to {MODELS.default}"
+            if session.classes is None:
+                classes = _classes_of(session)
+                editor = _editor_values(session, classes, classes_message(classes, classes.validate(CLASS_LIMITS)))
+    if note:
+        gr.Info(html.escape(note, quote=False))
+    return (session, _status_markdown(session), _model_dropdown(session), _model_card(session),
+            gr.Timer(active=MODELS.busy()), *editor)
+
+
+def select_model(name: str, session: Session) -> tuple:
+    """The user picks a model: the session uses it from now on (the editor follows its default set)."""
+    if not name:
+        raise _error("choose a model")
+    _predictor(name)  # load now (a clear error if it cannot be)
+    session.model = name
+    classes = _classes_of(session)
+    editor = _editor_values(session, classes, classes_message(classes, classes.validate(CLASS_LIMITS)))
+    return (session, _status_markdown(session), _model_dropdown(session), _model_card(session),
+            gr.Timer(active=MODELS.busy()), *editor)
+
+
+@gpu
+def analyse(video_path: str | None, fallback: str, session: Session, progress=gr.Progress()) -> tuple:
+    """Analyse a video: encode it once (cached), score it against the session's class set."""
+    if not video_path:
+        raise _error("Upload or record a video first (or click an example).")
+    name = _model_of(session)
+    predictor = _predictor(name, fallback or "center")
+    classes = _classes_of(session)
+    fresh = []
+
+    def report(fraction: float, message: str) -> None:
+        fresh.append(fraction)
+        progress(fraction, desc=message)
+
+    progress(0.0, desc="reading the video")
+    try:
+        encoding = predictor.encode(video_path, progress=report)
+        prediction = predictor.score(encoding, classes)
+    except _user_errors() as exc:
+        raise _error(exc, video_path) from exc
+    encoded_now = bool(fresh)
+    if encoded_now:
+        session.frames_encoded += int(len(encoding.frame_embeddings))
+        session.encodings += 1
+    clip_name = prediction.video.get("name") or Path(video_path).name
+    session.video = CurrentVideo(video_path, clip_name, name, fallback or "center", encoding, prediction)
+    if not any(c.key == encoding.key for c in session.clips):
+        session.clips.append(Clip(encoding.key, clip_name, name, video_path, prediction.embedding.copy()))
+        del session.clips[:-MAX_SESSION_CLIPS]
+    return (session, *_result_values(session, encoded_now=encoded_now, gallery=True))
+
+
+def analyse_if_loaded(video_path: str | None, fallback: str, session: Session, progress=gr.Progress()) -> tuple:
+    """After a model switch: re-analyse the loaded video with the new model (nothing if none)."""
+    if not video_path or session.video is None:
+        return (session, *[gr.skip()] * 10)
+    return analyse(video_path, fallback, session, progress)
+
+
+def live_step(frame: np.ndarray | None, buffer: LiveBuffer, session: Session) -> tuple:
+    """One webcam frame: crop the face, embed it into the ring buffer, predict over the last T frames."""
+    if frame is None:
+        return gr.skip(), gr.skip(), gr.skip(), buffer
+    name = _model_of(session)
+    predictor = _predictor(name, "center")
+    classes = _classes_of(session)
+    T = predictor.config.num_frames
+    if buffer.model != name or buffer.names != tuple(classes.names) or buffer.embeddings.maxlen != T:
+        buffer = LiveBuffer(model=name, names=tuple(classes.names), embeddings=deque(maxlen=T))
+    now = time.monotonic()
+    buffer.start = buffer.start or now
+    buffer.stamps.append(now)
+    buffer.frames += 1
+    crop, found = predictor.crop_frame(np.ascontiguousarray(frame[..., :3]))
+    buffer.faces += int(found)
+    if crop is not None:
+        buffer.embeddings.append(predictor.encode_images(crop[None])[0])
+    fps = (len(buffer.stamps) - 1) / (buffer.stamps[-1] - buffer.stamps[0]) if len(buffer.stamps) > 1 else 0.0
+    if predictor.config.face_detection:
+        faces = (f"face {'found' if found else 'not found (centre crop used)'} · "
+                 f"{buffer.faces}/{buffer.frames} frames with a face")
+    else:
+        faces = "whole frames (this model takes no face crops)"
+    info = f"**Processed: {fps:.1f} frames/s** · buffer {len(buffer.embeddings)}/{T} frames · {faces}"
+    if crop is None or not buffer.embeddings:
+        return gr.skip(), gr.skip(), info, buffer
+    import torch
+
+    video = predictor.pool(torch.stack(list(buffer.embeddings)))
+    probs = score_embeddings(predictor, video.numpy()[None], classes)[0]
+    buffer.times.append(now - buffer.start)
+    buffer.history.append(probs)
+    del buffer.times[:-240], buffer.history[:-240]
+    label = dict(sorted(zip(classes.names, map(float, probs)), key=lambda kv: -kv[1]))
+    fig = live_figure(buffer.times, np.stack(buffer.history), classes.names)
+    return label, fig, info, buffer
+
+
+def reset_live(buffer: LiveBuffer) -> tuple:
+    """Empty the live ring buffer and history."""
+    return {}, None, "Buffer cleared.", LiveBuffer()
+
+
+def reset_classes(preset_name: str, session: Session) -> tuple:
+    """Reset the class set to a preset (or to the model's default)."""
+    try:
+        if not preset_name or preset_name == MODEL_DEFAULT_PRESET:
+            classes = _predictor(_model_of(session)).default_classes()
+        else:
+            classes = preset(preset_name)
+    except ClassSetError as exc:
+        raise _error(exc) from exc
+    return _apply_classes(session, classes)
+
+
+def edit_table(rows: Any, session: Session) -> tuple:
+    """A cell of the class table was edited: rebuild the set from the rows (keeping compounds)."""
+    try:
+        classes = classes_from_rows(rows, _classes_of(session), CLASS_LIMITS)
+    except ClassSetError as exc:
+        gr.Warning(html.escape(str(exc), quote=False))
+        return _skip_class_change(classes_message(_classes_of(session), [], error=str(exc)))
+    if classes == _classes_of(session):  # e.g. the same cell committed twice (Enter, then blur)
+        return _skip_class_change(classes_message(classes, classes.validate(CLASS_LIMITS)))
+    return _apply_classes(session, classes)
+
+
+def add_class(name: str, descriptions: str, session: Session) -> tuple:
+    """Add a class (or replace an existing class's descriptions); one description per line."""
+    texts = [t.strip() for t in (descriptions or "").splitlines() if t.strip()]
+    if not (name or "").strip():
+        raise _error("type a class name")
+    if not texts:
+        raise _error("type at least one description (one per line)")
+    try:
+        classes = _classes_of(session).with_class(name, texts, limits=CLASS_LIMITS)
+    except ClassSetError as exc:
+        raise _error(exc) from exc
+    return (*_apply_classes(session, classes), "", "")
+
+
+def rename_class(old: str, new: str, session: Session) -> tuple:
+    """Rename a class or compound (compounds follow)."""
+    if not old:
+        raise _error("choose the class to rename")
+    if not (new or "").strip():
+        raise _error("type the new name")
+    try:
+        classes = _classes_of(session).renamed(old, new, limits=CLASS_LIMITS)
+    except ClassSetError as exc:
+        raise _error(exc) from exc
+    return (*_apply_classes(session, classes), "")
+
+
+def remove_class(name: str, session: Session) -> tuple:
+    """Remove a class (and the compounds that use it)."""
+    if not name:
+        raise _error("choose the class to remove")
+    try:
+        classes = _classes_of(session).without(name, limits=CLASS_LIMITS)
+    except ClassSetError as exc:
+        raise _error(exc) from exc
+    return _apply_classes(session, classes)
+
+
+def validate_classes(text: str, session: Session) -> str:
+    """Live validation of the YAML/JSON editor (nothing is applied)."""
+    if not (text or "").strip():
+        return "Type a class set (YAML or JSON), or reset to a preset."
+    try:
+        classes = ClassSet.parse(text, limits=CLASS_LIMITS)
+        warnings = classes.validate(CLASS_LIMITS)
+    except ClassSetError as exc:
+        return classes_message(_classes_of(session), [], error=str(exc))
+    return classes_message(classes, warnings).replace("In use:", "Valid (press *Apply YAML/JSON* to use it):", 1)
+
+
+def set_classes(text: str, session: Session) -> tuple:
+    """Apply the YAML/JSON editor's class set."""
+    if not (text or "").strip():
+        raise _error("the class set is empty: type YAML or JSON, or reset to a preset")
+    try:
+        classes = ClassSet.parse(text, limits=CLASS_LIMITS)
+    except ClassSetError as exc:
+        raise _error(exc) from exc
+    return _apply_classes(session, classes)
+
+
+def import_classes(file: str | None, session: Session) -> tuple:
+    """Load a class set from an uploaded .yaml/.yml/.json file."""
+    if not file:
+        raise _error("choose a .yaml, .yml or .json file")
+    try:
+        classes = ClassSet.load(file, limits=CLASS_LIMITS)
+    except ClassSetError as exc:
+        raise _error(exc) from exc
+    return _apply_classes(session, classes)
+
+
+def export_classes(fmt: str, session: Session) -> str:
+    """Write the session's class set as YAML or JSON for download."""
+    classes = _classes_of(session)
+    path = OUTPUTS.new() / f"{safe_stem(classes.name, 'classes')}.{'json' if fmt == 'json' else 'yaml'}"
+    try:
+        classes.save(path, limits=CLASS_LIMITS)
+    except ClassSetError as exc:
+        raise _error(exc) from exc
+    return str(path)
+
+
+def _compound_candidate(parts: list[str] | None, weights_text: str, name: str, session: Session):
+    parts = list(parts or [])
+    if len(parts) < 2:
+        raise ClassSetError("choose two or more classes")
+    try:
+        weights = parse_weights(weights_text, parts)
+    except ValueError as exc:
+        raise ClassSetError(str(exc)) from exc
+    name = (name or "").strip() or " + ".join(parts)
+    classes = _classes_of(session)
+    return classes, classes.with_compound(name, parts, weights, limits=CLASS_LIMITS), name, weights, parts
+
+
+def preview_compound(parts: list[str] | None, weights_text: str, name: str, session: Session) -> str:
+    """Preview a compound: its nearest classes and its score on the current video."""
+    if len(parts or []) < 2:
+        return "Choose two or more classes to preview a compound."
+    try:
+        classes, candidate, name, weights, parts = _compound_candidate(parts, weights_text, name, session)
+    except ClassSetError as exc:
+        return f"**Cannot build it:** {md(exc)}"
+    video = session.video
+    model = video.model if video is not None else _model_of(session)
+    predictor = _predictor(model, video.fallback if video else "center")
+    name = next(c.name for c in candidate.compounds if c.name.casefold() == name.strip().casefold())
+    preview = compound_preview(predictor, classes, candidate, name, video.encoding if video else None)
+    return preview_markdown(name, preview, weights, parts)
+
+
+def add_compound(parts: list[str] | None, weights_text: str, name: str, session: Session) -> tuple:
+    """Add the compound (or replace the one of that name) and re-score."""
+    try:
+        _, candidate, name, _, _ = _compound_candidate(parts, weights_text, name, session)
+    except ClassSetError as exc:
+        raise _error(exc) from exc
+    return (*_apply_classes(session, candidate), f"Added compound **{md(name)}**.")
+
+
+def remove_compound(name: str, session: Session) -> tuple:
+    """Remove a compound."""
+    if not name:
+        raise _error("there is no compound to remove")
+    try:
+        classes = _classes_of(session).without(name, limits=CLASS_LIMITS)
+    except ClassSetError as exc:
+        raise _error(exc) from exc
+    return _apply_classes(session, classes)
+
+
+# -------------------------------------------------------------------------------- explorer
+
+
+def _example_embeddings(model: str, progress: Any) -> list[tuple[Path, np.ndarray]]:
+    """Clip embeddings of the example clips under `model` (shared: the examples are public assets)."""
+    out = []
+    predictor = _predictor(model, "center")
+    for i, path in enumerate(EXAMPLES):
+        key = (model, str(path))
+        if key not in _EXAMPLE_EMBEDDINGS:
+            progress(i / max(len(EXAMPLES), 1), desc=f"encoding example {path.name}")
+            try:
+                _EXAMPLE_EMBEDDINGS[key] = predictor.encode(path).clip_embedding.numpy().copy()
+            except _user_errors():
+                continue
+        out.append((path, _EXAMPLE_EMBEDDINGS[key]))
+    return out
+
+
+def _hover(name: str, probs: np.ndarray, names: list[str]) -> str:
+    """Plain-text hover (the figure escapes it): the clip and its top-3."""
+    top = np.argsort(-probs)[:3]
+    return f"{name}\n" + "\n".join(f"{names[j]}: {probs[j]:.1%}" for j in top)
+
+
+def _unique_ids(ids: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for i in ids:
+        seen[i] = seen.get(i, 0) + 1
+        out.append(i if seen[i] == 1 else f"{i} #{seen[i]}")
+    return out
+
+
+@gpu
+def explore(method: str, include_examples: bool, upload: str | None, session: Session,
+            progress=gr.Progress()) -> tuple:
+    """Project the session's clips, the examples, uploaded embeddings and the class prototypes."""
+    from emoclip import explore as ex
+
+    model = _model_of(session)
+    predictor = _predictor(model)
+    classes = _classes_of(session)
+    names = classes.names
+    clips: list[tuple[str, str, np.ndarray, str | None]] = []  # (kind, name, embedding, media)
+    clips += [("clip", f"clip {i + 1} · {c.name}", c.embedding, c.path)
+              for i, c in enumerate(c for c in session.clips if c.model == model)]
+    if include_examples:
+        clips += [("example", f"example · {p.name}", e, str(p)) for p, e in _example_embeddings(model, progress)]
+    if upload:
+        try:
+            loaded = ex.load_embeddings(upload, expected_dim=predictor.model.embed_dim, kind="uploaded")
+        except ValueError as exc:
+            raise _error(f"could not use the embeddings file: {exc}", upload) from exc
+        clips += [("uploaded", f"uploaded · {p.id}", p.embedding, None) for p in loaded]
+    text = predictor.class_embeddings(classes).numpy()
+    n_classes = len(classes.classes)
+    kinds = [c[0] for c in clips] + ["class" if j < n_classes else "compound" for j in range(len(names))]
+    ids = _unique_ids([c[1] for c in clips] + [f"{k} · {n}" for k, n in zip(kinds[len(clips):], names)])
+    points = []
+    if clips:
+        probs = score_embeddings(predictor, np.stack([np.asarray(c[2], dtype=np.float32) for c in clips]), classes)
+        for i, ((kind, name, emb, media), pr) in enumerate(zip(clips, probs)):
+            points.append(ex.LatentPoint(id=ids[i], kind=kind, label=names[int(np.argmax(pr))],
+                                         embedding=np.asarray(emb, dtype=np.float32),
+                                         hover=_hover(name, pr, names), media=media))
+    for j, name in enumerate(names):
+        kind = kinds[len(clips) + j]
+        points.append(ex.LatentPoint(id=ids[len(clips) + j], kind=kind, label=name, embedding=text[j],
+                                     hover=f"text prototype of the {kind} {name}"))
+    if len(points) < 3:
+        raise _error("need at least 3 points: analyse a clip or add classes")
+    progress(0.9, desc=f"{method} projection")
+    try:
+        coords = ex.project(np.stack([p.embedding for p in points]), method=_method(method), seed=0)
+    except ValueError as exc:
+        raise _error(exc) from exc
+    session.points, session.coords, session.projection = points, coords, method
+    n_clip = len(clips)
+    title = f"{method} of {n_clip} clip(s) and {len(names)} text prototypes ({model})"
+    fig = ex.latent_figure(points, coords, title=title)
+    msg = (f"{n_clip} clip(s) and {len(names)} text prototypes under {code(model)}; colour = predicted class. "
+           + ("Analyse clips to add them." if not session.clips else ""))
+    return session, fig, gr.Dropdown(choices=[p.id for p in points], value=None), msg
+
+
+def _method(label: str) -> str:
+    return {"PCA": "pca", "t-SNE": "tsne", "UMAP": "umap"}.get(label, label.lower())
+
+
+def pick_point(point_id: str, session: Session) -> tuple:
+    """A point is picked: its nearest neighbours (cosine), its clip, and the plot highlighting it."""
+    from emoclip import explore as ex
+
+    points = session.points
+    ids = [p.id for p in points]
+    if not point_id or point_id not in ids:
+        return [], None, "Pick a point (run the projection first).", gr.skip()
+    index = ids.index(point_id)
+    emb = np.stack([p.embedding for p in points])
+    neighbours = ex.nearest_neighbours(emb, index, k=min(8, len(points) - 1))
+    rows = [[points[j].id, points[j].kind, points[j].label, round(float(c), 4)] for j, c in neighbours]
+    p = points[index]
+    media = p.media if p.media and Path(p.media).is_file() else None
+    info = f"**{md(p.id)}** ({md(p.kind)}; {'predicted' if not p.is_prototype else 'class'} *{md(p.label)}*)"
+    fig = ex.latent_figure(points, session.coords, title=f"{session.projection}: {p.id}", selected=index)
+    return rows, media, info, fig
+
+
+def export_embeddings(session: Session) -> str:
+    """Write the explorer's points (embeddings, labels) for download; re-uploadable here."""
+    from emoclip import explore as ex
+
+    if not session.points:
+        raise _error("run the projection first")
+    path = OUTPUTS.new() / "emoclip-embeddings.npz"
+    ex.save_embeddings(path, session.points)
+    return str(path)
+
+
+# ----------------------------------------------------------------------------------- API
+
+
+@gpu
+def classify_video(video: str | None, classes: str, session: Session) -> dict:
+    """Classify a video file against a class set given as YAML or JSON text.
+
+    Empty `classes` means the session's current set (the model's default preset for a new
+    client). Returns model, classes, probabilities, top, timeline (windows), tracks, faces
+    (frames with and without a face), video metadata, timings and warnings.
+    """
+    if not video:
+        raise _error("no video file was given")
+    try:
+        class_set = ClassSet.parse(classes, limits=CLASS_LIMITS) if (classes or "").strip() else _classes_of(session)
+        model = _model_of(session)
+        prediction = _predictor(model, "center").predict(video, class_set)
+    except _user_errors() as exc:
+        raise _error(exc, video) from exc
+    result = prediction.to_dict()
+    result.pop("embedding", None)
+    return result
+
+
+# ----------------------------------------------------------------------------------- layout
+
+ABOUT = """
+## How EmoCLIP works
+EmoCLIP (Foteinopoulou & Patras, *EmoCLIP: A Vision-Language Method for Zero-Shot Video Facial
+Expression Recognition*, FG 2024) is CLIP with a temporal transformer. Each sampled frame's face
+crop goes through CLIP's image encoder (ViT-B/32); a transformer over T = 32 frame embeddings
+turns them into one video embedding. CLIP's text encoder embeds a natural-language **description**
+of each emotion class. The video is scored against every class by the cosine between its
+embedding and the description's embedding (softmax over classes). It was trained contrastively on
+MAFW's sample-level captions, so classes are just text: you can write new descriptions, add
+classes the model never saw, and combine classes into **compounds** (the normalised mean of their
+text embeddings). Editing classes re-scores a video without re-encoding it.
+
+## Published zero-shot results (UAR / WAR, %)
+
+| Method (backbone) | DFEW | FERV39k | MAFW | AFEW |
+|---|---|---|---|---|
+| CLIP ViT-B/32 (class prompts) | 22.08 / 21.30 | 18.12 / 17.38 | 13.39 / 15.48 | 28.59 / 28.87 |
+| CLIP ViT-B/16 | 22.92 / 28.33 | 19.81 / 22.51 | 15.45 / 17.25 | 28.21 / 29.13 |
+| CLIP ViT-L/14 | 32.02 / 38.12 | 21.97 / 28.99 | 20.42 / 25.58 | 35.50 / 38.32 |
+| FaRL (ViT-B/16) | 23.99 / 25.73 | 20.71 / 22.87 | 14.98 / 17.08 | 28.17 / 30.45 |
+| EmotionCLIP (CVPR 2023) | 13.77 / 19.89 | 14.79 / 19.54 | 9.20 / 11.65 | 14.86 / 17.06 |
+| **EmoCLIP (ViT-B/32 + temporal)** | **36.76 / 46.27** | 26.73 / 35.30 | 25.86 / 33.49 (trained on MAFW captions) | 36.13 / 39.90 |
+| Exp-CLIP ViT-L/14 | 40.16 / 47.09 | 27.45 / 31.07 | 23.95 / 26.98 | 38.72 / 40.42 |
+
+Source: the consolidated tables of Exp-CLIP (WACV 2025, arXiv 2405.19100), which reproduce
+EmoCLIP's numbers. UAR is the mean per-class recall, WAR the overall accuracy.
+
+**Zero-shot facial-expression recognition is hard.** Even the paper's model gets roughly one
+in three in-the-wild clips right (DFEW has 7 classes: chance UAR is 14 %), its scores depend on
+the wording of the descriptions, and expressions are not emotions: a face shows what a person
+displays, not what they feel. Use it to explore, not to judge people.
+
+## Getting the real EmoCLIP weights
+1. Download the authors' released checkpoint (the "downstream task weights" link in the README of
+   [NickyFot/EmoCLIP](https://github.com/NickyFot/EmoCLIP); it is a full VClip state dict).
+2. Convert it: `emoclip convert AUTHORS.pth weights/emoclip-vitb32.safetensors` (this needs the
+   OpenAI CLIP ViT-B/32 weights from open_clip, downloaded once).
+3. Restart `python app.py`: local EmoCLIP weights are preferred over every other model.
+
+Or set `EMOCLIP_HUB_REPO` to a Hugging Face repo with `emoclip-vitb32.safetensors` + `.json`.
+The CLIP baseline (`clip-vitb32`) needs only open_clip's OpenAI weights (one download). Offline,
+the app runs the synthetic toy model from `weights/`. See the README for training your own.
+"""
+
+API_HELP = """
+### Use the app from Python
+```python
+from gradio_client import Client, handle_file
+client = Client("http://127.0.0.1:7860/")
+result = client.predict(handle_file("clip.mp4"), "classes:\\n  joy: a broad smile\\n  calm: a relaxed face\\n",
+                        api_name="/classify_video")
+print(result["top"], result["probabilities"])
+```
+Leave the class text empty to use the model's default class set. Other endpoints: `/analyse`,
+`/set_classes`, `/add_compound`, `/explore`, ... (see "Use via API" at the bottom of the page).
+"""
+
+CSS = """
+#model-status { min-height: 3em; }
+#faces-gallery .thumbnail-item { min-width: 64px; }
+"""
+
+
+def build_demo() -> gr.Blocks:
+    """The Blocks UI (no model work here: models load when the page is opened or `MODELS.start()`)."""
+    with gr.Blocks(title="EmoCLIP: zero-shot facial expressions in video") as demo:
+        session = gr.State(Session())
+        live_buffer = gr.State(LiveBuffer())
+        timer = gr.Timer(1.0, active=False)
+        gr.Markdown("# EmoCLIP: zero-shot facial-expression recognition in video\n"
+                    "Describe emotions in words; the model scores a face video against your descriptions.")
+        with gr.Row(equal_height=True):
+            status_md = gr.Markdown("Loading a model…", elem_id="model-status")
+            model_dd = gr.Dropdown(label="Model", choices=[], interactive=True, scale=0, min_width=280,
+                                   elem_id="model-select")
+
+        with gr.Tabs():
+            with gr.Tab("Analyse video", id="analyse"):
+                with gr.Row():
+                    with gr.Column(scale=2):
+                        video_in = gr.Video(label="Video: upload or record", sources=["upload", "webcam"],
+                                            elem_id="video-input", height=320)
+                        fallback = gr.Radio(["center", "skip"], value="center", label="Frames without a face",
+                                            info="center: analyse the centre of the whole frame; skip: leave them out",
+                                            elem_id="fallback")
+                        analyse_btn = gr.Button("Analyse", variant="primary", elem_id="analyse-btn")
+                        examples = None
+                        if EXAMPLES:
+                            examples = gr.Examples([[str(p)] for p in EXAMPLES], inputs=[video_in],
+                                                   label="Example clips (synthetic)", elem_id="examples")
+                        gallery = gr.Gallery(label="Face crops along the clip", columns=4, height="auto",
+                                             elem_id="faces-gallery", allow_preview=False)
+                    with gr.Column(scale=3):
+                        summary_md = gr.Markdown("Upload a clip and press **Analyse**.", elem_id="result-summary")
+                        top_label = gr.Label(label="Top emotions", num_top_classes=5, elem_id="top-label")
+                        bars_plot = gr.Plot(label="Probabilities", elem_id="bars-plot")
+                        timeline_plot = gr.Plot(label="Timeline", elem_id="timeline-plot")
+                        warnings_md = gr.Markdown(elem_id="result-warnings")
+                        timings_md = gr.Markdown(elem_id="timings")
+                        files = gr.File(label="Downloads (JSON, CSV)", file_count="multiple", interactive=False,
+                                        elem_id="downloads")
+
+            with gr.Tab("Live webcam", id="live"):
+                gr.Markdown("Each processed frame's face is embedded into a ring buffer of the last T frames; "
+                            "the prediction is over that buffer. The class set is the one of the *Classes* tab.")
+                with gr.Row():
+                    with gr.Column():
+                        cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam",
+                                       elem_id="live-cam", height=320)
+                        live_info = gr.Markdown("Start the webcam to stream.", elem_id="live-fps")
+                        reset_live_btn = gr.Button("Clear buffer", size="sm", elem_id="live-reset")
+                    with gr.Column():
+                        live_label = gr.Label(label="Last T frames", num_top_classes=5, elem_id="live-label")
+                        live_plot = gr.Plot(label="Live timeline", elem_id="live-plot")
+
+            with gr.Tab("Classes & compounds", id="classes"):
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        with gr.Row():
+                            preset_dd = gr.Dropdown([MODEL_DEFAULT_PRESET, *preset_names()],
+                                                    value=MODEL_DEFAULT_PRESET, label="Preset", elem_id="preset")
+                            reset_btn = gr.Button("Reset to preset", elem_id="reset-classes-btn", scale=0)
+                        class_msg = gr.Markdown(elem_id="class-messages")
+                        table = gr.Dataframe(headers=["class", "description"], datatype=["str", "str"],
+                                             column_count=2, interactive=True, wrap=True, max_height=420,
+                                             label="Classes: one row per description (edit a cell, add rows)",
+                                             elem_id="class-table", column_widths=["22%", "78%"])
+                        with gr.Accordion("Add, rename or remove a class", open=True):
+                            with gr.Row():
+                                new_name = gr.Textbox(label="New class name", elem_id="new-class-name")
+                                new_desc = gr.Textbox(label="Descriptions (one per line)", lines=2,
+                                                      elem_id="new-class-desc", scale=2)
+                                add_btn = gr.Button("Add class", elem_id="add-class-btn", scale=0)
+                            with gr.Row():
+                                class_pick = gr.Dropdown(label="Class", choices=[], elem_id="class-pick")
+                                rename_to = gr.Textbox(label="Rename to", elem_id="rename-to")
+                                rename_btn = gr.Button("Rename", elem_id="rename-btn", scale=0)
+                                remove_btn = gr.Button("Remove", variant="stop", elem_id="remove-btn", scale=0)
+                        with gr.Accordion("YAML / JSON: edit, import, export", open=False):
+                            yaml_code = gr.Code(language="yaml", label="Class set (YAML or JSON)",
+                                                interactive=True, elem_id="class-yaml", lines=12)
+                            with gr.Row():
+                                apply_yaml_btn = gr.Button("Apply YAML/JSON", variant="primary",
+                                                           elem_id="apply-yaml-btn")
+                                export_yaml_btn = gr.Button("Export YAML", elem_id="export-yaml-btn")
+                                export_json_btn = gr.Button("Export JSON", elem_id="export-json-btn")
+                            with gr.Row():
+                                import_file = gr.File(label="Import a .yaml/.yml/.json class set",
+                                                      file_types=[".yaml", ".yml", ".json"], type="filepath",
+                                                      elem_id="import-classes", height=120)
+                                export_file = gr.File(label="Exported class set", interactive=False,
+                                                      elem_id="export-classes", height=120)
+                    with gr.Column(scale=2):
+                        gr.Markdown("### Current video")
+                        classes_label = gr.Label(label="Scores with these classes (all classes and compounds)",
+                                                 elem_id="classes-label")
+                        rescore_md = gr.Markdown(elem_id="rescore-info")
+                        gr.Markdown("### Compound builder\nA compound is the normalised (weighted) mean of its "
+                                    "classes' text embeddings.")
+                        compound_parts = gr.CheckboxGroup(label="Classes to combine (2 or more)", choices=[],
+                                                          elem_id="compound-parts")
+                        with gr.Row():
+                            compound_weights = gr.Textbox(label="Weights (optional, one per class in order)",
+                                                          placeholder="e.g. 2, 1", elem_id="compound-weights")
+                            compound_name = gr.Textbox(label="Name", placeholder="e.g. happily surprised",
+                                                       elem_id="compound-name")
+                        compound_md = gr.Markdown("Choose two or more classes to preview a compound.",
+                                                  elem_id="compound-preview")
+                        add_compound_btn = gr.Button("Add compound", variant="primary", elem_id="add-compound-btn")
+                        with gr.Row():
+                            compound_pick = gr.Dropdown(label="Compound", choices=[], elem_id="compound-pick")
+                            remove_compound_btn = gr.Button("Remove compound", variant="stop", scale=0,
+                                                            elem_id="remove-compound-btn")
+
+            with gr.Tab("Latent explorer", id="explorer"):
+                with gr.Row():
+                    method = gr.Radio(["PCA", "t-SNE", "UMAP"], value="PCA", label="Projection (seed 0)",
+                                      elem_id="explore-method")
+                    include_examples = gr.Checkbox(value=bool(EXAMPLES), label="Include the example clips",
+                                                   interactive=bool(EXAMPLES), elem_id="explore-examples")
+                    emb_upload = gr.File(label="Add embeddings (.npz/.json/.csv/.npy, e.g. exported here)",
+                                         type="filepath", file_types=[".npz", ".json", ".csv", ".npy"],
+                                         elem_id="explore-upload", height=140)
+                    explore_btn = gr.Button("Project", variant="primary", elem_id="explore-btn", scale=0)
+                explore_msg = gr.Markdown("Clips you analyse are added here, with the text prototype of every "
+                                          "class and compound.", elem_id="explore-info")
+                latent_plot = gr.Plot(label="Latent space", elem_id="latent-plot")
+                with gr.Row():
+                    with gr.Column():
+                        point_pick = gr.Dropdown(label="Pick a point", choices=[], elem_id="point-pick")
+                        point_md = gr.Markdown(elem_id="point-info")
+                        neighbours = gr.Dataframe(headers=["point", "kind", "predicted / label", "cosine"],
+                                                  interactive=False, label="Nearest neighbours (cosine)",
+                                                  elem_id="neighbours")
+                        export_emb_btn = gr.Button("Export embeddings", elem_id="export-emb-btn")
+                        emb_file = gr.File(label="Embeddings", interactive=False, elem_id="emb-file", height=80)
+                    point_video = gr.Video(label="The point's clip", interactive=False, elem_id="point-video",
+                                           height=260)
+
+            with gr.Tab("About", id="about"):
+                gr.Markdown(ABOUT)
+                model_card = gr.Markdown(elem_id="model-card")
+                gr.Markdown(API_HELP)
+                with gr.Accordion("Try the classify_video endpoint", open=False):
+                    with gr.Row():
+                        api_video = gr.File(label="Video file", type="filepath", elem_id="api-video")
+                        api_classes = gr.Textbox(label="Class set (YAML or JSON; empty: current set)", lines=6,
+                                                 elem_id="api-classes")
+                    api_btn = gr.Button("Classify", elem_id="api-btn")
+                    api_json = gr.JSON(label="Result", elem_id="api-result")
+
+        # ---- wiring -----------------------------------------------------------------------
+        status_outputs = [session, status_md, model_dd, model_card, timer]
+        editor_outputs = [table, yaml_code, class_msg, class_pick, compound_parts, compound_pick]
+        result_outputs = [summary_md, top_label, bars_plot, timeline_plot, gallery, files, timings_md,
+                          warnings_md, classes_label, rescore_md]
+        class_outputs = [session, *editor_outputs, *result_outputs]
+        quiet = dict(show_progress="hidden", api_visibility="private", queue=True, concurrency_limit=None)
+
+        demo.load(init_page, [session], [*status_outputs, *editor_outputs], **quiet)
+        timer.tick(poll_models, [session], [*status_outputs, *editor_outputs], **quiet)
+        model_dd.input(select_model, [model_dd, session], [*status_outputs, *editor_outputs],
+                       api_name="select_model").then(
+            analyse_if_loaded, [video_in, fallback, session], [session, *result_outputs], api_visibility="private")
+
+        analyse_btn.click(analyse, [video_in, fallback, session], [session, *result_outputs], api_name="analyse",
+                          concurrency_id="model")
+        if examples is not None:
+            examples.load_input_event.then(analyse, [video_in, fallback, session], [session, *result_outputs],
+                                           api_visibility="private", concurrency_id="model")
+
+        cam.stream(live_step, [cam, live_buffer, session], [live_label, live_plot, live_info, live_buffer],
+                   stream_every=0.5, time_limit=LIVE_SECONDS, concurrency_limit=4, concurrency_id="live",
+                   show_progress="hidden", api_name="live_step")
+        reset_live_btn.click(reset_live, [live_buffer], [live_label, live_plot, live_info, live_buffer],
+                             api_name="reset_live")
+
+        reset_btn.click(reset_classes, [preset_dd, session], class_outputs, api_name="reset_classes")
+        table.input(edit_table, [table, session], class_outputs, api_name="edit_classes_table",
+                    trigger_mode="always_last")
+        add_btn.click(add_class, [new_name, new_desc, session], [*class_outputs, new_name, new_desc],
+                      api_name="add_class")
+        rename_btn.click(rename_class, [class_pick, rename_to, session], [*class_outputs, rename_to],
+                         api_name="rename_class")
+        remove_btn.click(remove_class, [class_pick, session], class_outputs, api_name="remove_class")
+        yaml_code.input(validate_classes, [yaml_code, session], [class_msg], api_name="validate_classes",
+                        show_progress="hidden", trigger_mode="always_last", concurrency_limit=None)
+        apply_yaml_btn.click(set_classes, [yaml_code, session], class_outputs, api_name="set_classes")
+        import_file.upload(import_classes, [import_file, session], class_outputs, api_name="import_classes")
+        export_yaml_btn.click(functools.partial(export_classes, "yaml"), [session], [export_file],
+                              api_name="export_classes_yaml")
+        export_json_btn.click(functools.partial(export_classes, "json"), [session], [export_file],
+                              api_name="export_classes_json")
+
+        compound_inputs = [compound_parts, compound_weights, compound_name, session]
+        gr.on([compound_parts.input, compound_weights.input, compound_name.input], preview_compound,
+              compound_inputs, [compound_md], api_name="preview_compound", show_progress="hidden",
+              trigger_mode="always_last")
+        add_compound_btn.click(add_compound, compound_inputs, [*class_outputs, compound_md],
+                               api_name="add_compound")
+        remove_compound_btn.click(remove_compound, [compound_pick, session], class_outputs,
+                                  api_name="remove_compound")
+
+        explore_btn.click(explore, [method, include_examples, emb_upload, session],
+                          [session, latent_plot, point_pick, explore_msg], api_name="explore",
+                          concurrency_id="model")
+        point_pick.input(pick_point, [point_pick, session], [neighbours, point_video, point_md, latent_plot],
+                         api_name="pick_point")
+        export_emb_btn.click(export_embeddings, [session], [emb_file], api_name="export_embeddings")
+
+        api_btn.click(classify_video, [api_video, api_classes, session], [api_json], api_name="classify_video",
+                      concurrency_id="model")
+    return demo
+
+
+def launch_options() -> dict[str, Any]:
+    """Arguments for `demo.launch` (upload limit, example clips readable as outputs)."""
+    return dict(
+        max_file_size=None if MAX_UPLOAD_MB is None else f"{int(MAX_UPLOAD_MB)}mb",
+        allowed_paths=[str(ASSETS)],
+        css=CSS,
+    )
+
+
+demo = build_demo()
+demo.queue(**QUEUE)
+
+if __name__ == "__main__":
+    MODELS.start()  # discover and load models in the background; the page serves meanwhile
+    demo.queue(**QUEUE).launch(**launch_options())

@@ -1,0 +1,174 @@
+"""Regenerate the README screenshots by driving the real app in headless Chromium.
+
+    python scripts/screenshots.py                 # the app's default model (best available)
+    python scripts/screenshots.py --test-model    # the random-weight test model (no weights needed)
+
+Starts the app in-process on a free port, uses the first example clip in assets/ (or a generated
+clip with a face), and writes small palette PNGs (< 300 KB each) to docs/screenshots/:
+analyse.png, classes.png, explorer.png, live.png. Needs Playwright and /usr/bin/chromium (or
+--chromium PATH); works offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
+MAX_BYTES = 300_000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
+    parser.add_argument("--video", type=Path, default=None, help="clip to analyse (default: first example)")
+    parser.add_argument("--test-model", action="store_true", help="use the random-weight test model")
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--width", type=int, default=1280)
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    if args.test_model:
+        os.environ["EMOCLIP_APP_TEST_MODEL"] = "1"
+        os.environ["EMOCLIP_APP_MODEL"] = "test-emoclip-tiny"
+    sys.path[:0] = [str(REPO), str(REPO / "tests")]
+    import app
+
+    work = Path(tempfile.mkdtemp(prefix="emoclip-shots-"))
+    video = args.video or (app.EXAMPLES[0] if app.EXAMPLES else _generated_clip(work))
+    webcam = _webcam_file(work, app.EXAMPLES[0] if app.EXAMPLES else None)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.monotonic()
+    app.MODELS.start()
+    if not app.MODELS.wait_ready(600):
+        print("no model could be loaded; try --test-model", file=sys.stderr)
+        return 1
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _, url, _ = app.demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", server_port=port,
+                                **app.launch_options())
+    print(f"model {app.MODELS.default}; serving after {time.monotonic() - t0:.1f} s at {url}")
+    try:
+        _drive(url, video, webcam, args)
+    finally:
+        app.demo.close()
+    for png in sorted(args.out.glob("*.png")):
+        print(f"{png.relative_to(REPO) if png.is_relative_to(REPO) else png}: {png.stat().st_size / 1e3:.0f} KB")
+    return 0
+
+
+def _drive(url: str, video: Path, webcam: Path, args: argparse.Namespace) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=args.chromium, headless=True,
+                                     args=[*FLAGS, f"--use-file-for-fake-video-capture={webcam}"])
+        page = browser.new_page(viewport={"width": args.width, "height": 900})
+        page.set_default_timeout(120_000)
+        page.goto(url, wait_until="load")
+        page.wait_for_selector("#model-status")
+        page.wait_for_function("document.querySelector('#model-status').innerText.includes('Model:')")
+
+        page.locator("#video-input input[type=file]").first.set_input_files(str(video))
+        page.wait_for_selector("#video-input video")
+        page.click("#analyse-btn")
+        page.wait_for_selector("#timeline-plot .js-plotly-plot")
+        page.wait_for_timeout(800)
+        _shot(page, args.out / "analyse.png", height=1250)
+
+        page.get_by_role("tab", name="Classes & compounds").click()
+        parts = page.locator("#compound-parts input[type=checkbox]")
+        parts.nth(0).check()
+        parts.nth(min(4, parts.count() - 1)).check()
+        page.locator("#compound-name textarea").first.press_sequentially("mixed feelings")
+        page.wait_for_function("document.querySelector('#compound-preview').innerText.includes('mixed feelings')")
+        page.click("#add-compound-btn")
+        page.wait_for_function("document.querySelector('#class-messages').innerText.includes('1 compounds')")
+        page.wait_for_timeout(500)
+        _shot(page, args.out / "classes.png", height=1100)
+
+        page.get_by_role("tab", name="Latent explorer").click()
+        page.click("#explore-btn")
+        page.wait_for_selector("#latent-plot .js-plotly-plot")
+        page.wait_for_timeout(800)
+        _shot(page, args.out / "explorer.png", height=1000)
+
+        page.get_by_role("tab", name="Live webcam").click()
+        page.get_by_role("button", name="Click to Access Webcam").click()
+        page.locator("#live-cam button[aria-label='capture photo']").click()
+        page.wait_for_function("/buffer ([4-9]|\\d\\d+)\\//.test(document.querySelector('#live-fps').innerText)")
+        page.wait_for_timeout(1500)
+        _shot(page, args.out / "live.png", height=800)
+        browser.close()
+
+
+def _shot(page, path: Path, height: int) -> None:
+    """Screenshot the top of the page, then shrink it to a palette PNG under MAX_BYTES."""
+    from PIL import Image
+
+    page.set_viewport_size({"width": page.viewport_size["width"], "height": height})
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(path))
+    image = Image.open(path).convert("RGB")
+    for colours in (256, 128, 64):
+        image.quantize(colours, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+        if path.stat().st_size < MAX_BYTES:
+            break
+    else:  # still too large: scale down
+        image = image.resize((image.width * 3 // 4, image.height * 3 // 4), Image.LANCZOS)
+        image.quantize(64).save(path, optimize=True)
+
+
+def _generated_clip(folder: Path) -> Path:
+    from media import moving_face_frames, write_video
+
+    return write_video(folder / "face.webm", moving_face_frames(48, size=(360, 480)), fps=12)
+
+
+def _webcam_file(folder: Path, source: Path | None) -> Path:
+    """A 640x480 Y4M fake-webcam file: an example clip's frames if there is one, else a moving face."""
+    import cv2
+    import numpy as np
+
+    frames: list[np.ndarray] = []
+    if source is not None:
+        cap = cv2.VideoCapture(str(source))
+        while len(frames) < 60:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            h, w = bgr.shape[:2]
+            scale = min(640 / w, 480 / h)
+            small = cv2.resize(bgr, (max(2, int(w * scale)), max(2, int(h * scale))))
+            canvas = np.full((480, 640, 3), 110, np.uint8)
+            y, x = (480 - small.shape[0]) // 2, (640 - small.shape[1]) // 2
+            canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+            frames.append(cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB))
+        cap.release()
+    if not frames:
+        from media import moving_face_frames
+
+        frames = [np.asarray(f) for f in moving_face_frames(30, size=(480, 640))]
+    path = folder / "webcam.y4m"
+    with open(path, "wb") as fh:
+        fh.write(b"YUV4MPEG2 W640 H480 F10:1 Ip A1:1 C420jpeg\n")
+        for frame in frames + frames[::-1]:
+            fh.write(b"FRAME\n" + cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2YUV_I420).tobytes())
+    return path
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
