@@ -833,10 +833,10 @@ text embeddings). Editing classes re-scores a video without re-encoding it.
 Source: the consolidated tables of Exp-CLIP (WACV 2025, arXiv 2405.19100), which reproduce
 EmoCLIP's numbers. UAR is the mean per-class recall, WAR the overall accuracy.
 
-**Zero-shot facial-expression recognition is hard.** Even the paper's model gets roughly one
-in three in-the-wild clips right (DFEW has 7 classes: chance UAR is 14 %), its scores depend on
-the wording of the descriptions, and expressions are not emotions: a face shows what a person
-displays, not what they feel. Use it to explore, not to judge people.
+**Zero-shot facial-expression recognition is hard.** Even the paper's model labels only a third
+to a half of in-the-wild clips correctly (WAR 33-46 %; with DFEW's 7 classes chance UAR is 14 %),
+its scores depend on the wording of the descriptions, and expressions are not emotions: a face
+shows what a person displays, not what they feel. Use it to explore, not to judge people.
 
 ## Getting the real EmoCLIP weights
 1. Download the authors' released checkpoint (the "downstream task weights" link in the README of
@@ -895,7 +895,9 @@ def build_demo() -> gr.Blocks:
                         examples = None
                         if EXAMPLES:
                             examples = gr.Examples([[str(p)] for p in EXAMPLES], inputs=[video_in],
-                                                   label="Example clips (synthetic)", elem_id="examples")
+                                                   example_labels=[p.name for p in EXAMPLES],
+                                                   label="Example clips (click one to analyse it)",
+                                                   elem_id="examples")
                         gallery = gr.Gallery(label="Face crops along the clip", columns=4, height="auto",
                                              elem_id="faces-gallery", allow_preview=False)
                     with gr.Column(scale=3):

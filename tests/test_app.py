@@ -72,6 +72,19 @@ def test_import_does_no_model_work():
     assert done.stdout.split()[-2:] == ["False", "False"]
 
 
+def test_model_selection_and_polling():
+    session = app.Session()
+    with pytest.raises(gr.Error, match="could not be loaded"):
+        app.select_model("emoclip-vitb32", session)  # no weights offline
+    assert session.model is None
+    out = app.select_model(MODEL, session)
+    assert out[0].model == MODEL and "random weights" in out[1] and out[5][0][0] == "happiness"
+    out = app.poll_models(app.Session())  # the default model is ready: the editor is filled
+    assert out[0].shown_default == MODEL and out[5][0][0] == "happiness"
+    out = app.init_page(app.Session())
+    assert "Model:" in out[1] and out[2].value == MODEL
+
+
 def test_every_public_event_has_an_api_name():
     deps = app.demo.config["dependencies"]
     public = [d for d in deps if d.get("api_visibility", "public") == "public"]
@@ -260,14 +273,18 @@ def test_live_step_ring_buffer(predictor):
     assert set(label) == {"joy", "calm", "worry"} and len(buffer.embeddings) == 1
 
 
-def test_explorer_projects_clips_and_prototypes(video, tmp_path):
+def test_explorer_projects_clips_and_prototypes(video, tmp_path, monkeypatch):
     pytest.importorskip("emoclip.explore")
+    example = write_video(tmp_path / "example.webm", moving_face_frames(24, size=(240, 320), seed=5), fps=12)
+    monkeypatch.setattr(app, "EXAMPLES", [example])
     session = _analysed(video)
     session = app.add_compound(["happiness", "surprise"], "", "delighted", session)[0]
-    session, fig, dropdown, message = app.explore("PCA", False, None, session, progress=no_progress)
+    session, fig, dropdown, message = app.explore("t-SNE", True, None, session, progress=no_progress)
     kinds = [p.kind for p in session.points]
-    assert kinds.count("clip") == 1 and kinds.count("class") == 7 and kinds.count("compound") == 1
-    assert "1 clip(s)" in message and fig.data
+    assert kinds == ["clip", "example"] + ["class"] * 7 + ["compound"]
+    assert "2 clip(s)" in message and fig.data and session.coords.shape == (10, 2)
+    assert "example.webm" in session.points[1].hover and session.points[1].media == str(example)
+    session, *_ = app.explore("PCA", False, None, session, progress=no_progress)
     clip_id = session.points[0].id
     rows, media, info, picked = app.pick_point(clip_id, session)
     assert media == video and rows and all(-1.0001 <= r[3] <= 1.0001 for r in rows)

@@ -57,13 +57,17 @@ def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
 def media(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("browser-media")
     video = write_video(folder / "face.webm", moving_face_frames(48, size=(360, 480), seed=7), fps=12)
+    examples = folder / "examples"
+    examples.mkdir()
+    example = write_video(examples / "example-smile.webm", moving_face_frames(36, size=(360, 480), seed=9), fps=12)
     frames = list(moving_face_frames(30, size=(480, 640), seed=8))
     cam = write_y4m(folder / "webcam.y4m", frames + frames[::-1])
-    return {"video": video, "webcam": cam}
+    return {"video": video, "example": example, "webcam": cam}
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(media):
+    """The app's UI built with one generated example clip (assets/ may have none), served in-process."""
     sys.path.insert(0, str(REPO))
     import app
 
@@ -71,10 +75,15 @@ def server():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    _, url, _ = app.demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", server_port=port,
-                                **app.launch_options())
-    yield url
-    app.demo.close()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(app, "EXAMPLES", [media["example"]])
+        demo = app.build_demo().queue(**app.QUEUE)
+        options = app.launch_options()
+        options["allowed_paths"] = [*options["allowed_paths"], str(media["example"].parent)]
+        _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", server_port=port,
+                                **options)
+        yield url
+        demo.close()
 
 
 @pytest.fixture(scope="module")
@@ -184,9 +193,10 @@ def test_analyse_edit_compound_and_explore(browser, server, media):
         page.get_by_role("tab", name="Latent explorer").click()
         page.click("#explore-btn")
         page.wait_for_selector("#latent-plot .js-plotly-plot")
-        wait_text(page, "#explore-info", "1 clip")
+        wait_text(page, "#explore-info", "2 clip")
         kinds = plot_kinds(page, "#latent-plot .js-plotly-plot")
-        assert kinds.get("clip") == 1 and kinds.get("class") == 7 and kinds.get("compound") == 1
+        assert kinds.get("clip") == 1 and kinds.get("example") == 1
+        assert kinds.get("class") == 7 and kinds.get("compound") == 1
         page.locator("#point-pick input").click()
         page.get_by_role("option", name=re.compile(r"^clip 1")).click()
         wait_text(page, "#point-info", "clip 1")
@@ -225,8 +235,11 @@ def test_two_browser_sessions_do_not_see_each_other(browser, server, media):
             page.locator("#new-class-desc textarea").first.fill(f"the face of {name}")
             page.click("#add-class-btn")
             wait_text(page, "#class-messages", "8 classes")
-        for page in (a, b):
-            analyse(page, media["video"])
+        analyse(a, media["video"])
+        b.get_by_role("tab", name="Analyse video").click()
+        b.locator("#examples").get_by_text("example-smile.webm").first.click()  # runs the analysis
+        wait_text(b, "#result-summary", "Top emotion[\\s\\S]*example-smile")
+        b.wait_for_selector("#timeline-plot .js-plotly-plot")
         for page, mine, other in ((a, "secret_alpha", "secret_beta"), (b, "secret_beta", "secret_alpha")):
             assert mine in label_scores(page, "#top-label") or mine in page.locator("#bars-plot").inner_text()
             page.get_by_role("tab", name="Classes & compounds").click()
