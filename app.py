@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
@@ -94,7 +95,8 @@ MODELS = ModelManager(
     device=os.environ.get("EMOCLIP_DEVICE", "cpu"),
 )
 OUTPUTS = OutputDir()
-_EXAMPLE_EMBEDDINGS: dict[tuple[str, str], np.ndarray] = {}  # (model, path) -> clip embedding (shared assets)
+# (model, example path) -> clip embedding; shared by all sessions (the examples are public assets)
+_EXAMPLE_EMBEDDINGS: dict[tuple[str, str], np.ndarray] = {}
 
 
 # ------------------------------------------------------------------------------- session state
@@ -227,18 +229,19 @@ def _status_markdown(session: Session) -> str:
         st = MODELS.status(name)
         lines.append(f"**Model:** {code(name)} · from {md(st.where)}  \n{md(st.summary)}")
         if name.startswith("emoclip-synthetic"):
-            lines.append("⚠ **This is a toy**: a tiny model trained on synthetic *cartoon* faces. It demonstrates "
-                         "the zero-shot mechanism; it is **not** a recogniser of real faces. "
-                         "The About tab says how to get the real EmoCLIP weights.")
+            lines.append("⚠ **This is a toy**: a tiny model trained on synthetic *cartoon* faces. "
+                         "It demonstrates the zero-shot mechanism; it is **not** a recogniser of "
+                         "real faces. The About tab says how to get the real EmoCLIP weights.")
         elif name.startswith("test-"):
             lines.append("⚠ **Test model with random weights**: its predictions mean nothing.")
         elif name.startswith("clip-"):
-            lines.append("Note: The CLIP baseline (no temporal model, no emotion training); EmoCLIP does better.")
+            lines.append("Note: the CLIP baseline (no temporal model, no emotion training); "
+                         "EmoCLIP does better.")
     for other in MODELS.loading():
         if other != name:
             st = MODELS.status(other)
-            lines.append(f"Loading {code(other)} from {md(st.where)} in the background ({st.detail})… "
-                         "the app switches to it when it is ready.")
+            lines.append(f"Loading {code(other)} from {md(st.where)} in the background "
+                         f"({st.detail})… the app switches to it when it is ready.")
     if session.model is None and MODELS.default and session.video is not None \
             and session.video.model != MODELS.default:
         lines.append(f"Note: {code(MODELS.default)} is ready: analyse again to use it.")
@@ -251,7 +254,8 @@ def _model_choices() -> list[tuple[str, str]]:
         st = MODELS.status(name)
         if st.state in ("ready", "loading", "available"):
             tag = {"ready": "", "loading": " (loading…)", "available": ""}[st.state]
-            toy = " (toy)" if name.startswith("emoclip-synthetic") else " (test)" if name.startswith("test-") else ""
+            toy = (" (toy)" if name.startswith("emoclip-synthetic")
+                   else " (test)" if name.startswith("test-") else "")
             choices.append((f"{name}{toy}{tag}", name))
     return choices
 
@@ -277,13 +281,15 @@ def _model_card(session: Session) -> str:
             cfg = model.config
             pre = cfg.preprocess
             params = sum(p.numel() for p in model.parameters())
+            temporal = cfg.model.temporal
+            depth = f", temporal transformer depth {temporal.depth}" if temporal else ""
+            detection = "on" if pre.face_detection else "off (inputs are whole frames)"
             parts.append(
-                f"- **Architecture:** backbone {code(cfg.model.backbone)}, pooling {code(cfg.model.pooling)}"
-                f"{', temporal transformer depth ' + str(cfg.model.temporal.depth) if cfg.model.temporal else ''}; "
-                f"{params / 1e6:.1f} M parameters\n"
-                f"- **Preprocessing:** {pre.image_size} px crops, {pre.sample_fps:g} frames/s, T = {pre.num_frames} "
-                f"frames per window ({pre.window_seconds:g} s windows every {pre.hop_seconds:g} s), face detection "
-                f"{'on' if pre.face_detection else 'off (inputs are whole frames)'}\n"
+                f"- **Architecture:** backbone {code(cfg.model.backbone)}, pooling "
+                f"{code(cfg.model.pooling)}{depth}; {params / 1e6:.1f} M parameters\n"
+                f"- **Preprocessing:** {pre.image_size} px crops, {pre.sample_fps:g} frames/s, "
+                f"T = {pre.num_frames} frames per window ({pre.window_seconds:g} s windows every "
+                f"{pre.hop_seconds:g} s), face detection {detection}\n"
                 f"- **Default classes:** {md(cfg.default_classes)}")
             for key, value in (cfg.provenance or {}).items():
                 parts.append(f"- **{md(key)}:** {md(value)}")
@@ -291,7 +297,8 @@ def _model_card(session: Session) -> str:
     parts.append("| model | state | weights | what it is |\n|---|---|---|---|")
     for other in MODELS.names():
         st = MODELS.status(other)
-        state = st.state + (f" ({md(st.detail[:160])})" if st.state in ("error", "missing") and st.detail else "")
+        failed = st.state in ("error", "missing") and st.detail
+        state = st.state + (f" ({md(st.detail[:160])})" if failed else "")
         parts.append(f"| {code(other)} | {state} | {md(st.where)} | {md(st.summary)} |")
     return "\n".join(parts)
 
@@ -318,7 +325,8 @@ def _result_values(session: Session, *, encoded_now: bool = False, gallery: bool
     compounds = [c.name for c in classes.compounds]
     warnings = list(pred.warnings)
     if is_toy(video.model):
-        warnings.append(f"{video.model} is a toy/test model: these numbers say nothing about real faces")
+        warnings.append(f"{video.model} is a toy/test model: "
+                        "these numbers say nothing about real faces")
     top = dict(sorted(pred.probabilities.items(), key=lambda kv: -kv[1]))
     thumbs = [(img, f"{t:.1f} s") for t, img in video.encoding.thumbnails] if gallery else gr.skip()
     timings = timings_markdown(pred.timings, frames_encoded=session.frames_encoded,
@@ -351,6 +359,13 @@ def _editor_values(session: Session, classes: ClassSet, message: str) -> tuple:
     )
 
 
+def _editor_for(session: Session) -> tuple:
+    """EDITOR values showing the session's current class set and its validation."""
+    classes = _classes_of(session)
+    message = classes_message(classes, classes.validate(CLASS_LIMITS))
+    return _editor_values(session, classes, message)
+
+
 def _apply_classes(session: Session, classes: ClassSet) -> tuple:
     """Make `classes` the session's set, re-score the current video (no re-encoding), render."""
     warnings = classes.validate(CLASS_LIMITS)
@@ -365,7 +380,7 @@ def _apply_classes(session: Session, classes: ClassSet) -> tuple:
 
 
 def _skip_class_change(message: str) -> tuple:
-    """Outputs of a class edit that failed: only the message changes; the editors keep their text."""
+    """Outputs of a failed class edit: only the message changes (the editors keep their text)."""
     n = 1 + 6 + 10
     out = [gr.skip()] * n
     out[3] = message  # class_msg
@@ -383,15 +398,16 @@ def init_page(session: Session) -> tuple:
         return (session, _status_markdown(session), _model_dropdown(session), _model_card(session),
                 gr.Timer(active=True), *[gr.skip()] * 6)
     session.shown_default = MODELS.default
-    classes = _classes_of(session)
-    editor = _editor_values(session, classes, classes_message(classes, classes.validate(CLASS_LIMITS)))
+    editor = _editor_for(session)
     return (session, _status_markdown(session), _model_dropdown(session), _model_card(session),
             gr.Timer(active=MODELS.busy()), *editor)
 
 
 def poll_models(session: Session) -> tuple:
-    """Timer tick while models load: refresh the status; adopt a better default model when it is ready
-    (unless the user chose a model or already has results from the current one)."""
+    """Timer tick while models load: refresh the status; adopt a better default model once ready.
+
+    A session that chose a model, or already has results from the current one, keeps it.
+    """
     editor: tuple = tuple(gr.skip() for _ in range(6))
     note = None
     if session.model is None and session.video is None and MODELS.default is not None:
@@ -401,8 +417,7 @@ def poll_models(session: Session) -> tuple:
             if current is not None:
                 note = f"Switched to {MODELS.default}"
             if session.classes is None:
-                classes = _classes_of(session)
-                editor = _editor_values(session, classes, classes_message(classes, classes.validate(CLASS_LIMITS)))
+                editor = _editor_for(session)
     if note:
         gr.Info(html.escape(note, quote=False))
     return (session, _status_markdown(session), _model_dropdown(session), _model_card(session),
@@ -410,19 +425,19 @@ def poll_models(session: Session) -> tuple:
 
 
 def select_model(name: str, session: Session) -> tuple:
-    """The user picks a model: the session uses it from now on (the editor follows its default set)."""
+    """The user picks a model: the session uses it from now on (the editor shows its classes)."""
     if not name:
         raise _error("choose a model")
     _predictor(name)  # load now (a clear error if it cannot be)
     session.model = name
-    classes = _classes_of(session)
-    editor = _editor_values(session, classes, classes_message(classes, classes.validate(CLASS_LIMITS)))
+    editor = _editor_for(session)
     return (session, _status_markdown(session), _model_dropdown(session), _model_card(session),
             gr.Timer(active=MODELS.busy()), *editor)
 
 
 @gpu
-def analyse(video_path: str | None, fallback: str, session: Session, progress=gr.Progress()) -> tuple:
+def analyse(video_path: str | None, fallback: str, session: Session,
+            progress=gr.Progress()) -> tuple:
     """Analyse a video: encode it once (cached), score it against the session's class set."""
     if not video_path:
         raise _error("Upload or record a video first (or click an example).")
@@ -446,14 +461,17 @@ def analyse(video_path: str | None, fallback: str, session: Session, progress=gr
         session.frames_encoded += int(len(encoding.frame_embeddings))
         session.encodings += 1
     clip_name = prediction.video.get("name") or Path(video_path).name
-    session.video = CurrentVideo(video_path, clip_name, name, fallback or "center", encoding, prediction)
+    fallback = fallback or "center"
+    session.video = CurrentVideo(video_path, clip_name, name, fallback, encoding, prediction)
     if not any(c.key == encoding.key for c in session.clips):
-        session.clips.append(Clip(encoding.key, clip_name, name, video_path, prediction.embedding.copy()))
+        embedding = prediction.embedding.copy()
+        session.clips.append(Clip(encoding.key, clip_name, name, video_path, embedding))
         del session.clips[:-MAX_SESSION_CLIPS]
     return (session, *_result_values(session, encoded_now=encoded_now, gallery=True))
 
 
-def analyse_if_loaded(video_path: str | None, fallback: str, session: Session, progress=gr.Progress()) -> tuple:
+def analyse_if_loaded(video_path: str | None, fallback: str, session: Session,
+                      progress=gr.Progress()) -> tuple:
     """After a model switch: re-analyse the loaded video with the new model (nothing if none)."""
     if not video_path or session.video is None:
         return (session, *[gr.skip()] * 10)
@@ -461,14 +479,15 @@ def analyse_if_loaded(video_path: str | None, fallback: str, session: Session, p
 
 
 def live_step(frame: np.ndarray | None, buffer: LiveBuffer, session: Session) -> tuple:
-    """One webcam frame: crop the face, embed it into the ring buffer, predict over the last T frames."""
+    """One webcam frame: crop the face, embed it into the ring buffer, predict over the last T."""
     if frame is None:
         return gr.skip(), gr.skip(), gr.skip(), buffer
     name = _model_of(session)
     predictor = _predictor(name, "center")
     classes = _classes_of(session)
     T = predictor.config.num_frames
-    if buffer.model != name or buffer.names != tuple(classes.names) or buffer.embeddings.maxlen != T:
+    names = tuple(classes.names)
+    if buffer.model != name or buffer.names != names or buffer.embeddings.maxlen != T:
         buffer = LiveBuffer(model=name, names=tuple(classes.names), embeddings=deque(maxlen=T))
     now = time.monotonic()
     buffer.start = buffer.start or now
@@ -478,13 +497,15 @@ def live_step(frame: np.ndarray | None, buffer: LiveBuffer, session: Session) ->
     buffer.faces += int(found)
     if crop is not None:
         buffer.embeddings.append(predictor.encode_images(crop[None])[0])
-    fps = (len(buffer.stamps) - 1) / (buffer.stamps[-1] - buffer.stamps[0]) if len(buffer.stamps) > 1 else 0.0
+    span = buffer.stamps[-1] - buffer.stamps[0]
+    fps = (len(buffer.stamps) - 1) / span if span > 0 else 0.0
     if predictor.config.face_detection:
         faces = (f"face {'found' if found else 'not found (centre crop used)'} · "
                  f"{buffer.faces}/{buffer.frames} frames with a face")
     else:
         faces = "whole frames (this model takes no face crops)"
-    info = f"**Processed: {fps:.1f} frames/s** · buffer {len(buffer.embeddings)}/{T} frames · {faces}"
+    info = (f"**Processed: {fps:.1f} frames/s** · buffer {len(buffer.embeddings)}/{T} frames · "
+            f"{faces}")
     if crop is None or not buffer.embeddings:
         return gr.skip(), gr.skip(), info, buffer
     import torch
@@ -575,7 +596,8 @@ def validate_classes(text: str, session: Session) -> str:
         warnings = classes.validate(CLASS_LIMITS)
     except ClassSetError as exc:
         return classes_message(_classes_of(session), [], error=str(exc))
-    return classes_message(classes, warnings).replace("In use:", "Valid (press *Apply YAML/JSON* to use it):", 1)
+    valid = "Valid (press *Apply YAML/JSON* to use it):"
+    return classes_message(classes, warnings).replace("In use:", valid, 1)
 
 
 def set_classes(text: str, session: Session) -> tuple:
@@ -603,7 +625,8 @@ def import_classes(file: str | None, session: Session) -> tuple:
 def export_classes(fmt: str, session: Session) -> str:
     """Write the session's class set as YAML or JSON for download."""
     classes = _classes_of(session)
-    path = OUTPUTS.new() / f"{safe_stem(classes.name, 'classes')}.{'json' if fmt == 'json' else 'yaml'}"
+    suffix = "json" if fmt == "json" else "yaml"
+    path = OUTPUTS.new() / f"{safe_stem(classes.name, 'classes')}.{suffix}"
     try:
         classes.save(path, limits=CLASS_LIMITS)
     except ClassSetError as exc:
@@ -621,22 +644,26 @@ def _compound_candidate(parts: list[str] | None, weights_text: str, name: str, s
         raise ClassSetError(str(exc)) from exc
     name = (name or "").strip() or " + ".join(parts)
     classes = _classes_of(session)
-    return classes, classes.with_compound(name, parts, weights, limits=CLASS_LIMITS), name, weights, parts
+    candidate = classes.with_compound(name, parts, weights, limits=CLASS_LIMITS)
+    return classes, candidate, name, weights, parts
 
 
-def preview_compound(parts: list[str] | None, weights_text: str, name: str, session: Session) -> str:
+def preview_compound(parts: list[str] | None, weights_text: str, name: str,
+                     session: Session) -> str:
     """Preview a compound: its nearest classes and its score on the current video."""
     if len(parts or []) < 2:
         return "Choose two or more classes to preview a compound."
     try:
-        classes, candidate, name, weights, parts = _compound_candidate(parts, weights_text, name, session)
+        classes, candidate, name, weights, parts = _compound_candidate(
+            parts, weights_text, name, session)
     except ClassSetError as exc:
         return f"**Cannot build it:** {md(exc)}"
     video = session.video
     model = video.model if video is not None else _model_of(session)
     predictor = _predictor(model, video.fallback if video else "center")
     name = next(c.name for c in candidate.compounds if c.name.casefold() == name.strip().casefold())
-    preview = compound_preview(predictor, classes, candidate, name, video.encoding if video else None)
+    encoding = video.encoding if video else None
+    preview = compound_preview(predictor, classes, candidate, name, encoding)
     return preview_markdown(name, preview, weights, parts)
 
 
@@ -664,7 +691,7 @@ def remove_compound(name: str, session: Session) -> tuple:
 
 
 def _example_embeddings(model: str, progress: Any) -> list[tuple[Path, np.ndarray]]:
-    """Clip embeddings of the example clips under `model` (shared: the examples are public assets)."""
+    """Clip embeddings of the example clips under `model` (shared: examples are public assets)."""
     out = []
     predictor = _predictor(model, "center")
     for i, path in enumerate(EXAMPLES):
@@ -708,27 +735,32 @@ def explore(method: str, include_examples: bool, upload: str | None, session: Se
     clips += [("clip", f"clip {i + 1} · {c.name}", c.embedding, c.path)
               for i, c in enumerate(c for c in session.clips if c.model == model)]
     if include_examples:
-        clips += [("example", f"example · {p.name}", e, str(p)) for p, e in _example_embeddings(model, progress)]
+        clips += [("example", f"example · {p.name}", e, str(p))
+                  for p, e in _example_embeddings(model, progress)]
     if upload:
         try:
-            loaded = ex.load_embeddings(upload, expected_dim=predictor.model.embed_dim, kind="uploaded")
+            loaded = ex.load_embeddings(upload, expected_dim=predictor.model.embed_dim,
+                                        kind="uploaded")
         except ValueError as exc:
             raise _error(f"could not use the embeddings file: {exc}", upload) from exc
         clips += [("uploaded", f"uploaded · {p.id}", p.embedding, None) for p in loaded]
     text = predictor.class_embeddings(classes).numpy()
     n_classes = len(classes.classes)
-    kinds = [c[0] for c in clips] + ["class" if j < n_classes else "compound" for j in range(len(names))]
-    ids = _unique_ids([c[1] for c in clips] + [f"{k} · {n}" for k, n in zip(kinds[len(clips):], names)])
+    proto_kinds = ["class" if j < n_classes else "compound" for j in range(len(names))]
+    kinds = [c[0] for c in clips] + proto_kinds
+    ids = _unique_ids([c[1] for c in clips] + [f"{k} · {n}" for k, n in zip(proto_kinds, names)])
     points = []
     if clips:
-        probs = score_embeddings(predictor, np.stack([np.asarray(c[2], dtype=np.float32) for c in clips]), classes)
+        matrix = np.stack([np.asarray(c[2], dtype=np.float32) for c in clips])
+        probs = score_embeddings(predictor, matrix, classes)
         for i, ((kind, name, emb, media), pr) in enumerate(zip(clips, probs)):
             points.append(ex.LatentPoint(id=ids[i], kind=kind, label=names[int(np.argmax(pr))],
                                          embedding=np.asarray(emb, dtype=np.float32),
                                          hover=_hover(name, pr, names), media=media))
     for j, name in enumerate(names):
         kind = kinds[len(clips) + j]
-        points.append(ex.LatentPoint(id=ids[len(clips) + j], kind=kind, label=name, embedding=text[j],
+        points.append(ex.LatentPoint(id=ids[len(clips) + j], kind=kind, label=name,
+                                     embedding=text[j],
                                      hover=f"text prototype of the {kind} {name}"))
     if len(points) < 3:
         raise _error("need at least 3 points: analyse a clip or add classes")
@@ -741,7 +773,8 @@ def explore(method: str, include_examples: bool, upload: str | None, session: Se
     n_clip = len(clips)
     title = f"{method} of {n_clip} clip(s) and {len(names)} text prototypes ({model})"
     fig = ex.latent_figure(points, coords, title=title)
-    msg = (f"{n_clip} clip(s) and {len(names)} text prototypes under {code(model)}; colour = predicted class. "
+    msg = (f"{n_clip} clip(s) and {len(names)} text prototypes under {code(model)}; "
+           "colour = predicted class. "
            + ("Analyse clips to add them." if not session.clips else ""))
     return session, fig, gr.Dropdown(choices=[p.id for p in points], value=None), msg
 
@@ -751,7 +784,7 @@ def _method(label: str) -> str:
 
 
 def pick_point(point_id: str, session: Session) -> tuple:
-    """A point is picked: its nearest neighbours (cosine), its clip, and the plot highlighting it."""
+    """A point is picked: its nearest neighbours (cosine), its clip, the plot highlighting it."""
     from emoclip import explore as ex
 
     points = session.points
@@ -761,11 +794,14 @@ def pick_point(point_id: str, session: Session) -> tuple:
     index = ids.index(point_id)
     emb = np.stack([p.embedding for p in points])
     neighbours = ex.nearest_neighbours(emb, index, k=min(8, len(points) - 1))
-    rows = [[points[j].id, points[j].kind, points[j].label, round(float(c), 4)] for j, c in neighbours]
+    rows = [[points[j].id, points[j].kind, points[j].label, round(float(c), 4)]
+            for j, c in neighbours]
     p = points[index]
     media = p.media if p.media and Path(p.media).is_file() else None
-    info = f"**{md(p.id)}** ({md(p.kind)}; {'predicted' if not p.is_prototype else 'class'} *{md(p.label)}*)"
-    fig = ex.latent_figure(points, session.coords, title=f"{session.projection}: {p.id}", selected=index)
+    role = "class" if p.is_prototype else "predicted"
+    info = f"**{md(p.id)}** ({md(p.kind)}; {role} *{md(p.label)}*)"
+    fig = ex.latent_figure(points, session.coords, title=f"{session.projection}: {p.id}",
+                           selected=index)
     return rows, media, info, fig
 
 
@@ -794,7 +830,10 @@ def classify_video(video: str | None, classes: str, session: Session) -> dict:
     if not video:
         raise _error("no video file was given")
     try:
-        class_set = ClassSet.parse(classes, limits=CLASS_LIMITS) if (classes or "").strip() else _classes_of(session)
+        if (classes or "").strip():
+            class_set = ClassSet.parse(classes, limits=CLASS_LIMITS)
+        else:
+            class_set = _classes_of(session)
         model = _model_of(session)
         prediction = _predictor(model, "center").predict(video, class_set)
     except _user_errors() as exc:
@@ -827,11 +866,12 @@ text embeddings). Editing classes re-scores a video without re-encoding it.
 | CLIP ViT-L/14 | 32.02 / 38.12 | 21.97 / 28.99 | 20.42 / 25.58 | 35.50 / 38.32 |
 | FaRL (ViT-B/16) | 23.99 / 25.73 | 20.71 / 22.87 | 14.98 / 17.08 | 28.17 / 30.45 |
 | EmotionCLIP (CVPR 2023) | 13.77 / 19.89 | 14.79 / 19.54 | 9.20 / 11.65 | 14.86 / 17.06 |
-| **EmoCLIP (ViT-B/32 + temporal)** | **36.76 / 46.27** | 26.73 / 35.30 | 25.86 / 33.49 (trained on MAFW captions) | 36.13 / 39.90 |
+| **EmoCLIP (ViT-B/32 + temporal)** | **36.76/46.27** | 26.73/35.30 | 25.86/33.49 \* | 36.13/39.90 |
 | Exp-CLIP ViT-L/14 | 40.16 / 47.09 | 27.45 / 31.07 | 23.95 / 26.98 | 38.72 / 40.42 |
 
 Source: the consolidated tables of Exp-CLIP (WACV 2025, arXiv 2405.19100), which reproduce
 EmoCLIP's numbers. UAR is the mean per-class recall, WAR the overall accuracy.
+\* EmoCLIP is trained on MAFW's captions, so its MAFW row is not cross-dataset.
 
 **Zero-shot facial-expression recognition is hard.** Even the paper's model labels only a third
 to a half of in-the-wild clips correctly (WAR 33-46 %; with DFEW's 7 classes chance UAR is 14 %),
@@ -855,8 +895,8 @@ API_HELP = """
 ```python
 from gradio_client import Client, handle_file
 client = Client("http://127.0.0.1:7860/")
-result = client.predict(handle_file("clip.mp4"), "classes:\\n  joy: a broad smile\\n  calm: a relaxed face\\n",
-                        api_name="/classify_video")
+classes = "classes:\\n  joy: a broad smile\\n  calm: a relaxed face\\n"
+result = client.predict(handle_file("clip.mp4"), classes, api_name="/classify_video")
 print(result["top"], result["probabilities"])
 ```
 Leave the class text empty to use the model's default class set. Other endpoints: `/analyse`,
@@ -869,218 +909,259 @@ CSS = """
 """
 
 
+def _header() -> SimpleNamespace:
+    gr.Markdown("# EmoCLIP: zero-shot facial-expression recognition in video\n"
+                "Describe emotions in words; the model scores a face video against your "
+                "descriptions.")
+    with gr.Row(equal_height=True):
+        status = gr.Markdown("Loading a model…", elem_id="model-status")
+        model = gr.Dropdown(label="Model", choices=[], interactive=True, scale=0, min_width=280,
+                            elem_id="model-select")
+    return SimpleNamespace(status=status, model=model)
+
+
+def _analyse_tab() -> SimpleNamespace:
+    ui = SimpleNamespace(examples=None)
+    with gr.Row():
+        with gr.Column(scale=2):
+            ui.video = gr.Video(label="Video: upload or record", sources=["upload", "webcam"],
+                                elem_id="video-input", height=320)
+            ui.fallback = gr.Radio(
+                ["center", "skip"], value="center", label="Frames without a face",
+                info="center: analyse the centre of the whole frame; skip: leave them out",
+                elem_id="fallback")
+            ui.analyse = gr.Button("Analyse", variant="primary", elem_id="analyse-btn")
+            if EXAMPLES:
+                ui.examples = gr.Examples(
+                    [[str(p)] for p in EXAMPLES], inputs=[ui.video],
+                    example_labels=[p.name for p in EXAMPLES],
+                    label="Example clips (click one to analyse it)", elem_id="examples")
+            ui.gallery = gr.Gallery(label="Face crops along the clip", columns=4, height="auto",
+                                    elem_id="faces-gallery", allow_preview=False)
+        with gr.Column(scale=3):
+            ui.summary = gr.Markdown("Upload a clip and press **Analyse**.",
+                                     elem_id="result-summary")
+            ui.label = gr.Label(label="Top emotions", num_top_classes=5, elem_id="top-label")
+            ui.bars = gr.Plot(label="Probabilities", elem_id="bars-plot")
+            ui.timeline = gr.Plot(label="Timeline", elem_id="timeline-plot")
+            ui.warnings = gr.Markdown(elem_id="result-warnings")
+            ui.timings = gr.Markdown(elem_id="timings")
+            ui.files = gr.File(label="Downloads (JSON, CSV)", file_count="multiple",
+                               interactive=False, elem_id="downloads")
+    return ui
+
+
+def _live_tab() -> SimpleNamespace:
+    ui = SimpleNamespace()
+    gr.Markdown("Each processed frame's face is embedded into a ring buffer of the last T frames; "
+                "the prediction is over that buffer, with the class set of the *Classes* tab.")
+    with gr.Row():
+        with gr.Column():
+            ui.cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam",
+                              elem_id="live-cam", height=320)
+            ui.info = gr.Markdown("Start the webcam to stream.", elem_id="live-fps")
+            ui.reset = gr.Button("Clear buffer", size="sm", elem_id="live-reset")
+        with gr.Column():
+            ui.label = gr.Label(label="Last T frames", num_top_classes=5, elem_id="live-label")
+            ui.plot = gr.Plot(label="Live timeline", elem_id="live-plot")
+    return ui
+
+
+def _class_editor() -> SimpleNamespace:
+    ui = SimpleNamespace()
+    with gr.Row():
+        ui.preset = gr.Dropdown([MODEL_DEFAULT_PRESET, *preset_names()], value=MODEL_DEFAULT_PRESET,
+                                label="Preset", elem_id="preset")
+        ui.reset = gr.Button("Reset to preset", elem_id="reset-classes-btn", scale=0)
+    ui.message = gr.Markdown(elem_id="class-messages")
+    ui.table = gr.Dataframe(
+        headers=["class", "description"], datatype=["str", "str"], column_count=2,
+        interactive=True, wrap=True, max_height=420, column_widths=["22%", "78%"],
+        label="Classes: one row per description (edit a cell, add rows)", elem_id="class-table")
+    with gr.Accordion("Add, rename or remove a class", open=True):
+        with gr.Row():
+            ui.new_name = gr.Textbox(label="New class name", elem_id="new-class-name")
+            ui.new_desc = gr.Textbox(label="Descriptions (one per line)", lines=2, scale=2,
+                                     elem_id="new-class-desc")
+            ui.add = gr.Button("Add class", elem_id="add-class-btn", scale=0)
+        with gr.Row():
+            ui.pick = gr.Dropdown(label="Class", choices=[], elem_id="class-pick")
+            ui.rename_to = gr.Textbox(label="Rename to", elem_id="rename-to")
+            ui.rename = gr.Button("Rename", elem_id="rename-btn", scale=0)
+            ui.remove = gr.Button("Remove", variant="stop", elem_id="remove-btn", scale=0)
+    with gr.Accordion("YAML / JSON: edit, import, export", open=False):
+        ui.yaml = gr.Code(language="yaml", label="Class set (YAML or JSON)", interactive=True,
+                          elem_id="class-yaml", lines=12)
+        with gr.Row():
+            ui.apply_yaml = gr.Button("Apply YAML/JSON", variant="primary",
+                                      elem_id="apply-yaml-btn")
+            ui.export_yaml = gr.Button("Export YAML", elem_id="export-yaml-btn")
+            ui.export_json = gr.Button("Export JSON", elem_id="export-json-btn")
+        with gr.Row():
+            ui.import_file = gr.File(label="Import a .yaml/.yml/.json class set", type="filepath",
+                                     file_types=[".yaml", ".yml", ".json"], height=120,
+                                     elem_id="import-classes")
+            ui.export_file = gr.File(label="Exported class set", interactive=False, height=120,
+                                     elem_id="export-classes")
+    return ui
+
+
+def _compound_builder() -> SimpleNamespace:
+    ui = SimpleNamespace()
+    gr.Markdown("### Current video")
+    ui.label = gr.Label(label="Scores with these classes (all classes and compounds)",
+                        elem_id="classes-label")
+    ui.rescore = gr.Markdown(elem_id="rescore-info")
+    gr.Markdown("### Compound builder\n"
+                "A compound is the normalised (weighted) mean of its classes' text embeddings.")
+    ui.parts = gr.CheckboxGroup(label="Classes to combine (2 or more)", choices=[],
+                                elem_id="compound-parts")
+    with gr.Row():
+        ui.weights = gr.Textbox(label="Weights (optional, one per class in order)",
+                                placeholder="e.g. 2, 1", elem_id="compound-weights")
+        ui.name = gr.Textbox(label="Name", placeholder="e.g. happily surprised",
+                             elem_id="compound-name")
+    ui.preview = gr.Markdown("Choose two or more classes to preview a compound.",
+                             elem_id="compound-preview")
+    ui.add = gr.Button("Add compound", variant="primary", elem_id="add-compound-btn")
+    with gr.Row():
+        ui.pick = gr.Dropdown(label="Compound", choices=[], elem_id="compound-pick")
+        ui.remove = gr.Button("Remove compound", variant="stop", scale=0,
+                              elem_id="remove-compound-btn")
+    return ui
+
+
+def _explorer_tab() -> SimpleNamespace:
+    ui = SimpleNamespace()
+    with gr.Row():
+        ui.method = gr.Radio(["PCA", "t-SNE", "UMAP"], value="PCA", label="Projection (seed 0)",
+                             elem_id="explore-method")
+        ui.examples = gr.Checkbox(value=bool(EXAMPLES), label="Include the example clips",
+                                  interactive=bool(EXAMPLES), elem_id="explore-examples")
+        ui.upload = gr.File(label="Add embeddings (.npz/.json/.csv/.npy, e.g. exported here)",
+                            type="filepath", file_types=[".npz", ".json", ".csv", ".npy"],
+                            height=140, elem_id="explore-upload")
+        ui.run = gr.Button("Project", variant="primary", elem_id="explore-btn", scale=0)
+    ui.info = gr.Markdown("Clips you analyse are added here, with the text prototype of every "
+                          "class and compound.", elem_id="explore-info")
+    ui.plot = gr.Plot(label="Latent space", elem_id="latent-plot")
+    with gr.Row():
+        with gr.Column():
+            ui.pick = gr.Dropdown(label="Pick a point", choices=[], elem_id="point-pick")
+            ui.point = gr.Markdown(elem_id="point-info")
+            ui.neighbours = gr.Dataframe(
+                headers=["point", "kind", "predicted / label", "cosine"], interactive=False,
+                label="Nearest neighbours (cosine)", elem_id="neighbours")
+            ui.export = gr.Button("Export embeddings", elem_id="export-emb-btn")
+            ui.file = gr.File(label="Embeddings", interactive=False, height=80, elem_id="emb-file")
+        ui.video = gr.Video(label="The point's clip", interactive=False, height=260,
+                            elem_id="point-video")
+    return ui
+
+
+def _about_tab() -> SimpleNamespace:
+    ui = SimpleNamespace()
+    gr.Markdown(ABOUT)
+    ui.card = gr.Markdown(elem_id="model-card")
+    gr.Markdown(API_HELP)
+    with gr.Accordion("Try the classify_video endpoint", open=False):
+        with gr.Row():
+            ui.video = gr.File(label="Video file", type="filepath", elem_id="api-video")
+            ui.classes = gr.Textbox(label="Class set (YAML or JSON; empty: current set)", lines=6,
+                                    elem_id="api-classes")
+        ui.run = gr.Button("Classify", elem_id="api-btn")
+        ui.result = gr.JSON(label="Result", elem_id="api-result")
+    return ui
+
+
 def build_demo() -> gr.Blocks:
-    """The Blocks UI (no model work here: models load when the page is opened or `MODELS.start()`)."""
+    """The Blocks UI (no model work here: models load when a page opens or at `MODELS.start()`)."""
     with gr.Blocks(title="EmoCLIP: zero-shot facial expressions in video") as demo:
         session = gr.State(Session())
         live_buffer = gr.State(LiveBuffer())
         timer = gr.Timer(1.0, active=False)
-        gr.Markdown("# EmoCLIP: zero-shot facial-expression recognition in video\n"
-                    "Describe emotions in words; the model scores a face video against your descriptions.")
-        with gr.Row(equal_height=True):
-            status_md = gr.Markdown("Loading a model…", elem_id="model-status")
-            model_dd = gr.Dropdown(label="Model", choices=[], interactive=True, scale=0, min_width=280,
-                                   elem_id="model-select")
-
+        head = _header()
         with gr.Tabs():
             with gr.Tab("Analyse video", id="analyse"):
-                with gr.Row():
-                    with gr.Column(scale=2):
-                        video_in = gr.Video(label="Video: upload or record", sources=["upload", "webcam"],
-                                            elem_id="video-input", height=320)
-                        fallback = gr.Radio(["center", "skip"], value="center", label="Frames without a face",
-                                            info="center: analyse the centre of the whole frame; skip: leave them out",
-                                            elem_id="fallback")
-                        analyse_btn = gr.Button("Analyse", variant="primary", elem_id="analyse-btn")
-                        examples = None
-                        if EXAMPLES:
-                            examples = gr.Examples([[str(p)] for p in EXAMPLES], inputs=[video_in],
-                                                   example_labels=[p.name for p in EXAMPLES],
-                                                   label="Example clips (click one to analyse it)",
-                                                   elem_id="examples")
-                        gallery = gr.Gallery(label="Face crops along the clip", columns=4, height="auto",
-                                             elem_id="faces-gallery", allow_preview=False)
-                    with gr.Column(scale=3):
-                        summary_md = gr.Markdown("Upload a clip and press **Analyse**.", elem_id="result-summary")
-                        top_label = gr.Label(label="Top emotions", num_top_classes=5, elem_id="top-label")
-                        bars_plot = gr.Plot(label="Probabilities", elem_id="bars-plot")
-                        timeline_plot = gr.Plot(label="Timeline", elem_id="timeline-plot")
-                        warnings_md = gr.Markdown(elem_id="result-warnings")
-                        timings_md = gr.Markdown(elem_id="timings")
-                        files = gr.File(label="Downloads (JSON, CSV)", file_count="multiple", interactive=False,
-                                        elem_id="downloads")
-
+                an = _analyse_tab()
             with gr.Tab("Live webcam", id="live"):
-                gr.Markdown("Each processed frame's face is embedded into a ring buffer of the last T frames; "
-                            "the prediction is over that buffer. The class set is the one of the *Classes* tab.")
-                with gr.Row():
-                    with gr.Column():
-                        cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam",
-                                       elem_id="live-cam", height=320)
-                        live_info = gr.Markdown("Start the webcam to stream.", elem_id="live-fps")
-                        reset_live_btn = gr.Button("Clear buffer", size="sm", elem_id="live-reset")
-                    with gr.Column():
-                        live_label = gr.Label(label="Last T frames", num_top_classes=5, elem_id="live-label")
-                        live_plot = gr.Plot(label="Live timeline", elem_id="live-plot")
-
+                live = _live_tab()
             with gr.Tab("Classes & compounds", id="classes"):
                 with gr.Row():
                     with gr.Column(scale=3):
-                        with gr.Row():
-                            preset_dd = gr.Dropdown([MODEL_DEFAULT_PRESET, *preset_names()],
-                                                    value=MODEL_DEFAULT_PRESET, label="Preset", elem_id="preset")
-                            reset_btn = gr.Button("Reset to preset", elem_id="reset-classes-btn", scale=0)
-                        class_msg = gr.Markdown(elem_id="class-messages")
-                        table = gr.Dataframe(headers=["class", "description"], datatype=["str", "str"],
-                                             column_count=2, interactive=True, wrap=True, max_height=420,
-                                             label="Classes: one row per description (edit a cell, add rows)",
-                                             elem_id="class-table", column_widths=["22%", "78%"])
-                        with gr.Accordion("Add, rename or remove a class", open=True):
-                            with gr.Row():
-                                new_name = gr.Textbox(label="New class name", elem_id="new-class-name")
-                                new_desc = gr.Textbox(label="Descriptions (one per line)", lines=2,
-                                                      elem_id="new-class-desc", scale=2)
-                                add_btn = gr.Button("Add class", elem_id="add-class-btn", scale=0)
-                            with gr.Row():
-                                class_pick = gr.Dropdown(label="Class", choices=[], elem_id="class-pick")
-                                rename_to = gr.Textbox(label="Rename to", elem_id="rename-to")
-                                rename_btn = gr.Button("Rename", elem_id="rename-btn", scale=0)
-                                remove_btn = gr.Button("Remove", variant="stop", elem_id="remove-btn", scale=0)
-                        with gr.Accordion("YAML / JSON: edit, import, export", open=False):
-                            yaml_code = gr.Code(language="yaml", label="Class set (YAML or JSON)",
-                                                interactive=True, elem_id="class-yaml", lines=12)
-                            with gr.Row():
-                                apply_yaml_btn = gr.Button("Apply YAML/JSON", variant="primary",
-                                                           elem_id="apply-yaml-btn")
-                                export_yaml_btn = gr.Button("Export YAML", elem_id="export-yaml-btn")
-                                export_json_btn = gr.Button("Export JSON", elem_id="export-json-btn")
-                            with gr.Row():
-                                import_file = gr.File(label="Import a .yaml/.yml/.json class set",
-                                                      file_types=[".yaml", ".yml", ".json"], type="filepath",
-                                                      elem_id="import-classes", height=120)
-                                export_file = gr.File(label="Exported class set", interactive=False,
-                                                      elem_id="export-classes", height=120)
+                        ed = _class_editor()
                     with gr.Column(scale=2):
-                        gr.Markdown("### Current video")
-                        classes_label = gr.Label(label="Scores with these classes (all classes and compounds)",
-                                                 elem_id="classes-label")
-                        rescore_md = gr.Markdown(elem_id="rescore-info")
-                        gr.Markdown("### Compound builder\nA compound is the normalised (weighted) mean of its "
-                                    "classes' text embeddings.")
-                        compound_parts = gr.CheckboxGroup(label="Classes to combine (2 or more)", choices=[],
-                                                          elem_id="compound-parts")
-                        with gr.Row():
-                            compound_weights = gr.Textbox(label="Weights (optional, one per class in order)",
-                                                          placeholder="e.g. 2, 1", elem_id="compound-weights")
-                            compound_name = gr.Textbox(label="Name", placeholder="e.g. happily surprised",
-                                                       elem_id="compound-name")
-                        compound_md = gr.Markdown("Choose two or more classes to preview a compound.",
-                                                  elem_id="compound-preview")
-                        add_compound_btn = gr.Button("Add compound", variant="primary", elem_id="add-compound-btn")
-                        with gr.Row():
-                            compound_pick = gr.Dropdown(label="Compound", choices=[], elem_id="compound-pick")
-                            remove_compound_btn = gr.Button("Remove compound", variant="stop", scale=0,
-                                                            elem_id="remove-compound-btn")
-
+                        cb = _compound_builder()
             with gr.Tab("Latent explorer", id="explorer"):
-                with gr.Row():
-                    method = gr.Radio(["PCA", "t-SNE", "UMAP"], value="PCA", label="Projection (seed 0)",
-                                      elem_id="explore-method")
-                    include_examples = gr.Checkbox(value=bool(EXAMPLES), label="Include the example clips",
-                                                   interactive=bool(EXAMPLES), elem_id="explore-examples")
-                    emb_upload = gr.File(label="Add embeddings (.npz/.json/.csv/.npy, e.g. exported here)",
-                                         type="filepath", file_types=[".npz", ".json", ".csv", ".npy"],
-                                         elem_id="explore-upload", height=140)
-                    explore_btn = gr.Button("Project", variant="primary", elem_id="explore-btn", scale=0)
-                explore_msg = gr.Markdown("Clips you analyse are added here, with the text prototype of every "
-                                          "class and compound.", elem_id="explore-info")
-                latent_plot = gr.Plot(label="Latent space", elem_id="latent-plot")
-                with gr.Row():
-                    with gr.Column():
-                        point_pick = gr.Dropdown(label="Pick a point", choices=[], elem_id="point-pick")
-                        point_md = gr.Markdown(elem_id="point-info")
-                        neighbours = gr.Dataframe(headers=["point", "kind", "predicted / label", "cosine"],
-                                                  interactive=False, label="Nearest neighbours (cosine)",
-                                                  elem_id="neighbours")
-                        export_emb_btn = gr.Button("Export embeddings", elem_id="export-emb-btn")
-                        emb_file = gr.File(label="Embeddings", interactive=False, elem_id="emb-file", height=80)
-                    point_video = gr.Video(label="The point's clip", interactive=False, elem_id="point-video",
-                                           height=260)
-
+                ex = _explorer_tab()
             with gr.Tab("About", id="about"):
-                gr.Markdown(ABOUT)
-                model_card = gr.Markdown(elem_id="model-card")
-                gr.Markdown(API_HELP)
-                with gr.Accordion("Try the classify_video endpoint", open=False):
-                    with gr.Row():
-                        api_video = gr.File(label="Video file", type="filepath", elem_id="api-video")
-                        api_classes = gr.Textbox(label="Class set (YAML or JSON; empty: current set)", lines=6,
-                                                 elem_id="api-classes")
-                    api_btn = gr.Button("Classify", elem_id="api-btn")
-                    api_json = gr.JSON(label="Result", elem_id="api-result")
-
-        # ---- wiring -----------------------------------------------------------------------
-        status_outputs = [session, status_md, model_dd, model_card, timer]
-        editor_outputs = [table, yaml_code, class_msg, class_pick, compound_parts, compound_pick]
-        result_outputs = [summary_md, top_label, bars_plot, timeline_plot, gallery, files, timings_md,
-                          warnings_md, classes_label, rescore_md]
-        class_outputs = [session, *editor_outputs, *result_outputs]
-        quiet = dict(show_progress="hidden", api_visibility="private", queue=True, concurrency_limit=None)
-
-        demo.load(init_page, [session], [*status_outputs, *editor_outputs], **quiet)
-        timer.tick(poll_models, [session], [*status_outputs, *editor_outputs], **quiet)
-        model_dd.input(select_model, [model_dd, session], [*status_outputs, *editor_outputs],
-                       api_name="select_model").then(
-            analyse_if_loaded, [video_in, fallback, session], [session, *result_outputs], api_visibility="private")
-
-        analyse_btn.click(analyse, [video_in, fallback, session], [session, *result_outputs], api_name="analyse",
-                          concurrency_id="model")
-        if examples is not None:
-            examples.load_input_event.then(analyse, [video_in, fallback, session], [session, *result_outputs],
-                                           api_visibility="private", concurrency_id="model")
-
-        cam.stream(live_step, [cam, live_buffer, session], [live_label, live_plot, live_info, live_buffer],
-                   stream_every=0.5, time_limit=LIVE_SECONDS, concurrency_limit=4, concurrency_id="live",
-                   show_progress="hidden", api_name="live_step")
-        reset_live_btn.click(reset_live, [live_buffer], [live_label, live_plot, live_info, live_buffer],
-                             api_name="reset_live")
-
-        reset_btn.click(reset_classes, [preset_dd, session], class_outputs, api_name="reset_classes")
-        table.input(edit_table, [table, session], class_outputs, api_name="edit_classes_table",
-                    trigger_mode="always_last")
-        add_btn.click(add_class, [new_name, new_desc, session], [*class_outputs, new_name, new_desc],
-                      api_name="add_class")
-        rename_btn.click(rename_class, [class_pick, rename_to, session], [*class_outputs, rename_to],
-                         api_name="rename_class")
-        remove_btn.click(remove_class, [class_pick, session], class_outputs, api_name="remove_class")
-        yaml_code.input(validate_classes, [yaml_code, session], [class_msg], api_name="validate_classes",
-                        show_progress="hidden", trigger_mode="always_last", concurrency_limit=None)
-        apply_yaml_btn.click(set_classes, [yaml_code, session], class_outputs, api_name="set_classes")
-        import_file.upload(import_classes, [import_file, session], class_outputs, api_name="import_classes")
-        export_yaml_btn.click(functools.partial(export_classes, "yaml"), [session], [export_file],
-                              api_name="export_classes_yaml")
-        export_json_btn.click(functools.partial(export_classes, "json"), [session], [export_file],
-                              api_name="export_classes_json")
-
-        compound_inputs = [compound_parts, compound_weights, compound_name, session]
-        gr.on([compound_parts.input, compound_weights.input, compound_name.input], preview_compound,
-              compound_inputs, [compound_md], api_name="preview_compound", show_progress="hidden",
-              trigger_mode="always_last")
-        add_compound_btn.click(add_compound, compound_inputs, [*class_outputs, compound_md],
-                               api_name="add_compound")
-        remove_compound_btn.click(remove_compound, [compound_pick, session], class_outputs,
-                                  api_name="remove_compound")
-
-        explore_btn.click(explore, [method, include_examples, emb_upload, session],
-                          [session, latent_plot, point_pick, explore_msg], api_name="explore",
-                          concurrency_id="model")
-        point_pick.input(pick_point, [point_pick, session], [neighbours, point_video, point_md, latent_plot],
-                         api_name="pick_point")
-        export_emb_btn.click(export_embeddings, [session], [emb_file], api_name="export_embeddings")
-
-        api_btn.click(classify_video, [api_video, api_classes, session], [api_json], api_name="classify_video",
-                      concurrency_id="model")
+                about = _about_tab()
+        _wire(demo, session, live_buffer, timer, head, an, live, ed, cb, ex, about)
     return demo
+
+
+def _wire(demo, session, live_buffer, timer, head, an, live, ed, cb, ex, about) -> None:
+    """Event wiring. Output lists match `_status_values`, `_editor_values`, `_result_values`."""
+    status = [session, head.status, head.model, about.card, timer]
+    editor = [ed.table, ed.yaml, ed.message, ed.pick, cb.parts, cb.pick]
+    result = [an.summary, an.label, an.bars, an.timeline, an.gallery, an.files, an.timings,
+              an.warnings, cb.label, cb.rescore]
+    change = [session, *editor, *result]  # every class-set change
+    ui_only = dict(show_progress="hidden", api_visibility="private", concurrency_limit=None)
+    model_work = dict(concurrency_id="model")  # analyses share the default concurrency limit
+
+    demo.load(init_page, [session], [*status, *editor], **ui_only)
+    timer.tick(poll_models, [session], [*status, *editor], **ui_only)
+    head.model.input(select_model, [head.model, session], [*status, *editor],
+                     api_name="select_model").then(
+        analyse_if_loaded, [an.video, an.fallback, session], [session, *result],
+        api_visibility="private", **model_work)
+
+    analyse_inputs = [an.video, an.fallback, session]
+    an.analyse.click(analyse, analyse_inputs, [session, *result], api_name="analyse", **model_work)
+    if an.examples is not None:
+        an.examples.load_input_event.then(analyse, analyse_inputs, [session, *result],
+                                          api_visibility="private", **model_work)
+
+    live_outputs = [live.label, live.plot, live.info, live_buffer]
+    live.cam.stream(live_step, [live.cam, live_buffer, session], live_outputs, stream_every=0.5,
+                    time_limit=LIVE_SECONDS, concurrency_limit=4, concurrency_id="live",
+                    show_progress="hidden", api_name="live_step")
+    live.reset.click(reset_live, [live_buffer], live_outputs, api_name="reset_live")
+
+    ed.reset.click(reset_classes, [ed.preset, session], change, api_name="reset_classes")
+    ed.table.input(edit_table, [ed.table, session], change, api_name="edit_classes_table",
+                   trigger_mode="always_last")
+    ed.add.click(add_class, [ed.new_name, ed.new_desc, session],
+                 [*change, ed.new_name, ed.new_desc], api_name="add_class")
+    ed.rename.click(rename_class, [ed.pick, ed.rename_to, session], [*change, ed.rename_to],
+                    api_name="rename_class")
+    ed.remove.click(remove_class, [ed.pick, session], change, api_name="remove_class")
+    ed.yaml.input(validate_classes, [ed.yaml, session], [ed.message], api_name="validate_classes",
+                  show_progress="hidden", trigger_mode="always_last", concurrency_limit=None)
+    ed.apply_yaml.click(set_classes, [ed.yaml, session], change, api_name="set_classes")
+    ed.import_file.upload(import_classes, [ed.import_file, session], change,
+                          api_name="import_classes")
+    ed.export_yaml.click(functools.partial(export_classes, "yaml"), [session], [ed.export_file],
+                         api_name="export_classes_yaml")
+    ed.export_json.click(functools.partial(export_classes, "json"), [session], [ed.export_file],
+                         api_name="export_classes_json")
+
+    compound = [cb.parts, cb.weights, cb.name, session]
+    gr.on([cb.parts.input, cb.weights.input, cb.name.input], preview_compound, compound,
+          [cb.preview], api_name="preview_compound", show_progress="hidden",
+          trigger_mode="always_last")
+    cb.add.click(add_compound, compound, [*change, cb.preview], api_name="add_compound")
+    cb.remove.click(remove_compound, [cb.pick, session], change, api_name="remove_compound")
+
+    ex.run.click(explore, [ex.method, ex.examples, ex.upload, session],
+                 [session, ex.plot, ex.pick, ex.info], api_name="explore", **model_work)
+    ex.pick.input(pick_point, [ex.pick, session], [ex.neighbours, ex.video, ex.point, ex.plot],
+                  api_name="pick_point")
+    ex.export.click(export_embeddings, [session], [ex.file], api_name="export_embeddings")
+
+    about.run.click(classify_video, [about.video, about.classes, session], [about.result],
+                    api_name="classify_video", **model_work)
 
 
 def launch_options() -> dict[str, Any]:
