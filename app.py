@@ -221,7 +221,11 @@ def _encoding_fingerprint(video: CurrentVideo | None) -> str:
 def _status_markdown(session: Session) -> str:
     name = session.model or MODELS.default
     lines = []
-    if name is None:
+    if name is None and MODELS.started() and not MODELS.busy():
+        lines.append("**No model could be loaded.** The About tab lists what was tried and how to "
+                     "get weights (e.g. `weights/emoclip-synthetic-tiny.safetensors` from the "
+                     "repository, or the authors' checkpoint through `emoclip convert`).")
+    elif name is None:
         loading = MODELS.loading()
         what = f"{code(loading[0])}" if loading else "the models"
         lines.append(f"**Loading {what}…** The page works as soon as a model is ready.")

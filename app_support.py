@@ -213,6 +213,10 @@ class ModelManager:
         with self._lock:
             return list(self._loading)
 
+    def started(self) -> bool:
+        """Whether `start()` was called."""
+        return self._thread is not None
+
     def busy(self) -> bool:
         """Whether background work may still change the default model."""
         return self._thread is not None and self._thread.is_alive()

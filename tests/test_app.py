@@ -407,3 +407,48 @@ def test_model_manager_serves_a_quick_model_while_the_best_one_downloads(monkeyp
     assert loaded == ["emoclip-synthetic-tiny", "emoclip-vitb32"]
     assert manager.default == "emoclip-vitb32" and not manager.busy()
     assert manager.status("emoclip-vitb32").where == "from emoclip-vitb32"
+
+
+def test_status_says_plainly_when_no_model_can_be_loaded(monkeypatch):
+    from app_support import ModelManager
+    from emoclip.factory import ModelSource
+
+    manager = ModelManager([])
+    manager._sources = {n: ModelSource(n, False, "missing", "", f"{n} summary", ("offline",))
+                        for n in ("emoclip-vitb32", "clip-vitb32", "emoclip-synthetic-tiny")}
+    monkeypatch.setattr(app, "MODELS", manager)
+    manager.start()
+    manager._thread.join(10)
+    assert not manager.wait_ready(1) and manager.default is None
+    status = app._status_markdown(app.Session())
+    assert "No model could be loaded" in status and "emoclip convert" in status
+    with pytest.raises(gr.Error, match="No model could be loaded"):
+        app.analyse("x.webm", "center", app.Session(), progress=no_progress)
+    assert "missing" in app._model_card(app.Session())
+
+
+def test_toy_model_from_a_weights_folder(tmp_path, monkeypatch, video):
+    """A synthetic-tiny checkpoint (random weights here) is found, labelled a toy, and runs."""
+    import torch
+
+    from app_support import ModelManager
+    from emoclip.config import EmoCLIPConfig, packaged_config_dir
+    from emoclip.model import EmoCLIP
+    from emoclip.weights import save_checkpoint
+
+    config = EmoCLIPConfig.load(packaged_config_dir() / "emoclip-synthetic-tiny.json").replace(
+        classes={"name": "synthetic", "classes": {"beaming": "a wide smile", "glum": "a frown"}})
+    torch.manual_seed(0)
+    save_checkpoint(EmoCLIP(config).state_dict(), config, tmp_path / "emoclip-synthetic-tiny.safetensors")
+    manager = ModelManager([tmp_path])
+    monkeypatch.setattr(app, "MODELS", manager)
+    manager.start()
+    assert manager.wait_ready(120) and manager.default == "emoclip-synthetic-tiny"
+    session = app.init_page(app.Session())[0]
+    assert "This is a toy" in app._status_markdown(session) and "cartoon" in app._status_markdown(session)
+    out = app.analyse(video, "center", session, progress=no_progress)
+    assert set(out[2]) == {"beaming", "glum"}
+    assert "no face detection" in out[1] and "toy/test model" in out[8]
+    label, _, info, _ = app.live_step(next(moving_face_frames(1)), app.LiveBuffer(), session)
+    assert set(label) == {"beaming", "glum"} and "whole frames" in info
+    manager.close()
