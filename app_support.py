@@ -166,7 +166,8 @@ class ModelManager:
         with self._lock:
             if self._thread is not None:
                 return
-            self._thread = threading.Thread(target=self._boot, name="emoclip-model-loader", daemon=True)
+            self._thread = threading.Thread(target=self._boot, name="emoclip-model-loader",
+                                            daemon=True)
         self._thread.start()
 
     def _boot(self) -> None:
@@ -222,7 +223,7 @@ class ModelManager:
         return self._thread is not None and self._thread.is_alive()
 
     def model(self, name: str):
-        """The loaded model `name`, loading it now if needed (concurrent callers wait for one load)."""
+        """The loaded model `name`, loading it now if needed (concurrent callers share one load)."""
         with self._lock:
             if name in self._models:
                 return self._models[name]
@@ -267,7 +268,8 @@ class ModelManager:
         with self._lock:
             if key not in self._predictors:
                 limits = VideoLimits(**(self.limits or {}))
-                p = EmotionPredictor(model, face_fallback=fallback, limits=limits, video_cache_size=16)
+                p = EmotionPredictor(model, face_fallback=fallback, limits=limits,
+                                     video_cache_size=16)
                 sibling = next((q for (n, _), q in self._predictors.items() if n == name), None)
                 if sibling is not None:
                     p.text_cache = sibling.text_cache
@@ -291,11 +293,12 @@ class ModelManager:
         with self._lock:
             if name in self._models:
                 model = self._models[name]
-                return ModelStatus(name, "ready", kind, str(getattr(model, "source", "") or _KIND_TEXT.get(kind, kind)),
-                                   model.config.summary or summary)
+                where = str(getattr(model, "source", "") or _KIND_TEXT.get(kind, kind))
+                return ModelStatus(name, "ready", kind, where, model.config.summary or summary)
             if name in self._loading:
                 elapsed = time.monotonic() - self._loading[name][0]
-                return ModelStatus(name, "loading", kind, _where(source), summary, f"{elapsed:.0f} s")
+                return ModelStatus(name, "loading", kind, _where(source), summary,
+                                   f"{elapsed:.0f} s")
             if name in self._errors:
                 return ModelStatus(name, "error", kind, _where(source), summary, self._errors[name])
         state = "available" if source is not None and source.available else "missing"
@@ -319,7 +322,8 @@ def _where(source: Any) -> str:
 # ----------------------------------------------------------------------------- scoring helpers
 
 
-def score_embeddings(predictor: EmotionPredictor, embeddings: np.ndarray, classes: ClassSet) -> np.ndarray:
+def score_embeddings(predictor: EmotionPredictor, embeddings: np.ndarray,
+                     classes: ClassSet) -> np.ndarray:
     """Probabilities of (N, D) clip embeddings against a class set: (N, C), rows sum to 1.
 
     The package scores `VideoEncoding`s; this is the same formula (`emoclip.zeroshot`) for bare
@@ -361,7 +365,8 @@ def compound_preview(
     cos = emb[:n] @ emb[index]
     order = np.argsort(-cos)
     nearest = [(candidate.names[i], float(cos[i])) for i in order]
-    out: dict[str, Any] = {"nearest": nearest, "probability": None, "rank": None, "of": len(candidate.names)}
+    out: dict[str, Any] = {"nearest": nearest, "probability": None, "rank": None,
+                           "of": len(candidate.names)}
     if encoding is not None:
         probs = predictor.score(encoding, candidate).probabilities
         ranked = sorted(probs, key=probs.__getitem__, reverse=True)
@@ -379,9 +384,11 @@ def parse_weights(text: str, parts: Sequence[str]) -> list[float] | None:
     try:
         weights = [float(t) for t in items]
     except ValueError:
-        raise ValueError(f"weights must be numbers separated by commas, e.g. 2, 1 (got {text[:40]!r})") from None
+        raise ValueError("weights must be numbers separated by commas, e.g. 2, 1 "
+                         f"(got {text[:40]!r})") from None
     if len(weights) != len(parts):
-        raise ValueError(f"give one weight per chosen class: {len(parts)} classes, {len(weights)} weights")
+        raise ValueError(f"give one weight per chosen class: {len(parts)} classes, "
+                         f"{len(weights)} weights")
     if not all(np.isfinite(w) and w > 0 for w in weights):
         raise ValueError("weights must be positive numbers")
     return weights
@@ -408,7 +415,8 @@ def classes_from_rows(rows: Any, base: ClassSet, limits: Any) -> ClassSet:
     grouped: dict[str, list[str]] = {}
     display: dict[str, str] = {}
     for row in rows or []:
-        cells = [("" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)) for v in list(row)[:2]]
+        cells = [("" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+                 for v in list(row)[:2]]
         cells += [""] * (2 - len(cells))
         name, text = cells[0].strip(), cells[1].strip()
         if not name and not text:
@@ -420,11 +428,13 @@ def classes_from_rows(rows: Any, base: ClassSet, limits: Any) -> ClassSet:
         grouped.setdefault(key, [])
         if text:
             grouped[key].append(text)
-    data: dict[str, Any] = {"name": base.name, "classes": {display[k]: v or "" for k, v in grouped.items()}}
+    data: dict[str, Any] = {"name": base.name,
+                            "classes": {display[k]: v or "" for k, v in grouped.items()}}
     kept = [c for c in base.compounds if all(p.casefold() in grouped for p in c.parts)]
     if kept:
         data["compounds"] = {
-            c.name: list(c.parts) if c.weights is None else dict(zip(c.parts, c.weights)) for c in kept
+            c.name: list(c.parts) if c.weights is None else dict(zip(c.parts, c.weights))
+            for c in kept
         }
     return ClassSet.from_dict(data, limits=limits)
 
@@ -465,15 +475,15 @@ def bars_figure(probabilities: dict[str, float], compounds: Sequence[str] = ()) 
         textposition="outside",
         hovertemplate="%{y}: %{x:.1%}<extra></extra>",
     ))
-    fig = _layout(fig, title="Probabilities (orange: compounds)", height=max(220, 26 * len(items) + 80),
-                  xaxis="probability", yaxis="")
+    fig = _layout(fig, title="Probabilities (orange: compounds)",
+                  height=max(220, 26 * len(items) + 80), xaxis="probability", yaxis="")
     fig.update_layout(hovermode="closest", showlegend=False)
     fig.update_xaxes(range=[0, min(1.0, max(p for _, p in items) * 1.25 + 0.02)], tickformat=".0%")
     return fig
 
 
 def timeline_figure(prediction: Prediction, compounds: Sequence[str] = ()) -> go.Figure:
-    """One line per class over the window centres; compounds dashed; frames without a face marked."""
+    """One line per class over the window centres; compounds dashed; faceless frames marked."""
     import plotly.graph_objects as go
 
     tl = prediction.timeline
@@ -494,11 +504,12 @@ def timeline_figure(prediction: Prediction, compounds: Sequence[str] = ()) -> go
     if prediction.faces.no_face_times:
         fig.add_trace(go.Scatter(
             x=prediction.faces.no_face_times, y=[0.0] * len(prediction.faces.no_face_times),
-            mode="markers", name="no face", marker=dict(symbol="line-ns-open", size=12, color="#888"),
+            mode="markers", name="no face",
+            marker=dict(symbol="line-ns-open", size=12, color="#888"),
             hovertemplate="no face at %{x:.1f} s<extra></extra>",
         ))
-    fig = _layout(fig, title=f"Timeline ({len(tl)} windows)", height=340, xaxis="time (s): window centre",
-                  yaxis="probability")
+    fig = _layout(fig, title=f"Timeline ({len(tl)} windows)", height=340,
+                  xaxis="time (s): window centre", yaxis="probability")
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
     return fig
 
@@ -509,11 +520,13 @@ def live_figure(times: Sequence[float], probs: np.ndarray, names: Sequence[str])
 
     colours = _colours(names)
     fig = go.Figure()
-    arr = np.asarray(probs).reshape(len(times), len(names)) if len(times) else np.zeros((0, len(names)))
+    arr = np.asarray(probs).reshape(len(times), len(names)) if len(times) else \
+        np.zeros((0, len(names)))
     for j, name in enumerate(names):
         fig.add_trace(go.Scatter(x=list(times), y=arr[:, j], mode="lines", name=plot_text(name),
                                  line=dict(color=colours[name], width=2), hovertemplate="%{y:.1%}"))
-    fig = _layout(fig, title="Live timeline", height=300, xaxis="seconds since start", yaxis="probability")
+    fig = _layout(fig, title="Live timeline", height=300, xaxis="seconds since start",
+                  yaxis="probability")
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
     return fig
 
@@ -526,23 +539,28 @@ def summary_markdown(prediction: Prediction, *, model: str, encoded_now: bool) -
     v = prediction.video
     f = prediction.faces
     top, p = prediction.top_k(1)[0]
-    faces = (f"{f.frames_with_face} of {f.sampled_frames} sampled frames had a face"
-             if f.detection else f"{f.sampled_frames} frames (no face detection: the model takes whole frames)")
+    if f.detection:
+        faces = f"{f.frames_with_face} of {f.sampled_frames} sampled frames had a face"
+    else:
+        faces = f"{f.sampled_frames} frames (no face detection: the model takes whole frames)"
     if f.frames_without_face and f.detection:
-        faces += f"; {f.frames_without_face} without ({'centre crop used' if f.fallback == 'center' else 'skipped'})"
+        used = "centre crop used" if f.fallback == "center" else "skipped"
+        faces += f"; {f.frames_without_face} without ({used})"
     size = f"{v.get('width', '?')}x{v.get('height', '?')}"
     return (f"**Top emotion: {md(top)}** ({p:.1%}) · clip *{md(v.get('name', ''))}* "
             f"({float(v.get('duration') or 0):.1f} s, {size}) · model {code(model)} · {faces}"
             + ("" if encoded_now else " · *reused the cached encoding*"))
 
 
-def timings_markdown(timings: dict[str, float], *, frames_encoded: int, rescored: int, encodings: int) -> str:
+def timings_markdown(timings: dict[str, float], *, frames_encoded: int, rescored: int,
+                     encodings: int) -> str:
     """Stage timings plus the session's encode/re-score counters (the UI shows both)."""
     order = ("decode", "detect", "encode", "temporal", "text", "score", "total")
-    cells = " · ".join(f"{k} {timings[k] * 1000:.0f} ms" if timings[k] < 1 else f"{k} {timings[k]:.2f} s"
-                       for k in order if k in timings)
+    cells = " · ".join(f"{k} {timings[k] * 1000:.0f} ms" if timings[k] < 1
+                       else f"{k} {timings[k]:.2f} s" for k in order if k in timings)
     return (f"**Stage timings:** {cells}  \n"
-            f"**Frames encoded: {frames_encoded}** (in {encodings} video encoding(s) this session) · "
+            f"**Frames encoded: {frames_encoded}** "
+            f"(in {encodings} video encoding(s) this session) · "
             f"**re-scored without re-encoding: {rescored}**")
 
 
@@ -555,13 +573,15 @@ def warnings_markdown(warnings: Sequence[str]) -> str:
 def classes_message(classes: ClassSet, warnings: Sequence[str], error: str | None = None) -> str:
     """Validation line of the class editor."""
     if error:
-        return f"**Not applied:** {md(error)}  \nFix the text above; the last valid class set is still in use."
+        return (f"**Not applied:** {md(error)}  \n"
+                "Fix the text above; the last valid class set is still in use.")
     head = (f"In use: {len(classes.classes)} classes, {len(classes.compounds)} compounds "
             f"({len(classes.texts)} descriptions) in set *{md(classes.name)}*")
     return head + ("\n" + warnings_markdown(warnings) if warnings else "")
 
 
-def preview_markdown(name: str, preview: dict[str, Any], weights: Sequence[float] | None, parts: Sequence[str]) -> str:
+def preview_markdown(name: str, preview: dict[str, Any], weights: Sequence[float] | None,
+                     parts: Sequence[str]) -> str:
     """The compound builder's preview."""
     if weights:
         total = sum(weights)
