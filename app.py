@@ -246,10 +246,15 @@ def _status_markdown(session: Session) -> str:
             st = MODELS.status(other)
             lines.append(f"Loading {code(other)} from {md(st.where)} in the background "
                          f"({st.detail})… the app switches to it when it is ready.")
-    if session.model is None and MODELS.default and session.video is not None \
-            and session.video.model != MODELS.default:
-        lines.append(f"Note: {code(MODELS.default)} is ready: analyse again to use it.")
+    if name != MODELS.default and MODELS.default in _ranked_above(name):
+        lines.append(f"Note: {code(MODELS.default)} is ready: choose it in the Model menu.")
     return "  \n".join(lines)
+
+
+def _ranked_above(name: str | None) -> list[str]:
+    """Models the app prefers to `name`."""
+    names = MODELS.names()
+    return names[: names.index(name)] if name in names else []
 
 
 def _model_choices() -> list[tuple[str, str]]:
@@ -414,7 +419,11 @@ def poll_models(session: Session) -> tuple:
     """
     editor: tuple = tuple(gr.skip() for _ in range(6))
     note = None
-    if session.model is None and session.video is None and MODELS.default is not None:
+    video = session.video
+    if session.model is None and video is not None and MODELS.default != video.model:
+        session.model = video.model  # keep the model that produced the results on screen
+        note = f"{MODELS.default} is ready: choose it in the Model menu to use it"
+    if session.model is None and MODELS.default is not None:
         current = session.shown_default
         if current != MODELS.default:
             session.shown_default = MODELS.default

@@ -452,3 +452,21 @@ def test_toy_model_from_a_weights_folder(tmp_path, monkeypatch, video):
     label, _, info, _ = app.live_step(next(moving_face_frames(1)), app.LiveBuffer(), session)
     assert set(label) == {"beaming", "glum"} and "whole frames" in info
     manager.close()
+
+
+def test_a_better_model_becoming_ready_does_not_pull_results_from_under_a_session(
+        monkeypatch, predictor, video):
+    from app_support import ModelManager
+
+    manager = ModelManager([], include_test_model=True)
+    manager.inject(MODEL, predictor.model)
+    monkeypatch.setattr(app, "MODELS", manager)
+    busy = app.analyse(video, "center", app.Session(), progress=no_progress)[0]
+    idle = app.init_page(app.Session())[0]
+    manager.inject("emoclip-synthetic-tiny", predictor.model)  # a better model finished loading
+    manager._default = "emoclip-synthetic-tiny"
+    out = app.poll_models(busy)
+    assert out[0].model == MODEL and "emoclip-synthetic-tiny" in out[1] and "Model menu" in out[1]
+    out = app.poll_models(idle)
+    assert out[0].model is None and out[0].shown_default == "emoclip-synthetic-tiny"
+    assert "This is a toy" in out[1] and out[5][0][0] == "happiness"  # editor refreshed
