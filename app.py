@@ -405,7 +405,7 @@ def init_page(session: Session) -> tuple:
     MODELS.wait_ready(PAGE_WAIT_SECONDS)
     if MODELS.default is None and session.model is None:
         return (session, _status_markdown(session), _model_dropdown(session), _model_card(session),
-                gr.Timer(active=True), *[gr.skip()] * 6)
+                gr.Timer(active=MODELS.busy()), *[gr.skip()] * 6)
     session.shown_default = MODELS.default
     editor = _editor_for(session)
     return (session, _status_markdown(session), _model_dropdown(session), _model_card(session),
