@@ -231,7 +231,7 @@ def _status_markdown(session: Session) -> str:
         lines.append(f"**Loading {what}…** The page works as soon as a model is ready.")
     else:
         st = MODELS.status(name)
-        lines.append(f"**Model:** {code(name)} · from {md(st.where)}  \n{md(st.summary)}")
+        lines.append(f"**Model:** {code(name)} · from {md(_short(st.where))}  \n{md(st.summary)}")
         if name.startswith("emoclip-synthetic"):
             lines.append("⚠ **This is a toy**: a tiny model trained on synthetic *cartoon* faces. "
                          "It demonstrates the zero-shot mechanism; it is **not** a recogniser of "
@@ -244,11 +244,16 @@ def _status_markdown(session: Session) -> str:
     for other in MODELS.loading():
         if other != name:
             st = MODELS.status(other)
-            lines.append(f"Loading {code(other)} from {md(st.where)} in the background "
+            lines.append(f"Loading {code(other)} from {md(_short(st.where))} in the background "
                          f"({st.detail})… the app switches to it when it is ready.")
     if name != MODELS.default and MODELS.default in _ranked_above(name):
         lines.append(f"Note: {code(MODELS.default)} is ready: choose it in the Model menu.")
     return "  \n".join(lines)
+
+
+def _short(text: str) -> str:
+    """Paths inside the app's folder shown relative to it."""
+    return text.replace(f"{HERE}{os.sep}", "")
 
 
 def _ranked_above(name: str | None) -> list[str]:
@@ -284,7 +289,7 @@ def _model_card(session: Session) -> str:
         parts.append("No model is loaded yet.")
     else:
         st = MODELS.status(name)
-        parts.append(f"**{code(name)}**: {md(st.summary)}\n\n- **Weights from:** {md(st.where)}")
+        parts.append(f"**{code(name)}**: {md(st.summary)}\n\n- **Weights from:** {md(_short(st.where))}")
         if st.state == "ready":
             model = MODELS.model(name)
             cfg = model.config
@@ -307,8 +312,8 @@ def _model_card(session: Session) -> str:
     for other in MODELS.names():
         st = MODELS.status(other)
         failed = st.state in ("error", "missing") and st.detail
-        state = st.state + (f" ({md(st.detail[:160])})" if failed else "")
-        parts.append(f"| {code(other)} | {state} | {md(st.where)} | {md(st.summary)} |")
+        state = st.state + (f" ({md(_short(st.detail)[:200])})" if failed else "")
+        parts.append(f"| {code(other)} | {state} | {md(_short(st.where))} | {md(st.summary)} |")
     return "\n".join(parts)
 
 
@@ -949,7 +954,7 @@ def _analyse_tab() -> SimpleNamespace:
                     [[str(p)] for p in EXAMPLES], inputs=[ui.video],
                     example_labels=[p.name for p in EXAMPLES],
                     label="Example clips (click one to analyse it)", elem_id="examples")
-            ui.gallery = gr.Gallery(label="Face crops along the clip", columns=4, height="auto",
+            ui.gallery = gr.Gallery(label="What the model saw along the clip (face crops)", columns=4, height="auto",
                                     elem_id="faces-gallery", allow_preview=False)
         with gr.Column(scale=3):
             ui.summary = gr.Markdown("Upload a clip and press **Analyse**.",

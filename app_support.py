@@ -45,10 +45,6 @@ _KIND_TEXT = {
     "missing": "not available",
 }
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
-CLASS_COLOURS = (
-    "#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D",
-    "#BAB0AC", "#EECA3B", "#1F77B4", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#17BECF",
-)
 
 
 # ---------------------------------------------------------------------------------- text safety
@@ -443,7 +439,10 @@ def classes_from_rows(rows: Any, base: ClassSet, limits: Any) -> ClassSet:
 
 
 def _colours(names: Sequence[str]) -> dict[str, str]:
-    return {n: CLASS_COLOURS[i % len(CLASS_COLOURS)] for i, n in enumerate(names)}
+    """The latent explorer's colours, so a class has one colour in every plot of the app."""
+    from emoclip.explore import label_colours
+
+    return label_colours(names)
 
 
 def _layout(fig: go.Figure, *, title: str, height: int, xaxis: str, yaxis: str) -> go.Figure:
@@ -525,7 +524,7 @@ def live_figure(times: Sequence[float], probs: np.ndarray, names: Sequence[str])
     for j, name in enumerate(names):
         fig.add_trace(go.Scatter(x=list(times), y=arr[:, j], mode="lines", name=plot_text(name),
                                  line=dict(color=colours[name], width=2), hovertemplate="%{y:.1%}"))
-    fig = _layout(fig, title="Live timeline", height=300, xaxis="seconds since start",
+    fig = _layout(fig, title="Live timeline", height=340, xaxis="seconds since start",
                   yaxis="probability")
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
     return fig

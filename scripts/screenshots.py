@@ -46,8 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     import app
 
     work = Path(tempfile.mkdtemp(prefix="emoclip-shots-"))
-    video = args.video or (app.EXAMPLES[0] if app.EXAMPLES else _generated_clip(work))
-    webcam = _webcam_file(work, app.EXAMPLES[0] if app.EXAMPLES else None)
+    # The synthetic clips are what the offline toy model understands; prefer them.
+    example = next((p for p in app.EXAMPLES if p.name.startswith("synthetic-")),
+                   app.EXAMPLES[0] if app.EXAMPLES else None)
+    video = args.video or example or _generated_clip(work)
+    webcam = _webcam_file(work, example)
     args.out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.monotonic()
@@ -87,41 +90,53 @@ def _drive(url: str, video: Path, webcam: Path, args: argparse.Namespace) -> Non
         page.click("#analyse-btn")
         page.wait_for_selector("#timeline-plot .js-plotly-plot")
         page.wait_for_timeout(800)
-        _shot(page, args.out / "analyse.png", height=1250)
+        _shot(page, args.out / "analyse.png", height=1350)
 
         page.get_by_role("tab", name="Classes & compounds").click()
-        parts = page.locator("#compound-parts input[type=checkbox]")
-        parts.nth(0).check()
-        parts.nth(min(4, parts.count() - 1)).check()
-        page.locator("#compound-name textarea").first.press_sequentially("mixed feelings")
-        page.wait_for_function("document.querySelector('#compound-preview').innerText.includes('mixed feelings')")
+        parts = page.locator("#compound-parts")
+        labels = [t.strip() for t in parts.locator("label").all_inner_texts()]
+        wanted = [n for n in ("happiness", "surprise") if n in labels] or labels[:1] + labels[4:5]
+        for name in wanted[:2] if len(wanted) >= 2 else labels[:2]:
+            parts.get_by_label(name, exact=True).check()
+        page.locator("#compound-name textarea").first.press_sequentially("happily surprised")
+        page.wait_for_function(
+            "document.querySelector('#compound-preview').innerText.includes('Score on the current')")
+        page.wait_for_timeout(500)
+        _shot(page, args.out / "classes.png", height=1440, top="[role=tablist]")
         page.click("#add-compound-btn")
         page.wait_for_function("document.querySelector('#class-messages').innerText.includes('1 compounds')")
-        page.wait_for_timeout(500)
-        _shot(page, args.out / "classes.png", height=1100)
 
         page.get_by_role("tab", name="Latent explorer").click()
         page.click("#explore-btn")
         page.wait_for_selector("#latent-plot .js-plotly-plot")
-        page.wait_for_timeout(800)
-        _shot(page, args.out / "explorer.png", height=1000)
+        page.locator("#point-pick input").click()
+        page.get_by_role("option").first.click()
+        page.wait_for_selector("#neighbours [data-testid='cell-0-0']")
+        page.wait_for_timeout(1000)
+        _shot(page, args.out / "explorer.png", height=1350, top="#explore-method")
 
         page.get_by_role("tab", name="Live webcam").click()
         page.get_by_role("button", name="Click to Access Webcam").click()
         page.locator("#live-cam button[aria-label='capture photo']").click()
         page.wait_for_function("/buffer ([4-9]|\\d\\d+)\\//.test(document.querySelector('#live-fps').innerText)")
         page.wait_for_timeout(1500)
-        _shot(page, args.out / "live.png", height=800)
+        _shot(page, args.out / "live.png", height=820, top="[role=tablist]")
         browser.close()
 
 
-def _shot(page, path: Path, height: int) -> None:
-    """Screenshot the top of the page, then shrink it to a palette PNG under MAX_BYTES."""
+def _shot(page, path: Path, height: int, top: str | None = None) -> None:
+    """Screenshot `height` pixels from the page top (or from element `top`), as a small PNG."""
     from PIL import Image
 
-    page.set_viewport_size({"width": page.viewport_size["width"], "height": height})
+    width = page.viewport_size["width"]
+    page.set_viewport_size({"width": width, "height": height})
     page.wait_for_timeout(300)
-    page.screenshot(path=str(path))
+    if top is None:
+        page.screenshot(path=str(path))
+    else:
+        y = max(0.0, page.locator(top).bounding_box()["y"] + page.evaluate("window.scrollY") - 16)
+        page.screenshot(path=str(path), full_page=True,
+                        clip={"x": 0, "y": y, "width": width, "height": height})
     image = Image.open(path).convert("RGB")
     for colours in (256, 128, 64):
         image.quantize(colours, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)

@@ -135,6 +135,19 @@ def analyse(page, video: Path) -> None:
     page.wait_for_selector("#timeline-plot .js-plotly-plot")
 
 
+def eventually(check, timeout: float = TIMEOUT / 1000, what: str = "condition"):
+    """Poll `check()` until it returns something truthy (outputs of one event render in turn)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            assert value, f"timed out waiting for {what}"
+            return value
+        time.sleep(0.1)
+
+
 def label_scores(page, selector: str) -> dict[str, str]:
     """{class: "12%"} read from a gr.Label."""
     lines = [t.strip() for t in page.locator(selector).inner_text().splitlines() if t.strip()]
@@ -173,7 +186,7 @@ def test_analyse_edit_compound_and_explore(browser, server, media):
         editor.press("Enter")
         info = wait_text(page, "#rescore-info", r"re-scored without re-encoding: [1-9]")
         assert re.search(r"Frames encoded: 16\b", info) and "in 1 video encoding(s)" in info
-        assert page.locator("#classes-label").inner_text() != before_text  # updated by the same event
+        eventually(lambda: page.locator("#classes-label").inner_text() != before_text, what="new scores")
         after = label_scores(page, "#classes-label")
         assert set(after) == set(before) and after != before
 
@@ -185,7 +198,7 @@ def test_analyse_edit_compound_and_explore(browser, server, media):
         assert "Nearest classes" in preview and "happiness" in preview
         page.click("#add-compound-btn")
         wait_text(page, "#class-messages", "7 classes, 1 compounds")
-        assert "delighted" in label_scores(page, "#classes-label")
+        eventually(lambda: "delighted" in label_scores(page, "#classes-label"), what="compound score")
         assert re.search(r"Frames encoded: 16\b", page.locator("#rescore-info").inner_text())
         page.screenshot(path=str(ARTIFACTS / "browser-classes.png"), full_page=True)
 
@@ -194,7 +207,8 @@ def test_analyse_edit_compound_and_explore(browser, server, media):
         page.click("#explore-btn")
         page.wait_for_selector("#latent-plot .js-plotly-plot")
         wait_text(page, "#explore-info", "2 clip")
-        kinds = plot_kinds(page, "#latent-plot .js-plotly-plot")
+        kinds = eventually(lambda: plot_kinds(page, "#latent-plot .js-plotly-plot").get("class") == 7
+                           and plot_kinds(page, "#latent-plot .js-plotly-plot"), what="explorer plot")
         assert kinds.get("clip") == 1 and kinds.get("example") == 1
         assert kinds.get("class") == 7 and kinds.get("compound") == 1
         page.locator("#point-pick input").click()
@@ -241,9 +255,9 @@ def test_two_browser_sessions_do_not_see_each_other(browser, server, media):
         wait_text(b, "#result-summary", "Top emotion[\\s\\S]*example-smile")
         b.wait_for_selector("#timeline-plot .js-plotly-plot")
         for page, mine, other in ((a, "secret_alpha", "secret_beta"), (b, "secret_beta", "secret_alpha")):
-            assert mine in label_scores(page, "#top-label") or mine in page.locator("#bars-plot").inner_text()
+            eventually(lambda: mine in page.locator("#bars-plot").inner_text(), what=f"{mine} bar")
             page.get_by_role("tab", name="Classes & compounds").click()
-            assert mine in label_scores(page, "#classes-label")
+            eventually(lambda: mine in label_scores(page, "#classes-label"), what=f"{mine} score")
             body = page.locator("body").inner_text()
             assert other not in body
         a.screenshot(path=str(ARTIFACTS / "browser-session-a.png"), full_page=True)
