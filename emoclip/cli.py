@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,9 +22,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, FileNotFoundError, KeyError) as exc:  # our typed errors derive from these
-        print(f"emoclip: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError, KeyError) as exc:  # our typed errors derive from these
+        print(f"emoclip: error: {_msg(exc)}", file=sys.stderr)
         return 1
+    except Exception as exc:  # never a traceback for the user; EMOCLIP_DEBUG=1 shows it
+        if os.environ.get("EMOCLIP_DEBUG"):
+            raise
+        print(f"emoclip: error: unexpected {type(exc).__name__}: {_msg(exc)}", file=sys.stderr)
+        return 1
+
+
+# Bidirectional embeddings, overrides and isolates: they can reorder what a terminal shows.
+_BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _show(value: object, keep: str = "") -> str:
+    """Text safe to print on a terminal: control characters (but those in `keep`), lone
+    surrogates (file names that are not UTF-8) and bidi controls are escaped, so a file or class
+    name cannot move the cursor, recolour the terminal or make ``print`` fail."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(
+        char.encode("unicode_escape").decode("ascii") if char not in keep and _unsafe(char) else char
+        for char in text
+    )
+
+
+def _unsafe(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Cs") or char in _BIDI_CONTROLS
+
+
+def _msg(exc: BaseException) -> str:
+    """An error message for the terminal (see `_show`), its line breaks kept."""
+    return _show(exc, keep="\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,6 +78,13 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--csv", dest="csv_out", default=None, help="write one row per window and class here")
     pred.add_argument("--device", default="cpu")
     pred.add_argument("--quiet", action="store_true", help="no progress bar")
+    limits = pred.add_argument_group("limits (checked before decoding; default: none)")
+    limits.add_argument("--max-seconds", type=_positive(float), default=None, metavar="S",
+                        help="refuse videos longer than S seconds (also enforced while decoding)")
+    limits.add_argument("--max-megapixels", type=_positive(float), default=None, metavar="MP",
+                        help="refuse videos whose frames have more than MP megapixels")
+    limits.add_argument("--max-mb", type=_positive(float), default=None, metavar="MB",
+                        help="refuse video files larger than MB megabytes")
     pred.set_defaults(run=_cmd_predict)
 
     conv = sub.add_parser("convert", help="convert the authors' checkpoint to .safetensors + .json")
@@ -56,6 +96,22 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--fp16", action="store_true", help="store tensors in float16 (half the size)")
     conv.set_defaults(run=_cmd_convert)
     return parser
+
+
+def _positive(kind: type):
+    """An argparse type: a positive finite number of `kind`."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def _version() -> str:
@@ -90,52 +146,72 @@ def default_model_name(weights_dirs: Sequence[str] = ()) -> str:
 
 
 def _load_classes(spec: str | None):
-    from .classes import ClassSet, preset
+    from .classes import ClassSet, ClassSetError, preset
 
     if spec is None:
         return None
-    if Path(spec).is_file():
-        return ClassSet.load(spec)
+    path = Path(spec)
+    if path.is_file():
+        try:
+            return ClassSet.load(path)
+        except ClassSetError as exc:
+            message = str(exc) if path.name in str(exc) else f"{path.name}: {exc}"
+            raise ClassSetError(message, exc.problems) from None
     return preset(spec)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .factory import load_model
-    from .predictor import EmotionPredictor, iter_videos
+    from .predictor import EmotionPredictor, VideoLimits, iter_videos
 
     classes = _load_classes(args.classes)
+    limits = VideoLimits(
+        max_bytes=None if args.max_mb is None else int(args.max_mb * 1e6),
+        max_duration=args.max_seconds,
+        max_pixels=None if args.max_megapixels is None else int(args.max_megapixels * 1e6),
+    )
     model = load_model(args.model or default_model_name(args.weights_dir), device=args.device,
                        weights_dirs=args.weights_dir)
-    predictor = EmotionPredictor(model, face_fallback=args.fallback)
+    predictor = EmotionPredictor(model, face_fallback=args.fallback, limits=limits)
     videos = list(iter_videos(args.videos))
     if not videos:
-        print("emoclip: error: no video files found", file=sys.stderr)
+        print(f"emoclip: error: no video files found in {', '.join(map(_show, args.videos))}",
+              file=sys.stderr)
         return 1
-    print(f"model: {model.config.name} ({model.source})", file=sys.stderr)
+    print(f"model: {model.config.name} ({_show(model.source)})", file=sys.stderr)
     results, failures = [], 0
     for path in videos:
         try:
             prediction = predictor.predict(path, classes, progress=_progress_bar(path.name, args.quiet))
-        except (ValueError, FileNotFoundError) as exc:
+        except (ValueError, OSError) as exc:  # typed errors, unreadable files: next video
             failures += 1
-            print(f"emoclip: {path}: {exc}", file=sys.stderr)
+            print(f"emoclip: {_show(path)}: {_msg(exc)}", file=sys.stderr)
+            continue
+        except Exception as exc:  # one odd file never stops the batch
+            if os.environ.get("EMOCLIP_DEBUG"):
+                raise
+            failures += 1
+            print(f"emoclip: {_show(path)}: unexpected {type(exc).__name__}: {_msg(exc)}",
+                  file=sys.stderr)
             continue
         results.append(prediction)
-        top = ", ".join(f"{c} {p:.2f}" for c, p in prediction.top_k(3))
-        print(f"{path}: {prediction.top}  ({top})")
+        top = ", ".join(f"{_show(c)} {p:.2f}" for c, p in prediction.top_k(3))
+        print(f"{_show(path)}: {_show(prediction.top)}  ({top})")
         for warning in prediction.warnings:
-            print(f"  warning: {warning}", file=sys.stderr)
+            print(f"  warning: {_show(warning)}", file=sys.stderr)
     _write_outputs(results, args.json_out, args.csv_out)
     return 1 if failures else 0
 
 
 def _write_outputs(results: list, json_out: str | None, csv_out: str | None) -> None:
+    from .results import write_text
+
     if json_out:
         data = results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results]
-        Path(json_out).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_text(json_out, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     if csv_out:
         text = "".join(r.to_csv() if i == 0 else r.to_csv().split("\n", 1)[1] for i, r in enumerate(results))
-        Path(csv_out).write_text(text, encoding="utf-8")
+        write_text(csv_out, text)
 
 
 def _progress_bar(name: str, quiet: bool):
@@ -143,7 +219,7 @@ def _progress_bar(name: str, quiet: bool):
         return None
     from tqdm import tqdm
 
-    bar = tqdm(total=100, desc=name[:30], unit="%", leave=False, file=sys.stderr)
+    bar = tqdm(total=100, desc=_show(name)[:30], unit="%", leave=False, file=sys.stderr)
 
     def update(fraction: float, message: str) -> None:
         bar.n = int(fraction * 100)

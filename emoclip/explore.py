@@ -501,6 +501,32 @@ def _make_points(emb: np.ndarray, ids: list[str] | None, labels: list[str] | Non
     return points
 
 
+def _check_npy_header(fp: Any, available: int, source: str) -> None:
+    """Read a .npy header from `fp` and refuse arrays larger than the `available` data bytes.
+
+    ``np.load`` allocates ``prod(shape) * itemsize`` bytes from the header before it reads the
+    data, so a 100-byte file declaring a shape of (10**8, 10**8) would raise MemoryError (or
+    reserve gigabytes) instead of a clear error.
+    """
+    from numpy.lib import format as npy_format
+
+    try:
+        version = npy_format.read_magic(fp)
+        read_header = (npy_format.read_array_header_1_0 if version == (1, 0)
+                       else npy_format.read_array_header_2_0)
+        shape, _, dtype = read_header(fp)
+    except (ValueError, TypeError, SyntaxError, EOFError, OSError) as exc:
+        raise ValueError(f"{source}: not a valid .npy array ({exc})") from None
+    if dtype.hasobject:
+        raise ValueError(f"{source}: contains an object (pickled) array, which is refused")
+    count = 1
+    for side in shape:
+        count *= int(side)
+    if count * dtype.itemsize > available:
+        raise ValueError(f"{source}: its header declares a {'x'.join(map(str, shape)) or 'scalar'} "
+                         f"array, more data than the file holds")
+
+
 def _load_npz(path: Path, max_bytes: int) -> dict[str, np.ndarray]:
     try:
         zf = zipfile.ZipFile(path)
@@ -515,6 +541,12 @@ def _load_npz(path: Path, max_bytes: int) -> dict[str, np.ndarray]:
         names = [i.filename for i in infos]
         if not names or not all(n.endswith(".npy") for n in names):
             raise ValueError(f"{path.name}: not a numpy .npz archive (members: {names[:5]})")
+        try:
+            for info in infos:
+                with zf.open(info) as member:
+                    _check_npy_header(member, info.file_size, f"{path.name}: {info.filename}")
+        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:
+            raise ValueError(f"{path.name}: cannot be read as .npz ({exc})") from None
     out: dict[str, np.ndarray] = {}
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -576,7 +608,9 @@ def _load_csv(path: Path, expected_dim: int | None, max_points: int
 def _load_json(path: Path) -> tuple[np.ndarray, dict[str, list[str] | None]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise ValueError(f"{path.name}: invalid JSON (nested too deeply)") from None
+    except ValueError as exc:  # bad UTF-8, bad syntax, an integer with thousands of digits
         raise ValueError(f"{path.name}: invalid JSON ({exc})") from None
     if isinstance(data, dict) and "points" in data:
         data = data["points"]
@@ -654,6 +688,8 @@ def load_embeddings(path: str | Path, *, expected_dim: int | None = None, max_po
         for key in ("ids", "labels", "kinds", "hovers"):
             meta[key] = _strings(arrays.get(key), len(emb), key, src)
     elif suffix == ".npy":
+        with path.open("rb") as fp:
+            _check_npy_header(fp, size, src)
         try:
             arr = np.load(path, allow_pickle=False)
         except ValueError as exc:

@@ -24,16 +24,19 @@ from .classes import ClassSet, preset
 from .model import EmoCLIP
 from .preprocess import to_tensor
 from .results import FaceSummary, Prediction, Timeline, TrackPrediction
-from .video import SampledFrame, VideoDecodeError, iter_frames, probe_video, sample_indices
+from .video import (
+    LimitError,  # defined in .video (raised there too), re-exported here
+    SampledFrame,
+    VideoDecodeError,
+    iter_frames,
+    probe_video,
+    sample_indices,
+)
 from .zeroshot import TextEmbeddingCache, class_embeddings, probabilities
 
 Progress = Callable[[float, str], None]
 VideoInput = str | os.PathLike | np.ndarray | Sequence[np.ndarray]
 THUMBNAIL_SIZE = 96
-
-
-class LimitError(ValueError):
-    """The input exceeds a configured limit (size, duration, resolution, frames)."""
 
 
 class NoFaceError(ValueError):
@@ -170,7 +173,7 @@ class EmotionPredictor:
         with self._lock:
             if key in self._videos:
                 self._videos.move_to_end(key)
-                return self._videos[key]
+                return _named(self._videos[key], video)
         encoding = self._encode(video, key, fps, progress)
         with self._lock:
             self._videos[key] = encoding
@@ -316,7 +319,7 @@ class EmotionPredictor:
             size = path.stat().st_size
             if lim.max_bytes is not None and size > lim.max_bytes:
                 raise LimitError(f"the file is {size / 1e6:.1f} MB; the limit is {lim.max_bytes / 1e6:.1f} MB")
-            info = probe_video(path)
+            info = probe_video(path, max_pixels=lim.max_pixels)  # checked before decoding a frame
             if lim.max_pixels is not None and info.width * info.height > lim.max_pixels:
                 raise LimitError(f"the video is {info.width}x{info.height}; the limit is {lim.max_pixels / 1e6:.1f} megapixels")
             if lim.max_duration is not None and info.duration > lim.max_duration:
@@ -324,7 +327,9 @@ class EmotionPredictor:
             meta = {"name": path.name, "duration": info.duration, "fps": info.fps, "width": info.width,
                     "height": info.height, "rotation": info.rotation}
             max_side = 1280 if cfg.face_detection else None
-            return iter_frames(path, cfg.sample_fps, max_frames=lim.max_sampled_frames, max_side=max_side), meta
+            # max_duration again while decoding: a header can lie about (or lack) the duration
+            return iter_frames(path, cfg.sample_fps, max_frames=lim.max_sampled_frames, max_side=max_side,
+                               max_duration=lim.max_duration), meta
         frames = list(video) if not isinstance(video, np.ndarray) else video
         if len(frames) == 0:
             raise VideoDecodeError("no frames were given")
@@ -395,7 +400,7 @@ class _FrameCollector:
         self.has_face: list[bool] = []
         self.pending: list[tuple[int, int | None, np.ndarray]] = []  # (frame position, track id, crop)
         self.entries: list[tuple[int, int | None, torch.Tensor]] = []
-        self.thumbnails: list[tuple[float, np.ndarray]] = []
+        self.thumbnails: list[tuple[float, np.ndarray]] = _Thumbnails()
         self.timings = {"decode": 0.0, "detect": 0.0, "encode": 0.0, "temporal": 0.0}
 
     def run(self, frames: Iterator[SampledFrame], duration: float, progress: Progress | None) -> None:
@@ -532,6 +537,34 @@ def _duration(times: np.ndarray, meta: dict[str, Any]) -> float:
     step = 1.0 / max(float(meta.get("fps") or 1.0), 1e-3)
     observed = float(times[-1]) + step if len(times) else 0.0
     return max(observed, float(meta.get("duration") or 0.0)) if observed else float(meta.get("duration") or 0.0)
+
+
+class _Thumbnails(list):
+    """(time, thumbnail) pairs in bounded memory: past `cap` of them every other one is dropped
+    and later ones are kept only as far apart as the survivors, so any clip length stays evenly
+    covered (a plain list grew by 55 kB per second of video)."""
+
+    def __init__(self, cap: int = 96) -> None:
+        super().__init__()
+        self.cap, self.spacing = cap, 0.0
+
+    def append(self, item: tuple[float, np.ndarray]) -> None:
+        if self and item[0] - self[-1][0] < self.spacing - 1e-9:
+            return
+        super().append(item)
+        if len(self) > self.cap:
+            del self[1::2]
+            self.spacing = (self[-1][0] - self[0][0]) / max(len(self) - 1, 1)
+
+
+def _named(encoding: VideoEncoding, video: VideoInput) -> VideoEncoding:
+    """A cached encoding under the name of the file asked for: the cache is keyed by content, so
+    a copy of a video under another name must not report the first file's name."""
+    if isinstance(video, (str, os.PathLike)) and encoding.video.get("name") != Path(video).name:
+        import dataclasses
+
+        return dataclasses.replace(encoding, video=encoding.video | {"name": Path(video).name})
+    return encoding
 
 
 def _spread(items: list, k: int) -> list:

@@ -132,7 +132,7 @@ class Prediction:
         """JSON text; also written to `path` when given."""
         text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
         if path is not None:
-            Path(path).write_text(text + "\n", encoding="utf-8")
+            write_text(path, text + "\n")
         return text
 
     def csv_rows(self) -> list[dict[str, Any]]:
@@ -150,11 +150,22 @@ class Prediction:
         """CSV text with `CSV_COLUMNS`; also written to `path` when given."""
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        # The writer quotes fields holding its line terminator "\n" but not a lone "\r", which
+        # readers take as a line break; rows with one are written with every field quoted.
+        quoted = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n",
+                                quoting=csv.QUOTE_ALL)
         writer.writeheader()
-        writer.writerows(self.csv_rows())
+        for row in self.csv_rows():
+            has_cr = any(isinstance(v, str) and "\r" in v for v in row.values())
+            (quoted if has_cr else writer).writerow(row)
         if path is not None:
-            Path(path).write_text(buf.getvalue(), encoding="utf-8")
+            write_text(path, buf.getvalue())
         return buf.getvalue()
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write UTF-8 text; lone surrogates (a file name that is not UTF-8) become ``\\udcff``."""
+    Path(path).write_text(text, encoding="utf-8", errors="backslashreplace")
 
 
 def _f(x: Any) -> float:

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "LimitError",
     "SampledFrame",
     "VideoDecodeError",
     "VideoInfo",
@@ -70,6 +71,15 @@ class VideoDecodeError(ValueError):
     """Raised for missing, unreadable, empty or non-video input.
 
     The message says what was wrong and names the file.
+    """
+
+
+class LimitError(ValueError):
+    """The input exceeds a configured limit (size, duration, resolution, frames).
+
+    Raised here by `probe_video` (``max_pixels``, before any frame is decoded) and `iter_frames`
+    (``max_duration``/``max_decoded_frames``, while decoding, for files whose header lies about
+    their length); `emoclip.predictor` re-exports it and raises it for its other limits.
     """
 
 
@@ -158,7 +168,24 @@ def _open_capture(p: Path) -> tuple[cv2.VideoCapture, int, int]:
         still to apply by hand (0 when OpenCV auto-rotates).
     """
     # An absolute path keeps FFmpeg from reading "name:rest.mp4" as a protocol URL.
-    cap = cv2.VideoCapture(os.path.abspath(p), cv2.CAP_FFMPEG)
+    source = os.path.abspath(p)
+    fd = None
+    if not _is_utf8(source):
+        # A file name that is not valid UTF-8 reaches Python as lone surrogates, and OpenCV's
+        # string conversion crashes the process on those (segfault). Hand FFmpeg a /proc link
+        # to the open file instead; its own open() then gets a new descriptor.
+        if not os.path.isdir("/proc/self/fd"):
+            raise VideoDecodeError(f"Cannot open '{p}': its name is not valid UTF-8; rename it")
+        try:
+            fd = os.open(source, os.O_RDONLY)
+        except OSError as e:
+            raise VideoDecodeError(f"Cannot read video file '{p}': {e.strerror or e}") from e
+        source = f"/proc/self/fd/{fd}"
+    try:
+        cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG)
+    finally:
+        if fd is not None:
+            os.close(fd)
     if not cap.isOpened():
         cap.release()
         raise VideoDecodeError(
@@ -170,6 +197,29 @@ def _open_capture(p: Path) -> tuple[cv2.VideoCapture, int, int]:
         return cap, rotation, 0
     cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)  # be sure it is off before rotating by hand
     return cap, rotation, rotation
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _header_pixels(cap: cv2.VideoCapture) -> tuple[int, int] | None:
+    """Frame size from the stream header (no frame decoded), or None when it is not known."""
+    w, h = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+    if math.isfinite(w) and math.isfinite(h) and w >= 1 and h >= 1:
+        return int(w), int(h)
+    return None
+
+
+def _check_pixels(width: int, height: int, max_pixels: int | None) -> None:
+    if max_pixels is not None and width * height > max_pixels:
+        raise LimitError(
+            f"the video is {width}x{height}; the limit is {max_pixels / 1e6:.1f} megapixels"
+        )
 
 
 def _normalize_rotation(value: float) -> int:
@@ -194,11 +244,14 @@ def _sane_count(value: float) -> int:
     return int(value) if math.isfinite(value) and 0 <= value < 2**40 else 0
 
 
-def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
+def probe_video(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> VideoInfo:
     """Read a video's metadata and decode its first frame to prove it is a video.
 
     Args:
         path: Path to a video file.
+        max_pixels: If given, refuse videos whose frames have more pixels (width * height). The
+            stream header is checked before the first frame is decoded, so a huge video costs
+            no decoding (the decoded frame is checked too, for headers without a size).
 
     Returns:
         The `VideoInfo`; ``width``/``height`` are those of the upright decoded frames.
@@ -206,16 +259,21 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
     Raises:
         VideoDecodeError: Missing file, a directory, an empty file, a still image, a file FFmpeg
             cannot open (text, random bytes, audio only), or one with no decodable frame.
+        LimitError: The frames have more than `max_pixels` pixels.
     """
     p = _check_file(path)
     cap, rotation, manual_rotation = _open_capture(p)
     try:
+        header = _header_pixels(cap)
+        if header is not None:
+            _check_pixels(*header, max_pixels)
         fps = _sane_fps(cap.get(cv2.CAP_PROP_FPS))
         frame_count = _sane_count(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         ok, bgr = cap.read()
         if not ok or bgr is None or bgr.size == 0:
             raise VideoDecodeError(f"No decodable video frame in '{p}'")
         height, width = _upright(bgr, manual_rotation).shape[:2]
+        _check_pixels(width, height, max_pixels)
     finally:
         cap.release()
     duration = frame_count / fps if fps > 0 else 0.0
@@ -287,6 +345,8 @@ def _check_sampling_args(
     start: float,
     end: float | None,
     max_side: int | None,
+    max_duration: float | None = None,
+    max_decoded_frames: int | None = None,
 ) -> None:
     if not (math.isfinite(sample_fps) and sample_fps > 0):
         raise ValueError(f"sample_fps must be a positive number, got {sample_fps!r}")
@@ -298,6 +358,10 @@ def _check_sampling_args(
         raise ValueError(f"end must be greater than start ({start!r}), got {end!r}")
     if max_side is not None and max_side < 1:
         raise ValueError(f"max_side must be >= 1 or None, got {max_side!r}")
+    if max_duration is not None and not (max_duration > 0):  # also refuses NaN
+        raise ValueError(f"max_duration must be > 0 seconds or None, got {max_duration!r}")
+    if max_decoded_frames is not None and max_decoded_frames < 1:
+        raise ValueError(f"max_decoded_frames must be >= 1 or None, got {max_decoded_frames!r}")
 
 
 def _to_rgb(bgr: np.ndarray, manual_rotation: int, max_side: int | None) -> np.ndarray:
@@ -321,6 +385,8 @@ def iter_frames(
     start: float = 0.0,
     end: float | None = None,
     max_side: int | None = None,
+    max_duration: float | None = None,
+    max_decoded_frames: int | None = None,
 ) -> Iterator[SampledFrame]:
     """Decode a video lazily, yielding frames sampled at `sample_fps` (see the module docstring).
 
@@ -333,6 +399,11 @@ def iter_frames(
         end: Window end in seconds, exclusive (None: to the end of the file).
         max_side: If given, sampled frames whose longer side exceeds it are downsized with
             ``cv2.INTER_AREA``, keeping the aspect ratio.
+        max_duration: If given, raise `LimitError` on reaching a frame past this time (seconds):
+            the container's duration can be missing or false, so it is enforced while decoding.
+        max_decoded_frames: If given, raise `LimitError` when the file has more frames than
+            this (decoded or skipped alike), which bounds the work on absurd frame rates. With
+            `max_duration` it defaults to 1000 frames per allowed second (plus one second).
 
     Yields:
         `SampledFrame` objects whose ``image`` is an upright ``(H, W, 3)`` uint8 RGB array in
@@ -343,10 +414,13 @@ def iter_frames(
         ValueError: Invalid arguments (at call time).
         VideoDecodeError: Missing, empty, still-image or directory paths (at call time); files
             FFmpeg cannot open or decode no frame of (on the first ``next()``).
+        LimitError: The video goes past `max_duration` or `max_decoded_frames` (while iterating).
     """
-    _check_sampling_args(sample_fps, max_frames, start, end, max_side)
+    _check_sampling_args(sample_fps, max_frames, start, end, max_side, max_duration,
+                         max_decoded_frames)
     p = _check_file(path)
-    return _iter_frames(p, sample_fps, max_frames, start, end, max_side)
+    return _iter_frames(p, sample_fps, max_frames, start, end, max_side, max_duration,
+                        max_decoded_frames)
 
 
 def _iter_frames(
@@ -356,17 +430,34 @@ def _iter_frames(
     start: float,
     end: float | None,
     max_side: int | None,
+    max_duration: float | None = None,
+    max_decoded_frames: int | None = None,
 ) -> Iterator[SampledFrame]:
+    if max_decoded_frames is None and max_duration is not None and math.isfinite(max_duration):
+        # More frames than the highest sane frame rate allows in that time: no real video.
+        max_decoded_frames = math.ceil((max_duration + 1.0) * _MAX_SANE_FPS)
     cap, _, manual_rotation = _open_capture(p)
     try:
         fps = _sane_fps(cap.get(cv2.CAP_PROP_FPS))
         sampler = _TimeSampler(sample_fps, start, end, take_all=0 < fps <= sample_fps)
         clock = _Clock(fps)
+        # A frame may start up to one frame period after the limit's last instant.
+        overrun = None if max_duration is None else max_duration + max(1e-3, 1.0 / clock.fps)
         source_index = sampled = failed = 0
         grabbed = False
         while (max_frames is None or sampled < max_frames) and cap.grab():
             grabbed = True
+            if max_decoded_frames is not None and source_index >= max_decoded_frames:
+                raise LimitError(
+                    f"'{p.name}' has more than {max_decoded_frames} frames; the limit is "
+                    f"{max_decoded_frames}"
+                )
             t = clock.time(cap, source_index)
+            if overrun is not None and t >= overrun:
+                raise LimitError(
+                    f"the video lasts more than {max_duration:g} s (found a frame at {t:.1f} s, "
+                    f"whatever its header says); the limit is {max_duration:g} s"
+                )
             if sampler.done(t):
                 break
             if sampler.keep(t):
