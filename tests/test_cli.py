@@ -25,7 +25,7 @@ def test_models_answers_quickly_without_network(tmp_path):
     start = time.monotonic()
     out = _run("models", cwd=tmp_path, env_extra={"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"})
     assert out.returncode == 0, out.stderr
-    assert time.monotonic() - start < 15  # interpreter + imports; the resolution itself is < 3 s
+    assert time.monotonic() - start < 60  # no hang; the resolution itself (< 3 s) is asserted in test_weights
     for name in ("emoclip-vitb32", "clip-vitb32", "emoclip-synthetic-tiny"):
         assert name in out.stdout
 
