@@ -12,7 +12,8 @@ shares model weights and predictors, which hold no user data.
 Environment: EMOCLIP_APP_MODEL (model to run by default), EMOCLIP_APP_TEST_MODEL=1 (offer the
 random-weight test model), EMOCLIP_DEVICE, EMOCLIP_MAX_UPLOAD_MB (200), EMOCLIP_MAX_SECONDS (600),
 EMOCLIP_MAX_MEGAPIXELS (9), EMOCLIP_MAX_CLASSES (64), EMOCLIP_CONCURRENCY (2),
-EMOCLIP_QUEUE_SIZE (32), EMOCLIP_LIVE_SECONDS (120).
+EMOCLIP_QUEUE_SIZE (32), EMOCLIP_LIVE_SECONDS (120), EMOCLIP_FILES_SECONDS (3600: uploads and
+downloads are deleted after this long), EMOCLIP_SESSIONS (1000: sessions whose state is kept).
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ MAX_SECONDS = env_float("EMOCLIP_MAX_SECONDS", 600.0)
 MAX_MEGAPIXELS = env_float("EMOCLIP_MAX_MEGAPIXELS", 9.0)
 CLASS_LIMITS = Limits(max_classes=int(env_float("EMOCLIP_MAX_CLASSES", 64) or 64))
 LIVE_SECONDS = int(env_float("EMOCLIP_LIVE_SECONDS", 120) or 120)
+FILES_SECONDS = env_float("EMOCLIP_FILES_SECONDS", 3600.0)
+MAX_SESSIONS = int(env_float("EMOCLIP_SESSIONS", 1000) or 1000)
 QUEUE = dict(default_concurrency_limit=int(env_float("EMOCLIP_CONCURRENCY", 2) or 2),
              max_size=int(env_float("EMOCLIP_QUEUE_SIZE", 32) or 32))
 MODEL_DEFAULT_PRESET = "(the model's default)"
@@ -94,7 +97,7 @@ MODELS = ModelManager(
     ),
     device=os.environ.get("EMOCLIP_DEVICE", "cpu"),
 )
-OUTPUTS = OutputDir()
+OUTPUTS = OutputDir(max_age=FILES_SECONDS or float("inf"))
 # (model, example path) -> clip embedding; shared by all sessions (the examples are public assets)
 _EXAMPLE_EMBEDDINGS: dict[tuple[str, str], np.ndarray] = {}
 
@@ -1092,9 +1095,23 @@ def _about_tab() -> SimpleNamespace:
     return ui
 
 
-def build_demo() -> gr.Blocks:
-    """The Blocks UI (no model work here: models load when a page opens or at `MODELS.start()`)."""
-    with gr.Blocks(title="EmoCLIP: zero-shot facial expressions in video") as demo:
+def delete_cache_policy(seconds: float | None = None) -> tuple[int, int] | None:
+    """gradio's `delete_cache` (every `frequency` s, delete uploads and output copies older than
+    `age` s): without it gradio's cache grows with every upload and download, forever."""
+    seconds = FILES_SECONDS if seconds is None else seconds
+    if seconds is None:
+        return None
+    age = max(1, int(seconds))
+    return (max(1, min(600, age // 2)), age)
+
+
+def build_demo(delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
+    """The Blocks UI (no model work here: models load when a page opens or at `MODELS.start()`).
+
+    `delete_cache`: gradio's (frequency, age) in seconds; default `delete_cache_policy()`.
+    """
+    with gr.Blocks(title="EmoCLIP: zero-shot facial expressions in video",
+                   delete_cache=delete_cache or delete_cache_policy()) as demo:
         session = gr.State(Session())
         live_buffer = gr.State(LiveBuffer())
         timer = gr.Timer(1.0, active=False)
@@ -1183,9 +1200,10 @@ def _wire(demo, session, live_buffer, timer, head, an, live, ed, cb, ex, about) 
 
 
 def launch_options() -> dict[str, Any]:
-    """Arguments for `demo.launch` (upload limit, example clips readable as outputs)."""
+    """Arguments for `demo.launch` (upload limit, session-state bound, example clips readable)."""
     return dict(
         max_file_size=None if MAX_UPLOAD_MB is None else f"{int(MAX_UPLOAD_MB)}mb",
+        state_session_capacity=MAX_SESSIONS,
         allowed_paths=[str(ASSETS)],
         css=CSS,
     )

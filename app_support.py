@@ -601,12 +601,23 @@ def preview_markdown(name: str, preview: dict[str, Any], weights: Sequence[float
 
 
 class OutputDir:
-    """Per-process folder for files handed to gradio (downloads), pruned after `max_age` s."""
+    """Per-process folder for files handed to gradio (downloads), one sub-folder per request.
 
-    def __init__(self, max_age: float = 3600.0) -> None:
+    Bounded: sub-folders older than `max_age` seconds are removed, and only the newest
+    `max_folders` are kept (gradio copies each returned file into its own cache as the request
+    returns, so an old sub-folder is never needed again).
+    """
+
+    def __init__(self, max_age: float = 3600.0, max_folders: int = 256) -> None:
         self.max_age = max_age
+        self.max_folders = max(1, int(max_folders))
         self._root: Path | None = None
         self._lock = threading.Lock()
+
+    @property
+    def root(self) -> Path | None:
+        """The folder (None until the first `new()`)."""
+        return self._root
 
     def new(self) -> Path:
         with self._lock:
@@ -615,13 +626,24 @@ class OutputDir:
                 import atexit
 
                 atexit.register(shutil.rmtree, self._root, True)
-            now = time.time()
-            for old in self._root.iterdir():
-                if now - old.stat().st_mtime > self.max_age:
-                    shutil.rmtree(old, ignore_errors=True)
+            self._prune()
             folder = self._root / uuid.uuid4().hex[:12]
             folder.mkdir()
             return folder
+
+    def _prune(self) -> None:
+        now = time.time()
+        folders = []
+        for old in self._root.iterdir():  # type: ignore[union-attr]
+            try:
+                folders.append((old.stat().st_mtime, old))
+            except OSError:
+                continue
+        folders.sort()
+        excess = len(folders) - (self.max_folders - 1)  # room for the one about to be made
+        for i, (mtime, old) in enumerate(folders):
+            if i < excess or now - mtime > self.max_age:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def safe_stem(name: str, default: str = "clip") -> str:
