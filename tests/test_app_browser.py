@@ -186,7 +186,8 @@ def test_analyse_edit_compound_and_explore(browser, server, media):
         editor.press("Enter")
         info = wait_text(page, "#rescore-info", r"re-scored without re-encoding: [1-9]")
         assert re.search(r"Frames encoded: 16\b", info) and "in 1 video encoding(s)" in info
-        eventually(lambda: page.locator("#classes-label").inner_text() != before_text, what="new scores")
+        eventually(lambda: page.locator("#classes-label").inner_text() != before_text, timeout=180,
+                   what="new scores")
         after = label_scores(page, "#classes-label")
         assert set(after) == set(before) and after != before
 
