@@ -29,6 +29,8 @@ from .data import DataConfig
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("multistep", "cosine", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16")
+TEMPORAL_INITS = ("randn", "zero_cls")
+WARMUP_PICKS = ("mean", "late")
 
 
 class ConfigError(ValueError):
@@ -45,6 +47,7 @@ class ModelSection:
     finetune_visual: bool = False  # train all of backbone.visual (lr x optim.backbone_lr_scale)
     finetune_text: bool = False  # train the text transformer blocks only (as the authors)
     num_frames: int | None = None  # frames per clip T (None: the model config's preprocess.num_frames)
+    temporal_init: str = "randn"  # randn (the authors') | zero_cls: CLS token 0, positions ~ N(0, 0.02)
 
 
 @dataclass
@@ -63,7 +66,10 @@ class TrainSection:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     clip_grad_norm: float | None = None
     max_logit_scale: float | None = None  # clamp logit_scale (log); the authors do not clamp
-    warmup_frame_steps: int = 0  # first steps train on mean-pooled frame embeddings (no temporal)
+    warmup_frame_steps: int = 0  # first steps train on frame embeddings (no temporal model)
+    warmup_frame_pick: str = "mean"  # mean: mean of all T frames | late: one frame from the clip's second half
+    warmup_num_frames: int | None = None  # frames per clip during the warm-up (None: T)
+    freeze_visual_after_warmup: bool = False  # then recalibrate BatchNorm, freeze the image tower, new optimiser
     bn_recalibrate_batches: int = 0  # recompute BatchNorm statistics on this many batches before eval/export
     save_every_steps: int = 0  # also save the training state every N steps (0: at epoch ends only)
 
@@ -85,6 +91,12 @@ class OptimSection:
     gamma: float = 0.1
     warmup_steps: int = 0  # linear warm-up (cosine and constant schedules)
     min_lr_ratio: float = 0.0  # cosine floor as a fraction of lr
+    # After a warm-up that freezes the image tower (train.freeze_visual_after_warmup), the video
+    # phase has its own optimiser and schedule (same kind): the temporal model at lr, the text
+    # tower and logit_scale at lr x video_text_lr_scale, warm-up then the schedule over the rest.
+    video_warmup_steps: int = 0
+    video_weight_decay: float | None = None  # None: weight_decay
+    video_text_lr_scale: float = 1.0
 
 
 @dataclass
@@ -270,6 +282,8 @@ def validate(cfg: TrainConfig) -> None:
         ("train.precision", cfg.train.precision, PRECISIONS),
         ("eval.metric", cfg.eval.metric, ("war", "uar")),
         ("out.export_dtype", cfg.out.export_dtype, ("float32", "float16", "bfloat16")),
+        ("model.temporal_init", cfg.model.temporal_init, TEMPORAL_INITS),
+        ("train.warmup_frame_pick", cfg.train.warmup_frame_pick, WARMUP_PICKS),
     ]
     for key, value, allowed in choices:
         if value not in allowed:
@@ -279,7 +293,8 @@ def validate(cfg: TrainConfig) -> None:
     for key, value in positive:
         if value < 1:
             problems.append(f"{key} must be >= 1, got {value}")
-    for key, value in (("train.max_steps", cfg.train.max_steps), ("model.num_frames", cfg.model.num_frames)):
+    for key, value in (("train.max_steps", cfg.train.max_steps), ("model.num_frames", cfg.model.num_frames),
+                       ("train.warmup_num_frames", cfg.train.warmup_num_frames)):
         if value is not None and value < 1:
             problems.append(f"{key} must be >= 1 or null, got {value}")
     if not 0 <= cfg.eval.holdout_fraction < 1:
@@ -288,6 +303,12 @@ def validate(cfg: TrainConfig) -> None:
         problems.append("set eval.split or eval.holdout_fraction, not both")
     if cfg.optim.lr <= 0:
         problems.append(f"optim.lr must be > 0, got {cfg.optim.lr}")
+    t = cfg.train
+    if t.freeze_visual_after_warmup and t.warmup_frame_steps < 1:
+        problems.append("train.freeze_visual_after_warmup needs train.warmup_frame_steps >= 1")
+    if t.freeze_visual_after_warmup and t.max_steps is not None and t.max_steps <= t.warmup_frame_steps:
+        problems.append(f"train.max_steps ({t.max_steps}) must exceed train.warmup_frame_steps "
+                        f"({t.warmup_frame_steps}) to leave steps for the video phase")
     if problems:
         raise ConfigError("invalid training config:\n  - " + "\n  - ".join(problems))
 

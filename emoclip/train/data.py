@@ -62,10 +62,11 @@ fallback). Training then applies one random rotation in [-6, 6] degrees about th
 neighbour, as torchvision's default) and a horizontal flip with probability 0.5, the same draw for
 every frame of the clip; corners are filled with ``preprocess.mean`` as uint8, i.e. ~0 after
 normalisation, as in the authors' code, which rotates normalised tensors with fill 0. Last, frames
-are normalised with ``preprocess.mean/std``. The authors normalise first (Normalize -> Resize ->
-CenterCrop -> RandomRotation -> RandomHorizontalFlip); these operations are linear, so the order
-only changes interpolation and uint8 rounding, and working on uint8 frames keeps the resize
-identical to inference and makes the rotation ~25x faster (OpenCV instead of torchvision).
+are normalised with ``preprocess.mean/std`` (``spatial_augment=False``: no rotation or flip; the
+synthetic generator draws its own pose variation). The authors normalise first (Normalize ->
+Resize -> CenterCrop -> RandomRotation -> RandomHorizontalFlip); these operations are linear, so
+the order only changes interpolation and uint8 rounding, and working on uint8 frames keeps the
+resize identical to inference and makes the rotation ~25x faster (OpenCV instead of torchvision).
 
 Randomness: evaluation items are deterministic. Training items draw a numpy generator from
 ``(seed, index, a draw of torch's global generator)``: DataLoader workers seed torch differently
@@ -87,7 +88,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,7 @@ __all__ = [
     "VideoEmotionDataset",
     "build_dataset",
     "class_set",
+    "codec_augment",
     "collate",
     "temporal_indices",
 ]
@@ -166,6 +168,12 @@ class DataConfig:
     face_crop: bool = False  # run emoclip.faces on raw frames; the authors' datasets are face crops
     synthetic_clips: int = 2048  # "synthetic": clips per epoch, drawn fresh (train) / fixed (test)
     synthetic_heldout: bool = True  # "synthetic": test = held-out classes, train = the others
+    synthetic_eval_clips: int | None = None  # "synthetic": evaluation clips (None: synthetic_clips)
+    # "synthetic" training: draw each clip at one of these sizes, then centre_crop it to S as
+    # inference does (empty: draw at S)
+    synthetic_render_sizes: list[int] = field(default_factory=list)
+    synthetic_codec_aug: bool = False  # train: per-frame VP8-like artefacts (`codec_augment`)
+    spatial_augment: bool = True  # train: random rotation and horizontal flip per clip
 
     def validate(self) -> None:
         """Raise `ValueError` naming the first invalid field (`build_dataset` calls this)."""
@@ -183,6 +191,12 @@ class DataConfig:
             raise ValueError(f"temporal_stride must be >= 1, got {self.temporal_stride}")
         if int(self.synthetic_clips) < 1:
             raise ValueError(f"synthetic_clips must be >= 1, got {self.synthetic_clips}")
+        if self.synthetic_eval_clips is not None and int(self.synthetic_eval_clips) < 1:
+            raise ValueError(
+                f"synthetic_eval_clips must be >= 1 or null, got {self.synthetic_eval_clips}")
+        if any(int(size) < 8 for size in self.synthetic_render_sizes):
+            raise ValueError(
+                f"synthetic_render_sizes must be >= 8 pixels, got {self.synthetic_render_sizes}")
         if self.dataset == "manifest" and not self.manifest:
             raise ValueError("dataset 'manifest' needs manifest (a CSV or JSONL file)")
         if self.dataset in _DEFAULT_PRESETS and not self.root:
@@ -628,6 +642,27 @@ def _augment(frames: np.ndarray, rng: np.random.Generator, mean: Sequence[float]
     return np.ascontiguousarray(out[:, :, ::-1]) if flip else out
 
 
+# `codec_augment`: what VP8 webm encoding does to synthetic frames, roughly (4:2:0 chroma, blocky
+# quantisation); the probabilities and JPEG qualities were tuned on the tiny synthetic model.
+_CODEC_I420_P, _CODEC_JPEG_P, _CODEC_JPEG_QUALITY = 0.8, 0.7, (40, 95)
+
+
+def codec_augment(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Video-codec-like degradation of one (H, W, 3) uint8 RGB frame (even H and W).
+
+    With probability 0.8 a YUV 4:2:0 round trip (chroma subsampling, as VP8/H.264), then with
+    probability 0.7 JPEG compression at a quality drawn in [40, 95] (block quantisation).
+    """
+    if rng.random() < _CODEC_I420_P:
+        frame = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420), cv2.COLOR_YUV2RGB_I420)
+    if rng.random() < _CODEC_JPEG_P:
+        quality = int(rng.integers(_CODEC_JPEG_QUALITY[0], _CODEC_JPEG_QUALITY[1] + 1))
+        ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if ok:
+            frame = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    return frame
+
+
 def _train_rng(seed: int, index: int) -> np.random.Generator:
     draw = int(torch.randint(0, 2**62, (1,)).item())  # per worker and epoch under a DataLoader
     return np.random.default_rng([int(seed) & (2**63 - 1), int(index), draw])
@@ -682,6 +717,7 @@ class VideoEmotionDataset(torch.utils.data.Dataset):
         train: bool = False,
         temporal_stride: int = 4,
         face_crop: bool = False,
+        spatial_augment: bool = True,
         seed: int = 0,
         split: str = "",
         problems: Sequence[str] = (),
@@ -695,6 +731,7 @@ class VideoEmotionDataset(torch.utils.data.Dataset):
         self.train = bool(train)
         self.temporal_stride = int(temporal_stride)
         self.face_crop = bool(face_crop)
+        self.spatial_augment = bool(spatial_augment)
         self.seed = int(seed)
         self.split = split
         self.problems = list(problems)
@@ -742,7 +779,7 @@ class VideoEmotionDataset(torch.utils.data.Dataset):
             crops = self._video_crops(sample, rng)
         else:
             crops = self._folder_crops(sample, rng)
-        if rng is not None:
+        if rng is not None and self.spatial_augment:
             crops = _augment(crops, rng, self.preprocess.mean)
         x = to_tensor(crops, self.preprocess)
         return {
@@ -827,8 +864,15 @@ class SyntheticVideoDataset(torch.utils.data.Dataset):
     ``SeedSequence(seed).spawn(n)[i]``, as `synthetic.write_dataset` does, from the held-out classes
     (or all 12); always the same for a seed. With ``leave_out``, training never draws that class
     and testing draws only it. Classes outside the class set are never drawn for test or in modes
-    "class"/"loo". The spatial training augmentation is the file datasets'; there is no temporal
-    stride (clips are rendered with T frames).
+    "class"/"loo". Evaluation splits hold ``synthetic_eval_clips`` clips (default: as many).
+
+    Training options that make training frames look like inference frames: with
+    ``synthetic_render_sizes`` each clip is drawn at one of those sizes (line widths, anti-aliasing
+    and noise then vary as in clips of that size) and brought to S by `emoclip.faces.center_crop`,
+    the predictor's function; with ``synthetic_codec_aug`` every frame goes through
+    `codec_augment` at the drawn size first (as a video is encoded at its own size). Then the
+    spatial augmentation of the file datasets (``spatial_augment``). There is no temporal stride
+    (clips are rendered with T frames).
     """
 
     def __init__(
@@ -847,7 +891,13 @@ class SyntheticVideoDataset(torch.utils.data.Dataset):
         self.split = split
         self.train = bool(train)
         self.seed = int(seed)
-        self.length = int(cfg.synthetic_clips)
+        clips = cfg.synthetic_clips
+        if not train and cfg.synthetic_eval_clips is not None:
+            clips = cfg.synthetic_eval_clips
+        self.length = int(clips)
+        self.render_sizes = tuple(int(s) for s in cfg.synthetic_render_sizes) if train else ()
+        self.codec_aug = bool(cfg.synthetic_codec_aug) and self.train
+        self.spatial_augment = bool(cfg.spatial_augment)
         self.skipped = 0
         self.problems: list[str] = []
         self._labels = _LabelIndex(classes)
@@ -888,11 +938,18 @@ class SyntheticVideoDataset(torch.utils.data.Dataset):
     def _draw(self, rng: np.random.Generator) -> tuple[np.ndarray, str, str | None]:
         """``synthetic.sample`` when the pool is one of its splits, else the same recipe."""
         T, S = self.preprocess.num_frames, self.preprocess.image_size
+        R = self.render_sizes[int(rng.integers(len(self.render_sizes)))] if self.render_sizes else S
         if self._generator_split is not None:
-            return syn.sample(rng, split=self._generator_split, num_frames=T, size=S)
-        expr = self._pool[int(rng.integers(len(self._pool)))]
-        text = syn.caption(expr, rng)
-        return syn.render_clip(expr, rng, num_frames=T, size=S), text, self._names.get(expr)
+            frames, text, name = syn.sample(rng, split=self._generator_split, num_frames=T, size=R)
+        else:
+            expr = self._pool[int(rng.integers(len(self._pool)))]
+            text = syn.caption(expr, rng)
+            frames, name = syn.render_clip(expr, rng, num_frames=T, size=R), self._names.get(expr)
+        if self.codec_aug:
+            frames = np.stack([codec_augment(frame, rng) for frame in frames])
+        if R != S:
+            frames = np.stack([center_crop(frame, S) for frame in frames])
+        return frames, text, name
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not -self.length <= index < self.length:
@@ -904,7 +961,7 @@ class SyntheticVideoDataset(torch.utils.data.Dataset):
             rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(index,)))
         frames, caption, name = self._draw(rng)
         label = self._labels.get(name) if name is not None else None
-        if self.train:
+        if self.train and self.spatial_augment:
             frames = _augment(frames, rng, self.preprocess.mean)
         x = to_tensor(frames, self.preprocess)
         if self.mode == "caption":
@@ -976,7 +1033,8 @@ def build_dataset(
                     cfg.dataset, split)
     dataset = VideoEmotionDataset(
         samples, classes, preprocess, mode=cfg.mode, train=train,
-        temporal_stride=cfg.temporal_stride, face_crop=cfg.face_crop, seed=seed, split=split,
+        temporal_stride=cfg.temporal_stride, face_crop=cfg.face_crop,
+        spatial_augment=cfg.spatial_augment, seed=seed, split=split,
         problems=report.problems, skipped=report.skipped, name=cfg.dataset,
     )
     log.info("%r", dataset)

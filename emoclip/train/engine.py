@@ -21,6 +21,16 @@ With ``train.gather_features`` the logits span the global batch (every rank's em
 authors used the per-GPU batch only); the local slice's gradient is scaled so that DDP's averaging
 gives exactly the global-batch gradient (`distributed.all_gather_with_grad`).
 
+Frame-level warm-up (``train.warmup_frame_steps``): the first steps bypass the temporal model and
+pair each caption with a frame embedding, the normalised mean over the clip's frames (pick
+"mean") or one random frame from the clip's second half, where the expression has formed (pick
+"late"), optionally from clips of ``train.warmup_num_frames`` frames. With
+``train.freeze_visual_after_warmup`` the warm-up ends in a switch to a video phase: BatchNorm
+statistics are re-estimated on ``train.bn_recalibrate_batches`` warm-up batches, the image tower is
+frozen (eval mode, kept as trained: it stays in the training state and the export), and a new
+optimiser and schedule train the temporal model (at ``optim.lr``), the text tower and logit_scale
+(at lr x ``optim.video_text_lr_scale``); the warm-up's own schedule then ends at the switch.
+
 Run folder: ``config.yaml`` (the resolved config), ``state.pt`` (resume; every epoch, every
 ``train.save_every_steps`` and at the end), ``log.jsonl`` (one line per step, plus evaluations),
 ``tensorboard/``, and the export ``<out.name>.safetensors`` + ``.json``: the best validation
@@ -111,7 +121,7 @@ class ContrastiveModel(nn.Module):
         embeddings, bypassing the temporal model (the frame-level warm-up).
         """
         m = self.model
-        if frame_level:
+        if frame_level:  # frames (B, T', ...): T' = 1 for the "late" pick
             b, t = frames.shape[:2]
             per_frame = m.encode_image(frames.flatten(0, 1)).view(b, t, -1)
             video = F.normalize(F.normalize(per_frame, dim=-1).mean(1), dim=-1)
@@ -166,15 +176,26 @@ def build_model(cfg: TrainConfig) -> tuple[EmoCLIP, bool]:
             has_backbone = any(k.startswith("backbone.") for k in f.keys())
         return model, bool(config.model.backbone_pretrained) and not has_backbone
     if not (cfg.model.pretrained_backbone and config.model.backbone_pretrained):
-        return EmoCLIP(config), False
+        return init_temporal(EmoCLIP(config), cfg.model.temporal_init), False
     state = pretrained_state(config)  # before building: fail fast when it is unavailable
-    model = EmoCLIP(config)
+    model = init_temporal(EmoCLIP(config), cfg.model.temporal_init)
     missing, unexpected = model.backbone.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise RuntimeError(f"pretrained backbone does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
     with torch.no_grad():
         model.logit_scale.copy_(model.backbone.logit_scale.detach().reshape(()))  # as the authors' VClip
     return model, True
+
+
+def init_temporal(model: EmoCLIP, how: str = "randn") -> EmoCLIP:
+    """Initialise a new temporal model: "randn" keeps the authors' N(0, 1) CLS token and positions;
+    "zero_cls" sets the CLS token to 0 and positions ~ N(0, 0.02), so the CLS query starts near 0
+    and attention averages the frames (a mean-pool-like start rather than a near-constant output)."""
+    if how == "zero_cls" and model.temporal is not None:
+        with torch.no_grad():
+            model.temporal.cls_token.zero_()
+            model.temporal.pos_embedding.normal_(0.0, 0.02)
+    return model
 
 
 def pretrained_state(config: EmoCLIPConfig) -> dict[str, torch.Tensor]:
@@ -226,8 +247,27 @@ def frozen_names(model: nn.Module) -> list[str]:
 def build_optimizer(cfg: TrainConfig, main: list[nn.Parameter], tuned: list[nn.Parameter]) -> torch.optim.Optimizer:
     """SGD (the authors'), Adam or AdamW over one group, plus a second at lr x backbone_lr_scale."""
     o = cfg.optim
+    return make_optimizer(cfg, [(main, o.lr), (tuned, o.lr * o.backbone_lr_scale)], o.weight_decay)
+
+
+def build_video_optimizer(cfg: TrainConfig, model: EmoCLIP) -> torch.optim.Optimizer:
+    """The video phase's optimiser (after ``train.freeze_visual_after_warmup``): the temporal model
+    at ``optim.lr``; the text tower and logit_scale at lr x ``optim.video_text_lr_scale``."""
+    o = cfg.optim
+    temporal = [p for p in (model.temporal.parameters() if model.temporal is not None else []) if p.requires_grad]
+    text = [p for n, p in model.backbone.named_parameters()
+            if p.requires_grad and not n.startswith("visual.")] + [model.logit_scale]
+    decay = o.weight_decay if o.video_weight_decay is None else o.video_weight_decay
+    return make_optimizer(cfg, [(temporal, o.lr), (text, o.lr * o.video_text_lr_scale)], decay)
+
+
+def make_optimizer(
+    cfg: TrainConfig, params_lr: Sequence[tuple[list[nn.Parameter], float]], weight_decay: float
+) -> torch.optim.Optimizer:
+    """``optim.name`` over ``(parameters, lr)`` groups (1-D ones without decay with ``no_decay_1d``)."""
+    o = cfg.optim
     groups = []
-    for params, lr in ((main, o.lr), (tuned, o.lr * o.backbone_lr_scale)):
+    for params, lr in params_lr:
         if not params:
             continue
         if o.no_decay_1d:
@@ -237,9 +277,9 @@ def build_optimizer(cfg: TrainConfig, main: list[nn.Parameter], tuned: list[nn.P
         else:
             groups.append({"params": params, "lr": lr})
     if o.name == "sgd":
-        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=weight_decay)
     kind = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-    return kind(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+    return kind(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=weight_decay)
 
 
 def _lr_factor(step: int, warmup: int, total: int, floor: float, cosine: bool) -> float:
@@ -251,12 +291,18 @@ def _lr_factor(step: int, warmup: int, total: int, floor: float, cosine: bool) -
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def build_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """MultiStepLR over epochs (the authors'), or cosine / constant with warm-up over steps."""
+def build_scheduler(
+    cfg: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int | None = None
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """MultiStepLR over epochs (the authors'), or cosine / constant with warm-up over steps.
+
+    `total_steps` and `warmup_steps` (default ``optim.warmup_steps``) count from the scheduler's start.
+    """
     o = cfg.optim
     if o.schedule == "multistep":
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(o.milestones), gamma=o.gamma)
-    factor = partial(_lr_factor, warmup=o.warmup_steps, total=total_steps, floor=o.min_lr_ratio,
+    warmup = o.warmup_steps if warmup_steps is None else warmup_steps
+    factor = partial(_lr_factor, warmup=warmup, total=total_steps, floor=o.min_lr_ratio,
                      cosine=o.schedule == "cosine")
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
@@ -284,6 +330,25 @@ class EpochSeededDataset(Dataset):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(state[0]) & (2**63 - 1))
             return self.dataset[index]
+
+
+class LateFrameDataset(Dataset):
+    """Keeps one random frame from the second half of each clip (``t >= 0.5``, where a synthetic
+    expression has formed): the "late" pick of the frame-level warm-up. Draws from torch's
+    generator, which `EpochSeededDataset` seeds per item."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        item = dict(self.dataset[index])
+        t = item["frames"].shape[0]
+        k = int(torch.randint(t // 2, t, (1,)))  # T=3: t = 0.5 or 1; T=8: frames 4..7 of 0..7
+        item["frames"] = item["frames"][k : k + 1]
+        return item
 
 
 class ResumableSampler(DistributedSampler):
@@ -447,7 +512,9 @@ class Trainer:
         self.model.to(self.device)
         self.wrapped = self._wrap(ContrastiveModel(self.model))
         self.optimizer = build_optimizer(cfg, self.main_params, self.tuned_params)
-        self.scheduler = build_scheduler(cfg, self.optimizer, self.total_steps)
+        self.in_video_phase = False  # after the warm-up's switch (train.freeze_visual_after_warmup)
+        first = cfg.train.warmup_frame_steps if self.switches_phase else self.total_steps
+        self.scheduler = build_scheduler(cfg, self.optimizer, first)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.precision == "fp16")
         ckpt.seed_everything(cfg.train.seed + 1000 * dist.rank)  # per-rank streams from here on
         if dist.is_main:
@@ -477,6 +544,24 @@ class Trainer:
         return DistributedDataParallel(module, device_ids=ids,
                                        find_unused_parameters=self.cfg.train.warmup_frame_steps > 0)
 
+    @property
+    def switches_phase(self) -> bool:
+        """Whether the frame-level warm-up ends in a frozen image tower and a video phase."""
+        return self.cfg.train.freeze_visual_after_warmup and self.cfg.train.warmup_frame_steps > 0
+
+    @property
+    def in_warmup(self) -> bool:
+        """Whether the next step is a frame-level warm-up step."""
+        return self.step < self.cfg.train.warmup_frame_steps
+
+    def _warmup_dataset(self, pre: PreprocessConfig, seed: int, train: bool = True) -> Dataset:
+        """Training clips for the frame-level warm-up (``warmup_num_frames``, the "late" pick)."""
+        t = self.cfg.train
+        if t.warmup_num_frames:
+            pre = dataclasses.replace(pre, num_frames=t.warmup_num_frames)
+        data = build_dataset(self.cfg.data, "train", pre, train=train, seed=seed)
+        return LateFrameDataset(data) if t.warmup_frame_pick == "late" else data
+
     def _build_data(self, pre: PreprocessConfig) -> None:
         cfg, d = self.cfg, self.dist
         train_set = build_dataset(cfg.data, "train", pre, train=True, seed=cfg.train.seed)
@@ -488,6 +573,13 @@ class Trainer:
             keep, held = split_holdout(train_set, cfg.eval.holdout_fraction, cfg.train.seed)
             train_set, self.val_set = Subset(train_set, keep), Subset(clean, held)
         self.train_set = EpochSeededDataset(train_set, cfg.train.seed)
+        self.warmup_set = self.train_set  # the same clips unless the warm-up draws its own
+        t = cfg.train
+        if t.warmup_frame_steps and (t.warmup_frame_pick != "mean" or t.warmup_num_frames):
+            if cfg.eval.holdout_fraction > 0:
+                raise TrainSetupError("train.warmup_frame_pick=late / train.warmup_num_frames do not combine "
+                                      "with eval.holdout_fraction")
+            self.warmup_set = EpochSeededDataset(self._warmup_dataset(pre, cfg.train.seed), cfg.train.seed)
         self.sampler = ResumableSampler(self.train_set, num_replicas=d.world_size, rank=d.rank, seed=cfg.train.seed)
         batches = self.sampler.num_samples // cfg.train.batch_size
         self.steps_per_epoch = batches // cfg.train.grad_accum
@@ -520,7 +612,7 @@ class Trainer:
         Returns:
             The loss over the union of the batches (this rank's).
         """
-        frame_level = self.step < self.cfg.train.warmup_frame_steps
+        frame_level = self.in_warmup
         inputs = [(b["frames"].to(self.device, non_blocking=True), b["tokens"].to(self.device)) for b in batches]
         cache = self._feature_cache(inputs, frame_level) if len(inputs) > 1 else None
         gather = self.cfg.train.gather_features and self.dist.distributed
@@ -589,7 +681,9 @@ class Trainer:
         reason = "done" if self.step >= self.total_steps else ""
         while not reason:
             reason = self._train_epoch(start_step)
-            if reason == "epoch":
+            if reason == "phase":
+                reason = ""
+            elif reason == "epoch":
                 self._end_epoch()
                 reason = "done" if self.step >= self.total_steps else ""
         interrupted = reason == "interrupt"
@@ -605,14 +699,17 @@ class Trainer:
         """Train on (the rest of) the current epoch; returns why it stopped."""
         t = self.cfg.train
         self.sampler.set_epoch(self.epoch, start=self.batch_in_epoch * t.batch_size)
-        self.train_set.epoch = self.epoch
-        batches = iter(self._loader(self.train_set, self.sampler))
+        dataset = self.warmup_set if self.in_warmup else self.train_set
+        dataset.epoch = self.epoch
+        batches = iter(self._loader(dataset, self.sampler))
         tic = time.perf_counter()
         while self.batch_in_epoch + t.grad_accum <= self.steps_per_epoch * t.grad_accum:
             loss = self.train_step([next(batches) for _ in range(t.grad_accum)])
             self.batch_in_epoch += t.grad_accum
             self._log_step(loss, time.perf_counter() - tic)
             tic = time.perf_counter()
+            if self.switches_phase and not self.in_video_phase and not self.in_warmup:
+                self.enter_video_phase()
             if self.step >= self.total_steps:
                 return "done"
             if t.stop_at_step is not None and self.step == t.stop_at_step and self.step > start_step:
@@ -620,6 +717,8 @@ class Trainer:
                 return "interrupt"
             if t.save_every_steps and self.step % t.save_every_steps == 0:
                 self.save_state()
+            if self.step == t.warmup_frame_steps and self.warmup_set is not self.train_set:
+                return "phase"  # a new loader over the video clips, same epoch position
         return "epoch"
 
     def _end_epoch(self) -> None:
@@ -689,14 +788,42 @@ class Trainer:
             self.best = {"epoch": self.epoch, "step": self.step, "metrics": metrics}
             self.export({"val": metrics})
 
-    def recalibrate_batchnorm(self) -> None:
-        """Recompute BatchNorm running statistics on ``train.bn_recalibrate_batches`` clean batches."""
+    def enter_video_phase(self, *, recalibrate: bool = True) -> None:
+        """End the frame-level warm-up: re-estimate BatchNorm statistics on warm-up batches, freeze
+        the image tower (eval mode) and start the video phase's optimiser and schedule.
+
+        Args:
+            recalibrate: False when resuming (the statistics are in the saved state).
+        """
+        if recalibrate:
+            data = EpochSeededDataset(self._warmup_dataset(self.model.config.preprocess, self.cfg.train.seed + 1),
+                                      self.cfg.train.seed + 1)
+            with _preserved_rng():
+                self.recalibrate_batchnorm(data)
+        self.model.backbone.visual.requires_grad_(False)
+        self.in_video_phase = True
+        self.wrapped = self._wrap(ContrastiveModel(self.model))  # DDP: the new set of trained parameters
+        self.optimizer = build_video_optimizer(self.cfg, self.model)
+        self.scheduler = build_scheduler(self.cfg, self.optimizer, self.total_steps - self.cfg.train.warmup_frame_steps,
+                                         warmup_steps=self.cfg.optim.video_warmup_steps)
+        self.set_train_mode()
+        log.info("step %d: image tower frozen; video phase (%d steps)", self.step,
+                 self.total_steps - self.cfg.train.warmup_frame_steps)
+
+    def recalibrate_batchnorm(self, data: Dataset | None = None) -> None:
+        """Recompute BatchNorm running statistics of a training image tower on
+        ``train.bn_recalibrate_batches`` batches of `data` (default: clean training clips).
+
+        A frozen image tower keeps its statistics (they are part of what the rest learnt on).
+        """
         n = self.cfg.train.bn_recalibrate_batches
-        norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        if not n or not norms:
+        visual = self.model.backbone.visual
+        norms = [m for m in visual.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not n or not norms or not any(p.requires_grad for p in visual.parameters()):
             return
-        data = build_dataset(self.cfg.data, "train", self.model.config.preprocess, train=False,
-                             seed=self.cfg.train.seed + 1)
+        if data is None:
+            data = build_dataset(self.cfg.data, "train", self.model.config.preprocess, train=False,
+                                 seed=self.cfg.train.seed + 1)
         loader = self._loader(data, batch_size=self.cfg.train.batch_size)
         momenta = [m.momentum for m in norms]
         for m in norms:
@@ -706,7 +833,7 @@ class Trainer:
         with torch.no_grad():
             for batch in itertools.islice(loader, n):
                 with self.autocast():
-                    self.model.encode_video(batch["frames"].to(self.device))
+                    self.model.encode_image(batch["frames"].flatten(0, 1).to(self.device))
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
 
@@ -823,6 +950,9 @@ class Trainer:
         if unexpected or set(missing) - set(self.frozen):
             raise ValueError(f"{path} does not fit this model: unexpected {unexpected[:5]}, "
                              f"missing {sorted(set(missing) - set(self.frozen))[:5]}")
+        if self.switches_phase and state["step"] >= self.cfg.train.warmup_frame_steps:
+            self.step = state["step"]
+            self.enter_video_phase(recalibrate=False)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
