@@ -7,11 +7,15 @@ editing class descriptions re-scores a video without re-encoding it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import queue
 import threading
 import time
+import weakref
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +25,7 @@ import numpy as np
 import torch
 
 from .classes import ClassSet, preset
-from .model import EmoCLIP
+from .model import EmoCLIP, FastImageTower, FastTemporal, cpu_has_native_bf16, image_tower_gflops
 from .preprocess import to_tensor
 from .results import FaceSummary, Prediction, Timeline, TrackPrediction
 from .video import (
@@ -37,6 +41,13 @@ from .zeroshot import TextEmbeddingCache, class_embeddings, probabilities
 Progress = Callable[[float, str], None]
 VideoInput = str | os.PathLike | np.ndarray | Sequence[np.ndarray]
 THUMBNAIL_SIZE = 96
+PRECISIONS = ("auto", "fp32", "bf16")
+BF16_MIN_COSINE = 0.999  # "auto" keeps bf16 only when its embeddings stay this close to fp32
+AUTO_BF16_MIN_GFLOPS = 0.5  # smaller towers (test models) gain nothing from bf16: stay fp32
+PREFETCH_DEPTH = 48  # sampled frames decoded/detected ahead of the encoder (bounded memory)
+SMALL_BATCH = 4  # batches this small (live webcam frames) run with `live_threads` intra-op threads
+SMALL_TEXT_BATCH = 16  # so do text encodings of this few new descriptions (an edited class set)
+DECODE_MAX_SIDE = 1920  # frames are decoded up to 1080p as they are; face detection downsizes its own copy
 
 
 class NoFaceError(ValueError):
@@ -102,6 +113,24 @@ class EmotionPredictor:
         max_faces: Faces tracked per frame.
         limits: Input limits checked before decoding.
         video_cache_size: Encoded videos kept for re-scoring.
+        precision: Image-tower precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (bf16 on a CPU with
+            native bf16 when a start-up check on a fixed random batch gives embeddings within cosine
+            `BF16_MIN_COSINE` of fp32, else fp32). None reads ``EMOCLIP_PRECISION`` (default
+            ``"auto"``). Text and temporal models stay fp32. The choice is made on first use and
+            reported by `precision` / `precision_info` and in each prediction's ``video`` metadata.
+        prefetch: Decode and detect faces in a background thread, `PREFETCH_DEPTH` frames ahead
+            of the encoder (None reads ``EMOCLIP_PREFETCH``, default on).
+        live_threads: Intra-op threads for small work: batches of at most `SMALL_BATCH` frames
+            (live webcam frames, single windows) and text encodings of at most `SMALL_TEXT_BATCH`
+            new descriptions (class edits), set for the calling thread only. Small GEMMs gain
+            little from a second thread, and on a busy CPU each of their ~100-200 parallel regions
+            waits for its second thread to be scheduled (measured: one description 20-30 ms on one
+            thread vs 660-1060 ms on two while other jobs ran). None reads
+            ``EMOCLIP_LIVE_THREADS`` (default 1); 0 keeps torch's setting everywhere.
+        encode_workers: Batches of frames are split into this many parts encoded at once, each by
+            a worker thread with one intra-op thread (data parallel, no barrier between cores), so
+            a busy core slows only its own part. None reads ``EMOCLIP_ENCODE_WORKERS``, default
+            torch's intra-op thread count; 1 encodes the whole batch with torch's threads.
 
     Example:
         >>> predictor = EmotionPredictor(emoclip.load_model("emoclip-vitb32"))
@@ -118,9 +147,26 @@ class EmotionPredictor:
         max_faces: int = 4,
         limits: VideoLimits | None = None,
         video_cache_size: int = 8,
+        precision: str | None = None,
+        prefetch: bool | None = None,
+        live_threads: int | None = None,
+        encode_workers: int | None = None,
     ) -> None:
         if face_fallback not in ("center", "skip"):
             raise ValueError(f"face_fallback must be 'center' or 'skip', not {face_fallback!r}")
+        precision = (precision or os.environ.get("EMOCLIP_PRECISION") or "auto").strip().lower()
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+        if prefetch is None:
+            prefetch = os.environ.get("EMOCLIP_PREFETCH", "1").strip().lower() not in ("0", "false", "no", "off")
+        self.requested_precision = precision
+        self.prefetch = bool(prefetch)
+        if live_threads is None:
+            live_threads = int(os.environ.get("EMOCLIP_LIVE_THREADS", "1") or 0)
+        self.live_threads = max(0, int(live_threads))
+        if encode_workers is None:
+            encode_workers = int(os.environ.get("EMOCLIP_ENCODE_WORKERS", "0") or 0) or torch.get_num_threads()
+        self.encode_workers = max(1, int(encode_workers))
         self.model = model.eval()
         self.config = model.config.preprocess
         self.batch_size = batch_size
@@ -133,11 +179,24 @@ class EmotionPredictor:
         self._lock = threading.Lock()
         self._detector = None
         self._detector_lock = threading.Lock()
+        self._tower: _Tower | None = None
 
     # ------------------------------------------------------------------ public API
     @property
     def model_name(self) -> str:
         return self.model.config.name
+
+    @property
+    def precision(self) -> str:
+        """The image tower's precision in use, ``"fp32"`` or ``"bf16"`` (decided on first call)."""
+        return self._image_tower().precision
+
+    @property
+    def precision_info(self) -> dict[str, Any]:
+        """How the precision was chosen: requested, chosen, reason, cosine to fp32, implementation."""
+        t = self._image_tower()
+        return {"requested": self.requested_precision, "precision": t.precision, "reason": t.reason,
+                "cosine": t.cosine, "implementation": t.implementation}
 
     def default_classes(self) -> ClassSet:
         """The class set the model's config asks for (inline set, else its preset)."""
@@ -193,13 +252,15 @@ class EmotionPredictor:
         text = self.class_embeddings(classes)
         t1 = time.perf_counter()
         scale = self.model.logit_scale.detach().float().cpu()
-        clip = probabilities(encoding.clip_embedding[None], text, scale)[0]
-        windows = probabilities(encoding.window_embeddings, text, scale) if len(encoding.window_starts) else torch.zeros(0, len(text))
         names = classes.names
         tracks = []
-        for track_id, n, start, end, emb, primary in encoding.tracks:
-            probs = probabilities(emb[None], text, scale)[0]
-            tracks.append(TrackPrediction(track_id, n, start, end, dict(zip(names, probs.tolist())), primary))
+        with self._threads_for(0):  # a few small matrix products: one thread (see live_threads)
+            clip = probabilities(encoding.clip_embedding[None], text, scale)[0]
+            windows = (probabilities(encoding.window_embeddings, text, scale) if len(encoding.window_starts)
+                       else torch.zeros(0, len(text)))
+            for track_id, n, start, end, emb, primary in encoding.tracks:
+                probs = probabilities(emb[None], text, scale)[0]
+                tracks.append(TrackPrediction(track_id, n, start, end, dict(zip(names, probs.tolist())), primary))
         t2 = time.perf_counter()
         timings = dict(encoding.timings) | {"text": t1 - t0, "score": t2 - t1}
         faces = FaceSummary(
@@ -226,7 +287,10 @@ class EmotionPredictor:
 
     def class_embeddings(self, classes: ClassSet) -> torch.Tensor:
         """(C, D) normalised embeddings of a class set's classes and compounds (cached by text)."""
-        return class_embeddings(classes, self.text_cache)
+        store = getattr(self.text_cache, "_store", None)
+        new = len({t for t in classes.texts if store is None or t not in store})
+        with self._threads_for(0 if new <= SMALL_TEXT_BATCH else SMALL_BATCH + 1):
+            return class_embeddings(classes, self.text_cache)
 
     @torch.inference_mode()
     def encode_images(self, crops: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
@@ -239,7 +303,23 @@ class EmotionPredictor:
             (N, D) float32 un-normalised embeddings.
         """
         x = to_tensor(crops, self.config).to(self.model.logit_scale.device)
-        return self.model.encode_image(x).float().cpu()
+        return self._encode_tensor(x)
+
+    def _encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) normalised frames -> (N, D) float32 embeddings, data parallel when worth it."""
+        tower = self._image_tower()
+        parts = min(self.encode_workers, len(x) // (SMALL_BATCH + 1))
+        if parts <= 1 or x.device.type != "cpu":
+            with self._threads_for(len(x)):
+                return tower(x).float().cpu()
+        chunks = x.tensor_split(parts)
+        pool = _encode_pool()
+        futures = [pool.submit(_single_threaded, tower, c) for c in chunks[1:]]
+        try:
+            first = _single_threaded(tower, chunks[0])  # the calling thread takes a part too
+        finally:
+            rest = [f.result() for f in futures]
+        return torch.cat([first, *rest]).float().cpu()
 
     @torch.inference_mode()
     def pool(self, frame_embeddings: torch.Tensor) -> torch.Tensor:
@@ -253,7 +333,12 @@ class EmotionPredictor:
         """
         single = frame_embeddings.ndim == 2
         x = frame_embeddings[None] if single else frame_embeddings
-        out = self.model.aggregate(x.to(self.model.logit_scale.device), normalize=True).float().cpu()
+        fast = _fast_temporal(self.model)
+        with self._threads_for(0 if fast is not None else len(x)):  # folded pooling is small work
+            if fast is not None:
+                out = torch.nn.functional.normalize(fast(x.float()), dim=-1)
+            else:
+                out = self.model.aggregate(x.to(self.model.logit_scale.device), normalize=True).float().cpu()
         return out[0] if single else out
 
     def crop_frame(self, image: np.ndarray) -> tuple[np.ndarray | None, bool]:
@@ -281,6 +366,26 @@ class EmotionPredictor:
             self._detector = None
 
     # ------------------------------------------------------------------ internals
+    @contextlib.contextmanager
+    def _threads_for(self, batch: int) -> Iterator[None]:
+        """`live_threads` intra-op threads for a small batch, in this thread only (OpenMP's setting is per thread)."""
+        n = self.live_threads
+        if not n or batch > SMALL_BATCH or torch.get_num_threads() <= n:
+            yield
+            return
+        previous = torch.get_num_threads()
+        torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
+    def _image_tower(self) -> _Tower:
+        tower = self._tower
+        if tower is None or not tower.current():
+            tower = self._tower = _resolve_tower(self.model, self.requested_precision)
+        return tower
+
     def _shared_detector(self):
         from .faces import FaceDetector
 
@@ -309,7 +414,7 @@ class EmotionPredictor:
             arr = np.ascontiguousarray(np.asarray(video))
             h.update(str(arr.shape).encode())
             h.update(arr.tobytes())
-        h.update(f"{self.model_name}|{self.face_fallback}|{self.max_faces}|{fps}".encode())
+        h.update(f"{self.model_name}|{self.face_fallback}|{self.max_faces}|{fps}|{self.precision}".encode())
         return h.hexdigest()
 
     def _frames(self, video: VideoInput, fps: float | None) -> tuple[Iterator[SampledFrame], dict[str, Any]]:
@@ -326,7 +431,7 @@ class EmotionPredictor:
                 raise LimitError(f"the video lasts {info.duration:.0f} s; the limit is {lim.max_duration:.0f} s")
             meta = {"name": path.name, "duration": info.duration, "fps": info.fps, "width": info.width,
                     "height": info.height, "rotation": info.rotation}
-            max_side = 1280 if cfg.face_detection else None
+            max_side = DECODE_MAX_SIDE if cfg.face_detection else None
             # max_duration again while decoding: a header can lie about (or lack) the duration
             return iter_frames(path, cfg.sample_fps, max_frames=lim.max_sampled_frames, max_side=max_side,
                                max_duration=lim.max_duration), meta
@@ -341,6 +446,7 @@ class EmotionPredictor:
     def _encode(self, video: VideoInput, key: str, fps: float | None, progress: Progress | None) -> VideoEncoding:
         start = time.perf_counter()
         frames, meta = self._frames(video, fps)
+        meta["precision"] = self.precision
         collected = _FrameCollector(self, self.config.face_detection)
         try:
             collected.run(frames, meta.get("duration") or 0.0, progress)
@@ -351,6 +457,142 @@ class EmotionPredictor:
         if progress:
             progress(1.0, "done")
         return enc
+
+
+class _Tower:
+    """The image tower a predictor encodes with: a callable plus how and why it was chosen."""
+
+    def __init__(self, model: EmoCLIP, fn: Callable[[torch.Tensor], torch.Tensor] | None, precision: str, reason: str,
+                 cosine: float | None, implementation: str) -> None:
+        self.fn, self.precision, self.reason = fn, precision, reason
+        self.cosine, self.implementation = cosine, implementation
+        self._model = weakref.ref(model)
+        self._versions = _visual_versions(model)
+
+    def current(self) -> bool:
+        """False once the model's image-tower weights were replaced or edited in place."""
+        model = self._model()
+        return model is not None and _visual_versions(model) == self._versions
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if self.fn is not None:
+            return self.fn(images)
+        model = self._model()  # fp32: the model's own tower (held weakly: the cache must not keep it alive)
+        if model is None:
+            raise RuntimeError("the model of this image tower was garbage-collected")
+        return model.encode_image(images)
+
+
+def _visual_versions(model: EmoCLIP) -> tuple:
+    return tuple((p.data_ptr(), p._version, p.device.type) for p in model.backbone.visual.parameters())
+
+
+_TOWERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {precision: _Tower}
+_TEMPORALS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> FastTemporal | None
+_CACHE_LOCK = threading.Lock()
+
+
+def _resolve_tower(model: EmoCLIP, requested: str) -> _Tower:
+    """The (shared, per model) image tower for a requested precision; see `EmotionPredictor`."""
+    with _CACHE_LOCK:
+        towers = _TOWERS.setdefault(model, {})
+        tower = towers.get(requested)
+        if tower is not None and tower.current():
+            return tower
+        tower = _choose_tower(model, requested)
+        towers[requested] = tower
+        return tower
+
+
+def _choose_tower(model: EmoCLIP, requested: str) -> _Tower:
+    fp32 = None  # the model's own encode_image
+    if requested == "fp32":
+        return _Tower(model, fp32, "fp32", "requested", None, "open_clip")
+    device = model.logit_scale.device.type
+    if requested == "auto":
+        if device != "cpu":
+            return _Tower(model, fp32, "fp32", f"auto: bf16 is only chosen on CPU (device {device})", None, "open_clip")
+        if not _native_bf16():
+            return _Tower(model, fp32, "fp32", "auto: this CPU has no native bf16 (avx512_bf16/amx_bf16)", None, "open_clip")
+        gflops = image_tower_gflops(model.backbone.visual)
+        if gflops < AUTO_BF16_MIN_GFLOPS:
+            return _Tower(model, fp32, "fp32", f"auto: the image tower is too small for bf16 to pay ({gflops:.2g} GFLOP/frame)",
+                          None, "open_clip")
+    fn, implementation = _bf16_tower(model)
+    cosine = _bf16_cosine(model, fn)
+    if requested == "auto" and not cosine >= BF16_MIN_COSINE:
+        return _Tower(model, fp32, "fp32", f"auto: bf16 embeddings reached cosine {cosine:.5f} < {BF16_MIN_COSINE} of fp32",
+                      cosine, "open_clip")
+    reason = "requested" if requested == "bf16" else f"auto: native bf16, cosine {cosine:.5f} >= {BF16_MIN_COSINE} of fp32"
+    return _Tower(model, fn, "bf16", reason, cosine, implementation)
+
+
+def _native_bf16() -> bool:
+    return cpu_has_native_bf16()
+
+
+def _bf16_tower(model: EmoCLIP) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
+    """A bf16 copy of the image tower (the model itself stays fp32): oneDNN-packed when possible."""
+    import copy
+
+    visual = model.backbone.visual
+    fast = FastImageTower.build(visual, torch.bfloat16)
+    if fast is not None:
+        return fast, "onednn-packed"
+    with torch.no_grad():
+        plain = copy.deepcopy(visual).to(torch.bfloat16).eval()
+    return (lambda x: plain(x.to(torch.bfloat16)).float()), "open_clip"
+
+
+@torch.inference_mode()
+def _bf16_cosine(model: EmoCLIP, fn: Callable[[torch.Tensor], torch.Tensor]) -> float:
+    """Smallest cosine between fp32 and `fn` embeddings of a fixed batch of smooth random images."""
+    cfg = model.config.preprocess
+    size = cfg.image_size
+    gen = torch.Generator().manual_seed(0)
+    low = torch.rand(4, 3, 7, 7, generator=gen)
+    images = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+    images = (images + 0.08 * torch.randn(images.shape, generator=gen)).clamp(0, 1)
+    x = (images - torch.tensor(cfg.mean).view(1, 3, 1, 1)) / torch.tensor(cfg.std).view(1, 3, 1, 1)
+    x = x.to(model.logit_scale.device)
+    ref = model.encode_image(x).float()
+    out = fn(x).float()
+    return float(torch.nn.functional.cosine_similarity(ref, out, dim=-1).min())
+
+
+def _fast_temporal(model: EmoCLIP) -> FastTemporal | None:
+    """The model's folded temporal transformer (shared, rebuilt if its weights change), or None."""
+    temporal = model.temporal
+    if temporal is None or model.logit_scale.device.type != "cpu" or not FastTemporal.worthwhile(temporal):
+        return None
+    with _CACHE_LOCK:
+        fast = _TEMPORALS.get(model)
+        versions = tuple((p.data_ptr(), p._version) for p in temporal.parameters())
+        if fast is None or fast.versions != versions or fast.temporal is not temporal:
+            fast = _TEMPORALS[model] = FastTemporal(temporal)
+        return fast
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _encode_pool() -> ThreadPoolExecutor:
+    """Worker threads for data-parallel encoding (shared by all predictors; one intra-op thread each)."""
+    global _POOL
+    with _CACHE_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="emoclip-encode")
+        return _POOL
+
+
+def _single_threaded(tower: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # OpenMP's thread count is per calling thread: others are unaffected
+    try:
+        with torch.inference_mode():
+            return tower(x)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _array_frames(frames: Sequence[np.ndarray] | np.ndarray, rate: float, sample_fps: float) -> Iterator[SampledFrame]:
@@ -366,6 +608,59 @@ def _array_frames(frames: Sequence[np.ndarray] | np.ndarray, rate: float, sample
         yield SampledFrame(index=k, source_index=i, time=i / rate, image=image)
         next_pick += step
         k += 1
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_END = object()
+
+
+def _prefetch(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """Run `items` in a background thread, at most `depth` items ahead of the consumer.
+
+    Exceptions from `items` are re-raised in the consumer; closing the returned generator (or an
+    exception in the consumer) stops the thread and closes `items`.
+    """
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    break
+            else:
+                put(_END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put(_Failure(exc))
+        finally:
+            items.close()
+
+    thread = threading.Thread(target=work, name="emoclip-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 class _LockedDetector:
@@ -404,37 +699,53 @@ class _FrameCollector:
         self.timings = {"decode": 0.0, "detect": 0.0, "encode": 0.0, "temporal": 0.0}
 
     def run(self, frames: Iterator[SampledFrame], duration: float, progress: Progress | None) -> None:
-        from .faces import center_crop
-
-        t_prev = time.perf_counter()
-        for frame in frames:
-            t_decoded = time.perf_counter()
-            self.timings["decode"] += t_decoded - t_prev
-            pos = len(self.times)
-            if self.cropper is not None:
-                crops = self.cropper(frame.image, pos)
-                items = [(c.track_id, c.image) for c in crops]
-                self.has_face.append(any(c.track_id is not None for c in crops))
-            else:
-                items = [(0, center_crop(frame.image, self.size))]
-                self.has_face.append(True)
-            self.times.append(frame.time)
-            self.pending += [(pos, tid, img) for tid, img in items]
-            if items and (not self.thumbnails or frame.time - self.thumbnails[-1][0] >= 0.5):
-                import cv2
-
-                thumb = cv2.resize(items[0][1], (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA)
-                self.thumbnails.append((frame.time, thumb))
-            t_prev = time.perf_counter()
-            self.timings["detect"] += t_prev - t_decoded
-            if len(self.pending) >= self.p.batch_size:
-                self._flush()
-                t_prev = time.perf_counter()
-            if progress and duration > 0:
-                progress(min(0.99, frame.time / duration), f"analysed {frame.time:.1f} of {duration:.1f} s")
+        produced = self._produce(frames)
+        if self.p.prefetch:  # decode + detect in a thread, a bounded queue ahead of the encoder
+            produced = _prefetch(produced, PREFETCH_DEPTH)
+        try:
+            for frame_time, items in produced:
+                self.pending += items
+                if len(self.pending) >= self.p.batch_size:
+                    self._flush()
+                if progress and duration > 0:
+                    progress(min(0.99, frame_time / duration), f"analysed {frame_time:.1f} of {duration:.1f} s")
+        finally:
+            produced.close()
         self._flush()
         if not self.times:
             raise VideoDecodeError("the video has no decodable frames")
+
+    def _produce(self, frames: Iterator[SampledFrame]) -> Iterator[tuple[float, list[tuple[int, int | None, np.ndarray]]]]:
+        """Decode, detect and crop: yields (frame time, [(frame position, track id, crop)])."""
+        from .faces import center_crop
+
+        try:
+            t_prev = time.perf_counter()
+            for frame in frames:
+                t_decoded = time.perf_counter()
+                self.timings["decode"] += t_decoded - t_prev
+                pos = len(self.times)
+                if self.cropper is not None:
+                    crops = self.cropper(frame.image, pos)
+                    items = [(c.track_id, c.image) for c in crops]
+                    has_face = any(c.track_id is not None for c in crops)
+                else:
+                    items = [(0, center_crop(frame.image, self.size))]
+                    has_face = True
+                if items and (not self.thumbnails or frame.time - self.thumbnails[-1][0] >= 0.5):
+                    import cv2
+
+                    thumb = cv2.resize(items[0][1], (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA)
+                    self.thumbnails.append((frame.time, thumb))
+                self.has_face.append(has_face)
+                self.times.append(frame.time)
+                self.timings["detect"] += time.perf_counter() - t_decoded
+                yield frame.time, [(pos, tid, img) for tid, img in items]
+                t_prev = time.perf_counter()
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()  # release the decoder now, also when the consumer stopped early
 
     def _flush(self) -> None:
         if not self.pending:
