@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 _FALLBACKS = ("center", "skip")
+INTERPOLATE_MIN_IOU = 0.6  # crop_pair: detections around a frame this alike give it their midpoints
 
 
 @dataclass(frozen=True)
@@ -431,6 +432,23 @@ class FaceTracker:
         return max(self.tracks, key=lambda t: (t.length * t.mean_area, -t.id))
 
 
+def _midpoints(before: list[FaceBox], after: list[FaceBox], min_iou: float) -> list[FaceBox] | None:
+    """The boxes halfway between two detections of the same faces, in `after`'s order, or None
+    when they do not pair up one to one with IoU >= `min_iou` (a face came, went or jumped)."""
+    if len(before) != len(after):
+        return None
+    remaining = list(before)
+    out = []
+    for box in after:
+        best = max(remaining, key=box.iou, default=None)
+        if best is None or box.iou(best) < min_iou:
+            return None
+        remaining.remove(best)
+        out.append(FaceBox((box.x + best.x) / 2, (box.y + best.y) / 2, (box.w + best.w) / 2,
+                           (box.h + best.h) / 2, min(box.score, best.score)))
+    return out
+
+
 def _greedy_match(tracks: list[Track], boxes: list[FaceBox], threshold: float) -> dict[int, Track]:
     """Map box index -> track, taking (track, box) pairs by descending IoU above `threshold`."""
     pairs = []
@@ -512,6 +530,7 @@ class FaceCropper:
         self.detector = detector if detector is not None else FaceDetector(min_confidence)
         self.tracker = FaceTracker()
         self.frames_without_face: list[int] = []
+        self._last_boxes: list[FaceBox] | None = None  # the last frame's boxes (for crop_pair)
 
     def __call__(self, image: np.ndarray, frame_index: int) -> list[FaceCrop]:
         """Crop the faces of one frame.
@@ -525,8 +544,32 @@ class FaceCropper:
             ``[centre crop]`` for ``fallback="center"``, ``[]`` for ``"skip"``; the frame index
             is recorded in `frames_without_face` either way.
         """
-        boxes = self.detector.detect(image)[: self.max_faces]
+        return self._crops(image, frame_index, self.detector.detect(image)[: self.max_faces])
+
+    def crop_pair(self, first: np.ndarray, first_index: int, second: np.ndarray, second_index: int,
+                  min_iou: float = INTERPOLATE_MIN_IOU) -> tuple[list[FaceCrop], list[FaceCrop], bool]:
+        """Crop two consecutive sampled frames, detecting on `first` only when needed.
+
+        Faces are detected on `second`. When the boxes of the last detected frame (before `first`)
+        and those of `second` pair up one to one with IoU >= `min_iou` each (the same faces moving
+        smoothly), `first`'s boxes are their midpoints and `first` is not run through the
+        detector; otherwise it is. Tracks are updated in frame order either way.
+
+        Returns:
+            ``(first's crops, second's crops, interpolated)``, each list as `__call__` returns it.
+        """
+        boxes2 = self.detector.detect(second)[: self.max_faces]
+        boxes1 = _midpoints(self._last_boxes, boxes2, min_iou) if self._last_boxes is not None else None
+        interpolated = boxes1 is not None
+        if boxes1 is None:
+            boxes1 = self.detector.detect(first)[: self.max_faces]
+        crops1 = self._crops(first, first_index, boxes1)
+        crops2 = self._crops(second, second_index, boxes2)
+        return crops1, crops2, interpolated
+
+    def _crops(self, image: np.ndarray, frame_index: int, boxes: list[FaceBox]) -> list[FaceCrop]:
         ids = self.tracker.update(frame_index, boxes)
+        self._last_boxes = boxes
         if not boxes:
             self.frames_without_face.append(frame_index)
             if self.fallback == "center":
@@ -550,6 +593,7 @@ class FaceCropper:
         """Forget tracks and frames without a face (e.g. before the next video)."""
         self.tracker = FaceTracker(self.tracker.iou_threshold, self.tracker.max_missed)
         self.frames_without_face = []
+        self._last_boxes = None
 
     def close(self) -> None:
         """Release the detector if this cropper created it. Safe to call more than once."""

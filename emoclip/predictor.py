@@ -45,6 +45,10 @@ PRECISIONS = ("auto", "fp32", "bf16")
 BF16_MIN_COSINE = 0.999  # "auto" keeps bf16 only when its embeddings stay this close to fp32
 AUTO_BF16_MIN_GFLOPS = 0.5  # smaller towers (test models) gain nothing from bf16: stay fp32
 PREFETCH_DEPTH = 48  # sampled frames decoded/detected ahead of the encoder (bounded memory)
+MIN_EARLY_BATCH = 8  # the smallest batch encoded while decode/detect has nothing ready (see _FrameCollector.run)
+SINGLE_THREAD_DECODE_PIXELS = 1280 * 720  # videos up to this size decode on one FFmpeg thread
+POOL_CHUNK = 64  # sequences pooled per temporal-model call
+MIN_POOL_PART = 3  # pooling runs data parallel when every worker gets at least this many sequences
 SMALL_BATCH = 4  # batches this small (live webcam frames) run with `live_threads` intra-op threads
 SMALL_TEXT_BATCH = 16  # so do text encodings of this few new descriptions (an edited class set)
 DECODE_MAX_SIDE = 1920  # frames are decoded up to 1080p as they are; face detection downsizes its own copy
@@ -131,6 +135,12 @@ class EmotionPredictor:
             a worker thread with one intra-op thread (data parallel, no barrier between cores), so
             a busy core slows only its own part. None reads ``EMOCLIP_ENCODE_WORKERS``, default
             torch's intra-op thread count; 1 encodes the whole batch with torch's threads.
+        interpolate_faces: Run the face detector on every other sampled frame when it can be
+            spared: a frame's boxes are the midpoints of the detections before and after it when
+            those pair up one to one with IoU >= 0.6 (`FaceCropper.crop_pair`); otherwise it is
+            detected too. Halves detection on steady footage (at 7.5 sampled fps a face moves a few
+            pixels between samples, well inside the crop margin). None reads
+            ``EMOCLIP_INTERPOLATE_FACES`` (default on).
 
     Example:
         >>> predictor = EmotionPredictor(emoclip.load_model("emoclip-vitb32"))
@@ -151,6 +161,7 @@ class EmotionPredictor:
         prefetch: bool | None = None,
         live_threads: int | None = None,
         encode_workers: int | None = None,
+        interpolate_faces: bool | None = None,
     ) -> None:
         if face_fallback not in ("center", "skip"):
             raise ValueError(f"face_fallback must be 'center' or 'skip', not {face_fallback!r}")
@@ -158,7 +169,7 @@ class EmotionPredictor:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
         if prefetch is None:
-            prefetch = os.environ.get("EMOCLIP_PREFETCH", "1").strip().lower() not in ("0", "false", "no", "off")
+            prefetch = _env_flag("EMOCLIP_PREFETCH", True)
         self.requested_precision = precision
         self.prefetch = bool(prefetch)
         if live_threads is None:
@@ -167,6 +178,9 @@ class EmotionPredictor:
         if encode_workers is None:
             encode_workers = int(os.environ.get("EMOCLIP_ENCODE_WORKERS", "0") or 0) or torch.get_num_threads()
         self.encode_workers = max(1, int(encode_workers))
+        if interpolate_faces is None:
+            interpolate_faces = _env_flag("EMOCLIP_INTERPOLATE_FACES", True)
+        self.interpolate_faces = bool(interpolate_faces)
         self.model = model.eval()
         self.config = model.config.preprocess
         self.batch_size = batch_size
@@ -312,14 +326,16 @@ class EmotionPredictor:
         if parts <= 1 or x.device.type != "cpu":
             with self._threads_for(len(x)):
                 return tower(x).float().cpu()
-        chunks = x.tensor_split(parts)
-        pool = _encode_pool()
-        futures = [pool.submit(_single_threaded, tower, c) for c in chunks[1:]]
-        try:
-            first = _single_threaded(tower, chunks[0])  # the calling thread takes a part too
-        finally:
-            rest = [f.result() for f in futures]
-        return torch.cat([first, *rest]).float().cpu()
+        return _data_parallel(tower, x, parts).float().cpu()
+
+    def _pool_batch(self, sequences: torch.Tensor) -> torch.Tensor:
+        """`pool` of (B, T, D) sequences, data parallel over the encode workers and in chunks of
+        `POOL_CHUNK` (bounded memory for long timelines): (B, D) normalised."""
+        out = []
+        for chunk in sequences.split(POOL_CHUNK):
+            parts = min(self.encode_workers, len(chunk) // MIN_POOL_PART)
+            out.append(_data_parallel(self.pool, chunk, parts) if parts > 1 else self.pool(chunk))
+        return torch.cat(out)
 
     @torch.inference_mode()
     def pool(self, frame_embeddings: torch.Tensor) -> torch.Tensor:
@@ -414,7 +430,8 @@ class EmotionPredictor:
             arr = np.ascontiguousarray(np.asarray(video))
             h.update(str(arr.shape).encode())
             h.update(arr.tobytes())
-        h.update(f"{self.model_name}|{self.face_fallback}|{self.max_faces}|{fps}|{self.precision}".encode())
+        h.update(f"{self.model_name}|{self.face_fallback}|{self.max_faces}|{fps}|{self.precision}|"
+                 f"{self.interpolate_faces}".encode())
         return h.hexdigest()
 
     def _frames(self, video: VideoInput, fps: float | None) -> tuple[Iterator[SampledFrame], dict[str, Any]]:
@@ -433,8 +450,12 @@ class EmotionPredictor:
                     "height": info.height, "rotation": info.rotation}
             max_side = DECODE_MAX_SIDE if cfg.face_detection else None
             # max_duration again while decoding: a header can lie about (or lack) the duration
+            # up to 720p one decoder thread: it decodes beside an encoder that keeps every core busy,
+            # and FFmpeg's frame threads would cost more CPU than they save; larger frames (where the
+            # decoder is the slower stage) get FFmpeg's threads
+            threads = 1 if info.width * info.height <= SINGLE_THREAD_DECODE_PIXELS else 0
             return iter_frames(path, cfg.sample_fps, max_frames=lim.max_sampled_frames, max_side=max_side,
-                               max_duration=lim.max_duration), meta
+                               max_duration=lim.max_duration, decode_threads=threads), meta
         frames = list(video) if not isinstance(video, np.ndarray) else video
         if len(frames) == 0:
             raise VideoDecodeError("no frames were given")
@@ -585,6 +606,27 @@ def _encode_pool() -> ThreadPoolExecutor:
         return _POOL
 
 
+def _env_flag(name: str, default: bool) -> bool:
+    """A boolean environment setting: 0/false/no/off are False, anything else True."""
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
+def _data_parallel(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, parts: int) -> torch.Tensor:
+    """`fn(x)` as `parts` single-threaded calls on row slices of `x`, concatenated; the calling
+    thread computes the first slice, the shared worker pool the others."""
+    chunks = x.tensor_split(parts)
+    pool = _encode_pool()
+    futures = [pool.submit(_single_threaded, fn, c) for c in chunks[1:]]
+    try:
+        first = _single_threaded(fn, chunks[0])
+    finally:
+        rest = [f.result() for f in futures]
+    return torch.cat([first, *rest])
+
+
 def _single_threaded(tower: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     previous = torch.get_num_threads()
     torch.set_num_threads(1)  # OpenMP's thread count is per calling thread: others are unaffected
@@ -618,49 +660,72 @@ class _Failure:
 _END = object()
 
 
-def _prefetch(items: Iterator[Any], depth: int) -> Iterator[Any]:
-    """Run `items` in a background thread, at most `depth` items ahead of the consumer.
+class _Prefetch:
+    """Runs `items` in a background thread, at most `depth` items ahead of the consumer.
 
-    Exceptions from `items` are re-raised in the consumer; closing the returned generator (or an
-    exception in the consumer) stops the thread and closes `items`.
+    Iterate it like `items`. Exceptions from `items` are re-raised in the consumer; `close()` (also
+    called when the consumer stops early or fails) stops the thread and closes `items`. `ready()`
+    says how many items are waiting, so the consumer can act while the producer is still busy.
     """
-    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
 
-    def put(item: Any) -> bool:
-        while not stop.is_set():
+    def __init__(self, items: Iterator[Any], depth: int) -> None:
+        self._items = items
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._done = False
+        self._exhausted = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="emoclip-decode", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
             try:
-                q.put(item, timeout=0.05)
+                self._queue.put(item, timeout=0.05)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def work() -> None:
+    def _work(self) -> None:
         try:
-            for item in items:
-                if not put(item):
+            for item in self._items:
+                if not self._put(item):
                     break
             else:
-                put(_END)
+                self._exhausted.set()
+                self._put(_END)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            put(_Failure(exc))
+            self._put(_Failure(exc))
         finally:
-            items.close()
+            self._items.close()
 
-    thread = threading.Thread(target=work, name="emoclip-decode", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _END:
-                return
-            if isinstance(item, _Failure):
-                raise item.exc
-            yield item
-    finally:
-        stop.set()
-        thread.join()
+    def ready(self) -> int:
+        """Items produced and not yet taken (0 while the producer is still working on the next)."""
+        return self._queue.qsize()
+
+    def exhausted(self) -> bool:
+        """Every item has been produced: what `ready` counts is all that is left."""
+        return self._exhausted.is_set()
+
+    def __iter__(self) -> _Prefetch:
+        return self
+
+    def __next__(self) -> Any:
+        if self._done:
+            raise StopIteration
+        item = self._queue.get()
+        if item is _END:
+            self._done = True
+            raise StopIteration
+        if isinstance(item, _Failure):
+            self._done = True
+            raise item.exc
+        return item
+
+    def close(self) -> None:
+        self._done = True
+        self._stop.set()
+        self._thread.join()
 
 
 class _LockedDetector:
@@ -697,15 +762,29 @@ class _FrameCollector:
         self.entries: list[tuple[int, int | None, torch.Tensor]] = []
         self.thumbnails: list[tuple[float, np.ndarray]] = _Thumbnails()
         self.timings = {"decode": 0.0, "detect": 0.0, "encode": 0.0, "temporal": 0.0}
+        self.interpolated = 0  # frames whose face boxes were interpolated, not detected
 
     def run(self, frames: Iterator[SampledFrame], duration: float, progress: Progress | None) -> None:
         produced = self._produce(frames)
-        if self.p.prefetch:  # decode + detect in a thread, a bounded queue ahead of the encoder
-            produced = _prefetch(produced, PREFETCH_DEPTH)
+        prefetch = _Prefetch(produced, PREFETCH_DEPTH) if self.p.prefetch else None
+        if prefetch is not None:  # decode + detect in a thread, a bounded queue ahead of the encoder
+            produced = prefetch
+        bs = self.p.batch_size
         try:
             for frame_time, items in produced:
                 self.pending += items
-                if len(self.pending) >= self.p.batch_size:
+                full = len(self.pending) >= bs
+                if prefetch is not None:
+                    waiting = prefetch.ready()
+                    # an idle encoder does not wait for a full batch while the producer is still busy
+                    # (the start of every video): it takes what there is, from MIN_EARLY_BATCH crops on
+                    starved = len(self.pending) >= MIN_EARLY_BATCH and not waiting
+                    # nor leaves a small remainder for a last, inefficient batch: at the end of the
+                    # video the last crops join the batch before (up to 1.5 batches)
+                    tail = full and prefetch.exhausted() and len(self.pending) + waiting <= bs + bs // 2
+                    if (full or starved) and not tail:
+                        self._flush()
+                elif full:
                     self._flush()
                 if progress and duration > 0:
                     progress(min(0.99, frame_time / duration), f"analysed {frame_time:.1f} of {duration:.1f} s")
@@ -716,36 +795,57 @@ class _FrameCollector:
             raise VideoDecodeError("the video has no decodable frames")
 
     def _produce(self, frames: Iterator[SampledFrame]) -> Iterator[tuple[float, list[tuple[int, int | None, np.ndarray]]]]:
-        """Decode, detect and crop: yields (frame time, [(frame position, track id, crop)])."""
+        """Decode, detect and crop: yields (frame time, [(frame position, track id, crop)]).
+
+        With face interpolation on, every other frame is held until the next one is detected, and
+        `FaceCropper.crop_pair` decides whether it needs a detection of its own.
+        """
         from .faces import center_crop
 
+        held: SampledFrame | None = None
         try:
             t_prev = time.perf_counter()
             for frame in frames:
                 t_decoded = time.perf_counter()
                 self.timings["decode"] += t_decoded - t_prev
-                pos = len(self.times)
-                if self.cropper is not None:
-                    crops = self.cropper(frame.image, pos)
-                    items = [(c.track_id, c.image) for c in crops]
-                    has_face = any(c.track_id is not None for c in crops)
+                if self.cropper is None:
+                    yield self._record(frame, [(0, center_crop(frame.image, self.size))], True)
+                elif held is not None:
+                    pos = len(self.times)
+                    first, second, interpolated = self.cropper.crop_pair(held.image, pos, frame.image, pos + 1)
+                    self.interpolated += interpolated
+                    yield self._record(held, *self._items(first))
+                    yield self._record(frame, *self._items(second))
+                    held = None
+                elif self.p.interpolate_faces and self.times:
+                    held = frame  # cropped with the next frame
                 else:
-                    items = [(0, center_crop(frame.image, self.size))]
-                    has_face = True
-                if items and (not self.thumbnails or frame.time - self.thumbnails[-1][0] >= 0.5):
-                    import cv2
-
-                    thumb = cv2.resize(items[0][1], (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA)
-                    self.thumbnails.append((frame.time, thumb))
-                self.has_face.append(has_face)
-                self.times.append(frame.time)
+                    yield self._record(frame, *self._items(self.cropper(frame.image, len(self.times))))
                 self.timings["detect"] += time.perf_counter() - t_decoded
-                yield frame.time, [(pos, tid, img) for tid, img in items]
                 t_prev = time.perf_counter()
+            if held is not None:
+                yield self._record(held, *self._items(self.cropper(held.image, len(self.times))))
         finally:
             close = getattr(frames, "close", None)
             if close is not None:
                 close()  # release the decoder now, also when the consumer stopped early
+
+    @staticmethod
+    def _items(crops: list) -> tuple[list[tuple[int | None, np.ndarray]], bool]:
+        return [(c.track_id, c.image) for c in crops], any(c.track_id is not None for c in crops)
+
+    def _record(self, frame: SampledFrame, items: list[tuple[int | None, np.ndarray]],
+                has_face: bool) -> tuple[float, list[tuple[int, int | None, np.ndarray]]]:
+        """Book one frame (time, face flag, thumbnail): the (time, [(position, track id, crop)]) to yield."""
+        pos = len(self.times)
+        if items and (not self.thumbnails or frame.time - self.thumbnails[-1][0] >= 0.5):
+            import cv2
+
+            thumb = cv2.resize(items[0][1], (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA)
+            self.thumbnails.append((frame.time, thumb))
+        self.has_face.append(has_face)
+        self.times.append(frame.time)
+        return frame.time, [(pos, tid, img) for tid, img in items]
 
     def _flush(self) -> None:
         if not self.pending:
@@ -784,49 +884,64 @@ class _FrameCollector:
         frame_emb = torch.stack([e for _, e in seq])  # (M, D)
         frame_times = times[positions]
         T = self.p.config.num_frames
-        clip = self.p.pool(frame_emb[torch.as_tensor(sample_indices(len(seq), T))])
-        starts, ends, windows = self._windows(frame_emb, frame_times, meta)
-        tracks = self._tracks(times, pid)
+        # the clip, every window and every track are pooled in one batched call
+        sequences = [frame_emb[torch.as_tensor(sample_indices(len(seq), T))][None]]  # (1, T, D)
+        starts, ends, picks = self._window_picks(frame_times, meta)
+        if picks:
+            sequences.append(frame_emb[torch.as_tensor(np.stack(picks))])  # (W, T, D): frames reused
+        tracks, track_rows = self._track_sequences(times, pid, positions, sequences)
+        pooled = self.p._pool_batch(torch.cat(sequences))
+        clip, windows = pooled[0], pooled[1 : 1 + len(picks)]
+        tracks = [(tid, n, t0_, t1_, pooled[row], primary) for (tid, n, t0_, t1_, primary), row in zip(tracks, track_rows)]
         self.timings["temporal"] += time.perf_counter() - t0
         return VideoEncoding(
             key=key, times=times, has_face=np.asarray(self.has_face, dtype=bool),
             frame_embeddings=frame_emb, frame_times=frame_times, clip_embedding=clip,
             window_starts=starts, window_ends=ends, window_embeddings=windows, tracks=tracks,
-            thumbnails=_spread(self.thumbnails, 12), video=meta | {"duration": _duration(times, meta)},
+            thumbnails=_spread(self.thumbnails, 12),
+            video=meta | {"duration": _duration(times, meta), "faces_interpolated": self.interpolated},
             timings=dict(self.timings), fallback=self.p.face_fallback, detection=self.detection,
             warnings=warnings,
         )
 
-    def _windows(self, emb: torch.Tensor, t: np.ndarray, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    def _window_picks(self, t: np.ndarray, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """Timeline windows that hold frames: starts, ends and each one's T picks into `t`."""
         cfg = self.p.config
         duration = _duration(np.asarray(self.times), meta)
-        spans = window_spans(duration, cfg.window_seconds, cfg.hop_seconds)
         starts, ends, picks = [], [], []
-        for s, e in spans:
+        for s, e in window_spans(duration, cfg.window_seconds, cfg.hop_seconds):
             idx = np.flatnonzero((t >= s - 1e-6) & (t < e - 1e-6))
             if len(idx):
                 starts.append(s)
                 ends.append(e)
                 picks.append(idx[sample_indices(len(idx), cfg.num_frames)])
-        if not picks:
-            return np.zeros(0), np.zeros(0), torch.zeros(0, emb.shape[1])
-        gathered = emb[torch.as_tensor(np.stack(picks))]  # (W, T, D): each frame encoded once, reused
-        pooled = torch.cat([self.p.pool(chunk) for chunk in gathered.split(64)])
-        return np.asarray(starts), np.asarray(ends), pooled
+        return np.asarray(starts, dtype=np.float64), np.asarray(ends, dtype=np.float64), picks
 
-    def _tracks(self, times: np.ndarray, pid: int | None) -> list[tuple[int, int, float, float, torch.Tensor, bool]]:
+    def _track_sequences(self, times: np.ndarray, pid: int | None, primary_positions: np.ndarray,
+                         sequences: list[torch.Tensor]) -> tuple[list[tuple[int, int, float, float, bool]], list[int]]:
+        """Each face track's (id, frames, first time, last time, is primary) and its row in the
+        pooled batch. Tracks' (1, T, D) sequences are appended to `sequences`; the subject's track
+        reuses the clip's row (0) when it covers the same frames."""
         if self.cropper is None:
-            return []
-        out = []
+            return [], []
         T = self.p.config.num_frames
+        rows_before = sum(len(x) for x in sequences)
+        tracks, rows, extra = [], [], []
         for track in self.cropper.tracks:
             seq = sorted((pos, e) for pos, tid, e in self.entries if tid == track.id)
             if not seq:
                 continue
+            positions = [pos for pos, _ in seq]
+            tracks.append((track.id, len(seq), float(times[seq[0][0]]), float(times[seq[-1][0]]), track.id == pid))
+            if track.id == pid and np.array_equal(positions, primary_positions):
+                rows.append(0)
+                continue
             emb = torch.stack([e for _, e in seq])
-            pooled = self.p.pool(emb[torch.as_tensor(sample_indices(len(seq), T))])
-            out.append((track.id, len(seq), float(times[seq[0][0]]), float(times[seq[-1][0]]), pooled, track.id == pid))
-        return out
+            extra.append(emb[torch.as_tensor(sample_indices(len(seq), T))])
+            rows.append(rows_before + len(extra) - 1)
+        if extra:
+            sequences.append(torch.stack(extra))
+        return tracks, rows
 
 
 def window_spans(duration: float, window: float, hop: float) -> list[tuple[float, float]]:

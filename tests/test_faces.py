@@ -410,3 +410,52 @@ def test_cropper_max_faces_reset_and_ownership() -> None:
 def test_cropper_rejects_bad_arguments(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         FaceCropper(detector=_StubDetector([]), **kwargs)
+
+
+class _CountingDetector(_StubDetector):
+    """A stub whose boxes follow a script, one list per call; counts calls."""
+
+    def __init__(self, script: list[list[FaceBox]]) -> None:
+        super().__init__([])
+        self.script, self.calls = list(script), 0
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]:
+        self.boxes = self.script[self.calls]
+        self.calls += 1
+        return super().detect(image)
+
+
+def test_crop_pair_interpolates_smooth_motion_and_detects_otherwise() -> None:
+    image = np.zeros((120, 400, 3), np.uint8)
+    # frame 0 detected at x=100; pair (1, 2): frame 2 at x=110 -> frame 1 gets the midpoint, one call
+    stub = _CountingDetector([[_box(100)], [_box(110)]])
+    cropper = FaceCropper(detector=stub, size=32)
+    cropper(image, 0)
+    first, second, interpolated = cropper.crop_pair(image, 1, image, 2)
+    assert interpolated and stub.calls == 2
+    assert first[0].box.x == pytest.approx(105) and second[0].box.x == 110
+    assert first[0].track_id == second[0].track_id == 0
+    assert cropper.tracks[0].frames == [0, 1, 2]  # tracks updated in frame order
+    # a jump (IoU < INTERPOLATE_MIN_IOU) or a new face: the middle frame is detected as well
+    stub.script += [[_box(300)], [_box(200)]]
+    first, second, interpolated = cropper.crop_pair(image, 3, image, 4)
+    assert not interpolated and stub.calls == 4
+    assert first[0].box.x == 200 and second[0].box.x == 300
+    stub.script += [[_box(300), _box(10, 60)], [_box(300)]]
+    _, second, interpolated = cropper.crop_pair(image, 5, image, 6)
+    assert not interpolated and len(second) == 2
+    # no face before and after: the middle frame has none either, and takes the fallback
+    stub.script += [[], [], []]
+    cropper(image, 7)
+    first, _, interpolated = cropper.crop_pair(image, 8, image, 9)
+    assert interpolated and first[0].track_id is None and cropper.frames_without_face == [7, 8, 9]
+
+
+def test_midpoint_pairing_needs_one_to_one_overlap() -> None:
+    from emoclip.faces import _midpoints
+
+    a, b = [_box(0), _box(200)], [_box(210), _box(10)]
+    mid = _midpoints(a, b, 0.5)
+    assert [m.x for m in mid] == [205, 5]  # in the order of the later detection
+    assert _midpoints(a, b[:1], 0.5) is None
+    assert _midpoints([_box(0)], [_box(40)], 0.5) is None  # moved too far to trust a midpoint

@@ -140,3 +140,64 @@ def test_window_spans():
     spans = window_spans(10, 4, 1)
     assert spans[0] == (0.0, 4.0) and spans[-1] == (6.0, 10.0) and len(spans) == 7
     assert window_spans(10.8, 4, 1)[-1] == pytest.approx((6.8, 10.8))
+
+
+def test_face_interpolation_halves_detection_and_keeps_the_results(tiny_model, tmp_path, monkeypatch):
+    path = write_video(tmp_path / "one.webm", moving_face_frames(60, size=(240, 320)), fps=12)
+    results = {}
+    for interpolate in (False, True):
+        p = EmotionPredictor(tiny_model, batch_size=8, interpolate_faces=interpolate)
+        calls = []
+        real = p._shared_detector().detect
+        monkeypatch.setattr(p._shared_detector(), "detect", lambda image, real=real: calls.append(1) or real(image))
+        enc = p.encode(path)
+        results[interpolate] = (enc, len(calls))
+        p.close()
+    (plain, plain_calls), (interp, interp_calls) = results[False], results[True]
+    assert plain.video["faces_interpolated"] == 0 and plain_calls == len(plain.times)
+    assert interp.video["faces_interpolated"] >= len(interp.times) // 2 - 2  # a steady face: nearly every other frame
+    assert interp_calls == len(interp.times) - interp.video["faces_interpolated"]
+    assert np.array_equal(plain.times, interp.times) and len(plain.tracks) == len(interp.tracks) == 1
+    cos = torch.nn.functional.cosine_similarity(plain.frame_embeddings, interp.frame_embeddings)
+    assert float(cos.min()) > 0.95
+
+
+def test_env_switches_face_interpolation_off(tiny_model, monkeypatch):
+    monkeypatch.setenv("EMOCLIP_INTERPOLATE_FACES", "0")
+    assert not EmotionPredictor(tiny_model).interpolate_faces
+    monkeypatch.setenv("EMOCLIP_INTERPOLATE_FACES", "")
+    assert EmotionPredictor(tiny_model).interpolate_faces
+
+
+def test_batched_pooling_matches_one_sequence_at_a_time(predictor, two_face_video):
+    enc = predictor.encode(two_face_video)
+    seqs = torch.randn(11, predictor.config.num_frames, enc.frame_embeddings.shape[1])
+    batched = predictor._pool_batch(seqs)
+    assert torch.allclose(batched, torch.stack([predictor.pool(s) for s in seqs]), atol=1e-5)
+    (_, frames, _, _, primary_embedding, _), = [t for t in enc.tracks if t[5]]
+    if frames == len(enc.frame_embeddings):  # the subject's track is the clip: pooled once, shared
+        assert torch.equal(primary_embedding, enc.clip_embedding)
+    for (s, e), w in zip(zip(enc.window_starts, enc.window_ends), enc.window_embeddings):
+        idx = np.flatnonzero((enc.frame_times >= s - 1e-6) & (enc.frame_times < e - 1e-6))
+        pick = idx[emoclip.video.sample_indices(len(idx), predictor.config.num_frames)]
+        assert torch.allclose(w, predictor.pool(enc.frame_embeddings[pick]), atol=1e-5)
+
+
+def test_early_and_tail_batches(tiny_model, tmp_path):
+    """The encoder starts before a full batch is ready and folds a small remainder into the batch
+    before; with or without the decode thread the embeddings are the same."""
+    path = write_video(tmp_path / "b.webm", moving_face_frames(150, size=(240, 320)), fps=15)
+    out = {}
+    for prefetch in (False, True):
+        p = EmotionPredictor(tiny_model, batch_size=16, prefetch=prefetch)
+        sizes = []
+        real = p.encode_images
+        p.encode_images = lambda crops, real=real: sizes.append(len(crops)) or real(crops)
+        out[prefetch] = (p.encode(path), sizes)
+        p.close()
+    (seq, seq_sizes), (pre, pre_sizes) = out[False], out[True]
+    assert sum(seq_sizes) == sum(pre_sizes) == len(seq.times)
+    assert seq_sizes[:-1] == [16] * (len(seq_sizes) - 1)  # without the thread: full batches
+    assert max(pre_sizes) <= 16 + 8 and min(pre_sizes[:-1], default=8) >= 8
+    assert torch.allclose(seq.frame_embeddings, pre.frame_embeddings, atol=1e-5)
+    assert torch.allclose(seq.window_embeddings, pre.window_embeddings, atol=1e-5)

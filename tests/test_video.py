@@ -470,3 +470,13 @@ def test_video_module_is_torch_and_mediapipe_free() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+
+
+def test_decoder_thread_count_changes_nothing_but_cost(counter_webm: Path) -> None:
+    auto = list(iter_frames(counter_webm, sample_fps=5.0))
+    one = list(iter_frames(counter_webm, sample_fps=5.0, decode_threads=1))
+    assert [f.source_index for f in one] == [f.source_index for f in auto] and len(one) > 3
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(auto, one))
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="decode_threads"):
+            iter_frames(counter_webm, decode_threads=bad)
