@@ -47,7 +47,7 @@ AUTO_BF16_MIN_GFLOPS = 0.5  # smaller towers (test models) gain nothing from bf1
 PREFETCH_DEPTH = 48  # sampled frames decoded/detected ahead of the encoder (bounded memory)
 MIN_EARLY_BATCH = 8  # the smallest batch encoded while decode/detect has nothing ready (see _FrameCollector.run)
 SINGLE_THREAD_DECODE_PIXELS = 1280 * 720  # videos up to this size decode on one FFmpeg thread
-POOL_CHUNK = 64  # sequences pooled per temporal-model call
+POOL_CHUNK = 16  # sequences gathered and pooled per step (bounded memory on long timelines)
 MIN_POOL_PART = 3  # pooling runs data parallel when every worker gets at least this many sequences
 SMALL_BATCH = 4  # batches this small (live webcam frames) run with `live_threads` intra-op threads
 SMALL_TEXT_BATCH = 16  # so do text encodings of this few new descriptions (an edited class set)
@@ -328,11 +328,16 @@ class EmotionPredictor:
                 return tower(x).float().cpu()
         return _data_parallel(tower, x, parts).float().cpu()
 
-    def _pool_batch(self, sequences: torch.Tensor) -> torch.Tensor:
-        """`pool` of (B, T, D) sequences, data parallel over the encode workers and in chunks of
-        `POOL_CHUNK` (bounded memory for long timelines): (B, D) normalised."""
+    def _pool_batch(self, jobs: list[tuple[torch.Tensor, np.ndarray]]) -> torch.Tensor:
+        """`pool` of many sequences given as ``(frames (M, D), picks (B, T))`` pairs: (sum B, D).
+
+        Sequences are gathered `POOL_CHUNK` at a time (a long video's timeline is never
+        materialised whole) and each chunk is pooled data parallel over the encode workers.
+        """
+        rows = [(frames, pick) for frames, picks in jobs for pick in np.asarray(picks, dtype=np.int64)]
         out = []
-        for chunk in sequences.split(POOL_CHUNK):
+        for start in range(0, len(rows), POOL_CHUNK):
+            chunk = torch.stack([frames[torch.from_numpy(pick)] for frames, pick in rows[start : start + POOL_CHUNK]])
             parts = min(self.encode_workers, len(chunk) // MIN_POOL_PART)
             out.append(_data_parallel(self.pool, chunk, parts) if parts > 1 else self.pool(chunk))
         return torch.cat(out)
@@ -885,12 +890,12 @@ class _FrameCollector:
         frame_times = times[positions]
         T = self.p.config.num_frames
         # the clip, every window and every track are pooled in one batched call
-        sequences = [frame_emb[torch.as_tensor(sample_indices(len(seq), T))][None]]  # (1, T, D)
+        jobs = [(frame_emb, sample_indices(len(seq), T)[None])]  # the clip
         starts, ends, picks = self._window_picks(frame_times, meta)
         if picks:
-            sequences.append(frame_emb[torch.as_tensor(np.stack(picks))])  # (W, T, D): frames reused
-        tracks, track_rows = self._track_sequences(times, pid, positions, sequences)
-        pooled = self.p._pool_batch(torch.cat(sequences))
+            jobs.append((frame_emb, np.stack(picks)))  # (W, T) picks: each frame encoded once, reused
+        tracks, track_rows = self._track_sequences(times, pid, positions, jobs)
+        pooled = self.p._pool_batch(jobs)
         clip, windows = pooled[0], pooled[1 : 1 + len(picks)]
         tracks = [(tid, n, t0_, t1_, pooled[row], primary) for (tid, n, t0_, t1_, primary), row in zip(tracks, track_rows)]
         self.timings["temporal"] += time.perf_counter() - t0
@@ -918,15 +923,15 @@ class _FrameCollector:
         return np.asarray(starts, dtype=np.float64), np.asarray(ends, dtype=np.float64), picks
 
     def _track_sequences(self, times: np.ndarray, pid: int | None, primary_positions: np.ndarray,
-                         sequences: list[torch.Tensor]) -> tuple[list[tuple[int, int, float, float, bool]], list[int]]:
+                         jobs: list[tuple[torch.Tensor, np.ndarray]]) -> tuple[list[tuple[int, int, float, float, bool]], list[int]]:
         """Each face track's (id, frames, first time, last time, is primary) and its row in the
-        pooled batch. Tracks' (1, T, D) sequences are appended to `sequences`; the subject's track
-        reuses the clip's row (0) when it covers the same frames."""
+        pooled batch. Tracks' pooling jobs are appended to `jobs`; the subject's track reuses the
+        clip's row (0) when it covers the same frames."""
         if self.cropper is None:
             return [], []
         T = self.p.config.num_frames
-        rows_before = sum(len(x) for x in sequences)
-        tracks, rows, extra = [], [], []
+        next_row = sum(len(picks) for _, picks in jobs)
+        tracks, rows = [], []
         for track in self.cropper.tracks:
             seq = sorted((pos, e) for pos, tid, e in self.entries if tid == track.id)
             if not seq:
@@ -936,11 +941,9 @@ class _FrameCollector:
             if track.id == pid and np.array_equal(positions, primary_positions):
                 rows.append(0)
                 continue
-            emb = torch.stack([e for _, e in seq])
-            extra.append(emb[torch.as_tensor(sample_indices(len(seq), T))])
-            rows.append(rows_before + len(extra) - 1)
-        if extra:
-            sequences.append(torch.stack(extra))
+            jobs.append((torch.stack([e for _, e in seq]), sample_indices(len(seq), T)[None]))
+            rows.append(next_row)
+            next_row += 1
         return tracks, rows
 
 

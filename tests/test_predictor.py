@@ -171,9 +171,11 @@ def test_env_switches_face_interpolation_off(tiny_model, monkeypatch):
 
 def test_batched_pooling_matches_one_sequence_at_a_time(predictor, two_face_video):
     enc = predictor.encode(two_face_video)
-    seqs = torch.randn(11, predictor.config.num_frames, enc.frame_embeddings.shape[1])
-    batched = predictor._pool_batch(seqs)
-    assert torch.allclose(batched, torch.stack([predictor.pool(s) for s in seqs]), atol=1e-5)
+    frames = torch.randn(40, enc.frame_embeddings.shape[1])
+    picks = np.random.default_rng(0).integers(0, 40, (37, predictor.config.num_frames))  # > 2 chunks
+    batched = predictor._pool_batch([(frames, picks[:30]), (frames[:20], picks[30:] % 20)])
+    expected = [predictor.pool(frames[p]) for p in picks[:30]] + [predictor.pool(frames[:20][p % 20]) for p in picks[30:]]
+    assert torch.allclose(batched, torch.stack(expected), atol=1e-5)
     (_, frames, _, _, primary_embedding, _), = [t for t in enc.tracks if t[5]]
     if frames == len(enc.frame_embeddings):  # the subject's track is the clip: pooled once, shared
         assert torch.equal(primary_embedding, enc.clip_embedding)
