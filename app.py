@@ -46,7 +46,6 @@ from app_support import (
     live_figure,
     md,
     parse_weights,
-    plot_text,
     preview_markdown,
     safe_stem,
     score_embeddings,
@@ -599,10 +598,20 @@ def rename_class(old: str, new: str, session: Session) -> tuple:
 
 def remove_class(name: str, session: Session) -> tuple:
     """Remove a class (and the compounds that use it)."""
+    return _remove(name, session, "choose the class to remove")
+
+
+def _remove(name: str, session: Session, missing: str) -> tuple:
+    """Remove a class or compound by name and re-score; `missing` is the error for no name."""
     if not name:
-        raise _error("choose the class to remove")
+        raise _error(missing)
+    return _apply_built(session, lambda: _classes_of(session).without(name, limits=CLASS_LIMITS))
+
+
+def _apply_built(session: Session, build: Callable[[], ClassSet]) -> tuple:
+    """Apply the class set `build()` makes; its ClassSetError becomes the user's error message."""
     try:
-        classes = _classes_of(session).without(name, limits=CLASS_LIMITS)
+        classes = build()
     except ClassSetError as exc:
         raise _error(exc) from exc
     return _apply_classes(session, classes)
@@ -625,22 +634,14 @@ def set_classes(text: str, session: Session) -> tuple:
     """Apply the YAML/JSON editor's class set."""
     if not (text or "").strip():
         raise _error("the class set is empty: type YAML or JSON, or reset to a preset")
-    try:
-        classes = ClassSet.parse(text, limits=CLASS_LIMITS)
-    except ClassSetError as exc:
-        raise _error(exc) from exc
-    return _apply_classes(session, classes)
+    return _apply_built(session, lambda: ClassSet.parse(text, limits=CLASS_LIMITS))
 
 
 def import_classes(file: str | None, session: Session) -> tuple:
     """Load a class set from an uploaded .yaml/.yml/.json file."""
     if not file:
         raise _error("choose a .yaml, .yml or .json file")
-    try:
-        classes = ClassSet.load(file, limits=CLASS_LIMITS)
-    except ClassSetError as exc:
-        raise _error(exc) from exc
-    return _apply_classes(session, classes)
+    return _apply_built(session, lambda: ClassSet.load(file, limits=CLASS_LIMITS))
 
 
 def export_classes(fmt: str, session: Session) -> str:
@@ -699,13 +700,7 @@ def add_compound(parts: list[str] | None, weights_text: str, name: str, session:
 
 def remove_compound(name: str, session: Session) -> tuple:
     """Remove a compound."""
-    if not name:
-        raise _error("there is no compound to remove")
-    try:
-        classes = _classes_of(session).without(name, limits=CLASS_LIMITS)
-    except ClassSetError as exc:
-        raise _error(exc) from exc
-    return _apply_classes(session, classes)
+    return _remove(name, session, "there is no compound to remove")
 
 
 # -------------------------------------------------------------------------------- explorer

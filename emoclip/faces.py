@@ -285,10 +285,7 @@ def crop_square(
     Returns:
         ``(size, size, 3)`` uint8 RGB array.
     """
-    _check_image(image)
-    if size < 1:
-        raise ValueError(f"size must be >= 1, got {size}")
-    height, width = image.shape[:2]
+    height, width = _check_crop_args(image, size)
     x, y, side, _ = square_box(box, margin, image.shape)
     x0, y0 = max(x, 0), max(y, 0)
     x1, y1 = min(x + side, width), min(y + side, height)
@@ -306,6 +303,14 @@ def crop_square(
     return _resize_square(patch, size)
 
 
+def _check_crop_args(image: np.ndarray, size: int) -> tuple[int, int]:
+    """Validate a crop's image and output size: the image's (height, width)."""
+    _check_image(image)
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    return image.shape[0], image.shape[1]
+
+
 def center_crop(image: np.ndarray, size: int = 224) -> np.ndarray:
     """Take the largest central square of `image` and resize it.
 
@@ -316,10 +321,7 @@ def center_crop(image: np.ndarray, size: int = 224) -> np.ndarray:
     Returns:
         ``(size, size, 3)`` uint8 RGB array.
     """
-    _check_image(image)
-    if size < 1:
-        raise ValueError(f"size must be >= 1, got {size}")
-    height, width = image.shape[:2]
+    height, width = _check_crop_args(image, size)
     side = min(height, width)
     y0, x0 = (height - side) // 2, (width - side) // 2
     return _resize_square(image[y0 : y0 + side, x0 : x0 + side], size)

@@ -20,7 +20,7 @@ import torch
 
 from .config import EmoCLIPConfig, packaged_config_dir
 from .model import EmoCLIP
-from .weights import CheckpointError, load_checkpoint, read_config
+from .weights import CheckpointError, load_checkpoint
 
 
 @dataclass(frozen=True)

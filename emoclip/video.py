@@ -340,29 +340,40 @@ class _Clock:
         return t
 
 
-def _check_sampling_args(
-    sample_fps: float,
-    max_frames: int | None,
-    start: float,
-    end: float | None,
-    max_side: int | None,
-    max_duration: float | None = None,
-    max_decoded_frames: int | None = None,
-) -> None:
-    if not (math.isfinite(sample_fps) and sample_fps > 0):
-        raise ValueError(f"sample_fps must be a positive number, got {sample_fps!r}")
-    if max_frames is not None and max_frames < 1:
-        raise ValueError(f"max_frames must be >= 1 or None, got {max_frames!r}")
-    if not (math.isfinite(start) and start >= 0):
-        raise ValueError(f"start must be >= 0 seconds, got {start!r}")
-    if end is not None and not end > start:
-        raise ValueError(f"end must be greater than start ({start!r}), got {end!r}")
-    if max_side is not None and max_side < 1:
-        raise ValueError(f"max_side must be >= 1 or None, got {max_side!r}")
-    if max_duration is not None and not (max_duration > 0):  # also refuses NaN
-        raise ValueError(f"max_duration must be > 0 seconds or None, got {max_duration!r}")
-    if max_decoded_frames is not None and max_decoded_frames < 1:
-        raise ValueError(f"max_decoded_frames must be >= 1 or None, got {max_decoded_frames!r}")
+@dataclass(frozen=True)
+class _Sampling:
+    """`iter_frames`'s sampling and limit options, validated on creation (see its docstring)."""
+
+    sample_fps: float
+    max_frames: int | None = None
+    start: float = 0.0
+    end: float | None = None
+    max_side: int | None = None
+    max_duration: float | None = None
+    max_decoded_frames: int | None = None
+    decode_threads: int = 0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.sample_fps) and self.sample_fps > 0):
+            raise ValueError(f"sample_fps must be a positive number, got {self.sample_fps!r}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1 or None, got {self.max_frames!r}")
+        if not (math.isfinite(self.start) and self.start >= 0):
+            raise ValueError(f"start must be >= 0 seconds, got {self.start!r}")
+        if self.end is not None and not self.end > self.start:
+            raise ValueError(f"end must be greater than start ({self.start!r}), got {self.end!r}")
+        if self.max_side is not None and self.max_side < 1:
+            raise ValueError(f"max_side must be >= 1 or None, got {self.max_side!r}")
+        if self.max_duration is not None and not (self.max_duration > 0):  # also refuses NaN
+            raise ValueError(f"max_duration must be > 0 seconds or None, got {self.max_duration!r}")
+        if self.max_decoded_frames is not None and self.max_decoded_frames < 1:
+            raise ValueError(f"max_decoded_frames must be >= 1 or None, got {self.max_decoded_frames!r}")
+        threads = self.decode_threads
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+            raise ValueError(f"decode_threads must be an int >= 0, got {threads!r}")
+        if self.max_decoded_frames is None and self.max_duration is not None and math.isfinite(self.max_duration):
+            # More frames than the highest sane frame rate allows in that time: no real video.
+            object.__setattr__(self, "max_decoded_frames", math.ceil((self.max_duration + 1.0) * _MAX_SANE_FPS))
 
 
 def _to_rgb(bgr: np.ndarray, manual_rotation: int, max_side: int | None) -> np.ndarray:
@@ -421,33 +432,18 @@ def iter_frames(
             FFmpeg cannot open or decode no frame of (on the first ``next()``).
         LimitError: The video goes past `max_duration` or `max_decoded_frames` (while iterating).
     """
-    _check_sampling_args(sample_fps, max_frames, start, end, max_side, max_duration,
-                         max_decoded_frames)
-    if not isinstance(decode_threads, int) or isinstance(decode_threads, bool) or decode_threads < 0:
-        raise ValueError(f"decode_threads must be an int >= 0, got {decode_threads!r}")
-    p = _check_file(path)
-    return _iter_frames(p, sample_fps, max_frames, start, end, max_side, max_duration,
-                        max_decoded_frames, decode_threads)
+    opts = _Sampling(sample_fps, max_frames, start, end, max_side, max_duration, max_decoded_frames,
+                     decode_threads)
+    return _iter_frames(_check_file(path), opts)
 
 
-def _iter_frames(
-    p: Path,
-    sample_fps: float,
-    max_frames: int | None,
-    start: float,
-    end: float | None,
-    max_side: int | None,
-    max_duration: float | None = None,
-    max_decoded_frames: int | None = None,
-    decode_threads: int = 0,
-) -> Iterator[SampledFrame]:
-    if max_decoded_frames is None and max_duration is not None and math.isfinite(max_duration):
-        # More frames than the highest sane frame rate allows in that time: no real video.
-        max_decoded_frames = math.ceil((max_duration + 1.0) * _MAX_SANE_FPS)
-    cap, _, manual_rotation = _open_capture(p, decode_threads)
+def _iter_frames(p: Path, opts: _Sampling) -> Iterator[SampledFrame]:
+    max_frames, max_side, max_duration = opts.max_frames, opts.max_side, opts.max_duration
+    max_decoded_frames = opts.max_decoded_frames
+    cap, _, manual_rotation = _open_capture(p, opts.decode_threads)
     try:
         fps = _sane_fps(cap.get(cv2.CAP_PROP_FPS))
-        sampler = _TimeSampler(sample_fps, start, end, take_all=0 < fps <= sample_fps)
+        sampler = _TimeSampler(opts.sample_fps, opts.start, opts.end, take_all=0 < fps <= opts.sample_fps)
         clock = _Clock(fps)
         # A frame may start up to one frame period after the limit's last instant.
         overrun = None if max_duration is None else max_duration + max(1e-3, 1.0 / clock.fps)

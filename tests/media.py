@@ -9,6 +9,7 @@ about (52, 52, 95, 95) (`FACE_IN_PATCH`).
 from __future__ import annotations
 
 import struct
+import wave
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -172,3 +173,13 @@ def set_mp4_rotation(path: str | Path, degrees: int) -> Path:
     data[offset : offset + 36] = struct.pack(">9i", *matrices[degrees])
     path.write_bytes(bytes(data))
     return path
+
+
+def write_wav(path: str | Path) -> Path:
+    """One second of a 8 kHz sine tone as a WAV file (audio, not video, whatever the name says)."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes((np.sin(np.arange(8000) / 5.0) * 3000).astype(np.int16).tobytes())
+    return Path(path)

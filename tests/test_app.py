@@ -16,7 +16,6 @@ from pathlib import Path
 os.environ["EMOCLIP_APP_TEST_MODEL"] = "1"
 os.environ["EMOCLIP_APP_MODEL"] = "test-emoclip-tiny"
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

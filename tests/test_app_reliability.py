@@ -17,7 +17,6 @@ import socket
 import sys
 import threading
 import time
-import wave
 from pathlib import Path
 
 os.environ.setdefault("EMOCLIP_APP_TEST_MODEL", "1")
@@ -35,7 +34,7 @@ pytest.importorskip("gradio_client")
 httpx = pytest.importorskip("httpx")
 import app  # noqa: E402
 from app_support import OutputDir  # noqa: E402
-from media import moving_face_frames, write_video  # noqa: E402
+from media import moving_face_frames, write_video, write_wav  # noqa: E402
 
 from emoclip.predictor import VideoLimits  # noqa: E402
 
@@ -60,14 +59,6 @@ def _raw_video(path: Path, fourcc: str, size: tuple[int, int], n: int, fps: floa
     return path
 
 
-def _wav(path: Path) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes((np.sin(np.arange(8000) / 5.0) * 3000).astype(np.int16).tobytes())
-    return path
-
 
 def _png(path: Path) -> Path:
     ok, buf = cv2.imencode(".png", np.full((32, 32, 3), 90, np.uint8))
@@ -81,7 +72,7 @@ BAD_VIDEOS = {
     "empty.mp4": (lambda p: p.write_bytes(b""), "empty"),
     "text.webm": (lambda p: p.write_bytes(b"not a video at all\n" * 40), "cannot open"),
     "image.mp4": (_png, "PNG image"),
-    "sound.mp4": (_wav, "cannot open"),
+    "sound.mp4": (write_wav, "cannot open"),
     "one_frame.webm": (lambda p: write_video(p, moving_face_frames(1, size=FACE), 8.0), "ok"),
     "tiny_16x16.webm": (lambda p: _raw_video(p, "VP80", (16, 16), 6, 4.0), "ok"),
     "too_big_1024x768.mp4": (lambda p: _raw_video(p, "mp4v", (768, 1024), 2, 4.0), "megapixels"),

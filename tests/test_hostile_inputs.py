@@ -21,7 +21,6 @@ import pickle
 import struct
 import subprocess
 import sys
-import wave
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from media import blank_frames, moving_face_frames, set_mp4_rotation, write_video
+from media import blank_frames, moving_face_frames, set_mp4_rotation, write_video, write_wav
 
 import emoclip
 from emoclip import video as video_module
@@ -102,14 +101,6 @@ def _bytes(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
 
-
-def _wav(path: Path) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes((np.sin(np.arange(8000) / 5.0) * 3000).astype(np.int16).tobytes())
-    return path
 
 
 def _image(path: Path, ext: str) -> Path:
@@ -271,8 +262,8 @@ VIDEO_CASES: dict[str, Case] = {
     "text.mp4": Case(lambda p: _bytes(p, b"not a video\n" * 50), VideoDecodeError, "cannot open"),
     "html.webm": Case(lambda p: _bytes(p, b"<html><script>alert(1)</script></html>"),
                       VideoDecodeError, "cannot open"),
-    "audio_only.mp4": Case(_wav, VideoDecodeError, "cannot open"),
-    "audio_only.webm": Case(_wav, VideoDecodeError, "cannot open"),
+    "audio_only.mp4": Case(write_wav, VideoDecodeError, "cannot open"),
+    "audio_only.webm": Case(write_wav, VideoDecodeError, "cannot open"),
     # no face anywhere: the centre crop is analysed, with a warning
     "no_face.webm": Case(lambda p: write_video(p, blank_frames(8, size=(120, 160)), 8.0)),
     # not files
