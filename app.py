@@ -48,7 +48,6 @@ from app_support import (
     parse_weights,
     preview_markdown,
     safe_stem,
-    score_embeddings,
     summary_markdown,
     timeline_figure,
     timings_markdown,
@@ -531,7 +530,7 @@ def live_step(frame: np.ndarray | None, buffer: LiveBuffer, session: Session) ->
     import torch
 
     video = predictor.pool(torch.stack(list(buffer.embeddings)))
-    probs = score_embeddings(predictor, video.numpy()[None], classes)[0]
+    probs = predictor.score_embeddings(video.numpy(), classes)
     buffer.times.append(now - buffer.start)
     buffer.history.append(probs)
     del buffer.times[:-240], buffer.history[:-240]
@@ -768,7 +767,7 @@ def explore(method: str, include_examples: bool, upload: str | None, session: Se
     points = []
     if clips:
         matrix = np.stack([np.asarray(c[2], dtype=np.float32) for c in clips])
-        probs = score_embeddings(predictor, matrix, classes)
+        probs = predictor.score_embeddings(matrix, classes)
         for i, ((kind, name, emb, media), pr) in enumerate(zip(clips, probs)):
             points.append(ex.LatentPoint(id=ids[i], kind=kind, label=names[int(np.argmax(pr))],
                                          embedding=np.asarray(emb, dtype=np.float32),

@@ -318,24 +318,6 @@ def _where(source: Any) -> str:
 # ----------------------------------------------------------------------------- scoring helpers
 
 
-def score_embeddings(predictor: EmotionPredictor, embeddings: np.ndarray,
-                     classes: ClassSet) -> np.ndarray:
-    """Probabilities of (N, D) clip embeddings against a class set: (N, C), rows sum to 1.
-
-    The package scores `VideoEncoding`s; this is the same formula (`emoclip.zeroshot`) for bare
-    embeddings (live webcam windows, uploaded embeddings).
-    """
-    import torch
-
-    from emoclip.zeroshot import probabilities
-
-    text = predictor.class_embeddings(classes)
-    video = torch.as_tensor(np.asarray(embeddings, dtype=np.float32))
-    if video.ndim == 1:
-        video = video[None]
-    return probabilities(video, text, predictor.model.logit_scale.detach().float().cpu()).numpy()
-
-
 def compound_preview(
     predictor: EmotionPredictor,
     classes: ClassSet,

@@ -299,6 +299,29 @@ class EmotionPredictor:
             warnings=warnings,
         )
 
+    def score_embeddings(self, embeddings: np.ndarray | torch.Tensor, classes: ClassSet | None = None) -> np.ndarray:
+        """Probabilities of bare video embeddings against a class set (same formula as `score`).
+
+        Args:
+            embeddings: (N, D) or (D,) video embeddings, e.g. `pool` outputs of a live stream or
+                `Prediction.embedding`s saved earlier (normalised here).
+            classes: The class set (default: the model's own).
+
+        Returns:
+            (N, C) float32 probabilities, rows summing to 1 ((C,) for a (D,) input).
+        """
+        classes = classes or self.default_classes()
+        video = torch.as_tensor(np.asarray(embeddings, dtype=np.float32))
+        single = video.ndim == 1
+        if video.ndim not in (1, 2) or video.shape[-1] != self.model.embed_dim:
+            raise ValueError(f"embeddings must be (N, {self.model.embed_dim}) or ({self.model.embed_dim},), "
+                             f"got {tuple(video.shape)}")
+        text = self.class_embeddings(classes)
+        scale = self.model.logit_scale.detach().float().cpu()
+        with self._threads_for(0):
+            probs = probabilities(video[None] if single else video, text, scale).numpy()
+        return probs[0] if single else probs
+
     def class_embeddings(self, classes: ClassSet) -> torch.Tensor:
         """(C, D) normalised embeddings of a class set's classes and compounds (cached by text)."""
         store = getattr(self.text_cache, "_store", None)

@@ -203,3 +203,17 @@ def test_early_and_tail_batches(tiny_model, tmp_path):
     assert max(pre_sizes) <= 16 + 8 and min(pre_sizes[:-1], default=8) >= 8
     assert torch.allclose(seq.frame_embeddings, pre.frame_embeddings, atol=1e-5)
     assert torch.allclose(seq.window_embeddings, pre.window_embeddings, atol=1e-5)
+
+
+def test_score_embeddings_matches_score(predictor, two_face_video):
+    classes = emoclip.preset("dfew-7")
+    pred = predictor.predict(two_face_video, classes)
+    one = predictor.score_embeddings(pred.embedding, classes)
+    assert one.shape == (7,) and np.allclose(one, [pred.probabilities[n] for n in classes.names], atol=1e-6)
+    enc = predictor.encode(two_face_video)
+    many = predictor.score_embeddings(enc.window_embeddings, classes)
+    assert many.shape == pred.timeline.probabilities.shape
+    assert np.allclose(many, pred.timeline.probabilities, atol=1e-6)
+    for bad in (np.zeros((2, 3)), np.zeros((1, 2, predictor.model.embed_dim))):
+        with pytest.raises(ValueError, match="embeddings must be"):
+            predictor.score_embeddings(bad, classes)
