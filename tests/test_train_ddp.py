@@ -78,7 +78,7 @@ def _gather_worker(rank: int, world: int, port: int, out: str) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from emoclip.train.engine import contrastive_logits, contrastive_loss
+    from emoclip.train.loss import contrastive_logits, contrastive_loss
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)

@@ -10,11 +10,15 @@ import torch
 
 import emoclip
 from emoclip.faces import center_crop
-from emoclip.train import data as data_module
+from emoclip.preprocess import to_tensor
+from emoclip.train import synthetic as syn
+from emoclip.train.augment import codec_augment
 from emoclip.train.config import ConfigError, load_config
-from emoclip.train.data import DataConfig, build_dataset, codec_augment
+from emoclip.train.data import DataConfig, build_dataset
 from emoclip.train.distributed import DistInfo
-from emoclip.train.engine import LateFrameDataset, Trainer, build_model, model_config, train
+from emoclip.train.engine import Trainer, train
+from emoclip.train.model_setup import build_model, model_config
+from emoclip.train.sampling import LateFrameDataset
 
 # The real tiny synthetic architecture (a BatchNorm CNN image tower), small batches, 4 frames.
 BN_TINY = [
@@ -82,13 +86,13 @@ def test_codec_augment_keeps_shape_and_is_seeded():
 
 def test_synthetic_render_sizes_draw_large_then_centre_crop(monkeypatch):
     asked = []
-    real_sample = data_module.syn.sample
+    real_sample = syn.sample
 
     def spy(rng, *, split, num_frames, size):
         asked.append(size)
         return real_sample(rng, split=split, num_frames=num_frames, size=size)
 
-    monkeypatch.setattr(data_module.syn, "sample", spy)
+    monkeypatch.setattr(syn, "sample", spy)
     pre = model_config("test-emoclip-tiny", 2).preprocess  # 32 px
     cfg = DataConfig(dataset="synthetic", synthetic_clips=16, synthetic_render_sizes=[48, 96],
                      synthetic_codec_aug=True, spatial_augment=False)
@@ -102,10 +106,10 @@ def test_synthetic_render_sizes_draw_large_then_centre_crop(monkeypatch):
 
     # the crop is the predictor's: drawing at 96 then centre_crop(., 32), frame for frame
     frames = real_sample(np.random.default_rng(3), split="train", num_frames=2, size=96)[0]
-    monkeypatch.setattr(data_module.syn, "sample", lambda rng, **kw: (frames, "a smile", None))
+    monkeypatch.setattr(syn, "sample", lambda rng, **kw: (frames, "a smile", None))
     plain = build_dataset(DataConfig(dataset="synthetic", synthetic_clips=4, synthetic_render_sizes=[96],
                                      spatial_augment=False), "train", pre, train=True)
-    expected = data_module.to_tensor(np.stack([center_crop(f, 32) for f in frames]), pre)
+    expected = to_tensor(np.stack([center_crop(f, 32) for f in frames]), pre)
     torch.testing.assert_close(plain[0]["frames"], expected)
 
 

@@ -79,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
-    from .engine import TrainSetupError, train
+    from .engine import train
+    from .errors import TrainSetupError
     from .hub import HubUnavailableError
 
     info = du.init_distributed(cfg.train.device)

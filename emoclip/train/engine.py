@@ -35,6 +35,11 @@ Run folder: ``config.yaml`` (the resolved config), ``state.pt`` (resume; every e
 ``train.save_every_steps`` and at the end), ``log.jsonl`` (one line per step, plus evaluations),
 ``tensorboard/``, and the export ``<out.name>.safetensors`` + ``.json``: the best validation
 weights when a validation split is configured, else the final ones.
+
+The parts the trainer uses live beside it: `loss` (the contrastive logits and loss, the module DDP
+wraps), `model_setup` (the model to train and its trained parameters), `optim` (optimisers and
+schedules), `sampling` (per-item seeding, the "late" pick, the resumable sampler, the hold-out
+split), `runlog` (log.jsonl, TensorBoard, wandb) and `errors` (`TrainSetupError`).
 """
 
 from __future__ import annotations
@@ -42,7 +47,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import json
 import logging
 import math
 import time
@@ -52,404 +56,24 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..config import EmoCLIPConfig, PreprocessConfig, packaged_config_dir
+from ..config import EmoCLIPConfig, PreprocessConfig
 from ..model import EmoCLIP
 from . import checkpoint as ckpt
 from . import distributed as du
 from .config import TrainConfig
 from .data import build_dataset, class_set, collate
+from .errors import TrainSetupError
+from .loss import ContrastiveModel, contrastive_logits, contrastive_loss
+from .optim import build_optimizer, build_scheduler, build_video_optimizer
+from .runlog import RunLogger, _import_wandb, _json_safe
+from .sampling import EpochSeededDataset, LateFrameDataset, ResumableSampler, split_holdout
+from .model_setup import build_model, configure_trainable, frozen_names, model_config
 
 log = logging.getLogger("emoclip.train")
-
-
-class TrainSetupError(RuntimeError):
-    """A run cannot start as configured (missing weights or packages, unsupported precision...)."""
-
-
-# ---- loss ----------------------------------------------------------------------------------------
-
-
-def contrastive_logits(
-    video: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor, *, gather: bool = False
-) -> torch.Tensor:
-    """Scaled cosine logits between videos and texts.
-
-    Args:
-        video: (B, D) normalised video embeddings of this process.
-        text: (B, D) normalised text embeddings, row i paired with video i.
-        logit_scale: Log inverse temperature (scalar).
-        gather: Use every rank's embeddings (`distributed.gather_features`): the logits then
-            cover the global batch.
-
-    Returns:
-        (N, N) float32 ``logits_per_video``; N = B, or world_size * B with `gather`.
-    """
-    if gather:
-        video, text = du.gather_features(video, text)
-    return logit_scale.float().exp() * video.float() @ text.float().t()
-
-
-def contrastive_loss(logits_per_video: torch.Tensor) -> torch.Tensor:
-    """``(CE(logits_per_video, arange) + CE(logits_per_text, arange)) / 2`` (the authors')."""
-    labels = torch.arange(logits_per_video.shape[0], device=logits_per_video.device)
-    return (F.cross_entropy(logits_per_video, labels) + F.cross_entropy(logits_per_video.t(), labels)) / 2
-
-
-class ContrastiveModel(nn.Module):
-    """What DDP wraps: embeds a batch of clips and texts through ``forward``.
-
-    Args:
-        model: The `EmoCLIP` being trained.
-    """
-
-    def __init__(self, model: EmoCLIP) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(
-        self, frames: torch.Tensor, tokens: torch.Tensor, frame_level: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Normalised video (B, D) and text (B, D) embeddings, and the logit scale.
-
-        With `frame_level` the video embedding is the normalised mean of the normalised frame
-        embeddings, bypassing the temporal model (the frame-level warm-up).
-        """
-        m = self.model
-        if frame_level:  # frames (B, T', ...): T' = 1 for the "late" pick
-            b, t = frames.shape[:2]
-            per_frame = m.encode_image(frames.flatten(0, 1)).view(b, t, -1)
-            video = F.normalize(F.normalize(per_frame, dim=-1).mean(1), dim=-1)
-        else:
-            video = m.encode_video(frames)
-        # a non-leaf copy: DDP's unused-parameter search must see logit_scale as used
-        return video, m.encode_text(tokens), m.logit_scale.clone()
-
-
-# ---- model and parameters -------------------------------------------------------------------------
-
-
-def model_config(name: str, num_frames: int | None = None) -> EmoCLIPConfig:
-    """The architecture to train: a registry name, a model-config JSON or a weights file's sidecar."""
-    from ..weights import read_config
-
-    packaged = packaged_config_dir() / f"{name}.json"
-    if name.endswith(".safetensors"):
-        config = read_config(name)
-    elif name.endswith(".json"):
-        config = EmoCLIPConfig.load(name)
-    elif packaged.is_file():
-        config = EmoCLIPConfig.load(packaged)
-    else:
-        known = sorted(p.stem for p in packaged_config_dir().glob("*.json"))
-        raise ValueError(f"model.name {name!r} is neither a packaged model config ({', '.join(known)}) "
-                         "nor a .json/.safetensors path")
-    if num_frames:
-        config = config.replace(preprocess=dataclasses.replace(config.preprocess, num_frames=num_frames))
-    return config
-
-
-def build_model(cfg: TrainConfig) -> tuple[EmoCLIP, bool]:
-    """The model to train and whether its backbone holds the open_clip pretrained weights.
-
-    A ``.safetensors`` ``model.name`` starts from those weights; otherwise the architecture is
-    randomly initialised (seeded by the caller) and, with ``model.pretrained_backbone``, the
-    backbone gets the open_clip weights the config names (e.g. OpenAI CLIP ViT-B/32).
-
-    Raises:
-        RuntimeError: the pretrained backbone is needed but neither cached nor downloadable.
-    """
-    config = model_config(cfg.model.name, cfg.model.num_frames)
-    if cfg.model.name.endswith(".safetensors"):
-        from safetensors import safe_open
-
-        from ..factory import load_model
-
-        model = load_model(cfg.model.name)
-        model.config = config
-        with safe_open(cfg.model.name, "pt") as f:
-            has_backbone = any(k.startswith("backbone.") for k in f.keys())
-        return model, bool(config.model.backbone_pretrained) and not has_backbone
-    if not (cfg.model.pretrained_backbone and config.model.backbone_pretrained):
-        return init_temporal(EmoCLIP(config), cfg.model.temporal_init), False
-    state = pretrained_state(config)  # before building: fail fast when it is unavailable
-    model = init_temporal(EmoCLIP(config), cfg.model.temporal_init)
-    missing, unexpected = model.backbone.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise RuntimeError(f"pretrained backbone does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    with torch.no_grad():
-        model.logit_scale.copy_(model.backbone.logit_scale.detach().reshape(()))  # as the authors' VClip
-    return model, True
-
-
-def init_temporal(model: EmoCLIP, how: str = "randn") -> EmoCLIP:
-    """Initialise a new temporal model: "randn" keeps the authors' N(0, 1) CLS token and positions;
-    "zero_cls" sets the CLS token to 0 and positions ~ N(0, 0.02), so the CLS query starts near 0
-    and attention averages the frames (a mean-pool-like start rather than a near-constant output)."""
-    if how == "zero_cls" and model.temporal is not None:
-        with torch.no_grad():
-            model.temporal.cls_token.zero_()
-            model.temporal.pos_embedding.normal_(0.0, 0.02)
-    return model
-
-
-def pretrained_state(config: EmoCLIPConfig) -> dict[str, torch.Tensor]:
-    """The open_clip backbone weights `config` names, with a clear message when unavailable."""
-    from ..backbone import pretrained_backbone_state
-
-    mc = config.model
-    try:
-        return pretrained_backbone_state(mc)
-    except RuntimeError as exc:
-        raise TrainSetupError(
-            f"cannot load the pretrained backbone {mc.backbone}/{mc.backbone_pretrained}: {exc}. "
-            "Download it once with network access (open_clip caches it), or train without it: "
-            "model.pretrained_backbone=false (random init), or model.name=test-emoclip-tiny for a smoke test."
-        ) from exc
-
-
-def configure_trainable(model: EmoCLIP, cfg: TrainConfig, pretrained: bool) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    """Set ``requires_grad`` and split the trained parameters into (main, fine-tuned backbone).
-
-    Main: the temporal model and ``logit_scale`` (and the whole backbone when it is not frozen,
-    e.g. from scratch). Fine-tuned backbone (a frozen backbone's towers unfrozen by
-    ``model.finetune_visual`` / ``model.finetune_text``): trained at lr x ``optim.backbone_lr_scale``.
-    The text option unfreezes the text transformer blocks only, as the authors.
-    """
-    freeze = cfg.model.freeze_backbone if cfg.model.freeze_backbone is not None else pretrained
-    model.requires_grad_(False)
-    main = [model.logit_scale, *(model.temporal.parameters() if model.temporal is not None else [])]
-    tuned: list[nn.Parameter] = []
-    bb = model.backbone
-    unused = {id(p) for n, p in bb.named_parameters(recurse=False) if n in ("logit_scale", "logit_bias")}
-    if not freeze:
-        main += [p for p in bb.parameters() if id(p) not in unused]
-    else:
-        if cfg.model.finetune_visual:
-            tuned += list(bb.visual.parameters())
-        if cfg.model.finetune_text:
-            tuned += list(bb.transformer.parameters())
-    for p in main + tuned:
-        p.requires_grad_(True)
-    return main, tuned
-
-
-def frozen_names(model: nn.Module) -> list[str]:
-    """Names of parameters that do not train (left out of the training state)."""
-    return [n for n, p in model.named_parameters() if not p.requires_grad]
-
-
-def build_optimizer(cfg: TrainConfig, main: list[nn.Parameter], tuned: list[nn.Parameter]) -> torch.optim.Optimizer:
-    """SGD (the authors'), Adam or AdamW over one group, plus a second at lr x backbone_lr_scale."""
-    o = cfg.optim
-    return make_optimizer(cfg, [(main, o.lr), (tuned, o.lr * o.backbone_lr_scale)], o.weight_decay)
-
-
-def build_video_optimizer(cfg: TrainConfig, model: EmoCLIP) -> torch.optim.Optimizer:
-    """The video phase's optimiser (after ``train.freeze_visual_after_warmup``): the temporal model
-    at ``optim.lr``; the text tower and logit_scale at lr x ``optim.video_text_lr_scale``."""
-    o = cfg.optim
-    temporal = [p for p in (model.temporal.parameters() if model.temporal is not None else []) if p.requires_grad]
-    text = [p for n, p in model.backbone.named_parameters()
-            if p.requires_grad and not n.startswith("visual.")] + [model.logit_scale]
-    decay = o.weight_decay if o.video_weight_decay is None else o.video_weight_decay
-    return make_optimizer(cfg, [(temporal, o.lr), (text, o.lr * o.video_text_lr_scale)], decay)
-
-
-def make_optimizer(
-    cfg: TrainConfig, params_lr: Sequence[tuple[list[nn.Parameter], float]], weight_decay: float
-) -> torch.optim.Optimizer:
-    """``optim.name`` over ``(parameters, lr)`` groups (1-D ones without decay with ``no_decay_1d``)."""
-    o = cfg.optim
-    groups = []
-    for params, lr in params_lr:
-        if not params:
-            continue
-        if o.no_decay_1d:
-            decay = [p for p in params if p.ndim >= 2]
-            rest = [p for p in params if p.ndim < 2]
-            groups += [{"params": decay, "lr": lr}, {"params": rest, "lr": lr, "weight_decay": 0.0}]
-        else:
-            groups.append({"params": params, "lr": lr})
-    if o.name == "sgd":
-        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=weight_decay)
-    kind = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-    return kind(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=weight_decay)
-
-
-def _lr_factor(step: int, warmup: int, total: int, floor: float, cosine: bool) -> float:
-    if warmup and step < warmup:
-        return (step + 1) / warmup
-    if not cosine:
-        return 1.0
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def build_scheduler(
-    cfg: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int | None = None
-) -> torch.optim.lr_scheduler.LRScheduler:
-    """MultiStepLR over epochs (the authors'), or cosine / constant with warm-up over steps.
-
-    `total_steps` and `warmup_steps` (default ``optim.warmup_steps``) count from the scheduler's start.
-    """
-    o = cfg.optim
-    if o.schedule == "multistep":
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(o.milestones), gamma=o.gamma)
-    warmup = o.warmup_steps if warmup_steps is None else warmup_steps
-    factor = partial(_lr_factor, warmup=warmup, total=total_steps, floor=o.min_lr_ratio,
-                     cosine=o.schedule == "cosine")
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-# ---- data -------------------------------------------------------------------------------------------
-
-
-class EpochSeededDataset(Dataset):
-    """Seeds torch's generator with ``(seed, epoch, index)`` around each item.
-
-    The datasets draw their augmentation from torch's global generator; seeding per item makes
-    every item a function of (seed, epoch, index) alone, in any worker and after a resume.
-    """
-
-    def __init__(self, dataset: Dataset, seed: int) -> None:
-        self.dataset = dataset
-        self.seed = seed
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def __getitem__(self, index: int) -> Any:
-        state = np.random.SeedSequence([self.seed, self.epoch, int(index)]).generate_state(1, np.uint64)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(state[0]) & (2**63 - 1))
-            return self.dataset[index]
-
-
-class LateFrameDataset(Dataset):
-    """Keeps one random frame from the second half of each clip (``t >= 0.5``, where a synthetic
-    expression has formed): the "late" pick of the frame-level warm-up. Draws from torch's
-    generator, which `EpochSeededDataset` seeds per item."""
-
-    def __init__(self, dataset: Dataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def __getitem__(self, index: int) -> Any:
-        item = dict(self.dataset[index])
-        t = item["frames"].shape[0]
-        k = int(torch.randint(t // 2, t, (1,)))  # T=3: t = 0.5 or 1; T=8: frames 4..7 of 0..7
-        item["frames"] = item["frames"][k : k + 1]
-        return item
-
-
-class ResumableSampler(DistributedSampler):
-    """A DistributedSampler (shuffled by seed + epoch) that can skip the samples already seen."""
-
-    def __init__(self, dataset: Dataset, *, num_replicas: int, rank: int, seed: int, shuffle: bool = True) -> None:
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)
-        self.start = 0
-
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        """Choose the epoch's order and the number of this rank's samples to skip."""
-        super().set_epoch(epoch)
-        self.start = start
-
-    def __iter__(self) -> Iterator[int]:
-        return itertools.islice(super().__iter__(), self.start, None)
-
-    def __len__(self) -> int:
-        return max(0, self.num_samples - self.start)
-
-
-def split_holdout(dataset: Dataset, fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Deterministic (train, validation) index lists carving `fraction` off `dataset`."""
-    n = len(dataset)  # type: ignore[arg-type]
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    k = max(1, int(round(n * fraction)))
-    return sorted(order[k:]), sorted(order[:k])
-
-
-# ---- logging ----------------------------------------------------------------------------------------
-
-
-class RunLogger:
-    """``log.jsonl`` (every step), TensorBoard and optional wandb; a no-op off rank 0."""
-
-    def __init__(self, run_dir: Path, cfg: TrainConfig, enabled: bool) -> None:
-        self.enabled = enabled
-        self.tb: Any = None
-        self.wandb: Any = None
-        self.jsonl = None
-        if not enabled:
-            return
-        self.jsonl = open(run_dir / "log.jsonl", "a", encoding="utf-8")
-        if cfg.log.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
-        if cfg.log.wandb:
-            self.wandb = _init_wandb(cfg, run_dir)
-
-    def record(self, record: dict[str, Any]) -> None:
-        """One JSON line."""
-        if self.jsonl is not None:
-            self.jsonl.write(json.dumps(_json_safe(record)) + "\n")
-            self.jsonl.flush()
-
-    def scalars(self, step: int, values: dict[str, float]) -> None:
-        """TensorBoard/wandb scalars."""
-        if self.tb is not None:
-            for key, value in values.items():
-                self.tb.add_scalar(key, value, step)
-            self.tb.flush()
-        if self.wandb is not None:
-            self.wandb.log(values, step=step)
-
-    def close(self) -> None:
-        """Flush and close everything."""
-        for item in (self.jsonl, self.tb):
-            if item is not None:
-                item.close()
-        if self.wandb is not None:
-            self.wandb.finish()
-        self.jsonl = self.tb = self.wandb = None
-
-
-def _import_wandb() -> Any:
-    try:
-        import wandb
-    except ImportError as exc:
-        raise TrainSetupError("log.wandb=true needs the wandb package: pip install wandb "
-                              "(or set log.wandb=false)") from exc
-    return wandb
-
-
-def _init_wandb(cfg: TrainConfig, run_dir: Path) -> Any:
-    wandb = _import_wandb()
-    return wandb.init(project=cfg.log.wandb_project, name=run_dir.name, dir=str(run_dir),
-                      config=cfg.to_dict(), resume="allow")
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-# ---- the trainer --------------------------------------------------------------------------------------
 
 
 @dataclass
