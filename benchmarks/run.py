@@ -351,7 +351,7 @@ def _parallel_gemm_rates(dtype, repeats: int, workers: int, shapes: dict[str, tu
     import torch
     from concurrent.futures import ThreadPoolExecutor
 
-    from emoclip.predictor import _single_threaded
+    from emoclip.precision import _single_threaded
 
     out = {}
     mk = torch.ops.mkldnn

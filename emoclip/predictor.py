@@ -3,6 +3,9 @@
 The expensive part (decode, face detection, frame encoding, temporal pooling) is done once per
 video and cached as a `VideoEncoding`; scoring against a class set is a matrix product, so
 editing class descriptions re-scores a video without re-encoding it.
+
+This module is the facade and its cache; streaming a video into a `VideoEncoding` is in
+`pipeline`, how the image tower runs (precision, data-parallel encoding) in `precision`.
 """
 
 from __future__ import annotations
@@ -10,14 +13,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import queue
 import threading
 import time
-import weakref
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,16 @@ import numpy as np
 import torch
 
 from .classes import ClassSet, preset
-from .model import EmoCLIP, FastImageTower, FastTemporal, cpu_has_native_bf16, image_tower_gflops
+from .model import EmoCLIP
+from .pipeline import (
+    NoFaceError,  # noqa: F401 - defined in .pipeline (raised there), re-exported here
+    VideoEncoding,  # defined in .pipeline (built there), re-exported here
+    _array_frames,
+    _FrameCollector,
+    _LockedDetector,
+    window_spans,  # noqa: F401 - defined in .pipeline, re-exported here
+)
+from .precision import PRECISIONS, _data_parallel, _fast_temporal, _resolve_tower, _Tower
 from .preprocess import to_tensor
 from .results import FaceSummary, Prediction, Timeline, TrackPrediction
 from .video import (
@@ -34,28 +43,17 @@ from .video import (
     VideoDecodeError,
     iter_frames,
     probe_video,
-    sample_indices,
 )
 from .zeroshot import TextEmbeddingCache, class_embeddings, probabilities
 
 Progress = Callable[[float, str], None]
 VideoInput = str | os.PathLike | np.ndarray | Sequence[np.ndarray]
-THUMBNAIL_SIZE = 96
-PRECISIONS = ("auto", "fp32", "bf16")
-BF16_MIN_COSINE = 0.999  # "auto" keeps bf16 only when its embeddings stay this close to fp32
-AUTO_BF16_MIN_GFLOPS = 0.5  # smaller towers (test models) gain nothing from bf16: stay fp32
-PREFETCH_DEPTH = 48  # sampled frames decoded/detected ahead of the encoder (bounded memory)
-MIN_EARLY_BATCH = 8  # the smallest batch encoded while decode/detect has nothing ready (see _FrameCollector.run)
 SINGLE_THREAD_DECODE_PIXELS = 1280 * 720  # videos up to this size decode on one FFmpeg thread
 POOL_CHUNK = 16  # sequences gathered and pooled per step (bounded memory on long timelines)
 MIN_POOL_PART = 3  # pooling runs data parallel when every worker gets at least this many sequences
 SMALL_BATCH = 4  # batches this small (live webcam frames) run with `live_threads` intra-op threads
 SMALL_TEXT_BATCH = 16  # so do text encodings of this few new descriptions (an edited class set)
 DECODE_MAX_SIDE = 1920  # frames are decoded up to 1080p as they are; face detection downsizes its own copy
-
-
-class NoFaceError(ValueError):
-    """No face was found in any sampled frame and the fallback is "skip"."""
 
 
 @dataclass(frozen=True)
@@ -66,43 +64,6 @@ class VideoLimits:
     max_duration: float | None = None  # seconds
     max_pixels: int | None = None  # width * height
     max_sampled_frames: int | None = None
-
-
-@dataclass
-class VideoEncoding:
-    """Everything `EmotionPredictor.score` needs about one video (no class information).
-
-    Attributes:
-        key: Cache key (content fingerprint + settings).
-        times: (N,) times in seconds of all sampled frames.
-        has_face: (N,) whether each sampled frame had a detected face.
-        frame_embeddings: (M, D) un-normalised embeddings of the subject's frames.
-        frame_times: (M,) their times.
-        clip_embedding: (D,) L2-normalised clip embedding (T frames spread over the clip).
-        window_starts: (W,) timeline window starts; window_ends: (W,) their ends.
-        window_embeddings: (W, D) L2-normalised window embeddings.
-        tracks: Per face track: (track_id, num_frames, start, end, (D,) embedding, primary).
-        thumbnails: (time, (96, 96, 3) uint8 RGB crop) pairs along the clip.
-        video: Metadata (name, duration, fps, width, height, rotation).
-        timings: Seconds per stage.
-    """
-
-    key: str
-    times: np.ndarray
-    has_face: np.ndarray
-    frame_embeddings: torch.Tensor
-    frame_times: np.ndarray
-    clip_embedding: torch.Tensor
-    window_starts: np.ndarray
-    window_ends: np.ndarray
-    window_embeddings: torch.Tensor
-    tracks: list[tuple[int, int, float, float, torch.Tensor, bool]]
-    thumbnails: list[tuple[float, np.ndarray]]
-    video: dict[str, Any]
-    timings: dict[str, float]
-    fallback: str
-    detection: bool
-    warnings: list[str] = field(default_factory=list)
 
 
 class EmotionPredictor:
@@ -119,11 +80,11 @@ class EmotionPredictor:
         video_cache_size: Encoded videos kept for re-scoring.
         precision: Image-tower precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (bf16 on a CPU with
             native bf16 when a start-up check on a fixed random batch gives embeddings within cosine
-            `BF16_MIN_COSINE` of fp32, else fp32). None reads ``EMOCLIP_PRECISION`` (default
+            `precision.BF16_MIN_COSINE` of fp32, else fp32). None reads ``EMOCLIP_PRECISION`` (default
             ``"auto"``). Text and temporal models stay fp32. The choice is made on first use and
             reported by `precision` / `precision_info` and in each prediction's ``video`` metadata.
-        prefetch: Decode and detect faces in a background thread, `PREFETCH_DEPTH` frames ahead
-            of the encoder (None reads ``EMOCLIP_PREFETCH``, default on).
+        prefetch: Decode and detect faces in a background thread, `pipeline.PREFETCH_DEPTH`
+            frames ahead of the encoder (None reads ``EMOCLIP_PREFETCH``, default on).
         live_threads: Intra-op threads for small work: batches of at most `SMALL_BATCH` frames
             (live webcam frames, single windows) and text encodings of at most `SMALL_TEXT_BATCH`
             new descriptions (class edits), set for the calling thread only. Small GEMMs gain
@@ -508,505 +469,12 @@ class EmotionPredictor:
         return enc
 
 
-class _Tower:
-    """The image tower a predictor encodes with: a callable plus how and why it was chosen."""
-
-    def __init__(self, model: EmoCLIP, fn: Callable[[torch.Tensor], torch.Tensor] | None, precision: str, reason: str,
-                 cosine: float | None, implementation: str) -> None:
-        self.fn, self.precision, self.reason = fn, precision, reason
-        self.cosine, self.implementation = cosine, implementation
-        self._model = weakref.ref(model)
-        self._versions = _visual_versions(model)
-
-    def current(self) -> bool:
-        """False once the model's image-tower weights were replaced or edited in place."""
-        model = self._model()
-        return model is not None and _visual_versions(model) == self._versions
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        if self.fn is not None:
-            return self.fn(images)
-        model = self._model()  # fp32: the model's own tower (held weakly: the cache must not keep it alive)
-        if model is None:
-            raise RuntimeError("the model of this image tower was garbage-collected")
-        return model.encode_image(images)
-
-
-def _visual_versions(model: EmoCLIP) -> tuple:
-    return tuple((p.data_ptr(), p._version, p.device.type) for p in model.backbone.visual.parameters())
-
-
-_TOWERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {precision: _Tower}
-_TEMPORALS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> FastTemporal | None
-_CACHE_LOCK = threading.Lock()
-
-
-def _resolve_tower(model: EmoCLIP, requested: str) -> _Tower:
-    """The (shared, per model) image tower for a requested precision; see `EmotionPredictor`."""
-    with _CACHE_LOCK:
-        towers = _TOWERS.setdefault(model, {})
-        tower = towers.get(requested)
-        if tower is not None and tower.current():
-            return tower
-        tower = _choose_tower(model, requested)
-        towers[requested] = tower
-        return tower
-
-
-def _choose_tower(model: EmoCLIP, requested: str) -> _Tower:
-    fp32 = None  # the model's own encode_image
-    if requested == "fp32":
-        return _Tower(model, fp32, "fp32", "requested", None, "open_clip")
-    device = model.logit_scale.device.type
-    if requested == "auto":
-        if device != "cpu":
-            return _Tower(model, fp32, "fp32", f"auto: bf16 is only chosen on CPU (device {device})", None, "open_clip")
-        if not _native_bf16():
-            return _Tower(model, fp32, "fp32", "auto: this CPU has no native bf16 (avx512_bf16/amx_bf16)", None, "open_clip")
-        gflops = image_tower_gflops(model.backbone.visual)
-        if gflops < AUTO_BF16_MIN_GFLOPS:
-            return _Tower(model, fp32, "fp32", f"auto: the image tower is too small for bf16 to pay ({gflops:.2g} GFLOP/frame)",
-                          None, "open_clip")
-    fn, implementation = _bf16_tower(model)
-    cosine = _bf16_cosine(model, fn)
-    if requested == "auto" and not cosine >= BF16_MIN_COSINE:
-        return _Tower(model, fp32, "fp32", f"auto: bf16 embeddings reached cosine {cosine:.5f} < {BF16_MIN_COSINE} of fp32",
-                      cosine, "open_clip")
-    reason = "requested" if requested == "bf16" else f"auto: native bf16, cosine {cosine:.5f} >= {BF16_MIN_COSINE} of fp32"
-    return _Tower(model, fn, "bf16", reason, cosine, implementation)
-
-
-def _native_bf16() -> bool:
-    return cpu_has_native_bf16()
-
-
-def _bf16_tower(model: EmoCLIP) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
-    """A bf16 copy of the image tower (the model itself stays fp32): oneDNN-packed when possible."""
-    import copy
-
-    visual = model.backbone.visual
-    fast = FastImageTower.build(visual, torch.bfloat16)
-    if fast is not None:
-        return fast, "onednn-packed"
-    with torch.no_grad():
-        plain = copy.deepcopy(visual).to(torch.bfloat16).eval()
-    return (lambda x: plain(x.to(torch.bfloat16)).float()), "open_clip"
-
-
-@torch.inference_mode()
-def _bf16_cosine(model: EmoCLIP, fn: Callable[[torch.Tensor], torch.Tensor]) -> float:
-    """Smallest cosine between fp32 and `fn` embeddings of a fixed batch of smooth random images."""
-    cfg = model.config.preprocess
-    size = cfg.image_size
-    gen = torch.Generator().manual_seed(0)
-    low = torch.rand(4, 3, 7, 7, generator=gen)
-    images = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
-    images = (images + 0.08 * torch.randn(images.shape, generator=gen)).clamp(0, 1)
-    x = (images - torch.tensor(cfg.mean).view(1, 3, 1, 1)) / torch.tensor(cfg.std).view(1, 3, 1, 1)
-    x = x.to(model.logit_scale.device)
-    ref = model.encode_image(x).float()
-    out = fn(x).float()
-    return float(torch.nn.functional.cosine_similarity(ref, out, dim=-1).min())
-
-
-def _fast_temporal(model: EmoCLIP) -> FastTemporal | None:
-    """The model's folded temporal transformer (shared, rebuilt if its weights change), or None."""
-    temporal = model.temporal
-    if temporal is None or model.logit_scale.device.type != "cpu" or not FastTemporal.worthwhile(temporal):
-        return None
-    with _CACHE_LOCK:
-        fast = _TEMPORALS.get(model)
-        versions = tuple((p.data_ptr(), p._version) for p in temporal.parameters())
-        if fast is None or fast.versions != versions or fast.temporal is not temporal:
-            fast = _TEMPORALS[model] = FastTemporal(temporal)
-        return fast
-
-
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _encode_pool() -> ThreadPoolExecutor:
-    """Worker threads for data-parallel encoding (shared by all predictors; one intra-op thread each)."""
-    global _POOL
-    with _CACHE_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="emoclip-encode")
-        return _POOL
-
-
 def _env_flag(name: str, default: bool) -> bool:
     """A boolean environment setting: 0/false/no/off are False, anything else True."""
     value = os.environ.get(name)
     if value is None or not value.strip():
         return default
     return value.strip().lower() not in ("0", "false", "no", "off")
-
-
-def _data_parallel(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, parts: int) -> torch.Tensor:
-    """`fn(x)` as `parts` single-threaded calls on row slices of `x`, concatenated; the calling
-    thread computes the first slice, the shared worker pool the others."""
-    chunks = x.tensor_split(parts)
-    pool = _encode_pool()
-    futures = [pool.submit(_single_threaded, fn, c) for c in chunks[1:]]
-    try:
-        first = _single_threaded(fn, chunks[0])
-    finally:
-        rest = [f.result() for f in futures]
-    return torch.cat([first, *rest])
-
-
-def _single_threaded(tower: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # OpenMP's thread count is per calling thread: others are unaffected
-    try:
-        with torch.inference_mode():
-            return tower(x)
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _array_frames(frames: Sequence[np.ndarray] | np.ndarray, rate: float, sample_fps: float) -> Iterator[SampledFrame]:
-    """Sample in-memory frames at `sample_fps` (all of them when `rate` <= `sample_fps`)."""
-    step = max(1.0, rate / sample_fps)
-    next_pick, k = 0.0, 0
-    for i, image in enumerate(frames):
-        if i + 1e-9 < next_pick:
-            continue
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise VideoDecodeError(f"frames must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
-        yield SampledFrame(index=k, source_index=i, time=i / rate, image=image)
-        next_pick += step
-        k += 1
-
-
-class _Failure:
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
-_END = object()
-
-
-class _Prefetch:
-    """Runs `items` in a background thread, at most `depth` items ahead of the consumer.
-
-    Iterate it like `items`. Exceptions from `items` are re-raised in the consumer; `close()` (also
-    called when the consumer stops early or fails) stops the thread and closes `items`. `ready()`
-    says how many items are waiting, so the consumer can act while the producer is still busy.
-    """
-
-    def __init__(self, items: Iterator[Any], depth: int) -> None:
-        self._items = items
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
-        self._stop = threading.Event()
-        self._done = False
-        self._exhausted = threading.Event()
-        self._thread = threading.Thread(target=self._work, name="emoclip-decode", daemon=True)
-        self._thread.start()
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _work(self) -> None:
-        try:
-            for item in self._items:
-                if not self._put(item):
-                    break
-            else:
-                self._exhausted.set()
-                self._put(_END)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            self._put(_Failure(exc))
-        finally:
-            self._items.close()
-
-    def ready(self) -> int:
-        """Items produced and not yet taken (0 while the producer is still working on the next)."""
-        return self._queue.qsize()
-
-    def exhausted(self) -> bool:
-        """Every item has been produced: what `ready` counts is all that is left."""
-        return self._exhausted.is_set()
-
-    def __iter__(self) -> _Prefetch:
-        return self
-
-    def __next__(self) -> Any:
-        if self._done:
-            raise StopIteration
-        item = self._queue.get()
-        if item is _END:
-            self._done = True
-            raise StopIteration
-        if isinstance(item, _Failure):
-            self._done = True
-            raise item.exc
-        return item
-
-    def close(self) -> None:
-        self._done = True
-        self._stop.set()
-        self._thread.join()
-
-
-class _LockedDetector:
-    """One MediaPipe detector shared by concurrent requests, one frame at a time."""
-
-    def __init__(self, detector: Any, lock: threading.Lock) -> None:
-        self._detector, self._lock = detector, lock
-
-    def detect(self, image: np.ndarray) -> list:
-        with self._lock:
-            return self._detector.detect(image)
-
-    def close(self) -> None:  # the predictor owns the detector
-        pass
-
-
-class _FrameCollector:
-    """Streams sampled frames through face cropping and batched encoding, keeping embeddings only."""
-
-    def __init__(self, predictor: EmotionPredictor, detection: bool) -> None:
-        self.p = predictor
-        self.detection = detection
-        self.size = predictor.config.image_size
-        self.cropper = None
-        if detection:
-            from .faces import FaceCropper
-
-            self.cropper = FaceCropper(size=self.size, margin=predictor.config.face_margin,
-                                       fallback=predictor.face_fallback, max_faces=predictor.max_faces,
-                                       detector=predictor._locked_detector())
-        self.times: list[float] = []
-        self.has_face: list[bool] = []
-        self.pending: list[tuple[int, int | None, np.ndarray]] = []  # (frame position, track id, crop)
-        self.entries: list[tuple[int, int | None, torch.Tensor]] = []
-        self.thumbnails: list[tuple[float, np.ndarray]] = _Thumbnails()
-        self.timings = {"decode": 0.0, "detect": 0.0, "encode": 0.0, "temporal": 0.0}
-        self.interpolated = 0  # frames whose face boxes were interpolated, not detected
-
-    def run(self, frames: Iterator[SampledFrame], duration: float, progress: Progress | None) -> None:
-        produced = self._produce(frames)
-        prefetch = _Prefetch(produced, PREFETCH_DEPTH) if self.p.prefetch else None
-        if prefetch is not None:  # decode + detect in a thread, a bounded queue ahead of the encoder
-            produced = prefetch
-        bs = self.p.batch_size
-        try:
-            for frame_time, items in produced:
-                self.pending += items
-                full = len(self.pending) >= bs
-                if prefetch is not None:
-                    waiting = prefetch.ready()
-                    # an idle encoder does not wait for a full batch while the producer is still busy
-                    # (the start of every video): it takes what there is, from MIN_EARLY_BATCH crops on
-                    starved = len(self.pending) >= MIN_EARLY_BATCH and not waiting
-                    # nor leaves a small remainder for a last, inefficient batch: at the end of the
-                    # video the last crops join the batch before (up to 1.5 batches)
-                    tail = full and prefetch.exhausted() and len(self.pending) + waiting <= bs + bs // 2
-                    if (full or starved) and not tail:
-                        self._flush()
-                elif full:
-                    self._flush()
-                if progress and duration > 0:
-                    progress(min(0.99, frame_time / duration), f"analysed {frame_time:.1f} of {duration:.1f} s")
-        finally:
-            produced.close()
-        self._flush()
-        if not self.times:
-            raise VideoDecodeError("the video has no decodable frames")
-
-    def _produce(self, frames: Iterator[SampledFrame]) -> Iterator[tuple[float, list[tuple[int, int | None, np.ndarray]]]]:
-        """Decode, detect and crop: yields (frame time, [(frame position, track id, crop)]).
-
-        With face interpolation on, every other frame is held until the next one is detected, and
-        `FaceCropper.crop_pair` decides whether it needs a detection of its own.
-        """
-        from .faces import center_crop
-
-        held: SampledFrame | None = None
-        try:
-            t_prev = time.perf_counter()
-            for frame in frames:
-                t_decoded = time.perf_counter()
-                self.timings["decode"] += t_decoded - t_prev
-                if self.cropper is None:
-                    yield self._record(frame, [(0, center_crop(frame.image, self.size))], True)
-                elif held is not None:
-                    pos = len(self.times)
-                    first, second, interpolated = self.cropper.crop_pair(held.image, pos, frame.image, pos + 1)
-                    self.interpolated += interpolated
-                    yield self._record(held, *self._items(first))
-                    yield self._record(frame, *self._items(second))
-                    held = None
-                elif self.p.interpolate_faces and self.times:
-                    held = frame  # cropped with the next frame
-                else:
-                    yield self._record(frame, *self._items(self.cropper(frame.image, len(self.times))))
-                self.timings["detect"] += time.perf_counter() - t_decoded
-                t_prev = time.perf_counter()
-            if held is not None:
-                yield self._record(held, *self._items(self.cropper(held.image, len(self.times))))
-        finally:
-            close = getattr(frames, "close", None)
-            if close is not None:
-                close()  # release the decoder now, also when the consumer stopped early
-
-    @staticmethod
-    def _items(crops: list) -> tuple[list[tuple[int | None, np.ndarray]], bool]:
-        return [(c.track_id, c.image) for c in crops], any(c.track_id is not None for c in crops)
-
-    def _record(self, frame: SampledFrame, items: list[tuple[int | None, np.ndarray]],
-                has_face: bool) -> tuple[float, list[tuple[int, int | None, np.ndarray]]]:
-        """Book one frame (time, face flag, thumbnail): the (time, [(position, track id, crop)]) to yield."""
-        pos = len(self.times)
-        if items and (not self.thumbnails or frame.time - self.thumbnails[-1][0] >= 0.5):
-            import cv2
-
-            thumb = cv2.resize(items[0][1], (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA)
-            self.thumbnails.append((frame.time, thumb))
-        self.has_face.append(has_face)
-        self.times.append(frame.time)
-        return frame.time, [(pos, tid, img) for tid, img in items]
-
-    def _flush(self) -> None:
-        if not self.pending:
-            return
-        t0 = time.perf_counter()
-        emb = self.p.encode_images(np.stack([img for _, _, img in self.pending]))
-        self.entries += [(pos, tid, e) for (pos, tid, _), e in zip(self.pending, emb)]
-        self.pending = []
-        self.timings["encode"] += time.perf_counter() - t0
-
-    def close(self) -> None:
-        if self.cropper is not None:
-            self.cropper.close()
-
-    def _primary(self) -> tuple[int | None, list[tuple[int, torch.Tensor]]]:
-        """The subject's (frame position, embedding) sequence."""
-        primary = self.cropper.primary_track() if self.cropper is not None else None
-        pid = primary.id if primary is not None else None
-        by_pos: dict[int, torch.Tensor] = {}
-        for pos, tid, emb in self.entries:
-            if self.cropper is None or tid == pid or (tid is None and pos not in by_pos):
-                by_pos.setdefault(pos, emb)
-        return pid, sorted(by_pos.items())
-
-    def finish(self, key: str, meta: dict[str, Any]) -> VideoEncoding:
-        t0 = time.perf_counter()
-        times = np.asarray(self.times, dtype=np.float64)
-        pid, seq = self._primary()
-        warnings = []
-        if not seq:
-            raise NoFaceError("no face was found in any sampled frame (face fallback is 'skip'); "
-                              "choose the centre-crop fallback to analyse the whole frame")
-        if self.detection and not any(self.has_face):
-            warnings.append("no face was found in any frame: the whole frame (centre crop) was analysed")
-        positions = np.array([pos for pos, _ in seq])
-        frame_emb = torch.stack([e for _, e in seq])  # (M, D)
-        frame_times = times[positions]
-        T = self.p.config.num_frames
-        # the clip, every window and every track are pooled in one batched call
-        jobs = [(frame_emb, sample_indices(len(seq), T)[None])]  # the clip
-        starts, ends, picks = self._window_picks(frame_times, meta)
-        if picks:
-            jobs.append((frame_emb, np.stack(picks)))  # (W, T) picks: each frame encoded once, reused
-        tracks, track_rows = self._track_sequences(times, pid, positions, jobs)
-        pooled = self.p._pool_batch(jobs)
-        clip, windows = pooled[0], pooled[1 : 1 + len(picks)]
-        tracks = [(tid, n, t0_, t1_, pooled[row], primary) for (tid, n, t0_, t1_, primary), row in zip(tracks, track_rows)]
-        self.timings["temporal"] += time.perf_counter() - t0
-        return VideoEncoding(
-            key=key, times=times, has_face=np.asarray(self.has_face, dtype=bool),
-            frame_embeddings=frame_emb, frame_times=frame_times, clip_embedding=clip,
-            window_starts=starts, window_ends=ends, window_embeddings=windows, tracks=tracks,
-            thumbnails=_spread(self.thumbnails, 12),
-            video=meta | {"duration": _duration(times, meta), "faces_interpolated": self.interpolated},
-            timings=dict(self.timings), fallback=self.p.face_fallback, detection=self.detection,
-            warnings=warnings,
-        )
-
-    def _window_picks(self, t: np.ndarray, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-        """Timeline windows that hold frames: starts, ends and each one's T picks into `t`."""
-        cfg = self.p.config
-        duration = _duration(np.asarray(self.times), meta)
-        starts, ends, picks = [], [], []
-        for s, e in window_spans(duration, cfg.window_seconds, cfg.hop_seconds):
-            idx = np.flatnonzero((t >= s - 1e-6) & (t < e - 1e-6))
-            if len(idx):
-                starts.append(s)
-                ends.append(e)
-                picks.append(idx[sample_indices(len(idx), cfg.num_frames)])
-        return np.asarray(starts, dtype=np.float64), np.asarray(ends, dtype=np.float64), picks
-
-    def _track_sequences(self, times: np.ndarray, pid: int | None, primary_positions: np.ndarray,
-                         jobs: list[tuple[torch.Tensor, np.ndarray]]) -> tuple[list[tuple[int, int, float, float, bool]], list[int]]:
-        """Each face track's (id, frames, first time, last time, is primary) and its row in the
-        pooled batch. Tracks' pooling jobs are appended to `jobs`; the subject's track reuses the
-        clip's row (0) when it covers the same frames."""
-        if self.cropper is None:
-            return [], []
-        T = self.p.config.num_frames
-        next_row = sum(len(picks) for _, picks in jobs)
-        tracks, rows = [], []
-        for track in self.cropper.tracks:
-            seq = sorted((pos, e) for pos, tid, e in self.entries if tid == track.id)
-            if not seq:
-                continue
-            positions = [pos for pos, _ in seq]
-            tracks.append((track.id, len(seq), float(times[seq[0][0]]), float(times[seq[-1][0]]), track.id == pid))
-            if track.id == pid and np.array_equal(positions, primary_positions):
-                rows.append(0)
-                continue
-            jobs.append((torch.stack([e for _, e in seq]), sample_indices(len(seq), T)[None]))
-            rows.append(next_row)
-            next_row += 1
-        return tracks, rows
-
-
-def window_spans(duration: float, window: float, hop: float) -> list[tuple[float, float]]:
-    """Overlapping ``(start, end)`` windows covering ``[0, duration]``.
-
-    Windows of `window` seconds every `hop` seconds; a clip shorter than one window gets one
-    window over the whole clip; a final window is aligned to the end when the last regular one
-    stops more than half a hop short of it.
-    """
-    if duration <= window:
-        return [(0.0, max(duration, 1e-3))]
-    spans = [(s, s + window) for s in np.arange(0.0, duration - window + 1e-9, hop)]
-    if duration - spans[-1][1] > hop / 2:
-        spans.append((duration - window, duration))
-    return [(float(s), float(e)) for s, e in spans]
-
-
-def _duration(times: np.ndarray, meta: dict[str, Any]) -> float:
-    step = 1.0 / max(float(meta.get("fps") or 1.0), 1e-3)
-    observed = float(times[-1]) + step if len(times) else 0.0
-    return max(observed, float(meta.get("duration") or 0.0)) if observed else float(meta.get("duration") or 0.0)
-
-
-class _Thumbnails(list):
-    """(time, thumbnail) pairs in bounded memory: past `cap` of them every other one is dropped
-    and later ones are kept only as far apart as the survivors, so any clip length stays evenly
-    covered (a plain list grew by 55 kB per second of video)."""
-
-    def __init__(self, cap: int = 96) -> None:
-        super().__init__()
-        self.cap, self.spacing = cap, 0.0
-
-    def append(self, item: tuple[float, np.ndarray]) -> None:
-        if self and item[0] - self[-1][0] < self.spacing - 1e-9:
-            return
-        super().append(item)
-        if len(self) > self.cap:
-            del self[1::2]
-            self.spacing = (self[-1][0] - self[0][0]) / max(len(self) - 1, 1)
 
 
 def _named(encoding: VideoEncoding, video: VideoInput) -> VideoEncoding:
@@ -1017,12 +485,6 @@ def _named(encoding: VideoEncoding, video: VideoInput) -> VideoEncoding:
 
         return dataclasses.replace(encoding, video=encoding.video | {"name": Path(video).name})
     return encoding
-
-
-def _spread(items: list, k: int) -> list:
-    if len(items) <= k:
-        return list(items)
-    return [items[i] for i in np.linspace(0, len(items) - 1, k).round().astype(int)]
 
 
 def iter_videos(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:

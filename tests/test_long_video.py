@@ -93,7 +93,7 @@ def test_peak_memory_does_not_grow_with_duration(clips):
 
 def test_thumbnails_stay_bounded_and_spread():
     """The analysis keeps thumbnails every 0.5 s; over hours that list must not grow."""
-    from emoclip.predictor import _Thumbnails
+    from emoclip.pipeline import _Thumbnails
 
     thumbs = _Thumbnails(cap=96)
     image = np.zeros((2, 2, 3), np.uint8)

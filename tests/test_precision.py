@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import emoclip
-import emoclip.predictor as predictor_mod
+import emoclip.precision as precision_mod
 from emoclip.model import FastImageTower, FastTemporal
 from emoclip.predictor import EmotionPredictor
 from media import moving_face_frames, write_video
@@ -47,25 +47,25 @@ def test_auto_keeps_small_towers_in_fp32(tiny_model):
 
 
 def test_auto_picks_bf16_when_the_check_passes(monkeypatch):
-    monkeypatch.setattr(predictor_mod, "AUTO_BF16_MIN_GFLOPS", 0.0)
-    monkeypatch.setattr(predictor_mod, "_native_bf16", lambda: True)
+    monkeypatch.setattr(precision_mod, "AUTO_BF16_MIN_GFLOPS", 0.0)
+    monkeypatch.setattr(precision_mod, "_native_bf16", lambda: True)
     p = EmotionPredictor(_fresh_model(), precision="auto")
     assert p.precision == "bf16"
-    assert p.precision_info["cosine"] >= predictor_mod.BF16_MIN_COSINE
+    assert p.precision_info["cosine"] >= precision_mod.BF16_MIN_COSINE
 
 
 def test_auto_falls_back_to_fp32_when_the_check_fails(monkeypatch):
-    monkeypatch.setattr(predictor_mod, "AUTO_BF16_MIN_GFLOPS", 0.0)
-    monkeypatch.setattr(predictor_mod, "_native_bf16", lambda: True)
-    monkeypatch.setattr(predictor_mod, "_bf16_cosine", lambda model, fn: 0.9)
+    monkeypatch.setattr(precision_mod, "AUTO_BF16_MIN_GFLOPS", 0.0)
+    monkeypatch.setattr(precision_mod, "_native_bf16", lambda: True)
+    monkeypatch.setattr(precision_mod, "_bf16_cosine", lambda model, fn: 0.9)
     p = EmotionPredictor(_fresh_model(), precision="auto")
     assert p.precision == "fp32"
     assert "0.9" in p.precision_info["reason"]
 
 
 def test_auto_without_native_bf16_is_fp32(monkeypatch):
-    monkeypatch.setattr(predictor_mod, "AUTO_BF16_MIN_GFLOPS", 0.0)
-    monkeypatch.setattr(predictor_mod, "_native_bf16", lambda: False)
+    monkeypatch.setattr(precision_mod, "AUTO_BF16_MIN_GFLOPS", 0.0)
+    monkeypatch.setattr(precision_mod, "_native_bf16", lambda: False)
     assert EmotionPredictor(_fresh_model()).precision == "fp32"
 
 

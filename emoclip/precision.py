@@ -1,0 +1,171 @@
+"""How the image tower runs: fp32 or a bf16 copy, chosen and checked once per model.
+
+Also the other inference fast paths shared by every `EmotionPredictor` of a model: the folded
+temporal transformer, and the thread pool that encodes a batch data parallel (one intra-op thread
+per worker).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+
+from .model import EmoCLIP, FastImageTower, FastTemporal, cpu_has_native_bf16, image_tower_gflops
+
+PRECISIONS = ("auto", "fp32", "bf16")
+BF16_MIN_COSINE = 0.999  # "auto" keeps bf16 only when its embeddings stay this close to fp32
+AUTO_BF16_MIN_GFLOPS = 0.5  # smaller towers (test models) gain nothing from bf16: stay fp32
+
+
+class _Tower:
+    """The image tower a predictor encodes with: a callable plus how and why it was chosen."""
+
+    def __init__(self, model: EmoCLIP, fn: Callable[[torch.Tensor], torch.Tensor] | None, precision: str, reason: str,
+                 cosine: float | None, implementation: str) -> None:
+        self.fn, self.precision, self.reason = fn, precision, reason
+        self.cosine, self.implementation = cosine, implementation
+        self._model = weakref.ref(model)
+        self._versions = _visual_versions(model)
+
+    def current(self) -> bool:
+        """False once the model's image-tower weights were replaced or edited in place."""
+        model = self._model()
+        return model is not None and _visual_versions(model) == self._versions
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if self.fn is not None:
+            return self.fn(images)
+        model = self._model()  # fp32: the model's own tower (held weakly: the cache must not keep it alive)
+        if model is None:
+            raise RuntimeError("the model of this image tower was garbage-collected")
+        return model.encode_image(images)
+
+
+def _visual_versions(model: EmoCLIP) -> tuple:
+    return tuple((p.data_ptr(), p._version, p.device.type) for p in model.backbone.visual.parameters())
+
+
+_TOWERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {precision: _Tower}
+_TEMPORALS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> FastTemporal | None
+_CACHE_LOCK = threading.Lock()
+
+
+def _resolve_tower(model: EmoCLIP, requested: str) -> _Tower:
+    """The (shared, per model) image tower for a requested precision; see `EmotionPredictor`."""
+    with _CACHE_LOCK:
+        towers = _TOWERS.setdefault(model, {})
+        tower = towers.get(requested)
+        if tower is not None and tower.current():
+            return tower
+        tower = _choose_tower(model, requested)
+        towers[requested] = tower
+        return tower
+
+
+def _choose_tower(model: EmoCLIP, requested: str) -> _Tower:
+    fp32 = None  # the model's own encode_image
+    if requested == "fp32":
+        return _Tower(model, fp32, "fp32", "requested", None, "open_clip")
+    device = model.logit_scale.device.type
+    if requested == "auto":
+        if device != "cpu":
+            return _Tower(model, fp32, "fp32", f"auto: bf16 is only chosen on CPU (device {device})", None, "open_clip")
+        if not _native_bf16():
+            return _Tower(model, fp32, "fp32", "auto: this CPU has no native bf16 (avx512_bf16/amx_bf16)", None, "open_clip")
+        gflops = image_tower_gflops(model.backbone.visual)
+        if gflops < AUTO_BF16_MIN_GFLOPS:
+            return _Tower(model, fp32, "fp32", f"auto: the image tower is too small for bf16 to pay ({gflops:.2g} GFLOP/frame)",
+                          None, "open_clip")
+    fn, implementation = _bf16_tower(model)
+    cosine = _bf16_cosine(model, fn)
+    if requested == "auto" and not cosine >= BF16_MIN_COSINE:
+        return _Tower(model, fp32, "fp32", f"auto: bf16 embeddings reached cosine {cosine:.5f} < {BF16_MIN_COSINE} of fp32",
+                      cosine, "open_clip")
+    reason = "requested" if requested == "bf16" else f"auto: native bf16, cosine {cosine:.5f} >= {BF16_MIN_COSINE} of fp32"
+    return _Tower(model, fn, "bf16", reason, cosine, implementation)
+
+
+def _native_bf16() -> bool:
+    return cpu_has_native_bf16()
+
+
+def _bf16_tower(model: EmoCLIP) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
+    """A bf16 copy of the image tower (the model itself stays fp32): oneDNN-packed when possible."""
+    import copy
+
+    visual = model.backbone.visual
+    fast = FastImageTower.build(visual, torch.bfloat16)
+    if fast is not None:
+        return fast, "onednn-packed"
+    with torch.no_grad():
+        plain = copy.deepcopy(visual).to(torch.bfloat16).eval()
+    return (lambda x: plain(x.to(torch.bfloat16)).float()), "open_clip"
+
+
+@torch.inference_mode()
+def _bf16_cosine(model: EmoCLIP, fn: Callable[[torch.Tensor], torch.Tensor]) -> float:
+    """Smallest cosine between fp32 and `fn` embeddings of a fixed batch of smooth random images."""
+    cfg = model.config.preprocess
+    size = cfg.image_size
+    gen = torch.Generator().manual_seed(0)
+    low = torch.rand(4, 3, 7, 7, generator=gen)
+    images = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+    images = (images + 0.08 * torch.randn(images.shape, generator=gen)).clamp(0, 1)
+    x = (images - torch.tensor(cfg.mean).view(1, 3, 1, 1)) / torch.tensor(cfg.std).view(1, 3, 1, 1)
+    x = x.to(model.logit_scale.device)
+    ref = model.encode_image(x).float()
+    out = fn(x).float()
+    return float(torch.nn.functional.cosine_similarity(ref, out, dim=-1).min())
+
+
+def _fast_temporal(model: EmoCLIP) -> FastTemporal | None:
+    """The model's folded temporal transformer (shared, rebuilt if its weights change), or None."""
+    temporal = model.temporal
+    if temporal is None or model.logit_scale.device.type != "cpu" or not FastTemporal.worthwhile(temporal):
+        return None
+    with _CACHE_LOCK:
+        fast = _TEMPORALS.get(model)
+        versions = tuple((p.data_ptr(), p._version) for p in temporal.parameters())
+        if fast is None or fast.versions != versions or fast.temporal is not temporal:
+            fast = _TEMPORALS[model] = FastTemporal(temporal)
+        return fast
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _encode_pool() -> ThreadPoolExecutor:
+    """Worker threads for data-parallel encoding (shared by all predictors; one intra-op thread each)."""
+    global _POOL
+    with _CACHE_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="emoclip-encode")
+        return _POOL
+
+
+def _data_parallel(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, parts: int) -> torch.Tensor:
+    """`fn(x)` as `parts` single-threaded calls on row slices of `x`, concatenated; the calling
+    thread computes the first slice, the shared worker pool the others."""
+    chunks = x.tensor_split(parts)
+    pool = _encode_pool()
+    futures = [pool.submit(_single_threaded, fn, c) for c in chunks[1:]]
+    try:
+        first = _single_threaded(fn, chunks[0])
+    finally:
+        rest = [f.result() for f in futures]
+    return torch.cat([first, *rest])
+
+
+def _single_threaded(tower: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # OpenMP's thread count is per calling thread: others are unaffected
+    try:
+        with torch.inference_mode():
+            return tower(x)
+    finally:
+        torch.set_num_threads(previous)
