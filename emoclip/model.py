@@ -249,25 +249,27 @@ class FastImageTower:
         self.post_eps = None if isinstance(visual.ln_post, nn.Identity) else visual.ln_post.eps
         self.proj, self.proj_bias = cast(proj_w.t()), cast(proj_b)
         self.blocks = []
-        for blk in visual.transformer.resblocks:
+        last = len(visual.transformer.resblocks) - 1
+        for i, blk in enumerate(visual.transformer.resblocks):
             attn, gelu = blk.attn, blk.mlp.gelu
             if type(gelu).__name__ == "QuickGELU":  # x*sigmoid(1.702x) = silu(1.702x)/1.702
                 k, act, algo = 1.702, "swish", ""
             else:
                 k, act, algo = 1.0, "gelu", gelu.approximate
             wqkv, bqkv = folded(blk.ln_1, attn.in_proj_weight, attn.in_proj_bias)
+            if i == last:  # the class token's query alone; keys and values of every token
+                self.last_q = (cast(wqkv[:width].t()), cast(bqkv[:width]))  # (width, width) for addmm on B rows
+                self.last_kv = (pack(wqkv[width:]), cast(bqkv[width:]))
+                packed_qkv = None  # `_last_block` uses last_q / last_kv instead
+            else:
+                packed_qkv = (pack(wqkv), cast(bqkv))
             wfc, bfc = folded(blk.ln_2, blk.mlp.c_fc.weight, blk.mlp.c_fc.bias, k)
             self.blocks.append((
-                blk.ln_1.eps, attn.num_heads, pack(wqkv), cast(bqkv),
+                blk.ln_1.eps, attn.num_heads, *(packed_qkv or (None, None)),
                 pack(attn.out_proj.weight), cast(attn.out_proj.bias),
                 blk.ln_2.eps, pack(wfc), cast(bfc), act, algo,
                 pack(blk.mlp.c_proj.weight.detach().double() / k), cast(blk.mlp.c_proj.bias),
             ))
-        # the last block: query of the class token only, keys and values of every token
-        wqkv, bqkv = folded(visual.transformer.resblocks[-1].ln_1, visual.transformer.resblocks[-1].attn.in_proj_weight,
-                            visual.transformer.resblocks[-1].attn.in_proj_bias)
-        self.last_q = (cast(wqkv[:width].t()), cast(bqkv[:width]))  # (width, width) for addmm on B rows
-        self.last_kv = (pack(wqkv[width:]), cast(bqkv[width:]))
 
     @classmethod
     def build(cls, visual: nn.Module, dtype: torch.dtype = torch.bfloat16, batch_hint: int = 32) -> FastImageTower | None:

@@ -317,7 +317,8 @@ class _FrameCollector:
         T = self.p.config.num_frames
         # the clip, every window and every track are pooled in one batched call
         jobs = [(frame_emb, sample_indices(len(seq), T)[None])]  # the clip
-        starts, ends, picks = self._window_picks(frame_times, meta)
+        duration = _duration(times, meta)
+        starts, ends, picks = self._window_picks(frame_times, duration)
         if picks:
             jobs.append((frame_emb, np.stack(picks)))  # (W, T) picks: each frame encoded once, reused
         tracks, track_rows = self._track_sequences(times, pid, positions, jobs)
@@ -330,15 +331,14 @@ class _FrameCollector:
             frame_embeddings=frame_emb, frame_times=frame_times, clip_embedding=clip,
             window_starts=starts, window_ends=ends, window_embeddings=windows, tracks=tracks,
             thumbnails=_spread(self.thumbnails, 12),
-            video=meta | {"duration": _duration(times, meta), "faces_interpolated": self.interpolated},
+            video=meta | {"duration": duration, "faces_interpolated": self.interpolated},
             timings=dict(self.timings), fallback=self.p.face_fallback, detection=self.detection,
             warnings=warnings,
         )
 
-    def _window_picks(self, t: np.ndarray, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    def _window_picks(self, t: np.ndarray, duration: float) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """Timeline windows that hold frames: starts, ends and each one's T picks into `t`."""
         cfg = self.p.config
-        duration = _duration(np.asarray(self.times), meta)
         starts, ends, picks = [], [], []
         for s, e in window_spans(duration, cfg.window_seconds, cfg.hop_seconds):
             idx = np.flatnonzero((t >= s - 1e-6) & (t < e - 1e-6))
@@ -357,9 +357,13 @@ class _FrameCollector:
             return [], []
         T = self.p.config.num_frames
         next_row = sum(len(picks) for _, picks in jobs)
+        by_track: dict[int, list[tuple[int, torch.Tensor]]] = {}
+        for pos, tid, e in self.entries:  # entries are in frame order
+            if tid is not None:
+                by_track.setdefault(tid, []).append((pos, e))
         tracks, rows = [], []
         for track in self.cropper.tracks:
-            seq = sorted((pos, e) for pos, tid, e in self.entries if tid == track.id)
+            seq = by_track.get(track.id)
             if not seq:
                 continue
             positions = [pos for pos, _ in seq]
