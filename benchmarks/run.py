@@ -447,9 +447,9 @@ class CropRecorder:
     def __enter__(self):
         real = self.p.encode_images
 
-        def recording(crops):
+        def recording(crops, **options):  # pure encoding replays the crops with every worker
             self.crops.append(np.array(crops, copy=True))
-            return real(crops)
+            return real(crops, **options)
 
         self.p.encode_images = recording
         return self
@@ -853,8 +853,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clip-seconds", type=float, default=10.0)
     ap.add_argument("--clip-size", default="640x480", help="WxH of the P2-P4 and P6 clips")
     ap.add_argument("--long-seconds", type=float, default=60.0, help="P5 clip length")
-    ap.add_argument("--p7-seconds", type=float, help="P7 video length (default 600; --quick 180: peak RSS does not grow "
-                    "with length, the analysis streams)")
+    ap.add_argument("--p7-seconds", type=float, default=600.0,
+                    help="P7 video length (default 600, the issue's 10 minutes, also with --quick)")
     ap.add_argument("--p7-size", default="1920x1080")
     ap.add_argument("--p8-points", type=int, default=2000)
     ap.add_argument("--p8-methods", default="umap,tsne")
@@ -882,7 +882,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = cache_dir(args.cache_dir)
     w, h = (int(v) for v in args.clip_size.lower().split("x"))
     pw, ph = (int(v) for v in args.p7_size.lower().split("x"))
-    p7_seconds = args.p7_seconds or (180.0 if args.quick else 600.0)
+    p7_seconds = args.p7_seconds
     machine = machine_info()
     load_start = loadavg()
     busy = busy_processes()

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the predictor imports this module, never the other way roun
     from .predictor import EmotionPredictor, Progress
 
 THUMBNAIL_SIZE = 96
-PREFETCH_DEPTH = 48  # sampled frames decoded/detected ahead of the encoder (bounded memory)
+PREFETCH_DEPTH = 128  # sampled frames decoded/detected ahead of the encoder (their crops only: ~150 kB a face)
 MIN_EARLY_BATCH = 8  # the smallest batch encoded while decode/detect has nothing ready (see _FrameCollector.run)
 
 
@@ -214,7 +214,9 @@ class _FrameCollector:
                     # video the last crops join the batch before (up to 1.5 batches)
                     tail = full and prefetch.exhausted() and len(self.pending) + waiting <= bs + bs // 2
                     if (full or starved) and not tail:
-                        self._flush()
+                        # a starved encoder means decode/detect is behind and busy: encode on one
+                        # thread and leave it the other core instead of oversubscribing both
+                        self._flush(workers=None if full else 1)
                 elif full:
                     self._flush()
                 if progress and duration > 0:
@@ -278,11 +280,11 @@ class _FrameCollector:
         self.times.append(frame.time)
         return frame.time, [(pos, tid, img) for tid, img in items]
 
-    def _flush(self) -> None:
+    def _flush(self, workers: int | None = None) -> None:
         if not self.pending:
             return
         t0 = time.perf_counter()
-        emb = self.p.encode_images(np.stack([img for _, _, img in self.pending]))
+        emb = self.p.encode_images(np.stack([img for _, _, img in self.pending]), workers=workers)
         self.entries += [(pos, tid, e) for (pos, tid, _), e in zip(self.pending, emb)]
         self.pending = []
         self.timings["encode"] += time.perf_counter() - t0

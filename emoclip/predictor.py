@@ -34,7 +34,7 @@ from .pipeline import (
     _LockedDetector,
     window_spans,  # noqa: F401 - defined in .pipeline, re-exported here
 )
-from .precision import PRECISIONS, _data_parallel, _fast_temporal, _resolve_tower, _Tower
+from .precision import PRECISIONS, _data_parallel, _fast_temporal, _resolve_tower, _single_threaded, _Tower
 from .preprocess import to_tensor
 from .results import FaceSummary, Prediction, Timeline, TrackPrediction
 from .video import (
@@ -291,22 +291,27 @@ class EmotionPredictor:
             return class_embeddings(classes, self.text_cache)
 
     @torch.inference_mode()
-    def encode_images(self, crops: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
+    def encode_images(self, crops: np.ndarray | Sequence[np.ndarray], *, workers: int | None = None) -> torch.Tensor:
         """Frame embeddings of square crops.
 
         Args:
             crops: (N, S, S, 3) uint8 RGB crops, S = the model's image size.
+            workers: at most this many data-parallel workers for this call (default
+                `encode_workers`); 1 encodes on the calling thread alone, leaving the other cores to
+                other work.
 
         Returns:
             (N, D) float32 un-normalised embeddings.
         """
         x = to_tensor(crops, self.config).to(self.model.logit_scale.device)
-        return self._encode_tensor(x)
+        if workers == 1 and x.device.type == "cpu" and len(x) > SMALL_BATCH:
+            return _single_threaded(self._image_tower(), x).float()
+        return self._encode_tensor(x, workers)
 
-    def _encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
+    def _encode_tensor(self, x: torch.Tensor, workers: int | None = None) -> torch.Tensor:
         """(N, 3, S, S) normalised frames -> (N, D) float32 embeddings, data parallel when worth it."""
         tower = self._image_tower()
-        parts = min(self.encode_workers, len(x) // (SMALL_BATCH + 1))
+        parts = min(workers or self.encode_workers, self.encode_workers, len(x) // (SMALL_BATCH + 1))
         if parts <= 1 or x.device.type != "cpu":
             with self._threads_for(len(x)):
                 return tower(x).float().cpu()

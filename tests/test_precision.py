@@ -106,7 +106,7 @@ def test_prefetch_thread_stops_when_the_consumer_fails(tmp_path, monkeypatch):
     path = write_video(tmp_path / "c.webm", moving_face_frames(48, size=(240, 320)), fps=12)
     p = EmotionPredictor(model, batch_size=2, prefetch=True)
 
-    def boom(crops):
+    def boom(crops, **kw):
         raise RuntimeError("encoder failed")
 
     monkeypatch.setattr(p, "encode_images", boom)
@@ -149,3 +149,7 @@ def test_data_parallel_encoding_matches_one_batch(tiny_model):
     whole = EmotionPredictor(tiny_model, encode_workers=1).encode_images(crops)
     split = EmotionPredictor(tiny_model, encode_workers=3).encode_images(crops)
     assert split.shape == whole.shape and torch.allclose(split, whole, atol=1e-5)
+    threads = torch.get_num_threads()
+    alone = EmotionPredictor(tiny_model, encode_workers=3).encode_images(crops, workers=1)
+    assert torch.allclose(alone, whole, atol=1e-5) and alone.dtype == torch.float32
+    assert torch.get_num_threads() == threads  # one thread for that call only

@@ -54,7 +54,7 @@ def test_rescoring_reuses_the_encoding_and_only_new_texts(predictor, two_face_vi
     classes = emoclip.preset("dfew-7")
     predictor.predict(two_face_video, classes)
     calls = []
-    monkeypatch.setattr(predictor, "encode_images", lambda crops: calls.append(len(crops)))
+    monkeypatch.setattr(predictor, "encode_images", lambda crops, **kw: calls.append(len(crops)))
     before = predictor.text_cache.encoded
     edited = classes.with_class("anger", ["A face with a furious scowl and clenched jaw"])
     pred = predictor.predict(two_face_video, edited)
@@ -68,7 +68,7 @@ def test_each_sampled_frame_is_encoded_once_however_many_windows(tiny_model, tmp
     p = EmotionPredictor(tiny_model, batch_size=8)
     encoded = []
     real = p.encode_images
-    p.encode_images = lambda crops: (encoded.append(len(crops)), real(crops))[1]
+    p.encode_images = lambda crops, **kw: (encoded.append(len(crops)), real(crops, **kw))[1]
     pred = p.predict(path, emoclip.preset("dfew-7"))
     p.close()
     assert len(pred.timeline) >= 8  # 10 s, 2 s windows every 1 s
@@ -187,20 +187,31 @@ def test_batched_pooling_matches_one_sequence_at_a_time(predictor, two_face_vide
 
 def test_early_and_tail_batches(tiny_model, tmp_path):
     """The encoder starts before a full batch is ready and folds a small remainder into the batch
-    before; with or without the decode thread the embeddings are the same."""
+    before; an early (starved) batch runs on one worker, leaving a core to decode/detect; with or
+    without the decode thread the embeddings are the same."""
     path = write_video(tmp_path / "b.webm", moving_face_frames(150, size=(240, 320)), fps=15)
     out = {}
     for prefetch in (False, True):
         p = EmotionPredictor(tiny_model, batch_size=16, prefetch=prefetch)
-        sizes = []
+        sizes, used = [], []
         real = p.encode_images
-        p.encode_images = lambda crops, real=real: sizes.append(len(crops)) or real(crops)
-        out[prefetch] = (p.encode(path), sizes)
+
+        def recording(crops, real=real, sizes=sizes, used=used, **kw):
+            sizes.append(len(crops))
+            used.append(kw.get("workers"))
+            return real(crops, **kw)
+
+        p.encode_images = recording
+        out[prefetch] = (p.encode(path), sizes, used)
         p.close()
-    (seq, seq_sizes), (pre, pre_sizes) = out[False], out[True]
+    (seq, seq_sizes, seq_workers), (pre, pre_sizes, pre_workers) = out[False], out[True]
     assert sum(seq_sizes) == sum(pre_sizes) == len(seq.times)
     assert seq_sizes[:-1] == [16] * (len(seq_sizes) - 1)  # without the thread: full batches
+    assert set(seq_workers) == {None}  # ... on every worker
     assert max(pre_sizes) <= 16 + 8 and min(pre_sizes[:-1], default=8) >= 8
+    for size, w in zip(pre_sizes[:-1], pre_workers):
+        assert w == (None if size >= 16 else 1), (pre_sizes, pre_workers)
+    assert 1 in pre_workers  # the tiny encoder outruns decode/detect: it starts starved
     assert torch.allclose(seq.frame_embeddings, pre.frame_embeddings, atol=1e-5)
     assert torch.allclose(seq.window_embeddings, pre.window_embeddings, atol=1e-5)
 
