@@ -34,7 +34,14 @@ from .pipeline import (
     _LockedDetector,
     window_spans,  # noqa: F401 - defined in .pipeline, re-exported here
 )
-from .precision import PRECISIONS, _data_parallel, _fast_temporal, _resolve_tower, _single_threaded, _Tower
+from .precision import (
+    PRECISIONS,
+    _data_parallel,
+    _fast_temporal,
+    _resolve_tower,
+    _single_threaded,
+    _Tower,
+)
 from .preprocess import to_tensor
 from .results import FaceSummary, Prediction, Timeline, TrackPrediction
 from .video import (
