@@ -214,9 +214,9 @@ class _FrameCollector:
                     # video the last crops join the batch before (up to 1.5 batches)
                     tail = full and prefetch.exhausted() and len(self.pending) + waiting <= bs + bs // 2
                     if (full or starved) and not tail:
-                        # a starved encoder means decode/detect is behind and busy: encode on one
-                        # thread and leave it the other core instead of oversubscribing both
-                        self._flush(workers=None if full else 1)
+                        # a starved encoder means decode/detect is behind and busy: leave it a
+                        # core (on 2 cores: encode on one thread) instead of oversubscribing them all
+                        self._flush(workers=None if full else max(1, self.p.encode_workers - 1))
                 elif full:
                     self._flush()
                 if progress and duration > 0:

@@ -91,7 +91,8 @@ class EmotionPredictor:
             ``"auto"``). Text and temporal models stay fp32. The choice is made on first use and
             reported by `precision` / `precision_info` and in each prediction's ``video`` metadata.
         prefetch: Decode and detect faces in a background thread, `pipeline.PREFETCH_DEPTH`
-            frames ahead of the encoder (None reads ``EMOCLIP_PREFETCH``, default on).
+            frames ahead of the encoder (None reads ``EMOCLIP_PREFETCH``, default on). While that
+            thread is behind, the encoder leaves it a core (``encode_workers - 1`` workers).
         live_threads: Intra-op threads for small work: batches of at most `SMALL_BATCH` frames
             (live webcam frames, single windows) and text encodings of at most `SMALL_TEXT_BATCH`
             new descriptions (class edits), set for the calling thread only. Small GEMMs gain
@@ -310,6 +311,8 @@ class EmotionPredictor:
         Returns:
             (N, D) float32 un-normalised embeddings.
         """
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be None or at least 1, got {workers}")
         x = to_tensor(crops, self.config).to(self.model.logit_scale.device)
         if workers == 1 and x.device.type == "cpu" and len(x) > SMALL_BATCH:
             return _single_threaded(self._image_tower(), x).float()

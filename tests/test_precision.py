@@ -153,3 +153,5 @@ def test_data_parallel_encoding_matches_one_batch(tiny_model):
     alone = EmotionPredictor(tiny_model, encode_workers=3).encode_images(crops, workers=1)
     assert torch.allclose(alone, whole, atol=1e-5) and alone.dtype == torch.float32
     assert torch.get_num_threads() == threads  # one thread for that call only
+    with pytest.raises(ValueError, match="workers"):
+        EmotionPredictor(tiny_model).encode_images(crops, workers=0)

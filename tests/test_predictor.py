@@ -187,12 +187,12 @@ def test_batched_pooling_matches_one_sequence_at_a_time(predictor, two_face_vide
 
 def test_early_and_tail_batches(tiny_model, tmp_path):
     """The encoder starts before a full batch is ready and folds a small remainder into the batch
-    before; an early (starved) batch runs on one worker, leaving a core to decode/detect; with or
+    before; an early (starved) batch leaves a core to decode/detect (of 2 workers, it uses 1); with or
     without the decode thread the embeddings are the same."""
     path = write_video(tmp_path / "b.webm", moving_face_frames(150, size=(240, 320)), fps=15)
     out = {}
     for prefetch in (False, True):
-        p = EmotionPredictor(tiny_model, batch_size=16, prefetch=prefetch)
+        p = EmotionPredictor(tiny_model, batch_size=16, prefetch=prefetch, encode_workers=2)
         sizes, used = [], []
         real = p.encode_images
 
