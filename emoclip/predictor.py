@@ -314,13 +314,13 @@ class EmotionPredictor:
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be None or at least 1, got {workers}")
         x = to_tensor(crops, self.config).to(self.model.logit_scale.device)
-        if workers == 1 and x.device.type == "cpu" and len(x) > SMALL_BATCH:
-            return _single_threaded(self._image_tower(), x).float()
         return self._encode_tensor(x, workers)
 
     def _encode_tensor(self, x: torch.Tensor, workers: int | None = None) -> torch.Tensor:
         """(N, 3, S, S) normalised frames -> (N, D) float32 embeddings, data parallel when worth it."""
         tower = self._image_tower()
+        if workers == 1 and x.device.type == "cpu":  # one thread: the other cores are left to other work
+            return _single_threaded(tower, x).float()
         parts = min(workers or self.encode_workers, self.encode_workers, len(x) // (SMALL_BATCH + 1))
         if parts <= 1 or x.device.type != "cpu":
             with self._threads_for(len(x)):

@@ -11,9 +11,8 @@ seconds and its first fit in a process ~14 s of numba JIT).
 Embeddings are L2-normalised before projecting, so Euclidean distances in the projections' input
 are monotone in cosine similarity, the similarity the model scores with.
 
-Loading is for untrusted uploads: ``np.load(..., allow_pickle=False)``, size / point / dimension
-limits checked before data are used, and ``media`` is never read from a file (a path from an
-upload must not decide which server file gets shown); saving never writes ``media`` either.
+Modules: `points` (LatentPoint), `projection` (project, nearest_neighbours), `figure`
+(latent_figure) and `files` (save/load; loading is for untrusted uploads).
 """
 
 from __future__ import annotations
