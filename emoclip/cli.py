@@ -1,4 +1,4 @@
-"""Command line: ``emoclip models | predict | convert``."""
+"""Command line: ``emoclip models | predict | batch | convert``."""
 
 from __future__ import annotations
 
@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     limits.add_argument("--max-mb", type=_positive(float), default=None, metavar="MB",
                         help="refuse video files larger than MB megabytes")
     pred.set_defaults(run=_cmd_predict)
+
+    _add_batch_parser(sub)
 
     conv = sub.add_parser("convert", help="convert the authors' checkpoint to .safetensors + .json")
     conv.add_argument("src", help="the authors' .pth (train.py DDP state dict or DownstreamTask)")
@@ -229,6 +231,54 @@ def _progress_bar(name: str, quiet: bool):
             bar.close()
 
     return update
+
+
+def _add_batch_parser(sub) -> None:
+    batch = sub.add_parser("batch", help="analyse a large collection with Ray (pip install 'emoclip[scale]')",
+                           description="Analyse files, folders and manifests (CSV/Parquet/JSONL with a path "
+                           "column) on Ray; results stream to OUT/results and OUT/timeline as Parquet; "
+                           "re-running resumes.")
+    batch.add_argument("inputs", nargs="+", help="videos, images, frame folders, folders, manifests")
+    batch.add_argument("--out", required=True, help="results folder (re-running with it resumes)")
+    batch.add_argument("--model", default=None, help="registry name or a .safetensors path (default: best available)")
+    batch.add_argument("--classes", default=None, help="class-set YAML/JSON file or preset name (default: the model's)")
+    batch.add_argument("--weights-dir", action="append", default=[], help="extra folder with NAME.safetensors")
+    batch.add_argument("--fallback", choices=("center", "skip"), default="center", help="frames without a face")
+    batch.add_argument("--frame-fps", type=_positive(float), default=None,
+                       help="frame rate of frame folders (default: the model's sampling rate)")
+    batch.add_argument("--csv", dest="csv_out", default=None, help="also export one CSV row per input here")
+    batch.add_argument("--retry-errors", action="store_true", help="analyse inputs that failed before again")
+    batch.add_argument("--quiet", action="store_true", help="no progress line")
+    ray = batch.add_argument_group("Ray (default: a local Ray started and stopped for this run)")
+    ray.add_argument("--address", default=None, help="cluster: auto or ray://host:port (or set RAY_ADDRESS)")
+    ray.add_argument("--workers", type=_positive(int), default=None, help="actors holding the model "
+                     "(default: CPUs // --cpus-per-worker)")
+    ray.add_argument("--cpus-per-worker", type=_positive(float), default=1.0)
+    ray.add_argument("--gpus-per-worker", type=float, default=0.0)
+    ray.add_argument("--batch-size", type=_positive(int), default=1, help="inputs per actor call")
+    ray.add_argument("--num-cpus", type=_positive(int), default=None, help="CPUs of the local Ray (default: all)")
+    batch.set_defaults(run=_cmd_batch)
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from importlib.util import find_spec
+
+    if find_spec("ray") is None or find_spec("pyarrow") is None:
+        print("emoclip: error: emoclip batch needs Ray Data: pip install 'emoclip[scale]'", file=sys.stderr)
+        return 1
+    from .batch import describe, export_csv, run_batch, terminal_progress
+
+    summary = run_batch(
+        args.inputs, args.out, model=args.model, classes=_load_classes(args.classes),
+        weights_dirs=args.weights_dir, address=args.address, workers=args.workers,
+        cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
+        batch_size=args.batch_size, face_fallback=args.fallback, frame_fps=args.frame_fps,
+        retry_errors=args.retry_errors, num_cpus=args.num_cpus,
+        progress=None if args.quiet else terminal_progress())
+    if args.csv_out:
+        export_csv(args.out, args.csv_out)
+    print(_show(describe(summary)), file=sys.stderr)
+    return 1 if summary.errors else 0
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:

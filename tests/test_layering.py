@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -10,13 +11,30 @@ import sys
 def _modules_after(code: str) -> set[str]:
     probe = code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                         env={"HF_HUB_OFFLINE": "1", "PATH": ""})
+                         env={"HF_HUB_OFFLINE": "1", "PATH": "",
+                              **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}})
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def test_import_emoclip_is_cheap():
     mods = _modules_after("import emoclip")
-    assert not {"torch", "open_clip", "cv2", "mediapipe"} & mods
+    assert not {"torch", "open_clip", "cv2", "mediapipe", "ray", "pyarrow"} & mods
+
+
+def test_only_emoclip_batch_imports_ray():
+    """Ray is the optional `scale` extra: the rest of the package never imports it (not even the
+    CLI, which checks for it before `emoclip batch` runs), and `emoclip.batch` only when a run starts."""
+    import pathlib
+
+    import emoclip
+
+    root = pathlib.Path(emoclip.__file__).parent
+    importers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
+                       if any(line.lstrip().startswith(("import ray", "from ray"))
+                              for line in p.read_text(encoding="utf-8").splitlines()))
+    assert importers and all(p.startswith("batch/") for p in importers), importers
+    mods = _modules_after("import emoclip.cli, emoclip.predictor, emoclip.explore, emoclip.batch")
+    assert "ray" not in mods
 
 
 def test_library_never_imports_app_or_training_stacks():

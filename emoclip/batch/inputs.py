@@ -1,0 +1,181 @@
+"""Expanding batch INPUTS (files, folders, manifests) into input rows with resume keys.
+
+Rules:
+  * a video file (`VIDEO_EXTS`) is one input of kind "video"; an image file (`IMAGE_EXTS`) one of
+    kind "image" (a one-frame clip);
+  * a folder is searched recursively: every video is an input; a folder whose files are images and
+    which holds no video and no sub-folder is a *frame folder*, one input of kind "frames" (its
+    images, sorted by name, are the clip's frames); images beside videos or sub-folders are single
+    images;
+  * a manifest (``.csv``, ``.parquet``, ``.jsonl``) lists inputs in a path column (``path``, else
+    ``video``, ``file``, ``filename`` or ``clip``); relative paths are relative to the manifest's
+    folder; every other column is carried through to the results with its type.
+
+An input's key is a hash of its absolute path, size and modification time (for a frame folder, the
+sum of its images' sizes and their latest modification time), so an edited or replaced file is
+analysed again while an unchanged one is skipped on resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+
+from .schema import INPUT_COLUMNS, input_schema
+
+VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
+IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+MANIFEST_EXTS = frozenset({".csv", ".parquet", ".jsonl"})
+PATH_COLUMNS = ("path", "video", "file", "filename", "clip")
+
+
+class InputError(ValueError):
+    """An INPUT cannot be listed (missing, unsupported type, manifest without a path column)."""
+
+
+def input_key(path: str, size: int, mtime_ns: int) -> str:
+    """The resume key of an input: sha1 of its absolute path, size and modification time."""
+    return hashlib.sha1(f"{path}\0{size}\0{mtime_ns}".encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _kind(path: Path) -> str | None:
+    if path.is_dir():
+        return "frames"
+    suffix = path.suffix.lower()
+    return "video" if suffix in VIDEO_EXTS else "image" if suffix in IMAGE_EXTS else None
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """The images of a frame folder, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+
+
+def _stat(path: Path, kind: str) -> tuple[int, int]:
+    if kind == "frames":
+        stats = [p.stat() for p in frame_files(path)]
+        return sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def _row(path: Path, kind: str | None = None) -> dict:
+    """One input row; a missing or unreadable input still gets a row (its error is reported later)."""
+    path = Path(os.path.abspath(path))
+    kind = kind or _kind(path) or "video"
+    try:
+        size, mtime = _stat(path, kind)
+    except OSError:
+        size, mtime = -1, -1
+    text = str(path)
+    return {"path": text, "name": path.name, "kind": kind, "size": size, "mtime_ns": mtime,
+            "input_key": input_key(text, size, mtime)}
+
+
+def _walk(folder: Path) -> Iterable[dict]:
+    """Inputs found under `folder` (see the module docstring), sorted by path."""
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        here = Path(root)
+        names = sorted(files)
+        has_video = any(Path(f).suffix.lower() in VIDEO_EXTS for f in names)
+        images = [f for f in names if Path(f).suffix.lower() in IMAGE_EXTS]
+        if images and not has_video and not dirs:
+            yield _row(here, "frames")
+            continue
+        for f in names:
+            kind = _kind(here / f)
+            if kind in ("video", "image"):
+                yield _row(here / f, kind)
+
+
+def read_manifest(path: str | Path) -> pa.Table:
+    """A manifest as an Arrow table with the input columns first, then its extra columns.
+
+    Raises:
+        InputError: unreadable manifest, no path column, or an extra column named like one of
+            the result columns.
+    """
+    import pyarrow.csv
+    import pyarrow.json
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            table = pyarrow.csv.read_csv(path)
+        elif suffix == ".parquet":
+            table = pq.read_table(path)
+        else:
+            table = pyarrow.json.read_json(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path.name}: cannot read the manifest ({exc})") from None
+    column = next((c for c in PATH_COLUMNS if c in table.column_names), None)
+    if column is None:
+        raise InputError(f"{path.name}: no path column; name one of {', '.join(PATH_COLUMNS)} "
+                         f"(columns: {', '.join(table.column_names[:10])})")
+    from .schema import result_fields
+
+    taken = set(INPUT_COLUMNS) | {f.name for f in result_fields(1)}
+    extras = [c for c in table.column_names if c != column]
+    clash = sorted(set(extras) & taken)
+    if clash:
+        raise InputError(f"{path.name}: manifest columns {clash} clash with result columns; rename them")
+    base = path.parent
+    rows = []
+    for value in table.column(column).to_pylist():
+        if value is None or not str(value).strip():
+            raise InputError(f"{path.name}: an empty path in column {column!r}")
+        p = Path(str(value))
+        rows.append(_row(p if p.is_absolute() else base / p))
+    out = pa.Table.from_pylist(rows, schema=input_schema())
+    for c in extras:
+        out = out.append_column(table.schema.field(c), table.column(c).combine_chunks())
+    return out
+
+
+def expand_inputs(inputs: Sequence[str | os.PathLike]) -> pa.Table:
+    """INPUTS (files, folders, manifests) as one Arrow table of input rows, duplicates dropped.
+
+    Returns:
+        A table with `schema.INPUT_COLUMNS` then the manifests' extra columns (null where an
+        input came from elsewhere). Manifests with different extra columns are merged.
+
+    Raises:
+        InputError: an input that does not exist, or a file of an unsupported type.
+    """
+    tables: list[pa.Table] = []
+    plain: list[dict] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            plain.extend(_walk(path))
+        elif path.suffix.lower() in MANIFEST_EXTS and path.is_file():
+            tables.append(read_manifest(path))
+        elif path.is_file():
+            if _kind(path) is None:
+                raise InputError(f"{path.name}: not a video, image, frame folder or manifest "
+                                 f"(.csv, .parquet, .jsonl)")
+            plain.append(_row(path))
+        else:
+            raise InputError(f"{item}: no such file or folder")
+    if plain:
+        tables.insert(0, pa.Table.from_pylist(plain, schema=input_schema()))
+    if not tables:
+        return input_schema().empty_table()
+    table = pa.concat_tables(tables, promote_options="default")
+    seen: set[str] = set()
+    keep = []
+    for i, key in enumerate(table.column("input_key").to_pylist()):
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    return table.take(pa.array(keep, type=pa.int64())) if len(keep) < len(table) else table
+
+
+__all__ = ["IMAGE_EXTS", "MANIFEST_EXTS", "VIDEO_EXTS", "InputError", "expand_inputs", "frame_files",
+           "input_key", "read_manifest"]

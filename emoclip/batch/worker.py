@@ -1,0 +1,180 @@
+"""`BatchWorker`: the model-holding callable that Ray Data's actor pool maps over batches of inputs.
+
+It loads the model and an `EmotionPredictor` once per actor, then turns each Arrow batch of input
+rows (`schema.input_schema` + manifest columns) into result rows (`schema.result_fields`) plus a
+``_windows`` column the driver splits off into the timeline table. A file that fails gets a row
+with its error (the message `emoclip predict` prints) instead of stopping the batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..classes import ClassSet
+from .inputs import frame_files
+from .schema import WINDOW_TYPE, input_schema, result_fields
+
+
+class RepeatedCrashError(Exception):
+    """An input whose analysis stopped its worker process too many times."""
+
+
+def error_message(exc: BaseException) -> str:
+    """The message `emoclip predict` prints for a failed file (typed errors as they are)."""
+    from ..cli import _msg
+
+    if isinstance(exc, (ValueError, OSError, RepeatedCrashError)):
+        return _msg(exc)
+    return f"unexpected {type(exc).__name__}: {_msg(exc)}"
+
+
+def read_image(path: str) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB; ValueError if it cannot be decoded."""
+    import cv2
+
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise ValueError(f"cannot decode the image {os.path.basename(path)}")
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def read_frames(folder: str, max_frames: int | None = None) -> list[np.ndarray]:
+    """The images of a frame folder (sorted by name) as RGB frames of one size."""
+    from pathlib import Path
+
+    files = frame_files(Path(folder))
+    if not files:
+        raise ValueError(f"no images in the frame folder {os.path.basename(folder)}")
+    if max_frames is not None and len(files) > max_frames:
+        raise ValueError(f"the frame folder has {len(files)} images; the limit is {max_frames}")
+    frames = [read_image(str(f)) for f in files]
+    shapes = {f.shape for f in frames}
+    if len(shapes) > 1:
+        raise ValueError(f"the frame folder's images have different sizes: {sorted(shapes)[:3]}")
+    return frames
+
+
+class BatchWorker:
+    """Analyses batches of input rows with one model (what each Ray actor holds).
+
+    Args:
+        model: Registry name or ``.safetensors`` path (`load_model`).
+        classes: The class set (None: the model's own).
+        config_key: The run's configuration key, written in every row (`run.config_key`).
+        weights_dirs: Extra folders with NAME.safetensors.
+        device: torch device of the model.
+        face_fallback: ``"center"`` or ``"skip"`` (as `emoclip predict --fallback`).
+        threads: torch intra-op threads (and encode workers) of this actor; None keeps torch's.
+        frame_fps: Frame rate of frame folders (default: the model's sampling rate); an image is
+            a one-frame clip.
+        max_frames: Frame folders with more images are refused (memory bound: they are loaded whole).
+        attempts: Handle of a Ray actor counting attempts per input (`run.AttemptCounter`): an
+            input whose analysis killed the worker `max_attempts` times gets an error row instead
+            of another try.
+        max_attempts: See `attempts`.
+    """
+
+    def __init__(self, model: str, classes: ClassSet | None, config_key: str, *,
+                 weights_dirs: Sequence[str] = (), device: str = "cpu", face_fallback: str = "center",
+                 threads: int | None = None, frame_fps: float | None = None, max_frames: int | None = 3000,
+                 attempts: Any = None, max_attempts: int = 3) -> None:
+        import torch
+
+        from ..factory import load_model
+        from ..predictor import EmotionPredictor
+
+        if threads:
+            torch.set_num_threads(max(1, int(threads)))
+        loaded = load_model(model, device=device, weights_dirs=list(weights_dirs))
+        self.predictor = EmotionPredictor(loaded, face_fallback=face_fallback, video_cache_size=1,
+                                          encode_workers=max(1, int(threads)) if threads else None)
+        self.classes = classes or self.predictor.default_classes()
+        self.config_key = config_key
+        self.frame_fps = frame_fps or self.predictor.config.sample_fps
+        self.max_frames = max_frames
+        self.attempts = attempts
+        self.max_attempts = max_attempts
+        self.dim = int(loaded.embed_dim)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        """(B input rows) -> (B result rows): input columns, result columns, extras, ``_windows``."""
+        rows = batch.to_pylist()
+        out, windows = [], []
+        for row in rows:
+            result, wins = self.analyse(row)
+            out.append(result)
+            windows.append(wins)
+        fields = [f for f in input_schema()] + result_fields(self.dim)
+        table = pa.Table.from_pylist(out, schema=pa.schema(fields))
+        base = set(table.column_names)
+        for name in batch.column_names:
+            if name not in base:
+                table = table.append_column(batch.schema.field(name), batch.column(name))
+        return table.append_column(pa.field("_windows", WINDOW_TYPE), pa.array(windows, type=WINDOW_TYPE))
+
+    def analyse(self, row: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """One input row -> (result row, its windows); errors become the row's ``error``."""
+        start = time.perf_counter()
+        result = {k: row[k] for k in ("path", "name", "kind", "size", "mtime_ns", "input_key")}
+        result |= {"config_key": self.config_key, "model": self.predictor.model_name,
+                   "class_set": self.classes.name, "classes": self.classes.names, "warnings": [],
+                   "worker": self.worker}
+        windows: list[dict[str, Any]] = []
+        try:
+            self._check_attempts(row["input_key"])
+            prediction = self._predict(row)
+        except Exception as exc:  # one bad file never stops the batch: its row carries the error
+            result["error"] = error_message(exc)
+        else:
+            names = prediction.classes
+            result |= {
+                "classes": names,
+                "top": prediction.top,
+                "probabilities": [float(prediction.probabilities[c]) for c in names],
+                "embedding": np.asarray(prediction.embedding, dtype=np.float32).tolist(),
+                "sampled_frames": prediction.faces.sampled_frames,
+                "frames_with_face": prediction.faces.frames_with_face,
+                "tracks": prediction.faces.tracks,
+                "face_fraction": prediction.faces.frames_with_face / max(1, prediction.faces.sampled_frames),
+                "duration": float(prediction.video.get("duration") or 0.0),
+                "warnings": [str(w) for w in prediction.warnings],
+                "timings": json.dumps({k: round(float(v), 6) for k, v in prediction.timings.items()}),
+            }
+            tl = prediction.timeline
+            windows = [{"start": float(s), "end": float(e), "probabilities": p.astype(np.float32).tolist()}
+                       for s, e, p in zip(tl.starts, tl.ends, np.asarray(tl.probabilities))]
+        if self.attempts is not None:  # finished: a retry of its whole batch starts it from zero
+            self.attempts.finish.remote(row["input_key"])
+        result["seconds"] = time.perf_counter() - start
+        return result, windows
+
+    def _predict(self, row: dict[str, Any]):
+        kind, path = row["kind"], row["path"]
+        if row.get("size", 0) < 0 and not os.path.exists(path):
+            raise FileNotFoundError(f"no such file or folder: {os.path.basename(path)}")
+        if kind == "video":
+            return self.predictor.predict(path, self.classes)
+        frames = [read_image(path)] if kind == "image" else read_frames(path, self.max_frames)
+        prediction = self.predictor.predict(frames, self.classes, fps=self.frame_fps)
+        prediction.video["name"] = os.path.basename(path)
+        return prediction
+
+    def _check_attempts(self, key: str) -> None:
+        if self.attempts is None:
+            return
+        import ray
+
+        n = ray.get(self.attempts.start.remote(key))
+        if n > self.max_attempts:
+            raise RepeatedCrashError(f"the worker analysing this input stopped {n - 1} times "
+                                     f"(crashed or was killed); not tried again")
