@@ -149,6 +149,16 @@ def test_batch_shards_over_workers_and_matches_predict(local_ray, collection, tm
         len(p["timeline"]) for p in json.loads((tmp_path / "p.json").read_text()))
     assert set(timeline.input_key) == {r["input_key"] for r in rows.values() if r["error"] is None}
 
+    from emoclip.explore.collection import NeighbourIndex, load_results_folder, project_large
+
+    coll = load_results_folder(out)  # the latent explorer reads the same folder
+    assert len(coll) == 6 and "broken.mp4" not in {Path(p).name for p in coll.paths}
+    np.testing.assert_allclose(coll.embeddings[coll.paths.index(rows["clip0.webm"]["path"])],
+                               rows["clip0.webm"]["embedding"], atol=1e-5)
+    xy, fitted = project_large(coll.embeddings, "pca")
+    assert xy.shape == (6, 2) and fitted.all()
+    assert len(NeighbourIndex(coll.embeddings, dims=4).neighbours(0, k=3)) == 3
+
 
 @pytest.mark.slow
 def test_resume_after_an_interrupted_run(local_ray, collection, tmp_path):

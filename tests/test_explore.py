@@ -430,3 +430,72 @@ def test_npz_zip_bomb_is_refused(tmp_path):
 
 def test_kinds_constant():
     assert KINDS == ("clip", "example", "uploaded", "class", "compound")
+
+
+# ------------------------------------------------------------------ large collections (results folders)
+
+
+def _low_rank(n: int, d: int = 128, rank: int = 12, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n, rank)) @ rng.standard_normal((rank, d))
+            + 0.2 * rng.standard_normal((n, d))).astype(np.float32)
+
+
+def test_neighbour_index_matches_exact_search():
+    from emoclip.explore.collection import NeighbourIndex
+
+    x = _low_rank(3000)
+    index = NeighbourIndex(x, dims=16)
+    rows, sims = index.query(x[:50], k=10)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    exact = np.argsort(-(xn[:50] @ xn.T), axis=1)[:, :10]
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows, exact)])
+    assert recall >= 0.95, recall
+    assert (rows[:, 0] == np.arange(50)).all() and np.allclose(sims[:, 0], 1, atol=1e-5)
+    assert (np.diff(sims, axis=1) <= 1e-6).all()  # best first
+    assert [r for r, _ in index.neighbours(3, k=5)] == [r for r, _ in nearest_neighbours(x, 3, k=5)]
+    with pytest.raises(IndexError):
+        index.neighbours(3000)
+
+
+def test_project_large_fits_a_sample_and_places_the_rest_by_neighbours():
+    from emoclip.explore.collection import project_large
+
+    x, y = _blobs(n_per=300, d=32)
+    xy, fitted = project_large(x, "tsne", sample=150, seed=0)
+    assert xy.shape == (600, 2) and fitted.sum() == 150 and np.isfinite(xy).all()
+    _assert_separated(xy, y, factor=1.5)  # the placed points land in their own cluster
+    xy_pca, fitted_pca = project_large(x, "pca")
+    assert fitted_pca.all()
+    np.testing.assert_allclose(xy_pca, project(x, "pca"))
+
+
+def test_load_results_folder_reads_parquet_parts_and_skips_errors(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from emoclip.explore.collection import load_results_folder
+
+    (tmp_path / "out" / "results").mkdir(parents=True)
+    emb_type = pa.list_(pa.float32(), 4)
+    for part in range(2):
+        rows = [{"path": f"/data/c{part}{i}.mp4", "top": "joy", "probabilities": [0.7, 0.3],
+                 "classes": ["joy", "calm"], "embedding": [float(part), 1.0, 0.0, float(i)],
+                 "error": None, "config_key": "k", "model": "m"} for i in range(3)]
+        rows.append({"path": "/data/bad.mp4", "top": None, "probabilities": None, "classes": ["joy", "calm"],
+                     "embedding": None, "error": "cannot decode", "config_key": "k", "model": "m"})
+        schema = pa.schema([("path", pa.string()), ("top", pa.string()), ("probabilities", pa.list_(pa.float32())),
+                            ("classes", pa.list_(pa.string())), ("embedding", emb_type), ("error", pa.string()),
+                            ("config_key", pa.string()), ("model", pa.string())])
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema),
+                       tmp_path / "out" / "results" / f"part-{part}.parquet")
+    coll = load_results_folder(tmp_path / "out")
+    assert len(coll) == 6 and coll.embeddings.shape == (6, 4) and "/data/bad.mp4" not in coll.paths
+    np.testing.assert_allclose(np.linalg.norm(coll.embeddings, axis=1), 1, atol=1e-6)
+    assert coll.hovers[0] == "c00.mp4<br>joy 0.70" and coll.model == "m"
+    with pytest.raises(ValueError, match="limit"):
+        load_results_folder(tmp_path / "out", max_points=5)
+    with pytest.raises(ValueError, match="no analysed clips"):
+        load_results_folder(tmp_path / "out", config_key="other")
+    with pytest.raises(ValueError, match="no Parquet"):
+        load_results_folder(tmp_path)

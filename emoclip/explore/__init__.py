@@ -12,26 +12,37 @@ Embeddings are L2-normalised before projecting, so Euclidean distances in the pr
 are monotone in cosine similarity, the similarity the model scores with.
 
 Modules: `points` (LatentPoint), `projection` (project, nearest_neighbours), `figure`
-(latent_figure) and `files` (save/load; loading is for untrusted uploads).
+(latent_figure), `files` (save/load; loading is for untrusted uploads) and `collection` (batch
+results folders of tens of thousands of clips: sampled projections, a neighbour index).
 """
 
 from __future__ import annotations
 
+from emoclip.explore.collection import (
+    Collection,
+    NeighbourIndex,
+    load_results_folder,
+    project_large,
+)
 from emoclip.explore.figure import label_colours, latent_figure
 from emoclip.explore.files import load_embeddings, save_embeddings
 from emoclip.explore.points import KINDS, PROTOTYPE_KINDS, LatentPoint, stack_embeddings
 from emoclip.explore.projection import METHODS, nearest_neighbours, project
 
 __all__ = [
+    "Collection",
     "KINDS",
+    "NeighbourIndex",
     "METHODS",
     "PROTOTYPE_KINDS",
     "LatentPoint",
     "label_colours",
     "latent_figure",
     "load_embeddings",
+    "load_results_folder",
     "nearest_neighbours",
     "project",
+    "project_large",
     "save_embeddings",
     "stack_embeddings",
 ]
