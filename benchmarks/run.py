@@ -15,6 +15,11 @@ P6  webcam handler throughput at 640x480 (the app's `live_step`, else the same p
 P7  peak RSS (GB, VmHWM) of a subprocess analysing a generated 10-minute 1080p video.
 P8  seconds for UMAP (after import and JIT warm-up, reported separately) and t-SNE on 2,000
     embeddings; P8 is the larger.
+P9  `emoclip batch` (local Ray started and stopped by the command) / `emoclip predict` on the same
+    short clips (200 in the full run), both fresh commands: Ray's overhead on one machine.
+P10 seconds for the latent explorer to load a results folder of 50,000 Parquet embeddings, project
+    them all with PCA and with UMAP (fitted on a sample, the rest placed by neighbours; import and
+    JIT warm-up reported separately).
 
 Generated videos are cached outside git (``$EMOCLIP_BENCH_CACHE``, default ~/.cache/emoclip-bench).
 """
@@ -47,8 +52,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 TARGETS = {"P1": (">=", 0.85), "P2": ("<=", 1.30), "P3": (">=", 3.0), "P4": ("<=", 50.0),
-           "P5": ("<=", 1.2), "P6": (">=", 12.0), "P7": ("<=", 2.5), "P8": ("<=", 10.0)}
-UNITS = {"P1": "", "P2": "x", "P3": "x", "P4": "ms", "P5": "x", "P6": "fps", "P7": "GB", "P8": "s"}
+           "P5": ("<=", 1.2), "P6": (">=", 12.0), "P7": ("<=", 2.5), "P8": ("<=", 10.0),
+           "P9": ("<=", 1.15), "P10": ("<=", 60.0)}
+UNITS = {"P1": "", "P2": "x", "P3": "x", "P4": "ms", "P5": "x", "P6": "fps", "P7": "GB", "P8": "s",
+         "P9": "x", "P10": "s"}
 GENERATOR_VERSION = 1  # bump when the generated clips change (cache key)
 
 
@@ -832,6 +839,120 @@ def p8_child(points: int, methods: list[str], repeats: int) -> None:
     print(json.dumps(res))
 
 
+# ------------------------------------------------------------------------------------------ P9
+
+
+def short_clips(folder: Path, n: int, seconds: float = 2.0, size: tuple[int, int] = (240, 320),
+                fps: float = 15.0) -> list[Path]:
+    """`n` cached short clips, each different (another background seed), so no cache can help."""
+    h, w = size
+    sub = folder / f"short_{w}x{h}_{fps:g}fps_{seconds:g}s_v{GENERATOR_VERSION}"
+    sub.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for i in range(n):
+        path = sub / f"clip{i:04d}.mp4"
+        if not path.exists():
+            write_clip(path, face_frames(max(1, round(seconds * fps)), size, seed=i), size, fps)
+        clips.append(path)
+    return clips
+
+
+def bench_p9(model_name: str, folder: Path, n: int, workdir: Path) -> dict[str, Any]:
+    clips = short_clips(folder, n)
+    env = os.environ | {"PYTHONPATH": str(REPO)}
+    env.pop("RAY_ADDRESS", None)
+    base = [sys.executable, "-m", "emoclip"]
+    out = workdir / "p9-results"
+    shutil.rmtree(out, ignore_errors=True)
+    runs = {}
+    for name, cmd in (("predict", base + ["predict", *map(str, clips), "--model", model_name, "--quiet",
+                                          "--json", str(workdir / "p9-predict.json")]),
+                      ("batch", base + ["batch", *map(str, clips), "--out", str(out), "--model", model_name,
+                                        "--quiet"])):
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
+        runs[name] = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"P9 {name} failed:\n{proc.stderr[-3000:]}")
+    res = {"P9": runs["batch"] / runs["predict"], "clips": n, "predict_s": runs["predict"],
+           "batch_s": runs["batch"], "predict_clips_per_s": n / runs["predict"],
+           "batch_clips_per_s": n / runs["batch"]}
+    log(f"  {n} clips: predict {runs['predict']:.1f} s, batch {runs['batch']:.1f} s (both fresh commands)")
+    shutil.rmtree(out, ignore_errors=True)
+    return res
+
+
+# ------------------------------------------------------------------------------------------ P10
+
+
+def bench_p10(points: int) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--p10-child", str(points)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"PYTHONPATH": str(REPO)})
+    if out.returncode != 0:
+        raise RuntimeError(f"P10 child failed:\n{out.stderr[-3000:]}")
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    log(f"  {points} x {res['dim']}: load {res['load_s']:.1f} s, PCA {res['pca_s']:.1f} s, UMAP on "
+        f"{res['sample']} + placement {res['umap_s']:.1f} s (import {res['umap_import_s']:.1f} s, JIT warm-up "
+        f"{res['umap_warmup_s']:.1f} s, separately); index build {res['index_s']:.1f} s, "
+        f"{res['query_ms']:.1f} ms per neighbour query")
+    return res
+
+
+def p10_child(points: int) -> None:
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from emoclip.explore.collection import SAMPLE_SIZE, NeighbourIndex, load_results_folder, project_large
+    from emoclip.explore.projection import project
+
+    rng = np.random.default_rng(0)
+    dim, k = 512, 11
+    centres = rng.normal(size=(k, dim))
+    x = (centres[rng.integers(0, k, points)] + 0.6 * rng.normal(size=(points, dim))).astype(np.float32)
+    schema = pa.schema([("path", pa.string()), ("top", pa.string()), ("probabilities", pa.list_(pa.float32())),
+                        ("classes", pa.list_(pa.string())), ("embedding", pa.list_(pa.float32(), dim)),
+                        ("error", pa.string()), ("config_key", pa.string()), ("model", pa.string())])
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "results").mkdir()
+        for start in range(0, points, 1000):  # parts as `emoclip batch` writes them
+            rows = range(start, min(points, start + 1000))
+            table = pa.table({
+                "path": [f"/data/clip{i:06d}.mp4" for i in rows], "top": ["c0"] * len(rows),
+                "probabilities": [[0.5, 0.5]] * len(rows), "classes": [["c0", "c1"]] * len(rows),
+                "embedding": pa.FixedSizeListArray.from_arrays(pa.array(x[start:start + len(rows)].ravel()), dim),
+                "error": pa.nulls(len(rows), pa.string()), "config_key": ["k"] * len(rows),
+                "model": ["m"] * len(rows)}, schema=schema)
+            pq.write_table(table, Path(tmp) / "results" / f"part-{start:08d}.parquet")
+        t0 = time.perf_counter()
+        coll = load_results_folder(tmp)
+        load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    project_large(coll.embeddings, "pca")
+    pca_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    import umap  # noqa: F401
+
+    import_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    project(coll.embeddings[:200], "umap", seed=0)  # numba JIT of umap's kernels
+    warmup_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    project_large(coll.embeddings, "umap", seed=0)
+    umap_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    index = NeighbourIndex(coll.embeddings)
+    index_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for i in range(100):
+        index.neighbours(i * (points // 100), k=10)
+    query_ms = (time.perf_counter() - t0) * 10
+    print(json.dumps({"points": points, "dim": dim, "sample": min(points, SAMPLE_SIZE), "load_s": load_s,
+                      "pca_s": pca_s, "umap_s": umap_s, "umap_import_s": import_s, "umap_warmup_s": warmup_s,
+                      "index_s": index_s, "query_ms": query_ms, "P10": load_s + pca_s + umap_s}))
+
+
 # ------------------------------------------------------------------------------------------ main
 
 
@@ -860,7 +981,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--p8-methods", default="umap,tsne")
     ap.add_argument("--p6-frames", type=int, help="webcam frames timed (default 60, --quick 30)")
     ap.add_argument("--no-app", action="store_true", help="P6: skip importing app.py, time the predictor path")
+    ap.add_argument("--p9-clips", type=int, help="short clips of P9 (default 200, --quick 40)")
+    ap.add_argument("--p10-points", type=int, default=50_000)
     ap.add_argument("--p7-child", help=argparse.SUPPRESS)
+    ap.add_argument("--p10-child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--p8-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -875,6 +999,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.p8_child:
         p8_child(args.p8_child, methods, repeats)
+        return 0
+    if args.p10_child:
+        p10_child(args.p10_child)
         return 0
 
     wanted = {k.strip().upper() for k in args.only.split(",")} if args.only else set(TARGETS)
@@ -918,6 +1045,10 @@ def main(argv: list[str] | None = None) -> int:
         ("P7", "peak RSS (GB) analysing a 10-minute 1080p video", lambda: bench_p7(args.model, p7_video, args.threads)),
         ("P8", "max(UMAP, t-SNE) seconds on 2,000 embeddings",
          lambda: bench_p8(args.p8_points, methods, max(1, repeats // 2 if args.quick else repeats // 2 + 1))),
+        ("P9", "emoclip batch / emoclip predict on the same short clips",
+         lambda: bench_p9(args.model, folder, args.p9_clips or (40 if args.quick else 200), folder)),
+        ("P10", f"explorer load + PCA + UMAP seconds on {args.p10_points:,} embeddings",
+         lambda: bench_p10(args.p10_points)),
     ]
     for key, title, fn in steps:
         if key not in wanted:

@@ -169,7 +169,7 @@ def test_resume_after_an_interrupted_run(local_ray, collection, tmp_path):
     lost = first.parts[0]
     lost_key = _rows(out)[0]["input_key"]
     lost.unlink()
-    (out / "results" / "part-x.tmp").write_bytes(b"partial")
+    (out / "results" / ".part-x.parquet.tmp").write_bytes(b"partial")
     second = run_batch([collection["clips"]], out, model=collection["weights"], workers=2)
     assert second.skipped == 2 and second.done == 5 and second.total == 7
     rows = _rows(out)
@@ -178,7 +178,7 @@ def test_resume_after_an_interrupted_run(local_ray, collection, tmp_path):
     timeline = read_results(out, "timeline").to_pylist()
     pairs = [(w["input_key"], w["window"]) for w in timeline]
     assert len(pairs) == len(set(pairs))  # the orphan timeline part was removed, not duplicated
-    assert not list((out / "results").glob("*.tmp"))
+    assert not list((out / "results").glob(".*.tmp"))
     third = run_batch([collection["clips"]], out, model=collection["weights"], workers=2)
     assert third.done == 0 and third.skipped == 7 and third.workers == 0  # no Ray work at all
     # another class set is another configuration: everything again, beside the first results

@@ -133,7 +133,7 @@ def _clean(out: Path) -> None:
     """Remove what a killed run can leave: temporary files and timeline parts whose results part
     was never renamed into place (those inputs are not done and will be analysed again)."""
     for folder in (out / RESULTS_DIR, out / TIMELINE_DIR):
-        for tmp in folder.glob("*.tmp"):
+        for tmp in folder.glob(".*.tmp"):
             tmp.unlink(missing_ok=True)
     results = {p.name for p in result_parts(out)}
     for part in result_parts(out, TIMELINE_DIR):
@@ -142,7 +142,7 @@ def _clean(out: Path) -> None:
 
 
 def _write(table: pa.Table, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.tmp")  # hidden: readers of the folder skip it
     pq.write_table(table, tmp)
     os.replace(tmp, path)
 

@@ -160,10 +160,10 @@ class BatchWorker:
 
     def _predict(self, row: dict[str, Any]):
         kind, path = row["kind"], row["path"]
-        if row.get("size", 0) < 0 and not os.path.exists(path):
-            raise FileNotFoundError(f"no such file or folder: {os.path.basename(path)}")
-        if kind == "video":
+        if kind == "video":  # a missing file: the predictor's own message, as `emoclip predict` says it
             return self.predictor.predict(path, self.classes)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no such file or folder: {os.path.basename(path)}")
         frames = [read_image(path)] if kind == "image" else read_frames(path, self.max_frames)
         prediction = self.predictor.predict(frames, self.classes, fps=self.frame_fps)
         prediction.video["name"] = os.path.basename(path)
