@@ -141,9 +141,8 @@ def test_batch_shards_over_workers_and_matches_predict(local_ray, collection, tm
         np.testing.assert_allclose(row["embedding"], pred["embedding"], atol=1e-5)
         windows = timeline[timeline.input_key == row["input_key"]].sort_values("window")
         assert len(windows) == len(pred["timeline"])
-        np.testing.assert_allclose(np.stack(windows.probabilities.to_list()),
-                                   [[w["probabilities"][c] for c in pred["classes"]] for w in pred["timeline"]],
-                                   atol=1e-5)
+        expected = [[w["probabilities"][c] for c in pred["classes"]] for w in pred["timeline"]]
+        np.testing.assert_allclose(np.stack(windows.probabilities.to_list()), expected, atol=1e-5)
     video_keys = {rows[v.name]["input_key"] for v in videos}
     assert timeline.input_key.isin(video_keys).sum() == sum(
         len(p["timeline"]) for p in json.loads((tmp_path / "p.json").read_text()))

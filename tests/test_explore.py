@@ -493,6 +493,10 @@ def test_load_results_folder_reads_parquet_parts_and_skips_errors(tmp_path):
     assert len(coll) == 6 and coll.embeddings.shape == (6, 4) and "/data/bad.mp4" not in coll.paths
     np.testing.assert_allclose(np.linalg.norm(coll.embeddings, axis=1), 1, atol=1e-6)
     assert coll.hovers[0] == "c00.mp4<br>joy 0.70" and coll.model == "m"
+    pts = coll.points([0, 4])
+    assert [p.id for p in pts] == ["c00.mp4", "c11.mp4"] and all(p.kind == "clip" and p.label == "joy" for p in pts)
+    fig = latent_figure(pts, project(np.stack([p.embedding for p in pts]), "pca"))
+    assert fig.layout.meta["n_points"] == 2
     with pytest.raises(ValueError, match="limit"):
         load_results_folder(tmp_path / "out", max_points=5)
     with pytest.raises(ValueError, match="no analysed clips"):

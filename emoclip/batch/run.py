@@ -14,14 +14,16 @@ worker every time (`max_attempts`): it then gets an error row.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import math
 import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -291,7 +293,8 @@ def run_batch(
             compute=ray.data.ActorPoolStrategy(size=summary.workers),
             num_cpus=cpus_per_worker, num_gpus=gpus_per_worker or None,
         )
-        _consume(ds, out, summary, pending.num_rows, progress, started)
+        with _quiet("ray.data"):  # "execution finished" and other per-run INFO lines
+            _consume(ds, out, summary, pending.num_rows, progress, started)
     finally:
         if own:
             ray.shutdown()
@@ -299,9 +302,19 @@ def run_batch(
     return summary
 
 
-def _init_ray(ray, address: str | None, num_cpus: int | None) -> None:
-    import logging
+@contextlib.contextmanager
+def _quiet(name: str, level: int = logging.ERROR) -> Iterator[None]:
+    """Raise a logger's level for the duration of the block."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(max(level, before))
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
 
+
+def _init_ray(ray, address: str | None, num_cpus: int | None) -> None:
     quiet = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                  configure_logging=True)
     if address or os.environ.get("RAY_ADDRESS"):
@@ -330,8 +343,10 @@ def _dataset(ray, pending: pa.Table, batch_size: int, workers: int):
     from ray.data import DataContext
 
     ctx = DataContext.get_current()
-    ctx.enable_progress_bars = False  # our own progress line instead
     ctx.print_on_execution_start = False
+    if ctx.enable_progress_bars:  # our own progress line instead (Ray Data logs a warning for it)
+        with _quiet("ray.data"):
+            ctx.enable_progress_bars = False
     rows = max(int(batch_size), math.ceil(pending.num_rows / MAX_BLOCKS))
     blocks = [pending.slice(i, rows) for i in range(0, pending.num_rows, rows)]
     return ray.data.from_arrow(blocks)
@@ -371,7 +386,7 @@ def export_csv(out: str | os.PathLike, path: str | os.PathLike) -> Path:
     if not table.num_rows:
         path.write_text("", encoding="utf-8")
         return path
-    frame = table.drop_columns(["embedding"]).to_pandas()
+    frame = table.drop_columns(["embedding"]).to_pandas(integer_object_nulls=True)
     class_lists = {tuple(c) for c in frame["classes"] if c is not None}
     probs = frame.pop("probabilities")
     if len(class_lists) == 1:

@@ -18,14 +18,16 @@ among the `CANDIDATES` x k nearest in the reduced space (recall is measured in t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from emoclip.explore.projection import _check_matrix, _l2, _normalise_method, _one_thread, _pca2, project
+from emoclip.explore.points import MAX_ID_CHARS, LatentPoint
+from emoclip.explore.projection import _check_matrix, _l2, _normalise_method, _one_thread, project
 
-SAMPLE_SIZE = 4000  # points t-SNE / UMAP are fitted on (<= UMAP_PRECOMPUTED_MAX: exact neighbours by one matmul)
+SAMPLE_SIZE = 4000  # points t-SNE / UMAP are fitted on (<= UMAP_PRECOMPUTED_MAX: exact neighbours)
 PLACE_K = 5  # sampled neighbours that place each other point
 INDEX_DIMS = 64  # principal components the neighbour index works in
 CANDIDATES = 8  # the index fetches CANDIDATES * k points before the exact re-ranking
@@ -52,6 +54,17 @@ class Collection:
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def points(self, rows: Sequence[int] | np.ndarray | None = None) -> list[LatentPoint]:
+        """Rows (default all) as explorer points (kind "clip", label = top class) for `latent_figure`.
+
+        The figure draws SVG markers: tens of thousands are slow in a browser, so draw a sample
+        (e.g. the rows `project_large` fitted on) and look the rest up with `NeighbourIndex`.
+        """
+        rows = range(len(self)) if rows is None else [int(r) for r in rows]
+        return [LatentPoint(Path(self.paths[i]).name[:MAX_ID_CHARS], "clip", str(self.labels[i]),
+                            self.embeddings[i], hover=self.hovers[i] if self.hovers else "")
+                for i in rows]
 
 
 def load_results_folder(folder: str | Path, *, config_key: str | None = None,
@@ -123,7 +136,8 @@ class NeighbourIndex:
     points; they are re-ranked by exact cosine similarity in the full D dimensions.
     """
 
-    def __init__(self, embeddings: np.ndarray, *, dims: int = INDEX_DIMS, candidates: int = CANDIDATES) -> None:
+    def __init__(self, embeddings: np.ndarray, *, dims: int = INDEX_DIMS,
+                 candidates: int = CANDIDATES) -> None:
         from sklearn.neighbors import BallTree
 
         self.embeddings = _l2(_check_matrix(embeddings)).astype(np.float32)
