@@ -55,7 +55,12 @@ def local_ray():
     os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    before, ctx.wait_for_min_actors_s = ctx.wait_for_min_actors_s, 120  # both actors up before work
     yield ray
+    ctx.wait_for_min_actors_s = before
     ray.shutdown()
 
 
@@ -266,6 +271,9 @@ def test_two_node_cluster(collection, tmp_path):
     try:
         ray.init(address=cluster.address, log_to_driver=False)
         cluster.wait_for_nodes()
+        from ray.data import DataContext
+
+        DataContext.get_current().wait_for_min_actors_s = 120  # both actors up before work
         assert len([n for n in ray.nodes() if n["Alive"]]) == 2
         out = tmp_path / "out"
         summary = run_batch(sorted(collection["clips"].glob("clip*.webm")), out,

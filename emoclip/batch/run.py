@@ -290,7 +290,8 @@ def run_batch(
                 threads=max(1, int(cpus_per_worker)), frame_fps=frame_fps,
                 attempts=ray.remote(num_cpus=0)(AttemptCounter).remote(), max_attempts=max_attempts),
             batch_size=batch_size, batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=summary.workers),
+            # two calls in flight per actor: one running, one queued (no idle gap, no hoarding)
+            compute=ray.data.ActorPoolStrategy(size=summary.workers, max_tasks_in_flight_per_actor=2),
             num_cpus=cpus_per_worker, num_gpus=gpus_per_worker or None,
         )
         with _quiet("ray.data"):  # "execution finished" and other per-run INFO lines
