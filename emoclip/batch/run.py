@@ -253,6 +253,10 @@ def run_batch(
     """
     from ..cli import default_model_name
 
+    if face_fallback not in ("center", "skip"):  # checked here, not once per actor
+        raise ValueError(f"face_fallback must be 'center' or 'skip', not {face_fallback!r}")
+    if int(batch_size) < 1 or int(max_attempts) < 1:
+        raise ValueError(f"batch_size and max_attempts must be at least 1, got {batch_size} and {max_attempts}")
     started = time.perf_counter()
     out = Path(out)
     model = model or default_model_name(weights_dirs)
