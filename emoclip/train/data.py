@@ -144,7 +144,9 @@ class DataConfig:
     leave_out: str | None = None  # left-out class: train drops its samples, test keeps only them
     label_type: str = "single"  # MAFW: "single" | "compound"
     classes: str | None = None  # class-set file or preset name; default: the dataset's preset
-    temporal_stride: int = 4  # the authors' TemporalDownSample k (keep frames with index % k == 0)
+    # the authors' TemporalDownSample k (keep frames with index % k == 0): 4 as most of their scripts
+    # (their argparse default and MAFW_train_hpc.sh: 2, see configs/train/mafw-emoclip.yaml)
+    temporal_stride: int = 4
     face_crop: bool = False  # run emoclip.faces on raw frames; the authors' datasets are face crops
     synthetic_clips: int = 2048  # "synthetic": clips per epoch, drawn fresh (train) / fixed (test)
     synthetic_heldout: bool = True  # "synthetic": test = held-out classes, train = the others
