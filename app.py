@@ -900,7 +900,8 @@ shows what a person displays, not what they feel. Use it to explore, not to judg
    OpenAI CLIP ViT-B/32 weights from open_clip, downloaded once).
 3. Restart `python app.py`: local EmoCLIP weights are preferred over every other model.
 
-Or set `EMOCLIP_HUB_REPO` to a Hugging Face repo with `emoclip-vitb32.safetensors` + `.json`.
+Or set `EMOCLIP_HUB_REPO` to a Hugging Face repo you trust with `emoclip-vitb32.safetensors` + `.json`
+(this project publishes none yet) and pin it with `EMOCLIP_HUB_REVISION` set to a commit hash.
 The CLIP baseline (`clip-vitb32`) needs only open_clip's OpenAI weights (one download). Offline,
 the app runs the synthetic toy model from `weights/`. See the README for training your own.
 """
