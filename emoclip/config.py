@@ -74,7 +74,7 @@ class PreprocessConfig:
     mean: tuple[float, float, float] = OPENAI_MEAN
     std: tuple[float, float, float] = OPENAI_STD
     num_frames: int = 32  # T: frames per clip/window given to the temporal model
-    sample_fps: float = 7.5  # frames sampled per second of video (the authors keep every 4th of ~30)
+    sample_fps: float = 7.5  # frames sampled per second of video (every 4th of ~30, as most of the authors' scripts)
     window_seconds: float = 4.0  # timeline window length
     hop_seconds: float = 1.0  # timeline window step
     face_detection: bool = True  # False: inputs are already face crops (e.g. synthetic clips)
