@@ -87,9 +87,12 @@ class EmotionPredictor:
         video_cache_size: Encoded videos kept for re-scoring.
         precision: Image-tower precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (bf16 on a CPU with
             native bf16 when a start-up check on a fixed random batch gives embeddings within cosine
-            `precision.BF16_MIN_COSINE` of fp32, else fp32). None reads ``EMOCLIP_PRECISION`` (default
-            ``"auto"``). Text and temporal models stay fp32. The choice is made on first use and
-            reported by `precision` / `precision_info` and in each prediction's ``video`` metadata.
+            `precision.BF16_MIN_COSINE` of fp32, else fp32). An explicit ``"bf16"`` runs the same
+            check and, when it fails, is refused: the first use raises RuntimeError with the
+            cosine reached (``"auto"`` would fall back to fp32). None reads ``EMOCLIP_PRECISION``
+            (default ``"auto"``). Text and temporal models stay fp32. The choice is made on first
+            use and reported by `precision` / `precision_info` and in each prediction's ``video``
+            metadata.
         prefetch: Decode and detect faces in a background thread, `pipeline.PREFETCH_DEPTH`
             frames ahead of the encoder (None reads ``EMOCLIP_PREFETCH``, default on). While that
             thread is behind, the encoder leaves it a core (``encode_workers - 1`` workers).
@@ -171,7 +174,11 @@ class EmotionPredictor:
 
     @property
     def precision(self) -> str:
-        """The image tower's precision in use, ``"fp32"`` or ``"bf16"`` (decided on first call)."""
+        """The image tower's precision in use, ``"fp32"`` or ``"bf16"`` (decided on first call).
+
+        Raises:
+            RuntimeError: ``"bf16"`` was requested and failed the start-up check (the message says why).
+        """
         return self._image_tower().precision
 
     @property
