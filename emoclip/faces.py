@@ -45,6 +45,7 @@ INTERPOLATE_MIN_IOU = 0.6  # crop_pair: detections around a frame this alike giv
 MIN_FACE_SCORE = 0.6  # detections scoring less are not faces (tracks keep a mean score >= this)
 MIN_TRACK_FRACTION = 0.1  # a track must hold this share of the sampled frames ...
 MIN_TRACK_FRAMES_CAP = 8  # ... but never needs more than this many (~1 s at 7.5 sampled fps)
+NEAR_CENTRE = 0.75  # tracking: a box this close (x its side) to a track's last box continues it
 DUPLICATE_IOU = 0.5  # two boxes of one frame overlapping this much are one face
 DUPLICATE_CONTAINMENT = 0.8  # so are two boxes when this share of the smaller lies in the larger
 
@@ -424,7 +425,8 @@ class FaceTracker:
     """Greedy IoU tracker over per-frame face boxes.
 
     Each update matches new boxes to live tracks by descending IoU with the track's last box
-    (pairs below `iou_threshold` never match). Unmatched boxes start new tracks. A track ends after
+    (pairs below `iou_threshold` match only when the boxes have similar sizes and centres less
+    than `NEAR_CENTRE` of their side apart: a face moving fast between sampled frames). Unmatched boxes start new tracks. A track ends after
     `max_missed` consecutive updates without a match; a face seen again later gets a new id.
 
     Args:
@@ -511,14 +513,25 @@ def _midpoints(before: list[FaceBox], after: list[FaceBox], min_iou: float) -> l
     return out
 
 
+def _near(a: FaceBox, b: FaceBox) -> bool:
+    """A face that moved fast between sampled frames: similar size (areas within 2x) and centres
+    less than `NEAR_CENTRE` of the mean box side apart, whatever the IoU."""
+    if a.area <= 0 or b.area <= 0 or max(a.area, b.area) > 2 * min(a.area, b.area):
+        return False
+    (ax, ay), (bx, by) = a.center, b.center
+    side = (a.w + a.h + b.w + b.h) / 4
+    return float(np.hypot(ax - bx, ay - by)) < NEAR_CENTRE * side
+
+
 def _greedy_match(tracks: list[Track], boxes: list[FaceBox], threshold: float) -> dict[int, Track]:
-    """Map box index -> track, taking (track, box) pairs by descending IoU above `threshold`."""
+    """Map box index -> track, taking (track, box) pairs by descending IoU; a pair matches when
+    its IoU is at least `threshold`, or when the boxes are `_near` (a face moving fast)."""
     pairs = []
     for ti, track in enumerate(tracks):
         last = track.last_box
         for bi, box in enumerate(boxes):
             iou = last.iou(box) if last is not None else 0.0
-            if iou >= threshold:
+            if iou >= threshold or (last is not None and _near(last, box)):
                 pairs.append((iou, ti, bi))
     pairs.sort(key=lambda p: (-p[0], p[1], p[2]))  # deterministic on ties
     used_tracks: set[int] = set()

@@ -71,6 +71,16 @@ def test_primary_is_the_most_persistent_stable_track_never_a_blip():
     assert t2.primary(min_frames=2).id == 1
 
 
+def test_a_fast_moving_face_stays_one_track():
+    tracker = FaceTracker()
+    # 95 px face moving 54 px per sampled frame (IoU 0.28, below the 0.3 threshold)
+    ids = [tracker.update(f, [FaceBox(10 + 54 * f, 100, 95, 95, 0.9)])[0] for f in range(6)]
+    assert ids == [0] * 6
+    # a jump of more than 3/4 of the side, or a box of another size, starts a new track
+    assert tracker.update(6, [FaceBox(10 + 54 * 5 + 80, 100, 95, 95, 0.9)]) == [1]
+    assert tracker.update(7, [FaceBox(10 + 54 * 5 + 80 + 30, 100, 40, 40, 0.9)]) == [2]
+
+
 class _ListDetector:
     """A detector that returns given boxes for each call (to provoke duplicates and low scores)."""
 
