@@ -426,7 +426,8 @@ class FaceTracker:
 
     Each update matches new boxes to live tracks by descending IoU with the track's last box
     (pairs below `iou_threshold` match only when the boxes have similar sizes and centres less
-    than `NEAR_CENTRE` of their side apart: a face moving fast between sampled frames). Unmatched boxes start new tracks. A track ends after
+    than `NEAR_CENTRE` of their side apart: a face moving fast between sampled frames).
+    Unmatched boxes start new tracks. A track ends after
     `max_missed` consecutive updates without a match; a face seen again later gets a new id.
 
     Args:

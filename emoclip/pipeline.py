@@ -273,7 +273,8 @@ class _FrameCollector:
             if close is not None:
                 close()  # release the decoder now, also when the consumer stopped early
 
-    def _frame(self, frame: SampledFrame, crops: list) -> tuple[float, list[tuple[int, int | None, np.ndarray]]]:
+    def _frame(self, frame: SampledFrame,
+               crops: list) -> tuple[float, list[tuple[int, int | None, np.ndarray]]]:
         """Book one cropped frame (see `_record`), holding its centre crop while its faces are
         only in tracks too short to be people, and releasing held centre crops of frames whose
         tracks ended short."""
@@ -447,13 +448,14 @@ def coverage_warnings(with_face: int, sampled: int, min_coverage: float, fallbac
         return []
     what = ("the whole frame (centre crop) was analysed instead" if fallback == "center"
             else "only the frames with a face were analysed")
+    rest = "frames without a face were analysed as whole frames" if fallback == "center" else what
     if with_face == 0:
         frames = "the one frame" if sampled == 1 else f"any of the {sampled} sampled frames"
         return [f"no face was found in {frames}: {what}, so the result does not describe a person"]
     if with_face / sampled < min_coverage:
         return [f"a face was found in only {with_face} of {sampled} sampled frames "
                 f"({100 * with_face / sampled:.0f}%): the result may not describe a person "
-                f"({'frames without a face were analysed as whole frames' if fallback == 'center' else what})"]
+                f"({rest})"]
     return []
 
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-import emoclip
 from emoclip.cli import main
 from emoclip.faces import (
     MIN_FACE_SCORE,
@@ -21,7 +20,7 @@ from emoclip.faces import (
     min_track_frames,
 )
 from emoclip.pipeline import coverage_warnings
-from emoclip.predictor import EmotionPredictor
+from emoclip.predictor import EmotionPredictor, NoFaceError
 from emoclip.weights import save_checkpoint
 from media import _background, face_patch, write_video
 
@@ -107,7 +106,8 @@ def test_cropper_merges_duplicates_and_drops_low_scores():
 def test_coverage_warning_words():
     assert coverage_warnings(10, 20, 0.5, "center") == []
     (w,) = coverage_warnings(3, 20, 0.5, "center")
-    assert w.startswith("a face was found in only 3 of 20 sampled frames (15%): the result may not describe a person")
+    assert w.startswith("a face was found in only 3 of 20 sampled frames (15%): "
+                        "the result may not describe a person")
     (w,) = coverage_warnings(0, 20, 0.5, "center")
     assert w.startswith("no face was found in any of the 20 sampled frames") and "centre crop" in w
     assert coverage_warnings(3, 20, 0.1, "center") == []
@@ -157,7 +157,8 @@ NON_FACES = {
 REAL_FACES = {
     "astronaut": lambda: skdata.astronaut(),
     "astronaut 256 px": lambda: cv2.resize(skdata.astronaut(), (256, 256), interpolation=cv2.INTER_AREA),
-    "astronaut grey": lambda: np.repeat(cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2GRAY)[..., None], 3, -1),
+    "astronaut grey": lambda: np.repeat(cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2GRAY)[..., None],
+                                        3, -1),
     "astronaut face 95 px in a 640x480 frame": lambda: _pasted(200),
     "astronaut face 140 px in a 640x480 frame": lambda: _pasted(300),
     "cameraman": lambda: np.repeat(skdata.camera()[..., None], 3, -1),
@@ -232,8 +233,9 @@ def test_a_blip_alone_is_a_face_less_clip_analysed_as_whole_frames(predictor):
     assert pred.faces.frames_without_face == 16
     assert any(w.startswith("no face was found in any of the 16 sampled frames") for w in pred.warnings)
     assert sum(encoded) == 17  # 15 centre crops + the blip's face crop + the blip frame's centre crop
-    with pytest.raises(emoclip.predictor.NoFaceError):
-        EmotionPredictor(predictor.model, face_fallback="skip").predict(frames, fps=predictor.config.sample_fps)
+    with pytest.raises(NoFaceError):
+        skip = EmotionPredictor(predictor.model, face_fallback="skip")
+        skip.predict(frames, fps=predictor.config.sample_fps)
 
 
 def test_low_face_coverage_warns_in_plain_words(predictor, tiny_model):
@@ -244,7 +246,8 @@ def test_low_face_coverage_warns_in_plain_words(predictor, tiny_model):
                in w for w in pred.warnings)
     assert "a face was found in only 3" in pred.to_json()
     relaxed = EmotionPredictor(tiny_model, min_face_coverage=0.1, interpolate_faces=False)
-    assert not any("face was found" in w for w in relaxed.predict(frames, fps=predictor.config.sample_fps).warnings)
+    relaxed_pred = relaxed.predict(frames, fps=predictor.config.sample_fps)
+    assert not any("face was found" in w for w in relaxed_pred.warnings)
     full = predictor.predict(_frames(20, face_at=set(range(20))), fps=predictor.config.sample_fps)
     assert not any("face" in w for w in full.warnings)
 
