@@ -922,6 +922,8 @@ Leave the class text empty to use the model's default class set. Other endpoints
 CSS = """
 #model-status { min-height: 3em; }
 #faces-gallery .thumbnail-item { min-width: 64px; }
+.warning-banner:has(li) { background: #fff4ce; border: 1px solid #e0a800; border-left: 6px solid #e0a800;
+  border-radius: 6px; padding: 0.4em 0.9em; color: #3d2c00; }
 """
 
 
@@ -957,10 +959,11 @@ def _analyse_tab() -> SimpleNamespace:
         with gr.Column(scale=3):
             ui.summary = gr.Markdown("Upload a clip and press **Analyse**.",
                                      elem_id="result-summary")
+            # above the result, styled as a banner: a label of a face-less clip is not a finding
+            ui.warnings = gr.Markdown(elem_id="result-warnings", elem_classes=["warning-banner"])
             ui.label = gr.Label(label="Top emotions", num_top_classes=5, elem_id="top-label")
             ui.bars = gr.Plot(label="Probabilities", elem_id="bars-plot")
             ui.timeline = gr.Plot(label="Timeline", elem_id="timeline-plot")
-            ui.warnings = gr.Markdown(elem_id="result-warnings")
             ui.timings = gr.Markdown(elem_id="timings")
             ui.files = gr.File(label="Downloads (JSON, CSV)", file_count="multiple",
                                interactive=False, elem_id="downloads")
