@@ -11,7 +11,8 @@ straight to file descriptor 2 from C++, past Python's ``sys.stderr``. Two tools 
   for the duration of the block only.
 
 ``EMOCLIP_LOG_LEVEL=debug`` (or ``emoclip predict --verbose``, ``python app.py --verbose``)
-turns both into no-ops, so the native lines show again. Nothing happens at import.
+turns both into no-ops, so the native lines show again -- rerun so when a native library fails
+without a Python exception, since its own message is silenced too. Nothing happens at import.
 """
 
 from __future__ import annotations

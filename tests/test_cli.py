@@ -83,7 +83,8 @@ def _stderr_lines(text: str) -> list[str]:
 
 
 def _face_clip_and_weights(tiny_model, tmp_path):
-    weights = save_checkpoint(tiny_model.state_dict(), tiny_model.config, tmp_path / "tiny.safetensors")
+    weights = save_checkpoint(tiny_model.state_dict(), tiny_model.config,
+                              tmp_path / "tiny.safetensors")
     video = write_video(tmp_path / "face.webm", moving_face_frames(16, size=(240, 320)), fps=8)
     return video, weights
 

@@ -1,4 +1,4 @@
-"""`emoclip.quiet`: descriptor 2 silenced and restored, in fresh processes (pytest captures fd 2)."""
+"""`emoclip.quiet`: descriptor 2 silenced and restored, in fresh processes (pytest owns fd 2)."""
 
 from __future__ import annotations
 
