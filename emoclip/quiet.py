@@ -71,16 +71,7 @@ def quiet_native_stderr() -> Iterator[None]:
     with _lock:
         if _depth == 0:
             _flush_stderr()
-            saved = os.dup(2)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(devnull, 2)
-            except OSError:
-                os.close(saved)
-                raise
-            finally:
-                os.close(devnull)
-            _saved_fd = saved
+            _saved_fd = _redirect_to_devnull()
         _depth += 1
     try:
         yield
@@ -92,6 +83,24 @@ def quiet_native_stderr() -> Iterator[None]:
                 os.dup2(_saved_fd, 2)
                 os.close(_saved_fd)
                 _saved_fd = None
+
+
+def _redirect_to_devnull() -> int | None:
+    """Point descriptor 2 at /dev/null; return a copy of the old one (None: 2 is not open)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no descriptor 2 (a daemon, pythonw): nothing to silence
+        return None
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+        finally:
+            os.close(devnull)
+    except OSError:
+        os.close(saved)
+        return None
+    return saved
 
 
 def silence_native_stderr() -> bool:
@@ -114,16 +123,13 @@ def silence_native_stderr() -> bool:
         logging.getLogger(name).setLevel(logging.ERROR if name == "absl" else logging.WARNING)
     _flush_stderr()
     with _lock:
-        copy = os.dup(2)
+        copy = _redirect_to_devnull()
+        if copy is None:
+            return False
         old = sys.stderr
         encoding = getattr(old, "encoding", None) or "utf-8"
         errors = getattr(old, "errors", None) or "backslashreplace"
         sys.stderr = io.TextIOWrapper(io.FileIO(copy, "w", closefd=True), encoding=encoding,
                                       errors=errors, line_buffering=True, write_through=True)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, 2)
-        finally:
-            os.close(devnull)
         _silenced = True
     return True

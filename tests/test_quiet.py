@@ -116,3 +116,15 @@ def test_face_detector_keeps_mediapipe_logs_off_the_terminal_unless_debug(level)
         assert native, out.stderr  # MediaPipe's LiteRT does log here: the switch lets it through
     else:
         assert native == [], out.stderr
+
+
+def test_helpers_do_nothing_without_a_descriptor_2():
+    out = _run("""
+        import os
+        os.close(2)
+        from emoclip.quiet import quiet_native_stderr, silence_native_stderr
+        with quiet_native_stderr():
+            pass
+        print("ok", silence_native_stderr())
+    """)
+    assert out.returncode == 0 and out.stdout.split() == ["ok", "False"], out.stdout
