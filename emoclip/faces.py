@@ -157,7 +157,6 @@ class FaceDetector:
         self._finalizer: weakref.finalize[[Any], FaceDetector] | None = None
         self._closed = False
         self._lock = threading.Lock()  # one MediaPipe detector even if threads race to create it
-        self._first_detect = True  # LiteRT logs once on descriptor 2 on the first inference
 
     def _ensure_detector(self) -> Any:
         with self._lock:
@@ -185,11 +184,9 @@ class FaceDetector:
         height, width = image.shape[:2]
         small, scale = _downscale(image, self.detect_max_side)
         mp_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(small))
-        if self._first_detect:
-            with quiet_native_stderr():
-                detections = detector.detect(mp_image).detections
-            self._first_detect = False
-        else:
+        # LiteRT logs on descriptor 2 at its first inference and at the first input whose memory
+        # is not aligned, which can be any frame: every call is wrapped (a few dup2 calls).
+        with quiet_native_stderr():
             detections = detector.detect(mp_image).detections
         boxes = []
         for detection in detections:
