@@ -13,7 +13,9 @@ Environment: EMOCLIP_APP_MODEL (model to run by default), EMOCLIP_APP_TEST_MODEL
 random-weight test model), EMOCLIP_DEVICE, EMOCLIP_MAX_UPLOAD_MB (200), EMOCLIP_MAX_SECONDS (600),
 EMOCLIP_MAX_MEGAPIXELS (9), EMOCLIP_MAX_CLASSES (64), EMOCLIP_CONCURRENCY (2),
 EMOCLIP_QUEUE_SIZE (32), EMOCLIP_LIVE_SECONDS (120), EMOCLIP_FILES_SECONDS (3600: uploads and
-downloads are deleted after this long), EMOCLIP_SESSIONS (1000: sessions whose state is kept).
+downloads are deleted after this long), EMOCLIP_SESSIONS (1000: sessions whose state is kept),
+EMOCLIP_LOG_LEVEL=debug (as ``--verbose``: show native libraries' log lines and gradio's
+start-up messages).
 """
 
 from __future__ import annotations
@@ -1210,6 +1212,29 @@ def launch_options() -> dict[str, Any]:
 demo = build_demo()
 demo.queue(**QUEUE)
 
-if __name__ == "__main__":
+def main(argv: list[str]) -> None:
+    """``python app.py [--verbose]``: serve the app until Ctrl+C.
+
+    The terminal shows the URL and the app's own messages only: native libraries' log lines
+    (MediaPipe/LiteRT, absl, FFmpeg) and gradio's other start-up lines are silenced unless
+    ``--verbose`` or ``EMOCLIP_LOG_LEVEL=debug``.
+    """
+    from emoclip.quiet import native_logs_enabled, silence_native_stderr
+
+    if "--verbose" in argv:
+        os.environ["EMOCLIP_LOG_LEVEL"] = "debug"
+    verbose = native_logs_enabled()
+    if not verbose:
+        silence_native_stderr()
     MODELS.start()  # discover and load models in the background; the page serves meanwhile
-    demo.queue(**QUEUE).launch(**launch_options())
+    _, url, _ = demo.queue(**QUEUE).launch(quiet=not verbose, prevent_thread_lock=True,
+                                           **launch_options())
+    if not verbose:  # gradio printed nothing: the one line a user needs
+        print(f"* Running on local URL:  {str(url).rstrip('/')}", flush=True)
+    demo.block_thread()
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

@@ -20,6 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .quiet import quiet_native_stderr
+
 __all__ = [
     "FaceBox",
     "FaceCrop",
@@ -154,13 +156,15 @@ def _create_mediapipe_detector(model: Path, min_confidence: float) -> Any:
         running_mode=vision.RunningMode.IMAGE,
         min_detection_confidence=min_confidence,
     )
-    return vision.FaceDetector.create_from_options(options)
+    with quiet_native_stderr():  # LiteRT/XNNPACK "INFO:" lines on descriptor 2
+        return vision.FaceDetector.create_from_options(options)
 
 
 def _close_quietly(detector: Any) -> None:
     """Close a MediaPipe detector (from `FaceDetector.close`, or at exit if it was forgotten)."""
     try:
-        detector.close()
+        with quiet_native_stderr():
+            detector.close()
     except Exception:
         # At exit, concurrent.futures has already shut MediaPipe's worker pool down, so close()
         # fails; MediaPipe's own __del__ would then retry during module teardown and print
@@ -228,8 +232,12 @@ class FaceDetector:
         height, width = image.shape[:2]
         small, scale = _downscale(image, self.detect_max_side)
         mp_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(small))
+        # LiteRT logs on descriptor 2 at its first inference and at the first input whose memory
+        # is not aligned, which can be any frame: every call is wrapped (a few dup2 calls).
+        with quiet_native_stderr():
+            detections = detector.detect(mp_image).detections
         boxes = []
-        for detection in detector.detect(mp_image).detections:
+        for detection in detections:
             score = float(detection.categories[0].score) if detection.categories else 0.0
             bb = detection.bounding_box
             raw = FaceBox(
