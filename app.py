@@ -13,7 +13,9 @@ Environment: EMOCLIP_APP_MODEL (model to run by default), EMOCLIP_APP_TEST_MODEL
 random-weight test model), EMOCLIP_DEVICE, EMOCLIP_MAX_UPLOAD_MB (200), EMOCLIP_MAX_SECONDS (600),
 EMOCLIP_MAX_MEGAPIXELS (9), EMOCLIP_MAX_CLASSES (64), EMOCLIP_CONCURRENCY (2),
 EMOCLIP_QUEUE_SIZE (32), EMOCLIP_LIVE_SECONDS (120), EMOCLIP_FILES_SECONDS (3600: uploads and
-downloads are deleted after this long), EMOCLIP_SESSIONS (1000: sessions whose state is kept).
+downloads are deleted after this long), EMOCLIP_SESSIONS (1000: sessions whose state is kept),
+EMOCLIP_LOG_LEVEL=debug (as ``--verbose``: show native libraries' log lines and gradio's
+start-up messages).
 """
 
 from __future__ import annotations
@@ -900,7 +902,8 @@ shows what a person displays, not what they feel. Use it to explore, not to judg
    OpenAI CLIP ViT-B/32 weights from open_clip, downloaded once).
 3. Restart `python app.py`: local EmoCLIP weights are preferred over every other model.
 
-Or set `EMOCLIP_HUB_REPO` to a Hugging Face repo with `emoclip-vitb32.safetensors` + `.json`.
+Or set `EMOCLIP_HUB_REPO` to a Hugging Face repo you trust with `emoclip-vitb32.safetensors` + `.json`
+(this project publishes none yet) and pin it with `EMOCLIP_HUB_REVISION` set to a commit hash.
 The CLIP baseline (`clip-vitb32`) needs only open_clip's OpenAI weights (one download). Offline,
 the app runs the synthetic toy model from `weights/`. See the README for training your own.
 """
@@ -921,6 +924,8 @@ Leave the class text empty to use the model's default class set. Other endpoints
 CSS = """
 #model-status { min-height: 3em; }
 #faces-gallery .thumbnail-item { min-width: 64px; }
+.warning-banner:has(li) { background: #fff4ce; border: 1px solid #e0a800; border-left: 6px solid #e0a800;
+  border-radius: 6px; padding: 0.4em 0.9em; color: #3d2c00; }
 """
 
 
@@ -956,10 +961,11 @@ def _analyse_tab() -> SimpleNamespace:
         with gr.Column(scale=3):
             ui.summary = gr.Markdown("Upload a clip and press **Analyse**.",
                                      elem_id="result-summary")
+            # above the result, styled as a banner: a label of a face-less clip is not a finding
+            ui.warnings = gr.Markdown(elem_id="result-warnings", elem_classes=["warning-banner"])
             ui.label = gr.Label(label="Top emotions", num_top_classes=5, elem_id="top-label")
             ui.bars = gr.Plot(label="Probabilities", elem_id="bars-plot")
             ui.timeline = gr.Plot(label="Timeline", elem_id="timeline-plot")
-            ui.warnings = gr.Markdown(elem_id="result-warnings")
             ui.timings = gr.Markdown(elem_id="timings")
             ui.files = gr.File(label="Downloads (JSON, CSV)", file_count="multiple",
                                interactive=False, elem_id="downloads")
@@ -1206,6 +1212,29 @@ def launch_options() -> dict[str, Any]:
 demo = build_demo()
 demo.queue(**QUEUE)
 
-if __name__ == "__main__":
+def main(argv: list[str]) -> None:
+    """``python app.py [--verbose]``: serve the app until Ctrl+C.
+
+    The terminal shows the URL and the app's own messages only: native libraries' log lines
+    (MediaPipe/LiteRT, absl, FFmpeg) and gradio's other start-up lines are silenced unless
+    ``--verbose`` or ``EMOCLIP_LOG_LEVEL=debug``.
+    """
+    from emoclip.quiet import native_logs_enabled, silence_native_stderr
+
+    if "--verbose" in argv:
+        os.environ["EMOCLIP_LOG_LEVEL"] = "debug"
+    verbose = native_logs_enabled()
+    if not verbose:
+        silence_native_stderr()
     MODELS.start()  # discover and load models in the background; the page serves meanwhile
-    demo.queue(**QUEUE).launch(**launch_options())
+    _, url, _ = demo.queue(**QUEUE).launch(quiet=not verbose, prevent_thread_lock=True,
+                                           **launch_options())
+    if not verbose:  # gradio printed nothing: the one line a user needs
+        print(f"* Running on local URL:  {str(url).rstrip('/')}", flush=True)
+    demo.block_thread()
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

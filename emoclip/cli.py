@@ -12,12 +12,20 @@ from pathlib import Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``emoclip`` console script; returns the exit code."""
+    """Entry point of the ``emoclip`` console script; returns the exit code.
+
+    Run as a process (`argv` None), native libraries' log lines (MediaPipe/LiteRT, absl, FFmpeg)
+    are silenced unless ``--verbose`` or ``EMOCLIP_LOG_LEVEL=debug``; the project's own messages
+    and the progress bar still go to stderr. Calls with an explicit `argv` (tests, scripts)
+    leave the process's stderr alone.
+    """
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    if argv is None:
+        _setup_terminal(verbose=getattr(args, "verbose", False))
     try:
         return args.run(args)
     except KeyboardInterrupt:
@@ -30,6 +38,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"emoclip: error: unexpected {type(exc).__name__}: {_msg(exc)}", file=sys.stderr)
         return 1
+
+
+def _setup_terminal(verbose: bool) -> None:
+    """Quiet native log lines for this process, or (``--verbose``) let them all through."""
+    from .quiet import silence_native_stderr
+
+    if verbose:
+        os.environ["EMOCLIP_LOG_LEVEL"] = "debug"  # quiet_native_stderr blocks become no-ops too
+    else:
+        silence_native_stderr()
 
 
 # Bidirectional embeddings, overrides and isolates: they can reorder what a terminal shows.
@@ -78,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--csv", dest="csv_out", default=None, help="write one row per window and class here")
     pred.add_argument("--device", default="cpu")
     pred.add_argument("--quiet", action="store_true", help="no progress bar")
+    pred.add_argument("--verbose", action="store_true",
+                      help="also show native libraries' log lines (as EMOCLIP_LOG_LEVEL=debug)")
     limits = pred.add_argument_group("limits (checked before decoding; default: none)")
     limits.add_argument("--max-seconds", type=_positive(float), default=None, metavar="S",
                         help="refuse videos longer than S seconds (also enforced while decoding)")

@@ -20,6 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .quiet import quiet_native_stderr
+
 __all__ = [
     "FaceBox",
     "FaceCrop",
@@ -30,11 +32,24 @@ __all__ = [
     "center_crop",
     "crop_square",
     "default_detector_model",
+    "merge_duplicates",
+    "min_track_frames",
     "square_box",
 ]
 
 _FALLBACKS = ("center", "skip")
 INTERPOLATE_MIN_IOU = 0.6  # crop_pair: detections around a frame this alike give it their midpoints
+
+# Faces you can trust (README, "Faces you can trust"; measured with BlazeFace short range):
+# real faces (skimage astronaut at 90-200 px, blurred, dark, JPEG q15, grey, tilted; cameraman)
+# score 0.75-0.95, a 66 px face in a 640x480 frame 0.55; non-faces (text titles, skin-coloured
+# blobs and gradients, the chelsea cat, coffee, textures) score at most 0.50.
+MIN_FACE_SCORE = 0.6  # detections scoring less are not faces (tracks keep a mean score >= this)
+MIN_TRACK_FRACTION = 0.1  # a track must hold this share of the sampled frames ...
+MIN_TRACK_FRAMES_CAP = 8  # ... but never needs more than this many (~1 s at 7.5 sampled fps)
+NEAR_CENTRE = 0.75  # tracking: a box this close (x its side) to a track's last box continues it
+DUPLICATE_IOU = 0.5  # two boxes of one frame overlapping this much are one face
+DUPLICATE_CONTAINMENT = 0.8  # so are two boxes when this share of the smaller lies in the larger
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,41 @@ class FaceBox:
         return self.x, self.y, self.w, self.h
 
 
+def min_track_frames(sampled_frames: int, fraction: float = MIN_TRACK_FRACTION,
+                     cap: int = MIN_TRACK_FRAMES_CAP) -> int:
+    """Sampled frames a face track needs to count as a person in a clip of `sampled_frames`.
+
+    ``min(cap, max(2, ceil(fraction * sampled_frames)))``, and never more than the clip has; a
+    one-frame clip (a photograph) needs 1. A detection that does not persist is not a person.
+    """
+    if sampled_frames <= 1:
+        return 1
+    need = max(2, int(np.ceil(fraction * sampled_frames - 1e-9)))
+    return int(min(need, max(cap, 1), sampled_frames))
+
+
+def merge_duplicates(boxes: list[FaceBox], iou_threshold: float = DUPLICATE_IOU,
+                     containment: float = DUPLICATE_CONTAINMENT) -> list[FaceBox]:
+    """One box per face: of boxes overlapping with IoU > `iou_threshold`, or with at least
+    `containment` of the smaller one's area inside the other, only the higher-scoring is kept.
+
+    Returns:
+        The kept boxes, sorted by area, largest first.
+    """
+    kept: list[FaceBox] = []
+    for box in sorted(boxes, key=lambda b: -b.score):
+        if not any(_duplicate(box, k, iou_threshold, containment) for k in kept):
+            kept.append(box)
+    return sorted(kept, key=lambda b: b.area, reverse=True)
+
+
+def _duplicate(a: FaceBox, b: FaceBox, iou_threshold: float, containment: float) -> bool:
+    ix = max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
+    iy = max(0.0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
+    smaller = min(a.area, b.area)
+    return a.iou(b) > iou_threshold or (smaller > 0 and ix * iy >= containment * smaller)
+
+
 def default_detector_model() -> Path:
     """Path of the bundled MediaPipe face-detection model (BlazeFace short range, 230 KB)."""
     return Path(__file__).resolve().parent / "assets" / "face_detection_short_range.tflite"
@@ -106,13 +156,15 @@ def _create_mediapipe_detector(model: Path, min_confidence: float) -> Any:
         running_mode=vision.RunningMode.IMAGE,
         min_detection_confidence=min_confidence,
     )
-    return vision.FaceDetector.create_from_options(options)
+    with quiet_native_stderr():  # LiteRT/XNNPACK "INFO:" lines on descriptor 2
+        return vision.FaceDetector.create_from_options(options)
 
 
 def _close_quietly(detector: Any) -> None:
     """Close a MediaPipe detector (from `FaceDetector.close`, or at exit if it was forgotten)."""
     try:
-        detector.close()
+        with quiet_native_stderr():
+            detector.close()
     except Exception:
         # At exit, concurrent.futures has already shut MediaPipe's worker pool down, so close()
         # fails; MediaPipe's own __del__ would then retry during module teardown and print
@@ -171,7 +223,7 @@ class FaceDetector:
 
         Returns:
             Face boxes in pixels of `image`, clipped to it, with score >= `min_confidence`,
-            sorted by area, largest first.
+            duplicates of one face merged (`merge_duplicates`), sorted by area, largest first.
         """
         _check_image(image)
         import mediapipe as mp
@@ -180,8 +232,12 @@ class FaceDetector:
         height, width = image.shape[:2]
         small, scale = _downscale(image, self.detect_max_side)
         mp_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(small))
+        # LiteRT logs on descriptor 2 at its first inference and at the first input whose memory
+        # is not aligned, which can be any frame: every call is wrapped (a few dup2 calls).
+        with quiet_native_stderr():
+            detections = detector.detect(mp_image).detections
         boxes = []
-        for detection in detector.detect(mp_image).detections:
+        for detection in detections:
             score = float(detection.categories[0].score) if detection.categories else 0.0
             bb = detection.bounding_box
             raw = FaceBox(
@@ -190,7 +246,7 @@ class FaceDetector:
             box = _clip_box(raw, width, height)
             if box.area > 0 and score >= self.min_confidence:
                 boxes.append(box)
-        return sorted(boxes, key=lambda b: b.area, reverse=True)
+        return merge_duplicates(boxes)
 
     def close(self) -> None:
         """Release the MediaPipe detector. Safe to call more than once."""
@@ -359,6 +415,15 @@ class Track:
         return float(np.mean([b.area for b in self.boxes])) if self.boxes else 0.0
 
     @property
+    def mean_score(self) -> float:
+        """Mean detector score of the track's boxes (0.0 for an empty track)."""
+        return float(np.mean([b.score for b in self.boxes])) if self.boxes else 0.0
+
+    def stable(self, min_frames: int, min_score: float = MIN_FACE_SCORE) -> bool:
+        """Whether the track counts as a person: at least `min_frames` frames, mean score >= `min_score`."""
+        return self.length >= max(min_frames, 1) and self.mean_score >= min_score
+
+    @property
     def last_box(self) -> FaceBox | None:
         """The most recent box, or None for an empty track."""
         return self.boxes[-1] if self.boxes else None
@@ -368,7 +433,9 @@ class FaceTracker:
     """Greedy IoU tracker over per-frame face boxes.
 
     Each update matches new boxes to live tracks by descending IoU with the track's last box
-    (pairs below `iou_threshold` never match). Unmatched boxes start new tracks. A track ends after
+    (pairs below `iou_threshold` match only when the boxes have similar sizes and centres less
+    than `NEAR_CENTRE` of their side apart: a face moving fast between sampled frames).
+    Unmatched boxes start new tracks. A track ends after
     `max_missed` consecutive updates without a match; a face seen again later gets a new id.
 
     Args:
@@ -424,14 +491,18 @@ class FaceTracker:
                 track.missed += 1
         return ids
 
-    def primary(self) -> Track | None:
-        """The default subject: the track with the largest ``length * mean_area``.
+    def stable_tracks(self, min_frames: int = 1, min_score: float = 0.0) -> list[Track]:
+        """The tracks that count as people (`Track.stable`), in creation order."""
+        return [t for t in self.tracks if t.stable(min_frames, min_score)]
 
-        Ties go to the older track; None when there is no track.
-        """
-        if not self.tracks:
+    def primary(self, min_frames: int = 1, min_score: float = 0.0) -> Track | None:
+        """The subject: the most persistent stable track (most frames, ties by mean area, then
+        the older track); None when no track is stable. With `min_frames` >= 2 a one-frame blip
+        is never the subject, however large."""
+        stable = self.stable_tracks(min_frames, min_score)
+        if not stable:
             return None
-        return max(self.tracks, key=lambda t: (t.length * t.mean_area, -t.id))
+        return max(stable, key=lambda t: (t.length, t.mean_area, -t.id))
 
 
 def _midpoints(before: list[FaceBox], after: list[FaceBox], min_iou: float) -> list[FaceBox] | None:
@@ -451,14 +522,25 @@ def _midpoints(before: list[FaceBox], after: list[FaceBox], min_iou: float) -> l
     return out
 
 
+def _near(a: FaceBox, b: FaceBox) -> bool:
+    """A face that moved fast between sampled frames: similar size (areas within 2x) and centres
+    less than `NEAR_CENTRE` of the mean box side apart, whatever the IoU."""
+    if a.area <= 0 or b.area <= 0 or max(a.area, b.area) > 2 * min(a.area, b.area):
+        return False
+    (ax, ay), (bx, by) = a.center, b.center
+    side = (a.w + a.h + b.w + b.h) / 4
+    return float(np.hypot(ax - bx, ay - by)) < NEAR_CENTRE * side
+
+
 def _greedy_match(tracks: list[Track], boxes: list[FaceBox], threshold: float) -> dict[int, Track]:
-    """Map box index -> track, taking (track, box) pairs by descending IoU above `threshold`."""
+    """Map box index -> track, taking (track, box) pairs by descending IoU; a pair matches when
+    its IoU is at least `threshold`, or when the boxes are `_near` (a face moving fast)."""
     pairs = []
     for ti, track in enumerate(tracks):
         last = track.last_box
         for bi, box in enumerate(boxes):
             iou = last.iou(box) if last is not None else 0.0
-            if iou >= threshold:
+            if iou >= threshold or (last is not None and _near(last, box)):
                 pairs.append((iou, ti, bi))
     pairs.sort(key=lambda p: (-p[0], p[1], p[2]))  # deterministic on ties
     used_tracks: set[int] = set()
@@ -501,9 +583,12 @@ class FaceCropper:
         fallback: What a frame without a face gives: ``"center"`` (one centre crop of the frame)
             or ``"skip"`` (no crop).
         max_faces: Keep at most this many faces per frame, largest first.
-        min_confidence: Detector score threshold (ignored when `detector` is given).
+        min_confidence: Detections scoring less are not faces (also from a given `detector`);
+            default `MIN_FACE_SCORE`.
         detector: A detector to use instead of a new `FaceDetector`; the caller keeps ownership
             (`close` does not close it).
+
+    Duplicate detections of one face in a frame are merged (`merge_duplicates`) before tracking.
     """
 
     def __init__(
@@ -513,7 +598,7 @@ class FaceCropper:
         margin: float = 0.25,
         fallback: str = "center",
         max_faces: int = 4,
-        min_confidence: float = 0.5,
+        min_confidence: float = MIN_FACE_SCORE,
         detector: FaceDetector | None = None,
     ) -> None:
         if fallback not in _FALLBACKS:
@@ -524,6 +609,9 @@ class FaceCropper:
             raise ValueError(f"margin must be >= 0, got {margin}")
         if max_faces < 1:
             raise ValueError(f"max_faces must be >= 1, got {max_faces}")
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
+        self.min_confidence = float(min_confidence)
         self.size = int(size)
         self.margin = float(margin)
         self.fallback = fallback
@@ -546,7 +634,12 @@ class FaceCropper:
             ``[centre crop]`` for ``fallback="center"``, ``[]`` for ``"skip"``; the frame index
             is recorded in `frames_without_face` either way.
         """
-        return self._crops(image, frame_index, self.detector.detect(image)[: self.max_faces])
+        return self._crops(image, frame_index, self._detect(image))
+
+    def _detect(self, image: np.ndarray) -> list[FaceBox]:
+        """The trusted-score, de-duplicated faces of one image, at most `max_faces`, largest first."""
+        boxes = [b for b in self.detector.detect(image) if b.score >= self.min_confidence]
+        return merge_duplicates(boxes)[: self.max_faces]
 
     def crop_pair(self, first: np.ndarray, first_index: int, second: np.ndarray, second_index: int,
                   min_iou: float = INTERPOLATE_MIN_IOU) -> tuple[list[FaceCrop], list[FaceCrop], bool]:
@@ -560,11 +653,11 @@ class FaceCropper:
         Returns:
             ``(first's crops, second's crops, interpolated)``, each list as `__call__` returns it.
         """
-        boxes2 = self.detector.detect(second)[: self.max_faces]
+        boxes2 = self._detect(second)
         boxes1 = _midpoints(self._last_boxes, boxes2, min_iou) if self._last_boxes is not None else None
         interpolated = boxes1 is not None
         if boxes1 is None:
-            boxes1 = self.detector.detect(first)[: self.max_faces]
+            boxes1 = self._detect(first)
         crops1 = self._crops(first, first_index, boxes1)
         crops2 = self._crops(second, second_index, boxes2)
         return crops1, crops2, interpolated
@@ -587,9 +680,10 @@ class FaceCropper:
         """All tracks made since the last `reset`."""
         return self.tracker.tracks
 
-    def primary_track(self) -> Track | None:
-        """The main subject's track (see `FaceTracker.primary`), or None if no face was seen."""
-        return self.tracker.primary()
+    def primary_track(self, min_frames: int = 1) -> Track | None:
+        """The main subject's track (see `FaceTracker.primary`), or None if no track has
+        `min_frames` frames."""
+        return self.tracker.primary(min_frames, self.min_confidence)
 
     def reset(self) -> None:
         """Forget tracks and frames without a face (e.g. before the next video)."""

@@ -4,14 +4,21 @@ Resolution order for a named model (first hit wins):
 
 1. an explicit ``weights=`` file (for ``emoclip-vitb32`` also ``EMOCLIP_WEIGHTS``);
 2. ``NAME.safetensors`` in ``weights_dirs``, ``EMOCLIP_WEIGHTS_DIR`` and ``./weights``;
-3. the model's Hugging Face Hub repo (cache first, then a download when the Hub is reachable);
+3. the model's Hugging Face Hub repo, only when one is configured: ``EMOCLIP_HUB_REPO`` (and
+   ``EMOCLIP_HUB_REVISION``, a commit hash, recommended) for ``emoclip-vitb32``. This project
+   publishes no EmoCLIP weights yet, so there is **no default repo**: a name in a namespace the
+   project does not own could serve any weights. Cache first, then a download when the Hub is
+   reachable; the sidecar is downloaded first and its architecture checked against
+   `EmoCLIPConfig.check_bounds`, then the weights, whose sha256 must match the sidecar's;
 4. for backbone-only models (the CLIP baseline), open_clip's pretrained weights;
 5. for ``test-*`` models, random initialisation.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,21 +29,50 @@ from .config import EmoCLIPConfig, packaged_config_dir
 from .model import EmoCLIP
 from .weights import CheckpointError, load_checkpoint
 
+log = logging.getLogger(__name__)
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+_REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+
 
 @dataclass(frozen=True)
 class ModelSpec:
     """A named model: its packaged config and its weight sources."""
 
     name: str
-    hub_repo: str | None = None  # Hub repo holding NAME.safetensors + NAME.json
+    hub_repo: str | None = None  # Hub repo holding NAME.safetensors + NAME.json (None: only the env var)
     hub_repo_env: str | None = None  # environment variable that overrides hub_repo
+    hub_revision: str | None = None  # commit hash pinning hub_repo (None: "main", unpinned)
+    hub_revision_env: str | None = None  # environment variable that overrides hub_revision
     backbone_only: bool = False  # complete with open_clip pretrained backbone weights alone
     random_init: bool = False  # a test model: random weights are acceptable
     listed: bool = True  # shown by available_models()
 
     def repo(self) -> str | None:
-        """The Hub repo in force (environment override included)."""
-        return (os.environ.get(self.hub_repo_env) if self.hub_repo_env else None) or self.hub_repo
+        """The Hub repo in force (environment override included).
+
+        Raises:
+            ValueError: the repo is not of the form ``owner/name``.
+        """
+        repo = ((os.environ.get(self.hub_repo_env) or "").strip() if self.hub_repo_env else "") or self.hub_repo
+        if repo and not _REPO_ID.fullmatch(repo):
+            raise ValueError(f"{self.hub_repo_env or 'hub_repo'}={repo!r} is not a Hub repo id (owner/name)")
+        return repo or None
+
+    def revision(self) -> str | None:
+        """The Hub revision in force (environment override included); None means "main"."""
+        env = (os.environ.get(self.hub_revision_env) or "").strip() if self.hub_revision_env else ""
+        return env or self.hub_revision
+
+    def hub_label(self) -> str | None:
+        """``repo@revision`` as shown to users: ``owner/name@<commit>``, or with
+        ``(unpinned)`` when the revision is a branch or tag (or missing, i.e. ``main``)."""
+        repo = self.repo()
+        if not repo:
+            return None
+        revision = self.revision()
+        if revision and _COMMIT.fullmatch(revision):
+            return f"{repo}@{revision}"
+        return f"{repo}@{revision or 'main'} (unpinned)"
 
     def config(self) -> EmoCLIPConfig:
         """The packaged architecture/preprocessing config."""
@@ -46,9 +82,11 @@ class ModelSpec:
 _MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("emoclip-vitb32", hub_repo="emoclip/emoclip-vitb32", hub_repo_env="EMOCLIP_HUB_REPO"),
+        # No default repo until this project publishes its own (issue #12 §4).
+        ModelSpec("emoclip-vitb32", hub_repo_env="EMOCLIP_HUB_REPO", hub_revision_env="EMOCLIP_HUB_REVISION"),
         ModelSpec("clip-vitb32", backbone_only=True),
-        ModelSpec("emoclip-synthetic-tiny", hub_repo=None, hub_repo_env="EMOCLIP_TINY_HUB_REPO"),
+        ModelSpec("emoclip-synthetic-tiny", hub_repo_env="EMOCLIP_TINY_HUB_REPO",
+                  hub_revision_env="EMOCLIP_TINY_HUB_REVISION"),
         ModelSpec("test-emoclip-tiny", random_init=True, listed=False),
         ModelSpec("test-clip-tiny", random_init=True, listed=False),
         ModelSpec("test-emoclip-vitb32", random_init=True, listed=False),
@@ -70,9 +108,11 @@ class ModelSource:
             when the Hub is reachable).
         kind: ``local`` | ``hub-cache`` | ``hub-download`` | ``open_clip-cache`` |
             ``open_clip-download`` | ``random`` | ``missing``.
-        location: A path or ``hf-hub:repo/file``.
+        location: A path, or for the Hub ``hf-hub:owner/name@revision/file`` (with
+            `` (unpinned)`` when the revision is not a commit hash).
         summary: What the model is and is good for.
         tried: Every source looked at, with why it failed.
+        path: The local file (kinds ``local`` and ``hub-cache``), else "".
     """
 
     name: str
@@ -81,6 +121,7 @@ class ModelSource:
     location: str
     summary: str
     tried: tuple[str, ...] = ()
+    path: str = ""
 
     def __str__(self) -> str:
         state = "available" if self.available else "not available"
@@ -129,22 +170,30 @@ def resolve(
     if explicit:
         path = Path(explicit)
         if path.is_file():
-            return ModelSource(name, True, "local", str(path), summary)
+            return ModelSource(name, True, "local", str(path), summary, path=str(path))
         raise WeightsNotFoundError(f"weights file for {name} not found: {path}")
     for folder in _weights_dirs(weights_dirs):
         path = folder / f"{name}.safetensors"
         if path.is_file():
-            return ModelSource(name, True, "local", str(path), summary, tuple(tried))
+            return ModelSource(name, True, "local", str(path), summary, tuple(tried), path=str(path))
         tried.append(f"local file {path}: missing")
-    repo = spec.repo()
+    try:
+        repo = spec.repo()
+    except ValueError as exc:
+        repo = None
+        tried.append(f"Hugging Face Hub: {exc}")
     if repo:
-        location = f"hf-hub:{repo}/{name}.safetensors"
-        found = hub.cached_file(repo, f"{name}.safetensors", cache_dir=cache_dir)
-        if found is not None and hub.cached_file(repo, f"{name}.json", cache_dir=cache_dir):
-            return ModelSource(name, True, "hub-cache", str(found), summary, tuple(tried))
+        revision = spec.revision()
+        location = hub_location(spec)
+        found = hub.cached_file(repo, f"{name}.safetensors", revision=revision, cache_dir=cache_dir)
+        if found is not None and hub.cached_file(repo, f"{name}.json", revision=revision, cache_dir=cache_dir):
+            return ModelSource(name, True, "hub-cache", location, summary, tuple(tried), path=str(found))
         if probe_network and hub.hub_online():
             return ModelSource(name, True, "hub-download", location, summary, tuple(tried))
         tried.append(f"{location}: not cached, Hub unreachable ({hub.offline_reason()})")
+    elif spec.hub_repo_env and not spec.random_init and not spec.backbone_only and name == "emoclip-vitb32":
+        tried.append(f"Hugging Face Hub: no repo configured (this project publishes none yet); set "
+                     f"{spec.hub_repo_env}=owner/name and {spec.hub_revision_env}=<commit hash>")
     if spec.backbone_only:
         model_cfg = spec.config().model
         location = backbone.pretrained_location(model_cfg) or "open_clip"
@@ -159,6 +208,13 @@ def resolve(
     if spec.random_init:
         return ModelSource(name, True, "random", "random initialisation (test model)", summary, tuple(tried))
     return ModelSource(name, False, "missing", "", summary, tuple(tried))
+
+
+def hub_location(spec: ModelSpec) -> str:
+    """``hf-hub:owner/name@revision/NAME.safetensors`` (`` (unpinned)`` without a commit hash)."""
+    label = spec.hub_label() or ""
+    repo_rev, _, note = label.partition(" ")
+    return f"hf-hub:{repo_rev}/{spec.name}.safetensors" + (f" {note}" if note else "")
 
 
 def available_models(
@@ -210,13 +266,25 @@ def _from_registry(name: str, **kwargs) -> EmoCLIP:
     spec = get_spec(name)
     if not source.available:
         raise WeightsNotFoundError(_how_to_get(name, source))
-    if source.kind in ("local", "hub-cache"):
-        return _from_checkpoint(Path(source.location), cache_dir=kwargs.get("cache_dir"))
-    if source.kind == "hub-download":
-        repo = spec.repo()
-        hub.download_file(repo, f"{name}.json", cache_dir=kwargs.get("cache_dir"))
-        path = hub.download_file(repo, f"{name}.safetensors", cache_dir=kwargs.get("cache_dir"))
-        return _from_checkpoint(path, cache_dir=kwargs.get("cache_dir"))
+    if source.kind == "local":
+        return _from_checkpoint(Path(source.path), cache_dir=kwargs.get("cache_dir"))
+    if source.kind in ("hub-cache", "hub-download"):
+        if "(unpinned)" in source.location:
+            log.warning("%s: weights from %s, not pinned to a commit; set %s to a commit hash", name,
+                        spec.hub_label(), spec.hub_revision_env or "the revision")
+        if source.kind == "hub-cache":
+            path = Path(source.path)
+        else:
+            repo, revision = spec.repo(), spec.revision()
+            assert repo is not None  # resolve() found one
+            side = hub.download_file(repo, f"{name}.json", revision=revision, cache_dir=kwargs.get("cache_dir"))
+            from .weights import read_config
+
+            read_config(Path(side).with_suffix(".safetensors"))  # bounds checked before the weights download
+            path = hub.download_file(repo, f"{name}.safetensors", revision=revision, cache_dir=kwargs.get("cache_dir"))
+        model = _from_checkpoint(path, cache_dir=kwargs.get("cache_dir"), require_sha256=True)
+        model.source = f"{source.location} (sha256 verified)"
+        return model
     model = EmoCLIP(spec.config())
     if source.kind.startswith("open_clip"):
         state = backbone.pretrained_backbone_state(model.config.model, cache_dir=kwargs.get("cache_dir"))
@@ -235,11 +303,12 @@ def _load_backbone(model: EmoCLIP, state: dict[str, torch.Tensor]) -> None:
         model.logit_scale.copy_(model.backbone.logit_scale.detach().reshape(()))
 
 
-def _from_checkpoint(path: Path, *, cache_dir: str | Path | None = None) -> EmoCLIP:
-    """Build from the sidecar config, then load tensors; fill a frozen backbone from open_clip."""
+def _from_checkpoint(path: Path, *, cache_dir: str | Path | None = None, require_sha256: bool = False) -> EmoCLIP:
+    """Build from the sidecar config (bounds-checked), then load tensors (sha256-verified, and
+    required to be recorded with `require_sha256`); fill a frozen backbone from open_clip."""
     from .backbone import pretrained_backbone_state
 
-    config, state = load_checkpoint(path)
+    config, state = load_checkpoint(path, require_sha256=require_sha256)
     model = EmoCLIP(config)
     expected = model.state_dict()
     unexpected = sorted(set(state) - set(expected))
@@ -269,7 +338,9 @@ def _how_to_get(name: str, source: ModelSource) -> str:
         lines += [
             "  - convert the authors' released checkpoint: emoclip convert AUTHORS.pth weights/emoclip-vitb32.safetensors",
             "  - or train one: python -m emoclip.train --config <config.yaml> (see README, Training)",
-            "  - or connect to the Hugging Face Hub (unset HF_HUB_OFFLINE) / set EMOCLIP_HUB_REPO",
+            "  - or put emoclip-vitb32.safetensors + .json in ./weights (or EMOCLIP_WEIGHTS_DIR, or EMOCLIP_WEIGHTS=FILE)",
+            "  - or, from a Hugging Face repo you trust: EMOCLIP_HUB_REPO=owner/name EMOCLIP_HUB_REVISION=<commit hash>"
+            " (this project publishes none yet; the Hub must be reachable: unset HF_HUB_OFFLINE)",
         ]
     elif name == "emoclip-synthetic-tiny":
         lines.append("  - it ships in the repository's weights/ folder; run from the repository root or pass --weights-dir")

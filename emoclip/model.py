@@ -29,6 +29,12 @@ class EmoCLIP(nn.Module):
     """
 
     def __init__(self, config: EmoCLIPConfig) -> None:
+        """Build the architecture of `config` (random weights).
+
+        Raises:
+            ValueError: `config` is out of `EmoCLIPConfig.check_bounds` (checked first).
+        """
+        config.check_bounds()  # before any allocation: a hostile config must not ask for 100 GB
         super().__init__()
         self.config = config
         self.backbone = create_backbone(config.model)

@@ -186,7 +186,12 @@ class _FrameCollector:
 
             self.cropper = FaceCropper(size=self.size, margin=predictor.config.face_margin,
                                        fallback=predictor.face_fallback, max_faces=predictor.max_faces,
+                                       min_confidence=predictor.min_face_score,
                                        detector=predictor._locked_detector())
+        # frames whose faces are all in tracks too short (so far) to be people: their centre crop,
+        # encoded only if those tracks end short (fallback "center"): {position: (crop, track ids)}
+        self.held_centres: dict[int, tuple[np.ndarray, set[int]]] = {}
+        self.min_track: int | None = None  # frames a track needs (set in `run` from the expected length)
         self.times: list[float] = []
         self.has_face: list[bool] = []
         self.pending: list[tuple[int, int | None, np.ndarray]] = []  # (frame position, track id, crop)
@@ -195,7 +200,12 @@ class _FrameCollector:
         self.timings = {"decode": 0.0, "detect": 0.0, "encode": 0.0, "temporal": 0.0}
         self.interpolated = 0  # frames whose face boxes were interpolated, not detected
 
-    def run(self, frames: Iterator[SampledFrame], duration: float, progress: Progress | None) -> None:
+    def run(self, frames: Iterator[SampledFrame], duration: float, progress: Progress | None,
+            expected_frames: int | None = None) -> None:
+        """Decode, detect, crop and encode every frame; `expected_frames` (the clip's sampled
+        frames, as far as known beforehand) scales the frames a face track needs."""
+        if expected_frames:
+            self.min_track = self.p._min_track_frames(expected_frames)
         produced = self._produce(frames)
         prefetch = _Prefetch(produced, PREFETCH_DEPTH) if self.p.prefetch else None
         if prefetch is not None:  # decode + detect in a thread, a bounded queue ahead of the encoder
@@ -247,25 +257,55 @@ class _FrameCollector:
                     pos = len(self.times)
                     first, second, interpolated = self.cropper.crop_pair(held.image, pos, frame.image, pos + 1)
                     self.interpolated += interpolated
-                    yield self._record(held, *self._items(first))
-                    yield self._record(frame, *self._items(second))
+                    yield self._frame(held, first)
+                    yield self._frame(frame, second)
                     held = None
                 elif self.p.interpolate_faces and self.times:
                     held = frame  # cropped with the next frame
                 else:
-                    yield self._record(frame, *self._items(self.cropper(frame.image, len(self.times))))
+                    yield self._frame(frame, self.cropper(frame.image, len(self.times)))
                 self.timings["detect"] += time.perf_counter() - t_decoded
                 t_prev = time.perf_counter()
             if held is not None:
-                yield self._record(held, *self._items(self.cropper(held.image, len(self.times))))
+                yield self._frame(held, self.cropper(held.image, len(self.times)))
         finally:
             close = getattr(frames, "close", None)
             if close is not None:
                 close()  # release the decoder now, also when the consumer stopped early
 
-    @staticmethod
-    def _items(crops: list) -> tuple[list[tuple[int | None, np.ndarray]], bool]:
-        return [(c.track_id, c.image) for c in crops], any(c.track_id is not None for c in crops)
+    def _frame(self, frame: SampledFrame,
+               crops: list) -> tuple[float, list[tuple[int, int | None, np.ndarray]]]:
+        """Book one cropped frame (see `_record`), holding its centre crop while its faces are
+        only in tracks too short to be people, and releasing held centre crops of frames whose
+        tracks ended short."""
+        items = [(c.track_id, c.image) for c in crops]
+        ids = {c.track_id for c in crops if c.track_id is not None}
+        pos = len(self.times)
+        out = self._record(frame, items, bool(ids))
+        if ids and self.p.face_fallback == "center" and not any(self._trusted(t) for t in ids):
+            from .faces import center_crop
+
+            self.held_centres[pos] = (center_crop(frame.image, self.size), ids)
+        return out[0], out[1] + self._settle()
+
+    def _trusted(self, track_id: int) -> bool:
+        track = self.cropper.tracks[track_id]
+        return track.stable(self.min_track or self.p._min_track_frames(1 << 30), self.cropper.min_confidence)
+
+    def _settle(self, final: bool = False) -> list[tuple[int, int | None, np.ndarray]]:
+        """Held centre crops that are no longer needed are dropped (a track of theirs became a
+        person); those whose tracks all ended short (or all, at the `final` call) are returned as
+        ``(position, None, crop)`` items to encode."""
+        released = []
+        max_missed = self.cropper.tracker.max_missed
+        for pos, (crop, ids) in list(self.held_centres.items()):
+            tracks = [self.cropper.tracks[t] for t in ids]
+            if any(self._trusted(t) for t in ids):
+                del self.held_centres[pos]
+            elif final or all(t.missed >= max_missed for t in tracks):
+                del self.held_centres[pos]
+                released.append((pos, None, crop))
+        return released
 
     def _record(self, frame: SampledFrame, items: list[tuple[int | None, np.ndarray]],
                 has_face: bool) -> tuple[float, list[tuple[int, int | None, np.ndarray]]]:
@@ -293,26 +333,44 @@ class _FrameCollector:
         if self.cropper is not None:
             self.cropper.close()
 
-    def _primary(self) -> tuple[int | None, list[tuple[int, torch.Tensor]]]:
-        """The subject's (frame position, embedding) sequence."""
-        primary = self.cropper.primary_track() if self.cropper is not None else None
+    def _stable_ids(self) -> set[int]:
+        """Ids of the face tracks that count as people (enough frames, trusted score)."""
+        if self.cropper is None:
+            return set()
+        need = self.min_track or self.p._min_track_frames(len(self.times))
+        return {t.id for t in self.cropper.tracker.stable_tracks(need, self.cropper.min_confidence)}
+
+    def _primary(self, stable: set[int]) -> tuple[int | None, list[tuple[int, torch.Tensor]]]:
+        """The subject's (frame position, embedding) sequence: the most persistent stable
+        track's frames, and the centre crops of frames without a trusted face."""
+        need = self.min_track or self.p._min_track_frames(len(self.times))
+        primary = self.cropper.primary_track(need) if self.cropper is not None else None
         pid = primary.id if primary is not None else None
+        faced = {pos for pos, tid, _ in self.entries if tid in stable}
         by_pos: dict[int, torch.Tensor] = {}
         for pos, tid, emb in self.entries:
-            if self.cropper is None or tid == pid or (tid is None and pos not in by_pos):
+            if self.cropper is None or tid == pid or (tid is None and pos not in faced):
                 by_pos.setdefault(pos, emb)
         return pid, sorted(by_pos.items())
 
     def finish(self, key: str, meta: dict[str, Any]) -> VideoEncoding:
         t0 = time.perf_counter()
         times = np.asarray(self.times, dtype=np.float64)
-        pid, seq = self._primary()
+        if self.cropper is not None:
+            self.pending += self._settle(final=True)
+            self._flush()
+        stable = self._stable_ids()
+        if self.cropper is not None:  # a frame has a face when a track that counts as a person is in it
+            faced = {f for t in self.cropper.tracks if t.id in stable for f in t.frames}
+            self.has_face = [pos in faced for pos in range(len(self.times))]
+        pid, seq = self._primary(stable)
         warnings = []
         if not seq:
             raise NoFaceError("no face was found in any sampled frame (face fallback is 'skip'); "
                               "choose the centre-crop fallback to analyse the whole frame")
-        if self.detection and not any(self.has_face):
-            warnings.append("no face was found in any frame: the whole frame (centre crop) was analysed")
+        if self.detection:
+            warnings += coverage_warnings(sum(self.has_face), len(self.times), self.p.min_face_coverage,
+                                          self.p.face_fallback)
         positions = np.array([pos for pos, _ in seq])
         frame_emb = torch.stack([e for _, e in seq])  # (M, D)
         frame_times = times[positions]
@@ -364,9 +422,10 @@ class _FrameCollector:
             if tid is not None:
                 by_track.setdefault(tid, []).append((pos, e))
         tracks, rows = [], []
+        stable = self._stable_ids()
         for track in self.cropper.tracks:
             seq = by_track.get(track.id)
-            if not seq:
+            if not seq or track.id not in stable:  # a brief or low-score detection is not a person
                 continue
             positions = [pos for pos, _ in seq]
             tracks.append((track.id, len(seq), float(times[seq[0][0]]), float(times[seq[-1][0]]), track.id == pid))
@@ -377,6 +436,27 @@ class _FrameCollector:
             rows.append(next_row)
             next_row += 1
         return tracks, rows
+
+
+def coverage_warnings(with_face: int, sampled: int, min_coverage: float, fallback: str) -> list[str]:
+    """Plain-words warnings when faces were found in fewer than `min_coverage` of the sampled frames.
+
+    Returns:
+        ``[]`` when coverage is enough, else one warning saying how many frames had a face.
+    """
+    if sampled <= 0:
+        return []
+    what = ("the whole frame (centre crop) was analysed instead" if fallback == "center"
+            else "only the frames with a face were analysed")
+    rest = "frames without a face were analysed as whole frames" if fallback == "center" else what
+    if with_face == 0:
+        frames = "the one frame" if sampled == 1 else f"any of the {sampled} sampled frames"
+        return [f"no face was found in {frames}: {what}, so the result does not describe a person"]
+    if with_face / sampled < min_coverage:
+        return [f"a face was found in only {with_face} of {sampled} sampled frames "
+                f"({100 * with_face / sampled:.0f}%): the result may not describe a person "
+                f"({rest})"]
+    return []
 
 
 def window_spans(duration: float, window: float, hop: float) -> list[tuple[float, float]]:

@@ -18,7 +18,8 @@ import torch
 from .model import EmoCLIP, FastImageTower, FastTemporal, cpu_has_native_bf16, image_tower_gflops
 
 PRECISIONS = ("auto", "fp32", "bf16")
-BF16_MIN_COSINE = 0.999  # "auto" keeps bf16 only when its embeddings stay this close to fp32
+BF16_MIN_COSINE = 0.999  # bf16 is used only when its embeddings stay this close to fp32 ("auto" falls
+# back to fp32 below it, an explicit "bf16" is refused with a RuntimeError)
 AUTO_BF16_MIN_GFLOPS = 0.5  # smaller towers (test models) gain nothing from bf16: stay fp32
 
 
@@ -26,9 +27,10 @@ class _Tower:
     """The image tower a predictor encodes with: a callable plus how and why it was chosen."""
 
     def __init__(self, model: EmoCLIP, fn: Callable[[torch.Tensor], torch.Tensor] | None, precision: str, reason: str,
-                 cosine: float | None, implementation: str) -> None:
+                 cosine: float | None, implementation: str, refused: bool = False) -> None:
         self.fn, self.precision, self.reason = fn, precision, reason
         self.cosine, self.implementation = cosine, implementation
+        self.refused = refused  # an explicit "bf16" that failed the start-up check: `reason` says why
         self._model = weakref.ref(model)
         self._versions = _visual_versions(model)
 
@@ -60,10 +62,10 @@ def _resolve_tower(model: EmoCLIP, requested: str) -> _Tower:
     with _CACHE_LOCK:
         towers = _TOWERS.setdefault(model, {})
         tower = towers.get(requested)
-        if tower is not None and tower.current():
-            return tower
-        tower = _choose_tower(model, requested)
-        towers[requested] = tower
+        if tower is None or not tower.current():
+            tower = towers[requested] = _choose_tower(model, requested)  # a refusal is cached too
+        if tower.refused:
+            raise RuntimeError(tower.reason)
         return tower
 
 
@@ -82,11 +84,15 @@ def _choose_tower(model: EmoCLIP, requested: str) -> _Tower:
             return _Tower(model, fp32, "fp32", f"auto: the image tower is too small for bf16 to pay ({gflops:.2g} GFLOP/frame)",
                           None, "open_clip")
     fn, implementation = _bf16_tower(model)
-    cosine = _bf16_cosine(model, fn)
-    if requested == "auto" and not cosine >= BF16_MIN_COSINE:
-        return _Tower(model, fp32, "fp32", f"auto: bf16 embeddings reached cosine {cosine:.5f} < {BF16_MIN_COSINE} of fp32",
-                      cosine, "open_clip")
-    reason = "requested" if requested == "bf16" else f"auto: native bf16, cosine {cosine:.5f} >= {BF16_MIN_COSINE} of fp32"
+    cosine = _bf16_cosine(model, fn)  # the start-up check, the same for "auto" and an explicit "bf16"
+    if not cosine >= BF16_MIN_COSINE:
+        why = f"bf16 embeddings reached cosine {cosine:.5f} < {BF16_MIN_COSINE} of fp32 on the start-up check"
+        if requested == "auto":
+            return _Tower(model, fp32, "fp32", f"auto: {why}", cosine, "open_clip")
+        return _Tower(model, None, "bf16", f"precision 'bf16' refused: {why} ({implementation} tower); "
+                      "use precision 'fp32' or 'auto'", cosine, implementation, refused=True)
+    check = f"cosine {cosine:.5f} >= {BF16_MIN_COSINE} of fp32"
+    reason = f"requested, {check}" if requested == "bf16" else f"auto: native bf16, {check}"
     return _Tower(model, fn, "bf16", reason, cosine, implementation)
 
 

@@ -87,9 +87,12 @@ class EmotionPredictor:
         video_cache_size: Encoded videos kept for re-scoring.
         precision: Image-tower precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (bf16 on a CPU with
             native bf16 when a start-up check on a fixed random batch gives embeddings within cosine
-            `precision.BF16_MIN_COSINE` of fp32, else fp32). None reads ``EMOCLIP_PRECISION`` (default
-            ``"auto"``). Text and temporal models stay fp32. The choice is made on first use and
-            reported by `precision` / `precision_info` and in each prediction's ``video`` metadata.
+            `precision.BF16_MIN_COSINE` of fp32, else fp32). An explicit ``"bf16"`` runs the same
+            check and, when it fails, is refused: the first use raises RuntimeError with the
+            cosine reached (``"auto"`` would fall back to fp32). None reads ``EMOCLIP_PRECISION``
+            (default ``"auto"``). Text and temporal models stay fp32. The choice is made on first
+            use and reported by `precision` / `precision_info` and in each prediction's ``video``
+            metadata.
         prefetch: Decode and detect faces in a background thread, `pipeline.PREFETCH_DEPTH`
             frames ahead of the encoder (None reads ``EMOCLIP_PREFETCH``, default on). While that
             thread is behind, the encoder leaves it a core (``encode_workers - 1`` workers).
@@ -110,6 +113,15 @@ class EmotionPredictor:
             detected too. Halves detection on steady footage (at 7.5 sampled fps a face moves a few
             pixels between samples, well inside the crop margin). None reads
             ``EMOCLIP_INTERPOLATE_FACES`` (default on).
+        min_face_score: Detections scoring less are not faces (README "Faces you can trust":
+            real faces measured 0.75-0.95, text, skin-coloured objects, a cat 0.50 at most). None
+            reads ``EMOCLIP_MIN_FACE_SCORE`` (default `faces.MIN_FACE_SCORE`, 0.6).
+        min_track_frames: Sampled frames a face track needs to count as a person (shorter tracks
+            are not reported and their frames count as frames without a face). None reads
+            ``EMOCLIP_MIN_TRACK_FRAMES``, default `faces.min_track_frames` of the clip's sampled
+            frames (10 %, at least 2, at most 8; 1 for a one-frame clip).
+        min_face_coverage: A warning says so when a face is found in fewer than this share of the
+            sampled frames. None reads ``EMOCLIP_MIN_FACE_COVERAGE`` (default 0.5).
 
     Example:
         >>> predictor = EmotionPredictor(emoclip.load_model("emoclip-vitb32"))
@@ -131,6 +143,9 @@ class EmotionPredictor:
         live_threads: int | None = None,
         encode_workers: int | None = None,
         interpolate_faces: bool | None = None,
+        min_face_score: float | None = None,
+        min_track_frames: int | None = None,
+        min_face_coverage: float | None = None,
     ) -> None:
         if face_fallback not in ("center", "skip"):
             raise ValueError(f"face_fallback must be 'center' or 'skip', not {face_fallback!r}")
@@ -150,6 +165,15 @@ class EmotionPredictor:
         if interpolate_faces is None:
             interpolate_faces = _env_flag("EMOCLIP_INTERPOLATE_FACES", True)
         self.interpolate_faces = bool(interpolate_faces)
+        from .faces import MIN_FACE_SCORE
+
+        self.min_face_score = _env_float("EMOCLIP_MIN_FACE_SCORE", min_face_score, MIN_FACE_SCORE, 0.0, 1.0)
+        self.min_face_coverage = _env_float("EMOCLIP_MIN_FACE_COVERAGE", min_face_coverage, 0.5, 0.0, 1.0)
+        if min_track_frames is None and (os.environ.get("EMOCLIP_MIN_TRACK_FRAMES") or "").strip():
+            min_track_frames = _env_number("EMOCLIP_MIN_TRACK_FRAMES", int)
+        if min_track_frames is not None and int(min_track_frames) < 1:
+            raise ValueError(f"min_track_frames must be at least 1, got {min_track_frames}")
+        self.min_track_frames = None if min_track_frames is None else int(min_track_frames)
         self.model = model.eval()
         self.config = model.config.preprocess
         self.batch_size = batch_size
@@ -171,7 +195,11 @@ class EmotionPredictor:
 
     @property
     def precision(self) -> str:
-        """The image tower's precision in use, ``"fp32"`` or ``"bf16"`` (decided on first call)."""
+        """The image tower's precision in use, ``"fp32"`` or ``"bf16"`` (decided on first call).
+
+        Raises:
+            RuntimeError: ``"bf16"`` was requested and failed the start-up check (the message says why).
+        """
         return self._image_tower().precision
 
     @property
@@ -374,7 +402,7 @@ class EmotionPredictor:
         if not self.config.face_detection:
             return center_crop(image, size), True
         with self._detector_lock:
-            boxes = self._shared_detector().detect(image)
+            boxes = [b for b in self._shared_detector().detect(image) if b.score >= self.min_face_score]
         if boxes:
             return crop_square(image, boxes[0], margin=self.config.face_margin, size=size), True
         return (center_crop(image, size) if self.face_fallback == "center" else None), False
@@ -406,6 +434,16 @@ class EmotionPredictor:
             tower = self._tower = _resolve_tower(self.model, self.requested_precision)
         return tower
 
+    def _min_track_frames(self, sampled_frames: int) -> int:
+        """Frames a face track needs to count as a person in a clip of `sampled_frames`."""
+        from .faces import min_track_frames
+
+        if sampled_frames <= 1:
+            return 1  # a photograph: its one face is the subject
+        if self.min_track_frames is not None:
+            return min(self.min_track_frames, sampled_frames)
+        return min_track_frames(sampled_frames)
+
     def _shared_detector(self):
         from .faces import FaceDetector
 
@@ -435,7 +473,8 @@ class EmotionPredictor:
             h.update(str(arr.shape).encode())
             h.update(arr.tobytes())
         h.update(f"{self.model_name}|{self.face_fallback}|{self.max_faces}|{fps}|{self.precision}|"
-                 f"{self.interpolate_faces}".encode())
+                 f"{self.interpolate_faces}|{self.min_face_score}|{self.min_track_frames}|"
+                 f"{self.min_face_coverage}".encode())
         return h.hexdigest()
 
     def _frames(self, video: VideoInput, fps: float | None) -> tuple[Iterator[SampledFrame], dict[str, Any]]:
@@ -474,7 +513,7 @@ class EmotionPredictor:
         meta["precision"] = self.precision
         collected = _FrameCollector(self, self.config.face_detection)
         try:
-            collected.run(frames, meta.get("duration") or 0.0, progress)
+            collected.run(frames, meta.get("duration") or 0.0, progress, self._expected_frames(meta))
         finally:
             collected.close()
         enc = collected.finish(key, meta)
@@ -482,6 +521,34 @@ class EmotionPredictor:
         if progress:
             progress(1.0, "done")
         return enc
+
+
+    def _expected_frames(self, meta: dict[str, Any]) -> int | None:
+        """Sampled frames a clip will give, from its duration and frame rate (None if unknown)."""
+        duration, fps = float(meta.get("duration") or 0.0), float(meta.get("fps") or 0.0)
+        if duration <= 0 or fps <= 0:
+            return None
+        n = max(1, round(duration * min(fps, self.config.sample_fps)))
+        cap = self.limits.max_sampled_frames
+        return min(n, cap) if cap else n
+
+
+def _env_number(name: str, kind: type) -> Any:
+    value = os.environ.get(name, "").strip()
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+
+
+def _env_float(name: str, value: float | None, default: float, low: float, high: float) -> float:
+    """An explicit value, else the environment setting `name`, else `default`; checked in [low, high]."""
+    if value is None:
+        value = _env_number(name, float) if os.environ.get(name, "").strip() else default
+    value = float(value)
+    if not low <= value <= high:
+        raise ValueError(f"{name.removeprefix('EMOCLIP_').lower()} must be in [{low}, {high}], got {value}")
+    return value
 
 
 def _env_flag(name: str, default: bool) -> bool:

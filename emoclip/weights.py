@@ -69,7 +69,12 @@ def save_checkpoint(
 
 
 def read_config(weights_path: str | Path) -> EmoCLIPConfig:
-    """The config in the JSON sidecar of a ``.safetensors`` file."""
+    """The config in the JSON sidecar of a ``.safetensors`` file, checked against
+    `EmoCLIPConfig.check_bounds` (nothing is allocated for a config out of bounds).
+
+    Raises:
+        CheckpointError: no sidecar, an invalid one, or an architecture out of bounds.
+    """
     side = sidecar_path(weights_path)
     if not side.is_file():
         raise CheckpointError(
@@ -77,27 +82,42 @@ def read_config(weights_path: str | Path) -> EmoCLIPConfig:
             "never guessed from tensor shapes"
         )
     try:
-        return EmoCLIPConfig.load(side)
+        config = EmoCLIPConfig.load(side)
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{side} is not a valid EmoCLIP config: {exc}") from exc
+    try:
+        config.check_bounds()
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{side.name} asks for an architecture out of bounds, refused: {exc}") from exc
+    return config
 
 
-def load_checkpoint(path: str | Path, *, verify: bool = True) -> tuple[EmoCLIPConfig, dict[str, torch.Tensor]]:
+def load_checkpoint(
+    path: str | Path, *, verify: bool = True, require_sha256: bool = False
+) -> tuple[EmoCLIPConfig, dict[str, torch.Tensor]]:
     """Read our checkpoint format.
 
     Args:
         path: ``*.safetensors`` with a ``*.json`` sidecar beside it.
         verify: Check the file's sha256 against the sidecar (when the sidecar records one).
+        require_sha256: The sidecar must record a sha256 (files from the Hub); implies `verify`.
 
     Returns:
         ``(config, state_dict)``.
+
+    Raises:
+        CheckpointError: no or invalid sidecar, architecture out of bounds, a missing sha256 when
+            required, a sha256 mismatch, or an unreadable file.
     """
     import json
 
     path = Path(path)
     config = read_config(path)
-    if verify:
+    if verify or require_sha256:
         expected = json.loads(sidecar_path(path).read_text(encoding="utf-8")).get("sha256")
+        if require_sha256 and not (isinstance(expected, str) and len(expected) == 64):
+            raise CheckpointError(f"{sidecar_path(path).name} records no sha256 of {path.name}: weights from the "
+                                  "Hub are loaded only when their sidecar carries one to verify")
         if expected and file_sha256(path) != expected:
             raise CheckpointError(f"{path} does not match the sha256 in {sidecar_path(path).name}: "
                                   "the file is corrupt or was replaced; download or export it again")

@@ -469,3 +469,18 @@ def test_a_better_model_becoming_ready_does_not_pull_results_from_under_a_sessio
     out = app.poll_models(idle)
     assert out[0].model is None and out[0].shown_default == "emoclip-synthetic-tiny"
     assert "This is a toy" in out[1] and out[5][0][0] == "happiness"  # editor refreshed
+
+
+def test_face_coverage_warning_is_a_banner_above_the_result(tmp_path):
+    from media import blank_frames
+
+    path = write_video(tmp_path / "no-face.webm", blank_frames(24, (240, 320)), fps=12)
+    out = app.analyse(str(path), "center", app.Session(), progress=no_progress)
+    warnings = out[8]
+    assert "⚠" in warnings and "no face was found in any of the" in warnings
+    assert "does not describe a person" in warnings
+    demo = app.build_demo()
+    ids = [getattr(b, "elem_id", None) for b in demo.blocks.values()]
+    banner = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "result-warnings")
+    assert "warning-banner" in banner.elem_classes and ".warning-banner" in app.CSS
+    assert ids.index("result-warnings") < ids.index("top-label")  # seen before the label

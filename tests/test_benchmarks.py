@@ -1,7 +1,10 @@
-"""Smoke test of benchmarks/run.py: the whole machinery on the tiny model and tiny clips.
+"""benchmarks/run.py on the tiny model and tiny clips: the whole machinery, and the work behind
+each figure.
 
-Checks the JSON's keys and that every figure is a sane number; no timing assertions (the figures
-of a tiny random model on a shared machine mean nothing).
+No timing assertions (the figures of a tiny random model on a shared machine mean nothing). What is
+asserted does not depend on the machine's speed: the JSON's keys, sane numbers, and the work each
+figure counted (frames decoded, crops encoded, texts encoded, windows pooled; `WorkCounter`), so a
+change that re-encodes frames or texts, or pools more than the timeline's windows, fails here.
 """
 
 from __future__ import annotations
@@ -9,24 +12,37 @@ from __future__ import annotations
 import json
 import math
 import os
+import importlib.util
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import torch
 
 pytestmark = pytest.mark.slow
+CLIP_SECONDS, CLIP_FPS = 3, 30  # the generated P2-P4 clip (run.py writes clips at 30 fps)
+
+
+def _work(**counts: int) -> dict[str, int]:
+    return {"frames_decoded": 0, "crops_encoded": 0, "texts_encoded": 0, "windows_pooled": 0} | counts
+
+
+def _pooled_ok(pooled: int, windows: int, tracks: int) -> bool:
+    """The clip, each timeline window and each track pooled once (the subject's track may share the clip's row)."""
+    return windows + tracks <= pooled <= 1 + windows + tracks
 
 
 def test_benchmark_runs_end_to_end_on_the_tiny_model(repo_root, tmp_path):
     out = tmp_path / "bench.json"
     cmd = [sys.executable, str(repo_root / "benchmarks" / "run.py"), "--quick", "--model", "test-emoclip-tiny",
-           "--repeats", "1", "--clip-seconds", "3", "--clip-size", "320x240", "--long-seconds", "5",
+           "--repeats", "1", "--clip-seconds", str(CLIP_SECONDS), "--clip-size", "320x240", "--long-seconds", "5",
            "--p7-seconds", "4", "--p7-size", "320x240", "--p8-points", "150", "--p8-methods", "tsne",
-           "--p6-frames", "4", "--no-app", "--p9-clips", "3", "--p10-points", "1500", "--cache-dir", str(tmp_path / "videos"), "--json", str(out)]
+           "--p6-frames", "4", "--no-app", "--p10-clips", "3", "--p11-points", "1500", "--cache-dir", str(tmp_path / "videos"), "--json", str(out)]
     env = os.environ | {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(repo_root)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    for key in ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10"):
+    for key in ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P10", "P11"):
         assert f"{key} = " in proc.stdout  # each figure is printed
 
     data = json.loads(out.read_text())
@@ -43,6 +59,108 @@ def test_benchmark_runs_end_to_end_on_the_tiny_model(repo_root, tmp_path):
     assert details["P5"]["windows"] >= 2 and details["P5"]["naive_frame_encodings"] > details["P5"]["crops"]
     assert details["P6"]["handler"].startswith("predictor path")
     assert details["P7"]["sampled_frames"] > 0 and details["P8"]["tsne"]["best_s"] > 0
-    assert details["P9"]["clips"] == 3 and details["P9"]["batch_s"] > 0 and details["P9"]["predict_s"] > 0
-    assert details["P10"]["points"] == 1500 and details["P10"]["query_ms"] > 0
+    assert details["P10"]["clips"] == 3 and details["P10"]["batch_s"] > 0 and details["P10"]["predict_s"] > 0
+    assert details["P11"]["points"] == 1500 and details["P11"]["query_ms"] > 0
     assert data["machine"]["logical_cpus"] >= 1 and data["targets"]["P1"] == ">= 0.85"
+    assert "naive frame-by-frame pipeline modelled on the authors' data loading" in proc.stdout
+    assert "reference-style" not in proc.stdout and details["P3"]["baseline"].startswith("a naive frame-by-frame")
+
+    # counted work, per timed call of each figure
+    p1 = details["P1"]["work"]
+    assert p1["tower_call"] == p1["encode_images_call"] == _work(crops_encoded=details["P1"]["batch"])
+    p2 = details["P2"]["work"]
+    sampled, windows = details["P2"]["sampled_frames"], details["P2"]["windows"]
+    analysis = p2["analysis"]
+    assert analysis["frames_decoded"] == sampled  # only the sampled frames are converted
+    assert analysis["crops_encoded"] == details["P2"]["crops"] == sampled  # each crop encoded once
+    assert analysis["texts_encoded"] == 0  # the class texts were cached by the warm-up analysis
+    assert _pooled_ok(analysis["windows_pooled"], windows, details["P2"]["tracks"])
+    assert p2["encoding"] == _work(crops_encoded=sampled)
+
+    p3 = details["P3"]
+    assert p3["warmup_runs"] == 1 and len(p3["ours_all_s"]) == len(p3["naive_all_s"]) == p3["timed_runs"]
+    assert p3["work"]["ours"] == analysis  # the same analysis as P2
+    frames_per_window = p3["frames_per_window"]
+    assert p3["work"]["naive"] == _work(
+        frames_decoded=CLIP_SECONDS * CLIP_FPS,  # every frame converted into PIL
+        crops_encoded=(1 + windows) * frames_per_window,  # the clip and each window encode their frames again
+        texts_encoded=p3["texts"],  # every class text, every call
+        windows_pooled=1 + windows)
+    assert p3["work"]["naive"]["crops_encoded"] > analysis["crops_encoded"]
+
+    assert details["P4"]["work"]["edit"] == _work(texts_encoded=1)  # only the edited description
+    p5 = details["P5"]
+    assert p5["work"]["encoding"] == _work(crops_encoded=p5["crops"])
+    assert p5["work"]["pooling"] == _work(windows_pooled=1 + p5["windows"])  # the clip and every window
+    assert p5["work"]["analysis"]["crops_encoded"] == p5["crops"] == p5["sampled_frames"]
+    assert p5["work"]["analysis"]["frames_decoded"] == p5["sampled_frames"]
+    assert p5["work"]["analysis"]["texts_encoded"] == 0
+    assert _pooled_ok(p5["work"]["analysis"]["windows_pooled"], p5["timeline_windows"], p5["tracks"])
+    assert p5["naive_frame_encodings"] == p5["windows"] * frames_per_window
+    # a webcam frame: one crop encoded, one window pooled, no text re-encoded
+    assert details["P6"]["work"]["frame"] == _work(crops_encoded=1, windows_pooled=1)
+    p7 = details["P7"]["work"]["analysis"]  # a fresh process: the class texts are encoded once
+    assert p7["frames_decoded"] == p7["crops_encoded"] == details["P7"]["sampled_frames"]
+    assert p7["texts_encoded"] == p3["texts"]
+    assert _pooled_ok(p7["windows_pooled"], details["P7"]["windows"], details["P7"]["tracks"])
+
+    p8 = details["P8"]  # the first projection a user waits for, beside the warm figure
+    assert data["P8_first_projection_s"] == p8["first_projection_s"] == p8["tsne"]["first_s"]
+    assert p8["tsne"]["first_s"] >= p8["tsne"]["import_s"] > 0 and data["P8"] == p8["tsne"]["best_s"]
+    assert p8["work"]["projection"] == _work()
+
+
+def _load_run_module(repo_root):
+    spec = importlib.util.spec_from_file_location("emoclip_bench_run", repo_root / "benchmarks" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_work_counter_sees_re_encoding(repo_root, tiny_model, tmp_path):
+    """What `WorkCounter` counts changes when work is redone: re-encoding frames or texts shows."""
+    from media import moving_face_frames, write_video
+
+    import emoclip
+    from emoclip.model import EmoCLIP
+    from emoclip.predictor import EmotionPredictor
+
+    run = _load_run_module(repo_root)
+    real_encode_image = EmoCLIP.encode_image
+    counter = run.WorkCounter().install()
+    try:
+        p = EmotionPredictor(tiny_model, batch_size=8, prefetch=False)
+        classes = emoclip.preset("dfew-7")
+        path = write_video(tmp_path / "c.webm", moving_face_frames(24, size=(240, 320)), fps=12)
+        before = counter.snapshot()
+        pred = p.predict(path, classes)
+        first = counter.since(before)
+        n = pred.faces.sampled_frames
+        assert first["frames_decoded"] == first["crops_encoded"] == n > 0
+        assert first["texts_encoded"] == len(classes.texts)
+        assert _pooled_ok(first["windows_pooled"], len(pred.timeline), len(pred.tracks))
+
+        before = counter.snapshot()
+        p.predict(path, classes)  # cached encoding and texts: nothing redone
+        assert counter.since(before) == _work()
+
+        before = counter.snapshot()
+        p._videos.clear()
+        p.text_cache._store.clear()
+        crops = np.zeros((3, tiny_model.image_size, tiny_model.image_size, 3), np.uint8)
+        p.encode_images(crops)
+        p.encode_images(crops)  # re-encoded: counted again
+        p.predict(path, classes)
+        again = counter.since(before)
+        assert again["crops_encoded"] == 6 + n and again["texts_encoded"] == len(classes.texts)
+        assert again["frames_decoded"] == n
+
+        before = counter.snapshot()
+        with torch.inference_mode():  # outside a predictor (the naive P3 pipeline's path): counted too
+            tiny_model.encode_video(torch.randn(2, 4, 3, tiny_model.image_size, tiny_model.image_size))
+        assert counter.since(before) == _work(crops_encoded=8, windows_pooled=2)
+        p.close()
+    finally:
+        counter.uninstall()
+    assert EmoCLIP.encode_image is real_encode_image  # the library is left as it was
+

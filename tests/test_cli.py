@@ -71,3 +71,51 @@ def test_predict_without_weights_explains(tmp_path, capsys):
 def test_predict_bad_classes(classes, tmp_path, capsys):
     assert main(["predict", "x.webm", "--classes", classes, "--quiet"]) == 1
     assert "error" in capsys.readouterr().err
+
+
+NATIVE_MARKERS = ("INFO:", "W0000", "I0000", "E0000", "WARNING: Logging before", "XNNPACK", "absl",
+                  "TfLite", "TensorFlow Lite", "LiteRT", "FFMPEG")
+
+
+def _stderr_lines(text: str) -> list[str]:
+    """Non-blank stderr lines; a progress bar redraws with carriage returns, each a line here."""
+    return [line.strip() for line in text.replace("\r", "\n").split("\n") if line.strip()]
+
+
+def _face_clip_and_weights(tiny_model, tmp_path):
+    weights = save_checkpoint(tiny_model.state_dict(), tiny_model.config,
+                              tmp_path / "tiny.safetensors")
+    video = write_video(tmp_path / "face.webm", moving_face_frames(16, size=(240, 320)), fps=8)
+    return video, weights
+
+
+def test_predict_stderr_holds_only_the_progress_bar_and_our_lines(tiny_model, tmp_path):
+    video, weights = _face_clip_and_weights(tiny_model, tmp_path)
+    out = _run("predict", str(video), "--model", str(weights), "--classes", "dfew-7", cwd=tmp_path,
+               env_extra={"EMOCLIP_LOG_LEVEL": ""})
+    assert out.returncode == 0, out.stderr
+    assert "face.webm: " in out.stdout
+    lines = _stderr_lines(out.stderr)
+    assert any("%|" in line for line in lines)  # the progress bar is still shown
+    assert any(line.startswith("model: test-emoclip-tiny (") for line in lines)
+    for line in lines:
+        is_bar = line.startswith("face.webm:") and "%|" in line
+        ours = line.startswith(("model: ", "emoclip: ", "warning: "))
+        assert is_bar or ours, f"unexpected stderr line: {line!r}"
+        assert not any(marker in line for marker in NATIVE_MARKERS), line
+
+
+@pytest.mark.parametrize("how", ["--verbose", "EMOCLIP_LOG_LEVEL=debug"])
+def test_predict_verbose_shows_native_log_lines(how, tiny_model, tmp_path):
+    video, weights = _face_clip_and_weights(tiny_model, tmp_path)
+    args = ["predict", str(video), "--model", str(weights), "--classes", "dfew-7", "--quiet"]
+    if how == "--verbose":
+        out = _run(*args, "--verbose", cwd=tmp_path, env_extra={"EMOCLIP_LOG_LEVEL": ""})
+    else:
+        out = _run(*args, cwd=tmp_path, env_extra={"EMOCLIP_LOG_LEVEL": "debug"})
+    assert out.returncode == 0, out.stderr
+    lines = _stderr_lines(out.stderr)
+    assert any(line.startswith("model: test-emoclip-tiny (") for line in lines)
+    # MediaPipe's LiteRT runtime logs its XNNPACK delegate ("INFO: Created TensorFlow Lite XNNPACK
+    # delegate for CPU.") when the detector is created: native lines reach the terminal again.
+    assert any(marker in line for line in lines for marker in NATIVE_MARKERS), out.stderr

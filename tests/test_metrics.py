@@ -87,3 +87,57 @@ def test_plot_confusion_writes_png(tmp_path: Path):
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 2000
     with pytest.raises(ValueError, match="class names"):
         plot_confusion(m, names[:3], tmp_path / "bad.png")
+
+
+# ---- DistributedSampler padding (the authors' test loader under torchrun) -------------------------
+
+
+@pytest.mark.parametrize("n,world", [(5, 2), (7, 3), (6, 3), (1, 4), (2, 5)])
+def test_authors_padding_shards_as_distributed_sampler(n, world):
+    from torch.utils.data import DistributedSampler
+
+    from emoclip.train.evaluate import shard_indices
+
+    for rank in range(world):
+        sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=False)
+        assert shard_indices(n, world, rank, "authors") == list(sampler)
+    dropped = sorted(i for r in range(world) for i in shard_indices(n, world, r, "drop"))
+    assert dropped == list(range(n))  # each clip exactly once
+    with pytest.raises(ValueError, match="padding"):
+        shard_indices(n, world, 0, "pad")
+
+
+def _gathered(n, world, padding, targets, preds):
+    from emoclip.train.evaluate import shard_indices
+
+    parts = []
+    for rank in range(world):
+        idx = shard_indices(n, world, rank, padding)
+        parts.append((idx, [f"c{i}" for i in idx], [[targets[i]] for i in idx], [preds[i] for i in idx]))
+    return parts
+
+
+def test_authors_padding_counts_duplicates_as_their_war_and_uar():
+    from emoclip.classes import preset
+    from emoclip.train.evaluate import score_gathered
+
+    scored = preset("dfew-7")
+    names = [c.name for c in scored.classes]
+    targets, preds = [0, 1, 1, 2, 2], [0, 0, 1, 2, 2]  # clip 0 right, clip 1 wrong
+    authors = score_gathered(_gathered(5, 4, "authors", targets, preds), names, scored)
+    # DistributedSampler pads 5 -> 8 with clips 0, 1, 2: correct = 4 + clip 0 + clip 2 = 6 over 5 clips
+    assert authors["padded_duplicates"] == 3 and authors["war"] == pytest.approx(6 / 5)
+    padded_t, padded_p = targets + targets[:3], preds + preds[:3]
+    assert authors["uar"] == pytest.approx(uar(padded_t, padded_p))  # recall of class 1: 1/3, not 1/2
+    assert authors["num_samples"] == 8 and len(authors["rows"]) == 5  # predictions listed once
+    dropped = score_gathered(_gathered(5, 4, "drop", targets, preds), names, scored)
+    assert dropped["padded_duplicates"] == 0 and dropped["war"] == pytest.approx(4 / 5)
+    assert dropped["uar"] == pytest.approx(uar(targets, preds)) and dropped["num_samples"] == 5
+    one = score_gathered(_gathered(5, 1, "authors", targets, preds), names, scored)
+    assert (one["war"], one["uar"]) == (dropped["war"], dropped["uar"])  # one process: no padding
+
+
+def test_war_denominator_is_the_authors_len_dataset():
+    ev = evaluate_predictions([0, 1, 0], [0, 1, 0], ["a", "b"], war_denominator=2)
+    assert ev["war"] == 1.5 and ev["uar"] == 1.0
+    assert math.isnan(evaluate_predictions([0], [0], ["a"], war_denominator=0)["war"])

@@ -35,7 +35,8 @@ def test_bf16_embeddings_stay_close_to_fp32():
     assert b.dtype == torch.float32 and b.shape == a.shape
     assert F.cosine_similarity(a, b, dim=-1).min() >= 0.99
     info = bf16.precision_info
-    assert info["requested"] == "bf16" and info["cosine"] >= 0.99 and info["implementation"]
+    assert info["requested"] == "bf16" and info["cosine"] >= precision_mod.BF16_MIN_COSINE and info["implementation"]
+    assert info["reason"].startswith("requested, cosine")  # the start-up check ran for an explicit bf16 too
     with torch.inference_mode():  # fp32 is the model's own tower
         expected = model.encode_image(emoclip.preprocess.to_tensor(crops, model.config.preprocess))
     assert torch.allclose(a, expected, atol=1e-6)
@@ -61,6 +62,41 @@ def test_auto_falls_back_to_fp32_when_the_check_fails(monkeypatch):
     p = EmotionPredictor(_fresh_model(), precision="auto")
     assert p.precision == "fp32"
     assert "0.9" in p.precision_info["reason"]
+
+
+def _broken_bf16_tower(model):
+    """A bf16 "tower" that computes the wrong function: the real start-up check must catch it."""
+    gen = torch.Generator().manual_seed(1)
+    return (lambda x: torch.randn(len(x), model.embed_dim, generator=gen)), "broken-for-test"
+
+
+def test_explicit_bf16_runs_the_same_check_and_refuses_with_the_reason(monkeypatch):
+    monkeypatch.setattr(precision_mod, "AUTO_BF16_MIN_GFLOPS", 0.0)
+    monkeypatch.setattr(precision_mod, "_native_bf16", lambda: True)
+    monkeypatch.setattr(precision_mod, "_bf16_tower", _broken_bf16_tower)
+    checks = []
+    real_check = precision_mod._bf16_cosine
+    monkeypatch.setattr(precision_mod, "_bf16_cosine", lambda model, fn: checks.append(1) or real_check(model, fn))
+    model = _fresh_model()
+    auto = EmotionPredictor(model, precision="auto")
+    assert auto.precision == "fp32" and auto.precision_info["cosine"] < precision_mod.BF16_MIN_COSINE
+    bf16 = EmotionPredictor(model, precision="bf16")
+    with pytest.raises(RuntimeError, match=r"'bf16' refused: bf16 embeddings reached cosine -?0\.\d+ < 0\.999") as err:
+        bf16.precision
+    assert f"{auto.precision_info['cosine']:.5f}" in str(err.value)  # the same check, the same figure
+    assert len(checks) == 2  # one check for "auto", one for "bf16"
+    with pytest.raises(RuntimeError, match="refused"):  # no frame is encoded in a refused precision
+        bf16.encode_images(_crops(model))
+    with pytest.raises(RuntimeError, match="refused"):  # nor a video decoded
+        bf16.predict(np.zeros((4, 64, 64, 3), dtype=np.uint8))
+    assert len(checks) == 2  # the refusal is cached with the model, like a tower
+    assert EmotionPredictor(model, precision="fp32").encode_images(_crops(model)).shape[0] == 6
+
+
+def test_explicit_bf16_refusal_from_the_cosine_alone(monkeypatch):
+    monkeypatch.setattr(precision_mod, "_bf16_cosine", lambda model, fn: 0.95)
+    with pytest.raises(RuntimeError, match="cosine 0.95000 < 0.999"):
+        EmotionPredictor(_fresh_model(), precision="bf16").precision
 
 
 def test_auto_without_native_bf16_is_fp32(monkeypatch):

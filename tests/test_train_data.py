@@ -284,13 +284,34 @@ def test_temporal_indices_rules():
     assert temporal_indices(1, 5).tolist() == [0] * 5
 
 
-def test_eval_sampling_is_deterministic_and_uniform(dfew: Path):
-    ds = build("test", dataset="dfew", root=str(dfew), temporal_stride=1)
+def test_spread_eval_sampling_is_deterministic_and_uniform(dfew: Path):
+    ds = build("test", dataset="dfew", root=str(dfew), temporal_stride=1, eval_sampling="spread")
     a, b = ds[0], ds[0]
     assert torch.equal(a["frames"], b["frames"])
+    assert ds.frame_sampling == "spread"
     assert frame_ids(a["frames"]) == sample_indices(6, T).tolist()
-    ds2 = build(dataset="dfew", root=str(dfew), train=False)  # train split, eval sampling
+    ds2 = build(dataset="dfew", root=str(dfew), train=False, eval_sampling="spread")  # train split, eval
     assert frame_ids(ds2[0]["frames"]) == np.arange(0, 10, 4)[sample_indices(3, T)].tolist()
+    assert frame_ids(ds2[0]["frames"]) == [0, 4, 4, 8]  # 3 kept frames for T=4: one repeated
+
+
+def test_consecutive_eval_sampling_is_the_authors_random_start_seeded_per_clip(dfew: Path):
+    from emoclip.train.augment import eval_rng
+
+    ds = build("test", dataset="dfew", root=str(dfew), temporal_stride=1)  # the default
+    assert DataConfig().eval_sampling == "consecutive" and ds.frame_sampling == "consecutive"
+    start = int(eval_rng(0, 0).integers(6))  # clip 00014: 6 frames, T=4 consecutive, wrapping
+    assert frame_ids(ds[0]["frames"]) == [(start + j) % 6 for j in range(T)]
+    assert torch.equal(ds[0]["frames"], ds[0]["frames"])  # repeatable
+    starts = {frame_ids(build("test", dataset="dfew", root=str(dfew), temporal_stride=1, seed=seed)[0]["frames"])[0]
+              for seed in range(12)}
+    assert len(starts) > 1  # a random start per seed, as the authors' (unseeded) eval.py
+    # stride 4 on 10 frames keeps 0, 4, 8: T=4 consecutive kept frames wrap to the start
+    ds2 = build(dataset="dfew", root=str(dfew), train=False)
+    s = int(eval_rng(0, 0).integers(3))
+    assert frame_ids(ds2[0]["frames"]) == [[0, 4, 8][(s + j) % 3] for j in range(T)]
+    with pytest.raises(ValueError, match="eval_sampling"):
+        build("test", dataset="dfew", root=str(dfew), eval_sampling="uniform")
 
 
 def test_training_sampling_differs_across_draws_and_is_seeded(mafw: Path):

@@ -41,13 +41,18 @@ def losses(run: Path) -> dict[int, float]:
 
 def test_torchrun_resume_gather_and_export(tmp_path):
     # 2 processes x batch 4, negatives gathered from both: 2 steps per epoch, 5 steps.
-    common = ["train.batch_size=4", "train.max_steps=5", "train.gather_features=true", "eval.split=test"]
+    # 5 evaluation clips on 2 ranks: the authors' DistributedSampler padding scores clip 0 twice
+    common = ["train.batch_size=4", "train.max_steps=5", "train.gather_features=true", "eval.split=test",
+              "data.synthetic_eval_clips=5"]
     torchrun(tmp_path, *common, f"out.dir={tmp_path / 'full'}")
     torchrun(tmp_path, *common, "train.stop_at_step=3", f"out.dir={tmp_path / 'cut'}")  # mid-epoch
     torchrun(tmp_path, *common, "--resume", "auto", f"out.dir={tmp_path / 'cut'}")
     full, cut = losses(tmp_path / "full"), losses(tmp_path / "cut")
     assert sorted(full) == [1, 2, 3, 4, 5] and sorted(cut) == [1, 2, 3, 4, 5]
     assert cut == full  # the resumed steps 4 and 5 equal the uninterrupted run's exactly
+    evals = [json.loads(x) for x in (tmp_path / "full" / "log.jsonl").read_text().splitlines() if '"eval"' in x]
+    assert evals and all(e["distributed_padding"] == {"mode": "authors", "world_size": 2, "padded_duplicates": 1}
+                         and e["num_samples"] == 6 for e in evals)
     state = torch.load(tmp_path / "cut" / "state.pt", weights_only=True)
     assert state["world_size"] == 2 and len(state["rng"]) == 2 and state["step"] == 5
     a = emoclip.load_model(tmp_path / "full" / "test-emoclip-tiny.safetensors").state_dict()

@@ -197,6 +197,9 @@ def test_validation_selects_and_records_metrics(tmp_path):
     assert record["training"]["selection"].startswith("best WAR")
     events = [json.loads(x) for x in (result.run_dir / "log.jsonl").read_text().splitlines() if '"eval"' in x]
     assert [e["step"] for e in events] == [2, 4]  # every epoch (2 steps each)
+    assert all(e["eval_sampling"] == "rendered" for e in events)  # synthetic clips: no frame sampling
+    assert all(e["distributed_padding"] == {"mode": "authors", "world_size": 1, "padded_duplicates": 0}
+               for e in events)
 
 
 # ---- configuration ------------------------------------------------------------------------------
@@ -208,6 +211,7 @@ def test_defaults_are_the_authors_recipe():
         "emoclip-vitb32", "sgd", 1e-3, 0.9, 5e-4)
     assert cfg.optim.milestones == [15, 35, 50] and cfg.optim.gamma == 0.1 and cfg.optim.schedule == "multistep"
     assert cfg.model.pretrained_backbone and not cfg.model.finetune_text and not cfg.train.gather_features
+    assert cfg.data.eval_sampling == "consecutive" and cfg.eval.distributed_padding == "authors"
     assert cfg.optim.backbone_lr_scale == 1e-3
 
 
@@ -362,3 +366,46 @@ def test_evaluate_writes_one_json_per_fold_and_a_summary(tmp_path):
                                                 "surprise": 1, "disgust": 0, "fear": 0}
     summary = json.loads((out / "dfew-test-summary.json").read_text())
     assert summary["folds"] == [1, 2] and set(summary["metrics"]) >= {"war", "uar"}
+    # every report states the frame sampling (default: the authors' consecutive) and the padding
+    assert summary["eval_sampling"] == "consecutive" and summary["distributed_padding"] == "authors"
+    report = json.loads((out / "dfew-fold1-test.json").read_text())
+    assert report["eval_sampling"] == report["metrics"]["eval_sampling"] == "consecutive"
+    assert report["distributed_padding"] == {"mode": "authors", "world_size": 1, "padded_duplicates": 0}
+
+
+def test_evaluate_eval_sampling_option_is_used_and_reported(tmp_path, capsys):
+    from emoclip.train import evaluate
+    from emoclip.train.augment import eval_rng
+    from emoclip.video import sample_indices
+
+    root = tmp_path / "DFEW"
+    folder = root / "DFEW_Frame_Face" / "00001"
+    folder.mkdir(parents=True)
+    for i in range(12):  # frame i has grey level 20 i
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((40, 40, 3), 20 * i, np.uint8))
+    (root / "DFEW_set_1_test.txt").write_text("x/00001 12 0\n")
+    seen = []
+    real = evaluate.predict
+
+    def spy(model, dataset, *a, **kw):
+        pre = model.config.preprocess
+        grey = dataset[0]["frames"][:, 0, 0, 0] * pre.std[0] + pre.mean[0]
+        seen.append([round(float(g) * 255 / 20) for g in grey])
+        return real(model, dataset, *a, **kw)
+
+    evaluate.predict = spy
+    try:
+        for sampling in ("spread", "consecutive"):
+            out = tmp_path / sampling
+            assert evaluate.main(["--model", "test-emoclip-tiny", "--data.dataset=dfew", f"--data.root={root}",
+                                  "--data.temporal_stride=1", "--eval-sampling", sampling, "--num-frames", "3",
+                                  "--seed", "5", "--out", str(out)]) == 0
+            report = json.loads((out / "dfew-fold1-test.json").read_text())
+            assert report["eval_sampling"] == report["data"]["eval_sampling"] == sampling
+            assert f"sampling={sampling}" in capsys.readouterr().out
+    finally:
+        evaluate.predict = real
+    spread, consecutive = seen
+    assert spread == sample_indices(12, 3).tolist()  # over the whole clip
+    start = int(eval_rng(5, 0).integers(12))
+    assert consecutive == [(start + j) % 12 for j in range(3)]  # 3 neighbours from the seeded start

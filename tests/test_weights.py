@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import pickle
 import socket
@@ -14,7 +16,7 @@ import emoclip
 from emoclip import factory, hub
 from emoclip.factory import ModelSpec, WeightsNotFoundError
 from emoclip.weights import CheckpointError, read_state_dict, save_checkpoint
-from hub_fixtures import fake_hub, populate_cache
+from hub_fixtures import COMMIT, fake_hub, populate_cache
 
 
 def _save_tiny(model, path):
@@ -106,7 +108,8 @@ def test_resolution_order_local_dirs_before_hub_cache(tiny_model, tmp_path, hub_
     src = factory.resolve("test-emoclip-tiny", cache_dir=cache)
     assert src.kind == "hub-cache" and src.available
     loaded = emoclip.load_model("test-emoclip-tiny", cache_dir=cache)
-    assert "snapshots" in loaded.source and _same_outputs(loaded, tiny_model)
+    assert "snapshots" in src.path and _same_outputs(loaded, tiny_model)
+    assert loaded.source.startswith("hf-hub:someorg/emoclip-tiny@main/") and "(unpinned)" in loaded.source
 
     env_dir, arg_dir = tmp_path / "env", tmp_path / "arg"
     _save_tiny(tiny_model, env_dir / "test-emoclip-tiny.safetensors")
@@ -222,3 +225,179 @@ def test_clip_baseline_from_open_clip_pretrained_cache(tmp_path, monkeypatch):
     model = emoclip.load_model("test-clip-tiny", cache_dir=cache)
     assert _same_outputs(model, donor.eval())
     assert abs(float(model.logit_scale.detach()) - 4.6052) < 1e-5  # CLIP's own temperature
+
+
+# ---- weights from the Hub you can trust (issue #12 §4) ---------------------------------------------
+
+
+def test_no_default_hub_repo_fails_fast_with_instructions(online, monkeypatch, tmp_path):
+    spec = factory.get_spec("emoclip-vitb32")
+    assert spec.hub_repo is None and spec.repo() is None and spec.hub_label() is None  # no namespace we do not own
+    monkeypatch.setattr(hub, "hub_online", lambda *a, **k: pytest.fail("no repo: the network must not be asked"))
+    monkeypatch.setattr(hub, "cached_file", lambda *a, **k: pytest.fail("no repo: no cache look-up either"))
+    start = time.monotonic()
+    with pytest.raises(WeightsNotFoundError) as err:
+        emoclip.load_model("emoclip-vitb32", cache_dir=tmp_path)
+    assert time.monotonic() - start < 1
+    msg = str(err.value)
+    assert "EMOCLIP_HUB_REPO" in msg and "EMOCLIP_HUB_REVISION" in msg and "no repo configured" in msg
+    assert "./weights" in msg and "emoclip convert" in msg
+
+
+@pytest.fixture
+def env_hub(monkeypatch):
+    """test-emoclip-tiny resolved from the Hub like emoclip-vitb32: by EMOCLIP_HUB_REPO/REVISION only."""
+    spec = ModelSpec("test-emoclip-tiny", hub_repo_env="EMOCLIP_HUB_REPO", hub_revision_env="EMOCLIP_HUB_REVISION")
+    monkeypatch.setitem(factory._MODELS, "test-emoclip-tiny", spec)
+    monkeypatch.setenv("EMOCLIP_HUB_REPO", "someorg/emoclip-tiny")
+    return spec
+
+
+@pytest.fixture
+def served(online, monkeypatch, tmp_path):
+    """Serve files from a loopback fake Hub: call it with {name: path}; yields the request log."""
+    import huggingface_hub.constants as c
+
+    def start(files):
+        ctx = fake_hub({"someorg/emoclip-tiny": files})
+        url, requests = ctx.__enter__()
+        stack.append(ctx)
+        monkeypatch.setenv("HF_ENDPOINT", url)
+        monkeypatch.setattr(c, "ENDPOINT", url)
+        monkeypatch.setattr(c, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+        return requests
+
+    stack = []
+    yield start
+    for ctx in stack:
+        ctx.__exit__(None, None, None)
+
+
+def _hub_files(model, folder, **sidecar_changes):
+    path = _save_tiny(model, folder / "test-emoclip-tiny.safetensors")
+    side = path.with_suffix(".json")
+    data = json.loads(side.read_text())
+    for key, value in sidecar_changes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    side.write_text(json.dumps(data))
+    return {p.name: p for p in (path, side)}
+
+
+def test_pinned_revision_is_downloaded_verified_and_shown(tiny_model, tmp_path, env_hub, served, monkeypatch):
+    monkeypatch.setenv("EMOCLIP_HUB_REVISION", COMMIT)
+    requests = served(_hub_files(tiny_model, tmp_path / "src"))
+    cache = tmp_path / "cache"
+    src = factory.resolve("test-emoclip-tiny", cache_dir=cache)
+    assert src.kind == "hub-download"
+    assert src.location == f"hf-hub:someorg/emoclip-tiny@{COMMIT}/test-emoclip-tiny.safetensors"
+    assert f"someorg/emoclip-tiny@{COMMIT}" in str(src)  # what `emoclip models` prints
+    loaded = emoclip.load_model("test-emoclip-tiny", cache_dir=cache)
+    assert any(f"/resolve/{COMMIT}/test-emoclip-tiny.safetensors" in r for r in requests)
+    assert not any("/resolve/main/" in r for r in requests)
+    assert loaded.source == f"{src.location} (sha256 verified)" and _same_outputs(loaded, tiny_model)
+    cached = factory.resolve("test-emoclip-tiny", cache_dir=cache)  # the pinned snapshot, now cached
+    assert cached.kind == "hub-cache" and cached.location == src.location and COMMIT in cached.path
+
+
+def test_missing_revision_is_shown_unpinned_with_a_warning(tiny_model, tmp_path, env_hub, served, caplog):
+    served(_hub_files(tiny_model, tmp_path / "src"))
+    src = factory.resolve("test-emoclip-tiny", cache_dir=tmp_path / "cache")
+    assert env_hub.hub_label() == "someorg/emoclip-tiny@main (unpinned)"
+    assert src.location == "hf-hub:someorg/emoclip-tiny@main/test-emoclip-tiny.safetensors (unpinned)"
+    with caplog.at_level(logging.WARNING, logger="emoclip.factory"):
+        loaded = emoclip.load_model("test-emoclip-tiny", cache_dir=tmp_path / "cache")
+    assert "(unpinned)" in loaded.source
+    assert any("not pinned to a commit" in r.message and "EMOCLIP_HUB_REVISION" in r.message for r in caplog.records)
+
+
+def test_wrong_or_missing_hash_from_the_hub_is_refused(tiny_model, tmp_path, env_hub, served):
+    served(_hub_files(tiny_model, tmp_path / "src", sha256="0" * 64))
+    with pytest.raises(CheckpointError, match="sha256"):
+        emoclip.load_model("test-emoclip-tiny", cache_dir=tmp_path / "c1")
+
+
+def test_hub_sidecar_without_sha256_is_refused(tiny_model, tmp_path, env_hub, served):
+    served(_hub_files(tiny_model, tmp_path / "src", sha256=None))
+    with pytest.raises(CheckpointError, match="records no sha256"):
+        emoclip.load_model("test-emoclip-tiny", cache_dir=tmp_path / "c2")
+    # a local file of one's own may lack it (e.g. hand-written sidecar): verified when present only
+    local = _hub_files(tiny_model, tmp_path / "own", sha256=None)["test-emoclip-tiny.safetensors"]
+    assert _same_outputs(emoclip.load_model(local), tiny_model)
+
+
+def _hostile(config: dict) -> dict:
+    hostile = json.loads(json.dumps(config))
+    hostile["model"]["backbone_config"]["vision_cfg"].update(width=8192, layers=128)  # ~100 G parameters
+    hostile["model"]["backbone_config"]["text_cfg"].update(width=8192, layers=128)
+    return hostile
+
+
+def test_oversized_config_from_the_hub_is_refused_before_any_allocation(tiny_model, tmp_path, env_hub, served,
+                                                                         monkeypatch):
+    files = _hub_files(tiny_model, tmp_path / "src")
+    side = files["test-emoclip-tiny.json"]
+    side.write_text(json.dumps(_hostile(json.loads(side.read_text()))))
+    requests = served(files)
+    built = []
+    monkeypatch.setattr(emoclip.model, "create_backbone", lambda *a: built.append(a) or pytest.fail("allocated"))
+    start = time.monotonic()
+    with pytest.raises(CheckpointError, match="out of bounds.*G parameters"):
+        emoclip.load_model("test-emoclip-tiny", cache_dir=tmp_path / "cache")
+    assert time.monotonic() - start < 3 and not built
+    assert not any(r.startswith("GET") and r.endswith(".safetensors") for r in requests)  # weights never fetched
+
+
+def test_check_bounds_caps_fields_and_the_total(tiny_model, tmp_path):
+    from emoclip.config import MAX_PARAMETERS, EmoCLIPConfig
+
+    base = tiny_model.config.to_dict()
+    assert 3e6 < EmoCLIPConfig.from_dict(base).check_bounds() < 4e6  # the tiny model: ~3.5 M
+    paper = factory.get_spec("emoclip-vitb32").config().check_bounds()
+    assert abs(paper - 219_966_721) / 219_966_721 < 0.01  # reference.md §7.1: 151,277,313 + 68,689,408
+    with pytest.raises(ValueError, match="G parameters"):
+        EmoCLIPConfig.from_dict(_hostile(base)).check_bounds()
+    for section, key, value, match in [
+        ("text_cfg", "context_length", 10**6, "context_length"), ("text_cfg", "vocab_size", 10**9, "vocab_size"),
+        ("text_cfg", "heads", 0, "heads"), ("vision_cfg", "layers", "12", "integer"),
+        ("vision_cfg", "width", 10**5, "width"), ("vision_cfg", "patch_size", 10**4, "patch_size"),
+    ]:
+        bad = json.loads(json.dumps(base))
+        bad["model"]["backbone_config"][section][key] = value
+        with pytest.raises(ValueError, match=match):
+            EmoCLIPConfig.from_dict(bad).check_bounds()
+    for key, value in (("heads", 10**4), ("head_dim", 10**6), ("max_positions", 10**7), ("depth", 10**3)):
+        bad = json.loads(json.dumps(base))
+        bad["model"]["temporal"][key] = value
+        with pytest.raises(ValueError, match=key):
+            EmoCLIPConfig.from_dict(bad).check_bounds()
+    bad = json.loads(json.dumps(base))
+    bad["preprocess"]["num_frames"] = 10**5
+    with pytest.raises(ValueError, match="num_frames"):
+        emoclip.EmoCLIP(EmoCLIPConfig.from_dict(bad))  # the model checks before it allocates
+    # a local file with a hostile sidecar: refused as a checkpoint error, nothing built
+    path = _save_tiny(tiny_model, tmp_path / "m.safetensors")
+    path.with_suffix(".json").write_text(json.dumps(_hostile(json.loads(path.with_suffix(".json").read_text()))))
+    with pytest.raises(CheckpointError, match="out of bounds"):
+        emoclip.load_model(path)
+    path.with_suffix(".json").write_text(" " * (5 << 20) + "{}")  # a 5 MB sidecar is not read
+    with pytest.raises(CheckpointError, match="at most"):
+        emoclip.load_model(path)
+    assert MAX_PARAMETERS <= 4e9
+
+
+def test_models_command_shows_repo_at_revision(monkeypatch, capsys):
+    from emoclip import cli
+
+    monkeypatch.setenv("EMOCLIP_HUB_REPO", "someorg/emoclip")
+    monkeypatch.setenv("EMOCLIP_HUB_REVISION", COMMIT)
+    assert cli.main(["models"]) == 0
+    assert f"hf-hub:someorg/emoclip@{COMMIT}/emoclip-vitb32.safetensors" in capsys.readouterr().out
+    monkeypatch.delenv("EMOCLIP_HUB_REVISION")
+    assert cli.main(["models"]) == 0
+    assert "someorg/emoclip@main/emoclip-vitb32.safetensors (unpinned)" in capsys.readouterr().out
+    monkeypatch.setenv("EMOCLIP_HUB_REPO", "not a repo")
+    assert cli.main(["models"]) == 0
+    assert "not a Hub repo id" in capsys.readouterr().out

@@ -13,8 +13,16 @@ from ..video import sample_indices
 _ROTATION_DEGREES = 6.0
 
 
+EVAL_SAMPLINGS = ("consecutive", "spread")  # data.eval_sampling; "consecutive" is the authors' eval.py
+
+
 def temporal_indices(
-    num_frames: int, length: int, *, stride: int = 1, rng: np.random.Generator | None = None
+    num_frames: int,
+    length: int,
+    *,
+    stride: int = 1,
+    rng: np.random.Generator | None = None,
+    sampling: str | None = None,
 ) -> np.ndarray:
     """Which frames of a clip to use.
 
@@ -22,18 +30,30 @@ def temporal_indices(
         num_frames: Frames available (> 0), in order.
         length: T, frames wanted.
         stride: Keep only frames whose index % stride == 0 (the authors' TemporalDownSample).
-        rng: None for evaluation: T kept frames spread uniformly (`sample_indices`). A generator
-            for training: T consecutive kept frames from a random start, wrapping once to the
-            start, then reflect-padded (edge-repeated for one frame) if still short.
+        rng: The generator of the random start ("consecutive").
+        sampling: "consecutive" (the authors' RandomSequence, in training and in their eval.py):
+            T consecutive kept frames from a random start drawn from `rng`, wrapping once to the
+            start, then reflect-padded (edge-repeated for one frame) if still short. "spread": T
+            kept frames spread uniformly over the whole clip (`sample_indices`; frames of a clip
+            shorter than T are repeated); no randomness. Default: "consecutive" when `rng` is
+            given, else "spread".
 
     Returns:
         (T,) int64 indices into ``range(num_frames)``.
+
+    Raises:
+        ValueError: ``num_frames < 1``, an unknown `sampling`, or "consecutive" without `rng`.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    sampling = sampling or ("consecutive" if rng is not None else "spread")
+    if sampling not in EVAL_SAMPLINGS:
+        raise ValueError(f"sampling must be one of {EVAL_SAMPLINGS}, got {sampling!r}")
     kept = np.arange(0, num_frames, max(1, int(stride)), dtype=np.int64)
-    if rng is None:
+    if sampling == "spread":
         return kept[sample_indices(len(kept), length)]
+    if rng is None:
+        raise ValueError("sampling 'consecutive' needs rng (the random start)")
     start = int(rng.integers(len(kept)))
     seq = kept[start : start + length]
     if len(seq) < length:
@@ -41,6 +61,12 @@ def temporal_indices(
     if len(seq) < length:
         seq = np.pad(seq, (0, length - len(seq)), mode="reflect" if len(seq) > 1 else "edge")
     return seq
+
+
+def eval_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator of clip `index`'s random start at evaluation: a function of (seed, index)
+    only, so the authors' random-start sampling is repeatable across runs, workers and ranks."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 0xE7A1]))
 
 
 def _augment(frames: np.ndarray, rng: np.random.Generator, mean: Sequence[float]) -> np.ndarray:

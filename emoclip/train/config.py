@@ -110,6 +110,9 @@ class EvalSection:
     classes: str | None = None  # class-set YAML or preset (default: the data's class set)
     batch_size: int | None = None  # default: train.batch_size
     test_split: str | None = None  # also report this split at the end (never used for selection)
+    # under torchrun: "authors" (DistributedSampler padding, the first clips scored twice, as the
+    # authors' UAR/WAR) | "drop" (every clip once); one process: no padding either way
+    distributed_padding: str = "authors"
 
 
 @dataclass
@@ -281,6 +284,7 @@ def validate(cfg: TrainConfig) -> None:
         ("optim.schedule", cfg.optim.schedule, SCHEDULES),
         ("train.precision", cfg.train.precision, PRECISIONS),
         ("eval.metric", cfg.eval.metric, ("war", "uar")),
+        ("eval.distributed_padding", cfg.eval.distributed_padding, ("authors", "drop")),
         ("out.export_dtype", cfg.out.export_dtype, ("float32", "float16", "bfloat16")),
         ("model.temporal_init", cfg.model.temporal_init, TEMPORAL_INITS),
         ("train.warmup_frame_pick", cfg.train.warmup_frame_pick, WARMUP_PICKS),

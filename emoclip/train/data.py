@@ -49,8 +49,16 @@ Temporal sampling (frame folders): frames are the folder's image files sorted le
 (as the authors' ``sort()``); every ``temporal_stride``-th is kept (index % k == 0, the authors'
 ``TemporalDownSample``). Training takes T consecutive kept frames from a random start, wrapping
 once to the beginning, then reflect-padding when the clip is still short (edge-repeat for a single
-frame), as the authors' ``RandomSequence``. Evaluation is deterministic (the authors' was random):
-T frames spread uniformly over the kept frames with `emoclip.video.sample_indices`. Videos
+frame), as the authors' ``RandomSequence``. Evaluation follows ``eval_sampling``:
+
+* ``"consecutive"`` (default; what the authors' eval.py does, reference.md §3): the same rule as
+  training, T consecutive kept frames from a random start with wrap-around and reflect padding;
+  the start is drawn from ``(seed, clip index)`` (`emoclip.train.augment.eval_rng`), so a run is
+  repeatable where the authors' was not.
+* ``"spread"``: T kept frames spread uniformly over the whole clip with
+  `emoclip.video.sample_indices` (frames of a clip shorter than T are repeated); no randomness.
+
+Every evaluation report names the sampling used (``eval_sampling``). Videos
 (manifests) are sampled in time at ``preprocess.sample_fps`` (7.5 fps, i.e. every 4th frame of a
 30 fps video, as the app does at inference) instead of by ``temporal_stride``, then the same rules
 apply to the sampled frames; at most `MAX_VIDEO_FRAMES` are decoded per video.
@@ -98,12 +106,13 @@ from ..classes import ClassSet, preset
 from ..config import PreprocessConfig
 from ..tokenizer import CONTEXT_LENGTH, tokenize
 from . import synthetic as syn
-from .augment import codec_augment, temporal_indices
+from .augment import EVAL_SAMPLINGS, codec_augment, temporal_indices
 from .datasets import MAX_VIDEO_FRAMES, SyntheticVideoDataset, VideoEmotionDataset
 from .layouts import _READERS, DFEW_CLASSES, MAFW_CLASSES, Sample, _fold, _LabelIndex, _Report
 
 __all__ = [
     "DATASETS",
+    "EVAL_SAMPLINGS",
     "DFEW_CLASSES",
     "MAFW_CLASSES",
     "MAX_VIDEO_FRAMES",
@@ -144,7 +153,12 @@ class DataConfig:
     leave_out: str | None = None  # left-out class: train drops its samples, test keeps only them
     label_type: str = "single"  # MAFW: "single" | "compound"
     classes: str | None = None  # class-set file or preset name; default: the dataset's preset
-    temporal_stride: int = 4  # the authors' TemporalDownSample k (keep frames with index % k == 0)
+    # the authors' TemporalDownSample k (keep frames with index % k == 0): 4 as most of their scripts
+    # (their argparse default and MAFW_train_hpc.sh: 2, see configs/train/mafw-emoclip.yaml)
+    temporal_stride: int = 4
+    # evaluation frames: "consecutive" (the authors' eval.py: T consecutive from a seeded random
+    # start) | "spread" (T frames spread over the whole clip); training is always "consecutive"
+    eval_sampling: str = "consecutive"
     face_crop: bool = False  # run emoclip.faces on raw frames; the authors' datasets are face crops
     synthetic_clips: int = 2048  # "synthetic": clips per epoch, drawn fresh (train) / fixed (test)
     synthetic_heldout: bool = True  # "synthetic": test = held-out classes, train = the others
@@ -169,6 +183,8 @@ class DataConfig:
             raise ValueError(f"fold must be 1..5 for {self.dataset}, got {self.fold!r}")
         if int(self.temporal_stride) < 1:
             raise ValueError(f"temporal_stride must be >= 1, got {self.temporal_stride}")
+        if self.eval_sampling not in EVAL_SAMPLINGS:
+            raise ValueError(f"eval_sampling must be one of {EVAL_SAMPLINGS}, got {self.eval_sampling!r}")
         if int(self.synthetic_clips) < 1:
             raise ValueError(f"synthetic_clips must be >= 1, got {self.synthetic_clips}")
         if self.synthetic_eval_clips is not None and int(self.synthetic_eval_clips) < 1:
@@ -280,7 +296,7 @@ def build_dataset(
     dataset = VideoEmotionDataset(
         samples, classes, preprocess, mode=cfg.mode, train=train,
         temporal_stride=cfg.temporal_stride, face_crop=cfg.face_crop,
-        spatial_augment=cfg.spatial_augment, seed=seed, split=split,
+        spatial_augment=cfg.spatial_augment, eval_sampling=cfg.eval_sampling, seed=seed, split=split,
         problems=report.problems, skipped=report.skipped, name=cfg.dataset,
     )
     log.info("%r", dataset)

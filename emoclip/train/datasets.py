@@ -16,7 +16,7 @@ from ..faces import center_crop
 from ..preprocess import to_tensor
 from ..video import VideoDecodeError, iter_frames
 from . import synthetic as syn
-from .augment import _augment, _train_rng, codec_augment, temporal_indices
+from .augment import EVAL_SAMPLINGS, _augment, _train_rng, codec_augment, eval_rng, temporal_indices
 from .frame_folders import _list_frames, _read_image
 from .layouts import Sample, _LabelIndex
 
@@ -60,6 +60,7 @@ class VideoEmotionDataset(torch.utils.data.Dataset):
         temporal_stride: int = 4,
         face_crop: bool = False,
         spatial_augment: bool = True,
+        eval_sampling: str = "consecutive",
         seed: int = 0,
         split: str = "",
         problems: Sequence[str] = (),
@@ -74,6 +75,9 @@ class VideoEmotionDataset(torch.utils.data.Dataset):
         self.temporal_stride = int(temporal_stride)
         self.face_crop = bool(face_crop)
         self.spatial_augment = bool(spatial_augment)
+        if eval_sampling not in EVAL_SAMPLINGS:
+            raise ValueError(f"eval_sampling must be one of {EVAL_SAMPLINGS}, got {eval_sampling!r}")
+        self.eval_sampling = eval_sampling
         self.seed = int(seed)
         self.split = split
         self.problems = list(problems)
@@ -88,6 +92,18 @@ class VideoEmotionDataset(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.name or 'clips'}, split={self.split!r}, "
                 f"mode={self.mode!r}, clips={len(self)}, skipped={self.skipped})")
+
+    @property
+    def frame_sampling(self) -> str:
+        """How this dataset picks a clip's T frames: "consecutive" or "spread" (training:
+        always "consecutive", the authors' random start; evaluation: ``eval_sampling``)."""
+        return "consecutive" if self.train else self.eval_sampling
+
+    def _temporal_rng(self, i: int, rng: np.random.Generator | None) -> np.random.Generator | None:
+        """The random start's generator: the training draw, or at evaluation a seeded one."""
+        if self.frame_sampling == "spread":
+            return None
+        return rng if rng is not None else eval_rng(self.seed, i)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         n = len(self.samples)
@@ -117,10 +133,11 @@ class VideoEmotionDataset(torch.utils.data.Dataset):
     def _load(self, i: int) -> dict[str, Any]:
         sample = self.samples[i]
         rng = _train_rng(self.seed, i) if self.train else None
+        trng = self._temporal_rng(i, rng)
         if sample.is_video:
-            crops = self._video_crops(sample, rng)
+            crops = self._video_crops(sample, trng)
         else:
-            crops = self._folder_crops(sample, rng)
+            crops = self._folder_crops(sample, trng)
         if rng is not None and self.spatial_augment:
             crops = _augment(crops, rng, self.preprocess.mean)
         x = to_tensor(crops, self.preprocess)
@@ -140,9 +157,8 @@ class VideoEmotionDataset(torch.utils.data.Dataset):
     def _folder_crops(self, sample: Sample, rng: np.random.Generator | None) -> np.ndarray:
         """(T, S, S, 3) uint8 crops of the chosen frames of a frame folder."""
         files = _list_frames(sample.path)
-        picks = temporal_indices(
-            len(files), self.preprocess.num_frames, stride=self.temporal_stride, rng=rng
-        )
+        picks = temporal_indices(len(files), self.preprocess.num_frames, stride=self.temporal_stride,
+                                 rng=rng, sampling=self.frame_sampling)
         unique = np.unique(picks)  # read each frame once, in order (the face tracker wants that)
         cropped = self._crop([_read_image(files[j]) for j in unique])
         return cropped[np.searchsorted(unique, picks)]
@@ -158,7 +174,8 @@ class VideoEmotionDataset(torch.utils.data.Dataset):
         cropped = self._crop(frame.image for frame in frames)
         if not len(cropped):
             raise VideoDecodeError(f"No decodable video frame in '{sample.path}'")
-        return cropped[temporal_indices(len(cropped), self.preprocess.num_frames, rng=rng)]
+        return cropped[temporal_indices(len(cropped), self.preprocess.num_frames, rng=rng,
+                                        sampling=self.frame_sampling)]
 
     def _crop(self, images: Any) -> np.ndarray:
         """RGB frames of one clip, in order -> (N, S, S, 3) uint8 square crops."""
@@ -272,6 +289,11 @@ class SyntheticVideoDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return self.length
+
+    @property
+    def frame_sampling(self) -> str:
+        """Synthetic clips are rendered with exactly T frames: no temporal sampling."""
+        return "rendered"
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(split={self.split!r}, mode={self.mode!r}, "

@@ -392,7 +392,8 @@ class Trainer:
                 self.recalibrate_batchnorm()
             result = evaluate_dataset(model or self.model, dataset, [c.name for c in self.data_classes.classes],
                                       self.eval_classes, batch_size=self.cfg.eval.batch_size or self.cfg.train.batch_size,
-                                      num_workers=self.cfg.train.num_workers, precision=self.cfg.train.precision)
+                                      num_workers=self.cfg.train.num_workers, precision=self.cfg.train.precision,
+                                      padding=self.cfg.eval.distributed_padding)
         self.set_train_mode()
         out = {"split": split, "classes": self.eval_classes.name, **summary(result)}
         self.logger.record({"event": "eval", "step": self.step, "epoch": self.epoch, **out})

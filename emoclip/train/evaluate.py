@@ -1,4 +1,4 @@
-"""Zero-shot evaluation: UAR and WAR as the authors compute them, per dataset and fold.
+"""Zero-shot evaluation: UAR and WAR with the authors' definitions, per dataset and fold.
 
 Command line::
 
@@ -14,7 +14,15 @@ Scoring follows the authors (reference.md §4, §10): each class is embedded fro
 descriptions (our ClassSet YAML; the authors' one sentence per class is the presets' text), the
 prediction is the argmax of ``softmax(exp(logit_scale) * cos(video, class))``, WAR is the
 accuracy and UAR the mean recall over the union of true and predicted labels
-(`emoclip.train.metrics`). Unlike the authors' random clip start, frame sampling is deterministic.
+(`emoclip.train.metrics`).
+
+Frame sampling (``--eval-sampling``, i.e. ``data.eval_sampling``): ``consecutive`` (default, the
+authors' eval.py: T consecutive frames of every k-th from a random start, here seeded per clip by
+``--seed``) or ``spread`` (T frames spread over the whole clip). Under torchrun, ``--padding``
+chooses how the clips are shared out: ``authors`` (default) pads as the authors' DistributedSampler
+(the first clips scored twice, counted in UAR and in WAR's numerator, WAR divided by the number of
+clips); ``drop`` scores every clip exactly once. One process: no padding either way. Every report
+(JSON header, printed line) states the sampling and the padding used.
 
 Compound classes: a class set with compounds scores their names too (a compound's embedding is the
 mean of its parts'). A sample with one label is scored against the class of that name; a sample
@@ -46,11 +54,12 @@ from ..classes import ClassSet
 from ..model import EmoCLIP
 from ..zeroshot import TextEmbeddingCache, class_embeddings, probabilities
 from . import distributed as du
-from .data import DataConfig, build_dataset, class_set, collate
+from .data import EVAL_SAMPLINGS, DataConfig, build_dataset, class_set, collate
 from .metrics import evaluate_predictions, plot_confusion
 
 log = logging.getLogger(__name__)
 FOLDED = ("mafw", "dfew")
+PADDINGS = ("authors", "drop")
 SUMMARY_KEYS = ("war", "uar", "uar_true_classes")
 
 
@@ -117,6 +126,38 @@ def predict(
     return ids, label_sets, preds
 
 
+def shard_indices(n: int, world: int, rank: int, padding: str = "authors") -> list[int]:
+    """The dataset indices one rank scores.
+
+    Args:
+        n: Clips in the dataset.
+        world: Number of processes W.
+        rank: This process, ``0 <= rank < W``.
+        padding: "authors": as torch's ``DistributedSampler(shuffle=False, drop_last=False)``,
+            which the authors' test loader used: ``range(n)`` is padded to ``ceil(n/W)*W`` by
+            repeating its start, and rank r takes every W-th index from r. "drop": every W-th clip
+            from r, each clip exactly once over all ranks.
+
+    Returns:
+        Indices into the dataset, in the order the rank scores them.
+    """
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+    indices = list(range(n))
+    if padding == "authors" and world > 1 and n:
+        total = math.ceil(n / world) * world
+        while len(indices) < total:
+            indices += indices[: total - len(indices)]
+    return indices[rank::world]
+
+
+def frame_sampling(dataset: Dataset) -> str | None:
+    """How `dataset` (or the dataset a `Subset` wraps) samples a clip's frames, if it says."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return getattr(dataset, "frame_sampling", None)
+
+
 def evaluate_dataset(
     model: EmoCLIP,
     dataset: Dataset,
@@ -126,35 +167,72 @@ def evaluate_dataset(
     batch_size: int = 16,
     num_workers: int = 0,
     precision: str = "fp32",
+    padding: str = "authors",
 ) -> dict[str, Any]:
     """Predict, match labels and compute the metrics; sharded over ranks under torchrun.
 
-    Each rank scores every ``world_size``-th clip (no padding, no duplicates); the results are
-    gathered so every rank returns the same numbers.
+    Each rank scores its `shard_indices` (``padding``: "authors" repeats the first clips as the
+    authors' DistributedSampler, "drop" scores each clip once); the results are gathered so every
+    rank returns the same numbers. With "authors" the duplicates count in UAR and in WAR's
+    numerator, and WAR is divided by the number of labelled clips (the authors' ``len(dataset)``).
 
     Returns:
-        `evaluate_predictions`'s dict plus ``class_names``, ``unmatched`` and ``rows``
-        (``[id, true index, predicted index]`` per clip).
+        `evaluate_predictions`'s dict plus ``class_names``, ``unmatched``, ``eval_sampling``
+        (`frame_sampling`), ``distributed_padding`` (``{"mode", "world_size",
+        "padded_duplicates"}``) and ``rows`` (``[id, true index, predicted index]`` per clip,
+        each clip once).
     """
     rank, world = (torch.distributed.get_rank(), du.world_size()) if du.world_size() > 1 else (0, 1)
-    shard = Subset(dataset, range(rank, len(dataset), world)) if world > 1 else dataset
+    mine = shard_indices(len(dataset), world, rank, padding)  # type: ignore[arg-type]
+    shard = Subset(dataset, mine) if world > 1 else dataset
     ids, label_sets, preds = predict(model, shard, scored, batch_size=batch_size,
                                      num_workers=num_workers, precision=precision)
-    parts = du.all_gather_objects((ids, label_sets, preds))
-    ids = [i for p in parts for i in p[0]]
-    label_sets = [s for p in parts for s in p[1]]
-    preds = [x for p in parts for x in p[2]]
+    parts = du.all_gather_objects((mine, ids, label_sets, preds))
+    result = score_gathered(parts, data_names, scored)
+    result.update(eval_sampling=frame_sampling(dataset),
+                  distributed_padding={"mode": padding, "world_size": world,
+                                       "padded_duplicates": result.pop("padded_duplicates")})
+    return result
+
+
+def score_gathered(
+    parts: Sequence[tuple[Sequence[int], Sequence[str], Sequence[Sequence[int]], Sequence[int]]],
+    data_names: Sequence[str],
+    scored: ClassSet,
+) -> dict[str, Any]:
+    """The metrics of every rank's ``(dataset indices, ids, label sets, predictions)``.
+
+    A dataset index seen before (DistributedSampler padding) is a duplicate: it is scored as the
+    authors do (in UAR and WAR's numerator) but not in WAR's denominator, ``unmatched`` or ``rows``.
+
+    Returns:
+        `evaluate_predictions`'s dict plus ``class_names``, ``unmatched``, ``rows`` and
+        ``padded_duplicates``.
+    """
+    seen: set[int] = set()
+    duplicate, ids, label_sets, preds = [], [], [], []
+    for indices, part_ids, part_labels, part_preds in parts:
+        for index, clip, labels, pred in zip(indices, part_ids, part_labels, part_preds):
+            duplicate.append(index in seen)
+            seen.add(index)
+            ids.append(clip)
+            label_sets.append(labels)
+            preds.append(pred)
     targets = target_indices(label_sets, data_names, scored)
-    unmatched = sum(1 for t, s in zip(targets, label_sets) if t < 0 and s)
-    result = evaluate_predictions(targets, preds, scored.names)
-    result.update(class_names=list(scored.names), unmatched=unmatched,
-                  rows=[[i, t, p] for i, t, p in zip(ids, targets, preds)])
+    once = [not d for d in duplicate]
+    labelled = sum(1 for t, o in zip(targets, once) if o and t >= 0)
+    unmatched = sum(1 for t, s, o in zip(targets, label_sets, once) if o and t < 0 and s)
+    result = evaluate_predictions(targets, preds, scored.names,
+                                  war_denominator=labelled if any(duplicate) else None)
+    result.update(class_names=list(scored.names), unmatched=unmatched, padded_duplicates=sum(duplicate),
+                  rows=[[i, t, p] for i, t, p, o in zip(ids, targets, preds, once) if o])
     return result
 
 
 def summary(metrics: dict[str, Any]) -> dict[str, Any]:
     """The headline numbers of `evaluate_dataset`'s result (for logs and provenance)."""
-    keys = ("war", "uar", "uar_true_classes", "num_samples", "unmatched", "per_class_recall")
+    keys = ("war", "uar", "uar_true_classes", "num_samples", "unmatched", "per_class_recall",
+            "eval_sampling", "distributed_padding")
     return {k: metrics[k] for k in keys if k in metrics}
 
 
@@ -166,8 +244,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m emoclip.train.evaluate",
         description="Zero-shot UAR/WAR of a model on a dataset (per fold), with confusion plots.",
         epilog="Data options: --data.NAME VALUE for any DataConfig field (dataset, root, fold, manifest, "
-               "mode, leave_out, label_type, classes, temporal_stride, face_crop, synthetic_clips, "
-               "synthetic_heldout). --data.fold takes a list (1,2,3) or 'all'.",
+               "mode, leave_out, label_type, classes, temporal_stride, eval_sampling, face_crop, "
+               "synthetic_clips, synthetic_heldout). --data.fold takes a list (1,2,3) or 'all'.",
     )
     p.add_argument("--model", required=True, help="registry name or .safetensors path")
     p.add_argument("--classes", default=None, help="class-set YAML/JSON or preset to score (default: the dataset's)")
@@ -179,7 +257,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     p.add_argument("--device", default="auto")
     p.add_argument("--weights-dir", action="append", default=[], help="extra folder with NAME.safetensors")
-    p.add_argument("--seed", type=int, default=0, help="seed of synthetic test clips (and of random test models)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the clips' random starts (consecutive sampling), of synthetic test clips "
+                        "and of random test models")
+    p.add_argument("--eval-sampling", choices=EVAL_SAMPLINGS, default=None,
+                   help="frames per clip: consecutive (default; the authors' eval.py: T consecutive frames "
+                        "from a random start, seeded) or spread (T frames over the whole clip)")
+    p.add_argument("--padding", choices=PADDINGS, default="authors",
+                   help="under torchrun: authors (default; DistributedSampler padding, the first clips "
+                        "scored twice as the authors') or drop (every clip scored once)")
     return p
 
 
@@ -254,7 +340,8 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _summarise(out: Path, cfg: DataConfig, split: str, per_fold: dict[int, dict[str, Any]]) -> Path:
+def _summarise(out: Path, cfg: DataConfig, split: str, per_fold: dict[int, dict[str, Any]],
+               sampling: str | None, padding: str) -> Path:
     stats: dict[str, Any] = {}
     for key in SUMMARY_KEYS:
         vals = [m[key] for m in per_fold.values() if isinstance(m.get(key), float) and not math.isnan(m[key])]
@@ -262,6 +349,7 @@ def _summarise(out: Path, cfg: DataConfig, split: str, per_fold: dict[int, dict[
             stats[key] = {"mean": statistics.fmean(vals), "std": statistics.pstdev(vals), "folds": vals}
     path = out / f"{cfg.dataset}-{split}-summary.json"
     path.write_text(json.dumps({"dataset": cfg.dataset, "split": split, "folds": list(per_fold),
+                                "eval_sampling": sampling, "distributed_padding": padding,
                                 "metrics": stats}, indent=2) + "\n", encoding="utf-8")
     return path
 
@@ -276,6 +364,8 @@ def run(args: argparse.Namespace, data_values: dict[str, Any], fold_texts: list[
     preprocess = model.config.preprocess
     if args.num_frames:
         preprocess = replace(preprocess, num_frames=args.num_frames)
+    if args.eval_sampling:
+        data_values = {**data_values, "eval_sampling": args.eval_sampling}
     base = DataConfig(**data_values)
     written, per_fold = [], {}
     for fold in _folds(base.dataset, fold_texts):
@@ -284,17 +374,23 @@ def run(args: argparse.Namespace, data_values: dict[str, Any], fold_texts: list[
         scored = class_set(replace(cfg, classes=args.classes)) if args.classes else class_set(cfg)
         dataset = build_dataset(cfg, args.split, preprocess, train=False, seed=args.seed)
         result = evaluate_dataset(model, dataset, data_names, scored, batch_size=args.batch_size,
-                                  num_workers=args.num_workers, precision=args.precision)
+                                  num_workers=args.num_workers, precision=args.precision, padding=args.padding)
         tag = _tag(cfg, fold, args.split)
+        padding = result["distributed_padding"]
         header = {"model": str(args.model), "model_source": model.source, "dataset": cfg.dataset,
                   "fold": fold, "split": args.split, "classes": scored.name, "num_frames": preprocess.num_frames,
+                  "eval_sampling": result["eval_sampling"], "temporal_stride": cfg.temporal_stride,
+                  "seed": args.seed, "distributed_padding": padding,
                   "data": asdict(cfg), "skipped_clips": int(getattr(dataset, "skipped", 0))}
         written.append(_write_fold(args.out, tag, result, header))
         per_fold[fold] = result
         print(f"{tag}: WAR {100 * result['war']:.2f}  UAR {100 * result['uar']:.2f}  "
-              f"(n={result['num_samples']}, unmatched={result['unmatched']})")
+              f"(n={result['num_samples']}, unmatched={result['unmatched']}, "
+              f"sampling={result['eval_sampling']}, padding={padding['mode']} x{padding['world_size']}"
+              f" +{padding['padded_duplicates']})")
     if len(per_fold) > 1:
-        written.append(_summarise(args.out, base, args.split, per_fold))
+        sampling = next(iter(per_fold.values()))["eval_sampling"]
+        written.append(_summarise(args.out, base, args.split, per_fold, sampling, args.padding))
     return written
 
 

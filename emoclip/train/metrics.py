@@ -11,6 +11,14 @@ The definitions follow the authors' evaluation (reference.md §10), but as fract
   seen. `evaluate_predictions` also reports ``uar_true_classes``, the mean recall over the classes
   that occur in y_true only, which is the textbook UAR.
 
+Distributed evaluation (several processes): the authors' test loader uses torch's
+``DistributedSampler`` (``drop_last=False``), which pads the index list to a multiple of the
+number of processes W by repeating its first ``ceil(N/W)*W - N`` clips. Their WAR counts those
+duplicates' correct predictions in the numerator but divides by ``len(test_dataset)`` = N, and their
+UAR is computed on the all-gathered arrays, duplicates included. `emoclip.train.evaluate` keeps
+that as the default (``padding="authors"``, via `evaluate_predictions`'s ``war_denominator``) and
+offers ``padding="drop"`` (each clip counted exactly once); with one process both are the same.
+
 Labels are integer class indices. scikit-learn is not needed (the tests compare against it).
 """
 
@@ -110,7 +118,9 @@ def _row_normalize(matrix: np.ndarray) -> np.ndarray:
     return np.divide(m, sums, out=np.zeros_like(m), where=sums > 0)
 
 
-def evaluate_predictions(y_true: Any, y_pred: Any, class_names: Sequence[str]) -> dict[str, Any]:
+def evaluate_predictions(
+    y_true: Any, y_pred: Any, class_names: Sequence[str], *, war_denominator: int | None = None
+) -> dict[str, Any]:
     """All the numbers of one evaluation, JSON-ready.
 
     Samples whose true label is negative (unknown, e.g. an unlabelled manifest row) are left out
@@ -120,6 +130,9 @@ def evaluate_predictions(y_true: Any, y_pred: Any, class_names: Sequence[str]) -
         y_true: True class indices, shape (N,); indices into `class_names`, or < 0 for unknown.
         y_pred: Predicted class indices into `class_names`, shape (N,).
         class_names: Names of the C classes, in index order.
+        war_denominator: Divide the number of correct labelled predictions by this instead of
+            their count: the authors' WAR under DistributedSampler padding (duplicates in the
+            numerator, ``len(test_dataset)`` below; the module docstring). None: accuracy.
 
     Returns:
         ``{"war", "uar", "uar_true_classes", "per_class_recall", "confusion", "support",
@@ -136,8 +149,12 @@ def evaluate_predictions(y_true: Any, y_pred: Any, class_names: Sequence[str]) -
     support = matrix.sum(axis=1)
     recalls = [float(matrix[i, i] / s) if s else None for i, s in enumerate(support)]
     present = [r for r in recalls if r is not None]
+    if war_denominator is None:
+        war_value = war(t, p)
+    else:
+        war_value = float(np.sum(t == p) / war_denominator) if war_denominator > 0 else math.nan
     return {
-        "war": war(t, p),
+        "war": war_value,
         "uar": uar(t, p),
         "uar_true_classes": float(np.mean(present)) if present else math.nan,
         "per_class_recall": dict(zip(names, recalls)),

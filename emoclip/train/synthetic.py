@@ -27,20 +27,19 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import functools
 import itertools
 import math
-import os
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import yaml
+
+from ..quiet import quiet_native_stderr
 
 __all__ = [
     "CUES",
@@ -530,24 +529,9 @@ def sample(
 # --------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Silence C-level stderr: FFmpeg prints a harmless "tag 'VP80' is not supported with
-    codec id 139 and format 'webm'" line for every VP8 webm writer, then writes VP8 anyway."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _write_webm(path: Path, frames: np.ndarray, fps: float) -> None:
     size = frames.shape[2], frames.shape[1]
-    with _quiet_stderr():
+    with quiet_native_stderr():  # FFmpeg: harmless "tag 'VP80' is not supported ..." line
         writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), fps, size)
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write VP8 video to {path} (built without FFmpeg?)")

@@ -1,0 +1,141 @@
+"""The inference path real users run, at the paper's shapes: ViT-B/32 (QuickGELU) + the temporal
+model of 8 heads of 2,048 over 512-d embeddings, random weights (`test-emoclip-vitb32`, no download).
+
+The thresholds asserted here are the parity figures the README and benchmarks/README.md state:
+fast fp32 tower vs open_clip's module <= 1e-5 (max abs), bf16 tower cosine >= 0.999 per frame,
+folded temporal vs the plain module <= 1e-5 (max abs), predictor video embeddings vs
+`EmoCLIP.encode_video` on the same crops <= 1e-5 (fp32) and cosine >= 0.999 (bf16).
+
+With random weights the video embeddings of different windows are close to each other (the temporal
+model's learned positions dominate its input), so each check also asserts that the tolerance is far
+below the difference between two windows of different frames: a path that pooled the wrong frames
+would fail.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import emoclip
+from emoclip import precision as precision_mod
+from emoclip.model import FastImageTower, FastTemporal
+from emoclip.predictor import EmotionPredictor
+from emoclip.preprocess import to_tensor
+
+pytestmark = pytest.mark.slow
+
+FAST_FP32_MAX_ABS = 1e-5  # fast fp32 tower vs open_clip's visual module (measured 2.9e-6)
+BF16_MIN_COSINE = 0.999  # bf16 tower vs fp32, per frame (measured 0.99995); = precision.BF16_MIN_COSINE
+TEMPORAL_MAX_ABS = 1e-5  # folded temporal model vs TemporalTransformer (measured 7e-7)
+PREDICTOR_FP32_MAX_ABS = 1e-5  # EmotionPredictor encode_images + pool vs encode_video (measured 3e-8)
+FRAMES = 12  # crops encoded: two 6-frame windows (small: the test runs on 2 shared cores)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return emoclip.load_model("test-emoclip-vitb32")
+
+
+@pytest.fixture(scope="module")
+def crops(model) -> np.ndarray:
+    """(FRAMES, 224, 224, 3) uint8 smooth random images: distinct frames, like face crops in scale."""
+    gen = torch.Generator().manual_seed(0)
+    low = torch.rand(FRAMES, 3, 6, 6, generator=gen)
+    images = F.interpolate(low, size=(model.image_size,) * 2, mode="bilinear", align_corners=False)
+    images = (images + 0.05 * torch.randn(images.shape, generator=gen)).clamp(0, 1)
+    return (images.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+
+
+@pytest.fixture(scope="module")
+def frames(model, crops) -> torch.Tensor:
+    """(FRAMES, 3, 224, 224) CLIP-normalised frames of `crops`."""
+    return to_tensor(crops, model.config.preprocess)
+
+
+@pytest.fixture(scope="module")
+def reference(model, frames) -> torch.Tensor:
+    """(FRAMES, 512) open_clip's fp32 image tower on `frames`."""
+    with torch.inference_mode():
+        return model.backbone.visual(frames)
+
+
+def _windows(x: torch.Tensor) -> torch.Tensor:
+    """(FRAMES, ...) -> (2, FRAMES / 2, ...): two windows of different frames."""
+    return torch.stack([x[: FRAMES // 2], x[FRAMES // 2 :]])
+
+
+def test_the_model_has_the_papers_shapes(model, reference):
+    assert model.config.model.backbone == "ViT-B-32-quickgelu" and model.image_size == 224
+    assert type(model.backbone.visual.transformer.resblocks[0].mlp.gelu).__name__ == "QuickGELU"
+    t = model.config.model.temporal
+    assert (t.depth, t.heads, t.head_dim, t.mlp_dim, model.embed_dim) == (2, 8, 2048, 512, 512)
+    assert FastTemporal.worthwhile(model.temporal)
+    cos = F.normalize(reference, dim=-1) @ F.normalize(reference, dim=-1).t()
+    assert cos[~torch.eye(FRAMES, dtype=torch.bool)].max() < BF16_MIN_COSINE  # frames are told apart
+
+
+def test_fast_fp32_tower_matches_open_clip(model, frames, reference):
+    with torch.inference_mode():
+        fast = FastImageTower.build(model.backbone.visual, torch.float32)
+        if fast is None:
+            pytest.skip("oneDNN fused linear ops are not available in this torch build")
+        out = fast(frames)
+    assert out.dtype == torch.float32 and out.shape == reference.shape
+    assert (out - reference).abs().max() <= FAST_FP32_MAX_ABS
+
+
+def test_bf16_tower_stays_within_cosine_0999_per_frame(model, frames, reference):
+    assert BF16_MIN_COSINE == precision_mod.BF16_MIN_COSINE
+    with torch.inference_mode():
+        fast = FastImageTower.build(model.backbone.visual, torch.bfloat16)
+        if fast is None:
+            pytest.skip("oneDNN fused bf16 linear ops are not available in this torch build")
+        out = fast(frames)
+    assert out.dtype == torch.float32
+    assert F.cosine_similarity(out, reference, dim=-1).min() >= BF16_MIN_COSINE
+
+
+def test_folded_temporal_matches_the_temporal_transformer(model, reference):
+    gen = torch.Generator().manual_seed(1)
+    embeddings = torch.randn(2, model.config.preprocess.num_frames, model.embed_dim, generator=gen)
+    with torch.inference_mode():
+        fast = FastTemporal(model.temporal)
+        for x in (embeddings, embeddings[:, :5], _windows(reference)):  # full window, short clip, real frames
+            folded, plain = fast(x), model.temporal(x)
+            assert folded.shape == plain.shape == (2, model.embed_dim)
+            assert (folded - plain).abs().max() <= TEMPORAL_MAX_ABS
+            assert (plain[0] - plain[1]).abs().max() > 100 * TEMPORAL_MAX_ABS  # the windows differ
+
+
+def test_predictor_fp32_video_embeddings_match_encode_video(model, crops, frames):
+    p = EmotionPredictor(model, precision="fp32", encode_workers=2)
+    per_frame = p.encode_images(crops)  # 12 crops: split over two data-parallel workers
+    video = p.pool(_windows(per_frame))  # the folded temporal model
+    with torch.inference_mode():
+        expected = model.encode_video(_windows(frames))
+    assert p.precision == "fp32" and video.shape == expected.shape == (2, model.embed_dim)
+    assert (video - expected).abs().max() <= PREDICTOR_FP32_MAX_ABS
+    assert (expected[0] - expected[1]).abs().max() > 100 * PREDICTOR_FP32_MAX_ABS
+
+
+def test_predictor_bf16_video_embeddings_match_encode_video(model, crops, frames, reference):
+    if not precision_mod._native_bf16():
+        pytest.skip("this CPU has no native bf16 (avx512_bf16/amx_bf16 in /proc/cpuinfo): "
+                    "'auto' would run fp32, which the fp32 test covers")
+    auto = EmotionPredictor(model)  # what the app runs: auto picks bf16 at these shapes on this CPU
+    assert auto.precision == "bf16", auto.precision_info["reason"]
+    assert auto.precision_info["implementation"] == "onednn-packed"
+    assert auto.precision_info["cosine"] >= BF16_MIN_COSINE
+    p = EmotionPredictor(model, precision="bf16", encode_workers=2)
+    per_frame = p.encode_images(crops)
+    assert F.cosine_similarity(per_frame, reference, dim=-1).min() >= BF16_MIN_COSINE
+    video = p.pool(_windows(per_frame))
+    with torch.inference_mode():
+        expected = model.encode_video(_windows(frames))
+    assert F.cosine_similarity(video, expected, dim=-1).min() >= BF16_MIN_COSINE
+    # bf16's error is well below the difference between two windows of different frames
+    assert (video - expected).norm(dim=-1).max() < 0.25 * (expected[0] - expected[1]).norm()
