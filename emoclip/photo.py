@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .images import StillImage
     from .predictor import EmotionPredictor
 
-MIN_TILE = 384  # the smallest tile side: faces down to ~50 px are found
+MIN_TILE = 300  # the smallest tile side: faces down to ~40 px wide are found
 PHOTO_MAX_FACES = 32  # faces reported per photo, largest first
 _EDGE = 2.0  # pixels: a detection this close to a tile's inner edge is cut by it
 _SAME_FACE = 0.5  # intersection over the smaller box above which two detections are one face

@@ -539,7 +539,7 @@ class EmotionPredictor:
         if isinstance(video, np.ndarray) and video.ndim == 3 and video.shape[-1] in (3, 4) and video.dtype == np.uint8:
             still = image_from_array(video)
             name, size = "image", None
-        elif isinstance(video, (str, os.PathLike)) and is_image_file(video):
+        elif isinstance(video, (str, os.PathLike)) and _is_image_path(Path(video)):
             path = Path(video)
             size = path.stat().st_size
             if lim.max_bytes is not None and size > lim.max_bytes:
@@ -582,6 +582,16 @@ class EmotionPredictor:
         if progress:
             progress(1.0, "done")
         return enc
+
+
+def _is_image_path(path: Path) -> bool:
+    """A file read as a still image: an image signature, or an image suffix on a file that has
+    no video signature (so an empty or corrupt ``.jpg`` gets an image's error message)."""
+    from .images import IMAGE_SUFFIXES
+
+    if path.is_dir():
+        return False
+    return is_image_file(path) or (path.suffix.lower() in IMAGE_SUFFIXES and path.exists())
 
 
 def _env_flag(name: str, default: bool) -> bool:
