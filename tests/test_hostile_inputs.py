@@ -729,7 +729,7 @@ def test_long_video_without_limits_is_analysed(media, tiny_model):
 
 
 def test_cli_keeps_going_after_bad_files(media, weights, tmp_path, capsys):
-    names = ("empty.mp4", "audio_only.webm", "png_image.mp4", "huge_8000x8000.mp4")
+    names = ("empty.mp4", "audio_only.webm", "random_bytes.mp4", "huge_8000x8000.mp4")
     bad = [media(n) for n in names]
     good = media("one_frame.webm")
     code = main(["predict", *map(str, bad), str(good), "--model", str(weights), "--quiet",
