@@ -95,6 +95,26 @@ def _overlap(a: FaceBox, b: FaceBox) -> float:
     return ix * iy / smaller if smaller > 0 else 0.0
 
 
+def _encode_faces(predictor: EmotionPredictor, crops: np.ndarray) -> torch.Tensor:
+    """(N, S, S, 3) uint8 face crops -> (N, D) float32 embeddings.
+
+    A photo's few crops are split over the encode workers, each on one thread (data parallel, no
+    barrier between cores): with two intra-op threads a batch of 5 took 2-4 s on a busy 2-core
+    machine against 0.3-0.5 s this way (`benchmarks/README.md`, P9). One crop: one thread.
+    """
+    from .precision import _data_parallel
+    from .preprocess import to_tensor
+
+    parts = min(predictor.encode_workers, len(crops))
+    if parts <= 1:
+        return predictor.encode_images(crops, workers=1)
+    x = to_tensor(crops, predictor.config).to(predictor.model.logit_scale.device)
+    if x.device.type != "cpu":
+        return predictor.encode_images(crops)
+    with torch.inference_mode():
+        return _data_parallel(predictor._image_tower(), x, parts).float().cpu()
+
+
 def encode_photo(predictor: EmotionPredictor, still: StillImage, key: str, meta: dict[str, Any]) -> VideoEncoding:
     """Encode a photo as a one-frame clip per face.
 
@@ -126,7 +146,7 @@ def encode_photo(predictor: EmotionPredictor, still: StillImage, key: str, meta:
         crops = [center_crop(image, size)]
     t1 = time.perf_counter()
     timings["detect"] = t1 - t0
-    frame_emb = predictor.encode_images(np.stack(crops))  # (N, D)
+    frame_emb = _encode_faces(predictor, np.stack(crops))  # (N, D)
     t2 = time.perf_counter()
     timings["encode"] = t2 - t1
     pooled = predictor.pool(frame_emb[:, None, :])  # (N, D): each face a clip of T = 1
