@@ -131,7 +131,8 @@ def _open(p: Path):
             warnings.simplefilter("ignore")  # DecompressionBombWarning: our own limit decides
             return Image.open(p)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise ImageDecodeError(f"Cannot read '{p.name}' as an image: not an image Pillow understands, or corrupt") from e
+        raise ImageDecodeError(
+            f"Cannot read '{p.name}' as an image: not an image Pillow understands, or corrupt") from e
     except Image.DecompressionBombError as e:
         raise LimitError(f"'{p.name}' is too large to decode: {e}") from e
 

@@ -25,7 +25,14 @@ import numpy as np
 import torch
 
 from .classes import ClassSet, preset
-from .images import FrameFolder, StillImage, frame_folder, image_from_array, is_image_file, iter_frame_folder, read_image
+from .images import (
+    StillImage,
+    frame_folder,
+    image_from_array,
+    is_image_file,
+    iter_frame_folder,
+    read_image,
+)
 from .model import EmoCLIP
 from .pipeline import (
     NoFaceError,  # noqa: F401 - defined in .pipeline (raised there), re-exported here
@@ -549,7 +556,8 @@ class EmotionPredictor:
         else:
             return None
         if lim.max_pixels is not None and still.width * still.height > lim.max_pixels:
-            raise LimitError(f"the image is {still.width}x{still.height}; the limit is {lim.max_pixels / 1e6:.1f} megapixels")
+            raise LimitError(f"the image is {still.width}x{still.height}; "
+                             f"the limit is {lim.max_pixels / 1e6:.1f} megapixels")
         meta = {"name": name, "format": still.format, "width": still.width, "height": still.height,
                 "rotation": 0, "exif_orientation": still.orientation, "alpha": still.alpha,
                 "_decode_seconds": time.perf_counter() - t0}
