@@ -43,7 +43,9 @@ from app_support import (
     classes_message,
     code,
     compound_preview,
+    draw_faces,
     env_float,
+    faces_markdown,
     is_toy,
     live_figure,
     md,
@@ -345,7 +347,9 @@ def _result_values(session: Session, *, encoded_now: bool = False, gallery: bool
         warnings.append(f"{video.model} is a toy/test model: "
                         "these numbers say nothing about real faces")
     top = dict(sorted(pred.probabilities.items(), key=lambda kv: -kv[1]))
-    thumbs = [(img, f"{t:.1f} s") for t, img in video.encoding.thumbnails] if gallery else gr.skip()
+    photo = pred.video.get("kind") == "image"
+    thumbs = ([(img, f"face {i + 1}" if photo and pred.tracks else f"{t:.1f} s")
+               for i, (t, img) in enumerate(video.encoding.thumbnails)] if gallery else gr.skip())
     timings = timings_markdown(pred.timings, frames_encoded=session.frames_encoded,
                                rescored=session.rescored, encodings=session.encodings)
     return (
@@ -489,6 +493,30 @@ def analyse(video_path: str | None, fallback: str, session: Session,
         session.clips.append(Clip(encoding.key, clip_name, name, video_path, embedding))
         del session.clips[:-MAX_SESSION_CLIPS]
     return (session, *_result_values(session, encoded_now=encoded_now, gallery=True))
+
+
+@gpu
+def analyse_photo(image_path: str | None, fallback: str, session: Session,
+                  progress=gr.Progress()) -> tuple:
+    """Analyse a photo: every face scored (largest first); the photo comes back with numbered boxes.
+
+    Returns `analyse`'s outputs, then the annotated photo ((H, W, 3) uint8 RGB) and one Markdown
+    line per face.
+    """
+    if not image_path:
+        raise _error("Upload a photo first (JPEG, PNG, WebP, BMP or TIFF).")
+    from emoclip.images import read_image
+
+    out = analyse(image_path, fallback, session, progress)  # the limits and bad files are checked here
+    pred = session.video.prediction
+    if pred.video.get("kind") != "image":
+        raise _error(f"{Path(image_path).name} is a video: use the video box above")
+    try:
+        still = read_image(image_path)
+    except _user_errors() as exc:
+        raise _error(exc, image_path) from exc
+    boxes = [t.box for t in pred.tracks if t.box is not None]
+    return (*out, draw_faces(still.image, boxes), faces_markdown(pred))
 
 
 def analyse_if_loaded(video_path: str | None, fallback: str, session: Session,
@@ -860,6 +888,19 @@ def classify_video(video: str | None, classes: str, session: Session) -> dict:
     return result
 
 
+@gpu
+def classify_image(image: str | None, classes: str, session: Session) -> dict:
+    """Classify every face of a photo (JPEG, PNG, WebP, BMP, TIFF) against a class set.
+
+    As `classify_video` (which also accepts a photo), with one entry per face in ``tracks``
+    (``box`` = [x, y, w, h] in pixels of the upright photo), largest first; the top-level
+    probabilities are the largest face's and the timeline is empty.
+    """
+    if not image:
+        raise _error("no image file was given")
+    return classify_video(image, classes, session)
+
+
 # ----------------------------------------------------------------------------------- layout
 
 ABOUT = """
@@ -916,6 +957,8 @@ client = Client("http://127.0.0.1:7860/")
 classes = "classes:\\n  joy: a broad smile\\n  calm: a relaxed face\\n"
 result = client.predict(handle_file("clip.mp4"), classes, api_name="/classify_video")
 print(result["top"], result["probabilities"])
+photo = client.predict(handle_file("group.jpg"), classes, api_name="/classify_image")
+print([(face["box"], face["top"]) for face in photo["tracks"]])  # one per face, largest first
 ```
 Leave the class text empty to use the model's default class set. Other endpoints: `/analyse`,
 `/set_classes`, `/add_compound`, `/explore`, ... (see "Use via API" at the bottom of the page).
@@ -951,6 +994,13 @@ def _analyse_tab() -> SimpleNamespace:
                 info="center: analyse the centre of the whole frame; skip: leave them out",
                 elem_id="fallback")
             ui.analyse = gr.Button("Analyse", variant="primary", elem_id="analyse-btn")
+            with gr.Accordion("…or a photo: every face is scored", open=False, elem_id="photo-box"):
+                ui.image = gr.Image(label="Photo (JPEG, PNG, WebP, BMP, TIFF)", type="filepath",
+                                    sources=["upload", "clipboard"], elem_id="image-input", height=260)
+                ui.analyse_image = gr.Button("Analyse photo", elem_id="analyse-image-btn")
+                ui.faces_image = gr.Image(label="Faces found (numbered, largest first)", interactive=False,
+                                          elem_id="faces-image", height=320)
+                ui.faces = gr.Markdown(elem_id="faces-list")
             if EXAMPLES:
                 ui.examples = gr.Examples(
                     [[str(p)] for p in EXAMPLES], inputs=[ui.video],
@@ -1091,6 +1141,8 @@ def _about_tab() -> SimpleNamespace:
             ui.classes = gr.Textbox(label="Class set (YAML or JSON; empty: current set)", lines=6,
                                     elem_id="api-classes")
         ui.run = gr.Button("Classify", elem_id="api-btn")
+        ui.image = gr.File(label="Photo (classify_image)", type="filepath", elem_id="api-image")
+        ui.run_image = gr.Button("Classify photo", elem_id="api-image-btn")
         ui.result = gr.JSON(label="Result", elem_id="api-result")
     return ui
 
@@ -1154,6 +1206,8 @@ def _wire(demo, session, live_buffer, timer, head, an, live, ed, cb, ex, about) 
 
     analyse_inputs = [an.video, an.fallback, session]
     an.analyse.click(analyse, analyse_inputs, [session, *result], api_name="analyse", **model_work)
+    an.analyse_image.click(analyse_photo, [an.image, an.fallback, session],
+                           [session, *result, an.faces_image, an.faces], api_name="analyse_image", **model_work)
     if an.examples is not None:
         an.examples.load_input_event.then(analyse, analyse_inputs, [session, *result],
                                           api_visibility="private", **model_work)
@@ -1197,6 +1251,8 @@ def _wire(demo, session, live_buffer, timer, head, an, live, ed, cb, ex, about) 
 
     about.run.click(classify_video, [about.video, about.classes, session], [about.result],
                     api_name="classify_video", **model_work)
+    about.run_image.click(classify_image, [about.image, about.classes, session], [about.result],
+                          api_name="classify_image", **model_work)
 
 
 def launch_options() -> dict[str, Any]:

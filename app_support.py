@@ -520,6 +520,13 @@ def summary_markdown(prediction: Prediction, *, model: str, encoded_now: bool) -
     v = prediction.video
     f = prediction.faces
     top, p = prediction.top_k(1)[0]
+    if v.get("kind") == "image":
+        n = len(prediction.tracks)
+        faces = (f"{n} face{'s' if n != 1 else ''} found" + (" (the largest one's result)" if n > 1 else "")
+                 if n else "no face found (centre crop analysed)")
+        return (f"**Top emotion: {md(top)}** ({p:.1%}) · photo *{md(v.get('name', ''))}* "
+                f"({v.get('width', '?')}x{v.get('height', '?')}) · model {code(model)} · {faces}"
+                + ("" if encoded_now else " · *reused the cached encoding*"))
     if f.detection:
         faces = f"{f.frames_with_face} of {f.sampled_frames} sampled frames had a face"
     else:
@@ -543,6 +550,56 @@ def timings_markdown(timings: dict[str, float], *, frames_encoded: int, rescored
             f"**Frames encoded: {frames_encoded}** "
             f"(in {encodings} video encoding(s) this session) · "
             f"**re-scored without re-encoding: {rescored}**")
+
+
+FACE_COLOURS = ((230, 57, 70), (29, 120, 200), (42, 157, 80), (240, 160, 30), (140, 80, 200), (20, 170, 170))
+
+
+def draw_faces(image: np.ndarray, boxes: Sequence[tuple[float, float, float, float]],
+               max_side: int = 1280) -> np.ndarray:
+    """The photo with a numbered box per face (1 = the largest), downsized to `max_side`.
+
+    Args:
+        image: (H, W, 3) uint8 RGB, upright.
+        boxes: (x, y, w, h) boxes in pixels of `image`, in the order they are numbered.
+
+    Returns:
+        (H', W', 3) uint8 RGB copy with the boxes drawn.
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    out = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                     interpolation=cv2.INTER_AREA) if scale < 1 else image.copy()
+    thick = max(2, round(max(out.shape[:2]) / 400))
+    for i, (x, y, bw, bh) in enumerate(boxes):
+        colour = FACE_COLOURS[i % len(FACE_COLOURS)]
+        p0 = (round(x * scale), round(y * scale))
+        p1 = (round((x + bw) * scale), round((y + bh) * scale))
+        cv2.rectangle(out, p0, p1, colour, thick)
+        label = str(i + 1)
+        font = max(0.6, (p1[0] - p0[0]) / 120)
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
+        top = max(0, p0[1] - th - base - 4)
+        cv2.rectangle(out, (p0[0], top), (p0[0] + tw + 8, top + th + base + 4), colour, -1)
+        cv2.putText(out, label, (p0[0] + 4, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255),
+                    thick, cv2.LINE_AA)
+    return out
+
+
+def faces_markdown(prediction: Prediction, k: int = 3) -> str:
+    """One line per face of a photo: number, box, top classes (escaped); empty for videos."""
+    if prediction.video.get("kind") != "image":
+        return ""
+    if not prediction.tracks:
+        return "No face was found in the photo; the centre of the image was analysed."
+    lines = [f"**{len(prediction.tracks)} face{'s' if len(prediction.tracks) != 1 else ''}** (largest first):", ""]
+    for i, t in enumerate(prediction.tracks):
+        x, y, w, h = t.box or (0, 0, 0, 0)
+        best = ", ".join(f"{md(c)} {p:.0%}" for c, p in sorted(t.probabilities.items(), key=lambda kv: -kv[1])[:k])
+        lines.append(f"{i + 1}. **{md(t.top)}** ({best}) · box {w:.0f}x{h:.0f} at ({x:.0f}, {y:.0f})")
+    return "\n".join(lines)
 
 
 def warnings_markdown(warnings: Sequence[str]) -> str:

@@ -31,6 +31,7 @@ _EXPORTS = {
     "preset": "classes",
     "preset_names": "classes",
     "VideoDecodeError": "video",
+    "ImageDecodeError": "images",
     "EmotionPredictor": "predictor",
     "Prediction": "predictor",
     "convert_checkpoint": "convert",
@@ -60,5 +61,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from .model import EmoCLIP
     from .predictor import EmotionPredictor, Prediction
     from .tokenizer import tokenize
+    from .images import ImageDecodeError
     from .video import VideoDecodeError
     from .weights import CheckpointError

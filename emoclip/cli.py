@@ -86,8 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="print JSON")
     models.set_defaults(run=_cmd_models)
 
-    pred = sub.add_parser("predict", help="classify videos (files or folders)")
-    pred.add_argument("videos", nargs="+", help="video files or folders of videos")
+    pred = sub.add_parser("predict", help="classify videos, images and folders of frames")
+    pred.add_argument("videos", nargs="+", metavar="INPUT",
+                      help="video or image files (JPEG, PNG, WebP, BMP, TIFF); a folder of numbered frames "
+                           "(one clip); or folders of these (a batch)")
+    pred.add_argument("--fps", type=_positive(float), default=None,
+                      help="frame rate of folders of numbered frames (default: 25)")
     pred.add_argument("--model", default=None, help="registry name or a .safetensors path (default: best available)")
     pred.add_argument("--classes", default=None, help="class-set YAML/JSON file or preset name (default: the model's)")
     pred.add_argument("--weights-dir", action="append", default=[], help="extra folder with NAME.safetensors")
@@ -184,7 +188,7 @@ def _load_classes(spec: str | None):
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .factory import load_model
-    from .predictor import EmotionPredictor, VideoLimits, iter_videos
+    from .predictor import FRAME_FOLDER_FPS, EmotionPredictor, VideoLimits, iter_inputs
 
     classes = _load_classes(args.classes)
     limits = VideoLimits(
@@ -195,16 +199,27 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     model = load_model(args.model or default_model_name(args.weights_dir), device=args.device,
                        weights_dirs=args.weights_dir)
     predictor = EmotionPredictor(model, face_fallback=args.fallback, limits=limits)
-    videos = list(iter_videos(args.videos))
-    if not videos:
-        print(f"emoclip: error: no video files found in {', '.join(map(_show, args.videos))}",
+    fps = args.fps or FRAME_FOLDER_FPS
+    items = []
+    for arg in args.videos:
+        found = list(iter_inputs([arg]))
+        if Path(arg).is_dir():  # say how a folder was read
+            print(f"{_show(arg)}: {_interpretation(found, fps)}", file=sys.stderr)
+        items += found
+    if not items:
+        print(f"emoclip: error: no videos, images or frame folders found in {', '.join(map(_show, args.videos))}",
               file=sys.stderr)
         return 1
     print(f"model: {model.config.name} ({_show(model.source)})", file=sys.stderr)
     results, failures = [], 0
-    for path in videos:
+    for item in items:
+        path = item.path
         try:
-            prediction = predictor.predict(path, classes, progress=_progress_bar(path.name, args.quiet))
+            if item.kind == "image":
+                prediction = predictor.predict_image(path, classes)
+            else:
+                prediction = predictor.predict(path, classes, fps=fps if item.kind == "frames" else None,
+                                               progress=_progress_bar(path.name, args.quiet))
         except (ValueError, OSError) as exc:  # typed errors, unreadable files: next video
             failures += 1
             print(f"emoclip: {_show(path)}: {_msg(exc)}", file=sys.stderr)
@@ -219,10 +234,29 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         results.append(prediction)
         top = ", ".join(f"{_show(c)} {p:.2f}" for c, p in prediction.top_k(3))
         print(f"{_show(path)}: {_show(prediction.top)}  ({top})")
+        if item.kind == "image":
+            for n, face in enumerate(prediction.tracks, 1):
+                x, y, w, h = face.box
+                best = ", ".join(f"{_show(c)} {p:.2f}" for c, p in
+                                 sorted(face.probabilities.items(), key=lambda kv: -kv[1])[:3])
+                print(f"  face {n} at ({x:.0f}, {y:.0f}, {w:.0f}x{h:.0f}): {_show(face.top)}  ({best})")
         for warning in prediction.warnings:
             print(f"  warning: {_show(warning)}", file=sys.stderr)
     _write_outputs(results, args.json_out, args.csv_out)
     return 1 if failures else 0
+
+
+def _interpretation(items: list, fps: float) -> str:
+    """How a folder given on the command line was read, e.g. "48 numbered frames -> one clip at 25 fps"."""
+    if len(items) == 1 and items[0].kind == "frames":
+        return f"{items[0].frames} numbered frames -> one clip at {fps:g} fps"
+    counts = {kind: sum(item.kind == kind for item in items) for kind in ("video", "image", "frames")}
+    names = {"video": "video", "image": "image", "frames": "frame folder"}
+    parts = [f"{n} {names[k]}{'s' if n != 1 else ''}" for k, n in counts.items() if n]
+    if not parts:
+        return "no videos, images or folders of numbered frames"
+    rate = f" (frame folders at {fps:g} fps)" if counts["frames"] else ""
+    return f"a batch of {', '.join(parts)}{rate}"
 
 
 def _write_outputs(results: list, json_out: str | None, csv_out: str | None) -> None:

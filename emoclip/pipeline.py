@@ -48,6 +48,7 @@ class VideoEncoding:
         thumbnails: (time, (96, 96, 3) uint8 RGB crop) pairs along the clip.
         video: Metadata (name, duration, fps, width, height, rotation).
         timings: Seconds per stage.
+        boxes: Face box ``(x, y, w, h)`` in pixels per track id, for still images (empty for videos).
     """
 
     key: str
@@ -66,6 +67,7 @@ class VideoEncoding:
     fallback: str
     detection: bool
     warnings: list[str] = field(default_factory=list)
+    boxes: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)
 
 
 def _array_frames(frames: Sequence[np.ndarray] | np.ndarray, rate: float, sample_fps: float) -> Iterator[SampledFrame]:

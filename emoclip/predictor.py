@@ -25,6 +25,14 @@ import numpy as np
 import torch
 
 from .classes import ClassSet, preset
+from .images import (
+    StillImage,
+    frame_folder,
+    image_from_array,
+    is_image_file,
+    iter_frame_folder,
+    read_image,
+)
 from .model import EmoCLIP
 from .pipeline import (
     NoFaceError,  # noqa: F401 - defined in .pipeline (raised there), re-exported here
@@ -55,6 +63,8 @@ from .zeroshot import TextEmbeddingCache, class_embeddings, probabilities
 
 Progress = Callable[[float, str], None]
 VideoInput = str | os.PathLike | np.ndarray | Sequence[np.ndarray]
+ImageInput = str | os.PathLike | np.ndarray
+FRAME_FOLDER_FPS = 25.0  # frame rate of a folder of numbered frames unless told (DFEW, MAFW, FERV39k, AFEW)
 SINGLE_THREAD_DECODE_PIXELS = 1280 * 720  # videos up to this size decode on one FFmpeg thread
 POOL_CHUNK = 16  # sequences gathered and pooled per step (bounded memory on long timelines)
 MIN_POOL_PART = 3  # pooling runs data parallel when every worker gets at least this many sequences
@@ -226,16 +236,44 @@ class EmotionPredictor:
         """Encode (or reuse the cached encoding of) `video` and score it against `classes`.
 
         Args:
-            video: A video file path, or RGB frames (T, H, W, 3) uint8 sampled at `fps`.
+            video: A video file path; a still image (JPEG, PNG, WebP, BMP, TIFF file, or an
+                (H, W, 3) uint8 RGB array), analysed as by `predict_image`; a folder of numbered
+                frames (one clip at `fps`); or RGB frames (T, H, W, 3) uint8 sampled at `fps`.
             classes: Class set to score; None for the model's default set.
-            fps: Frame rate of `video` when it is an array (default: the model's sample rate).
+            fps: Frame rate of `video` when it is an array (default: the model's sample rate) or a
+                frame folder (default `FRAME_FOLDER_FPS`).
             progress: Called with (fraction done, message) while decoding and encoding.
 
         Returns:
-            Clip probabilities, timeline, per-track results, clip embedding, timings.
+            Clip probabilities, timeline, per-track results, clip embedding, timings;
+            ``video["kind"]`` is ``"video"``, ``"frames"`` (a frame folder or array) or ``"image"``.
         """
         encoding = self.encode(video, fps=fps, progress=progress)
         return self.score(encoding, classes)
+
+    def predict_image(self, image: ImageInput, classes: ClassSet | None = None) -> Prediction:
+        """Score every face of a still image, as one-frame clips.
+
+        Args:
+            image: A JPEG, PNG (alpha composited on white), WebP, BMP or TIFF file (EXIF
+                orientation applied), or an (H, W, 3) uint8 RGB array.
+            classes: Class set to score; None for the model's default set.
+
+        Returns:
+            A `Prediction` with one track per face (its ``box`` in pixels of the upright image),
+            largest face first and primary; clip probabilities and embedding are the largest
+            face's; the timeline is empty; ``video["kind"] == "image"``. Without a face the
+            centre crop is analysed (with a warning) or `NoFaceError` raised, per `face_fallback`.
+
+        Raises:
+            ImageDecodeError: Missing, empty, corrupt or unsupported image (a `VideoDecodeError`).
+            LimitError: The image exceeds ``limits.max_bytes`` or ``limits.max_pixels``.
+        """
+        if isinstance(image, (str, os.PathLike)) and not is_image_file(image) and Path(image).is_file():
+            from .images import ImageDecodeError
+
+            raise ImageDecodeError(f"'{Path(image).name}' is not a JPEG, PNG, WebP, BMP or TIFF image")
+        return self.score(self.encode(image), classes)
 
     def encode(self, video: VideoInput, *, fps: float | None = None, progress: Progress | None = None) -> VideoEncoding:
         """The cached encoding of `video`, computing it if needed (see `predict`)."""
@@ -269,9 +307,11 @@ class EmotionPredictor:
             clip = probabilities(encoding.clip_embedding[None], text, scale)[0]
             windows = (probabilities(encoding.window_embeddings, text, scale) if len(encoding.window_starts)
                        else torch.zeros(0, len(text)))
+            boxes = getattr(encoding, "boxes", None) or {}
             for track_id, n, start, end, emb, primary in encoding.tracks:
                 probs = probabilities(emb[None], text, scale)[0]
-                tracks.append(TrackPrediction(track_id, n, start, end, dict(zip(names, probs.tolist())), primary))
+                tracks.append(TrackPrediction(track_id, n, start, end, dict(zip(names, probs.tolist())), primary,
+                                              boxes.get(track_id)))
         t2 = time.perf_counter()
         timings = dict(encoding.timings) | {"text": t1 - t0, "score": t2 - t1}
         faces = FaceSummary(
@@ -457,10 +497,18 @@ class EmotionPredictor:
 
     def _key(self, video: VideoInput, fps: float | None) -> str:
         h = hashlib.sha1()
-        if isinstance(video, (str, os.PathLike)):
+        if isinstance(video, (str, os.PathLike)) and Path(video).is_dir():
+            folder = frame_folder(video)
+            if folder is None:
+                raise VideoDecodeError(f"'{Path(video).name}' is a folder but not a clip: its files are not all "
+                                       "images numbered with one common pattern (e.g. 00001.jpg, 00002.jpg, ...)")
+            for q in folder.frames:
+                st = q.stat()
+                h.update(f"{q.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        elif isinstance(video, (str, os.PathLike)):
             path = Path(video)
             if not path.is_file():
-                raise VideoDecodeError(f"video file not found: {path.name}")
+                raise VideoDecodeError(f"file not found: {path.name}")
             size = path.stat().st_size
             h.update(str(size).encode())
             with open(path, "rb") as fh:
@@ -479,6 +527,8 @@ class EmotionPredictor:
 
     def _frames(self, video: VideoInput, fps: float | None) -> tuple[Iterator[SampledFrame], dict[str, Any]]:
         cfg, lim = self.config, self.limits
+        if isinstance(video, (str, os.PathLike)) and Path(video).is_dir():
+            return self._folder_frames(Path(video), fps)
         if isinstance(video, (str, os.PathLike)):
             path = Path(video)
             size = path.stat().st_size
@@ -489,7 +539,7 @@ class EmotionPredictor:
                 raise LimitError(f"the video is {info.width}x{info.height}; the limit is {lim.max_pixels / 1e6:.1f} megapixels")
             if lim.max_duration is not None and info.duration > lim.max_duration:
                 raise LimitError(f"the video lasts {info.duration:.0f} s; the limit is {lim.max_duration:.0f} s")
-            meta = {"name": path.name, "duration": info.duration, "fps": info.fps, "width": info.width,
+            meta = {"name": path.name, "kind": "video", "duration": info.duration, "fps": info.fps, "width": info.width,
                     "height": info.height, "rotation": info.rotation}
             max_side = DECODE_MAX_SIDE if cfg.face_detection else None
             # max_duration again while decoding: a header can lie about (or lack) the duration
@@ -503,12 +553,70 @@ class EmotionPredictor:
         if len(frames) == 0:
             raise VideoDecodeError("no frames were given")
         rate = fps or cfg.sample_fps
-        meta = {"name": "frames", "duration": len(frames) / rate, "fps": rate,
+        meta = {"name": "frames", "kind": "frames", "duration": len(frames) / rate, "fps": rate,
                 "width": int(frames[0].shape[1]), "height": int(frames[0].shape[0]), "rotation": 0}
         return _array_frames(frames, rate, cfg.sample_fps), meta
 
+    def _folder_frames(self, path: Path, fps: float | None) -> tuple[Iterator[SampledFrame], dict[str, Any]]:
+        """A folder of numbered frames as a clip at `fps` (default `FRAME_FOLDER_FPS`)."""
+        cfg, lim = self.config, self.limits
+        folder = frame_folder(path)
+        if folder is None:
+            raise VideoDecodeError(f"'{path.name}' is a folder but not a clip: its files are not all images "
+                                   "numbered with one common pattern (e.g. 00001.jpg, 00002.jpg, ...)")
+        rate = float(fps or FRAME_FOLDER_FPS)
+        if not (np.isfinite(rate) and rate > 0):
+            raise ValueError(f"fps must be a positive number, got {fps!r}")
+        duration = len(folder) / rate
+        if lim.max_duration is not None and duration > lim.max_duration:
+            raise LimitError(f"the clip lasts {duration:.0f} s ({len(folder)} frames at {rate:g} fps); "
+                             f"the limit is {lim.max_duration:.0f} s")
+        first = read_image(folder.frames[0], max_pixels=lim.max_pixels or None)
+        meta = {"name": path.name, "kind": "frames", "duration": duration, "fps": rate, "width": first.width,
+                "height": first.height, "rotation": 0, "frames": len(folder)}
+        max_side = DECODE_MAX_SIDE if cfg.face_detection else None
+        return iter_frame_folder(folder, rate, cfg.sample_fps, max_frames=lim.max_sampled_frames, max_side=max_side,
+                                 max_pixels=lim.max_pixels or None), meta
+
+    def _still(self, video: VideoInput) -> tuple[StillImage, dict[str, Any]] | None:
+        """The still image `video` is (read and checked against the limits), or None for a clip."""
+        lim = self.limits
+        t0 = time.perf_counter()
+        if isinstance(video, np.ndarray) and video.ndim == 3 and video.shape[-1] in (3, 4) and video.dtype == np.uint8:
+            still = image_from_array(video)
+            name, size = "image", None
+        elif isinstance(video, (str, os.PathLike)) and _is_image_path(Path(video)):
+            path = Path(video)
+            size = path.stat().st_size
+            if lim.max_bytes is not None and size > lim.max_bytes:
+                raise LimitError(f"the file is {size / 1e6:.1f} MB; the limit is {lim.max_bytes / 1e6:.1f} MB")
+            still = read_image(path, **({"max_pixels": lim.max_pixels} if lim.max_pixels is not None else {}))
+            name = path.name
+        else:
+            return None
+        if lim.max_pixels is not None and still.width * still.height > lim.max_pixels:
+            raise LimitError(f"the image is {still.width}x{still.height}; "
+                             f"the limit is {lim.max_pixels / 1e6:.1f} megapixels")
+        meta = {"name": name, "format": still.format, "width": still.width, "height": still.height,
+                "rotation": 0, "exif_orientation": still.orientation, "alpha": still.alpha,
+                "_decode_seconds": time.perf_counter() - t0}
+        if size is not None:
+            meta["bytes"] = size
+        return still, meta
+
     def _encode(self, video: VideoInput, key: str, fps: float | None, progress: Progress | None) -> VideoEncoding:
         start = time.perf_counter()
+        still = self._still(video)
+        if still is not None:
+            from .photo import encode_photo
+
+            image, meta = still
+            meta["precision"] = self.precision
+            enc = encode_photo(self, image, key, meta)
+            enc.timings["total"] = time.perf_counter() - start
+            if progress:
+                progress(1.0, "done")
+            return enc
         frames, meta = self._frames(video, fps)
         meta["precision"] = self.precision
         collected = _FrameCollector(self, self.config.face_detection)
@@ -551,6 +659,16 @@ def _env_float(name: str, value: float | None, default: float, low: float, high:
     return value
 
 
+def _is_image_path(path: Path) -> bool:
+    """A file read as a still image: an image signature, or an image suffix on a file that has
+    no video signature (so an empty or corrupt ``.jpg`` gets an image's error message)."""
+    from .images import IMAGE_SUFFIXES
+
+    if path.is_dir():
+        return False
+    return is_image_file(path) or (path.suffix.lower() in IMAGE_SUFFIXES and path.exists())
+
+
 def _env_flag(name: str, default: bool) -> bool:
     """A boolean environment setting: 0/false/no/off are False, anything else True."""
     value = os.environ.get(name)
@@ -567,6 +685,63 @@ def _named(encoding: VideoEncoding, video: VideoInput) -> VideoEncoding:
 
         return dataclasses.replace(encoding, video=encoding.video | {"name": Path(video).name})
     return encoding
+
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
+
+
+@dataclass(frozen=True)
+class MediaItem:
+    """One input found by `iter_inputs`.
+
+    Attributes:
+        path: The file, or the folder for a frame folder.
+        kind: ``"video"``, ``"image"`` or ``"frames"`` (a folder of numbered frames: one clip).
+        frames: Number of frames of a frame folder (0 otherwise).
+    """
+
+    path: Path
+    kind: str
+    frames: int = 0
+
+
+def iter_inputs(paths: Iterable[str | os.PathLike]) -> Iterator[MediaItem]:
+    """Expand the command line's paths into clips and images.
+
+    A file is an image when its content (or, for a missing file, its suffix) says so, else a
+    video. A folder of numbered frames (`images.frame_folder`) is one clip; any other folder is a
+    batch: its videos and images (by suffix) and its frame folders, recursively and sorted by
+    path (symbolic links to folders are not followed).
+    """
+    from .images import IMAGE_SUFFIXES
+
+    def walk(folder: Path) -> Iterator[MediaItem]:
+        clip = frame_folder(folder)
+        if clip is not None:
+            yield MediaItem(folder, "frames", len(clip))
+            return
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError:
+            return
+        for q in entries:
+            if q.name.startswith("."):
+                continue
+            if q.is_dir():
+                if not q.is_symlink():
+                    yield from walk(q)
+            elif q.suffix.lower() in VIDEO_SUFFIXES:
+                yield MediaItem(q, "video")
+            elif q.suffix.lower() in IMAGE_SUFFIXES:
+                yield MediaItem(q, "image")
+
+    for p in map(Path, paths):
+        if p.is_dir():
+            yield from walk(p)
+        elif is_image_file(p) or (not p.exists() and p.suffix.lower() in IMAGE_SUFFIXES):
+            yield MediaItem(p, "image")
+        else:
+            yield MediaItem(p, "video")
 
 
 def iter_videos(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:

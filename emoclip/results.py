@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-CSV_COLUMNS = ("video", "scope", "track", "start", "end", "class", "probability")
+# "box": a still image's face box as "x y w h" pixels on its track rows, empty elsewhere
+CSV_COLUMNS = ("video", "scope", "track", "start", "end", "class", "probability", "box")
 
 
 @dataclass
@@ -40,7 +41,12 @@ class Timeline:
 
 @dataclass
 class TrackPrediction:
-    """Clip-level result for one tracked face."""
+    """Clip-level result for one tracked face (for a still image: one face of the photo).
+
+    Attributes:
+        box: ``(x, y, w, h)`` face box in pixels of the upright image, for still images; None for
+            video tracks.
+    """
 
     track_id: int
     num_frames: int
@@ -48,6 +54,7 @@ class TrackPrediction:
     end: float
     probabilities: dict[str, float]
     primary: bool = False
+    box: tuple[float, float, float, float] | None = None
 
     @property
     def top(self) -> str:
@@ -120,6 +127,7 @@ class Prediction:
                 {"track_id": t.track_id, "primary": t.primary, "num_frames": t.num_frames,
                  "start": _f(t.start), "end": _f(t.end), "top": t.top,
                  "probabilities": _floats(t.probabilities)}
+                | ({"box": [_f(v) for v in t.box]} if t.box is not None else {})
                 for t in self.tracks
             ],
             "faces": self.faces.__dict__ | {"no_face_times": [_f(x) for x in self.faces.no_face_times]},
@@ -143,7 +151,8 @@ class Prediction:
         for s, e, probs in zip(self.timeline.starts, self.timeline.ends, self.timeline.probabilities):
             rows += [_row(name, "window", "", s, e, c, p) for c, p in zip(self.classes, probs)]
         for t in self.tracks:
-            rows += [_row(name, "track", t.track_id, t.start, t.end, c, p) for c, p in t.probabilities.items()]
+            box = "" if t.box is None else " ".join(f"{v:.1f}" for v in t.box)
+            rows += [_row(name, "track", t.track_id, t.start, t.end, c, p, box) for c, p in t.probabilities.items()]
         return rows
 
     def to_csv(self, path: str | Path | None = None) -> str:
@@ -177,6 +186,7 @@ def _floats(d: dict[str, Any]) -> dict[str, float]:
     return {k: _f(v) for k, v in d.items()}
 
 
-def _row(video: str, scope: str, track: Any, start: float, end: float, cls: str, p: float) -> dict[str, Any]:
+def _row(video: str, scope: str, track: Any, start: float, end: float, cls: str, p: float,
+         box: str = "") -> dict[str, Any]:
     return {"video": video, "scope": scope, "track": track, "start": round(float(start), 3),
-            "end": round(float(end), 3), "class": cls, "probability": _f(p)}
+            "end": round(float(end), 3), "class": cls, "probability": _f(p), "box": box}

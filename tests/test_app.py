@@ -484,3 +484,64 @@ def test_face_coverage_warning_is_a_banner_above_the_result(tmp_path):
     banner = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "result-warnings")
     assert "warning-banner" in banner.elem_classes and ".warning-banner" in app.CSS
     assert ids.index("result-warnings") < ids.index("top-label")  # seen before the label
+
+
+# ------------------------------------------------------------------------- photos (issue #10)
+
+
+@pytest.fixture(scope="module")
+def group_jpg(tmp_path_factory) -> str:
+    from test_images import group_photo
+
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("photos") / "group.jpg"
+    Image.fromarray(group_photo()).save(path, quality=90)
+    return str(path)
+
+
+def test_analyse_photo_draws_numbered_boxes_and_lists_every_face(group_jpg):
+    session = app.Session()
+    out = app.analyse_photo(group_jpg, "center", session, progress=no_progress)
+    session, summary, label, *_rest = out[:11]
+    drawn, faces = out[11], out[12]
+    pred = session.video.prediction
+    assert pred.video["kind"] == "image" and len(pred.tracks) == 5
+    assert "5 faces found" in summary and r"photo *group\.jpg*" in summary
+    assert drawn.dtype.name == "uint8" and drawn.shape == (720, 1280, 3)  # shown at most 1280 wide
+    # the first box is drawn in the first colour where the largest face is
+    from app_support import FACE_COLOURS
+
+    x, y, w, h = (v * 1280 / 1920 for v in pred.tracks[0].box)
+    edge = drawn[int(y + h / 2), int(x) - 1 : int(x) + 2]
+    assert any(tuple(px) == FACE_COLOURS[0] for px in edge)
+    assert [line.split(".")[0] for line in faces.splitlines() if line[:1].isdigit()] == ["1", "2", "3", "4", "5"]
+    gallery = out[5]
+    assert [caption for _, caption in gallery] == [f"face {i}" for i in range(1, 6)]
+    # class edits re-score the photo like a video
+    assert set(label) == set(pred.classes)
+
+
+def test_analyse_photo_errors(tmp_path, video):
+    with pytest.raises(gr.Error, match="Upload a photo"):
+        app.analyse_photo(None, "center", app.Session(), progress=no_progress)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(300))
+    with pytest.raises(gr.Error, match="broken.png") as info:
+        app.analyse_photo(str(bad), "center", app.Session(), progress=no_progress)
+    assert str(tmp_path) not in str(info.value)
+    with pytest.raises(gr.Error, match="is a video"):
+        app.analyse_photo(video, "center", app.Session(), progress=no_progress)
+
+
+def test_classify_image_endpoint(client, group_jpg):
+    from gradio_client import handle_file
+
+    result = client.predict(handle_file(group_jpg), CUSTOM_YAML, api_name="/classify_image")
+    assert result["video"]["kind"] == "image" and result["timeline"] == []
+    assert len(result["tracks"]) == 5 and all(len(t["box"]) == 4 for t in result["tracks"])
+    widths = [t["box"][2] for t in result["tracks"]]
+    assert widths == sorted(widths, reverse=True)
+    assert result["probabilities"] == result["tracks"][0]["probabilities"]
+    same = client.predict(handle_file(group_jpg), CUSTOM_YAML, api_name="/classify_video")  # accepts photos too
+    assert same["tracks"] == result["tracks"]

@@ -42,11 +42,11 @@ def test_benchmark_runs_end_to_end_on_the_tiny_model(repo_root, tmp_path):
     env = os.environ | {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(repo_root)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    for key in ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P10", "P11"):
+    for key in ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11"):
         assert f"{key} = " in proc.stdout  # each figure is printed
 
     data = json.loads(out.read_text())
-    keys = [f"P{i}" for i in range(1, 11)]
+    keys = [f"P{i}" for i in range(1, 12)]
     assert all(isinstance(data[k], float) and math.isfinite(data[k]) and data[k] > 0 for k in keys), data
     assert data["precision"] == "fp32"  # "auto" keeps the tiny tower in fp32
     assert 0 < data["P1"] <= 2.0  # a fraction of the GEMM peak (tiny towers are far below it)
@@ -61,6 +61,8 @@ def test_benchmark_runs_end_to_end_on_the_tiny_model(repo_root, tmp_path):
     assert details["P7"]["sampled_frames"] > 0 and details["P8"]["tsne"]["best_s"] > 0
     assert details["P10"]["clips"] == 3 and details["P10"]["batch_s"] > 0 and details["P10"]["predict_s"] > 0
     assert details["P11"]["points"] == 1500 and details["P11"]["query_ms"] > 0
+    # the group photo: five real faces found end to end, in the library and by the CLI
+    assert details["P9"]["faces"] == 5 and details["P9"]["cli_faces"] == 5 and details["P9"]["cli_cold_s"] > 0
     assert data["machine"]["logical_cpus"] >= 1 and data["targets"]["P1"] == ">= 0.85"
     assert "naive frame-by-frame pipeline modelled on the authors' data loading" in proc.stdout
     assert "reference-style" not in proc.stdout and details["P3"]["baseline"].startswith("a naive frame-by-frame")

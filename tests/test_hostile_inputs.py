@@ -218,11 +218,15 @@ class Case:
         expect: "ok" (a sensible result), "any" (a result or a typed error: damaged files whose
             outcome depends on the codec), or the error type.
         match: Text the error message must contain (case-insensitive).
+        decoder: What the video decoder alone (`emoclip.video`) makes of it when that differs
+            (a still image: the predictor and CLI analyse it, the decoder refuses it), with the
+            text its message must contain.
     """
 
     build: Callable[[Path], Path]
     expect: str | type = "ok"
     match: str = ""
+    decoder: tuple[str | type, str] | None = None
 
 
 VIDEO_CASES: dict[str, Case] = {
@@ -256,8 +260,9 @@ VIDEO_CASES: dict[str, Case] = {
     "variable_fps.mp4": Case(_vfr),
     "rotated_90.mp4": Case(_rotated),
     # other things with video extensions
-    "png_image.mp4": Case(lambda p: _image(p, ".png"), VideoDecodeError, "PNG image"),
-    "jpeg_image.webm": Case(lambda p: _image(p, ".jpg"), VideoDecodeError, "JPEG image"),
+    # still images are analysed (issue #10) whatever their name; the video decoder refuses them
+    "png_image.mp4": Case(lambda p: _image(p, ".png"), decoder=(VideoDecodeError, "PNG image")),
+    "jpeg_image.webm": Case(lambda p: _image(p, ".jpg"), decoder=(VideoDecodeError, "JPEG image")),
     "animated_gif.mp4": Case(_gif, VideoDecodeError, "GIF image"),
     "text.mp4": Case(lambda p: _bytes(p, b"not a video\n" * 50), VideoDecodeError, "cannot open"),
     "html.webm": Case(lambda p: _bytes(p, b"<html><script>alert(1)</script></html>"),
@@ -333,6 +338,8 @@ def _check_error(exc: BaseException, case: Case) -> None:
 def test_video_module(name, media):
     """(a) probe_video + iter_frames, with the battery's limits."""
     case, path = VIDEO_CASES[name], media(name)
+    if case.decoder is not None:
+        case = Case(case.build, *case.decoder)
     try:
         info = probe_video(path, max_pixels=LIMITS.max_pixels)
         frames = list(iter_frames(path, 4.0, max_duration=LIMITS.max_duration))
@@ -387,8 +394,203 @@ def test_cli(name, media, weights, capsys):
         assert out.startswith(f"{shown}: ") and "(" in out
         return
     assert code == 1 and case.expect != "ok", err
-    if name == "directory.mp4":  # a folder is searched for videos: this one has none
-        assert f"no video files found in {shown}" in err
+    if name == "directory.mp4":  # a folder is searched for videos, images and frame folders: none here
+        assert f"no videos, images or frame folders found in {shown}" in err
+        return
+    line = next(line for line in err.splitlines() if line.startswith("emoclip: "))
+    assert line.startswith(f"emoclip: {shown}: "), err
+    assert case.match.lower() in line.lower(), err
+    assert "unexpected" not in line, err
+
+
+# ---------------------------------------------------------------------------------------------
+# The image battery (issue #10): still images and frame folders through read_image, predict, CLI
+# ---------------------------------------------------------------------------------------------
+
+
+def _astronaut() -> np.ndarray:
+    from skimage import data
+
+    return data.astronaut()
+
+
+def _pil(path: Path, image: np.ndarray | None = None, mode: str | None = None, **kwargs) -> Path:
+    from PIL import Image
+
+    im = Image.fromarray(_astronaut() if image is None else image)
+    (im.convert(mode) if mode else im).save(path, **kwargs)
+    return path
+
+
+def _png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG that claims width x height in its header and holds 64 bytes of pixel data."""
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def _cut(path: Path, fraction: float) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+    return path
+
+
+def _flip(path: Path) -> Path:
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(3)
+    for i in rng.integers(len(data) // 10, len(data), 40):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _exif_garbage(path: Path) -> Path:
+    """A JPEG with an EXIF orientation out of range (99): read as it is stored."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 99
+    return _pil(path, exif=exif.tobytes())
+
+
+def _rgba_transparent(path: Path) -> Path:
+    return _pil(path, np.zeros((64, 64, 4), np.uint8))
+
+
+def _frame_folder(path: Path, corrupt: int | None = None) -> Path:
+    path.mkdir()
+    for i, frame in enumerate(moving_face_frames(6, size=FACE_SIZE)):
+        target = path / f"{i + 1:05d}.jpg"
+        if i == corrupt:
+            target.write_bytes(b"\xff\xd8\xff" + b"\0" * 100)
+        else:
+            _pil(target, frame)
+    return path
+
+
+def _unrelated_folder(path: Path) -> Path:
+    path.mkdir()
+    (path / "notes.txt").write_text("x")
+    (path / "data.bin").write_bytes(b"\0" * 10)
+    return path
+
+
+IMAGE_CASES: dict[str, Case] = {
+    # the formats, with the real face photo
+    "face.jpg": Case(lambda p: _pil(p, quality=90)),
+    "face.png": Case(_pil),
+    "face.webp": Case(_pil),
+    "face.bmp": Case(_pil),
+    "face.tiff": Case(_pil),
+    "grey.png": Case(lambda p: _pil(p, mode="L")),
+    "cmyk.jpg": Case(lambda p: _pil(p, mode="CMYK")),
+    "palette.png": Case(lambda p: _pil(p, mode="P")),
+    "fully_transparent.png": Case(_rgba_transparent),
+    "exif_orientation_99.jpg": Case(_exif_garbage),
+    "tiny_1x1.png": Case(lambda p: _pil(p, np.zeros((1, 1, 3), np.uint8))),
+    "strip_1x4000.png": Case(lambda p: _pil(p, np.zeros((1, 4000, 3), np.uint8))),
+    # damaged and empty
+    "empty.jpg": Case(lambda p: _bytes(p, b""), VideoDecodeError, "empty"),
+    "truncated.jpg": Case(lambda p: _cut(_pil(p), 0.05), VideoDecodeError, "truncated.jpg"),
+    "signature_only.png": Case(lambda p: _bytes(p, b"\x89PNG\r\n\x1a\n"), VideoDecodeError, "signature_only.png"),
+    "bit_flips.jpg": Case(lambda p: _flip(_pil(p)), "any"),
+    "random_bytes.webp": Case(lambda p: _bytes(p, np.random.default_rng(1).bytes(5000)), VideoDecodeError,
+                              "random_bytes.webp"),
+    "zero_size.png": Case(lambda p: _png_header(p, 0, 0), VideoDecodeError, "zero_size.png"),
+    # huge (the header is checked before any pixel is decoded)
+    "wide_30000x20.png": Case(lambda p: _png_header(p, 30000, 20), LimitError, "30000x20"),
+    "bomb_30000x30000.png": Case(lambda p: _png_header(p, 30000, 30000), LimitError, "30000x30000"),
+    # other things with image extensions
+    "text.jpg": Case(lambda p: _bytes(p, b"not an image\n" * 30), VideoDecodeError, "text.jpg"),
+    "html.png": Case(lambda p: _bytes(p, b"<html><script>alert(1)</script></html>"), VideoDecodeError, "html.png"),
+    "gif.png": Case(_gif, VideoDecodeError, "GIF image"),
+    # a video named .jpg: read as the image its name says, which it is not
+    "video.jpg": Case(lambda p: _face(p.with_suffix(".webm")).rename(p), VideoDecodeError, "video.jpg"),
+    # hostile names
+    "\x1b[31mansi\x07.png": Case(_pil),
+    "<img src=x onerror=alert(1)>.jpg": Case(_pil),
+    # folders of frames
+    "frames": Case(_frame_folder),
+    "frames_one_corrupt": Case(lambda p: _frame_folder(p, corrupt=0), VideoDecodeError, "00001.jpg"),
+    "unrelated_files": Case(_unrelated_folder, VideoDecodeError, "not a clip"),
+}
+
+
+@pytest.fixture(scope="module")
+def image_media(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    root = tmp_path_factory.mktemp("hostile_images")
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            folder = root / f"case{sorted(IMAGE_CASES).index(name)}"
+            folder.mkdir()
+            built[name] = IMAGE_CASES[name].build(folder / name)
+        return built[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", sorted(n for n in IMAGE_CASES if not n.startswith(("frames", "unrel"))))
+def test_image_reader(name, image_media):
+    """(a) emoclip.images.read_image with the battery's pixel limit."""
+    from emoclip.images import read_image
+
+    case, path = IMAGE_CASES[name], image_media(name)
+    try:
+        still = read_image(path, max_pixels=LIMITS.max_pixels)
+    except Exception as exc:  # noqa: BLE001
+        assert case.expect != "ok", f"{type(exc).__name__}: {exc}"
+        _check_error(exc, case)
+        return
+    assert case.expect in ("ok", "any")
+    assert still.image.dtype == np.uint8 and still.image.shape == (still.height, still.width, 3)
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_CASES))
+def test_image_predictor(name, image_media, predictor):
+    """(b) EmotionPredictor.predict on images and frame folders."""
+    case, path = IMAGE_CASES[name], image_media(name)
+    try:
+        pred = predictor.predict(path)
+    except Exception as exc:  # noqa: BLE001
+        assert case.expect != "ok", f"{type(exc).__name__}: {exc}"
+        _check_error(exc, case)
+        return
+    assert case.expect in ("ok", "any"), f"expected {case.expect}, got a prediction"
+    probs = np.array(list(pred.probabilities.values()))
+    assert np.isfinite(probs).all() and abs(probs.sum() - 1) < 1e-4
+    assert abs(np.linalg.norm(pred.embedding) - 1) < 1e-4 and pred.video["name"] == path.name
+    json.loads(pred.to_json())
+    if pred.video["kind"] == "image":
+        assert len(pred.timeline) == 0 and all(t.box is not None for t in pred.tracks)
+        if name.startswith("face") or "ansi" in name or "img" in name:
+            assert len(pred.tracks) == 1  # the astronaut
+    elif name == "frames":
+        assert pred.video["kind"] == "frames" and len(pred.timeline) >= 1
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_CASES))
+def test_image_cli(name, image_media, weights, capsys):
+    """(c) emoclip predict IMAGE-OR-FOLDER --model tiny.safetensors --quiet (+ limits)."""
+    case, path = IMAGE_CASES[name], image_media(name)
+    code = main(["predict", str(path), "--model", str(weights), "--quiet", *CLI_LIMITS])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "\x1b" not in out + err and "\x07" not in out + err
+    shown = _shown(path)
+    if code == 0:
+        assert case.expect in ("ok", "any"), f"expected {case.expect}; stderr: {err}"
+        assert out.startswith(f"{shown}: ") and "(" in out
+        return
+    assert code == 1 and case.expect != "ok", err
+    if name == "unrelated_files":  # a folder that is neither a clip nor holds media
+        assert f"no videos, images or frame folders found in {shown}" in err
         return
     line = next(line for line in err.splitlines() if line.startswith("emoclip: "))
     assert line.startswith(f"emoclip: {shown}: "), err
@@ -527,7 +729,7 @@ def test_long_video_without_limits_is_analysed(media, tiny_model):
 
 
 def test_cli_keeps_going_after_bad_files(media, weights, tmp_path, capsys):
-    names = ("empty.mp4", "audio_only.webm", "png_image.mp4", "huge_8000x8000.mp4")
+    names = ("empty.mp4", "audio_only.webm", "random_bytes.mp4", "huge_8000x8000.mp4")
     bad = [media(n) for n in names]
     good = media("one_frame.webm")
     code = main(["predict", *map(str, bad), str(good), "--model", str(weights), "--quiet",

@@ -131,7 +131,7 @@ def test_exports(predictor, two_face_video, tmp_path):
     assert data["top"] == pred.top and len(data["embedding"]) == 32
     assert len(data["timeline"]) == len(pred.timeline)
     lines = pred.to_csv(tmp_path / "p.csv").strip().splitlines()
-    assert lines[0] == "video,scope,track,start,end,class,probability"
+    assert lines[0] == "video,scope,track,start,end,class,probability,box"
     assert len(lines) - 1 == 7 * (1 + len(pred.timeline) + len(pred.tracks))
 
 
