@@ -64,6 +64,11 @@ class EmoCLIP(nn.Module):
         """Floating dtype of the weights."""
         return self.logit_scale.dtype
 
+    @property
+    def num_parameters(self) -> int:
+        """Number of parameters (both towers, the temporal model and the logit scale)."""
+        return sum(p.numel() for p in self.parameters())
+
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """Frame embeddings.
 

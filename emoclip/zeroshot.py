@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -20,6 +21,7 @@ from .tokenizer import tokenize
 if TYPE_CHECKING:
     from .classes import ClassSet
     from .model import EmoCLIP
+    from .predictor import EmotionPredictor, VideoEncoding
 
 
 class TextEmbeddingCache:
@@ -128,3 +130,51 @@ def probabilities(video: torch.Tensor, classes: torch.Tensor, logit_scale: torch
     scale = torch.as_tensor(logit_scale, dtype=torch.float32).exp()
     cos = F.normalize(video.float(), dim=-1) @ F.normalize(classes.float(), dim=-1).t()
     return (scale * cos).softmax(dim=-1)
+
+
+@dataclass(frozen=True)
+class CompoundPreview:
+    """What a compound would be before it is added: its nearest classes and its score on a video.
+
+    Attributes:
+        nearest: (class name, cosine of its text embedding with the compound's) for every
+            plain class of the candidate set (compounds left out), best first.
+        probability: The compound's probability on the video; None without a video.
+        rank: Its rank among all the candidate set's names on the video (1 = top); None without.
+        of: The number of names it is ranked among.
+    """
+
+    nearest: list[tuple[str, float]]
+    probability: float | None
+    rank: int | None
+    of: int
+
+
+def compound_preview(
+    predictor: EmotionPredictor,
+    candidate: ClassSet,
+    name: str,
+    encoding: VideoEncoding | None = None,
+) -> CompoundPreview:
+    """Nearest classes of the compound `name` of `candidate` and, with a video, its score on it.
+
+    Args:
+        predictor: Embeds the texts (its text cache) and scores the video.
+        candidate: A class set holding the compound `name` (exact spelling).
+        name: The compound's name.
+        encoding: An encoded video (`EmotionPredictor.encode`), or None.
+
+    Raises:
+        ValueError: `name` is not a name of `candidate`.
+    """
+    emb = predictor.class_embeddings(candidate)  # (C, D) normalised
+    index = candidate.names.index(name)
+    n = len(candidate.classes)
+    cos = (emb[:n] @ emb[index]).tolist()  # (n,) cosines with the plain classes
+    order = sorted(range(n), key=lambda i: -cos[i])
+    nearest = [(candidate.names[i], float(cos[i])) for i in order]
+    if encoding is None:
+        return CompoundPreview(nearest, None, None, len(candidate.names))
+    probs = predictor.score(encoding, candidate).probabilities
+    ranked = sorted(probs, key=probs.__getitem__, reverse=True)
+    return CompoundPreview(nearest, probs[name], ranked.index(name) + 1, len(candidate.names))

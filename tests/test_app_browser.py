@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import socket
-import sys
 from pathlib import Path
 
 os.environ.setdefault("EMOCLIP_APP_TEST_MODEL", "1")
@@ -68,17 +67,17 @@ def media(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def server(media):
     """The app's UI built with one generated example clip (assets/ may have none), served in-process."""
-    sys.path.insert(0, str(REPO))
-    import app
+    import emoclip_app
+    from emoclip_app import models, settings
 
-    assert app.MODELS.wait_ready(120)
+    assert models.MODELS.wait_ready(120)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(app, "EXAMPLES", [media["example"]])
-        demo = app.build_demo().queue(**app.QUEUE)
-        options = app.launch_options()
+        patch.setattr(settings, "EXAMPLES", [media["example"]])
+        demo = emoclip_app.build_demo().queue(**emoclip_app.QUEUE)
+        options = emoclip_app.launch_options()
         options["allowed_paths"] = [*options["allowed_paths"], str(media["example"].parent)]
         _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", server_port=port,
                                 **options)

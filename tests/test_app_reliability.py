@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,13 +26,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 gr = pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
 httpx = pytest.importorskip("httpx")
-import app  # noqa: E402
-from app_support import OutputDir  # noqa: E402
+import emoclip_app  # noqa: E402
+from emoclip_app import files, models  # noqa: E402
+from emoclip_app.files import OutputDir  # noqa: E402
 from media import moving_face_frames, write_video, write_wav  # noqa: E402
 
 from emoclip.predictor import VideoLimits  # noqa: E402
@@ -116,15 +115,15 @@ def _free_port() -> int:
 
 def _launch(demo: gr.Blocks) -> str:
     _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1",
-                            server_port=_free_port(), **app.launch_options())
+                            server_port=_free_port(), **emoclip_app.launch_options())
     return url
 
 
 @pytest.fixture(scope="module")
 def server():
     """A fresh copy of the app's UI (the real handlers, queue and launch options), served here."""
-    assert app.MODELS.wait_ready(120)
-    demo = app.build_demo().queue(**app.QUEUE)
+    assert models.MODELS.wait_ready(120)
+    demo = emoclip_app.build_demo().queue(**emoclip_app.QUEUE)
     url = _launch(demo)
     yield url
     demo.close()
@@ -203,7 +202,7 @@ def test_bad_videos_through_classify_video_and_analyse(server, videos, monkeypat
     from gradio_client import handle_file
 
     for fallback in ("center", "skip"):
-        monkeypatch.setattr(app.MODELS.predictor(MODEL, fallback), "limits", LIMITS)
+        monkeypatch.setattr(models.MODELS.predictor(MODEL, fallback), "limits", LIMITS)
     client = _client(server)
     t0 = time.monotonic()
     for name, (_, expected) in BAD_VIDEOS.items():
@@ -249,7 +248,7 @@ def test_uploaded_file_names_are_not_paths_and_forged_paths_never_reach_a_handle
     assert payload[0]["video"]["name"] == stored.name  # the cleaned name, not the sent one
 
     seen: list[str] = []
-    predictor = app.MODELS.predictor(MODEL, "center")
+    predictor = models.MODELS.predictor(MODEL, "center")
     original = predictor.predict
     monkeypatch.setattr(predictor, "predict", lambda video, *a, **k: (seen.append(str(video)),
                                                                        original(video, *a, **k))[1])
@@ -353,7 +352,7 @@ def test_many_simultaneous_sessions_get_their_own_results(server, videos):
     inline) and one of three clips, while 4 more sessions send bad input."""
     from gradio_client import handle_file
 
-    assert app.QUEUE["max_size"] and app.QUEUE["default_concurrency_limit"]  # bounded queue
+    assert emoclip_app.QUEUE["max_size"] and emoclip_app.QUEUE["default_concurrency_limit"]  # bounded queue
     n_good, n_bad = 16, 4
     clients = [_client(server) for _ in range(n_good + n_bad)]
     results: dict[int, list] = {}
@@ -423,12 +422,12 @@ def test_temporary_files_are_bounded_and_deleted(videos, monkeypatch, tmp_path):
     deleted after their age (EMOCLIP_FILES_SECONDS; 3 s here)."""
     from gradio_client import handle_file
 
-    assert app.delete_cache_policy(3600) == (600, 3600)
-    assert app.build_demo().delete_cache == app.delete_cache_policy()  # on by default
+    assert emoclip_app.delete_cache_policy(3600) == (600, 3600)
+    assert emoclip_app.build_demo().delete_cache == emoclip_app.delete_cache_policy()  # on by default
     outputs = OutputDir(max_age=3600, max_folders=4)
-    monkeypatch.setattr(app, "OUTPUTS", outputs)
-    assert app.MODELS.wait_ready(120)
-    demo = app.build_demo(delete_cache=(1, 3)).queue(**app.QUEUE)
+    monkeypatch.setattr(files, "OUTPUTS", outputs)
+    assert models.MODELS.wait_ready(120)
+    demo = emoclip_app.build_demo(delete_cache=(1, 3)).queue(**emoclip_app.QUEUE)
     url = _launch(demo)
     try:
         client = _client(url)

@@ -32,6 +32,7 @@ from __future__ import annotations
 from .base import ClassSetError, Compound, EmotionClass, Limits, UnknownPresetError
 from .classset import ClassSet
 from .presets import preset, preset_names
+from .rows import class_rows, classes_from_rows, parse_weights
 
 __all__ = [
     "ClassSet",
@@ -40,6 +41,9 @@ __all__ = [
     "EmotionClass",
     "Limits",
     "UnknownPresetError",
+    "class_rows",
+    "classes_from_rows",
+    "parse_weights",
     "preset",
     "preset_names",
 ]

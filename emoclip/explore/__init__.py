@@ -26,10 +26,18 @@ from emoclip.explore.collection import (
 )
 from emoclip.explore.figure import label_colours, latent_figure
 from emoclip.explore.files import load_embeddings, save_embeddings
-from emoclip.explore.points import KINDS, PROTOTYPE_KINDS, LatentPoint, stack_embeddings
+from emoclip.explore.points import (
+    KINDS,
+    PROTOTYPE_KINDS,
+    ClipSource,
+    LatentPoint,
+    latent_points,
+    stack_embeddings,
+)
 from emoclip.explore.projection import METHODS, nearest_neighbours, project
 
 __all__ = [
+    "ClipSource",
     "Collection",
     "KINDS",
     "NeighbourIndex",
@@ -38,6 +46,7 @@ __all__ = [
     "LatentPoint",
     "label_colours",
     "latent_figure",
+    "latent_points",
     "load_embeddings",
     "load_results_folder",
     "nearest_neighbours",

@@ -1,0 +1,45 @@
+"""What each handler returns, by name: one named tuple per kind of event.
+
+A handler returns one of these records; the event's outputs are the components of the same
+names (`components(ui, Record)`), so nothing is wired by position or by a counted length. The
+names are the attributes of the app's `ui` namespace, each component named once (`demo.py`).
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Iterable
+from typing import Any
+
+import gradio as gr
+
+STATUS = ("session", "status", "model", "card", "timer")
+EDITOR = ("table", "yaml", "message", "class_pick", "parts", "compound_pick")
+RESULT = ("summary", "label", "bars", "timeline", "gallery", "files", "timings", "warnings",
+          "classes_label", "rescore")
+
+ModelChange = namedtuple("ModelChange", (*STATUS, *EDITOR))
+"""The status line, model menu, model card and timer, and the class editor."""
+Analysed = namedtuple("Analysed", ("session", *RESULT))
+"""A video's result in the Analyse tab and in the Classes tab."""
+PhotoAnalysed = namedtuple("PhotoAnalysed", (*Analysed._fields, "faces_image", "faces"))
+"""A photo's result: `Analysed` plus the photo with numbered boxes and one line per face."""
+ClassChange = namedtuple("ClassChange", ("session", *EDITOR, *RESULT))
+"""A class-set change: the editors, and the current video re-scored."""
+ClassAdded = namedtuple("ClassAdded", (*ClassChange._fields, "new_name", "new_desc"))
+ClassRenamed = namedtuple("ClassRenamed", (*ClassChange._fields, "rename_to"))
+CompoundAdded = namedtuple("CompoundAdded", (*ClassChange._fields, "preview"))
+LiveStep = namedtuple("LiveStep", ("live_label", "live_plot", "live_info", "live_buffer"))
+Explored = namedtuple("Explored", ("session", "latent_plot", "point_pick", "explore_info"))
+Picked = namedtuple("Picked", ("neighbours", "point_video", "point_info", "latent_plot"))
+
+
+def skipped(record: type, **values: Any) -> Any:
+    """`record` with `values` set and every other output left as it is (gr.skip())."""
+    return record(**{name: values.get(name, gr.skip()) for name in record._fields})
+
+
+def components(ui: Any, record: type | Iterable[str]) -> list[Any]:
+    """The components of `ui` named by `record`'s fields (or by the names given), in order."""
+    names = record._fields if isinstance(record, type) else record
+    return [getattr(ui, name) for name in names]

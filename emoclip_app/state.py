@@ -1,0 +1,69 @@
+"""What one browser session owns: stored in `gr.State`, never in module globals."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from emoclip.classes import ClassSet
+    from emoclip.live import LiveWindow
+
+
+@dataclass
+class CurrentVideo:
+    """The session's analysed video: its encoding (re-scored on class edits) and latest result."""
+
+    path: str
+    name: str
+    model: str
+    fallback: str
+    encoding: Any  # emoclip.predictor.VideoEncoding
+    prediction: Any  # emoclip.Prediction under the session's current classes
+
+
+@dataclass
+class Clip:
+    """An analysed clip kept for the latent explorer."""
+
+    key: str
+    name: str
+    model: str
+    path: str
+    embedding: np.ndarray
+
+
+@dataclass
+class Session:
+    """Everything one browser session owns (stored in `gr.State`, never in module globals)."""
+
+    model: str | None = None  # the user's choice; None follows the app's default model
+    classes: ClassSet | None = None  # None: the model's default class set
+    video: CurrentVideo | None = None
+    clips: list[Clip] = field(default_factory=list)
+    points: list[Any] = field(default_factory=list)  # the explorer's last projection (LatentPoint)
+    coords: Any = None  # (N, 2) projected coordinates of `points`
+    projection: str = ""
+    frames_encoded: int = 0
+    encodings: int = 0
+    rescored: int = 0
+    shown_default: str | None = None  # the default model the editor was last filled for
+
+
+@dataclass
+class LiveBuffer:
+    """The live webcam's ring buffer of frame embeddings (`window`) and its prediction history.
+
+    A new buffer starts when the model, the class names or T change.
+    """
+
+    model: str | None = None
+    names: tuple[str, ...] = ()
+    window: LiveWindow | None = None  # the last T frame embeddings; None until the first frame
+    start: float | None = None
+    times: list[float] = field(default_factory=list)  # seconds since `start`, one per prediction
+    history: list[np.ndarray] = field(default_factory=list)  # (C,) probabilities per prediction
+    stamps: deque = field(default_factory=lambda: deque(maxlen=12))  # recent frame times (fps)

@@ -1,0 +1,1 @@
+"""One module per tab: its layout, its handlers and its event wiring."""
