@@ -58,9 +58,7 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parent.parent  # emoclip and emoclip_app: the installed packages
 
 TARGETS = {"P1": (">=", 0.85), "P2": ("<=", 1.30), "P3": (">=", 3.0), "P4": ("<=", 50.0),
            "P5": ("<=", 1.2), "P6": (">=", 12.0), "P7": ("<=", 2.5), "P8": ("<=", 10.0),
@@ -823,12 +821,12 @@ def bench_p6(model, frames_n: int, use_app: bool) -> dict[str, Any]:
     step = None
     if use_app:
         try:
-            step, res["handler"] = _app_handler(model), "app.live_step"
+            step, res["handler"] = _app_handler(model), "emoclip_app.tabs.live.live_step"
         except Exception as exc:  # noqa: BLE001 - the app is another engineer's, maybe mid-edit
             res["app_import_error"] = f"{type(exc).__name__}: {exc}"
-            log(f"  app.live_step not usable ({res['app_import_error']}); benchmarking the predictor path")
+            log(f"  emoclip_app live_step not usable ({res['app_import_error']}); benchmarking the predictor path")
     if step is None:
-        step, res["handler"] = _predictor_handler(model), "predictor path (crop_frame + encode_images + pool + score)"
+        step, res["handler"] = _predictor_handler(model), "predictor path (emoclip.live.LiveWindow: crop_frame + encode_images + pool + score)"
     predictor = step.predictor
     T = predictor.config.num_frames
     for i in range(T + 2):  # fill the ring buffer and warm up
@@ -847,40 +845,34 @@ def bench_p6(model, frames_n: int, use_app: bool) -> dict[str, Any]:
 
 
 def _app_handler(model):
-    import app  # noqa: PLC0415 - the app module (gradio import: slow, optional)
+    from emoclip_app import models  # noqa: PLC0415 - the app package (gradio import: slow, optional)
+    from emoclip_app.state import LiveBuffer, Session  # noqa: PLC0415
+    from emoclip_app.tabs.live import live_step  # noqa: PLC0415
 
     name = model.config.name
-    app.MODELS.inject(name, model)
-    session = app.Session(model=name)
-    state = {"buffer": app.LiveBuffer()}
+    models.MODELS.inject(name, model)
+    session = Session(model=name)
+    state = {"buffer": LiveBuffer()}
 
     def step(frame):
-        out = app.live_step(frame, state["buffer"], session)
-        state["buffer"] = out[-1]
+        out = live_step(frame, state["buffer"], session)
+        state["buffer"] = out.live_buffer
         return out
 
-    step.predictor = app.MODELS.predictor(name, "center")
+    step.predictor = models.MODELS.predictor(name, "center")
     return step
 
 
 def _predictor_handler(model):
-    from collections import deque
-
-    import torch
-
-    from emoclip.zeroshot import probabilities
+    from emoclip.live import LiveWindow
 
     predictor = make_predictor(model)
     classes = predictor.default_classes()
-    buffer: deque = deque(maxlen=predictor.config.num_frames)
-    scale = model.logit_scale.detach().float()
+    window = LiveWindow(predictor.config.num_frames)
 
     def step(frame):
-        crop, _ = predictor.crop_frame(np.ascontiguousarray(frame))
-        if crop is not None:
-            buffer.append(predictor.encode_images(crop[None])[0])
-        video = predictor.pool(torch.stack(list(buffer)))
-        return probabilities(video[None], predictor.class_embeddings(classes), scale)[0]
+        window.add_frame(predictor, frame)
+        return window.probabilities(predictor, classes)
 
     step.predictor = predictor
     return step
@@ -1199,7 +1191,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--p8-points", type=int, default=2000)
     ap.add_argument("--p8-methods", default="umap,tsne")
     ap.add_argument("--p6-frames", type=int, help="webcam frames timed (default 60, --quick 30)")
-    ap.add_argument("--no-app", action="store_true", help="P6: skip importing app.py, time the predictor path")
+    ap.add_argument("--no-app", action="store_true", help="P6: skip importing the app package, time the predictor path")
     ap.add_argument("--p10-clips", type=int, help="short clips of P10 (default 200, --quick 40)")
     ap.add_argument("--p11-points", type=int, default=50_000)
     ap.add_argument("--p7-child", help=argparse.SUPPRESS)

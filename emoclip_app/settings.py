@@ -9,7 +9,8 @@ EMOCLIP_LOG_LEVEL=debug (as ``--verbose``: show native libraries' log lines and 
 start-up messages).
 
 Paths are relative to the repository (the folder holding ``app.py``, ``assets/`` and
-``weights/``): the parent of this package in a checkout or a Space.
+``weights/``): the parent of this package in a checkout or a Space, else (an installed wheel)
+the working directory.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ def env_flag(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0", "false")
 
 
-HERE = Path(__file__).resolve().parent.parent  # the repository: app.py, assets/, weights/
+_CHECKOUT = Path(__file__).resolve().parent.parent
+# The repository (app.py, assets/, weights/); for an installed wheel, the working directory.
+HERE = _CHECKOUT if (_CHECKOUT / "app.py").is_file() else Path.cwd()
 ASSETS = HERE / "assets"
 WEIGHTS = HERE / "weights"
 EXAMPLES = sorted([*ASSETS.glob("*.webm"), *ASSETS.glob("*.mp4")])

@@ -42,32 +42,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.test_model:
         os.environ["EMOCLIP_APP_TEST_MODEL"] = "1"
         os.environ["EMOCLIP_APP_MODEL"] = "test-emoclip-tiny"
-    sys.path[:0] = [str(REPO), str(REPO / "tests")]
-    import app
+    import emoclip_app  # after the environment above: the app reads it on import
+    from emoclip_app import models, settings
 
     work = Path(tempfile.mkdtemp(prefix="emoclip-shots-"))
     # The synthetic clips are what the offline toy model understands; prefer them.
-    example = next((p for p in app.EXAMPLES if p.name.startswith("synthetic-")),
-                   app.EXAMPLES[0] if app.EXAMPLES else None)
+    examples = settings.EXAMPLES
+    example = next((p for p in examples if p.name.startswith("synthetic-")),
+                   examples[0] if examples else None)
     video = args.video or example or _generated_clip(work)
     webcam = _webcam_file(work, example)
     args.out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.monotonic()
-    app.MODELS.start()
-    if not app.MODELS.wait_ready(600):
+    models.MODELS.start()
+    if not models.MODELS.wait_ready(600):
         print("no model could be loaded; try --test-model", file=sys.stderr)
         return 1
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    _, url, _ = app.demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", server_port=port,
-                                **app.launch_options())
-    print(f"model {app.MODELS.default}; serving after {time.monotonic() - t0:.1f} s at {url}")
+    demo = emoclip_app.build_demo().queue(**emoclip_app.QUEUE)
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", server_port=port,
+                            **emoclip_app.launch_options())
+    print(f"model {models.MODELS.default}; serving after {time.monotonic() - t0:.1f} s at {url}")
     try:
         _drive(url, video, webcam, args)
     finally:
-        app.demo.close()
+        demo.close()
     for png in sorted(args.out.glob("*.png")):
         print(f"{png.relative_to(REPO) if png.is_relative_to(REPO) else png}: {png.stat().st_size / 1e3:.0f} KB")
     return 0
@@ -147,10 +149,19 @@ def _shot(page, path: Path, height: int, top: str | None = None) -> None:
         image.quantize(64).save(path, optimize=True)
 
 
-def _generated_clip(folder: Path) -> Path:
-    from media import moving_face_frames, write_video
+def _media():
+    """The tests' synthetic-media helpers (tests/media.py), loaded from their file."""
+    import importlib.util
 
-    return write_video(folder / "face.webm", moving_face_frames(48, size=(360, 480)), fps=12)
+    spec = importlib.util.spec_from_file_location("media", REPO / "tests" / "media.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _generated_clip(folder: Path) -> Path:
+    media = _media()
+    return media.write_video(folder / "face.webm", media.moving_face_frames(48, size=(360, 480)), fps=12)
 
 
 def _webcam_file(folder: Path, source: Path | None) -> Path:
@@ -174,9 +185,7 @@ def _webcam_file(folder: Path, source: Path | None) -> Path:
             frames.append(cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB))
         cap.release()
     if not frames:
-        from media import moving_face_frames
-
-        frames = [np.asarray(f) for f in moving_face_frames(30, size=(480, 640))]
+        frames = [np.asarray(f) for f in _media().moving_face_frames(30, size=(480, 640))]
     path = folder / "webcam.y4m"
     with open(path, "wb") as fh:
         fh.write(b"YUV4MPEG2 W640 H480 F10:1 Ip A1:1 C420jpeg\n")

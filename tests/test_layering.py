@@ -50,3 +50,26 @@ def test_public_api_resolves():
 
     for name in emoclip.__all__:
         assert getattr(emoclip, name) is not None
+
+
+def test_library_never_imports_the_app_package():
+    """`emoclip` is the library; `emoclip_app` (the Gradio app) sits on top of it, never under."""
+    import pathlib
+
+    import emoclip
+
+    root = pathlib.Path(emoclip.__file__).parent
+    importers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
+                       if any(line.lstrip().startswith(("import emoclip_app", "from emoclip_app",
+                                                        "import gradio", "from gradio"))
+                              for line in p.read_text(encoding="utf-8").splitlines()))
+    assert not importers, importers
+    mods = _modules_after("import emoclip, emoclip.live, emoclip.zeroshot, emoclip.explore, "
+                          "emoclip.classes, emoclip.predictor")
+    assert not {m for m in mods if m == "emoclip_app" or m.startswith(("emoclip_app.", "gradio"))}
+
+
+def test_importing_the_app_does_no_model_work():
+    mods = _modules_after("import emoclip_app")
+    assert "emoclip_app.tabs.live" in mods and "gradio" in mods
+    assert not {"torch", "open_clip", "cv2", "mediapipe"} & mods
