@@ -29,7 +29,7 @@ def css() -> str:
 
 
 def build_demo(delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
-    """The Blocks UI (no model work here: models load when a page opens or at `models.MODELS.start()`).
+    """The Blocks UI (no model work: models load when a page opens or at `MODELS.start()`).
 
     `delete_cache`: gradio's (frequency, age) in seconds; default `delete_cache_policy()`.
     """

@@ -111,7 +111,8 @@ def live_figure(times: Sequence[float], probs: np.ndarray, names: Sequence[str])
     return fig
 
 
-FACE_COLOURS = ((230, 57, 70), (29, 120, 200), (42, 157, 80), (240, 160, 30), (140, 80, 200), (20, 170, 170))
+FACE_COLOURS = ((230, 57, 70), (29, 120, 200), (42, 157, 80), (240, 160, 30), (140, 80, 200),
+                (20, 170, 170))
 
 
 def draw_faces(image: np.ndarray, boxes: Sequence[tuple[float, float, float, float]],
@@ -142,8 +143,8 @@ def draw_faces(image: np.ndarray, boxes: Sequence[tuple[float, float, float, flo
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
         top = max(0, p0[1] - th - base - 4)
         cv2.rectangle(out, (p0[0], top), (p0[0] + tw + 8, top + th + base + 4), colour, -1)
-        cv2.putText(out, label, (p0[0] + 4, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255),
-                    thick, cv2.LINE_AA)
+        cv2.putText(out, label, (p0[0] + 4, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, font,
+                    (255, 255, 255), thick, cv2.LINE_AA)
     return out
 
 

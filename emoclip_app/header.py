@@ -118,9 +118,10 @@ def status_markdown(session: Session) -> str:
         st = models.MODELS.status(name)
         lines.append(f"**Model:** {code(name)} · from {md(short(st.where))}  \n{md(st.summary)}")
         if name.startswith("emoclip-synthetic"):
-            lines.append("⚠ **This is a toy**: a tiny model trained on synthetic *cartoon* faces. "
-                         "It demonstrates the zero-shot mechanism; it is **not** a recogniser of "
-                         "real faces. The About tab says how to get the real EmoCLIP weights.")
+            lines.append("⚠ **This is a toy**: a tiny model trained on synthetic *cartoon* "
+                         "faces. It demonstrates the zero-shot mechanism; it is **not** a "
+                         "recogniser of real faces. The About tab says how to get the real "
+                         "EmoCLIP weights.")
         elif name.startswith("test-"):
             lines.append("⚠ **Test model with random weights**: its predictions mean nothing.")
         elif name.startswith("clip-"):

@@ -103,7 +103,8 @@ def test_latent_points_label_clips_and_add_prototypes():
     probs = np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3], [0.2, 0.2, 0.6]])
     prototypes = rng.normal(size=(3, 8)).astype(np.float32)
     points = latent_points(clips, probs, names, prototypes, n_classes=2)
-    assert [p.kind for p in points] == ["clip", "uploaded", "uploaded", "class", "class", "compound"]
+    kinds = ["clip", "uploaded", "uploaded", "class", "class", "compound"]
+    assert [p.kind for p in points] == kinds
     assert [p.label for p in points] == ["calm", "joy", "relief", "joy", "calm", "relief"]
     assert [p.id for p in points][:3] == ["clip 1 · a.mp4", "dup", "dup #2"]
     assert points[5].id == "compound · relief" and points[0].media == "/v/a.mp4"

@@ -41,7 +41,8 @@ def layout(ui: Any) -> None:
                 info="center: analyse the centre of the whole frame; skip: leave them out",
                 elem_id="fallback")
             ui.analyse_btn = gr.Button("Analyse", variant="primary", elem_id="analyse-btn")
-            with gr.Accordion("…or a photo: every face is scored", open=False, elem_id="photo-box"):
+            with gr.Accordion("…or a photo: every face is scored", open=False,
+                              elem_id="photo-box"):
                 ui.image = gr.Image(label="Photo (JPEG, PNG, WebP, BMP, TIFF)", type="filepath",
                                     sources=["upload", "clipboard"], elem_id="image-input",
                                     height=260)
@@ -193,8 +194,9 @@ def summary_markdown(prediction: Prediction, *, model: str, encoded_now: bool) -
     top, p = prediction.top_k(1)[0]
     if v.get("kind") == "image":
         n = len(prediction.tracks)
-        faces = (f"{n} face{'s' if n != 1 else ''} found" + (" (the largest one's result)" if n > 1 else "")
-                 if n else "no face found (centre crop analysed)")
+        largest = " (the largest one's result)" if n > 1 else ""
+        faces = (f"{n} face{'s' if n != 1 else ''} found{largest}" if n
+                 else "no face found (centre crop analysed)")
         return (f"**Top emotion: {md(top)}** ({p:.1%}) · photo *{md(v.get('name', ''))}* "
                 f"({v.get('width', '?')}x{v.get('height', '?')}) · model {code(model)} · {faces}"
                 + ("" if encoded_now else " · *reused the cached encoding*"))
@@ -229,11 +231,14 @@ def faces_markdown(prediction: Prediction, k: int = 3) -> str:
         return ""
     if not prediction.tracks:
         return "No face was found in the photo; the centre of the image was analysed."
-    lines = [f"**{len(prediction.tracks)} face{'s' if len(prediction.tracks) != 1 else ''}** (largest first):", ""]
+    n = len(prediction.tracks)
+    lines = [f"**{n} face{'s' if n != 1 else ''}** (largest first):", ""]
     for i, t in enumerate(prediction.tracks):
         x, y, w, h = t.box or (0, 0, 0, 0)
-        best = ", ".join(f"{md(c)} {p:.0%}" for c, p in sorted(t.probabilities.items(), key=lambda kv: -kv[1])[:k])
-        lines.append(f"{i + 1}. **{md(t.top)}** ({best}) · box {w:.0f}x{h:.0f} at ({x:.0f}, {y:.0f})")
+        top = sorted(t.probabilities.items(), key=lambda kv: -kv[1])[:k]
+        best = ", ".join(f"{md(c)} {p:.0%}" for c, p in top)
+        lines.append(f"{i + 1}. **{md(t.top)}** ({best}) · box {w:.0f}x{h:.0f} at "
+                     f"({x:.0f}, {y:.0f})")
     return "\n".join(lines)
 
 
