@@ -49,6 +49,7 @@ from app_support import (
     is_toy,
     live_figure,
     md,
+    model_kind,
     parse_weights,
     preview_markdown,
     safe_stem,
@@ -237,13 +238,14 @@ def _status_markdown(session: Session) -> str:
     else:
         st = MODELS.status(name)
         lines.append(f"**Model:** {code(name)} · from {md(_short(st.where))}  \n{md(st.summary)}")
-        if name.startswith("emoclip-synthetic"):
+        kind = model_kind(name)
+        if kind == "toy":
             lines.append("⚠ **This is a toy**: a tiny model trained on synthetic *cartoon* faces. "
                          "It demonstrates the zero-shot mechanism; it is **not** a recogniser of "
                          "real faces. The About tab says how to get the real EmoCLIP weights.")
-        elif name.startswith("test-"):
+        elif kind == "test":
             lines.append("⚠ **Test model with random weights**: its predictions mean nothing.")
-        elif name.startswith("clip-"):
+        elif kind == "baseline":
             lines.append("Note: the CLIP baseline (no temporal model, no emotion training); "
                          "EmoCLIP does better.")
     for other in MODELS.loading():
@@ -273,8 +275,8 @@ def _model_choices() -> list[tuple[str, str]]:
         st = MODELS.status(name)
         if st.state in ("ready", "loading", "available"):
             tag = {"ready": "", "loading": " (loading…)", "available": ""}[st.state]
-            toy = (" (toy)" if name.startswith("emoclip-synthetic")
-                   else " (test)" if name.startswith("test-") else "")
+            kind = model_kind(name)
+            toy = f" ({kind})" if kind in ("toy", "test") else ""
             choices.append((f"{name}{toy}{tag}", name))
     return choices
 
@@ -313,12 +315,13 @@ def _model_card(session: Session) -> str:
             for key, value in (cfg.provenance or {}).items():
                 parts.append(f"- **{md(key)}:** {md(value)}")
     parts.append("\n### All models")
-    parts.append("| model | state | weights | what it is |\n|---|---|---|---|")
+    parts.append("| model | kind | state | weights | what it is |\n|---|---|---|---|---|")
     for other in MODELS.names():
         st = MODELS.status(other)
         failed = st.state in ("error", "missing") and st.detail
         state = st.state + (f" ({md(_short(st.detail)[:200])})" if failed else "")
-        parts.append(f"| {code(other)} | {state} | {md(_short(st.where))} | {md(st.summary)} |")
+        parts.append(f"| {code(other)} | {md(model_kind(other) or '')} | {state} | "
+                     f"{md(_short(st.where))} | {md(st.summary)} |")
     return "\n".join(parts)
 
 
