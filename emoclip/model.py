@@ -406,6 +406,7 @@ class FastTemporal:
     def __init__(self, temporal: nn.Module) -> None:
         self.temporal = temporal
         self.versions = _param_versions(temporal)
+        self.released_bytes = 0  # resident pages of the unfolded weights given back (`precision`)
         with torch.no_grad():
             self.cls = temporal.cls_token.detach().float()
             self.pos = temporal.pos_embedding.detach().float()

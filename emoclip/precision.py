@@ -3,6 +3,12 @@
 Also the other inference fast paths shared by every `EmotionPredictor` of a model: the folded
 temporal transformer, and the thread pool that encodes a batch data parallel (one intra-op thread
 per worker).
+
+Memory: once the bf16 tower has passed its check, or the folded temporal model is built, the
+weights they were made from are not needed for inference; when those weights are pages of the
+checkpoint's memory map (a model loaded from a ``.safetensors`` file), their resident pages are
+given back to the kernel (`emoclip.memory.release_file_pages`). The model stays whole: using it
+directly pages the weights back in from the file. ``EMOCLIP_RELEASE_WEIGHTS=0`` keeps them.
 """
 
 from __future__ import annotations
@@ -23,6 +29,20 @@ BF16_MIN_COSINE = 0.999  # bf16 is used only when its embeddings stay this close
 AUTO_BF16_MIN_GFLOPS = 0.5  # smaller towers (test models) gain nothing from bf16: stay fp32
 
 
+def _release_enabled() -> bool:
+    value = (os.environ.get("EMOCLIP_RELEASE_WEIGHTS") or "").strip().lower()
+    return value not in ("0", "false", "no", "off")
+
+
+def _release(tensors) -> int:
+    """Give back the resident pages of file-mapped `tensors` (see the module docstring): bytes."""
+    if not _release_enabled():
+        return 0
+    from .memory import release_file_pages
+
+    return release_file_pages(tensors)
+
+
 class _Tower:
     """The image tower a predictor encodes with: a callable plus how and why it was chosen."""
 
@@ -31,6 +51,7 @@ class _Tower:
         self.fn, self.precision, self.reason = fn, precision, reason
         self.cosine, self.implementation = cosine, implementation
         self.refused = refused  # an explicit "bf16" that failed the start-up check: `reason` says why
+        self.released_bytes = 0  # resident fp32 weight pages given back once this tower was chosen
         self._model = weakref.ref(model)
         self._versions = _visual_versions(model)
 
@@ -93,7 +114,9 @@ def _choose_tower(model: EmoCLIP, requested: str) -> _Tower:
                       "use precision 'fp32' or 'auto'", cosine, implementation, refused=True)
     check = f"cosine {cosine:.5f} >= {BF16_MIN_COSINE} of fp32"
     reason = f"requested, {check}" if requested == "bf16" else f"auto: native bf16, {check}"
-    return _Tower(model, fn, "bf16", reason, cosine, implementation)
+    tower = _Tower(model, fn, "bf16", reason, cosine, implementation)
+    tower.released_bytes = _release(model.backbone.visual.parameters())  # the bf16 copy serves inference
+    return tower
 
 
 def _native_bf16() -> bool:
@@ -139,6 +162,9 @@ def _fast_temporal(model: EmoCLIP) -> FastTemporal | None:
         versions = tuple((p.data_ptr(), p._version) for p in temporal.parameters())
         if fast is None or fast.versions != versions or fast.temporal is not temporal:
             fast = _TEMPORALS[model] = FastTemporal(temporal)
+            # the folded matrices replace the attention weights (the rest of the model is used as is)
+            fast.released_bytes = _release(w for blk in temporal.blocks for w in (blk.attn.qkv.weight,
+                                                                                  blk.attn.proj.weight))
         return fast
 
 
