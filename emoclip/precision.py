@@ -13,10 +13,11 @@ directly pages the weights back in from the file. ``EMOCLIP_RELEASE_WEIGHTS=0`` 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -34,13 +35,16 @@ def _release_enabled() -> bool:
     return value not in ("0", "false", "no", "off")
 
 
-def _release(tensors) -> int:
-    """Give back the resident pages of file-mapped `tensors` (see the module docstring): bytes."""
+def _release(model: EmoCLIP, tensors) -> int:
+    """Give back the resident pages of `model`'s file-mapped `tensors` (see the module docstring):
+    bytes, also added to the model's count in `_RELEASED`."""
     if not _release_enabled():
         return 0
     from .memory import release_file_pages
 
-    return release_file_pages(tensors)
+    released = release_file_pages(tensors)
+    _RELEASED[model] = _RELEASED.get(model, 0) + released
+    return released
 
 
 class _Tower:
@@ -75,6 +79,7 @@ def _visual_versions(model: EmoCLIP) -> tuple:
 
 _TOWERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {precision: _Tower}
 _TEMPORALS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> FastTemporal | None
+_RELEASED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> bytes of weight pages given back
 _CACHE_LOCK = threading.Lock()
 
 
@@ -104,8 +109,10 @@ def _choose_tower(model: EmoCLIP, requested: str) -> _Tower:
         if gflops < AUTO_BF16_MIN_GFLOPS:
             return _Tower(model, fp32, "fp32", f"auto: the image tower is too small for bf16 to pay ({gflops:.2g} GFLOP/frame)",
                           None, "open_clip")
+    released = _RELEASED.get(model, 0)
     fn, implementation = _bf16_tower(model)
-    cosine = _bf16_cosine(model, fn)  # the start-up check, the same for "auto" and an explicit "bf16"
+    with _releasing_after_each_block(model):  # the fp32 reference pass, block by block
+        cosine = _bf16_cosine(model, fn)  # the start-up check, the same for "auto" and an explicit "bf16"
     if not cosine >= BF16_MIN_COSINE:
         why = f"bf16 embeddings reached cosine {cosine:.5f} < {BF16_MIN_COSINE} of fp32 on the start-up check"
         if requested == "auto":
@@ -115,8 +122,28 @@ def _choose_tower(model: EmoCLIP, requested: str) -> _Tower:
     check = f"cosine {cosine:.5f} >= {BF16_MIN_COSINE} of fp32"
     reason = f"requested, {check}" if requested == "bf16" else f"auto: native bf16, {check}"
     tower = _Tower(model, fn, "bf16", reason, cosine, implementation)
-    tower.released_bytes = _release(model.backbone.visual.parameters())  # the bf16 copy serves inference
+    _release(model, model.backbone.visual.parameters())  # the bf16 copy serves inference
+    tower.released_bytes = _RELEASED.get(model, 0) - released  # this lock's holder alone releases
     return tower
+
+
+@contextlib.contextmanager
+def _releasing_after_each_block(model: EmoCLIP) -> Iterator[None]:
+    """While inside, each residual block of the image tower gives back its weights' file pages
+    after its forward pass, so an fp32 pass over a memory-mapped tower holds one block resident."""
+    blocks = getattr(getattr(model.backbone.visual, "transformer", None), "resblocks", None)
+    if not _release_enabled() or blocks is None:
+        yield
+        return
+    def after(module: torch.nn.Module, args: object, output: object) -> None:  # None: the output stays
+        _release(model, module.parameters())
+
+    hooks = [blk.register_forward_hook(after) for blk in blocks]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 def _native_bf16() -> bool:
@@ -128,7 +155,7 @@ def _bf16_tower(model: EmoCLIP) -> tuple[Callable[[torch.Tensor], torch.Tensor],
     import copy
 
     visual = model.backbone.visual
-    fast = FastImageTower.build(visual, torch.bfloat16)
+    fast = FastImageTower.build(visual, torch.bfloat16, on_block=lambda blk: _release(model, blk.parameters()))
     if fast is not None:
         return fast, "onednn-packed"
     with torch.no_grad():
@@ -161,10 +188,12 @@ def _fast_temporal(model: EmoCLIP) -> FastTemporal | None:
         fast = _TEMPORALS.get(model)
         versions = tuple((p.data_ptr(), p._version) for p in temporal.parameters())
         if fast is None or fast.versions != versions or fast.temporal is not temporal:
-            fast = _TEMPORALS[model] = FastTemporal(temporal)
-            # the folded matrices replace the attention weights (the rest of the model is used as is)
-            fast.released_bytes = _release(w for blk in temporal.blocks for w in (blk.attn.qkv.weight,
-                                                                                  blk.attn.proj.weight))
+            # the folded matrices replace the attention weights (the rest of the model is used as is):
+            # their pages are given back block by block as they are folded
+            released = _RELEASED.get(model, 0)
+            fast = _TEMPORALS[model] = FastTemporal(temporal, on_block=lambda blk: _release(
+                model, (blk.attn.qkv.weight, blk.attn.proj.weight)))
+            fast.released_bytes = _RELEASED.get(model, 0) - released
         return fast
 
 
