@@ -28,14 +28,15 @@ _PRESENT, _FILE_PAGE = 1 << 63, 1 << 61  # /proc/self/pagemap entry bits
 
 
 def _storages(tensors: Iterable[torch.Tensor]) -> list[tuple[int, int]]:
-    """Distinct (address, bytes) of the CPU storages behind `tensors`."""
+    """Distinct (address, bytes) of the memory of contiguous CPU `tensors` (their own bytes, not
+    the whole storage they may be a view of)."""
     seen = {}
     for t in tensors:
-        if t.device.type != "cpu" or t.is_sparse:
+        if t.device.type != "cpu" or t.is_sparse or t.is_meta or not t.is_contiguous():
             continue
-        storage = t.untyped_storage()
-        if storage.nbytes():
-            seen[storage.data_ptr()] = storage.nbytes()
+        nbytes = t.numel() * t.element_size()
+        if nbytes:
+            seen[t.data_ptr()] = max(nbytes, seen.get(t.data_ptr(), 0))
     return sorted(seen.items())
 
 
@@ -68,7 +69,7 @@ def _inner_pages(addr: int, nbytes: int) -> tuple[int, int]:
 def release_file_pages(tensors: Iterable[torch.Tensor]) -> int:
     """Drop the resident pages of tensors that are clean pages of a private file mapping.
 
-    A tensor's storage qualifies when it lies in one private mapping of a file (a checkpoint
+    A contiguous tensor qualifies when its bytes lie in one private mapping of a file (a checkpoint
     loaded by memory-mapping) and none of its pages was written since (a written page is an
     anonymous copy whose content only memory holds). Its pages are then released with
     ``madvise(MADV_DONTNEED)``: the next read of the tensor pages the file back in, unchanged.
@@ -104,7 +105,7 @@ def release_file_pages(tensors: Iterable[torch.Tensor]) -> int:
 
 
 def resident_bytes(tensors: Iterable[torch.Tensor]) -> int | None:
-    """Bytes of the tensors' storages resident in memory now (whole pages inside each storage),
+    """Bytes of contiguous CPU `tensors` resident in memory now (whole pages inside each tensor),
     or None when it cannot be read (not Linux)."""
     if not sys.platform.startswith("linux"):
         return None
