@@ -404,7 +404,7 @@ def _from_checkpoint(path: Path, *, cache_dir: str | Path | None = None, require
     from .backbone import pretrained_backbone_state
 
     config, state = load_checkpoint(path, require_sha256=require_sha256)
-    model = EmoCLIP(config)
+    model = _skeleton(config)
     expected = model.state_dict()
     unexpected = sorted(set(state) - set(expected))
     missing = sorted(set(expected) - set(state))
@@ -417,12 +417,51 @@ def _from_checkpoint(path: Path, *, cache_dir: str | Path | None = None, require
             raise CheckpointError(f"{path.name}: {key} has shape {tuple(tensor.shape)}, "
                                   f"the config expects {tuple(expected[key].shape)}")
     if missing:  # a checkpoint of the trained parts only: the frozen backbone comes from open_clip
+        model = EmoCLIP(config)  # built in memory (random weights, replaced by the copies below)
         logit_scale = state.get("logit_scale")
         _load_backbone(model, pretrained_backbone_state(config.model, cache_dir=cache_dir))
         if logit_scale is not None:
             state["logit_scale"] = logit_scale
-    model.load_state_dict(state, strict=False)
+        model.load_state_dict(state, strict=False)
+    else:
+        model = _assign_state(model, config, state, expected)
     model.source = str(path)
+    return model
+
+
+def _skeleton(config: EmoCLIPConfig) -> EmoCLIP:
+    """The architecture of `config` with its tensors on the meta device (nothing allocated),
+    or in memory when it cannot be built there."""
+    try:
+        with torch.device("meta"):
+            return EmoCLIP(config)
+    except (RuntimeError, NotImplementedError, TypeError):
+        return EmoCLIP(config)
+
+
+def _assign_state(model: EmoCLIP, config: EmoCLIPConfig, state: dict[str, torch.Tensor],
+                  expected: dict[str, torch.Tensor]) -> EmoCLIP:
+    """`model` holding the checkpoint's tensors themselves (``load_state_dict(assign=True)``).
+
+    A safetensors file's tensors live in its private memory map, so the weights are not copied
+    into a second buffer: a weight costs resident memory once read, and `emoclip.memory` can give
+    its pages back once a fast path holds its own copy. Tensors stored in another dtype are cast
+    (copied) to the model's. Non-persistent buffers a meta skeleton lacks (CLIP's causal text
+    mask) are rebuilt; when one is not understood, the model is built in memory instead.
+    """
+    state = {k: v if v.dtype == expected[k].dtype else v.to(expected[k].dtype) for k, v in state.items()}
+    model.load_state_dict(state, strict=True, assign=True)
+    for name, buf in list(model.named_buffers()):
+        if buf.is_meta:
+            owner_name, _, attr = name.rpartition(".")
+            owner = model.get_submodule(owner_name)
+            if attr == "attn_mask" and buf.ndim == 2 and buf.shape[0] == buf.shape[1] and buf.is_floating_point():
+                mask = torch.full(tuple(buf.shape), float("-inf"), dtype=buf.dtype).triu_(1)  # CLIP's causal mask
+                owner.register_buffer(attr, mask, persistent=False)
+            else:
+                model = EmoCLIP(config)
+                model.load_state_dict(state, strict=True, assign=True)
+                break
     return model
 
 
