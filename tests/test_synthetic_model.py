@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 SEED = 424242  # never a training seed (training draws from train.seed=0 streams) nor a report seed
 CLIPS = 24  # 6 per test class on average
-MIN_TEST_UAR = 0.80  # placeholder until the retrained model is measured
+MIN_TEST_UAR = 0.80  # measured 0.99-1.00 per seed of 48 clips (README, "The offline model")
 
 
 @pytest.fixture(scope="module")
