@@ -949,7 +949,11 @@ shows what a person displays, not what they feel. Use it to explore, not to judg
 Or set `EMOCLIP_HUB_REPO` to a Hugging Face repo you trust with `emoclip-vitb32.safetensors` + `.json`
 (this project publishes none yet) and pin it with `EMOCLIP_HUB_REVISION` set to a commit hash.
 The CLIP baseline (`clip-vitb32`) needs only open_clip's OpenAI weights (one download). Offline,
-the app runs the synthetic toy model from `weights/`. See the README for training your own.
+the app runs the synthetic toy model from `weights/`. On fresh cartoon clips of 4 expressions it
+was neither trained nor tuned on, each scored against all 12 descriptions, it scores a test UAR of
+0.99-1.00 (the authors' UAR, over true and predicted labels: 0.93-1.00); described in words its
+training captions never use, the same expressions score a UAR of 0.11-0.13 (chance: 0.08). See the
+README for training your own.
 """
 
 API_HELP = """
