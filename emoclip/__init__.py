@@ -18,6 +18,7 @@ from .version import __version__
 
 _EXPORTS = {
     "available_models": "factory",
+    "best_available": "factory",
     "list_models": "factory",
     "load_model": "factory",
     "ModelSource": "factory",
@@ -57,7 +58,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from .classes import ClassSet, ClassSetError, preset, preset_names
     from .config import EmoCLIPConfig
     from .convert import convert_checkpoint
-    from .factory import ModelSource, WeightsNotFoundError, available_models, list_models, load_model
+    from .factory import (
+        ModelSource,
+        WeightsNotFoundError,
+        available_models,
+        best_available,
+        list_models,
+        load_model,
+    )
     from .model import EmoCLIP
     from .predictor import EmotionPredictor, Prediction
     from .tokenizer import tokenize

@@ -147,14 +147,18 @@ def _version() -> str:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .factory import available_models
+    from .factory import available_models, get_spec
 
     sources = available_models(weights_dirs=args.weights_dir)
+    specs = {s.name: get_spec(s.name) for s in sources}
     if args.json:
-        print(json.dumps([s.__dict__ for s in sources], indent=2))
+        # "kind" is the weight source's; the model's own kind is "model_kind".
+        print(json.dumps([{**s.__dict__, "model_kind": specs[s.name].kind, "rank": specs[s.name].rank,
+                           "description": specs[s.name].description} for s in sources], indent=2))
         return 0
     for s in sources:
         print(s)
+        print(f"{'':<24} [{specs[s.name].kind}] {specs[s.name].description}")
         print(f"{'':<24} {s.summary}")
         for t in s.tried if not s.available else ():
             print(f"{'':<24} tried: {t}")
@@ -162,13 +166,11 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def default_model_name(weights_dirs: Sequence[str] = ()) -> str:
-    """The best available model: EmoCLIP weights, then the CLIP baseline, then the synthetic toy."""
-    from .factory import resolve
+    """The best available model by registry rank (`emoclip.factory.best_available`, shared with
+    the app); when none is, the best-ranked one, whose loading then explains what was tried."""
+    from .factory import best_available
 
-    for name in ("emoclip-vitb32", "clip-vitb32", "emoclip-synthetic-tiny"):
-        if resolve(name, weights_dirs=weights_dirs).available:
-            return name
-    return "emoclip-vitb32"  # load_model then explains what was tried
+    return best_available(weights_dirs=weights_dirs)
 
 
 def _load_classes(spec: str | None):

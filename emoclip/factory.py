@@ -11,7 +11,11 @@ Resolution order for a named model (first hit wins):
    reachable; the sidecar is downloaded first and its architecture checked against
    `EmoCLIPConfig.check_bounds`, then the weights, whose sha256 must match the sidecar's;
 4. for backbone-only models (the CLIP baseline), open_clip's pretrained weights;
-5. for ``test-*`` models, random initialisation.
+5. for test models (``kind == "test"``), random initialisation.
+
+The registry also owns model policy: each `ModelSpec` carries its ``kind`` (paper / baseline /
+toy / test), its start-up ``rank``, a one-line ``description`` and ``how_to_get`` its weights;
+`best_available` is the one start-up choice the CLI and the app share.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -33,12 +38,26 @@ log = logging.getLogger(__name__)
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 
+ModelKind = Literal["paper", "baseline", "toy", "test"]
+MODEL_KINDS: tuple[str, ...] = ("paper", "baseline", "toy", "test")
+
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A named model: its packaged config and its weight sources."""
+    """A named model: its packaged config, its weight sources and its policy.
+
+    ``kind`` says what the model is for people (``paper``: the paper's EmoCLIP; ``baseline``: plain
+    CLIP; ``toy``: trained on synthetic cartoon faces, says nothing about real faces; ``test``:
+    random weights). It is not `ModelSource.kind`, which says where weights come from.
+    ``rank``: start-up preference, lower first (`best_available`). ``how_to_get``: one line per
+    way to obtain the weights, shown when none are found.
+    """
 
     name: str
+    kind: ModelKind
+    rank: int
+    description: str
+    how_to_get: tuple[str, ...]
     hub_repo: str | None = None  # Hub repo holding NAME.safetensors + NAME.json (None: only the env var)
     hub_repo_env: str | None = None  # environment variable that overrides hub_repo
     hub_revision: str | None = None  # commit hash pinning hub_repo (None: "main", unpinned)
@@ -83,13 +102,42 @@ _MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         # No default repo until this project publishes its own (issue #12 §4).
-        ModelSpec("emoclip-vitb32", hub_repo_env="EMOCLIP_HUB_REPO", hub_revision_env="EMOCLIP_HUB_REVISION"),
-        ModelSpec("clip-vitb32", backbone_only=True),
-        ModelSpec("emoclip-synthetic-tiny", hub_repo_env="EMOCLIP_TINY_HUB_REPO",
-                  hub_revision_env="EMOCLIP_TINY_HUB_REVISION"),
-        ModelSpec("test-emoclip-tiny", random_init=True, listed=False),
-        ModelSpec("test-clip-tiny", random_init=True, listed=False),
-        ModelSpec("test-emoclip-vitb32", random_init=True, listed=False),
+        ModelSpec(
+            "emoclip-vitb32", "paper", 0,
+            "The paper's EmoCLIP (ViT-B/32 CLIP + temporal transformer) for real faces.",
+            (
+                "convert the authors' released checkpoint: emoclip convert AUTHORS.pth weights/emoclip-vitb32.safetensors",
+                "or train one: python -m emoclip.train --config <config.yaml> (see README, Training)",
+                "or put emoclip-vitb32.safetensors + .json in ./weights (or EMOCLIP_WEIGHTS_DIR, or EMOCLIP_WEIGHTS=FILE)",
+                "or, from a Hugging Face repo you trust: EMOCLIP_HUB_REPO=owner/name EMOCLIP_HUB_REVISION=<commit hash>"
+                " (this project publishes none yet; the Hub must be reachable: unset HF_HUB_OFFLINE)",
+            ),
+            hub_repo_env="EMOCLIP_HUB_REPO", hub_revision_env="EMOCLIP_HUB_REVISION"),
+        ModelSpec(
+            "clip-vitb32", "baseline", 10,
+            "Plain CLIP ViT-B/32, frames averaged: the zero-shot baseline (no emotion training).",
+            (
+                "connect to the Hugging Face Hub once (open_clip's pretrained weights are then cached)",
+                "or put clip-vitb32.safetensors + .json in ./weights (or EMOCLIP_WEIGHTS_DIR)",
+            ),
+            backbone_only=True),
+        ModelSpec(
+            "emoclip-synthetic-tiny", "toy", 20,
+            "A tiny EmoCLIP trained on synthetic cartoon faces: shows the mechanism, not real faces.",
+            (
+                "it ships in the repository's weights/ folder; run from the repository root or pass --weights-dir",
+                "or put emoclip-synthetic-tiny.safetensors + .json in EMOCLIP_WEIGHTS_DIR",
+                "or, from a Hugging Face repo you trust: EMOCLIP_TINY_HUB_REPO=owner/name"
+                " EMOCLIP_TINY_HUB_REVISION=<commit hash>",
+            ),
+            hub_repo_env="EMOCLIP_TINY_HUB_REPO", hub_revision_env="EMOCLIP_TINY_HUB_REVISION"),
+        ModelSpec("test-emoclip-tiny", "test", 100, "Tiny EmoCLIP with random weights, for tests.",
+                  ("none needed: random initialisation",), random_init=True, listed=False),
+        ModelSpec("test-clip-tiny", "test", 101, "Tiny CLIP baseline with random weights, for tests.",
+                  ("none needed: random initialisation",), random_init=True, listed=False),
+        ModelSpec("test-emoclip-vitb32", "test", 102,
+                  "EmoCLIP at the paper's sizes with random weights, for tests.",
+                  ("none needed: random initialisation",), random_init=True, listed=False),
     )
 }
 
@@ -131,6 +179,53 @@ class ModelSource:
 def list_models(include_test: bool = False) -> list[str]:
     """Registered model names."""
     return [n for n, s in _MODELS.items() if s.listed or include_test]
+
+
+def ranked_models(include_test: bool = False) -> list[str]:
+    """Registered model names, best first (by `ModelSpec.rank`); test models only with `include_test`."""
+    return sorted(list_models(include_test), key=lambda n: (_MODELS[n].rank, n))
+
+
+def best_available(
+    *,
+    include_test: bool = False,
+    weights_dirs: Sequence[str | Path] = (),
+    cache_dir: str | Path | None = None,
+    probe_network: bool = True,
+    local_only: bool = False,
+    sources: Mapping[str, ModelSource] | None = None,
+) -> str:
+    """The start-up model: the best-ranked model whose weights are available.
+
+    The one preference the CLI and the app share. Nothing is loaded or downloaded; `resolve`
+    probes the Hub once (skip with ``probe_network=False``), so a model that needs a download
+    counts as available when the Hub is reachable, unless `local_only`.
+
+    Args:
+        include_test: Also consider the random-weight test models (ranked last).
+        weights_dirs: Extra folders searched for ``NAME.safetensors``.
+        cache_dir: Hugging Face cache folder.
+        probe_network: Let `resolve` probe the Hub.
+        local_only: Skip sources that need a download (``*-download``).
+        sources: Already resolved sources by name (e.g. the app's); names missing from it are
+            skipped instead of resolved.
+
+    Returns:
+        A registry name; when nothing is available, the best-ranked model, whose `load_model`
+        then explains what was tried and how to get weights.
+    """
+    names = ranked_models(include_test)
+    for name in names:
+        if sources is not None:
+            source = sources.get(name)
+        else:
+            source = resolve(name, weights_dirs=weights_dirs, cache_dir=cache_dir, probe_network=probe_network)
+        if source is None or not source.available:
+            continue
+        if local_only and source.kind.endswith("download"):
+            continue
+        return name
+    return names[0]
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -191,7 +286,7 @@ def resolve(
         if probe_network and hub.hub_online():
             return ModelSource(name, True, "hub-download", location, summary, tuple(tried))
         tried.append(f"{location}: not cached, Hub unreachable ({hub.offline_reason()})")
-    elif spec.hub_repo_env and not spec.random_init and not spec.backbone_only and name == "emoclip-vitb32":
+    elif spec.hub_repo_env and spec.kind == "paper":
         tried.append(f"Hugging Face Hub: no repo configured (this project publishes none yet); set "
                      f"{spec.hub_repo_env}=owner/name and {spec.hub_revision_env}=<commit hash>")
     if spec.backbone_only:
@@ -309,7 +404,7 @@ def _from_checkpoint(path: Path, *, cache_dir: str | Path | None = None, require
     from .backbone import pretrained_backbone_state
 
     config, state = load_checkpoint(path, require_sha256=require_sha256)
-    model = EmoCLIP(config)
+    model = _skeleton(config)
     expected = model.state_dict()
     unexpected = sorted(set(state) - set(expected))
     missing = sorted(set(expected) - set(state))
@@ -322,28 +417,56 @@ def _from_checkpoint(path: Path, *, cache_dir: str | Path | None = None, require
             raise CheckpointError(f"{path.name}: {key} has shape {tuple(tensor.shape)}, "
                                   f"the config expects {tuple(expected[key].shape)}")
     if missing:  # a checkpoint of the trained parts only: the frozen backbone comes from open_clip
+        model = EmoCLIP(config)  # built in memory (random weights, replaced by the copies below)
         logit_scale = state.get("logit_scale")
         _load_backbone(model, pretrained_backbone_state(config.model, cache_dir=cache_dir))
         if logit_scale is not None:
             state["logit_scale"] = logit_scale
-    model.load_state_dict(state, strict=False)
+        model.load_state_dict(state, strict=False)
+    else:
+        model = _assign_state(model, config, state, expected)
     model.source = str(path)
+    return model
+
+
+def _skeleton(config: EmoCLIPConfig) -> EmoCLIP:
+    """The architecture of `config` with its tensors on the meta device (nothing allocated),
+    or in memory when it cannot be built there."""
+    try:
+        with torch.device("meta"):
+            return EmoCLIP(config)
+    except (RuntimeError, NotImplementedError, TypeError):
+        return EmoCLIP(config)
+
+
+def _assign_state(model: EmoCLIP, config: EmoCLIPConfig, state: dict[str, torch.Tensor],
+                  expected: dict[str, torch.Tensor]) -> EmoCLIP:
+    """`model` holding the checkpoint's tensors themselves (``load_state_dict(assign=True)``).
+
+    A safetensors file's tensors live in its private memory map, so the weights are not copied
+    into a second buffer: a weight costs resident memory once read, and `emoclip.memory` can give
+    its pages back once a fast path holds its own copy. Tensors stored in another dtype are cast
+    (copied) to the model's. Non-persistent buffers a meta skeleton lacks (CLIP's causal text
+    mask) are rebuilt; when one is not understood, the model is built in memory instead.
+    """
+    state = {k: v if v.dtype == expected[k].dtype else v.to(expected[k].dtype) for k, v in state.items()}
+    model.load_state_dict(state, strict=True, assign=True)
+    for name, buf in list(model.named_buffers()):
+        if buf.is_meta:
+            owner_name, _, attr = name.rpartition(".")
+            owner = model.get_submodule(owner_name)
+            if attr == "attn_mask" and buf.ndim == 2 and buf.shape[0] == buf.shape[1] and buf.is_floating_point():
+                mask = torch.full(tuple(buf.shape), float("-inf"), dtype=buf.dtype).triu_(1)  # CLIP's causal mask
+                owner.register_buffer(attr, mask, persistent=False)
+            else:
+                model = EmoCLIP(config)
+                model.load_state_dict(state, strict=True, assign=True)
+                break
     return model
 
 
 def _how_to_get(name: str, source: ModelSource) -> str:
     lines = [f"no weights for model {name!r}. Tried:"] + [f"  - {t}" for t in source.tried]
     lines.append("How to get weights:")
-    if name == "emoclip-vitb32":
-        lines += [
-            "  - convert the authors' released checkpoint: emoclip convert AUTHORS.pth weights/emoclip-vitb32.safetensors",
-            "  - or train one: python -m emoclip.train --config <config.yaml> (see README, Training)",
-            "  - or put emoclip-vitb32.safetensors + .json in ./weights (or EMOCLIP_WEIGHTS_DIR, or EMOCLIP_WEIGHTS=FILE)",
-            "  - or, from a Hugging Face repo you trust: EMOCLIP_HUB_REPO=owner/name EMOCLIP_HUB_REVISION=<commit hash>"
-            " (this project publishes none yet; the Hub must be reachable: unset HF_HUB_OFFLINE)",
-        ]
-    elif name == "emoclip-synthetic-tiny":
-        lines.append("  - it ships in the repository's weights/ folder; run from the repository root or pass --weights-dir")
-    else:
-        lines.append("  - connect to the Hugging Face Hub once (the weights are then cached), or pass a local file")
+    lines += [f"  - {how}" for how in get_spec(name).how_to_get]
     return "\n".join(lines)

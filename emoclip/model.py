@@ -6,6 +6,7 @@ Pure tensors in, tensors out: no disk, no network (loading lives in `emoclip.fac
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -226,7 +227,8 @@ class FastImageTower:
     the oneDNN ops are missing (the caller then uses ``visual`` itself).
     """
 
-    def __init__(self, visual: nn.Module, dtype: torch.dtype, batch_hint: int = 32) -> None:
+    def __init__(self, visual: nn.Module, dtype: torch.dtype, batch_hint: int = 32,
+                 on_block: Callable[[nn.Module], object] | None = None) -> None:
         mk = torch.ops.mkldnn
         self.dtype = dtype
         conv = visual.conv1
@@ -281,15 +283,19 @@ class FastImageTower:
                 blk.ln_2.eps, pack(wfc), cast(bfc), act, algo,
                 pack(blk.mlp.c_proj.weight.detach().double() / k), cast(blk.mlp.c_proj.bias),
             ))
+            if on_block is not None:
+                on_block(blk)  # done with this block's weights (`precision` gives back their pages)
 
     @classmethod
-    def build(cls, visual: nn.Module, dtype: torch.dtype = torch.bfloat16, batch_hint: int = 32) -> FastImageTower | None:
-        """A fast tower for `visual`, or None when it is not supported (use ``visual`` as is)."""
+    def build(cls, visual: nn.Module, dtype: torch.dtype = torch.bfloat16, batch_hint: int = 32,
+              on_block: Callable[[nn.Module], object] | None = None) -> FastImageTower | None:
+        """A fast tower for `visual`, or None when it is not supported (use ``visual`` as is).
+        `on_block` is called with each residual block once its weights are copied."""
         if not _fast_tower_supported(visual):
             return None
         try:
             with torch.no_grad():
-                tower = cls(visual, dtype, batch_hint)
+                tower = cls(visual, dtype, batch_hint, on_block)
                 tower(torch.zeros(1, 3, *visual.image_size))  # the ops exist and accept these shapes
             return tower
         except (RuntimeError, AttributeError, TypeError, NotImplementedError):
@@ -408,9 +414,11 @@ class FastTemporal:
     computes only the CLS position (the only output). Same function up to float rounding.
     """
 
-    def __init__(self, temporal: nn.Module) -> None:
+    def __init__(self, temporal: nn.Module, on_block: Callable[[nn.Module], object] | None = None) -> None:
+        """Fold `temporal`'s weights; `on_block` is called with each block once it is folded."""
         self.temporal = temporal
         self.versions = _param_versions(temporal)
+        self.released_bytes = 0  # resident pages of the unfolded weights given back (`precision`)
         with torch.no_grad():
             self.cls = temporal.cls_token.detach().float()
             self.pos = temporal.pos_embedding.detach().float()
@@ -431,6 +439,8 @@ class FastTemporal:
                     blk.norm1, qk.reshape(dim, heads * dim), heads, ov.reshape(dim, heads * dim),
                     a.proj.bias.detach().float(), blk.norm2, blk.mlp,
                 ))
+                if on_block is not None:
+                    on_block(blk)
 
     @staticmethod
     def worthwhile(temporal: nn.Module | None) -> bool:

@@ -3,14 +3,21 @@
 Also the other inference fast paths shared by every `EmotionPredictor` of a model: the folded
 temporal transformer, and the thread pool that encodes a batch data parallel (one intra-op thread
 per worker).
+
+Memory: once the bf16 tower has passed its check, or the folded temporal model is built, the
+weights they were made from are not needed for inference; when those weights are pages of the
+checkpoint's memory map (a model loaded from a ``.safetensors`` file), their resident pages are
+given back to the kernel (`emoclip.memory.release_file_pages`). The model stays whole: using it
+directly pages the weights back in from the file. ``EMOCLIP_RELEASE_WEIGHTS=0`` keeps them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -23,6 +30,23 @@ BF16_MIN_COSINE = 0.999  # bf16 is used only when its embeddings stay this close
 AUTO_BF16_MIN_GFLOPS = 0.5  # smaller towers (test models) gain nothing from bf16: stay fp32
 
 
+def _release_enabled() -> bool:
+    value = (os.environ.get("EMOCLIP_RELEASE_WEIGHTS") or "").strip().lower()
+    return value not in ("0", "false", "no", "off")
+
+
+def _release(model: EmoCLIP, tensors) -> int:
+    """Give back the resident pages of `model`'s file-mapped `tensors` (see the module docstring):
+    bytes, also added to the model's count in `_RELEASED`."""
+    if not _release_enabled():
+        return 0
+    from .memory import release_file_pages
+
+    released = release_file_pages(tensors)
+    _RELEASED[model] = _RELEASED.get(model, 0) + released
+    return released
+
+
 class _Tower:
     """The image tower a predictor encodes with: a callable plus how and why it was chosen."""
 
@@ -31,6 +55,7 @@ class _Tower:
         self.fn, self.precision, self.reason = fn, precision, reason
         self.cosine, self.implementation = cosine, implementation
         self.refused = refused  # an explicit "bf16" that failed the start-up check: `reason` says why
+        self.released_bytes = 0  # resident fp32 weight pages given back once this tower was chosen
         self._model = weakref.ref(model)
         self._versions = _visual_versions(model)
 
@@ -54,6 +79,7 @@ def _visual_versions(model: EmoCLIP) -> tuple:
 
 _TOWERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {precision: _Tower}
 _TEMPORALS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> FastTemporal | None
+_RELEASED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> bytes of weight pages given back
 _CACHE_LOCK = threading.Lock()
 
 
@@ -83,8 +109,10 @@ def _choose_tower(model: EmoCLIP, requested: str) -> _Tower:
         if gflops < AUTO_BF16_MIN_GFLOPS:
             return _Tower(model, fp32, "fp32", f"auto: the image tower is too small for bf16 to pay ({gflops:.2g} GFLOP/frame)",
                           None, "open_clip")
+    released = _RELEASED.get(model, 0)
     fn, implementation = _bf16_tower(model)
-    cosine = _bf16_cosine(model, fn)  # the start-up check, the same for "auto" and an explicit "bf16"
+    with _releasing_after_each_block(model):  # the fp32 reference pass, block by block
+        cosine = _bf16_cosine(model, fn)  # the start-up check, the same for "auto" and an explicit "bf16"
     if not cosine >= BF16_MIN_COSINE:
         why = f"bf16 embeddings reached cosine {cosine:.5f} < {BF16_MIN_COSINE} of fp32 on the start-up check"
         if requested == "auto":
@@ -93,7 +121,29 @@ def _choose_tower(model: EmoCLIP, requested: str) -> _Tower:
                       "use precision 'fp32' or 'auto'", cosine, implementation, refused=True)
     check = f"cosine {cosine:.5f} >= {BF16_MIN_COSINE} of fp32"
     reason = f"requested, {check}" if requested == "bf16" else f"auto: native bf16, {check}"
-    return _Tower(model, fn, "bf16", reason, cosine, implementation)
+    tower = _Tower(model, fn, "bf16", reason, cosine, implementation)
+    _release(model, model.backbone.visual.parameters())  # the bf16 copy serves inference
+    tower.released_bytes = _RELEASED.get(model, 0) - released  # this lock's holder alone releases
+    return tower
+
+
+@contextlib.contextmanager
+def _releasing_after_each_block(model: EmoCLIP) -> Iterator[None]:
+    """While inside, each residual block of the image tower gives back its weights' file pages
+    after its forward pass, so an fp32 pass over a memory-mapped tower holds one block resident."""
+    blocks = getattr(getattr(model.backbone.visual, "transformer", None), "resblocks", None)
+    if not _release_enabled() or blocks is None:
+        yield
+        return
+    def after(module: torch.nn.Module, args: object, output: object) -> None:  # None: the output stays
+        _release(model, module.parameters())
+
+    hooks = [blk.register_forward_hook(after) for blk in blocks]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 def _native_bf16() -> bool:
@@ -105,7 +155,7 @@ def _bf16_tower(model: EmoCLIP) -> tuple[Callable[[torch.Tensor], torch.Tensor],
     import copy
 
     visual = model.backbone.visual
-    fast = FastImageTower.build(visual, torch.bfloat16)
+    fast = FastImageTower.build(visual, torch.bfloat16, on_block=lambda blk: _release(model, blk.parameters()))
     if fast is not None:
         return fast, "onednn-packed"
     with torch.no_grad():
@@ -138,7 +188,12 @@ def _fast_temporal(model: EmoCLIP) -> FastTemporal | None:
         fast = _TEMPORALS.get(model)
         versions = tuple((p.data_ptr(), p._version) for p in temporal.parameters())
         if fast is None or fast.versions != versions or fast.temporal is not temporal:
-            fast = _TEMPORALS[model] = FastTemporal(temporal)
+            # the folded matrices replace the attention weights (the rest of the model is used as is):
+            # their pages are given back block by block as they are folded
+            released = _RELEASED.get(model, 0)
+            fast = _TEMPORALS[model] = FastTemporal(temporal, on_block=lambda blk: _release(
+                model, (blk.attn.qkv.weight, blk.attn.proj.weight)))
+            fast.released_bytes = _RELEASED.get(model, 0) - released
         return fast
 
 

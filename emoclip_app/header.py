@@ -117,14 +117,15 @@ def status_markdown(session: Session) -> str:
     else:
         st = models.MODELS.status(name)
         lines.append(f"**Model:** {code(name)} · from {md(short(st.where))}  \n{md(st.summary)}")
-        if name.startswith("emoclip-synthetic"):
+        kind = models.model_kind(name)
+        if kind == "toy":
             lines.append("⚠ **This is a toy**: a tiny model trained on synthetic *cartoon* "
                          "faces. It demonstrates the zero-shot mechanism; it is **not** a "
                          "recogniser of real faces. The About tab says how to get the real "
                          "EmoCLIP weights.")
-        elif name.startswith("test-"):
+        elif kind == "test":
             lines.append("⚠ **Test model with random weights**: its predictions mean nothing.")
-        elif name.startswith("clip-"):
+        elif kind == "baseline":
             lines.append("Note: the CLIP baseline (no temporal model, no emotion training); "
                          "EmoCLIP does better.")
     for other in models.MODELS.loading():
@@ -149,8 +150,8 @@ def _model_choices() -> list[tuple[str, str]]:
         st = models.MODELS.status(name)
         if st.state in ("ready", "loading", "available"):
             tag = {"ready": "", "loading": " (loading…)", "available": ""}[st.state]
-            toy = (" (toy)" if name.startswith("emoclip-synthetic")
-                   else " (test)" if name.startswith("test-") else "")
+            kind = models.model_kind(name)
+            toy = f" ({kind})" if kind in ("toy", "test") else ""
             choices.append((f"{name}{toy}{tag}", name))
     return choices
 

@@ -33,10 +33,10 @@ except ImportError:  # pragma: no cover - depends on the environment
         return fn if fn is not None else (lambda f: f)
 
 
-# Best first (design.md, "Models the app can run"); each name's own sources are ordered by
-# emoclip.factory.resolve (local file, Hub cache, Hub download, ...).
-PREFERENCE = ("emoclip-vitb32", "clip-vitb32", "emoclip-synthetic-tiny")
-TEST_MODEL = "test-emoclip-tiny"
+# Which models, and in what order, is the registry's policy (emoclip.factory: ModelSpec.rank and
+# .kind, ranked_models, best_available); each name's own sources are ordered by
+# emoclip.factory.resolve (local file, Hub cache, Hub download, ...). _KIND_TEXT is about those
+# sources (ModelSource.kind), not about ModelSpec.kind.
 _KIND_TEXT = {
     "local": "local weights file",
     "hub-cache": "Hugging Face Hub (cached)",
@@ -48,9 +48,22 @@ _KIND_TEXT = {
 }
 
 
-def is_toy(name: str) -> bool:
+def model_kind(name: str | None) -> str | None:
+    """The registry's `ModelSpec.kind` of `name` ("paper" | "baseline" | "toy" | "test"), or None
+    for a name the registry does not know."""
+    if name is None:
+        return None
+    from emoclip.factory import get_spec
+
+    try:
+        return get_spec(name).kind
+    except KeyError:
+        return None
+
+
+def is_toy(name: str | None) -> bool:
     """Whether a model is a toy or a test model whose predictions say nothing about real faces."""
-    return name.startswith(("emoclip-synthetic", "test-"))
+    return model_kind(name) in ("toy", "test")
 
 
 # ------------------------------------------------------------------------------ model manager
@@ -111,8 +124,13 @@ class ModelManager:
 
     # ---- discovery -------------------------------------------------------------------------
     def names(self) -> list[str]:
-        """Model names in preference order (the forced one first)."""
-        names = list(PREFERENCE) + ([TEST_MODEL] if self.include_test_model else [])
+        """Model names in preference order (the forced one first): the registry's listed models by
+        rank, and with `include_test_model` its best-ranked test model."""
+        from emoclip.factory import ranked_models
+
+        names = ranked_models()
+        if self.include_test_model:
+            names += [n for n in ranked_models(include_test=True) if n not in names][:1]
         if self.forced:
             names = [self.forced] + [n for n in names if n != self.forced]
         return names
@@ -150,8 +168,13 @@ class ModelManager:
 
     def _boot(self) -> None:
         try:
+            from emoclip.factory import best_available
+
             sources = self.sources()
             order = self.available()
+            if order and order[0] != self.forced:  # the start-up choice the CLI makes too
+                best = best_available(include_test=self.include_test_model, sources=sources)
+                order = [best] + [n for n in order if n != best] if best in order else order
             if order and sources[order[0]].kind.endswith("download"):
                 quick = [n for n in order[1:] if not sources[n].kind.endswith("download")]
                 if quick:  # usable at once while the better model downloads

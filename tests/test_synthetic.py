@@ -21,7 +21,8 @@ def _words(values):
 def test_classes_and_cues_are_consistent():
     assert len(syn.CLASSES) == 12
     assert len(set(syn.CLASSES.values())) == 12  # distinct combinations
-    assert len(syn.HELDOUT) == 4 and set(syn.HELDOUT) <= set(syn.CLASSES)
+    assert len(syn.VALIDATION) == len(syn.TEST) == 4
+    assert syn.HELDOUT == syn.VALIDATION + syn.TEST and set(syn.HELDOUT) <= set(syn.CLASSES)
     for expr in syn.CLASSES.values():
         for cue, values in syn.CUES.items():
             assert getattr(expr, cue) in values
@@ -30,20 +31,79 @@ def test_classes_and_cues_are_consistent():
 
 
 def test_class_descriptions_partition():
-    seen, held, all_ = (syn.class_descriptions(w) for w in ("seen", "heldout", "all"))
-    assert set(held) == set(syn.HELDOUT)
-    assert set(seen) | set(held) == set(all_) == set(syn.CLASSES)
-    assert not set(seen) & set(held)
+    seen, val, test, held, all_ = (syn.class_descriptions(w)
+                                   for w in ("seen", "validation", "test", "heldout", "all"))
+    assert set(val) == set(syn.VALIDATION) and set(test) == set(syn.TEST)
+    assert set(held) == set(syn.HELDOUT) == set(val) | set(test)
+    # seen / validation / test: pairwise disjoint and together all 12 classes
+    assert len(seen) + len(val) + len(test) == len(set(seen) | set(val) | set(test)) == 12
+    assert set(seen) | set(val) | set(test) == set(all_) == set(syn.CLASSES)
     assert list(all_) == list(syn.CLASSES)
     assert all(d.startswith("A facial expression with") for d in all_.values())
     with pytest.raises(ValueError):
-        syn.class_descriptions("test")
+        syn.class_descriptions("valid")
+
+
+def test_every_cue_pair_of_a_heldout_class_is_seen_in_training():
+    """Zero-shot stays meaningful: each validation/test class is a new combination of cue values
+    that training shows in pairs, never a cue value training lacks."""
+    train = syn.training_expressions()
+    for name in syn.HELDOUT:
+        expr = syn.CLASSES[name]
+        for a, b in itertools.combinations(syn.CUES, 2):
+            pair = (getattr(expr, a), getattr(expr, b))
+            assert any((getattr(t, a), getattr(t, b)) == pair for t in train), (name, a, b)
+
+
+_CAPTION_FUNCTION_WORDS = {"a", "an", "the", "of", "with", "and", "in", "into", "to", "at", "as"}
+
+
+def _caption_vocabulary() -> set[str]:
+    texts = [t for values in syn._NOUNS.values() for options in values.values() for t in options]
+    texts += [f"{s} {p}" for values in syn._CLAUSES.values() for options in values.values()
+              for s, p in options]
+    texts += list(syn._ADVERBS) + list(syn._NOUN_LEADS) + ["A face whose while showing as with"]
+    return {w for t in texts for w in re.findall(r"[a-z]+", t.lower())}
+
+
+def test_caption_vocabulary_is_complete():
+    """The vocabulary the paraphrase test relies on really covers what captions say."""
+    vocab = _caption_vocabulary()
+    rng = np.random.default_rng(5)
+    for expr in syn.training_expressions():
+        for _ in range(20):
+            assert set(re.findall(r"[a-z]+", syn.caption(expr, rng).lower())) <= vocab
+
+
+def test_paraphrases_use_no_caption_word():
+    para = syn.paraphrase_descriptions()
+    assert list(para) == [n for n in syn.CLASSES if n in syn.TEST]
+    vocab = _caption_vocabulary()
+    content = vocab - _CAPTION_FUNCTION_WORDS
+    for name, text in para.items():
+        words = set(re.findall(r"[a-z]+", text.lower()))
+        assert not words & content, (name, words & content)
+        # no stem of a caption word either ("lip" for "lips", "eyelids" for "eyes", ...)
+        stems = {(w, c) for w in words - _CAPTION_FUNCTION_WORDS for c in content
+                 if len(c) >= 3 and (c in w or w in c or w[:3] == c[:3])}
+        assert not stems, (name, stems)
+        assert text != syn.class_descriptions("test")[name]
+    shapes = ("A face", "A person", "Someone", "The face", "A cartoon", "An expression", "The ")
+    assert not any(t.startswith(shapes) for t in para.values())
+
+
+def test_paraphrased_class_set_replaces_only_test_descriptions():
+    plain, para = syn.class_descriptions("all"), syn.class_descriptions("all", paraphrased=True)
+    assert list(para) == list(plain)
+    changed = {n for n in plain if plain[n] != para[n]}
+    assert changed == set(syn.TEST)
+    assert {n: para[n] for n in syn.TEST} == syn.paraphrase_descriptions()
 
 
 def test_training_expressions_exclude_heldout():
     train = syn.training_expressions()
     held = {syn.CLASSES[n] for n in syn.HELDOUT}
-    assert len(train) == len(set(train)) == 4 * 3 * 3 - 4
+    assert len(train) == len(set(train)) == 4 * 3 * 3 - 8
     assert not held & set(train)
     assert set(train) | held == set(itertools.starmap(syn.Expression,
                                                       itertools.product(*syn.CUES.values())))
@@ -69,8 +129,11 @@ def test_train_split_covers_every_seen_combination_and_never_heldout(monkeypatch
 
 def test_heldout_and_all_splits_give_named_classes():
     rng = np.random.default_rng(1)
-    held = {syn.sample(rng, split="heldout", num_frames=1, size=16)[2] for _ in range(200)}
+    held = {syn.sample(rng, split="heldout", num_frames=1, size=16)[2] for _ in range(300)}
     assert held == set(syn.HELDOUT)
+    for split, names in (("validation", syn.VALIDATION), ("test", syn.TEST)):
+        drawn = {syn.sample(rng, split=split, num_frames=1, size=16)[2] for _ in range(200)}
+        assert drawn == set(names)
     every = {syn.sample(rng, split="all", num_frames=1, size=16)[2] for _ in range(400)}
     assert every == set(syn.CLASSES)
     with pytest.raises(ValueError):
@@ -198,11 +261,13 @@ def test_main_writes_readable_dataset(tmp_path):
             frames.append(frame)
         cap.release()
         assert abs(len(frames) - 9) <= 1 and frames[0].shape == (64, 64, 3)
-    for which in ("seen", "heldout", "all"):
-        (path,) = [p for p in out.glob("*.yaml") if which in p.name]
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        assert set(doc) == {"name", "classes"} and which in doc["name"]
+    for which in ("seen", "validation", "test", "heldout", "all"):
+        doc = yaml.safe_load((out / f"classes_{which}.yaml").read_text(encoding="utf-8"))
+        assert set(doc) == {"name", "classes"} and doc["name"] == f"synthetic-{which}"
         assert doc["classes"] == syn.class_descriptions(which)
+    doc = yaml.safe_load((out / "classes_all_paraphrased.yaml").read_text(encoding="utf-8"))
+    assert doc["name"] == "synthetic-all-paraphrased"
+    assert doc["classes"] == syn.class_descriptions("all", paraphrased=True)
 
 
 def test_write_dataset_is_deterministic(tmp_path):

@@ -460,11 +460,11 @@ def test_synthetic_train_and_test(tmp_path: Path):
     assert a["text"] != b["text"] or not torch.equal(a["frames"], b["frames"])  # fresh draws
     test = build_dataset(cfg, "test", PRE, seed=3)
     items = [test[i] for i in range(6)]
-    assert all(list(syn.CLASSES)[it["label"]] in syn.HELDOUT for it in items)
+    assert all(list(syn.CLASSES)[it["label"]] in syn.TEST for it in items)
     assert torch.equal(items[2]["frames"], build_dataset(cfg, "test", PRE, seed=3)[2]["frames"])
     # identical to what synthetic.sample draws (and write_dataset writes) for clip i
     rng = np.random.default_rng(np.random.SeedSequence(3).spawn(6)[2])
-    frames, text, label = syn.sample(rng, split="heldout", num_frames=T, size=S)
+    frames, text, label = syn.sample(rng, split="test", num_frames=T, size=S)
     assert items[2]["text"] == text and list(syn.CLASSES)[items[2]["label"]] == label
     assert torch.equal(items[2]["frames"], to_tensor(frames, PRE))
 
@@ -483,7 +483,31 @@ def test_synthetic_class_mode_and_loo():
     assert {names[build_dataset(loo, "test", PRE)[i]["label"]] for i in range(3)} == {"happiness"}
     small = DataConfig(dataset="synthetic", synthetic_clips=4, classes="synthetic-heldout")
     test = build_dataset(small, "test", PRE)
-    assert class_set(small).names == list(syn.HELDOUT) and 0 <= test[0]["label"] < 4
+    assert class_set(small).names == list(syn.class_descriptions("heldout"))
+    assert class_set(small).names[test[0]["label"]] in syn.TEST
+
+
+def test_synthetic_three_way_split():
+    """Training never draws a validation or test class's cues; validation and test draw only
+    their own classes, from clips that share no nuisance draws."""
+    names = list(syn.CLASSES)
+    cfg = DataConfig(dataset="synthetic", synthetic_clips=16, synthetic_eval_clips=16)
+    train = build_dataset(cfg, "train", PRE)
+    held = {syn.CLASSES[n] for n in syn.HELDOUT}
+    assert set(train._pool) == set(syn.training_expressions()) and not set(train._pool) & held
+    val, test = build_dataset(cfg, "validation", PRE), build_dataset(cfg, "test", PRE)
+    assert {names[val[i]["label"]] for i in range(16)} <= set(syn.VALIDATION)
+    assert {names[test[i]["label"]] for i in range(16)} <= set(syn.TEST)
+    assert set(val._pool) == {syn.CLASSES[n] for n in syn.VALIDATION}
+    assert not torch.equal(val[0]["frames"], test[0]["frames"])
+    for mode in ("class", "loo"):
+        extra = {"leave_out": "happiness"} if mode == "loo" else {}
+        pool = build_dataset(DataConfig(dataset="synthetic", mode=mode, **extra), "train", PRE)._pool
+        assert pool and not set(pool) & held
+    assert class_set(DataConfig(dataset="synthetic", classes="synthetic-test")).names == [
+        n for n in names if n in syn.TEST]
+    para = class_set(DataConfig(dataset="synthetic", classes="synthetic-all-paraphrased"))
+    assert para.names == names and para.name == "synthetic-all-paraphrased"
 
 
 # ---- batching ----------------------------------------------------------------------------------

@@ -194,6 +194,9 @@ def test_recipe_config_is_the_shipped_models(repo_root):
     assert cfg.train.freeze_visual_after_warmup and 0 < cfg.train.warmup_frame_steps < cfg.train.max_steps
     assert cfg.data.synthetic_clips >= cfg.train.max_steps * cfg.train.batch_size  # one epoch of fresh clips
     assert cfg.out.export_dtype == "float16" and cfg.train.device == "cpu"
+    # three-way split: validation classes during the run, test classes only at the end
+    assert cfg.eval.split == "validation" and cfg.eval.test_split == "test"
+    assert cfg.data.synthetic_heldout and cfg.eval.classes == "synthetic-all"
 
 
 # ---- the shipped recipes against the authors' scripts ---------------------------------------------

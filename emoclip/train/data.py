@@ -138,7 +138,9 @@ LABEL_TYPES = ("single", "compound")
 _DEFAULT_PRESETS = {"mafw": "mafw-11", "dfew": "dfew-7", "ferv39k": "ferv39k-7", "afew": "afew-7"}
 _MANIFEST_FALLBACK_CLASSES = "mafw-11"  # EmoCLIPConfig.default_classes
 _MANIFEST_CLASS_FILES = ("classes.yaml", "classes.yml", "classes.json", "classes_all.yaml")
-_SYNTHETIC_SETS = {"synthetic-all": "all", "synthetic-seen": "seen", "synthetic-heldout": "heldout"}
+_SYNTHETIC_SETS = {"synthetic-all": "all", "synthetic-seen": "seen", "synthetic-validation": "validation",
+                   "synthetic-test": "test", "synthetic-heldout": "heldout"}
+_SYNTHETIC_PARAPHRASED = "synthetic-all-paraphrased"  # all 12, test classes paraphrased
 
 
 @dataclass
@@ -161,7 +163,8 @@ class DataConfig:
     eval_sampling: str = "consecutive"
     face_crop: bool = False  # run emoclip.faces on raw frames; the authors' datasets are face crops
     synthetic_clips: int = 2048  # "synthetic": clips per epoch, drawn fresh (train) / fixed (test)
-    synthetic_heldout: bool = True  # "synthetic": test = held-out classes, train = the others
+    # "synthetic": validation / test = the validation / test classes, train = the other combinations
+    synthetic_heldout: bool = True
     synthetic_eval_clips: int | None = None  # "synthetic": evaluation clips (None: synthetic_clips)
     # "synthetic" training: draw each clip at one of these sizes, then centre_crop it to S as
     # inference does (empty: draw at S)
@@ -208,7 +211,9 @@ def class_set(cfg: DataConfig) -> ClassSet:
     """The classes of `cfg`'s dataset, in label order, with the descriptions used for text.
 
     ``cfg.classes`` is a class-set file (.yaml/.yml/.json), a preset name, or one of
-    "synthetic-all", "synthetic-seen", "synthetic-heldout". Without it: mafw-11 (MAFW), dfew-7
+    "synthetic-all", "synthetic-seen", "synthetic-validation", "synthetic-test",
+    "synthetic-heldout" (both) or "synthetic-all-paraphrased" (all 12; the test classes described
+    by `synthetic.paraphrase_descriptions`). Without it: mafw-11 (MAFW), dfew-7
     (DFEW), ferv39k-7 (FERV39k), afew-7 (AFEW), the 12 synthetic classes ("synthetic-all"), and for
     manifests a ``classes.yaml``/``.yml``/``.json`` or ``classes_all.yaml`` beside the manifest
     (the synthetic writer's), else mafw-11.
@@ -226,6 +231,9 @@ def class_set(cfg: DataConfig) -> ClassSet:
     spec = str(spec).strip()
     if spec.casefold() in _SYNTHETIC_SETS:
         return _synthetic_classes(_SYNTHETIC_SETS[spec.casefold()])
+    if spec.casefold() == _SYNTHETIC_PARAPHRASED:
+        return ClassSet.from_dict({"classes": syn.class_descriptions("all", paraphrased=True)},
+                                  name=_SYNTHETIC_PARAPHRASED)
     path = Path(spec).expanduser()
     if path.suffix.lower() in (".yaml", ".yml", ".json") or path.is_file():
         return ClassSet.load(path)
@@ -262,8 +270,8 @@ def build_dataset(
 
     Args:
         cfg: What to read (validated here).
-        split: "train" or "test" (AFEW: "validation" is accepted for "test"; manifests accept any
-            split name, used for a ``{split}`` in the file name or the ``split`` column).
+        split: "train" or "test" (AFEW: "validation" is accepted for "test"; synthetic: also
+            "validation", the validation classes; manifests accept any split name, used for a ``{split}`` in the file name or the ``split`` column).
         preprocess: Frame size S, frames per clip T, normalisation, video sampling rate.
         train: Random sampling and augmentation (default: ``split == "train"``).
         seed: Mixed into every random draw; fixes the synthetic test clips.
@@ -308,6 +316,8 @@ def _check_split(cfg: DataConfig, split: str) -> str:
         return split.strip()
     if cfg.dataset == "afew" and split == "validation":
         return "test"
+    if cfg.dataset == "synthetic" and split == "validation":
+        return split  # the validation classes (synthetic.VALIDATION)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     return split

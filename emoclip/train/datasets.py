@@ -217,11 +217,13 @@ class SyntheticVideoDataset(torch.utils.data.Dataset):
 
     Train: ``synthetic_clips`` fresh draws per epoch (``(seed, index, torch draw)`` seeds each,
     as file-based training items) from the generator's "train" split (every cue combination but
-    the held-out classes'); with ``synthetic_heldout=False`` from all 36 combinations. In modes
-    "class"/"loo" training draws the named classes instead (the seen ones unless
-    ``synthetic_heldout=False``), since only they have a description. Test: clip i is drawn from
-    ``SeedSequence(seed).spawn(n)[i]``, as `synthetic.write_dataset` does, from the held-out classes
-    (or all 12); always the same for a seed. With ``leave_out``, training never draws that class
+    the validation and test classes'); with ``synthetic_heldout=False`` from all 36 combinations.
+    In modes "class"/"loo" training draws the named classes instead (the seen ones unless
+    ``synthetic_heldout=False``), since only they have a description. Validation / test: clip i
+    is drawn from ``SeedSequence(seed).spawn(n)[i]``, as `synthetic.write_dataset` does, from the
+    validation / test classes (`synthetic.VALIDATION` / `synthetic.TEST`; all 12 with
+    ``synthetic_heldout=False``); always the same for a seed, and validation clips use seed + 1
+    so that they never share nuisance draws with test clips. With ``leave_out``, training never draws that class
     and testing draws only it. Classes outside the class set are never drawn for test or in modes
     "class"/"loo". Evaluation splits hold ``synthetic_eval_clips`` clips (default: as many).
 
@@ -278,13 +280,13 @@ class SyntheticVideoDataset(torch.utils.data.Dataset):
         elif out is not None:
             names = [n for n in syn.CLASSES if n == out]
         else:
-            names = [n for n in syn.CLASSES if n in heldout or not heldout]
+            names = [n for n in syn.CLASSES if not heldout or n in _EVAL_CLASSES[split]]
         names = [n for n in names if self._labels.get(n) is not None]
         if not names:
             raise ValueError(f"no synthetic class of the class set {self.class_set.name!r} "
                              f"can be drawn for split {split!r} (leave_out={cfg.leave_out!r})")
-        plain = "heldout" if cfg.synthetic_heldout else "all"
-        whole = split == "test" and names == list(syn.class_descriptions(plain))
+        plain = split if cfg.synthetic_heldout else "all"
+        whole = split != "train" and names == list(syn.class_descriptions(plain))
         return (plain if whole else None), tuple(syn.CLASSES[n] for n in names)
 
     def __len__(self) -> int:
@@ -322,7 +324,8 @@ class SyntheticVideoDataset(torch.utils.data.Dataset):
         if self.train:
             rng = _train_rng(self.seed, index)
         else:
-            rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(index,)))
+            seed = self.seed + (1 if self.split == "validation" else 0)
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
         frames, caption, name = self._draw(rng)
         label = self._labels.get(name) if name is not None else None
         if self.train and self.spatial_augment:
@@ -340,6 +343,9 @@ class SyntheticVideoDataset(torch.utils.data.Dataset):
             "labels": [] if label is None else [label],
             "id": f"synthetic-{self.split}-{index}",
         }
+
+
+_EVAL_CLASSES = {"validation": syn.VALIDATION, "test": syn.TEST}
 
 
 def _all_expressions() -> list[syn.Expression]:

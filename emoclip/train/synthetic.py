@@ -10,17 +10,21 @@ rotation), line thickness, brightness and Gaussian pixel noise.
 
 Each clip comes with a sample-level caption (like MAFW's) that describes the cues with a shared
 vocabulary: synonyms, random cue order, sometimes a dropped cue, noun-phrase and clause styles.
-Twelve named classes (`CLASSES`) are cue combinations with natural-language descriptions; the
-four in `HELDOUT` never occur in training, whose combinations are drawn uniformly from all
-36 - 4 = 32 others. Covering many combinations is what lets a model trained on captions recognise
-the held-out classes zero-shot from their descriptions (design.md, "Synthetic").
+Twelve named classes (`CLASSES`) are cue combinations with natural-language descriptions, split
+three ways: seen (4), validation (`VALIDATION`, 4: the signal while the recipe was tuned and the
+periodic evaluation of a run) and test (`TEST`, 4: scored only at the end, on fresh clips).
+Validation and test classes (`HELDOUT`) never occur in training, whose combinations are drawn
+uniformly from the 36 - 8 = 28 others. Covering many combinations is what lets a model trained on
+captions recognise the held-out classes zero-shot from their descriptions (design.md,
+"Synthetic"). The test classes also have paraphrased descriptions (`paraphrase_descriptions`)
+whose words never occur in a caption.
 
 Everything is drawn with OpenCV primitives at the requested size (never upscaled), so sampling is
 fast enough to draw fresh clips at every training step. Same generator state, same clip.
 
 Command line::
 
-    python -m emoclip.train.synthetic --out DIR --clips N --seed S [--split train|seen|heldout|all]
+    python -m emoclip.train.synthetic --out DIR --clips N --seed S [--split train|seen|validation|test|heldout|all]
         [--size 128] [--frames 32] [--fps 8]
 """
 
@@ -44,10 +48,13 @@ from ..quiet import quiet_native_stderr
 __all__ = [
     "CUES",
     "CLASSES",
+    "VALIDATION",
+    "TEST",
     "HELDOUT",
     "SPLITS",
     "Expression",
     "class_descriptions",
+    "paraphrase_descriptions",
     "training_expressions",
     "caption",
     "render_clip",
@@ -62,7 +69,7 @@ CUES: dict[str, tuple[str, ...]] = {
     "eyes": ("wide", "narrowed", "normal"),
 }
 
-SPLITS = ("train", "seen", "heldout", "all")
+SPLITS = ("train", "seen", "validation", "test", "heldout", "all")
 
 
 @dataclass(frozen=True)
@@ -94,9 +101,16 @@ CLASSES: dict[str, Expression] = {
     "rage": Expression("open", "furrowed", "narrowed"),
 }
 
-# One held-out class per mouth shape, so every held-out class needs at least two cues to be told
-# apart from its nearest seen class.
-HELDOUT: tuple[str, ...] = ("contempt", "disgust", "anxiety", "surprise")
+# Three-way split of the named classes. Training never draws the cue combination of a validation
+# or test class. VALIDATION holds the four classes that were the held-out signal while the recipe was
+# tuned (one per mouth shape, so each needs at least two cues to be told apart from its nearest seen
+# class); TEST holds four other classes, one per mouth shape, that nothing was tuned on: they are
+# only scored at the end of a run (data split "test") and by the slow test. Every pair of cue
+# values of a validation or test class still occurs in training (tests/test_synthetic.py), so each
+# is a new combination of cues seen in training.
+VALIDATION: tuple[str, ...] = ("contempt", "disgust", "anxiety", "surprise")
+TEST: tuple[str, ...] = ("delight", "sadness", "boredom", "rage")
+HELDOUT: tuple[str, ...] = VALIDATION + TEST  # never drawn in training
 
 # Written by hand in the authors' style; same vocabulary as the captions, never a caption's text
 # (no caption starts with "A facial expression").
@@ -127,11 +141,31 @@ _DESCRIPTIONS: dict[str, str] = {
 }
 
 
-def class_descriptions(which: str = "all") -> dict[str, str]:
+# The test classes once more, in words no caption uses (not even their stems: no "lip", "brow"
+# or "eye") and in sentence shapes no caption has (a mood word, a colon or semicolons, participle
+# phrases). The text tower is trained from scratch on captions only, so these measure how far its
+# zero-shot matching carries beyond the caption vocabulary (reported separately as the paraphrase
+# test; tests/test_synthetic.py checks the vocabulary).
+_PARAPHRASES: dict[str, str] = {
+    "delight": "Ecstatic, beaming countenance: cheeks bunched into a joyful crescent, forehead "
+    "hoisted skyward, peepers bulging",
+    "sadness": "Glum, dejected countenance: a sagging pout, forehead hoisted skyward, "
+    "a relaxed, unremarkable gaze",
+    "boredom": "Listless countenance: a motionless, sealed, horizontal kisser, forehead "
+    "relaxed, a sleepy, lethargic gaze",
+    "rage": "Livid countenance; teeth bared, maw agape; forehead crumpled in a scowl; "
+    "peepers pinched into thin cracks",
+}
+
+
+def class_descriptions(which: str = "all", *, paraphrased: bool = False) -> dict[str, str]:
     """Class names and their descriptions.
 
     Args:
-        which: "seen" (classes that occur in training), "heldout" (`HELDOUT`) or "all".
+        which: "seen" (classes that occur in training), "validation" (`VALIDATION`), "test"
+            (`TEST`), "heldout" (both, `HELDOUT`) or "all".
+        paraphrased: Describe the test classes with `paraphrase_descriptions` (wording never used
+            in training captions) instead of the caption vocabulary; other classes unchanged.
 
     Returns:
         ``{class name: description}`` in `CLASSES` order.
@@ -139,15 +173,27 @@ def class_descriptions(which: str = "all") -> dict[str, str]:
     keep = {
         "all": lambda name: True,
         "seen": lambda name: name not in HELDOUT,
+        "validation": lambda name: name in VALIDATION,
+        "test": lambda name: name in TEST,
         "heldout": lambda name: name in HELDOUT,
     }
     if which not in keep:
         raise ValueError(f"which must be one of {tuple(keep)}, got {which!r}")
-    return {name: _DESCRIPTIONS[name] for name in CLASSES if keep[which](name)}
+    texts = {**_DESCRIPTIONS, **(_PARAPHRASES if paraphrased else {})}
+    return {name: texts[name] for name in CLASSES if keep[which](name)}
+
+
+def paraphrase_descriptions() -> dict[str, str]:
+    """The test classes described in words and sentence shapes that no training caption uses.
+
+    Returns:
+        ``{test class name: paraphrase}`` in `CLASSES` order.
+    """
+    return {name: _PARAPHRASES[name] for name in CLASSES if name in TEST}
 
 
 def training_expressions() -> list[Expression]:
-    """Every cue combination except the held-out classes' (32 of 36), in a fixed order."""
+    """Every cue combination except the validation and test classes' (28 of 36), in a fixed order."""
     held = {CLASSES[name] for name in HELDOUT}
     combos = (Expression(*values) for values in itertools.product(*CUES.values()))
     return [expr for expr in combos if expr not in held]
@@ -508,8 +554,9 @@ def sample(
 
     Args:
         rng: Random generator (the only source of randomness).
-        split: "train": any combination except the held-out ones (uniform over 32);
-            "seen": a seen class; "heldout": a held-out class; "all": any of the 12 classes.
+        split: "train": any combination except the validation and test classes' (uniform over
+            28); "seen", "validation", "test": a class of that split; "heldout": a validation or
+            test class; "all": any of the 12 classes.
         num_frames: Number of frames T.
         size: Frame side S in pixels.
 
@@ -542,10 +589,22 @@ def _write_webm(path: Path, frames: np.ndarray, fps: float) -> None:
         writer.release()
 
 
+CLASS_SET_FILES: dict[str, tuple[str, bool]] = {
+    # file stem -> (class_descriptions split, paraphrased)
+    "classes_seen": ("seen", False),
+    "classes_validation": ("validation", False),
+    "classes_test": ("test", False),
+    "classes_heldout": ("heldout", False),
+    "classes_all": ("all", False),
+    "classes_all_paraphrased": ("all", True),
+}
+
+
 def _write_class_sets(out: Path) -> None:
-    for which in ("seen", "heldout", "all"):
-        doc = {"name": f"synthetic-{which}", "classes": class_descriptions(which)}
-        with open(out / f"classes_{which}.yaml", "w", encoding="utf-8") as f:
+    for stem, (which, paraphrased) in CLASS_SET_FILES.items():
+        name = "synthetic-" + stem.removeprefix("classes_").replace("_", "-")
+        doc = {"name": name, "classes": class_descriptions(which, paraphrased=paraphrased)}
+        with open(out / f"{stem}.yaml", "w", encoding="utf-8") as f:
             yaml.safe_dump(doc, f, allow_unicode=True, sort_keys=False, width=1000)
 
 
@@ -563,7 +622,8 @@ def write_dataset(
 
     Writes ``out/clips/000000.webm, ...`` (VP8), ``out/manifest.csv`` (columns path, caption,
     label; path relative to `out`; label empty for unnamed combinations) and the class sets
-    ``out/classes_{seen,heldout,all}.yaml``. Clip i depends only on (seed, i).
+    ``out/classes_{seen,validation,test,heldout,all}.yaml`` plus ``out/classes_all_paraphrased.yaml``
+    (all 12, the test classes described by their paraphrases). Clip i depends only on (seed, i).
 
     Returns:
         The manifest path.

@@ -55,10 +55,11 @@ def model_card(session: Session) -> str:
             for key, value in (cfg.provenance or {}).items():
                 parts.append(f"- **{md(key)}:** {md(value)}")
     parts.append("\n### All models")
-    parts.append("| model | state | weights | what it is |\n|---|---|---|---|")
+    parts.append("| model | kind | state | weights | what it is |\n|---|---|---|---|---|")
     for other in models.MODELS.names():
         st = models.MODELS.status(other)
         failed = st.state in ("error", "missing") and st.detail
         state = st.state + (f" ({md(short(st.detail)[:200])})" if failed else "")
-        parts.append(f"| {code(other)} | {state} | {md(short(st.where))} | {md(st.summary)} |")
+        parts.append(f"| {code(other)} | {md(models.model_kind(other) or '')} | {state} | "
+                     f"{md(short(st.where))} | {md(st.summary)} |")
     return "\n".join(parts)
