@@ -50,7 +50,10 @@ def collection(tmp_path_factory, tiny_model):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """Ray on this machine with 2 CPUs; workers see this folder (batch_helpers) and fp32."""
+    """Ray on this machine with 2 CPUs; workers see this folder (batch_helpers) and fp32.
+
+    The environment is restored afterwards: later tests must not inherit fp32 or this path."""
+    saved = {key: os.environ.get(key) for key in ("EMOCLIP_PRECISION", "PYTHONPATH")}
     os.environ["EMOCLIP_PRECISION"] = "fp32"
     os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
     if not ray.is_initialized():
@@ -62,6 +65,11 @@ def local_ray():
     yield ray
     ctx.wait_for_min_actors_s = before
     ray.shutdown()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def _rows(out) -> list[dict]:
@@ -257,12 +265,12 @@ def test_cli_batch_starts_and_stops_its_own_ray(collection, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_node_cluster(collection, tmp_path):
+def test_two_node_cluster(collection, tmp_path, monkeypatch):
     """A simulated two-node cluster (Ray's test utilities): one 1-CPU worker per node."""
     from ray.cluster_utils import Cluster
 
     ray.shutdown()
-    os.environ["EMOCLIP_PRECISION"] = "fp32"
+    monkeypatch.setenv("EMOCLIP_PRECISION", "fp32")
     try:
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
         cluster.add_node(num_cpus=1)
