@@ -116,7 +116,7 @@ class CurrentVideo:
     name: str
     model: str
     fallback: str
-    encoding: Any  # emoclip.predictor.VideoEncoding
+    encoding: Any  # emoclip.inference.predictor.VideoEncoding
     prediction: Any  # emoclip.Prediction under the session's current classes
 
 
@@ -179,7 +179,7 @@ def _error(exc: BaseException | str, path: str | None = None) -> gr.Error:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The package's errors whose message is meant for the user."""
-    from emoclip.predictor import LimitError, NoFaceError
+    from emoclip.inference.predictor import LimitError, NoFaceError
     from emoclip.video import VideoDecodeError
 
     return (VideoDecodeError, LimitError, NoFaceError, ClassSetError)

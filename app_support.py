@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
 
     from emoclip.classes import ClassSet
-    from emoclip.predictor import EmotionPredictor, VideoEncoding
+    from emoclip.inference.predictor import EmotionPredictor, VideoEncoding
     from emoclip.results import Prediction
 
 # Which models, and in what order, is the registry's policy (emoclip.factory: ModelSpec.rank and
@@ -111,7 +111,7 @@ class ModelManager:
         weights_dirs: Folders searched for ``NAME.safetensors``.
         include_test_model: Offer the random-weight test model (for tests).
         forced: Load this model by default instead of the best available one.
-        limits: Keyword arguments of `emoclip.predictor.VideoLimits` for every predictor.
+        limits: Keyword arguments of `emoclip.inference.predictor.VideoLimits` for every predictor.
         device: Torch device for the models.
     """
 
@@ -282,7 +282,7 @@ class ModelManager:
             if key in self._predictors:
                 return self._predictors[key]
         model = self.model(name)
-        from emoclip.predictor import EmotionPredictor, VideoLimits
+        from emoclip.inference.predictor import EmotionPredictor, VideoLimits
 
         with self._lock:
             if key not in self._predictors:

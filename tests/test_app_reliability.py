@@ -36,7 +36,7 @@ import app  # noqa: E402
 from app_support import OutputDir  # noqa: E402
 from media import moving_face_frames, write_video, write_wav  # noqa: E402
 
-from emoclip.predictor import VideoLimits  # noqa: E402
+from emoclip.inference.predictor import VideoLimits  # noqa: E402
 
 MODEL = "test-emoclip-tiny"
 FACE = (224, 240)  # (H, W): the smallest frame the face patch fits in
