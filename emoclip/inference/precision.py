@@ -66,6 +66,7 @@ class Tower:
         return model is not None and _visual_versions(model) == self._versions
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) CLIP-normalised frames -> (N, D) projected features."""
         if self.fn is not None:
             return self.fn(images)
         model = self._model()  # fp32: the model's own tower (held weakly: the cache must not keep it alive)
@@ -224,6 +225,8 @@ def data_parallel(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, p
 
 
 def single_threaded(tower: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """`tower(x)` on one intra-op thread, in inference mode (e.g. (N, 3, S, S) frames -> (N, D));
+    only the calling thread's setting changes, and it is restored afterwards."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)  # OpenMP's thread count is per calling thread: others are unaffected
     try:
