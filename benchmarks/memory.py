@@ -43,7 +43,7 @@ def child(model_arg: str, threads: int | None) -> None:
     if threads:
         torch.set_num_threads(threads)
     import emoclip
-    from emoclip.predictor import EmotionPredictor
+    from emoclip.inference.predictor import EmotionPredictor
 
     stages = {"imported": _vm()}
     t0 = time.perf_counter()

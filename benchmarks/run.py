@@ -133,7 +133,8 @@ class WorkCounter:
         from open_clip.model import CLIP
 
         from emoclip import model as model_mod
-        from emoclip import precision, video
+        from emoclip import video
+        from emoclip.inference import fast_paths, precision
 
         counter = self
 
@@ -157,11 +158,11 @@ class WorkCounter:
             setattr(owner, name, counted)
 
         wrap(video, "_to_rgb", "frames_decoded", lambda *a, **k: 1)
-        wrap(precision._Tower, "__call__", "crops_encoded", lambda self, x: len(x), scope="image")
+        wrap(precision.Tower, "__call__", "crops_encoded", lambda self, x: len(x), scope="image")
         wrap(model_mod.EmoCLIP, "encode_image", "crops_encoded", lambda self, x: len(x), outer="image")
         wrap(model_mod.EmoCLIP, "encode_text", "texts_encoded", lambda self, t, *a, **k: len(t), scope="text")
         wrap(CLIP, "encode_text", "texts_encoded", lambda self, t, *a, **k: len(t), outer="text")
-        wrap(model_mod.FastTemporal, "__call__", "windows_pooled", lambda self, x: len(x))
+        wrap(fast_paths.FastTemporal, "__call__", "windows_pooled", lambda self, x: len(x))
         wrap(model_mod.EmoCLIP, "aggregate", "windows_pooled", lambda self, x, *a, **k: len(x))
         return self
 
@@ -208,7 +209,7 @@ def busy_processes(limit: int = 5) -> list[str]:
 def machine_info() -> dict[str, Any]:
     import torch
 
-    from emoclip.model import cpu_has_native_bf16
+    from emoclip.inference.fast_paths import cpu_has_native_bf16
 
     cpu = platform.processor() or ""
     with contextlib.suppress(OSError):
@@ -387,7 +388,7 @@ def weights_file(model_name: str, folder: Path) -> str:
 
 
 def make_predictor(model, **kwargs):
-    from emoclip.predictor import EmotionPredictor
+    from emoclip.inference.predictor import EmotionPredictor
 
     return EmotionPredictor(model, **kwargs)
 
@@ -486,7 +487,7 @@ def _parallel_gemm_rates(dtype, repeats: int, workers: int, shapes: dict[str, tu
     import torch
     from concurrent.futures import ThreadPoolExecutor
 
-    from emoclip.precision import _single_threaded
+    from emoclip.inference.precision import single_threaded
 
     out = {}
     mk = torch.ops.mkldnn
@@ -503,7 +504,7 @@ def _parallel_gemm_rates(dtype, repeats: int, workers: int, shapes: dict[str, tu
                     lambda _x, a=a, w=w, reps=reps: [mk._linear_pointwise(a, w, None, "none", [], "") for _ in range(reps)])
             for name, fn in kinds.items():
                 def run(fn=fn):
-                    list(pool.map(lambda _: _single_threaded(fn, None), range(workers)))
+                    list(pool.map(lambda _: single_threaded(fn, None), range(workers)))
                 with contextlib.suppress(RuntimeError):
                     t, _ = best_of(run, repeats, warmup=0)
                     out[name] = workers * flop * reps / t / 1e9
@@ -663,7 +664,7 @@ def naive_pipeline(model, path: Path, classes, detector) -> np.ndarray:
     import torch
     from PIL import Image
 
-    from emoclip.predictor import window_spans
+    from emoclip.inference.predictor import window_spans
     from emoclip.tokenizer import tokenize
     from emoclip.video import sample_indices
     from emoclip.zeroshot import probabilities
@@ -788,7 +789,7 @@ def bench_p4(predictor, path: Path, repeats: int) -> dict[str, Any]:
 def bench_p5(predictor, path: Path, repeats: int) -> dict[str, Any]:
     import torch
 
-    from emoclip.predictor import window_spans
+    from emoclip.inference.predictor import window_spans
     from emoclip.video import sample_indices
 
     classes = predictor.default_classes()

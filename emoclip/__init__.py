@@ -33,8 +33,8 @@ _EXPORTS = {
     "preset_names": "classes",
     "VideoDecodeError": "video",
     "ImageDecodeError": "images",
-    "EmotionPredictor": "predictor",
-    "Prediction": "predictor",
+    "EmotionPredictor": "inference.predictor",
+    "Prediction": "inference.predictor",
     "convert_checkpoint": "convert",
 }
 
@@ -67,7 +67,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         load_model,
     )
     from .model import EmoCLIP
-    from .predictor import EmotionPredictor, Prediction
+    from .inference.predictor import EmotionPredictor, Prediction
     from .tokenizer import tokenize
     from .images import ImageDecodeError
     from .video import VideoDecodeError

@@ -31,7 +31,14 @@ from pathlib import Path
 import torch
 
 from .config import EmoCLIPConfig
-from .weights import CheckpointError, file_sha256, read_state_dict, save_checkpoint
+from .weights import (
+    CheckpointError,
+    file_sha256,
+    pretrained_backbone_state,
+    pretrained_location,
+    read_state_dict,
+    save_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -381,18 +388,16 @@ def load_text_tower(
         if not path.is_file():
             raise CheckpointError(f"text tower file not found: {path}")
         return read_clip_state(path), path.name
-    from . import backbone
-
     mc = config.model
     try:
-        state = backbone.pretrained_backbone_state(mc, cache_dir=cache_dir)
+        state = pretrained_backbone_state(mc, cache_dir=cache_dir)
     except (RuntimeError, OSError, ValueError) as exc:
         raise CheckpointError(
             "the checkpoint has no CLIP text tower (a DownstreamTask checkpoint holds only the "
             f"visual tower) and none could be found: {exc}. "
             f"To provide the text tower, {_TEXT_TOWER_HELP}."
         ) from exc
-    where = backbone.pretrained_location(mc) or f"{mc.backbone}/{mc.backbone_pretrained}"
+    where = pretrained_location(mc) or f"{mc.backbone}/{mc.backbone_pretrained}"
     name = f"{mc.backbone}/{mc.backbone_pretrained}"
     return strip_ddp_prefix(state), f"open_clip pretrained {name} ({where})"
 

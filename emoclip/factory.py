@@ -32,7 +32,12 @@ import torch
 
 from .config import EmoCLIPConfig, packaged_config_dir
 from .model import EmoCLIP
-from .weights import CheckpointError, load_checkpoint
+from .weights import (
+    CheckpointError,
+    load_checkpoint,
+    pretrained_backbone_state,
+    pretrained_location,
+)
 
 log = logging.getLogger(__name__)
 _COMMIT = re.compile(r"[0-9a-f]{40}")
@@ -256,7 +261,7 @@ def resolve(
 
     Takes at most a couple of seconds with no network (one short TCP probe of the Hub).
     """
-    from . import backbone, hub
+    from . import hub
 
     spec = get_spec(name)
     summary = spec.config().summary
@@ -291,7 +296,7 @@ def resolve(
                      f"{spec.hub_repo_env}=owner/name and {spec.hub_revision_env}=<commit hash>")
     if spec.backbone_only:
         model_cfg = spec.config().model
-        location = backbone.pretrained_location(model_cfg) or "open_clip"
+        location = pretrained_location(model_cfg) or "open_clip"
         from open_clip import pretrained as oc_pretrained
 
         pcfg = oc_pretrained.get_pretrained_cfg(model_cfg.backbone, model_cfg.backbone_pretrained or "")
@@ -355,7 +360,7 @@ def load_model(
 
 
 def _from_registry(name: str, **kwargs) -> EmoCLIP:
-    from . import backbone, hub
+    from . import hub
 
     source = resolve(name, **kwargs)
     spec = get_spec(name)
@@ -382,7 +387,7 @@ def _from_registry(name: str, **kwargs) -> EmoCLIP:
         return model
     model = EmoCLIP(spec.config())
     if source.kind.startswith("open_clip"):
-        state = backbone.pretrained_backbone_state(model.config.model, cache_dir=kwargs.get("cache_dir"))
+        state = pretrained_backbone_state(model.config.model, cache_dir=kwargs.get("cache_dir"))
         _load_backbone(model, state)
         model.source = f"open_clip pretrained {source.location}"
     else:
@@ -401,8 +406,6 @@ def _load_backbone(model: EmoCLIP, state: dict[str, torch.Tensor]) -> None:
 def _from_checkpoint(path: Path, *, cache_dir: str | Path | None = None, require_sha256: bool = False) -> EmoCLIP:
     """Build from the sidecar config (bounds-checked), then load tensors (sha256-verified, and
     required to be recorded with `require_sha256`); fill a frozen backbone from open_clip."""
-    from .backbone import pretrained_backbone_state
-
     config, state = load_checkpoint(path, require_sha256=require_sha256)
     model = _skeleton(config)
     expected = model.state_dict()
@@ -444,7 +447,7 @@ def _assign_state(model: EmoCLIP, config: EmoCLIPConfig, state: dict[str, torch.
     """`model` holding the checkpoint's tensors themselves (``load_state_dict(assign=True)``).
 
     A safetensors file's tensors live in its private memory map, so the weights are not copied
-    into a second buffer: a weight costs resident memory once read, and `emoclip.memory` can give
+    into a second buffer: a weight costs resident memory once read, and `emoclip.inference.memory` can give
     its pages back once a fast path holds its own copy. Tensors stored in another dtype are cast
     (copied) to the model's. Non-persistent buffers a meta skeleton lacks (CLIP's causal text
     mask) are rebuilt; when one is not understood, the model is built in memory instead.

@@ -18,7 +18,7 @@ import torch
 
 if TYPE_CHECKING:  # pragma: no cover
     from .classes import ClassSet
-    from .predictor import EmotionPredictor
+    from .inference.predictor import EmotionPredictor
 
 
 class LiveWindow:

@@ -79,7 +79,7 @@ class LimitError(ValueError):
 
     Raised here by `probe_video` (``max_pixels``, before any frame is decoded) and `iter_frames`
     (``max_duration``/``max_decoded_frames``, while decoding, for files whose header lies about
-    their length); `emoclip.predictor` re-exports it and raises it for its other limits.
+    their length); `emoclip.inference.predictor` re-exports it and raises it for its other limits.
     """
 
 

@@ -21,7 +21,7 @@ from .tokenizer import tokenize
 if TYPE_CHECKING:
     from .classes import ClassSet
     from .model import EmoCLIP
-    from .predictor import EmotionPredictor, VideoEncoding
+    from .inference.predictor import EmotionPredictor, VideoEncoding
 
 
 class TextEmbeddingCache:

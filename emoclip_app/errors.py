@@ -46,7 +46,7 @@ def error(exc: BaseException | str, path: str | None = None) -> gr.Error:
 def user_errors() -> tuple[type[BaseException], ...]:
     """The package's errors whose message is meant for the user."""
     from emoclip.classes import ClassSetError
-    from emoclip.predictor import LimitError, NoFaceError
+    from emoclip.inference.predictor import LimitError, NoFaceError
     from emoclip.video import VideoDecodeError
 
     return (VideoDecodeError, LimitError, NoFaceError, ClassSetError)

@@ -20,7 +20,7 @@ from .state import Session
 
 if TYPE_CHECKING:  # pragma: no cover
     from emoclip.classes import ClassSet
-    from emoclip.predictor import EmotionPredictor
+    from emoclip.inference.predictor import EmotionPredictor
 
 try:  # Hugging Face ZeroGPU Spaces: only the model-running handlers ask for a GPU.
     import spaces
@@ -93,7 +93,7 @@ class ModelManager:
         weights_dirs: Folders searched for ``NAME.safetensors``.
         include_test_model: Offer the random-weight test model (for tests).
         forced: Load this model by default instead of the best available one.
-        limits: Keyword arguments of `emoclip.predictor.VideoLimits` for every predictor.
+        limits: Keyword arguments of `emoclip.inference.predictor.VideoLimits` for every predictor.
         device: Torch device for the models.
     """
 
@@ -264,7 +264,7 @@ class ModelManager:
             if key in self._predictors:
                 return self._predictors[key]
         model = self.model(name)
-        from emoclip.predictor import EmotionPredictor, VideoLimits
+        from emoclip.inference.predictor import EmotionPredictor, VideoLimits
 
         with self._lock:
             if key not in self._predictors:

@@ -21,7 +21,7 @@ class CurrentVideo:
     name: str
     model: str
     fallback: str
-    encoding: Any  # emoclip.predictor.VideoEncoding
+    encoding: Any  # emoclip.inference.predictor.VideoEncoding
     prediction: Any  # emoclip.Prediction under the session's current classes
 
 

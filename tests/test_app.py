@@ -246,7 +246,7 @@ def test_errors_become_gr_error(video, predictor, tmp_path, monkeypatch):
     assert str(tmp_path) not in str(info.value)
     with pytest.raises(gr.Error, match="Upload or record"):
         analyse_tab.analyse(None, "center", Session(), progress=no_progress)
-    from emoclip.predictor import VideoLimits
+    from emoclip.inference.predictor import VideoLimits
 
     monkeypatch.setattr(predictor, "limits", VideoLimits(max_duration=1.0))
     other = tmp_path / "long.webm"

@@ -35,7 +35,7 @@ from emoclip_app import files, models  # noqa: E402
 from emoclip_app.files import OutputDir  # noqa: E402
 from media import moving_face_frames, write_video, write_wav  # noqa: E402
 
-from emoclip.predictor import VideoLimits  # noqa: E402
+from emoclip.inference.predictor import VideoLimits  # noqa: E402
 
 MODEL = "test-emoclip-tiny"
 FACE = (224, 240)  # (H, W): the smallest frame the face patch fits in

@@ -9,10 +9,10 @@ change that re-encodes frames or texts, or pools more than the timeline's window
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
-import importlib.util
 import subprocess
 import sys
 
@@ -125,8 +125,8 @@ def test_the_work_counter_sees_re_encoding(repo_root, tiny_model, tmp_path):
     from media import moving_face_frames, write_video
 
     import emoclip
+    from emoclip.inference.predictor import EmotionPredictor
     from emoclip.model import EmoCLIP
-    from emoclip.predictor import EmotionPredictor
 
     run = _load_run_module(repo_root)
     real_encode_image = EmoCLIP.encode_image

@@ -38,7 +38,7 @@ import emoclip
 from emoclip import video as video_module
 from emoclip.classes import ClassSet, ClassSetError
 from emoclip.cli import main
-from emoclip.predictor import EmotionPredictor, LimitError, NoFaceError, VideoLimits
+from emoclip.inference.predictor import EmotionPredictor, LimitError, NoFaceError, VideoLimits
 from emoclip.results import FaceSummary, Prediction, Timeline, TrackPrediction
 from emoclip.video import VideoDecodeError, iter_frames, probe_video
 from emoclip.weights import CheckpointError, read_state_dict, save_checkpoint

@@ -30,8 +30,14 @@ from emoclip.images import (
     iter_frame_folder,
     read_image,
 )
-from emoclip.photo import detect_all, tiles
-from emoclip.predictor import EmotionPredictor, LimitError, NoFaceError, VideoLimits, iter_inputs
+from emoclip.inference.photo import detect_all, tiles
+from emoclip.inference.predictor import (
+    EmotionPredictor,
+    LimitError,
+    NoFaceError,
+    VideoLimits,
+    iter_inputs,
+)
 from emoclip.video import VideoDecodeError, probe_video
 from emoclip.weights import save_checkpoint
 

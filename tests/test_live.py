@@ -9,7 +9,7 @@ from media import blank_frames, moving_face_frames
 
 from emoclip.classes import ClassSet
 from emoclip.live import LiveWindow
-from emoclip.predictor import EmotionPredictor
+from emoclip.inference.predictor import EmotionPredictor
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ import json, sys, time
 import torch
 torch.set_num_threads(1)
 import emoclip
-from emoclip.predictor import EmotionPredictor
+from emoclip.inference.predictor import EmotionPredictor
 
 def peak_mb():
     with open("/proc/self/status") as fh:
@@ -93,9 +93,9 @@ def test_peak_memory_does_not_grow_with_duration(clips):
 
 def test_thumbnails_stay_bounded_and_spread():
     """The analysis keeps thumbnails every 0.5 s; over hours that list must not grow."""
-    from emoclip.pipeline import _Thumbnails
+    from emoclip.inference.pipeline import Thumbnails
 
-    thumbs = _Thumbnails(cap=96)
+    thumbs = Thumbnails(cap=96)
     image = np.zeros((2, 2, 3), np.uint8)
     for i in range(2 * 3600 * 10):  # ten hours, one every 0.5 s
         thumbs.append((i * 0.5, image))

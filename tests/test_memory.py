@@ -12,9 +12,10 @@ import torch
 
 import emoclip
 from emoclip.factory import get_spec
-from emoclip.memory import _private_file_maps, release_file_pages, resident_bytes
-from emoclip.model import EmoCLIP, FastTemporal
-from emoclip.predictor import EmotionPredictor
+from emoclip.inference.fast_paths import FastTemporal
+from emoclip.inference.memory import private_file_maps, release_file_pages, resident_bytes
+from emoclip.inference.predictor import EmotionPredictor
+from emoclip.model import EmoCLIP
 from emoclip.weights import save_checkpoint
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pagemap and madvise are Linux's")
@@ -30,7 +31,7 @@ def _saved(tmp_path, config=None, name="m"):
 
 def _in_file_map(t: torch.Tensor) -> bool:
     addr = t.untyped_storage().data_ptr()
-    return any(start <= addr < end for start, end in _private_file_maps())
+    return any(start <= addr < end for start, end in private_file_maps())
 
 
 def _crops(model, n=6, seed=0):
@@ -72,7 +73,7 @@ def test_bf16_tower_gives_back_the_fp32_tower_pages_and_results_do_not_change(tm
     kept = EmotionPredictor(emoclip.load_model(path), precision="bf16")
     crops = _crops(kept.model)
     expected = kept.encode_images(crops)
-    assert kept._image_tower().released_bytes == 0
+    assert kept.image_tower().released_bytes == 0
     monkeypatch.delenv("EMOCLIP_RELEASE_WEIGHTS")
 
     model = emoclip.load_model(path)
@@ -85,7 +86,7 @@ def test_bf16_tower_gives_back_the_fp32_tower_pages_and_results_do_not_change(tm
     predictor = EmotionPredictor(model, precision="bf16")
     got = predictor.encode_images(crops)
     assert torch.equal(got, expected)  # the same tower, the same embeddings
-    assert predictor._image_tower().released_bytes >= resident // 2
+    assert predictor.image_tower().released_bytes >= resident // 2
     assert resident_bytes(visual) == 0
     with torch.no_grad():  # the model used directly: the weights page back in from the file, unchanged
         assert torch.equal(model.encode_image(x), fp32)
@@ -126,7 +127,7 @@ def test_weights_in_memory_are_left_alone(tiny_model):
     assert all(torch.equal(w, p) for w, p in zip(weights, tiny_model.backbone.visual.parameters()))
     predictor = EmotionPredictor(tiny_model, precision="bf16")
     predictor.encode_images(_crops(tiny_model))
-    assert predictor._image_tower().released_bytes == 0
+    assert predictor.image_tower().released_bytes == 0
 
 
 def test_folded_temporal_gives_back_the_unfolded_attention_pages(tmp_path):

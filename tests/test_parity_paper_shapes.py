@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 
 import emoclip
-from emoclip import precision as precision_mod
-from emoclip.model import FastImageTower, FastTemporal
-from emoclip.predictor import EmotionPredictor
+from emoclip.inference import precision as precision_mod
+from emoclip.inference.fast_paths import FastImageTower, FastTemporal
+from emoclip.inference.predictor import EmotionPredictor
 from emoclip.preprocess import to_tensor
 
 pytestmark = pytest.mark.slow

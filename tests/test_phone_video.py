@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from emoclip.faces import FaceDetector
-from emoclip.predictor import EmotionPredictor
+from emoclip.inference.predictor import EmotionPredictor
 from emoclip.video import iter_frames, probe_video
 from media import FACE_IN_PATCH, PATCH_SIZE, _background, face_patch, set_mp4_rotation
 

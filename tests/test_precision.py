@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 import emoclip
-import emoclip.precision as precision_mod
-from emoclip.model import FastImageTower, FastTemporal
-from emoclip.predictor import EmotionPredictor
+import emoclip.inference.precision as precision_mod
+from emoclip.inference.fast_paths import FastImageTower, FastTemporal
+from emoclip.inference.predictor import EmotionPredictor
 from media import moving_face_frames, write_video
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import emoclip
-from emoclip.predictor import EmotionPredictor, NoFaceError, VideoLimits, LimitError, window_spans
+from emoclip.inference.predictor import EmotionPredictor, NoFaceError, VideoLimits, LimitError, window_spans
 from emoclip.video import VideoDecodeError
 from media import blank_frames, moving_face_frames, write_video
 
@@ -173,7 +173,7 @@ def test_batched_pooling_matches_one_sequence_at_a_time(predictor, two_face_vide
     enc = predictor.encode(two_face_video)
     frames = torch.randn(40, enc.frame_embeddings.shape[1])
     picks = np.random.default_rng(0).integers(0, 40, (37, predictor.config.num_frames))  # > 2 chunks
-    batched = predictor._pool_batch([(frames, picks[:30]), (frames[:20], picks[30:] % 20)])
+    batched = predictor.pool_batch([(frames, picks[:30]), (frames[:20], picks[30:] % 20)])
     expected = [predictor.pool(frames[p]) for p in picks[:30]] + [predictor.pool(frames[:20][p % 20]) for p in picks[30:]]
     assert torch.allclose(batched, torch.stack(expected), atol=1e-5)
     (_, frames, _, _, primary_embedding, _), = [t for t in enc.tracks if t[5]]

@@ -19,8 +19,8 @@ from emoclip.faces import (
     merge_duplicates,
     min_track_frames,
 )
-from emoclip.pipeline import coverage_warnings
-from emoclip.predictor import EmotionPredictor, NoFaceError
+from emoclip.inference.pipeline import coverage_warnings
+from emoclip.inference.predictor import EmotionPredictor, NoFaceError
 from emoclip.weights import save_checkpoint
 from media import _background, face_patch, write_video
 

@@ -90,7 +90,7 @@ class BatchWorker:
         import torch
 
         from ..factory import load_model
-        from ..predictor import EmotionPredictor
+        from ..inference.predictor import EmotionPredictor
 
         if threads:
             torch.set_num_threads(max(1, int(threads)))

@@ -79,7 +79,7 @@ def init_temporal(model: EmoCLIP, how: str = "randn") -> EmoCLIP:
 
 def pretrained_state(config: EmoCLIPConfig) -> dict[str, torch.Tensor]:
     """The open_clip backbone weights `config` names, with a clear message when unavailable."""
-    from ..backbone import pretrained_backbone_state
+    from ..weights import pretrained_backbone_state
 
     mc = config.model
     try:

@@ -99,7 +99,7 @@ def report(
     """
     from ..classes import ClassSet
     from ..factory import load_model
-    from ..predictor import EmotionPredictor
+    from ..inference.predictor import EmotionPredictor
 
     plain = ClassSet.from_dict({"classes": syn.class_descriptions("all")}, name="synthetic-all")
     para = ClassSet.from_dict({"classes": syn.class_descriptions("all", paraphrased=True)},

@@ -1,7 +1,7 @@
 """Streaming one video through decode, face crops and batched encoding into a `VideoEncoding`.
 
 Decode and face detection run in a background thread a bounded queue ahead of the encoder
-(`_Prefetch`); `_FrameCollector` keeps only embeddings, times and a few thumbnails, then pools
+(`_Prefetch`); `FrameCollector` keeps only embeddings, times and a few thumbnails, then pools
 the clip, the timeline windows and the face tracks.
 """
 
@@ -10,21 +10,57 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 
-from .video import SampledFrame, VideoDecodeError, sample_indices
+from ..video import SampledFrame, VideoDecodeError, sample_indices
 
-if TYPE_CHECKING:  # the predictor imports this module, never the other way round at run time
-    from .predictor import EmotionPredictor, Progress
+if TYPE_CHECKING:
+    from ..config import PreprocessConfig
+    from ..faces import FaceBox
 
 THUMBNAIL_SIZE = 96
 PREFETCH_DEPTH = 128  # sampled frames decoded/detected ahead of the encoder (their crops only: ~150 kB a face)
-MIN_EARLY_BATCH = 8  # the smallest batch encoded while decode/detect has nothing ready (see _FrameCollector.run)
+MIN_EARLY_BATCH = 8  # the smallest batch encoded while decode/detect has nothing ready (see FrameCollector.run)
+
+
+Progress = Callable[[float, str], None]  # (fraction done, message)
+
+
+class Encoder(Protocol):
+    """What the pipeline needs of the predictor that runs it (`EmotionPredictor` is one): its
+    settings, frame encoding and pooling. The predictor imports this module, never the reverse."""
+
+    config: PreprocessConfig
+    batch_size: int
+    encode_workers: int
+    prefetch: bool
+    interpolate_faces: bool
+    face_fallback: str
+    max_faces: int
+    min_face_score: float
+    min_face_coverage: float
+
+    def encode_images(self, crops: np.ndarray | Sequence[np.ndarray], *,
+                      workers: int | None = None) -> torch.Tensor:
+        """(N, S, S, 3) uint8 RGB crops -> (N, D) float32 un-normalised embeddings."""
+        ...
+
+    def pool_batch(self, jobs: list[tuple[torch.Tensor, np.ndarray]]) -> torch.Tensor:
+        """``(frames (M, D), picks (B, T))`` pairs -> (sum B, D) L2-normalised video embeddings."""
+        ...
+
+    def track_frames_needed(self, sampled_frames: int) -> int:
+        """Frames a face track needs to count as a person in a clip of `sampled_frames`."""
+        ...
+
+    def locked_detector(self) -> LockedDetector:
+        """The shared face detector, safe to call from this video's decode thread."""
+        ...
 
 
 class NoFaceError(ValueError):
@@ -70,7 +106,7 @@ class VideoEncoding:
     boxes: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)
 
 
-def _array_frames(frames: Sequence[np.ndarray] | np.ndarray, rate: float, sample_fps: float) -> Iterator[SampledFrame]:
+def array_frames(frames: Sequence[np.ndarray] | np.ndarray, rate: float, sample_fps: float) -> Iterator[SampledFrame]:
     """Sample in-memory frames at `sample_fps` (all of them when `rate` <= `sample_fps`)."""
     step = max(1.0, rate / sample_fps)
     next_pick, k = 0.0, 0
@@ -161,35 +197,36 @@ class _Prefetch:
         self._thread.join()
 
 
-class _LockedDetector:
+class LockedDetector:
     """One MediaPipe detector shared by concurrent requests, one frame at a time."""
 
     def __init__(self, detector: Any, lock: threading.Lock) -> None:
         self._detector, self._lock = detector, lock
 
-    def detect(self, image: np.ndarray) -> list:
+    def detect(self, image: np.ndarray) -> list[FaceBox]:
+        """Faces of one (H, W, 3) uint8 RGB frame, waiting for other requests' calls to finish."""
         with self._lock:
             return self._detector.detect(image)
 
-    def close(self) -> None:  # the predictor owns the detector
-        pass
+    def close(self) -> None:
+        """Nothing to release: the predictor owns the detector."""
 
 
-class _FrameCollector:
+class FrameCollector:
     """Streams sampled frames through face cropping and batched encoding, keeping embeddings only."""
 
-    def __init__(self, predictor: EmotionPredictor, detection: bool) -> None:
+    def __init__(self, predictor: Encoder, detection: bool) -> None:
         self.p = predictor
         self.detection = detection
         self.size = predictor.config.image_size
         self.cropper = None
         if detection:
-            from .faces import FaceCropper
+            from ..faces import FaceCropper
 
             self.cropper = FaceCropper(size=self.size, margin=predictor.config.face_margin,
                                        fallback=predictor.face_fallback, max_faces=predictor.max_faces,
                                        min_confidence=predictor.min_face_score,
-                                       detector=predictor._locked_detector())
+                                       detector=predictor.locked_detector())
         # frames whose faces are all in tracks too short (so far) to be people: their centre crop,
         # encoded only if those tracks end short (fallback "center"): {position: (crop, track ids)}
         self.held_centres: dict[int, tuple[np.ndarray, set[int]]] = {}
@@ -198,7 +235,7 @@ class _FrameCollector:
         self.has_face: list[bool] = []
         self.pending: list[tuple[int, int | None, np.ndarray]] = []  # (frame position, track id, crop)
         self.entries: list[tuple[int, int | None, torch.Tensor]] = []
-        self.thumbnails: list[tuple[float, np.ndarray]] = _Thumbnails()
+        self.thumbnails: list[tuple[float, np.ndarray]] = Thumbnails()
         self.timings = {"decode": 0.0, "detect": 0.0, "encode": 0.0, "temporal": 0.0}
         self.interpolated = 0  # frames whose face boxes were interpolated, not detected
 
@@ -207,7 +244,7 @@ class _FrameCollector:
         """Decode, detect, crop and encode every frame; `expected_frames` (the clip's sampled
         frames, as far as known beforehand) scales the frames a face track needs."""
         if expected_frames:
-            self.min_track = self.p._min_track_frames(expected_frames)
+            self.min_track = self.p.track_frames_needed(expected_frames)
         produced = self._produce(frames)
         prefetch = _Prefetch(produced, PREFETCH_DEPTH) if self.p.prefetch else None
         if prefetch is not None:  # decode + detect in a thread, a bounded queue ahead of the encoder
@@ -245,7 +282,7 @@ class _FrameCollector:
         With face interpolation on, every other frame is held until the next one is detected, and
         `FaceCropper.crop_pair` decides whether it needs a detection of its own.
         """
-        from .faces import center_crop
+        from ..faces import center_crop
 
         held: SampledFrame | None = None
         try:
@@ -285,14 +322,14 @@ class _FrameCollector:
         pos = len(self.times)
         out = self._record(frame, items, bool(ids))
         if ids and self.p.face_fallback == "center" and not any(self._trusted(t) for t in ids):
-            from .faces import center_crop
+            from ..faces import center_crop
 
             self.held_centres[pos] = (center_crop(frame.image, self.size), ids)
         return out[0], out[1] + self._settle()
 
     def _trusted(self, track_id: int) -> bool:
         track = self.cropper.tracks[track_id]
-        return track.stable(self.min_track or self.p._min_track_frames(1 << 30), self.cropper.min_confidence)
+        return track.stable(self.min_track or self.p.track_frames_needed(1 << 30), self.cropper.min_confidence)
 
     def _settle(self, final: bool = False) -> list[tuple[int, int | None, np.ndarray]]:
         """Held centre crops that are no longer needed are dropped (a track of theirs became a
@@ -332,6 +369,7 @@ class _FrameCollector:
         self.timings["encode"] += time.perf_counter() - t0
 
     def close(self) -> None:
+        """Release the face cropper (not the shared detector)."""
         if self.cropper is not None:
             self.cropper.close()
 
@@ -339,13 +377,13 @@ class _FrameCollector:
         """Ids of the face tracks that count as people (enough frames, trusted score)."""
         if self.cropper is None:
             return set()
-        need = self.min_track or self.p._min_track_frames(len(self.times))
+        need = self.min_track or self.p.track_frames_needed(len(self.times))
         return {t.id for t in self.cropper.tracker.stable_tracks(need, self.cropper.min_confidence)}
 
     def _primary(self, stable: set[int]) -> tuple[int | None, list[tuple[int, torch.Tensor]]]:
         """The subject's (frame position, embedding) sequence: the most persistent stable
         track's frames, and the centre crops of frames without a trusted face."""
-        need = self.min_track or self.p._min_track_frames(len(self.times))
+        need = self.min_track or self.p.track_frames_needed(len(self.times))
         primary = self.cropper.primary_track(need) if self.cropper is not None else None
         pid = primary.id if primary is not None else None
         faced = {pos for pos, tid, _ in self.entries if tid in stable}
@@ -356,6 +394,8 @@ class _FrameCollector:
         return pid, sorted(by_pos.items())
 
     def finish(self, key: str, meta: dict[str, Any]) -> VideoEncoding:
+        """Pool the collected embeddings (clip, timeline windows, face tracks) into the encoding
+        cached under `key`; `meta` is the video's metadata."""
         t0 = time.perf_counter()
         times = np.asarray(self.times, dtype=np.float64)
         if self.cropper is not None:
@@ -384,7 +424,7 @@ class _FrameCollector:
         if picks:
             jobs.append((frame_emb, np.stack(picks)))  # (W, T) picks: each frame encoded once, reused
         tracks, track_rows = self._track_sequences(times, pid, positions, jobs)
-        pooled = self.p._pool_batch(jobs)
+        pooled = self.p.pool_batch(jobs)
         clip, windows = pooled[0], pooled[1 : 1 + len(picks)]
         tracks = [(tid, n, t0_, t1_, pooled[row], primary) for (tid, n, t0_, t1_, primary), row in zip(tracks, track_rows)]
         self.timings["temporal"] += time.perf_counter() - t0
@@ -482,7 +522,7 @@ def _duration(times: np.ndarray, meta: dict[str, Any]) -> float:
     return max(observed, float(meta.get("duration") or 0.0)) if observed else float(meta.get("duration") or 0.0)
 
 
-class _Thumbnails(list):
+class Thumbnails(list):
     """(time, thumbnail) pairs in bounded memory: past `cap` of them every other one is dropped
     and later ones are kept only as far apart as the survivors, so any clip length stays evenly
     covered (a plain list grew by 55 kB per second of video)."""

@@ -40,7 +40,7 @@ def _storages(tensors: Iterable[torch.Tensor]) -> list[tuple[int, int]]:
     return sorted(seen.items())
 
 
-def _private_file_maps() -> list[tuple[int, int]]:
+def private_file_maps() -> list[tuple[int, int]]:
     """(start, end) of this process's private mappings of regular files."""
     out = []
     with open("/proc/self/maps", encoding="ascii", errors="replace") as fh:
@@ -81,7 +81,7 @@ def release_file_pages(tensors: Iterable[torch.Tensor]) -> int:
     if not sys.platform.startswith("linux"):
         return 0
     try:
-        maps = _private_file_maps()
+        maps = private_file_maps()
         libc = ctypes.CDLL(None, use_errno=True)
         madvise = libc.madvise
         madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)

@@ -5,7 +5,8 @@ video and cached as a `VideoEncoding`; scoring against a class set is a matrix p
 editing class descriptions re-scores a video without re-encoding it.
 
 This module is the facade and its cache; streaming a video into a `VideoEncoding` is in
-`pipeline`, how the image tower runs (precision, data-parallel encoding) in `precision`.
+`pipeline` (which knows the predictor only as its `pipeline.Encoder` protocol), how the image
+tower runs (precision, data-parallel encoding) in `precision`, a photo's faces in `photo`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .classes import ClassSet, preset
-from .images import (
+from ..classes import ClassSet, preset
+from ..images import (
     StillImage,
     frame_folder,
     image_from_array,
@@ -33,35 +34,35 @@ from .images import (
     iter_frame_folder,
     read_image,
 )
-from .model import EmoCLIP
-from .pipeline import (
-    NoFaceError,  # noqa: F401 - defined in .pipeline (raised there), re-exported here
-    VideoEncoding,  # defined in .pipeline (built there), re-exported here
-    _array_frames,
-    _FrameCollector,
-    _LockedDetector,
-    window_spans,  # noqa: F401 - defined in .pipeline, re-exported here
-)
-from .precision import (
-    PRECISIONS,
-    _data_parallel,
-    _fast_temporal,
-    _resolve_tower,
-    _single_threaded,
-    _Tower,
-)
-from .preprocess import to_tensor
-from .results import FaceSummary, Prediction, Timeline, TrackPrediction
-from .video import (
+from ..model import EmoCLIP
+from ..preprocess import to_tensor
+from ..results import FaceSummary, Prediction, Timeline, TrackPrediction
+from ..video import (
     LimitError,  # defined in .video (raised there too), re-exported here
     SampledFrame,
     VideoDecodeError,
     iter_frames,
     probe_video,
 )
-from .zeroshot import TextEmbeddingCache, class_embeddings, probabilities
+from ..zeroshot import TextEmbeddingCache, class_embeddings, probabilities
+from .pipeline import (
+    FrameCollector,
+    LockedDetector,
+    NoFaceError,  # noqa: F401 - defined in .pipeline (raised there), re-exported here
+    Progress,
+    VideoEncoding,  # defined in .pipeline (built there), re-exported here
+    array_frames,
+    window_spans,  # noqa: F401 - defined in .pipeline, re-exported here
+)
+from .precision import (
+    PRECISIONS,
+    Tower,
+    data_parallel,
+    fast_temporal,
+    resolve_tower,
+    single_threaded,
+)
 
-Progress = Callable[[float, str], None]
 VideoInput = str | os.PathLike | np.ndarray | Sequence[np.ndarray]
 ImageInput = str | os.PathLike | np.ndarray
 FRAME_FOLDER_FPS = 25.0  # frame rate of a folder of numbered frames unless told (DFEW, MAFW, FERV39k, AFEW)
@@ -175,7 +176,7 @@ class EmotionPredictor:
         if interpolate_faces is None:
             interpolate_faces = _env_flag("EMOCLIP_INTERPOLATE_FACES", True)
         self.interpolate_faces = bool(interpolate_faces)
-        from .faces import MIN_FACE_SCORE
+        from ..faces import MIN_FACE_SCORE
 
         self.min_face_score = _env_float("EMOCLIP_MIN_FACE_SCORE", min_face_score, MIN_FACE_SCORE, 0.0, 1.0)
         self.min_face_coverage = _env_float("EMOCLIP_MIN_FACE_COVERAGE", min_face_coverage, 0.5, 0.0, 1.0)
@@ -196,7 +197,7 @@ class EmotionPredictor:
         self._lock = threading.Lock()
         self._detector = None
         self._detector_lock = threading.Lock()
-        self._tower: _Tower | None = None
+        self._tower: Tower | None = None
 
     # ------------------------------------------------------------------ public API
     @property
@@ -210,12 +211,12 @@ class EmotionPredictor:
         Raises:
             RuntimeError: ``"bf16"`` was requested and failed the start-up check (the message says why).
         """
-        return self._image_tower().precision
+        return self.image_tower().precision
 
     @property
     def precision_info(self) -> dict[str, Any]:
         """How the precision was chosen: requested, chosen, reason, cosine to fp32, implementation."""
-        t = self._image_tower()
+        t = self.image_tower()
         return {"requested": self.requested_precision, "precision": t.precision, "reason": t.reason,
                 "cosine": t.cosine, "implementation": t.implementation}
 
@@ -270,7 +271,7 @@ class EmotionPredictor:
             LimitError: The image exceeds ``limits.max_bytes`` or ``limits.max_pixels``.
         """
         if isinstance(image, (str, os.PathLike)) and not is_image_file(image) and Path(image).is_file():
-            from .images import ImageDecodeError
+            from ..images import ImageDecodeError
 
             raise ImageDecodeError(f"'{Path(image).name}' is not a JPEG, PNG, WebP, BMP or TIFF image")
         return self.score(self.encode(image), classes)
@@ -386,16 +387,16 @@ class EmotionPredictor:
 
     def _encode_tensor(self, x: torch.Tensor, workers: int | None = None) -> torch.Tensor:
         """(N, 3, S, S) normalised frames -> (N, D) float32 embeddings, data parallel when worth it."""
-        tower = self._image_tower()
+        tower = self.image_tower()
         if workers == 1 and x.device.type == "cpu":  # one thread: the other cores are left to other work
-            return _single_threaded(tower, x).float()
+            return single_threaded(tower, x).float()
         parts = min(workers or self.encode_workers, self.encode_workers, len(x) // (SMALL_BATCH + 1))
         if parts <= 1 or x.device.type != "cpu":
             with self._threads_for(len(x)):
                 return tower(x).float().cpu()
-        return _data_parallel(tower, x, parts).float().cpu()
+        return data_parallel(tower, x, parts).float().cpu()
 
-    def _pool_batch(self, jobs: list[tuple[torch.Tensor, np.ndarray]]) -> torch.Tensor:
+    def pool_batch(self, jobs: list[tuple[torch.Tensor, np.ndarray]]) -> torch.Tensor:
         """`pool` of many sequences given as ``(frames (M, D), picks (B, T))`` pairs: (sum B, D).
 
         Sequences are gathered `POOL_CHUNK` at a time (a long video's timeline is never
@@ -406,7 +407,7 @@ class EmotionPredictor:
         for start in range(0, len(rows), POOL_CHUNK):
             chunk = torch.stack([frames[torch.from_numpy(pick)] for frames, pick in rows[start : start + POOL_CHUNK]])
             parts = min(self.encode_workers, len(chunk) // MIN_POOL_PART)
-            out.append(_data_parallel(self.pool, chunk, parts) if parts > 1 else self.pool(chunk))
+            out.append(data_parallel(self.pool, chunk, parts) if parts > 1 else self.pool(chunk))
         return torch.cat(out)
 
     @torch.inference_mode()
@@ -421,7 +422,7 @@ class EmotionPredictor:
         """
         single = frame_embeddings.ndim == 2
         x = frame_embeddings[None] if single else frame_embeddings
-        fast = _fast_temporal(self.model)
+        fast = fast_temporal(self.model)
         with self._threads_for(0 if fast is not None else len(x)):  # folded pooling is small work
             if fast is not None:
                 out = torch.nn.functional.normalize(fast(x.float()), dim=-1)
@@ -436,7 +437,7 @@ class EmotionPredictor:
             ``(crop (S, S, 3) uint8 or None, face_found)``; without a face the crop is the
             centre crop, or None when the fallback is "skip".
         """
-        from .faces import center_crop, crop_square
+        from ..faces import center_crop, crop_square
 
         size = self.config.image_size
         if not self.config.face_detection:
@@ -453,7 +454,7 @@ class EmotionPredictor:
             self._detector.close()
             self._detector = None
 
-    # ------------------------------------------------------------------ internals
+    # ------------------------------------------------------------------ for pipeline and photo; internals
     @contextlib.contextmanager
     def _threads_for(self, batch: int) -> Iterator[None]:
         """`live_threads` intra-op threads for a small batch, in this thread only (OpenMP's setting is per thread)."""
@@ -468,15 +469,17 @@ class EmotionPredictor:
         finally:
             torch.set_num_threads(previous)
 
-    def _image_tower(self) -> _Tower:
+    def image_tower(self) -> Tower:
+        """The image tower this predictor encodes with (chosen on first call, shared per model;
+        re-chosen when the model's image-tower weights change)."""
         tower = self._tower
         if tower is None or not tower.current():
-            tower = self._tower = _resolve_tower(self.model, self.requested_precision)
+            tower = self._tower = resolve_tower(self.model, self.requested_precision)
         return tower
 
-    def _min_track_frames(self, sampled_frames: int) -> int:
+    def track_frames_needed(self, sampled_frames: int) -> int:
         """Frames a face track needs to count as a person in a clip of `sampled_frames`."""
-        from .faces import min_track_frames
+        from ..faces import min_track_frames
 
         if sampled_frames <= 1:
             return 1  # a photograph: its one face is the subject
@@ -485,15 +488,16 @@ class EmotionPredictor:
         return min_track_frames(sampled_frames)
 
     def _shared_detector(self):
-        from .faces import FaceDetector
+        from ..faces import FaceDetector
 
         with self._lock:
             if self._detector is None:
                 self._detector = FaceDetector()
         return self._detector
 
-    def _locked_detector(self) -> _LockedDetector:
-        return _LockedDetector(self._shared_detector(), self._detector_lock)
+    def locked_detector(self) -> LockedDetector:
+        """The shared face detector behind this predictor's lock (for the pipeline's decode thread)."""
+        return LockedDetector(self._shared_detector(), self._detector_lock)
 
     def _key(self, video: VideoInput, fps: float | None) -> str:
         h = hashlib.sha1()
@@ -555,7 +559,7 @@ class EmotionPredictor:
         rate = fps or cfg.sample_fps
         meta = {"name": "frames", "kind": "frames", "duration": len(frames) / rate, "fps": rate,
                 "width": int(frames[0].shape[1]), "height": int(frames[0].shape[0]), "rotation": 0}
-        return _array_frames(frames, rate, cfg.sample_fps), meta
+        return array_frames(frames, rate, cfg.sample_fps), meta
 
     def _folder_frames(self, path: Path, fps: float | None) -> tuple[Iterator[SampledFrame], dict[str, Any]]:
         """A folder of numbered frames as a clip at `fps` (default `FRAME_FOLDER_FPS`)."""
@@ -619,7 +623,7 @@ class EmotionPredictor:
             return enc
         frames, meta = self._frames(video, fps)
         meta["precision"] = self.precision
-        collected = _FrameCollector(self, self.config.face_detection)
+        collected = FrameCollector(self, self.config.face_detection)
         try:
             collected.run(frames, meta.get("duration") or 0.0, progress, self._expected_frames(meta))
         finally:
@@ -662,7 +666,7 @@ def _env_float(name: str, value: float | None, default: float, low: float, high:
 def _is_image_path(path: Path) -> bool:
     """A file read as a still image: an image signature, or an image suffix on a file that has
     no video signature (so an empty or corrupt ``.jpg`` gets an image's error message)."""
-    from .images import IMAGE_SUFFIXES
+    from ..images import IMAGE_SUFFIXES
 
     if path.is_dir():
         return False
@@ -713,7 +717,7 @@ def iter_inputs(paths: Iterable[str | os.PathLike]) -> Iterator[MediaItem]:
     batch: its videos and images (by suffix) and its frame folders, recursively and sorted by
     path (symbolic links to folders are not followed).
     """
-    from .images import IMAGE_SUFFIXES
+    from ..images import IMAGE_SUFFIXES
 
     def walk(folder: Path) -> Iterator[MediaItem]:
         clip = frame_folder(folder)

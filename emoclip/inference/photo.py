@@ -11,17 +11,18 @@ dropped (the face is whole in a neighbour or at a coarser scale) and overlapping
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 
-from .pipeline import NoFaceError, VideoEncoding
+from .pipeline import Encoder, NoFaceError, VideoEncoding
 
 if TYPE_CHECKING:
-    from .faces import FaceBox
-    from .images import StillImage
-    from .predictor import EmotionPredictor
+    from ..faces import FaceBox
+    from ..images import StillImage
+    from ..model import EmoCLIP
 
 MIN_TILE = 300  # the smallest tile side: faces down to ~40 px wide are found
 PHOTO_MAX_FACES = 32  # faces reported per photo, largest first
@@ -64,7 +65,7 @@ def detect_all(detector: Any, image: np.ndarray, *, min_tile: int = MIN_TILE) ->
     Returns:
         Face boxes in pixels of `image`, one per face, sorted by area, largest first.
     """
-    from .faces import FaceBox
+    from ..faces import FaceBox
 
     height, width = image.shape[:2]
     found: list[FaceBox] = list(detector.detect(image))
@@ -95,15 +96,29 @@ def _overlap(a: FaceBox, b: FaceBox) -> float:
     return ix * iy / smaller if smaller > 0 else 0.0
 
 
-def _encode_faces(predictor: EmotionPredictor, crops: np.ndarray) -> torch.Tensor:
+class PhotoEncoder(Encoder, Protocol):
+    """What `encode_photo` needs of the predictor that runs it (`EmotionPredictor` is one)."""
+
+    model: EmoCLIP
+
+    def image_tower(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """(N, 3, S, S) normalised frames -> (N, D) embeddings, the predictor's chosen precision."""
+        ...
+
+    def pool(self, frame_embeddings: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) or (T, D) frame embeddings -> (B, D) or (D,) L2-normalised video embeddings."""
+        ...
+
+
+def _encode_faces(predictor: PhotoEncoder, crops: np.ndarray) -> torch.Tensor:
     """(N, S, S, 3) uint8 face crops -> (N, D) float32 embeddings.
 
     A photo's few crops are split over the encode workers, each on one thread (data parallel, no
     barrier between cores): with two intra-op threads a batch of 5 took 2-4 s on a busy 2-core
     machine against 0.3-0.5 s this way (`benchmarks/README.md`, P9). One crop: one thread.
     """
-    from .precision import _data_parallel
-    from .preprocess import to_tensor
+    from ..preprocess import to_tensor
+    from .precision import data_parallel
 
     parts = min(predictor.encode_workers, len(crops))
     if parts <= 1:
@@ -112,10 +127,10 @@ def _encode_faces(predictor: EmotionPredictor, crops: np.ndarray) -> torch.Tenso
     if x.device.type != "cpu":
         return predictor.encode_images(crops)
     with torch.inference_mode():
-        return _data_parallel(predictor._image_tower(), x, parts).float().cpu()
+        return data_parallel(predictor.image_tower(), x, parts).float().cpu()
 
 
-def encode_photo(predictor: EmotionPredictor, still: StillImage, key: str, meta: dict[str, Any]) -> VideoEncoding:
+def encode_photo(predictor: PhotoEncoder, still: StillImage, key: str, meta: dict[str, Any]) -> VideoEncoding:
     """Encode a photo as a one-frame clip per face.
 
     Each face crop is encoded and pooled alone (T = 1: the temporal model for EmoCLIP, the
@@ -127,7 +142,7 @@ def encode_photo(predictor: EmotionPredictor, still: StillImage, key: str, meta:
         A `VideoEncoding` with one sampled frame at t = 0, no timeline windows, ``(N, D)`` frame
         embeddings (one per face) and ``video["kind"] == "image"``.
     """
-    from .faces import center_crop, crop_square
+    from ..faces import center_crop, crop_square
 
     cfg = predictor.config
     size = cfg.image_size
@@ -136,7 +151,7 @@ def encode_photo(predictor: EmotionPredictor, still: StillImage, key: str, meta:
     t0 = time.perf_counter()
     boxes: list[FaceBox] = []
     if cfg.face_detection:
-        boxes = detect_all(predictor._locked_detector(), image)[: max(predictor.max_faces, PHOTO_MAX_FACES)]
+        boxes = detect_all(predictor.locked_detector(), image)[: max(predictor.max_faces, PHOTO_MAX_FACES)]
     if boxes:
         crops = [crop_square(image, b, margin=cfg.face_margin, size=size) for b in boxes]
     elif cfg.face_detection and predictor.face_fallback == "skip":

@@ -7,7 +7,7 @@ per worker).
 Memory: once the bf16 tower has passed its check, or the folded temporal model is built, the
 weights they were made from are not needed for inference; when those weights are pages of the
 checkpoint's memory map (a model loaded from a ``.safetensors`` file), their resident pages are
-given back to the kernel (`emoclip.memory.release_file_pages`). The model stays whole: using it
+given back to the kernel (`emoclip.inference.memory.release_file_pages`). The model stays whole: using it
 directly pages the weights back in from the file. ``EMOCLIP_RELEASE_WEIGHTS=0`` keeps them.
 """
 
@@ -22,7 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from .model import EmoCLIP, FastImageTower, FastTemporal, cpu_has_native_bf16, image_tower_gflops
+from ..model import EmoCLIP
+from .fast_paths import FastImageTower, FastTemporal, cpu_has_native_bf16, image_tower_gflops
 
 PRECISIONS = ("auto", "fp32", "bf16")
 BF16_MIN_COSINE = 0.999  # bf16 is used only when its embeddings stay this close to fp32 ("auto" falls
@@ -47,7 +48,7 @@ def _release(model: EmoCLIP, tensors) -> int:
     return released
 
 
-class _Tower:
+class Tower:
     """The image tower a predictor encodes with: a callable plus how and why it was chosen."""
 
     def __init__(self, model: EmoCLIP, fn: Callable[[torch.Tensor], torch.Tensor] | None, precision: str, reason: str,
@@ -65,6 +66,7 @@ class _Tower:
         return model is not None and _visual_versions(model) == self._versions
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) CLIP-normalised frames -> (N, D) projected features."""
         if self.fn is not None:
             return self.fn(images)
         model = self._model()  # fp32: the model's own tower (held weakly: the cache must not keep it alive)
@@ -77,13 +79,13 @@ def _visual_versions(model: EmoCLIP) -> tuple:
     return tuple((p.data_ptr(), p._version, p.device.type) for p in model.backbone.visual.parameters())
 
 
-_TOWERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {precision: _Tower}
+_TOWERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {precision: Tower}
 _TEMPORALS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> FastTemporal | None
 _RELEASED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> bytes of weight pages given back
 _CACHE_LOCK = threading.Lock()
 
 
-def _resolve_tower(model: EmoCLIP, requested: str) -> _Tower:
+def resolve_tower(model: EmoCLIP, requested: str) -> Tower:
     """The (shared, per model) image tower for a requested precision; see `EmotionPredictor`."""
     with _CACHE_LOCK:
         towers = _TOWERS.setdefault(model, {})
@@ -95,19 +97,19 @@ def _resolve_tower(model: EmoCLIP, requested: str) -> _Tower:
         return tower
 
 
-def _choose_tower(model: EmoCLIP, requested: str) -> _Tower:
+def _choose_tower(model: EmoCLIP, requested: str) -> Tower:
     fp32 = None  # the model's own encode_image
     if requested == "fp32":
-        return _Tower(model, fp32, "fp32", "requested", None, "open_clip")
+        return Tower(model, fp32, "fp32", "requested", None, "open_clip")
     device = model.logit_scale.device.type
     if requested == "auto":
         if device != "cpu":
-            return _Tower(model, fp32, "fp32", f"auto: bf16 is only chosen on CPU (device {device})", None, "open_clip")
+            return Tower(model, fp32, "fp32", f"auto: bf16 is only chosen on CPU (device {device})", None, "open_clip")
         if not _native_bf16():
-            return _Tower(model, fp32, "fp32", "auto: this CPU has no native bf16 (avx512_bf16/amx_bf16)", None, "open_clip")
+            return Tower(model, fp32, "fp32", "auto: this CPU has no native bf16 (avx512_bf16/amx_bf16)", None, "open_clip")
         gflops = image_tower_gflops(model.backbone.visual)
         if gflops < AUTO_BF16_MIN_GFLOPS:
-            return _Tower(model, fp32, "fp32", f"auto: the image tower is too small for bf16 to pay ({gflops:.2g} GFLOP/frame)",
+            return Tower(model, fp32, "fp32", f"auto: the image tower is too small for bf16 to pay ({gflops:.2g} GFLOP/frame)",
                           None, "open_clip")
     released = _RELEASED.get(model, 0)
     fn, implementation = _bf16_tower(model)
@@ -116,12 +118,12 @@ def _choose_tower(model: EmoCLIP, requested: str) -> _Tower:
     if not cosine >= BF16_MIN_COSINE:
         why = f"bf16 embeddings reached cosine {cosine:.5f} < {BF16_MIN_COSINE} of fp32 on the start-up check"
         if requested == "auto":
-            return _Tower(model, fp32, "fp32", f"auto: {why}", cosine, "open_clip")
-        return _Tower(model, None, "bf16", f"precision 'bf16' refused: {why} ({implementation} tower); "
+            return Tower(model, fp32, "fp32", f"auto: {why}", cosine, "open_clip")
+        return Tower(model, None, "bf16", f"precision 'bf16' refused: {why} ({implementation} tower); "
                       "use precision 'fp32' or 'auto'", cosine, implementation, refused=True)
     check = f"cosine {cosine:.5f} >= {BF16_MIN_COSINE} of fp32"
     reason = f"requested, {check}" if requested == "bf16" else f"auto: native bf16, {check}"
-    tower = _Tower(model, fn, "bf16", reason, cosine, implementation)
+    tower = Tower(model, fn, "bf16", reason, cosine, implementation)
     _release(model, model.backbone.visual.parameters())  # the bf16 copy serves inference
     tower.released_bytes = _RELEASED.get(model, 0) - released  # this lock's holder alone releases
     return tower
@@ -179,7 +181,7 @@ def _bf16_cosine(model: EmoCLIP, fn: Callable[[torch.Tensor], torch.Tensor]) -> 
     return float(torch.nn.functional.cosine_similarity(ref, out, dim=-1).min())
 
 
-def _fast_temporal(model: EmoCLIP) -> FastTemporal | None:
+def fast_temporal(model: EmoCLIP) -> FastTemporal | None:
     """The model's folded temporal transformer (shared, rebuilt if its weights change), or None."""
     temporal = model.temporal
     if temporal is None or model.logit_scale.device.type != "cpu" or not FastTemporal.worthwhile(temporal):
@@ -209,20 +211,22 @@ def _encode_pool() -> ThreadPoolExecutor:
         return _POOL
 
 
-def _data_parallel(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, parts: int) -> torch.Tensor:
+def data_parallel(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, parts: int) -> torch.Tensor:
     """`fn(x)` as `parts` single-threaded calls on row slices of `x`, concatenated; the calling
     thread computes the first slice, the shared worker pool the others."""
     chunks = x.tensor_split(parts)
     pool = _encode_pool()
-    futures = [pool.submit(_single_threaded, fn, c) for c in chunks[1:]]
+    futures = [pool.submit(single_threaded, fn, c) for c in chunks[1:]]
     try:
-        first = _single_threaded(fn, chunks[0])
+        first = single_threaded(fn, chunks[0])
     finally:
         rest = [f.result() for f in futures]
     return torch.cat([first, *rest])
 
 
-def _single_threaded(tower: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+def single_threaded(tower: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """`tower(x)` on one intra-op thread, in inference mode (e.g. (N, 3, S, S) frames -> (N, D));
+    only the calling thread's setting changes, and it is restored afterwards."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)  # OpenMP's thread count is per calling thread: others are unaffected
     try:
