@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from .config import EmoCLIPConfig
+from .model_config import EmoCLIPConfig
 from .weights import CheckpointError, file_sha256, read_state_dict, save_checkpoint
 
 log = logging.getLogger(__name__)

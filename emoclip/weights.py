@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .config import EmoCLIPConfig
+from .model_config import EmoCLIPConfig
 
 
 class CheckpointError(ValueError):

@@ -431,8 +431,8 @@ def test_toy_model_from_a_weights_folder(tmp_path, monkeypatch, video):
     import torch
 
     from app_support import ModelManager
-    from emoclip.config import EmoCLIPConfig, packaged_config_dir
     from emoclip.model import EmoCLIP
+    from emoclip.model_config import EmoCLIPConfig, packaged_config_dir
     from emoclip.weights import save_checkpoint
 
     config = EmoCLIPConfig.load(packaged_config_dir() / "emoclip-synthetic-tiny.json").replace(

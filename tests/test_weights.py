@@ -12,12 +12,13 @@ import time
 
 import pytest
 import torch
+from hub_fixtures import COMMIT, fake_hub, populate_cache
 
 import emoclip
-from emoclip import factory, hub
+from emoclip import factory
+from emoclip import hub_download as hub
 from emoclip.factory import ModelSpec, WeightsNotFoundError
 from emoclip.weights import CheckpointError, read_state_dict, save_checkpoint
-from hub_fixtures import COMMIT, fake_hub, populate_cache
 
 
 def _save_tiny(model, path):
@@ -353,7 +354,7 @@ def test_oversized_config_from_the_hub_is_refused_before_any_allocation(tiny_mod
 
 
 def test_check_bounds_caps_fields_and_the_total(tiny_model, tmp_path):
-    from emoclip.config import MAX_PARAMETERS, EmoCLIPConfig
+    from emoclip.model_config import MAX_PARAMETERS, EmoCLIPConfig
 
     base = tiny_model.config.to_dict()
     assert 3e6 < EmoCLIPConfig.from_dict(base).check_bounds() < 4e6  # the tiny model: ~3.5 M

@@ -60,18 +60,18 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..config import EmoCLIPConfig, PreprocessConfig
 from ..model import EmoCLIP
+from ..model_config import EmoCLIPConfig, PreprocessConfig
 from . import checkpoint as ckpt
 from . import distributed as du
-from .config import TrainConfig
-from .data import build_dataset, class_set, collate
 from .errors import TrainSetupError
+from .loading import build_dataset, class_set, collate
 from .loss import ContrastiveModel, contrastive_logits, contrastive_loss
+from .model_setup import build_model, configure_trainable, frozen_names, model_config
 from .optim import build_optimizer, build_scheduler, build_video_optimizer
+from .recipe import TrainConfig
 from .runlog import RunLogger, _import_wandb, _json_safe
 from .sampling import EpochSeededDataset, LateFrameDataset, ResumableSampler, split_holdout
-from .model_setup import build_model, configure_trainable, frozen_names, model_config
 
 log = logging.getLogger("emoclip.train")
 
@@ -151,7 +151,7 @@ class Trainer:
     def _check_options(self) -> None:
         cfg = self.cfg
         if cfg.out.push_to_hub and self.dist.is_main:
-            from .hub import check_can_push
+            from .hub_publish import check_can_push
 
             check_can_push(cfg.out.push_to_hub)
         if cfg.log.wandb:
@@ -533,7 +533,7 @@ class Trainer:
         if cfg.eval.test_split:
             self._report_test(path)
         if cfg.out.push_to_hub and self.dist.is_main:
-            from .hub import push_to_hub
+            from .hub_publish import push_to_hub
 
             log.info("pushed to %s", push_to_hub(path, cfg.out.push_to_hub, private=cfg.out.hub_private))
         du.barrier()

@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig
 from .errors import TrainSetupError
+from .recipe import TrainConfig
 
 
 class RunLogger:
