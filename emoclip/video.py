@@ -144,13 +144,13 @@ def _check_file(path: str | os.PathLike[str]) -> Path:
         raise VideoDecodeError(f"Cannot read video file '{p}': {e}") from e
     if size == 0:
         raise VideoDecodeError(f"Video file is empty (0 bytes): '{p}'")
-    kind = _image_kind(head)
+    kind = image_kind(head)
     if kind is not None:
         raise VideoDecodeError(f"'{p}' is a {kind} image, not a video")
     return p
 
 
-def _image_kind(head: bytes) -> str | None:
+def image_kind(head: bytes) -> str | None:
     """Name of the still-image format whose signature starts `head`, else None."""
     for signature, name in _IMAGE_SIGNATURES:
         if head.startswith(signature):

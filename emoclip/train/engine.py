@@ -70,7 +70,7 @@ from .loss import ContrastiveModel, contrastive_logits, contrastive_loss
 from .model_setup import build_model, configure_trainable, frozen_names, model_config
 from .optim import build_optimizer, build_scheduler, build_video_optimizer
 from .recipe import TrainConfig
-from .runlog import RunLogger, _import_wandb, _json_safe
+from .runlog import RunLogger, import_wandb, json_safe
 from .sampling import EpochSeededDataset, LateFrameDataset, ResumableSampler, split_holdout
 
 log = logging.getLogger("emoclip.train")
@@ -155,7 +155,7 @@ class Trainer:
 
             check_can_push(cfg.out.push_to_hub)
         if cfg.log.wandb:
-            _import_wandb()
+            import_wandb()
         if cfg.train.precision == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise TrainSetupError("train.precision=bf16 is not supported on this GPU; use fp16 or fp32")
 
@@ -474,7 +474,7 @@ class Trainer:
         return ckpt.export_config(
             self.model.config, name=self.export_name, pretrained=self.pretrained,
             classes=self.eval_classes if inline else None, training=self.training_record(),
-            metrics=_json_safe(metrics),
+            metrics=json_safe(metrics),
         )
 
     def training_record(self) -> dict[str, Any]:
@@ -548,7 +548,7 @@ class Trainer:
         selected = load_model(path, device=self.device) if self.best is not None else self.model
         metrics = self.evaluate(test_set, split, model=selected)
         if self.dist.is_main:
-            ckpt.add_metrics(path, {"test": _json_safe(metrics)})
+            ckpt.add_metrics(path, {"test": json_safe(metrics)})
         du.barrier()
 
     # -- state --
