@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.test_model:
         os.environ["EMOCLIP_APP_TEST_MODEL"] = "1"
         os.environ["EMOCLIP_APP_MODEL"] = "test-emoclip-tiny"
-    sys.path[:0] = [str(REPO), str(REPO / "tests")]
+    sys.path[:0] = [str(REPO)]
     import app
 
     work = Path(tempfile.mkdtemp(prefix="emoclip-shots-"))
@@ -148,7 +148,7 @@ def _shot(page, path: Path, height: int, top: str | None = None) -> None:
 
 
 def _generated_clip(folder: Path) -> Path:
-    from media import moving_face_frames, write_video
+    from emoclip.testing.media import moving_face_frames, write_video
 
     return write_video(folder / "face.webm", moving_face_frames(48, size=(360, 480)), fps=12)
 
@@ -174,7 +174,7 @@ def _webcam_file(folder: Path, source: Path | None) -> Path:
             frames.append(cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB))
         cap.release()
     if not frames:
-        from media import moving_face_frames
+        from emoclip.testing.media import moving_face_frames
 
         frames = [np.asarray(f) for f in moving_face_frames(30, size=(480, 640))]
     path = folder / "webcam.y4m"

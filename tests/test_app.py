@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 gr = pytest.importorskip("gradio")
 import app  # noqa: E402
-from media import moving_face_frames, write_video  # noqa: E402
+from emoclip.testing.media import moving_face_frames, write_video  # noqa: E402
 
 from emoclip.classes import ClassSet, preset  # noqa: E402
 
@@ -472,7 +472,7 @@ def test_a_better_model_becoming_ready_does_not_pull_results_from_under_a_sessio
 
 
 def test_face_coverage_warning_is_a_banner_above_the_result(tmp_path):
-    from media import blank_frames
+    from emoclip.testing.media import blank_frames
 
     path = write_video(tmp_path / "no-face.webm", blank_frames(24, (240, 320)), fps=12)
     out = app.analyse(str(path), "center", app.Session(), progress=no_progress)

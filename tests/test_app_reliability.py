@@ -34,7 +34,7 @@ pytest.importorskip("gradio_client")
 httpx = pytest.importorskip("httpx")
 import app  # noqa: E402
 from app_support import OutputDir  # noqa: E402
-from media import moving_face_frames, write_video, write_wav  # noqa: E402
+from emoclip.testing.media import moving_face_frames, write_video, write_wav  # noqa: E402
 
 from emoclip.predictor import VideoLimits  # noqa: E402
 

@@ -9,10 +9,10 @@ change that re-encodes frames or texts, or pools more than the timeline's window
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
-import importlib.util
 import subprocess
 import sys
 
@@ -122,11 +122,10 @@ def _load_run_module(repo_root):
 
 def test_the_work_counter_sees_re_encoding(repo_root, tiny_model, tmp_path):
     """What `WorkCounter` counts changes when work is redone: re-encoding frames or texts shows."""
-    from media import moving_face_frames, write_video
-
     import emoclip
     from emoclip.model import EmoCLIP
     from emoclip.predictor import EmotionPredictor
+    from emoclip.testing.media import moving_face_frames, write_video
 
     run = _load_run_module(repo_root)
     real_encode_image = EmoCLIP.encode_image

@@ -8,14 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media import (
-    FACE_IN_PATCH,
-    PATCH_SIZE,
-    blank_frames,
-    face_positions,
-    moving_face_frames,
-    write_video,
-)
 
 from emoclip.faces import (
     FaceBox,
@@ -28,6 +20,14 @@ from emoclip.faces import (
     crop_square,
     default_detector_model,
     square_box,
+)
+from emoclip.testing.media import (
+    FACE_IN_PATCH,
+    PATCH_SIZE,
+    blank_frames,
+    face_positions,
+    moving_face_frames,
+    write_video,
 )
 from emoclip.video import iter_frames
 

@@ -32,7 +32,6 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from media import blank_frames, moving_face_frames, set_mp4_rotation, write_video, write_wav
 
 import emoclip
 from emoclip import video as video_module
@@ -40,6 +39,13 @@ from emoclip.classes import ClassSet, ClassSetError
 from emoclip.cli import main
 from emoclip.predictor import EmotionPredictor, LimitError, NoFaceError, VideoLimits
 from emoclip.results import FaceSummary, Prediction, Timeline, TrackPrediction
+from emoclip.testing.media import (
+    blank_frames,
+    moving_face_frames,
+    set_mp4_rotation,
+    write_video,
+    write_wav,
+)
 from emoclip.video import VideoDecodeError, iter_frames, probe_video
 from emoclip.weights import CheckpointError, read_state_dict, save_checkpoint
 

@@ -18,7 +18,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from media import face_patch, moving_face_frames, write_video
 from PIL import Image
 
 from emoclip.cli import main
@@ -32,6 +31,7 @@ from emoclip.images import (
 )
 from emoclip.photo import detect_all, tiles
 from emoclip.predictor import EmotionPredictor, LimitError, NoFaceError, VideoLimits, iter_inputs
+from emoclip.testing.media import face_patch, moving_face_frames, write_video
 from emoclip.video import VideoDecodeError, probe_video
 from emoclip.weights import save_checkpoint
 

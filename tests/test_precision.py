@@ -11,7 +11,7 @@ import emoclip
 import emoclip.precision as precision_mod
 from emoclip.model import FastImageTower, FastTemporal
 from emoclip.predictor import EmotionPredictor
-from media import moving_face_frames, write_video
+from emoclip.testing.media import moving_face_frames, write_video
 
 
 def _fresh_model():

@@ -13,11 +13,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from media import moving_face_frames, write_video
 
 from emoclip.classes import preset
 from emoclip.model_config import PreprocessConfig
 from emoclip.preprocess import to_tensor
+from emoclip.testing.media import moving_face_frames, write_video
 from emoclip.train import synthetic as syn
 from emoclip.train.augment import temporal_indices
 from emoclip.train.datasets import SyntheticVideoDataset, VideoEmotionDataset

@@ -10,9 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from media import blank_frames, set_mp4_rotation, solid_frames, write_video
 
 from emoclip import video
+from emoclip.testing.media import blank_frames, set_mp4_rotation, solid_frames, write_video
 from emoclip.video import (
     SampledFrame,
     VideoDecodeError,
