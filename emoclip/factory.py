@@ -98,7 +98,8 @@ class ModelSpec:
         return EmoCLIPConfig.load(packaged_config_dir() / f"{self.name}.json")
 
 
-_MODELS: dict[str, ModelSpec] = {
+# The model registry, name -> spec (tests register specs here with monkeypatch.setitem).
+REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         # No default repo until this project publishes its own (issue #12 §4).
@@ -178,12 +179,12 @@ class ModelSource:
 
 def list_models(include_test: bool = False) -> list[str]:
     """Registered model names."""
-    return [n for n, s in _MODELS.items() if s.listed or include_test]
+    return [n for n, s in REGISTRY.items() if s.listed or include_test]
 
 
 def ranked_models(include_test: bool = False) -> list[str]:
     """Registered model names, best first (by `ModelSpec.rank`); test models only with `include_test`."""
-    return sorted(list_models(include_test), key=lambda n: (_MODELS[n].rank, n))
+    return sorted(list_models(include_test), key=lambda n: (REGISTRY[n].rank, n))
 
 
 def best_available(
@@ -231,7 +232,7 @@ def best_available(
 def get_spec(name: str) -> ModelSpec:
     """The registry entry for `name`."""
     try:
-        return _MODELS[name]
+        return REGISTRY[name]
     except KeyError:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(list_models(True))}") from None
 
