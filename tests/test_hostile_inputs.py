@@ -1006,6 +1006,11 @@ def test_property_text_embedding_cache(tiny_model, texts):
     assert torch.allclose(emb.norm(dim=-1), torch.ones(len(texts)), atol=1e-4)
     again = cache.embed(texts[::-1])
     assert torch.allclose(again, emb.flip(0), atol=1e-5)
+    assert all(t in cache for t in texts) and cache.encoded == len(set(texts))
+    cache.clear()
+    assert len(cache) == 0 and texts[0] not in cache
+    cache.embed(texts[:1])
+    assert cache.encoded == len(set(texts)) + 1  # re-encoded after clear
 
 
 # A description the class-set rules accept: no control characters but newline and tab.
