@@ -131,7 +131,7 @@ def test_fp16_uses_the_grad_scaler(tmp_path):
     for start in (0, 8):
         trainer.train_step([fixed_batch(trainer, start)])
     assert calls == {"scale": 2, "step": 2, "update": 2}
-    assert scaler._scale is not None and scaler.get_scale() > 0
+    assert scaler.is_enabled() and scaler.get_scale() > 0
     trainer.save_state()
     assert ckpt.load_state(tmp_path / "state.pt")["scaler"]["scale"] == scaler.get_scale()
 
