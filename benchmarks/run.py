@@ -58,7 +58,7 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from emoclip.testing.media import face_frames, face_patch_sized, write_clip  # noqa: E402
+from emoclip.testing.media import face_frames, face_patch_sized, write_clip
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
