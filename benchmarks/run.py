@@ -58,6 +58,8 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from emoclip.testing.media import face_frames, face_patch_sized, write_clip
+
 REPO = Path(__file__).resolve().parent.parent  # emoclip and emoclip_app: the installed packages
 
 TARGETS = {"P1": (">=", 0.85), "P2": ("<=", 1.30), "P3": (">=", 3.0), "P4": ("<=", 50.0),
@@ -242,77 +244,6 @@ def machine_info() -> dict[str, Any]:
 def cache_dir(arg: str | None) -> Path:
     path = Path(arg or os.environ.get("EMOCLIP_BENCH_CACHE") or Path.home() / ".cache" / "emoclip-bench")
     path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _face_patch(side: int) -> np.ndarray:
-    """A real face (scikit-image's astronaut, public domain) if available, else a drawn one."""
-    import cv2
-
-    try:
-        from skimage import data
-
-        patch = np.ascontiguousarray(data.astronaut()[30:230, 125:325])  # face at ~(52, 52, 95, 95)
-    except ImportError:
-        patch = np.full((200, 200, 3), 90, np.uint8)
-        cv2.ellipse(patch, (100, 100), (55, 70), 0, 0, 360, (224, 180, 150), -1)
-        for x in (78, 122):
-            cv2.circle(patch, (x, 85), 7, (40, 30, 30), -1)
-        cv2.ellipse(patch, (100, 130), (22, 10), 0, 0, 180, (150, 60, 60), 3)
-    return patch if side == 200 else cv2.resize(patch, (side, side), interpolation=cv2.INTER_AREA)
-
-
-def face_frames(n: int, size: tuple[int, int], distinct: int | None = None, seed: int = 0) -> Iterator[np.ndarray]:
-    """`n` RGB frames (H, W) of a face moving across a noisy background; `distinct` positions cycle."""
-    h, w = size
-    side = max(32, min(h, w) * 5 // 12)
-    patch = _face_patch(side)
-    rng = np.random.default_rng(seed)
-    background = np.clip(110 + rng.normal(0, 8, (h, w, 3)), 0, 255).astype(np.uint8)
-    steps = distinct or n
-    xs = np.round(np.linspace(0, w - side, max(steps, 2))).astype(int)
-    ys = np.round((h - side) / 2 + (h - side) / 4 * np.sin(np.linspace(0, np.pi, max(steps, 2)))).astype(int)
-    cached: dict[int, np.ndarray] = {}
-    for i in range(n):
-        k = (i * steps // n) if distinct is None else (i % steps)
-        if k not in cached:
-            frame = background.copy()
-            frame[ys[k]:ys[k] + side, xs[k]:xs[k] + side] = patch
-            if distinct is None:
-                yield frame
-                continue
-            cached[k] = frame
-        yield cached[k]
-
-
-def write_clip(path: Path, frames: Iterator[np.ndarray], size: tuple[int, int], fps: float) -> Path:
-    """H.264 .mp4 through the ffmpeg CLI when present (what phones and editors make), else mp4v via OpenCV."""
-    h, w = size
-    tmp = path.with_name(path.stem + ".part" + path.suffix)
-    if shutil.which("ffmpeg"):
-        cmd = ["ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
-               "-r", f"{fps:g}", "-i", "-", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
-               "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(tmp)]
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
-        try:
-            for frame in frames:
-                proc.stdin.write(np.ascontiguousarray(frame).tobytes())
-        finally:
-            proc.stdin.close()
-            if proc.wait() != 0:
-                raise RuntimeError(f"ffmpeg failed writing {path}")
-    else:
-        import cv2
-
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
-        if not writer.isOpened():
-            raise RuntimeError(f"cv2.VideoWriter could not open {tmp}")
-        try:
-            for frame in frames:
-                writer.write(np.ascontiguousarray(frame[..., ::-1]))
-        finally:
-            writer.release()
-    tmp.replace(path)
     return path
 
 
@@ -920,7 +851,7 @@ def make_group_photo(folder: Path, size: tuple[int, int] = (1080, 1920)) -> Path
     x = 40 * w // 1920
     for side in (s * w // 1920 for s in (420, 340, 280, 230, 190)):
         y = (h - side) // 2 + (side // 7 if side % 2 else -side // 9)
-        canvas[y : y + side, x : x + side] = _face_patch(side)
+        canvas[y : y + side, x : x + side] = face_patch_sized(side)
         x += side + 60 * w // 1920
     stored = cv2.rotate(canvas, cv2.ROTATE_90_COUNTERCLOCKWISE)  # EXIF 6 turns it back clockwise
     exif = Image.Exif()

@@ -24,7 +24,7 @@ _EXPORTS = {
     "ModelSource": "factory",
     "WeightsNotFoundError": "factory",
     "EmoCLIP": "model",
-    "EmoCLIPConfig": "config",
+    "EmoCLIPConfig": "model_config",
     "tokenize": "tokenizer",
     "CheckpointError": "weights",
     "ClassSet": "classes",
@@ -56,7 +56,6 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs
     from .classes import ClassSet, ClassSetError, preset, preset_names
-    from .config import EmoCLIPConfig
     from .convert import convert_checkpoint
     from .factory import (
         ModelSource,
@@ -66,9 +65,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         list_models,
         load_model,
     )
+    from .images import ImageDecodeError
     from .model import EmoCLIP
+    from .model_config import EmoCLIPConfig
     from .inference.predictor import EmotionPredictor, Prediction
     from .tokenizer import tokenize
-    from .images import ImageDecodeError
     from .video import VideoDecodeError
     from .weights import CheckpointError

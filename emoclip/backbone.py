@@ -6,31 +6,15 @@ imported inside the functions, so ``import emoclip`` stays cheap.
 
 from __future__ import annotations
 
-import copy
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .config import ModelConfig
+from .model_config import ModelConfig, backbone_config
 
 if TYPE_CHECKING:
     from torch import nn
 
 log = logging.getLogger(__name__)
-
-
-def backbone_config(config: ModelConfig) -> dict[str, Any]:
-    """The open_clip architecture dict (``embed_dim``, ``vision_cfg``, ``text_cfg``, ...)."""
-    if config.backbone_config is not None:
-        return copy.deepcopy(config.backbone_config)
-    import open_clip
-
-    found = open_clip.get_model_config(config.backbone)
-    if found is None:
-        raise ValueError(
-            f"open_clip has no architecture named {config.backbone!r}; "
-            "give the architecture inline as model.backbone_config"
-        )
-    return copy.deepcopy(found)
 
 
 def create_backbone(config: ModelConfig) -> nn.Module:

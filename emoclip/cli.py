@@ -6,9 +6,10 @@ import argparse
 import json
 import os
 import sys
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
+
+from .terminal import safe_text, terminal_message
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,12 +32,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except (ValueError, OSError, KeyError) as exc:  # our typed errors derive from these
-        print(f"emoclip: error: {_msg(exc)}", file=sys.stderr)
+        print(f"emoclip: error: {terminal_message(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:  # never a traceback for the user; EMOCLIP_DEBUG=1 shows it
         if os.environ.get("EMOCLIP_DEBUG"):
             raise
-        print(f"emoclip: error: unexpected {type(exc).__name__}: {_msg(exc)}", file=sys.stderr)
+        print(f"emoclip: error: unexpected {type(exc).__name__}: {terminal_message(exc)}", file=sys.stderr)
         return 1
 
 
@@ -48,32 +49,6 @@ def _setup_terminal(verbose: bool) -> None:
         os.environ["EMOCLIP_LOG_LEVEL"] = "debug"  # quiet_native_stderr blocks become no-ops too
     else:
         silence_native_stderr()
-
-
-# Bidirectional embeddings, overrides and isolates: they can reorder what a terminal shows.
-_BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def _show(value: object, keep: str = "") -> str:
-    """Text safe to print on a terminal: control characters (but those in `keep`), lone
-    surrogates (file names that are not UTF-8) and bidi controls are escaped, so a file or class
-    name cannot move the cursor, recolour the terminal or make ``print`` fail."""
-    text = str(value)
-    if text.isprintable():
-        return text
-    return "".join(
-        char.encode("unicode_escape").decode("ascii") if char not in keep and _unsafe(char) else char
-        for char in text
-    )
-
-
-def _unsafe(char: str) -> bool:
-    return unicodedata.category(char) in ("Cc", "Cs") or char in _BIDI_CONTROLS
-
-
-def _msg(exc: BaseException) -> str:
-    """An error message for the terminal (see `_show`), its line breaks kept."""
-    return _show(exc, keep="\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -206,13 +181,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     for arg in args.videos:
         found = list(iter_inputs([arg]))
         if Path(arg).is_dir():  # say how a folder was read
-            print(f"{_show(arg)}: {_interpretation(found, fps)}", file=sys.stderr)
+            print(f"{safe_text(arg)}: {_interpretation(found, fps)}", file=sys.stderr)
         items += found
     if not items:
-        print(f"emoclip: error: no videos, images or frame folders found in {', '.join(map(_show, args.videos))}",
+        print(f"emoclip: error: no videos, images or frame folders found in {', '.join(map(safe_text, args.videos))}",
               file=sys.stderr)
         return 1
-    print(f"model: {model.config.name} ({_show(model.source)})", file=sys.stderr)
+    print(f"model: {model.config.name} ({safe_text(model.source)})", file=sys.stderr)
     results, failures = [], 0
     for item in items:
         path = item.path
@@ -224,26 +199,26 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                                                progress=_progress_bar(path.name, args.quiet))
         except (ValueError, OSError) as exc:  # typed errors, unreadable files: next video
             failures += 1
-            print(f"emoclip: {_show(path)}: {_msg(exc)}", file=sys.stderr)
+            print(f"emoclip: {safe_text(path)}: {terminal_message(exc)}", file=sys.stderr)
             continue
         except Exception as exc:  # one odd file never stops the batch
             if os.environ.get("EMOCLIP_DEBUG"):
                 raise
             failures += 1
-            print(f"emoclip: {_show(path)}: unexpected {type(exc).__name__}: {_msg(exc)}",
+            print(f"emoclip: {safe_text(path)}: unexpected {type(exc).__name__}: {terminal_message(exc)}",
                   file=sys.stderr)
             continue
         results.append(prediction)
-        top = ", ".join(f"{_show(c)} {p:.2f}" for c, p in prediction.top_k(3))
-        print(f"{_show(path)}: {_show(prediction.top)}  ({top})")
+        top = ", ".join(f"{safe_text(c)} {p:.2f}" for c, p in prediction.top_k(3))
+        print(f"{safe_text(path)}: {safe_text(prediction.top)}  ({top})")
         if item.kind == "image":
             for n, face in enumerate(prediction.tracks, 1):
                 x, y, w, h = face.box
-                best = ", ".join(f"{_show(c)} {p:.2f}" for c, p in
+                best = ", ".join(f"{safe_text(c)} {p:.2f}" for c, p in
                                  sorted(face.probabilities.items(), key=lambda kv: -kv[1])[:3])
-                print(f"  face {n} at ({x:.0f}, {y:.0f}, {w:.0f}x{h:.0f}): {_show(face.top)}  ({best})")
+                print(f"  face {n} at ({x:.0f}, {y:.0f}, {w:.0f}x{h:.0f}): {safe_text(face.top)}  ({best})")
         for warning in prediction.warnings:
-            print(f"  warning: {_show(warning)}", file=sys.stderr)
+            print(f"  warning: {safe_text(warning)}", file=sys.stderr)
     _write_outputs(results, args.json_out, args.csv_out)
     return 1 if failures else 0
 
@@ -277,7 +252,7 @@ def _progress_bar(name: str, quiet: bool):
         return None
     from tqdm import tqdm
 
-    bar = tqdm(total=100, desc=_show(name)[:30], unit="%", leave=False, file=sys.stderr)
+    bar = tqdm(total=100, desc=safe_text(name)[:30], unit="%", leave=False, file=sys.stderr)
 
     def update(fraction: float, message: str) -> None:
         bar.n = int(fraction * 100)
@@ -333,7 +308,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         progress=None if args.quiet else terminal_progress())
     if args.csv_out:
         export_csv(args.out, args.csv_out)
-    print(_show(describe(summary)), file=sys.stderr)
+    print(safe_text(describe(summary)), file=sys.stderr)
     return 1 if summary.errors else 0
 
 

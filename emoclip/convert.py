@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from .config import EmoCLIPConfig
+from .model_config import EmoCLIPConfig
 from .weights import (
     CheckpointError,
     file_sha256,

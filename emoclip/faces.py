@@ -143,7 +143,7 @@ def _check_image(image: np.ndarray) -> None:
         raise ValueError(f"Image is empty: shape {image.shape}")
 
 
-def _create_mediapipe_detector(model: Path, min_confidence: float) -> Any:
+def create_mediapipe_detector(model: Path, min_confidence: float) -> Any:
     """Build a MediaPipe Tasks FaceDetector in IMAGE mode (imports mediapipe here, lazily)."""
     try:
         from mediapipe.tasks.python import BaseOptions, vision
@@ -211,7 +211,7 @@ class FaceDetector:
             if self._closed:
                 raise RuntimeError("FaceDetector is closed")
             if self._detector is None:
-                self._detector = _create_mediapipe_detector(self.model_path, self.min_confidence)
+                self._detector = create_mediapipe_detector(self.model_path, self.min_confidence)
                 self._finalizer = weakref.finalize(self, _close_quietly, self._detector)
             return self._detector
 
@@ -505,7 +505,7 @@ class FaceTracker:
         return max(stable, key=lambda t: (t.length, t.mean_area, -t.id))
 
 
-def _midpoints(before: list[FaceBox], after: list[FaceBox], min_iou: float) -> list[FaceBox] | None:
+def midpoint_boxes(before: list[FaceBox], after: list[FaceBox], min_iou: float) -> list[FaceBox] | None:
     """The boxes halfway between two detections of the same faces, in `after`'s order, or None
     when they do not pair up one to one with IoU >= `min_iou` (a face came, went or jumped)."""
     if len(before) != len(after):
@@ -654,7 +654,7 @@ class FaceCropper:
             ``(first's crops, second's crops, interpolated)``, each list as `__call__` returns it.
         """
         boxes2 = self._detect(second)
-        boxes1 = _midpoints(self._last_boxes, boxes2, min_iou) if self._last_boxes is not None else None
+        boxes1 = midpoint_boxes(self._last_boxes, boxes2, min_iou) if self._last_boxes is not None else None
         interpolated = boxes1 is not None
         if boxes1 is None:
             boxes1 = self._detect(first)

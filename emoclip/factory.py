@@ -30,8 +30,8 @@ from typing import Literal
 
 import torch
 
-from .config import EmoCLIPConfig, packaged_config_dir
 from .model import EmoCLIP
+from .model_config import EmoCLIPConfig, packaged_config_dir
 from .weights import (
     CheckpointError,
     load_checkpoint,
@@ -103,7 +103,8 @@ class ModelSpec:
         return EmoCLIPConfig.load(packaged_config_dir() / f"{self.name}.json")
 
 
-_MODELS: dict[str, ModelSpec] = {
+# The model registry, name -> spec (tests register specs here with monkeypatch.setitem).
+REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         # No default repo until this project publishes its own (issue #12 §4).
@@ -183,12 +184,12 @@ class ModelSource:
 
 def list_models(include_test: bool = False) -> list[str]:
     """Registered model names."""
-    return [n for n, s in _MODELS.items() if s.listed or include_test]
+    return [n for n, s in REGISTRY.items() if s.listed or include_test]
 
 
 def ranked_models(include_test: bool = False) -> list[str]:
     """Registered model names, best first (by `ModelSpec.rank`); test models only with `include_test`."""
-    return sorted(list_models(include_test), key=lambda n: (_MODELS[n].rank, n))
+    return sorted(list_models(include_test), key=lambda n: (REGISTRY[n].rank, n))
 
 
 def best_available(
@@ -236,7 +237,7 @@ def best_available(
 def get_spec(name: str) -> ModelSpec:
     """The registry entry for `name`."""
     try:
-        return _MODELS[name]
+        return REGISTRY[name]
     except KeyError:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(list_models(True))}") from None
 
@@ -261,7 +262,7 @@ def resolve(
 
     Takes at most a couple of seconds with no network (one short TCP probe of the Hub).
     """
-    from . import hub
+    from . import hub_download
 
     spec = get_spec(name)
     summary = spec.config().summary
@@ -285,12 +286,12 @@ def resolve(
     if repo:
         revision = spec.revision()
         location = hub_location(spec)
-        found = hub.cached_file(repo, f"{name}.safetensors", revision=revision, cache_dir=cache_dir)
-        if found is not None and hub.cached_file(repo, f"{name}.json", revision=revision, cache_dir=cache_dir):
+        found = hub_download.cached_file(repo, f"{name}.safetensors", revision=revision, cache_dir=cache_dir)
+        if found is not None and hub_download.cached_file(repo, f"{name}.json", revision=revision, cache_dir=cache_dir):
             return ModelSource(name, True, "hub-cache", location, summary, tuple(tried), path=str(found))
-        if probe_network and hub.hub_online():
+        if probe_network and hub_download.hub_online():
             return ModelSource(name, True, "hub-download", location, summary, tuple(tried))
-        tried.append(f"{location}: not cached, Hub unreachable ({hub.offline_reason()})")
+        tried.append(f"{location}: not cached, Hub unreachable ({hub_download.offline_reason()})")
     elif spec.hub_repo_env and spec.kind == "paper":
         tried.append(f"Hugging Face Hub: no repo configured (this project publishes none yet); set "
                      f"{spec.hub_repo_env}=owner/name and {spec.hub_revision_env}=<commit hash>")
@@ -300,11 +301,11 @@ def resolve(
         from open_clip import pretrained as oc_pretrained
 
         pcfg = oc_pretrained.get_pretrained_cfg(model_cfg.backbone, model_cfg.backbone_pretrained or "")
-        if pcfg and hub.cached_open_clip_file(pcfg, cache_dir=cache_dir) is not None:
+        if pcfg and hub_download.cached_open_clip_file(pcfg, cache_dir=cache_dir) is not None:
             return ModelSource(name, True, "open_clip-cache", location, summary, tuple(tried))
-        if probe_network and hub.hub_online():
+        if probe_network and hub_download.hub_online():
             return ModelSource(name, True, "open_clip-download", location, summary, tuple(tried))
-        tried.append(f"open_clip pretrained {location}: not cached, Hub unreachable ({hub.offline_reason()})")
+        tried.append(f"open_clip pretrained {location}: not cached, Hub unreachable ({hub_download.offline_reason()})")
     if spec.random_init:
         return ModelSource(name, True, "random", "random initialisation (test model)", summary, tuple(tried))
     return ModelSource(name, False, "missing", "", summary, tuple(tried))
@@ -360,7 +361,7 @@ def load_model(
 
 
 def _from_registry(name: str, **kwargs) -> EmoCLIP:
-    from . import hub
+    from . import hub_download
 
     source = resolve(name, **kwargs)
     spec = get_spec(name)
@@ -377,11 +378,11 @@ def _from_registry(name: str, **kwargs) -> EmoCLIP:
         else:
             repo, revision = spec.repo(), spec.revision()
             assert repo is not None  # resolve() found one
-            side = hub.download_file(repo, f"{name}.json", revision=revision, cache_dir=kwargs.get("cache_dir"))
+            side = hub_download.download_file(repo, f"{name}.json", revision=revision, cache_dir=kwargs.get("cache_dir"))
             from .weights import read_config
 
             read_config(Path(side).with_suffix(".safetensors"))  # bounds checked before the weights download
-            path = hub.download_file(repo, f"{name}.safetensors", revision=revision, cache_dir=kwargs.get("cache_dir"))
+            path = hub_download.download_file(repo, f"{name}.safetensors", revision=revision, cache_dir=kwargs.get("cache_dir"))
         model = _from_checkpoint(path, cache_dir=kwargs.get("cache_dir"), require_sha256=True)
         model.source = f"{source.location} (sha256 verified)"
         return model

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .video import LimitError, SampledFrame, VideoDecodeError, _image_kind
+from .video import LimitError, SampledFrame, VideoDecodeError, image_kind
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -104,7 +104,7 @@ def is_image_file(path: str | os.PathLike[str]) -> bool:
             head = f.read(16)
     except OSError:
         return False
-    return _image_kind(head) is not None
+    return image_kind(head) is not None
 
 
 def _open(p: Path):
@@ -123,7 +123,7 @@ def _open(p: Path):
         raise ImageDecodeError(f"Cannot read image file '{p}': {e.strerror or e}") from e
     if size == 0:
         raise ImageDecodeError(f"Image file is empty (0 bytes): '{p}'")
-    kind = _image_kind(head)
+    kind = image_kind(head)
     if kind is not None and kind not in _READABLE_KINDS:
         raise ImageDecodeError(f"'{p.name}' is a {kind} image; JPEG, PNG, WebP, BMP and TIFF are supported")
     try:

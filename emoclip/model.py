@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import create_backbone
-from .config import EmoCLIPConfig
+from .model_config import EmoCLIPConfig
 from .temporal import TemporalTransformer
 
 

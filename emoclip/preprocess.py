@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .config import PreprocessConfig
+from .model_config import PreprocessConfig
 
 
 def to_tensor(images: np.ndarray | Sequence[np.ndarray], config: PreprocessConfig) -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import TemporalConfig
+from .model_config import TemporalConfig
 
 
 class TemporalAttention(nn.Module):

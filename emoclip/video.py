@@ -144,13 +144,13 @@ def _check_file(path: str | os.PathLike[str]) -> Path:
         raise VideoDecodeError(f"Cannot read video file '{p}': {e}") from e
     if size == 0:
         raise VideoDecodeError(f"Video file is empty (0 bytes): '{p}'")
-    kind = _image_kind(head)
+    kind = image_kind(head)
     if kind is not None:
         raise VideoDecodeError(f"'{p}' is a {kind} image, not a video")
     return p
 
 
-def _image_kind(head: bytes) -> str | None:
+def image_kind(head: bytes) -> str | None:
     """Name of the still-image format whose signature starts `head`, else None."""
     for signature, name in _IMAGE_SIGNATURES:
         if head.startswith(signature):
@@ -160,7 +160,7 @@ def _image_kind(head: bytes) -> str | None:
     return None
 
 
-def _open_capture(p: Path, threads: int = 0) -> tuple[cv2.VideoCapture, int, int]:
+def open_capture(p: Path, threads: int = 0) -> tuple[cv2.VideoCapture, int, int]:
     """Open `p` with the FFmpeg backend (`threads` decoder threads; 0: FFmpeg's automatic choice).
 
     Returns:
@@ -193,7 +193,7 @@ def _open_capture(p: Path, threads: int = 0) -> tuple[cv2.VideoCapture, int, int
             f"Cannot open '{p}' as a video: not a video container FFmpeg understands, "
             "corrupt, or without a video stream"
         )
-    rotation = _normalize_rotation(cap.get(cv2.CAP_PROP_ORIENTATION_META))
+    rotation = normalize_rotation(cap.get(cv2.CAP_PROP_ORIENTATION_META))
     if cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1) and cap.get(cv2.CAP_PROP_ORIENTATION_AUTO) == 1:
         return cap, rotation, 0
     cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)  # be sure it is off before rotating by hand
@@ -223,7 +223,7 @@ def _check_pixels(width: int, height: int, max_pixels: int | None) -> None:
         )
 
 
-def _normalize_rotation(value: float) -> int:
+def normalize_rotation(value: float) -> int:
     """Map a metadata angle (possibly negative, NaN or off by rounding) to {0, 90, 180, 270}."""
     if not math.isfinite(value):
         return 0
@@ -263,7 +263,7 @@ def probe_video(path: str | os.PathLike[str], *, max_pixels: int | None = None) 
         LimitError: The frames have more than `max_pixels` pixels.
     """
     p = _check_file(path)
-    cap, rotation, manual_rotation = _open_capture(p)
+    cap, rotation, manual_rotation = open_capture(p)
     try:
         header = _header_pixels(cap)
         if header is not None:
@@ -286,7 +286,7 @@ def probe_video(path: str | os.PathLike[str], *, max_pixels: int | None = None) 
 # --------------------------------------------------------------------------------------------
 
 
-class _TimeSampler:
+class TimeSampler:
     """Decides which frames to keep, from their timestamps alone (pure logic, unit-testable).
 
     Target times are ``start + k / sample_fps``; a frame is kept when its time is the first at or
@@ -321,7 +321,7 @@ class _TimeSampler:
         return True
 
 
-class _Clock:
+class FrameClock:
     """Per-frame timestamps: the decoder's when sane and increasing, else ``index / fps``."""
 
     def __init__(self, fps: float) -> None:
@@ -440,11 +440,11 @@ def iter_frames(
 def _iter_frames(p: Path, opts: _Sampling) -> Iterator[SampledFrame]:
     max_frames, max_side, max_duration = opts.max_frames, opts.max_side, opts.max_duration
     max_decoded_frames = opts.max_decoded_frames
-    cap, _, manual_rotation = _open_capture(p, opts.decode_threads)
+    cap, _, manual_rotation = open_capture(p, opts.decode_threads)
     try:
         fps = _sane_fps(cap.get(cv2.CAP_PROP_FPS))
-        sampler = _TimeSampler(opts.sample_fps, opts.start, opts.end, take_all=0 < fps <= opts.sample_fps)
-        clock = _Clock(fps)
+        sampler = TimeSampler(opts.sample_fps, opts.start, opts.end, take_all=0 < fps <= opts.sample_fps)
+        clock = FrameClock(fps)
         # A frame may start up to one frame period after the limit's last instant.
         overrun = None if max_duration is None else max_duration + max(1e-3, 1.0 / clock.fps)
         source_index = sampled = failed = 0

@@ -46,6 +46,15 @@ class TextEmbeddingCache:
     def __len__(self) -> int:
         return len(self._store)
 
+    def __contains__(self, text: object) -> bool:
+        """Whether `text`'s embedding is cached."""
+        return text in self._store
+
+    def clear(self) -> None:
+        """Forget every cached embedding (the count `encoded` is kept)."""
+        with self._lock:
+            self._store.clear()
+
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
         """Embeddings of `texts`.
 

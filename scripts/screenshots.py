@@ -149,9 +149,8 @@ def _shot(page, path: Path, height: int, top: str | None = None) -> None:
         image.quantize(64).save(path, optimize=True)
 
 
-def _media():
-    """The tests' synthetic-media helpers (tests/media.py), loaded from their file."""
-    import importlib.util
+def _generated_clip(folder: Path) -> Path:
+    from emoclip.testing.media import moving_face_frames, write_video
 
     spec = importlib.util.spec_from_file_location("media", REPO / "tests" / "media.py")
     module = importlib.util.module_from_spec(spec)
@@ -185,7 +184,9 @@ def _webcam_file(folder: Path, source: Path | None) -> Path:
             frames.append(cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB))
         cap.release()
     if not frames:
-        frames = [np.asarray(f) for f in _media().moving_face_frames(30, size=(480, 640))]
+        from emoclip.testing.media import moving_face_frames
+
+        frames = [np.asarray(f) for f in moving_face_frames(30, size=(480, 640))]
     path = folder / "webcam.y4m"
     with open(path, "wb") as fh:
         fh.write(b"YUV4MPEG2 W640 H480 F10:1 Ip A1:1 C420jpeg\n")

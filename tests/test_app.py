@@ -28,7 +28,7 @@ from emoclip_app.state import LiveBuffer, Session  # noqa: E402
 from emoclip_app.tabs import about, explorer, live  # noqa: E402
 from emoclip_app.tabs import analyse as analyse_tab  # noqa: E402
 from emoclip_app.tabs import classes as classes_tab  # noqa: E402
-from media import moving_face_frames, write_video  # noqa: E402
+from emoclip.testing.media import moving_face_frames, write_video  # noqa: E402
 
 from emoclip.classes import ClassSet, class_rows, preset  # noqa: E402
 
@@ -443,8 +443,9 @@ def test_toy_model_from_a_weights_folder(tmp_path, monkeypatch, video):
     import torch
 
     from emoclip_app.models import ModelManager
-    from emoclip.config import EmoCLIPConfig, packaged_config_dir
+    from emoclip.model_config import EmoCLIPConfig, packaged_config_dir
     from emoclip.model import EmoCLIP
+    from emoclip.model_config import EmoCLIPConfig, packaged_config_dir
     from emoclip.weights import save_checkpoint
 
     config = EmoCLIPConfig.load(packaged_config_dir() / "emoclip-synthetic-tiny.json").replace(
@@ -485,7 +486,7 @@ def test_a_better_model_becoming_ready_does_not_pull_results_from_under_a_sessio
 
 
 def test_face_coverage_warning_is_a_banner_above_the_result(tmp_path):
-    from media import blank_frames
+    from emoclip.testing.media import blank_frames
 
     path = write_video(tmp_path / "no-face.webm", blank_frames(24, (240, 320)), fps=12)
     out = analyse_tab.analyse(str(path), "center", Session(), progress=no_progress)

@@ -17,7 +17,7 @@ os.environ.setdefault("EMOCLIP_APP_MODEL", "test-emoclip-tiny")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from media import moving_face_frames, write_video  # noqa: E402
+from emoclip.testing.media import moving_face_frames, write_video  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -21,8 +21,8 @@ ray = pytest.importorskip("ray")
 from emoclip.batch import InputError, expand_inputs, read_results, run_batch  # noqa: E402
 from emoclip.batch.run import done_keys, export_csv  # noqa: E402
 from emoclip.cli import main  # noqa: E402
+from emoclip.testing.media import moving_face_frames, write_video  # noqa: E402
 from emoclip.weights import save_checkpoint  # noqa: E402
-from media import moving_face_frames, write_video  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 pytestmark = pytest.mark.timeout(300)

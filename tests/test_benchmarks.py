@@ -122,11 +122,11 @@ def _load_run_module(repo_root):
 
 def test_the_work_counter_sees_re_encoding(repo_root, tiny_model, tmp_path):
     """What `WorkCounter` counts changes when work is redone: re-encoding frames or texts shows."""
-    from media import moving_face_frames, write_video
-
     import emoclip
     from emoclip.inference.predictor import EmotionPredictor
     from emoclip.model import EmoCLIP
+    from emoclip.inference.predictor import EmotionPredictor
+    from emoclip.testing.media import moving_face_frames, write_video
 
     run = _load_run_module(repo_root)
     real_encode_image = EmoCLIP.encode_image
@@ -149,7 +149,7 @@ def test_the_work_counter_sees_re_encoding(repo_root, tiny_model, tmp_path):
 
         before = counter.snapshot()
         p._videos.clear()
-        p.text_cache._store.clear()
+        p.text_cache.clear()
         crops = np.zeros((3, tiny_model.image_size, tiny_model.image_size, 3), np.uint8)
         p.encode_images(crops)
         p.encode_images(crops)  # re-encoded: counted again

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from emoclip.cli import main
+from emoclip.testing.media import moving_face_frames, write_video
 from emoclip.weights import save_checkpoint
-from media import moving_face_frames, write_video
 
 
 def _run(*args, cwd=None, env_extra=None):

@@ -284,7 +284,7 @@ def test_downstream_with_text_tower_file(downstream, inputs, tmp_path, caplog, s
 @pytest.fixture
 def no_network(monkeypatch):
     """HF_HUB_OFFLINE=1, and any socket connection fails the test."""
-    from emoclip import hub
+    from emoclip import hub_download as hub
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     hub.reset_probe()

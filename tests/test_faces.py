@@ -8,14 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media import (
-    FACE_IN_PATCH,
-    PATCH_SIZE,
-    blank_frames,
-    face_positions,
-    moving_face_frames,
-    write_video,
-)
 
 from emoclip.faces import (
     FaceBox,
@@ -28,6 +20,14 @@ from emoclip.faces import (
     crop_square,
     default_detector_model,
     square_box,
+)
+from emoclip.testing.media import (
+    FACE_IN_PATCH,
+    PATCH_SIZE,
+    blank_frames,
+    face_positions,
+    moving_face_frames,
+    write_video,
 )
 from emoclip.video import iter_frames
 
@@ -142,13 +142,13 @@ def test_lazy_creation_is_thread_safe(monkeypatch: pytest.MonkeyPatch) -> None:
     from emoclip import faces
 
     created = []
-    real = faces._create_mediapipe_detector
+    real = faces.create_mediapipe_detector
 
     def counting(*args: object) -> object:
         created.append(1)
         return real(*args)
 
-    monkeypatch.setattr(faces, "_create_mediapipe_detector", counting)
+    monkeypatch.setattr(faces, "create_mediapipe_detector", counting)
     image = skimage_data.astronaut()
     results: list[int] = []
     with FaceDetector() as det:
@@ -452,10 +452,10 @@ def test_crop_pair_interpolates_smooth_motion_and_detects_otherwise() -> None:
 
 
 def test_midpoint_pairing_needs_one_to_one_overlap() -> None:
-    from emoclip.faces import _midpoints
+    from emoclip.faces import midpoint_boxes
 
     a, b = [_box(0), _box(200)], [_box(210), _box(10)]
-    mid = _midpoints(a, b, 0.5)
+    mid = midpoint_boxes(a, b, 0.5)
     assert [m.x for m in mid] == [205, 5]  # in the order of the later detection
-    assert _midpoints(a, b[:1], 0.5) is None
-    assert _midpoints([_box(0)], [_box(40)], 0.5) is None  # moved too far to trust a midpoint
+    assert midpoint_boxes(a, b[:1], 0.5) is None
+    assert midpoint_boxes([_box(0)], [_box(40)], 0.5) is None  # moved too far to trust a midpoint

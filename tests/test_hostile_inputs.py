@@ -32,7 +32,6 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from media import blank_frames, moving_face_frames, set_mp4_rotation, write_video, write_wav
 
 import emoclip
 from emoclip import video as video_module
@@ -40,6 +39,13 @@ from emoclip.classes import ClassSet, ClassSetError
 from emoclip.cli import main
 from emoclip.inference.predictor import EmotionPredictor, LimitError, NoFaceError, VideoLimits
 from emoclip.results import FaceSummary, Prediction, Timeline, TrackPrediction
+from emoclip.testing.media import (
+    blank_frames,
+    moving_face_frames,
+    set_mp4_rotation,
+    write_video,
+    write_wav,
+)
 from emoclip.video import VideoDecodeError, iter_frames, probe_video
 from emoclip.weights import CheckpointError, read_state_dict, save_checkpoint
 
@@ -1000,6 +1006,11 @@ def test_property_text_embedding_cache(tiny_model, texts):
     assert torch.allclose(emb.norm(dim=-1), torch.ones(len(texts)), atol=1e-4)
     again = cache.embed(texts[::-1])
     assert torch.allclose(again, emb.flip(0), atol=1e-5)
+    assert all(t in cache for t in texts) and cache.encoded == len(set(texts))
+    cache.clear()
+    assert len(cache) == 0 and texts[0] not in cache
+    cache.embed(texts[:1])
+    assert cache.encoded == len(set(texts)) + 1  # re-encoded after clear
 
 
 # A description the class-set rules accept: no control characters but newline and tab.

@@ -18,7 +18,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from media import face_patch, moving_face_frames, write_video
 from PIL import Image
 
 from emoclip.cli import main
@@ -31,13 +30,8 @@ from emoclip.images import (
     read_image,
 )
 from emoclip.inference.photo import detect_all, tiles
-from emoclip.inference.predictor import (
-    EmotionPredictor,
-    LimitError,
-    NoFaceError,
-    VideoLimits,
-    iter_inputs,
-)
+from emoclip.inference.predictor import EmotionPredictor, LimitError, NoFaceError, VideoLimits, iter_inputs
+from emoclip.testing.media import face_patch, moving_face_frames, write_video
 from emoclip.video import VideoDecodeError, probe_video
 from emoclip.weights import save_checkpoint
 

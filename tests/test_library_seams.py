@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from media import moving_face_frames, write_video
+from emoclip.testing.media import moving_face_frames, write_video
 
 from emoclip.classes import ClassSet, ClassSetError, class_rows, classes_from_rows, parse_weights
 from emoclip.explore import ClipSource, latent_points

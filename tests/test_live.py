@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from media import blank_frames, moving_face_frames
+from emoclip.testing.media import blank_frames, moving_face_frames
 
 from emoclip.classes import ClassSet
 from emoclip.live import LiveWindow

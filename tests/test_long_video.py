@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media import moving_face_frames, write_video
+
+from emoclip.testing.media import moving_face_frames, write_video
 
 pytest.importorskip("mediapipe")
 

@@ -18,8 +18,14 @@ import pytest
 
 from emoclip.faces import FaceDetector
 from emoclip.inference.predictor import EmotionPredictor
+from emoclip.testing.media import (
+    FACE_IN_PATCH,
+    PATCH_SIZE,
+    face_patch,
+    noisy_background,
+    set_mp4_rotation,
+)
 from emoclip.video import iter_frames, probe_video
-from media import FACE_IN_PATCH, PATCH_SIZE, _background, face_patch, set_mp4_rotation
 
 FFMPEG = shutil.which("ffmpeg")
 pytestmark = pytest.mark.skipif(FFMPEG is None, reason="the ffmpeg command line is not installed")
@@ -40,7 +46,7 @@ def _face_x(t: float, width: int = SIZE[1]) -> int:
 
 def _frame(t: float, size: tuple[int, int] = SIZE) -> np.ndarray:
     """One (H, W, 3) uint8 RGB frame at time `t`: the face patch at (`_face_x(t)`, centred)."""
-    frame = _background(size, 0)
+    frame = noisy_background(size, 0)
     x, y = _face_x(t, size[1]), (size[0] - PATCH_SIZE) // 2
     frame[y : y + PATCH_SIZE, x : x + PATCH_SIZE] = face_patch()
     return frame

@@ -11,7 +11,7 @@ import emoclip
 import emoclip.inference.precision as precision_mod
 from emoclip.inference.fast_paths import FastImageTower, FastTemporal
 from emoclip.inference.predictor import EmotionPredictor
-from media import moving_face_frames, write_video
+from emoclip.testing.media import moving_face_frames, write_video
 
 
 def _fresh_model():

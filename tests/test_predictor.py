@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import emoclip
-from emoclip.inference.predictor import EmotionPredictor, NoFaceError, VideoLimits, LimitError, window_spans
+from emoclip.inference.predictor import EmotionPredictor, LimitError, NoFaceError, VideoLimits, window_spans
+from emoclip.testing.media import blank_frames, moving_face_frames, write_video
 from emoclip.video import VideoDecodeError
-from media import blank_frames, moving_face_frames, write_video
 
 
 @pytest.fixture(scope="module")

@@ -94,7 +94,7 @@ def test_silence_native_stderr_is_a_no_op_at_debug_level():
 
 
 DETECT = """
-    from media import moving_face_frames
+    from emoclip.testing.media import moving_face_frames
     from emoclip.faces import FaceDetector
     frames = moving_face_frames(2, size=(240, 320))
     with FaceDetector() as detector:
@@ -106,8 +106,7 @@ NATIVE_MARKERS = ("INFO:", "W0000", "I0000", "XNNPACK", "TensorFlow Lite", "Lite
 
 @pytest.mark.parametrize("level", ["", "debug"])
 def test_face_detector_keeps_mediapipe_logs_off_the_terminal_unless_debug(level):
-    path = os.pathsep.join(p for p in (os.path.dirname(__file__), os.environ.get("PYTHONPATH")) if p)
-    out = _run(DETECT, EMOCLIP_LOG_LEVEL=level, PYTHONPATH=path)  # tests/ for `media`
+    out = _run(DETECT, EMOCLIP_LOG_LEVEL=level)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.split()[-1]) >= 1  # the faces were found (the detector really ran)
     native = [line for line in out.stderr.splitlines() if any(m in line for m in NATIVE_MARKERS)]

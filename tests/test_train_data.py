@@ -13,16 +13,16 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from media import moving_face_frames, write_video
 
 from emoclip.classes import preset
-from emoclip.config import PreprocessConfig
+from emoclip.model_config import PreprocessConfig
 from emoclip.preprocess import to_tensor
+from emoclip.testing.media import moving_face_frames, write_video
 from emoclip.train import synthetic as syn
 from emoclip.train.augment import temporal_indices
-from emoclip.train.data import DataConfig, build_dataset, class_set, collate
 from emoclip.train.datasets import SyntheticVideoDataset, VideoEmotionDataset
 from emoclip.train.layouts import DFEW_CLASSES, MAFW_CLASSES
+from emoclip.train.loading import DataConfig, build_dataset, class_set, collate
 from emoclip.video import sample_indices
 
 S, T = 32, 4

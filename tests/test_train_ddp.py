@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 import emoclip
-from emoclip.train.config import load_config
 from emoclip.train.engine import train
+from emoclip.train.recipe import load_config
 
 pytestmark = pytest.mark.slow
 

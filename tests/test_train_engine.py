@@ -14,10 +14,10 @@ import torch
 
 import emoclip
 from emoclip.train import checkpoint as ckpt
-from emoclip.train.config import ConfigError, TrainConfig, load_config
-from emoclip.train.data import collate
 from emoclip.train.distributed import DistInfo
 from emoclip.train.engine import Trainer, train
+from emoclip.train.loading import collate
+from emoclip.train.recipe import ConfigError, TrainConfig, load_config
 
 TINY = [
     "model.name=test-emoclip-tiny", "model.num_frames=4", "data.dataset=synthetic",
@@ -131,7 +131,7 @@ def test_fp16_uses_the_grad_scaler(tmp_path):
     for start in (0, 8):
         trainer.train_step([fixed_batch(trainer, start)])
     assert calls == {"scale": 2, "step": 2, "update": 2}
-    assert scaler._scale is not None and scaler.get_scale() > 0
+    assert scaler.is_enabled() and scaler.get_scale() > 0
     trainer.save_state()
     assert ckpt.load_state(tmp_path / "state.pt")["scaler"]["scale"] == scaler.get_scale()
 
@@ -269,7 +269,7 @@ def test_shipped_configs_load(repo_root, name):
 
 
 def test_offline_pretrained_backbone_fails_with_a_clear_message(tmp_path, monkeypatch):
-    from emoclip import hub
+    from emoclip import hub_download as hub
 
     monkeypatch.setattr(hub, "cached_open_clip_file", lambda *a, **k: None)
     cfg = load_config(None, ["model.name=clip-vitb32", f"out.dir={tmp_path}", "data.dataset=synthetic"])
@@ -278,7 +278,7 @@ def test_offline_pretrained_backbone_fails_with_a_clear_message(tmp_path, monkey
 
 
 def test_push_to_hub_fails_fast_offline(tmp_path, monkeypatch):
-    from emoclip.train import hub as train_hub
+    from emoclip.train import hub_publish as train_hub
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(train_hub.HubUnavailableError, match="HF_HUB_OFFLINE"):
@@ -287,7 +287,7 @@ def test_push_to_hub_fails_fast_offline(tmp_path, monkeypatch):
 
 
 def test_model_card_mentions_data_licence_and_metrics():
-    from emoclip.train.hub import model_card
+    from emoclip.train.hub_publish import model_card
 
     config = emoclip.EmoCLIPConfig(name="m", provenance={
         "training": {"data": {"dataset": "mafw", "mode": "caption", "fold": 1}, "steps": 10},

@@ -21,8 +21,8 @@ from emoclip.faces import (
 )
 from emoclip.inference.pipeline import coverage_warnings
 from emoclip.inference.predictor import EmotionPredictor, NoFaceError
+from emoclip.testing.media import face_patch, noisy_background, write_video
 from emoclip.weights import save_checkpoint
-from media import _background, face_patch, write_video
 
 skdata = pytest.importorskip("skimage.data")
 
@@ -125,7 +125,7 @@ def _title(text: str, dark_on_light: bool) -> np.ndarray:
 
 
 def _skin_objects() -> np.ndarray:
-    frame = _background((480, 640), 0)
+    frame = noisy_background((480, 640), 0)
     cv2.ellipse(frame, (200, 240), (110, 150), 0, 0, 360, (224, 172, 138), -1)
     cv2.circle(frame, (480, 240), 70, (198, 134, 102), -1)
     return frame
@@ -138,7 +138,7 @@ def _skin_gradient() -> np.ndarray:
 
 
 def _pasted(side: int) -> np.ndarray:
-    frame = _background((480, 640), 0)
+    frame = noisy_background((480, 640), 0)
     patch = cv2.resize(np.asarray(face_patch()), (side, side), interpolation=cv2.INTER_CUBIC)
     y, x = (480 - side) // 2, (640 - side) // 2
     frame[y : y + side, x : x + side] = patch
@@ -200,7 +200,7 @@ def _frames(n: int, face_at: set[int], blip_at: set[int] = frozenset()) -> np.nd
     big = cv2.resize(small, (300, 300), interpolation=cv2.INTER_CUBIC)
     out = []
     for i in range(n):
-        frame = _background((480, 640), i)
+        frame = noisy_background((480, 640), i)
         if i in face_at:
             frame[140:340, 10:210] = small
         if i in blip_at:

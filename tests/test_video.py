@@ -10,9 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from media import blank_frames, set_mp4_rotation, solid_frames, write_video
 
 from emoclip import video
+from emoclip.testing.media import blank_frames, set_mp4_rotation, solid_frames, write_video
 from emoclip.video import (
     SampledFrame,
     VideoDecodeError,
@@ -199,14 +199,14 @@ def test_invalid_arguments(counter_webm: Path, kwargs: dict) -> None:
 def test_time_sampler_variable_frame_rate() -> None:
     # Irregular timestamps: a burst, a gap, then regular frames.
     times = [0.0, 0.01, 0.02, 0.03, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 1.3, 1.31]
-    sampler = video._TimeSampler(sample_fps=4.0, start=0.0, end=None)
+    sampler = video.TimeSampler(sample_fps=4.0, start=0.0, end=None)
     kept = [t for t in times if sampler.keep(t)]
     # Targets 0, .25, .5, .75, 1.0, 1.25: the gap makes 0.25 fall on 0.5, and 1.0 on 1.3.
     assert kept == [0.0, 0.5, 0.75, 1.3]
 
 
 def test_time_sampler_window_and_take_all() -> None:
-    sampler = video._TimeSampler(sample_fps=100.0, start=0.2, end=0.5, take_all=True)
+    sampler = video.TimeSampler(sample_fps=100.0, start=0.2, end=0.5, take_all=True)
     times = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
     assert [t for t in times if sampler.keep(t)] == [0.2, 0.3, 0.4]
     assert sampler.done(0.5) and not sampler.done(0.49)
@@ -222,12 +222,12 @@ class _FakeCapture:
 
 
 def test_clock_falls_back_to_index_over_fps() -> None:
-    clock = video._Clock(fps=10.0)
+    clock = video.FrameClock(fps=10.0)
     cap = _FakeCapture([0.0, 100.0, 100.0, float("nan"), -5.0, 600.0])
     times = [clock.time(cap, i) for i in range(6)]
     # Repeated, NaN and negative timestamps become index / fps; the sequence stays increasing.
     np.testing.assert_allclose(times, [0.0, 0.1, 0.2, 0.3, 0.4, 0.6])
-    clock = video._Clock(fps=0.0)  # unknown frame rate -> FFmpeg's 25 fps guess
+    clock = video.FrameClock(fps=0.0)  # unknown frame rate -> FFmpeg's 25 fps guess
     assert clock.time(_FakeCapture([float("nan")]), 5) == pytest.approx(0.2)
 
 
@@ -439,7 +439,7 @@ def test_manual_rotation_when_backend_cannot_rotate(
     path, degrees = rotated_mp4
     auto = next(iter_frames(path)).image
     monkeypatch.setattr(video.cv2, "VideoCapture", _NoAutoRotateCapture)
-    cap, rotation, manual_rotation = video._open_capture(path)
+    cap, rotation, manual_rotation = video.open_capture(path)
     assert (rotation, manual_rotation) == (degrees, degrees)  # the manual path is taken
     assert cap.get(cv2.CAP_PROP_ORIENTATION_AUTO) == 0  # and OpenCV will not rotate again
     cap.release()
@@ -450,7 +450,7 @@ def test_manual_rotation_when_backend_cannot_rotate(
 
 
 def test_normalize_rotation() -> None:
-    assert [video._normalize_rotation(v) for v in (0, 90, -90, 180, 270, 360, 89.6)] == [
+    assert [video.normalize_rotation(v) for v in (0, 90, -90, 180, 270, 360, 89.6)] == [
         0,
         90,
         270,
@@ -459,7 +459,7 @@ def test_normalize_rotation() -> None:
         0,
         90,
     ]
-    assert video._normalize_rotation(float("nan")) == 0
+    assert video.normalize_rotation(float("nan")) == 0
 
 
 def test_video_module_is_torch_and_mediapipe_free() -> None:

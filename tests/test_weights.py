@@ -12,12 +12,13 @@ import time
 
 import pytest
 import torch
+from hub_fixtures import COMMIT, fake_hub, populate_cache
 
 import emoclip
-from emoclip import factory, hub
+from emoclip import factory
+from emoclip import hub_download as hub
 from emoclip.factory import ModelSpec, WeightsNotFoundError
 from emoclip.weights import CheckpointError, read_state_dict, save_checkpoint
-from hub_fixtures import COMMIT, fake_hub, populate_cache
 
 
 def _save_tiny(model, path):
@@ -94,7 +95,7 @@ def test_plain_torch_checkpoint_is_read_safely(tmp_path):
 def hub_spec(monkeypatch):
     """Register a Hub-backed tiny model under the tiny test config."""
     spec = dataclasses.replace(factory.get_spec("test-emoclip-tiny"), hub_repo="someorg/emoclip-tiny", random_init=False)
-    monkeypatch.setitem(factory._MODELS, "test-emoclip-tiny", spec)
+    monkeypatch.setitem(factory.REGISTRY, "test-emoclip-tiny", spec)
     return spec
 
 
@@ -126,7 +127,7 @@ def test_resolution_order_local_dirs_before_hub_cache(tiny_model, tmp_path, hub_
 
 
 def test_nothing_available_lists_what_was_tried(tmp_path, hub_spec, monkeypatch):
-    monkeypatch.setitem(factory._MODELS, "emoclip-vitb32", dataclasses.replace(factory.get_spec("emoclip-vitb32"), hub_repo="someorg/none", hub_repo_env=None, hub_revision_env=None))
+    monkeypatch.setitem(factory.REGISTRY, "emoclip-vitb32", dataclasses.replace(factory.get_spec("emoclip-vitb32"), hub_repo="someorg/none", hub_repo_env=None, hub_revision_env=None))
     start = time.monotonic()
     with pytest.raises(WeightsNotFoundError) as err:
         emoclip.load_model("emoclip-vitb32", cache_dir=tmp_path / "empty")
@@ -209,7 +210,7 @@ def test_clip_baseline_from_open_clip_pretrained_cache(tmp_path, monkeypatch):
     cfg = base.replace(model=dataclasses.replace(base.model, backbone_pretrained="fake"))
     spec = dataclasses.replace(factory.get_spec("test-clip-tiny"), backbone_only=True, random_init=False)
     monkeypatch.setattr(ModelSpec, "config", lambda self: cfg)
-    monkeypatch.setitem(factory._MODELS, "test-clip-tiny", spec)
+    monkeypatch.setitem(factory.REGISTRY, "test-clip-tiny", spec)
     monkeypatch.setitem(oc_pretrained._PRETRAINED, cfg.model.backbone,
                         {"fake": oc_pretrained._pcfg(hf_hub="someorg/tiny-clip/")})
     cache = tmp_path / "hf"
@@ -250,7 +251,7 @@ def env_hub(monkeypatch):
     """test-emoclip-tiny resolved from the Hub like emoclip-vitb32: by EMOCLIP_HUB_REPO/REVISION only."""
     spec = dataclasses.replace(factory.get_spec("test-emoclip-tiny"), hub_repo_env="EMOCLIP_HUB_REPO",
                                hub_revision_env="EMOCLIP_HUB_REVISION", random_init=False)
-    monkeypatch.setitem(factory._MODELS, "test-emoclip-tiny", spec)
+    monkeypatch.setitem(factory.REGISTRY, "test-emoclip-tiny", spec)
     monkeypatch.setenv("EMOCLIP_HUB_REPO", "someorg/emoclip-tiny")
     return spec
 
@@ -353,7 +354,7 @@ def test_oversized_config_from_the_hub_is_refused_before_any_allocation(tiny_mod
 
 
 def test_check_bounds_caps_fields_and_the_total(tiny_model, tmp_path):
-    from emoclip.config import MAX_PARAMETERS, EmoCLIPConfig
+    from emoclip.model_config import MAX_PARAMETERS, EmoCLIPConfig
 
     base = tiny_model.config.to_dict()
     assert 3e6 < EmoCLIPConfig.from_dict(base).check_bounds() < 4e6  # the tiny model: ~3.5 M

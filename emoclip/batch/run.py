@@ -251,7 +251,7 @@ def run_batch(
     Returns:
         A `BatchSummary`; rows are in ``out/results/part-*.parquet`` (see `schema`).
     """
-    from ..cli import default_model_name
+    from ..factory import best_available
 
     if face_fallback not in ("center", "skip"):  # checked here, not once per actor
         raise ValueError(f"face_fallback must be 'center' or 'skip', not {face_fallback!r}")
@@ -259,7 +259,7 @@ def run_batch(
         raise ValueError(f"batch_size and max_attempts must be at least 1, got {batch_size} and {max_attempts}")
     started = time.perf_counter()
     out = Path(out)
-    model = model or default_model_name(weights_dirs)
+    model = model or best_available(weights_dirs=weights_dirs)
     if Path(model).is_file():
         model = str(Path(model).resolve())
     key = config_key(model, classes, face_fallback, frame_fps)

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..classes import ClassSet
+from ..terminal import terminal_message
 from .inputs import frame_files
 from .schema import WINDOW_TYPE, input_schema, result_fields
 
@@ -29,11 +30,9 @@ class RepeatedCrashError(Exception):
 
 def error_message(exc: BaseException) -> str:
     """The message `emoclip predict` prints for a failed file (typed errors as they are)."""
-    from ..cli import _msg
-
     if isinstance(exc, (ValueError, OSError, RepeatedCrashError)):
-        return _msg(exc)
-    return f"unexpected {type(exc).__name__}: {_msg(exc)}"
+        return terminal_message(exc)
+    return f"unexpected {type(exc).__name__}: {terminal_message(exc)}"
 
 
 def read_image(path: str) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 
 class ClassSetError(ValueError):
@@ -63,10 +63,10 @@ class EmotionClass:
     descriptions: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "name", _clean(self.name))
-        descriptions = _as_tuple(self.descriptions)
+        object.__setattr__(self, "name", clean_text(self.name))
+        descriptions = as_tuple(self.descriptions)
         if isinstance(descriptions, tuple):
-            descriptions = tuple(_clean(text) for text in descriptions)
+            descriptions = tuple(clean_text(text) for text in descriptions)
         object.__setattr__(self, "descriptions", descriptions)
 
 
@@ -85,10 +85,10 @@ class Compound:
     weights: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "name", _clean(self.name))
-        parts = _as_tuple(self.parts)
+        object.__setattr__(self, "name", clean_text(self.name))
+        parts = as_tuple(self.parts)
         if isinstance(parts, tuple):
-            parts = tuple(_clean(part) for part in parts)
+            parts = tuple(clean_text(part) for part in parts)
         object.__setattr__(self, "parts", parts)
         weights = self.weights
         if isinstance(weights, (list, tuple)):
@@ -96,14 +96,27 @@ class Compound:
         object.__setattr__(self, "weights", weights)
 
 
-def _clean(text: Any) -> Any:
-    """Strip surrounding whitespace and unify line ends; non-text is left for `_check`."""
+class ClassSetParts(Protocol):
+    """What validation reads of a class set (`ClassSet` has it): kept here so checks need no ClassSet."""
+
+    @property
+    def name(self) -> Any: ...
+
+    @property
+    def classes(self) -> Any: ...
+
+    @property
+    def compounds(self) -> Any: ...
+
+
+def clean_text(text: Any) -> Any:
+    """Strip surrounding whitespace and unify line ends; non-text is left for `check_class_set`."""
     if isinstance(text, str):
         return text.replace("\r\n", "\n").replace("\r", "\n").strip()
     return text
 
 
-def _as_tuple(items: Any) -> Any:
+def as_tuple(items: Any) -> Any:
     if isinstance(items, str):
         return (items,)
     if isinstance(items, (list, tuple)):
@@ -111,7 +124,7 @@ def _as_tuple(items: Any) -> Any:
     return items
 
 
-def _sequence(items: Any) -> Any:
+def as_sequence(items: Any) -> Any:
     """Any iterable but a string as a tuple (strings and non-iterables are left as they are)."""
     if isinstance(items, (str, bytes)):
         return items
@@ -130,17 +143,17 @@ def _as_float(value: Any) -> Any:
     return value
 
 
-def _key(name: str) -> str:
+def name_key(name: str) -> str:
     """Comparison key for names: stripped, caseless, canonically composed."""
     folded = unicodedata.normalize("NFD", name.strip()).casefold()
     return unicodedata.normalize("NFC", folded)
 
 
-def _find(items: Sequence[EmotionClass | Compound], name: Any) -> int | None:
+def find_index(items: Sequence[EmotionClass | Compound], name: Any) -> int | None:
     if not isinstance(name, str):
         return None
-    key = _key(name)
+    key = name_key(name)
     for index, item in enumerate(items):
-        if isinstance(item.name, str) and _key(item.name) == key:
+        if isinstance(item.name, str) and name_key(item.name) == key:
             return index
     return None

@@ -6,19 +6,16 @@ import math
 import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..tokenizer import CONTEXT_LENGTH, count_tokens
-from .base import ClassSetError, Compound, EmotionClass, Limits, _find, _key
-from .messages import _describe, _quote
-
-if TYPE_CHECKING:
-    from .classset import ClassSet
+from .base import ClassSetError, ClassSetParts, Compound, EmotionClass, Limits, find_index, name_key
+from .messages import describe, quote
 
 _SHOWN_PROBLEMS = 10  # problems listed in one ClassSetError message
 
 
-def _check(classes: ClassSet, limits: Limits) -> None:
+def check_class_set(classes: ClassSetParts, limits: Limits) -> None:
     """Raise ClassSetError listing every problem of `classes`."""
     problems = _problems(classes, limits)
     if not problems:
@@ -31,7 +28,7 @@ def _check(classes: ClassSet, limits: Limits) -> None:
     raise ClassSetError(f"{len(problems)} problems: {shown}{tail}", problems)
 
 
-def _problems(cs: ClassSet, limits: Limits) -> list[str]:
+def _problems(cs: ClassSetParts, limits: Limits) -> list[str]:
     problems = _name_problems("the class set", cs.name, limits)
     if not _all_of(cs.classes, EmotionClass):
         return [*problems, "classes must be a sequence of EmotionClass"]
@@ -58,13 +55,13 @@ def _all_of(items: Any, kind: type) -> bool:
 def _label(kind: str, index: int, name: Any) -> str:
     """How a message refers to a class or compound: by name if it has a usable one."""
     if isinstance(name, str) and name:
-        return f"{kind} {_quote(name)}"
+        return f"{kind} {quote(name)}"
     return f"{kind} {index}"
 
 
 def _name_problems(label: str, name: Any, limits: Limits) -> list[str]:
     if not isinstance(name, str):
-        return [f"{label}: the name must be text, got {_describe(name)}"]
+        return [f"{label}: the name must be text, got {describe(name)}"]
     if not name:
         return [f"{label} has an empty name"]
     problems = []
@@ -73,7 +70,7 @@ def _name_problems(label: str, name: Any, limits: Limits) -> list[str]:
             f"{label}: the name is {len(name)} characters long "
             f"(the limit is {limits.max_name_chars})"
         )
-    bad = _bad_char(name)
+    bad = bad_char(name)
     if bad:
         problems.append(f"{label}: the name contains {bad}; only newline and tab are allowed")
     return problems
@@ -84,7 +81,7 @@ def _class_problems(index: int, emotion: EmotionClass, limits: Limits) -> list[s
     problems = _name_problems(label, emotion.name, limits)
     texts = emotion.descriptions
     if not isinstance(texts, tuple):
-        got = _describe(texts)
+        got = describe(texts)
         return [*problems, f"{label}: descriptions must be text or a list of text, got {got}"]
     if not texts:
         problems.append(f"{label} has no descriptions")
@@ -99,7 +96,7 @@ def _class_problems(index: int, emotion: EmotionClass, limits: Limits) -> list[s
 
 def _text_problems(label: str, text: Any, limits: Limits) -> list[str]:
     if not isinstance(text, str):
-        return [f"{label} must be text, got {_describe(text)}"]
+        return [f"{label} must be text, got {describe(text)}"]
     if not text:
         return [f"{label} is empty"]
     problems = []
@@ -107,7 +104,7 @@ def _text_problems(label: str, text: Any, limits: Limits) -> list[str]:
         problems.append(
             f"{label} is {len(text)} characters long (the limit is {limits.max_text_chars})"
         )
-    bad = _bad_char(text)
+    bad = bad_char(text)
     if bad:
         problems.append(f"{label} contains {bad}; only newline and tab are allowed")
     return problems
@@ -120,7 +117,7 @@ def _compound_problems(
     problems = _name_problems(label, compound.name, limits)
     parts = compound.parts
     if not isinstance(parts, tuple):
-        return [*problems, f"{label}: parts must be a list of class names, got {_describe(parts)}"]
+        return [*problems, f"{label}: parts must be a list of class names, got {describe(parts)}"]
     if len(parts) < 2:
         problems.append(f"{label} needs at least 2 parts, got {len(parts)}")
     if len(parts) > limits.max_compound_parts:
@@ -131,21 +128,21 @@ def _compound_problems(
     seen: set[str] = set()
     for number, part in enumerate(parts, 1):
         if not isinstance(part, str):
-            problems.append(f"{label}: part {number} must be a class name, got {_describe(part)}")
+            problems.append(f"{label}: part {number} must be a class name, got {describe(part)}")
         elif part not in names:
             hint = _hint(part, classes)
-            problems.append(f"{label}: {_quote(part)} is not a class of this set{hint}")
+            problems.append(f"{label}: {quote(part)} is not a class of this set{hint}")
         elif part in seen:
-            problems.append(f"{label}: {_quote(part)} is listed twice")
+            problems.append(f"{label}: {quote(part)} is listed twice")
         else:
             seen.add(part)
     return problems + _weight_problems(label, compound)
 
 
 def _hint(part: str, classes: Sequence[EmotionClass]) -> str:
-    index = _find(classes, part)
+    index = find_index(classes, part)
     if index is not None:
-        return f" (did you mean {_quote(classes[index].name)}?)"
+        return f" (did you mean {quote(classes[index].name)}?)"
     return " (compounds combine classes, not other compounds)" if part else ""
 
 
@@ -154,15 +151,15 @@ def _weight_problems(label: str, compound: Compound) -> list[str]:
     if weights is None:
         return []
     if not isinstance(weights, tuple):
-        return [f"{label}: weights must be a list of numbers, got {_describe(weights)}"]
+        return [f"{label}: weights must be a list of numbers, got {describe(weights)}"]
     if len(weights) != len(compound.parts):
         return [f"{label} has {len(weights)} weights for {len(compound.parts)} parts"]
     problems = []
     for part, weight in zip(compound.parts, weights):
         if not _positive_number(weight):
             problems.append(
-                f"{label}: the weight of {_quote(str(part))} must be a positive number, "
-                f"got {_describe(weight)}"
+                f"{label}: the weight of {quote(str(part))} must be a positive number, "
+                f"got {describe(weight)}"
             )
     return problems
 
@@ -176,7 +173,7 @@ def _positive_number(value: Any) -> bool:
         return False
 
 
-def _duplicate_problems(cs: ClassSet) -> list[str]:
+def _duplicate_problems(cs: ClassSetParts) -> list[str]:
     entries = [("class", i, c.name) for i, c in enumerate(cs.classes, 1)]
     entries += [("compound", i, c.name) for i, c in enumerate(cs.compounds, 1)]
     first: dict[str, str] = {}
@@ -185,7 +182,7 @@ def _duplicate_problems(cs: ClassSet) -> list[str]:
         if not isinstance(name, str) or not name:
             continue
         label = _label(kind, index, name)
-        key = _key(name)
+        key = name_key(name)
         if key in first:
             problems.append(
                 f"{label} has the same name as {first[key]} (names are compared ignoring case)"
@@ -195,10 +192,10 @@ def _duplicate_problems(cs: ClassSet) -> list[str]:
     return problems
 
 
-def _warnings(cs: ClassSet) -> list[str]:
+def class_set_warnings(cs: ClassSetParts) -> list[str]:
     warnings = []
     for emotion in cs.classes:
-        label = f"class {_quote(emotion.name)}"
+        label = f"class {quote(emotion.name)}"
         for number, text in enumerate(emotion.descriptions, 1):
             tokens = _token_count(text)
             if tokens > CONTEXT_LENGTH:
@@ -212,14 +209,14 @@ def _warnings(cs: ClassSet) -> list[str]:
     return warnings + _identical_class_warnings(cs)
 
 
-def _identical_class_warnings(cs: ClassSet) -> list[str]:
+def _identical_class_warnings(cs: ClassSetParts) -> list[str]:
     seen: dict[frozenset[str], str] = {}
     warnings = []
     for emotion in cs.classes:
         texts = frozenset(emotion.descriptions)
         if texts in seen:
             warnings.append(
-                f"classes {_quote(seen[texts])} and {_quote(emotion.name)} have the same "
+                f"classes {quote(seen[texts])} and {quote(emotion.name)} have the same "
                 "descriptions, so they always get the same score"
             )
         else:
@@ -232,7 +229,7 @@ def _token_count(text: str) -> int:
     return count_tokens(text)
 
 
-def _bad_char(text: str) -> str | None:
+def bad_char(text: str) -> str | None:
     """Describe the first control character (other than newline and tab) or lone surrogate."""
     for char in text:
         if char not in "\n\t" and unicodedata.category(char) in ("Cc", "Cs"):

@@ -15,15 +15,15 @@ from .base import (
     Compound,
     EmotionClass,
     Limits,
-    _as_tuple,
-    _clean,
-    _find,
-    _sequence,
+    as_sequence,
+    as_tuple,
+    clean_text,
+    find_index,
 )
-from .checks import _bad_char, _check, _warnings
-from .files import _format_of, _load_text, _read_file, _yaml_ready, _YamlDumper
-from .messages import _kb, _quote
-from .reading import _read
+from .checks import bad_char, check_class_set, class_set_warnings
+from .files import YamlDumper, format_of, load_text, read_file, yaml_ready
+from .messages import kb, quote
+from .reading import read_data
 
 _DEFAULT_NAME = "custom"
 
@@ -46,9 +46,9 @@ class ClassSet:
     compounds: tuple[Compound, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "name", _clean(self.name))
-        object.__setattr__(self, "classes", _as_tuple(self.classes))
-        object.__setattr__(self, "compounds", _as_tuple(self.compounds))
+        object.__setattr__(self, "name", clean_text(self.name))
+        object.__setattr__(self, "classes", as_tuple(self.classes))
+        object.__setattr__(self, "compounds", as_tuple(self.compounds))
 
     @property
     def names(self) -> list[str]:
@@ -73,8 +73,8 @@ class ClassSet:
         Raises:
             ClassSetError: The set is invalid; the message lists the problems.
         """
-        _check(self, limits)
-        return _warnings(self)
+        check_class_set(self, limits)
+        return class_set_warnings(self)
 
     # ---- immutable edits -------------------------------------------------------------------
 
@@ -95,8 +95,8 @@ class ClassSet:
         Raises:
             ClassSetError: The result would be invalid (e.g. `name` is a compound's name).
         """
-        new = EmotionClass(name, _sequence(descriptions))
-        index = _find(self.classes, new.name)
+        new = EmotionClass(name, as_sequence(descriptions))
+        index = find_index(self.classes, new.name)
         classes = list(self.classes)
         if index is None:
             classes.append(new)
@@ -122,7 +122,7 @@ class ClassSet:
             ClassSetError: No such class or compound, compounds use it and ``cascade`` is
                 False, or the result would be invalid (e.g. no classes left).
         """
-        compound = _find(self.compounds, name)
+        compound = find_index(self.compounds, name)
         if compound is not None:
             compounds = self.compounds[:compound] + self.compounds[compound + 1 :]
             return _checked(replace(self, compounds=compounds), limits)
@@ -131,8 +131,8 @@ class ClassSet:
         users = [c for c in self.compounds if removed in c.parts]
         if users and not cascade:
             raise ClassSetError(
-                f"class {_quote(removed)} is used by compound(s) "
-                f"{', '.join(_quote(c.name) for c in users)}; remove them first"
+                f"class {quote(removed)} is used by compound(s) "
+                f"{', '.join(quote(c.name) for c in users)}; remove them first"
             )
         classes = self.classes[:index] + self.classes[index + 1 :]
         compounds = tuple(c for c in self.compounds if c not in users)
@@ -152,7 +152,7 @@ class ClassSet:
         Raises:
             ClassSetError: No such class or compound, or the new name is invalid or taken.
         """
-        compound = _find(self.compounds, old)
+        compound = find_index(self.compounds, old)
         if compound is not None:
             compounds = list(self.compounds)
             compounds[compound] = replace(compounds[compound], name=new)
@@ -190,9 +190,9 @@ class ClassSet:
         Raises:
             ClassSetError: The compound is invalid (unknown part, bad weights, name taken...).
         """
-        new = Compound(name, _sequence(parts), None if weights is None else _sequence(weights))
+        new = Compound(name, as_sequence(parts), None if weights is None else as_sequence(weights))
         new = replace(new, parts=_resolve_parts(new.parts, self.classes))
-        index = _find(self.compounds, new.name)
+        index = find_index(self.compounds, new.name)
         compounds = list(self.compounds)
         if index is None:
             compounds.append(new)
@@ -201,9 +201,9 @@ class ClassSet:
         return _checked(replace(self, compounds=tuple(compounds)), limits)
 
     def _class_index(self, name: str) -> int:
-        index = _find(self.classes, name)
+        index = find_index(self.classes, name)
         if index is None:
-            raise ClassSetError(f"there is no class or compound named {_quote(name)}")
+            raise ClassSetError(f"there is no class or compound named {quote(name)}")
         return index
 
     # ---- dict, YAML, JSON, files ---------------------------------------------------------
@@ -259,27 +259,27 @@ class ClassSet:
         Raises:
             ClassSetError: Unreadable text (with line and column where known) or invalid set.
         """
-        return cls.from_dict(_load_text(text, "auto", limits), name=name, limits=limits)
+        return cls.from_dict(load_text(text, "auto", limits), name=name, limits=limits)
 
     @classmethod
     def from_yaml(
         cls, text: str, *, name: str | None = None, limits: Limits = Limits()
     ) -> ClassSet:
         """Read a set from YAML text. See `parse`."""
-        return cls.from_dict(_load_text(text, "yaml", limits), name=name, limits=limits)
+        return cls.from_dict(load_text(text, "yaml", limits), name=name, limits=limits)
 
     @classmethod
     def from_json(
         cls, text: str, *, name: str | None = None, limits: Limits = Limits()
     ) -> ClassSet:
         """Read a set from JSON text. See `parse`."""
-        return cls.from_dict(_load_text(text, "json", limits), name=name, limits=limits)
+        return cls.from_dict(load_text(text, "json", limits), name=name, limits=limits)
 
     def to_yaml(self) -> str:
         """The set as YAML (UTF-8 text kept as is, one line per description)."""
         return yaml.dump(
-            _yaml_ready(self.to_dict()),
-            Dumper=_YamlDumper,
+            yaml_ready(self.to_dict()),
+            Dumper=YamlDumper,
             sort_keys=False,
             allow_unicode=True,
             width=1_000_000,
@@ -305,11 +305,11 @@ class ClassSet:
             ClassSetError: Wrong extension, unreadable, too large, not UTF-8, or invalid.
         """
         path = Path(path)
-        fmt = _format_of(path)
-        text = _read_file(path, limits)
+        fmt = format_of(path)
+        text = read_file(path, limits)
         stem = path.stem.strip()[: limits.max_name_chars] or _DEFAULT_NAME
-        default = _DEFAULT_NAME if _bad_char(stem) else stem
-        return _build(_load_text(text, fmt, limits), name=None, default_name=default, limits=limits)
+        default = _DEFAULT_NAME if bad_char(stem) else stem
+        return _build(load_text(text, fmt, limits), name=None, default_name=default, limits=limits)
 
     def save(self, path: str | Path, *, limits: Limits = Limits()) -> None:
         """Write the set as YAML or JSON, chosen by the extension (.yaml, .yml, .json).
@@ -323,12 +323,12 @@ class ClassSet:
             OSError: The file cannot be written.
         """
         path = Path(path)
-        text = self.to_yaml() if _format_of(path) == "yaml" else self.to_json()
+        text = self.to_yaml() if format_of(path) == "yaml" else self.to_json()
         size = len(text.encode("utf-8"))
         if size > limits.max_file_bytes:
             raise ClassSetError(
-                f"the class set would be a {_kb(size)} file; the limit is "
-                f"{_kb(limits.max_file_bytes)}"
+                f"the class set would be a {kb(size)} file; the limit is "
+                f"{kb(limits.max_file_bytes)}"
             )
         path.write_text(text, encoding="utf-8")
 
@@ -339,18 +339,18 @@ def _resolve_parts(parts: Any, classes: Sequence[EmotionClass]) -> Any:
         return parts
     resolved = []
     for part in parts:
-        index = _find(classes, part)
+        index = find_index(classes, part)
         resolved.append(part if index is None else classes[index].name)
     return tuple(resolved)
 
 
 def _checked(classes: ClassSet, limits: Limits) -> ClassSet:
-    _check(classes, limits)
+    check_class_set(classes, limits)
     return classes
 
 
 def _build(data: Any, *, name: str | None, default_name: str, limits: Limits) -> ClassSet:
-    data_name, classes, compounds = _read(data, limits)
+    data_name, classes, compounds = read_data(data, limits)
     set_name = name if name is not None else data_name if data_name is not None else default_name
     compounds = [replace(c, parts=_resolve_parts(c.parts, classes)) for c in compounds]
     return _checked(ClassSet(set_name, tuple(classes), tuple(compounds)), limits)

@@ -9,51 +9,51 @@ from typing import Any
 import yaml
 
 from .base import ClassSetError, Limits
-from .messages import _kb, _quote, _show_key
+from .messages import kb, quote, show_key
 
 _FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 
 
-def _format_of(path: Path) -> str:
+def format_of(path: Path) -> str:
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ClassSetError(
-            f"unsupported file type {_quote(path.suffix or path.name)}: use .yaml, .yml or .json"
+            f"unsupported file type {quote(path.suffix or path.name)}: use .yaml, .yml or .json"
         )
     return fmt
 
 
-def _read_file(path: Path, limits: Limits) -> str:
+def read_file(path: Path, limits: Limits) -> str:
     try:
         size = path.stat().st_size
         if size > limits.max_file_bytes:
             raise ClassSetError(
-                f"{_quote(path.name)} is {_kb(size)}; the limit is {_kb(limits.max_file_bytes)}"
+                f"{quote(path.name)} is {kb(size)}; the limit is {kb(limits.max_file_bytes)}"
             )
         with path.open("rb") as file:
             raw = file.read(limits.max_file_bytes + 1)  # the file may grow after stat()
     except OSError as error:
         raise ClassSetError(
-            f"cannot read {_quote(path.name)}: {error.strerror or error}"
+            f"cannot read {quote(path.name)}: {error.strerror or error}"
         ) from error
     if len(raw) > limits.max_file_bytes:
-        raise ClassSetError(f"{_quote(path.name)} is over {_kb(limits.max_file_bytes)}")
+        raise ClassSetError(f"{quote(path.name)} is over {kb(limits.max_file_bytes)}")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ClassSetError(
-            f"{_quote(path.name)} is not UTF-8 text (bad byte at offset {error.start})"
+            f"{quote(path.name)} is not UTF-8 text (bad byte at offset {error.start})"
         ) from None
 
 
-def _load_text(text: str, fmt: str, limits: Limits) -> Any:
+def load_text(text: str, fmt: str, limits: Limits) -> Any:
     """YAML/JSON text -> plain data. `fmt` is "yaml", "json" or "auto"."""
     if not isinstance(text, str):
         raise TypeError(f"expected the text of a class set (str), got {type(text).__name__}")
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > limits.max_file_bytes:
         raise ClassSetError(
-            f"the class set text is {_kb(size)}; the limit is {_kb(limits.max_file_bytes)}"
+            f"the class set text is {kb(size)}; the limit is {kb(limits.max_file_bytes)}"
         )
     text = text.removeprefix("\ufeff")
     if fmt == "json":
@@ -88,7 +88,7 @@ def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for key, value in pairs:
         if key in data:
-            raise ClassSetError(f"duplicate key {_quote(key)} in the JSON")
+            raise ClassSetError(f"duplicate key {quote(key)} in the JSON")
         data[key] = value
     return data
 
@@ -140,7 +140,7 @@ class _YamlLoader(yaml.SafeLoader):
     The pure-Python loader is used on purpose: it fails cleanly (RecursionError) on deeply
     nested input, where libyaml's composer can overflow the C stack. Counting composed nodes
     (each alias use counts once) bounds the work; construction then shares aliased objects,
-    and `_read` never walks more than the limits allow, so alias bombs stay cheap.
+    and `read_data` never walks more than the limits allow, so alias bombs stay cheap.
     """
 
     node_budget = 10_000
@@ -178,7 +178,7 @@ class _YamlLoader(yaml.SafeLoader):
                     continue
                 if duplicate:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {_show_key(key)}", key_node.start_mark
+                        None, None, f"duplicate key {show_key(key)}", key_node.start_mark
                     )
         return super().construct_mapping(node, deep=deep)
 
@@ -191,19 +191,19 @@ class _FlowDict(dict):
     """A mapping written in YAML flow style: {a: 1, b: 2}."""
 
 
-class _YamlDumper(yaml.SafeDumper):
+class YamlDumper(yaml.SafeDumper):
     """SafeDumper that writes compound parts on one line."""
 
 
-_YamlDumper.add_representer(
+YamlDumper.add_representer(
     _FlowList, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, True)
 )
-_YamlDumper.add_representer(
+YamlDumper.add_representer(
     _FlowDict, lambda dumper, data: dumper.represent_mapping("tag:yaml.org,2002:map", data, True)
 )
 
 
-def _yaml_ready(data: dict[str, Any]) -> dict[str, Any]:
+def yaml_ready(data: dict[str, Any]) -> dict[str, Any]:
     compounds = data.get("compounds")
     if compounds:
         data["compounds"] = {

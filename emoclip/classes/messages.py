@@ -9,7 +9,7 @@ from typing import Any
 _SHOWN_CHARS = 40  # longest name quoted in full in a message
 
 
-def _quote(name: Any) -> str:
+def quote(name: Any) -> str:
     """A name as a message shows it: quoted, shortened, control characters escaped."""
     text = str(name)
     if len(text) > _SHOWN_CHARS:
@@ -21,11 +21,11 @@ def _quote(name: Any) -> str:
     return f"'{text}'"
 
 
-def _show_key(key: Any) -> str:
-    return _quote(key) if isinstance(key, str) else _describe(key)
+def show_key(key: Any) -> str:
+    return quote(key) if isinstance(key, str) else describe(key)
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
     """What a value is, in words, for an error message (never a full repr)."""
     if value is None:
         return "nothing (null)"
@@ -35,7 +35,7 @@ def _describe(value: Any) -> str:
         shown = repr(value) if isinstance(value, float) or abs(value) < 10**20 else "a huge number"
         return f"the number {shown}"
     if isinstance(value, str):
-        return f"the text {_quote(value)}"
+        return f"the text {quote(value)}"
     if isinstance(value, (datetime.date, datetime.datetime)):
         return "a date (put it in quotes to keep it as text)"
     kinds = {bytes: "binary data", list: "a list", tuple: "a list", set: "a set", dict: "a mapping"}
@@ -45,5 +45,5 @@ def _describe(value: Any) -> str:
     return f"a value of type {type(value).__name__}"
 
 
-def _kb(size: int) -> str:
+def kb(size: int) -> str:
     return f"{size / 1000:.0f} kB" if size >= 1000 else f"{size} bytes"

@@ -8,7 +8,7 @@ from importlib import resources
 
 from .base import UnknownPresetError
 from .classset import ClassSet
-from .messages import _quote
+from .messages import quote
 
 _PRESET_PACKAGE = "emoclip"
 _PRESET_DIR = "presets"
@@ -36,7 +36,7 @@ def preset(name: str) -> ClassSet:
     target = _PRESET_ALIASES.get(key, key)
     if target not in _preset_files():
         raise UnknownPresetError(
-            f"unknown preset {_quote(name)}; available: {', '.join(preset_names())}"
+            f"unknown preset {quote(name)}; available: {', '.join(preset_names())}"
         )
     classes = _load_preset(target)
     return classes if target == key else replace(classes, name=key)

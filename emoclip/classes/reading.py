@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sized
 from typing import Any
 
 from .base import ClassSetError, Compound, EmotionClass, Limits
-from .messages import _describe, _quote, _show_key
+from .messages import describe, quote, show_key
 
 _TOP_KEYS = ("name", "classes", "compounds")
 
 
-def _read(data: Any, limits: Limits) -> tuple[Any, list[EmotionClass], list[Compound]]:
+def read_data(data: Any, limits: Limits) -> tuple[Any, list[EmotionClass], list[Compound]]:
     """Parsed data -> (set name or None, classes, compounds); raise on a wrong shape.
 
     Collections are size-checked before they are walked, so huge or alias-heavy input is
@@ -23,14 +23,14 @@ def _read(data: Any, limits: Limits) -> tuple[Any, list[EmotionClass], list[Comp
         return None, _read_class_list(data, limits), []
     if not isinstance(data, Mapping):
         raise ClassSetError(
-            f"expected a mapping of class names to descriptions, got {_describe(data)}"
+            f"expected a mapping of class names to descriptions, got {describe(data)}"
         )
     if "classes" not in data:  # the authors' flat format: every key is a class
         return None, _read_class_map(data, limits, flat=True), []
     unknown = [key for key in data if key not in _TOP_KEYS]
     if unknown:
         raise ClassSetError(
-            f"unknown top-level key {_show_key(unknown[0])}; a class set file has "
+            f"unknown top-level key {show_key(unknown[0])}; a class set file has "
             "'name', 'classes' and 'compounds'"
         )
     classes = data["classes"]
@@ -40,7 +40,7 @@ def _read(data: Any, limits: Limits) -> tuple[Any, list[EmotionClass], list[Comp
         read = _read_class_map(classes, limits, flat=False)
     else:
         raise ClassSetError(
-            f"'classes' must be a mapping of class names to descriptions, got {_describe(classes)}"
+            f"'classes' must be a mapping of class names to descriptions, got {describe(classes)}"
         )
     return data.get("name"), read, _read_compounds(data.get("compounds"), limits)
 
@@ -66,24 +66,24 @@ def _read_class_list(items: list, limits: Limits) -> list[EmotionClass]:
         if not isinstance(item, Mapping):
             raise ClassSetError(
                 f"class {number}: expected a mapping with 'name' and 'descriptions', "
-                f"got {_describe(item)}"
+                f"got {describe(item)}"
             )
         unknown = [key for key in item if key not in ("name", "descriptions", "description")]
         if unknown or "name" not in item:
             raise ClassSetError(
                 f"class {number}: expected the keys 'name' and 'descriptions'"
-                + (f", got {_show_key(unknown[0])}" if unknown else "")
+                + (f", got {show_key(unknown[0])}" if unknown else "")
             )
         name = item["name"]
         if not isinstance(name, str):
-            raise ClassSetError(f"class {number}: the name must be text, got {_describe(name)}")
+            raise ClassSetError(f"class {number}: the name must be text, got {describe(name)}")
         value = item.get("descriptions", item.get("description"))
         classes.append(EmotionClass(name, _read_descriptions(name, value, limits, flat=False)))
     return classes
 
 
 def _read_descriptions(name: str, value: Any, limits: Limits, *, flat: bool) -> tuple:
-    label = f"class {_quote(name)}"
+    label = f"class {quote(name)}"
     if value is None:
         return ()
     if isinstance(value, str):
@@ -93,13 +93,13 @@ def _read_descriptions(name: str, value: Any, limits: Limits, *, flat: bool) -> 
         for number, text in enumerate(value, 1):
             if not isinstance(text, str):
                 raise ClassSetError(
-                    f"{label}: description {number} must be text, got {_describe(text)}"
+                    f"{label}: description {number} must be text, got {describe(text)}"
                 )
         return tuple(value)
     structured = flat and isinstance(value, Mapping)
     hint = " (a structured class set file needs a top-level 'classes' key)" if structured else ""
     raise ClassSetError(
-        f"{label}: descriptions must be text or a list of text, got {_describe(value)}{hint}"
+        f"{label}: descriptions must be text or a list of text, got {describe(value)}{hint}"
     )
 
 
@@ -109,7 +109,7 @@ def _read_compounds(data: Any, limits: Limits) -> list[Compound]:
     if not isinstance(data, Mapping):
         raise ClassSetError(
             f"'compounds' must be a mapping of compound names to their classes, "
-            f"got {_describe(data)}"
+            f"got {describe(data)}"
         )
     _check_count("compounds", data, limits.max_classes)
     compounds = []
@@ -120,13 +120,13 @@ def _read_compounds(data: Any, limits: Limits) -> list[Compound]:
 
 
 def _read_parts(name: str, value: Any, limits: Limits) -> tuple[tuple, tuple | None]:
-    label = f"compound {_quote(name)}"
+    label = f"compound {quote(name)}"
     if isinstance(value, list):
         _check_count(f"parts in {label}", value, limits.max_compound_parts)
         for number, part in enumerate(value, 1):
             if not isinstance(part, str):
                 raise ClassSetError(
-                    f"{label}: part {number} must be a class name, got {_describe(part)}"
+                    f"{label}: part {number} must be a class name, got {describe(part)}"
                 )
         return tuple(value), None
     if isinstance(value, Mapping):
@@ -135,17 +135,17 @@ def _read_parts(name: str, value: Any, limits: Limits) -> tuple[tuple, tuple | N
             _key_text(part, f"{label}: class names")
             if isinstance(weight, bool) or not isinstance(weight, (int, float)):
                 raise ClassSetError(
-                    f"{label}: the weight of {_quote(part)} must be a number, "
-                    f"got {_describe(weight)}"
+                    f"{label}: the weight of {quote(part)} must be a number, "
+                    f"got {describe(weight)}"
                 )
         return tuple(value), tuple(value.values())
     raise ClassSetError(
         f"{label}: expected a list of class names or a mapping of class names to weights, "
-        f"got {_describe(value)}"
+        f"got {describe(value)}"
     )
 
 
 def _key_text(key: Any, what: str) -> str:
     if isinstance(key, str):
         return key
-    raise ClassSetError(f"{what} must be text, got {_describe(key)}; put it in quotes")
+    raise ClassSetError(f"{what} must be text, got {describe(key)}; put it in quotes")

@@ -25,7 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from emoclip.explore.points import MAX_ID_CHARS, LatentPoint
-from emoclip.explore.projection import _check_matrix, _l2, _normalise_method, _one_thread, project
+from emoclip.explore.projection import (
+    check_matrix,
+    l2_normalise,
+    normalise_method,
+    one_thread,
+    project,
+)
 
 SAMPLE_SIZE = 4000  # points t-SNE / UMAP are fitted on (<= UMAP_PRECOMPUTED_MAX: exact neighbours)
 PLACE_K = 5  # sampled neighbours that place each other point
@@ -110,7 +116,7 @@ def load_results_folder(folder: str | Path, *, config_key: str | None = None,
     if n > max_points:
         raise ValueError(f"{folder.name}: {n} clips is more than the limit of {max_points}")
     emb = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    emb = _l2(np.asarray(emb, dtype=np.float32).reshape(n, d)).astype(np.float32)
+    emb = l2_normalise(np.asarray(emb, dtype=np.float32).reshape(n, d)).astype(np.float32)
     paths = table.column("path").to_pylist()
     labels = table.column("top").to_pylist()
     top_p = [max(p) if p else 0.0 for p in table.column("probabilities").to_pylist()]
@@ -123,7 +129,7 @@ def _basis(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
     """(mean (D,), top-`dims` principal directions (D, r)) of the rows of `x`."""
     mean = x.mean(axis=0)
     xc = x - mean
-    with _one_thread():
+    with one_thread():
         evals, evecs = np.linalg.eigh(xc.T @ xc)
     order = np.argsort(evals)[::-1][: min(dims, x.shape[1])]
     return mean, evecs[:, order]
@@ -140,7 +146,7 @@ class NeighbourIndex:
                  candidates: int = CANDIDATES) -> None:
         from sklearn.neighbors import BallTree
 
-        self.embeddings = _l2(_check_matrix(embeddings)).astype(np.float32)
+        self.embeddings = l2_normalise(check_matrix(embeddings)).astype(np.float32)
         self.mean, self.components = _basis(self.embeddings.astype(np.float64), dims)
         self.reduced = self._reduce(self.embeddings)
         self.tree = BallTree(self.reduced, leaf_size=40)
@@ -158,7 +164,7 @@ class NeighbourIndex:
         Returns:
             ``(rows (Q, k) int64, similarities (Q, k) float32)``, best first (k is capped at N).
         """
-        q = _l2(_check_matrix(vectors, "vectors")).astype(np.float32)
+        q = l2_normalise(check_matrix(vectors, "vectors")).astype(np.float32)
         k = min(int(k), len(self))
         m = min(len(self), max(k, self.candidates * k))
         _, cand = self.tree.query(self._reduce(q), k=m)
@@ -185,8 +191,8 @@ def project_large(embeddings: np.ndarray, method: str = "pca", *, sample: int = 
     positions of its `k` nearest sampled points (cosine in the top `INDEX_DIMS` components) and
     has ``fitted`` False.
     """
-    m = _normalise_method(method)
-    x = _l2(_check_matrix(embeddings))
+    m = normalise_method(method)
+    x = l2_normalise(check_matrix(embeddings))
     n = len(x)
     if m == "pca" or n <= sample:
         return project(x, m, seed=seed), np.ones(n, dtype=bool)
@@ -198,11 +204,11 @@ def project_large(embeddings: np.ndarray, method: str = "pca", *, sample: int = 
     fitted[chosen] = True
     rest = np.flatnonzero(~fitted)
     mean, comps = _basis(x[chosen], INDEX_DIMS)
-    ref = _l2((x[chosen] - mean) @ comps)
-    with _one_thread():
+    ref = l2_normalise((x[chosen] - mean) @ comps)
+    with one_thread():
         for start in range(0, len(rest), 4096):
             rows = rest[start : start + 4096]
-            sims = _l2((x[rows] - mean) @ comps) @ ref.T  # (B, sample)
+            sims = l2_normalise((x[rows] - mean) @ comps) @ ref.T  # (B, sample)
             near = np.argpartition(-sims, k - 1, axis=1)[:, :k]
             w = np.clip(np.take_along_axis(sims, near, 1), 0.0, None) + 1e-6
             xy[rows] = (w[:, :, None] * xy[chosen][near]).sum(1) / w.sum(1, keepdims=True)

@@ -22,7 +22,7 @@ UMAP_PRECOMPUTED_MAX = 4096  # umap-learn's own exact-neighbour threshold; NN-de
 MIN_POINTS_NONLINEAR = 4  # below this t-SNE / UMAP fall back to PCA
 
 
-def _check_matrix(embeddings: Any, name: str = "embeddings") -> np.ndarray:
+def check_matrix(embeddings: Any, name: str = "embeddings") -> np.ndarray:
     """Validate an (N, D) real, finite matrix and return it as float64."""
     x = np.asarray(embeddings)
     if x.dtype.kind not in "fiu":
@@ -38,7 +38,7 @@ def _check_matrix(embeddings: Any, name: str = "embeddings") -> np.ndarray:
     return x
 
 
-def _one_thread():
+def one_thread() -> contextlib.AbstractContextManager:
     """Context limiting BLAS/OpenMP pools to one thread (threadpoolctl, a scikit-learn dependency).
 
     On the shared 2-core machine, 2-thread OpenBLAS ``eigh`` of a 512x512 matrix took 3.3 s vs
@@ -52,13 +52,15 @@ def _one_thread():
     return threadpool_limits(limits=1)
 
 
-def _l2(x: np.ndarray) -> np.ndarray:
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    """Rows of `x` (N, D) scaled to unit length; (N, D)."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.maximum(norms, 1e-12)  # an all-zero row stays zero
 
 
 
-def _normalise_method(method: str) -> str:
+def normalise_method(method: str) -> str:
+    """The canonical name of a projection method (case, "-" and "_" ignored); ValueError if unknown."""
     if not isinstance(method, str):
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     m = method.strip().lower().replace("-", "").replace("_", "")
@@ -114,7 +116,7 @@ def _tsne(x: np.ndarray, seed: int, perplexity: float | None) -> np.ndarray:
         p = limit
     tsne = TSNE(n_components=2, perplexity=p, init="pca", learning_rate="auto",
                 max_iter=TSNE_MAX_ITER, method="barnes_hut", angle=0.5, random_state=seed)
-    with _one_thread(), warnings.catch_warnings():
+    with one_thread(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         return np.asarray(tsne.fit_transform(x), dtype=np.float64)
 
@@ -129,7 +131,7 @@ def _umap(x: np.ndarray, seed: int, n_neighbors: int | None) -> np.ndarray:
             warnings.warn(f"UMAP n_neighbors {k} is too large for {n} points; using {n - 1}",
                           UserWarning, stacklevel=3)
         k = n - 1
-    with _one_thread(), warnings.catch_warnings():
+    with one_thread(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numba / n_jobs / spectral-init chatter
         import umap
 
@@ -169,18 +171,18 @@ def project(embeddings: np.ndarray, method: str = "pca", *, seed: int = 0,
     Raises:
         ValueError: unknown method, not 2-D, non-numeric, NaN/inf, bad perplexity/n_neighbors.
     """
-    m = _normalise_method(method)
-    x = _check_matrix(embeddings)
+    m = normalise_method(method)
+    x = check_matrix(embeddings)
     n = len(x)
     if n == 0:
         return np.zeros((0, 2))
-    x = _l2(x)
+    x = l2_normalise(x)
     if m != "pca" and n < MIN_POINTS_NONLINEAR:
         warnings.warn(f"{m} needs at least {MIN_POINTS_NONLINEAR} points, got {n}; using PCA",
                       UserWarning, stacklevel=2)
         m = "pca"
     if m == "pca":
-        with _one_thread():
+        with one_thread():
             return _pca2(x)
     if m == "tsne":
         return _tsne(x, int(seed), perplexity)
@@ -194,7 +196,7 @@ def nearest_neighbours(embeddings: np.ndarray, index: int, k: int = 5) -> list[t
     returns all the other rows. Raises IndexError for an index out of range, ValueError for bad
     embeddings or negative k.
     """
-    x = _check_matrix(embeddings)
+    x = check_matrix(embeddings)
     n = len(x)
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
         raise ValueError(f"index must be an integer, got {index!r}")
@@ -203,7 +205,7 @@ def nearest_neighbours(embeddings: np.ndarray, index: int, k: int = 5) -> list[t
     index = int(index) % n
     if int(k) < 0:
         raise ValueError(f"k must be >= 0, got {k}")
-    x = _l2(x)
+    x = l2_normalise(x)
     sims = x @ x[index]
     others = np.delete(np.arange(n), index)
     order = others[np.lexsort((others, -sims[others]))][: int(k)]

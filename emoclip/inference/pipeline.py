@@ -20,7 +20,7 @@ import torch
 from ..video import SampledFrame, VideoDecodeError, sample_indices
 
 if TYPE_CHECKING:
-    from ..config import PreprocessConfig
+    from ..model_config import PreprocessConfig
     from ..faces import FaceBox
 
 THUMBNAIL_SIZE = 96

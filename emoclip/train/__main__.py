@@ -64,7 +64,7 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for a bad config)."""
     from . import distributed as du
-    from .config import ConfigError, load_config
+    from .recipe import ConfigError, load_config
 
     rest, dotted = split_overrides(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_intermixed_args(rest)
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from .engine import train
     from .errors import TrainSetupError
-    from .hub import HubUnavailableError
+    from .hub_publish import HubUnavailableError
 
     info = du.init_distributed(cfg.train.device)
     logging.basicConfig(level=logging.INFO if info.is_main else logging.WARNING,

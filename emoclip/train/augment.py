@@ -69,7 +69,7 @@ def eval_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 0xE7A1]))
 
 
-def _augment(frames: np.ndarray, rng: np.random.Generator, mean: Sequence[float]) -> np.ndarray:
+def augment_clip(frames: np.ndarray, rng: np.random.Generator, mean: Sequence[float]) -> np.ndarray:
     """One random rotation and horizontal flip for a whole (T, S, S, 3) uint8 RGB clip."""
     angle = float(rng.uniform(-_ROTATION_DEGREES, _ROTATION_DEGREES))
     flip = rng.random() < 0.5
@@ -105,6 +105,6 @@ def codec_augment(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return frame
 
 
-def _train_rng(seed: int, index: int) -> np.random.Generator:
+def train_rng(seed: int, index: int) -> np.random.Generator:
     draw = int(torch.randint(0, 2**62, (1,)).item())  # per worker and epoch under a DataLoader
     return np.random.default_rng([int(seed) & (2**63 - 1), int(index), draw])

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..classes import ClassSet
-from ..config import EmoCLIPConfig
+from ..model_config import EmoCLIPConfig
 from ..weights import file_sha256, save_checkpoint, sidecar_path
 
 STATE_FILE = "state.pt"

@@ -11,17 +11,24 @@ import numpy as np
 import torch
 
 from ..classes import ClassSet
-from ..config import PreprocessConfig
 from ..faces import center_crop
+from ..model_config import PreprocessConfig
 from ..preprocess import to_tensor
 from ..video import VideoDecodeError, iter_frames
 from . import synthetic as syn
-from .augment import EVAL_SAMPLINGS, _augment, _train_rng, codec_augment, eval_rng, temporal_indices
-from .frame_folders import _list_frames, _read_image
-from .layouts import Sample, _LabelIndex
+from .augment import (
+    EVAL_SAMPLINGS,
+    augment_clip,
+    codec_augment,
+    eval_rng,
+    temporal_indices,
+    train_rng,
+)
+from .frame_folders import list_frames, read_image
+from .layouts import LabelIndex, Sample
 
 if TYPE_CHECKING:
-    from .data import DataConfig
+    from .data_config import DataConfig
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +46,7 @@ def _description(classes: ClassSet, label: int, rng: np.random.Generator | None)
 
 
 class VideoEmotionDataset(torch.utils.data.Dataset):
-    """Clips from frame folders or video files (see `emoclip.train.data` for the rules).
+    """Clips from frame folders or video files (see `emoclip.train.loading` for the rules).
 
     Attributes:
         samples: The clips kept, in file order.
@@ -132,14 +139,14 @@ class VideoEmotionDataset(torch.utils.data.Dataset):
 
     def _load(self, i: int) -> dict[str, Any]:
         sample = self.samples[i]
-        rng = _train_rng(self.seed, i) if self.train else None
+        rng = train_rng(self.seed, i) if self.train else None
         trng = self._temporal_rng(i, rng)
         if sample.is_video:
             crops = self._video_crops(sample, trng)
         else:
             crops = self._folder_crops(sample, trng)
         if rng is not None and self.spatial_augment:
-            crops = _augment(crops, rng, self.preprocess.mean)
+            crops = augment_clip(crops, rng, self.preprocess.mean)
         x = to_tensor(crops, self.preprocess)
         return {
             "frames": x,
@@ -156,11 +163,11 @@ class VideoEmotionDataset(torch.utils.data.Dataset):
 
     def _folder_crops(self, sample: Sample, rng: np.random.Generator | None) -> np.ndarray:
         """(T, S, S, 3) uint8 crops of the chosen frames of a frame folder."""
-        files = _list_frames(sample.path)
+        files = list_frames(sample.path)
         picks = temporal_indices(len(files), self.preprocess.num_frames, stride=self.temporal_stride,
                                  rng=rng, sampling=self.frame_sampling)
         unique = np.unique(picks)  # read each frame once, in order (the face tracker wants that)
-        cropped = self._crop([_read_image(files[j]) for j in unique])
+        cropped = self._crop([read_image(files[j]) for j in unique])
         return cropped[np.searchsorted(unique, picks)]
 
     def _video_crops(self, sample: Sample, rng: np.random.Generator | None) -> np.ndarray:
@@ -261,7 +268,7 @@ class SyntheticVideoDataset(torch.utils.data.Dataset):
         self.spatial_augment = bool(cfg.spatial_augment)
         self.skipped = 0
         self.problems: list[str] = []
-        self._labels = _LabelIndex(classes)
+        self._labels = LabelIndex(classes)
         self._names = {expr: name for name, expr in syn.CLASSES.items()}
         self._generator_split, self._pool = self._choose_pool(cfg, split)
 
@@ -322,14 +329,14 @@ class SyntheticVideoDataset(torch.utils.data.Dataset):
             raise IndexError(f"index {index} out of range for {self.length} clips")
         index %= self.length
         if self.train:
-            rng = _train_rng(self.seed, index)
+            rng = train_rng(self.seed, index)
         else:
             seed = self.seed + (1 if self.split == "validation" else 0)
             rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
         frames, caption, name = self._draw(rng)
         label = self._labels.get(name) if name is not None else None
         if self.train and self.spatial_augment:
-            frames = _augment(frames, rng, self.preprocess.mean)
+            frames = augment_clip(frames, rng, self.preprocess.mean)
         x = to_tensor(frames, self.preprocess)
         if self.mode == "caption":
             text = caption

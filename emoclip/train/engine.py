@@ -60,18 +60,18 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..config import EmoCLIPConfig, PreprocessConfig
 from ..model import EmoCLIP
+from ..model_config import EmoCLIPConfig, PreprocessConfig
 from . import checkpoint as ckpt
 from . import distributed as du
-from .config import TrainConfig
-from .data import build_dataset, class_set, collate
 from .errors import TrainSetupError
+from .loading import build_dataset, class_set, collate
 from .loss import ContrastiveModel, contrastive_logits, contrastive_loss
-from .optim import build_optimizer, build_scheduler, build_video_optimizer
-from .runlog import RunLogger, _import_wandb, _json_safe
-from .sampling import EpochSeededDataset, LateFrameDataset, ResumableSampler, split_holdout
 from .model_setup import build_model, configure_trainable, frozen_names, model_config
+from .optim import build_optimizer, build_scheduler, build_video_optimizer
+from .recipe import TrainConfig
+from .runlog import RunLogger, import_wandb, json_safe
+from .sampling import EpochSeededDataset, LateFrameDataset, ResumableSampler, split_holdout
 
 log = logging.getLogger("emoclip.train")
 
@@ -151,11 +151,11 @@ class Trainer:
     def _check_options(self) -> None:
         cfg = self.cfg
         if cfg.out.push_to_hub and self.dist.is_main:
-            from .hub import check_can_push
+            from .hub_publish import check_can_push
 
             check_can_push(cfg.out.push_to_hub)
         if cfg.log.wandb:
-            _import_wandb()
+            import_wandb()
         if cfg.train.precision == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise TrainSetupError("train.precision=bf16 is not supported on this GPU; use fp16 or fp32")
 
@@ -474,7 +474,7 @@ class Trainer:
         return ckpt.export_config(
             self.model.config, name=self.export_name, pretrained=self.pretrained,
             classes=self.eval_classes if inline else None, training=self.training_record(),
-            metrics=_json_safe(metrics),
+            metrics=json_safe(metrics),
         )
 
     def training_record(self) -> dict[str, Any]:
@@ -533,7 +533,7 @@ class Trainer:
         if cfg.eval.test_split:
             self._report_test(path)
         if cfg.out.push_to_hub and self.dist.is_main:
-            from .hub import push_to_hub
+            from .hub_publish import push_to_hub
 
             log.info("pushed to %s", push_to_hub(path, cfg.out.push_to_hub, private=cfg.out.hub_private))
         du.barrier()
@@ -548,7 +548,7 @@ class Trainer:
         selected = load_model(path, device=self.device) if self.best is not None else self.model
         metrics = self.evaluate(test_set, split, model=selected)
         if self.dist.is_main:
-            ckpt.add_metrics(path, {"test": _json_safe(metrics)})
+            ckpt.add_metrics(path, {"test": json_safe(metrics)})
         du.barrier()
 
     # -- state --

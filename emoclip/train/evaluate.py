@@ -54,7 +54,7 @@ from ..classes import ClassSet
 from ..model import EmoCLIP
 from ..zeroshot import TextEmbeddingCache, class_embeddings, probabilities
 from . import distributed as du
-from .data import EVAL_SAMPLINGS, DataConfig, build_dataset, class_set, collate
+from .loading import EVAL_SAMPLINGS, DataConfig, build_dataset, class_set, collate
 from .metrics import evaluate_predictions, plot_confusion
 
 log = logging.getLogger(__name__)
@@ -279,7 +279,7 @@ def parse_data_args(items: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
     Raises:
         ValueError: an unknown option or field, or a missing value.
     """
-    from .config import coerce
+    from .recipe import coerce
 
     hints = typing.get_type_hints(DataConfig)
     values: dict[str, Any] = {}

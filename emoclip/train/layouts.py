@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..classes import ClassSet
-from .frame_folders import _has_images
+from .data_config import fold_number
+from .frame_folders import has_images
 
 if TYPE_CHECKING:
-    from .data import DataConfig
+    from .data_config import DataConfig
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +32,6 @@ _AFEW_NAMES = {
     "neutral": "neutral", "sad": "sadness", "surprise": "surprise",
 }
 _MAX_LOGGED = 20  # bad rows logged one by one per dataset; the rest are summarised
-
-
-def _fold(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 @dataclass(frozen=True)
@@ -60,7 +54,7 @@ class Sample:
     is_video: bool = False
 
 
-class _LabelIndex:
+class LabelIndex:
     """Class name (any case) -> index in the class set's classes."""
 
     def __init__(self, classes: ClassSet) -> None:
@@ -77,11 +71,11 @@ class _LabelIndex:
 
     def native(self, value: str, order: Sequence[str]) -> tuple[int, ...] | None:
         """A dataset's integer label (an index into its own `order`) -> class-set indices."""
-        k = _fold(value)
+        k = fold_number(value)
         return self.names([order[k]]) if k is not None and 0 <= k < len(order) else None
 
 
-class _Report:
+class ReadReport:
     """Bad rows of one dataset: logged once each (the first `_MAX_LOGGED`), counted, kept."""
 
     def __init__(self, source: str) -> None:
@@ -103,7 +97,7 @@ def _frame_folder_problem(folder: Path) -> str | None:
     """Why `folder` cannot be a clip's frame folder, or None."""
     if not folder.is_dir():
         return f"frame folder not found: {folder}"
-    if not _has_images(folder):
+    if not has_images(folder):
         return f"frame folder has no image files: {folder}"
     return None
 
@@ -125,10 +119,10 @@ def _read_text(path: Path, encoding: str) -> str:
         return raw.decode("utf-8", errors="replace")
 
 
-def _read_mafw(cfg: DataConfig, split: str, labels: _LabelIndex, report: _Report) -> list[Sample]:
+def _read_mafw(cfg: DataConfig, split: str, labels: LabelIndex, report: ReadReport) -> list[Sample]:
     root = Path(cfg.root)  # type: ignore[arg-type]
     captions = "with_caption_new" if split == "train" else "no_caption_new"
-    sets = root / "Train_Test_Set" / cfg.label_type / captions / f"set_{_fold(cfg.fold)}"
+    sets = root / "Train_Test_Set" / cfg.label_type / captions / f"set_{fold_number(cfg.fold)}"
     ann = sets / f"{split}.txt"
     # GB18030 is a superset of GBK: it reads every GBK file and a few more.
     text = _read_text(_annotation(ann, "MAFW"), "gb18030").lstrip("\ufeff")
@@ -163,9 +157,9 @@ def _split_rows(path: Path) -> Iterator[tuple[int, str, str]]:
             yield number, " ".join(parts[:-2]) if len(parts) >= 3 else "", parts[-1]
 
 
-def _read_dfew(cfg: DataConfig, split: str, labels: _LabelIndex, report: _Report) -> list[Sample]:
+def _read_dfew(cfg: DataConfig, split: str, labels: LabelIndex, report: ReadReport) -> list[Sample]:
     root = Path(cfg.root)  # type: ignore[arg-type]
-    ann = _annotation(root / f"DFEW_set_{_fold(cfg.fold)}_{split}.txt", "DFEW")
+    ann = _annotation(root / f"DFEW_set_{fold_number(cfg.fold)}_{split}.txt", "DFEW")
     report.source = str(ann)
     samples = []
     for number, path, label in _split_rows(ann):
@@ -185,7 +179,7 @@ def _read_dfew(cfg: DataConfig, split: str, labels: _LabelIndex, report: _Report
 
 
 def _read_ferv39k(
-    cfg: DataConfig, split: str, labels: _LabelIndex, report: _Report
+    cfg: DataConfig, split: str, labels: LabelIndex, report: ReadReport
 ) -> list[Sample]:
     root = Path(cfg.root)  # type: ignore[arg-type]
     ann = _annotation(root / f"{split}_image.txt", "FERV39k")
@@ -225,7 +219,7 @@ def _ferv39k_descriptions(path: Path) -> dict[str, str] | None:
     raise ValueError(f"{path} must hold a JSON object keyed 'Scene_Emotion_clip'")
 
 
-def _read_afew(cfg: DataConfig, split: str, labels: _LabelIndex, report: _Report) -> list[Sample]:
+def _read_afew(cfg: DataConfig, split: str, labels: LabelIndex, report: ReadReport) -> list[Sample]:
     folder = "train" if split == "train" else "validation"  # AFEW's test labels are not public
     base = Path(cfg.root) / "AFEW_Face" / folder  # type: ignore[arg-type]
     if not base.is_dir():
@@ -247,7 +241,7 @@ def _read_afew(cfg: DataConfig, split: str, labels: _LabelIndex, report: _Report
 
 
 def _read_manifest(
-    cfg: DataConfig, split: str, labels: _LabelIndex, report: _Report
+    cfg: DataConfig, split: str, labels: LabelIndex, report: ReadReport
 ) -> list[Sample]:
     path = Path(str(cfg.manifest).replace("{split}", split)).expanduser()
     if not path.is_file():
@@ -276,7 +270,7 @@ def _read_manifest(
 
 
 def _manifest_sample(
-    root: Path, row: dict[str, Any], labels: tuple[int, ...], where: str, report: _Report
+    root: Path, row: dict[str, Any], labels: tuple[int, ...], where: str, report: ReadReport
 ) -> Sample | None:
     rel = str(row.get("path") or "").strip()
     if not rel:
@@ -284,7 +278,7 @@ def _manifest_sample(
         return None
     source = root / Path(rel).expanduser()
     if source.is_dir():
-        if not _has_images(source):
+        if not has_images(source):
             report.add(where, f"frame folder has no image files: {source}")
             return None
         is_video = False
@@ -301,7 +295,7 @@ def _manifest_sample(
     return Sample(str(row.get("id") or rel), source, caption, labels, is_video)
 
 
-def _manifest_rows(path: Path, report: _Report) -> Iterator[tuple[str, dict[str, Any]]]:
+def _manifest_rows(path: Path, report: ReadReport) -> Iterator[tuple[str, dict[str, Any]]]:
     """(where, row) pairs of a CSV (header row), JSON Lines or JSON-list manifest."""
     if path.suffix.lower() == ".csv":
         with path.open(newline="", encoding="utf-8-sig") as f:
@@ -335,7 +329,7 @@ def _manifest_rows(path: Path, report: _Report) -> Iterator[tuple[str, dict[str,
             report.add(f"line {number}", "not a JSON object")
 
 
-def _manifest_label(value: Any, labels: _LabelIndex) -> tuple[int, ...] | None:
+def _manifest_label(value: Any, labels: LabelIndex) -> tuple[int, ...] | None:
     """A manifest label -> class indices; () when absent, None when unknown."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ()
@@ -357,7 +351,7 @@ def _manifest_label(value: Any, labels: _LabelIndex) -> tuple[int, ...] | None:
     return (single,) if single is not None else labels.names(text.split("_"))
 
 
-_READERS = {
+READERS = {
     "mafw": _read_mafw,
     "dfew": _read_dfew,
     "ferv39k": _read_ferv39k,

@@ -7,10 +7,10 @@ import dataclasses
 import torch
 from torch import nn
 
-from ..config import EmoCLIPConfig, packaged_config_dir
 from ..model import EmoCLIP
-from .config import TrainConfig
+from ..model_config import EmoCLIPConfig, packaged_config_dir
 from .errors import TrainSetupError
+from .recipe import TrainConfig
 
 
 def model_config(name: str, num_frames: int | None = None) -> EmoCLIPConfig:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..model import EmoCLIP
-from .config import TrainConfig
+from .recipe import TrainConfig
 
 
 def build_optimizer(cfg: TrainConfig, main: list[nn.Parameter], tuned: list[nn.Parameter]) -> torch.optim.Optimizer:

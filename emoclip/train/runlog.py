@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig
 from .errors import TrainSetupError
+from .recipe import TrainConfig
 
 
 class RunLogger:
@@ -32,7 +32,7 @@ class RunLogger:
     def record(self, record: dict[str, Any]) -> None:
         """One JSON line."""
         if self.jsonl is not None:
-            self.jsonl.write(json.dumps(_json_safe(record)) + "\n")
+            self.jsonl.write(json.dumps(json_safe(record)) + "\n")
             self.jsonl.flush()
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
@@ -54,7 +54,8 @@ class RunLogger:
         self.jsonl = self.tb = self.wandb = None
 
 
-def _import_wandb() -> Any:
+def import_wandb() -> Any:
+    """The wandb module; TrainSetupError saying how to install it when it is missing."""
     try:
         import wandb
     except ImportError as exc:
@@ -64,16 +65,17 @@ def _import_wandb() -> Any:
 
 
 def _init_wandb(cfg: TrainConfig, run_dir: Path) -> Any:
-    wandb = _import_wandb()
+    wandb = import_wandb()
     return wandb.init(project=cfg.log.wandb_project, name=run_dir.name, dir=str(run_dir),
                       config=cfg.to_dict(), resume="allow")
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """`value` with NaN/inf floats (in nested dicts and lists) replaced by None, for JSON."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value

@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(text + "\n", encoding="utf-8")
     if args.update_sidecar:
-        from ..config import EmoCLIPConfig
+        from ..model_config import EmoCLIPConfig
         from .checkpoint import file_sha256, sidecar_path
 
         side = sidecar_path(args.weights)

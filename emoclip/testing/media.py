@@ -1,4 +1,4 @@
-"""Synthetic media for tests: write small videos with OpenCV and generate RGB frames with faces.
+"""Synthetic media for tests, benchmarks and the screenshot script: small videos and RGB frames with faces.
 
 The face is the astronaut's (Eileen Collins) from ``skimage.data.astronaut()`` (public domain,
 bundled with scikit-image, no download). In that 512x512 image the face box is about
@@ -8,7 +8,9 @@ about (52, 52, 95, 95) (`FACE_IN_PATCH`).
 
 from __future__ import annotations
 
+import shutil
 import struct
+import subprocess
 import wave
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
@@ -70,7 +72,7 @@ def face_patch() -> np.ndarray:
     return patch
 
 
-def _background(size: tuple[int, int], seed: int) -> np.ndarray:
+def noisy_background(size: tuple[int, int], seed: int) -> np.ndarray:
     """Grey background with mild fixed noise, ``(H, W, 3)`` uint8 RGB."""
     rng = np.random.default_rng(seed)
     noise = rng.normal(0.0, 8.0, size=(*size, 3))
@@ -114,7 +116,7 @@ def moving_face_frames(
     Yields:
         ``(H, W, 3)`` uint8 RGB frames. Patch corners are given by `face_positions`.
     """
-    background = _background(size, seed)
+    background = noisy_background(size, seed)
     patch = face_patch()
     for corners in face_positions(n, size, faces):
         frame = background.copy()
@@ -129,7 +131,7 @@ def blank_frames(n: int, size: tuple[int, int] = (240, 320), seed: int = 0) -> I
     Yields:
         ``(H, W, 3)`` uint8 RGB frames.
     """
-    background = _background(size, seed)
+    background = noisy_background(size, seed)
     width = size[1]
     for i in range(n):
         frame = background.copy()
@@ -183,3 +185,71 @@ def write_wav(path: str | Path) -> Path:
         w.setframerate(8000)
         w.writeframes((np.sin(np.arange(8000) / 5.0) * 3000).astype(np.int16).tobytes())
     return Path(path)
+
+
+# Benchmark clips: a face moving across a noisy background, written as H.264 when ffmpeg is there.
+
+
+def face_patch_sized(side: int) -> np.ndarray:
+    """`face_patch` resized to ``(side, side, 3)`` uint8 RGB; a drawn face without scikit-image."""
+    try:
+        patch = face_patch()
+    except ImportError:
+        patch = np.full((200, 200, 3), 90, np.uint8)
+        cv2.ellipse(patch, (100, 100), (55, 70), 0, 0, 360, (224, 180, 150), -1)
+        for x in (78, 122):
+            cv2.circle(patch, (x, 85), 7, (40, 30, 30), -1)
+        cv2.ellipse(patch, (100, 130), (22, 10), 0, 0, 180, (150, 60, 60), 3)
+    return patch if side == 200 else cv2.resize(patch, (side, side), interpolation=cv2.INTER_AREA)
+
+
+def face_frames(n: int, size: tuple[int, int], distinct: int | None = None, seed: int = 0) -> Iterator[np.ndarray]:
+    """`n` RGB frames (H, W) of a face moving across a noisy background; `distinct` positions cycle."""
+    h, w = size
+    side = max(32, min(h, w) * 5 // 12)
+    patch = face_patch_sized(side)
+    rng = np.random.default_rng(seed)
+    background = np.clip(110 + rng.normal(0, 8, (h, w, 3)), 0, 255).astype(np.uint8)
+    steps = distinct or n
+    xs = np.round(np.linspace(0, w - side, max(steps, 2))).astype(int)
+    ys = np.round((h - side) / 2 + (h - side) / 4 * np.sin(np.linspace(0, np.pi, max(steps, 2)))).astype(int)
+    cached: dict[int, np.ndarray] = {}
+    for i in range(n):
+        k = (i * steps // n) if distinct is None else (i % steps)
+        if k not in cached:
+            frame = background.copy()
+            frame[ys[k]:ys[k] + side, xs[k]:xs[k] + side] = patch
+            if distinct is None:
+                yield frame
+                continue
+            cached[k] = frame
+        yield cached[k]
+
+
+def write_clip(path: Path, frames: Iterator[np.ndarray], size: tuple[int, int], fps: float) -> Path:
+    """H.264 .mp4 through the ffmpeg CLI when present (what phones and editors make), else mp4v via OpenCV."""
+    h, w = size
+    tmp = path.with_name(path.stem + ".part" + path.suffix)
+    if shutil.which("ffmpeg"):
+        cmd = ["ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
+               "-r", f"{fps:g}", "-i", "-", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
+               "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(tmp)]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+        try:
+            for frame in frames:
+                proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+        finally:
+            proc.stdin.close()
+            if proc.wait() != 0:
+                raise RuntimeError(f"ffmpeg failed writing {path}")
+    else:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+        if not writer.isOpened():
+            raise RuntimeError(f"cv2.VideoWriter could not open {tmp}")
+        try:
+            for frame in frames:
+                writer.write(np.ascontiguousarray(frame[..., ::-1]))
+        finally:
+            writer.release()
+    tmp.replace(path)
+    return path

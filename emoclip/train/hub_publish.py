@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..config import EmoCLIPConfig
+from ..model_config import EmoCLIPConfig
 from ..weights import sidecar_path
 
 DATA_LICENCES = {
@@ -43,12 +43,12 @@ def check_can_push(repo_id: str) -> None:
         import huggingface_hub  # noqa: F401
     except ImportError as exc:
         raise HubUnavailableError("pushing to the Hub needs huggingface_hub: pip install huggingface_hub") from exc
-    from .. import hub
+    from .. import hub_download
 
-    if not hub.hub_online():
+    if not hub_download.hub_online():
         raise HubUnavailableError(
             f"cannot push to the Hugging Face Hub repo {repo_id}: the Hub is unreachable "
-            f"({hub.offline_reason()}). Train without out.push_to_hub and upload the exported "
+            f"({hub_download.offline_reason()}). Train without out.push_to_hub and upload the exported "
             "files later (huggingface-cli upload), or unset HF_HUB_OFFLINE / connect first."
         )
 

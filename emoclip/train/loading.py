@@ -87,7 +87,7 @@ logged once with their line number and reason, counted in ``dataset.skipped`` an
 lazy. A clip that fails to decode when loaded is logged, counted (in the loading process) and
 replaced by the next good clip, so a DataLoader never stops on one broken file.
 
-This module holds `DataConfig`, `class_set`, `build_dataset` and `collate`; the rest lives in
+`DataConfig` is in `emoclip.train.data_config`. This module holds `class_set`, `build_dataset` and `collate`; the rest lives in
 `emoclip.train.layouts` (annotation readers, `Sample`), `emoclip.train.frame_folders` (frame
 files), `emoclip.train.augment` (temporal sampling, augmentation) and `emoclip.train.datasets`
 (the `Dataset` classes). It re-exports their public names.
@@ -96,19 +96,19 @@ files), `emoclip.train.augment` (temporal sampling, augmentation) and `emoclip.t
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..classes import ClassSet, preset
-from ..config import PreprocessConfig
+from ..model_config import PreprocessConfig
 from ..tokenizer import CONTEXT_LENGTH, tokenize
 from . import synthetic as syn
 from .augment import EVAL_SAMPLINGS, codec_augment, temporal_indices
+from .data_config import DATASETS, DEFAULT_PRESETS, MODES, SPLITS, DataConfig
 from .datasets import MAX_VIDEO_FRAMES, SyntheticVideoDataset, VideoEmotionDataset
-from .layouts import _READERS, DFEW_CLASSES, MAFW_CLASSES, Sample, _fold, _LabelIndex, _Report
+from .layouts import DFEW_CLASSES, MAFW_CLASSES, READERS, LabelIndex, ReadReport, Sample
 
 __all__ = [
     "DATASETS",
@@ -131,75 +131,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("mafw", "dfew", "ferv39k", "afew", "manifest", "synthetic")
-MODES = ("caption", "class", "loo")
-SPLITS = ("train", "test")
-LABEL_TYPES = ("single", "compound")
-_DEFAULT_PRESETS = {"mafw": "mafw-11", "dfew": "dfew-7", "ferv39k": "ferv39k-7", "afew": "afew-7"}
 _MANIFEST_FALLBACK_CLASSES = "mafw-11"  # EmoCLIPConfig.default_classes
 _MANIFEST_CLASS_FILES = ("classes.yaml", "classes.yml", "classes.json", "classes_all.yaml")
 _SYNTHETIC_SETS = {"synthetic-all": "all", "synthetic-seen": "seen", "synthetic-validation": "validation",
                    "synthetic-test": "test", "synthetic-heldout": "heldout"}
 _SYNTHETIC_PARAPHRASED = "synthetic-all-paraphrased"  # all 12, test classes paraphrased
-
-
-@dataclass
-class DataConfig:
-    """Which data to read and how to turn it into training pairs (see the module docstring)."""
-
-    dataset: str = "mafw"  # "mafw" | "dfew" | "ferv39k" | "afew" | "manifest" | "synthetic"
-    root: str | None = None  # dataset root (authors' layout) or the folder manifest paths start in
-    fold: int = 1  # MAFW/DFEW folds 1..5 (int: the authors' string-fold bug is fixed)
-    manifest: str | None = None  # CSV/JSONL: path (video file or frame folder), caption, label
-    mode: str = "caption"  # "caption" | "class" | "loo" (leave-one-class-out)
-    leave_out: str | None = None  # left-out class: train drops its samples, test keeps only them
-    label_type: str = "single"  # MAFW: "single" | "compound"
-    classes: str | None = None  # class-set file or preset name; default: the dataset's preset
-    # the authors' TemporalDownSample k (keep frames with index % k == 0): 4 as most of their scripts
-    # (their argparse default and MAFW_train_hpc.sh: 2, see configs/train/mafw-emoclip.yaml)
-    temporal_stride: int = 4
-    # evaluation frames: "consecutive" (the authors' eval.py: T consecutive from a seeded random
-    # start) | "spread" (T frames spread over the whole clip); training is always "consecutive"
-    eval_sampling: str = "consecutive"
-    face_crop: bool = False  # run emoclip.faces on raw frames; the authors' datasets are face crops
-    synthetic_clips: int = 2048  # "synthetic": clips per epoch, drawn fresh (train) / fixed (test)
-    # "synthetic": validation / test = the validation / test classes, train = the other combinations
-    synthetic_heldout: bool = True
-    synthetic_eval_clips: int | None = None  # "synthetic": evaluation clips (None: synthetic_clips)
-    # "synthetic" training: draw each clip at one of these sizes, then centre_crop it to S as
-    # inference does (empty: draw at S)
-    synthetic_render_sizes: list[int] = field(default_factory=list)
-    synthetic_codec_aug: bool = False  # train: per-frame VP8-like artefacts (`codec_augment`)
-    spatial_augment: bool = True  # train: random rotation and horizontal flip per clip
-
-    def validate(self) -> None:
-        """Raise `ValueError` naming the first invalid field (`build_dataset` calls this)."""
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.mode == "loo" and not self.leave_out:
-            raise ValueError("mode 'loo' needs leave_out (the class to leave out)")
-        if self.label_type not in LABEL_TYPES:
-            raise ValueError(f"label_type must be one of {LABEL_TYPES}, got {self.label_type!r}")
-        if self.dataset in ("mafw", "dfew") and _fold(self.fold) not in range(1, 6):
-            raise ValueError(f"fold must be 1..5 for {self.dataset}, got {self.fold!r}")
-        if int(self.temporal_stride) < 1:
-            raise ValueError(f"temporal_stride must be >= 1, got {self.temporal_stride}")
-        if self.eval_sampling not in EVAL_SAMPLINGS:
-            raise ValueError(f"eval_sampling must be one of {EVAL_SAMPLINGS}, got {self.eval_sampling!r}")
-        if int(self.synthetic_clips) < 1:
-            raise ValueError(f"synthetic_clips must be >= 1, got {self.synthetic_clips}")
-        if self.synthetic_eval_clips is not None and int(self.synthetic_eval_clips) < 1:
-            raise ValueError(
-                f"synthetic_eval_clips must be >= 1 or null, got {self.synthetic_eval_clips}")
-        if any(int(size) < 8 for size in self.synthetic_render_sizes):
-            raise ValueError(
-                f"synthetic_render_sizes must be >= 8 pixels, got {self.synthetic_render_sizes}")
-        if self.dataset == "manifest" and not self.manifest:
-            raise ValueError("dataset 'manifest' needs manifest (a CSV or JSONL file)")
-        if self.dataset in _DEFAULT_PRESETS and not self.root:
-            raise ValueError(f"dataset {self.dataset!r} needs root (the dataset folder)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,7 +163,7 @@ def class_set(cfg: DataConfig) -> ClassSet:
         if cfg.dataset == "manifest":
             spec = _manifest_classes(cfg)
         else:
-            spec = _DEFAULT_PRESETS[cfg.dataset]
+            spec = DEFAULT_PRESETS[cfg.dataset]
     spec = str(spec).strip()
     if spec.casefold() in _SYNTHETIC_SETS:
         return _synthetic_classes(_SYNTHETIC_SETS[spec.casefold()])
@@ -287,14 +223,14 @@ def build_dataset(
     split = _check_split(cfg, split)
     train = split == "train" if train is None else bool(train)
     classes = class_set(cfg)
-    labels = _LabelIndex(classes)
+    labels = LabelIndex(classes)
     if cfg.leave_out and labels.get(cfg.leave_out) is None:
         raise ValueError(f"leave_out {cfg.leave_out!r} is not a class of {classes.name!r}: "
                          f"{', '.join(c.name for c in classes.classes)}")
     if cfg.dataset == "synthetic":
         return SyntheticVideoDataset(cfg, split, preprocess, classes, train=train, seed=seed)
-    report = _Report(cfg.dataset)
-    samples = _READERS[cfg.dataset](cfg, split, labels, report)
+    report = ReadReport(cfg.dataset)
+    samples = READERS[cfg.dataset](cfg, split, labels, report)
     if cfg.leave_out:
         j = labels.get(cfg.leave_out)
         samples = [s for s in samples if (j in s.labels) == (split != "train")]

@@ -7,6 +7,7 @@ architecture is always read from here, never guessed from tensor shapes.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -137,8 +138,6 @@ class EmoCLIPConfig:
         _bounded("preprocess.num_frames", pre.num_frames, BOUNDS["num_frames"])
         backbone = self.model.backbone_config
         if backbone is None:
-            from .backbone import backbone_config
-
             backbone = backbone_config(self.model)
         if not isinstance(backbone, dict):
             raise ValueError("model.backbone_config must be a JSON object")
@@ -188,6 +187,21 @@ class EmoCLIPConfig:
         if not isinstance(data, dict):
             raise ValueError(f"{path.name} does not hold a JSON object")
         return cls.from_dict(data)
+
+
+def backbone_config(config: ModelConfig) -> dict[str, Any]:
+    """The open_clip architecture dict of `config` (``embed_dim``, ``vision_cfg``, ``text_cfg``, ...)."""
+    if config.backbone_config is not None:
+        return copy.deepcopy(config.backbone_config)
+    import open_clip  # on use: reading model_config stays cheap
+
+    found = open_clip.get_model_config(config.backbone)
+    if found is None:
+        raise ValueError(
+            f"open_clip has no architecture named {config.backbone!r}; "
+            "give the architecture inline as model.backbone_config"
+        )
+    return copy.deepcopy(found)
 
 
 def _bounded(name: str, value: Any, upper: int, lower: int = 1) -> int:
