@@ -11,7 +11,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,15 @@ from .tokenizer import tokenize
 if TYPE_CHECKING:
     from .classes import ClassSet
     from .model import EmoCLIP
-    from .inference.predictor import EmotionPredictor, VideoEncoding
+
+
+class TextScorer(Protocol):
+    """What `compound_preview` needs of a predictor (`EmotionPredictor` is one): zeroshot sits
+    below the inference subpackage and never imports it."""
+
+    def class_embeddings(self, classes: ClassSet) -> torch.Tensor: ...
+
+    def score(self, encoding: Any, classes: ClassSet | None = None) -> Any: ...
 
 
 class TextEmbeddingCache:
@@ -160,10 +168,10 @@ class CompoundPreview:
 
 
 def compound_preview(
-    predictor: EmotionPredictor,
+    predictor: TextScorer,
     candidate: ClassSet,
     name: str,
-    encoding: VideoEncoding | None = None,
+    encoding: Any | None = None,
 ) -> CompoundPreview:
     """Nearest classes of the compound `name` of `candidate` and, with a video, its score on it.
 
@@ -171,7 +179,7 @@ def compound_preview(
         predictor: Embeds the texts (its text cache) and scores the video.
         candidate: A class set holding the compound `name` (exact spelling).
         name: The compound's name.
-        encoding: An encoded video (`EmotionPredictor.encode`), or None.
+        encoding: An encoded video (`EmotionPredictor.encode`: a `VideoEncoding`), or None.
 
     Raises:
         ValueError: `name` is not a name of `candidate`.
