@@ -6,7 +6,7 @@ point become a message that says what was wrong and the server keeps serving; fo
 paths never reach a handler; many simultaneous sessions with their own class sets get their
 own results; temporary files stay bounded; user text is shown as text in a real browser.
 
-The library/CLI half (every bad file through `emoclip`) is tests/test_hostile_inputs.py.
+The library/CLI half (every bad file through `emoclip`) is tests/test_hostile_*.py.
 """
 
 from __future__ import annotations
