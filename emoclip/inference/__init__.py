@@ -1,6 +1,10 @@
 """Inference: `EmotionPredictor` and what runs under it.
 
-- `predictor`: the facade (`EmotionPredictor`, `VideoLimits`, `iter_inputs`) and its video cache.
+- `predictor`: the facade (`EmotionPredictor`) and its video cache.
+- `inputs`: what the predictor accepts (`VideoLimits`, `iter_inputs`) and how a path or array
+  becomes a still image or sampled frames, checked against the limits first.
+- `cache`: the content keys of the predictor's video cache.
+- `settings`: ``EMOCLIP_*`` environment settings (numbers, bounded floats, flags).
 - `pipeline`: one video through decode, face crops and batched encoding into a `VideoEncoding`
   (it sees the predictor only through its `Encoder` protocol: imports go predictor -> pipeline).
 - `photo`: a still image's faces, each a one-frame clip.
