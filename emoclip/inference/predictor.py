@@ -4,8 +4,8 @@ The expensive part (decode, face detection, frame encoding, temporal pooling) is
 video and cached as a `VideoEncoding`; scoring against a class set is a matrix product, so
 editing class descriptions re-scores a video without re-encoding it.
 
-This module is the facade and its cache; what inputs are accepted and how they become frames is
-in `inputs`, the cache's content keys in `cache`, ``EMOCLIP_*`` settings parsing in `settings`,
+This module is the facade; what inputs are accepted and how they become frames is in `inputs`,
+the encoding cache and its content keys in `cache`, ``EMOCLIP_*`` settings parsing in `settings`,
 streaming a video into a `VideoEncoding` in `pipeline` (which knows the predictor only as its
 `pipeline.Encoder` protocol), how the image tower runs (precision, data-parallel encoding) in
 `precision`, a photo's faces in `photo`.
