@@ -165,7 +165,8 @@ def _load_classes(spec: str | None):
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .factory import load_model
-    from .inference.predictor import FRAME_FOLDER_FPS, EmotionPredictor, VideoLimits, iter_inputs
+    from .inference.inputs import FRAME_FOLDER_FPS, VideoLimits, iter_inputs
+    from .inference.predictor import EmotionPredictor
 
     classes = _load_classes(args.classes)
     limits = VideoLimits(

@@ -139,7 +139,7 @@ def test_close_is_idempotent_and_final() -> None:
 def test_lazy_creation_is_thread_safe(monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
-    from emoclip import faces
+    from emoclip.faces import detection as faces
 
     created = []
     real = faces.create_mediapipe_detector
@@ -452,7 +452,7 @@ def test_crop_pair_interpolates_smooth_motion_and_detects_otherwise() -> None:
 
 
 def test_midpoint_pairing_needs_one_to_one_overlap() -> None:
-    from emoclip.faces import midpoint_boxes
+    from emoclip.faces.tracking import midpoint_boxes
 
     a, b = [_box(0), _box(200)], [_box(210), _box(10)]
     mid = midpoint_boxes(a, b, 0.5)

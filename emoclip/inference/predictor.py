@@ -4,21 +4,20 @@ The expensive part (decode, face detection, frame encoding, temporal pooling) is
 video and cached as a `VideoEncoding`; scoring against a class set is a matrix product, so
 editing class descriptions re-scores a video without re-encoding it.
 
-This module is the facade and its cache; streaming a video into a `VideoEncoding` is in
-`pipeline` (which knows the predictor only as its `pipeline.Encoder` protocol), how the image
-tower runs (precision, data-parallel encoding) in `precision`, a photo's faces in `photo`.
+This module is the facade; what inputs are accepted and how they become frames is in `inputs`,
+the encoding cache and its content keys in `cache`, ``EMOCLIP_*`` settings parsing in `settings`,
+streaming a video into a `VideoEncoding` in `pipeline` (which knows the predictor only as its
+`pipeline.Encoder` protocol), how the image tower runs (precision, data-parallel encoding) in
+`precision`, a photo's faces in `photo`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,32 +25,29 @@ import numpy as np
 import torch
 
 from ..classes import ClassSet, preset
-from ..images import (
-    StillImage,
-    frame_folder,
-    image_from_array,
-    is_image_file,
-    iter_frame_folder,
-    read_image,
-)
+from ..images import is_image_file
 from ..model import EmoCLIP
 from ..preprocess import to_tensor
 from ..results import FaceSummary, Prediction, Timeline, TrackPrediction
-from ..video import (
-    LimitError,  # defined in .video (raised there too), re-exported here
-    SampledFrame,
-    VideoDecodeError,
-    iter_frames,
-    probe_video,
-)
+from ..video import LimitError  # noqa: F401 - defined in .video (raised there too), re-exported here
 from ..zeroshot import TextEmbeddingCache, class_embeddings, probabilities
+from .cache import EncodingCache, content_key
+from .inputs import (
+    FRAME_FOLDER_FPS,  # noqa: F401 - defined in .inputs, re-exported here
+    ImageInput,
+    VideoInput,
+    VideoLimits,  # defined in .inputs, re-exported here (the predictor's `limits`)
+    clip_frames,
+    expected_frames,
+    iter_inputs,  # noqa: F401 - defined in .inputs, re-exported here
+    read_still,
+)
 from .pipeline import (
     FrameCollector,
     LockedDetector,
     NoFaceError,  # noqa: F401 - defined in .pipeline (raised there), re-exported here
     Progress,
     VideoEncoding,  # defined in .pipeline (built there), re-exported here
-    array_frames,
     window_spans,  # noqa: F401 - defined in .pipeline, re-exported here
 )
 from .precision import (
@@ -62,26 +58,12 @@ from .precision import (
     resolve_tower,
     single_threaded,
 )
+from .settings import env_flag, env_float, env_number
 
-VideoInput = str | os.PathLike | np.ndarray | Sequence[np.ndarray]
-ImageInput = str | os.PathLike | np.ndarray
-FRAME_FOLDER_FPS = 25.0  # frame rate of a folder of numbered frames unless told (DFEW, MAFW, FERV39k, AFEW)
-SINGLE_THREAD_DECODE_PIXELS = 1280 * 720  # videos up to this size decode on one FFmpeg thread
 POOL_CHUNK = 16  # sequences gathered and pooled per step (bounded memory on long timelines)
 MIN_POOL_PART = 3  # pooling runs data parallel when every worker gets at least this many sequences
 SMALL_BATCH = 4  # batches this small (live webcam frames) run with `live_threads` intra-op threads
 SMALL_TEXT_BATCH = 16  # so do text encodings of this few new descriptions (an edited class set)
-DECODE_MAX_SIDE = 1920  # frames are decoded up to 1080p as they are; face detection downsizes its own copy
-
-
-@dataclass(frozen=True)
-class VideoLimits:
-    """Limits checked before any heavy work; None means unlimited."""
-
-    max_bytes: int | None = None
-    max_duration: float | None = None  # seconds
-    max_pixels: int | None = None  # width * height
-    max_sampled_frames: int | None = None
 
 
 class EmotionPredictor:
@@ -164,7 +146,7 @@ class EmotionPredictor:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
         if prefetch is None:
-            prefetch = _env_flag("EMOCLIP_PREFETCH", True)
+            prefetch = env_flag("EMOCLIP_PREFETCH", True)
         self.requested_precision = precision
         self.prefetch = bool(prefetch)
         if live_threads is None:
@@ -174,14 +156,14 @@ class EmotionPredictor:
             encode_workers = int(os.environ.get("EMOCLIP_ENCODE_WORKERS", "0") or 0) or torch.get_num_threads()
         self.encode_workers = max(1, int(encode_workers))
         if interpolate_faces is None:
-            interpolate_faces = _env_flag("EMOCLIP_INTERPOLATE_FACES", True)
+            interpolate_faces = env_flag("EMOCLIP_INTERPOLATE_FACES", True)
         self.interpolate_faces = bool(interpolate_faces)
         from ..faces import MIN_FACE_SCORE
 
-        self.min_face_score = _env_float("EMOCLIP_MIN_FACE_SCORE", min_face_score, MIN_FACE_SCORE, 0.0, 1.0)
-        self.min_face_coverage = _env_float("EMOCLIP_MIN_FACE_COVERAGE", min_face_coverage, 0.5, 0.0, 1.0)
+        self.min_face_score = env_float("EMOCLIP_MIN_FACE_SCORE", min_face_score, MIN_FACE_SCORE, 0.0, 1.0)
+        self.min_face_coverage = env_float("EMOCLIP_MIN_FACE_COVERAGE", min_face_coverage, 0.5, 0.0, 1.0)
         if min_track_frames is None and (os.environ.get("EMOCLIP_MIN_TRACK_FRAMES") or "").strip():
-            min_track_frames = _env_number("EMOCLIP_MIN_TRACK_FRAMES", int)
+            min_track_frames = env_number("EMOCLIP_MIN_TRACK_FRAMES", int)
         if min_track_frames is not None and int(min_track_frames) < 1:
             raise ValueError(f"min_track_frames must be at least 1, got {min_track_frames}")
         self.min_track_frames = None if min_track_frames is None else int(min_track_frames)
@@ -192,8 +174,7 @@ class EmotionPredictor:
         self.max_faces = max_faces
         self.limits = limits or VideoLimits()
         self.text_cache = TextEmbeddingCache(model)
-        self._videos: OrderedDict[str, VideoEncoding] = OrderedDict()
-        self._video_cache_size = video_cache_size
+        self._videos = EncodingCache(video_cache_size)
         self._lock = threading.Lock()
         self._detector = None
         self._detector_lock = threading.Lock()
@@ -279,15 +260,11 @@ class EmotionPredictor:
     def encode(self, video: VideoInput, *, fps: float | None = None, progress: Progress | None = None) -> VideoEncoding:
         """The cached encoding of `video`, computing it if needed (see `predict`)."""
         key = self._key(video, fps)
-        with self._lock:
-            if key in self._videos:
-                self._videos.move_to_end(key)
-                return _named(self._videos[key], video)
+        cached = self._videos.get(key, video)
+        if cached is not None:
+            return cached
         encoding = self._encode(video, key, fps, progress)
-        with self._lock:
-            self._videos[key] = encoding
-            while len(self._videos) > self._video_cache_size:
-                self._videos.popitem(last=False)
+        self._videos.put(key, encoding)
         return encoding
 
     def score(self, encoding: VideoEncoding, classes: ClassSet | None = None) -> Prediction:
@@ -500,117 +477,13 @@ class EmotionPredictor:
         return LockedDetector(self._shared_detector(), self._detector_lock)
 
     def _key(self, video: VideoInput, fps: float | None) -> str:
-        h = hashlib.sha1()
-        if isinstance(video, (str, os.PathLike)) and Path(video).is_dir():
-            folder = frame_folder(video)
-            if folder is None:
-                raise VideoDecodeError(f"'{Path(video).name}' is a folder but not a clip: its files are not all "
-                                       "images numbered with one common pattern (e.g. 00001.jpg, 00002.jpg, ...)")
-            for q in folder.frames:
-                st = q.stat()
-                h.update(f"{q.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        elif isinstance(video, (str, os.PathLike)):
-            path = Path(video)
-            if not path.is_file():
-                raise VideoDecodeError(f"file not found: {path.name}")
-            size = path.stat().st_size
-            h.update(str(size).encode())
-            with open(path, "rb") as fh:
-                h.update(fh.read(1 << 20))
-                if size > 2 << 20:
-                    fh.seek(-(1 << 20), os.SEEK_END)
-                    h.update(fh.read())
-        else:
-            arr = np.ascontiguousarray(np.asarray(video))
-            h.update(str(arr.shape).encode())
-            h.update(arr.tobytes())
-        h.update(f"{self.model_name}|{self.face_fallback}|{self.max_faces}|{fps}|{self.precision}|"
-                 f"{self.interpolate_faces}|{self.min_face_score}|{self.min_track_frames}|"
-                 f"{self.min_face_coverage}".encode())
-        return h.hexdigest()
-
-    def _frames(self, video: VideoInput, fps: float | None) -> tuple[Iterator[SampledFrame], dict[str, Any]]:
-        cfg, lim = self.config, self.limits
-        if isinstance(video, (str, os.PathLike)) and Path(video).is_dir():
-            return self._folder_frames(Path(video), fps)
-        if isinstance(video, (str, os.PathLike)):
-            path = Path(video)
-            size = path.stat().st_size
-            if lim.max_bytes is not None and size > lim.max_bytes:
-                raise LimitError(f"the file is {size / 1e6:.1f} MB; the limit is {lim.max_bytes / 1e6:.1f} MB")
-            info = probe_video(path, max_pixels=lim.max_pixels)  # checked before decoding a frame
-            if lim.max_pixels is not None and info.width * info.height > lim.max_pixels:
-                raise LimitError(f"the video is {info.width}x{info.height}; the limit is {lim.max_pixels / 1e6:.1f} megapixels")
-            if lim.max_duration is not None and info.duration > lim.max_duration:
-                raise LimitError(f"the video lasts {info.duration:.0f} s; the limit is {lim.max_duration:.0f} s")
-            meta = {"name": path.name, "kind": "video", "duration": info.duration, "fps": info.fps, "width": info.width,
-                    "height": info.height, "rotation": info.rotation}
-            max_side = DECODE_MAX_SIDE if cfg.face_detection else None
-            # max_duration again while decoding: a header can lie about (or lack) the duration
-            # up to 720p one decoder thread: it decodes beside an encoder that keeps every core busy,
-            # and FFmpeg's frame threads would cost more CPU than they save; larger frames (where the
-            # decoder is the slower stage) get FFmpeg's threads
-            threads = 1 if info.width * info.height <= SINGLE_THREAD_DECODE_PIXELS else 0
-            return iter_frames(path, cfg.sample_fps, max_frames=lim.max_sampled_frames, max_side=max_side,
-                               max_duration=lim.max_duration, decode_threads=threads), meta
-        frames = list(video) if not isinstance(video, np.ndarray) else video
-        if len(frames) == 0:
-            raise VideoDecodeError("no frames were given")
-        rate = fps or cfg.sample_fps
-        meta = {"name": "frames", "kind": "frames", "duration": len(frames) / rate, "fps": rate,
-                "width": int(frames[0].shape[1]), "height": int(frames[0].shape[0]), "rotation": 0}
-        return array_frames(frames, rate, cfg.sample_fps), meta
-
-    def _folder_frames(self, path: Path, fps: float | None) -> tuple[Iterator[SampledFrame], dict[str, Any]]:
-        """A folder of numbered frames as a clip at `fps` (default `FRAME_FOLDER_FPS`)."""
-        cfg, lim = self.config, self.limits
-        folder = frame_folder(path)
-        if folder is None:
-            raise VideoDecodeError(f"'{path.name}' is a folder but not a clip: its files are not all images "
-                                   "numbered with one common pattern (e.g. 00001.jpg, 00002.jpg, ...)")
-        rate = float(fps or FRAME_FOLDER_FPS)
-        if not (np.isfinite(rate) and rate > 0):
-            raise ValueError(f"fps must be a positive number, got {fps!r}")
-        duration = len(folder) / rate
-        if lim.max_duration is not None and duration > lim.max_duration:
-            raise LimitError(f"the clip lasts {duration:.0f} s ({len(folder)} frames at {rate:g} fps); "
-                             f"the limit is {lim.max_duration:.0f} s")
-        first = read_image(folder.frames[0], max_pixels=lim.max_pixels or None)
-        meta = {"name": path.name, "kind": "frames", "duration": duration, "fps": rate, "width": first.width,
-                "height": first.height, "rotation": 0, "frames": len(folder)}
-        max_side = DECODE_MAX_SIDE if cfg.face_detection else None
-        return iter_frame_folder(folder, rate, cfg.sample_fps, max_frames=lim.max_sampled_frames, max_side=max_side,
-                                 max_pixels=lim.max_pixels or None), meta
-
-    def _still(self, video: VideoInput) -> tuple[StillImage, dict[str, Any]] | None:
-        """The still image `video` is (read and checked against the limits), or None for a clip."""
-        lim = self.limits
-        t0 = time.perf_counter()
-        if isinstance(video, np.ndarray) and video.ndim == 3 and video.shape[-1] in (3, 4) and video.dtype == np.uint8:
-            still = image_from_array(video)
-            name, size = "image", None
-        elif isinstance(video, (str, os.PathLike)) and _is_image_path(Path(video)):
-            path = Path(video)
-            size = path.stat().st_size
-            if lim.max_bytes is not None and size > lim.max_bytes:
-                raise LimitError(f"the file is {size / 1e6:.1f} MB; the limit is {lim.max_bytes / 1e6:.1f} MB")
-            still = read_image(path, **({"max_pixels": lim.max_pixels} if lim.max_pixels is not None else {}))
-            name = path.name
-        else:
-            return None
-        if lim.max_pixels is not None and still.width * still.height > lim.max_pixels:
-            raise LimitError(f"the image is {still.width}x{still.height}; "
-                             f"the limit is {lim.max_pixels / 1e6:.1f} megapixels")
-        meta = {"name": name, "format": still.format, "width": still.width, "height": still.height,
-                "rotation": 0, "exif_orientation": still.orientation, "alpha": still.alpha,
-                "_decode_seconds": time.perf_counter() - t0}
-        if size is not None:
-            meta["bytes"] = size
-        return still, meta
+        return content_key(video, f"{self.model_name}|{self.face_fallback}|{self.max_faces}|{fps}|"
+                           f"{self.precision}|{self.interpolate_faces}|{self.min_face_score}|"
+                           f"{self.min_track_frames}|{self.min_face_coverage}")
 
     def _encode(self, video: VideoInput, key: str, fps: float | None, progress: Progress | None) -> VideoEncoding:
         start = time.perf_counter()
-        still = self._still(video)
+        still = read_still(video, self.limits)
         if still is not None:
             from .photo import encode_photo
 
@@ -621,11 +494,12 @@ class EmotionPredictor:
             if progress:
                 progress(1.0, "done")
             return enc
-        frames, meta = self._frames(video, fps)
+        frames, meta = clip_frames(video, fps, self.config, self.limits)
         meta["precision"] = self.precision
         collected = FrameCollector(self, self.config.face_detection)
         try:
-            collected.run(frames, meta.get("duration") or 0.0, progress, self._expected_frames(meta))
+            expected = expected_frames(meta, self.config.sample_fps, self.limits.max_sampled_frames)
+            collected.run(frames, meta.get("duration") or 0.0, progress, expected)
         finally:
             collected.close()
         enc = collected.finish(key, meta)
@@ -633,126 +507,3 @@ class EmotionPredictor:
         if progress:
             progress(1.0, "done")
         return enc
-
-
-    def _expected_frames(self, meta: dict[str, Any]) -> int | None:
-        """Sampled frames a clip will give, from its duration and frame rate (None if unknown)."""
-        duration, fps = float(meta.get("duration") or 0.0), float(meta.get("fps") or 0.0)
-        if duration <= 0 or fps <= 0:
-            return None
-        n = max(1, round(duration * min(fps, self.config.sample_fps)))
-        cap = self.limits.max_sampled_frames
-        return min(n, cap) if cap else n
-
-
-def _env_number(name: str, kind: type) -> Any:
-    value = os.environ.get(name, "").strip()
-    try:
-        return kind(value)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-
-
-def _env_float(name: str, value: float | None, default: float, low: float, high: float) -> float:
-    """An explicit value, else the environment setting `name`, else `default`; checked in [low, high]."""
-    if value is None:
-        value = _env_number(name, float) if os.environ.get(name, "").strip() else default
-    value = float(value)
-    if not low <= value <= high:
-        raise ValueError(f"{name.removeprefix('EMOCLIP_').lower()} must be in [{low}, {high}], got {value}")
-    return value
-
-
-def _is_image_path(path: Path) -> bool:
-    """A file read as a still image: an image signature, or an image suffix on a file that has
-    no video signature (so an empty or corrupt ``.jpg`` gets an image's error message)."""
-    from ..images import IMAGE_SUFFIXES
-
-    if path.is_dir():
-        return False
-    return is_image_file(path) or (path.suffix.lower() in IMAGE_SUFFIXES and path.exists())
-
-
-def _env_flag(name: str, default: bool) -> bool:
-    """A boolean environment setting: 0/false/no/off are False, anything else True."""
-    value = os.environ.get(name)
-    if value is None or not value.strip():
-        return default
-    return value.strip().lower() not in ("0", "false", "no", "off")
-
-
-def _named(encoding: VideoEncoding, video: VideoInput) -> VideoEncoding:
-    """A cached encoding under the name of the file asked for: the cache is keyed by content, so
-    a copy of a video under another name must not report the first file's name."""
-    if isinstance(video, (str, os.PathLike)) and encoding.video.get("name") != Path(video).name:
-        import dataclasses
-
-        return dataclasses.replace(encoding, video=encoding.video | {"name": Path(video).name})
-    return encoding
-
-
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
-
-
-@dataclass(frozen=True)
-class MediaItem:
-    """One input found by `iter_inputs`.
-
-    Attributes:
-        path: The file, or the folder for a frame folder.
-        kind: ``"video"``, ``"image"`` or ``"frames"`` (a folder of numbered frames: one clip).
-        frames: Number of frames of a frame folder (0 otherwise).
-    """
-
-    path: Path
-    kind: str
-    frames: int = 0
-
-
-def iter_inputs(paths: Iterable[str | os.PathLike]) -> Iterator[MediaItem]:
-    """Expand the command line's paths into clips and images.
-
-    A file is an image when its content (or, for a missing file, its suffix) says so, else a
-    video. A folder of numbered frames (`images.frame_folder`) is one clip; any other folder is a
-    batch: its videos and images (by suffix) and its frame folders, recursively and sorted by
-    path (symbolic links to folders are not followed).
-    """
-    from ..images import IMAGE_SUFFIXES
-
-    def walk(folder: Path) -> Iterator[MediaItem]:
-        clip = frame_folder(folder)
-        if clip is not None:
-            yield MediaItem(folder, "frames", len(clip))
-            return
-        try:
-            entries = sorted(folder.iterdir())
-        except OSError:
-            return
-        for q in entries:
-            if q.name.startswith("."):
-                continue
-            if q.is_dir():
-                if not q.is_symlink():
-                    yield from walk(q)
-            elif q.suffix.lower() in VIDEO_SUFFIXES:
-                yield MediaItem(q, "video")
-            elif q.suffix.lower() in IMAGE_SUFFIXES:
-                yield MediaItem(q, "image")
-
-    for p in map(Path, paths):
-        if p.is_dir():
-            yield from walk(p)
-        elif is_image_file(p) or (not p.exists() and p.suffix.lower() in IMAGE_SUFFIXES):
-            yield MediaItem(p, "image")
-        else:
-            yield MediaItem(p, "video")
-
-
-def iter_videos(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
-    """Expand folders into the video files they contain (sorted), keep files as they are."""
-    exts = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
-    for p in map(Path, paths):
-        if p.is_dir():
-            yield from sorted(q for q in p.rglob("*") if q.suffix.lower() in exts)
-        else:
-            yield p

@@ -1,0 +1,37 @@
+"""Faces: MediaPipe detection, IoU tracking and square face crops; numpy + cv2, no torch.
+
+All images are ``(H, W, 3)`` uint8 RGB arrays with values in [0, 255]; boxes are float pixel
+coordinates ``(x, y, w, h)`` in the image they were detected in. Importing this package is cheap
+(MediaPipe is imported on the first detection).
+
+Modules:
+    boxes: `FaceBox`, the thresholds of a trustworthy face, `min_track_frames`, `merge_duplicates`.
+    detection: `FaceDetector` (MediaPipe BlazeFace short range), `default_detector_model`.
+    crops: `square_box`, `crop_square`, `center_crop`.
+    tracking: `Track`, `FaceTracker`, and `FaceCropper` (detect + track + crop per frame).
+
+The public names are re-exported here, so ``from emoclip.faces import FaceCropper`` keeps working.
+"""
+
+from __future__ import annotations
+
+from .boxes import MIN_FACE_SCORE, FaceBox, merge_duplicates, min_track_frames
+from .crops import center_crop, crop_square, square_box
+from .detection import FaceDetector, default_detector_model
+from .tracking import FaceCrop, FaceCropper, FaceTracker, Track
+
+__all__ = [
+    "MIN_FACE_SCORE",
+    "FaceBox",
+    "FaceCrop",
+    "FaceCropper",
+    "FaceDetector",
+    "FaceTracker",
+    "Track",
+    "center_crop",
+    "crop_square",
+    "default_detector_model",
+    "merge_duplicates",
+    "min_track_frames",
+    "square_box",
+]

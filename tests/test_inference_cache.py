@@ -1,0 +1,62 @@
+"""The predictor's video cache (`emoclip.inference.cache`) and ``EMOCLIP_*`` settings parsing."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emoclip.inference.cache import EncodingCache, content_key
+from emoclip.inference.settings import env_flag, env_float
+from emoclip.video import VideoDecodeError
+
+
+@dataclasses.dataclass(frozen=True)
+class _Encoding:  # what the cache needs of a `VideoEncoding`: a frozen dataclass with `video`
+    video: dict
+
+
+def test_cache_keeps_the_most_recently_used_and_renames_hits(tmp_path: Path) -> None:
+    cache = EncodingCache(2)
+    for key in "abc":
+        cache.put(key, _Encoding({"name": f"{key}.mp4"}))
+    assert len(cache) == 2 and cache.get("a", "a.mp4") is None  # the oldest was dropped
+    assert cache.get("b", "b.mp4") == _Encoding({"name": "b.mp4"})
+    cache.put("d", _Encoding({"name": "d.mp4"}))  # "b" was used last: "c" goes
+    assert cache.get("c", "c.mp4") is None and cache.get("b", "b.mp4") is not None
+    assert cache.get("b", tmp_path / "copy.mp4").video["name"] == "copy.mp4"  # same content, other name
+    assert cache.get("b", np.zeros((2, 4, 4, 3), np.uint8)).video["name"] == "b.mp4"
+    cache.clear()
+    assert len(cache) == 0
+
+
+def test_content_key_follows_content_and_settings(tmp_path: Path) -> None:
+    first = tmp_path / "a.mp4"
+    first.write_bytes(b"x" * 5000)
+    copy = tmp_path / "b.mp4"
+    shutil.copy(first, copy)
+    assert content_key(first, "s") == content_key(copy, "s") != content_key(first, "t")
+    copy.write_bytes(b"y" * 5000)
+    assert content_key(first, "s") != content_key(copy, "s")
+    frames = np.zeros((2, 4, 4, 3), np.uint8)
+    assert content_key(frames, "s") != content_key(frames[:1], "s")
+    with pytest.raises(VideoDecodeError, match="not found"):
+        content_key(tmp_path / "missing.mp4", "s")
+
+
+def test_environment_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMOCLIP_X", " off ")
+    assert env_flag("EMOCLIP_X", True) is False
+    monkeypatch.setenv("EMOCLIP_X", "")
+    assert env_flag("EMOCLIP_X", True) is True
+    monkeypatch.setenv("EMOCLIP_X", "0.25")
+    assert env_float("EMOCLIP_X", None, 0.5, 0.0, 1.0) == 0.25
+    assert env_float("EMOCLIP_X", 0.75, 0.5, 0.0, 1.0) == 0.75  # an explicit value wins
+    monkeypatch.setenv("EMOCLIP_X", "lots")
+    with pytest.raises(ValueError, match="EMOCLIP_X must be a number"):
+        env_float("EMOCLIP_X", None, 0.5, 0.0, 1.0)
+    with pytest.raises(ValueError, match=r"x must be in \[0.0, 1.0\]"):
+        env_float("EMOCLIP_X", 2.0, 0.5, 0.0, 1.0)
