@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import PreprocessConfig
+from ..model_config import PreprocessConfig
 from ..images import (
     StillImage,
     frame_folder,
