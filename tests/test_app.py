@@ -29,6 +29,7 @@ from emoclip_app.tabs import about, explorer, live  # noqa: E402
 from emoclip_app.tabs import analyse as analyse_tab  # noqa: E402
 from emoclip_app.tabs import classes as classes_tab  # noqa: E402
 from emoclip.testing.media import moving_face_frames, write_video  # noqa: E402
+from served_demo import close_demo  # noqa: E402
 
 from emoclip.classes import ClassSet, class_rows, preset  # noqa: E402
 
@@ -321,7 +322,7 @@ def server():
     _, url, _ = app.demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1",
                                 server_port=_free_port(), **emoclip_app.launch_options())
     yield url
-    app.demo.close()
+    close_demo(app.demo)
 
 
 @pytest.fixture(scope="module")

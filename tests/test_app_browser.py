@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from emoclip.testing.media import moving_face_frames, write_video  # noqa: E402
+from served_demo import close_demo  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -82,7 +83,7 @@ def server(media):
         _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", server_port=port,
                                 **options)
         yield url
-        demo.close()
+        close_demo(demo)
 
 
 @pytest.fixture(scope="module")

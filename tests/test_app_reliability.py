@@ -34,6 +34,7 @@ import emoclip_app  # noqa: E402
 from emoclip_app import files, models  # noqa: E402
 from emoclip_app.files import OutputDir  # noqa: E402
 from emoclip.testing.media import moving_face_frames, write_video, write_wav  # noqa: E402
+from served_demo import close_demo  # noqa: E402
 
 from emoclip.inference.predictor import VideoLimits  # noqa: E402
 
@@ -126,7 +127,7 @@ def server():
     demo = emoclip_app.build_demo().queue(**emoclip_app.QUEUE)
     url = _launch(demo)
     yield url
-    demo.close()
+    close_demo(demo)
 
 
 @pytest.fixture(scope="module")
@@ -453,7 +454,7 @@ def test_temporary_files_are_bounded_and_deleted(videos, monkeypatch, tmp_path):
         assert cached() == [], "gradio's cached uploads and downloads were not deleted"
         _assert_serving(client, videos["face2"])
     finally:
-        demo.close()
+        close_demo(demo)
 
 
 # ------------------------------------------------------------------------------ 4. browser
