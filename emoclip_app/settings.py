@@ -3,7 +3,8 @@
 Environment: EMOCLIP_APP_MODEL (model to run by default), EMOCLIP_APP_TEST_MODEL=1 (offer the
 random-weight test model), EMOCLIP_DEVICE, EMOCLIP_MAX_UPLOAD_MB (200), EMOCLIP_MAX_SECONDS (600),
 EMOCLIP_MAX_MEGAPIXELS (9), EMOCLIP_MAX_CLASSES (64), EMOCLIP_CONCURRENCY (2),
-EMOCLIP_QUEUE_SIZE (32), EMOCLIP_LIVE_SECONDS (120), EMOCLIP_FILES_SECONDS (3600: uploads and
+EMOCLIP_QUEUE_SIZE (32), EMOCLIP_LIVE_SECONDS (120), EMOCLIP_MAX_COLLECTION_CLIPS (50000: clips
+of an uploaded batch results folder the explorer loads), EMOCLIP_FILES_SECONDS (3600: uploads and
 downloads are deleted after this long), EMOCLIP_SESSIONS (1000: sessions whose state is kept),
 EMOCLIP_LOG_LEVEL=debug (as ``--verbose``: show native libraries' log lines and gradio's
 start-up messages).
@@ -53,6 +54,9 @@ QUEUE = dict(default_concurrency_limit=int(env_float("EMOCLIP_CONCURRENCY", 2) o
              max_size=int(env_float("EMOCLIP_QUEUE_SIZE", 32) or 32))
 MODEL_DEFAULT_PRESET = "(the model's default)"
 MAX_SESSION_CLIPS = 50
+MAX_COLLECTION_CLIPS = int(env_float("EMOCLIP_MAX_COLLECTION_CLIPS", 50_000) or 1_000_000)
+MAX_RESULT_PARTS = 64  # Parquet part files of one results-folder upload
+MAX_DRAWN_POINTS = 5000  # results-folder clips drawn in the explorer (SVG markers)
 MODEL_WAIT_SECONDS = 120.0  # a handler waits this long for the first model
 PAGE_WAIT_SECONDS = 15.0  # the page-load event waits this long, then the timer takes over
 TEST_MODEL_OFFERED = env_flag("EMOCLIP_APP_TEST_MODEL")

@@ -47,6 +47,9 @@ class Session:
     points: list[Any] = field(default_factory=list)  # the explorer's last projection (LatentPoint)
     coords: Any = None  # (N, 2) projected coordinates of `points`
     projection: str = ""
+    collection: Any = None  # the uploaded batch results (emoclip.explore.Collection) or None
+    collection_index: Any = None  # NeighbourIndex over `collection`'s embeddings
+    point_rows: Any = None  # (len(points),) int: each point's `collection` row, -1 if none
     frames_encoded: int = 0
     encodings: int = 0
     rescored: int = 0

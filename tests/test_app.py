@@ -16,6 +16,7 @@ from pathlib import Path
 os.environ["EMOCLIP_APP_TEST_MODEL"] = "1"
 os.environ["EMOCLIP_APP_MODEL"] = "test-emoclip-tiny"
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -560,3 +561,73 @@ def test_classify_image_endpoint(client, group_jpg):
     assert result["probabilities"] == result["tracks"][0]["probabilities"]
     same = client.predict(handle_file(group_jpg), CUSTOM_YAML, api_name="/classify_video")  # accepts photos too
     assert same["tracks"] == result["tracks"]
+
+
+def _results_part(path: Path, n: int, dim: int, seed: int, *, drop: str | None = None) -> str:
+    """A small ``emoclip batch`` results part: `n` analysed rows with random unit embeddings (dim)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from emoclip.batch.schema import input_schema, result_fields
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(4, dim))
+    emb = centres[rng.integers(0, 4, n)] + 0.3 * rng.normal(size=(n, dim))
+    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+    schema = pa.schema([*input_schema(), *result_fields(dim)])
+    names = ["happiness", "sadness", "anger"]
+    probs = rng.dirichlet(np.ones(3), n).astype(np.float32)
+    data = {f.name: [None] * n for f in schema}
+    data.update(path=[f"/data/clip{seed}_{i}.mp4" for i in range(n)],
+                name=[f"clip{seed}_{i}.mp4" for i in range(n)], kind=["video"] * n,
+                model=["test-emoclip-tiny"] * n, config_key=["k"] * n, classes=[names] * n,
+                top=[names[int(np.argmax(p))] for p in probs], probabilities=list(probs),
+                embedding=list(emb))
+    table = pa.Table.from_pydict(data, schema=schema)
+    if drop:
+        table = table.drop_columns([drop])
+    pq.write_table(table, path)
+    return str(path)
+
+
+def test_explorer_loads_batch_results_parts(video, tmp_path, monkeypatch):
+    pytest.importorskip("pyarrow")
+    dim = models.MODELS.predictor(MODEL).model.embed_dim
+    parts = [_results_part(tmp_path / f"part-{i}.parquet", 150, dim, seed=i) for i in range(2)]
+    monkeypatch.setattr(settings, "MAX_DRAWN_POINTS", 200)  # fewer drawn than loaded
+    session = _analysed(video)
+    out = explorer.explore("PCA", False, None, session, parts, progress=no_progress)
+    session, message = out.session, out.explore_info
+    results = [p for p in session.points if p.id.startswith("results ")]
+    assert len(results) == 200 and session.coords.shape == (len(session.points), 2)
+    assert "**300** clip(s) loaded" in message and "**200** drawn" in message
+    assert len(session.collection) == 300 and len(session.collection_index) == 300
+    assert len(out.latent_plot.data) >= 2
+    picked = results[0]
+    out = explorer.pick_point(picked.id, session)
+    rows = out.neighbours
+    assert len(rows) == 8 and picked.id not in [r[0] for r in rows]
+    assert [r[3] for r in rows] == sorted((r[3] for r in rows), reverse=True)
+    # the index's answer agrees with a full scan over all 300 loaded clips (+ the other points)
+    emb = session.collection.embeddings
+    row = session.point_rows[session.points.index(picked)]
+    exact = np.sort(emb @ emb[row])[::-1][1]
+    assert rows[0][3] >= round(float(exact), 4) - 1e-4
+    assert sum(r[0].startswith("results ") for r in rows) >= 6
+    # UMAP/t-SNE over a small collection: every point fitted, neighbours still from the index
+    out = explorer.explore("t-SNE", False, None, session, parts[:1], progress=no_progress)
+    assert "**150** clip(s) loaded" in out.explore_info and "**150** drawn" in out.explore_info
+
+    wrong = _results_part(tmp_path / "wrong.parquet", 10, dim, seed=3, drop="embedding")
+    with pytest.raises(gr.Error, match="not an emoclip batch results part"):
+        explorer.explore("PCA", False, None, Session(), [parts[0], wrong], progress=no_progress)
+    other_dim = _results_part(tmp_path / "other.parquet", 10, dim + 3, seed=4)
+    with pytest.raises(gr.Error, match=f"size {dim + 3}.*model's are {dim}"):
+        explorer.explore("PCA", False, None, Session(), [other_dim], progress=no_progress)
+    junk = tmp_path / "junk.parquet"
+    junk.write_bytes(b"not parquet")
+    with pytest.raises(gr.Error, match="not a readable Parquet"):
+        explorer.explore("PCA", False, None, Session(), [str(junk)], progress=no_progress)
+    monkeypatch.setattr(settings, "MAX_RESULT_PARTS", 1)
+    with pytest.raises(gr.Error, match="limit of 1"):
+        explorer.explore("PCA", False, None, Session(), parts, progress=no_progress)

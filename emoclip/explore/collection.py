@@ -74,7 +74,7 @@ class Collection:
 
 
 def load_results_folder(folder: str | Path, *, config_key: str | None = None,
-                        max_points: int = MAX_POINTS) -> Collection:
+                        max_points: int = MAX_POINTS, expected_dim: int | None = None) -> Collection:
     """The analysed clips of an ``emoclip batch`` results folder (or a folder of its Parquet parts).
 
     Args:
@@ -82,10 +82,12 @@ def load_results_folder(folder: str | Path, *, config_key: str | None = None,
         config_key: Keep only rows of this configuration (a folder holding several models or
             class sets); by default all rows, which must share one embedding size.
         max_points: Refuse folders with more analysed clips.
+        expected_dim: Refuse parts whose embeddings are not of this size (D, e.g. the model's).
 
     Raises:
-        ValueError: no parts, no analysed clip, more than `max_points`, or embeddings of
-            different sizes (choose a `config_key`).
+        ValueError: no parts, a file that is not Parquet or lacks the results columns, embeddings
+            of a size other than `expected_dim`, no analysed clip, more than `max_points`, or
+            embeddings of different sizes (choose a `config_key`).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -99,6 +101,7 @@ def load_results_folder(folder: str | Path, *, config_key: str | None = None,
     columns = ["path", "top", "probabilities", "classes", "embedding", "error", "config_key", "model"]
     tables = []
     for part in parts:
+        _check_part(part, columns, expected_dim)
         t = pq.read_table(part, columns=columns)
         t = t.filter(pc.is_null(t.column("error")))
         if config_key is not None:
@@ -123,6 +126,28 @@ def load_results_folder(folder: str | Path, *, config_key: str | None = None,
     hovers = [f"{Path(p).name}<br>{lab} {q:.2f}" for p, lab, q in zip(paths, labels, top_p)]
     models = sorted(set(table.column("model").to_pylist()))
     return Collection(paths, labels, emb, hovers, ", ".join(models))
+
+
+def _check_part(part: Path, columns: Sequence[str], expected_dim: int | None) -> None:
+    """ValueError unless `part` is a Parquet file with the results `columns` and a fixed-size
+    float embedding (of `expected_dim` when given)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(part)
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"{part.name}: not a readable Parquet file ({exc})") from exc
+    missing = [c for c in columns if c not in schema.names]
+    if missing:
+        raise ValueError(f"{part.name}: not an emoclip batch results part (missing columns "
+                         f"{', '.join(missing)}; expected results/part-*.parquet)")
+    kind = schema.field("embedding").type
+    if not pa.types.is_fixed_size_list(kind) or not pa.types.is_floating(kind.value_type):
+        raise ValueError(f"{part.name}: column embedding is {kind}, not a fixed-size float list")
+    if expected_dim is not None and kind.list_size != int(expected_dim):
+        raise ValueError(f"{part.name}: embeddings of size {kind.list_size}, but the model's are "
+                         f"{int(expected_dim)} (results of another model?)")
 
 
 def _basis(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:

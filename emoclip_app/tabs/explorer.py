@@ -3,6 +3,8 @@ class prototypes projected to 2-D (PCA, t-SNE, UMAP); a picked point's neighbour
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,10 @@ def layout(ui: Any) -> None:
         ui.upload = gr.File(label="Add embeddings (.npz/.json/.csv/.npy, e.g. exported here)",
                             type="filepath", file_types=[".npz", ".json", ".csv", ".npy"],
                             height=140, elem_id="explore-upload")
+        ui.results_upload = gr.File(
+            label="Add a batch results folder (its results/part-*.parquet files)",
+            type="filepath", file_count="multiple", file_types=[".parquet"], height=140,
+            elem_id="explore-results")
         ui.explore_btn = gr.Button("Project", variant="primary", elem_id="explore-btn", scale=0)
     ui.explore_info = gr.Markdown("Clips you analyse are added here, with the text prototype of "
                                   "every class and compound.", elem_id="explore-info")
@@ -51,7 +57,8 @@ def layout(ui: Any) -> None:
 
 def wire(ui: Any, model_work: dict[str, Any]) -> None:
     """The tab's events (`model_work`: the options of events that run a model)."""
-    ui.explore_btn.click(explore, [ui.method, ui.include_examples, ui.upload, ui.session],
+    ui.explore_btn.click(explore, [ui.method, ui.include_examples, ui.upload, ui.session,
+                                   ui.results_upload],
                          components(ui, Explored), api_name="explore", **model_work)
     ui.point_pick.input(pick_point, [ui.point_pick, ui.session], components(ui, Picked),
                         api_name="pick_point")
@@ -78,8 +85,14 @@ def _example_embeddings(model: str, progress: Any) -> list[tuple[Path, np.ndarra
 
 @gpu
 def explore(method: str, include_examples: bool, upload: str | None, session: Session,
-            progress=gr.Progress()) -> Explored:
-    """Project the session's clips, the examples, uploaded embeddings and the class prototypes."""
+            results: Sequence[str] | str | None = None, progress=gr.Progress()) -> Explored:
+    """Project the session's clips, the examples, uploaded embeddings, the class prototypes and
+    the clips of uploaded batch results parts (`results`: paths of ``part-*.parquet`` files).
+
+    A results folder is projected with `project_large` (t-SNE / UMAP fitted on a sample, the rest
+    placed by neighbours); at most `settings.MAX_DRAWN_POINTS` of its clips are drawn, and picked
+    points' neighbours come from a `NeighbourIndex` over all of them.
+    """
     from emoclip import explore as ex
 
     model = model_of(session)
@@ -98,26 +111,56 @@ def explore(method: str, include_examples: bool, upload: str | None, session: Se
         except ValueError as exc:
             raise error(f"could not use the embeddings file: {exc}", upload) from exc
         clips += [ex.ClipSource("uploaded", f"uploaded · {p.id}", p.embedding) for p in loaded]
+    collection = _load_results(results, pred.model.embed_dim, progress) if results else None
     text = pred.class_embeddings(classes).numpy()
     probs = (pred.score_embeddings(np.stack([np.asarray(c.embedding, dtype=np.float32)
                                              for c in clips]), classes)
              if clips else np.zeros((0, len(names)), dtype=np.float32))
     points = ex.latent_points(clips, probs, names, text, len(classes.classes))
-    if len(points) < 3:
+    n_base = len(points)
+    if n_base + (len(collection) if collection is not None else 0) < 3:
         raise error("need at least 3 points: analyse a clip or add classes")
     progress(0.9, desc=f"{method} projection")
+    rows = np.full(n_base, -1, dtype=np.int64)
     try:
-        coords = ex.project(np.stack([p.embedding for p in points]), method=_method(method),
-                            seed=0)
+        if collection is None:
+            coords = ex.project(np.stack([p.embedding for p in points]), method=_method(method),
+                                seed=0)
+        else:
+            emb = np.concatenate([np.stack([p.embedding for p in points]).astype(np.float32),
+                                  collection.embeddings]) if points else collection.embeddings
+            xy, fitted = ex.project_large(emb, _method(method), seed=0)
+            drawn = _drawn_rows(fitted[n_base:], settings.MAX_DRAWN_POINTS)
+            points = points + _collection_points(collection, drawn)
+            coords = np.concatenate([xy[:n_base], xy[n_base + drawn]])
+            rows = np.concatenate([rows, drawn])
     except ValueError as exc:
         raise error(exc) from exc
     session.points, session.coords, session.projection = points, coords, method
+    session.point_rows = rows
+    session.collection = collection
+    session.collection_index = None
     n_clip = len(clips)
     title = f"{method} of {n_clip} clip(s) and {len(names)} text prototypes ({model})"
-    fig = ex.latent_figure(points, coords, title=title)
     msg = (f"{n_clip} clip(s) and {len(names)} text prototypes under {code(model)}; "
            "colour = predicted class. "
            + ("Analyse clips to add them." if not session.clips else ""))
+    if collection is not None:
+        progress(0.95, desc="neighbour index")
+        session.collection_index = ex.NeighbourIndex(collection.embeddings)
+        n_drawn = len(points) - n_base
+        sampled = _method(method) != "pca" and len(collection) + n_base > ex.collection.SAMPLE_SIZE
+        title = (f"{method} of {len(collection)} results clip(s) ({n_drawn} drawn), {n_clip} "
+                 f"clip(s) and {len(names)} text prototypes ({model})")
+        msg += (f"\n\nBatch results: **{len(collection)}** clip(s) loaded "
+                f"(model {code(collection.model or '?')}), **{n_drawn}** drawn"
+                + (f" (at most {settings.MAX_DRAWN_POINTS})" if n_drawn < len(collection) else "")
+                + ("; the map was fitted on a random sample of "
+                   f"{ex.collection.SAMPLE_SIZE} and the other points placed by their nearest "
+                   "sampled neighbours" if sampled else "")
+                + "; neighbours of a picked point come from all loaded clips (approximate index). "
+                  "Results clips are coloured by the class the batch run predicted.")
+    fig = ex.latent_figure(points, coords, title=title)
     return Explored(session=session, latent_plot=fig,
                     point_pick=gr.Dropdown(choices=[p.id for p in points], value=None),
                     explore_info=msg)
@@ -125,6 +168,60 @@ def explore(method: str, include_examples: bool, upload: str | None, session: Se
 
 def _method(label: str) -> str:
     return METHODS.get(label, label.lower())
+
+
+def _load_results(results: Sequence[str] | str, dim: int, progress: Any) -> Any:
+    """The uploaded Parquet parts (paths) copied into a fresh folder and loaded (a Collection)."""
+    from emoclip import explore as ex
+
+    paths = [Path(results)] if isinstance(results, (str, Path)) else [Path(r) for r in results]
+    if len(paths) > settings.MAX_RESULT_PARTS:
+        raise error(f"{len(paths)} results files is more than the limit of "
+                    f"{settings.MAX_RESULT_PARTS}; merge the parts or upload fewer")
+    bad = [p.name for p in paths if p.suffix.lower() != ".parquet"]
+    if bad:
+        raise error(f"not Parquet results parts: {', '.join(bad[:5])} (expected part-*.parquet)")
+    total = sum(p.stat().st_size for p in paths)
+    if settings.MAX_UPLOAD_MB is not None and total > settings.MAX_UPLOAD_MB * 1e6:
+        raise error(f"the results files hold {total / 1e6:.0f} MB, more than the limit of "
+                    f"{settings.MAX_UPLOAD_MB:.0f} MB")
+    progress(0.1, desc=f"reading {len(paths)} results file(s)")
+    folder = files.OUTPUTS.new()
+    try:
+        for i, path in enumerate(paths):
+            shutil.copyfile(path, folder / f"part-{i:03d}-{files.safe_stem(path.name, 'part')}.parquet")
+        return ex.load_results_folder(folder, expected_dim=dim,
+                                      max_points=settings.MAX_COLLECTION_CLIPS)
+    except ValueError as exc:
+        raise error(f"could not use the results files: {exc}") from exc
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _drawn_rows(fitted: np.ndarray, limit: int) -> np.ndarray:
+    """Rows of a collection to draw: the ones the projection was fitted on, at most `limit`
+    (a seeded random subset), in row order. `fitted`: (N,) bool -> (M,) int64, M <= limit."""
+    rows = np.flatnonzero(fitted)
+    if len(rows) > limit:
+        rows = np.sort(np.random.default_rng(0).choice(rows, size=limit, replace=False))
+    return rows.astype(np.int64)
+
+
+def _collection_points(collection: Any, rows: np.ndarray) -> list[Any]:
+    """Points (kind "uploaded", id "results <row> · <file>") of the collection's `rows`."""
+    return [_result_point(collection, int(r)) for r in rows]
+
+
+def _result_point(collection: Any, row: int) -> Any:
+    from emoclip.explore import LatentPoint
+
+    return LatentPoint(_result_id(collection, row), "uploaded", str(collection.labels[row]),
+                       collection.embeddings[row],
+                       hover=collection.hovers[row] if collection.hovers else "")
+
+
+def _result_id(collection: Any, row: int) -> str:
+    return f"results {row + 1} · {Path(collection.paths[row]).name[:80]}"
 
 
 def pick_point(point_id: str, session: Session) -> Picked:
@@ -138,10 +235,13 @@ def pick_point(point_id: str, session: Session) -> Picked:
                       point_info="Pick a point (run the projection first).",
                       latent_plot=gr.skip())
     index = ids.index(point_id)
-    emb = np.stack([p.embedding for p in points])
-    neighbours = ex.nearest_neighbours(emb, index, k=min(8, len(points) - 1))
-    rows = [[points[j].id, points[j].kind, points[j].label, round(float(c), 4)]
-            for j, c in neighbours]
+    if session.collection_index is not None:
+        rows = _indexed_neighbours(session, index, k=8)
+    else:
+        emb = np.stack([p.embedding for p in points])
+        neighbours = ex.nearest_neighbours(emb, index, k=min(8, len(points) - 1))
+        rows = [[points[j].id, points[j].kind, points[j].label, round(float(c), 4)]
+                for j, c in neighbours]
     p = points[index]
     media = p.media if p.media and Path(p.media).is_file() else None
     role = "class" if p.is_prototype else "predicted"
@@ -149,6 +249,26 @@ def pick_point(point_id: str, session: Session) -> Picked:
     fig = ex.latent_figure(points, session.coords, title=f"{session.projection}: {p.id}",
                            selected=index)
     return Picked(neighbours=rows, point_video=media, point_info=info, latent_plot=fig)
+
+
+def _indexed_neighbours(session: Session, index: int, k: int) -> list[list[Any]]:
+    """Neighbour rows ``[id, kind, label, cosine]`` of point `index` when a results folder is
+    loaded: the results clips through the session's NeighbourIndex (no full scan) merged with an
+    exact scan of the few other points (session clips, examples, prototypes); best `k`."""
+    from emoclip.explore.projection import l2_normalise
+
+    points, coll, own_row = session.points, session.collection, int(session.point_rows[index])
+    query = l2_normalise(np.asarray(points[index].embedding, dtype=np.float32)[None])
+    found = session.collection_index.query(query, k + 1)
+    cands = [(float(c), _result_id(coll, int(r)), "uploaded", str(coll.labels[int(r)]))
+             for r, c in zip(found[0][0], found[1][0]) if int(r) != own_row]
+    others = [j for j, row in enumerate(session.point_rows) if row < 0 and j != index]
+    if others:
+        emb = l2_normalise(np.stack([points[j].embedding for j in others]).astype(np.float32))
+        for j, c in zip(others, emb @ query[0]):
+            cands.append((float(c), points[j].id, points[j].kind, points[j].label))
+    cands.sort(key=lambda t: -t[0])
+    return [[i, kind, label, round(c, 4)] for c, i, kind, label in cands[:k]]
 
 
 def export_embeddings(session: Session) -> str:
