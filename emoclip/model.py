@@ -127,7 +127,9 @@ class EmoCLIP(nn.Module):
                 return trimmed
         return self.backbone.encode_text(tokens, normalize=normalize)
 
-    def forward(self, frames: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, frames: torch.Tensor, tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Contrastive logits.
 
         Args:
@@ -149,7 +151,9 @@ class EmoCLIP(nn.Module):
 # `emoclip.inference.fast_paths`.
 
 
-def _encode_text_trimmed(clip: nn.Module, tokens: torch.Tensor, normalize: bool) -> torch.Tensor | None:
+def _encode_text_trimmed(
+    clip: nn.Module, tokens: torch.Tensor, normalize: bool
+) -> torch.Tensor | None:
     """CLIP ``encode_text`` on only the positions up to the last end-of-text token of the batch.
 
     With CLIP's causal mask the feature pooled at the end-of-text token never sees the padding
@@ -161,7 +165,10 @@ def _encode_text_trimmed(clip: nn.Module, tokens: torch.Tensor, normalize: bool)
     mask = getattr(clip, "attn_mask", None)
     if pool not in ("argmax", "eos") or mask is None or tokens.ndim != 2 or tokens.shape[0] == 0:
         return None
-    if not all(hasattr(clip, a) for a in ("token_embedding", "positional_embedding", "transformer", "ln_final")):
+    if not all(
+        hasattr(clip, a)
+        for a in ("token_embedding", "positional_embedding", "transformer", "ln_final")
+    ):
         return None
     if pool == "argmax":
         idx = tokens.argmax(dim=-1)

@@ -15,8 +15,18 @@ import gradio as gr
 
 STATUS = ("session", "status", "model", "card", "timer")
 EDITOR = ("table", "yaml", "message", "class_pick", "parts", "compound_pick")
-RESULT = ("summary", "label", "bars", "timeline", "gallery", "files", "timings", "warnings",
-          "classes_label", "rescore")
+RESULT = (
+    "summary",
+    "label",
+    "bars",
+    "timeline",
+    "gallery",
+    "files",
+    "timings",
+    "warnings",
+    "classes_label",
+    "rescore",
+)
 
 ModelChange = namedtuple("ModelChange", (*STATUS, *EDITOR))
 """The status line, model menu, model card and timer, and the class editor."""

@@ -59,13 +59,16 @@ def test_property_embedding_files_of_any_bytes(tmp_path_factory, data, suffix):
 
 
 @PROPERTY
-@given(st.lists(st.integers(0, 10**6), min_size=1, max_size=3),
-       st.sampled_from(["<f4", "<f8", "|u1"]))
+@given(
+    st.lists(st.integers(0, 10**6), min_size=1, max_size=3), st.sampled_from(["<f4", "<f8", "|u1"])
+)
 def test_property_npy_headers_are_checked_before_allocation(tmp_path_factory, shape, dtype):
     from emoclip.explore import load_embeddings
 
     header = "{'descr': '%s', 'fortran_order': False, 'shape': (%s,), }" % (
-        dtype, ", ".join(map(str, shape)))
+        dtype,
+        ", ".join(map(str, shape)),
+    )
     header += " " * (118 - len(header)) + "\n"
     path = tmp_path_factory.mktemp("npy") / "h.npy"
     magic = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header))

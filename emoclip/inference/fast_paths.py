@@ -56,8 +56,13 @@ class FastImageTower:
     the oneDNN ops are missing (the caller then uses ``visual`` itself).
     """
 
-    def __init__(self, visual: nn.Module, dtype: torch.dtype, batch_hint: int = 32,
-                 on_block: Callable[[nn.Module], object] | None = None) -> None:
+    def __init__(
+        self,
+        visual: nn.Module,
+        dtype: torch.dtype,
+        batch_hint: int = 32,
+        on_block: Callable[[nn.Module], object] | None = None,
+    ) -> None:
         mk = torch.ops.mkldnn
         self.dtype = dtype
         conv = visual.conv1
@@ -73,17 +78,31 @@ class FastImageTower:
         def pack(w: torch.Tensor) -> torch.Tensor:
             return mk._reorder_linear_weight(cast(w), hint)
 
-        def folded(norm: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None, k: float = 1.0):
+        def folded(
+            norm: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None, k: float = 1.0
+        ):
             """Linear `weight`, `bias` (times `k`) applied after `norm`'s affine: (W', b') for the bare norm."""
             w = weight.detach().double()
-            b = bias.detach().double() if bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+            b = (
+                bias.detach().double()
+                if bias is not None
+                else torch.zeros(w.shape[0], dtype=torch.float64)
+            )
             if getattr(norm, "weight", None) is not None:
                 b = b + w @ norm.bias.detach().double() if norm.bias is not None else b
                 w = w * norm.weight.detach().double()[None, :]
             return w * k, b * k
 
-        self.ln_pre = None if isinstance(visual.ln_pre, nn.Identity) else (
-            visual.ln_pre.normalized_shape, cast(visual.ln_pre.weight), cast(visual.ln_pre.bias), visual.ln_pre.eps)
+        self.ln_pre = (
+            None
+            if isinstance(visual.ln_pre, nn.Identity)
+            else (
+                visual.ln_pre.normalized_shape,
+                cast(visual.ln_pre.weight),
+                cast(visual.ln_pre.bias),
+                visual.ln_pre.eps,
+            )
+        )
         self.w_patch = pack(conv.weight.reshape(width, -1))
         self.cls_pos = cast(visual.class_embedding + visual.positional_embedding[0])
         self.pos = cast(visual.positional_embedding[1:])
@@ -100,24 +119,42 @@ class FastImageTower:
                 k, act, algo = 1.0, "gelu", gelu.approximate
             wqkv, bqkv = folded(blk.ln_1, attn.in_proj_weight, attn.in_proj_bias)
             if i == last:  # the class token's query alone; keys and values of every token
-                self.last_q = (cast(wqkv[:width].t()), cast(bqkv[:width]))  # (width, width) for addmm on B rows
+                self.last_q = (
+                    cast(wqkv[:width].t()),
+                    cast(bqkv[:width]),
+                )  # (width, width) for addmm on B rows
                 self.last_kv = (pack(wqkv[width:]), cast(bqkv[width:]))
                 packed_qkv = None  # `_last_block` uses last_q / last_kv instead
             else:
                 packed_qkv = (pack(wqkv), cast(bqkv))
             wfc, bfc = folded(blk.ln_2, blk.mlp.c_fc.weight, blk.mlp.c_fc.bias, k)
-            self.blocks.append((
-                blk.ln_1.eps, attn.num_heads, *(packed_qkv or (None, None)),
-                pack(attn.out_proj.weight), cast(attn.out_proj.bias),
-                blk.ln_2.eps, pack(wfc), cast(bfc), act, algo,
-                pack(blk.mlp.c_proj.weight.detach().double() / k), cast(blk.mlp.c_proj.bias),
-            ))
+            self.blocks.append(
+                (
+                    blk.ln_1.eps,
+                    attn.num_heads,
+                    *(packed_qkv or (None, None)),
+                    pack(attn.out_proj.weight),
+                    cast(attn.out_proj.bias),
+                    blk.ln_2.eps,
+                    pack(wfc),
+                    cast(bfc),
+                    act,
+                    algo,
+                    pack(blk.mlp.c_proj.weight.detach().double() / k),
+                    cast(blk.mlp.c_proj.bias),
+                )
+            )
             if on_block is not None:
                 on_block(blk)  # done with this block's weights (`precision` gives back their pages)
 
     @classmethod
-    def build(cls, visual: nn.Module, dtype: torch.dtype = torch.bfloat16, batch_hint: int = 32,
-              on_block: Callable[[nn.Module], object] | None = None) -> FastImageTower | None:
+    def build(
+        cls,
+        visual: nn.Module,
+        dtype: torch.dtype = torch.bfloat16,
+        batch_hint: int = 32,
+        on_block: Callable[[nn.Module], object] | None = None,
+    ) -> FastImageTower | None:
         """A fast tower for `visual`, or None when it is not supported (use ``visual`` as is).
         `on_block` is called with each residual block once its weights are copied."""
         if not fast_tower_supported(visual):
@@ -125,7 +162,9 @@ class FastImageTower:
         try:
             with torch.no_grad():
                 tower = cls(visual, dtype, batch_hint, on_block)
-                tower(torch.zeros(1, 3, *visual.image_size))  # the ops exist and accept these shapes
+                tower(
+                    torch.zeros(1, 3, *visual.image_size)
+                )  # the ops exist and accept these shapes
             return tower
         except (RuntimeError, AttributeError, TypeError, NotImplementedError):
             return None
@@ -141,7 +180,9 @@ class FastImageTower:
             q, k, v = qkv.view(b, n, 3, heads, hd).permute(2, 0, 3, 1, 4)
             return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b * n, d)
         q, k, v = qkv.view(b, n, 3, heads, hd).permute(2, 0, 3, 1, 4).reshape(3, b * heads, n, hd)
-        weights = torch.softmax(torch.bmm(q, k.transpose(1, 2)).float().mul_(hd**-0.5), dim=-1).to(self.dtype)
+        weights = torch.softmax(torch.bmm(q, k.transpose(1, 2)).float().mul_(hd**-0.5), dim=-1).to(
+            self.dtype
+        )
         return torch.bmm(weights, v).view(b, heads, n, hd).transpose(1, 2).reshape(b * n, d)
 
     def _last_block(self, x: torch.Tensor, b: int, n: int, d: int) -> torch.Tensor:
@@ -153,7 +194,9 @@ class FastImageTower:
         kv = mk._linear_pointwise(h, *self.last_kv, "none", [], "")  # (B*N, 2*width)
         k, v = kv.view(b, n, 2, heads, hd).permute(2, 0, 3, 1, 4).reshape(2, b * heads, n, hd)
         cls_x = x.view(b, n, d)[:, 0]  # (B, width)
-        q = torch.addmm(self.last_q[1], h.view(b, n, d)[:, 0], self.last_q[0]).view(b * heads, 1, hd)
+        q = torch.addmm(self.last_q[1], h.view(b, n, d)[:, 0], self.last_q[0]).view(
+            b * heads, 1, hd
+        )
         scores = torch.bmm(q, k.transpose(1, 2)).float().mul_(hd**-0.5)  # (B*H, 1, N)
         o = torch.bmm(torch.softmax(scores, dim=-1).to(v.dtype), v).view(b, d)
         cls_x = mk._linear_pointwise.binary(o, cls_x.contiguous(), wo, bo, "add")
@@ -165,7 +208,12 @@ class FastImageTower:
         mk = torch.ops.mkldnn
         b, p = images.shape[0], self.patch
         gh, gw = self.grid
-        x = images.to(self.dtype).view(b, 3, gh, p, gw, p).permute(0, 2, 4, 1, 3, 5).reshape(b * gh * gw, 3 * p * p)
+        x = (
+            images.to(self.dtype)
+            .view(b, 3, gh, p, gw, p)
+            .permute(0, 2, 4, 1, 3, 5)
+            .reshape(b * gh * gw, 3 * p * p)
+        )
         x = mk._linear_pointwise(x, self.w_patch, None, "none", [], "").view(b, gh * gw, -1)
         x = torch.cat([self.cls_pos.expand(b, 1, -1), x + self.pos], dim=1)
         n, d = x.shape[1], x.shape[2]
@@ -173,7 +221,9 @@ class FastImageTower:
             x = F.layer_norm(x, *self.ln_pre)
         x = x.reshape(b * n, d)
         shape = (d,)
-        for eps1, heads, wqkv, bqkv, wo, bo, eps2, wfc, bfc, act, algo, wpr, bpr in self.blocks[:-1]:
+        for eps1, heads, wqkv, bqkv, wo, bo, eps2, wfc, bfc, act, algo, wpr, bpr in self.blocks[
+            :-1
+        ]:
             qkv = mk._linear_pointwise(F.layer_norm(x, shape, eps=eps1), wqkv, bqkv, "none", [], "")
             o = self._attention(qkv, b, n, heads, d)
             x = mk._linear_pointwise.binary(o, x, wo, bo, "add")
@@ -187,7 +237,10 @@ class FastImageTower:
 
 def fast_tower_supported(visual: nn.Module) -> bool:
     """The tower is open_clip's plain ViT: class-token pooling, no attentional pooler, no extras."""
-    if not (hasattr(torch.ops.mkldnn, "_linear_pointwise") and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")):
+    if not (
+        hasattr(torch.ops.mkldnn, "_linear_pointwise")
+        and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+    ):
         return False
     if not torch.backends.mkldnn.is_available():
         return False
@@ -196,11 +249,20 @@ def fast_tower_supported(visual: nn.Module) -> bool:
         if not params or any(p.device.type != "cpu" for p in params):
             return False
         conv = visual.conv1
-        if conv.bias is not None or conv.kernel_size != conv.stride or conv.kernel_size[0] != conv.kernel_size[1]:
+        if (
+            conv.bias is not None
+            or conv.kernel_size != conv.stride
+            or conv.kernel_size[0] != conv.kernel_size[1]
+        ):
             return False
-        if conv.in_channels != 3 or tuple(visual.image_size) != tuple(g * conv.kernel_size[0] for g in visual.grid_size):
+        if conv.in_channels != 3 or tuple(visual.image_size) != tuple(
+            g * conv.kernel_size[0] for g in visual.grid_size
+        ):
             return False
-        if getattr(visual, "attn_pool", None) is not None or getattr(visual, "pool_type", "tok") != "tok":
+        if (
+            getattr(visual, "attn_pool", None) is not None
+            or getattr(visual, "pool_type", "tok") != "tok"
+        ):
             return False
         if getattr(visual, "final_ln_after_pool", False) or getattr(visual, "output_tokens", False):
             return False
@@ -212,7 +274,12 @@ def fast_tower_supported(visual: nn.Module) -> bool:
             attn = blk.attn
             if not isinstance(attn, nn.MultiheadAttention) or not attn._qkv_same_embed_dim:
                 return False
-            if attn.in_proj_bias is None or attn.bias_k is not None or attn.add_zero_attn or not attn.batch_first:
+            if (
+                attn.in_proj_bias is None
+                or attn.bias_k is not None
+                or attn.add_zero_attn
+                or not attn.batch_first
+            ):
                 return False
             if hasattr(blk, "ln_1_kv") or hasattr(blk, "ln_attn"):
                 return False
@@ -243,7 +310,9 @@ class FastTemporal:
     computes only the CLS position (the only output). Same function up to float rounding.
     """
 
-    def __init__(self, temporal: nn.Module, on_block: Callable[[nn.Module], object] | None = None) -> None:
+    def __init__(
+        self, temporal: nn.Module, on_block: Callable[[nn.Module], object] | None = None
+    ) -> None:
         """Fold `temporal`'s weights; `on_block` is called with each block once it is folded."""
         self.temporal = temporal
         self.versions = _param_versions(temporal)
@@ -264,10 +333,17 @@ class FastTemporal:
                     wq, wk, wv = w[0, h].double(), w[1, h].double(), w[2, h].double()
                     qk[:, h] = (wq.t() @ wk * hd**-0.5).float()
                     ov[:, h] = (wo[:, h].double() @ wv).float()
-                self.blocks.append((
-                    blk.norm1, qk.reshape(dim, heads * dim), heads, ov.reshape(dim, heads * dim),
-                    a.proj.bias.detach().float(), blk.norm2, blk.mlp,
-                ))
+                self.blocks.append(
+                    (
+                        blk.norm1,
+                        qk.reshape(dim, heads * dim),
+                        heads,
+                        ov.reshape(dim, heads * dim),
+                        a.proj.bias.detach().float(),
+                        blk.norm2,
+                        blk.mlp,
+                    )
+                )
                 if on_block is not None:
                     on_block(blk)
 
@@ -293,7 +369,11 @@ class FastTemporal:
             n = q.shape[1]
             qh = (q @ qk).view(b, n, heads, dim).transpose(1, 2).reshape(b, heads * n, dim)
             attn = torch.softmax(qh @ h.transpose(1, 2), dim=-1) @ h  # (B, H*n, D)
-            out = torch.addmm(bias, attn.view(b, heads, n, dim).transpose(1, 2).reshape(b * n, heads * dim), ov.t())
+            out = torch.addmm(
+                bias,
+                attn.view(b, heads, n, dim).transpose(1, 2).reshape(b * n, heads * dim),
+                ov.t(),
+            )
             x = (x[:, :1] if i == last else x) + out.view(b, n, dim)
             x = x + mlp(norm2(x))
         return x[:, 0]

@@ -46,7 +46,12 @@ def private_file_maps() -> list[tuple[int, int]]:
     with open("/proc/self/maps", encoding="ascii", errors="replace") as fh:
         for line in fh:
             parts = line.split(None, 5)
-            if len(parts) < 6 or parts[1][3] != "p" or parts[4] == "0" or not parts[5].startswith("/"):
+            if (
+                len(parts) < 6
+                or parts[1][3] != "p"
+                or parts[4] == "0"
+                or not parts[5].startswith("/")
+            ):
                 continue
             start, end = (int(x, 16) for x in parts[0].split("-"))
             out.append((start, end))

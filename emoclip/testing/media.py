@@ -203,7 +203,9 @@ def face_patch_sized(side: int) -> np.ndarray:
     return patch if side == 200 else cv2.resize(patch, (side, side), interpolation=cv2.INTER_AREA)
 
 
-def face_frames(n: int, size: tuple[int, int], distinct: int | None = None, seed: int = 0) -> Iterator[np.ndarray]:
+def face_frames(
+    n: int, size: tuple[int, int], distinct: int | None = None, seed: int = 0
+) -> Iterator[np.ndarray]:
     """`n` RGB frames (H, W) of a face moving across a noisy background; `distinct` positions cycle."""
     h, w = size
     side = max(32, min(h, w) * 5 // 12)
@@ -212,13 +214,15 @@ def face_frames(n: int, size: tuple[int, int], distinct: int | None = None, seed
     background = np.clip(110 + rng.normal(0, 8, (h, w, 3)), 0, 255).astype(np.uint8)
     steps = distinct or n
     xs = np.round(np.linspace(0, w - side, max(steps, 2))).astype(int)
-    ys = np.round((h - side) / 2 + (h - side) / 4 * np.sin(np.linspace(0, np.pi, max(steps, 2)))).astype(int)
+    ys = np.round(
+        (h - side) / 2 + (h - side) / 4 * np.sin(np.linspace(0, np.pi, max(steps, 2)))
+    ).astype(int)
     cached: dict[int, np.ndarray] = {}
     for i in range(n):
         k = (i * steps // n) if distinct is None else (i % steps)
         if k not in cached:
             frame = background.copy()
-            frame[ys[k]:ys[k] + side, xs[k]:xs[k] + side] = patch
+            frame[ys[k] : ys[k] + side, xs[k] : xs[k] + side] = patch
             if distinct is None:
                 yield frame
                 continue
@@ -231,9 +235,33 @@ def write_clip(path: Path, frames: Iterator[np.ndarray], size: tuple[int, int], 
     h, w = size
     tmp = path.with_name(path.stem + ".part" + path.suffix)
     if shutil.which("ffmpeg"):
-        cmd = ["ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
-               "-r", f"{fps:g}", "-i", "-", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
-               "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(tmp)]
+        cmd = [
+            "ffmpeg",
+            "-y",
+            "-loglevel",
+            "error",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{w}x{h}",
+            "-r",
+            f"{fps:g}",
+            "-i",
+            "-",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "23",
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+            str(tmp),
+        ]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
         try:
             for frame in frames:

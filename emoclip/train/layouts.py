@@ -22,14 +22,28 @@ log = logging.getLogger(__name__)
 
 # The loaders' label orders (reference.md §9); integer labels in annotation files index these.
 MAFW_CLASSES = (
-    "anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise", "contempt",
-    "anxiety", "helplessness", "disappointment",
+    "anger",
+    "disgust",
+    "fear",
+    "happiness",
+    "neutral",
+    "sadness",
+    "surprise",
+    "contempt",
+    "anxiety",
+    "helplessness",
+    "disappointment",
 )
 DFEW_CLASSES = ("happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear")
 # The usual AFEW folder names -> class names (the authors' loader accepted only the class names).
 _AFEW_NAMES = {
-    "angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "happiness",
-    "neutral": "neutral", "sad": "sadness", "surprise": "surprise",
+    "angry": "anger",
+    "disgust": "disgust",
+    "fear": "fear",
+    "happy": "happiness",
+    "neutral": "neutral",
+    "sad": "sadness",
+    "surprise": "surprise",
 }
 _MAX_LOGGED = 20  # bad rows logged one by one per dataset; the rest are summarised
 
@@ -210,8 +224,11 @@ def _read_ferv39k(
 
 def _ferv39k_descriptions(path: Path) -> dict[str, str] | None:
     if not path.is_file():
-        log.warning("FERV39k descriptions %s not found (the authors did not release them): "
-                    "sample texts are ' '; mode 'class' does not need them", path)
+        log.warning(
+            "FERV39k descriptions %s not found (the authors did not release them): "
+            "sample texts are ' '; mode 'class' does not need them",
+            path,
+        )
         return None
     data = json.loads(path.read_text(encoding="utf-8-sig"))
     if isinstance(data, dict):

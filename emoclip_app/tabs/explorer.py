@@ -24,39 +24,62 @@ def layout(ui: Any) -> None:
     """The tab's components, added to `ui`."""
     examples = settings.EXAMPLES
     with gr.Row():
-        ui.method = gr.Radio(list(METHODS), value="PCA", label="Projection (seed 0)",
-                             elem_id="explore-method")
-        ui.include_examples = gr.Checkbox(value=bool(examples), label="Include the example clips",
-                                          interactive=bool(examples), elem_id="explore-examples")
-        ui.upload = gr.File(label="Add embeddings (.npz/.json/.csv/.npy, e.g. exported here)",
-                            type="filepath", file_types=[".npz", ".json", ".csv", ".npy"],
-                            height=140, elem_id="explore-upload")
+        ui.method = gr.Radio(
+            list(METHODS), value="PCA", label="Projection (seed 0)", elem_id="explore-method"
+        )
+        ui.include_examples = gr.Checkbox(
+            value=bool(examples),
+            label="Include the example clips",
+            interactive=bool(examples),
+            elem_id="explore-examples",
+        )
+        ui.upload = gr.File(
+            label="Add embeddings (.npz/.json/.csv/.npy, e.g. exported here)",
+            type="filepath",
+            file_types=[".npz", ".json", ".csv", ".npy"],
+            height=140,
+            elem_id="explore-upload",
+        )
         ui.explore_btn = gr.Button("Project", variant="primary", elem_id="explore-btn", scale=0)
-    ui.explore_info = gr.Markdown("Clips you analyse are added here, with the text prototype of "
-                                  "every class and compound.", elem_id="explore-info")
+    ui.explore_info = gr.Markdown(
+        "Clips you analyse are added here, with the text prototype of every class and compound.",
+        elem_id="explore-info",
+    )
     ui.latent_plot = gr.Plot(label="Latent space", elem_id="latent-plot")
     with gr.Row():
         with gr.Column():
             ui.point_pick = gr.Dropdown(label="Pick a point", choices=[], elem_id="point-pick")
             ui.point_info = gr.Markdown(elem_id="point-info")
             ui.neighbours = gr.Dataframe(
-                headers=["point", "kind", "predicted / label", "cosine"], interactive=False,
-                label="Nearest neighbours (cosine)", elem_id="neighbours")
+                headers=["point", "kind", "predicted / label", "cosine"],
+                interactive=False,
+                label="Nearest neighbours (cosine)",
+                elem_id="neighbours",
+            )
             ui.export_emb_btn = gr.Button("Export embeddings", elem_id="export-emb-btn")
-            ui.emb_file = gr.File(label="Embeddings", interactive=False, height=80,
-                                  elem_id="emb-file")
-        ui.point_video = gr.Video(label="The point's clip", interactive=False, height=260,
-                                  elem_id="point-video")
+            ui.emb_file = gr.File(
+                label="Embeddings", interactive=False, height=80, elem_id="emb-file"
+            )
+        ui.point_video = gr.Video(
+            label="The point's clip", interactive=False, height=260, elem_id="point-video"
+        )
 
 
 def wire(ui: Any, model_work: dict[str, Any]) -> None:
     """The tab's events (`model_work`: the options of events that run a model)."""
-    ui.explore_btn.click(explore, [ui.method, ui.include_examples, ui.upload, ui.session],
-                         components(ui, Explored), api_name="explore", **model_work)
-    ui.point_pick.input(pick_point, [ui.point_pick, ui.session], components(ui, Picked),
-                        api_name="pick_point")
-    ui.export_emb_btn.click(export_embeddings, [ui.session], [ui.emb_file],
-                            api_name="export_embeddings")
+    ui.explore_btn.click(
+        explore,
+        [ui.method, ui.include_examples, ui.upload, ui.session],
+        components(ui, Explored),
+        api_name="explore",
+        **model_work,
+    )
+    ui.point_pick.input(
+        pick_point, [ui.point_pick, ui.session], components(ui, Picked), api_name="pick_point"
+    )
+    ui.export_emb_btn.click(
+        export_embeddings, [ui.session], [ui.emb_file], api_name="export_embeddings"
+    )
 
 
 def _example_embeddings(model: str, progress: Any) -> list[tuple[Path, np.ndarray]]:
@@ -77,8 +100,13 @@ def _example_embeddings(model: str, progress: Any) -> list[tuple[Path, np.ndarra
 
 
 @gpu
-def explore(method: str, include_examples: bool, upload: str | None, session: Session,
-            progress=gr.Progress()) -> Explored:
+def explore(
+    method: str,
+    include_examples: bool,
+    upload: str | None,
+    session: Session,
+    progress=gr.Progress(),
+) -> Explored:
     """Project the session's clips, the examples, uploaded embeddings and the class prototypes."""
     from emoclip import explore as ex
 
@@ -86,41 +114,51 @@ def explore(method: str, include_examples: bool, upload: str | None, session: Se
     pred = predictor(model)
     classes = classes_of(session)
     names = classes.names
-    clips = [ex.ClipSource("clip", f"clip {i + 1} · {c.name}", c.embedding, c.path)
-             for i, c in enumerate(c for c in session.clips if c.model == model)]
+    clips = [
+        ex.ClipSource("clip", f"clip {i + 1} · {c.name}", c.embedding, c.path)
+        for i, c in enumerate(c for c in session.clips if c.model == model)
+    ]
     if include_examples:
-        clips += [ex.ClipSource("example", f"example · {p.name}", e, str(p))
-                  for p, e in _example_embeddings(model, progress)]
+        clips += [
+            ex.ClipSource("example", f"example · {p.name}", e, str(p))
+            for p, e in _example_embeddings(model, progress)
+        ]
     if upload:
         try:
-            loaded = ex.load_embeddings(upload, expected_dim=pred.model.embed_dim,
-                                        kind="uploaded")
+            loaded = ex.load_embeddings(upload, expected_dim=pred.model.embed_dim, kind="uploaded")
         except ValueError as exc:
             raise error(f"could not use the embeddings file: {exc}", upload) from exc
         clips += [ex.ClipSource("uploaded", f"uploaded · {p.id}", p.embedding) for p in loaded]
     text = pred.class_embeddings(classes).numpy()
-    probs = (pred.score_embeddings(np.stack([np.asarray(c.embedding, dtype=np.float32)
-                                             for c in clips]), classes)
-             if clips else np.zeros((0, len(names)), dtype=np.float32))
+    probs = (
+        pred.score_embeddings(
+            np.stack([np.asarray(c.embedding, dtype=np.float32) for c in clips]), classes
+        )
+        if clips
+        else np.zeros((0, len(names)), dtype=np.float32)
+    )
     points = ex.latent_points(clips, probs, names, text, len(classes.classes))
     if len(points) < 3:
         raise error("need at least 3 points: analyse a clip or add classes")
     progress(0.9, desc=f"{method} projection")
     try:
-        coords = ex.project(np.stack([p.embedding for p in points]), method=_method(method),
-                            seed=0)
+        coords = ex.project(np.stack([p.embedding for p in points]), method=_method(method), seed=0)
     except ValueError as exc:
         raise error(exc) from exc
     session.points, session.coords, session.projection = points, coords, method
     n_clip = len(clips)
     title = f"{method} of {n_clip} clip(s) and {len(names)} text prototypes ({model})"
     fig = ex.latent_figure(points, coords, title=title)
-    msg = (f"{n_clip} clip(s) and {len(names)} text prototypes under {code(model)}; "
-           "colour = predicted class. "
-           + ("Analyse clips to add them." if not session.clips else ""))
-    return Explored(session=session, latent_plot=fig,
-                    point_pick=gr.Dropdown(choices=[p.id for p in points], value=None),
-                    explore_info=msg)
+    msg = (
+        f"{n_clip} clip(s) and {len(names)} text prototypes under {code(model)}; "
+        "colour = predicted class. " + ("Analyse clips to add them." if not session.clips else "")
+    )
+    return Explored(
+        session=session,
+        latent_plot=fig,
+        point_pick=gr.Dropdown(choices=[p.id for p in points], value=None),
+        explore_info=msg,
+    )
 
 
 def _method(label: str) -> str:
@@ -134,20 +172,25 @@ def pick_point(point_id: str, session: Session) -> Picked:
     points = session.points
     ids = [p.id for p in points]
     if not point_id or point_id not in ids:
-        return Picked(neighbours=[], point_video=None,
-                      point_info="Pick a point (run the projection first).",
-                      latent_plot=gr.skip())
+        return Picked(
+            neighbours=[],
+            point_video=None,
+            point_info="Pick a point (run the projection first).",
+            latent_plot=gr.skip(),
+        )
     index = ids.index(point_id)
     emb = np.stack([p.embedding for p in points])
     neighbours = ex.nearest_neighbours(emb, index, k=min(8, len(points) - 1))
-    rows = [[points[j].id, points[j].kind, points[j].label, round(float(c), 4)]
-            for j, c in neighbours]
+    rows = [
+        [points[j].id, points[j].kind, points[j].label, round(float(c), 4)] for j, c in neighbours
+    ]
     p = points[index]
     media = p.media if p.media and Path(p.media).is_file() else None
     role = "class" if p.is_prototype else "predicted"
     info = f"**{md(p.id)}** ({md(p.kind)}; {role} *{md(p.label)}*)"
-    fig = ex.latent_figure(points, session.coords, title=f"{session.projection}: {p.id}",
-                           selected=index)
+    fig = ex.latent_figure(
+        points, session.coords, title=f"{session.projection}: {p.id}", selected=index
+    )
     return Picked(neighbours=rows, point_video=media, point_info=info, latent_plot=fig)
 
 
