@@ -156,8 +156,7 @@ class WorkCounter:
             return self
         from open_clip.model import CLIP
 
-        from emoclip import model as model_mod
-        from emoclip import video
+        from emoclip import model as model_mod, video
         from emoclip.inference import fast_paths, precision
 
         counter = self
@@ -518,8 +517,9 @@ def _parallel_gemm_rates(
     dtype, repeats: int, workers: int, shapes: dict[str, tuple[int, int, int]], work: float
 ) -> dict[str, float]:
     """`workers` concurrent single-threaded GEMMs (torch.mm, and oneDNN packed when available)."""
-    import torch
     from concurrent.futures import ThreadPoolExecutor
+
+    import torch
 
     from emoclip.inference.precision import single_threaded
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import gradio as gr
 
-from .errors import code, error, info, md
 from . import models
+from .errors import code, error, info, md
 from .models import predictor
 from .outputs import Analysed, ModelChange, components, skipped
 from .settings import PAGE_WAIT_SECONDS, short

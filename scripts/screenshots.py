@@ -181,17 +181,7 @@ def _shot(page, path: Path, height: int, top: str | None = None) -> None:
 def _generated_clip(folder: Path) -> Path:
     from emoclip.testing.media import moving_face_frames, write_video
 
-    spec = importlib.util.spec_from_file_location("media", REPO / "tests" / "media.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _generated_clip(folder: Path) -> Path:
-    media = _media()
-    return media.write_video(
-        folder / "face.webm", media.moving_face_frames(48, size=(360, 480)), fps=12
-    )
+    return write_video(folder / "face.webm", moving_face_frames(48, size=(360, 480)), fps=12)
 
 
 def _webcam_file(folder: Path, source: Path | None) -> Path:

@@ -542,7 +542,7 @@ PROPERTY = settings(
 
 
 def _npy_with_header(shape: str, body: bytes = b"\x00" * 64) -> bytes:
-    header = "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }" % shape
+    header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}"
     header += " " * (118 - len(header)) + "\n"
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + body
 

@@ -23,14 +23,17 @@ REPO = Path(__file__).resolve().parent.parent
 gr = pytest.importorskip("gradio")
 import app  # noqa: E402 - the Space's entry point: its module-level `demo`
 import emoclip_app  # noqa: E402
+from emoclip.classes import ClassSet, class_rows, preset  # noqa: E402
+from emoclip.testing.media import moving_face_frames, write_video  # noqa: E402
 from emoclip_app import header, models, settings  # noqa: E402
 from emoclip_app.state import LiveBuffer, Session  # noqa: E402
-from emoclip_app.tabs import about, explorer, live  # noqa: E402
-from emoclip_app.tabs import analyse as analyse_tab  # noqa: E402
-from emoclip_app.tabs import classes as classes_tab  # noqa: E402
-from emoclip.testing.media import moving_face_frames, write_video  # noqa: E402
-
-from emoclip.classes import ClassSet, class_rows, preset  # noqa: E402
+from emoclip_app.tabs import (  # noqa: E402
+    about,
+    analyse as analyse_tab,  # noqa: E402
+    classes as classes_tab,  # noqa: E402
+    explorer,
+    live,
+)
 
 MODEL = "test-emoclip-tiny"
 CUSTOM_YAML = """\
@@ -439,8 +442,8 @@ def test_model_manager_serves_a_quick_model_while_the_best_one_downloads(monkeyp
     from types import SimpleNamespace
 
     import emoclip
-    from emoclip_app.models import ModelManager
     from emoclip.factory import ModelSource
+    from emoclip_app.models import ModelManager
 
     gate, loaded = threading.Event(), []
 
@@ -477,8 +480,8 @@ def test_model_manager_serves_a_quick_model_while_the_best_one_downloads(monkeyp
 
 
 def test_status_says_plainly_when_no_model_can_be_loaded(monkeypatch):
-    from emoclip_app.models import ModelManager
     from emoclip.factory import ModelSource
+    from emoclip_app.models import ModelManager
 
     manager = ModelManager([])
     manager._sources = {
@@ -500,11 +503,10 @@ def test_toy_model_from_a_weights_folder(tmp_path, monkeypatch, video):
     """A synthetic-tiny checkpoint (random weights here) is found, labelled a toy, and runs."""
     import torch
 
-    from emoclip_app.models import ModelManager
-    from emoclip.model_config import EmoCLIPConfig, packaged_config_dir
     from emoclip.model import EmoCLIP
     from emoclip.model_config import EmoCLIPConfig, packaged_config_dir
     from emoclip.weights import save_checkpoint
+    from emoclip_app.models import ModelManager
 
     config = EmoCLIPConfig.load(packaged_config_dir() / "emoclip-synthetic-tiny.json").replace(
         classes={"name": "synthetic", "classes": {"beaming": "a wide smile", "glum": "a frown"}}
@@ -575,9 +577,8 @@ def test_face_coverage_warning_is_a_banner_above_the_result(tmp_path):
 
 @pytest.fixture(scope="module")
 def group_jpg(tmp_path_factory) -> str:
-    from test_images import group_photo
-
     from PIL import Image
+    from test_images import group_photo
 
     path = tmp_path_factory.mktemp("photos") / "group.jpg"
     Image.fromarray(group_photo()).save(path, quality=90)

@@ -301,9 +301,15 @@ def test_two_browser_sessions_do_not_see_each_other(browser, server, media):
             (a, "secret_alpha", "secret_beta"),
             (b, "secret_beta", "secret_alpha"),
         ):
-            eventually(lambda: mine in page.locator("#bars-plot").inner_text(), what=f"{mine} bar")
+            eventually(
+                lambda page=page, mine=mine: mine in page.locator("#bars-plot").inner_text(),
+                what=f"{mine} bar",
+            )
             page.get_by_role("tab", name="Classes & compounds").click()
-            eventually(lambda: mine in label_scores(page, "#classes-label"), what=f"{mine} score")
+            eventually(
+                lambda page=page, mine=mine: mine in label_scores(page, "#classes-label"),
+                what=f"{mine} score",
+            )
             body = page.locator("body").inner_text()
             assert other not in body
         a.screenshot(path=str(ARTIFACTS / "browser-session-a.png"), full_page=True)

@@ -31,11 +31,10 @@ gr = pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
 httpx = pytest.importorskip("httpx")
 import emoclip_app  # noqa: E402
+from emoclip.inference.predictor import VideoLimits  # noqa: E402
+from emoclip.testing.media import moving_face_frames, write_video, write_wav  # noqa: E402
 from emoclip_app import files, models  # noqa: E402
 from emoclip_app.files import OutputDir  # noqa: E402
-from emoclip.testing.media import moving_face_frames, write_video, write_wav  # noqa: E402
-
-from emoclip.inference.predictor import VideoLimits  # noqa: E402
 
 MODEL = "test-emoclip-tiny"
 FACE = (224, 240)  # (H, W): the smallest frame the face patch fits in
@@ -231,7 +230,7 @@ def test_bad_videos_through_classify_video_and_analyse(server, videos, monkeypat
     t0 = time.monotonic()
     for name, (_, expected) in BAD_VIDEOS.items():
         result = _expect(
-            lambda: client.predict(
+            lambda name=name: client.predict(
                 handle_file(str(videos[name])), GOOD_YAML, api_name="/classify_video"
             ),
             expected,
@@ -344,19 +343,21 @@ def test_bad_class_sets_through_every_class_endpoint(server, videos, tmp_path):
     n = 0
     for what, (text, expected) in BAD_CLASS_SETS.items():
         result = _expect(
-            lambda: client.predict(video, text, api_name="/classify_video"),
+            lambda text=text: client.predict(video, text, api_name="/classify_video"),
             expected,
             f"classify_video: {what}",
         )
         _expect(
-            lambda: client.predict(text, api_name="/set_classes"), expected, f"set_classes: {what}"
+            lambda text=text: client.predict(text, api_name="/set_classes"),
+            expected,
+            f"set_classes: {what}",
         )
         message = client.predict(text, api_name="/validate_classes")
         suffix = ".json" if text.lstrip().startswith(("{", "[")) else ".yaml"
         file = tmp_path / f"{len(os.listdir(tmp_path))}{suffix}"
         file.write_text(text, encoding="utf-8")
         _expect(
-            lambda: client.predict(handle_file(str(file)), api_name="/import_classes"),
+            lambda file=file: client.predict(handle_file(str(file)), api_name="/import_classes"),
             expected,
             f"import_classes: {what}",
         )

@@ -194,7 +194,6 @@ def test_the_work_counter_sees_re_encoding(repo_root, tiny_model, tmp_path):
     import emoclip
     from emoclip.inference.predictor import EmotionPredictor
     from emoclip.model import EmoCLIP
-    from emoclip.inference.predictor import EmotionPredictor
     from emoclip.testing.media import moving_face_frames, write_video
 
     run = _load_run_module(repo_root)

@@ -27,8 +27,7 @@ from hostile_cases import (
     save_tiny_weights,
     video_case_files,
 )
-from hypothesis import assume, given
-from hypothesis import strategies as st
+from hypothesis import assume, given, strategies as st
 
 import emoclip
 from emoclip.classes import ClassSet, ClassSetError

@@ -7,11 +7,11 @@ import math
 
 import numpy as np
 import pytest
-from emoclip.testing.media import moving_face_frames, write_video
 
 from emoclip.classes import ClassSet, ClassSetError, class_rows, classes_from_rows, parse_weights
 from emoclip.explore import ClipSource, latent_points
 from emoclip.inference.predictor import EmotionPredictor
+from emoclip.testing.media import moving_face_frames, write_video
 from emoclip.zeroshot import compound_preview
 
 YAML = """\

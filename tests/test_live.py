@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from emoclip.testing.media import blank_frames, moving_face_frames
 
 from emoclip.classes import ClassSet
-from emoclip.live import LiveWindow
 from emoclip.inference.predictor import EmotionPredictor
+from emoclip.live import LiveWindow
+from emoclip.testing.media import blank_frames, moving_face_frames
 
 
 @pytest.fixture(scope="module")

@@ -94,10 +94,9 @@ def test_explicit_bf16_runs_the_same_check_and_refuses_with_the_reason(monkeypat
     with pytest.raises(
         RuntimeError, match=r"'bf16' refused: bf16 embeddings reached cosine -?0\.\d+ < 0\.999"
     ) as err:
-        bf16.precision
-    assert f"{auto.precision_info['cosine']:.5f}" in str(
-        err.value
-    )  # the same check, the same figure
+        _ = bf16.precision
+    # the same check, the same figure
+    assert f"{auto.precision_info['cosine']:.5f}" in str(err.value)
     assert len(checks) == 2  # one check for "auto", one for "bf16"
     with pytest.raises(RuntimeError, match="refused"):  # no frame is encoded in a refused precision
         bf16.encode_images(_crops(model))
@@ -110,7 +109,7 @@ def test_explicit_bf16_runs_the_same_check_and_refuses_with_the_reason(monkeypat
 def test_explicit_bf16_refusal_from_the_cosine_alone(monkeypatch):
     monkeypatch.setattr(precision_mod, "_bf16_cosine", lambda model, fn: 0.95)
     with pytest.raises(RuntimeError, match="cosine 0.95000 < 0.999"):
-        EmotionPredictor(_fresh_model(), precision="bf16").precision
+        _ = EmotionPredictor(_fresh_model(), precision="bf16").precision
 
 
 def test_auto_without_native_bf16_is_fp32(monkeypatch):

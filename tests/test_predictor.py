@@ -161,7 +161,9 @@ def test_face_interpolation_halves_detection_and_keeps_the_results(
         calls = []
         real = p._shared_detector().detect
         monkeypatch.setattr(
-            p._shared_detector(), "detect", lambda image, real=real: calls.append(1) or real(image)
+            p._shared_detector(),
+            "detect",
+            lambda image, real=real, calls=calls: calls.append(1) or real(image),
         )
         enc = p.encode(path)
         results[interpolate] = (enc, len(calls))

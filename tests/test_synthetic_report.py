@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from emoclip.train import synthetic as syn
-from emoclip.train import synthetic_report
+from emoclip.train import synthetic as syn, synthetic_report
 
 
 class ParaphraseOnlyPredictor:

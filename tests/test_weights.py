@@ -15,8 +15,7 @@ import torch
 from hub_fixtures import COMMIT, fake_hub, populate_cache
 
 import emoclip
-from emoclip import factory
-from emoclip import hub_download as hub
+from emoclip import factory, hub_download as hub
 from emoclip.factory import ModelSpec, WeightsNotFoundError
 from emoclip.weights import CheckpointError, read_state_dict, save_checkpoint
 

@@ -62,8 +62,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..model import EmoCLIP
 from ..model_config import EmoCLIPConfig, PreprocessConfig
-from . import checkpoint as ckpt
-from . import distributed as du
+from . import checkpoint as ckpt, distributed as du
 from .errors import TrainSetupError
 from .loading import build_dataset, class_set, collate
 from .loss import ContrastiveModel, contrastive_logits, contrastive_loss

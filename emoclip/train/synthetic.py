@@ -202,7 +202,7 @@ def training_expressions() -> list[Expression]:
 _LABELS: dict[Expression, str] = {expr: name for name, expr in CLASSES.items()}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _split_pool(split: str) -> tuple[Expression, ...]:
     """The expressions a split draws from, uniformly."""
     if split not in SPLITS:

@@ -8,8 +8,8 @@ from typing import Any
 
 import gradio as gr
 
-from ..errors import code, md
 from .. import models
+from ..errors import code, md
 from ..settings import short
 from ..state import Session
 from . import api
