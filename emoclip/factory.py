@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -417,7 +417,7 @@ def load_model(
     return model.to(device).eval()
 
 
-def _from_registry(name: str, **kwargs) -> EmoCLIP:
+def _from_registry(name: str, **kwargs: Any) -> EmoCLIP:
     from . import hub_download
 
     source = resolve(name, **kwargs)

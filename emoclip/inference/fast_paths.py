@@ -8,6 +8,7 @@ goes through them. `emoclip.inference.precision` chooses and checks them per mod
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -63,11 +64,14 @@ class FastImageTower:
         batch_hint: int = 32,
         on_block: Callable[[nn.Module], object] | None = None,
     ) -> None:
+        # open_clip's VisionTransformer: submodules are read by name, and nn.Module.__getattr__
+        # is typed `Tensor | Module`, so the tower is handled as Any here.
+        tower: Any = visual
         mk = torch.ops.mkldnn
         self.dtype = dtype
-        conv = visual.conv1
+        conv = tower.conv1
         self.patch = int(conv.kernel_size[0])
-        self.grid = tuple(int(g) for g in visual.grid_size)
+        self.grid = tuple(int(g) for g in tower.grid_size)
         width = conv.out_channels
         tokens = self.grid[0] * self.grid[1] + 1
         hint = batch_hint * tokens
@@ -78,9 +82,7 @@ class FastImageTower:
         def pack(w: torch.Tensor) -> torch.Tensor:
             return mk._reorder_linear_weight(cast(w), hint)
 
-        def folded(
-            norm: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None, k: float = 1.0
-        ):
+        def folded(norm: Any, weight: torch.Tensor, bias: torch.Tensor | None, k: float = 1.0):
             """Linear `weight`, `bias` (times `k`) applied after `norm`'s affine: (W', b') for the bare norm."""
             w = weight.detach().double()
             b = (
@@ -95,23 +97,23 @@ class FastImageTower:
 
         self.ln_pre = (
             None
-            if isinstance(visual.ln_pre, nn.Identity)
+            if isinstance(tower.ln_pre, nn.Identity)
             else (
-                visual.ln_pre.normalized_shape,
-                cast(visual.ln_pre.weight),
-                cast(visual.ln_pre.bias),
-                visual.ln_pre.eps,
+                tower.ln_pre.normalized_shape,
+                cast(tower.ln_pre.weight),
+                cast(tower.ln_pre.bias),
+                tower.ln_pre.eps,
             )
         )
         self.w_patch = pack(conv.weight.reshape(width, -1))
-        self.cls_pos = cast(visual.class_embedding + visual.positional_embedding[0])
-        self.pos = cast(visual.positional_embedding[1:])
-        proj_w, proj_b = folded(visual.ln_post, visual.proj.t(), None)  # (D_out, width)
-        self.post_eps = None if isinstance(visual.ln_post, nn.Identity) else visual.ln_post.eps
+        self.cls_pos = cast(tower.class_embedding + tower.positional_embedding[0])
+        self.pos = cast(tower.positional_embedding[1:])
+        proj_w, proj_b = folded(tower.ln_post, tower.proj.t(), None)  # (D_out, width)
+        self.post_eps = None if isinstance(tower.ln_post, nn.Identity) else tower.ln_post.eps
         self.proj, self.proj_bias = cast(proj_w.t()), cast(proj_b)
         self.blocks = []
-        last = len(visual.transformer.resblocks) - 1
-        for i, blk in enumerate(visual.transformer.resblocks):
+        last = len(tower.transformer.resblocks) - 1
+        for i, blk in enumerate(tower.transformer.resblocks):
             attn, gelu = blk.attn, blk.mlp.gelu
             if type(gelu).__name__ == "QuickGELU":  # x*sigmoid(1.702x) = silu(1.702x)/1.702
                 k, act, algo = 1.702, "swish", ""
@@ -162,9 +164,9 @@ class FastImageTower:
         try:
             with torch.no_grad():
                 tower = cls(visual, dtype, batch_hint, on_block)
-                tower(
-                    torch.zeros(1, 3, *visual.image_size)
-                )  # the ops exist and accept these shapes
+                # the ops exist and accept these shapes (image_size = grid x patch, checked above)
+                gh, gw = tower.grid
+                tower(torch.zeros(1, 3, gh * tower.patch, gw * tower.patch))
             return tower
         except (RuntimeError, AttributeError, TypeError, NotImplementedError):
             return None
@@ -237,6 +239,7 @@ class FastImageTower:
 
 def fast_tower_supported(visual: nn.Module) -> bool:
     """The tower is open_clip's plain ViT: class-token pooling, no attentional pooler, no extras."""
+    tower: Any = visual  # read by submodule name, as in `FastImageTower`
     if not (
         hasattr(torch.ops.mkldnn, "_linear_pointwise")
         and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
@@ -245,18 +248,18 @@ def fast_tower_supported(visual: nn.Module) -> bool:
     if not torch.backends.mkldnn.is_available():
         return False
     try:
-        params = list(visual.parameters())
+        params = list(tower.parameters())
         if not params or any(p.device.type != "cpu" for p in params):
             return False
-        conv = visual.conv1
+        conv = tower.conv1
         if (
             conv.bias is not None
             or conv.kernel_size != conv.stride
             or conv.kernel_size[0] != conv.kernel_size[1]
         ):
             return False
-        if conv.in_channels != 3 or tuple(visual.image_size) != tuple(
-            g * conv.kernel_size[0] for g in visual.grid_size
+        if conv.in_channels != 3 or tuple(tower.image_size) != tuple(
+            g * conv.kernel_size[0] for g in tower.grid_size
         ):
             return False
         if (
@@ -266,11 +269,11 @@ def fast_tower_supported(visual: nn.Module) -> bool:
             return False
         if getattr(visual, "final_ln_after_pool", False) or getattr(visual, "output_tokens", False):
             return False
-        if visual.proj is None or not isinstance(visual.patch_dropout, nn.Identity):
+        if tower.proj is None or not isinstance(tower.patch_dropout, nn.Identity):
             return False
-        if not getattr(visual.transformer, "batch_first", True):
+        if not getattr(tower.transformer, "batch_first", True):
             return False
-        for blk in visual.transformer.resblocks:
+        for blk in tower.transformer.resblocks:
             attn = blk.attn
             if not isinstance(attn, nn.MultiheadAttention) or not attn._qkv_same_embed_dim:
                 return False
@@ -292,7 +295,7 @@ def fast_tower_supported(visual: nn.Module) -> bool:
             gelu = blk.mlp.gelu
             if type(gelu).__name__ != "QuickGELU" and not isinstance(gelu, nn.GELU):
                 return False
-        for norm in (visual.ln_pre, visual.ln_post):
+        for norm in (tower.ln_pre, tower.ln_post):
             if not isinstance(norm, (nn.LayerNorm, nn.Identity)):
                 return False
     except AttributeError:
@@ -311,17 +314,19 @@ class FastTemporal:
     """
 
     def __init__(
-        self, temporal: nn.Module, on_block: Callable[[nn.Module], object] | None = None
+        self, temporal: nn.Module, on_block: Callable[[Any], object] | None = None
     ) -> None:
         """Fold `temporal`'s weights; `on_block` is called with each block once it is folded."""
+        tt: Any = temporal  # a `TemporalTransformer`, read by submodule name
         self.temporal = temporal
+        self.max_frames = int(tt.max_frames)
         self.versions = _param_versions(temporal)
         self.released_bytes = 0  # resident pages of the unfolded weights given back (`precision`)
         with torch.no_grad():
-            self.cls = temporal.cls_token.detach().float()
-            self.pos = temporal.pos_embedding.detach().float()
+            self.cls = tt.cls_token.detach().float()
+            self.pos = tt.pos_embedding.detach().float()
             self.blocks = []
-            for blk in temporal.blocks:
+            for blk in tt.blocks:
                 a = blk.attn
                 heads, hd = a.heads, a.head_dim
                 w = a.qkv.weight.detach().view(3, heads, hd, -1)  # (3, H, h, D)
@@ -350,17 +355,18 @@ class FastTemporal:
     @staticmethod
     def worthwhile(temporal: nn.Module | None) -> bool:
         """Folding pays when a head is wider than half the embedding (2 D^2 < 4 D h per head)."""
-        if temporal is None or not hasattr(temporal, "blocks") or not len(temporal.blocks):
+        tt: Any = temporal  # a `TemporalTransformer`, read by submodule name
+        if tt is None or not hasattr(tt, "blocks") or not len(tt.blocks):
             return False
-        a = temporal.blocks[0].attn
+        a = tt.blocks[0].attn
         dim = a.qkv.weight.shape[1]
         return dim < 2 * a.head_dim and a.qkv.bias is None
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, T, D) frame embeddings -> (B, D) CLS outputs (not normalised)."""
         b, t, dim = frames.shape
-        if t > self.temporal.max_frames:
-            raise ValueError(f"at most {self.temporal.max_frames} frames per window, got {t}")
+        if t > self.max_frames:
+            raise ValueError(f"at most {self.max_frames} frames per window, got {t}")
         x = torch.cat([self.cls.expand(b, -1, -1), frames.float()], dim=1) + self.pos[:, : t + 1]
         last = len(self.blocks) - 1
         for i, (norm1, qk, heads, ov, bias, norm2, mlp) in enumerate(self.blocks):

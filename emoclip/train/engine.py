@@ -54,13 +54,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..model import EmoCLIP
+
+if TYPE_CHECKING:
+    from torch.nn.parallel import DistributedDataParallel
 from ..model_config import EmoCLIPConfig, PreprocessConfig
 from . import checkpoint as ckpt, distributed as du
 from .errors import TrainSetupError
@@ -225,7 +228,7 @@ class Trainer:
         self.steps_per_epoch = batches // cfg.train.grad_accum
         if self.steps_per_epoch < 1:
             raise TrainSetupError(
-                f"the training split has {len(train_set)} clips: too few for batch_size "
+                f"the training split has {len(self.train_set)} clips: too few for batch_size "
                 f"{cfg.train.batch_size} x grad_accum {cfg.train.grad_accum} x {d.world_size} processes"
             )
         self.total_steps = cfg.train.max_steps or cfg.train.epochs * self.steps_per_epoch
@@ -280,7 +283,7 @@ class Trainer:
             sync = (
                 contextlib.nullcontext()
                 if last or not self.dist.distributed
-                else self.wrapped.no_sync()
+                else cast("DistributedDataParallel", self.wrapped).no_sync()
             )
             with sync:
                 with self.autocast():
@@ -426,7 +429,7 @@ class Trainer:
             "logit_scale": float(self.model.logit_scale.detach().exp()),
         }
         self.logger.record(record)
-        if self.step % self.cfg.log.every == 0 or self.step == 1:
+        if self._embeddings is not None and (self.step % self.cfg.log.every == 0 or self.step == 1):
             video, text = self._embeddings
             n = video.shape[0]
             off = ~torch.eye(n, dtype=torch.bool, device=video.device)
@@ -501,6 +504,8 @@ class Trainer:
 
     def validate(self) -> None:
         """Evaluate on the validation split; export the weights when the metric improves."""
+        if self.val_set is None:
+            raise TrainSetupError("validate() needs a validation split (eval.split or a holdout)")
         metrics = self.evaluate(self.val_set, self.cfg.eval.split or "val")
         self._last_eval_step = self.step
         key = self.cfg.eval.metric
@@ -678,7 +683,7 @@ class Trainer:
                 self.recalibrate_batchnorm()
             path = self.export({})
         if cfg.eval.test_split:
-            self._report_test(path)
+            self._report_test(path, cfg.eval.test_split)
         if cfg.out.push_to_hub and self.dist.is_main:
             from .hub_publish import push_to_hub
 
@@ -688,11 +693,10 @@ class Trainer:
         du.barrier()
         return path
 
-    def _report_test(self, path: Path) -> None:
-        """Evaluate the exported weights on ``eval.test_split`` and record it in their sidecar."""
+    def _report_test(self, path: Path, split: str) -> None:
+        """Evaluate the exported weights on `split` (``eval.test_split``); record it in their sidecar."""
         from ..factory import load_model
 
-        split = self.cfg.eval.test_split
         test_set = build_dataset(
             self.cfg.data,
             split,
