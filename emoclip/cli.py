@@ -293,14 +293,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"{safe_text(path)}: {safe_text(prediction.top)}  ({top})")
         if item.kind == "image":
             for n, face in enumerate(prediction.tracks, 1):
-                x, y, w, h = face.box
+                where = ""  # still images' faces carry a box
+                if face.box is not None:
+                    x, y, w, h = face.box
+                    where = f" at ({x:.0f}, {y:.0f}, {w:.0f}x{h:.0f})"
                 best = ", ".join(
                     f"{safe_text(c)} {p:.2f}"
                     for c, p in sorted(face.probabilities.items(), key=lambda kv: -kv[1])[:3]
                 )
-                print(
-                    f"  face {n} at ({x:.0f}, {y:.0f}, {w:.0f}x{h:.0f}): {safe_text(face.top)}  ({best})"
-                )
+                print(f"  face {n}{where}: {safe_text(face.top)}  ({best})")
         for warning in prediction.warnings:
             print(f"  warning: {safe_text(warning)}", file=sys.stderr)
     _write_outputs(results, args.json_out, args.csv_out)

@@ -20,10 +20,14 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .video import LimitError, SampledFrame, VideoDecodeError, image_kind
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -107,7 +111,7 @@ def is_image_file(path: str | os.PathLike[str]) -> bool:
     return image_kind(head) is not None
 
 
-def _open(p: Path):
+def _open(p: Path) -> PILImage:
     """Open `p` lazily with Pillow (header only) after the cheap checks."""
     from PIL import Image, UnidentifiedImageError
 
@@ -207,7 +211,7 @@ def read_image(
     )
 
 
-def _to_rgb(im):
+def _to_rgb(im: PILImage) -> tuple[PILImage, bool]:
     """A Pillow image in any mode -> (RGB image, whether alpha was composited on white)."""
     from PIL import Image
 

@@ -111,14 +111,14 @@ def config_key(
     return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def result_parts(out: str | Path, table: str = RESULTS_DIR) -> list[Path]:
+def result_parts(out: str | os.PathLike, table: str = RESULTS_DIR) -> list[Path]:
     """The complete Parquet parts of a results folder (sorted by name)."""
     folder = Path(out) / table
     return sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
 
 
 def read_results(
-    out: str | Path, table: str = RESULTS_DIR, columns: Sequence[str] | None = None
+    out: str | os.PathLike, table: str = RESULTS_DIR, columns: Sequence[str] | None = None
 ) -> pa.Table:
     """All parts of a results folder's `table` ("results" or "timeline") as one Arrow table."""
     parts = result_parts(out, table)

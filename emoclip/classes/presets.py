@@ -54,5 +54,5 @@ def _preset_files() -> dict[str, str]:
 
 @cache
 def _load_preset(key: str) -> ClassSet:
-    entry = resources.files(_PRESET_PACKAGE).joinpath(_PRESET_DIR, _preset_files()[key])
+    entry = resources.files(_PRESET_PACKAGE).joinpath(_PRESET_DIR).joinpath(_preset_files()[key])
     return ClassSet.from_yaml(entry.read_text(encoding="utf-8"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -139,7 +139,7 @@ def latent_figure(
                 _esc(p.label, MAX_ID_CHARS),
                 _esc(p.hover, MAX_HOVER_CHARS),
             ]
-        marker = dict(symbol=_KIND_SYMBOL[kind], color=colours[label])
+        marker: dict[str, Any] = dict(symbol=_KIND_SYMBOL[kind], color=colours[label])
         if proto:
             marker.update(
                 size=16 if kind == "class" else 18,

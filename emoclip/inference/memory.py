@@ -30,7 +30,7 @@ _PRESENT, _FILE_PAGE = 1 << 63, 1 << 61  # /proc/self/pagemap entry bits
 def _storages(tensors: Iterable[torch.Tensor]) -> list[tuple[int, int]]:
     """Distinct (address, bytes) of the memory of contiguous CPU `tensors` (their own bytes, not
     the whole storage they may be a view of)."""
-    seen = {}
+    seen: dict[int, int] = {}  # data_ptr -> bytes
     for t in tensors:
         if t.device.type != "cpu" or t.is_sparse or t.is_meta or not t.is_contiguous():
             continue

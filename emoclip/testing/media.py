@@ -48,7 +48,7 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> P
             if writer is None:
                 height, width = frame.shape[:2]
                 writer = cv2.VideoWriter(
-                    str(path), cv2.VideoWriter_fourcc(*fourcc), float(fps), (width, height)
+                    str(path), cv2.VideoWriter.fourcc(*fourcc), float(fps), (width, height)
                 )
                 if not writer.isOpened():
                     raise RuntimeError(f"cv2.VideoWriter could not open {path} ({fourcc})")
@@ -263,6 +263,7 @@ def write_clip(path: Path, frames: Iterator[np.ndarray], size: tuple[int, int], 
             str(tmp),
         ]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+        assert proc.stdin is not None  # stdin=PIPE
         try:
             for frame in frames:
                 proc.stdin.write(np.ascontiguousarray(frame).tobytes())
@@ -271,7 +272,7 @@ def write_clip(path: Path, frames: Iterator[np.ndarray], size: tuple[int, int], 
             if proc.wait() != 0:
                 raise RuntimeError(f"ffmpeg failed writing {path}")
     else:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), (w, h))
         if not writer.isOpened():
             raise RuntimeError(f"cv2.VideoWriter could not open {tmp}")
         try:

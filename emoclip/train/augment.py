@@ -111,8 +111,9 @@ def codec_augment(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < _CODEC_JPEG_P:
         quality = int(rng.integers(_CODEC_JPEG_QUALITY[0], _CODEC_JPEG_QUALITY[1] + 1))
         ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if ok:
-            frame = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else None
+        if decoded is not None:
+            frame = decoded
     return frame
 
 

@@ -17,7 +17,7 @@ import os
 import random
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -38,7 +38,9 @@ STATE_VERSION = 1
 def rng_state() -> dict[str, Any]:
     """This process's Python, numpy, torch (and CUDA) RNG states, as weights_only-safe values."""
     version, internal, gauss = random.getstate()
-    key, keys, pos, has_gauss, cached = np.random.get_state()
+    # the legacy (tuple) form; the stubs type it as a tuple-or-dict union
+    numpy_state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
+    key, keys, pos, has_gauss, cached = numpy_state
     state: dict[str, Any] = {
         "python": {
             "version": version,

@@ -400,7 +400,7 @@ def _summarise(
     out: Path,
     cfg: DataConfig,
     split: str,
-    per_fold: dict[int, dict[str, Any]],
+    per_fold: dict[int | None, dict[str, Any]],
     sampling: str | None,
     padding: str,
 ) -> Path:

@@ -81,7 +81,8 @@ class LabelIndex:
     def names(self, names: Sequence[str]) -> tuple[int, ...] | None:
         """Indices of all `names`, or None if one is unknown."""
         found = [self.get(n) for n in names]
-        return None if not found or None in found else tuple(found)  # type: ignore[misc]
+        indices = tuple(i for i in found if i is not None)
+        return indices if found and len(indices) == len(found) else None
 
     def native(self, value: str, order: Sequence[str]) -> tuple[int, ...] | None:
         """A dataset's integer label (an index into its own `order`) -> class-set indices."""
@@ -358,7 +359,7 @@ def _manifest_label(value: Any, labels: LabelIndex) -> tuple[int, ...] | None:
         parts = [_manifest_label(v, labels) for v in value]
         if not parts or any(not p for p in parts):
             return None
-        return tuple(i for p in parts for i in p)
+        return tuple(i for p in parts if p for i in p)  # (all parts are non-empty here)
     text = str(value).strip()
     if not text:
         return ()

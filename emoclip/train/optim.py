@@ -57,7 +57,9 @@ def make_optimizer(
     if o.name == "sgd":
         return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=weight_decay)
     kind = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-    return kind(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=weight_decay)
+    return kind(
+        groups, lr=o.lr, betas=(o.betas[0], o.betas[1]), eps=o.eps, weight_decay=weight_decay
+    )
 
 
 def _lr_factor(step: int, warmup: int, total: int, floor: float, cosine: bool) -> float:

@@ -242,7 +242,7 @@ def set_value(cfg: TrainConfig, key: str, value: Any, *, from_text: bool = False
     sections = {f.name: f for f in dataclasses.fields(TrainConfig)}
     if section_name not in sections or not name:
         raise ConfigError(
-            f"unknown config key {key!r}{_suggest(section_name, sections)}; "
+            f"unknown config key {key!r}{_suggest(section_name, list(sections))}; "
             f"keys look like section.name with sections: {', '.join(sections)}"
         )
     section = getattr(cfg, section_name)
@@ -321,16 +321,16 @@ def validate(cfg: TrainConfig) -> None:
         ("log.every", cfg.log.every),
         ("eval.every", cfg.eval.every),
     ]
-    for key, value in positive:
-        if value < 1:
-            problems.append(f"{key} must be >= 1, got {value}")
-    for key, value in (
+    for key, count in positive:
+        if count < 1:
+            problems.append(f"{key} must be >= 1, got {count}")
+    for key, optional in (
         ("train.max_steps", cfg.train.max_steps),
         ("model.num_frames", cfg.model.num_frames),
         ("train.warmup_num_frames", cfg.train.warmup_num_frames),
     ):
-        if value is not None and value < 1:
-            problems.append(f"{key} must be >= 1 or null, got {value}")
+        if optional is not None and optional < 1:
+            problems.append(f"{key} must be >= 1 or null, got {optional}")
     if not 0 <= cfg.eval.holdout_fraction < 1:
         problems.append(f"eval.holdout_fraction must be in [0, 1), got {cfg.eval.holdout_fraction}")
     if cfg.eval.split and cfg.eval.holdout_fraction:

@@ -491,7 +491,8 @@ def _intensity(num_frames: int, rng: np.random.Generator) -> np.ndarray:
 
 def _hsv_to_rgb(h: float, s: float, v: float) -> tuple[int, int, int]:
     hsv = np.array([[[h, s, v]]], dtype=np.uint8)
-    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+    r, g, b = (int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+    return r, g, b
 
 
 def _colours(rng: np.random.Generator) -> dict[str, tuple[int, int, int]]:
@@ -655,7 +656,7 @@ def _add_noise(frames: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     flat = frames.reshape(-1, frames.shape[2] * 3)  # 2-D view for OpenCV
     noise = np.empty(flat.shape, dtype=np.float32)
     cv2.setRNGSeed(seed)
-    cv2.randn(noise, 0.0, sigma)
+    cv2.randn(noise, 0.0, sigma)  # type: ignore[call-overload]  # scalars work; stubs list arrays
     cv2.add(flat, noise, dst=flat, dtype=cv2.CV_8U)
     return frames
 
@@ -692,7 +693,7 @@ def sample(
 def _write_webm(path: Path, frames: np.ndarray, fps: float) -> None:
     size = frames.shape[2], frames.shape[1]
     with quiet_native_stderr():  # FFmpeg: harmless "tag 'VP80' is not supported ..." line
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), fps, size)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"VP80"), fps, size)
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write VP8 video to {path} (built without FFmpeg?)")
     try:

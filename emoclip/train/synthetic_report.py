@@ -113,7 +113,7 @@ def report(
         for size in sizes:
             per_seed: dict[str, dict[str, Any]] = {}
             for seed in seeds:
-                common = {"size": int(size), "num_frames": 32, "fps": 8.0}
+                common: dict[str, Any] = {"size": int(size), "num_frames": 32, "fps": 8.0}
                 test_dir = root / f"{size}px-{seed}-test"
                 manifest = syn.write_dataset(
                     test_dir, clips=test_clips, seed=seed, split="test", **common

@@ -169,6 +169,7 @@ def analyse_photo(
     from emoclip.images import read_image
 
     out = analyse(image_path, fallback, session, progress)  # limits and bad files checked here
+    assert session.video is not None  # `analyse` set it or raised
     pred = session.video.prediction
     if pred.video.get("kind") != "image":
         raise error(f"{Path(image_path).name} is a video: use the video box above")

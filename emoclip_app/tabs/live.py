@@ -69,14 +69,10 @@ def live_step(frame: np.ndarray | None, buffer: LiveBuffer, session: Session) ->
     classes = classes_of(session)
     T = pred.config.num_frames
     names = tuple(classes.names)
-    if (
-        buffer.model != name
-        or buffer.names != names
-        or buffer.window is None
-        or buffer.window.size != T
-    ):
-        buffer = LiveBuffer(model=name, names=names, window=LiveWindow(T))
     window = buffer.window
+    if buffer.model != name or buffer.names != names or window is None or window.size != T:
+        window = LiveWindow(T)
+        buffer = LiveBuffer(model=name, names=names, window=window)
     now = time.monotonic()
     buffer.start = buffer.start or now
     buffer.stamps.append(now)
@@ -94,6 +90,8 @@ def live_step(frame: np.ndarray | None, buffer: LiveBuffer, session: Session) ->
     if not added or not len(window):
         return LiveStep(gr.skip(), gr.skip(), info, buffer)
     probs = window.probabilities(pred, classes)
+    if probs is None:  # only for an empty window, which the check above rules out
+        return LiveStep(gr.skip(), gr.skip(), info, buffer)
     buffer.times.append(now - buffer.start)
     buffer.history.append(probs)
     del buffer.times[:-HISTORY], buffer.history[:-HISTORY]
