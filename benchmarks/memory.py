@@ -61,16 +61,33 @@ def child(model_arg: str, threads: int | None) -> None:
     emb = predictor.encode_images(crops)
     pooled = predictor.pool(emb[None])
     stages["encoded_32"] = _vm()
-    print(json.dumps({"model": model_arg, "precision": predictor.precision, "load_s": round(load_s, 2),
-                      "first_use_s": round(first_use_s, 2), "stages_mb": stages,
-                      "pooled_head": [round(float(v), 5) for v in pooled[0, :4]]}))
+    print(
+        json.dumps(
+            {
+                "model": model_arg,
+                "precision": predictor.precision,
+                "load_s": round(load_s, 2),
+                "first_use_s": round(first_use_s, 2),
+                "stages_mb": stages,
+                "pooled_head": [round(float(v), 5) for v in pooled[0, :4]],
+            }
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", help="model name or weights file (default: the paper-shape test model from a file)")
-    ap.add_argument("--cache-dir", help="where the test checkpoint is kept (default $EMOCLIP_BENCH_CACHE or "
-                                        "~/.cache/emoclip-bench)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--model",
+        help="model name or weights file (default: the paper-shape test model from a file)",
+    )
+    ap.add_argument(
+        "--cache-dir",
+        help="where the test checkpoint is kept (default $EMOCLIP_BENCH_CACHE or "
+        "~/.cache/emoclip-bench)",
+    )
     ap.add_argument("--repeats", type=int, default=1, help="children run (one JSON line each)")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -80,7 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     model_arg = args.model
     if model_arg is None:
-        folder = Path(args.cache_dir or os.environ.get("EMOCLIP_BENCH_CACHE") or Path.home() / ".cache" / "emoclip-bench")
+        folder = Path(
+            args.cache_dir
+            or os.environ.get("EMOCLIP_BENCH_CACHE")
+            or Path.home() / ".cache" / "emoclip-bench"
+        )
         folder.mkdir(parents=True, exist_ok=True)
         from run import weights_file  # benchmarks/run.py, beside this file
 

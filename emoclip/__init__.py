@@ -54,21 +54,26 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-if TYPE_CHECKING:  # for type checkers and IDEs
-    from .classes import ClassSet, ClassSetError, preset, preset_names
-    from .convert import convert_checkpoint
-    from .factory import (
-        ModelSource,
-        WeightsNotFoundError,
-        available_models,
-        best_available,
-        list_models,
-        load_model,
+if TYPE_CHECKING:  # for type checkers and IDEs (`X as X` marks an explicit re-export)
+    from .classes import (
+        ClassSet as ClassSet,
+        ClassSetError as ClassSetError,
+        preset as preset,
+        preset_names as preset_names,
     )
-    from .images import ImageDecodeError
-    from .model import EmoCLIP
-    from .model_config import EmoCLIPConfig
-    from .inference.predictor import EmotionPredictor, Prediction
-    from .tokenizer import tokenize
-    from .video import VideoDecodeError
-    from .weights import CheckpointError
+    from .convert import convert_checkpoint as convert_checkpoint
+    from .factory import (
+        ModelSource as ModelSource,
+        WeightsNotFoundError as WeightsNotFoundError,
+        available_models as available_models,
+        best_available as best_available,
+        list_models as list_models,
+        load_model as load_model,
+    )
+    from .images import ImageDecodeError as ImageDecodeError
+    from .inference.predictor import EmotionPredictor as EmotionPredictor, Prediction as Prediction
+    from .model import EmoCLIP as EmoCLIP
+    from .model_config import EmoCLIPConfig as EmoCLIPConfig
+    from .tokenizer import tokenize as tokenize
+    from .video import VideoDecodeError as VideoDecodeError
+    from .weights import CheckpointError as CheckpointError

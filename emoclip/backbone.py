@@ -7,7 +7,7 @@ imported inside the functions, so ``import emoclip`` stays cheap.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .model_config import ModelConfig, backbone_config
 

@@ -37,7 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # never a traceback for the user; EMOCLIP_DEBUG=1 shows it
         if os.environ.get("EMOCLIP_DEBUG"):
             raise
-        print(f"emoclip: error: unexpected {type(exc).__name__}: {terminal_message(exc)}", file=sys.stderr)
+        print(
+            f"emoclip: error: unexpected {type(exc).__name__}: {terminal_message(exc)}",
+            file=sys.stderr,
+        )
         return 1
 
 
@@ -52,38 +55,84 @@ def _setup_terminal(verbose: bool) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emoclip", description="Zero-shot facial-expression recognition in video.")
+    parser = argparse.ArgumentParser(
+        prog="emoclip", description="Zero-shot facial-expression recognition in video."
+    )
     parser.add_argument("--version", action="version", version=f"emoclip {_version()}")
     sub = parser.add_subparsers(dest="command")
 
-    models = sub.add_parser("models", help="list the models and where their weights would come from")
-    models.add_argument("--weights-dir", action="append", default=[], help="extra folder with NAME.safetensors")
+    models = sub.add_parser(
+        "models", help="list the models and where their weights would come from"
+    )
+    models.add_argument(
+        "--weights-dir", action="append", default=[], help="extra folder with NAME.safetensors"
+    )
     models.add_argument("--json", action="store_true", help="print JSON")
     models.set_defaults(run=_cmd_models)
 
     pred = sub.add_parser("predict", help="classify videos, images and folders of frames")
-    pred.add_argument("videos", nargs="+", metavar="INPUT",
-                      help="video or image files (JPEG, PNG, WebP, BMP, TIFF); a folder of numbered frames "
-                           "(one clip); or folders of these (a batch)")
-    pred.add_argument("--fps", type=_positive(float), default=None,
-                      help="frame rate of folders of numbered frames (default: 25)")
-    pred.add_argument("--model", default=None, help="registry name or a .safetensors path (default: best available)")
-    pred.add_argument("--classes", default=None, help="class-set YAML/JSON file or preset name (default: the model's)")
-    pred.add_argument("--weights-dir", action="append", default=[], help="extra folder with NAME.safetensors")
-    pred.add_argument("--fallback", choices=("center", "skip"), default="center", help="frames without a face")
+    pred.add_argument(
+        "videos",
+        nargs="+",
+        metavar="INPUT",
+        help="video or image files (JPEG, PNG, WebP, BMP, TIFF); a folder of numbered frames "
+        "(one clip); or folders of these (a batch)",
+    )
+    pred.add_argument(
+        "--fps",
+        type=_positive(float),
+        default=None,
+        help="frame rate of folders of numbered frames (default: 25)",
+    )
+    pred.add_argument(
+        "--model",
+        default=None,
+        help="registry name or a .safetensors path (default: best available)",
+    )
+    pred.add_argument(
+        "--classes",
+        default=None,
+        help="class-set YAML/JSON file or preset name (default: the model's)",
+    )
+    pred.add_argument(
+        "--weights-dir", action="append", default=[], help="extra folder with NAME.safetensors"
+    )
+    pred.add_argument(
+        "--fallback", choices=("center", "skip"), default="center", help="frames without a face"
+    )
     pred.add_argument("--json", dest="json_out", default=None, help="write results as JSON here")
-    pred.add_argument("--csv", dest="csv_out", default=None, help="write one row per window and class here")
+    pred.add_argument(
+        "--csv", dest="csv_out", default=None, help="write one row per window and class here"
+    )
     pred.add_argument("--device", default="cpu")
     pred.add_argument("--quiet", action="store_true", help="no progress bar")
-    pred.add_argument("--verbose", action="store_true",
-                      help="also show native libraries' log lines (as EMOCLIP_LOG_LEVEL=debug)")
+    pred.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show native libraries' log lines (as EMOCLIP_LOG_LEVEL=debug)",
+    )
     limits = pred.add_argument_group("limits (checked before decoding; default: none)")
-    limits.add_argument("--max-seconds", type=_positive(float), default=None, metavar="S",
-                        help="refuse videos longer than S seconds (also enforced while decoding)")
-    limits.add_argument("--max-megapixels", type=_positive(float), default=None, metavar="MP",
-                        help="refuse videos whose frames have more than MP megapixels")
-    limits.add_argument("--max-mb", type=_positive(float), default=None, metavar="MB",
-                        help="refuse video files larger than MB megabytes")
+    limits.add_argument(
+        "--max-seconds",
+        type=_positive(float),
+        default=None,
+        metavar="S",
+        help="refuse videos longer than S seconds (also enforced while decoding)",
+    )
+    limits.add_argument(
+        "--max-megapixels",
+        type=_positive(float),
+        default=None,
+        metavar="MP",
+        help="refuse videos whose frames have more than MP megapixels",
+    )
+    limits.add_argument(
+        "--max-mb",
+        type=_positive(float),
+        default=None,
+        metavar="MB",
+        help="refuse video files larger than MB megabytes",
+    )
     pred.set_defaults(run=_cmd_predict)
 
     _add_batch_parser(sub)
@@ -91,10 +140,18 @@ def _parser() -> argparse.ArgumentParser:
     conv = sub.add_parser("convert", help="convert the authors' checkpoint to .safetensors + .json")
     conv.add_argument("src", help="the authors' .pth (train.py DDP state dict or DownstreamTask)")
     conv.add_argument("dst", help="output .safetensors (a .json sidecar is written beside it)")
-    conv.add_argument("--config", default="emoclip-vitb32", help="registry config of the architecture")
-    conv.add_argument("--text-tower", default=None, help="CLIP weights file for a DownstreamTask checkpoint")
-    conv.add_argument("--cache-dir", default=None, help="Hugging Face cache folder for the CLIP text tower")
-    conv.add_argument("--fp16", action="store_true", help="store tensors in float16 (half the size)")
+    conv.add_argument(
+        "--config", default="emoclip-vitb32", help="registry config of the architecture"
+    )
+    conv.add_argument(
+        "--text-tower", default=None, help="CLIP weights file for a DownstreamTask checkpoint"
+    )
+    conv.add_argument(
+        "--cache-dir", default=None, help="Hugging Face cache folder for the CLIP text tower"
+    )
+    conv.add_argument(
+        "--fp16", action="store_true", help="store tensors in float16 (half the size)"
+    )
     conv.set_defaults(run=_cmd_convert)
     return parser
 
@@ -128,8 +185,20 @@ def _cmd_models(args: argparse.Namespace) -> int:
     specs = {s.name: get_spec(s.name) for s in sources}
     if args.json:
         # "kind" is the weight source's; the model's own kind is "model_kind".
-        print(json.dumps([{**s.__dict__, "model_kind": specs[s.name].kind, "rank": specs[s.name].rank,
-                           "description": specs[s.name].description} for s in sources], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        **s.__dict__,
+                        "model_kind": specs[s.name].kind,
+                        "rank": specs[s.name].rank,
+                        "description": specs[s.name].description,
+                    }
+                    for s in sources
+                ],
+                indent=2,
+            )
+        )
         return 0
     for s in sources:
         print(s)
@@ -174,8 +243,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         max_duration=args.max_seconds,
         max_pixels=None if args.max_megapixels is None else int(args.max_megapixels * 1e6),
     )
-    model = load_model(args.model or default_model_name(args.weights_dir), device=args.device,
-                       weights_dirs=args.weights_dir)
+    model = load_model(
+        args.model or default_model_name(args.weights_dir),
+        device=args.device,
+        weights_dirs=args.weights_dir,
+    )
     predictor = EmotionPredictor(model, face_fallback=args.fallback, limits=limits)
     fps = args.fps or FRAME_FOLDER_FPS
     items = []
@@ -185,8 +257,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(f"{safe_text(arg)}: {_interpretation(found, fps)}", file=sys.stderr)
         items += found
     if not items:
-        print(f"emoclip: error: no videos, images or frame folders found in {', '.join(map(safe_text, args.videos))}",
-              file=sys.stderr)
+        print(
+            f"emoclip: error: no videos, images or frame folders found in {', '.join(map(safe_text, args.videos))}",
+            file=sys.stderr,
+        )
         return 1
     print(f"model: {model.config.name} ({safe_text(model.source)})", file=sys.stderr)
     results, failures = [], 0
@@ -196,8 +270,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             if item.kind == "image":
                 prediction = predictor.predict_image(path, classes)
             else:
-                prediction = predictor.predict(path, classes, fps=fps if item.kind == "frames" else None,
-                                               progress=_progress_bar(path.name, args.quiet))
+                prediction = predictor.predict(
+                    path,
+                    classes,
+                    fps=fps if item.kind == "frames" else None,
+                    progress=_progress_bar(path.name, args.quiet),
+                )
         except (ValueError, OSError) as exc:  # typed errors, unreadable files: next video
             failures += 1
             print(f"emoclip: {safe_text(path)}: {terminal_message(exc)}", file=sys.stderr)
@@ -206,18 +284,25 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             if os.environ.get("EMOCLIP_DEBUG"):
                 raise
             failures += 1
-            print(f"emoclip: {safe_text(path)}: unexpected {type(exc).__name__}: {terminal_message(exc)}",
-                  file=sys.stderr)
+            print(
+                f"emoclip: {safe_text(path)}: unexpected {type(exc).__name__}: {terminal_message(exc)}",
+                file=sys.stderr,
+            )
             continue
         results.append(prediction)
         top = ", ".join(f"{safe_text(c)} {p:.2f}" for c, p in prediction.top_k(3))
         print(f"{safe_text(path)}: {safe_text(prediction.top)}  ({top})")
         if item.kind == "image":
             for n, face in enumerate(prediction.tracks, 1):
-                x, y, w, h = face.box
-                best = ", ".join(f"{safe_text(c)} {p:.2f}" for c, p in
-                                 sorted(face.probabilities.items(), key=lambda kv: -kv[1])[:3])
-                print(f"  face {n} at ({x:.0f}, {y:.0f}, {w:.0f}x{h:.0f}): {safe_text(face.top)}  ({best})")
+                where = ""  # still images' faces carry a box
+                if face.box is not None:
+                    x, y, w, h = face.box
+                    where = f" at ({x:.0f}, {y:.0f}, {w:.0f}x{h:.0f})"
+                best = ", ".join(
+                    f"{safe_text(c)} {p:.2f}"
+                    for c, p in sorted(face.probabilities.items(), key=lambda kv: -kv[1])[:3]
+                )
+                print(f"  face {n}{where}: {safe_text(face.top)}  ({best})")
         for warning in prediction.warnings:
             print(f"  warning: {safe_text(warning)}", file=sys.stderr)
     _write_outputs(results, args.json_out, args.csv_out)
@@ -228,7 +313,9 @@ def _interpretation(items: list, fps: float) -> str:
     """How a folder given on the command line was read, e.g. "48 numbered frames -> one clip at 25 fps"."""
     if len(items) == 1 and items[0].kind == "frames":
         return f"{items[0].frames} numbered frames -> one clip at {fps:g} fps"
-    counts = {kind: sum(item.kind == kind for item in items) for kind in ("video", "image", "frames")}
+    counts = {
+        kind: sum(item.kind == kind for item in items) for kind in ("video", "image", "frames")
+    }
     names = {"video": "video", "image": "image", "frames": "frame folder"}
     parts = [f"{n} {names[k]}{'s' if n != 1 else ''}" for k, n in counts.items() if n]
     if not parts:
@@ -244,7 +331,9 @@ def _write_outputs(results: list, json_out: str | None, csv_out: str | None) -> 
         data = results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results]
         write_text(json_out, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     if csv_out:
-        text = "".join(r.to_csv() if i == 0 else r.to_csv().split("\n", 1)[1] for i, r in enumerate(results))
+        text = "".join(
+            r.to_csv() if i == 0 else r.to_csv().split("\n", 1)[1] for i, r in enumerate(results)
+        )
         write_text(csv_out, text)
 
 
@@ -266,29 +355,62 @@ def _progress_bar(name: str, quiet: bool):
 
 
 def _add_batch_parser(sub) -> None:
-    batch = sub.add_parser("batch", help="analyse a large collection with Ray (pip install 'emoclip[scale]')",
-                           description="Analyse files, folders and manifests (CSV/Parquet/JSONL with a path "
-                           "column) on Ray; results stream to OUT/results and OUT/timeline as Parquet; "
-                           "re-running resumes.")
-    batch.add_argument("inputs", nargs="+", help="videos, images, frame folders, folders, manifests")
+    batch = sub.add_parser(
+        "batch",
+        help="analyse a large collection with Ray (pip install 'emoclip[scale]')",
+        description="Analyse files, folders and manifests (CSV/Parquet/JSONL with a path "
+        "column) on Ray; results stream to OUT/results and OUT/timeline as Parquet; "
+        "re-running resumes.",
+    )
+    batch.add_argument(
+        "inputs", nargs="+", help="videos, images, frame folders, folders, manifests"
+    )
     batch.add_argument("--out", required=True, help="results folder (re-running with it resumes)")
-    batch.add_argument("--model", default=None, help="registry name or a .safetensors path (default: best available)")
-    batch.add_argument("--classes", default=None, help="class-set YAML/JSON file or preset name (default: the model's)")
-    batch.add_argument("--weights-dir", action="append", default=[], help="extra folder with NAME.safetensors")
-    batch.add_argument("--fallback", choices=("center", "skip"), default="center", help="frames without a face")
-    batch.add_argument("--frame-fps", type=_positive(float), default=None,
-                       help="frame rate of frame folders (default: the model's sampling rate)")
-    batch.add_argument("--csv", dest="csv_out", default=None, help="also export one CSV row per input here")
-    batch.add_argument("--retry-errors", action="store_true", help="analyse inputs that failed before again")
+    batch.add_argument(
+        "--model",
+        default=None,
+        help="registry name or a .safetensors path (default: best available)",
+    )
+    batch.add_argument(
+        "--classes",
+        default=None,
+        help="class-set YAML/JSON file or preset name (default: the model's)",
+    )
+    batch.add_argument(
+        "--weights-dir", action="append", default=[], help="extra folder with NAME.safetensors"
+    )
+    batch.add_argument(
+        "--fallback", choices=("center", "skip"), default="center", help="frames without a face"
+    )
+    batch.add_argument(
+        "--frame-fps",
+        type=_positive(float),
+        default=None,
+        help="frame rate of frame folders (default: the model's sampling rate)",
+    )
+    batch.add_argument(
+        "--csv", dest="csv_out", default=None, help="also export one CSV row per input here"
+    )
+    batch.add_argument(
+        "--retry-errors", action="store_true", help="analyse inputs that failed before again"
+    )
     batch.add_argument("--quiet", action="store_true", help="no progress line")
     ray = batch.add_argument_group("Ray (default: a local Ray started and stopped for this run)")
-    ray.add_argument("--address", default=None, help="cluster: auto or ray://host:port (or set RAY_ADDRESS)")
-    ray.add_argument("--workers", type=_positive(int), default=None, help="actors holding the model "
-                     "(default: CPUs // --cpus-per-worker)")
+    ray.add_argument(
+        "--address", default=None, help="cluster: auto or ray://host:port (or set RAY_ADDRESS)"
+    )
+    ray.add_argument(
+        "--workers",
+        type=_positive(int),
+        default=None,
+        help="actors holding the model (default: CPUs // --cpus-per-worker)",
+    )
     ray.add_argument("--cpus-per-worker", type=_positive(float), default=1.0)
     ray.add_argument("--gpus-per-worker", type=float, default=0.0)
     ray.add_argument("--batch-size", type=_positive(int), default=1, help="inputs per actor call")
-    ray.add_argument("--num-cpus", type=_positive(int), default=None, help="CPUs of the local Ray (default: all)")
+    ray.add_argument(
+        "--num-cpus", type=_positive(int), default=None, help="CPUs of the local Ray (default: all)"
+    )
     batch.set_defaults(run=_cmd_batch)
 
 
@@ -296,17 +418,30 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     from importlib.util import find_spec
 
     if find_spec("ray") is None or find_spec("pyarrow") is None:
-        print("emoclip: error: emoclip batch needs Ray Data: pip install 'emoclip[scale]'", file=sys.stderr)
+        print(
+            "emoclip: error: emoclip batch needs Ray Data: pip install 'emoclip[scale]'",
+            file=sys.stderr,
+        )
         return 1
     from .batch import describe, export_csv, run_batch, terminal_progress
 
     summary = run_batch(
-        args.inputs, args.out, model=args.model, classes=_load_classes(args.classes),
-        weights_dirs=args.weights_dir, address=args.address, workers=args.workers,
-        cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
-        batch_size=args.batch_size, face_fallback=args.fallback, frame_fps=args.frame_fps,
-        retry_errors=args.retry_errors, num_cpus=args.num_cpus,
-        progress=None if args.quiet else terminal_progress())
+        args.inputs,
+        args.out,
+        model=args.model,
+        classes=_load_classes(args.classes),
+        weights_dirs=args.weights_dir,
+        address=args.address,
+        workers=args.workers,
+        cpus_per_worker=args.cpus_per_worker,
+        gpus_per_worker=args.gpus_per_worker,
+        batch_size=args.batch_size,
+        face_fallback=args.fallback,
+        frame_fps=args.frame_fps,
+        retry_errors=args.retry_errors,
+        num_cpus=args.num_cpus,
+        progress=None if args.quiet else terminal_progress(),
+    )
     if args.csv_out:
         export_csv(args.out, args.csv_out)
     print(safe_text(describe(summary)), file=sys.stderr)
@@ -318,8 +453,14 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
     from .convert import convert_checkpoint
 
-    out = convert_checkpoint(args.src, args.dst, config=args.config, text_tower=args.text_tower,
-                             cache_dir=args.cache_dir, dtype=torch.float16 if args.fp16 else None)
+    out = convert_checkpoint(
+        args.src,
+        args.dst,
+        config=args.config,
+        text_tower=args.text_tower,
+        cache_dir=args.cache_dir,
+        dtype=torch.float16 if args.fp16 else None,
+    )
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
 

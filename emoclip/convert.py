@@ -121,15 +121,19 @@ def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
             return "downstream"
     found = _describe_keys(keys)
     if any(k.startswith("temporal.blocks.") for k in keys):
-        hint = ("it looks like an EmoCLIP checkpoint already (temporal.blocks.*): "
-                "load it with emoclip.load_model")
+        hint = (
+            "it looks like an EmoCLIP checkpoint already (temporal.blocks.*): "
+            "load it with emoclip.load_model"
+        )
     elif "visual.conv1.weight" in keys and not any(k.startswith("temporal.") for k in keys):
         hint = "it looks like a plain CLIP state dict (no temporal module)"
     elif not has_authors_temporal:
         hint = "there are no temporal.temporal_transformer.layers.* keys"
     else:
-        hint = ("there is a temporal module but no CLIP visual tower "
-                "(backbone.visual.* or backbone.conv1.weight)")
+        hint = (
+            "there is a temporal module but no CLIP visual tower "
+            "(backbone.visual.* or backbone.conv1.weight)"
+        )
     raise CheckpointError(
         f"not an authors' EmoCLIP checkpoint: found {found}; {hint}. {_LAYOUT_HELP}"
     )
@@ -177,7 +181,7 @@ def _map_key(key: str, layout: str) -> str | None:
         return key
     if key.startswith("backbone."):
         if layout == "downstream":
-            return "backbone.visual." + key[len("backbone."):]
+            return "backbone.visual." + key[len("backbone.") :]
         return key
     return None
 
@@ -359,7 +363,7 @@ def read_clip_state(path: str | Path) -> dict[str, torch.Tensor]:
     """
     state = strip_ddp_prefix(read_state_dict(path))
     if any(k.startswith("backbone.") for k in state) and "positional_embedding" not in state:
-        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+        state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
     return {k: v for k, v in state.items() if k not in _CLIP_NON_WEIGHTS}
 
 
@@ -415,7 +419,7 @@ def complete_text_tower(
     """
     absent = []
     for key in needed:
-        src_key = key[len("backbone."):] if key.startswith("backbone.") else key
+        src_key = key[len("backbone.") :] if key.startswith("backbone.") else key
         if src_key in clip_state:
             state[key] = clip_state[src_key]
         else:
@@ -480,11 +484,18 @@ def convert_checkpoint(
     state = authors_to_emoclip(source, layout)
     dropped = dropped_keys(source, layout)
     if dropped:
-        log.warning("dropped %d tensors of the DownstreamTask classification head: %s",
-                    len(dropped), dropped)
+        log.warning(
+            "dropped %d tensors of the DownstreamTask classification head: %s",
+            len(dropped),
+            dropped,
+        )
     expected = expected_shapes(cfg)
-    provenance = {"converted_from": src.name, "source_sha256": file_sha256(src),
-                  "layout": layout, "dropped": dropped}
+    provenance = {
+        "converted_from": src.name,
+        "source_sha256": file_sha256(src),
+        "layout": layout,
+        "dropped": dropped,
+    }
     needed = _text_tower_needed(state, expected)
     if needed:
         clip_state, where = load_text_tower(cfg, text_tower, cache_dir=cache_dir)

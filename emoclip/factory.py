@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -63,7 +63,9 @@ class ModelSpec:
     rank: int
     description: str
     how_to_get: tuple[str, ...]
-    hub_repo: str | None = None  # Hub repo holding NAME.safetensors + NAME.json (None: only the env var)
+    hub_repo: str | None = (
+        None  # Hub repo holding NAME.safetensors + NAME.json (None: only the env var)
+    )
     hub_repo_env: str | None = None  # environment variable that overrides hub_repo
     hub_revision: str | None = None  # commit hash pinning hub_repo (None: "main", unpinned)
     hub_revision_env: str | None = None  # environment variable that overrides hub_revision
@@ -77,9 +79,13 @@ class ModelSpec:
         Raises:
             ValueError: the repo is not of the form ``owner/name``.
         """
-        repo = ((os.environ.get(self.hub_repo_env) or "").strip() if self.hub_repo_env else "") or self.hub_repo
+        repo = (
+            (os.environ.get(self.hub_repo_env) or "").strip() if self.hub_repo_env else ""
+        ) or self.hub_repo
         if repo and not _REPO_ID.fullmatch(repo):
-            raise ValueError(f"{self.hub_repo_env or 'hub_repo'}={repo!r} is not a Hub repo id (owner/name)")
+            raise ValueError(
+                f"{self.hub_repo_env or 'hub_repo'}={repo!r} is not a Hub repo id (owner/name)"
+            )
         return repo or None
 
     def revision(self) -> str | None:
@@ -109,7 +115,9 @@ REGISTRY: dict[str, ModelSpec] = {
     for spec in (
         # No default repo until this project publishes its own (issue #12 §4).
         ModelSpec(
-            "emoclip-vitb32", "paper", 0,
+            "emoclip-vitb32",
+            "paper",
+            0,
             "The paper's EmoCLIP (ViT-B/32 CLIP + temporal transformer) for real faces.",
             (
                 "convert the authors' released checkpoint: emoclip convert AUTHORS.pth weights/emoclip-vitb32.safetensors",
@@ -118,17 +126,24 @@ REGISTRY: dict[str, ModelSpec] = {
                 "or, from a Hugging Face repo you trust: EMOCLIP_HUB_REPO=owner/name EMOCLIP_HUB_REVISION=<commit hash>"
                 " (this project publishes none yet; the Hub must be reachable: unset HF_HUB_OFFLINE)",
             ),
-            hub_repo_env="EMOCLIP_HUB_REPO", hub_revision_env="EMOCLIP_HUB_REVISION"),
+            hub_repo_env="EMOCLIP_HUB_REPO",
+            hub_revision_env="EMOCLIP_HUB_REVISION",
+        ),
         ModelSpec(
-            "clip-vitb32", "baseline", 10,
+            "clip-vitb32",
+            "baseline",
+            10,
             "Plain CLIP ViT-B/32, frames averaged: the zero-shot baseline (no emotion training).",
             (
                 "connect to the Hugging Face Hub once (open_clip's pretrained weights are then cached)",
                 "or put clip-vitb32.safetensors + .json in ./weights (or EMOCLIP_WEIGHTS_DIR)",
             ),
-            backbone_only=True),
+            backbone_only=True,
+        ),
         ModelSpec(
-            "emoclip-synthetic-tiny", "toy", 20,
+            "emoclip-synthetic-tiny",
+            "toy",
+            20,
             "A tiny EmoCLIP trained on synthetic cartoon faces: shows the mechanism, not real faces.",
             (
                 "it ships in the repository's weights/ folder; run from the repository root or pass --weights-dir",
@@ -136,14 +151,36 @@ REGISTRY: dict[str, ModelSpec] = {
                 "or, from a Hugging Face repo you trust: EMOCLIP_TINY_HUB_REPO=owner/name"
                 " EMOCLIP_TINY_HUB_REVISION=<commit hash>",
             ),
-            hub_repo_env="EMOCLIP_TINY_HUB_REPO", hub_revision_env="EMOCLIP_TINY_HUB_REVISION"),
-        ModelSpec("test-emoclip-tiny", "test", 100, "Tiny EmoCLIP with random weights, for tests.",
-                  ("none needed: random initialisation",), random_init=True, listed=False),
-        ModelSpec("test-clip-tiny", "test", 101, "Tiny CLIP baseline with random weights, for tests.",
-                  ("none needed: random initialisation",), random_init=True, listed=False),
-        ModelSpec("test-emoclip-vitb32", "test", 102,
-                  "EmoCLIP at the paper's sizes with random weights, for tests.",
-                  ("none needed: random initialisation",), random_init=True, listed=False),
+            hub_repo_env="EMOCLIP_TINY_HUB_REPO",
+            hub_revision_env="EMOCLIP_TINY_HUB_REVISION",
+        ),
+        ModelSpec(
+            "test-emoclip-tiny",
+            "test",
+            100,
+            "Tiny EmoCLIP with random weights, for tests.",
+            ("none needed: random initialisation",),
+            random_init=True,
+            listed=False,
+        ),
+        ModelSpec(
+            "test-clip-tiny",
+            "test",
+            101,
+            "Tiny CLIP baseline with random weights, for tests.",
+            ("none needed: random initialisation",),
+            random_init=True,
+            listed=False,
+        ),
+        ModelSpec(
+            "test-emoclip-vitb32",
+            "test",
+            102,
+            "EmoCLIP at the paper's sizes with random weights, for tests.",
+            ("none needed: random initialisation",),
+            random_init=True,
+            listed=False,
+        ),
     )
 }
 
@@ -225,7 +262,9 @@ def best_available(
         if sources is not None:
             source = sources.get(name)
         else:
-            source = resolve(name, weights_dirs=weights_dirs, cache_dir=cache_dir, probe_network=probe_network)
+            source = resolve(
+                name, weights_dirs=weights_dirs, cache_dir=cache_dir, probe_network=probe_network
+            )
         if source is None or not source.available:
             continue
         if local_only and source.kind.endswith("download"):
@@ -276,7 +315,9 @@ def resolve(
     for folder in _weights_dirs(weights_dirs):
         path = folder / f"{name}.safetensors"
         if path.is_file():
-            return ModelSource(name, True, "local", str(path), summary, tuple(tried), path=str(path))
+            return ModelSource(
+                name, True, "local", str(path), summary, tuple(tried), path=str(path)
+            )
         tried.append(f"local file {path}: missing")
     try:
         repo = spec.repo()
@@ -286,28 +327,42 @@ def resolve(
     if repo:
         revision = spec.revision()
         location = hub_location(spec)
-        found = hub_download.cached_file(repo, f"{name}.safetensors", revision=revision, cache_dir=cache_dir)
-        if found is not None and hub_download.cached_file(repo, f"{name}.json", revision=revision, cache_dir=cache_dir):
-            return ModelSource(name, True, "hub-cache", location, summary, tuple(tried), path=str(found))
+        found = hub_download.cached_file(
+            repo, f"{name}.safetensors", revision=revision, cache_dir=cache_dir
+        )
+        if found is not None and hub_download.cached_file(
+            repo, f"{name}.json", revision=revision, cache_dir=cache_dir
+        ):
+            return ModelSource(
+                name, True, "hub-cache", location, summary, tuple(tried), path=str(found)
+            )
         if probe_network and hub_download.hub_online():
             return ModelSource(name, True, "hub-download", location, summary, tuple(tried))
         tried.append(f"{location}: not cached, Hub unreachable ({hub_download.offline_reason()})")
     elif spec.hub_repo_env and spec.kind == "paper":
-        tried.append(f"Hugging Face Hub: no repo configured (this project publishes none yet); set "
-                     f"{spec.hub_repo_env}=owner/name and {spec.hub_revision_env}=<commit hash>")
+        tried.append(
+            f"Hugging Face Hub: no repo configured (this project publishes none yet); set "
+            f"{spec.hub_repo_env}=owner/name and {spec.hub_revision_env}=<commit hash>"
+        )
     if spec.backbone_only:
         model_cfg = spec.config().model
         location = pretrained_location(model_cfg) or "open_clip"
         from open_clip import pretrained as oc_pretrained
 
-        pcfg = oc_pretrained.get_pretrained_cfg(model_cfg.backbone, model_cfg.backbone_pretrained or "")
+        pcfg = oc_pretrained.get_pretrained_cfg(
+            model_cfg.backbone, model_cfg.backbone_pretrained or ""
+        )
         if pcfg and hub_download.cached_open_clip_file(pcfg, cache_dir=cache_dir) is not None:
             return ModelSource(name, True, "open_clip-cache", location, summary, tuple(tried))
         if probe_network and hub_download.hub_online():
             return ModelSource(name, True, "open_clip-download", location, summary, tuple(tried))
-        tried.append(f"open_clip pretrained {location}: not cached, Hub unreachable ({hub_download.offline_reason()})")
+        tried.append(
+            f"open_clip pretrained {location}: not cached, Hub unreachable ({hub_download.offline_reason()})"
+        )
     if spec.random_init:
-        return ModelSource(name, True, "random", "random initialisation (test model)", summary, tuple(tried))
+        return ModelSource(
+            name, True, "random", "random initialisation (test model)", summary, tuple(tried)
+        )
     return ModelSource(name, False, "missing", "", summary, tuple(tried))
 
 
@@ -356,11 +411,13 @@ def load_model(
             raise WeightsNotFoundError(f"no weights file {path}")
         model = _from_checkpoint(path, cache_dir=cache_dir)
     else:
-        model = _from_registry(text, weights=weights, weights_dirs=weights_dirs, cache_dir=cache_dir)
+        model = _from_registry(
+            text, weights=weights, weights_dirs=weights_dirs, cache_dir=cache_dir
+        )
     return model.to(device).eval()
 
 
-def _from_registry(name: str, **kwargs) -> EmoCLIP:
+def _from_registry(name: str, **kwargs: Any) -> EmoCLIP:
     from . import hub_download
 
     source = resolve(name, **kwargs)
@@ -371,18 +428,28 @@ def _from_registry(name: str, **kwargs) -> EmoCLIP:
         return _from_checkpoint(Path(source.path), cache_dir=kwargs.get("cache_dir"))
     if source.kind in ("hub-cache", "hub-download"):
         if "(unpinned)" in source.location:
-            log.warning("%s: weights from %s, not pinned to a commit; set %s to a commit hash", name,
-                        spec.hub_label(), spec.hub_revision_env or "the revision")
+            log.warning(
+                "%s: weights from %s, not pinned to a commit; set %s to a commit hash",
+                name,
+                spec.hub_label(),
+                spec.hub_revision_env or "the revision",
+            )
         if source.kind == "hub-cache":
             path = Path(source.path)
         else:
             repo, revision = spec.repo(), spec.revision()
             assert repo is not None  # resolve() found one
-            side = hub_download.download_file(repo, f"{name}.json", revision=revision, cache_dir=kwargs.get("cache_dir"))
+            side = hub_download.download_file(
+                repo, f"{name}.json", revision=revision, cache_dir=kwargs.get("cache_dir")
+            )
             from .weights import read_config
 
-            read_config(Path(side).with_suffix(".safetensors"))  # bounds checked before the weights download
-            path = hub_download.download_file(repo, f"{name}.safetensors", revision=revision, cache_dir=kwargs.get("cache_dir"))
+            read_config(
+                Path(side).with_suffix(".safetensors")
+            )  # bounds checked before the weights download
+            path = hub_download.download_file(
+                repo, f"{name}.safetensors", revision=revision, cache_dir=kwargs.get("cache_dir")
+            )
         model = _from_checkpoint(path, cache_dir=kwargs.get("cache_dir"), require_sha256=True)
         model.source = f"{source.location} (sha256 verified)"
         return model
@@ -399,12 +466,16 @@ def _from_registry(name: str, **kwargs) -> EmoCLIP:
 def _load_backbone(model: EmoCLIP, state: dict[str, torch.Tensor]) -> None:
     missing, unexpected = model.backbone.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise CheckpointError(f"pretrained backbone does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise CheckpointError(
+            f"pretrained backbone does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     with torch.no_grad():
         model.logit_scale.copy_(model.backbone.logit_scale.detach().reshape(()))
 
 
-def _from_checkpoint(path: Path, *, cache_dir: str | Path | None = None, require_sha256: bool = False) -> EmoCLIP:
+def _from_checkpoint(
+    path: Path, *, cache_dir: str | Path | None = None, require_sha256: bool = False
+) -> EmoCLIP:
     """Build from the sidecar config (bounds-checked), then load tensors (sha256-verified, and
     required to be recorded with `require_sha256`); fill a frozen backbone from open_clip."""
     config, state = load_checkpoint(path, require_sha256=require_sha256)
@@ -415,11 +486,15 @@ def _from_checkpoint(path: Path, *, cache_dir: str | Path | None = None, require
     if unexpected:
         raise CheckpointError(f"{path.name} has tensors this architecture lacks: {unexpected[:5]}")
     if any(not k.startswith("backbone.") for k in missing):
-        raise CheckpointError(f"{path.name} lacks tensors: {[k for k in missing if not k.startswith('backbone.')][:5]}")
+        raise CheckpointError(
+            f"{path.name} lacks tensors: {[k for k in missing if not k.startswith('backbone.')][:5]}"
+        )
     for key, tensor in state.items():
         if tensor.shape != expected[key].shape:
-            raise CheckpointError(f"{path.name}: {key} has shape {tuple(tensor.shape)}, "
-                                  f"the config expects {tuple(expected[key].shape)}")
+            raise CheckpointError(
+                f"{path.name}: {key} has shape {tuple(tensor.shape)}, "
+                f"the config expects {tuple(expected[key].shape)}"
+            )
     if missing:  # a checkpoint of the trained parts only: the frozen backbone comes from open_clip
         model = EmoCLIP(config)  # built in memory (random weights, replaced by the copies below)
         logit_scale = state.get("logit_scale")
@@ -443,8 +518,12 @@ def _skeleton(config: EmoCLIPConfig) -> EmoCLIP:
         return EmoCLIP(config)
 
 
-def _assign_state(model: EmoCLIP, config: EmoCLIPConfig, state: dict[str, torch.Tensor],
-                  expected: dict[str, torch.Tensor]) -> EmoCLIP:
+def _assign_state(
+    model: EmoCLIP,
+    config: EmoCLIPConfig,
+    state: dict[str, torch.Tensor],
+    expected: dict[str, torch.Tensor],
+) -> EmoCLIP:
     """`model` holding the checkpoint's tensors themselves (``load_state_dict(assign=True)``).
 
     A safetensors file's tensors live in its private memory map, so the weights are not copied
@@ -453,14 +532,23 @@ def _assign_state(model: EmoCLIP, config: EmoCLIPConfig, state: dict[str, torch.
     (copied) to the model's. Non-persistent buffers a meta skeleton lacks (CLIP's causal text
     mask) are rebuilt; when one is not understood, the model is built in memory instead.
     """
-    state = {k: v if v.dtype == expected[k].dtype else v.to(expected[k].dtype) for k, v in state.items()}
+    state = {
+        k: v if v.dtype == expected[k].dtype else v.to(expected[k].dtype) for k, v in state.items()
+    }
     model.load_state_dict(state, strict=True, assign=True)
     for name, buf in list(model.named_buffers()):
         if buf.is_meta:
             owner_name, _, attr = name.rpartition(".")
             owner = model.get_submodule(owner_name)
-            if attr == "attn_mask" and buf.ndim == 2 and buf.shape[0] == buf.shape[1] and buf.is_floating_point():
-                mask = torch.full(tuple(buf.shape), float("-inf"), dtype=buf.dtype).triu_(1)  # CLIP's causal mask
+            if (
+                attr == "attn_mask"
+                and buf.ndim == 2
+                and buf.shape[0] == buf.shape[1]
+                and buf.is_floating_point()
+            ):
+                mask = torch.full(tuple(buf.shape), float("-inf"), dtype=buf.dtype).triu_(
+                    1
+                )  # CLIP's causal mask
                 owner.register_buffer(attr, mask, persistent=False)
             else:
                 model = EmoCLIP(config)

@@ -101,13 +101,17 @@ def download_file(
         raise FileNotFoundError(f"could not download {repo_id}/{filename}: {exc}") from exc
 
 
-def cached_open_clip_file(pcfg: dict[str, Any], *, cache_dir: str | Path | None = None) -> Path | None:
+def cached_open_clip_file(
+    pcfg: dict[str, Any], *, cache_dir: str | Path | None = None
+) -> Path | None:
     """Cached weights file of an open_clip pretrained config (safetensors preferred), or None."""
     hf_hub = pcfg.get("hf_hub") or ""
     if not hf_hub:
         return None
     repo_id, filename = os.path.split(hf_hub)  # "org/name/" (default file) or "org/name/file"
-    names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    names = (
+        [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    )
     if filename.endswith(".bin"):
         names.insert(0, filename[: -len(".bin")] + ".safetensors")
     for name in names:

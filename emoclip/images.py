@@ -20,10 +20,14 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .video import LimitError, SampledFrame, VideoDecodeError, image_kind
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -107,7 +111,7 @@ def is_image_file(path: str | os.PathLike[str]) -> bool:
     return image_kind(head) is not None
 
 
-def _open(p: Path):
+def _open(p: Path) -> PILImage:
     """Open `p` lazily with Pillow (header only) after the cheap checks."""
     from PIL import Image, UnidentifiedImageError
 
@@ -125,20 +129,27 @@ def _open(p: Path):
         raise ImageDecodeError(f"Image file is empty (0 bytes): '{p}'")
     kind = image_kind(head)
     if kind is not None and kind not in _READABLE_KINDS:
-        raise ImageDecodeError(f"'{p.name}' is a {kind} image; JPEG, PNG, WebP, BMP and TIFF are supported")
+        raise ImageDecodeError(
+            f"'{p.name}' is a {kind} image; JPEG, PNG, WebP, BMP and TIFF are supported"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # DecompressionBombWarning: our own limit decides
             return Image.open(p)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise ImageDecodeError(
-            f"Cannot read '{p.name}' as an image: not an image Pillow understands, or corrupt") from e
+            f"Cannot read '{p.name}' as an image: not an image Pillow understands, or corrupt"
+        ) from e
     except Image.DecompressionBombError as e:
         raise LimitError(f"'{p.name}' is too large to decode: {e}") from e
 
 
-def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-               max_side: int | None = None) -> StillImage:
+def read_image(
+    path: str | os.PathLike[str],
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_side: int | None = None,
+) -> StillImage:
     """Read one still image upright as RGB.
 
     Args:
@@ -165,9 +176,13 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT
         if width < 1 or height < 1:
             raise ImageDecodeError(f"'{p.name}' has no pixels ({width}x{height})")
         if max(width, height) > MAX_IMAGE_SIDE:
-            raise LimitError(f"the image is {width}x{height} pixels; sides up to {MAX_IMAGE_SIDE} pixels are accepted")
+            raise LimitError(
+                f"the image is {width}x{height} pixels; sides up to {MAX_IMAGE_SIDE} pixels are accepted"
+            )
         if max_pixels is not None and width * height > max_pixels:
-            raise LimitError(f"the image is {width}x{height}; the limit is {max_pixels / 1e6:.1f} megapixels")
+            raise LimitError(
+                f"the image is {width}x{height}; the limit is {max_pixels / 1e6:.1f} megapixels"
+            )
         fmt = im.format or "image"
         try:
             orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
@@ -186,11 +201,17 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT
     finally:
         im.close()
     array = _resize(array, max_side)
-    return StillImage(np.ascontiguousarray(array), fmt, int(array.shape[1]), int(array.shape[0]),
-                      orientation if orientation in range(1, 9) else 1, alpha)
+    return StillImage(
+        np.ascontiguousarray(array),
+        fmt,
+        int(array.shape[1]),
+        int(array.shape[0]),
+        orientation if orientation in range(1, 9) else 1,
+        alpha,
+    )
 
 
-def _to_rgb(im):
+def _to_rgb(im: PILImage) -> tuple[PILImage, bool]:
     """A Pillow image in any mode -> (RGB image, whether alpha was composited on white)."""
     from PIL import Image
 
@@ -207,7 +228,11 @@ def _to_rgb(im):
     if mode == "F":
         arr = np.asarray(im, dtype=np.float64)
         lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-        grey = np.zeros(arr.shape, np.uint8) if hi <= lo else ((arr - lo) / (hi - lo) * 255).astype(np.uint8)
+        grey = (
+            np.zeros(arr.shape, np.uint8)
+            if hi <= lo
+            else ((arr - lo) / (hi - lo) * 255).astype(np.uint8)
+        )
         return Image.fromarray(np.repeat(grey[..., None], 3, axis=2), "RGB"), False
     if mode in ("RGBA", "LA", "RGBa", "La", "PA"):
         rgba = im.convert("RGBA")
@@ -225,7 +250,9 @@ def _resize(image: np.ndarray, max_side: int | None) -> np.ndarray:
     import cv2
 
     scale = max_side / max(h, w)
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(
+        image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+    )
 
 
 def image_from_array(image: np.ndarray) -> StillImage:
@@ -235,7 +262,11 @@ def image_from_array(image: np.ndarray) -> StillImage:
         ImageDecodeError: Another shape or dtype, or no pixels.
     """
     arr = np.asarray(image)
-    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+    if (
+        arr.dtype != np.uint8
+        or arr.ndim not in (2, 3)
+        or (arr.ndim == 3 and arr.shape[2] not in (3, 4))
+    ):
         raise ImageDecodeError(f"an image must be (H, W, 3) uint8 RGB, got {arr.shape} {arr.dtype}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ImageDecodeError(f"the image has no pixels: shape {arr.shape}")
@@ -245,7 +276,9 @@ def image_from_array(image: np.ndarray) -> StillImage:
     elif alpha:
         a = arr[..., 3:4].astype(np.float32) / 255.0
         arr = (arr[..., :3] * a + 255.0 * (1.0 - a) + 0.5).astype(np.uint8)
-    return StillImage(np.ascontiguousarray(arr), "array", int(arr.shape[1]), int(arr.shape[0]), 1, alpha)
+    return StillImage(
+        np.ascontiguousarray(arr), "array", int(arr.shape[1]), int(arr.shape[0]), 1, alpha
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,9 +328,15 @@ def frame_folder(path: str | os.PathLike[str], *, min_frames: int = 2) -> FrameF
     return FrameFolder(p, tuple(q for _, q in numbered), tuple(numbers))
 
 
-def iter_frame_folder(folder: FrameFolder, fps: float, sample_fps: float, *,
-                      max_frames: int | None = None, max_side: int | None = None,
-                      max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[SampledFrame]:
+def iter_frame_folder(
+    folder: FrameFolder,
+    fps: float,
+    sample_fps: float,
+    *,
+    max_frames: int | None = None,
+    max_side: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> Iterator[SampledFrame]:
     """Read a frame folder as a clip at `fps`, sampled at `sample_fps` like a video.
 
     Frame k (in number order) is at time ``k / fps``; every frame is kept when ``fps <=
@@ -323,11 +362,19 @@ def iter_frame_folder(folder: FrameFolder, fps: float, sample_fps: float, *,
     for name, value in (("fps", fps), ("sample_fps", sample_fps)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return _iter_frame_folder(folder.frames, float(fps), float(sample_fps), max_frames, max_side, max_pixels)
+    return _iter_frame_folder(
+        folder.frames, float(fps), float(sample_fps), max_frames, max_side, max_pixels
+    )
 
 
-def _iter_frame_folder(frames: Sequence[Path], fps: float, sample_fps: float, max_frames: int | None,
-                       max_side: int | None, max_pixels: int | None) -> Iterator[SampledFrame]:
+def _iter_frame_folder(
+    frames: Sequence[Path],
+    fps: float,
+    sample_fps: float,
+    max_frames: int | None,
+    max_side: int | None,
+    max_pixels: int | None,
+) -> Iterator[SampledFrame]:
     period = 1.0 / sample_fps
     take_all = fps <= sample_fps
     next_target, sampled = 0.0, 0

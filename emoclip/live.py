@@ -70,8 +70,9 @@ class LiveWindow:
             return None
         return predictor.pool(torch.stack(list(self._embeddings)))
 
-    def probabilities(self, predictor: EmotionPredictor,
-                      classes: ClassSet | None = None) -> np.ndarray | None:
+    def probabilities(
+        self, predictor: EmotionPredictor, classes: ClassSet | None = None
+    ) -> np.ndarray | None:
         """(C,) float32 probabilities of the window against `classes` (default: the model's own),
         in ``classes.names`` order; None when the window is empty."""
         video = self.embedding(predictor)

@@ -6,6 +6,7 @@ Pure tensors in, tensors out: no disk, no network (loading lives in `emoclip.fac
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,12 @@ class EmoCLIP(nn.Module):
         logit_scale: log of the softmax temperature's inverse, as in CLIP (``exp`` gives ~100).
     """
 
+    # Declared for type checkers (nn.Module.__getattr__ is typed `Tensor | Module`). The open_clip
+    # CLIP is read by submodule name (``visual``, ``transformer``, ``text_projection`` ...): Any.
+    backbone: Any
+    temporal: TemporalTransformer | None
+    logit_scale: nn.Parameter
+
     def __init__(self, config: EmoCLIPConfig) -> None:
         """Build the architecture of `config` (random weights).
 
@@ -40,7 +47,11 @@ class EmoCLIP(nn.Module):
         self.backbone = create_backbone(config.model)
         dim = self.embed_dim
         mc = config.model
-        self.temporal = TemporalTransformer(dim, mc.temporal) if mc.pooling == "cls" else None
+        self.temporal = None
+        if mc.pooling == "cls":
+            if mc.temporal is None:  # ModelConfig already refuses this; say so if it was bypassed
+                raise ValueError("pooling 'cls' needs a temporal config")
+            self.temporal = TemporalTransformer(dim, mc.temporal)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         self.source = "random initialisation"  # set by the loader: where the weights came from
 
@@ -127,7 +138,9 @@ class EmoCLIP(nn.Module):
                 return trimmed
         return self.backbone.encode_text(tokens, normalize=normalize)
 
-    def forward(self, frames: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, frames: torch.Tensor, tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Contrastive logits.
 
         Args:
@@ -149,7 +162,7 @@ class EmoCLIP(nn.Module):
 # `emoclip.inference.fast_paths`.
 
 
-def _encode_text_trimmed(clip: nn.Module, tokens: torch.Tensor, normalize: bool) -> torch.Tensor | None:
+def _encode_text_trimmed(clip: Any, tokens: torch.Tensor, normalize: bool) -> torch.Tensor | None:
     """CLIP ``encode_text`` on only the positions up to the last end-of-text token of the batch.
 
     With CLIP's causal mask the feature pooled at the end-of-text token never sees the padding
@@ -161,7 +174,10 @@ def _encode_text_trimmed(clip: nn.Module, tokens: torch.Tensor, normalize: bool)
     mask = getattr(clip, "attn_mask", None)
     if pool not in ("argmax", "eos") or mask is None or tokens.ndim != 2 or tokens.shape[0] == 0:
         return None
-    if not all(hasattr(clip, a) for a in ("token_embedding", "positional_embedding", "transformer", "ln_final")):
+    if not all(
+        hasattr(clip, a)
+        for a in ("token_embedding", "positional_embedding", "transformer", "ln_final")
+    ):
         return None
     if pool == "argmax":
         idx = tokens.argmax(dim=-1)

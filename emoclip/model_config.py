@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 MAX_SIDECAR_BYTES = 4 << 20  # a JSON sidecar larger than this is refused unread
-MAX_PARAMETERS = 3_000_000_000  # ~12 GB in fp32: EVA/ViT-bigG-sized CLIPs fit, a hostile "100 GB" does not
+MAX_PARAMETERS = (
+    3_000_000_000  # ~12 GB in fp32: EVA/ViT-bigG-sized CLIPs fit, a hostile "100 GB" does not
+)
 # Per-field caps (`EmoCLIPConfig.check_bounds`); every shipped model is far below them.
 BOUNDS = {
     "width": 8192,  # transformer / ResNet widths, embed_dim
@@ -56,8 +58,12 @@ class ModelConfig:
 
     backbone: str = "ViT-B-32-quickgelu"  # open_clip architecture name
     backbone_config: dict[str, Any] | None = None  # inline open_clip config; overrides `backbone`
-    backbone_pretrained: str | None = "openai"  # open_clip tag that supplies missing backbone weights
-    pooling: str = "cls"  # "cls": temporal transformer, CLS output; "mean": mean of frame embeddings
+    backbone_pretrained: str | None = (
+        "openai"  # open_clip tag that supplies missing backbone weights
+    )
+    pooling: str = (
+        "cls"  # "cls": temporal transformer, CLS output; "mean": mean of frame embeddings
+    )
     temporal: TemporalConfig | None = field(default_factory=TemporalConfig)
 
     def __post_init__(self) -> None:
@@ -91,8 +97,12 @@ class EmoCLIPConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     summary: str = ""  # one line: what the model is and what it is good for
     default_classes: str = "mafw-11"  # class-set preset the model is meant to be used with
-    classes: dict[str, Any] | None = None  # an inline class set (ClassSet.to_dict()); wins over the preset
-    provenance: dict[str, Any] = field(default_factory=dict)  # source, data, licence, metrics, command
+    classes: dict[str, Any] | None = (
+        None  # an inline class set (ClassSet.to_dict()); wins over the preset
+    )
+    provenance: dict[str, Any] = field(
+        default_factory=dict
+    )  # source, data, licence, metrics, command
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -104,7 +114,9 @@ class EmoCLIPConfig:
         data = dict(data)
         model = dict(data.get("model") or {})
         temporal = model.get("temporal")
-        model["temporal"] = None if temporal is None else TemporalConfig(**_known(TemporalConfig, temporal))
+        model["temporal"] = (
+            None if temporal is None else TemporalConfig(**_known(TemporalConfig, temporal))
+        )
         pre = _known(PreprocessConfig, data.get("preprocess") or {})
         for key in ("mean", "std"):
             if key in pre:
@@ -152,13 +164,19 @@ class EmoCLIPConfig:
             mlp = _bounded("temporal.mlp_dim", t.mlp_dim, BOUNDS["mlp"])
             positions = _bounded("temporal.max_positions", t.max_positions, BOUNDS["max_positions"])
             if self.model.pooling == "cls" and pre.num_frames >= positions:
-                raise ValueError(f"preprocess.num_frames {pre.num_frames} needs temporal.max_positions > "
-                                 f"{pre.num_frames}, got {positions}")
+                raise ValueError(
+                    f"preprocess.num_frames {pre.num_frames} needs temporal.max_positions > "
+                    f"{pre.num_frames}, got {positions}"
+                )
             inner = heads * head_dim
-            total += depth * (4 * inner * embed + 2 * mlp * embed + 6 * embed) + (positions + 1) * embed
+            total += (
+                depth * (4 * inner * embed + 2 * mlp * embed + 6 * embed) + (positions + 1) * embed
+            )
         if total > MAX_PARAMETERS:
-            raise ValueError(f"the architecture of {self.name!r} has about {total / 1e9:.1f} G parameters "
-                             f"(~{4 * total / 1e9:.0f} GB in fp32); at most {MAX_PARAMETERS / 1e9:.0f} G are built")
+            raise ValueError(
+                f"the architecture of {self.name!r} has about {total / 1e9:.1f} G parameters "
+                f"(~{4 * total / 1e9:.0f} GB in fp32); at most {MAX_PARAMETERS / 1e9:.0f} G are built"
+            )
         return total
 
     def replace(self, **changes: Any) -> EmoCLIPConfig:
@@ -182,7 +200,9 @@ class EmoCLIPConfig:
         path = Path(path)
         size = path.stat().st_size
         if size > MAX_SIDECAR_BYTES:
-            raise ValueError(f"{path.name} is {size} bytes; a model config is at most {MAX_SIDECAR_BYTES}")
+            raise ValueError(
+                f"{path.name} is {size} bytes; a model config is at most {MAX_SIDECAR_BYTES}"
+            )
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict):
             raise ValueError(f"{path.name} does not hold a JSON object")
@@ -235,24 +255,43 @@ def _vision_parameters(cfg: dict[str, Any], embed: int) -> int:
     depth = _bounded("vision_cfg.layers", layers, BOUNDS["layers"])
     patch = _bounded("vision_cfg.patch_size", cfg.get("patch_size", 16), size)
     ratio = cfg.get("mlp_ratio", 4.0)
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= BOUNDS["mlp_ratio"]:
-        raise ValueError(f"vision_cfg.mlp_ratio = {ratio!r} is out of bounds (0, {BOUNDS['mlp_ratio']}]")
+    if (
+        isinstance(ratio, bool)
+        or not isinstance(ratio, (int, float))
+        or not 0 < ratio <= BOUNDS["mlp_ratio"]
+    ):
+        raise ValueError(
+            f"vision_cfg.mlp_ratio = {ratio!r} is out of bounds (0, {BOUNDS['mlp_ratio']}]"
+        )
     _bounded("vision_cfg.head_width", cfg.get("head_width", 64), BOUNDS["width"])
     tokens = (size // patch) ** 2 + 1
-    return int(depth * (4 + 2 * ratio) * width ** 2 + 3 * patch * patch * width + tokens * width + width * embed)
+    return int(
+        depth * (4 + 2 * ratio) * width**2
+        + 3 * patch * patch * width
+        + tokens * width
+        + width * embed
+    )
 
 
 def _text_parameters(cfg: dict[str, Any], embed: int) -> int:
     """Estimated parameters of an open_clip text tower."""
-    context = _bounded("text_cfg.context_length", cfg.get("context_length", 77), BOUNDS["context_length"])
+    context = _bounded(
+        "text_cfg.context_length", cfg.get("context_length", 77), BOUNDS["context_length"]
+    )
     vocab = _bounded("text_cfg.vocab_size", cfg.get("vocab_size", 49408), BOUNDS["vocab_size"])
     width = _bounded("text_cfg.width", cfg.get("width", 512), BOUNDS["width"])
     _bounded("text_cfg.heads", cfg.get("heads", 8), BOUNDS["heads"])
     depth = _bounded("text_cfg.layers", cfg.get("layers", 12), BOUNDS["layers"])
     ratio = cfg.get("mlp_ratio", 4.0)
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= BOUNDS["mlp_ratio"]:
-        raise ValueError(f"text_cfg.mlp_ratio = {ratio!r} is out of bounds (0, {BOUNDS['mlp_ratio']}]")
-    return int(depth * (4 + 2 * ratio) * width ** 2 + (vocab + context) * width + width * embed)
+    if (
+        isinstance(ratio, bool)
+        or not isinstance(ratio, (int, float))
+        or not 0 < ratio <= BOUNDS["mlp_ratio"]
+    ):
+        raise ValueError(
+            f"text_cfg.mlp_ratio = {ratio!r} is out of bounds (0, {BOUNDS['mlp_ratio']}]"
+        )
+    return int(depth * (4 + 2 * ratio) * width**2 + (vocab + context) * width + width * embed)
 
 
 def _known(kind: type, values: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,9 @@ def to_tensor(images: np.ndarray | Sequence[np.ndarray], config: PreprocessConfi
     Returns:
         (N, 3, S, S) float32 tensor, ``(x / 255 - mean) / std``.
     """
-    batch = np.ascontiguousarray(np.stack(list(images)) if not isinstance(images, np.ndarray) else images)
+    batch = np.ascontiguousarray(
+        np.stack(list(images)) if not isinstance(images, np.ndarray) else images
+    )
     if batch.ndim != 4 or batch.shape[-1] != 3:
         raise ValueError(f"expected (N, S, S, 3) RGB crops, got shape {batch.shape}")
     size = config.image_size

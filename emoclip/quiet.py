@@ -129,7 +129,12 @@ def silence_native_stderr() -> bool:
         old = sys.stderr
         encoding = getattr(old, "encoding", None) or "utf-8"
         errors = getattr(old, "errors", None) or "backslashreplace"
-        sys.stderr = io.TextIOWrapper(io.FileIO(copy, "w", closefd=True), encoding=encoding,
-                                      errors=errors, line_buffering=True, write_through=True)
+        sys.stderr = io.TextIOWrapper(
+            io.FileIO(copy, "w", closefd=True),
+            encoding=encoding,
+            errors=errors,
+            line_buffering=True,
+            write_through=True,
+        )
         _silenced = True
     return True

@@ -120,17 +120,30 @@ class Prediction:
             "top": self.top,
             "probabilities": _floats(self.probabilities),
             "timeline": [
-                {"start": _f(s), "end": _f(e), "probabilities": dict(zip(self.classes, map(_f, row)))}
-                for s, e, row in zip(self.timeline.starts, self.timeline.ends, self.timeline.probabilities)
+                {
+                    "start": _f(s),
+                    "end": _f(e),
+                    "probabilities": dict(zip(self.classes, map(_f, row))),
+                }
+                for s, e, row in zip(
+                    self.timeline.starts, self.timeline.ends, self.timeline.probabilities
+                )
             ],
             "tracks": [
-                {"track_id": t.track_id, "primary": t.primary, "num_frames": t.num_frames,
-                 "start": _f(t.start), "end": _f(t.end), "top": t.top,
-                 "probabilities": _floats(t.probabilities)}
+                {
+                    "track_id": t.track_id,
+                    "primary": t.primary,
+                    "num_frames": t.num_frames,
+                    "start": _f(t.start),
+                    "end": _f(t.end),
+                    "top": t.top,
+                    "probabilities": _floats(t.probabilities),
+                }
                 | ({"box": [_f(v) for v in t.box]} if t.box is not None else {})
                 for t in self.tracks
             ],
-            "faces": self.faces.__dict__ | {"no_face_times": [_f(x) for x in self.faces.no_face_times]},
+            "faces": self.faces.__dict__
+            | {"no_face_times": [_f(x) for x in self.faces.no_face_times]},
             "embedding": [_f(x) for x in self.embedding],
             "timings": _floats(self.timings),
             "warnings": list(self.warnings),
@@ -148,11 +161,16 @@ class Prediction:
         name = self.video.get("name", "")
         duration = self.video.get("duration", 0.0)
         rows = [_row(name, "clip", "", 0.0, duration, c, p) for c, p in self.probabilities.items()]
-        for s, e, probs in zip(self.timeline.starts, self.timeline.ends, self.timeline.probabilities):
+        for s, e, probs in zip(
+            self.timeline.starts, self.timeline.ends, self.timeline.probabilities
+        ):
             rows += [_row(name, "window", "", s, e, c, p) for c, p in zip(self.classes, probs)]
         for t in self.tracks:
             box = "" if t.box is None else " ".join(f"{v:.1f}" for v in t.box)
-            rows += [_row(name, "track", t.track_id, t.start, t.end, c, p, box) for c, p in t.probabilities.items()]
+            rows += [
+                _row(name, "track", t.track_id, t.start, t.end, c, p, box)
+                for c, p in t.probabilities.items()
+            ]
         return rows
 
     def to_csv(self, path: str | Path | None = None) -> str:
@@ -161,8 +179,9 @@ class Prediction:
         writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
         # The writer quotes fields holding its line terminator "\n" but not a lone "\r", which
         # readers take as a line break; rows with one are written with every field quoted.
-        quoted = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n",
-                                quoting=csv.QUOTE_ALL)
+        quoted = csv.DictWriter(
+            buf, fieldnames=CSV_COLUMNS, lineterminator="\n", quoting=csv.QUOTE_ALL
+        )
         writer.writeheader()
         for row in self.csv_rows():
             has_cr = any(isinstance(v, str) and "\r" in v for v in row.values())
@@ -186,7 +205,16 @@ def _floats(d: dict[str, Any]) -> dict[str, float]:
     return {k: _f(v) for k, v in d.items()}
 
 
-def _row(video: str, scope: str, track: Any, start: float, end: float, cls: str, p: float,
-         box: str = "") -> dict[str, Any]:
-    return {"video": video, "scope": scope, "track": track, "start": round(float(start), 3),
-            "end": round(float(end), 3), "class": cls, "probability": _f(p), "box": box}
+def _row(
+    video: str, scope: str, track: Any, start: float, end: float, cls: str, p: float, box: str = ""
+) -> dict[str, Any]:
+    return {
+        "video": video,
+        "scope": scope,
+        "track": track,
+        "start": round(float(start), 3),
+        "end": round(float(end), 3),
+        "class": cls,
+        "probability": _f(p),
+        "box": box,
+    }

@@ -25,7 +25,9 @@ class TemporalAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape  # (B, N, dim)
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, N, head_dim), scale head_dim^-0.5
+        out = F.scaled_dot_product_attention(
+            q, k, v
+        )  # (B, heads, N, head_dim), scale head_dim^-0.5
         return self.proj(out.transpose(1, 2).reshape(b, n, self.heads * self.head_dim))
 
 

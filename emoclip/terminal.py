@@ -16,7 +16,9 @@ def safe_text(value: object, keep: str = "") -> str:
     if text.isprintable():
         return text
     return "".join(
-        char.encode("unicode_escape").decode("ascii") if char not in keep and _unsafe_char(char) else char
+        char.encode("unicode_escape").decode("ascii")
+        if char not in keep and _unsafe_char(char)
+        else char
         for char in text
     )
 

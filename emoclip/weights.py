@@ -90,7 +90,9 @@ def read_config(weights_path: str | Path) -> EmoCLIPConfig:
     try:
         config.check_bounds()
     except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"{side.name} asks for an architecture out of bounds, refused: {exc}") from exc
+        raise CheckpointError(
+            f"{side.name} asks for an architecture out of bounds, refused: {exc}"
+        ) from exc
     return config
 
 
@@ -118,11 +120,15 @@ def load_checkpoint(
     if verify or require_sha256:
         expected = json.loads(sidecar_path(path).read_text(encoding="utf-8")).get("sha256")
         if require_sha256 and not (isinstance(expected, str) and len(expected) == 64):
-            raise CheckpointError(f"{sidecar_path(path).name} records no sha256 of {path.name}: weights from the "
-                                  "Hub are loaded only when their sidecar carries one to verify")
+            raise CheckpointError(
+                f"{sidecar_path(path).name} records no sha256 of {path.name}: weights from the "
+                "Hub are loaded only when their sidecar carries one to verify"
+            )
         if expected and file_sha256(path) != expected:
-            raise CheckpointError(f"{path} does not match the sha256 in {sidecar_path(path).name}: "
-                                  "the file is corrupt or was replaced; download or export it again")
+            raise CheckpointError(
+                f"{path} does not match the sha256 in {sidecar_path(path).name}: "
+                "the file is corrupt or was replaced; download or export it again"
+            )
     return config, read_state_dict(path)
 
 

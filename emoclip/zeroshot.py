@@ -93,7 +93,9 @@ class TextEmbeddingCache:
         return self.model.encode_text(tokens, normalize=True).float().cpu()
 
 
-def compound_embedding(embeddings: torch.Tensor, weights: Sequence[float] | None = None) -> torch.Tensor:
+def compound_embedding(
+    embeddings: torch.Tensor, weights: Sequence[float] | None = None
+) -> torch.Tensor:
     """Embedding of a compound emotion from its parts.
 
     Args:
@@ -108,7 +110,11 @@ def compound_embedding(embeddings: torch.Tensor, weights: Sequence[float] | None
         w = torch.full((parts.shape[0],), 1.0 / parts.shape[0])
     else:
         w = torch.as_tensor(list(weights), dtype=torch.float32)
-        if w.shape != (parts.shape[0],) or not bool((w > 0).all()) or not bool(torch.isfinite(w).all()):
+        if (
+            w.shape != (parts.shape[0],)
+            or not bool((w > 0).all())
+            or not bool(torch.isfinite(w).all())
+        ):
             raise ValueError("compound weights must be one positive finite number per part")
         w = w / w.sum()
     return F.normalize((w[:, None] * parts).sum(0), dim=-1)
@@ -133,7 +139,9 @@ def class_embeddings(class_set: ClassSet, cache: TextEmbeddingCache) -> torch.Te
     return torch.stack(rows)
 
 
-def probabilities(video: torch.Tensor, classes: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
+def probabilities(
+    video: torch.Tensor, classes: torch.Tensor, logit_scale: torch.Tensor | float
+) -> torch.Tensor:
     """Zero-shot class probabilities.
 
     Args:

@@ -64,8 +64,9 @@ def build_demo(delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
 def launch_options() -> dict[str, Any]:
     """Arguments for `demo.launch` (upload limit, session-state bound, example clips readable)."""
     return dict(
-        max_file_size=(None if settings.MAX_UPLOAD_MB is None
-                       else f"{int(settings.MAX_UPLOAD_MB)}mb"),
+        max_file_size=(
+            None if settings.MAX_UPLOAD_MB is None else f"{int(settings.MAX_UPLOAD_MB)}mb"
+        ),
         state_session_capacity=settings.MAX_SESSIONS,
         allowed_paths=[str(settings.ASSETS)],
         css=css(),
@@ -91,8 +92,9 @@ def main(argv: list[str] | None = None, demo: gr.Blocks | None = None) -> None:
         silence_native_stderr()
     demo = demo or build_demo()
     models.MODELS.start()  # discover and load models in the background; the page serves meanwhile
-    _, url, _ = demo.queue(**settings.QUEUE).launch(quiet=not verbose, prevent_thread_lock=True,
-                                                    **launch_options())
+    _, url, _ = demo.queue(**settings.QUEUE).launch(
+        quiet=not verbose, prevent_thread_lock=True, **launch_options()
+    )
     if not verbose:  # gradio printed nothing: the one line a user needs
         print(f"* Running on local URL:  {str(url).rstrip('/')}", flush=True)
     demo.block_thread()

@@ -18,7 +18,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from emoclip.results import Prediction
 
 
-
 def _colours(names: Sequence[str]) -> dict[str, str]:
     """The latent explorer's colours, so a class has one colour in every plot of the app."""
     from emoclip.explore import label_colours
@@ -46,17 +45,24 @@ def bars_figure(probabilities: dict[str, float], compounds: Sequence[str] = ()) 
 
     items = sorted(probabilities.items(), key=lambda kv: kv[1])
     comp = set(compounds)
-    fig = go.Figure(go.Bar(
-        x=[p for _, p in items],
-        y=[plot_text(n) for n, _ in items],
-        orientation="h",
-        marker_color=["#F58518" if n in comp else "#4C78A8" for n, _ in items],
-        text=[f"{p:.1%}" for _, p in items],
-        textposition="outside",
-        hovertemplate="%{y}: %{x:.1%}<extra></extra>",
-    ))
-    fig = _layout(fig, title="Probabilities (orange: compounds)",
-                  height=max(220, 26 * len(items) + 80), xaxis="probability", yaxis="")
+    fig = go.Figure(
+        go.Bar(
+            x=[p for _, p in items],
+            y=[plot_text(n) for n, _ in items],
+            orientation="h",
+            marker_color=["#F58518" if n in comp else "#4C78A8" for n, _ in items],
+            text=[f"{p:.1%}" for _, p in items],
+            textposition="outside",
+            hovertemplate="%{y}: %{x:.1%}<extra></extra>",
+        )
+    )
+    fig = _layout(
+        fig,
+        title="Probabilities (orange: compounds)",
+        height=max(220, 26 * len(items) + 80),
+        xaxis="probability",
+        yaxis="",
+    )
     fig.update_layout(hovermode="closest", showlegend=False)
     fig.update_xaxes(range=[0, min(1.0, max(p for _, p in items) * 1.25 + 0.02)], tickformat=".0%")
     return fig
@@ -73,23 +79,38 @@ def timeline_figure(prediction: Prediction, compounds: Sequence[str] = ()) -> go
     fig = go.Figure()
     centers = tl.centers if len(tl) else np.zeros(0)
     for j, name in enumerate(names):
-        fig.add_trace(go.Scatter(
-            x=centers, y=tl.probabilities[:, j] if len(tl) else [],
-            mode="lines+markers" if len(tl) < 3 else "lines",
-            name=plot_text(name),
-            line=dict(color=colours[name], width=3.5 if name == top else 1.6,
-                      dash="dash" if name in compounds else "solid"),
-            hovertemplate="%{y:.1%}",
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=centers,
+                y=tl.probabilities[:, j] if len(tl) else [],
+                mode="lines+markers" if len(tl) < 3 else "lines",
+                name=plot_text(name),
+                line=dict(
+                    color=colours[name],
+                    width=3.5 if name == top else 1.6,
+                    dash="dash" if name in compounds else "solid",
+                ),
+                hovertemplate="%{y:.1%}",
+            )
+        )
     if prediction.faces.no_face_times:
-        fig.add_trace(go.Scatter(
-            x=prediction.faces.no_face_times, y=[0.0] * len(prediction.faces.no_face_times),
-            mode="markers", name="no face",
-            marker=dict(symbol="line-ns-open", size=12, color="#888"),
-            hovertemplate="no face at %{x:.1f} s<extra></extra>",
-        ))
-    fig = _layout(fig, title=f"Timeline ({len(tl)} windows)", height=340,
-                  xaxis="time (s): window centre", yaxis="probability")
+        fig.add_trace(
+            go.Scatter(
+                x=prediction.faces.no_face_times,
+                y=[0.0] * len(prediction.faces.no_face_times),
+                mode="markers",
+                name="no face",
+                marker=dict(symbol="line-ns-open", size=12, color="#888"),
+                hovertemplate="no face at %{x:.1f} s<extra></extra>",
+            )
+        )
+    fig = _layout(
+        fig,
+        title=f"Timeline ({len(tl)} windows)",
+        height=340,
+        xaxis="time (s): window centre",
+        yaxis="probability",
+    )
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
     return fig
 
@@ -100,23 +121,42 @@ def live_figure(times: Sequence[float], probs: np.ndarray, names: Sequence[str])
 
     colours = _colours(names)
     fig = go.Figure()
-    arr = np.asarray(probs).reshape(len(times), len(names)) if len(times) else \
-        np.zeros((0, len(names)))
+    arr = (
+        np.asarray(probs).reshape(len(times), len(names))
+        if len(times)
+        else np.zeros((0, len(names)))
+    )
     for j, name in enumerate(names):
-        fig.add_trace(go.Scatter(x=list(times), y=arr[:, j], mode="lines", name=plot_text(name),
-                                 line=dict(color=colours[name], width=2), hovertemplate="%{y:.1%}"))
-    fig = _layout(fig, title="Live timeline", height=340, xaxis="seconds since start",
-                  yaxis="probability")
+        fig.add_trace(
+            go.Scatter(
+                x=list(times),
+                y=arr[:, j],
+                mode="lines",
+                name=plot_text(name),
+                line=dict(color=colours[name], width=2),
+                hovertemplate="%{y:.1%}",
+            )
+        )
+    fig = _layout(
+        fig, title="Live timeline", height=340, xaxis="seconds since start", yaxis="probability"
+    )
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
     return fig
 
 
-FACE_COLOURS = ((230, 57, 70), (29, 120, 200), (42, 157, 80), (240, 160, 30), (140, 80, 200),
-                (20, 170, 170))
+FACE_COLOURS = (
+    (230, 57, 70),
+    (29, 120, 200),
+    (42, 157, 80),
+    (240, 160, 30),
+    (140, 80, 200),
+    (20, 170, 170),
+)
 
 
-def draw_faces(image: np.ndarray, boxes: Sequence[tuple[float, float, float, float]],
-               max_side: int = 1280) -> np.ndarray:
+def draw_faces(
+    image: np.ndarray, boxes: Sequence[tuple[float, float, float, float]], max_side: int = 1280
+) -> np.ndarray:
     """The photo with a numbered box per face (1 = the largest), downsized to `max_side`.
 
     Args:
@@ -130,8 +170,15 @@ def draw_faces(image: np.ndarray, boxes: Sequence[tuple[float, float, float, flo
 
     h, w = image.shape[:2]
     scale = min(1.0, max_side / max(h, w))
-    out = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
-                     interpolation=cv2.INTER_AREA) if scale < 1 else image.copy()
+    out = (
+        cv2.resize(
+            image,
+            (max(1, round(w * scale)), max(1, round(h * scale))),
+            interpolation=cv2.INTER_AREA,
+        )
+        if scale < 1
+        else image.copy()
+    )
     thick = max(2, round(max(out.shape[:2]) / 400))
     for i, (x, y, bw, bh) in enumerate(boxes):
         colour = FACE_COLOURS[i % len(FACE_COLOURS)]
@@ -143,8 +190,14 @@ def draw_faces(image: np.ndarray, boxes: Sequence[tuple[float, float, float, flo
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
         top = max(0, p0[1] - th - base - 4)
         cv2.rectangle(out, (p0[0], top), (p0[0] + tw + 8, top + th + base + 4), colour, -1)
-        cv2.putText(out, label, (p0[0] + 4, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, font,
-                    (255, 255, 255), thick, cv2.LINE_AA)
+        cv2.putText(
+            out,
+            label,
+            (p0[0] + 4, top + th + 2),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font,
+            (255, 255, 255),
+            thick,
+            cv2.LINE_AA,
+        )
     return out
-
-

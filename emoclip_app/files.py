@@ -14,7 +14,6 @@ from typing import Any
 from . import settings
 
 
-
 class OutputDir:
     """Per-process folder for files handed to gradio (downloads), one sub-folder per request.
 
@@ -65,7 +64,6 @@ def safe_stem(name: str, default: str = "clip") -> str:
     """A file-name stem made of letters, digits, '-', '_' (user text never picks paths)."""
     stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(name or default).stem).strip("-")[:60]
     return stem or default
-
 
 
 OUTPUTS = OutputDir(max_age=settings.FILES_SECONDS or float("inf"))

@@ -7,8 +7,8 @@ from typing import Any
 
 import gradio as gr
 
-from .errors import code, error, info, md
 from . import models
+from .errors import code, error, info, md
 from .models import predictor
 from .outputs import Analysed, ModelChange, components, skipped
 from .settings import PAGE_WAIT_SECONDS, short
@@ -20,13 +20,21 @@ from .tabs.classes import editor_for, editor_skipped
 
 def layout(ui: Any) -> None:
     """The title, status line and model menu, added to `ui`."""
-    gr.Markdown("# EmoCLIP: zero-shot facial-expression recognition in video\n"
-                "Describe emotions in words; the model scores a face video against your "
-                "descriptions.")
+    gr.Markdown(
+        "# EmoCLIP: zero-shot facial-expression recognition in video\n"
+        "Describe emotions in words; the model scores a face video against your "
+        "descriptions."
+    )
     with gr.Row(equal_height=True):
         ui.status = gr.Markdown("Loading a model…", elem_id="model-status")
-        ui.model = gr.Dropdown(label="Model", choices=[], interactive=True, scale=0,
-                               min_width=280, elem_id="model-select")
+        ui.model = gr.Dropdown(
+            label="Model",
+            choices=[],
+            interactive=True,
+            scale=0,
+            min_width=280,
+            elem_id="model-select",
+        )
 
 
 def wire(demo: gr.Blocks, ui: Any, ui_only: dict[str, Any], model_work: dict[str, Any]) -> None:
@@ -35,17 +43,26 @@ def wire(demo: gr.Blocks, ui: Any, ui_only: dict[str, Any], model_work: dict[str
     demo.load(init_page, [ui.session], outputs, **ui_only)
     ui.timer.tick(poll_models, [ui.session], outputs, **ui_only)
     ui.model.input(select_model, [ui.model, ui.session], outputs, api_name="select_model").then(
-        analyse_if_loaded, [ui.video, ui.fallback, ui.session], components(ui, Analysed),
-        api_visibility="private", **model_work)
+        analyse_if_loaded,
+        [ui.video, ui.fallback, ui.session],
+        components(ui, Analysed),
+        api_visibility="private",
+        **model_work,
+    )
 
 
 # ---------------------------------------------------------------------------------- handlers
 
 
 def _model_change(session: Session, editor: dict[str, Any]) -> ModelChange:
-    return ModelChange(session=session, status=status_markdown(session),
-                       model=model_dropdown(session), card=model_card(session),
-                       timer=gr.Timer(active=models.MODELS.busy()), **editor)
+    return ModelChange(
+        session=session,
+        status=status_markdown(session),
+        model=model_dropdown(session),
+        card=model_card(session),
+        timer=gr.Timer(active=models.MODELS.busy()),
+        **editor,
+    )
 
 
 def init_page(session: Session) -> ModelChange:
@@ -91,8 +108,9 @@ def select_model(name: str, session: Session) -> ModelChange:
     return _model_change(session, editor_for(session))
 
 
-def analyse_if_loaded(video_path: str | None, fallback: str, session: Session,
-                      progress=gr.Progress()) -> Analysed:
+def analyse_if_loaded(
+    video_path: str | None, fallback: str, session: Session, progress=gr.Progress()
+) -> Analysed:
     """After a model switch: re-analyse the loaded video with the new model (nothing if none)."""
     if not video_path or session.video is None:
         return skipped(Analysed, session=session)
@@ -107,9 +125,11 @@ def status_markdown(session: Session) -> str:
     name = session.model or models.MODELS.default
     lines = []
     if name is None and models.MODELS.started() and not models.MODELS.busy():
-        lines.append("**No model could be loaded.** The About tab lists what was tried and how to "
-                     "get weights (e.g. `weights/emoclip-synthetic-tiny.safetensors` from the "
-                     "repository, or the authors' checkpoint through `emoclip convert`).")
+        lines.append(
+            "**No model could be loaded.** The About tab lists what was tried and how to "
+            "get weights (e.g. `weights/emoclip-synthetic-tiny.safetensors` from the "
+            "repository, or the authors' checkpoint through `emoclip convert`)."
+        )
     elif name is None:
         loading = models.MODELS.loading()
         what = f"{code(loading[0])}" if loading else "the models"
@@ -119,20 +139,26 @@ def status_markdown(session: Session) -> str:
         lines.append(f"**Model:** {code(name)} · from {md(short(st.where))}  \n{md(st.summary)}")
         kind = models.model_kind(name)
         if kind == "toy":
-            lines.append("⚠ **This is a toy**: a tiny model trained on synthetic *cartoon* "
-                         "faces. It demonstrates the zero-shot mechanism; it is **not** a "
-                         "recogniser of real faces. The About tab says how to get the real "
-                         "EmoCLIP weights.")
+            lines.append(
+                "⚠ **This is a toy**: a tiny model trained on synthetic *cartoon* "
+                "faces. It demonstrates the zero-shot mechanism; it is **not** a "
+                "recogniser of real faces. The About tab says how to get the real "
+                "EmoCLIP weights."
+            )
         elif kind == "test":
             lines.append("⚠ **Test model with random weights**: its predictions mean nothing.")
         elif kind == "baseline":
-            lines.append("Note: the CLIP baseline (no temporal model, no emotion training); "
-                         "EmoCLIP does better.")
+            lines.append(
+                "Note: the CLIP baseline (no temporal model, no emotion training); "
+                "EmoCLIP does better."
+            )
     for other in models.MODELS.loading():
         if other != name:
             st = models.MODELS.status(other)
-            lines.append(f"Loading {code(other)} from {md(short(st.where))} in the background "
-                         f"({st.detail})… the app switches to it when it is ready.")
+            lines.append(
+                f"Loading {code(other)} from {md(short(st.where))} in the background "
+                f"({st.detail})… the app switches to it when it is ready."
+            )
     if name != models.MODELS.default and models.MODELS.default in _ranked_above(name):
         lines.append(f"Note: {code(models.MODELS.default)} is ready: choose it in the Model menu.")
     return "  \n".join(lines)

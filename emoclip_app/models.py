@@ -162,8 +162,9 @@ class ModelManager:
         with self._lock:
             if self._thread is not None:
                 return
-            self._thread = threading.Thread(target=self._boot, name="emoclip-model-loader",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._boot, name="emoclip-model-loader", daemon=True
+            )
         self._thread.start()
 
     def _boot(self) -> None:
@@ -269,8 +270,9 @@ class ModelManager:
         with self._lock:
             if key not in self._predictors:
                 limits = VideoLimits(**(self.limits or {}))
-                p = EmotionPredictor(model, face_fallback=fallback, limits=limits,
-                                     video_cache_size=16)
+                p = EmotionPredictor(
+                    model, face_fallback=fallback, limits=limits, video_cache_size=16
+                )
                 sibling = next((q for (n, _), q in self._predictors.items() if n == name), None)
                 if sibling is not None:
                     p.text_cache = sibling.text_cache
@@ -298,8 +300,9 @@ class ModelManager:
                 return ModelStatus(name, "ready", kind, where, model.config.summary or summary)
             if name in self._loading:
                 elapsed = time.monotonic() - self._loading[name][0]
-                return ModelStatus(name, "loading", kind, _where(source), summary,
-                                   f"{elapsed:.0f} s")
+                return ModelStatus(
+                    name, "loading", kind, _where(source), summary, f"{elapsed:.0f} s"
+                )
             if name in self._errors:
                 return ModelStatus(name, "error", kind, _where(source), summary, self._errors[name])
         state = "available" if source is not None and source.available else "missing"
@@ -318,7 +321,6 @@ def _where(source: Any) -> str:
         return "unknown"
     text = _KIND_TEXT.get(source.kind, source.kind)
     return f"{text}: {source.location}" if source.location else text
-
 
 
 MODELS = ModelManager(

@@ -13,33 +13,53 @@ from typing import Any
 
 import gradio as gr
 
+
+def _record(name: str, fields: Iterable[str]) -> Any:
+    """A named tuple class with `fields` (a type checker cannot follow computed fields into
+    ``namedtuple``: to it the records are Any; `test_app` checks them against the UI)."""
+    return namedtuple(name, tuple(fields))
+
+
 STATUS = ("session", "status", "model", "card", "timer")
 EDITOR = ("table", "yaml", "message", "class_pick", "parts", "compound_pick")
-RESULT = ("summary", "label", "bars", "timeline", "gallery", "files", "timings", "warnings",
-          "classes_label", "rescore")
 
-ModelChange = namedtuple("ModelChange", (*STATUS, *EDITOR))
+
+RESULT = (
+    "summary",
+    "label",
+    "bars",
+    "timeline",
+    "gallery",
+    "files",
+    "timings",
+    "warnings",
+    "classes_label",
+    "rescore",
+)
+
+ModelChange = _record("ModelChange", (*STATUS, *EDITOR))
 """The status line, model menu, model card and timer, and the class editor."""
-Analysed = namedtuple("Analysed", ("session", *RESULT))
+Analysed = _record("Analysed", ("session", *RESULT))
 """A video's result in the Analyse tab and in the Classes tab."""
-PhotoAnalysed = namedtuple("PhotoAnalysed", (*Analysed._fields, "faces_image", "faces"))
+PhotoAnalysed = _record("PhotoAnalysed", (*Analysed._fields, "faces_image", "faces"))
 """A photo's result: `Analysed` plus the photo with numbered boxes and one line per face."""
-ClassChange = namedtuple("ClassChange", ("session", *EDITOR, *RESULT))
+ClassChange = _record("ClassChange", ("session", *EDITOR, *RESULT))
 """A class-set change: the editors, and the current video re-scored."""
-ClassAdded = namedtuple("ClassAdded", (*ClassChange._fields, "new_name", "new_desc"))
-ClassRenamed = namedtuple("ClassRenamed", (*ClassChange._fields, "rename_to"))
-CompoundAdded = namedtuple("CompoundAdded", (*ClassChange._fields, "preview"))
-LiveStep = namedtuple("LiveStep", ("live_label", "live_plot", "live_info", "live_buffer"))
-Explored = namedtuple("Explored", ("session", "latent_plot", "point_pick", "explore_info"))
-Picked = namedtuple("Picked", ("neighbours", "point_video", "point_info", "latent_plot"))
+ClassAdded = _record("ClassAdded", (*ClassChange._fields, "new_name", "new_desc"))
+ClassRenamed = _record("ClassRenamed", (*ClassChange._fields, "rename_to"))
+CompoundAdded = _record("CompoundAdded", (*ClassChange._fields, "preview"))
+LiveStep = _record("LiveStep", ("live_label", "live_plot", "live_info", "live_buffer"))
+Explored = _record("Explored", ("session", "latent_plot", "point_pick", "explore_info"))
+Picked = _record("Picked", ("neighbours", "point_video", "point_info", "latent_plot"))
 
 
-def skipped(record: type, **values: Any) -> Any:
+def skipped(record: Any, **values: Any) -> Any:
     """`record` with `values` set and every other output left as it is (gr.skip())."""
     return record(**{name: values.get(name, gr.skip()) for name in record._fields})
 
 
-def components(ui: Any, record: type | Iterable[str]) -> list[Any]:
-    """The components of `ui` named by `record`'s fields (or by the names given), in order."""
-    names = record._fields if isinstance(record, type) else record
+def components(ui: Any, record: Any) -> list[Any]:
+    """The components of `ui` named by `record`'s fields (a record class above) or by the names
+    given (an iterable of str), in order."""
+    names: Iterable[str] = getattr(record, "_fields", record)
     return [getattr(ui, name) for name in names]

@@ -50,8 +50,10 @@ CLASS_LIMITS = Limits(max_classes=int(env_float("EMOCLIP_MAX_CLASSES", 64) or 64
 LIVE_SECONDS = int(env_float("EMOCLIP_LIVE_SECONDS", 120) or 120)
 FILES_SECONDS = env_float("EMOCLIP_FILES_SECONDS", 3600.0)
 MAX_SESSIONS = int(env_float("EMOCLIP_SESSIONS", 1000) or 1000)
-QUEUE = dict(default_concurrency_limit=int(env_float("EMOCLIP_CONCURRENCY", 2) or 2),
-             max_size=int(env_float("EMOCLIP_QUEUE_SIZE", 32) or 32))
+QUEUE = dict(
+    default_concurrency_limit=int(env_float("EMOCLIP_CONCURRENCY", 2) or 2),
+    max_size=int(env_float("EMOCLIP_QUEUE_SIZE", 32) or 32),
+)
 MODEL_DEFAULT_PRESET = "(the model's default)"
 MAX_SESSION_CLIPS = 50
 MAX_COLLECTION_CLIPS = int(env_float("EMOCLIP_MAX_COLLECTION_CLIPS", 50_000) or 1_000_000)

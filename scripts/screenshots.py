@@ -21,8 +21,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
 ]
 MAX_BYTES = 300_000
@@ -31,8 +37,12 @@ MAX_BYTES = 300_000
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
-    parser.add_argument("--video", type=Path, default=None, help="clip to analyse (default: first example)")
-    parser.add_argument("--test-model", action="store_true", help="use the random-weight test model")
+    parser.add_argument(
+        "--video", type=Path, default=None, help="clip to analyse (default: first example)"
+    )
+    parser.add_argument(
+        "--test-model", action="store_true", help="use the random-weight test model"
+    )
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--width", type=int, default=1280)
     args = parser.parse_args(argv)
@@ -48,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="emoclip-shots-"))
     # The synthetic clips are what the offline toy model understands; prefer them.
     examples = settings.EXAMPLES
-    example = next((p for p in examples if p.name.startswith("synthetic-")),
-                   examples[0] if examples else None)
+    example = next(
+        (p for p in examples if p.name.startswith("synthetic-")), examples[0] if examples else None
+    )
     video = args.video or example or _generated_clip(work)
     webcam = _webcam_file(work, example)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -63,15 +74,22 @@ def main(argv: list[str] | None = None) -> int:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     demo = emoclip_app.build_demo().queue(**emoclip_app.QUEUE)
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", server_port=port,
-                            **emoclip_app.launch_options())
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True,
+        quiet=True,
+        server_name="127.0.0.1",
+        server_port=port,
+        **emoclip_app.launch_options(),
+    )
     print(f"model {models.MODELS.default}; serving after {time.monotonic() - t0:.1f} s at {url}")
     try:
         _drive(url, video, webcam, args)
     finally:
         demo.close()
     for png in sorted(args.out.glob("*.png")):
-        print(f"{png.relative_to(REPO) if png.is_relative_to(REPO) else png}: {png.stat().st_size / 1e3:.0f} KB")
+        print(
+            f"{png.relative_to(REPO) if png.is_relative_to(REPO) else png}: {png.stat().st_size / 1e3:.0f} KB"
+        )
     return 0
 
 
@@ -79,13 +97,18 @@ def _drive(url: str, video: Path, webcam: Path, args: argparse.Namespace) -> Non
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=args.chromium, headless=True,
-                                     args=[*FLAGS, f"--use-file-for-fake-video-capture={webcam}"])
+        browser = pw.chromium.launch(
+            executable_path=args.chromium,
+            headless=True,
+            args=[*FLAGS, f"--use-file-for-fake-video-capture={webcam}"],
+        )
         page = browser.new_page(viewport={"width": args.width, "height": 900})
         page.set_default_timeout(120_000)
         page.goto(url, wait_until="load")
         page.wait_for_selector("#model-status")
-        page.wait_for_function("document.querySelector('#model-status').innerText.includes('Model:')")
+        page.wait_for_function(
+            "document.querySelector('#model-status').innerText.includes('Model:')"
+        )
 
         page.locator("#video-input input[type=file]").first.set_input_files(str(video))
         page.wait_for_selector("#video-input video")
@@ -102,11 +125,14 @@ def _drive(url: str, video: Path, webcam: Path, args: argparse.Namespace) -> Non
             parts.get_by_label(name, exact=True).check()
         page.locator("#compound-name textarea").first.press_sequentially("happily surprised")
         page.wait_for_function(
-            "document.querySelector('#compound-preview').innerText.includes('Score on the current')")
+            "document.querySelector('#compound-preview').innerText.includes('Score on the current')"
+        )
         page.wait_for_timeout(500)
         _shot(page, args.out / "classes.png", height=1440, top="[role=tablist]")
         page.click("#add-compound-btn")
-        page.wait_for_function("document.querySelector('#class-messages').innerText.includes('1 compounds')")
+        page.wait_for_function(
+            "document.querySelector('#class-messages').innerText.includes('1 compounds')"
+        )
 
         page.get_by_role("tab", name="Latent explorer").click()
         page.click("#explore-btn")
@@ -120,7 +146,9 @@ def _drive(url: str, video: Path, webcam: Path, args: argparse.Namespace) -> Non
         page.get_by_role("tab", name="Live webcam").click()
         page.get_by_role("button", name="Click to Access Webcam").click()
         page.locator("#live-cam button[aria-label='capture photo']").click()
-        page.wait_for_function("/buffer ([4-9]|\\d\\d+)\\//.test(document.querySelector('#live-fps').innerText)")
+        page.wait_for_function(
+            "/buffer ([4-9]|\\d\\d+)\\//.test(document.querySelector('#live-fps').innerText)"
+        )
         page.wait_for_timeout(1500)
         _shot(page, args.out / "live.png", height=820, top="[role=tablist]")
         browser.close()
@@ -137,8 +165,9 @@ def _shot(page, path: Path, height: int, top: str | None = None) -> None:
         page.screenshot(path=str(path))
     else:
         y = max(0.0, page.locator(top).bounding_box()["y"] + page.evaluate("window.scrollY") - 16)
-        page.screenshot(path=str(path), full_page=True,
-                        clip={"x": 0, "y": y, "width": width, "height": height})
+        page.screenshot(
+            path=str(path), full_page=True, clip={"x": 0, "y": y, "width": width, "height": height}
+        )
     image = Image.open(path).convert("RGB")
     for colours in (256, 128, 64):
         image.quantize(colours, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
@@ -152,15 +181,7 @@ def _shot(page, path: Path, height: int, top: str | None = None) -> None:
 def _generated_clip(folder: Path) -> Path:
     from emoclip.testing.media import moving_face_frames, write_video
 
-    spec = importlib.util.spec_from_file_location("media", REPO / "tests" / "media.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _generated_clip(folder: Path) -> Path:
-    media = _media()
-    return media.write_video(folder / "face.webm", media.moving_face_frames(48, size=(360, 480)), fps=12)
+    return write_video(folder / "face.webm", moving_face_frames(48, size=(360, 480)), fps=12)
 
 
 def _webcam_file(folder: Path, source: Path | None) -> Path:
@@ -180,7 +201,7 @@ def _webcam_file(folder: Path, source: Path | None) -> Path:
             small = cv2.resize(bgr, (max(2, int(w * scale)), max(2, int(h * scale))))
             canvas = np.full((480, 640, 3), 110, np.uint8)
             y, x = (480 - small.shape[0]) // 2, (640 - small.shape[1]) // 2
-            canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+            canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
             frames.append(cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB))
         cap.release()
     if not frames:
@@ -191,7 +212,12 @@ def _webcam_file(folder: Path, source: Path | None) -> Path:
     with open(path, "wb") as fh:
         fh.write(b"YUV4MPEG2 W640 H480 F10:1 Ip A1:1 C420jpeg\n")
         for frame in frames + frames[::-1]:
-            fh.write(b"FRAME\n" + cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2YUV_I420).tobytes())
+            fh.write(
+                b"FRAME\n"
+                + cv2.cvtColor(
+                    cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2YUV_I420
+                ).tobytes()
+            )
     return path
 
 

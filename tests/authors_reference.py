@@ -59,9 +59,13 @@ class Attention(nn.Module):
         inner_dim = dim_head * heads
         project_out = not (heads == 1 and dim_head == dim)
         self.heads = heads
-        self.scale = dim_head ** -0.5
+        self.scale = dim_head**-0.5
         self.to_qkv = nn.Linear(dim, inner_dim * 3, bias=False)
-        self.to_out = nn.Sequential(nn.Linear(inner_dim, dim), nn.Dropout(dropout)) if project_out else nn.Identity()
+        self.to_out = (
+            nn.Sequential(nn.Linear(inner_dim, dim), nn.Dropout(dropout))
+            if project_out
+            else nn.Identity()
+        )
 
     def _split_heads(self, t: torch.Tensor) -> torch.Tensor:  # 'b n (h d) -> b h n d'
         b, n, hd = t.shape
@@ -78,13 +82,21 @@ class Attention(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int, dropout: float = 0.0) -> None:
+    def __init__(
+        self, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            nn.ModuleList([
-                Residual(PreNorm(dim, Attention(dim, heads=heads, dim_head=dim_head, dropout=dropout))),
-                Residual(PreNorm(dim, FeedForward(dim, mlp_dim, dropout=dropout))),
-            ])
+            nn.ModuleList(
+                [
+                    Residual(
+                        PreNorm(
+                            dim, Attention(dim, heads=heads, dim_head=dim_head, dropout=dropout)
+                        )
+                    ),
+                    Residual(PreNorm(dim, FeedForward(dim, mlp_dim, dropout=dropout))),
+                ]
+            )
             for _ in range(depth)
         )
 
@@ -98,8 +110,16 @@ class Transformer(nn.Module):
 class TemporalTransformer(nn.Module):
     """The authors' signature: ``(input_dim, depth, heads, mlp_dim, dim_head)``; no final norm."""
 
-    def __init__(self, input_dim: int, depth: int, heads: int, mlp_dim: int, dim_head: int,
-                 num_positions: int = 1024, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        depth: int,
+        heads: int,
+        mlp_dim: int,
+        dim_head: int,
+        num_positions: int = 1024,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.cls_token = nn.Parameter(torch.randn(1, 1, input_dim))
         self.pos_embedding = nn.Parameter(torch.randn(1, num_positions, input_dim))
@@ -133,8 +153,16 @@ class VClip(nn.Module):
     ``d_model`` (reference.md §7.2). Here head size and FFN width are explicit.
     """
 
-    def __init__(self, backbone: nn.Module, *, depth: int, heads: int, head_dim: int, mlp_dim: int,
-                 num_positions: int = 1024) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        *,
+        depth: int,
+        heads: int,
+        head_dim: int,
+        mlp_dim: int,
+        num_positions: int = 1024,
+    ) -> None:
         super().__init__()
         self.logit_scale = nn.Parameter(backbone.logit_scale.detach().clone())
         self.backbone = backbone
@@ -208,8 +236,15 @@ def openai_fp16_(model: nn.Module) -> nn.Module:
             if layer.bias is not None:
                 layer.bias.data = layer.bias.data.half()
         if isinstance(layer, nn.MultiheadAttention):
-            for attr in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight",
-                         "in_proj_bias", "bias_k", "bias_v"):
+            for attr in (
+                "in_proj_weight",
+                "q_proj_weight",
+                "k_proj_weight",
+                "v_proj_weight",
+                "in_proj_bias",
+                "bias_k",
+                "bias_v",
+            ):
                 tensor = getattr(layer, attr)
                 if tensor is not None:
                     tensor.data = tensor.data.half()

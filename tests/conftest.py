@@ -18,10 +18,18 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
-def _isolated_weights(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _isolated_weights(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """No test sees the developer's own weights folders, env overrides or Hub cache."""
-    for var in ("EMOCLIP_WEIGHTS", "EMOCLIP_WEIGHTS_DIR", "EMOCLIP_HUB_REPO", "EMOCLIP_HUB_REVISION",
-                "EMOCLIP_TINY_HUB_REPO", "EMOCLIP_TINY_HUB_REVISION"):
+    for var in (
+        "EMOCLIP_WEIGHTS",
+        "EMOCLIP_WEIGHTS_DIR",
+        "EMOCLIP_HUB_REPO",
+        "EMOCLIP_HUB_REVISION",
+        "EMOCLIP_TINY_HUB_REPO",
+        "EMOCLIP_TINY_HUB_REVISION",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 

@@ -94,7 +94,6 @@ def _bytes(path: Path, data: bytes) -> Path:
     return path
 
 
-
 def _image(path: Path, ext: str) -> Path:
     ok, buf = cv2.imencode(ext, np.full((32, 32, 3), 90, np.uint8))
     assert ok
@@ -228,8 +227,9 @@ VIDEO_CASES: dict[str, Case] = {
     "truncated_half.mp4": Case(lambda p: _truncated(p, 0.5), VideoDecodeError, "cannot open"),
     "bit_flips.webm": Case(_bit_flips, "any"),
     "bit_flips.mp4": Case(_bit_flips, "any"),
-    "random_bytes.mp4": Case(lambda p: _bytes(p, np.random.default_rng(0).bytes(20_000)),
-                             VideoDecodeError, "cannot open"),
+    "random_bytes.mp4": Case(
+        lambda p: _bytes(p, np.random.default_rng(0).bytes(20_000)), VideoDecodeError, "cannot open"
+    ),
     # empty and almost empty
     "empty.mp4": Case(lambda p: _bytes(p, b""), VideoDecodeError, "empty"),
     "zero_frames.mp4": Case(lambda p: _zero_frames(p, "mp4v"), VideoDecodeError),
@@ -242,8 +242,9 @@ VIDEO_CASES: dict[str, Case] = {
     "tiny_8x8.mp4": Case(lambda p: _writer(p, "mp4v", (8, 8), 6, 4.0)),
     "tiny_1x1.avi": Case(lambda p: _writer(p, "MJPG", (1, 1), 6, 4.0)),
     "tiny_2x2.webm": Case(lambda p: _writer(p, "VP80", (2, 2), 6, 4.0), "any"),  # VP8 can't
-    "huge_8000x8000.mp4": Case(lambda p: _writer(p, "mp4v", (8000, 8000), 2, 4.0), LimitError,
-                               "megapixels"),
+    "huge_8000x8000.mp4": Case(
+        lambda p: _writer(p, "mp4v", (8000, 8000), 2, 4.0), LimitError, "megapixels"
+    ),
     # long, lying about it, absurd frame rates, variable frame rate, rotation
     "long_10min.mp4": Case(lambda p: _writer(p, "mp4v", (32, 32), 600, 1.0), LimitError, "lasts"),
     "long_header_says_1s.webm": Case(lambda p: _long_webm(p, 1.0), LimitError, "lasts more than"),
@@ -257,8 +258,11 @@ VIDEO_CASES: dict[str, Case] = {
     "jpeg_image.webm": Case(lambda p: _image(p, ".jpg"), decoder=(VideoDecodeError, "JPEG image")),
     "animated_gif.mp4": Case(_gif, VideoDecodeError, "GIF image"),
     "text.mp4": Case(lambda p: _bytes(p, b"not a video\n" * 50), VideoDecodeError, "cannot open"),
-    "html.webm": Case(lambda p: _bytes(p, b"<html><script>alert(1)</script></html>"),
-                      VideoDecodeError, "cannot open"),
+    "html.webm": Case(
+        lambda p: _bytes(p, b"<html><script>alert(1)</script></html>"),
+        VideoDecodeError,
+        "cannot open",
+    ),
     "audio_only.mp4": Case(write_wav, VideoDecodeError, "cannot open"),
     "audio_only.webm": Case(write_wav, VideoDecodeError, "cannot open"),
     # no face anywhere: the centre crop is analysed, with a warning
@@ -316,11 +320,17 @@ def _png_header(path: Path, width: int, height: int) -> Path:
     import zlib
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -387,26 +397,37 @@ IMAGE_CASES: dict[str, Case] = {
     # damaged and empty
     "empty.jpg": Case(lambda p: _bytes(p, b""), VideoDecodeError, "empty"),
     "truncated.jpg": Case(lambda p: _cut(_pil(p), 0.05), VideoDecodeError, "truncated.jpg"),
-    "signature_only.png": Case(lambda p: _bytes(p, b"\x89PNG\r\n\x1a\n"), VideoDecodeError, "signature_only.png"),
+    "signature_only.png": Case(
+        lambda p: _bytes(p, b"\x89PNG\r\n\x1a\n"), VideoDecodeError, "signature_only.png"
+    ),
     "bit_flips.jpg": Case(lambda p: _flip(_pil(p)), "any"),
-    "random_bytes.webp": Case(lambda p: _bytes(p, np.random.default_rng(1).bytes(5000)), VideoDecodeError,
-                              "random_bytes.webp"),
+    "random_bytes.webp": Case(
+        lambda p: _bytes(p, np.random.default_rng(1).bytes(5000)),
+        VideoDecodeError,
+        "random_bytes.webp",
+    ),
     "zero_size.png": Case(lambda p: _png_header(p, 0, 0), VideoDecodeError, "zero_size.png"),
     # huge (the header is checked before any pixel is decoded)
     "wide_30000x20.png": Case(lambda p: _png_header(p, 30000, 20), LimitError, "30000x20"),
     "bomb_30000x30000.png": Case(lambda p: _png_header(p, 30000, 30000), LimitError, "30000x30000"),
     # other things with image extensions
     "text.jpg": Case(lambda p: _bytes(p, b"not an image\n" * 30), VideoDecodeError, "text.jpg"),
-    "html.png": Case(lambda p: _bytes(p, b"<html><script>alert(1)</script></html>"), VideoDecodeError, "html.png"),
+    "html.png": Case(
+        lambda p: _bytes(p, b"<html><script>alert(1)</script></html>"), VideoDecodeError, "html.png"
+    ),
     "gif.png": Case(_gif, VideoDecodeError, "GIF image"),
     # a video named .jpg: read as the image its name says, which it is not
-    "video.jpg": Case(lambda p: _face(p.with_suffix(".webm")).rename(p), VideoDecodeError, "video.jpg"),
+    "video.jpg": Case(
+        lambda p: _face(p.with_suffix(".webm")).rename(p), VideoDecodeError, "video.jpg"
+    ),
     # hostile names
     "\x1b[31mansi\x07.png": Case(_pil),
     "<img src=x onerror=alert(1)>.jpg": Case(_pil),
     # folders of frames
     "frames": Case(_frame_folder),
-    "frames_one_corrupt": Case(lambda p: _frame_folder(p, corrupt=0), VideoDecodeError, "00001.jpg"),
+    "frames_one_corrupt": Case(
+        lambda p: _frame_folder(p, corrupt=0), VideoDecodeError, "00001.jpg"
+    ),
     "unrelated_files": Case(_unrelated_folder, VideoDecodeError, "not a clip"),
 }
 
@@ -422,18 +443,30 @@ CLASS_TEXTS: dict[str, tuple[str, str, str]] = {  # name: (text, "ok" | "error",
     "no classes": ("classes: {}", "error", "no classes"),
     "duplicate key": ("classes:\n  joy: a\n  joy: b\n", "error", "duplicate key 'joy'"),
     "duplicate ignoring case": ("classes:\n  Joy: a\n  joy: b\n", "error", "same name"),
-    "duplicate composed/decomposed": ('classes:\n  "caf\\u00e9": a\n  "cafe\\u0301": b\n', "error",
-                                      "same name"),
+    "duplicate composed/decomposed": (
+        'classes:\n  "caf\\u00e9": a\n  "cafe\\u0301": b\n',
+        "error",
+        "same name",
+    ),
     "duplicate JSON key": ('{"classes": {"a": "x", "a": "y"}}', "error", "duplicate key"),
     "empty description": ("classes:\n  joy: ''\n  sad: b\n", "error", "is empty"),
     "missing description": ("classes:\n  joy:\n  sad: b\n", "error", "no descriptions"),
-    "over-long description": ("classes:\n  joy: " + "a" * 1001 + "\n  sad: b\n", "error",
-                              "1001 characters"),
+    "over-long description": (
+        "classes:\n  joy: " + "a" * 1001 + "\n  sad: b\n",
+        "error",
+        "1001 characters",
+    ),
     "over-long name": ("classes:\n  " + "n" * 65 + ": a\n  sad: b\n", "error", "65 characters"),
-    "too many classes": ("classes:\n" + "".join(f"  c{i}: d{i}\n" for i in range(65)), "error",
-                         "too many classes"),
-    "too many descriptions": ("classes:\n  joy: [" + ", ".join(["a"] * 17) + "]\n", "error",
-                              "too many descriptions"),
+    "too many classes": (
+        "classes:\n" + "".join(f"  c{i}: d{i}\n" for i in range(65)),
+        "error",
+        "too many classes",
+    ),
+    "too many descriptions": (
+        "classes:\n  joy: [" + ", ".join(["a"] * 17) + "]\n",
+        "error",
+        "too many descriptions",
+    ),
     "file too large": ("joy: " + "x" * 300_000, "error", "limit"),
     "control character": ('classes:\n  "a\\u001b[31m": x\n  b: y\n', "error", "U+001B"),
     "lone surrogate": ('{"classes": {"\\ud800": "x", "b": "y"}}', "error", "U+D800"),
@@ -442,10 +475,13 @@ CLASS_TEXTS: dict[str, tuple[str, str, str]] = {  # name: (text, "ok" | "error",
     "bad JSON": ('{"classes": {"a": "b" "c": "d"}}', "error", "JSON syntax error"),
     "binary": ("\x00\x01\x02", "error", "U+0000"),
     "deep nesting": ("[" * 5000, "error", "nested too deeply"),
-    "alias bomb": ("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
-                   "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
-                   "d: [*c, *c, *c, *c, *c, *c, *c, *c]\n",
-                   "error", ""),
+    "alias bomb": (
+        "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+        "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+        "d: [*c, *c, *c, *c, *c, *c, *c, *c]\n",
+        "error",
+        "",
+    ),
     "python tag": ("!!python/object/apply:os.system ['echo pwned']", "error", "constructor"),
     "merge key": ("base: &b {x: 1}\nclasses:\n  <<: *b\n", "error", "merge keys"),
     "date key": ("classes:\n  2024-01-01: a\n  b: c\n", "error", "date"),
@@ -455,19 +491,36 @@ CLASS_TEXTS: dict[str, tuple[str, str, str]] = {  # name: (text, "ok" | "error",
     "64 classes": ("classes:\n" + "".join(f"  c{i}: d{i}\n" for i in range(64)), "ok", ""),
     "CJK": ("classes:\n  喜び: 笑顔の人\n  悲しみ: 泣いている顔\n  怒り: 怒った顔\n", "ok", ""),
     "emoji": ("classes:\n  😀: 😀😀😀\n  😢: a crying face 😢\n  🏳️‍🌈: 👨‍👩‍👧‍👦\n", "ok", ""),
-    "RTL and zero-width": ('classes:\n  "غضب": وجه غاضب\n  "a\\u202eb": x\n  "\\u200b": y\n',
-                           "ok", ""),
-    "HTML and script": ("classes:\n  '<script>alert(1)</script>': '<img src=x onerror=alert(1)>'\n"
-                        "  '</td><b>bold</b>': '<iframe src=javascript:alert(1)>'\n", "ok", ""),
-    "Markdown": ("classes:\n  '**bold** [x](javascript:alert(1))': '# heading\\n\\n| a | b |'\n"
-                 "  '`code`': '![img](http://x/y.png)'\n", "ok", ""),
-    "CSV and formula injection": ('classes:\n  "=cmd|\' /C calc\'!A0": "a, \\"quoted\\", b"\n'
-                                  '  "+1,2\\n3": "x"\n', "ok", ""),
+    "RTL and zero-width": (
+        'classes:\n  "غضب": وجه غاضب\n  "a\\u202eb": x\n  "\\u200b": y\n',
+        "ok",
+        "",
+    ),
+    "HTML and script": (
+        "classes:\n  '<script>alert(1)</script>': '<img src=x onerror=alert(1)>'\n"
+        "  '</td><b>bold</b>': '<iframe src=javascript:alert(1)>'\n",
+        "ok",
+        "",
+    ),
+    "Markdown": (
+        "classes:\n  '**bold** [x](javascript:alert(1))': '# heading\\n\\n| a | b |'\n"
+        "  '`code`': '![img](http://x/y.png)'\n",
+        "ok",
+        "",
+    ),
+    "CSV and formula injection": (
+        'classes:\n  "=cmd|\' /C calc\'!A0": "a, \\"quoted\\", b"\n  "+1,2\\n3": "x"\n',
+        "ok",
+        "",
+    ),
     "long description": ("classes:\n  joy: " + "word " * 199 + "\n  sad: b\n", "ok", ""),
     "same descriptions": ("classes:\n  a: same\n  b: same\n", "ok", ""),
     "one class": ("classes:\n  joy: a smile\n", "ok", ""),
-    "JSON": ('{"classes": {"joy": ["a", "b"], "sad": "c"},'
-             ' "compounds": {"bitter": ["joy", "sad"]}}', "ok", ""),
+    "JSON": (
+        '{"classes": {"joy": ["a", "b"], "sad": "c"}, "compounds": {"bitter": ["joy", "sad"]}}',
+        "ok",
+        "",
+    ),
     "flat authors' format": ("anger: a frown\nhappiness: a smile\n", "ok", ""),
 }
 
@@ -476,9 +529,11 @@ CLASS_TEXTS: dict[str, tuple[str, str, str]] = {  # name: (text, "ok" | "error",
 # Property-based tests: one setting for all
 # ---------------------------------------------------------------------------------------------
 
-PROPERTY = settings(max_examples=40, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                           HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,7 +542,7 @@ PROPERTY = settings(max_examples=40, deadline=None,
 
 
 def _npy_with_header(shape: str, body: bytes = b"\x00" * 64) -> bytes:
-    header = "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }" % shape
+    header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}"
     header += " " * (118 - len(header)) + "\n"
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + body
 
@@ -507,9 +562,13 @@ def _np_bytes(save: Callable[[io.BytesIO], None]) -> bytes:
 
 
 EMBEDDING_FILES: dict[str, bytes | None] = {  # None: a directory
-    "empty.npz": b"", "empty.npy": b"", "empty.csv": b"", "empty.json": b"",
+    "empty.npz": b"",
+    "empty.npy": b"",
+    "empty.csv": b"",
+    "empty.json": b"",
     "object.npy": _np_bytes(
-        lambda b: np.save(b, np.array([{"a": 1}], dtype=object), allow_pickle=True)),
+        lambda b: np.save(b, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    ),
     "object.npz": _np_bytes(lambda b: np.savez(b, embeddings=np.array([[1.0]], dtype=object))),
     "pickle.npy": pickle.dumps({"embeddings": [1.0]}),
     "huge-shape.npy": _npy_with_header("(100000000, 100000000)"),
@@ -520,29 +579,36 @@ EMBEDDING_FILES: dict[str, bytes | None] = {  # None: a directory
     "zip-slip.npz": _npz({"../../evil.npy": _np_bytes(lambda b: np.save(b, np.ones((2, 2))))}),
     "not-zip.npz": b"hello",
     "ids-not-strings.npz": _np_bytes(
-        lambda b: np.savez(b, embeddings=np.ones((2, 4)), ids=np.arange(2))),
+        lambda b: np.savez(b, embeddings=np.ones((2, 4)), ids=np.arange(2))
+    ),
     "nan.npy": _np_bytes(lambda b: np.save(b, np.array([[np.nan, 1.0]]))),
     "complex.npy": _np_bytes(lambda b: np.save(b, np.ones((2, 2), complex))),
     "3d.npy": _np_bytes(lambda b: np.save(b, np.ones((2, 2, 2)))),
     "scalar.npy": _np_bytes(lambda b: np.save(b, np.float32(3))),
     "zero-dim.npy": _np_bytes(lambda b: np.save(b, np.zeros((3, 0)))),
     "records.npy": _np_bytes(lambda b: np.save(b, np.zeros(3, dtype=[("a", "f4")]))),
-    "ragged.csv": b"a,1,2\nb,1\n", "nan.csv": b"a,nan,1\nb,inf,2\n", "text.csv": b"a,b,c\nd,e,f\n",
+    "ragged.csv": b"a,1,2\nb,1\n",
+    "nan.csv": b"a,nan,1\nb,inf,2\n",
+    "text.csv": b"a,b,c\nd,e,f\n",
     "latin1.csv": "\xe9t\xe9,1,2\n".encode("latin-1"),
     "big-field.csv": b'"' + b"x" * 200_000 + b'",1\n',
-    "deep.json": b"[" * 100_000, "big-int.json": b'[{"embedding": [1' + b"0" * 5000 + b"]}]",
-    "nan.json": b'[{"embedding": [NaN, 1]}]', "object.json": b'{"a": 1}',
+    "deep.json": b"[" * 100_000,
+    "big-int.json": b'[{"embedding": [1' + b"0" * 5000 + b"]}]",
+    "nan.json": b'[{"embedding": [NaN, 1]}]',
+    "object.json": b'{"a": 1}',
     "nested.json": b'[{"embedding": [[1, 2]]}]',
     "id-number.json": b'[{"embedding": [1, 2], "id": 5}]',
-    "latin1.json": b'[{"embedding": [1, 2], "id": "\xe9"}]', "unsupported.txt": b"1,2\n",
+    "latin1.json": b'[{"embedding": [1, 2], "id": "\xe9"}]',
+    "unsupported.txt": b"1,2\n",
     "folder.npz": None,
 }
 EMBEDDING_FILES_THAT_LOAD = {  # name: labels, kept as text
-    "html.csv": (b"<script>alert(1)</script>,1,2\n**md**,3,4\n=cmd|' /C calc'!A0,5,6\n",
-                 ["<script>alert(1)</script>", "**md**", "=cmd|' /C calc'!A0"]),
+    "html.csv": (
+        b"<script>alert(1)</script>,1,2\n**md**,3,4\n=cmd|' /C calc'!A0,5,6\n",
+        ["<script>alert(1)</script>", "**md**", "=cmd|' /C calc'!A0"],
+    ),
     "emoji.json": ('[{"embedding": [1, 2], "id": "😀", "label": "喜び"}]'.encode(), ["喜び"]),
 }
-
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 gr = pytest.importorskip("gradio")
 import app  # noqa: E402 - the Space's entry point: its module-level `demo`
 import emoclip_app  # noqa: E402
+from emoclip.classes import ClassSet, class_rows, preset  # noqa: E402
+from emoclip.testing.media import moving_face_frames, write_video  # noqa: E402
 from emoclip_app import header, models, settings  # noqa: E402
 from emoclip_app.state import LiveBuffer, Session  # noqa: E402
 from emoclip_app.tabs import about, explorer, live  # noqa: E402
@@ -69,12 +71,15 @@ def _analysed(video: str) -> Session:
 
 
 def test_import_does_no_model_work():
-    code = ("import sys, app; from emoclip_app.models import MODELS; "
-            "assert MODELS.default is None and not MODELS.loading(); "
-            "print('torch' in sys.modules, 'open_clip' in sys.modules)")
+    code = (
+        "import sys, app; from emoclip_app.models import MODELS; "
+        "assert MODELS.default is None and not MODELS.loading(); "
+        "print('torch' in sys.modules, 'open_clip' in sys.modules)"
+    )
     env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-2:] == ["False", "False"]
 
@@ -85,7 +90,11 @@ def test_model_selection_and_polling():
         header.select_model("emoclip-vitb32", session)  # no weights offline
     assert session.model is None
     out = header.select_model(MODEL, session)
-    assert out.session.model == MODEL and "random weights" in out.status and out.table[0][0] == "happiness"
+    assert (
+        out.session.model == MODEL
+        and "random weights" in out.status
+        and out.table[0][0] == "happiness"
+    )
     out = header.poll_models(Session())  # the default model is ready: the editor is filled
     assert out.session.shown_default == MODEL and out.table[0][0] == "happiness"
     out = header.init_page(Session())
@@ -97,7 +106,14 @@ def test_every_public_event_has_an_api_name():
     public = [d for d in deps if d.get("api_visibility", "public") == "public"]
     names = {d["api_name"] for d in public}
     assert all(d["api_name"] for d in public)
-    assert {"classify_video", "analyse", "set_classes", "add_compound", "explore", "live_step"} <= names
+    assert {
+        "classify_video",
+        "analyse",
+        "set_classes",
+        "add_compound",
+        "explore",
+        "live_step",
+    } <= names
 
 
 def test_background_loader_picks_the_forced_model_and_the_status_says_what_it_is():
@@ -119,17 +135,25 @@ def test_analyse_gives_every_result(video):
     session = Session()
     out = analyse_tab.analyse(video, "center", session, progress=no_progress)
     session, summary, label, bars = out.session, out.summary, out.label, out.bars
-    timeline, gallery, files, timings, warnings = (out.timeline, out.gallery, out.files, out.timings,
-                                                   out.warnings)
+    timeline, gallery, files, timings, warnings = (
+        out.timeline,
+        out.gallery,
+        out.files,
+        out.timings,
+        out.warnings,
+    )
     names = preset("dfew-7").names
     assert set(label) == set(names) and abs(sum(label.values()) - 1) < 1e-4
     assert "Top emotion" in summary and "16 of 16 sampled frames had a face" in summary
-    assert len(timeline.data) == len(names) and all(len(t.x) == len(session.video.prediction.timeline)
-                                                    for t in timeline.data)
+    assert len(timeline.data) == len(names) and all(
+        len(t.x) == len(session.video.prediction.timeline) for t in timeline.data
+    )
     assert len(bars.data[0].y) == len(names)
     assert gallery and gallery[0][0].shape == (96, 96, 3)
     data = json.loads(Path(files[0]).read_text())
-    assert data["top"] == session.video.prediction.top and Path(files[1]).read_text().startswith("video,scope")
+    assert data["top"] == session.video.prediction.top and Path(files[1]).read_text().startswith(
+        "video,scope"
+    )
     assert "Frames encoded: 16" in timings and "re-scored without re-encoding: 0" in timings
     assert "random" in warnings or "toy/test" in warnings
     assert len(session.clips) == 1
@@ -157,7 +181,9 @@ def test_editing_a_description_rescores_without_reencoding(video, predictor, mon
 
 def test_class_edits_add_rename_remove_reset_and_errors(video):
     session = _analysed(video)
-    session = classes_tab.add_class("contempt", "one corner of the mouth raised\na sneer", session).session
+    session = classes_tab.add_class(
+        "contempt", "one corner of the mouth raised\na sneer", session
+    ).session
     assert session.classes.names[-1] == "contempt"
     assert session.classes.classes[-1].descriptions == ("one corner of the mouth raised", "a sneer")
     assert "contempt" in session.video.prediction.probabilities
@@ -183,8 +209,14 @@ def test_bad_table_edit_keeps_the_table_and_reports(video):
     with pytest.warns(UserWarning, match="has no class name"):  # gr.Warning outside a request
         out = classes_tab.edit_table(rows, session)
     skip = type(gr.skip())
-    assert isinstance(out.table, skip) and isinstance(out.yaml, skip)  # the table and YAML keep their text
-    assert "Not applied" in out.message and "has no class name" in out.message and session.classes is None
+    assert isinstance(out.table, skip) and isinstance(
+        out.yaml, skip
+    )  # the table and YAML keep their text
+    assert (
+        "Not applied" in out.message
+        and "has no class name" in out.message
+        and session.classes is None
+    )
 
 
 def test_yaml_apply_validate_import_export(video, tmp_path):
@@ -217,9 +249,15 @@ def test_long_description_warns_about_truncation(video):
 def test_compound_preview_and_score(video):
     session = _analysed(video)
     text = classes_tab.preview_compound(["happiness", "surprise"], "", "", session)
-    assert "happiness + surprise" in text and "Nearest classes" in text and "Score on the current video" in text
+    assert (
+        "happiness + surprise" in text
+        and "Nearest classes" in text
+        and "Score on the current video" in text
+    )
     assert "Choose two or more" in classes_tab.preview_compound(["happiness"], "", "", session)
-    assert "one weight per chosen class" in classes_tab.preview_compound(["happiness", "fear"], "1", "x", session)
+    assert "one weight per chosen class" in classes_tab.preview_compound(
+        ["happiness", "fear"], "1", "x", session
+    )
     out = classes_tab.add_compound(["happiness", "surprise"], "", "delighted", session)
     session = out.session
     assert "delighted" in session.video.prediction.probabilities
@@ -233,7 +271,10 @@ def test_user_text_is_escaped(video):
     evil = "<img src=x onerror=alert(1)>"
     out = classes_tab.add_class(evil, "**bold** <script>alert(2)</script>", session)
     session = out.session
-    for markdown in (out.message, classes_tab.preview_compound(["happiness", evil], "", "<b>mix</b>", session)):
+    for markdown in (
+        out.message,
+        classes_tab.preview_compound(["happiness", evil], "", "<b>mix</b>", session),
+    ):
         assert "<img" not in markdown and "<script" not in markdown and "<b>" not in markdown
     timeline = out.timeline
     assert all("<" not in trace.name for trace in timeline.data)
@@ -287,7 +328,9 @@ def test_live_step_ring_buffer(predictor):
 
 def test_explorer_projects_clips_and_prototypes(video, tmp_path, monkeypatch):
     pytest.importorskip("emoclip.explore")
-    example = write_video(tmp_path / "example.webm", moving_face_frames(24, size=(240, 320), seed=5), fps=12)
+    example = write_video(
+        tmp_path / "example.webm", moving_face_frames(24, size=(240, 320), seed=5), fps=12
+    )
     monkeypatch.setattr(settings, "EXAMPLES", [example])
     session = _analysed(video)
     session = classes_tab.add_compound(["happiness", "surprise"], "", "delighted", session).session
@@ -320,8 +363,13 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server():
     models.MODELS.wait_ready(120)
-    _, url, _ = app.demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1",
-                                server_port=_free_port(), **emoclip_app.launch_options())
+    _, url, _ = app.demo.launch(
+        prevent_thread_lock=True,
+        quiet=True,
+        server_name="127.0.0.1",
+        server_port=_free_port(),
+        **emoclip_app.launch_options(),
+    )
     yield url
     close_demo(app.demo)
 
@@ -341,7 +389,11 @@ def test_classify_video_endpoint_with_custom_classes(client, video):
     assert list(result["probabilities"]) == ["joy", "calm", "worry"]
     assert abs(sum(result["probabilities"].values()) - 1) < 1e-4
     assert result["top"] in ("joy", "calm", "worry")
-    assert result["timeline"] and set(result["timeline"][0]["probabilities"]) == {"joy", "calm", "worry"}
+    assert result["timeline"] and set(result["timeline"][0]["probabilities"]) == {
+        "joy",
+        "calm",
+        "worry",
+    }
     assert result["faces"]["frames_with_face"] == 16 and result["faces"]["frames_without_face"] == 0
 
 
@@ -391,8 +443,8 @@ def test_model_manager_serves_a_quick_model_while_the_best_one_downloads(monkeyp
     from types import SimpleNamespace
 
     import emoclip
-    from emoclip_app.models import ModelManager
     from emoclip.factory import ModelSource
+    from emoclip_app.models import ModelManager
 
     gate, loaded = threading.Event(), []
 
@@ -400,14 +452,20 @@ def test_model_manager_serves_a_quick_model_while_the_best_one_downloads(monkeyp
         if name == "emoclip-vitb32":
             assert gate.wait(20)  # a slow download
         loaded.append(name)
-        return SimpleNamespace(config=SimpleNamespace(summary=f"{name} summary"), source=f"from {name}")
+        return SimpleNamespace(
+            config=SimpleNamespace(summary=f"{name} summary"), source=f"from {name}"
+        )
 
     monkeypatch.setattr(emoclip, "load_model", fake_load)
     manager = ModelManager([])
     manager._sources = {
-        "emoclip-vitb32": ModelSource("emoclip-vitb32", True, "hub-download", "hf-hub:a/b", "the paper's model"),
+        "emoclip-vitb32": ModelSource(
+            "emoclip-vitb32", True, "hub-download", "hf-hub:a/b", "the paper's model"
+        ),
         "clip-vitb32": ModelSource("clip-vitb32", False, "missing", "", "baseline", ("offline",)),
-        "emoclip-synthetic-tiny": ModelSource("emoclip-synthetic-tiny", True, "local", "/w/t.safetensors", "toy"),
+        "emoclip-synthetic-tiny": ModelSource(
+            "emoclip-synthetic-tiny", True, "local", "/w/t.safetensors", "toy"
+        ),
     }
     t0 = time.monotonic()
     manager.start()
@@ -423,12 +481,14 @@ def test_model_manager_serves_a_quick_model_while_the_best_one_downloads(monkeyp
 
 
 def test_status_says_plainly_when_no_model_can_be_loaded(monkeypatch):
-    from emoclip_app.models import ModelManager
     from emoclip.factory import ModelSource
+    from emoclip_app.models import ModelManager
 
     manager = ModelManager([])
-    manager._sources = {n: ModelSource(n, False, "missing", "", f"{n} summary", ("offline",))
-                        for n in ("emoclip-vitb32", "clip-vitb32", "emoclip-synthetic-tiny")}
+    manager._sources = {
+        n: ModelSource(n, False, "missing", "", f"{n} summary", ("offline",))
+        for n in ("emoclip-vitb32", "clip-vitb32", "emoclip-synthetic-tiny")
+    }
     monkeypatch.setattr(models, "MODELS", manager)
     manager.start()
     manager._thread.join(10)
@@ -444,22 +504,26 @@ def test_toy_model_from_a_weights_folder(tmp_path, monkeypatch, video):
     """A synthetic-tiny checkpoint (random weights here) is found, labelled a toy, and runs."""
     import torch
 
-    from emoclip_app.models import ModelManager
-    from emoclip.model_config import EmoCLIPConfig, packaged_config_dir
     from emoclip.model import EmoCLIP
     from emoclip.model_config import EmoCLIPConfig, packaged_config_dir
     from emoclip.weights import save_checkpoint
+    from emoclip_app.models import ModelManager
 
     config = EmoCLIPConfig.load(packaged_config_dir() / "emoclip-synthetic-tiny.json").replace(
-        classes={"name": "synthetic", "classes": {"beaming": "a wide smile", "glum": "a frown"}})
+        classes={"name": "synthetic", "classes": {"beaming": "a wide smile", "glum": "a frown"}}
+    )
     torch.manual_seed(0)
-    save_checkpoint(EmoCLIP(config).state_dict(), config, tmp_path / "emoclip-synthetic-tiny.safetensors")
+    save_checkpoint(
+        EmoCLIP(config).state_dict(), config, tmp_path / "emoclip-synthetic-tiny.safetensors"
+    )
     manager = ModelManager([tmp_path])
     monkeypatch.setattr(models, "MODELS", manager)
     manager.start()
     assert manager.wait_ready(120) and manager.default == "emoclip-synthetic-tiny"
     session = header.init_page(Session()).session
-    assert "This is a toy" in header.status_markdown(session) and "cartoon" in header.status_markdown(session)
+    assert "This is a toy" in header.status_markdown(
+        session
+    ) and "cartoon" in header.status_markdown(session)
     out = analyse_tab.analyse(video, "center", session, progress=no_progress)
     assert set(out.label) == {"beaming", "glum"}
     assert "no face detection" in out.summary and "toy/test model" in out.warnings
@@ -470,7 +534,8 @@ def test_toy_model_from_a_weights_folder(tmp_path, monkeypatch, video):
 
 
 def test_a_better_model_becoming_ready_does_not_pull_results_from_under_a_session(
-        monkeypatch, predictor, video):
+    monkeypatch, predictor, video
+):
     from emoclip_app.models import ModelManager
 
     manager = ModelManager([], include_test_model=True)
@@ -481,7 +546,11 @@ def test_a_better_model_becoming_ready_does_not_pull_results_from_under_a_sessio
     manager.inject("emoclip-synthetic-tiny", predictor.model)  # a better model finished loading
     manager._default = "emoclip-synthetic-tiny"
     out = header.poll_models(busy)
-    assert out.session.model == MODEL and "emoclip-synthetic-tiny" in out.status and "Model menu" in out.status
+    assert (
+        out.session.model == MODEL
+        and "emoclip-synthetic-tiny" in out.status
+        and "Model menu" in out.status
+    )
     out = header.poll_models(idle)
     assert out.session.model is None and out.session.shown_default == "emoclip-synthetic-tiny"
     assert "This is a toy" in out.status and out.table[0][0] == "happiness"  # editor refreshed
@@ -497,7 +566,9 @@ def test_face_coverage_warning_is_a_banner_above_the_result(tmp_path):
     assert "does not describe a person" in warnings
     demo = emoclip_app.build_demo()
     ids = [getattr(b, "elem_id", None) for b in demo.blocks.values()]
-    banner = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "result-warnings")
+    banner = next(
+        b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "result-warnings"
+    )
     assert "warning-banner" in banner.elem_classes and ".warning-banner" in emoclip_app.demo.css()
     assert ids.index("result-warnings") < ids.index("top-label")  # seen before the label
 
@@ -507,9 +578,8 @@ def test_face_coverage_warning_is_a_banner_above_the_result(tmp_path):
 
 @pytest.fixture(scope="module")
 def group_jpg(tmp_path_factory) -> str:
-    from test_images import group_photo
-
     from PIL import Image
+    from test_images import group_photo
 
     path = tmp_path_factory.mktemp("photos") / "group.jpg"
     Image.fromarray(group_photo()).save(path, quality=90)
@@ -531,7 +601,13 @@ def test_analyse_photo_draws_numbered_boxes_and_lists_every_face(group_jpg):
     x, y, w, h = (v * 1280 / 1920 for v in pred.tracks[0].box)
     edge = drawn[int(y + h / 2), int(x) - 1 : int(x) + 2]
     assert any(tuple(px) == FACE_COLOURS[0] for px in edge)
-    assert [line.split(".")[0] for line in faces.splitlines() if line[:1].isdigit()] == ["1", "2", "3", "4", "5"]
+    assert [line.split(".")[0] for line in faces.splitlines() if line[:1].isdigit()] == [
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+    ]
     gallery = out.gallery
     assert [caption for _, caption in gallery] == [f"face {i}" for i in range(1, 6)]
     # class edits re-score the photo like a video
@@ -559,7 +635,9 @@ def test_classify_image_endpoint(client, group_jpg):
     widths = [t["box"][2] for t in result["tracks"]]
     assert widths == sorted(widths, reverse=True)
     assert result["probabilities"] == result["tracks"][0]["probabilities"]
-    same = client.predict(handle_file(group_jpg), CUSTOM_YAML, api_name="/classify_video")  # accepts photos too
+    same = client.predict(
+        handle_file(group_jpg), CUSTOM_YAML, api_name="/classify_video"
+    )  # accepts photos too
     assert same["tracks"] == result["tracks"]
 
 

@@ -26,8 +26,14 @@ REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
 ]
 TIMEOUT = 60_000  # ms, for model work on a loaded 2-core machine
@@ -49,17 +55,25 @@ def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
         fh.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
         for frame in frames:
             fh.write(b"FRAME\n")
-            fh.write(cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2YUV_I420).tobytes())
+            fh.write(
+                cv2.cvtColor(
+                    cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2YUV_I420
+                ).tobytes()
+            )
     return path
 
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("browser-media")
-    video = write_video(folder / "face.webm", moving_face_frames(48, size=(360, 480), seed=7), fps=12)
+    video = write_video(
+        folder / "face.webm", moving_face_frames(48, size=(360, 480), seed=7), fps=12
+    )
     examples = folder / "examples"
     examples.mkdir()
-    example = write_video(examples / "example-smile.webm", moving_face_frames(36, size=(360, 480), seed=9), fps=12)
+    example = write_video(
+        examples / "example-smile.webm", moving_face_frames(36, size=(360, 480), seed=9), fps=12
+    )
     frames = list(moving_face_frames(30, size=(480, 640), seed=8))
     cam = write_y4m(folder / "webcam.y4m", frames + frames[::-1])
     return {"video": video, "example": example, "webcam": cam}
@@ -80,8 +94,13 @@ def server(media):
         demo = emoclip_app.build_demo().queue(**emoclip_app.QUEUE)
         options = emoclip_app.launch_options()
         options["allowed_paths"] = [*options["allowed_paths"], str(media["example"].parent)]
-        _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", server_port=port,
-                                **options)
+        _, url, _ = demo.launch(
+            prevent_thread_lock=True,
+            quiet=True,
+            server_name="127.0.0.1",
+            server_port=port,
+            **options,
+        )
         yield url
         close_demo(demo)
 
@@ -98,8 +117,10 @@ def browser(media):
     pw = sync_playwright().start()
     try:
         chromium = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={media['webcam']}"])
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={media['webcam']}"],
+        )
     except Exception as exc:  # noqa: BLE001 - reported as skip/fail with the reason
         pw.stop()
         _unavailable(f"Chromium did not start: {exc}")
@@ -122,7 +143,8 @@ def wait_text(page, selector: str, pattern: str) -> str:
     """Wait until the element's text matches the regex `pattern`; return the text."""
     page.wait_for_function(
         "([sel, pat]) => { const e = document.querySelector(sel); return e && new RegExp(pat).test(e.innerText); }",
-        arg=[selector, pattern])
+        arg=[selector, pattern],
+    )
     return page.locator(selector).inner_text()
 
 
@@ -151,7 +173,9 @@ def eventually(check, timeout: float = TIMEOUT / 1000, what: str = "condition"):
 def label_scores(page, selector: str) -> dict[str, str]:
     """{class: "12%"} read from a gr.Label."""
     lines = [t.strip() for t in page.locator(selector).inner_text().splitlines() if t.strip()]
-    return {lines[i]: lines[i + 1] for i in range(len(lines) - 1) if re.fullmatch(r"\d+%", lines[i + 1])}
+    return {
+        lines[i]: lines[i + 1] for i in range(len(lines) - 1) if re.fullmatch(r"\d+%", lines[i + 1])
+    }
 
 
 def plot_kinds(page, selector: str) -> dict[str, int]:
@@ -159,7 +183,8 @@ def plot_kinds(page, selector: str) -> dict[str, int]:
     return page.evaluate(
         """sel => { const out = {}; for (const t of document.querySelector(sel).data) {
              const k = (t.meta && t.meta.kind) || t.name; out[k] = (out[k] || 0) + (t.customdata || []).length; } return out; }""",
-        selector)
+        selector,
+    )
 
 
 def test_analyse_edit_compound_and_explore(browser, server, media):
@@ -169,7 +194,9 @@ def test_analyse_edit_compound_and_explore(browser, server, media):
         summary = page.locator("#result-summary").inner_text()
         assert "16 of 16 sampled frames had a face" in summary
         assert set(label_scores(page, "#top-label")) <= set(DFEW)
-        assert page.locator("#timeline-plot .js-plotly-plot .scatterlayer .trace").count() == len(DFEW)
+        assert page.locator("#timeline-plot .js-plotly-plot .scatterlayer .trace").count() == len(
+            DFEW
+        )
         assert page.locator("#faces-gallery img").count() >= 4
         downloads = page.locator("#downloads").inner_text().replace("\n", "")
         assert "face-emotions.json" in downloads and "face-emotions.csv" in downloads
@@ -186,20 +213,29 @@ def test_analyse_edit_compound_and_explore(browser, server, media):
         editor.press("Enter")
         info = wait_text(page, "#rescore-info", r"re-scored without re-encoding: [1-9]")
         assert re.search(r"Frames encoded: 16\b", info) and "in 1 video encoding(s)" in info
-        eventually(lambda: page.locator("#classes-label").inner_text() != before_text, timeout=180,
-                   what="new scores")
+        eventually(
+            lambda: page.locator("#classes-label").inner_text() != before_text,
+            timeout=180,
+            what="new scores",
+        )
         after = label_scores(page, "#classes-label")
         assert set(after) == set(before) and after != before
 
         # Build a compound: preview (nearest classes, score on this video), then add it.
         page.locator("#compound-parts").get_by_label("happiness").check()
         page.locator("#compound-parts").get_by_label("surprise").check()
-        page.locator("#compound-name textarea").first.press_sequentially("delighted")  # fires .input
-        preview = wait_text(page, "#compound-preview", r"delighted[\s\S]*Score on the current video: [0-9.]+%")
+        page.locator("#compound-name textarea").first.press_sequentially(
+            "delighted"
+        )  # fires .input
+        preview = wait_text(
+            page, "#compound-preview", r"delighted[\s\S]*Score on the current video: [0-9.]+%"
+        )
         assert "Nearest classes" in preview and "happiness" in preview
         page.click("#add-compound-btn")
         wait_text(page, "#class-messages", "7 classes, 1 compounds")
-        eventually(lambda: "delighted" in label_scores(page, "#classes-label"), what="compound score")
+        eventually(
+            lambda: "delighted" in label_scores(page, "#classes-label"), what="compound score"
+        )
         assert re.search(r"Frames encoded: 16\b", page.locator("#rescore-info").inner_text())
         page.screenshot(path=str(ARTIFACTS / "browser-classes.png"), full_page=True)
 
@@ -208,8 +244,13 @@ def test_analyse_edit_compound_and_explore(browser, server, media):
         page.click("#explore-btn")
         page.wait_for_selector("#latent-plot .js-plotly-plot")
         wait_text(page, "#explore-info", "2 clip")
-        kinds = eventually(lambda: plot_kinds(page, "#latent-plot .js-plotly-plot").get("class") == 7
-                           and plot_kinds(page, "#latent-plot .js-plotly-plot"), what="explorer plot")
+        kinds = eventually(
+            lambda: (
+                plot_kinds(page, "#latent-plot .js-plotly-plot").get("class") == 7
+                and plot_kinds(page, "#latent-plot .js-plotly-plot")
+            ),
+            what="explorer plot",
+        )
         assert kinds.get("clip") == 1 and kinds.get("example") == 1
         assert kinds.get("class") == 7 and kinds.get("compound") == 1
         page.locator("#point-pick input").click()
@@ -232,7 +273,9 @@ def test_live_webcam_streams_predictions(browser, server):
         fps = float(re.search(r"Processed: ([0-9.]+) frames/s", info).group(1))
         assert fps > 0.2 and "face found" in info
         page.wait_for_selector("#live-plot .js-plotly-plot")
-        assert set(label_scores(page, "#live-label")) <= set(DFEW) and label_scores(page, "#live-label")
+        assert set(label_scores(page, "#live-label")) <= set(DFEW) and label_scores(
+            page, "#live-label"
+        )
         page.screenshot(path=str(ARTIFACTS / "browser-live.png"), full_page=True)
         stop = page.locator("#live-cam button", has_text="Stop")
         if stop.count():
@@ -255,10 +298,19 @@ def test_two_browser_sessions_do_not_see_each_other(browser, server, media):
         b.locator("#examples").get_by_text("example-smile.webm").first.click()  # runs the analysis
         wait_text(b, "#result-summary", "Top emotion[\\s\\S]*example-smile")
         b.wait_for_selector("#timeline-plot .js-plotly-plot")
-        for page, mine, other in ((a, "secret_alpha", "secret_beta"), (b, "secret_beta", "secret_alpha")):
-            eventually(lambda: mine in page.locator("#bars-plot").inner_text(), what=f"{mine} bar")
+        for page, mine, other in (
+            (a, "secret_alpha", "secret_beta"),
+            (b, "secret_beta", "secret_alpha"),
+        ):
+            eventually(
+                lambda page=page, mine=mine: mine in page.locator("#bars-plot").inner_text(),
+                what=f"{mine} bar",
+            )
             page.get_by_role("tab", name="Classes & compounds").click()
-            eventually(lambda: mine in label_scores(page, "#classes-label"), what=f"{mine} score")
+            eventually(
+                lambda page=page, mine=mine: mine in label_scores(page, "#classes-label"),
+                what=f"{mine} score",
+            )
             body = page.locator("body").inner_text()
             assert other not in body
         a.screenshot(path=str(ARTIFACTS / "browser-session-a.png"), full_page=True)

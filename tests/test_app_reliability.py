@@ -31,6 +31,8 @@ gr = pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
 httpx = pytest.importorskip("httpx")
 import emoclip_app  # noqa: E402
+from emoclip.inference.predictor import VideoLimits  # noqa: E402
+from emoclip.testing.media import moving_face_frames, write_video, write_wav  # noqa: E402
 from emoclip_app import files, models  # noqa: E402
 from emoclip_app.files import OutputDir  # noqa: E402
 from emoclip.testing.media import moving_face_frames, write_video, write_wav  # noqa: E402
@@ -59,7 +61,6 @@ def _raw_video(path: Path, fourcc: str, size: tuple[int, int], n: int, fps: floa
     return path
 
 
-
 def _png(path: Path) -> Path:
     ok, buf = cv2.imencode(".png", np.full((32, 32, 3), 90, np.uint8))
     path.write_bytes(buf.tobytes())
@@ -77,31 +78,44 @@ BAD_VIDEOS = {
     "tiny_16x16.webm": (lambda p: _raw_video(p, "VP80", (16, 16), 6, 4.0), "ok"),
     "too_big_1024x768.mp4": (lambda p: _raw_video(p, "mp4v", (768, 1024), 2, 4.0), "megapixels"),
     "too_long_30s.mp4": (lambda p: _raw_video(p, "mp4v", (32, 32), 30, 1.0), "lasts"),
-    f"{XSS_NAME} $(id).webm": (lambda p: write_video(p, moving_face_frames(6, size=FACE), 8.0),
-                               "ok"),
+    f"{XSS_NAME} $(id).webm": (
+        lambda p: write_video(p, moving_face_frames(6, size=FACE), 8.0),
+        "ok",
+    ),
 }
 # Low limits for the battery: 0.5 megapixels, 10 s (the 1024x768 and 30 s clips trip them).
 LIMITS = VideoLimits(max_bytes=50_000_000, max_duration=10.0, max_pixels=500_000)
 
-ALIAS_BOMB = ("name: [&a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
-              + "".join(f"  , &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 9))
-              + "]\nclasses:\n  joy: *a8\n  calm: a relaxed face\n")
+ALIAS_BOMB = (
+    "name: [&a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    + "".join(f"  , &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 9))
+    + "]\nclasses:\n  joy: *a8\n  calm: a relaxed face\n"
+)
 # class-set text -> "ok" or a keyword the message must contain
 BAD_CLASS_SETS = {
-    "1000 classes": ("classes:\n" + "".join(f"  c{i}: d{i}\n" for i in range(1000)),
-                     "too many classes"),
+    "1000 classes": (
+        "classes:\n" + "".join(f"  c{i}: d{i}\n" for i in range(1000)),
+        "too many classes",
+    ),
     "duplicate names": ("classes:\n  Joy: a\n  joy: b\n", "same name"),
     "duplicate keys": ("classes:\n  joy: a\n  joy: b\n", "duplicate key"),
     "empty description": ("classes:\n  joy: ''\n  sad: b\n", "is empty"),
-    "10000-char description": ("classes:\n  joy: " + "a" * 10_000 + "\n  sad: b\n",
-                               "10000 characters"),
+    "10000-char description": (
+        "classes:\n  joy: " + "a" * 10_000 + "\n  sad: b\n",
+        "10000 characters",
+    ),
     "malformed YAML": ("classes: [unclosed", "YAML error"),
     "malformed JSON": ('{"classes": {"a": "b" "c": "d"}}', "JSON syntax error"),
     "alias bomb": (ALIAS_BOMB, "must be text"),  # 9**9 strings if expanded; refused at once
     "JSON list of numbers": ("[1, 2, 3]", "expected a mapping"),
-    "emoji CJK RTL": ('classes:\n  "😀 喜び": 笑顔の人 😀\n  "غضب": وجه غاضب\n  "a\\u202eb": x\n', "ok"),
-    "script and img": (f"classes:\n  '<script>alert(1)</script>': '{XSS_NAME}'\n"
-                       f"  '{XSS_NAME}': '{XSS_DESC}'\n", "ok"),
+    "emoji CJK RTL": (
+        'classes:\n  "😀 喜び": 笑顔の人 😀\n  "غضب": وجه غاضب\n  "a\\u202eb": x\n',
+        "ok",
+    ),
+    "script and img": (
+        f"classes:\n  '<script>alert(1)</script>': '{XSS_NAME}'\n  '{XSS_NAME}': '{XSS_DESC}'\n",
+        "ok",
+    ),
 }
 
 
@@ -115,8 +129,13 @@ def _free_port() -> int:
 
 
 def _launch(demo: gr.Blocks) -> str:
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1",
-                            server_port=_free_port(), **emoclip_app.launch_options())
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True,
+        quiet=True,
+        server_name="127.0.0.1",
+        server_port=_free_port(),
+        **emoclip_app.launch_options(),
+    )
     return url
 
 
@@ -133,9 +152,12 @@ def server():
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("app-videos")
-    out = {f"face{i}": write_video(folder / f"face{i}.webm",
-                                   moving_face_frames(16, size=FACE, seed=i), fps=8.0)
-           for i in range(3)}
+    out = {
+        f"face{i}": write_video(
+            folder / f"face{i}.webm", moving_face_frames(16, size=FACE, seed=i), fps=8.0
+        )
+        for i in range(3)
+    }
     bad = tmp_path_factory.mktemp("app-bad-videos")
     for name, (build, _) in BAD_VIDEOS.items():
         build(bad / name)
@@ -192,8 +214,12 @@ def _assert_serving(client, video: Path) -> None:
 
 def _markdown_outputs(out: tuple | list) -> list[str]:
     """The Markdown strings among an endpoint's outputs (tables and labels show text as text)."""
-    return [v for v in out if isinstance(v, str) and ("In use:" in v or "Not applied" in v
-                                                        or "Top emotion" in v or "⚠" in v)]
+    return [
+        v
+        for v in out
+        if isinstance(v, str)
+        and ("In use:" in v or "Not applied" in v or "Top emotion" in v or "⚠" in v)
+    ]
 
 
 # ------------------------------------------------------------------------------ 1. battery
@@ -207,9 +233,13 @@ def test_bad_videos_through_classify_video_and_analyse(server, videos, monkeypat
     client = _client(server)
     t0 = time.monotonic()
     for name, (_, expected) in BAD_VIDEOS.items():
-        result = _expect(lambda: client.predict(handle_file(str(videos[name])), GOOD_YAML,
-                                                api_name="/classify_video"),
-                         expected, name)
+        result = _expect(
+            lambda name=name: client.predict(
+                handle_file(str(videos[name])), GOOD_YAML, api_name="/classify_video"
+            ),
+            expected,
+            name,
+        )
         if result is not None:
             assert list(result["probabilities"]) == ["joy", "calm", "worry"], name
             assert abs(sum(result["probabilities"].values()) - 1) < 1e-4, name
@@ -220,50 +250,89 @@ def test_bad_videos_through_classify_video_and_analyse(server, videos, monkeypat
     out = client.predict(handle_file(str(hostile)), "center", api_name="/analyse")
     summary = out[0]
     assert "Top emotion" in summary and "<img" not in summary and "<script" not in summary
-    assert all(Path(f).name.endswith(("-emotions.json", "-emotions.csv"))
-               and "<" not in Path(f).name and " " not in Path(f).name for f in out[5])
-    _expect(lambda: client.predict(handle_file(str(videos["corrupt.mp4"])), "center",
-                                   api_name="/analyse"), "cannot open", "analyse corrupt")
+    assert all(
+        Path(f).name.endswith(("-emotions.json", "-emotions.csv"))
+        and "<" not in Path(f).name
+        and " " not in Path(f).name
+        for f in out[5]
+    )
+    _expect(
+        lambda: client.predict(
+            handle_file(str(videos["corrupt.mp4"])), "center", api_name="/analyse"
+        ),
+        "cannot open",
+        "analyse corrupt",
+    )
     _expect(lambda: client.predict(None, "", api_name="/classify_video"), "no video", "no video")
     _assert_serving(client, videos["face0"])
     print(f"\nvideo battery: {len(BAD_VIDEOS) + 3} requests in {time.monotonic() - t0:.1f} s")
 
 
 def test_uploaded_file_names_are_not_paths_and_forged_paths_never_reach_a_handler(
-        server, videos, monkeypatch):
+    server, videos, monkeypatch
+):
     """A multipart name with traversal and HTML is stored inside gradio's cache under a cleaned
     name; a request naming a server path (not an upload) is refused before the handler runs."""
-    cache = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(__import__("tempfile").gettempdir())
-                 / "gradio").resolve()
+    cache = Path(
+        os.environ.get("GRADIO_TEMP_DIR") or Path(__import__("tempfile").gettempdir()) / "gradio"
+    ).resolve()
     data = videos["face1"].read_bytes()
-    r = httpx.post(server.rstrip("/") + "/gradio_api/upload", timeout=60,
-                   files=[("files", ("../../etc/<b>x</b>.mp4", data, "video/mp4"))])
+    r = httpx.post(
+        server.rstrip("/") + "/gradio_api/upload",
+        timeout=60,
+        files=[("files", ("../../etc/<b>x</b>.mp4", data, "video/mp4"))],
+    )
     assert r.status_code == 200, r.text
     stored = Path(r.json()[0])
     assert stored.resolve().is_relative_to(cache) and stored.is_file()
     assert ".." not in stored.name and "<" not in stored.name and "/" not in stored.name
-    event, payload = _raw_call(server, "classify_video",
-                               [{"path": str(stored), "meta": {"_type": "gradio.FileData"},
-                                 "orig_name": "../../etc/<b>x</b>.mp4"}, GOOD_YAML])
+    event, payload = _raw_call(
+        server,
+        "classify_video",
+        [
+            {
+                "path": str(stored),
+                "meta": {"_type": "gradio.FileData"},
+                "orig_name": "../../etc/<b>x</b>.mp4",
+            },
+            GOOD_YAML,
+        ],
+    )
     assert event == "complete", payload
     assert payload[0]["video"]["name"] == stored.name  # the cleaned name, not the sent one
 
     seen: list[str] = []
     predictor = models.MODELS.predictor(MODEL, "center")
     original = predictor.predict
-    monkeypatch.setattr(predictor, "predict", lambda video, *a, **k: (seen.append(str(video)),
-                                                                       original(video, *a, **k))[1])
-    forged = ["/etc/passwd", str(REPO / "app.py"), "../../../../etc/passwd", str(REPO / "weights"),
-              str(cache / ".." / ".." / "etc" / "passwd")]
+    monkeypatch.setattr(
+        predictor,
+        "predict",
+        lambda video, *a, **k: (seen.append(str(video)), original(video, *a, **k))[1],
+    )
+    forged = [
+        "/etc/passwd",
+        str(REPO / "app.py"),
+        "../../../../etc/passwd",
+        str(REPO / "weights"),
+        str(cache / ".." / ".." / "etc" / "passwd"),
+    ]
     for path in forged:
-        event, _ = _raw_call(server, "classify_video",
-                             [{"path": path, "meta": {"_type": "gradio.FileData"}}, ""])
+        event, _ = _raw_call(
+            server, "classify_video", [{"path": path, "meta": {"_type": "gradio.FileData"}}, ""]
+        )
         assert event in ("error", "rejected"), path
-        event, _ = _raw_call(server, "import_classes",
-                             [{"path": path, "meta": {"_type": "gradio.FileData"}}])
+        event, _ = _raw_call(
+            server, "import_classes", [{"path": path, "meta": {"_type": "gradio.FileData"}}]
+        )
         assert event in ("error", "rejected"), path
-    event, _ = _raw_call(server, "classify_video", [{"path": "x.mp4", "url": "http://127.0.0.1:9/x",
-                                                     "meta": {"_type": "gradio.FileData"}}, ""])
+    event, _ = _raw_call(
+        server,
+        "classify_video",
+        [
+            {"path": "x.mp4", "url": "http://127.0.0.1:9/x", "meta": {"_type": "gradio.FileData"}},
+            "",
+        ],
+    )
     assert event in ("error", "rejected")
     assert seen == [], f"forged paths reached the model: {seen}"
     _assert_serving(_client(server), videos["face0"])
@@ -277,16 +346,25 @@ def test_bad_class_sets_through_every_class_endpoint(server, videos, tmp_path):
     t0 = time.monotonic()
     n = 0
     for what, (text, expected) in BAD_CLASS_SETS.items():
-        result = _expect(lambda: client.predict(video, text, api_name="/classify_video"),
-                         expected, f"classify_video: {what}")
-        _expect(lambda: client.predict(text, api_name="/set_classes"), expected,
-                f"set_classes: {what}")
+        result = _expect(
+            lambda text=text: client.predict(video, text, api_name="/classify_video"),
+            expected,
+            f"classify_video: {what}",
+        )
+        _expect(
+            lambda text=text: client.predict(text, api_name="/set_classes"),
+            expected,
+            f"set_classes: {what}",
+        )
         message = client.predict(text, api_name="/validate_classes")
         suffix = ".json" if text.lstrip().startswith(("{", "[")) else ".yaml"
         file = tmp_path / f"{len(os.listdir(tmp_path))}{suffix}"
         file.write_text(text, encoding="utf-8")
-        _expect(lambda: client.predict(handle_file(str(file)), api_name="/import_classes"),
-                expected, f"import_classes: {what}")
+        _expect(
+            lambda file=file: client.predict(handle_file(str(file)), api_name="/import_classes"),
+            expected,
+            f"import_classes: {what}",
+        )
         n += 4
         if expected == "ok":
             names = list(result["probabilities"])
@@ -307,20 +385,39 @@ def test_bad_class_sets_through_every_class_endpoint(server, videos, tmp_path):
     assert "8 classes" in out[2]
     _expect(lambda: client.predict("", "x", api_name="/add_class"), "class name", "add no name")
     _expect(lambda: client.predict("x", "  \n ", api_name="/add_class"), "description", "no desc")
-    _expect(lambda: client.predict("x", "a" * 10_000, api_name="/add_class"), "10000 characters",
-            "add long")
-    _expect(lambda: client.predict("x" * 70, "a", api_name="/add_class"), "70 characters",
-            "add long name")
-    _expect(lambda: client.predict(XSS_NAME, "Happiness", api_name="/rename_class"), "same name",
-            "rename to an existing name")
-    _expect(lambda: client.predict("not-a-class", api_name="/remove_class"), "not in the list",
-            "remove unknown")
-    _expect(lambda: client.predict("not-a-preset", api_name="/reset_classes"), "not in the list",
-            "unknown preset")
-    _expect(lambda: client.predict(["happiness", XSS_NAME], "x, y", "", api_name="/add_compound"),
-            "weights must be numbers", "bad weights")
-    preview = client.predict(["happiness", XSS_NAME], "", "<b>mix</b>",
-                             api_name="/preview_compound")
+    _expect(
+        lambda: client.predict("x", "a" * 10_000, api_name="/add_class"),
+        "10000 characters",
+        "add long",
+    )
+    _expect(
+        lambda: client.predict("x" * 70, "a", api_name="/add_class"),
+        "70 characters",
+        "add long name",
+    )
+    _expect(
+        lambda: client.predict(XSS_NAME, "Happiness", api_name="/rename_class"),
+        "same name",
+        "rename to an existing name",
+    )
+    _expect(
+        lambda: client.predict("not-a-class", api_name="/remove_class"),
+        "not in the list",
+        "remove unknown",
+    )
+    _expect(
+        lambda: client.predict("not-a-preset", api_name="/reset_classes"),
+        "not in the list",
+        "unknown preset",
+    )
+    _expect(
+        lambda: client.predict(["happiness", XSS_NAME], "x, y", "", api_name="/add_compound"),
+        "weights must be numbers",
+        "bad weights",
+    )
+    preview = client.predict(
+        ["happiness", XSS_NAME], "", "<b>mix</b>", api_name="/preview_compound"
+    )
     assert "<b>" not in preview and "<img" not in preview and "Nearest classes" in preview
     table = {"headers": ["class", "description"], "data": [["joy", "a smile"], ["", "orphan"]]}
     out = client.predict(table, api_name="/edit_classes_table")
@@ -334,8 +431,9 @@ def test_bad_class_sets_through_every_class_endpoint(server, videos, tmp_path):
         (tmp_path / name).write_bytes(data)
         with pytest.raises(Exception) as info:
             client.predict(handle_file(str(tmp_path / name)), api_name="/import_classes")
-        assert name in str(info.value) or "U+" in str(info.value) or "UTF-8" in str(info.value), \
+        assert name in str(info.value) or "U+" in str(info.value) or "UTF-8" in str(info.value), (
             str(info.value)
+        )
     n += 16
     # The session kept its last valid set (8 classes with the hostile one), and serves.
     result = client.predict(video, "", api_name="/classify_video")
@@ -353,7 +451,9 @@ def test_many_simultaneous_sessions_get_their_own_results(server, videos):
     inline) and one of three clips, while 4 more sessions send bad input."""
     from gradio_client import handle_file
 
-    assert emoclip_app.QUEUE["max_size"] and emoclip_app.QUEUE["default_concurrency_limit"]  # bounded queue
+    assert (
+        emoclip_app.QUEUE["max_size"] and emoclip_app.QUEUE["default_concurrency_limit"]
+    )  # bounded queue
     n_good, n_bad = 16, 4
     clients = [_client(server) for _ in range(n_good + n_bad)]
     results: dict[int, list] = {}
@@ -362,8 +462,10 @@ def test_many_simultaneous_sessions_get_their_own_results(server, videos):
 
     def good(i: int) -> None:
         names = [f"c{i}_{k}" for k in "abc"]
-        text = "classes:\n" + "".join(f"  {n}: face {k} of client {i}\n"
-                                      for n, k in zip(names, ("smiling", "frowning", "calm")))
+        text = "classes:\n" + "".join(
+            f"  {n}: face {k} of client {i}\n"
+            for n, k in zip(names, ("smiling", "frowning", "calm"))
+        )
         client, video = clients[i], videos[f"face{i % 3}"]
         inline = i % 2 == 0
         if not inline:
@@ -371,19 +473,26 @@ def test_many_simultaneous_sessions_get_their_own_results(server, videos):
         barrier.wait(60)
         out = []
         for _ in range(2):
-            out.append(client.predict(handle_file(str(video)), text if inline else "",
-                                      api_name="/classify_video"))
+            out.append(
+                client.predict(
+                    handle_file(str(video)), text if inline else "", api_name="/classify_video"
+                )
+            )
         results[i] = [names, out]
 
     def bad(j: int) -> None:
         client = clients[n_good + j]
         barrier.wait(60)
         caught = []
-        for call in (lambda: client.predict(handle_file(str(videos["corrupt.mp4"])), GOOD_YAML,
-                                            api_name="/classify_video"),
-                     lambda: client.predict(handle_file(str(videos["face0"])), "classes: [x",
-                                            api_name="/classify_video"),
-                     lambda: client.predict("classes:\n  a: ''\n", api_name="/set_classes")):
+        for call in (
+            lambda: client.predict(
+                handle_file(str(videos["corrupt.mp4"])), GOOD_YAML, api_name="/classify_video"
+            ),
+            lambda: client.predict(
+                handle_file(str(videos["face0"])), "classes: [x", api_name="/classify_video"
+            ),
+            lambda: client.predict("classes:\n  a: ''\n", api_name="/set_classes"),
+        ):
             try:
                 call()
                 caught.append("no error")
@@ -424,7 +533,9 @@ def test_temporary_files_are_bounded_and_deleted(videos, monkeypatch, tmp_path):
     from gradio_client import handle_file
 
     assert emoclip_app.delete_cache_policy(3600) == (600, 3600)
-    assert emoclip_app.build_demo().delete_cache == emoclip_app.delete_cache_policy()  # on by default
+    assert (
+        emoclip_app.build_demo().delete_cache == emoclip_app.delete_cache_policy()
+    )  # on by default
     outputs = OutputDir(max_age=3600, max_folders=4)
     monkeypatch.setattr(files, "OUTPUTS", outputs)
     assert models.MODELS.wait_ready(120)
@@ -433,8 +544,9 @@ def test_temporary_files_are_bounded_and_deleted(videos, monkeypatch, tmp_path):
     try:
         client = _client(url)
         for i in range(2):
-            out = client.predict(handle_file(str(videos[f"face{i}"])), "center",
-                                 api_name="/analyse")
+            out = client.predict(
+                handle_file(str(videos[f"face{i}"])), "center", api_name="/analyse"
+            )
             assert len(out[5]) == 2
         for _ in range(8):
             client.predict(api_name="/export_classes_yaml")
@@ -476,34 +588,48 @@ def test_browser_shows_hostile_class_text_as_text(server, videos):
     pw = sync_playwright().start()
     try:
         try:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-                "--no-sandbox", "--disable-gpu", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update"])
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM,
+                headless=True,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                ],
+            )
         except Exception as exc:  # noqa: BLE001
             return _unavailable(f"Chromium did not start: {exc}")
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(60_000)
         page.goto(server, wait_until="load")
-        page.wait_for_function("document.querySelector('#model-status') && document"
-                               ".querySelector('#model-status').innerText.includes('Model:')")
+        page.wait_for_function(
+            "document.querySelector('#model-status') && document"
+            ".querySelector('#model-status').innerText.includes('Model:')"
+        )
         page.get_by_role("tab", name="Classes & compounds").click()
         page.locator("#new-class-name textarea, #new-class-name input").first.fill(name)
         page.locator("#new-class-desc textarea").first.fill(desc)
         page.click("#add-class-btn")
-        page.wait_for_function("document.querySelector('#class-messages').innerText"
-                               ".includes('8 classes')")
+        page.wait_for_function(
+            "document.querySelector('#class-messages').innerText.includes('8 classes')"
+        )
         page.get_by_role("tab", name="Analyse video").click()
         page.locator("#video-input input[type=file]").first.set_input_files(str(videos["face0"]))
         page.wait_for_selector("#video-input video")
         page.click("#analyse-btn")
-        page.wait_for_function("document.querySelector('#result-summary').innerText"
-                               ".includes('Top emotion')")
+        page.wait_for_function(
+            "document.querySelector('#result-summary').innerText.includes('Top emotion')"
+        )
         page.wait_for_function(f"document.querySelector('#bars-plot').innerText.includes({name!r})")
         page.get_by_role("tab", name="Classes & compounds").click()
         page.wait_for_function(
-            f"document.querySelector('#classes-label').innerText.includes({name!r})")
+            f"document.querySelector('#classes-label').innerText.includes({name!r})"
+        )
         page.wait_for_function(
-            f"document.querySelector('#class-table').innerText.includes({desc!r})")
+            f"document.querySelector('#class-table').innerText.includes({desc!r})"
+        )
         page.wait_for_timeout(500)
         assert page.evaluate("typeof window.__pwned") == "undefined"
         assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0

@@ -43,7 +43,9 @@ def collection(tmp_path_factory, tiny_model):
     frames.mkdir()
     for i, frame in enumerate(moving_face_frames(8, size=(240, 320))):
         cv2.imwrite(str(frames / f"{i:03d}.png"), frame[:, :, ::-1])
-    cv2.imwrite(str(clips / "still.jpg"), next(iter(moving_face_frames(1, size=(240, 320))))[:, :, ::-1])
+    cv2.imwrite(
+        str(clips / "still.jpg"), next(iter(moving_face_frames(1, size=(240, 320))))[:, :, ::-1]
+    )
     (clips / "broken.mp4").write_text("not a video")
     return {"root": root, "weights": str(weights), "clips": clips}
 
@@ -124,11 +126,24 @@ def test_import_emoclip_batch_does_not_import_ray():
 @pytest.mark.slow
 def test_batch_shards_over_workers_and_matches_predict(local_ray, collection, tmp_path, capsys):
     out = tmp_path / "out"
-    summary = run_batch([collection["clips"]], out, model=collection["weights"], classes=None,
-                        workers=2, batch_size=1)
+    summary = run_batch(
+        [collection["clips"]],
+        out,
+        model=collection["weights"],
+        classes=None,
+        workers=2,
+        batch_size=1,
+    )
     rows = {r["name"]: r for r in _rows(out)}
-    assert set(rows) == {"clip0.webm", "clip1.webm", "clip2.webm", "clip3.webm", "frames_a",
-                         "still.jpg", "broken.mp4"}
+    assert set(rows) == {
+        "clip0.webm",
+        "clip1.webm",
+        "clip2.webm",
+        "clip3.webm",
+        "frames_a",
+        "still.jpg",
+        "broken.mp4",
+    }
     assert summary.done == 7 and summary.errors == 1 and summary.workers == 2
     assert len({r["worker"] for r in rows.values()}) == 2  # sharded over both actors
     assert rows["frames_a"]["kind"] == "frames" and rows["frames_a"]["error"] is None
@@ -137,8 +152,17 @@ def test_batch_shards_over_workers_and_matches_predict(local_ray, collection, tm
     assert table.schema.field("embedding").type == pa.list_(pa.float32(), 32)
 
     videos = sorted(collection["clips"].glob("*.webm")) + [collection["clips"] / "broken.mp4"]
-    code = main(["predict", *map(str, videos), "--model", collection["weights"], "--quiet",
-                 "--json", str(tmp_path / "p.json")])
+    code = main(
+        [
+            "predict",
+            *map(str, videos),
+            "--model",
+            collection["weights"],
+            "--quiet",
+            "--json",
+            str(tmp_path / "p.json"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     bad = rows["broken.mp4"]
@@ -149,8 +173,9 @@ def test_batch_shards_over_workers_and_matches_predict(local_ray, collection, tm
         row = rows[pred["video"]["name"]]
         assert row["error"] is None and row["top"] == pred["top"]
         assert row["classes"] == pred["classes"]
-        np.testing.assert_allclose(row["probabilities"], [pred["probabilities"][c] for c in pred["classes"]],
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            row["probabilities"], [pred["probabilities"][c] for c in pred["classes"]], atol=1e-5
+        )
         np.testing.assert_allclose(row["embedding"], pred["embedding"], atol=1e-5)
         windows = timeline[timeline.input_key == row["input_key"]].sort_values("window")
         assert len(windows) == len(pred["timeline"])
@@ -158,15 +183,19 @@ def test_batch_shards_over_workers_and_matches_predict(local_ray, collection, tm
         np.testing.assert_allclose(np.stack(windows.probabilities.to_list()), expected, atol=1e-5)
     video_keys = {rows[v.name]["input_key"] for v in videos}
     assert timeline.input_key.isin(video_keys).sum() == sum(
-        len(p["timeline"]) for p in json.loads((tmp_path / "p.json").read_text()))
+        len(p["timeline"]) for p in json.loads((tmp_path / "p.json").read_text())
+    )
     assert set(timeline.input_key) == {r["input_key"] for r in rows.values() if r["error"] is None}
 
     from emoclip.explore.collection import NeighbourIndex, load_results_folder, project_large
 
     coll = load_results_folder(out)  # the latent explorer reads the same folder
     assert len(coll) == 6 and "broken.mp4" not in {Path(p).name for p in coll.paths}
-    np.testing.assert_allclose(coll.embeddings[coll.paths.index(rows["clip0.webm"]["path"])],
-                               rows["clip0.webm"]["embedding"], atol=1e-5)
+    np.testing.assert_allclose(
+        coll.embeddings[coll.paths.index(rows["clip0.webm"]["path"])],
+        rows["clip0.webm"]["embedding"],
+        atol=1e-5,
+    )
     xy, fitted = project_large(coll.embeddings, "pca")
     assert xy.shape == (6, 2) and fitted.all()
     assert len(NeighbourIndex(coll.embeddings, dims=4).neighbours(0, k=3)) == 3
@@ -196,15 +225,26 @@ def test_resume_after_an_interrupted_run(local_ray, collection, tmp_path):
     # another class set is another configuration: everything again, beside the first results
     from emoclip import preset
 
-    other = run_batch([collection["clips"] / "clip0.webm"], out, model=collection["weights"],
-                      classes=preset("dfew-7"), workers=1)
+    other = run_batch(
+        [collection["clips"] / "clip0.webm"],
+        out,
+        model=collection["weights"],
+        classes=preset("dfew-7"),
+        workers=1,
+    )
     assert other.done == 1 and len(done_keys(out)) == 8
-    assert run_batch([collection["clips"]], out, model=collection["weights"], retry_errors=True,
-                     workers=1).done == 1  # only broken.mp4 again
+    assert (
+        run_batch(
+            [collection["clips"]], out, model=collection["weights"], retry_errors=True, workers=1
+        ).done
+        == 1
+    )  # only broken.mp4 again
 
 
 @pytest.mark.slow
-def test_killed_worker_inputs_are_retried_once_and_never_duplicated(local_ray, collection, tmp_path):
+def test_killed_worker_inputs_are_retried_once_and_never_duplicated(
+    local_ray, collection, tmp_path
+):
     from batch_helpers import CrashingWorker
 
     data = tmp_path / "data"
@@ -212,8 +252,15 @@ def test_killed_worker_inputs_are_retried_once_and_never_duplicated(local_ray, c
     for name in ("a.webm", "crash-once.webm", "b.webm", "poison.webm"):
         shutil.copy(collection["clips"] / "clip0.webm", data / name)
     out = tmp_path / "out"
-    summary = run_batch([data], out, model=collection["weights"], workers=1, batch_size=2,
-                        worker_class=CrashingWorker, max_attempts=2)
+    summary = run_batch(
+        [data],
+        out,
+        model=collection["weights"],
+        workers=1,
+        batch_size=2,
+        worker_class=CrashingWorker,
+        max_attempts=2,
+    )
     rows = {r["name"]: r for r in _rows(out)}
     assert sorted(rows) == ["a.webm", "b.webm", "crash-once.webm", "poison.webm"]
     assert summary.done == 4
@@ -229,9 +276,13 @@ def test_manifest_columns_are_carried_through_and_csv_export(local_ray, collecti
     manifest = tmp_path / "m.jsonl"
     clips = collection["clips"]
     manifest.write_text(
-        json.dumps({"path": str(clips / "clip1.webm"), "label": "happy", "subject": 3}) + "\n"
-        + json.dumps({"path": os.path.relpath(clips / "broken.mp4", tmp_path), "label": "sad",
-                      "subject": 4}) + "\n")
+        json.dumps({"path": str(clips / "clip1.webm"), "label": "happy", "subject": 3})
+        + "\n"
+        + json.dumps(
+            {"path": os.path.relpath(clips / "broken.mp4", tmp_path), "label": "sad", "subject": 4}
+        )
+        + "\n"
+    )
     out = tmp_path / "out"
     run_batch([manifest], out, model=collection["weights"], workers=1)
     table = read_results(out)
@@ -244,7 +295,10 @@ def test_manifest_columns_are_carried_through_and_csv_export(local_ray, collecti
     frame = pd.read_csv(export_csv(out, tmp_path / "r.csv"))
     assert set(frame["label"]) == {"happy", "sad"}
     prob_cols = [c for c in frame.columns if c.startswith("p:")]
-    assert prob_cols and abs(frame.loc[frame.name == "clip1.webm", prob_cols].sum(axis=1).item() - 1) < 1e-4
+    assert (
+        prob_cols
+        and abs(frame.loc[frame.name == "clip1.webm", prob_cols].sum(axis=1).item() - 1) < 1e-4
+    )
 
 
 @pytest.mark.slow
@@ -252,9 +306,22 @@ def test_cli_batch_starts_and_stops_its_own_ray(collection, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "EMOCLIP_PRECISION": "fp32"}
     env.pop("RAY_ADDRESS", None)
-    cmd = [sys.executable, "-m", "emoclip", "batch", str(collection["clips"] / "clip0.webm"),
-           str(collection["clips"] / "broken.mp4"), "--out", str(out), "--model", collection["weights"],
-           "--num-cpus", "1", "--csv", str(tmp_path / "r.csv")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "emoclip",
+        "batch",
+        str(collection["clips"] / "clip0.webm"),
+        str(collection["clips"] / "broken.mp4"),
+        "--out",
+        str(out),
+        "--model",
+        collection["weights"],
+        "--num-cpus",
+        "1",
+        "--csv",
+        str(tmp_path / "r.csv"),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert res.returncode == 1, res.stderr  # one input failed
     assert "2/2 inputs (100%), 1 errors" in res.stderr and "clips/s" in res.stderr
@@ -272,7 +339,9 @@ def test_two_node_cluster(collection, tmp_path, monkeypatch):
     ray.shutdown()
     monkeypatch.setenv("EMOCLIP_PRECISION", "fp32")
     try:
-        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+        cluster = Cluster(
+            initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+        )
         cluster.add_node(num_cpus=1)
     except Exception as exc:  # pragma: no cover - depends on the machine
         pytest.skip(f"Ray's test cluster does not start here: {exc}")
@@ -284,8 +353,12 @@ def test_two_node_cluster(collection, tmp_path, monkeypatch):
         DataContext.get_current().wait_for_min_actors_s = 120  # both actors up before work
         assert len([n for n in ray.nodes() if n["Alive"]]) == 2
         out = tmp_path / "out"
-        summary = run_batch(sorted(collection["clips"].glob("clip*.webm")), out,
-                            model=collection["weights"], workers=2)
+        summary = run_batch(
+            sorted(collection["clips"].glob("clip*.webm")),
+            out,
+            model=collection["weights"],
+            workers=2,
+        )
         rows = _rows(out)
         assert summary.workers == 2 and len(rows) == 4 and all(r["error"] is None for r in rows)
         assert len({r["worker"] for r in rows}) == 2

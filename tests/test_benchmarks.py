@@ -25,7 +25,12 @@ CLIP_SECONDS, CLIP_FPS = 3, 30  # the generated P2-P4 clip (run.py writes clips 
 
 
 def _work(**counts: int) -> dict[str, int]:
-    return {"frames_decoded": 0, "crops_encoded": 0, "texts_encoded": 0, "windows_pooled": 0} | counts
+    return {
+        "frames_decoded": 0,
+        "crops_encoded": 0,
+        "texts_encoded": 0,
+        "windows_pooled": 0,
+    } | counts
 
 
 def _pooled_ok(pooled: int, windows: int, tracks: int) -> bool:
@@ -35,11 +40,45 @@ def _pooled_ok(pooled: int, windows: int, tracks: int) -> bool:
 
 def test_benchmark_runs_end_to_end_on_the_tiny_model(repo_root, tmp_path):
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, str(repo_root / "benchmarks" / "run.py"), "--quick", "--model", "test-emoclip-tiny",
-           "--repeats", "1", "--clip-seconds", str(CLIP_SECONDS), "--clip-size", "320x240", "--long-seconds", "5",
-           "--p7-seconds", "4", "--p7-size", "320x240", "--p8-points", "150", "--p8-methods", "tsne",
-           "--p6-frames", "4", "--no-app", "--p10-clips", "3", "--p11-points", "1500", "--cache-dir", str(tmp_path / "videos"), "--json", str(out)]
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(repo_root)}
+    cmd = [
+        sys.executable,
+        str(repo_root / "benchmarks" / "run.py"),
+        "--quick",
+        "--model",
+        "test-emoclip-tiny",
+        "--repeats",
+        "1",
+        "--clip-seconds",
+        str(CLIP_SECONDS),
+        "--clip-size",
+        "320x240",
+        "--long-seconds",
+        "5",
+        "--p7-seconds",
+        "4",
+        "--p7-size",
+        "320x240",
+        "--p8-points",
+        "150",
+        "--p8-methods",
+        "tsne",
+        "--p6-frames",
+        "4",
+        "--no-app",
+        "--p10-clips",
+        "3",
+        "--p11-points",
+        "1500",
+        "--cache-dir",
+        str(tmp_path / "videos"),
+        "--json",
+        str(out),
+    ]
+    env = os.environ | {
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "PYTHONPATH": str(repo_root),
+    }
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     for key in ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11"):
@@ -47,7 +86,9 @@ def test_benchmark_runs_end_to_end_on_the_tiny_model(repo_root, tmp_path):
 
     data = json.loads(out.read_text())
     keys = [f"P{i}" for i in range(1, 12)]
-    assert all(isinstance(data[k], float) and math.isfinite(data[k]) and data[k] > 0 for k in keys), data
+    assert all(
+        isinstance(data[k], float) and math.isfinite(data[k]) and data[k] > 0 for k in keys
+    ), data
     assert data["precision"] == "fp32"  # "auto" keeps the tiny tower in fp32
     assert 0 < data["P1"] <= 2.0  # a fraction of the GEMM peak (tiny towers are far below it)
     # timings move with the machine's load: only their presence is checked here; the work behind
@@ -57,20 +98,35 @@ def test_benchmark_runs_end_to_end_on_the_tiny_model(repo_root, tmp_path):
     details = data["details"]
     assert details["P1"]["gflop_per_frame"] > 0 and details["P1"]["fp32"]["gemm_peak_gflops"] > 0
     assert details["P2"]["sampled_frames"] == details["P2"]["crops"] > 0
-    assert details["P5"]["windows"] >= 2 and details["P5"]["naive_frame_encodings"] > details["P5"]["crops"]
+    assert (
+        details["P5"]["windows"] >= 2
+        and details["P5"]["naive_frame_encodings"] > details["P5"]["crops"]
+    )
     assert details["P6"]["handler"].startswith("predictor path")
     assert details["P7"]["sampled_frames"] > 0 and details["P8"]["tsne"]["best_s"] > 0
-    assert details["P10"]["clips"] == 3 and details["P10"]["batch_s"] > 0 and details["P10"]["predict_s"] > 0
+    assert (
+        details["P10"]["clips"] == 3
+        and details["P10"]["batch_s"] > 0
+        and details["P10"]["predict_s"] > 0
+    )
     assert details["P11"]["points"] == 1500 and details["P11"]["query_ms"] > 0
     # the group photo: five real faces found end to end, in the library and by the CLI
-    assert details["P9"]["faces"] == 5 and details["P9"]["cli_faces"] == 5 and details["P9"]["cli_cold_s"] > 0
+    assert (
+        details["P9"]["faces"] == 5
+        and details["P9"]["cli_faces"] == 5
+        and details["P9"]["cli_cold_s"] > 0
+    )
     assert data["machine"]["logical_cpus"] >= 1 and data["targets"]["P1"] == ">= 0.85"
     assert "naive frame-by-frame pipeline modelled on the authors' data loading" in proc.stdout
-    assert "reference-style" not in proc.stdout and details["P3"]["baseline"].startswith("a naive frame-by-frame")
+    assert "reference-style" not in proc.stdout and details["P3"]["baseline"].startswith(
+        "a naive frame-by-frame"
+    )
 
     # counted work, per timed call of each figure
     p1 = details["P1"]["work"]
-    assert p1["tower_call"] == p1["encode_images_call"] == _work(crops_encoded=details["P1"]["batch"])
+    assert (
+        p1["tower_call"] == p1["encode_images_call"] == _work(crops_encoded=details["P1"]["batch"])
+    )
     p2 = details["P2"]["work"]
     sampled, windows = details["P2"]["sampled_frames"], details["P2"]["windows"]
     analysis = p2["analysis"]
@@ -81,24 +137,33 @@ def test_benchmark_runs_end_to_end_on_the_tiny_model(repo_root, tmp_path):
     assert p2["encoding"] == _work(crops_encoded=sampled)
 
     p3 = details["P3"]
-    assert p3["warmup_runs"] == 1 and len(p3["ours_all_s"]) == len(p3["naive_all_s"]) == p3["timed_runs"]
+    assert (
+        p3["warmup_runs"] == 1
+        and len(p3["ours_all_s"]) == len(p3["naive_all_s"]) == p3["timed_runs"]
+    )
     assert p3["work"]["ours"] == analysis  # the same analysis as P2
     frames_per_window = p3["frames_per_window"]
     assert p3["work"]["naive"] == _work(
         frames_decoded=CLIP_SECONDS * CLIP_FPS,  # every frame converted into PIL
-        crops_encoded=(1 + windows) * frames_per_window,  # the clip and each window encode their frames again
+        crops_encoded=(1 + windows)
+        * frames_per_window,  # the clip and each window encode their frames again
         texts_encoded=p3["texts"],  # every class text, every call
-        windows_pooled=1 + windows)
+        windows_pooled=1 + windows,
+    )
     assert p3["work"]["naive"]["crops_encoded"] > analysis["crops_encoded"]
 
     assert details["P4"]["work"]["edit"] == _work(texts_encoded=1)  # only the edited description
     p5 = details["P5"]
     assert p5["work"]["encoding"] == _work(crops_encoded=p5["crops"])
-    assert p5["work"]["pooling"] == _work(windows_pooled=1 + p5["windows"])  # the clip and every window
+    assert p5["work"]["pooling"] == _work(
+        windows_pooled=1 + p5["windows"]
+    )  # the clip and every window
     assert p5["work"]["analysis"]["crops_encoded"] == p5["crops"] == p5["sampled_frames"]
     assert p5["work"]["analysis"]["frames_decoded"] == p5["sampled_frames"]
     assert p5["work"]["analysis"]["texts_encoded"] == 0
-    assert _pooled_ok(p5["work"]["analysis"]["windows_pooled"], p5["timeline_windows"], p5["tracks"])
+    assert _pooled_ok(
+        p5["work"]["analysis"]["windows_pooled"], p5["timeline_windows"], p5["tracks"]
+    )
     assert p5["naive_frame_encodings"] == p5["windows"] * frames_per_window
     # a webcam frame: one crop encoded, one window pooled, no text re-encoded
     assert details["P6"]["work"]["frame"] == _work(crops_encoded=1, windows_pooled=1)
@@ -109,12 +174,16 @@ def test_benchmark_runs_end_to_end_on_the_tiny_model(repo_root, tmp_path):
 
     p8 = details["P8"]  # the first projection a user waits for, beside the warm figure
     assert data["P8_first_projection_s"] == p8["first_projection_s"] == p8["tsne"]["first_s"]
-    assert p8["tsne"]["first_s"] >= p8["tsne"]["import_s"] > 0 and data["P8"] == p8["tsne"]["best_s"]
+    assert (
+        p8["tsne"]["first_s"] >= p8["tsne"]["import_s"] > 0 and data["P8"] == p8["tsne"]["best_s"]
+    )
     assert p8["work"]["projection"] == _work()
 
 
 def _load_run_module(repo_root):
-    spec = importlib.util.spec_from_file_location("emoclip_bench_run", repo_root / "benchmarks" / "run.py")
+    spec = importlib.util.spec_from_file_location(
+        "emoclip_bench_run", repo_root / "benchmarks" / "run.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -125,7 +194,6 @@ def test_the_work_counter_sees_re_encoding(repo_root, tiny_model, tmp_path):
     import emoclip
     from emoclip.inference.predictor import EmotionPredictor
     from emoclip.model import EmoCLIP
-    from emoclip.inference.predictor import EmotionPredictor
     from emoclip.testing.media import moving_face_frames, write_video
 
     run = _load_run_module(repo_root)
@@ -159,11 +227,14 @@ def test_the_work_counter_sees_re_encoding(repo_root, tiny_model, tmp_path):
         assert again["frames_decoded"] == n
 
         before = counter.snapshot()
-        with torch.inference_mode():  # outside a predictor (the naive P3 pipeline's path): counted too
-            tiny_model.encode_video(torch.randn(2, 4, 3, tiny_model.image_size, tiny_model.image_size))
+        with (
+            torch.inference_mode()
+        ):  # outside a predictor (the naive P3 pipeline's path): counted too
+            tiny_model.encode_video(
+                torch.randn(2, 4, 3, tiny_model.image_size, tiny_model.image_size)
+            )
         assert counter.since(before) == _work(crops_encoded=8, windows_pooled=2)
         p.close()
     finally:
         counter.uninstall()
     assert EmoCLIP.encode_image is real_encode_image  # the library is left as it was
-

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, reject, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, reject, settings, strategies as st
 
 from emoclip.classes import (
     ClassSet,
@@ -89,12 +88,8 @@ NEUTRAL_DESCR = [
         "Neutral facial expressions are characterized by a lack of emotional expression, as "
         "if the person's face is in a resting state."
     ),
-    (
-        "The facial muscles are generally relaxed, creating a smooth and even appearance."
-    ),
-    (
-        "The mouth is typically closed or slightly open, with the lips not turned up or down."
-    ),
+    ("The facial muscles are generally relaxed, creating a smooth and even appearance."),
+    ("The mouth is typically closed or slightly open, with the lips not turned up or down."),
     (
         "The eyebrows are in a neutral position, not furrowed or raised, and the eyes are "
         "generally looking straight ahead or slightly down."
@@ -275,10 +270,10 @@ WILD_TEXTS = {
     "emoji": "Grinning 😀👩‍👩‍👧 with a thumbs-up 👍🏽",
     "cjk": "愤怒的表情：眉头紧锁，嘴唇紧闭。怒った顔",
     "arabic": "تعبير عن الغضب مع تجاعيد الجبهة",
-    "html": "<script>alert(1)</script><b onmouseover=\"x()\">bold</b> &amp; &lt;",
+    "html": '<script>alert(1)</script><b onmouseover="x()">bold</b> &amp; &lt;',
     "markdown": "**bold** _it_ [link](javascript:alert(1)) `code`\n\n- item\n# heading",
     "yamlish": "key: value # not a comment\n--- ... {a: [b]} &anchor *alias !!python/object",
-    "quotes": "it's \"quoted\" \\ back\\slash\ttab",
+    "quotes": 'it\'s "quoted" \\ back\\slash\ttab',
 }
 
 
@@ -367,7 +362,8 @@ INVALID = {
     "empty name": ({"classes": {"ok": "x", "   ": "y"}}, "class 2 has an empty name"),
     "long name": ({"n" * 65: "x"}, "class '" + "n" * 40 + "…': the name is 65 characters"),
     "duplicate name": (
-        {"Anger": "x", "anger ": "y"}, "class 'anger' has the same name as class 'Anger'",
+        {"Anger": "x", "anger ": "y"},
+        "class 'anger' has the same name as class 'Anger'",
     ),
     "no descriptions": ({"anger": []}, "class 'anger' has no descriptions"),
     "null descriptions": ({"anger": None}, "class 'anger' has no descriptions"),
@@ -375,15 +371,18 @@ INVALID = {
     "too many descriptions": ({"anger": ["d"] * 17}, "class 'anger': 17 (the limit is 16)"),
     "long text": ({"anger": "x" * 1001}, "class 'anger': description 1 is 1001 characters long"),
     "control char in name": (
-        {"ang\x00er": "x"}, "class 'ang\\u0000er': the name contains the control character U+0000",
+        {"ang\x00er": "x"},
+        "class 'ang\\u0000er': the name contains the control character U+0000",
     ),
     "escape sequence in name": ({"fear\x1b[31m": "x"}, "class 'fear\\u001b[31m'"),
     "control char in text": (
-        {"fear": "a\x07b"}, "class 'fear': description 1 contains the control character U+0007",
+        {"fear": "a\x07b"},
+        "class 'fear': description 1 contains the control character U+0007",
     ),
     "number description": ({"fear": 3}, "class 'fear': descriptions must be text"),
     "number in list": (
-        {"fear": ["ok", 3.5]}, "class 'fear': description 2 must be text, got the number 3.5",
+        {"fear": ["ok", 3.5]},
+        "class 'fear': description 2 must be text, got the number 3.5",
     ),
     "one part": (ab({"solo": ["a"]}), "compound 'solo' needs at least 2 parts, got 1"),
     "unknown part": (ab({"ab": ["a", "zzz"]}), "compound 'ab': 'zzz' is not a class of this set"),
@@ -401,18 +400,22 @@ INVALID = {
         "compound 'ab': the weight of 'a' must be a positive number, got the number 0",
     ),
     "negative weight": (
-        ab({"ab": {"a": 1, "b": -2.5}}), "compound 'ab': the weight of 'b' must be a positive",
+        ab({"ab": {"a": 1, "b": -2.5}}),
+        "compound 'ab': the weight of 'b' must be a positive",
     ),
     "nan weight": (ab({"ab": {"a": 1, "b": math.nan}}), "compound 'ab': the weight of 'b'"),
     "inf weight": (ab({"ab": {"a": math.inf, "b": 1}}), "compound 'ab': the weight of 'a'"),
     "text weight": (
-        ab({"ab": {"a": "0.5", "b": 1}}), "compound 'ab': the weight of 'a' must be a number",
+        ab({"ab": {"a": "0.5", "b": 1}}),
+        "compound 'ab': the weight of 'a' must be a number",
     ),
     "bool weight": (
-        ab({"ab": {"a": True, "b": 1}}), "compound 'ab': the weight of 'a' must be a number",
+        ab({"ab": {"a": True, "b": 1}}),
+        "compound 'ab': the weight of 'a' must be a number",
     ),
     "compound clashes with class": (
-        ab({"A": ["a", "b"]}), "compound 'A' has the same name as class 'a'",
+        ab({"A": ["a", "b"]}),
+        "compound 'A' has the same name as class 'a'",
     ),
 }
 

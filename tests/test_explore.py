@@ -40,13 +40,21 @@ def _assert_separated(xy: np.ndarray, y: np.ndarray, factor: float = 3.0) -> Non
 def _points(n_clips: int = 40, d: int = 16, seed: int = 0) -> list[LatentPoint]:
     rng = np.random.default_rng(seed)
     labels = ["anger", "happiness", "sadness"]
-    pts = [LatentPoint(f"clip{i}.mp4", "clip" if i % 4 else "example", labels[i % 3],
-                       rng.standard_normal(d).astype(np.float32),
-                       hover=f"{labels[i % 3]} 0.70\nneutral 0.20", media=f"/tmp/clip{i}.mp4")
-           for i in range(n_clips)]
+    pts = [
+        LatentPoint(
+            f"clip{i}.mp4",
+            "clip" if i % 4 else "example",
+            labels[i % 3],
+            rng.standard_normal(d).astype(np.float32),
+            hover=f"{labels[i % 3]} 0.70\nneutral 0.20",
+            media=f"/tmp/clip{i}.mp4",
+        )
+        for i in range(n_clips)
+    ]
     pts += [LatentPoint(lab, "class", lab, rng.standard_normal(d)) for lab in labels + ["fear"]]
-    pts.append(LatentPoint("happily surprised", "compound", "happily surprised",
-                           rng.standard_normal(d)))
+    pts.append(
+        LatentPoint("happily surprised", "compound", "happily surprised", rng.standard_normal(d))
+    )
     return pts
 
 
@@ -93,15 +101,18 @@ def test_method_names_and_unknown_method():
         project(x, "isomap")
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.array([[0.0, np.nan], [1.0, 2.0]]), "NaN"),
-    (np.array([[0.0, np.inf], [1.0, 2.0]]), "NaN or infinite"),
-    (np.zeros(5), "2-D"),
-    (np.zeros((2, 3, 4)), "2-D"),
-    (np.array([["a", "b"]]), "numeric"),
-    (np.array([[1, None]], dtype=object), "numeric"),
-    (np.zeros((3, 0)), "dimension 0"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.array([[0.0, np.nan], [1.0, 2.0]]), "NaN"),
+        (np.array([[0.0, np.inf], [1.0, 2.0]]), "NaN or infinite"),
+        (np.zeros(5), "2-D"),
+        (np.zeros((2, 3, 4)), "2-D"),
+        (np.array([["a", "b"]]), "numeric"),
+        (np.array([[1, None]], dtype=object), "numeric"),
+        (np.zeros((3, 0)), "dimension 0"),
+    ],
+)
 def test_project_rejects_bad_input(bad, match):
     with pytest.raises(ValueError, match=match):
         project(bad, "pca")
@@ -140,11 +151,18 @@ def test_tsne_small_n_clamps_perplexity(n):
 
 
 def test_importing_explore_is_light():
-    code = ("import emoclip.explore, sys; "
-            "print(sorted(m for m in ('sklearn', 'umap', 'plotly', 'gradio', 'torch', 'numba') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"HF_HUB_OFFLINE": "1", "PATH": ""})
+    code = (
+        "import emoclip.explore, sys; "
+        "print(sorted(m for m in ('sklearn', 'umap', 'plotly', 'gradio', 'torch', 'numba') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"HF_HUB_OFFLINE": "1", "PATH": ""},
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -171,8 +189,11 @@ def test_nearest_neighbours_matches_brute_force():
     x = rng.standard_normal((40, 12)) * rng.uniform(0.1, 10, (40, 1))
     for index in (0, 17, 39):
         got = nearest_neighbours(x, index, k=6)
-        sims = [(j, float(x[j] @ x[index] / np.linalg.norm(x[j]) / np.linalg.norm(x[index])))
-                for j in range(len(x)) if j != index]
+        sims = [
+            (j, float(x[j] @ x[index] / np.linalg.norm(x[j]) / np.linalg.norm(x[index])))
+            for j in range(len(x))
+            if j != index
+        ]
         want = sorted(sims, key=lambda t: -t[1])[:6]
         assert [j for j, _ in got] == [j for j, _ in want]
         np.testing.assert_allclose([s for _, s in got], [s for _, s in want], atol=1e-12)
@@ -211,8 +232,10 @@ def test_figure_traces_markers_labels_and_customdata():
         kind, label = t.meta["kind"], t.meta["label"]
         assert t.marker.color == colours[label]
         proto = kind in ("class", "compound")
-        assert t.marker.symbol == {"clip": "circle", "example": "square", "class": "diamond",
-                                   "compound": "star"}[kind]
+        assert (
+            t.marker.symbol
+            == {"clip": "circle", "example": "square", "class": "diamond", "compound": "star"}[kind]
+        )
         assert ("text" in t.mode) == proto
         if proto:
             assert list(t.text) == [label] * len(t.x)
@@ -236,8 +259,7 @@ def test_figure_traces_markers_labels_and_customdata():
 
 def test_figure_selected_and_escaping():
     pts = _points(n_clips=6)
-    pts[2] = LatentPoint("<img src=x onerror=alert(1)>.mp4", "clip", pts[2].label,
-                         pts[2].embedding)
+    pts[2] = LatentPoint("<img src=x onerror=alert(1)>.mp4", "clip", pts[2].label, pts[2].embedding)
     xy = np.random.default_rng(0).standard_normal((len(pts), 2))
     fig = latent_figure(pts, xy, selected=2)
     owner = [t for t in fig.data if 2 in [r[0] for r in t.customdata]]
@@ -264,8 +286,9 @@ def test_figure_rejects_bad_coords_and_selection():
 def test_figure_with_2000_points():
     rng = np.random.default_rng(0)
     labels = [f"class{i}" for i in range(11)]
-    pts = [LatentPoint(f"c{i}", "clip", labels[i % 11], rng.standard_normal(8))
-           for i in range(2000)]
+    pts = [
+        LatentPoint(f"c{i}", "clip", labels[i % 11], rng.standard_normal(8)) for i in range(2000)
+    ]
     pts += [LatentPoint(lab, "class", lab, rng.standard_normal(8)) for lab in labels]
     fig = latent_figure(pts, rng.standard_normal((len(pts), 2)))
     assert sum(len(t.x) for t in fig.data) == 2011
@@ -293,10 +316,12 @@ def test_save_load_round_trip(tmp_path, suffix):
     path = save_embeddings(tmp_path / f"emb{suffix}", pts)
     assert path.suffix == suffix and path.exists()
     back = load_embeddings(path, expected_dim=16)
-    assert [(p.id, p.kind, p.label, p.hover) for p in back] == \
-        [(p.id, p.kind, p.label, p.hover) for p in pts]
-    np.testing.assert_allclose(np.stack([p.embedding for p in back]),
-                               np.stack([p.embedding for p in pts]), rtol=1e-6)
+    assert [(p.id, p.kind, p.label, p.hover) for p in back] == [
+        (p.id, p.kind, p.label, p.hover) for p in pts
+    ]
+    np.testing.assert_allclose(
+        np.stack([p.embedding for p in back]), np.stack([p.embedding for p in pts]), rtol=1e-6
+    )
     assert all(p.media is None for p in back)  # never from a file
     forced = load_embeddings(path, kind="uploaded")
     assert {p.kind for p in forced} == {"uploaded"}
@@ -343,15 +368,22 @@ def test_load_csv_variants(tmp_path):
 
 
 def test_load_json_minimal(tmp_path):
-    data = [{"id": "a", "label": "happy", "embedding": [1, 2, 3]},
-            {"embedding": [0.5, 0.5, 0.5]}]
+    data = [{"id": "a", "label": "happy", "embedding": [1, 2, 3]}, {"embedding": [0.5, 0.5, 0.5]}]
     (tmp_path / "e.json").write_text(json.dumps(data))
     pts = load_embeddings(tmp_path / "e.json")
-    assert [(p.id, p.label, p.kind) for p in pts] == [("a", "happy", "uploaded"),
-                                                      ("uploaded-1", "uploaded-1", "uploaded")]
-    for bad in ([{"embedding": [1, "2"]}], [{"embedding": [True, False]}], [{"id": "x"}],
-                {"a": 1}, [], [{"embedding": [1, 2]}, {"embedding": [1, 2, 3]}],
-                [{"embedding": [1, 2], "label": 3}]):
+    assert [(p.id, p.label, p.kind) for p in pts] == [
+        ("a", "happy", "uploaded"),
+        ("uploaded-1", "uploaded-1", "uploaded"),
+    ]
+    for bad in (
+        [{"embedding": [1, "2"]}],
+        [{"embedding": [True, False]}],
+        [{"id": "x"}],
+        {"a": 1},
+        [],
+        [{"embedding": [1, 2]}, {"embedding": [1, 2, 3]}],
+        [{"embedding": [1, 2], "label": 3}],
+    ):
         (tmp_path / "bad.json").write_text(json.dumps(bad))
         with pytest.raises(ValueError):
             load_embeddings(tmp_path / "bad.json")
@@ -437,8 +469,10 @@ def test_kinds_constant():
 
 def _low_rank(n: int, d: int = 128, rank: int = 12, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal((n, rank)) @ rng.standard_normal((rank, d))
-            + 0.2 * rng.standard_normal((n, d))).astype(np.float32)
+    return (
+        rng.standard_normal((n, rank)) @ rng.standard_normal((rank, d))
+        + 0.2 * rng.standard_normal((n, d))
+    ).astype(np.float32)
 
 
 def test_neighbour_index_matches_exact_search():
@@ -479,22 +513,55 @@ def test_load_results_folder_reads_parquet_parts_and_skips_errors(tmp_path):
     (tmp_path / "out" / "results").mkdir(parents=True)
     emb_type = pa.list_(pa.float32(), 4)
     for part in range(2):
-        rows = [{"path": f"/data/c{part}{i}.mp4", "top": "joy", "probabilities": [0.7, 0.3],
-                 "classes": ["joy", "calm"], "embedding": [float(part), 1.0, 0.0, float(i)],
-                 "error": None, "config_key": "k", "model": "m"} for i in range(3)]
-        rows.append({"path": "/data/bad.mp4", "top": None, "probabilities": None, "classes": ["joy", "calm"],
-                     "embedding": None, "error": "cannot decode", "config_key": "k", "model": "m"})
-        schema = pa.schema([("path", pa.string()), ("top", pa.string()), ("probabilities", pa.list_(pa.float32())),
-                            ("classes", pa.list_(pa.string())), ("embedding", emb_type), ("error", pa.string()),
-                            ("config_key", pa.string()), ("model", pa.string())])
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema),
-                       tmp_path / "out" / "results" / f"part-{part}.parquet")
+        rows = [
+            {
+                "path": f"/data/c{part}{i}.mp4",
+                "top": "joy",
+                "probabilities": [0.7, 0.3],
+                "classes": ["joy", "calm"],
+                "embedding": [float(part), 1.0, 0.0, float(i)],
+                "error": None,
+                "config_key": "k",
+                "model": "m",
+            }
+            for i in range(3)
+        ]
+        rows.append(
+            {
+                "path": "/data/bad.mp4",
+                "top": None,
+                "probabilities": None,
+                "classes": ["joy", "calm"],
+                "embedding": None,
+                "error": "cannot decode",
+                "config_key": "k",
+                "model": "m",
+            }
+        )
+        schema = pa.schema(
+            [
+                ("path", pa.string()),
+                ("top", pa.string()),
+                ("probabilities", pa.list_(pa.float32())),
+                ("classes", pa.list_(pa.string())),
+                ("embedding", emb_type),
+                ("error", pa.string()),
+                ("config_key", pa.string()),
+                ("model", pa.string()),
+            ]
+        )
+        pq.write_table(
+            pa.Table.from_pylist(rows, schema=schema),
+            tmp_path / "out" / "results" / f"part-{part}.parquet",
+        )
     coll = load_results_folder(tmp_path / "out")
     assert len(coll) == 6 and coll.embeddings.shape == (6, 4) and "/data/bad.mp4" not in coll.paths
     np.testing.assert_allclose(np.linalg.norm(coll.embeddings, axis=1), 1, atol=1e-6)
     assert coll.hovers[0] == "c00.mp4<br>joy 0.70" and coll.model == "m"
     pts = coll.points([0, 4])
-    assert [p.id for p in pts] == ["c00.mp4", "c11.mp4"] and all(p.kind == "clip" and p.label == "joy" for p in pts)
+    assert [p.id for p in pts] == ["c00.mp4", "c11.mp4"] and all(
+        p.kind == "clip" and p.label == "joy" for p in pts
+    )
     fig = latent_figure(pts, project(np.stack([p.embedding for p in pts]), "pca"))
     assert fig.layout.meta["n_points"] == 2
     with pytest.raises(ValueError, match="limit"):

@@ -38,8 +38,9 @@ def _evil_files(folder: Path, payload: type) -> dict[str, Path]:
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.parametrize("payload", sorted(PAYLOADS))
-def test_malicious_pickles_are_refused_and_never_run(payload, tmp_path, monkeypatch, tiny_model,
-                                                      capsys):
+def test_malicious_pickles_are_refused_and_never_run(
+    payload, tmp_path, monkeypatch, tiny_model, capsys
+):
     monkeypatch.chdir(tmp_path)
     files = _evil_files(tmp_path, PAYLOADS[payload])
     marker = tmp_path / "PWNED"

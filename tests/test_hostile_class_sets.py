@@ -27,8 +27,7 @@ from hostile_cases import (
     save_tiny_weights,
     video_case_files,
 )
-from hypothesis import assume, given
-from hypothesis import strategies as st
+from hypothesis import assume, given, strategies as st
 
 import emoclip
 from emoclip.classes import ClassSet, ClassSetError
@@ -101,8 +100,9 @@ def test_cli_class_files(media, weights, tmp_path, capsys):
         text = CLASS_TEXTS[name][0]
         path = tmp_path / ("c.json" if text.lstrip().startswith("{") else "c.yaml")
         path.write_text(text, encoding="utf-8")
-        code = main(["predict", str(good), "--model", str(weights), "--quiet",
-                     "--classes", str(path)])
+        code = main(
+            ["predict", str(good), "--model", str(weights), "--quiet", "--classes", str(path)]
+        )
         err = capsys.readouterr().err
         assert code == 1 and f"emoclip: error: {path.name}" in err, err
         assert CLASS_TEXTS[name][2].lower() in err.lower() and "Traceback" not in err
@@ -110,15 +110,27 @@ def test_cli_class_files(media, weights, tmp_path, capsys):
         path = tmp_path / "c.yaml"
         path.write_text(CLASS_TEXTS[name][0], encoding="utf-8")
         out_json = tmp_path / "o.json"
-        code = main(["predict", str(good), "--model", str(weights), "--quiet",
-                     "--classes", str(path), "--json", str(out_json)])
+        code = main(
+            [
+                "predict",
+                str(good),
+                "--model",
+                str(weights),
+                "--quiet",
+                "--classes",
+                str(path),
+                "--json",
+                str(out_json),
+            ]
+        )
         out, err = capsys.readouterr()
         assert code == 0, err
         assert list(json.loads(out_json.read_text())["probabilities"]) == ClassSet.load(path).names
     latin1 = tmp_path / "latin1.yaml"
     latin1.write_bytes("classes:\n  joie: un sourire \xe9clatant\n".encode("latin-1"))
-    code = main(["predict", str(good), "--model", str(weights), "--quiet",
-                 "--classes", str(latin1)])
+    code = main(
+        ["predict", str(good), "--model", str(weights), "--quiet", "--classes", str(latin1)]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "'latin1.yaml' is not UTF-8 text" in err, err
 
@@ -163,16 +175,19 @@ def test_property_text_embedding_cache(tiny_model, texts):
 
 # A description the class-set rules accept: no control characters but newline and tab.
 DESCRIPTION = st.text(
-    st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from("\n\t"), min_size=1,
+    st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from("\n\t"),
+    min_size=1,
     max_size=1000,
 ).filter(lambda t: t.strip())
 NAME = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=64).filter(
-    lambda t: t.strip())
+    lambda t: t.strip()
+)
 
 
 @PROPERTY
-@given(st.lists(st.tuples(NAME, st.lists(DESCRIPTION, min_size=1, max_size=3)), min_size=1,
-                max_size=5))
+@given(
+    st.lists(st.tuples(NAME, st.lists(DESCRIPTION, min_size=1, max_size=3)), min_size=1, max_size=5)
+)
 def test_property_any_valid_class_set_scores(predictor, encoding, entries):
     try:
         classes = ClassSet.from_dict({"classes": {n: d for n, d in entries}})
@@ -191,12 +206,16 @@ def _prediction(names: list[str], video_name: str) -> Prediction:
     probs = rng.dirichlet(np.ones(len(names)))
     windows = rng.dirichlet(np.ones(len(names)), size=2).astype(np.float32)
     return Prediction(
-        model="m", classes=list(names), probabilities=dict(zip(names, probs.tolist())),
+        model="m",
+        classes=list(names),
+        probabilities=dict(zip(names, probs.tolist())),
         timeline=Timeline(np.array([0.0, 1.0]), np.array([2.0, 3.0]), windows),
         tracks=[TrackPrediction(0, 3, 0.0, 2.5, dict(zip(names, probs.tolist())), True)],
         embedding=np.ones(4, np.float32) / 2,
         faces=FaceSummary(4, 3, 1, [1.5], 1, "center"),
-        timings={"total": 0.1}, video={"name": video_name, "duration": 3.0}, warnings=["w"],
+        timings={"total": 0.1},
+        video={"name": video_name, "duration": 3.0},
+        warnings=["w"],
     )
 
 

@@ -13,8 +13,7 @@ import struct
 import numpy as np
 import pytest
 from hostile_cases import EMBEDDING_FILES, EMBEDDING_FILES_THAT_LOAD, PROPERTY
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 
 @pytest.mark.parametrize("name", sorted(EMBEDDING_FILES))
@@ -59,13 +58,14 @@ def test_property_embedding_files_of_any_bytes(tmp_path_factory, data, suffix):
 
 
 @PROPERTY
-@given(st.lists(st.integers(0, 10**6), min_size=1, max_size=3),
-       st.sampled_from(["<f4", "<f8", "|u1"]))
+@given(
+    st.lists(st.integers(0, 10**6), min_size=1, max_size=3), st.sampled_from(["<f4", "<f8", "|u1"])
+)
 def test_property_npy_headers_are_checked_before_allocation(tmp_path_factory, shape, dtype):
     from emoclip.explore import load_embeddings
 
-    header = "{'descr': '%s', 'fortran_order': False, 'shape': (%s,), }" % (
-        dtype, ", ".join(map(str, shape)))
+    dims = ", ".join(map(str, shape))
+    header = f"{{'descr': '{dtype}', 'fortran_order': False, 'shape': ({dims},), }}"
     header += " " * (118 - len(header)) + "\n"
     path = tmp_path_factory.mktemp("npy") / "h.npy"
     magic = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header))

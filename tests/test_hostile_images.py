@@ -47,7 +47,9 @@ def weights(tiny_model, tmp_path_factory) -> Path:
     return save_tiny_weights(tiny_model, tmp_path_factory.mktemp("weights"))
 
 
-@pytest.mark.parametrize("name", sorted(n for n in IMAGE_CASES if not n.startswith(("frames", "unrel"))))
+@pytest.mark.parametrize(
+    "name", sorted(n for n in IMAGE_CASES if not n.startswith(("frames", "unrel")))
+)
 def test_image_reader(name, image_media):
     """(a) emoclip.images.read_image with the battery's pixel limit."""
     from emoclip.images import read_image

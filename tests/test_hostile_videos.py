@@ -127,14 +127,15 @@ def test_cli(name, media, weights, capsys):
         assert out.startswith(f"{shown}: ") and "(" in out
         return
     assert code == 1 and case.expect != "ok", err
-    if name == "directory.mp4":  # a folder is searched for videos, images and frame folders: none here
+    if (
+        name == "directory.mp4"
+    ):  # a folder is searched for videos, images and frame folders: none here
         assert f"no videos, images or frame folders found in {shown}" in err
         return
     line = next(line for line in err.splitlines() if line.startswith("emoclip: "))
     assert line.startswith(f"emoclip: {shown}: "), err
     assert case.match.lower() in line.lower(), err
     assert "unexpected" not in line, err
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,8 +193,13 @@ def test_max_pixels_check_costs_no_frame_memory(media):
     )
     grew = {}
     for limit in (8_000_000, 0):
-        out = subprocess.run([sys.executable, "-c", code, str(path), str(limit)],
-                             capture_output=True, text=True, timeout=120, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(path), str(limit)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         grew[limit] = int(out.stdout.split()[-1])
     # Refusing costs what opening the container does; decoding one frame holds at least its
     # YUV and BGR copies (96 + 192 MB).
@@ -271,12 +277,26 @@ def test_cli_keeps_going_after_bad_files(media, weights, tmp_path, capsys):
     names = ("empty.mp4", "audio_only.webm", "random_bytes.mp4", "huge_8000x8000.mp4")
     bad = [media(n) for n in names]
     good = media("one_frame.webm")
-    code = main(["predict", *map(str, bad), str(good), "--model", str(weights), "--quiet",
-                 *CLI_LIMITS, "--json", str(tmp_path / "o.json"), "--csv", str(tmp_path / "o.csv")])
+    code = main(
+        [
+            "predict",
+            *map(str, bad),
+            str(good),
+            "--model",
+            str(weights),
+            "--quiet",
+            *CLI_LIMITS,
+            "--json",
+            str(tmp_path / "o.json"),
+            "--csv",
+            str(tmp_path / "o.csv"),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 1
     assert [line.split(": ")[0] for line in err.splitlines() if line.startswith("emoclip: ")] == [
-        f"emoclip: {p}".split(": ")[0] for p in bad]
+        f"emoclip: {p}".split(": ")[0] for p in bad
+    ]
     for p in bad:
         assert f"emoclip: {p}: " in err
     assert out.startswith(f"{good}: ")
@@ -297,22 +317,39 @@ def test_cli_unexpected_errors_are_reported_per_file(media, weights, monkeypatch
         return original(self, video, *args, **kwargs)
 
     monkeypatch.setattr(EmotionPredictor, "predict", flaky)
-    code = main(["predict", str(media("bit_flips.webm")), str(good), "--model", str(weights),
-                 "--quiet"])
+    code = main(
+        ["predict", str(media("bit_flips.webm")), str(good), "--model", str(weights), "--quiet"]
+    )
     out, err = capsys.readouterr()
     assert code == 1 and "unexpected RuntimeError: decoder exploded" in err
     assert "Traceback" not in err and out.startswith(f"{good}: ")
 
 
 def test_cli_unreadable_output_path_is_a_message(media, weights, tmp_path, capsys):
-    code = main(["predict", str(media("one_frame.webm")), "--model", str(weights), "--quiet",
-                 "--json", str(tmp_path)])  # a directory
+    code = main(
+        [
+            "predict",
+            str(media("one_frame.webm")),
+            "--model",
+            str(weights),
+            "--quiet",
+            "--json",
+            str(tmp_path),
+        ]
+    )  # a directory
     err = capsys.readouterr().err
     assert code == 1 and "emoclip: error: " in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("flag, value", [("--max-seconds", "0"), ("--max-megapixels", "-1"),
-                                         ("--max-mb", "lots"), ("--max-seconds", "inf")])
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--max-seconds", "0"),
+        ("--max-megapixels", "-1"),
+        ("--max-mb", "lots"),
+        ("--max-seconds", "inf"),
+    ],
+)
 def test_cli_limit_flags_are_validated(flag, value, capsys):
     with pytest.raises(SystemExit) as info:
         main(["predict", "x.webm", flag, value])
@@ -323,8 +360,9 @@ def test_cli_limits_trip_before_decoding(media, weights, capsys):
     path = media("one_frame.webm")
     code = main(["predict", str(path), "--model", str(weights), "--quiet", "--max-mb", "0.001"])
     assert code == 1 and "MB" in capsys.readouterr().err
-    code = main(["predict", str(path), "--model", str(weights), "--quiet",
-                 "--max-megapixels", "0.01"])
+    code = main(
+        ["predict", str(path), "--model", str(weights), "--quiet", "--max-megapixels", "0.01"]
+    )
     assert code == 1 and "megapixels" in capsys.readouterr().err
 
 
@@ -340,12 +378,33 @@ def test_file_names_that_are_not_utf8_in_a_subprocess(media, weights, tmp_path):
             fh.write(data)
     temp = tmp_path / "tmpdir"
     temp.mkdir()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TMPDIR": str(temp), "PYTHONIOENCODING": "utf-8",
-           "LC_ALL": "C.UTF-8"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TMPDIR": str(temp),
+        "PYTHONIOENCODING": "utf-8",
+        "LC_ALL": "C.UTF-8",
+    }
     out = subprocess.run(
-        [sys.executable, "-m", "emoclip", "predict", str(folder), "--model", str(weights),
-         "--quiet", "--json", str(tmp_path / "o.json"), "--csv", str(tmp_path / "o.csv")],
-        capture_output=True, env=env, timeout=300, cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "emoclip",
+            "predict",
+            str(folder),
+            "--model",
+            str(weights),
+            "--quiet",
+            "--json",
+            str(tmp_path / "o.json"),
+            "--csv",
+            str(tmp_path / "o.csv"),
+        ],
+        capture_output=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )
     stdout, stderr = out.stdout.decode("utf-8"), out.stderr.decode("utf-8", "replace")
     assert out.returncode == 0, stderr
     assert "\x1b" not in stdout + stderr and "Traceback" not in stderr
@@ -369,6 +428,7 @@ def test_file_names_that_are_not_utf8_in_a_subprocess(media, weights, tmp_path):
         "    assert os.listdir('/proc/self/fd') == os.listdir('/proc/self/fd')\n"
         "print('ok', len(os.listdir('/proc/self/fd')))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, env=env,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(folder)], capture_output=True, env=env, timeout=120
+    )
     assert out.returncode == 0 and out.stdout.startswith(b"ok"), out.stderr

@@ -30,7 +30,13 @@ from emoclip.images import (
     read_image,
 )
 from emoclip.inference.photo import detect_all, tiles
-from emoclip.inference.predictor import EmotionPredictor, LimitError, NoFaceError, VideoLimits, iter_inputs
+from emoclip.inference.predictor import (
+    EmotionPredictor,
+    LimitError,
+    NoFaceError,
+    VideoLimits,
+    iter_inputs,
+)
 from emoclip.testing.media import face_patch, moving_face_frames, write_video
 from emoclip.video import VideoDecodeError, probe_video
 from emoclip.weights import save_checkpoint
@@ -54,7 +60,9 @@ def group_photo(size: tuple[int, int] = (1080, 1920)) -> np.ndarray:
     x = 40 * w // 1920
     for side in (s * w // 1920 for s in GROUP_SIDES):
         y = (h - side) // 2 + (side // 7 if side % 2 else -side // 9)
-        canvas[y : y + side, x : x + side] = cv2.resize(face_patch(), (side, side), interpolation=cv2.INTER_AREA)
+        canvas[y : y + side, x : x + side] = cv2.resize(
+            face_patch(), (side, side), interpolation=cv2.INTER_AREA
+        )
         x += side + 60 * w // 1920
     return canvas
 
@@ -85,8 +93,11 @@ def predictor(tiny_model):
 
 @pytest.fixture(scope="module")
 def weights(tiny_model, tmp_path_factory) -> Path:
-    return save_checkpoint(tiny_model.state_dict(), tiny_model.config,
-                           tmp_path_factory.mktemp("w") / "tiny.safetensors")
+    return save_checkpoint(
+        tiny_model.state_dict(),
+        tiny_model.config,
+        tmp_path_factory.mktemp("w") / "tiny.safetensors",
+    )
 
 
 # ----------------------------------------------------------------------------- reading images
@@ -95,7 +106,9 @@ def weights(tiny_model, tmp_path_factory) -> Path:
 @pytest.mark.parametrize("ext", sorted(FORMATS))
 def test_every_format_reads_as_upright_rgb(ext, tmp_path):
     image = astronaut()
-    path = save(tmp_path / f"a{ext}", image, **({"quality": 95} if ext in (".jpg", ".webp") else {}))
+    path = save(
+        tmp_path / f"a{ext}", image, **({"quality": 95} if ext in (".jpg", ".webp") else {})
+    )
     still = read_image(path)
     assert still.format.upper() == FORMATS[ext].upper()
     assert still.image.shape == (512, 512, 3) and still.image.dtype == np.uint8
@@ -131,8 +144,10 @@ def test_grey_16bit_cmyk_and_palette_become_rgb_uint8(mode, tmp_path):
     assert np.abs(still.image.astype(float).mean(2) - reference).mean() < 12  # the same picture
 
 
-@pytest.mark.parametrize("orientation, rotate", [(6, cv2.ROTATE_90_COUNTERCLOCKWISE), (8, cv2.ROTATE_90_CLOCKWISE),
-                                                 (3, cv2.ROTATE_180)])
+@pytest.mark.parametrize(
+    "orientation, rotate",
+    [(6, cv2.ROTATE_90_COUNTERCLOCKWISE), (8, cv2.ROTATE_90_CLOCKWISE), (3, cv2.ROTATE_180)],
+)
 def test_exif_orientation_is_applied_before_detection(orientation, rotate, tmp_path, predictor):
     # a phone stores the sensor's pixels sideways and says in EXIF how to turn them upright
     stored = cv2.rotate(astronaut(), rotate)
@@ -146,7 +161,10 @@ def test_exif_orientation_is_applied_before_detection(orientation, rotate, tmp_p
     assert pred.video["exif_orientation"] == orientation
     assert len(pred.tracks) == 1 and _iou(pred.tracks[0].box, ASTRONAUT_FACE) > 0.8
     # without applying EXIF the detector sees the face sideways (not where it is upright)
-    assert not any(_iou(b.as_tuple(), ASTRONAUT_FACE) > 0.5 for b in detect_all(predictor._shared_detector(), stored))
+    assert not any(
+        _iou(b.as_tuple(), ASTRONAUT_FACE) > 0.5
+        for b in detect_all(predictor._shared_detector(), stored)
+    )
 
 
 # ------------------------------------------------------------------------------- bad images
@@ -154,12 +172,19 @@ def test_exif_orientation_is_applied_before_detection(orientation, rotate, tmp_p
 
 def _png_header_only(path: Path, width: int, height: int) -> Path:
     """A PNG whose header claims width x height and whose pixel data is a few bytes (a bomb)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -169,17 +194,27 @@ def _bad_images(tmp_path: Path) -> dict[str, tuple[Path, type, str]]:
     cases = {
         "empty.jpg": (b"", ImageDecodeError, "empty"),
         "truncated.jpg": (data[:200], ImageDecodeError, "truncated.jpg"),
-        "garbage_after_signature.png": (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, ImageDecodeError,
-                                        "garbage_after_signature.png"),
+        "garbage_after_signature.png": (
+            b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,
+            ImageDecodeError,
+            "garbage_after_signature.png",
+        ),
         "text.jpg": (b"hello, not a picture\n" * 20, ImageDecodeError, "text.jpg"),
     }
     out = {}
     for name, (content, exc, match) in cases.items():
         (tmp_path / name).write_bytes(content)
         out[name] = (tmp_path / name, exc, match)
-    out["wide_30000.png"] = (_png_header_only(tmp_path / "wide_30000.png", 30000, 20), LimitError, "30000x20")
-    out["huge_30000x30000.png"] = (_png_header_only(tmp_path / "huge_30000x30000.png", 30000, 30000), LimitError,
-                                   "30000x30000")
+    out["wide_30000.png"] = (
+        _png_header_only(tmp_path / "wide_30000.png", 30000, 20),
+        LimitError,
+        "30000x20",
+    )
+    out["huge_30000x30000.png"] = (
+        _png_header_only(tmp_path / "huge_30000x30000.png", 30000, 30000),
+        LimitError,
+        "30000x30000",
+    )
     zero = tmp_path / "zero_size.png"
     _png_header_only(zero, 0, 0)
     out["zero_size.png"] = (zero, ImageDecodeError, "zero_size.png")
@@ -218,7 +253,11 @@ def test_the_video_decoder_still_refuses_images(tmp_path):
     path = save(tmp_path / "a.png", astronaut())
     with pytest.raises(VideoDecodeError, match="PNG image"):
         probe_video(path)
-    assert is_image_file(path) and not is_image_file(tmp_path) and not is_image_file(tmp_path / "missing.png")
+    assert (
+        is_image_file(path)
+        and not is_image_file(tmp_path)
+        and not is_image_file(tmp_path / "missing.png")
+    )
 
 
 # --------------------------------------------------------------------------------- prediction
@@ -233,7 +272,11 @@ def test_predict_image_in_every_format(ext, tmp_path, predictor):
     assert pred.video["kind"] == "image" and pred.video["name"] == f"a{ext}"
     assert len(pred.tracks) == 1 and pred.tracks[0].primary
     assert _iou(pred.tracks[0].box, ASTRONAUT_FACE) > 0.8
-    assert len(pred.timeline) == 0 and pred.faces.sampled_frames == 1 and pred.faces.frames_with_face == 1
+    assert (
+        len(pred.timeline) == 0
+        and pred.faces.sampled_frames == 1
+        and pred.faces.frames_with_face == 1
+    )
     assert abs(sum(pred.probabilities.values()) - 1) < 1e-4 and not pred.warnings
     assert pred.probabilities == pytest.approx(pred.tracks[0].probabilities)
     assert pred.top_k(2)[0][0] == pred.top
@@ -245,7 +288,9 @@ def test_an_image_is_a_one_frame_clip_through_the_temporal_model(predictor):
     image = astronaut()
     pred = predictor.predict_image(image)  # an (H, W, 3) array works too
     box = FaceBox(*pred.tracks[0].box)
-    crop = crop_square(image, box, margin=predictor.config.face_margin, size=predictor.config.image_size)
+    crop = crop_square(
+        image, box, margin=predictor.config.face_margin, size=predictor.config.image_size
+    )
     frame = predictor.encode_images(crop[None])  # (1, D)
     expected = predictor.pool(frame[:, None, :])[0]  # (B=1, T=1, D) -> (D,)
     assert np.allclose(pred.embedding, expected.numpy(), atol=1e-5)
@@ -260,8 +305,12 @@ def test_the_clip_baseline_uses_the_frame_embedding():
     pred = baseline.predict_image(astronaut())
     from emoclip.faces import FaceBox, crop_square
 
-    crop = crop_square(astronaut(), FaceBox(*pred.tracks[0].box), margin=baseline.config.face_margin,
-                       size=baseline.config.image_size)
+    crop = crop_square(
+        astronaut(),
+        FaceBox(*pred.tracks[0].box),
+        margin=baseline.config.face_margin,
+        size=baseline.config.image_size,
+    )
     frame = baseline.encode_images(crop[None])[0].numpy()
     assert np.allclose(pred.embedding, frame / np.linalg.norm(frame), atol=1e-5)
     baseline.close()
@@ -280,9 +329,13 @@ def test_group_photo_reports_every_face_largest_first(tmp_path, predictor):
     assert pred.probabilities == pytest.approx(pred.tracks[0].probabilities)
     assert pred.faces.tracks == 5 and len(pred.timeline) == 0
     # boxes do not overlap: one per face
-    assert all(_iou(a.box, b.box) == 0 for i, a in enumerate(pred.tracks) for b in pred.tracks[i + 1 :])
+    assert all(
+        _iou(a.box, b.box) == 0 for i, a in enumerate(pred.tracks) for b in pred.tracks[i + 1 :]
+    )
     data = json.loads(pred.to_json())
-    assert [t["box"] for t in data["tracks"]] == [[pytest.approx(v, abs=1e-3) for v in t.box] for t in pred.tracks]
+    assert [t["box"] for t in data["tracks"]] == [
+        [pytest.approx(v, abs=1e-3) for v in t.box] for t in pred.tracks
+    ]
     rows = list(csv.DictReader(io.StringIO(pred.to_csv())))
     track_rows = [r for r in rows if r["scope"] == "track"]
     assert len(track_rows) == 5 * len(pred.classes)
@@ -336,7 +389,9 @@ def _frames(folder: Path, n: int, name: str = "{:d}.png") -> Path:
 def test_frame_folder_recognition(tmp_path):
     clip = frame_folder(_frames(tmp_path / "clip", 12))  # 1.png ... 12.png: sorted by number
     assert clip is not None and clip.numbers == tuple(range(1, 13))
-    assert [p.name for p in clip.frames][:3] == ["1.png", "2.png", "3.png"] and clip.frames[-1].name == "12.png"
+    assert [p.name for p in clip.frames][:3] == ["1.png", "2.png", "3.png"] and clip.frames[
+        -1
+    ].name == "12.png"
     assert frame_folder(_frames(tmp_path / "dfew", 3, "{:05d}.jpg")).numbers == (1, 2, 3)
     assert frame_folder(_frames(tmp_path / "afew", 3, "frame_{:03d}.jpg")) is not None
     mixed = _frames(tmp_path / "mixed", 3)
@@ -354,7 +409,9 @@ def test_frame_folder_recognition(tmp_path):
 def test_frame_folder_is_one_clip_with_a_timeline(tmp_path, predictor):
     folder = _frames(tmp_path / "clip", 50)
     pred = predictor.predict(folder)
-    assert pred.video["kind"] == "frames" and pred.video["fps"] == 25.0 and pred.video["frames"] == 50
+    assert (
+        pred.video["kind"] == "frames" and pred.video["fps"] == 25.0 and pred.video["frames"] == 50
+    )
     assert pred.video["duration"] == pytest.approx(2.0)
     assert len(pred.timeline) >= 1 and pred.faces.frames_with_face == pred.faces.sampled_frames
     rate = predictor.config.sample_fps
@@ -397,22 +454,54 @@ def test_cli_images_videos_and_frame_folders(tmp_path, weights, capsys):
     write_video(root / "v.webm", moving_face_frames(8, size=(240, 320)), 8)
     save(root / "group.png", group_photo((720, 1280)))
     _frames(root / "clip", 30)
-    code = main(["predict", str(root), "--model", str(weights), "--classes", "dfew-7", "--quiet",
-                 "--json", str(tmp_path / "o.json"), "--csv", str(tmp_path / "o.csv")])
+    code = main(
+        [
+            "predict",
+            str(root),
+            "--model",
+            str(weights),
+            "--classes",
+            "dfew-7",
+            "--quiet",
+            "--json",
+            str(tmp_path / "o.json"),
+            "--csv",
+            str(tmp_path / "o.csv"),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     assert f"{root}: a batch of 1 video, 1 image, 1 frame folder (frame folders at 25 fps)" in err
-    assert f"{root / 'group.png'}: " in out and f"{root / 'v.webm'}: " in out and f"{root / 'clip'}: " in out
+    assert (
+        f"{root / 'group.png'}: " in out
+        and f"{root / 'v.webm'}: " in out
+        and f"{root / 'clip'}: " in out
+    )
     face_lines = [line for line in out.splitlines() if line.startswith("  face ")]
     assert len(face_lines) == 5 and face_lines[0].startswith("  face 1 at (")
     data = json.loads((tmp_path / "o.json").read_text())
     assert sorted(d["video"]["kind"] for d in data) == ["frames", "image", "video"]
     image = next(d for d in data if d["video"]["kind"] == "image")
     assert len(image["tracks"]) == 5 and image["timeline"] == []
-    assert (tmp_path / "o.csv").read_text().startswith("video,scope,track,start,end,class,probability,box")
+    assert (
+        (tmp_path / "o.csv")
+        .read_text()
+        .startswith("video,scope,track,start,end,class,probability,box")
+    )
 
-    code = main(["predict", str(root / "clip"), "--fps", "10", "--model", str(weights), "--quiet",
-                 "--json", str(tmp_path / "c.json")])
+    code = main(
+        [
+            "predict",
+            str(root / "clip"),
+            "--fps",
+            "10",
+            "--model",
+            str(weights),
+            "--quiet",
+            "--json",
+            str(tmp_path / "c.json"),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     assert f"{root / 'clip'}: 30 numbered frames -> one clip at 10 fps" in err

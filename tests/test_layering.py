@@ -12,9 +12,17 @@ from pathlib import Path
 
 def _modules_after(code: str) -> set[str]:
     probe = code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                         env={"HF_HUB_OFFLINE": "1", "PATH": "",
-                              **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}})
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={
+            "HF_HUB_OFFLINE": "1",
+            "PATH": "",
+            **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
+        },
+    )
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
@@ -31,11 +39,18 @@ def test_only_emoclip_batch_imports_ray():
     import emoclip
 
     root = pathlib.Path(emoclip.__file__).parent
-    importers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
-                       if any(line.lstrip().startswith(("import ray", "from ray"))
-                              for line in p.read_text(encoding="utf-8").splitlines()))
+    importers = sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if any(
+            line.lstrip().startswith(("import ray", "from ray"))
+            for line in p.read_text(encoding="utf-8").splitlines()
+        )
+    )
     assert importers and all(p.startswith("batch/") for p in importers), importers
-    mods = _modules_after("import emoclip.cli, emoclip.inference.predictor, emoclip.explore, emoclip.batch")
+    mods = _modules_after(
+        "import emoclip.cli, emoclip.inference.predictor, emoclip.explore, emoclip.batch"
+    )
     assert "ray" not in mods
 
 
@@ -61,13 +76,21 @@ def test_library_never_imports_the_app_package():
     import emoclip
 
     root = pathlib.Path(emoclip.__file__).parent
-    importers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
-                       if any(line.lstrip().startswith(("import emoclip_app", "from emoclip_app",
-                                                        "import gradio", "from gradio"))
-                              for line in p.read_text(encoding="utf-8").splitlines()))
+    importers = sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if any(
+            line.lstrip().startswith(
+                ("import emoclip_app", "from emoclip_app", "import gradio", "from gradio")
+            )
+            for line in p.read_text(encoding="utf-8").splitlines()
+        )
+    )
     assert not importers, importers
-    mods = _modules_after("import emoclip, emoclip.live, emoclip.zeroshot, emoclip.explore, "
-                          "emoclip.classes, emoclip.inference.predictor")
+    mods = _modules_after(
+        "import emoclip, emoclip.live, emoclip.zeroshot, emoclip.explore, "
+        "emoclip.classes, emoclip.inference.predictor"
+    )
     assert not {m for m in mods if m == "emoclip_app" or m.startswith(("emoclip_app.", "gradio"))}
 
 
@@ -82,8 +105,15 @@ def test_model_module_imports_no_weights_hub_or_disk_code():
     pretrained-weight fetching, no Hub client and none of the inference fast paths."""
     mods = _modules_after("import emoclip.model")
     assert "emoclip.model" in mods and "torch" in mods  # the probe really imported the model
-    forbidden = {"emoclip.weights", "emoclip.factory", "emoclip.convert", "emoclip.hub",
-                 "huggingface_hub", "safetensors", "open_clip.pretrained"}
+    forbidden = {
+        "emoclip.weights",
+        "emoclip.factory",
+        "emoclip.convert",
+        "emoclip.hub",
+        "huggingface_hub",
+        "safetensors",
+        "open_clip.pretrained",
+    }
     forbidden |= {m for m in mods if m.startswith(("emoclip.inference", "emoclip.hub"))}
     assert not forbidden & mods, forbidden & mods
 
@@ -109,6 +139,7 @@ def test_pipeline_does_not_import_the_predictor():
 # The import graph of the package, read from the source with ast (every import: module level,
 # inside functions, under TYPE_CHECKING).
 # --------------------------------------------------------------------------------------------
+
 
 def _package_modules() -> dict[str, tuple[Path, bool]]:
     """Dotted module name -> (file, is a package ``__init__``) for every module of `emoclip`."""

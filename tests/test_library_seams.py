@@ -7,11 +7,11 @@ import math
 
 import numpy as np
 import pytest
-from emoclip.testing.media import moving_face_frames, write_video
 
 from emoclip.classes import ClassSet, ClassSetError, class_rows, classes_from_rows, parse_weights
 from emoclip.explore import ClipSource, latent_points
 from emoclip.inference.predictor import EmotionPredictor
+from emoclip.testing.media import moving_face_frames, write_video
 from emoclip.zeroshot import compound_preview
 
 YAML = """\
@@ -29,15 +29,25 @@ compounds:
 def test_class_rows_round_trip_keeps_name_and_compounds():
     classes = ClassSet.parse(YAML)
     rows = class_rows(classes)
-    assert rows == [["joy", "a broad smile"], ["joy", "laughing"], ["calm", "a relaxed face"],
-                    ["worry", "raised inner eyebrows"]]
+    assert rows == [
+        ["joy", "a broad smile"],
+        ["joy", "laughing"],
+        ["calm", "a relaxed face"],
+        ["worry", "raised inner eyebrows"],
+    ]
     assert classes_from_rows(rows, classes) == classes
 
 
 def test_rows_are_grouped_by_name_and_blank_rows_dropped():
     base = ClassSet.parse(YAML)
-    rows = [["Joy", "a grin"], [None, None], ["calm", "eyes closed"], ["JOY", float("nan")],
-            ["joy", "  beaming  "], ["", ""]]
+    rows = [
+        ["Joy", "a grin"],
+        [None, None],
+        ["calm", "eyes closed"],
+        ["JOY", float("nan")],
+        ["joy", "  beaming  "],
+        ["", ""],
+    ]
     rebuilt = classes_from_rows(rows, base)
     assert rebuilt.name == "mine" and [c.name for c in rebuilt.classes] == ["Joy", "calm"]
     assert rebuilt.classes[0].descriptions == ("a grin", "beaming")
@@ -97,9 +107,11 @@ def test_compound_preview_ranks_classes_and_scores_the_video(predictor, tmp_path
 def test_latent_points_label_clips_and_add_prototypes():
     rng = np.random.default_rng(0)
     names = ["joy", "calm", "relief"]
-    clips = [ClipSource("clip", "clip 1 · a.mp4", rng.normal(size=8), "/v/a.mp4"),
-             ClipSource("uploaded", "dup", rng.normal(size=8)),
-             ClipSource("uploaded", "dup", rng.normal(size=8))]
+    clips = [
+        ClipSource("clip", "clip 1 · a.mp4", rng.normal(size=8), "/v/a.mp4"),
+        ClipSource("uploaded", "dup", rng.normal(size=8)),
+        ClipSource("uploaded", "dup", rng.normal(size=8)),
+    ]
     probs = np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3], [0.2, 0.2, 0.6]])
     prototypes = rng.normal(size=(3, 8)).astype(np.float32)
     points = latent_points(clips, probs, names, prototypes, n_classes=2)
@@ -108,8 +120,12 @@ def test_latent_points_label_clips_and_add_prototypes():
     assert [p.label for p in points] == ["calm", "joy", "relief", "joy", "calm", "relief"]
     assert [p.id for p in points][:3] == ["clip 1 · a.mp4", "dup", "dup #2"]
     assert points[5].id == "compound · relief" and points[0].media == "/v/a.mp4"
-    assert points[0].hover.splitlines() == ["clip 1 · a.mp4", "calm: 70.0%", "relief: 20.0%",
-                                            "joy: 10.0%"]
+    assert points[0].hover.splitlines() == [
+        "clip 1 · a.mp4",
+        "calm: 70.0%",
+        "relief: 20.0%",
+        "joy: 10.0%",
+    ]
     np.testing.assert_array_equal(points[3].embedding, prototypes[0])
     assert latent_points([], np.zeros((0, 3)), names, prototypes, 2)[0].kind == "class"
     with pytest.raises(ValueError, match="prototypes"):

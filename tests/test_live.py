@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from emoclip.testing.media import blank_frames, moving_face_frames
 
 from emoclip.classes import ClassSet
-from emoclip.live import LiveWindow
 from emoclip.inference.predictor import EmotionPredictor
+from emoclip.live import LiveWindow
+from emoclip.testing.media import blank_frames, moving_face_frames
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +36,9 @@ def test_the_window_keeps_the_last_t_frames_and_scores_them(predictor):
     fresh = LiveWindow(T)
     for frame in frames[3:]:
         fresh.add_frame(predictor, frame)
-    np.testing.assert_allclose(window.probabilities(predictor), fresh.probabilities(predictor),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        window.probabilities(predictor), fresh.probabilities(predictor), atol=1e-5
+    )
     # and it differs from a window that still holds the first frames
     early = LiveWindow(T)
     for frame in frames[:T]:
@@ -46,8 +47,10 @@ def test_the_window_keeps_the_last_t_frames_and_scores_them(predictor):
 
 
 def test_the_window_scores_any_class_set_in_its_name_order(predictor):
-    classes = ClassSet.parse("classes:\n  joy: a broad smile\n  calm: a relaxed face\n"
-                             "compounds:\n  content: [joy, calm]\n")
+    classes = ClassSet.parse(
+        "classes:\n  joy: a broad smile\n  calm: a relaxed face\n"
+        "compounds:\n  content: [joy, calm]\n"
+    )
     window = LiveWindow(4)
     for frame in moving_face_frames(2, size=(240, 320)):
         window.add_frame(predictor, frame)

@@ -72,8 +72,13 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
 
 def _analyse(path: Path, warmup: Path) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    out = subprocess.run([sys.executable, "-c", ANALYSE, str(path), str(warmup)],
-                         capture_output=True, text=True, timeout=600, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", ANALYSE, str(path), str(warmup)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -18,7 +18,9 @@ from emoclip.inference.predictor import EmotionPredictor
 from emoclip.model import EmoCLIP
 from emoclip.weights import save_checkpoint
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pagemap and madvise are Linux's")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="pagemap and madvise are Linux's"
+)
 
 
 def _saved(tmp_path, config=None, name="m"):
@@ -53,9 +55,13 @@ def test_checkpoint_loads_in_its_memory_map_with_the_same_state(tmp_path):
     assert state.keys() == ref_state.keys()
     for key, value in ref_state.items():
         assert state[key].dtype == value.dtype and torch.equal(state[key], value), key
-    assert torch.equal(model.backbone.attn_mask, reference.backbone.attn_mask)  # rebuilt, not stored
+    assert torch.equal(
+        model.backbone.attn_mask, reference.backbone.attn_mask
+    )  # rebuilt, not stored
     assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
-    assert all(_in_file_map(p) for p in model.backbone.visual.parameters())  # not copied out of the file
+    assert all(
+        _in_file_map(p) for p in model.backbone.visual.parameters()
+    )  # not copied out of the file
     x = torch.randn(2, 3, model.image_size, model.image_size)
     tokens = emoclip.tokenize(["a happy face", "anger"])
     with torch.no_grad():
@@ -67,7 +73,9 @@ def test_checkpoint_loads_in_its_memory_map_with_the_same_state(tmp_path):
     assert torch.equal(emoclip.load_model(path).backbone.visual.proj, before)
 
 
-def test_bf16_tower_gives_back_the_fp32_tower_pages_and_results_do_not_change(tmp_path, monkeypatch):
+def test_bf16_tower_gives_back_the_fp32_tower_pages_and_results_do_not_change(
+    tmp_path, monkeypatch
+):
     path, _ = _saved(tmp_path)
     monkeypatch.setenv("EMOCLIP_RELEASE_WEIGHTS", "0")
     kept = EmotionPredictor(emoclip.load_model(path), precision="bf16")
@@ -88,10 +96,14 @@ def test_bf16_tower_gives_back_the_fp32_tower_pages_and_results_do_not_change(tm
     assert torch.equal(got, expected)  # the same tower, the same embeddings
     assert predictor.image_tower().released_bytes >= resident // 2
     assert resident_bytes(visual) == 0
-    with torch.no_grad():  # the model used directly: the weights page back in from the file, unchanged
+    with (
+        torch.no_grad()
+    ):  # the model used directly: the weights page back in from the file, unchanged
         assert torch.equal(model.encode_image(x), fp32)
     assert resident_bytes(visual) >= resident // 2
-    assert torch.equal(predictor.encode_images(crops), expected)  # the tower was not rebuilt or changed
+    assert torch.equal(
+        predictor.encode_images(crops), expected
+    )  # the tower was not rebuilt or changed
 
 
 def test_fp32_precision_keeps_the_tower_resident(tmp_path):
@@ -105,7 +117,9 @@ def test_fp32_precision_keeps_the_tower_resident(tmp_path):
     assert resident > 100_000
     predictor.encode_images(crops)
     assert resident_bytes(visual) == resident
-    assert torch.allclose(got, EmotionPredictor(reference, precision="fp32").encode_images(crops), atol=1e-6)
+    assert torch.allclose(
+        got, EmotionPredictor(reference, precision="fp32").encode_images(crops), atol=1e-6
+    )
 
 
 def test_weights_edited_in_place_are_never_given_back(tmp_path):

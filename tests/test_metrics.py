@@ -47,8 +47,10 @@ def test_agrees_with_sklearn_on_random_cases():
         assert uar(y_true, y_pred) == pytest.approx(expected, abs=1e-12)
         assert war(y_true, y_pred) == pytest.approx(metrics.accuracy_score(y_true, y_pred))
         k = c + 2
-        assert np.array_equal(confusion_matrix(y_true, y_pred, k),
-                              metrics.confusion_matrix(y_true, y_pred, labels=list(range(k))))
+        assert np.array_equal(
+            confusion_matrix(y_true, y_pred, k),
+            metrics.confusion_matrix(y_true, y_pred, labels=list(range(k))),
+        )
 
 
 def test_inputs_as_tensors_and_errors():
@@ -70,7 +72,10 @@ def test_evaluate_predictions():
     assert ev["war"] == pytest.approx(3 / 5)
     assert ev["uar"] == pytest.approx((2 / 3 + 1 / 2) / 2)
     assert ev["per_class_recall"] == {
-        "happiness": pytest.approx(2 / 3), "sadness": 0.5, "anger": None}
+        "happiness": pytest.approx(2 / 3),
+        "sadness": 0.5,
+        "anger": None,
+    }
     assert ev["support"] == {"happiness": 3, "sadness": 2, "anger": 0}
     assert ev["confusion"] == [[2, 1, 0], [1, 1, 0], [0, 0, 0]]
     assert ev["num_samples"] == 5 and ev["unlabelled"] == 1
@@ -81,8 +86,9 @@ def test_plot_confusion_writes_png(tmp_path: Path):
     m = confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0], 4)  # class 3 has no samples
     names = ["happiness", "sadness", "anger", "surprise"]
     for normalize in (True, False):
-        path = plot_confusion(m, names, tmp_path / "out" / f"cm_{normalize}.png",
-                              normalize=normalize, title="fold 1")
+        path = plot_confusion(
+            m, names, tmp_path / "out" / f"cm_{normalize}.png", normalize=normalize, title="fold 1"
+        )
         data = path.read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 2000
     with pytest.raises(ValueError, match="class names"):
@@ -113,7 +119,9 @@ def _gathered(n, world, padding, targets, preds):
     parts = []
     for rank in range(world):
         idx = shard_indices(n, world, rank, padding)
-        parts.append((idx, [f"c{i}" for i in idx], [[targets[i]] for i in idx], [preds[i] for i in idx]))
+        parts.append(
+            (idx, [f"c{i}" for i in idx], [[targets[i]] for i in idx], [preds[i] for i in idx])
+        )
     return parts
 
 
@@ -128,7 +136,9 @@ def test_authors_padding_counts_duplicates_as_their_war_and_uar():
     # DistributedSampler pads 5 -> 8 with clips 0, 1, 2: correct = 4 + clip 0 + clip 2 = 6 over 5 clips
     assert authors["padded_duplicates"] == 3 and authors["war"] == pytest.approx(6 / 5)
     padded_t, padded_p = targets + targets[:3], preds + preds[:3]
-    assert authors["uar"] == pytest.approx(uar(padded_t, padded_p))  # recall of class 1: 1/3, not 1/2
+    assert authors["uar"] == pytest.approx(
+        uar(padded_t, padded_p)
+    )  # recall of class 1: 1/3, not 1/2
     assert authors["num_samples"] == 8 and len(authors["rows"]) == 5  # predictions listed once
     dropped = score_gathered(_gathered(5, 4, "drop", targets, preds), names, scored)
     assert dropped["padded_duplicates"] == 0 and dropped["war"] == pytest.approx(4 / 5)

@@ -28,11 +28,14 @@ def test_encode_video_and_text_shapes(tiny_model):
 def test_video_embedding_is_the_cls_output_and_depends_on_order(tiny_model):
     frames = torch.randn(1, 5, 3, 32, 32)
     per_frame = tiny_model.encode_image(frames[0])[None]  # (1, 5, D)
-    assert torch.allclose(tiny_model.aggregate(per_frame, normalize=False),
-                          tiny_model.temporal(per_frame), atol=1e-6)
+    assert torch.allclose(
+        tiny_model.aggregate(per_frame, normalize=False), tiny_model.temporal(per_frame), atol=1e-6
+    )
     shuffled = frames[:, torch.tensor([4, 3, 2, 1, 0])]
     # learned positions make the temporal model order-aware
-    assert not torch.allclose(tiny_model.encode_video(frames), tiny_model.encode_video(shuffled), atol=1e-4)
+    assert not torch.allclose(
+        tiny_model.encode_video(frames), tiny_model.encode_video(shuffled), atol=1e-4
+    )
 
 
 def test_mean_pooling_baseline_is_mean_of_normalised_frames():
@@ -54,7 +57,9 @@ def test_forward_gives_scaled_symmetric_logits(tiny_model):
 
 
 def test_temporal_transformer_rejects_too_many_frames():
-    tt = TemporalTransformer(8, TemporalConfig(depth=1, heads=2, head_dim=4, mlp_dim=8, max_positions=5))
+    tt = TemporalTransformer(
+        8, TemporalConfig(depth=1, heads=2, head_dim=4, mlp_dim=8, max_positions=5)
+    )
     assert tt(torch.randn(2, 4, 8)).shape == (2, 8)
     with pytest.raises(ValueError, match="at most 4 frames"):
         tt(torch.randn(1, 5, 8))

@@ -28,9 +28,13 @@ from emoclip.preprocess import to_tensor
 pytestmark = pytest.mark.slow
 
 FAST_FP32_MAX_ABS = 1e-5  # fast fp32 tower vs open_clip's visual module (measured 2.9e-6)
-BF16_MIN_COSINE = 0.999  # bf16 tower vs fp32, per frame (measured 0.99995); = precision.BF16_MIN_COSINE
+BF16_MIN_COSINE = (
+    0.999  # bf16 tower vs fp32, per frame (measured 0.99995); = precision.BF16_MIN_COSINE
+)
 TEMPORAL_MAX_ABS = 1e-5  # folded temporal model vs TemporalTransformer (measured 7e-7)
-PREDICTOR_FP32_MAX_ABS = 1e-5  # EmotionPredictor encode_images + pool vs encode_video (measured 3e-8)
+PREDICTOR_FP32_MAX_ABS = (
+    1e-5  # EmotionPredictor encode_images + pool vs encode_video (measured 3e-8)
+)
 FRAMES = 12  # crops encoded: two 6-frame windows (small: the test runs on 2 shared cores)
 
 
@@ -75,7 +79,9 @@ def test_the_model_has_the_papers_shapes(model, reference):
     assert (t.depth, t.heads, t.head_dim, t.mlp_dim, model.embed_dim) == (2, 8, 2048, 512, 512)
     assert FastTemporal.worthwhile(model.temporal)
     cos = F.normalize(reference, dim=-1) @ F.normalize(reference, dim=-1).t()
-    assert cos[~torch.eye(FRAMES, dtype=torch.bool)].max() < BF16_MIN_COSINE  # frames are told apart
+    assert (
+        cos[~torch.eye(FRAMES, dtype=torch.bool)].max() < BF16_MIN_COSINE
+    )  # frames are told apart
 
 
 def test_fast_fp32_tower_matches_open_clip(model, frames, reference):
@@ -104,7 +110,11 @@ def test_folded_temporal_matches_the_temporal_transformer(model, reference):
     embeddings = torch.randn(2, model.config.preprocess.num_frames, model.embed_dim, generator=gen)
     with torch.inference_mode():
         fast = FastTemporal(model.temporal)
-        for x in (embeddings, embeddings[:, :5], _windows(reference)):  # full window, short clip, real frames
+        for x in (
+            embeddings,
+            embeddings[:, :5],
+            _windows(reference),
+        ):  # full window, short clip, real frames
             folded, plain = fast(x), model.temporal(x)
             assert folded.shape == plain.shape == (2, model.embed_dim)
             assert (folded - plain).abs().max() <= TEMPORAL_MAX_ABS
@@ -124,8 +134,10 @@ def test_predictor_fp32_video_embeddings_match_encode_video(model, crops, frames
 
 def test_predictor_bf16_video_embeddings_match_encode_video(model, crops, frames, reference):
     if not precision_mod._native_bf16():
-        pytest.skip("this CPU has no native bf16 (avx512_bf16/amx_bf16 in /proc/cpuinfo): "
-                    "'auto' would run fp32, which the fp32 test covers")
+        pytest.skip(
+            "this CPU has no native bf16 (avx512_bf16/amx_bf16 in /proc/cpuinfo): "
+            "'auto' would run fp32, which the fp32 test covers"
+        )
     auto = EmotionPredictor(model)  # what the app runs: auto picks bf16 at these shapes on this CPU
     assert auto.precision == "bf16", auto.precision_info["reason"]
     assert auto.precision_info["implementation"] == "onednn-packed"

@@ -52,14 +52,37 @@ def _frame(t: float, size: tuple[int, int] = SIZE) -> np.ndarray:
     return frame
 
 
-def _encode(path: Path, frames: list[np.ndarray], fps: float, *out_args: str,
-            pre: tuple[str, ...] = ()) -> Path:
+def _encode(
+    path: Path, frames: list[np.ndarray], fps: float, *out_args: str, pre: tuple[str, ...] = ()
+) -> Path:
     """Pipe raw RGB frames through the ffmpeg command line into `path`."""
     h, w = frames[0].shape[:2]
-    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", *pre, "-f", "rawvideo",
-           "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps), "-i", "-", *out_args, str(path)]
-    done = subprocess.run(cmd, input=b"".join(np.ascontiguousarray(f).tobytes() for f in frames),
-                          capture_output=True, timeout=120)
+    cmd = [
+        FFMPEG,
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        *pre,
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{w}x{h}",
+        "-r",
+        str(fps),
+        "-i",
+        "-",
+        *out_args,
+        str(path),
+    ]
+    done = subprocess.run(
+        cmd,
+        input=b"".join(np.ascontiguousarray(f).tobytes() for f in frames),
+        capture_output=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     return path
 
@@ -71,12 +94,27 @@ def _streams(path: Path) -> list[str]:
     probe = shutil.which("ffprobe")
     if probe is None:
         pytest.skip("ffprobe is not installed")
-    out = subprocess.run([probe, "-v", "error", "-show_entries", "stream=codec_type,codec_name",
-                          "-of", "json", str(path)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            probe,
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return [f"{s['codec_type']}:{s['codec_name']}" for s in json.loads(out.stdout)["streams"]]
 
 
-def _face_centres(path: Path, sample_fps: float = 7.5) -> list[tuple[float, float, float, np.ndarray]]:
+def _face_centres(
+    path: Path, sample_fps: float = 7.5
+) -> list[tuple[float, float, float, np.ndarray]]:
     """(time, face centre x, face centre y, upright frame) of each sampled frame with one face."""
     out = []
     with FaceDetector() as detector:
@@ -93,11 +131,16 @@ def _expected_centre(t: float, size: tuple[int, int] = SIZE) -> tuple[float, flo
     return _face_x(t, size[1]) + fx + fw / 2, (size[0] - PATCH_SIZE) // 2 + fy + fh / 2
 
 
-def _assert_faces_follow_time(path: Path, n_expected: int, fps: float, sample_fps: float = 7.5) -> None:
+def _assert_faces_follow_time(
+    path: Path, n_expected: int, fps: float, sample_fps: float = 7.5
+) -> None:
     found = _face_centres(path, sample_fps)
     assert len(found) == n_expected
     for k, (t, cx, cy, _) in enumerate(found):
-        assert abs(t - k / sample_fps) <= 1.0 / fps + 1e-3, (k, t)  # the first frame at/after k/7.5 s
+        assert abs(t - k / sample_fps) <= 1.0 / fps + 1e-3, (
+            k,
+            t,
+        )  # the first frame at/after k/7.5 s
         ex, ey = _expected_centre(t)
         assert abs(cx - ex) < 12 and abs(cy - ey) < 12, (t, cx, ex, cy, ey)
 
@@ -112,7 +155,9 @@ def predictor(tiny_model):
 # ----------------------------------------------------------------------------- rotation
 
 
-def _portrait_file(path: Path, codec: tuple[str, ...], rotation: int) -> tuple[Path, list[np.ndarray]]:
+def _portrait_file(
+    path: Path, codec: tuple[str, ...], rotation: int
+) -> tuple[Path, list[np.ndarray]]:
     """A phone-style portrait clip: upright (640, 360) frames stored rotated into landscape,
     with a display rotation of `rotation` degrees clockwise in the track header."""
     upright = [_frame(i / 30, size=(640, 360)) for i in range(30)]
@@ -136,7 +181,10 @@ def _check_upright(path: Path, upright: list[np.ndarray], rotation: int, predict
         ex, ey = _expected_centre(t, size=(640, 360))
         assert abs(cx - ex) < 12 and abs(cy - ey) < 12
     pred = predictor.predict(path)
-    assert pred.video["rotation"] == rotation and (pred.video["width"], pred.video["height"]) == (360, 640)
+    assert pred.video["rotation"] == rotation and (pred.video["width"], pred.video["height"]) == (
+        360,
+        640,
+    )
     assert pred.faces.frames_with_face == pred.faces.sampled_frames > 0 and len(pred.tracks) == 1
     assert not any("face" in w for w in pred.warnings)
 
@@ -146,11 +194,23 @@ def test_rotation_metadata_is_honoured(tmp_path, predictor):
     _check_upright(path, upright, 90, predictor)
 
 
-@pytest.mark.skipif(FFMPEG is None or not _has_encoder("libx265"),
-                    reason="this ffmpeg has no HEVC encoder (libx265)")
+@pytest.mark.skipif(
+    FFMPEG is None or not _has_encoder("libx265"),
+    reason="this ffmpeg has no HEVC encoder (libx265)",
+)
 def test_hevc_in_mov_with_rotation(tmp_path, predictor):
-    codec = ("-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error",
-             "-tag:v", "hvc1", "-pix_fmt", "yuv420p")
+    codec = (
+        "-c:v",
+        "libx265",
+        "-preset",
+        "ultrafast",
+        "-x265-params",
+        "log-level=error",
+        "-tag:v",
+        "hvc1",
+        "-pix_fmt",
+        "yuv420p",
+    )
     path, upright = _portrait_file(tmp_path / "IMG_0001.MOV", codec, 270)
     assert _streams(path) == ["video:hevc"]
     _check_upright(path, upright, 270, predictor)
@@ -161,9 +221,20 @@ def test_hevc_in_mov_with_rotation(tmp_path, predictor):
 
 def test_audio_as_the_first_stream(tmp_path, predictor):
     frames = [_frame(i / 30) for i in range(int(DURATION * 30))]
-    path = _encode(tmp_path / "audio-first.mp4", frames, 30, "-map", "0:a", "-map", "1:v", *H264,
-                   "-c:a", "aac", "-shortest",
-                   pre=("-f", "lavfi", "-i", f"sine=frequency=440:duration={DURATION}"))
+    path = _encode(
+        tmp_path / "audio-first.mp4",
+        frames,
+        30,
+        "-map",
+        "0:a",
+        "-map",
+        "1:v",
+        *H264,
+        "-c:a",
+        "aac",
+        "-shortest",
+        pre=("-f", "lavfi", "-i", f"sine=frequency=440:duration={DURATION}"),
+    )
     assert _streams(path) == ["audio:aac", "video:h264"]
     info = probe_video(path)
     assert (info.width, info.height, info.fps) == (640, 360, 30.0)
@@ -176,8 +247,16 @@ def test_variable_frame_rate_is_sampled_by_real_time(tmp_path):
     # 1 s at 30 fps, then 1 s at 10 fps: frame n is shown at t(n); the face is drawn where it is at t(n)
     times = [n / 30 for n in range(30)] + [1 + n / 10 for n in range(10)]
     frames = [_frame(t) for t in times]
-    path = _encode(tmp_path / "vfr.mp4", frames, 30, "-vf",
-                   "setpts='if(lt(N,30),N/30,1+(N-30)/10)/TB'", "-fps_mode", "vfr", *H264)
+    path = _encode(
+        tmp_path / "vfr.mp4",
+        frames,
+        30,
+        "-vf",
+        "setpts='if(lt(N,30),N/30,1+(N-30)/10)/TB'",
+        "-fps_mode",
+        "vfr",
+        *H264,
+    )
     # with times taken as index / fps the second half would be sampled at the wrong places
     _assert_faces_follow_time(path, 15, 10)
 

@@ -35,8 +35,14 @@ def test_bf16_embeddings_stay_close_to_fp32():
     assert b.dtype == torch.float32 and b.shape == a.shape
     assert F.cosine_similarity(a, b, dim=-1).min() >= 0.99
     info = bf16.precision_info
-    assert info["requested"] == "bf16" and info["cosine"] >= precision_mod.BF16_MIN_COSINE and info["implementation"]
-    assert info["reason"].startswith("requested, cosine")  # the start-up check ran for an explicit bf16 too
+    assert (
+        info["requested"] == "bf16"
+        and info["cosine"] >= precision_mod.BF16_MIN_COSINE
+        and info["implementation"]
+    )
+    assert info["reason"].startswith(
+        "requested, cosine"
+    )  # the start-up check ran for an explicit bf16 too
     with torch.inference_mode():  # fp32 is the model's own tower
         expected = model.encode_image(emoclip.preprocess.to_tensor(crops, model.config.preprocess))
     assert torch.allclose(a, expected, atol=1e-6)
@@ -76,14 +82,21 @@ def test_explicit_bf16_runs_the_same_check_and_refuses_with_the_reason(monkeypat
     monkeypatch.setattr(precision_mod, "_bf16_tower", _broken_bf16_tower)
     checks = []
     real_check = precision_mod._bf16_cosine
-    monkeypatch.setattr(precision_mod, "_bf16_cosine", lambda model, fn: checks.append(1) or real_check(model, fn))
+    monkeypatch.setattr(
+        precision_mod, "_bf16_cosine", lambda model, fn: checks.append(1) or real_check(model, fn)
+    )
     model = _fresh_model()
     auto = EmotionPredictor(model, precision="auto")
-    assert auto.precision == "fp32" and auto.precision_info["cosine"] < precision_mod.BF16_MIN_COSINE
+    assert (
+        auto.precision == "fp32" and auto.precision_info["cosine"] < precision_mod.BF16_MIN_COSINE
+    )
     bf16 = EmotionPredictor(model, precision="bf16")
-    with pytest.raises(RuntimeError, match=r"'bf16' refused: bf16 embeddings reached cosine -?0\.\d+ < 0\.999") as err:
-        bf16.precision
-    assert f"{auto.precision_info['cosine']:.5f}" in str(err.value)  # the same check, the same figure
+    with pytest.raises(
+        RuntimeError, match=r"'bf16' refused: bf16 embeddings reached cosine -?0\.\d+ < 0\.999"
+    ) as err:
+        _ = bf16.precision
+    # the same check, the same figure
+    assert f"{auto.precision_info['cosine']:.5f}" in str(err.value)
     assert len(checks) == 2  # one check for "auto", one for "bf16"
     with pytest.raises(RuntimeError, match="refused"):  # no frame is encoded in a refused precision
         bf16.encode_images(_crops(model))
@@ -96,7 +109,7 @@ def test_explicit_bf16_runs_the_same_check_and_refuses_with_the_reason(monkeypat
 def test_explicit_bf16_refusal_from_the_cosine_alone(monkeypatch):
     monkeypatch.setattr(precision_mod, "_bf16_cosine", lambda model, fn: 0.95)
     with pytest.raises(RuntimeError, match="cosine 0.95000 < 0.999"):
-        EmotionPredictor(_fresh_model(), precision="bf16").precision
+        _ = EmotionPredictor(_fresh_model(), precision="bf16").precision
 
 
 def test_auto_without_native_bf16_is_fp32(monkeypatch):
@@ -134,7 +147,9 @@ def test_precision_is_reported_and_prefetch_changes_nothing(tmp_path):
     with_thread.close(), serial.close()
     assert a.video["precision"] == "fp32" == b.video["precision"]
     assert np.allclose(a.timeline.probabilities, b.timeline.probabilities, atol=1e-6)
-    assert a.faces.sampled_frames == b.faces.sampled_frames and np.allclose(a.embedding, b.embedding, atol=1e-6)
+    assert a.faces.sampled_frames == b.faces.sampled_frames and np.allclose(
+        a.embedding, b.embedding, atol=1e-6
+    )
 
 
 def test_prefetch_thread_stops_when_the_consumer_fails(tmp_path, monkeypatch):
@@ -168,12 +183,18 @@ def test_fast_image_tower_matches_open_clip(tiny_model):
 def test_fast_temporal_matches_the_temporal_transformer(tiny_model):
     x = torch.randn(3, tiny_model.config.preprocess.num_frames, tiny_model.embed_dim)
     with torch.inference_mode():
-        assert torch.allclose(FastTemporal(tiny_model.temporal)(x), tiny_model.temporal(x), atol=1e-5)
-        assert torch.allclose(FastTemporal(tiny_model.temporal)(x[:, :3]), tiny_model.temporal(x[:, :3]), atol=1e-5)
+        assert torch.allclose(
+            FastTemporal(tiny_model.temporal)(x), tiny_model.temporal(x), atol=1e-5
+        )
+        assert torch.allclose(
+            FastTemporal(tiny_model.temporal)(x[:, :3]), tiny_model.temporal(x[:, :3]), atol=1e-5
+        )
 
 
 def test_text_without_padding_matches_the_full_context(tiny_model):
-    tokens = emoclip.tokenize(["a smiling face", "a frown with furrowed brows and tightly pressed lips"])
+    tokens = emoclip.tokenize(
+        ["a smiling face", "a frown with furrowed brows and tightly pressed lips"]
+    )
     with torch.inference_mode():
         trimmed = tiny_model.encode_text(tokens)
         full = tiny_model.backbone.encode_text(tokens, normalize=True)

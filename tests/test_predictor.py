@@ -9,7 +9,13 @@ import pytest
 import torch
 
 import emoclip
-from emoclip.inference.predictor import EmotionPredictor, LimitError, NoFaceError, VideoLimits, window_spans
+from emoclip.inference.predictor import (
+    EmotionPredictor,
+    LimitError,
+    NoFaceError,
+    VideoLimits,
+    window_spans,
+)
 from emoclip.testing.media import blank_frames, moving_face_frames, write_video
 from emoclip.video import VideoDecodeError
 
@@ -87,7 +93,10 @@ def test_compound_scores_with_compound_embedding(predictor, two_face_video):
 def test_no_face_fallbacks(tiny_model, tmp_path):
     path = write_video(tmp_path / "blank.webm", blank_frames(16, (120, 160)), fps=8)
     centre = EmotionPredictor(tiny_model).predict(path, emoclip.preset("dfew-7"))
-    assert centre.faces.frames_with_face == 0 and centre.faces.frames_without_face == centre.faces.sampled_frames
+    assert (
+        centre.faces.frames_with_face == 0
+        and centre.faces.frames_without_face == centre.faces.sampled_frames
+    )
     assert any("no face" in w for w in centre.warnings)
     with pytest.raises(NoFaceError, match="no face"):
         EmotionPredictor(tiny_model, face_fallback="skip").predict(path, emoclip.preset("dfew-7"))
@@ -142,22 +151,32 @@ def test_window_spans():
     assert window_spans(10.8, 4, 1)[-1] == pytest.approx((6.8, 10.8))
 
 
-def test_face_interpolation_halves_detection_and_keeps_the_results(tiny_model, tmp_path, monkeypatch):
+def test_face_interpolation_halves_detection_and_keeps_the_results(
+    tiny_model, tmp_path, monkeypatch
+):
     path = write_video(tmp_path / "one.webm", moving_face_frames(60, size=(240, 320)), fps=12)
     results = {}
     for interpolate in (False, True):
         p = EmotionPredictor(tiny_model, batch_size=8, interpolate_faces=interpolate)
         calls = []
         real = p._shared_detector().detect
-        monkeypatch.setattr(p._shared_detector(), "detect", lambda image, real=real: calls.append(1) or real(image))
+        monkeypatch.setattr(
+            p._shared_detector(),
+            "detect",
+            lambda image, real=real, calls=calls: calls.append(1) or real(image),
+        )
         enc = p.encode(path)
         results[interpolate] = (enc, len(calls))
         p.close()
     (plain, plain_calls), (interp, interp_calls) = results[False], results[True]
     assert plain.video["faces_interpolated"] == 0 and plain_calls == len(plain.times)
-    assert interp.video["faces_interpolated"] >= len(interp.times) // 2 - 2  # a steady face: nearly every other frame
+    assert (
+        interp.video["faces_interpolated"] >= len(interp.times) // 2 - 2
+    )  # a steady face: nearly every other frame
     assert interp_calls == len(interp.times) - interp.video["faces_interpolated"]
-    assert np.array_equal(plain.times, interp.times) and len(plain.tracks) == len(interp.tracks) == 1
+    assert (
+        np.array_equal(plain.times, interp.times) and len(plain.tracks) == len(interp.tracks) == 1
+    )
     cos = torch.nn.functional.cosine_similarity(plain.frame_embeddings, interp.frame_embeddings)
     assert float(cos.min()) > 0.95
 
@@ -172,11 +191,15 @@ def test_env_switches_face_interpolation_off(tiny_model, monkeypatch):
 def test_batched_pooling_matches_one_sequence_at_a_time(predictor, two_face_video):
     enc = predictor.encode(two_face_video)
     frames = torch.randn(40, enc.frame_embeddings.shape[1])
-    picks = np.random.default_rng(0).integers(0, 40, (37, predictor.config.num_frames))  # > 2 chunks
+    picks = np.random.default_rng(0).integers(
+        0, 40, (37, predictor.config.num_frames)
+    )  # > 2 chunks
     batched = predictor.pool_batch([(frames, picks[:30]), (frames[:20], picks[30:] % 20)])
-    expected = [predictor.pool(frames[p]) for p in picks[:30]] + [predictor.pool(frames[:20][p % 20]) for p in picks[30:]]
+    expected = [predictor.pool(frames[p]) for p in picks[:30]] + [
+        predictor.pool(frames[:20][p % 20]) for p in picks[30:]
+    ]
     assert torch.allclose(batched, torch.stack(expected), atol=1e-5)
-    (_, frames, _, _, primary_embedding, _), = [t for t in enc.tracks if t[5]]
+    ((_, frames, _, _, primary_embedding, _),) = [t for t in enc.tracks if t[5]]
     if frames == len(enc.frame_embeddings):  # the subject's track is the clip: pooled once, shared
         assert torch.equal(primary_embedding, enc.clip_embedding)
     for (s, e), w in zip(zip(enc.window_starts, enc.window_ends), enc.window_embeddings):
@@ -220,7 +243,9 @@ def test_score_embeddings_matches_score(predictor, two_face_video):
     classes = emoclip.preset("dfew-7")
     pred = predictor.predict(two_face_video, classes)
     one = predictor.score_embeddings(pred.embedding, classes)
-    assert one.shape == (7,) and np.allclose(one, [pred.probabilities[n] for n in classes.names], atol=1e-6)
+    assert one.shape == (7,) and np.allclose(
+        one, [pred.probabilities[n] for n in classes.names], atol=1e-6
+    )
     enc = predictor.encode(two_face_video)
     many = predictor.score_embeddings(enc.window_embeddings, classes)
     assert many.shape == pred.timeline.probabilities.shape

@@ -12,8 +12,13 @@ import pytest
 
 def _run(code: str, **env: str) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if k != "EMOCLIP_LOG_LEVEL"}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, env={**environ, **env}, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env={**environ, **env},
+        timeout=60,
+    )
 
 
 BLOCKS = """
@@ -43,8 +48,15 @@ def test_quiet_native_stderr_silences_descriptor_2_and_restores_it():
 def test_quiet_native_stderr_is_a_no_op_at_debug_level(level):
     out = _run(BLOCKS, EMOCLIP_LOG_LEVEL=level)
     assert out.returncode == 0, out.stderr
-    assert out.stderr.split() == ["before", "inside-outer", "inside-inner", "between",
-                                  "thread-inside", "after", "python-after"]
+    assert out.stderr.split() == [
+        "before",
+        "inside-outer",
+        "inside-inner",
+        "between",
+        "thread-inside",
+        "after",
+        "python-after",
+    ]
 
 
 def test_quiet_native_stderr_restores_after_an_exception():

@@ -14,7 +14,14 @@ import pytest
 import emoclip
 from emoclip import factory
 from emoclip.cli import default_model_name
-from emoclip.factory import MODEL_KINDS, ModelSource, best_available, get_spec, list_models, ranked_models
+from emoclip.factory import (
+    MODEL_KINDS,
+    ModelSource,
+    best_available,
+    get_spec,
+    list_models,
+    ranked_models,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -50,14 +57,18 @@ def test_every_spec_states_its_policy():
         assert s.how_to_get and all(isinstance(h, str) and h.strip() for h in s.how_to_get)
         assert (s.kind == "test") == s.random_init == (not s.listed), s.name
     # Test models always rank below every listed model.
-    assert max(get_spec(n).rank for n in list_models()) < min(s.rank for s in specs if s.kind == "test")
+    assert max(get_spec(n).rank for n in list_models()) < min(
+        s.rank for s in specs if s.kind == "test"
+    )
 
 
 def test_paper_model_how_to_get_matches_its_sources():
     spec = get_spec("emoclip-vitb32")
     text = "\n".join(spec.how_to_get)
     assert spec.hub_repo is None  # no default Hub repo ...
-    assert "EMOCLIP_HUB_REPO" in text and "EMOCLIP_HUB_REVISION" in text and "publishes none" in text
+    assert (
+        "EMOCLIP_HUB_REPO" in text and "EMOCLIP_HUB_REVISION" in text and "publishes none" in text
+    )
     assert "emoclip convert" in text and "EMOCLIP_WEIGHTS_DIR" in text
     tiny = "\n".join(get_spec("emoclip-synthetic-tiny").how_to_get)
     assert "weights/" in tiny and "EMOCLIP_TINY_HUB_REPO" in tiny
@@ -73,20 +84,30 @@ def test_missing_weights_error_lists_the_specs_how_to_get(tmp_path, no_network):
 def test_ranked_models_puts_paper_then_baseline_then_toy():
     assert [get_spec(n).kind for n in ranked_models()] == ["paper", "baseline", "toy"]
     with_test = ranked_models(include_test=True)
-    assert with_test[:3] == ranked_models() and {get_spec(n).kind for n in with_test[3:]} == {"test"}
+    assert with_test[:3] == ranked_models() and {get_spec(n).kind for n in with_test[3:]} == {
+        "test"
+    }
 
 
 def test_best_available_picks_by_rank_without_network(tmp_path, no_network):
     cache = tmp_path / "hf"  # an empty Hub cache: the CLIP baseline is not available
     weights = tmp_path / "w"
-    assert best_available(weights_dirs=[weights], cache_dir=cache) == "emoclip-vitb32"  # nothing: explain
-    assert best_available(weights_dirs=[weights], cache_dir=cache, include_test=True) == "test-emoclip-tiny"
+    assert (
+        best_available(weights_dirs=[weights], cache_dir=cache) == "emoclip-vitb32"
+    )  # nothing: explain
+    assert (
+        best_available(weights_dirs=[weights], cache_dir=cache, include_test=True)
+        == "test-emoclip-tiny"
+    )
     _touch(weights, "emoclip-synthetic-tiny")
     assert best_available(weights_dirs=[weights], cache_dir=cache) == "emoclip-synthetic-tiny"
     _touch(weights, "clip-vitb32")
     assert best_available(weights_dirs=[weights], cache_dir=cache) == "clip-vitb32"
     _touch(weights, "emoclip-vitb32")
-    assert best_available(weights_dirs=[weights], cache_dir=cache, include_test=True) == "emoclip-vitb32"
+    assert (
+        best_available(weights_dirs=[weights], cache_dir=cache, include_test=True)
+        == "emoclip-vitb32"
+    )
 
 
 def test_best_available_from_given_sources_and_local_only():
@@ -99,11 +120,18 @@ def test_best_available_from_given_sources_and_local_only():
     assert best_available(sources=sources, local_only=True) == "emoclip-synthetic-tiny"
 
 
-@pytest.mark.parametrize("present", [(), ("emoclip-synthetic-tiny",),
-                                     ("clip-vitb32", "emoclip-synthetic-tiny"),
-                                     ("emoclip-vitb32", "emoclip-synthetic-tiny")])
+@pytest.mark.parametrize(
+    "present",
+    [
+        (),
+        ("emoclip-synthetic-tiny",),
+        ("clip-vitb32", "emoclip-synthetic-tiny"),
+        ("emoclip-vitb32", "emoclip-synthetic-tiny"),
+    ],
+)
 def test_cli_and_app_start_with_the_same_model(present, tmp_path, monkeypatch, no_network):
     from emoclip_app.models import ModelManager
+
     weights = _touch(tmp_path / "w", *present)
     loaded: list[str] = []
     lock = threading.Lock()
@@ -129,7 +157,11 @@ def test_no_module_decides_by_model_name_prefix():
     offenders = []
     for path in REPO.rglob("*.py"):
         rel = path.relative_to(REPO)
-        if rel.parts[0].startswith(".") or rel == Path("emoclip/factory.py") or "site-packages" in rel.parts:
+        if (
+            rel.parts[0].startswith(".")
+            or rel == Path("emoclip/factory.py")
+            or "site-packages" in rel.parts
+        ):
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if pattern.search(line):

@@ -31,8 +31,9 @@ def test_classes_and_cues_are_consistent():
 
 
 def test_class_descriptions_partition():
-    seen, val, test, held, all_ = (syn.class_descriptions(w)
-                                   for w in ("seen", "validation", "test", "heldout", "all"))
+    seen, val, test, held, all_ = (
+        syn.class_descriptions(w) for w in ("seen", "validation", "test", "heldout", "all")
+    )
     assert set(val) == set(syn.VALIDATION) and set(test) == set(syn.TEST)
     assert set(held) == set(syn.HELDOUT) == set(val) | set(test)
     # seen / validation / test: pairwise disjoint and together all 12 classes
@@ -60,8 +61,12 @@ _CAPTION_FUNCTION_WORDS = {"a", "an", "the", "of", "with", "and", "in", "into", 
 
 def _caption_vocabulary() -> set[str]:
     texts = [t for values in syn._NOUNS.values() for options in values.values() for t in options]
-    texts += [f"{s} {p}" for values in syn._CLAUSES.values() for options in values.values()
-              for s, p in options]
+    texts += [
+        f"{s} {p}"
+        for values in syn._CLAUSES.values()
+        for options in values.values()
+        for s, p in options
+    ]
     texts += list(syn._ADVERBS) + list(syn._NOUN_LEADS) + ["A face whose while showing as with"]
     return {w for t in texts for w in re.findall(r"[a-z]+", t.lower())}
 
@@ -84,8 +89,12 @@ def test_paraphrases_use_no_caption_word():
         words = set(re.findall(r"[a-z]+", text.lower()))
         assert not words & content, (name, words & content)
         # no stem of a caption word either ("lip" for "lips", "eyelids" for "eyes", ...)
-        stems = {(w, c) for w in words - _CAPTION_FUNCTION_WORDS for c in content
-                 if len(c) >= 3 and (c in w or w in c or w[:3] == c[:3])}
+        stems = {
+            (w, c)
+            for w in words - _CAPTION_FUNCTION_WORDS
+            for c in content
+            if len(c) >= 3 and (c in w or w in c or w[:3] == c[:3])
+        }
         assert not stems, (name, stems)
         assert text != syn.class_descriptions("test")[name]
     shapes = ("A face", "A person", "Someone", "The face", "A cartoon", "An expression", "The ")
@@ -105,8 +114,9 @@ def test_training_expressions_exclude_heldout():
     held = {syn.CLASSES[n] for n in syn.HELDOUT}
     assert len(train) == len(set(train)) == 4 * 3 * 3 - 8
     assert not held & set(train)
-    assert set(train) | held == set(itertools.starmap(syn.Expression,
-                                                      itertools.product(*syn.CUES.values())))
+    assert set(train) | held == set(
+        itertools.starmap(syn.Expression, itertools.product(*syn.CUES.values()))
+    )
 
 
 def test_train_split_covers_every_seen_combination_and_never_heldout(monkeypatch):
@@ -186,8 +196,11 @@ def test_cues_are_visually_distinct(cue, region):
     assert np.abs(first[region] - second[region]).mean() > 2 * np.abs(first - second).mean()
 
 
-_CUE_WORDS = {"mouth": {"mouth", "lips", "jaw", "gasp"}, "brows": {"eyebrows", "brows", "brow"},
-              "eyes": {"eyes"}}
+_CUE_WORDS = {
+    "mouth": {"mouth", "lips", "jaw", "gasp"},
+    "brows": {"eyebrows", "brows", "brow"},
+    "eyes": {"eyes"},
+}
 
 
 def test_captions_vary_and_mention_cues():
@@ -245,9 +258,7 @@ def test_main_writes_readable_dataset(tmp_path):
     with open(out / "manifest.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 3 and list(rows[0]) == ["path", "caption", "label"]
-    assert sorted(p.name for p in (out / "clips").iterdir()) == [
-        f"{i:06d}.webm" for i in range(3)
-    ]
+    assert sorted(p.name for p in (out / "clips").iterdir()) == [f"{i:06d}.webm" for i in range(3)]
     for row in rows:
         path = out / row["path"]
         assert path.is_file() and row["caption"]

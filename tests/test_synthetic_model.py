@@ -26,7 +26,12 @@ MIN_TEST_UAR = 0.80  # measured 0.99-1.00 per seed of 48 clips (README, "The off
 @pytest.fixture(scope="module")
 def test_clips(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("test-classes")
-    assert synthetic.main(["--out", str(out), "--clips", str(CLIPS), "--seed", str(SEED), "--split", "test"]) == 0
+    assert (
+        synthetic.main(
+            ["--out", str(out), "--clips", str(CLIPS), "--seed", str(SEED), "--split", "test"]
+        )
+        == 0
+    )
     return out
 
 
@@ -38,15 +43,22 @@ def weights(repo_root) -> Path:
 
 
 def predict(clips: Path, weights: Path, out: Path, *extra: str) -> dict[str, dict]:
-    code = cli.main(["predict", str(clips), "--model", str(weights), *extra, "--json", str(out), "--quiet"])
+    code = cli.main(
+        ["predict", str(clips), "--model", str(weights), *extra, "--json", str(out), "--quiet"]
+    )
     assert code == 0
     data = json.loads(out.read_text())
     return {r["video"]["name"]: r for r in (data if isinstance(data, list) else [data])}
 
 
 def test_test_classes_are_recognised_zero_shot(test_clips, weights, tmp_path):
-    results = predict(test_clips / "clips", weights, tmp_path / "pred.json",
-                      "--classes", str(test_clips / "classes_all.yaml"))
+    results = predict(
+        test_clips / "clips",
+        weights,
+        tmp_path / "pred.json",
+        "--classes",
+        str(test_clips / "classes_all.yaml"),
+    )
     rows = list(csv.DictReader(open(test_clips / "manifest.csv", encoding="utf-8")))
     names = list(synthetic.CLASSES)
     assert {r["label"] for r in rows} == set(synthetic.TEST) and len(results) == CLIPS
@@ -59,15 +71,22 @@ def test_test_classes_are_recognised_zero_shot(test_clips, weights, tmp_path):
 
 
 def test_paraphrase_report_scores_the_test_clips_against_paraphrases(weights, tmp_path):
-    out = synthetic_report.report(weights, seeds=(SEED,), sizes=(64,), test_clips=12, all_clips=0,
-                                  work_dir=tmp_path)
+    out = synthetic_report.report(
+        weights, seeds=(SEED,), sizes=(64,), test_clips=12, all_clips=0, work_dir=tmp_path
+    )
     entry = out["results"]["64px"][str(SEED)]
-    assert set(entry["test_recall"]) <= set(synthetic.TEST) and set(entry["paraphrase_recall"]) <= set(synthetic.TEST)
+    assert set(entry["test_recall"]) <= set(synthetic.TEST) and set(
+        entry["paraphrase_recall"]
+    ) <= set(synthetic.TEST)
     for key in ("test_uar", "test_uar_authors", "paraphrase_uar", "paraphrase_uar_authors"):
         assert 0.0 <= entry[key] <= 1.0 and out["mean"]["64px"][key] == entry[key]
-    assert entry["test_uar_authors"] <= entry["test_uar"]  # extra (wrongly predicted) labels only lower it
+    assert (
+        entry["test_uar_authors"] <= entry["test_uar"]
+    )  # extra (wrongly predicted) labels only lower it
     # the report really used the paraphrased class set: it is written beside the clips
-    doc = (tmp_path / f"64px-{SEED}-test" / "classes_all_paraphrased.yaml").read_text(encoding="utf-8")
+    doc = (tmp_path / f"64px-{SEED}-test" / "classes_all_paraphrased.yaml").read_text(
+        encoding="utf-8"
+    )
     assert all(text.split(":")[0] in doc for text in synthetic.paraphrase_descriptions().values())
     assert entry["test_uar"] >= MIN_TEST_UAR - 0.15
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from emoclip.train import synthetic as syn
-from emoclip.train import synthetic_report
+from emoclip.train import synthetic as syn, synthetic_report
 
 
 class ParaphraseOnlyPredictor:
@@ -49,8 +48,9 @@ def test_report_scores_plain_and_paraphrased_descriptions(tmp_path, monkeypatch)
 
     monkeypatch.setattr("emoclip.factory.load_model", lambda path: None)
     monkeypatch.setattr("emoclip.inference.predictor.EmotionPredictor", fake_predictor)
-    out = synthetic_report.report("w.safetensors", seeds=(5,), sizes=(32,), test_clips=8, all_clips=6,
-                                  work_dir=tmp_path)
+    out = synthetic_report.report(
+        "w.safetensors", seeds=(5,), sizes=(32,), test_clips=8, all_clips=6, work_dir=tmp_path
+    )
     entry = out["results"]["32px"]["5"]
     assert entry["test_uar"] == 0.0 and entry["test_uar_authors"] == 0.0
     assert entry["paraphrase_uar"] == 1.0 and entry["paraphrase_uar_authors"] == 1.0

@@ -69,7 +69,9 @@ def mafw(tmp_path: Path) -> Path:
     files = {
         sets / "single/with_caption_new/set_1/train.txt": MAFW_TRAIN,
         sets / "single/no_caption_new/set_1/test.txt": [
-            "00006.mp4\tsurprise", "00007.mp4\tcontempt"],
+            "00006.mp4\tsurprise",
+            "00007.mp4\tcontempt",
+        ],
         sets / "compound/with_caption_new/set_2/train.txt": [
             "00008.mp4\tanger_disgust\t愤怒又厌恶。\tAn angry, disgusted grimace.",
             "00001.mp4\tanger\t生气。\tAngry.",
@@ -78,8 +80,15 @@ def mafw(tmp_path: Path) -> Path:
     for path, lines in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(("\n".join(lines) + "\n").encode("gbk"))
-    for name, n in {"00001": 10, "00002": 7, "00004": 3, "00005": 5, "00006": 9, "00007": 4,
-                    "00008": 6}.items():
+    for name, n in {
+        "00001": 10,
+        "00002": 7,
+        "00004": 3,
+        "00005": 5,
+        "00006": 9,
+        "00007": 4,
+        "00008": 6,
+    }.items():
         write_frames(root / "data" / "faces" / name, n, ".jpg" if name == "00002" else ".png")
     return root
 
@@ -106,8 +115,10 @@ def dfew(tmp_path: Path) -> Path:
 @pytest.fixture()
 def ferv39k(tmp_path: Path) -> Path:
     root = tmp_path / "FERV39k"
-    rows = {"train": ["Scene1/Happy/0001 5 0", "Scene2/Angry/0002 6 3", "Scene2/Angry/0003 4 3"],
-            "test": ["/abs/2_ClipsforFaceCrop/Scene3/Sad/0004 5 1"]}
+    rows = {
+        "train": ["Scene1/Happy/0001 5 0", "Scene2/Angry/0002 6 3", "Scene2/Angry/0003 4 3"],
+        "test": ["/abs/2_ClipsforFaceCrop/Scene3/Sad/0004 5 1"],
+    }
     for split, lines in rows.items():
         (root / f"{split}_image.txt").parent.mkdir(parents=True, exist_ok=True)
         (root / f"{split}_image.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -121,9 +132,14 @@ def ferv39k(tmp_path: Path) -> Path:
 @pytest.fixture()
 def afew(tmp_path: Path) -> Path:
     root = tmp_path / "AFEW"
-    for split, emotion, clip in [("train", "Angry", "c1"), ("train", "Happiness", "c2"),
-                                 ("train", "Sad", "c3"), ("train", "Bored", "c4"),
-                                 ("train", "surprise", "c5"), ("validation", "Fear", "c6")]:
+    for split, emotion, clip in [
+        ("train", "Angry", "c1"),
+        ("train", "Happiness", "c2"),
+        ("train", "Sad", "c3"),
+        ("train", "Bored", "c4"),
+        ("train", "surprise", "c5"),
+        ("validation", "Fear", "c6"),
+    ]:
         write_frames(root / "AFEW_Face" / split / emotion / clip, 4)
     (root / "AFEW_Face" / "train" / "Happy" / "empty").mkdir(parents=True)
     return root
@@ -151,7 +167,10 @@ def test_mafw_single_train_and_test(mafw: Path, caplog: pytest.LogCaptureFixture
     assert class_set(DataConfig(dataset="mafw")).names == list(MAFW_CLASSES)
     assert [s.id for s in ds.samples] == ["00001", "00002", "00005"]
     assert [s.caption for s in ds.samples] == [
-        "A man speaks angrily with a frown.", "She smiles broadly.", "-"]
+        "A man speaks angrily with a frown.",
+        "She smiles broadly.",
+        "-",
+    ]
     assert [s.labels for s in ds.samples] == [(0,), (3,), (4,)]
     assert ds.skipped == 2 and len(ds.problems) == 2
     assert "line 3" in ds.problems[0] and "not found" in ds.problems[0]
@@ -164,7 +183,9 @@ def test_mafw_single_train_and_test(mafw: Path, caplog: pytest.LogCaptureFixture
     test = build("test", dataset="mafw", root=str(mafw), fold="1")  # string fold is accepted
     assert not test.train and test.skipped == 0
     assert [(s.id, s.caption, s.labels) for s in test.samples] == [
-        ("00006", "-", (6,)), ("00007", "-", (7,))]
+        ("00006", "-", (6,)),
+        ("00007", "-", (7,)),
+    ]
 
 
 def test_mafw_compound_and_fold_checks(mafw: Path):
@@ -187,7 +208,10 @@ def test_dfew_layout(dfew: Path, caplog: pytest.LogCaptureFixture):
     assert "every caption is blank" in caplog.text  # DFEW has no captions: use mode "class"
     assert class_set(DataConfig(dataset="dfew")).names == list(DFEW_CLASSES)
     assert [(s.id, s.labels, s.caption) for s in ds.samples] == [
-        ("00010", (0,), " "), ("00011", (3,), " "), ("00012", (6,), " ")]
+        ("00010", (0,), " "),
+        ("00011", (3,), " "),
+        ("00012", (6,), " "),
+    ]
     assert ds.skipped == 2
     assert "line 4" in ds.problems[0] and "line 5" in ds.problems[1] and "'7'" in ds.problems[1]
     check_item(ds[2])
@@ -241,18 +265,27 @@ def test_mode_class_uses_class_descriptions(mafw: Path):
     ds = build(dataset="mafw", root=str(mafw), mode="class")
     descriptions = preset("mafw-11").classes
     assert [ds[i]["text"] for i in range(len(ds))] == [
-        descriptions[k].descriptions[0] for k in (0, 3, 4)]
+        descriptions[k].descriptions[0] for k in (0, 3, 4)
+    ]
 
 
 def test_leave_one_out(mafw: Path):
     train = build(dataset="mafw", root=str(mafw), mode="loo", leave_out="Anger")
     assert [s.id for s in train.samples] == ["00002", "00005"]
-    assert all(item["text"] == preset("mafw-11").classes[item["label"]].descriptions[0]
-               for item in (train[0], train[1]))
+    assert all(
+        item["text"] == preset("mafw-11").classes[item["label"]].descriptions[0]
+        for item in (train[0], train[1])
+    )
     test = build("test", dataset="mafw", root=str(mafw), mode="loo", leave_out="surprise")
     assert [s.id for s in test.samples] == ["00006"]
-    comp = build(dataset="mafw", root=str(mafw), label_type="compound", fold=2, mode="loo",
-                 leave_out="disgust")
+    comp = build(
+        dataset="mafw",
+        root=str(mafw),
+        label_type="compound",
+        fold=2,
+        mode="loo",
+        leave_out="disgust",
+    )
     assert [s.id for s in comp.samples] == ["00001"]  # drops every sample whose labels contain it
     with pytest.raises(ValueError, match="leave_out"):
         build(dataset="mafw", root=str(mafw), mode="loo")
@@ -275,10 +308,12 @@ def test_temporal_indices_rules():
         if len(kept) >= 8:  # consecutive kept frames, wrapping once
             pos = [kept.index(g) for g in got]
             assert all((b - a) % len(kept) == 1 for a, b in itertools.pairwise(pos))
+
     # wrap once, then reflect-pad: 3 kept frames, start at the last one
     class Last:
         def integers(self, n):
             return n - 1
+
     assert temporal_indices(3, 8, rng=Last()).tolist() == [2, 0, 1, 2, 1, 0, 2, 0]
     assert temporal_indices(1, 5, rng=np.random.default_rng(0)).tolist() == [0] * 5
     assert temporal_indices(1, 5).tolist() == [0] * 5
@@ -290,7 +325,9 @@ def test_spread_eval_sampling_is_deterministic_and_uniform(dfew: Path):
     assert torch.equal(a["frames"], b["frames"])
     assert ds.frame_sampling == "spread"
     assert frame_ids(a["frames"]) == sample_indices(6, T).tolist()
-    ds2 = build(dataset="dfew", root=str(dfew), train=False, eval_sampling="spread")  # train split, eval
+    ds2 = build(
+        dataset="dfew", root=str(dfew), train=False, eval_sampling="spread"
+    )  # train split, eval
     assert frame_ids(ds2[0]["frames"]) == np.arange(0, 10, 4)[sample_indices(3, T)].tolist()
     assert frame_ids(ds2[0]["frames"]) == [0, 4, 4, 8]  # 3 kept frames for T=4: one repeated
 
@@ -303,8 +340,12 @@ def test_consecutive_eval_sampling_is_the_authors_random_start_seeded_per_clip(d
     start = int(eval_rng(0, 0).integers(6))  # clip 00014: 6 frames, T=4 consecutive, wrapping
     assert frame_ids(ds[0]["frames"]) == [(start + j) % 6 for j in range(T)]
     assert torch.equal(ds[0]["frames"], ds[0]["frames"])  # repeatable
-    starts = {frame_ids(build("test", dataset="dfew", root=str(dfew), temporal_stride=1, seed=seed)[0]["frames"])[0]
-              for seed in range(12)}
+    starts = {
+        frame_ids(
+            build("test", dataset="dfew", root=str(dfew), temporal_stride=1, seed=seed)[0]["frames"]
+        )[0]
+        for seed in range(12)
+    }
     assert len(starts) > 1  # a random start per seed, as the authors' (unseeded) eval.py
     # stride 4 on 10 frames keeps 0, 4, 8: T=4 consecutive kept frames wrap to the start
     ds2 = build(dataset="dfew", root=str(dfew), train=False)
@@ -362,8 +403,11 @@ def test_spatial_transforms(tmp_path: Path):
 @pytest.fixture()
 def manifest_tree(tmp_path: Path) -> Path:
     (tmp_path / "clips").mkdir()
-    write_video(tmp_path / "clips" / "a.webm",
-                (np.full((48, 64, 3), _colour(k), np.uint8) for k in range(12)), fps=10)
+    write_video(
+        tmp_path / "clips" / "a.webm",
+        (np.full((48, 64, 3), _colour(k), np.uint8) for k in range(12)),
+        fps=10,
+    )
     write_frames(tmp_path / "frames" / "b", 6)
     (tmp_path / "clips" / "broken.webm").write_bytes(b"not a video at all" * 10)
     return tmp_path
@@ -372,7 +416,7 @@ def manifest_tree(tmp_path: Path) -> Path:
 def test_manifest_csv(manifest_tree: Path, caplog: pytest.LogCaptureFixture):
     (manifest_tree / "m.csv").write_text(
         "path,caption,label\n"
-        "clips/a.webm,\"A man smiles, then frowns.\",happiness\n"
+        'clips/a.webm,"A man smiles, then frowns.",happiness\n'
         "frames/b,Someone looks sad.,sadness\n"
         "clips/missing.webm,gone,anger\n"
         "frames/b,no label here,\n"
@@ -382,8 +426,11 @@ def test_manifest_csv(manifest_tree: Path, caplog: pytest.LogCaptureFixture):
     cfg = DataConfig(dataset="manifest", manifest=str(manifest_tree / "m.csv"), classes="dfew-7")
     ds = build_dataset(cfg, "test", PRE)
     assert [(s.id, s.is_video, s.labels) for s in ds.samples] == [
-        ("clips/a.webm", True, (0,)), ("frames/b", False, (1,)), ("frames/b", False, ()),
-        ("frames/b", False, ())]
+        ("clips/a.webm", True, (0,)),
+        ("frames/b", False, (1,)),
+        ("frames/b", False, ()),
+        ("frames/b", False, ()),
+    ]
     assert ds.skipped == 1 and len(ds.problems) == 2  # missing file skipped; 'ennui' kept as -1
     assert "line 4" in ds.problems[0] and "line 6" in ds.problems[1]
     video = ds[0]
@@ -398,18 +445,29 @@ def test_manifest_csv(manifest_tree: Path, caplog: pytest.LogCaptureFixture):
 def test_manifest_jsonl_split_column_and_broken_video(manifest_tree: Path):
     rows = [
         {"path": "clips/a.webm", "caption": "smiling", "label": "happiness", "split": "train"},
-        {"path": "clips/broken.webm", "caption": "broken", "label": ["anger", "fear"],
-         "split": "train"},
+        {
+            "path": "clips/broken.webm",
+            "caption": "broken",
+            "label": ["anger", "fear"],
+            "split": "train",
+        },
         {"path": "frames/b", "caption": "frowning", "label": 1, "id": "clip-b", "split": "test"},
         {"path": "frames/b", "caption": "both", "label": None},
     ]
     lines = [json.dumps(r) for r in rows] + ["{not json"]
     (manifest_tree / "m.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    cfg = DataConfig(dataset="manifest", manifest=str(manifest_tree / "m.jsonl"),
-                     classes="dfew-7", root=str(manifest_tree))
+    cfg = DataConfig(
+        dataset="manifest",
+        manifest=str(manifest_tree / "m.jsonl"),
+        classes="dfew-7",
+        root=str(manifest_tree),
+    )
     train = build_dataset(cfg, "train", PRE, train=False)
     assert [(s.caption, s.labels) for s in train.samples] == [
-        ("smiling", (0,)), ("broken", (3, 6)), ("both", ())]
+        ("smiling", (0,)),
+        ("broken", (3, 6)),
+        ("both", ()),
+    ]
     assert train.skipped == 1 and "line 5" in train.problems[0]
     item = train[1]  # the broken video is reported and replaced by the next clip
     assert item["text"] == "both" and train.skipped == 2 and "broken.webm" in train.problems[-1]
@@ -502,10 +560,13 @@ def test_synthetic_three_way_split():
     assert not torch.equal(val[0]["frames"], test[0]["frames"])
     for mode in ("class", "loo"):
         extra = {"leave_out": "happiness"} if mode == "loo" else {}
-        pool = build_dataset(DataConfig(dataset="synthetic", mode=mode, **extra), "train", PRE)._pool
+        pool = build_dataset(
+            DataConfig(dataset="synthetic", mode=mode, **extra), "train", PRE
+        )._pool
         assert pool and not set(pool) & held
     assert class_set(DataConfig(dataset="synthetic", classes="synthetic-test")).names == [
-        n for n in names if n in syn.TEST]
+        n for n in names if n in syn.TEST
+    ]
     para = class_set(DataConfig(dataset="synthetic", classes="synthetic-all-paraphrased"))
     assert para.names == names and para.name == "synthetic-all-paraphrased"
 

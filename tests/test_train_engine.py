@@ -20,8 +20,13 @@ from emoclip.train.loading import collate
 from emoclip.train.recipe import ConfigError, TrainConfig, load_config
 
 TINY = [
-    "model.name=test-emoclip-tiny", "model.num_frames=4", "data.dataset=synthetic",
-    "data.synthetic_clips=32", "train.batch_size=8", "train.num_workers=0", "log.every=1",
+    "model.name=test-emoclip-tiny",
+    "model.num_frames=4",
+    "data.dataset=synthetic",
+    "data.synthetic_clips=32",
+    "train.batch_size=8",
+    "train.num_workers=0",
+    "log.every=1",
 ]
 
 
@@ -30,7 +35,9 @@ def tiny_config(out: Path, *extra: str) -> TrainConfig:
 
 
 def fixed_batch(trainer: Trainer, start: int = 0, n: int = 8) -> dict:
-    items = [trainer.train_set[i] for i in range(start, start + n)]  # seeded by (seed, epoch, index)
+    items = [
+        trainer.train_set[i] for i in range(start, start + n)
+    ]  # seeded by (seed, epoch, index)
     return collate(items, trainer.model.context_length)
 
 
@@ -46,7 +53,9 @@ def test_run_writes_config_logs_state_and_loadable_export(tmp_path):
     result = train(cfg)
     run = result.run_dir
     assert result.step == 3 and not result.interrupted and len(result.losses) == 3
-    assert load_config(run / "config.yaml").to_dict() == cfg.to_dict()  # the resolved config reloads as is
+    assert (
+        load_config(run / "config.yaml").to_dict() == cfg.to_dict()
+    )  # the resolved config reloads as is
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     lines = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2, 3]
@@ -68,7 +77,9 @@ def test_run_writes_config_logs_state_and_loadable_export(tmp_path):
 
 
 def test_loss_decreases_when_overfitting_a_fixed_batch(tmp_path):
-    cfg = tiny_config(tmp_path, "optim.name=adamw", "optim.schedule=constant", "optim.weight_decay=0")
+    cfg = tiny_config(
+        tmp_path, "optim.name=adamw", "optim.schedule=constant", "optim.weight_decay=0"
+    )
     trainer = Trainer(cfg, DistInfo(), tmp_path)
     trainer.set_train_mode()
     batch = fixed_batch(trainer, 0, 4)
@@ -96,21 +107,37 @@ def test_frozen_backbone_stays_while_temporal_trains(tmp_path):
 
 
 def test_finetune_options_add_a_backbone_group_at_lr_x_0001(tmp_path):
-    cfg = tiny_config(tmp_path, "model.freeze_backbone=true", "model.finetune_visual=true",
-                      "model.finetune_text=true", "optim.lr=0.01")
+    cfg = tiny_config(
+        tmp_path,
+        "model.freeze_backbone=true",
+        "model.finetune_visual=true",
+        "model.finetune_text=true",
+        "optim.lr=0.01",
+    )
     trainer = Trainer(cfg, DistInfo(), tmp_path)
     main, tuned = trainer.optimizer.param_groups
     assert main["lr"] == pytest.approx(0.01) and tuned["lr"] == pytest.approx(0.01 * 0.001)
     bb = trainer.model.backbone
-    expected = {id(p) for p in bb.visual.parameters()} | {id(p) for p in bb.transformer.parameters()}
+    expected = {id(p) for p in bb.visual.parameters()} | {
+        id(p) for p in bb.transformer.parameters()
+    }
     assert {id(p) for p in tuned["params"]} == expected
     # text = the transformer blocks only, as the authors
-    for p in (bb.token_embedding.weight, bb.positional_embedding, bb.ln_final.weight, bb.text_projection):
+    for p in (
+        bb.token_embedding.weight,
+        bb.positional_embedding,
+        bb.ln_final.weight,
+        bb.text_projection,
+    ):
         assert not p.requires_grad
-    only_text = Trainer(tiny_config(tmp_path / "t", "model.freeze_backbone=true", "model.finetune_text=true"),
-                        DistInfo(), tmp_path / "t")
+    only_text = Trainer(
+        tiny_config(tmp_path / "t", "model.freeze_backbone=true", "model.finetune_text=true"),
+        DistInfo(),
+        tmp_path / "t",
+    )
     assert {id(p) for p in only_text.optimizer.param_groups[1]["params"]} == {
-        id(p) for p in only_text.model.backbone.transformer.parameters()}
+        id(p) for p in only_text.model.backbone.transformer.parameters()
+    }
 
 
 def test_fp16_uses_the_grad_scaler(tmp_path):
@@ -154,14 +181,22 @@ def test_gradient_accumulation_equals_one_big_batch(tmp_path):
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
-    common = ["data.synthetic_clips=12", "train.batch_size=4", "train.max_steps=6", "optim.name=adamw",
-              "optim.schedule=cosine", "optim.warmup_steps=2"]  # 3 steps per epoch
+    common = [
+        "data.synthetic_clips=12",
+        "train.batch_size=4",
+        "train.max_steps=6",
+        "optim.name=adamw",
+        "optim.schedule=cosine",
+        "optim.warmup_steps=2",
+    ]  # 3 steps per epoch
     full = train(tiny_config(tmp_path / "full", *common))
     first = train(tiny_config(tmp_path / "cut", *common, "train.stop_at_step=2"))  # mid-epoch
     assert first.interrupted and first.step == 2 and first.weights is None
     second = train(tiny_config(tmp_path / "cut", *common), resume="auto")
     assert second.losses[0][0] == 3
-    assert dict(second.losses) == {s: v for s, v in full.losses if s > 2}  # identical next-step losses
+    assert dict(second.losses) == {
+        s: v for s, v in full.losses if s > 2
+    }  # identical next-step losses
     a = emoclip.load_model(full.weights).state_dict()
     b = emoclip.load_model(second.weights).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -172,7 +207,9 @@ def test_trained_only_export_when_the_backbone_is_pretrained_and_frozen(tmp_path
 
     donor = emoclip.load_model("test-emoclip-tiny")
     backbone_file = tmp_path / "backbone.safetensors"
-    save_file({k: v.contiguous() for k, v in donor.backbone.state_dict().items()}, str(backbone_file))
+    save_file(
+        {k: v.contiguous() for k, v in donor.backbone.state_dict().items()}, str(backbone_file)
+    )
     config = donor.config.replace(name="tiny-pretrained")
     config = config.replace(model=replace(config.model, backbone_pretrained=str(backbone_file)))
     config_file = tmp_path / "tiny-pretrained.json"
@@ -183,23 +220,38 @@ def test_trained_only_export_when_the_backbone_is_pretrained_and_frozen(tmp_path
     loaded = emoclip.load_model(result.weights)  # the backbone is filled from the pretrained file
     frames = torch.randn(1, 4, 3, 32, 32)
     with torch.no_grad():
-        torch.testing.assert_close(loaded.encode_video(frames), result.model.eval().encode_video(frames))
+        torch.testing.assert_close(
+            loaded.encode_video(frames), result.model.eval().encode_video(frames)
+        )
     assert "frozen" in loaded.config.provenance["training"]["backbone"]
 
 
 def test_validation_selects_and_records_metrics(tmp_path):
-    cfg = tiny_config(tmp_path / "run", "data.synthetic_clips=16", "train.max_steps=4", "eval.split=test",
-                      "eval.batch_size=16")
+    cfg = tiny_config(
+        tmp_path / "run",
+        "data.synthetic_clips=16",
+        "train.max_steps=4",
+        "eval.split=test",
+        "eval.batch_size=16",
+    )
     result = train(cfg)
     assert result.best is not None and result.best["metrics"]["split"] == "test"
     record = emoclip.load_model(result.weights).config.provenance
     assert set(record["metrics"]["val"]) >= {"war", "uar", "num_samples"}
     assert record["training"]["selection"].startswith("best WAR")
-    events = [json.loads(x) for x in (result.run_dir / "log.jsonl").read_text().splitlines() if '"eval"' in x]
+    events = [
+        json.loads(x)
+        for x in (result.run_dir / "log.jsonl").read_text().splitlines()
+        if '"eval"' in x
+    ]
     assert [e["step"] for e in events] == [2, 4]  # every epoch (2 steps each)
-    assert all(e["eval_sampling"] == "rendered" for e in events)  # synthetic clips: no frame sampling
-    assert all(e["distributed_padding"] == {"mode": "authors", "world_size": 1, "padded_duplicates": 0}
-               for e in events)
+    assert all(
+        e["eval_sampling"] == "rendered" for e in events
+    )  # synthetic clips: no frame sampling
+    assert all(
+        e["distributed_padding"] == {"mode": "authors", "world_size": 1, "padded_duplicates": 0}
+        for e in events
+    )
 
 
 # ---- configuration ------------------------------------------------------------------------------
@@ -207,18 +259,41 @@ def test_validation_selects_and_records_metrics(tmp_path):
 
 def test_defaults_are_the_authors_recipe():
     cfg = TrainConfig()
-    assert (cfg.model.name, cfg.optim.name, cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay) == (
-        "emoclip-vitb32", "sgd", 1e-3, 0.9, 5e-4)
-    assert cfg.optim.milestones == [15, 35, 50] and cfg.optim.gamma == 0.1 and cfg.optim.schedule == "multistep"
-    assert cfg.model.pretrained_backbone and not cfg.model.finetune_text and not cfg.train.gather_features
+    assert (
+        cfg.model.name,
+        cfg.optim.name,
+        cfg.optim.lr,
+        cfg.optim.momentum,
+        cfg.optim.weight_decay,
+    ) == ("emoclip-vitb32", "sgd", 1e-3, 0.9, 5e-4)
+    assert (
+        cfg.optim.milestones == [15, 35, 50]
+        and cfg.optim.gamma == 0.1
+        and cfg.optim.schedule == "multistep"
+    )
+    assert (
+        cfg.model.pretrained_backbone
+        and not cfg.model.finetune_text
+        and not cfg.train.gather_features
+    )
     assert cfg.data.eval_sampling == "consecutive" and cfg.eval.distributed_padding == "authors"
     assert cfg.optim.backbone_lr_scale == 1e-3
 
 
 def test_overrides_are_typed_and_bad_keys_are_explained(tmp_path):
-    cfg = load_config(None, ["optim.lr=1e-4", "data.fold=2", "train.gather_features=true",
-                             "optim.milestones=[10,20]", "train.max_steps=null", "optim.betas=0.9,0.95",
-                             "data.root=/data/0123", "eval.split=val"])
+    cfg = load_config(
+        None,
+        [
+            "optim.lr=1e-4",
+            "data.fold=2",
+            "train.gather_features=true",
+            "optim.milestones=[10,20]",
+            "train.max_steps=null",
+            "optim.betas=0.9,0.95",
+            "data.root=/data/0123",
+            "eval.split=val",
+        ],
+    )
     assert cfg.optim.lr == 1e-4 and isinstance(cfg.optim.lr, float)
     assert cfg.data.fold == 2 and cfg.train.gather_features is True
     assert cfg.optim.milestones == [10, 20] and cfg.optim.betas == (0.9, 0.95)
@@ -247,15 +322,22 @@ def test_overrides_are_typed_and_bad_keys_are_explained(tmp_path):
 def test_command_line_forms_and_exit_code(tmp_path, capsys):
     from emoclip.train.__main__ import main, split_overrides
 
-    rest, over = split_overrides(["--config", "x.yaml", "--optim.lr", "0.1", "--data.fold=3", "train.seed=2"])
-    assert rest == ["--config", "x.yaml", "train.seed=2"] and over == ["optim.lr=0.1", "data.fold=3"]
+    rest, over = split_overrides(
+        ["--config", "x.yaml", "--optim.lr", "0.1", "--data.fold=3", "train.seed=2"]
+    )
+    assert rest == ["--config", "x.yaml", "train.seed=2"] and over == [
+        "optim.lr=0.1",
+        "data.fold=3",
+    ]
     assert main(["optim.lrr=1"]) == 2
     assert "did you mean 'optim.lr'" in capsys.readouterr().err
     assert main(["--print-config", "--optim.lr", "0.5"]) == 0
     assert "lr: 0.5" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("name", ["mafw-emoclip", "mafw-finetune", "dfew-supervised", "synthetic-tiny"])
+@pytest.mark.parametrize(
+    "name", ["mafw-emoclip", "mafw-finetune", "dfew-supervised", "synthetic-tiny"]
+)
 def test_shipped_configs_load(repo_root, name):
     cfg = load_config(repo_root / "configs" / "train" / f"{name}.yaml")
     if name == "mafw-emoclip":
@@ -272,8 +354,12 @@ def test_offline_pretrained_backbone_fails_with_a_clear_message(tmp_path, monkey
     from emoclip import hub_download as hub
 
     monkeypatch.setattr(hub, "cached_open_clip_file", lambda *a, **k: None)
-    cfg = load_config(None, ["model.name=clip-vitb32", f"out.dir={tmp_path}", "data.dataset=synthetic"])
-    with pytest.raises(RuntimeError, match="cannot load the pretrained backbone.*pretrained_backbone=false"):
+    cfg = load_config(
+        None, ["model.name=clip-vitb32", f"out.dir={tmp_path}", "data.dataset=synthetic"]
+    )
+    with pytest.raises(
+        RuntimeError, match="cannot load the pretrained backbone.*pretrained_backbone=false"
+    ):
         train(cfg)
 
 
@@ -289,16 +375,25 @@ def test_push_to_hub_fails_fast_offline(tmp_path, monkeypatch):
 def test_model_card_mentions_data_licence_and_metrics():
     from emoclip.train.hub_publish import model_card
 
-    config = emoclip.EmoCLIPConfig(name="m", provenance={
-        "training": {"data": {"dataset": "mafw", "mode": "caption", "fold": 1}, "steps": 10},
-        "metrics": {"val": {"war": 0.5, "uar": 0.25, "num_samples": 8, "classes": "mafw-11"}}})
+    config = emoclip.EmoCLIPConfig(
+        name="m",
+        provenance={
+            "training": {"data": {"dataset": "mafw", "mode": "caption", "fold": 1}, "steps": 10},
+            "metrics": {"val": {"war": 0.5, "uar": 0.25, "num_samples": 8, "classes": "mafw-11"}},
+        },
+    )
     card = model_card(config, "someone/m")
-    assert "license: other" in card and "MAFW" in card and "| val | mafw-11 | 8 | 50.00 | 25.00 |" in card
+    assert (
+        "license: other" in card
+        and "MAFW" in card
+        and "| val | mafw-11 | 8 | 50.00 | 25.00 |" in card
+    )
 
 
 def test_wandb_is_optional_with_a_clear_error(tmp_path):
     try:
         import wandb  # noqa: F401
+
         pytest.skip("wandb is installed")
     except ImportError:
         pass
@@ -320,15 +415,33 @@ def test_evaluate_command_writes_json_and_plot_and_matches_compounds(tmp_path):
 
     for name in ("a", "b", "c"):
         _frame_folder(tmp_path / "clips" / name)
-    (tmp_path / "m.csv").write_text("path,caption,label\nclips/a,,happiness\nclips/b,,happiness_surprise\n"
-                                    "clips/c,,contempt\n")
+    (tmp_path / "m.csv").write_text(
+        "path,caption,label\nclips/a,,happiness\nclips/b,,happiness_surprise\nclips/c,,contempt\n"
+    )
     out = tmp_path / "eval"
-    code = main(["--model", "test-emoclip-tiny", "--data.dataset", "manifest", f"--data.manifest={tmp_path / 'm.csv'}",
-                 "--data.classes", "mafw-11", "--classes", "basic-7+compounds", "--num-frames", "4", "--out", str(out)])
+    code = main(
+        [
+            "--model",
+            "test-emoclip-tiny",
+            "--data.dataset",
+            "manifest",
+            f"--data.manifest={tmp_path / 'm.csv'}",
+            "--data.classes",
+            "mafw-11",
+            "--classes",
+            "basic-7+compounds",
+            "--num-frames",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     report = json.loads((out / "manifest-test.json").read_text())
     metrics = report["metrics"]
-    assert metrics["class_names"][:7] == [c.name for c in emoclip.preset("basic-7+compounds").classes]
+    assert metrics["class_names"][:7] == [
+        c.name for c in emoclip.preset("basic-7+compounds").classes
+    ]
     assert metrics["num_samples"] == 2 and metrics["unmatched"] == 1  # contempt is not scored
     assert metrics["support"]["happiness"] == 1 and metrics["support"]["happily surprised"] == 1
     assert (out / "manifest-test-confusion.png").stat().st_size > 0
@@ -338,8 +451,16 @@ def test_evaluate_command_writes_json_and_plot_and_matches_compounds(tmp_path):
 def test_evaluate_synthetic_is_deterministic_and_rejects_unknown_options(tmp_path):
     from emoclip.train.evaluate import main
 
-    args = ["--model", "test-emoclip-tiny", "--data.dataset", "synthetic", "--data.synthetic_clips", "8",
-            "--num-frames", "2"]
+    args = [
+        "--model",
+        "test-emoclip-tiny",
+        "--data.dataset",
+        "synthetic",
+        "--data.synthetic_clips",
+        "8",
+        "--num-frames",
+        "2",
+    ]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
     a = json.loads((tmp_path / "a" / "synthetic-test.json").read_text())["metrics"]
@@ -357,20 +478,46 @@ def test_evaluate_writes_one_json_per_fold_and_a_summary(tmp_path):
     for fold in (1, 2):  # labels are 0-based DFEW indices: 0 happiness, 4 surprise
         (root / f"DFEW_set_{fold}_test.txt").write_text("x/00001 4 0\nx/00002 4 4\n")
     out = tmp_path / "eval"
-    assert main(["--model", "test-emoclip-tiny", "--data.dataset=dfew", f"--data.root={root}",
-                 "--data.fold", "1,2", "--num-frames", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                "test-emoclip-tiny",
+                "--data.dataset=dfew",
+                f"--data.root={root}",
+                "--data.fold",
+                "1,2",
+                "--num-frames",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     for fold in (1, 2):
         report = json.loads((out / f"dfew-fold{fold}-test.json").read_text())
         assert report["fold"] == fold and report["metrics"]["num_samples"] == 2
-        assert report["metrics"]["support"] == {"happiness": 1, "sadness": 0, "neutral": 0, "anger": 0,
-                                                "surprise": 1, "disgust": 0, "fear": 0}
+        assert report["metrics"]["support"] == {
+            "happiness": 1,
+            "sadness": 0,
+            "neutral": 0,
+            "anger": 0,
+            "surprise": 1,
+            "disgust": 0,
+            "fear": 0,
+        }
     summary = json.loads((out / "dfew-test-summary.json").read_text())
     assert summary["folds"] == [1, 2] and set(summary["metrics"]) >= {"war", "uar"}
     # every report states the frame sampling (default: the authors' consecutive) and the padding
     assert summary["eval_sampling"] == "consecutive" and summary["distributed_padding"] == "authors"
     report = json.loads((out / "dfew-fold1-test.json").read_text())
     assert report["eval_sampling"] == report["metrics"]["eval_sampling"] == "consecutive"
-    assert report["distributed_padding"] == {"mode": "authors", "world_size": 1, "padded_duplicates": 0}
+    assert report["distributed_padding"] == {
+        "mode": "authors",
+        "world_size": 1,
+        "padded_duplicates": 0,
+    }
 
 
 def test_evaluate_eval_sampling_option_is_used_and_reported(tmp_path, capsys):
@@ -397,9 +544,26 @@ def test_evaluate_eval_sampling_option_is_used_and_reported(tmp_path, capsys):
     try:
         for sampling in ("spread", "consecutive"):
             out = tmp_path / sampling
-            assert evaluate.main(["--model", "test-emoclip-tiny", "--data.dataset=dfew", f"--data.root={root}",
-                                  "--data.temporal_stride=1", "--eval-sampling", sampling, "--num-frames", "3",
-                                  "--seed", "5", "--out", str(out)]) == 0
+            assert (
+                evaluate.main(
+                    [
+                        "--model",
+                        "test-emoclip-tiny",
+                        "--data.dataset=dfew",
+                        f"--data.root={root}",
+                        "--data.temporal_stride=1",
+                        "--eval-sampling",
+                        sampling,
+                        "--num-frames",
+                        "3",
+                        "--seed",
+                        "5",
+                        "--out",
+                        str(out),
+                    ]
+                )
+                == 0
+            )
             report = json.loads((out / "dfew-fold1-test.json").read_text())
             assert report["eval_sampling"] == report["data"]["eval_sampling"] == sampling
             assert f"sampling={sampling}" in capsys.readouterr().out

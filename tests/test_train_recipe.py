@@ -22,16 +22,32 @@ from emoclip.train.sampling import LateFrameDataset
 
 # The real tiny synthetic architecture (a BatchNorm CNN image tower), small batches, 4 frames.
 BN_TINY = [
-    "model.name=emoclip-synthetic-tiny", "model.pretrained_backbone=false", "model.num_frames=4",
-    "data.dataset=synthetic", "data.synthetic_clips=48", "data.synthetic_eval_clips=8",
-    "train.batch_size=8", "train.num_workers=0", "log.every=1", "log.tensorboard=false",
-    "optim.name=adamw", "optim.schedule=cosine", "optim.no_decay_1d=true",
+    "model.name=emoclip-synthetic-tiny",
+    "model.pretrained_backbone=false",
+    "model.num_frames=4",
+    "data.dataset=synthetic",
+    "data.synthetic_clips=48",
+    "data.synthetic_eval_clips=8",
+    "train.batch_size=8",
+    "train.num_workers=0",
+    "log.every=1",
+    "log.tensorboard=false",
+    "optim.name=adamw",
+    "optim.schedule=cosine",
+    "optim.no_decay_1d=true",
 ]
 PHASES = [
-    "train.max_steps=5", "train.warmup_frame_steps=3", "train.warmup_frame_pick=late",
-    "train.warmup_num_frames=3", "train.freeze_visual_after_warmup=true", "train.bn_recalibrate_batches=2",
-    "optim.warmup_steps=1", "optim.video_warmup_steps=1", "optim.video_weight_decay=0.05",
-    "optim.video_text_lr_scale=0.1", "model.temporal_init=zero_cls",
+    "train.max_steps=5",
+    "train.warmup_frame_steps=3",
+    "train.warmup_frame_pick=late",
+    "train.warmup_num_frames=3",
+    "train.freeze_visual_after_warmup=true",
+    "train.bn_recalibrate_batches=2",
+    "optim.warmup_steps=1",
+    "optim.video_warmup_steps=1",
+    "optim.video_weight_decay=0.05",
+    "optim.video_text_lr_scale=0.1",
+    "model.temporal_init=zero_cls",
 ]
 
 
@@ -47,16 +63,31 @@ def visual_state(model):
 
 
 def test_recipe_options_are_typed_and_checked():
-    cfg = load_config(None, ["train.warmup_frame_steps=2", "train.freeze_visual_after_warmup=true",
-                             "train.max_steps=3", "data.synthetic_render_sizes=[64,128]",
-                             "data.synthetic_codec_aug=true", "optim.video_text_lr_scale=0.1"])
+    cfg = load_config(
+        None,
+        [
+            "train.warmup_frame_steps=2",
+            "train.freeze_visual_after_warmup=true",
+            "train.max_steps=3",
+            "data.synthetic_render_sizes=[64,128]",
+            "data.synthetic_codec_aug=true",
+            "optim.video_text_lr_scale=0.1",
+        ],
+    )
     assert cfg.data.synthetic_render_sizes == [64, 128] and cfg.data.synthetic_codec_aug
     defaults = load_config(None, [])
     assert defaults.model.temporal_init == "randn" and defaults.train.warmup_frame_pick == "mean"
     assert not defaults.train.freeze_visual_after_warmup and defaults.data.spatial_augment
-    for bad in (["train.freeze_visual_after_warmup=true"],  # no warm-up to end
-                ["train.freeze_visual_after_warmup=true", "train.warmup_frame_steps=5", "train.max_steps=5"],
-                ["train.warmup_frame_pick=first"], ["model.temporal_init=zeros"]):
+    for bad in (
+        ["train.freeze_visual_after_warmup=true"],  # no warm-up to end
+        [
+            "train.freeze_visual_after_warmup=true",
+            "train.warmup_frame_steps=5",
+            "train.max_steps=5",
+        ],
+        ["train.warmup_frame_pick=first"],
+        ["model.temporal_init=zeros"],
+    ):
         with pytest.raises(ConfigError):
             load_config(None, bad)
     with pytest.raises(ValueError, match="synthetic_render_sizes"):
@@ -67,7 +98,9 @@ def test_temporal_init_zero_cls_and_the_authors_default():
     torch.manual_seed(0)
     authors, _ = build_model(load_config(None, ["model.name=test-emoclip-tiny"]))
     assert authors.temporal.cls_token.abs().mean() > 0.5  # randn
-    small, _ = build_model(load_config(None, ["model.name=test-emoclip-tiny", "model.temporal_init=zero_cls"]))
+    small, _ = build_model(
+        load_config(None, ["model.name=test-emoclip-tiny", "model.temporal_init=zero_cls"])
+    )
     assert torch.count_nonzero(small.temporal.cls_token) == 0
     assert 0.01 < float(small.temporal.pos_embedding.detach().std()) < 0.03
 
@@ -80,7 +113,9 @@ def test_codec_augment_keeps_shape_and_is_seeded():
     a = codec_augment(frame, np.random.default_rng(1))
     b = codec_augment(frame, np.random.default_rng(1))
     assert a.shape == frame.shape and a.dtype == np.uint8 and np.array_equal(a, b)
-    changed = [not np.array_equal(codec_augment(frame, np.random.default_rng(s)), frame) for s in range(10)]
+    changed = [
+        not np.array_equal(codec_augment(frame, np.random.default_rng(s)), frame) for s in range(10)
+    ]
     assert sum(changed) >= 8  # unchanged only with probability 0.2 x 0.3
 
 
@@ -94,21 +129,38 @@ def test_synthetic_render_sizes_draw_large_then_centre_crop(monkeypatch):
 
     monkeypatch.setattr(syn, "sample", spy)
     pre = model_config("test-emoclip-tiny", 2).preprocess  # 32 px
-    cfg = DataConfig(dataset="synthetic", synthetic_clips=16, synthetic_render_sizes=[48, 96],
-                     synthetic_codec_aug=True, spatial_augment=False)
+    cfg = DataConfig(
+        dataset="synthetic",
+        synthetic_clips=16,
+        synthetic_render_sizes=[48, 96],
+        synthetic_codec_aug=True,
+        spatial_augment=False,
+    )
     train_set = build_dataset(cfg, "train", pre, train=True)
     items = [train_set[i] for i in range(16)]
     assert set(asked) == {48, 96} and all(it["frames"].shape == (2, 3, 32, 32) for it in items)
     asked.clear()
     build_dataset(cfg, "test", pre, seed=0)[0]  # evaluation draws at S, without augmentation
     assert asked == [32]
-    assert len(build_dataset(DataConfig(dataset="synthetic", synthetic_eval_clips=5), "test", pre)) == 5
+    assert (
+        len(build_dataset(DataConfig(dataset="synthetic", synthetic_eval_clips=5), "test", pre))
+        == 5
+    )
 
     # the crop is the predictor's: drawing at 96 then centre_crop(., 32), frame for frame
     frames = real_sample(np.random.default_rng(3), split="train", num_frames=2, size=96)[0]
     monkeypatch.setattr(syn, "sample", lambda rng, **kw: (frames, "a smile", None))
-    plain = build_dataset(DataConfig(dataset="synthetic", synthetic_clips=4, synthetic_render_sizes=[96],
-                                     spatial_augment=False), "train", pre, train=True)
+    plain = build_dataset(
+        DataConfig(
+            dataset="synthetic",
+            synthetic_clips=4,
+            synthetic_render_sizes=[96],
+            spatial_augment=False,
+        ),
+        "train",
+        pre,
+        train=True,
+    )
     expected = to_tensor(np.stack([center_crop(f, 32) for f in frames]), pre)
     torch.testing.assert_close(plain[0]["frames"], expected)
 
@@ -146,14 +198,20 @@ def test_warmup_trains_the_image_tower_then_the_switch_freezes_it(tmp_path):
     assert not trainer.model.backbone.visual.training  # frozen in eval mode
     groups = trainer.optimizer.param_groups
     temporal = {id(p) for p in trainer.model.temporal.parameters()}
-    lrs = {("temporal" if id(g["params"][0]) in temporal else "text"): g["initial_lr"] for g in groups}
+    lrs = {
+        ("temporal" if id(g["params"][0]) in temporal else "text"): g["initial_lr"] for g in groups
+    }
     assert lrs == {"temporal": pytest.approx(1e-3), "text": pytest.approx(1e-4)}
     assert {g["weight_decay"] for g in groups} == {0.05, 0.0}
     loaded = emoclip.load_model(result.weights)
     frames = torch.randn(2, 4, 3, 64, 64)
     with torch.no_grad():  # BatchNorm statistics are exported as the video phase used them
-        torch.testing.assert_close(loaded.float().encode_video(frames), result.model.eval().encode_video(frames),
-                                   atol=2e-2, rtol=0)
+        torch.testing.assert_close(
+            loaded.float().encode_video(frames),
+            result.model.eval().encode_video(frames),
+            atol=2e-2,
+            rtol=0,
+        )
 
 
 @pytest.mark.slow
@@ -171,8 +229,12 @@ def test_video_phase_keeps_the_recalibrated_statistics(tmp_path):
     trainer.fit()
     assert len(seen) == 1
     final = visual_state(trainer.model)
-    assert all(torch.equal(seen[0][k], final[k]) for k in final)  # no update, no recalibration at export
-    norms = [m for m in trainer.model.backbone.visual.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(
+        torch.equal(seen[0][k], final[k]) for k in final
+    )  # no update, no recalibration at export
+    norms = [
+        m for m in trainer.model.backbone.visual.modules() if isinstance(m, torch.nn.BatchNorm2d)
+    ]
     assert norms and all(int(m.num_batches_tracked) == 2 for m in norms)  # 2 recalibration batches
 
 
@@ -191,8 +253,13 @@ def test_resume_across_the_switch_equals_an_uninterrupted_run(tmp_path):
 def test_recipe_config_is_the_shipped_models(repo_root):
     cfg = load_config(repo_root / "configs/train/synthetic-tiny.yaml")
     assert cfg.model.name == "emoclip-synthetic-tiny" and not cfg.model.pretrained_backbone
-    assert cfg.train.freeze_visual_after_warmup and 0 < cfg.train.warmup_frame_steps < cfg.train.max_steps
-    assert cfg.data.synthetic_clips >= cfg.train.max_steps * cfg.train.batch_size  # one epoch of fresh clips
+    assert (
+        cfg.train.freeze_visual_after_warmup
+        and 0 < cfg.train.warmup_frame_steps < cfg.train.max_steps
+    )
+    assert (
+        cfg.data.synthetic_clips >= cfg.train.max_steps * cfg.train.batch_size
+    )  # one epoch of fresh clips
     assert cfg.out.export_dtype == "float16" and cfg.train.device == "cpu"
     # three-way split: validation classes during the run, test classes only at the end
     assert cfg.eval.split == "validation" and cfg.eval.test_split == "test"
@@ -207,24 +274,73 @@ def test_recipe_config_is_the_shipped_models(repo_root):
 #  schedule, milestones, gamma, optimiser, momentum, weight decay).
 AUTHORS_RECIPES = {
     # MAFW_train_hpc.sh: TemporalDownSample(2) (as the config default), clip_len 32, 64 x 2 GPUs, 30 epochs
-    "mafw-emoclip.yaml": dict(script="MAFW_train_hpc.sh", stride=2, frames=32, batch=64, epochs=30, lr=1e-3,
-                              backbone_lr_scale=None, schedule="multistep", milestones=[15, 35, 50], gamma=0.1,
-                              optim="sgd", momentum=0.9, weight_decay=5e-4),
+    "mafw-emoclip.yaml": dict(
+        script="MAFW_train_hpc.sh",
+        stride=2,
+        frames=32,
+        batch=64,
+        epochs=30,
+        lr=1e-3,
+        backbone_lr_scale=None,
+        schedule="multistep",
+        milestones=[15, 35, 50],
+        gamma=0.1,
+        optim="sgd",
+        momentum=0.9,
+        weight_decay=5e-4,
+    ),
     # MAFW_finetune_hpc.sh: k=4, 128 x 2 GPUs, 30 epochs, backbone at lr x 0.001
-    "mafw-finetune.yaml": dict(script="MAFW_finetune_hpc.sh", stride=4, frames=32, batch=128, epochs=30, lr=1e-3,
-                               backbone_lr_scale=1e-3, schedule="multistep", milestones=[15, 35, 50], gamma=0.1,
-                               optim="sgd", momentum=0.9, weight_decay=5e-4),
+    "mafw-finetune.yaml": dict(
+        script="MAFW_finetune_hpc.sh",
+        stride=4,
+        frames=32,
+        batch=128,
+        epochs=30,
+        lr=1e-3,
+        backbone_lr_scale=1e-3,
+        schedule="multistep",
+        milestones=[15, 35, 50],
+        gamma=0.1,
+        optim="sgd",
+        momentum=0.9,
+        weight_decay=5e-4,
+    ),
     # DFEW_trainsupervised (train_supervised.py): k=4, 128 x 2 GPUs, 50 epochs, MultiStepLR [25, 50]
-    "dfew-supervised.yaml": dict(script="DFEW_trainsupervised", stride=4, frames=32, batch=128, epochs=50, lr=1e-3,
-                                 backbone_lr_scale=None, schedule="multistep", milestones=[25, 50], gamma=0.1,
-                                 optim="sgd", momentum=0.9, weight_decay=5e-4),
+    "dfew-supervised.yaml": dict(
+        script="DFEW_trainsupervised",
+        stride=4,
+        frames=32,
+        batch=128,
+        epochs=50,
+        lr=1e-3,
+        backbone_lr_scale=None,
+        schedule="multistep",
+        milestones=[25, 50],
+        gamma=0.1,
+        optim="sgd",
+        momentum=0.9,
+        weight_decay=5e-4,
+    ),
 }
 # Ours, not the authors' (README "The offline model"): checked against its own row so that a change
 # to it is deliberate. Synthetic clips are rendered with T frames, so there is no temporal stride.
 OUR_RECIPES = {
-    "synthetic-tiny.yaml": dict(script=None, stride=None, frames=8, batch=128, epochs=None, max_steps=1000,
-                                lr=1e-3, backbone_lr_scale=None, schedule="cosine", milestones=None, gamma=None,
-                                optim="adamw", momentum=None, weight_decay=0.1),
+    "synthetic-tiny.yaml": dict(
+        script=None,
+        stride=None,
+        frames=8,
+        batch=128,
+        epochs=None,
+        max_steps=1000,
+        lr=1e-3,
+        backbone_lr_scale=None,
+        schedule="cosine",
+        milestones=None,
+        gamma=None,
+        optim="adamw",
+        momentum=None,
+        weight_decay=0.1,
+    ),
 }
 
 
@@ -240,8 +356,12 @@ def test_shipped_recipe_matches_its_row(repo_root, name):
     frames = model_config(cfg.model.name, cfg.model.num_frames).preprocess.num_frames
     got = dict(
         stride=cfg.data.temporal_stride if cfg.data.dataset != "synthetic" else None,
-        frames=frames, batch=cfg.train.batch_size, lr=cfg.optim.lr, schedule=cfg.optim.schedule,
-        optim=cfg.optim.name, weight_decay=cfg.optim.weight_decay,
+        frames=frames,
+        batch=cfg.train.batch_size,
+        lr=cfg.optim.lr,
+        schedule=cfg.optim.schedule,
+        optim=cfg.optim.name,
+        weight_decay=cfg.optim.weight_decay,
     )
     want = {k: row[k] for k in got}
     assert got == pytest.approx(want), f"{name} differs from {row['script'] or 'its own row'}"
@@ -250,7 +370,9 @@ def test_shipped_recipe_matches_its_row(repo_root, name):
     else:
         assert cfg.train.max_steps == row["max_steps"]
     if row["schedule"] == "multistep":
-        assert cfg.optim.milestones == row["milestones"] and cfg.optim.gamma == pytest.approx(row["gamma"])
+        assert cfg.optim.milestones == row["milestones"] and cfg.optim.gamma == pytest.approx(
+            row["gamma"]
+        )
     if row["optim"] == "sgd":
         assert cfg.optim.momentum == pytest.approx(row["momentum"])
     finetunes = cfg.model.finetune_visual or cfg.model.finetune_text
@@ -267,4 +389,6 @@ def test_mafw_recipe_keeps_every_second_frame(repo_root, tmp_path):
     picks = temporal_indices(200, 32, stride=cfg.data.temporal_stride, rng=np.random.default_rng(0))
     assert len(picks) == 32 and all(p % 2 == 0 for p in picks)
     steps = np.diff(picks)
-    assert set(steps[steps > 0].tolist()) == {2}  # consecutive kept frames (a wrap may step back once)
+    assert set(steps[steps > 0].tolist()) == {
+        2
+    }  # consecutive kept frames (a wrap may step back once)

@@ -91,8 +91,13 @@ class _ListDetector:
 
 
 def test_cropper_merges_duplicates_and_drops_low_scores():
-    frames = [[FaceBox(50, 50, 60, 60, 0.9), FaceBox(52, 51, 60, 60, 0.8),  # one face, twice
-               FaceBox(150, 50, 50, 50, 0.4)]] * 3  # a face-like object below MIN_FACE_SCORE
+    frames = [
+        [
+            FaceBox(50, 50, 60, 60, 0.9),
+            FaceBox(52, 51, 60, 60, 0.8),  # one face, twice
+            FaceBox(150, 50, 50, 50, 0.4),
+        ]
+    ] * 3  # a face-like object below MIN_FACE_SCORE
     cropper = FaceCropper(detector=_ListDetector(frames), size=32)
     image = np.zeros((240, 320, 3), np.uint8)
     for i in range(3):
@@ -106,8 +111,10 @@ def test_cropper_merges_duplicates_and_drops_low_scores():
 def test_coverage_warning_words():
     assert coverage_warnings(10, 20, 0.5, "center") == []
     (w,) = coverage_warnings(3, 20, 0.5, "center")
-    assert w.startswith("a face was found in only 3 of 20 sampled frames (15%): "
-                        "the result may not describe a person")
+    assert w.startswith(
+        "a face was found in only 3 of 20 sampled frames (15%): "
+        "the result may not describe a person"
+    )
     (w,) = coverage_warnings(0, 20, 0.5, "center")
     assert w.startswith("no face was found in any of the 20 sampled frames") and "centre crop" in w
     assert coverage_warnings(3, 20, 0.1, "center") == []
@@ -119,8 +126,15 @@ def test_coverage_warning_words():
 
 def _title(text: str, dark_on_light: bool) -> np.ndarray:
     frame = np.full((480, 640, 3), 230 if dark_on_light else 0, np.uint8)
-    cv2.putText(frame, text, (30, 260), cv2.FONT_HERSHEY_DUPLEX, 2.5,
-                (20, 20, 20) if dark_on_light else (255, 255, 255), 5)
+    cv2.putText(
+        frame,
+        text,
+        (30, 260),
+        cv2.FONT_HERSHEY_DUPLEX,
+        2.5,
+        (20, 20, 20) if dark_on_light else (255, 255, 255),
+        5,
+    )
     return frame
 
 
@@ -156,9 +170,12 @@ NON_FACES = {
 }
 REAL_FACES = {
     "astronaut": lambda: skdata.astronaut(),
-    "astronaut 256 px": lambda: cv2.resize(skdata.astronaut(), (256, 256), interpolation=cv2.INTER_AREA),
-    "astronaut grey": lambda: np.repeat(cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2GRAY)[..., None],
-                                        3, -1),
+    "astronaut 256 px": lambda: cv2.resize(
+        skdata.astronaut(), (256, 256), interpolation=cv2.INTER_AREA
+    ),
+    "astronaut grey": lambda: np.repeat(
+        cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2GRAY)[..., None], 3, -1
+    ),
     "astronaut face 95 px in a 640x480 frame": lambda: _pasted(200),
     "astronaut face 140 px in a 640x480 frame": lambda: _pasted(300),
     "cameraman": lambda: np.repeat(skdata.camera()[..., None], 3, -1),
@@ -212,7 +229,9 @@ def _frames(n: int, face_at: set[int], blip_at: set[int] = frozenset()) -> np.nd
 def test_one_frame_blip_is_not_a_person_nor_the_subject(predictor):
     frames = _frames(12, face_at=set(range(12)), blip_at={4})
     enc = predictor.encode(frames, fps=predictor.config.sample_fps)
-    assert len(enc.tracks) == 1 and enc.tracks[0][1] == 12 and enc.tracks[0][5]  # the persistent face
+    assert (
+        len(enc.tracks) == 1 and enc.tracks[0][1] == 12 and enc.tracks[0][5]
+    )  # the persistent face
     pred = predictor.score(enc)
     assert pred.faces.frames_with_face == 12 and pred.faces.tracks == 1 and pred.warnings == []
     # the subject's frames are the small face's: pooled alone they give the clip embedding
@@ -231,8 +250,12 @@ def test_a_blip_alone_is_a_face_less_clip_analysed_as_whole_frames(predictor):
         del predictor.encode_images
     assert pred.tracks == [] and pred.faces.frames_with_face == 0
     assert pred.faces.frames_without_face == 16
-    assert any(w.startswith("no face was found in any of the 16 sampled frames") for w in pred.warnings)
-    assert sum(encoded) == 17  # 15 centre crops + the blip's face crop + the blip frame's centre crop
+    assert any(
+        w.startswith("no face was found in any of the 16 sampled frames") for w in pred.warnings
+    )
+    assert (
+        sum(encoded) == 17
+    )  # 15 centre crops + the blip's face crop + the blip frame's centre crop
     with pytest.raises(NoFaceError):
         skip = EmotionPredictor(predictor.model, face_fallback="skip")
         skip.predict(frames, fps=predictor.config.sample_fps)
@@ -242,8 +265,11 @@ def test_low_face_coverage_warns_in_plain_words(predictor, tiny_model):
     frames = _frames(20, face_at={8, 9, 10})
     pred = predictor.predict(frames, fps=predictor.config.sample_fps)
     assert pred.faces.frames_with_face == 3 and len(pred.tracks) == 1
-    assert any("a face was found in only 3 of 20 sampled frames (15%): the result may not describe a person"
-               in w for w in pred.warnings)
+    assert any(
+        "a face was found in only 3 of 20 sampled frames (15%): the result may not describe a person"
+        in w
+        for w in pred.warnings
+    )
     assert "a face was found in only 3" in pred.to_json()
     relaxed = EmotionPredictor(tiny_model, min_face_coverage=0.1, interpolate_faces=False)
     relaxed_pred = relaxed.predict(frames, fps=predictor.config.sample_fps)
@@ -266,7 +292,9 @@ def test_thresholds_are_configurable(tiny_model, monkeypatch):
     assert (p.min_face_score, p.min_face_coverage, p.min_track_frames) == (0.99, 0.25, 5)
     pred = p.predict(_frames(6, face_at=set(range(6))), fps=p.config.sample_fps)
     assert pred.faces.frames_with_face == 0  # the astronaut scores ~0.83 < 0.99
-    strict = EmotionPredictor(tiny_model, min_face_score=0.6, min_track_frames=8, interpolate_faces=False)
+    strict = EmotionPredictor(
+        tiny_model, min_face_score=0.6, min_track_frames=8, interpolate_faces=False
+    )
     assert strict.predict(_frames(12, face_at=set(range(5))), fps=p.config.sample_fps).tracks == []
     monkeypatch.setenv("EMOCLIP_MIN_FACE_SCORE", "high")
     with pytest.raises(ValueError, match="EMOCLIP_MIN_FACE_SCORE"):
@@ -278,9 +306,14 @@ def test_thresholds_are_configurable(tiny_model, monkeypatch):
 
 
 def test_cli_prints_the_coverage_warning(tiny_model, tmp_path, capsys):
-    weights = save_checkpoint(tiny_model.state_dict(), tiny_model.config, tmp_path / "tiny.safetensors")
+    weights = save_checkpoint(
+        tiny_model.state_dict(), tiny_model.config, tmp_path / "tiny.safetensors"
+    )
     video = write_video(tmp_path / "mostly-empty.webm", _frames(16, face_at={6, 7, 8}), fps=8)
     assert main(["predict", str(video), "--model", str(weights)]) == 0
     err = capsys.readouterr().err
     # the tiny model samples 4 fps: frames 6-8 of 16 at 8 fps are 2 of 8 sampled frames
-    assert "warning: a face was found in only 2 of 8 sampled frames (25%): the result may not describe" in err
+    assert (
+        "warning: a face was found in only 2 of 8 sampled frames (25%): the result may not describe"
+        in err
+    )

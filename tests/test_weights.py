@@ -15,8 +15,7 @@ import torch
 from hub_fixtures import COMMIT, fake_hub, populate_cache
 
 import emoclip
-from emoclip import factory
-from emoclip import hub_download as hub
+from emoclip import factory, hub_download as hub
 from emoclip.factory import ModelSpec, WeightsNotFoundError
 from emoclip.weights import CheckpointError, read_state_dict, save_checkpoint
 
@@ -29,8 +28,9 @@ def _same_outputs(a, b) -> bool:
     frames = torch.randn(1, 3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     tokens = emoclip.tokenize(["a face with a wide smile"])
     with torch.inference_mode():
-        return torch.allclose(a.encode_video(frames), b.encode_video(frames), atol=1e-6) and torch.allclose(
-            a.encode_text(tokens), b.encode_text(tokens), atol=1e-6)
+        return torch.allclose(
+            a.encode_video(frames), b.encode_video(frames), atol=1e-6
+        ) and torch.allclose(a.encode_text(tokens), b.encode_text(tokens), atol=1e-6)
 
 
 def test_roundtrip_through_safetensors_and_sidecar(tiny_model, tmp_path):
@@ -44,7 +44,9 @@ def test_roundtrip_through_safetensors_and_sidecar(tiny_model, tmp_path):
 
 
 def test_fp16_checkpoint_loads_as_fp32(tiny_model, tmp_path):
-    path = save_checkpoint(tiny_model.state_dict(), tiny_model.config, tmp_path / "h.safetensors", dtype=torch.float16)
+    path = save_checkpoint(
+        tiny_model.state_dict(), tiny_model.config, tmp_path / "h.safetensors", dtype=torch.float16
+    )
     loaded = emoclip.load_model(path)
     assert loaded.logit_scale.dtype == torch.float32
     assert torch.allclose(loaded.temporal.cls_token, tiny_model.temporal.cls_token, atol=1e-2)
@@ -94,7 +96,9 @@ def test_plain_torch_checkpoint_is_read_safely(tmp_path):
 @pytest.fixture
 def hub_spec(monkeypatch):
     """Register a Hub-backed tiny model under the tiny test config."""
-    spec = dataclasses.replace(factory.get_spec("test-emoclip-tiny"), hub_repo="someorg/emoclip-tiny", random_init=False)
+    spec = dataclasses.replace(
+        factory.get_spec("test-emoclip-tiny"), hub_repo="someorg/emoclip-tiny", random_init=False
+    )
     monkeypatch.setitem(factory.REGISTRY, "test-emoclip-tiny", spec)
     return spec
 
@@ -104,14 +108,22 @@ def test_resolution_order_local_dirs_before_hub_cache(tiny_model, tmp_path, hub_
     hub_dir = tmp_path / "hubfiles"
     hub_dir.mkdir()
     _save_tiny(tiny_model, hub_dir / "test-emoclip-tiny.safetensors")
-    populate_cache(cache, "someorg/emoclip-tiny", {
-        "test-emoclip-tiny.safetensors": hub_dir / "test-emoclip-tiny.safetensors",
-        "test-emoclip-tiny.json": hub_dir / "test-emoclip-tiny.json"})
+    populate_cache(
+        cache,
+        "someorg/emoclip-tiny",
+        {
+            "test-emoclip-tiny.safetensors": hub_dir / "test-emoclip-tiny.safetensors",
+            "test-emoclip-tiny.json": hub_dir / "test-emoclip-tiny.json",
+        },
+    )
     src = factory.resolve("test-emoclip-tiny", cache_dir=cache)
     assert src.kind == "hub-cache" and src.available
     loaded = emoclip.load_model("test-emoclip-tiny", cache_dir=cache)
     assert "snapshots" in src.path and _same_outputs(loaded, tiny_model)
-    assert loaded.source.startswith("hf-hub:someorg/emoclip-tiny@main/") and "(unpinned)" in loaded.source
+    assert (
+        loaded.source.startswith("hf-hub:someorg/emoclip-tiny@main/")
+        and "(unpinned)" in loaded.source
+    )
 
     env_dir, arg_dir = tmp_path / "env", tmp_path / "arg"
     _save_tiny(tiny_model, env_dir / "test-emoclip-tiny.safetensors")
@@ -121,13 +133,24 @@ def test_resolution_order_local_dirs_before_hub_cache(tiny_model, tmp_path, hub_
     src = factory.resolve("test-emoclip-tiny", weights_dirs=[arg_dir], cache_dir=cache)
     assert src.kind == "local" and src.location.startswith(str(arg_dir))
     explicit = _save_tiny(tiny_model, tmp_path / "x" / "any.safetensors")
-    assert factory.resolve("test-emoclip-tiny", weights=explicit, weights_dirs=[arg_dir]).location == str(explicit)
+    assert factory.resolve(
+        "test-emoclip-tiny", weights=explicit, weights_dirs=[arg_dir]
+    ).location == str(explicit)
     with pytest.raises(WeightsNotFoundError, match="not found"):
         factory.resolve("test-emoclip-tiny", weights=tmp_path / "nope.safetensors")
 
 
 def test_nothing_available_lists_what_was_tried(tmp_path, hub_spec, monkeypatch):
-    monkeypatch.setitem(factory.REGISTRY, "emoclip-vitb32", dataclasses.replace(factory.get_spec("emoclip-vitb32"), hub_repo="someorg/none", hub_repo_env=None, hub_revision_env=None))
+    monkeypatch.setitem(
+        factory.REGISTRY,
+        "emoclip-vitb32",
+        dataclasses.replace(
+            factory.get_spec("emoclip-vitb32"),
+            hub_repo="someorg/none",
+            hub_repo_env=None,
+            hub_revision_env=None,
+        ),
+    )
     start = time.monotonic()
     with pytest.raises(WeightsNotFoundError) as err:
         emoclip.load_model("emoclip-vitb32", cache_dir=tmp_path / "empty")
@@ -148,16 +171,24 @@ def online(monkeypatch):
     hub.reset_probe()
 
 
-def test_download_through_huggingface_hub_from_local_endpoint(tiny_model, tmp_path, hub_spec, online, monkeypatch):
+def test_download_through_huggingface_hub_from_local_endpoint(
+    tiny_model, tmp_path, hub_spec, online, monkeypatch
+):
     import huggingface_hub.constants as c
 
     src_dir = tmp_path / "src"
     _save_tiny(tiny_model, src_dir / "test-emoclip-tiny.safetensors")
-    files = {"someorg/emoclip-tiny": {n: src_dir / n for n in ("test-emoclip-tiny.safetensors", "test-emoclip-tiny.json")}}
+    files = {
+        "someorg/emoclip-tiny": {
+            n: src_dir / n for n in ("test-emoclip-tiny.safetensors", "test-emoclip-tiny.json")
+        }
+    }
     with fake_hub(files) as (url, requests):
         monkeypatch.setenv("HF_ENDPOINT", url)
         monkeypatch.setattr(c, "ENDPOINT", url)
-        monkeypatch.setattr(c, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(
+            c, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}"
+        )
         cache = tmp_path / "cache"
         assert factory.resolve("test-emoclip-tiny", cache_dir=cache).kind == "hub-download"
         loaded = emoclip.load_model("test-emoclip-tiny", cache_dir=cache)
@@ -208,11 +239,16 @@ def test_clip_baseline_from_open_clip_pretrained_cache(tmp_path, monkeypatch):
 
     base = factory.get_spec("test-clip-tiny").config()
     cfg = base.replace(model=dataclasses.replace(base.model, backbone_pretrained="fake"))
-    spec = dataclasses.replace(factory.get_spec("test-clip-tiny"), backbone_only=True, random_init=False)
+    spec = dataclasses.replace(
+        factory.get_spec("test-clip-tiny"), backbone_only=True, random_init=False
+    )
     monkeypatch.setattr(ModelSpec, "config", lambda self: cfg)
     monkeypatch.setitem(factory.REGISTRY, "test-clip-tiny", spec)
-    monkeypatch.setitem(oc_pretrained._PRETRAINED, cfg.model.backbone,
-                        {"fake": oc_pretrained._pcfg(hf_hub="someorg/tiny-clip/")})
+    monkeypatch.setitem(
+        oc_pretrained._PRETRAINED,
+        cfg.model.backbone,
+        {"fake": oc_pretrained._pcfg(hf_hub="someorg/tiny-clip/")},
+    )
     cache = tmp_path / "hf"
     assert factory.resolve("test-clip-tiny", cache_dir=cache).available is False
 
@@ -220,8 +256,13 @@ def test_clip_baseline_from_open_clip_pretrained_cache(tmp_path, monkeypatch):
     donor = emoclip.EmoCLIP(cfg)
     with torch.no_grad():
         donor.backbone.logit_scale.fill_(4.6052)
-    save_file({k: v.contiguous() for k, v in donor.backbone.state_dict().items()}, str(tmp_path / "w.safetensors"))
-    populate_cache(cache, "someorg/tiny-clip", {"open_clip_model.safetensors": tmp_path / "w.safetensors"})
+    save_file(
+        {k: v.contiguous() for k, v in donor.backbone.state_dict().items()},
+        str(tmp_path / "w.safetensors"),
+    )
+    populate_cache(
+        cache, "someorg/tiny-clip", {"open_clip_model.safetensors": tmp_path / "w.safetensors"}
+    )
     src = factory.resolve("test-clip-tiny", cache_dir=cache)
     assert src.kind == "open_clip-cache" and src.location == "hf-hub:someorg/tiny-clip"
     model = emoclip.load_model("test-clip-tiny", cache_dir=cache)
@@ -234,23 +275,35 @@ def test_clip_baseline_from_open_clip_pretrained_cache(tmp_path, monkeypatch):
 
 def test_no_default_hub_repo_fails_fast_with_instructions(online, monkeypatch, tmp_path):
     spec = factory.get_spec("emoclip-vitb32")
-    assert spec.hub_repo is None and spec.repo() is None and spec.hub_label() is None  # no namespace we do not own
-    monkeypatch.setattr(hub, "hub_online", lambda *a, **k: pytest.fail("no repo: the network must not be asked"))
-    monkeypatch.setattr(hub, "cached_file", lambda *a, **k: pytest.fail("no repo: no cache look-up either"))
+    assert (
+        spec.hub_repo is None and spec.repo() is None and spec.hub_label() is None
+    )  # no namespace we do not own
+    monkeypatch.setattr(
+        hub, "hub_online", lambda *a, **k: pytest.fail("no repo: the network must not be asked")
+    )
+    monkeypatch.setattr(
+        hub, "cached_file", lambda *a, **k: pytest.fail("no repo: no cache look-up either")
+    )
     start = time.monotonic()
     with pytest.raises(WeightsNotFoundError) as err:
         emoclip.load_model("emoclip-vitb32", cache_dir=tmp_path)
     assert time.monotonic() - start < 1
     msg = str(err.value)
-    assert "EMOCLIP_HUB_REPO" in msg and "EMOCLIP_HUB_REVISION" in msg and "no repo configured" in msg
+    assert (
+        "EMOCLIP_HUB_REPO" in msg and "EMOCLIP_HUB_REVISION" in msg and "no repo configured" in msg
+    )
     assert "./weights" in msg and "emoclip convert" in msg
 
 
 @pytest.fixture
 def env_hub(monkeypatch):
     """test-emoclip-tiny resolved from the Hub like emoclip-vitb32: by EMOCLIP_HUB_REPO/REVISION only."""
-    spec = dataclasses.replace(factory.get_spec("test-emoclip-tiny"), hub_repo_env="EMOCLIP_HUB_REPO",
-                               hub_revision_env="EMOCLIP_HUB_REVISION", random_init=False)
+    spec = dataclasses.replace(
+        factory.get_spec("test-emoclip-tiny"),
+        hub_repo_env="EMOCLIP_HUB_REPO",
+        hub_revision_env="EMOCLIP_HUB_REVISION",
+        random_init=False,
+    )
     monkeypatch.setitem(factory.REGISTRY, "test-emoclip-tiny", spec)
     monkeypatch.setenv("EMOCLIP_HUB_REPO", "someorg/emoclip-tiny")
     return spec
@@ -267,7 +320,9 @@ def served(online, monkeypatch, tmp_path):
         stack.append(ctx)
         monkeypatch.setenv("HF_ENDPOINT", url)
         monkeypatch.setattr(c, "ENDPOINT", url)
-        monkeypatch.setattr(c, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(
+            c, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}"
+        )
         return requests
 
     stack = []
@@ -289,7 +344,9 @@ def _hub_files(model, folder, **sidecar_changes):
     return {p.name: p for p in (path, side)}
 
 
-def test_pinned_revision_is_downloaded_verified_and_shown(tiny_model, tmp_path, env_hub, served, monkeypatch):
+def test_pinned_revision_is_downloaded_verified_and_shown(
+    tiny_model, tmp_path, env_hub, served, monkeypatch
+):
     monkeypatch.setenv("EMOCLIP_HUB_REVISION", COMMIT)
     requests = served(_hub_files(tiny_model, tmp_path / "src"))
     cache = tmp_path / "cache"
@@ -300,20 +357,31 @@ def test_pinned_revision_is_downloaded_verified_and_shown(tiny_model, tmp_path, 
     loaded = emoclip.load_model("test-emoclip-tiny", cache_dir=cache)
     assert any(f"/resolve/{COMMIT}/test-emoclip-tiny.safetensors" in r for r in requests)
     assert not any("/resolve/main/" in r for r in requests)
-    assert loaded.source == f"{src.location} (sha256 verified)" and _same_outputs(loaded, tiny_model)
-    cached = factory.resolve("test-emoclip-tiny", cache_dir=cache)  # the pinned snapshot, now cached
+    assert loaded.source == f"{src.location} (sha256 verified)" and _same_outputs(
+        loaded, tiny_model
+    )
+    cached = factory.resolve(
+        "test-emoclip-tiny", cache_dir=cache
+    )  # the pinned snapshot, now cached
     assert cached.kind == "hub-cache" and cached.location == src.location and COMMIT in cached.path
 
 
-def test_missing_revision_is_shown_unpinned_with_a_warning(tiny_model, tmp_path, env_hub, served, caplog):
+def test_missing_revision_is_shown_unpinned_with_a_warning(
+    tiny_model, tmp_path, env_hub, served, caplog
+):
     served(_hub_files(tiny_model, tmp_path / "src"))
     src = factory.resolve("test-emoclip-tiny", cache_dir=tmp_path / "cache")
     assert env_hub.hub_label() == "someorg/emoclip-tiny@main (unpinned)"
-    assert src.location == "hf-hub:someorg/emoclip-tiny@main/test-emoclip-tiny.safetensors (unpinned)"
+    assert (
+        src.location == "hf-hub:someorg/emoclip-tiny@main/test-emoclip-tiny.safetensors (unpinned)"
+    )
     with caplog.at_level(logging.WARNING, logger="emoclip.factory"):
         loaded = emoclip.load_model("test-emoclip-tiny", cache_dir=tmp_path / "cache")
     assert "(unpinned)" in loaded.source
-    assert any("not pinned to a commit" in r.message and "EMOCLIP_HUB_REVISION" in r.message for r in caplog.records)
+    assert any(
+        "not pinned to a commit" in r.message and "EMOCLIP_HUB_REVISION" in r.message
+        for r in caplog.records
+    )
 
 
 def test_wrong_or_missing_hash_from_the_hub_is_refused(tiny_model, tmp_path, env_hub, served):
@@ -333,24 +401,31 @@ def test_hub_sidecar_without_sha256_is_refused(tiny_model, tmp_path, env_hub, se
 
 def _hostile(config: dict) -> dict:
     hostile = json.loads(json.dumps(config))
-    hostile["model"]["backbone_config"]["vision_cfg"].update(width=8192, layers=128)  # ~100 G parameters
+    hostile["model"]["backbone_config"]["vision_cfg"].update(
+        width=8192, layers=128
+    )  # ~100 G parameters
     hostile["model"]["backbone_config"]["text_cfg"].update(width=8192, layers=128)
     return hostile
 
 
-def test_oversized_config_from_the_hub_is_refused_before_any_allocation(tiny_model, tmp_path, env_hub, served,
-                                                                         monkeypatch):
+def test_oversized_config_from_the_hub_is_refused_before_any_allocation(
+    tiny_model, tmp_path, env_hub, served, monkeypatch
+):
     files = _hub_files(tiny_model, tmp_path / "src")
     side = files["test-emoclip-tiny.json"]
     side.write_text(json.dumps(_hostile(json.loads(side.read_text()))))
     requests = served(files)
     built = []
-    monkeypatch.setattr(emoclip.model, "create_backbone", lambda *a: built.append(a) or pytest.fail("allocated"))
+    monkeypatch.setattr(
+        emoclip.model, "create_backbone", lambda *a: built.append(a) or pytest.fail("allocated")
+    )
     start = time.monotonic()
     with pytest.raises(CheckpointError, match="out of bounds.*G parameters"):
         emoclip.load_model("test-emoclip-tiny", cache_dir=tmp_path / "cache")
     assert time.monotonic() - start < 3 and not built
-    assert not any(r.startswith("GET") and r.endswith(".safetensors") for r in requests)  # weights never fetched
+    assert not any(
+        r.startswith("GET") and r.endswith(".safetensors") for r in requests
+    )  # weights never fetched
 
 
 def test_check_bounds_caps_fields_and_the_total(tiny_model, tmp_path):
@@ -359,19 +434,29 @@ def test_check_bounds_caps_fields_and_the_total(tiny_model, tmp_path):
     base = tiny_model.config.to_dict()
     assert 3e6 < EmoCLIPConfig.from_dict(base).check_bounds() < 4e6  # the tiny model: ~3.5 M
     paper = factory.get_spec("emoclip-vitb32").config().check_bounds()
-    assert abs(paper - 219_966_721) / 219_966_721 < 0.01  # reference.md §7.1: 151,277,313 + 68,689,408
+    assert (
+        abs(paper - 219_966_721) / 219_966_721 < 0.01
+    )  # reference.md §7.1: 151,277,313 + 68,689,408
     with pytest.raises(ValueError, match="G parameters"):
         EmoCLIPConfig.from_dict(_hostile(base)).check_bounds()
     for section, key, value, match in [
-        ("text_cfg", "context_length", 10**6, "context_length"), ("text_cfg", "vocab_size", 10**9, "vocab_size"),
-        ("text_cfg", "heads", 0, "heads"), ("vision_cfg", "layers", "12", "integer"),
-        ("vision_cfg", "width", 10**5, "width"), ("vision_cfg", "patch_size", 10**4, "patch_size"),
+        ("text_cfg", "context_length", 10**6, "context_length"),
+        ("text_cfg", "vocab_size", 10**9, "vocab_size"),
+        ("text_cfg", "heads", 0, "heads"),
+        ("vision_cfg", "layers", "12", "integer"),
+        ("vision_cfg", "width", 10**5, "width"),
+        ("vision_cfg", "patch_size", 10**4, "patch_size"),
     ]:
         bad = json.loads(json.dumps(base))
         bad["model"]["backbone_config"][section][key] = value
         with pytest.raises(ValueError, match=match):
             EmoCLIPConfig.from_dict(bad).check_bounds()
-    for key, value in (("heads", 10**4), ("head_dim", 10**6), ("max_positions", 10**7), ("depth", 10**3)):
+    for key, value in (
+        ("heads", 10**4),
+        ("head_dim", 10**6),
+        ("max_positions", 10**7),
+        ("depth", 10**3),
+    ):
         bad = json.loads(json.dumps(base))
         bad["model"]["temporal"][key] = value
         with pytest.raises(ValueError, match=key):
@@ -382,7 +467,9 @@ def test_check_bounds_caps_fields_and_the_total(tiny_model, tmp_path):
         emoclip.EmoCLIP(EmoCLIPConfig.from_dict(bad))  # the model checks before it allocates
     # a local file with a hostile sidecar: refused as a checkpoint error, nothing built
     path = _save_tiny(tiny_model, tmp_path / "m.safetensors")
-    path.with_suffix(".json").write_text(json.dumps(_hostile(json.loads(path.with_suffix(".json").read_text()))))
+    path.with_suffix(".json").write_text(
+        json.dumps(_hostile(json.loads(path.with_suffix(".json").read_text())))
+    )
     with pytest.raises(CheckpointError, match="out of bounds"):
         emoclip.load_model(path)
     path.with_suffix(".json").write_text(" " * (5 << 20) + "{}")  # a 5 MB sidecar is not read

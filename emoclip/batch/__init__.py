@@ -25,5 +25,16 @@ from .run import (
 )
 from .worker import BatchWorker
 
-__all__ = ["BatchProgress", "BatchSummary", "BatchWorker", "InputError", "describe", "done_keys",
-           "expand_inputs", "export_csv", "read_results", "run_batch", "terminal_progress"]
+__all__ = [
+    "BatchProgress",
+    "BatchSummary",
+    "BatchWorker",
+    "InputError",
+    "describe",
+    "done_keys",
+    "expand_inputs",
+    "export_csv",
+    "read_results",
+    "run_batch",
+    "terminal_progress",
+]

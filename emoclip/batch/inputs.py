@@ -27,7 +27,9 @@ import pyarrow as pa
 
 from .schema import INPUT_COLUMNS, input_schema
 
-VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
+VIDEO_EXTS = frozenset(
+    {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
+)
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 MANIFEST_EXTS = frozenset({".csv", ".parquet", ".jsonl"})
 PATH_COLUMNS = ("path", "video", "file", "filename", "clip")
@@ -39,7 +41,9 @@ class InputError(ValueError):
 
 def input_key(path: str, size: int, mtime_ns: int) -> str:
     """The resume key of an input: sha1 of its absolute path, size and modification time."""
-    return hashlib.sha1(f"{path}\0{size}\0{mtime_ns}".encode("utf-8", "surrogateescape")).hexdigest()
+    return hashlib.sha1(
+        f"{path}\0{size}\0{mtime_ns}".encode("utf-8", "surrogateescape")
+    ).hexdigest()
 
 
 def _kind(path: Path) -> str | None:
@@ -71,8 +75,14 @@ def _row(path: Path, kind: str | None = None) -> dict:
     except OSError:
         size, mtime = -1, -1
     text = str(path)
-    return {"path": text, "name": path.name, "kind": kind, "size": size, "mtime_ns": mtime,
-            "input_key": input_key(text, size, mtime)}
+    return {
+        "path": text,
+        "name": path.name,
+        "kind": kind,
+        "size": size,
+        "mtime_ns": mtime,
+        "input_key": input_key(text, size, mtime),
+    }
 
 
 def _walk(folder: Path) -> Iterable[dict]:
@@ -116,15 +126,19 @@ def read_manifest(path: str | Path) -> pa.Table:
         raise InputError(f"{path.name}: cannot read the manifest ({exc})") from None
     column = next((c for c in PATH_COLUMNS if c in table.column_names), None)
     if column is None:
-        raise InputError(f"{path.name}: no path column; name one of {', '.join(PATH_COLUMNS)} "
-                         f"(columns: {', '.join(table.column_names[:10])})")
+        raise InputError(
+            f"{path.name}: no path column; name one of {', '.join(PATH_COLUMNS)} "
+            f"(columns: {', '.join(table.column_names[:10])})"
+        )
     from .schema import result_fields
 
     taken = set(INPUT_COLUMNS) | {f.name for f in result_fields(1)}
     extras = [c for c in table.column_names if c != column]
     clash = sorted(set(extras) & taken)
     if clash:
-        raise InputError(f"{path.name}: manifest columns {clash} clash with result columns; rename them")
+        raise InputError(
+            f"{path.name}: manifest columns {clash} clash with result columns; rename them"
+        )
     base = path.parent
     rows = []
     for value in table.column(column).to_pylist():
@@ -158,8 +172,10 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> pa.Table:
             tables.append(read_manifest(path))
         elif path.is_file():
             if _kind(path) is None:
-                raise InputError(f"{path.name}: not a video, image, frame folder or manifest "
-                                 f"(.csv, .parquet, .jsonl)")
+                raise InputError(
+                    f"{path.name}: not a video, image, frame folder or manifest "
+                    f"(.csv, .parquet, .jsonl)"
+                )
             plain.append(_row(path))
         else:
             raise InputError(f"{item}: no such file or folder")
@@ -177,5 +193,13 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> pa.Table:
     return table.take(pa.array(keep, type=pa.int64())) if len(keep) < len(table) else table
 
 
-__all__ = ["IMAGE_EXTS", "MANIFEST_EXTS", "VIDEO_EXTS", "InputError", "expand_inputs", "frame_files",
-           "input_key", "read_manifest"]
+__all__ = [
+    "IMAGE_EXTS",
+    "MANIFEST_EXTS",
+    "VIDEO_EXTS",
+    "InputError",
+    "expand_inputs",
+    "frame_files",
+    "input_key",
+    "read_manifest",
+]

@@ -60,8 +60,10 @@ class BatchProgress:
         eta = "?" if self.eta is None else _duration(self.eta)
         pct = 100.0 * self.done / self.total if self.total else 100.0
         errors = f", {self.errors} errors" if self.errors else ""
-        return (f"{self.done}/{self.total} inputs ({pct:.0f}%){errors}  {self.rate:.2f} clips/s  "
-                f"ETA {eta}")
+        return (
+            f"{self.done}/{self.total} inputs ({pct:.0f}%){errors}  {self.rate:.2f} clips/s  "
+            f"ETA {eta}"
+        )
 
 
 @dataclass
@@ -93,8 +95,12 @@ class AttemptCounter:
         self.counts.pop(key, None)
 
 
-def config_key(model: str, classes: ClassSet | None, face_fallback: str = "center",
-               frame_fps: float | None = None) -> str:
+def config_key(
+    model: str,
+    classes: ClassSet | None,
+    face_fallback: str = "center",
+    frame_fps: float | None = None,
+) -> str:
     """The resume key of a configuration: model (a file by path, size and mtime), classes, options."""
     spec = str(model)
     path = Path(spec)
@@ -105,13 +111,15 @@ def config_key(model: str, classes: ClassSet | None, face_fallback: str = "cente
     return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def result_parts(out: str | Path, table: str = RESULTS_DIR) -> list[Path]:
+def result_parts(out: str | os.PathLike, table: str = RESULTS_DIR) -> list[Path]:
     """The complete Parquet parts of a results folder (sorted by name)."""
     folder = Path(out) / table
     return sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
 
 
-def read_results(out: str | Path, table: str = RESULTS_DIR, columns: Sequence[str] | None = None) -> pa.Table:
+def read_results(
+    out: str | os.PathLike, table: str = RESULTS_DIR, columns: Sequence[str] | None = None
+) -> pa.Table:
     """All parts of a results folder's `table` ("results" or "timeline") as one Arrow table."""
     parts = result_parts(out, table)
     if not parts:
@@ -126,8 +134,11 @@ def done_keys(out: str | Path, *, with_errors: bool = True) -> set[tuple[str, st
     table = read_results(out, columns=["input_key", "config_key", "error"])
     if not table.num_rows:
         return set()
-    keys = zip(table.column("input_key").to_pylist(), table.column("config_key").to_pylist(),
-               table.column("error").to_pylist())
+    keys = zip(
+        table.column("input_key").to_pylist(),
+        table.column("config_key").to_pylist(),
+        table.column("error").to_pylist(),
+    )
     return {(k, c) for k, c, e in keys if with_errors or e is None}
 
 
@@ -153,21 +164,37 @@ def _timeline(table: pa.Table) -> pa.Table:
     """The windows of a worker's output as timeline rows."""
     rows = []
     for path, key, config, windows, classes in zip(
-            table.column("path").to_pylist(), table.column("input_key").to_pylist(),
-            table.column("config_key").to_pylist(), table.column("_windows").to_pylist(),
-            table.column("classes").to_pylist()):
+        table.column("path").to_pylist(),
+        table.column("input_key").to_pylist(),
+        table.column("config_key").to_pylist(),
+        table.column("_windows").to_pylist(),
+        table.column("classes").to_pylist(),
+    ):
         for i, w in enumerate(windows or ()):
             probs = w["probabilities"]
             top = classes[max(range(len(probs)), key=probs.__getitem__)] if probs else None
-            rows.append({"path": path, "input_key": key, "config_key": config, "window": i,
-                         "start": w["start"], "end": w["end"], "top": top, "probabilities": probs})
+            rows.append(
+                {
+                    "path": path,
+                    "input_key": key,
+                    "config_key": config,
+                    "window": i,
+                    "start": w["start"],
+                    "end": w["end"],
+                    "top": top,
+                    "probabilities": probs,
+                }
+            )
     return pa.Table.from_pylist(rows, schema=timeline_schema())
 
 
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+    return (
+        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
         else f"{seconds // 60}:{seconds % 60:02d}"
+    )
 
 
 def terminal_progress(stream=None, every: float = 2.0) -> Progress:
@@ -256,7 +283,9 @@ def run_batch(
     if face_fallback not in ("center", "skip"):  # checked here, not once per actor
         raise ValueError(f"face_fallback must be 'center' or 'skip', not {face_fallback!r}")
     if int(batch_size) < 1 or int(max_attempts) < 1:
-        raise ValueError(f"batch_size and max_attempts must be at least 1, got {batch_size} and {max_attempts}")
+        raise ValueError(
+            f"batch_size and max_attempts must be at least 1, got {batch_size} and {max_attempts}"
+        )
     started = time.perf_counter()
     out = Path(out)
     model = model or best_available(weights_dirs=weights_dirs)
@@ -269,13 +298,16 @@ def run_batch(
     (out / TIMELINE_DIR).mkdir(parents=True, exist_ok=True)
     _clean(out)
     done = done_keys(out, with_errors=not retry_errors)
-    pending_idx = [i for i, k in enumerate(table.column("input_key").to_pylist()) if (k, key) not in done]
+    pending_idx = [
+        i for i, k in enumerate(table.column("input_key").to_pylist()) if (k, key) not in done
+    ]
     skipped = total - len(pending_idx)
     if limit is not None:
         pending_idx = pending_idx[: max(0, int(limit))]
     pending = table.take(pa.array(pending_idx, type=pa.int64()))
-    summary = BatchSummary(out=out, total=total, skipped=skipped, done=0, errors=0,
-                           seconds=0.0, workers=0)
+    summary = BatchSummary(
+        out=out, total=total, skipped=skipped, done=0, errors=0, seconds=0.0, workers=0
+    )
     if not pending.num_rows:
         summary.seconds = time.perf_counter() - started
         return summary
@@ -285,18 +317,31 @@ def run_batch(
     if own:
         _init_ray(ray, address, num_cpus)
     try:
-        summary.workers = _pool_size(ray, workers, cpus_per_worker, gpus_per_worker, pending.num_rows)
+        summary.workers = _pool_size(
+            ray, workers, cpus_per_worker, gpus_per_worker, pending.num_rows
+        )
         ds = _dataset(ray, pending, batch_size, summary.workers).map_batches(
             worker_class,
             fn_constructor_kwargs=dict(
-                model=model, classes=classes, config_key=key, weights_dirs=list(weights_dirs),
-                device=device or ("cuda" if gpus_per_worker else "cpu"), face_fallback=face_fallback,
-                threads=max(1, int(cpus_per_worker)), frame_fps=frame_fps,
-                attempts=ray.remote(num_cpus=0)(AttemptCounter).remote(), max_attempts=max_attempts),
-            batch_size=batch_size, batch_format="pyarrow",
+                model=model,
+                classes=classes,
+                config_key=key,
+                weights_dirs=list(weights_dirs),
+                device=device or ("cuda" if gpus_per_worker else "cpu"),
+                face_fallback=face_fallback,
+                threads=max(1, int(cpus_per_worker)),
+                frame_fps=frame_fps,
+                attempts=ray.remote(num_cpus=0)(AttemptCounter).remote(),
+                max_attempts=max_attempts,
+            ),
+            batch_size=batch_size,
+            batch_format="pyarrow",
             # two calls in flight per actor: one running, one queued (no idle gap, no hoarding)
-            compute=ray.data.ActorPoolStrategy(size=summary.workers, max_tasks_in_flight_per_actor=2),
-            num_cpus=cpus_per_worker, num_gpus=gpus_per_worker or None,
+            compute=ray.data.ActorPoolStrategy(
+                size=summary.workers, max_tasks_in_flight_per_actor=2
+            ),
+            num_cpus=cpus_per_worker,
+            num_gpus=gpus_per_worker or None,
         )
         with _quiet("ray.data"):  # "execution finished" and other per-run INFO lines
             _consume(ds, out, summary, pending.num_rows, progress, started)
@@ -320,8 +365,12 @@ def _quiet(name: str, level: int = logging.ERROR) -> Iterator[None]:
 
 
 def _init_ray(ray, address: str | None, num_cpus: int | None) -> None:
-    quiet = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                 configure_logging=True)
+    quiet = dict(
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        configure_logging=True,
+    )
     if address or os.environ.get("RAY_ADDRESS"):
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
@@ -338,8 +387,10 @@ def _pool_size(ray, workers: int | None, cpus: float, gpus: float, pending: int)
     if gpus:
         n = min(n, int(resources.get("GPU", 0) // gpus))
     if n < 1:
-        raise ValueError(f"the Ray cluster has {resources.get('CPU', 0)} CPUs and {resources.get('GPU', 0)} "
-                         f"GPUs: not enough for one worker of {cpus} CPUs and {gpus} GPUs")
+        raise ValueError(
+            f"the Ray cluster has {resources.get('CPU', 0)} CPUs and {resources.get('GPU', 0)} "
+            f"GPUs: not enough for one worker of {cpus} CPUs and {gpus} GPUs"
+        )
     return max(1, min(n, pending))
 
 
@@ -357,14 +408,17 @@ def _dataset(ray, pending: pa.Table, batch_size: int, workers: int):
     return ray.data.from_arrow(blocks)
 
 
-def _consume(ds, out: Path, summary: BatchSummary, total: int, progress: Progress | None,
-             started: float) -> None:
+def _consume(
+    ds, out: Path, summary: BatchSummary, total: int, progress: Progress | None, started: float
+) -> None:
     """Write each finished block as a results part (and its timeline part), never a key twice."""
     run = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     written: set[tuple[str, str]] = set()
     seq = 0
     for block in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
-        keys = list(zip(block.column("input_key").to_pylist(), block.column("config_key").to_pylist()))
+        keys = list(
+            zip(block.column("input_key").to_pylist(), block.column("config_key").to_pylist())
+        )
         keep = [i for i, k in enumerate(keys) if k not in written]
         if len(keep) < len(keys):
             block = block.take(keep)
@@ -380,7 +434,9 @@ def _consume(ds, out: Path, summary: BatchSummary, total: int, progress: Progres
         summary.done += results.num_rows
         summary.errors += results.num_rows - results.column("error").null_count
         if progress:
-            progress(BatchProgress(summary.done, total, summary.errors, time.perf_counter() - started))
+            progress(
+                BatchProgress(summary.done, total, summary.errors, time.perf_counter() - started)
+            )
 
 
 def export_csv(out: str | os.PathLike, path: str | os.PathLike) -> Path:
@@ -399,7 +455,9 @@ def export_csv(out: str | os.PathLike, path: str | os.PathLike) -> Path:
         for j, name in enumerate(names):
             frame[f"p:{name}"] = [None if p is None else float(p[j]) for p in probs]
     else:
-        frame["probabilities"] = [None if p is None else json.dumps([float(v) for v in p]) for p in probs]
+        frame["probabilities"] = [
+            None if p is None else json.dumps([float(v) for v in p]) for p in probs
+        ]
     frame["classes"] = ["|".join(c) if c is not None else "" for c in frame["classes"]]
     frame["warnings"] = ["; ".join(w) if w is not None else "" for w in frame["warnings"]]
     frame.to_csv(path, index=False)
@@ -408,9 +466,22 @@ def export_csv(out: str | os.PathLike, path: str | os.PathLike) -> Path:
 
 def describe(summary: BatchSummary) -> str:
     """One line about a finished run."""
-    return (f"{summary.done} analysed ({summary.errors} with errors), {summary.skipped} already done, "
-            f"{summary.total} inputs; {summary.workers} workers, {summary.seconds:.1f} s -> {summary.out}")
+    return (
+        f"{summary.done} analysed ({summary.errors} with errors), {summary.skipped} already done, "
+        f"{summary.total} inputs; {summary.workers} workers, {summary.seconds:.1f} s -> {summary.out}"
+    )
 
 
-__all__ = ["AttemptCounter", "BatchProgress", "BatchSummary", "config_key", "describe", "done_keys",
-           "export_csv", "read_results", "result_parts", "run_batch", "terminal_progress"]
+__all__ = [
+    "AttemptCounter",
+    "BatchProgress",
+    "BatchSummary",
+    "config_key",
+    "describe",
+    "done_keys",
+    "export_csv",
+    "read_results",
+    "result_parts",
+    "run_batch",
+    "terminal_progress",
+]

@@ -42,8 +42,11 @@ TIMELINE_DIR = "timeline"
 KEY_COLUMNS = ("input_key", "config_key")
 INPUT_COLUMNS = ("path", "name", "kind", "size", "mtime_ns", "input_key")
 
-WINDOW_TYPE = pa.list_(pa.struct([("start", pa.float64()), ("end", pa.float64()),
-                                  ("probabilities", pa.list_(pa.float32()))]))
+WINDOW_TYPE = pa.list_(
+    pa.struct(
+        [("start", pa.float64()), ("end", pa.float64()), ("probabilities", pa.list_(pa.float32()))]
+    )
+)
 
 
 def result_fields(dim: int) -> list[pa.Field]:
@@ -71,17 +74,29 @@ def result_fields(dim: int) -> list[pa.Field]:
 
 def input_schema() -> pa.Schema:
     """Columns every input row has before the manifest's extra columns."""
-    return pa.schema([
-        pa.field("path", pa.string()), pa.field("name", pa.string()), pa.field("kind", pa.string()),
-        pa.field("size", pa.int64()), pa.field("mtime_ns", pa.int64()), pa.field("input_key", pa.string()),
-    ])
+    return pa.schema(
+        [
+            pa.field("path", pa.string()),
+            pa.field("name", pa.string()),
+            pa.field("kind", pa.string()),
+            pa.field("size", pa.int64()),
+            pa.field("mtime_ns", pa.int64()),
+            pa.field("input_key", pa.string()),
+        ]
+    )
 
 
 def timeline_schema() -> pa.Schema:
     """Schema of the timeline table (one row per window)."""
-    return pa.schema([
-        pa.field("path", pa.string()), pa.field("input_key", pa.string()),
-        pa.field("config_key", pa.string()), pa.field("window", pa.int32()),
-        pa.field("start", pa.float64()), pa.field("end", pa.float64()), pa.field("top", pa.string()),
-        pa.field("probabilities", pa.list_(pa.float32())),
-    ])
+    return pa.schema(
+        [
+            pa.field("path", pa.string()),
+            pa.field("input_key", pa.string()),
+            pa.field("config_key", pa.string()),
+            pa.field("window", pa.int32()),
+            pa.field("start", pa.float64()),
+            pa.field("end", pa.float64()),
+            pa.field("top", pa.string()),
+            pa.field("probabilities", pa.list_(pa.float32())),
+        ]
+    )

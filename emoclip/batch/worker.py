@@ -82,10 +82,21 @@ class BatchWorker:
         max_attempts: See `attempts`.
     """
 
-    def __init__(self, model: str, classes: ClassSet | None, config_key: str, *,
-                 weights_dirs: Sequence[str] = (), device: str = "cpu", face_fallback: str = "center",
-                 threads: int | None = None, frame_fps: float | None = None, max_frames: int | None = 3000,
-                 attempts: Any = None, max_attempts: int = 3) -> None:
+    def __init__(
+        self,
+        model: str,
+        classes: ClassSet | None,
+        config_key: str,
+        *,
+        weights_dirs: Sequence[str] = (),
+        device: str = "cpu",
+        face_fallback: str = "center",
+        threads: int | None = None,
+        frame_fps: float | None = None,
+        max_frames: int | None = 3000,
+        attempts: Any = None,
+        max_attempts: int = 3,
+    ) -> None:
         import torch
 
         from ..factory import load_model
@@ -94,8 +105,12 @@ class BatchWorker:
         if threads:
             torch.set_num_threads(max(1, int(threads)))
         loaded = load_model(model, device=device, weights_dirs=list(weights_dirs))
-        self.predictor = EmotionPredictor(loaded, face_fallback=face_fallback, video_cache_size=1,
-                                          encode_workers=max(1, int(threads)) if threads else None)
+        self.predictor = EmotionPredictor(
+            loaded,
+            face_fallback=face_fallback,
+            video_cache_size=1,
+            encode_workers=max(1, int(threads)) if threads else None,
+        )
         self.classes = classes or self.predictor.default_classes()
         self.config_key = config_key
         self.frame_fps = frame_fps or self.predictor.config.sample_fps
@@ -119,15 +134,22 @@ class BatchWorker:
         for name in batch.column_names:
             if name not in base:
                 table = table.append_column(batch.schema.field(name), batch.column(name))
-        return table.append_column(pa.field("_windows", WINDOW_TYPE), pa.array(windows, type=WINDOW_TYPE))
+        return table.append_column(
+            pa.field("_windows", WINDOW_TYPE), pa.array(windows, type=WINDOW_TYPE)
+        )
 
     def analyse(self, row: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """One input row -> (result row, its windows); errors become the row's ``error``."""
         start = time.perf_counter()
         result = {k: row[k] for k in ("path", "name", "kind", "size", "mtime_ns", "input_key")}
-        result |= {"config_key": self.config_key, "model": self.predictor.model_name,
-                   "class_set": self.classes.name, "classes": self.classes.names, "warnings": [],
-                   "worker": self.worker}
+        result |= {
+            "config_key": self.config_key,
+            "model": self.predictor.model_name,
+            "class_set": self.classes.name,
+            "classes": self.classes.names,
+            "warnings": [],
+            "worker": self.worker,
+        }
         windows: list[dict[str, Any]] = []
         try:
             self._check_attempts(row["input_key"])
@@ -144,14 +166,19 @@ class BatchWorker:
                 "sampled_frames": prediction.faces.sampled_frames,
                 "frames_with_face": prediction.faces.frames_with_face,
                 "tracks": prediction.faces.tracks,
-                "face_fraction": prediction.faces.frames_with_face / max(1, prediction.faces.sampled_frames),
+                "face_fraction": prediction.faces.frames_with_face
+                / max(1, prediction.faces.sampled_frames),
                 "duration": float(prediction.video.get("duration") or 0.0),
                 "warnings": [str(w) for w in prediction.warnings],
-                "timings": json.dumps({k: round(float(v), 6) for k, v in prediction.timings.items()}),
+                "timings": json.dumps(
+                    {k: round(float(v), 6) for k, v in prediction.timings.items()}
+                ),
             }
             tl = prediction.timeline
-            windows = [{"start": float(s), "end": float(e), "probabilities": p.astype(np.float32).tolist()}
-                       for s, e, p in zip(tl.starts, tl.ends, np.asarray(tl.probabilities))]
+            windows = [
+                {"start": float(s), "end": float(e), "probabilities": p.astype(np.float32).tolist()}
+                for s, e, p in zip(tl.starts, tl.ends, np.asarray(tl.probabilities))
+            ]
         if self.attempts is not None:  # finished: a retry of its whole batch starts it from zero
             self.attempts.finish.remote(row["input_key"])
         result["seconds"] = time.perf_counter() - start
@@ -159,7 +186,9 @@ class BatchWorker:
 
     def _predict(self, row: dict[str, Any]):
         kind, path = row["kind"], row["path"]
-        if kind == "video":  # a missing file: the predictor's own message, as `emoclip predict` says it
+        if (
+            kind == "video"
+        ):  # a missing file: the predictor's own message, as `emoclip predict` says it
             return self.predictor.predict(path, self.classes)
         if not os.path.exists(path):
             raise FileNotFoundError(f"no such file or folder: {os.path.basename(path)}")
@@ -175,5 +204,7 @@ class BatchWorker:
 
         n = ray.get(self.attempts.start.remote(key))
         if n > self.max_attempts:
-            raise RepeatedCrashError(f"the worker analysing this input stopped {n - 1} times "
-                                     f"(crashed or was killed); not tried again")
+            raise RepeatedCrashError(
+                f"the worker analysing this input stopped {n - 1} times "
+                f"(crashed or was killed); not tried again"
+            )

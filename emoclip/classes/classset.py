@@ -162,11 +162,11 @@ class ClassSet:
         classes = list(self.classes)
         classes[index] = replace(classes[index], name=new)
         new_name = classes[index].name
-        compounds = tuple(
+        renamed = tuple(
             replace(c, parts=tuple(new_name if p == current else p for p in c.parts))
             for c in self.compounds
         )
-        return _checked(ClassSet(self.name, tuple(classes), compounds), limits)
+        return _checked(ClassSet(self.name, tuple(classes), renamed), limits)
 
     def with_compound(
         self,

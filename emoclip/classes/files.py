@@ -33,9 +33,7 @@ def read_file(path: Path, limits: Limits) -> str:
         with path.open("rb") as file:
             raw = file.read(limits.max_file_bytes + 1)  # the file may grow after stat()
     except OSError as error:
-        raise ClassSetError(
-            f"cannot read {quote(path.name)}: {error.strerror or error}"
-        ) from error
+        raise ClassSetError(f"cannot read {quote(path.name)}: {error.strerror or error}") from error
     if len(raw) > limits.max_file_bytes:
         raise ClassSetError(f"{quote(path.name)} is over {kb(limits.max_file_bytes)}")
     try:
@@ -160,7 +158,9 @@ class _YamlLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise yaml.constructor.ConstructorError(
-                    None, None, "merge keys (<<) are not supported in class sets",
+                    None,
+                    None,
+                    "merge keys (<<) are not supported in class sets",
                     key_node.start_mark,
                 )
         super().flatten_mapping(node)

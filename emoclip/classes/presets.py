@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from .base import UnknownPresetError
@@ -52,7 +52,7 @@ def _preset_files() -> dict[str, str]:
     }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_preset(key: str) -> ClassSet:
-    entry = resources.files(_PRESET_PACKAGE).joinpath(_PRESET_DIR, _preset_files()[key])
+    entry = resources.files(_PRESET_PACKAGE).joinpath(_PRESET_DIR).joinpath(_preset_files()[key])
     return ClassSet.from_yaml(entry.read_text(encoding="utf-8"))

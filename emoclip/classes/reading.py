@@ -135,8 +135,7 @@ def _read_parts(name: str, value: Any, limits: Limits) -> tuple[tuple, tuple | N
             _key_text(part, f"{label}: class names")
             if isinstance(weight, bool) or not isinstance(weight, (int, float)):
                 raise ClassSetError(
-                    f"{label}: the weight of {quote(part)} must be a number, "
-                    f"got {describe(weight)}"
+                    f"{label}: the weight of {quote(part)} must be a number, got {describe(weight)}"
                 )
         return tuple(value), tuple(value.values())
     raise ClassSetError(

@@ -37,8 +37,10 @@ def classes_from_rows(rows: Any, base: ClassSet, limits: Limits = Limits()) -> C
     grouped: dict[str, list[str]] = {}
     display: dict[str, str] = {}
     for row in rows or []:
-        cells = [("" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
-                 for v in list(row)[:2]]
+        cells = [
+            ("" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+            for v in list(row)[:2]
+        ]
         cells += [""] * (2 - len(cells))
         name, text = cells[0].strip(), cells[1].strip()
         if not name and not text:
@@ -50,8 +52,10 @@ def classes_from_rows(rows: Any, base: ClassSet, limits: Limits = Limits()) -> C
         grouped.setdefault(key, [])
         if text:
             grouped[key].append(text)
-    data: dict[str, Any] = {"name": base.name,
-                            "classes": {display[k]: v or "" for k, v in grouped.items()}}
+    data: dict[str, Any] = {
+        "name": base.name,
+        "classes": {display[k]: v or "" for k, v in grouped.items()},
+    }
     kept = [c for c in base.compounds if all(p.casefold() in grouped for p in c.parts)]
     if kept:
         data["compounds"] = {
@@ -74,11 +78,13 @@ def parse_weights(text: str, parts: Sequence[str]) -> list[float] | None:
     try:
         weights = [float(t) for t in items]
     except ValueError:
-        raise ValueError("weights must be numbers separated by commas, e.g. 2, 1 "
-                         f"(got {text[:40]!r})") from None
+        raise ValueError(
+            f"weights must be numbers separated by commas, e.g. 2, 1 (got {text[:40]!r})"
+        ) from None
     if len(weights) != len(parts):
-        raise ValueError(f"give one weight per chosen class: {len(parts)} classes, "
-                         f"{len(weights)} weights")
+        raise ValueError(
+            f"give one weight per chosen class: {len(parts)} classes, {len(weights)} weights"
+        )
     if not all(math.isfinite(w) and w > 0 for w in weights):
         raise ValueError("weights must be positive numbers")
     return weights

@@ -68,9 +68,16 @@ class Collection:
         (e.g. the rows `project_large` fitted on) and look the rest up with `NeighbourIndex`.
         """
         rows = range(len(self)) if rows is None else [int(r) for r in rows]
-        return [LatentPoint(Path(self.paths[i]).name[:MAX_ID_CHARS], "clip", str(self.labels[i]),
-                            self.embeddings[i], hover=self.hovers[i] if self.hovers else "")
-                for i in rows]
+        return [
+            LatentPoint(
+                Path(self.paths[i]).name[:MAX_ID_CHARS],
+                "clip",
+                str(self.labels[i]),
+                self.embeddings[i],
+                hover=self.hovers[i] if self.hovers else "",
+            )
+            for i in rows
+        ]
 
 
 def load_results_folder(folder: str | Path, *, config_key: str | None = None,
@@ -98,7 +105,16 @@ def load_results_folder(folder: str | Path, *, config_key: str | None = None,
     parts = sorted(parts_dir.glob("*.parquet"))
     if not parts:
         raise ValueError(f"{folder.name}: no Parquet results (expected results/part-*.parquet)")
-    columns = ["path", "top", "probabilities", "classes", "embedding", "error", "config_key", "model"]
+    columns = [
+        "path",
+        "top",
+        "probabilities",
+        "classes",
+        "embedding",
+        "error",
+        "config_key",
+        "model",
+    ]
     tables = []
     for part in parts:
         _check_part(part, columns, expected_dim)
@@ -109,11 +125,15 @@ def load_results_folder(folder: str | Path, *, config_key: str | None = None,
         if t.num_rows:
             tables.append(t)
     if not tables:
-        raise ValueError(f"{folder.name}: no analysed clips" + (f" for {config_key}" if config_key else ""))
+        raise ValueError(
+            f"{folder.name}: no analysed clips" + (f" for {config_key}" if config_key else "")
+        )
     dims = {t.schema.field("embedding").type.list_size for t in tables}
     if len(dims) != 1:
-        raise ValueError(f"{folder.name}: embeddings of sizes {sorted(dims)}; pass config_key= to choose one "
-                         "configuration")
+        raise ValueError(
+            f"{folder.name}: embeddings of sizes {sorted(dims)}; pass config_key= to choose one "
+            "configuration"
+        )
     table = pa.concat_tables(tables)
     n, d = table.num_rows, dims.pop()
     if n > max_points:
@@ -167,8 +187,9 @@ class NeighbourIndex:
     points; they are re-ranked by exact cosine similarity in the full D dimensions.
     """
 
-    def __init__(self, embeddings: np.ndarray, *, dims: int = INDEX_DIMS,
-                 candidates: int = CANDIDATES) -> None:
+    def __init__(
+        self, embeddings: np.ndarray, *, dims: int = INDEX_DIMS, candidates: int = CANDIDATES
+    ) -> None:
         from sklearn.neighbors import BallTree
 
         self.embeddings = l2_normalise(check_matrix(embeddings)).astype(np.float32)
@@ -207,8 +228,14 @@ class NeighbourIndex:
         return [(int(r), float(s)) for r, s in zip(rows[0], sims[0]) if r != index][:k]
 
 
-def project_large(embeddings: np.ndarray, method: str = "pca", *, sample: int = SAMPLE_SIZE, seed: int = 0,
-                  k: int = PLACE_K) -> tuple[np.ndarray, np.ndarray]:
+def project_large(
+    embeddings: np.ndarray,
+    method: str = "pca",
+    *,
+    sample: int = SAMPLE_SIZE,
+    seed: int = 0,
+    k: int = PLACE_K,
+) -> tuple[np.ndarray, np.ndarray]:
     """(N, D) embeddings -> ``(xy (N, 2) float64, fitted (N,) bool)``.
 
     PCA uses every point (``fitted`` all True). t-SNE and UMAP are fitted on `sample` random points

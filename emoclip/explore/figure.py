@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,18 +19,53 @@ from emoclip.explore.points import (
 if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
 
-_KIND_SYMBOL = {"clip": "circle", "example": "square", "uploaded": "triangle-up",
-                "class": "diamond", "compound": "star"}
-_KIND_TITLE = {"clip": "session clips", "example": "example clips", "uploaded": "uploaded",
-               "class": "class prototypes", "compound": "compound prototypes"}
+_KIND_SYMBOL = {
+    "clip": "circle",
+    "example": "square",
+    "uploaded": "triangle-up",
+    "class": "diamond",
+    "compound": "star",
+}
+_KIND_TITLE = {
+    "clip": "session clips",
+    "example": "example clips",
+    "uploaded": "uploaded",
+    "class": "class prototypes",
+    "compound": "compound prototypes",
+}
 # D3 category10, then category20b/20c hues: distinct for the 11 MAFW classes and the compounds.
 _PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
-    "#e6550d", "#31a354", "#756bb1", "#636363", "#9c9ede", "#cedb9c", "#e7cb94", "#e7969c",
-    "#de9ed6", "#6baed6", "#fd8d3c", "#74c476", "#9e9ac8", "#969696",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#393b79",
+    "#637939",
+    "#8c6d31",
+    "#843c39",
+    "#7b4173",
+    "#3182bd",
+    "#e6550d",
+    "#31a354",
+    "#756bb1",
+    "#636363",
+    "#9c9ede",
+    "#cedb9c",
+    "#e7cb94",
+    "#e7969c",
+    "#de9ed6",
+    "#6baed6",
+    "#fd8d3c",
+    "#74c476",
+    "#9e9ac8",
+    "#969696",
 )
-
 
 
 def label_colours(labels: Sequence[str]) -> dict[str, str]:
@@ -45,8 +80,13 @@ def _esc(text: str, limit: int) -> str:
     return html.escape(text, quote=False).replace("\r\n", "\n").replace("\n", "<br>")
 
 
-def latent_figure(points: Sequence[LatentPoint], coords: np.ndarray, *, title: str = "",
-                  selected: int | None = None) -> go.Figure:
+def latent_figure(
+    points: Sequence[LatentPoint],
+    coords: np.ndarray,
+    *,
+    title: str = "",
+    selected: int | None = None,
+) -> go.Figure:
     """Scatter of the projected points.
 
     One trace per (kind, label), in ``KINDS`` order then label order, legend-grouped by kind.
@@ -81,8 +121,10 @@ def latent_figure(points: Sequence[LatentPoint], coords: np.ndarray, *, title: s
         groups.setdefault((p.kind, p.label), []).append(i)
     order = sorted(groups, key=lambda kl: (KINDS.index(kl[0]), kl[1]))
 
-    hovertemplate = ("<b>%{customdata[1]}</b><br>%{customdata[2]} · %{customdata[3]}"
-                     "<br>%{customdata[4]}<extra></extra>")
+    hovertemplate = (
+        "<b>%{customdata[1]}</b><br>%{customdata[2]} · %{customdata[3]}"
+        "<br>%{customdata[4]}<extra></extra>"
+    )
     fig = go.Figure()
     for kind, label in order:
         idx = groups[(kind, label)]
@@ -90,45 +132,83 @@ def latent_figure(points: Sequence[LatentPoint], coords: np.ndarray, *, title: s
         custom = np.empty((len(idx), 5), dtype=object)
         for r, i in enumerate(idx):
             p = points[i]
-            custom[r] = [i, _esc(p.id, MAX_ID_CHARS), kind, _esc(p.label, MAX_ID_CHARS),
-                         _esc(p.hover, MAX_HOVER_CHARS)]
-        marker = dict(symbol=_KIND_SYMBOL[kind], color=colours[label])
+            custom[r] = [
+                i,
+                _esc(p.id, MAX_ID_CHARS),
+                kind,
+                _esc(p.label, MAX_ID_CHARS),
+                _esc(p.hover, MAX_HOVER_CHARS),
+            ]
+        marker: dict[str, Any] = dict(symbol=_KIND_SYMBOL[kind], color=colours[label])
         if proto:
-            marker.update(size=16 if kind == "class" else 18, opacity=1.0,
-                          line=dict(color="#222222", width=1.5))
+            marker.update(
+                size=16 if kind == "class" else 18,
+                opacity=1.0,
+                line=dict(color="#222222", width=1.5),
+            )
         else:
             marker.update(size=clip_size, opacity=clip_opacity, line=dict(color="white", width=0.5))
         trace = go.Scatter(
-            x=xy[idx, 0], y=xy[idx, 1], mode="markers+text" if proto else "markers",
-            name=_esc(label, 60), legendgroup=kind, legendgrouptitle_text=_KIND_TITLE[kind],
-            marker=marker, customdata=custom, hovertemplate=hovertemplate,
+            x=xy[idx, 0],
+            y=xy[idx, 1],
+            mode="markers+text" if proto else "markers",
+            name=_esc(label, 60),
+            legendgroup=kind,
+            legendgrouptitle_text=_KIND_TITLE[kind],
+            marker=marker,
+            customdata=custom,
+            hovertemplate=hovertemplate,
             meta={"kind": kind, "label": label},
         )
         if proto:
-            trace.update(text=[_esc(points[i].label, 60) for i in idx], textposition="top center",
-                         textfont=dict(size=12, color="#111111"), cliponaxis=False)
+            trace.update(
+                text=[_esc(points[i].label, 60) for i in idx],
+                textposition="top center",
+                textfont=dict(size=12, color="#111111"),
+                cliponaxis=False,
+            )
         if selected is not None:
-            trace.update(selectedpoints=[r for r, i in enumerate(idx) if i == selected],
-                         selected=dict(marker=dict(opacity=1.0)),
-                         unselected=dict(marker=dict(opacity=0.25)))
+            trace.update(
+                selectedpoints=[r for r, i in enumerate(idx) if i == selected],
+                selected=dict(marker=dict(opacity=1.0)),
+                unselected=dict(marker=dict(opacity=0.25)),
+            )
         fig.add_trace(trace)
 
     if selected is not None:
         p = points[selected]
-        fig.add_annotation(x=xy[selected, 0], y=xy[selected, 1], text=_esc(p.id, 60),
-                           showarrow=True, arrowhead=2, arrowwidth=2, arrowcolor="#000000",
-                           ax=40, ay=-40, bgcolor="rgba(255,255,255,0.85)",
-                           bordercolor="#000000", borderwidth=1)
+        fig.add_annotation(
+            x=xy[selected, 0],
+            y=xy[selected, 1],
+            text=_esc(p.id, 60),
+            showarrow=True,
+            arrowhead=2,
+            arrowwidth=2,
+            arrowcolor="#000000",
+            ax=40,
+            ay=-40,
+            bgcolor="rgba(255,255,255,0.85)",
+            bordercolor="#000000",
+            borderwidth=1,
+        )
 
     fig.update_layout(
         title=dict(text=_esc(title, 200)) if title else None,
-        template="plotly_white", hovermode="closest", dragmode="zoom",
+        template="plotly_white",
+        hovermode="closest",
+        dragmode="zoom",
         legend=dict(itemsizing="constant", groupclick="toggleitem", tracegroupgap=8),
-        margin=dict(l=20, r=20, t=60 if title else 30, b=20), height=640,
+        margin=dict(l=20, r=20, t=60 if title else 30, b=20),
+        height=640,
         xaxis=dict(showticklabels=False, zeroline=False, showgrid=False, title=None),
-        yaxis=dict(showticklabels=False, zeroline=False, showgrid=False, title=None,
-                   scaleanchor="x", scaleratio=1),
+        yaxis=dict(
+            showticklabels=False,
+            zeroline=False,
+            showgrid=False,
+            title=None,
+            scaleanchor="x",
+            scaleratio=1,
+        ),
         meta={"n_points": n, "selected": selected},
     )
     return fig
-

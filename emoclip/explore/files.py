@@ -37,8 +37,16 @@ def save_embeddings(path: str | Path, points: Sequence[LatentPoint]) -> Path:
     if not np.isfinite(emb).all():
         raise ValueError("embeddings contain NaN or infinite values")
     if path.suffix.lower() == ".json":
-        data = [{"id": p.id, "kind": p.kind, "label": p.label, "hover": p.hover,
-                 "embedding": [float(v) for v in e]} for p, e in zip(points, emb)]
+        data = [
+            {
+                "id": p.id,
+                "kind": p.kind,
+                "label": p.label,
+                "hover": p.hover,
+                "embedding": [float(v) for v in e],
+            }
+            for p, e in zip(points, emb)
+        ]
         path.write_text(json.dumps(data), encoding="utf-8")
         return path
     if path.suffix.lower() != ".npz":
@@ -49,14 +57,19 @@ def save_embeddings(path: str | Path, points: Sequence[LatentPoint]) -> Path:
 
     with path.open("wb") as f:
         np.savez_compressed(
-            f, ids=strings([p.id for p in points]), kinds=strings([p.kind for p in points]),
-            labels=strings([p.label for p in points]), hovers=strings([p.hover for p in points]),
-            embeddings=emb)
+            f,
+            ids=strings([p.id for p in points]),
+            kinds=strings([p.kind for p in points]),
+            labels=strings([p.label for p in points]),
+            hovers=strings([p.hover for p in points]),
+            embeddings=emb,
+        )
     return path
 
 
-def _check_loaded(emb: np.ndarray, *, source: str, expected_dim: int | None,
-                  max_points: int) -> np.ndarray:
+def _check_loaded(
+    emb: np.ndarray, *, source: str, expected_dim: int | None, max_points: int
+) -> np.ndarray:
     if emb.dtype.kind not in "fiu":
         raise ValueError(f"{source}: embeddings must be numbers, got dtype {emb.dtype}")
     if emb.ndim != 2:
@@ -69,8 +82,10 @@ def _check_loaded(emb: np.ndarray, *, source: str, expected_dim: int | None,
     if d < 1:
         raise ValueError(f"{source}: embeddings have dimension 0")
     if expected_dim is not None and d != expected_dim:
-        raise ValueError(f"{source}: embeddings have dimension {d}, but the model's embeddings "
-                         f"have dimension {expected_dim}")
+        raise ValueError(
+            f"{source}: embeddings have dimension {d}, but the model's embeddings "
+            f"have dimension {expected_dim}"
+        )
     emb = emb.astype(np.float32)
     if not np.isfinite(emb).all():
         bad = int((~np.isfinite(emb)).any(axis=1).sum())
@@ -83,24 +98,35 @@ def _strings(value: Any, n: int, name: str, source: str) -> list[str] | None:
         return None
     arr = np.asarray(value)
     if arr.dtype.kind not in "US" or arr.shape != (n,):
-        raise ValueError(f"{source}: '{name}' must be {n} strings, got dtype {arr.dtype} and "
-                         f"shape {arr.shape}")
+        raise ValueError(
+            f"{source}: '{name}' must be {n} strings, got dtype {arr.dtype} and shape {arr.shape}"
+        )
     return [str(v) for v in arr.tolist()]
 
 
-def _make_points(emb: np.ndarray, ids: list[str] | None, labels: list[str] | None,
-                 kinds: list[str] | None, hovers: list[str] | None,
-                 kind: str | None) -> list[LatentPoint]:
+def _make_points(
+    emb: np.ndarray,
+    ids: list[str] | None,
+    labels: list[str] | None,
+    kinds: list[str] | None,
+    hovers: list[str] | None,
+    kind: str | None,
+) -> list[LatentPoint]:
     n = len(emb)
     ids = ids or [f"uploaded-{i}" for i in range(n)]
     labels = labels or list(ids)
     points = []
     for i in range(n):
         k = kind or (kinds[i] if kinds and kinds[i] in KINDS else "uploaded")
-        points.append(LatentPoint(
-            id=ids[i][:MAX_ID_CHARS], kind=k, label=(labels[i] or ids[i])[:MAX_ID_CHARS],
-            embedding=np.ascontiguousarray(emb[i]),
-            hover=(hovers[i][:MAX_HOVER_CHARS] if hovers else "")))
+        points.append(
+            LatentPoint(
+                id=ids[i][:MAX_ID_CHARS],
+                kind=k,
+                label=(labels[i] or ids[i])[:MAX_ID_CHARS],
+                embedding=np.ascontiguousarray(emb[i]),
+                hover=(hovers[i][:MAX_HOVER_CHARS] if hovers else ""),
+            )
+        )
     return points
 
 
@@ -115,8 +141,11 @@ def _check_npy_header(fp: Any, available: int, source: str) -> None:
 
     try:
         version = npy_format.read_magic(fp)
-        read_header = (npy_format.read_array_header_1_0 if version == (1, 0)
-                       else npy_format.read_array_header_2_0)
+        read_header = (
+            npy_format.read_array_header_1_0
+            if version == (1, 0)
+            else npy_format.read_array_header_2_0
+        )
         shape, _, dtype = read_header(fp)
     except (ValueError, TypeError, SyntaxError, EOFError, OSError) as exc:
         raise ValueError(f"{source}: not a valid .npy array ({exc})") from None
@@ -126,8 +155,10 @@ def _check_npy_header(fp: Any, available: int, source: str) -> None:
     for side in shape:
         count *= int(side)
     if count * dtype.itemsize > available:
-        raise ValueError(f"{source}: its header declares a {'x'.join(map(str, shape)) or 'scalar'} "
-                         f"array, more data than the file holds")
+        raise ValueError(
+            f"{source}: its header declares a {'x'.join(map(str, shape)) or 'scalar'} "
+            f"array, more data than the file holds"
+        )
 
 
 def _load_npz(path: Path, max_bytes: int) -> dict[str, np.ndarray]:
@@ -139,8 +170,10 @@ def _load_npz(path: Path, max_bytes: int) -> dict[str, np.ndarray]:
         infos = zf.infolist()
         total = sum(i.file_size for i in infos)
         if total > max_bytes:
-            raise ValueError(f"{path.name}: uncompressed size {total} bytes is more than the "
-                             f"limit of {max_bytes}")
+            raise ValueError(
+                f"{path.name}: uncompressed size {total} bytes is more than the "
+                f"limit of {max_bytes}"
+            )
         names = [i.filename for i in infos]
         if not names or not all(n.endswith(".npy") for n in names):
             raise ValueError(f"{path.name}: not a numpy .npz archive (members: {names[:5]})")
@@ -157,8 +190,10 @@ def _load_npz(path: Path, max_bytes: int) -> dict[str, np.ndarray]:
                 out[key] = data[key]
     except ValueError as exc:
         if "pickle" in str(exc).lower() or "object" in str(exc).lower():
-            raise ValueError(f"{path.name}: contains object (pickled) arrays, which are refused; "
-                             "save plain numeric and string arrays") from None
+            raise ValueError(
+                f"{path.name}: contains object (pickled) arrays, which are refused; "
+                "save plain numeric and string arrays"
+            ) from None
         raise ValueError(f"{path.name}: cannot be read as .npz ({exc})") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path.name}: cannot be read as .npz ({exc})") from None
@@ -172,8 +207,9 @@ def _parse_floats(cells: list[str]) -> list[float] | None:
         return None
 
 
-def _load_csv(path: Path, expected_dim: int | None, max_points: int
-              ) -> tuple[np.ndarray, list[str] | None]:
+def _load_csv(
+    path: Path, expected_dim: int | None, max_points: int
+) -> tuple[np.ndarray, list[str] | None]:
     text = path.read_text(encoding="utf-8-sig", errors="strict")
     rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
     if not rows:
@@ -187,14 +223,18 @@ def _load_csv(path: Path, expected_dim: int | None, max_points: int
     width = len(rows[0])
     # The first column is an id/label, unless every cell is a number and the row width equals the
     # expected dimension (a bare N x D table).
-    has_id = not (expected_dim is not None and width == expected_dim
-                  and all(_parse_floats(r) is not None for r in rows))
+    has_id = not (
+        expected_dim is not None
+        and width == expected_dim
+        and all(_parse_floats(r) is not None for r in rows)
+    )
     names: list[str] | None = [] if has_id else None
     values = []
     for line, r in enumerate(rows, 1):
         if len(r) != width:
-            raise ValueError(f"{path.name}: data row {line} has {len(r)} columns, the first has "
-                             f"{width}")
+            raise ValueError(
+                f"{path.name}: data row {line} has {len(r)} columns, the first has {width}"
+            )
         cells = r[1:] if has_id else r
         nums = _parse_floats(cells)
         if nums is None:
@@ -218,8 +258,9 @@ def _load_json(path: Path) -> tuple[np.ndarray, dict[str, list[str] | None]]:
     if isinstance(data, dict) and "points" in data:
         data = data["points"]
     if not isinstance(data, list) or not data:
-        raise ValueError(f"{path.name}: expected a non-empty list of "
-                         '{"id", "label", "embedding"} objects')
+        raise ValueError(
+            f'{path.name}: expected a non-empty list of {{"id", "label", "embedding"}} objects'
+        )
     fields: dict[str, list[str]] = {"id": [], "label": [], "kind": [], "hover": []}
     present = dict.fromkeys(fields, False)
     rows = []
@@ -242,13 +283,22 @@ def _load_json(path: Path) -> tuple[np.ndarray, dict[str, list[str] | None]]:
     emb = np.stack(rows).astype(np.float64)
     ids = [v or f"uploaded-{i}" for i, v in enumerate(fields["id"])] if present["id"] else None
     labels = fields["label"] if present["label"] else None
-    return emb, {"ids": ids, "labels": labels,
-                 "kinds": fields["kind"] if present["kind"] else None,
-                 "hovers": fields["hover"] if present["hover"] else None}
+    return emb, {
+        "ids": ids,
+        "labels": labels,
+        "kinds": fields["kind"] if present["kind"] else None,
+        "hovers": fields["hover"] if present["hover"] else None,
+    }
 
 
-def load_embeddings(path: str | Path, *, expected_dim: int | None = None, max_points: int = 5000,
-                    max_bytes: int = 50_000_000, kind: str | None = None) -> list[LatentPoint]:
+def load_embeddings(
+    path: str | Path,
+    *,
+    expected_dim: int | None = None,
+    max_points: int = 5000,
+    max_bytes: int = 50_000_000,
+    kind: str | None = None,
+) -> list[LatentPoint]:
     """Read embeddings from an (untrusted) file.
 
     Formats, by suffix:
@@ -280,14 +330,14 @@ def load_embeddings(path: str | Path, *, expected_dim: int | None = None, max_po
         raise ValueError(f"{path.name}: file is {size} bytes, more than the limit of {max_bytes}")
     suffix = path.suffix.lower()
     src = path.name
-    meta: dict[str, list[str] | None] = {"ids": None, "labels": None, "kinds": None,
-                                         "hovers": None}
+    meta: dict[str, list[str] | None] = {"ids": None, "labels": None, "kinds": None, "hovers": None}
     if suffix == ".npz":
         arrays = _load_npz(path, max_bytes)
         if "embeddings" not in arrays:
             raise ValueError(f"{src}: no 'embeddings' array (found {sorted(arrays)[:10]})")
-        emb = _check_loaded(arrays["embeddings"], source=src, expected_dim=expected_dim,
-                            max_points=max_points)
+        emb = _check_loaded(
+            arrays["embeddings"], source=src, expected_dim=expected_dim, max_points=max_points
+        )
         for key in ("ids", "labels", "kinds", "hovers"):
             meta[key] = _strings(arrays.get(key), len(emb), key, src)
     elif suffix == ".npy":
@@ -297,8 +347,9 @@ def load_embeddings(path: str | Path, *, expected_dim: int | None = None, max_po
             arr = np.load(path, allow_pickle=False)
         except ValueError as exc:
             if "pickle" in str(exc).lower() or "object" in str(exc).lower():
-                raise ValueError(f"{src}: contains an object (pickled) array, which is refused"
-                                 ) from None
+                raise ValueError(
+                    f"{src}: contains an object (pickled) array, which is refused"
+                ) from None
             raise ValueError(f"{src}: cannot be read as .npy ({exc})") from None
         except (OSError, EOFError) as exc:
             raise ValueError(f"{src}: cannot be read as .npy ({exc})") from None
@@ -320,8 +371,9 @@ def load_embeddings(path: str | Path, *, expected_dim: int | None = None, max_po
         raw, meta = _load_json(path)
         emb = _check_loaded(raw, source=src, expected_dim=expected_dim, max_points=max_points)
     else:
-        raise ValueError(f"{src}: unsupported file type {suffix or '(none)'!r}; "
-                         "use .npz, .npy, .csv or .json")
+        raise ValueError(
+            f"{src}: unsupported file type {suffix or '(none)'!r}; use .npz, .npy, .csv or .json"
+        )
     return _make_points(emb, meta["ids"], meta["labels"], meta["kinds"], meta["hovers"], kind)
 
 
@@ -330,5 +382,7 @@ def _unique(names: list[str]) -> list[str]:
     counts: dict[str, int] = {}
     for nme in names:
         counts[nme] = counts.get(nme, 0) + 1
-    return [nme if counts[nme] == 1 and nme else f"{nme or 'uploaded'}#{i}"
-            for i, nme in enumerate(names)]
+    return [
+        nme if counts[nme] == 1 and nme else f"{nme or 'uploaded'}#{i}"
+        for i, nme in enumerate(names)
+    ]

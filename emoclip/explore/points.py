@@ -41,7 +41,8 @@ class LatentPoint:
         self.embedding = np.asarray(self.embedding)
         if self.embedding.ndim != 1:
             raise ValueError(
-                f"LatentPoint embedding must be 1-D (D,), got shape {self.embedding.shape}")
+                f"LatentPoint embedding must be 1-D (D,), got shape {self.embedding.shape}"
+            )
 
     @property
     def is_prototype(self) -> bool:
@@ -94,15 +95,26 @@ def latent_points(
     kinds = ["class" if j < n_classes else "compound" for j in range(len(names))]
     ids = _unique_ids([c.name for c in clips] + [f"{k} · {n}" for k, n in zip(kinds, names)])
     points = [
-        LatentPoint(id=ids[i], kind=c.kind, label=names[int(np.argmax(pr))],
-                    embedding=np.asarray(c.embedding, dtype=np.float32),
-                    hover=_hover(c.name, pr, names), media=c.media)
+        LatentPoint(
+            id=ids[i],
+            kind=c.kind,
+            label=names[int(np.argmax(pr))],
+            embedding=np.asarray(c.embedding, dtype=np.float32),
+            hover=_hover(c.name, pr, names),
+            media=c.media,
+        )
         for i, (c, pr) in enumerate(zip(clips, probabilities))
     ]
     for j, (name, kind) in enumerate(zip(names, kinds)):
-        points.append(LatentPoint(id=ids[len(clips) + j], kind=kind, label=name,
-                                  embedding=prototypes[j],
-                                  hover=f"text prototype of the {kind} {name}"))
+        points.append(
+            LatentPoint(
+                id=ids[len(clips) + j],
+                kind=kind,
+                label=name,
+                embedding=prototypes[j],
+                hover=f"text prototype of the {kind} {name}",
+            )
+        )
     return points
 
 

@@ -58,7 +58,6 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)  # an all-zero row stays zero
 
 
-
 def normalise_method(method: str) -> str:
     """The canonical name of a projection method (case, "-" and "_" ignored); ValueError if unknown."""
     if not isinstance(method, str):
@@ -111,11 +110,22 @@ def _tsne(x: np.ndarray, seed: int, perplexity: float | None) -> np.ndarray:
         raise ValueError(f"perplexity must be > 0, got {perplexity!r}")
     if p > limit:
         if perplexity is not None:
-            warnings.warn(f"t-SNE perplexity {p:g} is too large for {n} points; using {limit:g}",
-                          UserWarning, stacklevel=3)
+            warnings.warn(
+                f"t-SNE perplexity {p:g} is too large for {n} points; using {limit:g}",
+                UserWarning,
+                stacklevel=3,
+            )
         p = limit
-    tsne = TSNE(n_components=2, perplexity=p, init="pca", learning_rate="auto",
-                max_iter=TSNE_MAX_ITER, method="barnes_hut", angle=0.5, random_state=seed)
+    tsne = TSNE(
+        n_components=2,
+        perplexity=p,
+        init="pca",
+        learning_rate="auto",
+        max_iter=TSNE_MAX_ITER,
+        method="barnes_hut",
+        angle=0.5,
+        random_state=seed,
+    )
     with one_thread(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         return np.asarray(tsne.fit_transform(x), dtype=np.float64)
@@ -128,8 +138,11 @@ def _umap(x: np.ndarray, seed: int, n_neighbors: int | None) -> np.ndarray:
         raise ValueError(f"n_neighbors must be >= 2, got {n_neighbors!r}")
     if k > n - 1:
         if n_neighbors is not None:
-            warnings.warn(f"UMAP n_neighbors {k} is too large for {n} points; using {n - 1}",
-                          UserWarning, stacklevel=3)
+            warnings.warn(
+                f"UMAP n_neighbors {k} is too large for {n} points; using {n - 1}",
+                UserWarning,
+                stacklevel=3,
+            )
         k = n - 1
     with one_thread(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numba / n_jobs / spectral-init chatter
@@ -146,15 +159,29 @@ def _umap(x: np.ndarray, seed: int, n_neighbors: int | None) -> np.ndarray:
         else:
             data, metric = x.astype(np.float32), "euclidean"
         reducer = umap.UMAP(
-            n_components=2, n_neighbors=k, min_dist=UMAP_MIN_DIST, metric=metric,
-            n_epochs=UMAP_N_EPOCHS, init="spectral", random_state=seed, n_jobs=1,
-            low_memory=True, transform_seed=seed, verbose=False,
+            n_components=2,
+            n_neighbors=k,
+            min_dist=UMAP_MIN_DIST,
+            metric=metric,
+            n_epochs=UMAP_N_EPOCHS,
+            init="spectral",
+            random_state=seed,
+            n_jobs=1,
+            low_memory=True,
+            transform_seed=seed,
+            verbose=False,
         )
         return np.asarray(reducer.fit_transform(data), dtype=np.float64)
 
 
-def project(embeddings: np.ndarray, method: str = "pca", *, seed: int = 0,
-            perplexity: float | None = None, n_neighbors: int | None = None) -> np.ndarray:
+def project(
+    embeddings: np.ndarray,
+    method: str = "pca",
+    *,
+    seed: int = 0,
+    perplexity: float | None = None,
+    n_neighbors: int | None = None,
+) -> np.ndarray:
     """Project (N, D) embeddings to (N, 2) float64 coordinates.
 
     The rows are L2-normalised first (cosine geometry). ``method`` is "pca", "tsne" or "umap"
@@ -178,8 +205,11 @@ def project(embeddings: np.ndarray, method: str = "pca", *, seed: int = 0,
         return np.zeros((0, 2))
     x = l2_normalise(x)
     if m != "pca" and n < MIN_POINTS_NONLINEAR:
-        warnings.warn(f"{m} needs at least {MIN_POINTS_NONLINEAR} points, got {n}; using PCA",
-                      UserWarning, stacklevel=2)
+        warnings.warn(
+            f"{m} needs at least {MIN_POINTS_NONLINEAR} points, got {n}; using PCA",
+            UserWarning,
+            stacklevel=2,
+        )
         m = "pca"
     if m == "pca":
         with one_thread():
@@ -210,4 +240,3 @@ def nearest_neighbours(embeddings: np.ndarray, index: int, k: int = 5) -> list[t
     others = np.delete(np.arange(n), index)
     order = others[np.lexsort((others, -sims[others]))][: int(k)]
     return [(int(i), float(sims[i])) for i in order]
-

@@ -8,6 +8,7 @@ goes through them. `emoclip.inference.precision` chooses and checks them per mod
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -56,13 +57,21 @@ class FastImageTower:
     the oneDNN ops are missing (the caller then uses ``visual`` itself).
     """
 
-    def __init__(self, visual: nn.Module, dtype: torch.dtype, batch_hint: int = 32,
-                 on_block: Callable[[nn.Module], object] | None = None) -> None:
+    def __init__(
+        self,
+        visual: nn.Module,
+        dtype: torch.dtype,
+        batch_hint: int = 32,
+        on_block: Callable[[nn.Module], object] | None = None,
+    ) -> None:
+        # open_clip's VisionTransformer: submodules are read by name, and nn.Module.__getattr__
+        # is typed `Tensor | Module`, so the tower is handled as Any here.
+        tower: Any = visual
         mk = torch.ops.mkldnn
         self.dtype = dtype
-        conv = visual.conv1
+        conv = tower.conv1
         self.patch = int(conv.kernel_size[0])
-        self.grid = tuple(int(g) for g in visual.grid_size)
+        self.grid = tuple(int(g) for g in tower.grid_size)
         width = conv.out_channels
         tokens = self.grid[0] * self.grid[1] + 1
         hint = batch_hint * tokens
@@ -73,26 +82,38 @@ class FastImageTower:
         def pack(w: torch.Tensor) -> torch.Tensor:
             return mk._reorder_linear_weight(cast(w), hint)
 
-        def folded(norm: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None, k: float = 1.0):
+        def folded(norm: Any, weight: torch.Tensor, bias: torch.Tensor | None, k: float = 1.0):
             """Linear `weight`, `bias` (times `k`) applied after `norm`'s affine: (W', b') for the bare norm."""
             w = weight.detach().double()
-            b = bias.detach().double() if bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+            b = (
+                bias.detach().double()
+                if bias is not None
+                else torch.zeros(w.shape[0], dtype=torch.float64)
+            )
             if getattr(norm, "weight", None) is not None:
                 b = b + w @ norm.bias.detach().double() if norm.bias is not None else b
                 w = w * norm.weight.detach().double()[None, :]
             return w * k, b * k
 
-        self.ln_pre = None if isinstance(visual.ln_pre, nn.Identity) else (
-            visual.ln_pre.normalized_shape, cast(visual.ln_pre.weight), cast(visual.ln_pre.bias), visual.ln_pre.eps)
+        self.ln_pre = (
+            None
+            if isinstance(tower.ln_pre, nn.Identity)
+            else (
+                tower.ln_pre.normalized_shape,
+                cast(tower.ln_pre.weight),
+                cast(tower.ln_pre.bias),
+                tower.ln_pre.eps,
+            )
+        )
         self.w_patch = pack(conv.weight.reshape(width, -1))
-        self.cls_pos = cast(visual.class_embedding + visual.positional_embedding[0])
-        self.pos = cast(visual.positional_embedding[1:])
-        proj_w, proj_b = folded(visual.ln_post, visual.proj.t(), None)  # (D_out, width)
-        self.post_eps = None if isinstance(visual.ln_post, nn.Identity) else visual.ln_post.eps
+        self.cls_pos = cast(tower.class_embedding + tower.positional_embedding[0])
+        self.pos = cast(tower.positional_embedding[1:])
+        proj_w, proj_b = folded(tower.ln_post, tower.proj.t(), None)  # (D_out, width)
+        self.post_eps = None if isinstance(tower.ln_post, nn.Identity) else tower.ln_post.eps
         self.proj, self.proj_bias = cast(proj_w.t()), cast(proj_b)
         self.blocks = []
-        last = len(visual.transformer.resblocks) - 1
-        for i, blk in enumerate(visual.transformer.resblocks):
+        last = len(tower.transformer.resblocks) - 1
+        for i, blk in enumerate(tower.transformer.resblocks):
             attn, gelu = blk.attn, blk.mlp.gelu
             if type(gelu).__name__ == "QuickGELU":  # x*sigmoid(1.702x) = silu(1.702x)/1.702
                 k, act, algo = 1.702, "swish", ""
@@ -100,24 +121,42 @@ class FastImageTower:
                 k, act, algo = 1.0, "gelu", gelu.approximate
             wqkv, bqkv = folded(blk.ln_1, attn.in_proj_weight, attn.in_proj_bias)
             if i == last:  # the class token's query alone; keys and values of every token
-                self.last_q = (cast(wqkv[:width].t()), cast(bqkv[:width]))  # (width, width) for addmm on B rows
+                self.last_q = (
+                    cast(wqkv[:width].t()),
+                    cast(bqkv[:width]),
+                )  # (width, width) for addmm on B rows
                 self.last_kv = (pack(wqkv[width:]), cast(bqkv[width:]))
                 packed_qkv = None  # `_last_block` uses last_q / last_kv instead
             else:
                 packed_qkv = (pack(wqkv), cast(bqkv))
             wfc, bfc = folded(blk.ln_2, blk.mlp.c_fc.weight, blk.mlp.c_fc.bias, k)
-            self.blocks.append((
-                blk.ln_1.eps, attn.num_heads, *(packed_qkv or (None, None)),
-                pack(attn.out_proj.weight), cast(attn.out_proj.bias),
-                blk.ln_2.eps, pack(wfc), cast(bfc), act, algo,
-                pack(blk.mlp.c_proj.weight.detach().double() / k), cast(blk.mlp.c_proj.bias),
-            ))
+            self.blocks.append(
+                (
+                    blk.ln_1.eps,
+                    attn.num_heads,
+                    *(packed_qkv or (None, None)),
+                    pack(attn.out_proj.weight),
+                    cast(attn.out_proj.bias),
+                    blk.ln_2.eps,
+                    pack(wfc),
+                    cast(bfc),
+                    act,
+                    algo,
+                    pack(blk.mlp.c_proj.weight.detach().double() / k),
+                    cast(blk.mlp.c_proj.bias),
+                )
+            )
             if on_block is not None:
                 on_block(blk)  # done with this block's weights (`precision` gives back their pages)
 
     @classmethod
-    def build(cls, visual: nn.Module, dtype: torch.dtype = torch.bfloat16, batch_hint: int = 32,
-              on_block: Callable[[nn.Module], object] | None = None) -> FastImageTower | None:
+    def build(
+        cls,
+        visual: nn.Module,
+        dtype: torch.dtype = torch.bfloat16,
+        batch_hint: int = 32,
+        on_block: Callable[[nn.Module], object] | None = None,
+    ) -> FastImageTower | None:
         """A fast tower for `visual`, or None when it is not supported (use ``visual`` as is).
         `on_block` is called with each residual block once its weights are copied."""
         if not fast_tower_supported(visual):
@@ -125,7 +164,9 @@ class FastImageTower:
         try:
             with torch.no_grad():
                 tower = cls(visual, dtype, batch_hint, on_block)
-                tower(torch.zeros(1, 3, *visual.image_size))  # the ops exist and accept these shapes
+                # the ops exist and accept these shapes (image_size = grid x patch, checked above)
+                gh, gw = tower.grid
+                tower(torch.zeros(1, 3, gh * tower.patch, gw * tower.patch))
             return tower
         except (RuntimeError, AttributeError, TypeError, NotImplementedError):
             return None
@@ -141,7 +182,9 @@ class FastImageTower:
             q, k, v = qkv.view(b, n, 3, heads, hd).permute(2, 0, 3, 1, 4)
             return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b * n, d)
         q, k, v = qkv.view(b, n, 3, heads, hd).permute(2, 0, 3, 1, 4).reshape(3, b * heads, n, hd)
-        weights = torch.softmax(torch.bmm(q, k.transpose(1, 2)).float().mul_(hd**-0.5), dim=-1).to(self.dtype)
+        weights = torch.softmax(torch.bmm(q, k.transpose(1, 2)).float().mul_(hd**-0.5), dim=-1).to(
+            self.dtype
+        )
         return torch.bmm(weights, v).view(b, heads, n, hd).transpose(1, 2).reshape(b * n, d)
 
     def _last_block(self, x: torch.Tensor, b: int, n: int, d: int) -> torch.Tensor:
@@ -153,7 +196,9 @@ class FastImageTower:
         kv = mk._linear_pointwise(h, *self.last_kv, "none", [], "")  # (B*N, 2*width)
         k, v = kv.view(b, n, 2, heads, hd).permute(2, 0, 3, 1, 4).reshape(2, b * heads, n, hd)
         cls_x = x.view(b, n, d)[:, 0]  # (B, width)
-        q = torch.addmm(self.last_q[1], h.view(b, n, d)[:, 0], self.last_q[0]).view(b * heads, 1, hd)
+        q = torch.addmm(self.last_q[1], h.view(b, n, d)[:, 0], self.last_q[0]).view(
+            b * heads, 1, hd
+        )
         scores = torch.bmm(q, k.transpose(1, 2)).float().mul_(hd**-0.5)  # (B*H, 1, N)
         o = torch.bmm(torch.softmax(scores, dim=-1).to(v.dtype), v).view(b, d)
         cls_x = mk._linear_pointwise.binary(o, cls_x.contiguous(), wo, bo, "add")
@@ -165,7 +210,12 @@ class FastImageTower:
         mk = torch.ops.mkldnn
         b, p = images.shape[0], self.patch
         gh, gw = self.grid
-        x = images.to(self.dtype).view(b, 3, gh, p, gw, p).permute(0, 2, 4, 1, 3, 5).reshape(b * gh * gw, 3 * p * p)
+        x = (
+            images.to(self.dtype)
+            .view(b, 3, gh, p, gw, p)
+            .permute(0, 2, 4, 1, 3, 5)
+            .reshape(b * gh * gw, 3 * p * p)
+        )
         x = mk._linear_pointwise(x, self.w_patch, None, "none", [], "").view(b, gh * gw, -1)
         x = torch.cat([self.cls_pos.expand(b, 1, -1), x + self.pos], dim=1)
         n, d = x.shape[1], x.shape[2]
@@ -173,7 +223,9 @@ class FastImageTower:
             x = F.layer_norm(x, *self.ln_pre)
         x = x.reshape(b * n, d)
         shape = (d,)
-        for eps1, heads, wqkv, bqkv, wo, bo, eps2, wfc, bfc, act, algo, wpr, bpr in self.blocks[:-1]:
+        for eps1, heads, wqkv, bqkv, wo, bo, eps2, wfc, bfc, act, algo, wpr, bpr in self.blocks[
+            :-1
+        ]:
             qkv = mk._linear_pointwise(F.layer_norm(x, shape, eps=eps1), wqkv, bqkv, "none", [], "")
             o = self._attention(qkv, b, n, heads, d)
             x = mk._linear_pointwise.binary(o, x, wo, bo, "add")
@@ -187,32 +239,50 @@ class FastImageTower:
 
 def fast_tower_supported(visual: nn.Module) -> bool:
     """The tower is open_clip's plain ViT: class-token pooling, no attentional pooler, no extras."""
-    if not (hasattr(torch.ops.mkldnn, "_linear_pointwise") and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")):
+    tower: Any = visual  # read by submodule name, as in `FastImageTower`
+    if not (
+        hasattr(torch.ops.mkldnn, "_linear_pointwise")
+        and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+    ):
         return False
     if not torch.backends.mkldnn.is_available():
         return False
     try:
-        params = list(visual.parameters())
+        params = list(tower.parameters())
         if not params or any(p.device.type != "cpu" for p in params):
             return False
-        conv = visual.conv1
-        if conv.bias is not None or conv.kernel_size != conv.stride or conv.kernel_size[0] != conv.kernel_size[1]:
+        conv = tower.conv1
+        if (
+            conv.bias is not None
+            or conv.kernel_size != conv.stride
+            or conv.kernel_size[0] != conv.kernel_size[1]
+        ):
             return False
-        if conv.in_channels != 3 or tuple(visual.image_size) != tuple(g * conv.kernel_size[0] for g in visual.grid_size):
+        if conv.in_channels != 3 or tuple(tower.image_size) != tuple(
+            g * conv.kernel_size[0] for g in tower.grid_size
+        ):
             return False
-        if getattr(visual, "attn_pool", None) is not None or getattr(visual, "pool_type", "tok") != "tok":
+        if (
+            getattr(visual, "attn_pool", None) is not None
+            or getattr(visual, "pool_type", "tok") != "tok"
+        ):
             return False
         if getattr(visual, "final_ln_after_pool", False) or getattr(visual, "output_tokens", False):
             return False
-        if visual.proj is None or not isinstance(visual.patch_dropout, nn.Identity):
+        if tower.proj is None or not isinstance(tower.patch_dropout, nn.Identity):
             return False
-        if not getattr(visual.transformer, "batch_first", True):
+        if not getattr(tower.transformer, "batch_first", True):
             return False
-        for blk in visual.transformer.resblocks:
+        for blk in tower.transformer.resblocks:
             attn = blk.attn
             if not isinstance(attn, nn.MultiheadAttention) or not attn._qkv_same_embed_dim:
                 return False
-            if attn.in_proj_bias is None or attn.bias_k is not None or attn.add_zero_attn or not attn.batch_first:
+            if (
+                attn.in_proj_bias is None
+                or attn.bias_k is not None
+                or attn.add_zero_attn
+                or not attn.batch_first
+            ):
                 return False
             if hasattr(blk, "ln_1_kv") or hasattr(blk, "ln_attn"):
                 return False
@@ -225,7 +295,7 @@ def fast_tower_supported(visual: nn.Module) -> bool:
             gelu = blk.mlp.gelu
             if type(gelu).__name__ != "QuickGELU" and not isinstance(gelu, nn.GELU):
                 return False
-        for norm in (visual.ln_pre, visual.ln_post):
+        for norm in (tower.ln_pre, tower.ln_post):
             if not isinstance(norm, (nn.LayerNorm, nn.Identity)):
                 return False
     except AttributeError:
@@ -243,16 +313,20 @@ class FastTemporal:
     computes only the CLS position (the only output). Same function up to float rounding.
     """
 
-    def __init__(self, temporal: nn.Module, on_block: Callable[[nn.Module], object] | None = None) -> None:
+    def __init__(
+        self, temporal: nn.Module, on_block: Callable[[Any], object] | None = None
+    ) -> None:
         """Fold `temporal`'s weights; `on_block` is called with each block once it is folded."""
+        tt: Any = temporal  # a `TemporalTransformer`, read by submodule name
         self.temporal = temporal
+        self.max_frames = int(tt.max_frames)
         self.versions = _param_versions(temporal)
         self.released_bytes = 0  # resident pages of the unfolded weights given back (`precision`)
         with torch.no_grad():
-            self.cls = temporal.cls_token.detach().float()
-            self.pos = temporal.pos_embedding.detach().float()
+            self.cls = tt.cls_token.detach().float()
+            self.pos = tt.pos_embedding.detach().float()
             self.blocks = []
-            for blk in temporal.blocks:
+            for blk in tt.blocks:
                 a = blk.attn
                 heads, hd = a.heads, a.head_dim
                 w = a.qkv.weight.detach().view(3, heads, hd, -1)  # (3, H, h, D)
@@ -264,27 +338,35 @@ class FastTemporal:
                     wq, wk, wv = w[0, h].double(), w[1, h].double(), w[2, h].double()
                     qk[:, h] = (wq.t() @ wk * hd**-0.5).float()
                     ov[:, h] = (wo[:, h].double() @ wv).float()
-                self.blocks.append((
-                    blk.norm1, qk.reshape(dim, heads * dim), heads, ov.reshape(dim, heads * dim),
-                    a.proj.bias.detach().float(), blk.norm2, blk.mlp,
-                ))
+                self.blocks.append(
+                    (
+                        blk.norm1,
+                        qk.reshape(dim, heads * dim),
+                        heads,
+                        ov.reshape(dim, heads * dim),
+                        a.proj.bias.detach().float(),
+                        blk.norm2,
+                        blk.mlp,
+                    )
+                )
                 if on_block is not None:
                     on_block(blk)
 
     @staticmethod
     def worthwhile(temporal: nn.Module | None) -> bool:
         """Folding pays when a head is wider than half the embedding (2 D^2 < 4 D h per head)."""
-        if temporal is None or not hasattr(temporal, "blocks") or not len(temporal.blocks):
+        tt: Any = temporal  # a `TemporalTransformer`, read by submodule name
+        if tt is None or not hasattr(tt, "blocks") or not len(tt.blocks):
             return False
-        a = temporal.blocks[0].attn
+        a = tt.blocks[0].attn
         dim = a.qkv.weight.shape[1]
         return dim < 2 * a.head_dim and a.qkv.bias is None
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, T, D) frame embeddings -> (B, D) CLS outputs (not normalised)."""
         b, t, dim = frames.shape
-        if t > self.temporal.max_frames:
-            raise ValueError(f"at most {self.temporal.max_frames} frames per window, got {t}")
+        if t > self.max_frames:
+            raise ValueError(f"at most {self.max_frames} frames per window, got {t}")
         x = torch.cat([self.cls.expand(b, -1, -1), frames.float()], dim=1) + self.pos[:, : t + 1]
         last = len(self.blocks) - 1
         for i, (norm1, qk, heads, ov, bias, norm2, mlp) in enumerate(self.blocks):
@@ -293,7 +375,11 @@ class FastTemporal:
             n = q.shape[1]
             qh = (q @ qk).view(b, n, heads, dim).transpose(1, 2).reshape(b, heads * n, dim)
             attn = torch.softmax(qh @ h.transpose(1, 2), dim=-1) @ h  # (B, H*n, D)
-            out = torch.addmm(bias, attn.view(b, heads, n, dim).transpose(1, 2).reshape(b * n, heads * dim), ov.t())
+            out = torch.addmm(
+                bias,
+                attn.view(b, heads, n, dim).transpose(1, 2).reshape(b * n, heads * dim),
+                ov.t(),
+            )
             x = (x[:, :1] if i == last else x) + out.view(b, n, dim)
             x = x + mlp(norm2(x))
         return x[:, 0]

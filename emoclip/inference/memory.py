@@ -30,7 +30,7 @@ _PRESENT, _FILE_PAGE = 1 << 63, 1 << 61  # /proc/self/pagemap entry bits
 def _storages(tensors: Iterable[torch.Tensor]) -> list[tuple[int, int]]:
     """Distinct (address, bytes) of the memory of contiguous CPU `tensors` (their own bytes, not
     the whole storage they may be a view of)."""
-    seen = {}
+    seen: dict[int, int] = {}  # data_ptr -> bytes
     for t in tensors:
         if t.device.type != "cpu" or t.is_sparse or t.is_meta or not t.is_contiguous():
             continue
@@ -46,7 +46,12 @@ def private_file_maps() -> list[tuple[int, int]]:
     with open("/proc/self/maps", encoding="ascii", errors="replace") as fh:
         for line in fh:
             parts = line.split(None, 5)
-            if len(parts) < 6 or parts[1][3] != "p" or parts[4] == "0" or not parts[5].startswith("/"):
+            if (
+                len(parts) < 6
+                or parts[1][3] != "p"
+                or parts[4] == "0"
+                or not parts[5].startswith("/")
+            ):
                 continue
             start, end = (int(x, 16) for x in parts[0].split("-"))
             out.append((start, end))

@@ -72,8 +72,12 @@ def detect_all(detector: Any, image: np.ndarray, *, min_tile: int = MIN_TILE) ->
     for x, y, side in tiles(width, height, min_tile):
         w, h = min(side, width - x), min(side, height - y)
         for b in detector.detect(np.ascontiguousarray(image[y : y + h, x : x + w])):
-            cut = ((b.x <= _EDGE and x > 0) or (b.y <= _EDGE and y > 0)
-                   or (b.x + b.w >= w - _EDGE and x + w < width) or (b.y + b.h >= h - _EDGE and y + h < height))
+            cut = (
+                (b.x <= _EDGE and x > 0)
+                or (b.y <= _EDGE and y > 0)
+                or (b.x + b.w >= w - _EDGE and x + w < width)
+                or (b.y + b.h >= h - _EDGE and y + h < height)
+            )
             if not cut:
                 found.append(FaceBox(b.x + x, b.y + y, b.w, b.h, b.score))
     return _merge(found)
@@ -130,7 +134,9 @@ def _encode_faces(predictor: PhotoEncoder, crops: np.ndarray) -> torch.Tensor:
         return data_parallel(predictor.image_tower(), x, parts).float().cpu()
 
 
-def encode_photo(predictor: PhotoEncoder, still: StillImage, key: str, meta: dict[str, Any]) -> VideoEncoding:
+def encode_photo(
+    predictor: PhotoEncoder, still: StillImage, key: str, meta: dict[str, Any]
+) -> VideoEncoding:
     """Encode a photo as a one-frame clip per face.
 
     Each face crop is encoded and pooled alone (T = 1: the temporal model for EmoCLIP, the
@@ -147,16 +153,25 @@ def encode_photo(predictor: PhotoEncoder, still: StillImage, key: str, meta: dic
     cfg = predictor.config
     size = cfg.image_size
     image = still.image
-    timings = {"decode": float(meta.pop("_decode_seconds", 0.0)), "detect": 0.0, "encode": 0.0, "temporal": 0.0}
+    timings = {
+        "decode": float(meta.pop("_decode_seconds", 0.0)),
+        "detect": 0.0,
+        "encode": 0.0,
+        "temporal": 0.0,
+    }
     t0 = time.perf_counter()
     boxes: list[FaceBox] = []
     if cfg.face_detection:
-        boxes = detect_all(predictor.locked_detector(), image)[: max(predictor.max_faces, PHOTO_MAX_FACES)]
+        boxes = detect_all(predictor.locked_detector(), image)[
+            : max(predictor.max_faces, PHOTO_MAX_FACES)
+        ]
     if boxes:
         crops = [crop_square(image, b, margin=cfg.face_margin, size=size) for b in boxes]
     elif cfg.face_detection and predictor.face_fallback == "skip":
-        raise NoFaceError("no face was found in the image (face fallback is 'skip'); "
-                          "choose the centre-crop fallback to analyse the whole image")
+        raise NoFaceError(
+            "no face was found in the image (face fallback is 'skip'); "
+            "choose the centre-crop fallback to analyse the whole image"
+        )
     else:
         crops = [center_crop(image, size)]
     t1 = time.perf_counter()
@@ -168,17 +183,29 @@ def encode_photo(predictor: PhotoEncoder, still: StillImage, key: str, meta: dic
     timings["temporal"] = time.perf_counter() - t2
     warnings = []
     if cfg.face_detection and not boxes:
-        warnings.append("no face was found in the image: the whole image (centre crop) was analysed")
+        warnings.append(
+            "no face was found in the image: the whole image (centre crop) was analysed"
+        )
     tracks = [(i, 1, 0.0, 0.0, pooled[i], i == 0) for i in range(len(boxes))]
     import cv2
 
     thumbs = [(0.0, cv2.resize(c, (96, 96), interpolation=cv2.INTER_AREA)) for c in crops[:12]]
     return VideoEncoding(
-        key=key, times=np.zeros(1), has_face=np.array([bool(boxes) or not cfg.face_detection]),
-        frame_embeddings=frame_emb, frame_times=np.zeros(len(crops)), clip_embedding=pooled[0],
-        window_starts=np.zeros(0), window_ends=np.zeros(0), window_embeddings=torch.zeros(0, pooled.shape[1]),
-        tracks=tracks, thumbnails=thumbs,
+        key=key,
+        times=np.zeros(1),
+        has_face=np.array([bool(boxes) or not cfg.face_detection]),
+        frame_embeddings=frame_emb,
+        frame_times=np.zeros(len(crops)),
+        clip_embedding=pooled[0],
+        window_starts=np.zeros(0),
+        window_ends=np.zeros(0),
+        window_embeddings=torch.zeros(0, pooled.shape[1]),
+        tracks=tracks,
+        thumbnails=thumbs,
         video=meta | {"kind": "image", "duration": 0.0, "fps": 0.0, "faces_interpolated": 0},
-        timings=timings, fallback=predictor.face_fallback, detection=cfg.face_detection,
-        warnings=warnings, boxes={i: b.as_tuple() for i, b in enumerate(boxes)},
+        timings=timings,
+        fallback=predictor.face_fallback,
+        detection=cfg.face_detection,
+        warnings=warnings,
+        boxes={i: b.as_tuple() for i, b in enumerate(boxes)},
     )

@@ -26,7 +26,9 @@ from ..model import EmoCLIP
 from .fast_paths import FastImageTower, FastTemporal, cpu_has_native_bf16, image_tower_gflops
 
 PRECISIONS = ("auto", "fp32", "bf16")
-BF16_MIN_COSINE = 0.999  # bf16 is used only when its embeddings stay this close to fp32 ("auto" falls
+BF16_MIN_COSINE = (
+    0.999  # bf16 is used only when its embeddings stay this close to fp32 ("auto" falls
+)
 # back to fp32 below it, an explicit "bf16" is refused with a RuntimeError)
 AUTO_BF16_MIN_GFLOPS = 0.5  # smaller towers (test models) gain nothing from bf16: stay fp32
 
@@ -51,11 +53,21 @@ def _release(model: EmoCLIP, tensors) -> int:
 class Tower:
     """The image tower a predictor encodes with: a callable plus how and why it was chosen."""
 
-    def __init__(self, model: EmoCLIP, fn: Callable[[torch.Tensor], torch.Tensor] | None, precision: str, reason: str,
-                 cosine: float | None, implementation: str, refused: bool = False) -> None:
+    def __init__(
+        self,
+        model: EmoCLIP,
+        fn: Callable[[torch.Tensor], torch.Tensor] | None,
+        precision: str,
+        reason: str,
+        cosine: float | None,
+        implementation: str,
+        refused: bool = False,
+    ) -> None:
         self.fn, self.precision, self.reason = fn, precision, reason
         self.cosine, self.implementation = cosine, implementation
-        self.refused = refused  # an explicit "bf16" that failed the start-up check: `reason` says why
+        self.refused = (
+            refused  # an explicit "bf16" that failed the start-up check: `reason` says why
+        )
         self.released_bytes = 0  # resident fp32 weight pages given back once this tower was chosen
         self._model = weakref.ref(model)
         self._versions = _visual_versions(model)
@@ -69,19 +81,25 @@ class Tower:
         """(N, 3, S, S) CLIP-normalised frames -> (N, D) projected features."""
         if self.fn is not None:
             return self.fn(images)
-        model = self._model()  # fp32: the model's own tower (held weakly: the cache must not keep it alive)
+        model = (
+            self._model()
+        )  # fp32: the model's own tower (held weakly: the cache must not keep it alive)
         if model is None:
             raise RuntimeError("the model of this image tower was garbage-collected")
         return model.encode_image(images)
 
 
 def _visual_versions(model: EmoCLIP) -> tuple:
-    return tuple((p.data_ptr(), p._version, p.device.type) for p in model.backbone.visual.parameters())
+    return tuple(
+        (p.data_ptr(), p._version, p.device.type) for p in model.backbone.visual.parameters()
+    )
 
 
 _TOWERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {precision: Tower}
 _TEMPORALS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> FastTemporal | None
-_RELEASED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> bytes of weight pages given back
+_RELEASED: weakref.WeakKeyDictionary = (
+    weakref.WeakKeyDictionary()
+)  # model -> bytes of weight pages given back
 _CACHE_LOCK = threading.Lock()
 
 
@@ -104,23 +122,53 @@ def _choose_tower(model: EmoCLIP, requested: str) -> Tower:
     device = model.logit_scale.device.type
     if requested == "auto":
         if device != "cpu":
-            return Tower(model, fp32, "fp32", f"auto: bf16 is only chosen on CPU (device {device})", None, "open_clip")
+            return Tower(
+                model,
+                fp32,
+                "fp32",
+                f"auto: bf16 is only chosen on CPU (device {device})",
+                None,
+                "open_clip",
+            )
         if not _native_bf16():
-            return Tower(model, fp32, "fp32", "auto: this CPU has no native bf16 (avx512_bf16/amx_bf16)", None, "open_clip")
+            return Tower(
+                model,
+                fp32,
+                "fp32",
+                "auto: this CPU has no native bf16 (avx512_bf16/amx_bf16)",
+                None,
+                "open_clip",
+            )
         gflops = image_tower_gflops(model.backbone.visual)
         if gflops < AUTO_BF16_MIN_GFLOPS:
-            return Tower(model, fp32, "fp32", f"auto: the image tower is too small for bf16 to pay ({gflops:.2g} GFLOP/frame)",
-                          None, "open_clip")
+            return Tower(
+                model,
+                fp32,
+                "fp32",
+                f"auto: the image tower is too small for bf16 to pay ({gflops:.2g} GFLOP/frame)",
+                None,
+                "open_clip",
+            )
     released = _RELEASED.get(model, 0)
     fn, implementation = _bf16_tower(model)
     with _releasing_after_each_block(model):  # the fp32 reference pass, block by block
-        cosine = _bf16_cosine(model, fn)  # the start-up check, the same for "auto" and an explicit "bf16"
+        cosine = _bf16_cosine(
+            model, fn
+        )  # the start-up check, the same for "auto" and an explicit "bf16"
     if not cosine >= BF16_MIN_COSINE:
         why = f"bf16 embeddings reached cosine {cosine:.5f} < {BF16_MIN_COSINE} of fp32 on the start-up check"
         if requested == "auto":
             return Tower(model, fp32, "fp32", f"auto: {why}", cosine, "open_clip")
-        return Tower(model, None, "bf16", f"precision 'bf16' refused: {why} ({implementation} tower); "
-                      "use precision 'fp32' or 'auto'", cosine, implementation, refused=True)
+        return Tower(
+            model,
+            None,
+            "bf16",
+            f"precision 'bf16' refused: {why} ({implementation} tower); "
+            "use precision 'fp32' or 'auto'",
+            cosine,
+            implementation,
+            refused=True,
+        )
     check = f"cosine {cosine:.5f} >= {BF16_MIN_COSINE} of fp32"
     reason = f"requested, {check}" if requested == "bf16" else f"auto: native bf16, {check}"
     tower = Tower(model, fn, "bf16", reason, cosine, implementation)
@@ -137,7 +185,10 @@ def _releasing_after_each_block(model: EmoCLIP) -> Iterator[None]:
     if not _release_enabled() or blocks is None:
         yield
         return
-    def after(module: torch.nn.Module, args: object, output: object) -> None:  # None: the output stays
+
+    def after(
+        module: torch.nn.Module, args: object, output: object
+    ) -> None:  # None: the output stays
         _release(model, module.parameters())
 
     hooks = [blk.register_forward_hook(after) for blk in blocks]
@@ -157,7 +208,9 @@ def _bf16_tower(model: EmoCLIP) -> tuple[Callable[[torch.Tensor], torch.Tensor],
     import copy
 
     visual = model.backbone.visual
-    fast = FastImageTower.build(visual, torch.bfloat16, on_block=lambda blk: _release(model, blk.parameters()))
+    fast = FastImageTower.build(
+        visual, torch.bfloat16, on_block=lambda blk: _release(model, blk.parameters())
+    )
     if fast is not None:
         return fast, "onednn-packed"
     with torch.no_grad():
@@ -172,7 +225,9 @@ def _bf16_cosine(model: EmoCLIP, fn: Callable[[torch.Tensor], torch.Tensor]) -> 
     size = cfg.image_size
     gen = torch.Generator().manual_seed(0)
     low = torch.rand(4, 3, 7, 7, generator=gen)
-    images = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+    images = torch.nn.functional.interpolate(
+        low, size=(size, size), mode="bilinear", align_corners=False
+    )
     images = (images + 0.08 * torch.randn(images.shape, generator=gen)).clamp(0, 1)
     x = (images - torch.tensor(cfg.mean).view(1, 3, 1, 1)) / torch.tensor(cfg.std).view(1, 3, 1, 1)
     x = x.to(model.logit_scale.device)
@@ -184,7 +239,11 @@ def _bf16_cosine(model: EmoCLIP, fn: Callable[[torch.Tensor], torch.Tensor]) -> 
 def fast_temporal(model: EmoCLIP) -> FastTemporal | None:
     """The model's folded temporal transformer (shared, rebuilt if its weights change), or None."""
     temporal = model.temporal
-    if temporal is None or model.logit_scale.device.type != "cpu" or not FastTemporal.worthwhile(temporal):
+    if (
+        temporal is None
+        or model.logit_scale.device.type != "cpu"
+        or not FastTemporal.worthwhile(temporal)
+    ):
         return None
     with _CACHE_LOCK:
         fast = _TEMPORALS.get(model)
@@ -193,8 +252,10 @@ def fast_temporal(model: EmoCLIP) -> FastTemporal | None:
             # the folded matrices replace the attention weights (the rest of the model is used as is):
             # their pages are given back block by block as they are folded
             released = _RELEASED.get(model, 0)
-            fast = _TEMPORALS[model] = FastTemporal(temporal, on_block=lambda blk: _release(
-                model, (blk.attn.qkv.weight, blk.attn.proj.weight)))
+            fast = _TEMPORALS[model] = FastTemporal(
+                temporal,
+                on_block=lambda blk: _release(model, (blk.attn.qkv.weight, blk.attn.proj.weight)),
+            )
             fast.released_bytes = _RELEASED.get(model, 0) - released
         return fast
 
@@ -207,11 +268,15 @@ def _encode_pool() -> ThreadPoolExecutor:
     global _POOL
     with _CACHE_LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="emoclip-encode")
+            _POOL = ThreadPoolExecutor(
+                max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="emoclip-encode"
+            )
         return _POOL
 
 
-def data_parallel(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, parts: int) -> torch.Tensor:
+def data_parallel(
+    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, parts: int
+) -> torch.Tensor:
     """`fn(x)` as `parts` single-threaded calls on row slices of `x`, concatenated; the calling
     thread computes the first slice, the shared worker pool the others."""
     chunks = x.tensor_split(parts)

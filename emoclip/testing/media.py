@@ -48,7 +48,7 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> P
             if writer is None:
                 height, width = frame.shape[:2]
                 writer = cv2.VideoWriter(
-                    str(path), cv2.VideoWriter_fourcc(*fourcc), float(fps), (width, height)
+                    str(path), cv2.VideoWriter.fourcc(*fourcc), float(fps), (width, height)
                 )
                 if not writer.isOpened():
                     raise RuntimeError(f"cv2.VideoWriter could not open {path} ({fourcc})")
@@ -203,7 +203,9 @@ def face_patch_sized(side: int) -> np.ndarray:
     return patch if side == 200 else cv2.resize(patch, (side, side), interpolation=cv2.INTER_AREA)
 
 
-def face_frames(n: int, size: tuple[int, int], distinct: int | None = None, seed: int = 0) -> Iterator[np.ndarray]:
+def face_frames(
+    n: int, size: tuple[int, int], distinct: int | None = None, seed: int = 0
+) -> Iterator[np.ndarray]:
     """`n` RGB frames (H, W) of a face moving across a noisy background; `distinct` positions cycle."""
     h, w = size
     side = max(32, min(h, w) * 5 // 12)
@@ -212,13 +214,15 @@ def face_frames(n: int, size: tuple[int, int], distinct: int | None = None, seed
     background = np.clip(110 + rng.normal(0, 8, (h, w, 3)), 0, 255).astype(np.uint8)
     steps = distinct or n
     xs = np.round(np.linspace(0, w - side, max(steps, 2))).astype(int)
-    ys = np.round((h - side) / 2 + (h - side) / 4 * np.sin(np.linspace(0, np.pi, max(steps, 2)))).astype(int)
+    ys = np.round(
+        (h - side) / 2 + (h - side) / 4 * np.sin(np.linspace(0, np.pi, max(steps, 2)))
+    ).astype(int)
     cached: dict[int, np.ndarray] = {}
     for i in range(n):
         k = (i * steps // n) if distinct is None else (i % steps)
         if k not in cached:
             frame = background.copy()
-            frame[ys[k]:ys[k] + side, xs[k]:xs[k] + side] = patch
+            frame[ys[k] : ys[k] + side, xs[k] : xs[k] + side] = patch
             if distinct is None:
                 yield frame
                 continue
@@ -231,10 +235,35 @@ def write_clip(path: Path, frames: Iterator[np.ndarray], size: tuple[int, int], 
     h, w = size
     tmp = path.with_name(path.stem + ".part" + path.suffix)
     if shutil.which("ffmpeg"):
-        cmd = ["ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
-               "-r", f"{fps:g}", "-i", "-", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
-               "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(tmp)]
+        cmd = [
+            "ffmpeg",
+            "-y",
+            "-loglevel",
+            "error",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{w}x{h}",
+            "-r",
+            f"{fps:g}",
+            "-i",
+            "-",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "23",
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+            str(tmp),
+        ]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+        assert proc.stdin is not None  # stdin=PIPE
         try:
             for frame in frames:
                 proc.stdin.write(np.ascontiguousarray(frame).tobytes())
@@ -243,7 +272,7 @@ def write_clip(path: Path, frames: Iterator[np.ndarray], size: tuple[int, int], 
             if proc.wait() != 0:
                 raise RuntimeError(f"ffmpeg failed writing {path}")
     else:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), (w, h))
         if not writer.isOpened():
             raise RuntimeError(f"cv2.VideoWriter could not open {tmp}")
         try:

@@ -25,14 +25,25 @@ import yaml
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m emoclip.train",
-                                description="Train EmoCLIP (contrastive video-text) models.",
-                                epilog="Overrides: section.key=value (sections: model, data, train, optim, "
-                                       "eval, log, out); see configs/train/*.yaml.")
-    p.add_argument("--config", default=None, help="YAML config (default: built-in defaults = the authors' recipe)")
+    p = argparse.ArgumentParser(
+        prog="python -m emoclip.train",
+        description="Train EmoCLIP (contrastive video-text) models.",
+        epilog="Overrides: section.key=value (sections: model, data, train, optim, "
+        "eval, log, out); see configs/train/*.yaml.",
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        help="YAML config (default: built-in defaults = the authors' recipe)",
+    )
     p.add_argument("--resume", default=None, help="'auto' or a state.pt / run folder")
     p.add_argument("--out", default=None, help="run folder (out.dir)")
-    p.add_argument("--push-to-hub", default=None, metavar="REPO", help="Hub repo for the export (out.push_to_hub)")
+    p.add_argument(
+        "--push-to-hub",
+        default=None,
+        metavar="REPO",
+        help="Hub repo for the export (out.push_to_hub)",
+    )
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--debug", action="store_true", help="show the traceback of setup errors")
     p.add_argument("overrides", nargs="*", help="section.key=value")
@@ -84,8 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .hub_publish import HubUnavailableError
 
     info = du.init_distributed(cfg.train.device)
-    logging.basicConfig(level=logging.INFO if info.is_main else logging.WARNING,
-                        format=f"%(asctime)s [rank {info.rank}] %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if info.is_main else logging.WARNING,
+        format=f"%(asctime)s [rank {info.rank}] %(levelname)s %(name)s: %(message)s",
+    )
     try:
         result = train(cfg, resume=args.resume, config_path=args.config, dist=info)
     except (TrainSetupError, HubUnavailableError, ValueError, FileNotFoundError) as exc:
@@ -96,7 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         du.cleanup()
     if info.is_main:
-        state = "interrupted (resume with --resume auto)" if result.interrupted else f"weights: {result.weights}"
+        state = (
+            "interrupted (resume with --resume auto)"
+            if result.interrupted
+            else f"weights: {result.weights}"
+        )
         print(f"done: {result.step} steps, run folder {result.run_dir}; {state}")
     return 0
 

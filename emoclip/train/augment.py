@@ -13,7 +13,10 @@ from ..video import sample_indices
 _ROTATION_DEGREES = 6.0
 
 
-EVAL_SAMPLINGS = ("consecutive", "spread")  # data.eval_sampling; "consecutive" is the authors' eval.py
+EVAL_SAMPLINGS = (
+    "consecutive",
+    "spread",
+)  # data.eval_sampling; "consecutive" is the authors' eval.py
 
 
 def temporal_indices(
@@ -76,11 +79,19 @@ def augment_clip(frames: np.ndarray, rng: np.random.Generator, mean: Sequence[fl
     height, width = frames.shape[1:3]
     matrix = cv2.getRotationMatrix2D(((width - 1) / 2.0, (height - 1) / 2.0), angle, 1.0)
     fill = tuple(int(round(255.0 * m)) for m in mean)  # ~0 once normalised
-    out = np.stack([
-        cv2.warpAffine(frame, matrix, (width, height), flags=cv2.INTER_NEAREST,
-                       borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
-        for frame in frames
-    ])
+    out = np.stack(
+        [
+            cv2.warpAffine(
+                frame,
+                matrix,
+                (width, height),
+                flags=cv2.INTER_NEAREST,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=fill,
+            )
+            for frame in frames
+        ]
+    )
     return np.ascontiguousarray(out[:, :, ::-1]) if flip else out
 
 
@@ -100,8 +111,9 @@ def codec_augment(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < _CODEC_JPEG_P:
         quality = int(rng.integers(_CODEC_JPEG_QUALITY[0], _CODEC_JPEG_QUALITY[1] + 1))
         ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if ok:
-            frame = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else None
+        if decoded is not None:
+            frame = decoded
     return frame
 
 

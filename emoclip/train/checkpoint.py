@@ -17,7 +17,7 @@ import os
 import random
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -38,11 +38,22 @@ STATE_VERSION = 1
 def rng_state() -> dict[str, Any]:
     """This process's Python, numpy, torch (and CUDA) RNG states, as weights_only-safe values."""
     version, internal, gauss = random.getstate()
-    key, keys, pos, has_gauss, cached = np.random.get_state()
+    # the legacy (tuple) form; the stubs type it as a tuple-or-dict union
+    numpy_state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
+    key, keys, pos, has_gauss, cached = numpy_state
     state: dict[str, Any] = {
-        "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
-        "numpy": {"key": key, "state": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": {
+            "version": version,
+            "state": torch.tensor(internal, dtype=torch.int64),
+            "gauss": gauss,
+        },
+        "numpy": {
+            "key": key,
+            "state": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -55,7 +66,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
     py = state["python"]
     random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
     n = state["numpy"]
-    np.random.set_state((n["key"], n["state"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    np.random.set_state(
+        (n["key"], n["state"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -158,7 +171,9 @@ def export_weights(
     state = model.state_dict()
     if trained_only:
         if not config.model.backbone_pretrained:
-            raise ValueError("a trained-only export needs config.model.backbone_pretrained to fill the backbone")
+            raise ValueError(
+                "a trained-only export needs config.model.backbone_pretrained to fill the backbone"
+            )
         state = {k: v for k, v in state.items() if not k.startswith("backbone.")}
     return save_checkpoint(state, config, path, dtype=_DTYPES[dtype])
 
@@ -185,13 +200,22 @@ def export_config(
     """
     model = base.model if pretrained else dataclasses.replace(base.model, backbone_pretrained=None)
     provenance = {**base.provenance, "training": training, "metrics": metrics}
-    return base.replace(name=name, model=model, provenance=provenance,
-                        classes=classes.to_dict() if classes is not None else base.classes)
+    return base.replace(
+        name=name,
+        model=model,
+        provenance=provenance,
+        classes=classes.to_dict() if classes is not None else base.classes,
+    )
 
 
 def add_metrics(weights: str | Path, metrics: dict[str, Any]) -> Path:
     """Merge ``{split: metrics}`` into an export's sidecar provenance (the weights are unchanged)."""
     side = sidecar_path(weights)
     config = EmoCLIPConfig.load(side)
-    provenance = {**config.provenance, "metrics": {**config.provenance.get("metrics", {}), **metrics}}
-    return config.replace(provenance=provenance).save(side, sha256=file_sha256(weights), file=Path(weights).name)
+    provenance = {
+        **config.provenance,
+        "metrics": {**config.provenance.get("metrics", {}), **metrics},
+    }
+    return config.replace(provenance=provenance).save(
+        side, sha256=file_sha256(weights), file=Path(weights).name
+    )

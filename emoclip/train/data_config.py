@@ -10,7 +10,15 @@ from typing import Any
 
 from .augment import EVAL_SAMPLINGS
 
-__all__ = ["DATASETS", "DEFAULT_PRESETS", "LABEL_TYPES", "MODES", "SPLITS", "DataConfig", "fold_number"]
+__all__ = [
+    "DATASETS",
+    "DEFAULT_PRESETS",
+    "LABEL_TYPES",
+    "MODES",
+    "SPLITS",
+    "DataConfig",
+    "fold_number",
+]
 
 DATASETS = ("mafw", "dfew", "ferv39k", "afew", "manifest", "synthetic")
 MODES = ("caption", "class", "loo")
@@ -71,15 +79,19 @@ class DataConfig:
         if int(self.temporal_stride) < 1:
             raise ValueError(f"temporal_stride must be >= 1, got {self.temporal_stride}")
         if self.eval_sampling not in EVAL_SAMPLINGS:
-            raise ValueError(f"eval_sampling must be one of {EVAL_SAMPLINGS}, got {self.eval_sampling!r}")
+            raise ValueError(
+                f"eval_sampling must be one of {EVAL_SAMPLINGS}, got {self.eval_sampling!r}"
+            )
         if int(self.synthetic_clips) < 1:
             raise ValueError(f"synthetic_clips must be >= 1, got {self.synthetic_clips}")
         if self.synthetic_eval_clips is not None and int(self.synthetic_eval_clips) < 1:
             raise ValueError(
-                f"synthetic_eval_clips must be >= 1 or null, got {self.synthetic_eval_clips}")
+                f"synthetic_eval_clips must be >= 1 or null, got {self.synthetic_eval_clips}"
+            )
         if any(int(size) < 8 for size in self.synthetic_render_sizes):
             raise ValueError(
-                f"synthetic_render_sizes must be >= 8 pixels, got {self.synthetic_render_sizes}")
+                f"synthetic_render_sizes must be >= 8 pixels, got {self.synthetic_render_sizes}"
+            )
         if self.dataset == "manifest" and not self.manifest:
             raise ValueError("dataset 'manifest' needs manifest (a CSV or JSONL file)")
         if self.dataset in DEFAULT_PRESETS and not self.root:

@@ -83,7 +83,9 @@ class VideoEmotionDataset(torch.utils.data.Dataset):
         self.face_crop = bool(face_crop)
         self.spatial_augment = bool(spatial_augment)
         if eval_sampling not in EVAL_SAMPLINGS:
-            raise ValueError(f"eval_sampling must be one of {EVAL_SAMPLINGS}, got {eval_sampling!r}")
+            raise ValueError(
+                f"eval_sampling must be one of {EVAL_SAMPLINGS}, got {eval_sampling!r}"
+            )
         self.eval_sampling = eval_sampling
         self.seed = int(seed)
         self.split = split
@@ -97,8 +99,10 @@ class VideoEmotionDataset(torch.utils.data.Dataset):
         return len(self.samples)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.name or 'clips'}, split={self.split!r}, "
-                f"mode={self.mode!r}, clips={len(self)}, skipped={self.skipped})")
+        return (
+            f"{type(self).__name__}({self.name or 'clips'}, split={self.split!r}, "
+            f"mode={self.mode!r}, clips={len(self)}, skipped={self.skipped})"
+        )
 
     @property
     def frame_sampling(self) -> str:
@@ -164,8 +168,13 @@ class VideoEmotionDataset(torch.utils.data.Dataset):
     def _folder_crops(self, sample: Sample, rng: np.random.Generator | None) -> np.ndarray:
         """(T, S, S, 3) uint8 crops of the chosen frames of a frame folder."""
         files = list_frames(sample.path)
-        picks = temporal_indices(len(files), self.preprocess.num_frames, stride=self.temporal_stride,
-                                 rng=rng, sampling=self.frame_sampling)
+        picks = temporal_indices(
+            len(files),
+            self.preprocess.num_frames,
+            stride=self.temporal_stride,
+            rng=rng,
+            sampling=self.frame_sampling,
+        )
         unique = np.unique(picks)  # read each frame once, in order (the face tracker wants that)
         cropped = self._crop([read_image(files[j]) for j in unique])
         return cropped[np.searchsorted(unique, picks)]
@@ -181,8 +190,11 @@ class VideoEmotionDataset(torch.utils.data.Dataset):
         cropped = self._crop(frame.image for frame in frames)
         if not len(cropped):
             raise VideoDecodeError(f"No decodable video frame in '{sample.path}'")
-        return cropped[temporal_indices(len(cropped), self.preprocess.num_frames, rng=rng,
-                                        sampling=self.frame_sampling)]
+        return cropped[
+            temporal_indices(
+                len(cropped), self.preprocess.num_frames, rng=rng, sampling=self.frame_sampling
+            )
+        ]
 
     def _crop(self, images: Any) -> np.ndarray:
         """RGB frames of one clip, in order -> (N, S, S, 3) uint8 square crops."""
@@ -290,8 +302,10 @@ class SyntheticVideoDataset(torch.utils.data.Dataset):
             names = [n for n in syn.CLASSES if not heldout or n in _EVAL_CLASSES[split]]
         names = [n for n in names if self._labels.get(n) is not None]
         if not names:
-            raise ValueError(f"no synthetic class of the class set {self.class_set.name!r} "
-                             f"can be drawn for split {split!r} (leave_out={cfg.leave_out!r})")
+            raise ValueError(
+                f"no synthetic class of the class set {self.class_set.name!r} "
+                f"can be drawn for split {split!r} (leave_out={cfg.leave_out!r})"
+            )
         plain = split if cfg.synthetic_heldout else "all"
         whole = split != "train" and names == list(syn.class_descriptions(plain))
         return (plain if whole else None), tuple(syn.CLASSES[n] for n in names)
@@ -305,8 +319,10 @@ class SyntheticVideoDataset(torch.utils.data.Dataset):
         return "rendered"
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(split={self.split!r}, mode={self.mode!r}, "
-                f"clips={self.length}, classes={len(self._pool)} combinations)")
+        return (
+            f"{type(self).__name__}(split={self.split!r}, mode={self.mode!r}, "
+            f"clips={self.length}, classes={len(self._pool)} combinations)"
+        )
 
     def _draw(self, rng: np.random.Generator) -> tuple[np.ndarray, str, str | None]:
         """``synthetic.sample`` when the pool is one of its splits, else the same recipe."""

@@ -76,8 +76,13 @@ def init_distributed(device: str = "auto", timeout_minutes: float = 30.0) -> Dis
         backend = "nccl" if dev.type == "cuda" else "gloo"
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
-        dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world,
-                                timeout=timedelta(minutes=timeout_minutes))
+        dist.init_process_group(
+            backend=backend,
+            init_method="env://",
+            rank=rank,
+            world_size=world,
+            timeout=timedelta(minutes=timeout_minutes),
+        )
     return DistInfo(rank=rank, local_rank=local_rank, world_size=world, device=dev)
 
 

@@ -54,16 +54,18 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..model import EmoCLIP
+
+if TYPE_CHECKING:
+    from torch.nn.parallel import DistributedDataParallel
 from ..model_config import EmoCLIPConfig, PreprocessConfig
-from . import checkpoint as ckpt
-from . import distributed as du
+from . import checkpoint as ckpt, distributed as du
 from .errors import TrainSetupError
 from .loading import build_dataset, class_set, collate
 from .loss import ContrastiveModel, contrastive_logits, contrastive_loss
@@ -128,7 +130,9 @@ class Trainer:
         self._lr = cfg.optim.lr
         self._embeddings: tuple[torch.Tensor, torch.Tensor] | None = None
         self._check_options()
-        self._build_data(model_config(cfg.model.name, cfg.model.num_frames).preprocess)  # data errors first
+        self._build_data(
+            model_config(cfg.model.name, cfg.model.num_frames).preprocess
+        )  # data errors first
         ckpt.seed_everything(cfg.train.seed)  # identical model init on every rank
         self.model, self.pretrained = build_model(cfg)
         self.main_params, self.tuned_params = configure_trainable(self.model, cfg, self.pretrained)
@@ -156,8 +160,14 @@ class Trainer:
             check_can_push(cfg.out.push_to_hub)
         if cfg.log.wandb:
             import_wandb()
-        if cfg.train.precision == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise TrainSetupError("train.precision=bf16 is not supported on this GPU; use fp16 or fp32")
+        if (
+            cfg.train.precision == "bf16"
+            and self.device.type == "cuda"
+            and not torch.cuda.is_bf16_supported()
+        ):
+            raise TrainSetupError(
+                "train.precision=bf16 is not supported on this GPU; use fp16 or fp32"
+            )
 
     def _wrap(self, module: nn.Module) -> nn.Module:
         if not self.dist.distributed:
@@ -165,8 +175,9 @@ class Trainer:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=ids,
-                                       find_unused_parameters=self.cfg.train.warmup_frame_steps > 0)
+        return DistributedDataParallel(
+            module, device_ids=ids, find_unused_parameters=self.cfg.train.warmup_frame_steps > 0
+        )
 
     @property
     def switches_phase(self) -> bool:
@@ -191,7 +202,9 @@ class Trainer:
         train_set = build_dataset(cfg.data, "train", pre, train=True, seed=cfg.train.seed)
         self.val_set = None
         if cfg.eval.split:
-            self.val_set = build_dataset(cfg.data, cfg.eval.split, pre, train=False, seed=cfg.train.seed)
+            self.val_set = build_dataset(
+                cfg.data, cfg.eval.split, pre, train=False, seed=cfg.train.seed
+            )
         elif cfg.eval.holdout_fraction > 0:  # validation clips carved off the training split
             clean = build_dataset(cfg.data, "train", pre, train=False, seed=cfg.train.seed)
             keep, held = split_holdout(train_set, cfg.eval.holdout_fraction, cfg.train.seed)
@@ -201,34 +214,56 @@ class Trainer:
         t = cfg.train
         if t.warmup_frame_steps and (t.warmup_frame_pick != "mean" or t.warmup_num_frames):
             if cfg.eval.holdout_fraction > 0:
-                raise TrainSetupError("train.warmup_frame_pick=late / train.warmup_num_frames do not combine "
-                                      "with eval.holdout_fraction")
-            self.warmup_set = EpochSeededDataset(self._warmup_dataset(pre, cfg.train.seed), cfg.train.seed)
-        self.sampler = ResumableSampler(self.train_set, num_replicas=d.world_size, rank=d.rank, seed=cfg.train.seed)
+                raise TrainSetupError(
+                    "train.warmup_frame_pick=late / train.warmup_num_frames do not combine "
+                    "with eval.holdout_fraction"
+                )
+            self.warmup_set = EpochSeededDataset(
+                self._warmup_dataset(pre, cfg.train.seed), cfg.train.seed
+            )
+        self.sampler = ResumableSampler(
+            self.train_set, num_replicas=d.world_size, rank=d.rank, seed=cfg.train.seed
+        )
         batches = self.sampler.num_samples // cfg.train.batch_size
         self.steps_per_epoch = batches // cfg.train.grad_accum
         if self.steps_per_epoch < 1:
-            raise TrainSetupError(f"the training split has {len(train_set)} clips: too few for batch_size "
-                                  f"{cfg.train.batch_size} x grad_accum {cfg.train.grad_accum} x {d.world_size} processes")
+            raise TrainSetupError(
+                f"the training split has {len(self.train_set)} clips: too few for batch_size "
+                f"{cfg.train.batch_size} x grad_accum {cfg.train.grad_accum} x {d.world_size} processes"
+            )
         self.total_steps = cfg.train.max_steps or cfg.train.epochs * self.steps_per_epoch
         self.data_classes = class_set(cfg.data)
-        self.eval_classes = class_set(dataclasses.replace(cfg.data, classes=cfg.eval.classes)) \
-            if cfg.eval.classes else self.data_classes
+        self.eval_classes = (
+            class_set(dataclasses.replace(cfg.data, classes=cfg.eval.classes))
+            if cfg.eval.classes
+            else self.data_classes
+        )
 
-    def _loader(self, dataset: Dataset, sampler: Any = None, batch_size: int | None = None) -> DataLoader:
+    def _loader(
+        self, dataset: Dataset, sampler: Any = None, batch_size: int | None = None
+    ) -> DataLoader:
         t = self.cfg.train
         # Its own generator: creating an iterator must not draw from torch's global one.
         generator = torch.Generator().manual_seed(t.seed + self.epoch)
-        return DataLoader(dataset, batch_size=batch_size or t.batch_size, sampler=sampler, drop_last=sampler is not None,
-                          num_workers=t.num_workers, pin_memory=self.device.type == "cuda", generator=generator,
-                          collate_fn=partial(collate, context_length=self.model.context_length))
+        return DataLoader(
+            dataset,
+            batch_size=batch_size or t.batch_size,
+            sampler=sampler,
+            drop_last=sampler is not None,
+            num_workers=t.num_workers,
+            pin_memory=self.device.type == "cuda",
+            generator=generator,
+            collate_fn=partial(collate, context_length=self.model.context_length),
+        )
 
     # -- one step --
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Autocast for the configured precision (a no-op for fp32)."""
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.train.precision)
-        return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+        return torch.autocast(
+            self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+        )
 
     def compute_gradients(self, batches: Sequence[dict[str, Any]]) -> float:
         """Accumulate the gradient of the contrastive loss over `batches` (one optimiser step).
@@ -237,18 +272,25 @@ class Trainer:
             The loss over the union of the batches (this rank's).
         """
         frame_level = self.in_warmup
-        inputs = [(b["frames"].to(self.device, non_blocking=True), b["tokens"].to(self.device)) for b in batches]
+        inputs = [
+            (b["frames"].to(self.device, non_blocking=True), b["tokens"].to(self.device))
+            for b in batches
+        ]
         cache = self._feature_cache(inputs, frame_level) if len(inputs) > 1 else None
         gather = self.cfg.train.gather_features and self.dist.distributed
         for j, (frames, tokens) in enumerate(inputs):
             last = j == len(inputs) - 1
-            sync = contextlib.nullcontext() if last or not self.dist.distributed else self.wrapped.no_sync()
+            sync = (
+                contextlib.nullcontext()
+                if last or not self.dist.distributed
+                else cast("DistributedDataParallel", self.wrapped).no_sync()
+            )
             with sync:
                 with self.autocast():
                     video, text, scale = self.wrapped(frames, tokens, frame_level)
                 if cache is not None:  # this micro-batch with gradients, the others as constants
-                    video = torch.cat([*cache[0][:j], video, *cache[0][j + 1:]])
-                    text = torch.cat([*cache[1][:j], text, *cache[1][j + 1:]])
+                    video = torch.cat([*cache[0][:j], video, *cache[0][j + 1 :]])
+                    text = torch.cat([*cache[1][:j], text, *cache[1][j + 1 :]])
                     scale = scale if last else scale.detach()  # logit_scale's gradient counted once
                 loss = contrastive_loss(contrastive_logits(video, text, scale, gather=gather))
                 self.scaler.scale(loss).backward()
@@ -256,7 +298,9 @@ class Trainer:
         return float(loss.detach())
 
     @torch.no_grad()
-    def _feature_cache(self, inputs: list[tuple[torch.Tensor, torch.Tensor]], frame_level: bool) -> tuple[list, list]:
+    def _feature_cache(
+        self, inputs: list[tuple[torch.Tensor, torch.Tensor]], frame_level: bool
+    ) -> tuple[list, list]:
         videos, texts = [], []
         for frames, tokens in inputs:
             with self.autocast():
@@ -299,8 +343,13 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Train until ``max_steps`` / ``epochs`` (or ``stop_at_step``), evaluate and export."""
         start_step = self.step
-        log.info("training %s: %d steps (%d per epoch), run folder %s", self.model.config.name,
-                 self.total_steps, self.steps_per_epoch, self.run_dir)
+        log.info(
+            "training %s: %d steps (%d per epoch), run folder %s",
+            self.model.config.name,
+            self.total_steps,
+            self.steps_per_epoch,
+            self.run_dir,
+        )
         self.set_train_mode()
         reason = "done" if self.step >= self.total_steps else ""
         while not reason:
@@ -316,8 +365,16 @@ class Trainer:
         if not interrupted:
             weights = self._finish()
         self.logger.close()
-        return TrainResult(self.run_dir, weights, self.model, self.step, self.epoch, self.losses,
-                           self.best, interrupted)
+        return TrainResult(
+            self.run_dir,
+            weights,
+            self.model,
+            self.step,
+            self.epoch,
+            self.losses,
+            self.best,
+            interrupted,
+        )
 
     def _train_epoch(self, start_step: int) -> str:
         """Train on (the rest of) the current epoch; returns why it stopped."""
@@ -336,8 +393,15 @@ class Trainer:
                 self.enter_video_phase()
             if self.step >= self.total_steps:
                 return "done"
-            if t.stop_at_step is not None and self.step == t.stop_at_step and self.step > start_step:
-                log.info("stopping at step %d as asked (train.stop_at_step); resume with --resume auto", self.step)
+            if (
+                t.stop_at_step is not None
+                and self.step == t.stop_at_step
+                and self.step > start_step
+            ):
+                log.info(
+                    "stopping at step %d as asked (train.stop_at_step); resume with --resume auto",
+                    self.step,
+                )
                 return "interrupt"
             if t.save_every_steps and self.step % t.save_every_steps == 0:
                 self.save_state()
@@ -357,24 +421,44 @@ class Trainer:
     def _log_step(self, loss: float, seconds: float) -> None:
         self.losses.append((self.step, loss))
         lr = self._lr
-        record = {"step": self.step, "epoch": self.epoch, "loss": loss, "lr": lr,
-                  "logit_scale": float(self.model.logit_scale.detach().exp())}
+        record = {
+            "step": self.step,
+            "epoch": self.epoch,
+            "loss": loss,
+            "lr": lr,
+            "logit_scale": float(self.model.logit_scale.detach().exp()),
+        }
         self.logger.record(record)
-        if self.step % self.cfg.log.every == 0 or self.step == 1:
+        if self._embeddings is not None and (self.step % self.cfg.log.every == 0 or self.step == 1):
             video, text = self._embeddings
             n = video.shape[0]
             off = ~torch.eye(n, dtype=torch.bool, device=video.device)
             cos_v = float((video.float() @ video.float().t())[off].mean()) if n > 1 else 0.0
             cos_t = float((text.float() @ text.float().t())[off].mean()) if n > 1 else 0.0
             clips = self.cfg.train.batch_size * self.cfg.train.grad_accum * self.dist.world_size
-            self.logger.scalars(self.step, {"train/loss": loss, "train/lr": lr,
-                                            "train/logit_scale": record["logit_scale"],
-                                            "train/video_cosine": cos_v, "train/text_cosine": cos_t,
-                                            "train/clips_per_second": clips / max(seconds, 1e-9)})
+            self.logger.scalars(
+                self.step,
+                {
+                    "train/loss": loss,
+                    "train/lr": lr,
+                    "train/logit_scale": record["logit_scale"],
+                    "train/video_cosine": cos_v,
+                    "train/text_cosine": cos_t,
+                    "train/clips_per_second": clips / max(seconds, 1e-9),
+                },
+            )
             if self.dist.is_main:
-                log.info("step %d/%d epoch %d loss %.4f lr %.3g scale %.1f video-cos %.3f %.1f clips/s",
-                         self.step, self.total_steps, self.epoch, loss, lr, record["logit_scale"], cos_v,
-                         clips / max(seconds, 1e-9))
+                log.info(
+                    "step %d/%d epoch %d loss %.4f lr %.3g scale %.1f video-cos %.3f %.1f clips/s",
+                    self.step,
+                    self.total_steps,
+                    self.epoch,
+                    loss,
+                    lr,
+                    record["logit_scale"],
+                    cos_v,
+                    clips / max(seconds, 1e-9),
+                )
 
     # -- evaluation, selection, export --
 
@@ -383,27 +467,45 @@ class Trainer:
         """Whether a validation split is configured (model selection)."""
         return self.val_set is not None
 
-    def evaluate(self, dataset: Dataset, split: str, model: EmoCLIP | None = None) -> dict[str, Any]:
+    def evaluate(
+        self, dataset: Dataset, split: str, model: EmoCLIP | None = None
+    ) -> dict[str, Any]:
         """Zero-shot metrics of `model` (default: the one training) on `dataset`; RNG untouched."""
         from .evaluate import evaluate_dataset, summary
 
         with _preserved_rng():
             if model is None:
                 self.recalibrate_batchnorm()
-            result = evaluate_dataset(model or self.model, dataset, [c.name for c in self.data_classes.classes],
-                                      self.eval_classes, batch_size=self.cfg.eval.batch_size or self.cfg.train.batch_size,
-                                      num_workers=self.cfg.train.num_workers, precision=self.cfg.train.precision,
-                                      padding=self.cfg.eval.distributed_padding)
+            result = evaluate_dataset(
+                model or self.model,
+                dataset,
+                [c.name for c in self.data_classes.classes],
+                self.eval_classes,
+                batch_size=self.cfg.eval.batch_size or self.cfg.train.batch_size,
+                num_workers=self.cfg.train.num_workers,
+                precision=self.cfg.train.precision,
+                padding=self.cfg.eval.distributed_padding,
+            )
         self.set_train_mode()
         out = {"split": split, "classes": self.eval_classes.name, **summary(result)}
         self.logger.record({"event": "eval", "step": self.step, "epoch": self.epoch, **out})
-        self.logger.scalars(self.step, {f"{split}/war": result["war"], f"{split}/uar": result["uar"]})
-        log.info("eval %s at step %d: WAR %.4f UAR %.4f (n=%d)", split, self.step, result["war"], result["uar"],
-                 result["num_samples"])
+        self.logger.scalars(
+            self.step, {f"{split}/war": result["war"], f"{split}/uar": result["uar"]}
+        )
+        log.info(
+            "eval %s at step %d: WAR %.4f UAR %.4f (n=%d)",
+            split,
+            self.step,
+            result["war"],
+            result["uar"],
+            result["num_samples"],
+        )
         return out
 
     def validate(self) -> None:
         """Evaluate on the validation split; export the weights when the metric improves."""
+        if self.val_set is None:
+            raise TrainSetupError("validate() needs a validation split (eval.split or a holdout)")
         metrics = self.evaluate(self.val_set, self.cfg.eval.split or "val")
         self._last_eval_step = self.step
         key = self.cfg.eval.metric
@@ -421,19 +523,30 @@ class Trainer:
             recalibrate: False when resuming (the statistics are in the saved state).
         """
         if recalibrate:
-            data = EpochSeededDataset(self._warmup_dataset(self.model.config.preprocess, self.cfg.train.seed + 1),
-                                      self.cfg.train.seed + 1)
+            data = EpochSeededDataset(
+                self._warmup_dataset(self.model.config.preprocess, self.cfg.train.seed + 1),
+                self.cfg.train.seed + 1,
+            )
             with _preserved_rng():
                 self.recalibrate_batchnorm(data)
         self.model.backbone.visual.requires_grad_(False)
         self.in_video_phase = True
-        self.wrapped = self._wrap(ContrastiveModel(self.model))  # DDP: the new set of trained parameters
+        self.wrapped = self._wrap(
+            ContrastiveModel(self.model)
+        )  # DDP: the new set of trained parameters
         self.optimizer = build_video_optimizer(self.cfg, self.model)
-        self.scheduler = build_scheduler(self.cfg, self.optimizer, self.total_steps - self.cfg.train.warmup_frame_steps,
-                                         warmup_steps=self.cfg.optim.video_warmup_steps)
+        self.scheduler = build_scheduler(
+            self.cfg,
+            self.optimizer,
+            self.total_steps - self.cfg.train.warmup_frame_steps,
+            warmup_steps=self.cfg.optim.video_warmup_steps,
+        )
         self.set_train_mode()
-        log.info("step %d: image tower frozen; video phase (%d steps)", self.step,
-                 self.total_steps - self.cfg.train.warmup_frame_steps)
+        log.info(
+            "step %d: image tower frozen; video phase (%d steps)",
+            self.step,
+            self.total_steps - self.cfg.train.warmup_frame_steps,
+        )
 
     def recalibrate_batchnorm(self, data: Dataset | None = None) -> None:
         """Recompute BatchNorm running statistics of a training image tower on
@@ -447,8 +560,13 @@ class Trainer:
         if not n or not norms or not any(p.requires_grad for p in visual.parameters()):
             return
         if data is None:
-            data = build_dataset(self.cfg.data, "train", self.model.config.preprocess, train=False,
-                                 seed=self.cfg.train.seed + 1)
+            data = build_dataset(
+                self.cfg.data,
+                "train",
+                self.model.config.preprocess,
+                train=False,
+                seed=self.cfg.train.seed + 1,
+            )
         loader = self._loader(data, batch_size=self.cfg.train.batch_size)
         momenta = [m.momentum for m in norms]
         for m in norms:
@@ -470,10 +588,15 @@ class Trainer:
     def export_config(self, metrics: dict[str, Any]) -> EmoCLIPConfig:
         """The exported model's config: name, class set and the training record."""
         cfg = self.cfg
-        inline = cfg.data.classes or cfg.eval.classes or cfg.data.dataset in ("synthetic", "manifest")
+        inline = (
+            cfg.data.classes or cfg.eval.classes or cfg.data.dataset in ("synthetic", "manifest")
+        )
         return ckpt.export_config(
-            self.model.config, name=self.export_name, pretrained=self.pretrained,
-            classes=self.eval_classes if inline else None, training=self.training_record(),
+            self.model.config,
+            name=self.export_name,
+            pretrained=self.pretrained,
+            classes=self.eval_classes if inline else None,
+            training=self.training_record(),
             metrics=json_safe(metrics),
         )
 
@@ -485,25 +608,50 @@ class Trainer:
         backbone = self._backbone_note()
         selection = "final weights (no validation split)"
         if self.best is not None:
-            selection = (f"best {cfg.eval.metric.upper()} on split {cfg.eval.split!r} at epoch "
-                         f"{self.best['epoch']} (step {self.best['step']})")
+            selection = (
+                f"best {cfg.eval.metric.upper()} on split {cfg.eval.split!r} at epoch "
+                f"{self.best['epoch']} (step {self.best['step']})"
+            )
         return {
-            "data": {"dataset": d.dataset, "mode": d.mode, "fold": d.fold, "label_type": d.label_type,
-                     "leave_out": d.leave_out, "classes": self.data_classes.name},
-            "steps": self.step, "epochs": self.epoch, "optimizer": cfg.optim.name, "lr": cfg.optim.lr,
-            "schedule": cfg.optim.schedule, "precision": cfg.train.precision, "world_size": self.dist.world_size,
+            "data": {
+                "dataset": d.dataset,
+                "mode": d.mode,
+                "fold": d.fold,
+                "label_type": d.label_type,
+                "leave_out": d.leave_out,
+                "classes": self.data_classes.name,
+            },
+            "steps": self.step,
+            "epochs": self.epoch,
+            "optimizer": cfg.optim.name,
+            "lr": cfg.optim.lr,
+            "schedule": cfg.optim.schedule,
+            "precision": cfg.train.precision,
+            "world_size": self.dist.world_size,
             "global_batch": cfg.train.batch_size * cfg.train.grad_accum * self.dist.world_size,
-            "seed": cfg.train.seed, "backbone": backbone, "selection": selection,
-            "emoclip_version": __version__, "config": cfg.to_dict(),
+            "seed": cfg.train.seed,
+            "backbone": backbone,
+            "selection": selection,
+            "emoclip_version": __version__,
+            "config": cfg.to_dict(),
         }
 
     def _backbone_note(self) -> str:
         cfg = self.cfg
-        origin = (f"open_clip pretrained {self.model.config.model.backbone_pretrained!r}" if self.pretrained
-                  else "random initialisation")
+        origin = (
+            f"open_clip pretrained {self.model.config.model.backbone_pretrained!r}"
+            if self.pretrained
+            else "random initialisation"
+        )
         if self.tuned_params:
-            towers = "+".join(n for n, on in (("visual", cfg.model.finetune_visual),
-                                              ("text transformer", cfg.model.finetune_text)) if on)
+            towers = "+".join(
+                n
+                for n, on in (
+                    ("visual", cfg.model.finetune_visual),
+                    ("text transformer", cfg.model.finetune_text),
+                )
+                if on
+            )
             return f"{origin}, {towers} fine-tuned at lr x {cfg.optim.backbone_lr_scale:g}"
         trained = any(p.requires_grad for p in self.model.backbone.parameters())
         return f"{origin}, {'trained' if trained else 'frozen'}"
@@ -513,8 +661,12 @@ class Trainer:
         config = self.export_config(metrics)
         path = self.run_dir / f"{self.export_name}.safetensors"
         if self.dist.is_main:
-            trained_only = self.pretrained and not any(p.requires_grad for p in self.model.backbone.parameters())
-            ckpt.export_weights(self.model, config, path, trained_only=trained_only, dtype=self.cfg.out.export_dtype)
+            trained_only = self.pretrained and not any(
+                p.requires_grad for p in self.model.backbone.parameters()
+            )
+            ckpt.export_weights(
+                self.model, config, path, trained_only=trained_only, dtype=self.cfg.out.export_dtype
+            )
             log.info("exported %s", path)
         du.barrier()
         return path
@@ -531,20 +683,27 @@ class Trainer:
                 self.recalibrate_batchnorm()
             path = self.export({})
         if cfg.eval.test_split:
-            self._report_test(path)
+            self._report_test(path, cfg.eval.test_split)
         if cfg.out.push_to_hub and self.dist.is_main:
             from .hub_publish import push_to_hub
 
-            log.info("pushed to %s", push_to_hub(path, cfg.out.push_to_hub, private=cfg.out.hub_private))
+            log.info(
+                "pushed to %s", push_to_hub(path, cfg.out.push_to_hub, private=cfg.out.hub_private)
+            )
         du.barrier()
         return path
 
-    def _report_test(self, path: Path) -> None:
-        """Evaluate the exported weights on ``eval.test_split`` and record it in their sidecar."""
+    def _report_test(self, path: Path, split: str) -> None:
+        """Evaluate the exported weights on `split` (``eval.test_split``); record it in their sidecar."""
         from ..factory import load_model
 
-        split = self.cfg.eval.test_split
-        test_set = build_dataset(self.cfg.data, split, self.model.config.preprocess, train=False, seed=self.cfg.train.seed)
+        test_set = build_dataset(
+            self.cfg.data,
+            split,
+            self.model.config.preprocess,
+            train=False,
+            seed=self.cfg.train.seed,
+        )
         selected = load_model(path, device=self.device) if self.best is not None else self.model
         metrics = self.evaluate(test_set, split, model=selected)
         if self.dist.is_main:
@@ -558,13 +717,23 @@ class Trainer:
         rngs = du.all_gather_objects(ckpt.rng_state())
         path = self.run_dir / ckpt.STATE_FILE
         if self.dist.is_main:
-            ckpt.save_state(path, {
-                "model": ckpt.trained_state(self.model, self.frozen),
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(), "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                "step": self.step, "best": self.best, "last_eval_step": self._last_eval_step,
-                "rng": rngs, "world_size": self.dist.world_size, "config": self.cfg.to_dict(),
-            })
+            ckpt.save_state(
+                path,
+                {
+                    "model": ckpt.trained_state(self.model, self.frozen),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "scaler": self.scaler.state_dict(),
+                    "epoch": self.epoch,
+                    "batch_in_epoch": self.batch_in_epoch,
+                    "step": self.step,
+                    "best": self.best,
+                    "last_eval_step": self._last_eval_step,
+                    "rng": rngs,
+                    "world_size": self.dist.world_size,
+                    "config": self.cfg.to_dict(),
+                },
+            )
         du.barrier()
         return path
 
@@ -573,39 +742,70 @@ class Trainer:
         state = ckpt.load_state(path)
         missing, unexpected = self.model.load_state_dict(state["model"], strict=False)
         if unexpected or set(missing) - set(self.frozen):
-            raise ValueError(f"{path} does not fit this model: unexpected {unexpected[:5]}, "
-                             f"missing {sorted(set(missing) - set(self.frozen))[:5]}")
+            raise ValueError(
+                f"{path} does not fit this model: unexpected {unexpected[:5]}, "
+                f"missing {sorted(set(missing) - set(self.frozen))[:5]}"
+            )
         if self.switches_phase and state["step"] >= self.cfg.train.warmup_frame_steps:
             self.step = state["step"]
             self.enter_video_phase(recalibrate=False)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
+        self.epoch, self.batch_in_epoch, self.step = (
+            state["epoch"],
+            state["batch_in_epoch"],
+            state["step"],
+        )
         self.best, self._last_eval_step = state["best"], state["last_eval_step"]
         _warn_config_changes(state["config"], self.cfg.to_dict())
         if state["world_size"] == self.dist.world_size:
             ckpt.set_rng_state(state["rng"][self.dist.rank])
         else:
-            log.warning("%s was saved by %d processes, this run has %d: RNG streams are reseeded",
-                        path, state["world_size"], self.dist.world_size)
+            log.warning(
+                "%s was saved by %d processes, this run has %d: RNG streams are reseeded",
+                path,
+                state["world_size"],
+                self.dist.world_size,
+            )
             ckpt.seed_everything(self.cfg.train.seed + 1000 * self.dist.rank + self.step)
-        log.info("resumed from %s at step %d (epoch %d, batch %d)", path, self.step, self.epoch, self.batch_in_epoch)
+        log.info(
+            "resumed from %s at step %d (epoch %d, batch %d)",
+            path,
+            self.step,
+            self.epoch,
+            self.batch_in_epoch,
+        )
 
 
-_RESUME_MAY_CHANGE = {"train.max_steps", "train.stop_at_step", "train.epochs", "train.num_workers", "out.dir",
-                      "out.push_to_hub", "log.every", "log.tensorboard", "log.wandb", "train.save_every_steps"}
+_RESUME_MAY_CHANGE = {
+    "train.max_steps",
+    "train.stop_at_step",
+    "train.epochs",
+    "train.num_workers",
+    "out.dir",
+    "out.push_to_hub",
+    "log.every",
+    "log.tensorboard",
+    "log.wandb",
+    "train.save_every_steps",
+}
 
 
 def _warn_config_changes(saved: dict[str, Any], current: dict[str, Any]) -> None:
     """Log the settings that differ from the ones the state was saved with."""
-    changed = [f"{section}.{k}: {v!r} -> {current[section].get(k)!r}"
-               for section, values in saved.items() if isinstance(values, dict)
-               for k, v in values.items()
-               if f"{section}.{k}" not in _RESUME_MAY_CHANGE and current.get(section, {}).get(k) != v]
+    changed = [
+        f"{section}.{k}: {v!r} -> {current[section].get(k)!r}"
+        for section, values in saved.items()
+        if isinstance(values, dict)
+        for k, v in values.items()
+        if f"{section}.{k}" not in _RESUME_MAY_CHANGE and current.get(section, {}).get(k) != v
+    ]
     if changed:
-        log.warning("resuming with a changed config (the run will differ from an uninterrupted one): %s",
-                    "; ".join(changed))
+        log.warning(
+            "resuming with a changed config (the run will differ from an uninterrupted one): %s",
+            "; ".join(changed),
+        )
 
 
 @contextlib.contextmanager

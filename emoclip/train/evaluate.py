@@ -63,7 +63,9 @@ PADDINGS = ("authors", "drop")
 SUMMARY_KEYS = ("war", "uar", "uar_true_classes")
 
 
-def target_indices(label_sets: Sequence[Sequence[int]], data_names: Sequence[str], scored: ClassSet) -> list[int]:
+def target_indices(
+    label_sets: Sequence[Sequence[int]], data_names: Sequence[str], scored: ClassSet
+) -> list[int]:
     """Map dataset labels to indices of the scored class set (classes, then compounds).
 
     Args:
@@ -77,7 +79,9 @@ def target_indices(label_sets: Sequence[Sequence[int]], data_names: Sequence[str
     """
     singles = {c.name.casefold(): i for i, c in enumerate(scored.classes)}
     offset = len(scored.classes)
-    compounds = {frozenset(p.casefold() for p in c.parts): offset + i for i, c in enumerate(scored.compounds)}
+    compounds = {
+        frozenset(p.casefold() for p in c.parts): offset + i for i, c in enumerate(scored.compounds)
+    }
     out = []
     for labels in label_sets:
         names = [data_names[j].casefold() for j in labels if 0 <= j < len(data_names)]
@@ -109,8 +113,13 @@ def predict(
     model.eval()
     device = model.logit_scale.device
     classes = class_embeddings(scored, TextEmbeddingCache(model)).to(device)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        collate_fn=functools.partial(collate, context_length=model.context_length))
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=functools.partial(collate, context_length=model.context_length),
+    )
     ids: list[str] = []
     label_sets: list[list[int]] = []
     preds: list[int] = []
@@ -185,13 +194,19 @@ def evaluate_dataset(
     rank, world = (torch.distributed.get_rank(), du.world_size()) if du.world_size() > 1 else (0, 1)
     mine = shard_indices(len(dataset), world, rank, padding)  # type: ignore[arg-type]
     shard = Subset(dataset, mine) if world > 1 else dataset
-    ids, label_sets, preds = predict(model, shard, scored, batch_size=batch_size,
-                                     num_workers=num_workers, precision=precision)
+    ids, label_sets, preds = predict(
+        model, shard, scored, batch_size=batch_size, num_workers=num_workers, precision=precision
+    )
     parts = du.all_gather_objects((mine, ids, label_sets, preds))
     result = score_gathered(parts, data_names, scored)
-    result.update(eval_sampling=frame_sampling(dataset),
-                  distributed_padding={"mode": padding, "world_size": world,
-                                       "padded_duplicates": result.pop("padded_duplicates")})
+    result.update(
+        eval_sampling=frame_sampling(dataset),
+        distributed_padding={
+            "mode": padding,
+            "world_size": world,
+            "padded_duplicates": result.pop("padded_duplicates"),
+        },
+    )
     return result
 
 
@@ -222,17 +237,30 @@ def score_gathered(
     once = [not d for d in duplicate]
     labelled = sum(1 for t, o in zip(targets, once) if o and t >= 0)
     unmatched = sum(1 for t, s, o in zip(targets, label_sets, once) if o and t < 0 and s)
-    result = evaluate_predictions(targets, preds, scored.names,
-                                  war_denominator=labelled if any(duplicate) else None)
-    result.update(class_names=list(scored.names), unmatched=unmatched, padded_duplicates=sum(duplicate),
-                  rows=[[i, t, p] for i, t, p, o in zip(ids, targets, preds, once) if o])
+    result = evaluate_predictions(
+        targets, preds, scored.names, war_denominator=labelled if any(duplicate) else None
+    )
+    result.update(
+        class_names=list(scored.names),
+        unmatched=unmatched,
+        padded_duplicates=sum(duplicate),
+        rows=[[i, t, p] for i, t, p, o in zip(ids, targets, preds, once) if o],
+    )
     return result
 
 
 def summary(metrics: dict[str, Any]) -> dict[str, Any]:
     """The headline numbers of `evaluate_dataset`'s result (for logs and provenance)."""
-    keys = ("war", "uar", "uar_true_classes", "num_samples", "unmatched", "per_class_recall",
-            "eval_sampling", "distributed_padding")
+    keys = (
+        "war",
+        "uar",
+        "uar_true_classes",
+        "num_samples",
+        "unmatched",
+        "per_class_recall",
+        "eval_sampling",
+        "distributed_padding",
+    )
     return {k: metrics[k] for k in keys if k in metrics}
 
 
@@ -244,28 +272,48 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m emoclip.train.evaluate",
         description="Zero-shot UAR/WAR of a model on a dataset (per fold), with confusion plots.",
         epilog="Data options: --data.NAME VALUE for any DataConfig field (dataset, root, fold, manifest, "
-               "mode, leave_out, label_type, classes, temporal_stride, eval_sampling, face_crop, "
-               "synthetic_clips, synthetic_heldout). --data.fold takes a list (1,2,3) or 'all'.",
+        "mode, leave_out, label_type, classes, temporal_stride, eval_sampling, face_crop, "
+        "synthetic_clips, synthetic_heldout). --data.fold takes a list (1,2,3) or 'all'.",
     )
     p.add_argument("--model", required=True, help="registry name or .safetensors path")
-    p.add_argument("--classes", default=None, help="class-set YAML/JSON or preset to score (default: the dataset's)")
+    p.add_argument(
+        "--classes",
+        default=None,
+        help="class-set YAML/JSON or preset to score (default: the dataset's)",
+    )
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--num-workers", type=int, default=0)
-    p.add_argument("--num-frames", type=int, default=None, help="frames per clip (default: the model's)")
+    p.add_argument(
+        "--num-frames", type=int, default=None, help="frames per clip (default: the model's)"
+    )
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     p.add_argument("--device", default="auto")
-    p.add_argument("--weights-dir", action="append", default=[], help="extra folder with NAME.safetensors")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the clips' random starts (consecutive sampling), of synthetic test clips "
-                        "and of random test models")
-    p.add_argument("--eval-sampling", choices=EVAL_SAMPLINGS, default=None,
-                   help="frames per clip: consecutive (default; the authors' eval.py: T consecutive frames "
-                        "from a random start, seeded) or spread (T frames over the whole clip)")
-    p.add_argument("--padding", choices=PADDINGS, default="authors",
-                   help="under torchrun: authors (default; DistributedSampler padding, the first clips "
-                        "scored twice as the authors') or drop (every clip scored once)")
+    p.add_argument(
+        "--weights-dir", action="append", default=[], help="extra folder with NAME.safetensors"
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the clips' random starts (consecutive sampling), of synthetic test clips "
+        "and of random test models",
+    )
+    p.add_argument(
+        "--eval-sampling",
+        choices=EVAL_SAMPLINGS,
+        default=None,
+        help="frames per clip: consecutive (default; the authors' eval.py: T consecutive frames "
+        "from a random start, seeded) or spread (T frames over the whole clip)",
+    )
+    p.add_argument(
+        "--padding",
+        choices=PADDINGS,
+        default="authors",
+        help="under torchrun: authors (default; DistributedSampler padding, the first clips "
+        "scored twice as the authors') or drop (every clip scored once)",
+    )
     return p
 
 
@@ -290,9 +338,11 @@ def parse_data_args(items: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
         key, sep, value = item.removeprefix("--").partition("=")
         if not key.startswith("data."):
             raise ValueError(f"unknown option {item!r}")
-        name = key[len("data."):].replace("-", "_")
+        name = key[len("data.") :].replace("-", "_")
         if name not in hints:
-            raise ValueError(f"unknown data option {key!r}; valid: {', '.join('data.' + n for n in hints)}")
+            raise ValueError(
+                f"unknown data option {key!r}; valid: {', '.join('data.' + n for n in hints)}"
+            )
         if not sep:
             if not items:
                 raise ValueError(f"{item} needs a value")
@@ -326,11 +376,17 @@ def _write_fold(out: Path, tag: str, result: dict[str, Any], header: dict[str, A
         writer.writerow(["id", "true", "predicted"])
         for clip, t, p in result.pop("rows"):
             writer.writerow([clip, names[t] if t >= 0 else "", names[p]])
-    plot_confusion(result["confusion"], names, out / f"{tag}-confusion.png",
-                   title=f"{tag}: WAR {100 * result['war']:.2f}  UAR {100 * result['uar']:.2f}")
+    plot_confusion(
+        result["confusion"],
+        names,
+        out / f"{tag}-confusion.png",
+        title=f"{tag}: WAR {100 * result['war']:.2f}  UAR {100 * result['uar']:.2f}",
+    )
     path = out / f"{tag}.json"
-    path.write_text(json.dumps({**header, "metrics": result}, indent=2, default=_json_default) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps({**header, "metrics": result}, indent=2, default=_json_default) + "\n",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -340,17 +396,43 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _summarise(out: Path, cfg: DataConfig, split: str, per_fold: dict[int, dict[str, Any]],
-               sampling: str | None, padding: str) -> Path:
+def _summarise(
+    out: Path,
+    cfg: DataConfig,
+    split: str,
+    per_fold: dict[int | None, dict[str, Any]],
+    sampling: str | None,
+    padding: str,
+) -> Path:
     stats: dict[str, Any] = {}
     for key in SUMMARY_KEYS:
-        vals = [m[key] for m in per_fold.values() if isinstance(m.get(key), float) and not math.isnan(m[key])]
+        vals = [
+            m[key]
+            for m in per_fold.values()
+            if isinstance(m.get(key), float) and not math.isnan(m[key])
+        ]
         if vals:
-            stats[key] = {"mean": statistics.fmean(vals), "std": statistics.pstdev(vals), "folds": vals}
+            stats[key] = {
+                "mean": statistics.fmean(vals),
+                "std": statistics.pstdev(vals),
+                "folds": vals,
+            }
     path = out / f"{cfg.dataset}-{split}-summary.json"
-    path.write_text(json.dumps({"dataset": cfg.dataset, "split": split, "folds": list(per_fold),
-                                "eval_sampling": sampling, "distributed_padding": padding,
-                                "metrics": stats}, indent=2) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "dataset": cfg.dataset,
+                "split": split,
+                "folds": list(per_fold),
+                "eval_sampling": sampling,
+                "distributed_padding": padding,
+                "metrics": stats,
+            },
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -360,7 +442,9 @@ def run(args: argparse.Namespace, data_values: dict[str, Any], fold_texts: list[
     from .distributed import resolve_device
 
     torch.manual_seed(args.seed)  # only random-init test models depend on it
-    model = load_model(args.model, device=resolve_device(args.device), weights_dirs=args.weights_dir)
+    model = load_model(
+        args.model, device=resolve_device(args.device), weights_dirs=args.weights_dir
+    )
     preprocess = model.config.preprocess
     if args.num_frames:
         preprocess = replace(preprocess, num_frames=args.num_frames)
@@ -373,21 +457,41 @@ def run(args: argparse.Namespace, data_values: dict[str, Any], fold_texts: list[
         data_names = [c.name for c in class_set(cfg).classes]
         scored = class_set(replace(cfg, classes=args.classes)) if args.classes else class_set(cfg)
         dataset = build_dataset(cfg, args.split, preprocess, train=False, seed=args.seed)
-        result = evaluate_dataset(model, dataset, data_names, scored, batch_size=args.batch_size,
-                                  num_workers=args.num_workers, precision=args.precision, padding=args.padding)
+        result = evaluate_dataset(
+            model,
+            dataset,
+            data_names,
+            scored,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            precision=args.precision,
+            padding=args.padding,
+        )
         tag = _tag(cfg, fold, args.split)
         padding = result["distributed_padding"]
-        header = {"model": str(args.model), "model_source": model.source, "dataset": cfg.dataset,
-                  "fold": fold, "split": args.split, "classes": scored.name, "num_frames": preprocess.num_frames,
-                  "eval_sampling": result["eval_sampling"], "temporal_stride": cfg.temporal_stride,
-                  "seed": args.seed, "distributed_padding": padding,
-                  "data": asdict(cfg), "skipped_clips": int(getattr(dataset, "skipped", 0))}
+        header = {
+            "model": str(args.model),
+            "model_source": model.source,
+            "dataset": cfg.dataset,
+            "fold": fold,
+            "split": args.split,
+            "classes": scored.name,
+            "num_frames": preprocess.num_frames,
+            "eval_sampling": result["eval_sampling"],
+            "temporal_stride": cfg.temporal_stride,
+            "seed": args.seed,
+            "distributed_padding": padding,
+            "data": asdict(cfg),
+            "skipped_clips": int(getattr(dataset, "skipped", 0)),
+        }
         written.append(_write_fold(args.out, tag, result, header))
         per_fold[fold] = result
-        print(f"{tag}: WAR {100 * result['war']:.2f}  UAR {100 * result['uar']:.2f}  "
-              f"(n={result['num_samples']}, unmatched={result['unmatched']}, "
-              f"sampling={result['eval_sampling']}, padding={padding['mode']} x{padding['world_size']}"
-              f" +{padding['padded_duplicates']})")
+        print(
+            f"{tag}: WAR {100 * result['war']:.2f}  UAR {100 * result['uar']:.2f}  "
+            f"(n={result['num_samples']}, unmatched={result['unmatched']}, "
+            f"sampling={result['eval_sampling']}, padding={padding['mode']} x{padding['world_size']}"
+            f" +{padding['padded_duplicates']})"
+        )
     if len(per_fold) > 1:
         sampling = next(iter(per_fold.values()))["eval_sampling"]
         written.append(_summarise(args.out, base, args.split, per_fold, sampling, args.padding))

@@ -42,7 +42,9 @@ def check_can_push(repo_id: str) -> None:
     try:
         import huggingface_hub  # noqa: F401
     except ImportError as exc:
-        raise HubUnavailableError("pushing to the Hub needs huggingface_hub: pip install huggingface_hub") from exc
+        raise HubUnavailableError(
+            "pushing to the Hub needs huggingface_hub: pip install huggingface_hub"
+        ) from exc
     from .. import hub_download
 
     if not hub_download.hub_online():
@@ -54,7 +56,9 @@ def check_can_push(repo_id: str) -> None:
 
 
 def _pct(value: Any) -> str:
-    return "n/a" if not isinstance(value, (int, float)) or math.isnan(value) else f"{100 * value:.2f}"
+    return (
+        "n/a" if not isinstance(value, (int, float)) or math.isnan(value) else f"{100 * value:.2f}"
+    )
 
 
 def _metrics_table(metrics: dict[str, Any]) -> list[str]:
@@ -62,11 +66,15 @@ def _metrics_table(metrics: dict[str, Any]) -> list[str]:
         return ["No evaluation was recorded for this export."]
     lines = ["| split | classes | clips | WAR (%) | UAR (%) |", "|---|---|---|---|---|"]
     for split, m in metrics.items():
-        lines.append(f"| {split} | {m.get('classes', '')} | {m.get('num_samples', '')} | "
-                     f"{_pct(m.get('war'))} | {_pct(m.get('uar'))} |")
+        lines.append(
+            f"| {split} | {m.get('classes', '')} | {m.get('num_samples', '')} | "
+            f"{_pct(m.get('war'))} | {_pct(m.get('uar'))} |"
+        )
     lines.append("")
-    lines.append("WAR is the accuracy; UAR the mean per-class recall over the union of true and "
-                 "predicted labels, as the EmoCLIP authors compute it.")
+    lines.append(
+        "WAR is the accuracy; UAR the mean per-class recall over the union of true and "
+        "predicted labels, as the EmoCLIP authors compute it."
+    )
     return lines
 
 
@@ -77,35 +85,62 @@ def model_card(config: EmoCLIPConfig, repo_id: str) -> str:
     data = training.get("data", {})
     dataset = str(data.get("dataset", "unknown"))
     synthetic = dataset == "synthetic"
-    header = ["---", f"license: {'apache-2.0' if synthetic else 'other'}", "library_name: emoclip",
-              "pipeline_tag: video-classification", "tags:", "- emoclip", "- zero-shot",
-              "- facial-expression-recognition", "- video", "---", ""]
+    header = [
+        "---",
+        f"license: {'apache-2.0' if synthetic else 'other'}",
+        "library_name: emoclip",
+        "pipeline_tag: video-classification",
+        "tags:",
+        "- emoclip",
+        "- zero-shot",
+        "- facial-expression-recognition",
+        "- video",
+        "---",
+        "",
+    ]
     body = [
-        f"# {config.name}", "", config.summary or "An EmoCLIP video-text model.", "",
-        "## Use", "", "```python", "import emoclip",
+        f"# {config.name}",
+        "",
+        config.summary or "An EmoCLIP video-text model.",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import emoclip",
         f'model = emoclip.load_model("{config.name}.safetensors")  # after hf_hub_download from {repo_id}',
-        "predictor = emoclip.EmotionPredictor(model)", "```", "",
-        "## Training", "",
+        "predictor = emoclip.EmotionPredictor(model)",
+        "```",
+        "",
+        "## Training",
+        "",
         f"- Data: `{dataset}` (mode `{data.get('mode', '')}`, fold {data.get('fold', '')}, "
         f"label type `{data.get('label_type', '')}`)",
         f"- Steps: {training.get('steps', '?')} ({training.get('epochs', '?')} epochs), "
         f"optimiser {training.get('optimizer', '?')}, lr {training.get('lr', '?')}, "
         f"global batch {training.get('global_batch', '?')}, precision {training.get('precision', '?')}",
         f"- Backbone: `{config.model.backbone}` ({training.get('backbone', '')})",
-        f"- Model selection: {training.get('selection', 'final weights (no validation split)')}", "",
-        "## Metrics", "", *_metrics_table(prov.get("metrics", {})), "",
-        "## Licence caveats", "",
+        f"- Model selection: {training.get('selection', 'final weights (no validation split)')}",
+        "",
+        "## Metrics",
+        "",
+        *_metrics_table(prov.get("metrics", {})),
+        "",
+        "## Licence caveats",
+        "",
         f"- Training data: {DATA_LICENCES.get(dataset, 'see the data set terms')}. Weights trained on it may "
         "inherit its restrictions; check them before any use other than research.",
         "- CLIP backbone weights (when used): OpenAI CLIP, MIT licence.",
         "- EmoCLIP method and reference code: Foteinopoulou & Patras, FG 2024 (Apache-2.0 code).",
         "- Expression recognition from faces is error-prone and culturally dependent; do not use it to "
-        "make decisions about people.", "",
+        "make decisions about people.",
+        "",
     ]
     return "\n".join(header + body)
 
 
-def push_to_hub(weights: str | Path, repo_id: str, *, private: bool = True, token: str | None = None) -> str:
+def push_to_hub(
+    weights: str | Path, repo_id: str, *, private: bool = True, token: str | None = None
+) -> str:
     """Upload an export (``.safetensors`` + ``.json``) and a generated model card.
 
     Args:
@@ -130,7 +165,10 @@ def push_to_hub(weights: str | Path, repo_id: str, *, private: bool = True, toke
     api = HfApi(token=token)
     url = api.create_repo(repo_id, private=private, exist_ok=True)
     for path in (weights, sidecar_path(weights), card):
-        api.upload_file(path_or_fileobj=str(path), path_in_repo=path.name, repo_id=repo_id,
-                        commit_message=f"Upload {path.name}")
+        api.upload_file(
+            path_or_fileobj=str(path),
+            path_in_repo=path.name,
+            repo_id=repo_id,
+            commit_message=f"Upload {path.name}",
+        )
     return str(url)
-

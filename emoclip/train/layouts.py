@@ -22,14 +22,28 @@ log = logging.getLogger(__name__)
 
 # The loaders' label orders (reference.md §9); integer labels in annotation files index these.
 MAFW_CLASSES = (
-    "anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise", "contempt",
-    "anxiety", "helplessness", "disappointment",
+    "anger",
+    "disgust",
+    "fear",
+    "happiness",
+    "neutral",
+    "sadness",
+    "surprise",
+    "contempt",
+    "anxiety",
+    "helplessness",
+    "disappointment",
 )
 DFEW_CLASSES = ("happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear")
 # The usual AFEW folder names -> class names (the authors' loader accepted only the class names).
 _AFEW_NAMES = {
-    "angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "happiness",
-    "neutral": "neutral", "sad": "sadness", "surprise": "surprise",
+    "angry": "anger",
+    "disgust": "disgust",
+    "fear": "fear",
+    "happy": "happiness",
+    "neutral": "neutral",
+    "sad": "sadness",
+    "surprise": "surprise",
 }
 _MAX_LOGGED = 20  # bad rows logged one by one per dataset; the rest are summarised
 
@@ -67,7 +81,8 @@ class LabelIndex:
     def names(self, names: Sequence[str]) -> tuple[int, ...] | None:
         """Indices of all `names`, or None if one is unknown."""
         found = [self.get(n) for n in names]
-        return None if not found or None in found else tuple(found)  # type: ignore[misc]
+        indices = tuple(i for i in found if i is not None)
+        return indices if found and len(indices) == len(found) else None
 
     def native(self, value: str, order: Sequence[str]) -> tuple[int, ...] | None:
         """A dataset's integer label (an index into its own `order`) -> class-set indices."""
@@ -210,8 +225,11 @@ def _read_ferv39k(
 
 def _ferv39k_descriptions(path: Path) -> dict[str, str] | None:
     if not path.is_file():
-        log.warning("FERV39k descriptions %s not found (the authors did not release them): "
-                    "sample texts are ' '; mode 'class' does not need them", path)
+        log.warning(
+            "FERV39k descriptions %s not found (the authors did not release them): "
+            "sample texts are ' '; mode 'class' does not need them",
+            path,
+        )
         return None
     data = json.loads(path.read_text(encoding="utf-8-sig"))
     if isinstance(data, dict):
@@ -341,7 +359,7 @@ def _manifest_label(value: Any, labels: LabelIndex) -> tuple[int, ...] | None:
         parts = [_manifest_label(v, labels) for v in value]
         if not parts or any(not p for p in parts):
             return None
-        return tuple(i for p in parts for i in p)
+        return tuple(i for p in parts if p for i in p)  # (all parts are non-empty here)
     text = str(value).strip()
     if not text:
         return ()

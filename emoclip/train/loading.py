@@ -133,8 +133,13 @@ log = logging.getLogger(__name__)
 
 _MANIFEST_FALLBACK_CLASSES = "mafw-11"  # EmoCLIPConfig.default_classes
 _MANIFEST_CLASS_FILES = ("classes.yaml", "classes.yml", "classes.json", "classes_all.yaml")
-_SYNTHETIC_SETS = {"synthetic-all": "all", "synthetic-seen": "seen", "synthetic-validation": "validation",
-                   "synthetic-test": "test", "synthetic-heldout": "heldout"}
+_SYNTHETIC_SETS = {
+    "synthetic-all": "all",
+    "synthetic-seen": "seen",
+    "synthetic-validation": "validation",
+    "synthetic-test": "test",
+    "synthetic-heldout": "heldout",
+}
 _SYNTHETIC_PARAPHRASED = "synthetic-all-paraphrased"  # all 12, test classes paraphrased
 
 
@@ -168,8 +173,10 @@ def class_set(cfg: DataConfig) -> ClassSet:
     if spec.casefold() in _SYNTHETIC_SETS:
         return _synthetic_classes(_SYNTHETIC_SETS[spec.casefold()])
     if spec.casefold() == _SYNTHETIC_PARAPHRASED:
-        return ClassSet.from_dict({"classes": syn.class_descriptions("all", paraphrased=True)},
-                                  name=_SYNTHETIC_PARAPHRASED)
+        return ClassSet.from_dict(
+            {"classes": syn.class_descriptions("all", paraphrased=True)},
+            name=_SYNTHETIC_PARAPHRASED,
+        )
     path = Path(spec).expanduser()
     if path.suffix.lower() in (".yaml", ".yml", ".json") or path.is_file():
         return ClassSet.load(path)
@@ -225,8 +232,10 @@ def build_dataset(
     classes = class_set(cfg)
     labels = LabelIndex(classes)
     if cfg.leave_out and labels.get(cfg.leave_out) is None:
-        raise ValueError(f"leave_out {cfg.leave_out!r} is not a class of {classes.name!r}: "
-                         f"{', '.join(c.name for c in classes.classes)}")
+        raise ValueError(
+            f"leave_out {cfg.leave_out!r} is not a class of {classes.name!r}: "
+            f"{', '.join(c.name for c in classes.classes)}"
+        )
     if cfg.dataset == "synthetic":
         return SyntheticVideoDataset(cfg, split, preprocess, classes, train=train, seed=seed)
     report = ReadReport(cfg.dataset)
@@ -235,13 +244,24 @@ def build_dataset(
         j = labels.get(cfg.leave_out)
         samples = [s for s in samples if (j in s.labels) == (split != "train")]
     if train and cfg.mode == "caption" and samples and all(not s.caption.strip() for s in samples):
-        log.warning("%s %s: mode 'caption' but every caption is blank; use mode 'class'",
-                    cfg.dataset, split)
+        log.warning(
+            "%s %s: mode 'caption' but every caption is blank; use mode 'class'", cfg.dataset, split
+        )
     dataset = VideoEmotionDataset(
-        samples, classes, preprocess, mode=cfg.mode, train=train,
-        temporal_stride=cfg.temporal_stride, face_crop=cfg.face_crop,
-        spatial_augment=cfg.spatial_augment, eval_sampling=cfg.eval_sampling, seed=seed, split=split,
-        problems=report.problems, skipped=report.skipped, name=cfg.dataset,
+        samples,
+        classes,
+        preprocess,
+        mode=cfg.mode,
+        train=train,
+        temporal_stride=cfg.temporal_stride,
+        face_crop=cfg.face_crop,
+        spatial_augment=cfg.spatial_augment,
+        eval_sampling=cfg.eval_sampling,
+        seed=seed,
+        split=split,
+        problems=report.problems,
+        skipped=report.skipped,
+        name=cfg.dataset,
     )
     log.info("%r", dataset)
     return dataset

@@ -34,7 +34,9 @@ def contrastive_logits(
 def contrastive_loss(logits_per_video: torch.Tensor) -> torch.Tensor:
     """``(CE(logits_per_video, arange) + CE(logits_per_text, arange)) / 2`` (the authors')."""
     labels = torch.arange(logits_per_video.shape[0], device=logits_per_video.device)
-    return (F.cross_entropy(logits_per_video, labels) + F.cross_entropy(logits_per_video.t(), labels)) / 2
+    return (
+        F.cross_entropy(logits_per_video, labels) + F.cross_entropy(logits_per_video.t(), labels)
+    ) / 2
 
 
 class ContrastiveModel(nn.Module):

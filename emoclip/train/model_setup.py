@@ -26,10 +26,14 @@ def model_config(name: str, num_frames: int | None = None) -> EmoCLIPConfig:
         config = EmoCLIPConfig.load(packaged)
     else:
         known = sorted(p.stem for p in packaged_config_dir().glob("*.json"))
-        raise ValueError(f"model.name {name!r} is neither a packaged model config ({', '.join(known)}) "
-                         "nor a .json/.safetensors path")
+        raise ValueError(
+            f"model.name {name!r} is neither a packaged model config ({', '.join(known)}) "
+            "nor a .json/.safetensors path"
+        )
     if num_frames:
-        config = config.replace(preprocess=dataclasses.replace(config.preprocess, num_frames=num_frames))
+        config = config.replace(
+            preprocess=dataclasses.replace(config.preprocess, num_frames=num_frames)
+        )
     return config
 
 
@@ -60,9 +64,13 @@ def build_model(cfg: TrainConfig) -> tuple[EmoCLIP, bool]:
     model = init_temporal(EmoCLIP(config), cfg.model.temporal_init)
     missing, unexpected = model.backbone.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise RuntimeError(f"pretrained backbone does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise RuntimeError(
+            f"pretrained backbone does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     with torch.no_grad():
-        model.logit_scale.copy_(model.backbone.logit_scale.detach().reshape(()))  # as the authors' VClip
+        model.logit_scale.copy_(
+            model.backbone.logit_scale.detach().reshape(())
+        )  # as the authors' VClip
     return model, True
 
 
@@ -92,7 +100,9 @@ def pretrained_state(config: EmoCLIPConfig) -> dict[str, torch.Tensor]:
         ) from exc
 
 
-def configure_trainable(model: EmoCLIP, cfg: TrainConfig, pretrained: bool) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+def configure_trainable(
+    model: EmoCLIP, cfg: TrainConfig, pretrained: bool
+) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """Set ``requires_grad`` and split the trained parameters into (main, fine-tuned backbone).
 
     Main: the temporal model and ``logit_scale`` (and the whole backbone when it is not frozen,
@@ -105,7 +115,9 @@ def configure_trainable(model: EmoCLIP, cfg: TrainConfig, pretrained: bool) -> t
     main = [model.logit_scale, *(model.temporal.parameters() if model.temporal is not None else [])]
     tuned: list[nn.Parameter] = []
     bb = model.backbone
-    unused = {id(p) for n, p in bb.named_parameters(recurse=False) if n in ("logit_scale", "logit_bias")}
+    unused = {
+        id(p) for n, p in bb.named_parameters(recurse=False) if n in ("logit_scale", "logit_bias")
+    }
     if not freeze:
         main += [p for p in bb.parameters() if id(p) not in unused]
     else:

@@ -13,7 +13,9 @@ from ..model import EmoCLIP
 from .recipe import TrainConfig
 
 
-def build_optimizer(cfg: TrainConfig, main: list[nn.Parameter], tuned: list[nn.Parameter]) -> torch.optim.Optimizer:
+def build_optimizer(
+    cfg: TrainConfig, main: list[nn.Parameter], tuned: list[nn.Parameter]
+) -> torch.optim.Optimizer:
     """SGD (the authors'), Adam or AdamW over one group, plus a second at lr x backbone_lr_scale."""
     o = cfg.optim
     return make_optimizer(cfg, [(main, o.lr), (tuned, o.lr * o.backbone_lr_scale)], o.weight_decay)
@@ -23,9 +25,16 @@ def build_video_optimizer(cfg: TrainConfig, model: EmoCLIP) -> torch.optim.Optim
     """The video phase's optimiser (after ``train.freeze_visual_after_warmup``): the temporal model
     at ``optim.lr``; the text tower and logit_scale at lr x ``optim.video_text_lr_scale``."""
     o = cfg.optim
-    temporal = [p for p in (model.temporal.parameters() if model.temporal is not None else []) if p.requires_grad]
-    text = [p for n, p in model.backbone.named_parameters()
-            if p.requires_grad and not n.startswith("visual.")] + [model.logit_scale]
+    temporal = [
+        p
+        for p in (model.temporal.parameters() if model.temporal is not None else [])
+        if p.requires_grad
+    ]
+    text = [
+        p
+        for n, p in model.backbone.named_parameters()
+        if p.requires_grad and not n.startswith("visual.")
+    ] + [model.logit_scale]
     decay = o.weight_decay if o.video_weight_decay is None else o.video_weight_decay
     return make_optimizer(cfg, [(temporal, o.lr), (text, o.lr * o.video_text_lr_scale)], decay)
 
@@ -48,7 +57,9 @@ def make_optimizer(
     if o.name == "sgd":
         return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=weight_decay)
     kind = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-    return kind(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=weight_decay)
+    return kind(
+        groups, lr=o.lr, betas=(o.betas[0], o.betas[1]), eps=o.eps, weight_decay=weight_decay
+    )
 
 
 def _lr_factor(step: int, warmup: int, total: int, floor: float, cosine: bool) -> float:
@@ -61,7 +72,10 @@ def _lr_factor(step: int, warmup: int, total: int, floor: float, cosine: bool) -
 
 
 def build_scheduler(
-    cfg: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int | None = None
+    cfg: TrainConfig,
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    warmup_steps: int | None = None,
 ) -> torch.optim.lr_scheduler.LRScheduler:
     """MultiStepLR over epochs (the authors'), or cosine / constant with warm-up over steps.
 
@@ -69,8 +83,15 @@ def build_scheduler(
     """
     o = cfg.optim
     if o.schedule == "multistep":
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(o.milestones), gamma=o.gamma)
+        return torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=list(o.milestones), gamma=o.gamma
+        )
     warmup = o.warmup_steps if warmup_steps is None else warmup_steps
-    factor = partial(_lr_factor, warmup=warmup, total=total_steps, floor=o.min_lr_ratio,
-                     cosine=o.schedule == "cosine")
+    factor = partial(
+        _lr_factor,
+        warmup=warmup,
+        total=total_steps,
+        floor=o.min_lr_ratio,
+        cosine=o.schedule == "cosine",
+    )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

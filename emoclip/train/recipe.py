@@ -41,13 +41,21 @@ class ConfigError(ValueError):
 class ModelSection:
     """Which model is trained and which of its parameters learn."""
 
-    name: str = "emoclip-vitb32"  # registry name, or a model-config .json / weights .safetensors path
-    pretrained_backbone: bool = True  # load the open_clip weights named by the model config (if any)
+    name: str = (
+        "emoclip-vitb32"  # registry name, or a model-config .json / weights .safetensors path
+    )
+    pretrained_backbone: bool = (
+        True  # load the open_clip weights named by the model config (if any)
+    )
     freeze_backbone: bool | None = None  # None: frozen iff pretrained backbone weights were loaded
     finetune_visual: bool = False  # train all of backbone.visual (lr x optim.backbone_lr_scale)
     finetune_text: bool = False  # train the text transformer blocks only (as the authors)
-    num_frames: int | None = None  # frames per clip T (None: the model config's preprocess.num_frames)
-    temporal_init: str = "randn"  # randn (the authors') | zero_cls: CLS token 0, positions ~ N(0, 0.02)
+    num_frames: int | None = (
+        None  # frames per clip T (None: the model config's preprocess.num_frames)
+    )
+    temporal_init: str = (
+        "randn"  # randn (the authors') | zero_cls: CLS token 0, positions ~ N(0, 0.02)
+    )
 
 
 @dataclass
@@ -67,10 +75,16 @@ class TrainSection:
     clip_grad_norm: float | None = None
     max_logit_scale: float | None = None  # clamp logit_scale (log); the authors do not clamp
     warmup_frame_steps: int = 0  # first steps train on frame embeddings (no temporal model)
-    warmup_frame_pick: str = "mean"  # mean: mean of all T frames | late: one frame from the clip's second half
+    warmup_frame_pick: str = (
+        "mean"  # mean: mean of all T frames | late: one frame from the clip's second half
+    )
     warmup_num_frames: int | None = None  # frames per clip during the warm-up (None: T)
-    freeze_visual_after_warmup: bool = False  # then recalibrate BatchNorm, freeze the image tower, new optimiser
-    bn_recalibrate_batches: int = 0  # recompute BatchNorm statistics on this many batches before eval/export
+    freeze_visual_after_warmup: bool = (
+        False  # then recalibrate BatchNorm, freeze the image tower, new optimiser
+    )
+    bn_recalibrate_batches: int = (
+        0  # recompute BatchNorm statistics on this many batches before eval/export
+    )
     save_every_steps: int = 0  # also save the training state every N steps (0: at epoch ends only)
 
 
@@ -104,7 +118,9 @@ class EvalSection:
     """Zero-shot evaluation during training and model selection."""
 
     split: str | None = None  # validation split for model selection; None: export the final weights
-    holdout_fraction: float = 0.0  # > 0 (and no split): validate on this fraction carved off the train split
+    holdout_fraction: float = (
+        0.0  # > 0 (and no split): validate on this fraction carved off the train split
+    )
     metric: str = "war"  # war | uar: the selection metric
     every: int = 1  # epochs between evaluations
     classes: str | None = None  # class-set YAML or preset (default: the data's class set)
@@ -206,7 +222,9 @@ def parse_override(item: str) -> tuple[str, str]:
     key, sep, value = item.partition("=")
     key = key.strip().removeprefix("--")
     if not sep or not key:
-        raise ConfigError(f"override {item!r} must look like section.key=value (e.g. optim.lr=1e-4)")
+        raise ConfigError(
+            f"override {item!r} must look like section.key=value (e.g. optim.lr=1e-4)"
+        )
     return key, value.strip()
 
 
@@ -223,14 +241,18 @@ def set_value(cfg: TrainConfig, key: str, value: Any, *, from_text: bool = False
     section_name, _, name = key.partition(".")
     sections = {f.name: f for f in dataclasses.fields(TrainConfig)}
     if section_name not in sections or not name:
-        raise ConfigError(f"unknown config key {key!r}{_suggest(section_name, sections)}; "
-                          f"keys look like section.name with sections: {', '.join(sections)}")
+        raise ConfigError(
+            f"unknown config key {key!r}{_suggest(section_name, list(sections))}; "
+            f"keys look like section.name with sections: {', '.join(sections)}"
+        )
     section = getattr(cfg, section_name)
     hints = typing.get_type_hints(type(section))
     if name not in hints or name not in {f.name for f in dataclasses.fields(section)}:
         valid = [f.name for f in dataclasses.fields(section)]
-        raise ConfigError(f"unknown config key {key!r}{_suggest(name, valid, section_name + '.')}; "
-                          f"valid keys in {section_name}: {', '.join(valid)}")
+        raise ConfigError(
+            f"unknown config key {key!r}{_suggest(name, valid, section_name + '.')}; "
+            f"valid keys in {section_name}: {', '.join(valid)}"
+        )
     try:
         setattr(section, name, coerce(value, hints[name], from_text=from_text))
     except (TypeError, ValueError) as exc:
@@ -292,15 +314,23 @@ def validate(cfg: TrainConfig) -> None:
     for key, value, allowed in choices:
         if value not in allowed:
             problems.append(f"{key} must be one of {', '.join(allowed)}, not {value!r}")
-    positive = [("train.batch_size", cfg.train.batch_size), ("train.grad_accum", cfg.train.grad_accum),
-                ("train.epochs", cfg.train.epochs), ("log.every", cfg.log.every), ("eval.every", cfg.eval.every)]
-    for key, value in positive:
-        if value < 1:
-            problems.append(f"{key} must be >= 1, got {value}")
-    for key, value in (("train.max_steps", cfg.train.max_steps), ("model.num_frames", cfg.model.num_frames),
-                       ("train.warmup_num_frames", cfg.train.warmup_num_frames)):
-        if value is not None and value < 1:
-            problems.append(f"{key} must be >= 1 or null, got {value}")
+    positive = [
+        ("train.batch_size", cfg.train.batch_size),
+        ("train.grad_accum", cfg.train.grad_accum),
+        ("train.epochs", cfg.train.epochs),
+        ("log.every", cfg.log.every),
+        ("eval.every", cfg.eval.every),
+    ]
+    for key, count in positive:
+        if count < 1:
+            problems.append(f"{key} must be >= 1, got {count}")
+    for key, optional in (
+        ("train.max_steps", cfg.train.max_steps),
+        ("model.num_frames", cfg.model.num_frames),
+        ("train.warmup_num_frames", cfg.train.warmup_num_frames),
+    ):
+        if optional is not None and optional < 1:
+            problems.append(f"{key} must be >= 1 or null, got {optional}")
     if not 0 <= cfg.eval.holdout_fraction < 1:
         problems.append(f"eval.holdout_fraction must be in [0, 1), got {cfg.eval.holdout_fraction}")
     if cfg.eval.split and cfg.eval.holdout_fraction:
@@ -310,9 +340,15 @@ def validate(cfg: TrainConfig) -> None:
     t = cfg.train
     if t.freeze_visual_after_warmup and t.warmup_frame_steps < 1:
         problems.append("train.freeze_visual_after_warmup needs train.warmup_frame_steps >= 1")
-    if t.freeze_visual_after_warmup and t.max_steps is not None and t.max_steps <= t.warmup_frame_steps:
-        problems.append(f"train.max_steps ({t.max_steps}) must exceed train.warmup_frame_steps "
-                        f"({t.warmup_frame_steps}) to leave steps for the video phase")
+    if (
+        t.freeze_visual_after_warmup
+        and t.max_steps is not None
+        and t.max_steps <= t.warmup_frame_steps
+    ):
+        problems.append(
+            f"train.max_steps ({t.max_steps}) must exceed train.warmup_frame_steps "
+            f"({t.warmup_frame_steps}) to leave steps for the video phase"
+        )
     if problems:
         raise ConfigError("invalid training config:\n  - " + "\n  - ".join(problems))
 
@@ -330,8 +366,10 @@ def _flatten(data: Mapping[str, Any]) -> dict[str, Any]:
     flat = {}
     for section, values in data.items():
         if not isinstance(values, Mapping):
-            raise ConfigError(f"config section {section!r} must be a mapping of keys, "
-                              f"not {type(values).__name__} (write {section}: {{key: value}})")
+            raise ConfigError(
+                f"config section {section!r} must be a mapping of keys, "
+                f"not {type(values).__name__} (write {section}: {{key: value}})"
+            )
         for name, value in values.items():
             flat[f"{section}.{name}"] = value
     return flat
@@ -343,7 +381,9 @@ def _suggest(name: str, valid: Sequence[str], prefix: str = "") -> str:
 
 
 def _is_null(value: Any, from_text: bool) -> bool:
-    return value is None or (from_text and isinstance(value, str) and value.lower() in ("null", "none", "~", ""))
+    return value is None or (
+        from_text and isinstance(value, str) and value.lower() in ("null", "none", "~", "")
+    )
 
 
 def _parse_text(text: str, hint: Any) -> Any:
@@ -364,7 +404,16 @@ def _as_str(value: Any) -> str:
 def _as_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+    if isinstance(value, str) and value.lower() in (
+        "true",
+        "false",
+        "yes",
+        "no",
+        "on",
+        "off",
+        "1",
+        "0",
+    ):
         return value.lower() in ("true", "yes", "on", "1")
     if isinstance(value, int) and value in (0, 1):
         return bool(value)

@@ -59,15 +59,21 @@ def import_wandb() -> Any:
     try:
         import wandb
     except ImportError as exc:
-        raise TrainSetupError("log.wandb=true needs the wandb package: pip install wandb "
-                              "(or set log.wandb=false)") from exc
+        raise TrainSetupError(
+            "log.wandb=true needs the wandb package: pip install wandb (or set log.wandb=false)"
+        ) from exc
     return wandb
 
 
 def _init_wandb(cfg: TrainConfig, run_dir: Path) -> Any:
     wandb = import_wandb()
-    return wandb.init(project=cfg.log.wandb_project, name=run_dir.name, dir=str(run_dir),
-                      config=cfg.to_dict(), resume="allow")
+    return wandb.init(
+        project=cfg.log.wandb_project,
+        name=run_dir.name,
+        dir=str(run_dir),
+        config=cfg.to_dict(),
+        resume="allow",
+    )
 
 
 def json_safe(value: Any) -> Any:

@@ -28,7 +28,9 @@ class EpochSeededDataset(Dataset):
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> Any:
-        state = np.random.SeedSequence([self.seed, self.epoch, int(index)]).generate_state(1, np.uint64)
+        state = np.random.SeedSequence([self.seed, self.epoch, int(index)]).generate_state(
+            1, np.uint64
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(state[0]) & (2**63 - 1))
             return self.dataset[index]
@@ -56,8 +58,17 @@ class LateFrameDataset(Dataset):
 class ResumableSampler(DistributedSampler):
     """A DistributedSampler (shuffled by seed + epoch) that can skip the samples already seen."""
 
-    def __init__(self, dataset: Dataset, *, num_replicas: int, rank: int, seed: int, shuffle: bool = True) -> None:
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)
+    def __init__(
+        self, dataset: Dataset, *, num_replicas: int, rank: int, seed: int, shuffle: bool = True
+    ) -> None:
+        super().__init__(
+            dataset,
+            num_replicas=num_replicas,
+            rank=rank,
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=True,
+        )
         self.start = 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:

@@ -202,7 +202,7 @@ def training_expressions() -> list[Expression]:
 _LABELS: dict[Expression, str] = {expr: name for name, expr in CLASSES.items()}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _split_pool(split: str) -> tuple[Expression, ...]:
     """The expressions a split draws from, uniformly."""
     if split not in SPLITS:
@@ -220,66 +220,170 @@ def _split_pool(split: str) -> tuple[Expression, ...]:
 # "the eyes narrow" and as "a face whose eyes narrow". The neutral values get stative verbs.
 _NOUNS: dict[str, dict[str, tuple[str, ...]]] = {
     "mouth": {
-        "smile": ("a smile", "a wide smile", "a broad grin", "a slight smile", "upturned lips",
-                  "a mouth turned up at the corners", "a grin"),
-        "frown": ("a frown", "a downturned mouth", "a deep frown", "lips turned down",
-                  "a mouth turned down at the corners", "a sulky, downturned mouth"),
-        "open": ("an open mouth", "a gaping mouth", "a gasp", "a round, open mouth",
-                 "a mouth dropped open", "an O-shaped mouth"),
-        "flat": ("a flat mouth", "a closed, straight mouth", "lips pressed into a straight line",
-                 "a tight, straight mouth", "a closed mouth", "a flat, even mouth"),
+        "smile": (
+            "a smile",
+            "a wide smile",
+            "a broad grin",
+            "a slight smile",
+            "upturned lips",
+            "a mouth turned up at the corners",
+            "a grin",
+        ),
+        "frown": (
+            "a frown",
+            "a downturned mouth",
+            "a deep frown",
+            "lips turned down",
+            "a mouth turned down at the corners",
+            "a sulky, downturned mouth",
+        ),
+        "open": (
+            "an open mouth",
+            "a gaping mouth",
+            "a gasp",
+            "a round, open mouth",
+            "a mouth dropped open",
+            "an O-shaped mouth",
+        ),
+        "flat": (
+            "a flat mouth",
+            "a closed, straight mouth",
+            "lips pressed into a straight line",
+            "a tight, straight mouth",
+            "a closed mouth",
+            "a flat, even mouth",
+        ),
     },
     "brows": {
-        "raised": ("raised eyebrows", "lifted brows", "arched eyebrows", "high, raised brows",
-                   "eyebrows pulled up"),
-        "furrowed": ("furrowed brows", "lowered eyebrows", "knitted brows",
-                     "eyebrows drawn together", "a furrowed brow", "brows lowered and knitted"),
-        "neutral": ("level eyebrows", "brows at rest", "eyebrows at rest", "level, resting brows",
-                    "untroubled, level brows"),
+        "raised": (
+            "raised eyebrows",
+            "lifted brows",
+            "arched eyebrows",
+            "high, raised brows",
+            "eyebrows pulled up",
+        ),
+        "furrowed": (
+            "furrowed brows",
+            "lowered eyebrows",
+            "knitted brows",
+            "eyebrows drawn together",
+            "a furrowed brow",
+            "brows lowered and knitted",
+        ),
+        "neutral": (
+            "level eyebrows",
+            "brows at rest",
+            "eyebrows at rest",
+            "level, resting brows",
+            "untroubled, level brows",
+        ),
     },
     "eyes": {
-        "wide": ("wide-open eyes", "wide eyes", "staring eyes", "eyes opened wide",
-                 "big, wide eyes"),
-        "narrowed": ("narrowed eyes", "squinting eyes", "half-closed eyes", "narrow eyes",
-                     "heavy-lidded eyes", "eyes narrowed to slits"),
-        "normal": ("ordinary eyes", "calm eyes", "normally open eyes", "calm, ordinary eyes",
-                   "steady eyes"),
+        "wide": (
+            "wide-open eyes",
+            "wide eyes",
+            "staring eyes",
+            "eyes opened wide",
+            "big, wide eyes",
+        ),
+        "narrowed": (
+            "narrowed eyes",
+            "squinting eyes",
+            "half-closed eyes",
+            "narrow eyes",
+            "heavy-lidded eyes",
+            "eyes narrowed to slits",
+        ),
+        "normal": (
+            "ordinary eyes",
+            "calm eyes",
+            "normally open eyes",
+            "calm, ordinary eyes",
+            "steady eyes",
+        ),
     },
 }
 
 _CLAUSES: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
     "mouth": {
-        "smile": (("mouth", "curves up into a smile"), ("lips", "spread into a grin"),
-                  ("mouth", "turns up at the corners"), ("lips", "curl into a smile")),
-        "frown": (("mouth", "turns down into a frown"), ("lips", "turn down"),
-                  ("corners of the mouth", "droop"), ("mouth", "sinks into a frown")),
-        "open": (("mouth", "drops open"), ("jaw", "falls open in a gasp"),
-                 ("mouth", "opens into a round O"), ("lips", "part wide in a gasp")),
-        "flat": (("mouth", "stays closed and straight"), ("lips", "stay pressed together"),
-                 ("mouth", "remains a flat line"), ("lips", "stay closed and flat")),
+        "smile": (
+            ("mouth", "curves up into a smile"),
+            ("lips", "spread into a grin"),
+            ("mouth", "turns up at the corners"),
+            ("lips", "curl into a smile"),
+        ),
+        "frown": (
+            ("mouth", "turns down into a frown"),
+            ("lips", "turn down"),
+            ("corners of the mouth", "droop"),
+            ("mouth", "sinks into a frown"),
+        ),
+        "open": (
+            ("mouth", "drops open"),
+            ("jaw", "falls open in a gasp"),
+            ("mouth", "opens into a round O"),
+            ("lips", "part wide in a gasp"),
+        ),
+        "flat": (
+            ("mouth", "stays closed and straight"),
+            ("lips", "stay pressed together"),
+            ("mouth", "remains a flat line"),
+            ("lips", "stay closed and flat"),
+        ),
     },
     "brows": {
-        "raised": (("eyebrows", "rise"), ("brows", "lift"), ("eyebrows", "arch upward"),
-                   ("brows", "shoot up")),
-        "furrowed": (("brows", "knit together"), ("eyebrows", "lower and draw together"),
-                     ("brows", "furrow"), ("eyebrows", "pull down into a furrow")),
-        "neutral": (("eyebrows", "stay level"), ("brows", "remain at rest"),
-                    ("eyebrows", "stay at rest"), ("brows", "stay level")),
+        "raised": (
+            ("eyebrows", "rise"),
+            ("brows", "lift"),
+            ("eyebrows", "arch upward"),
+            ("brows", "shoot up"),
+        ),
+        "furrowed": (
+            ("brows", "knit together"),
+            ("eyebrows", "lower and draw together"),
+            ("brows", "furrow"),
+            ("eyebrows", "pull down into a furrow"),
+        ),
+        "neutral": (
+            ("eyebrows", "stay level"),
+            ("brows", "remain at rest"),
+            ("eyebrows", "stay at rest"),
+            ("brows", "stay level"),
+        ),
     },
     "eyes": {
-        "wide": (("eyes", "widen"), ("eyes", "open wide"), ("eyes", "go wide"),
-                 ("eyes", "stare wide open")),
-        "narrowed": (("eyes", "narrow"), ("eyes", "squint"), ("eyes", "narrow to slits"),
-                     ("eyes", "half close")),
-        "normal": (("eyes", "stay calm"), ("eyes", "look ahead normally"),
-                   ("eyes", "remain ordinary"), ("eyes", "stay steady")),
+        "wide": (
+            ("eyes", "widen"),
+            ("eyes", "open wide"),
+            ("eyes", "go wide"),
+            ("eyes", "stare wide open"),
+        ),
+        "narrowed": (
+            ("eyes", "narrow"),
+            ("eyes", "squint"),
+            ("eyes", "narrow to slits"),
+            ("eyes", "half close"),
+        ),
+        "normal": (
+            ("eyes", "stay calm"),
+            ("eyes", "look ahead normally"),
+            ("eyes", "remain ordinary"),
+            ("eyes", "stay steady"),
+        ),
     },
 }
 
 _NEUTRAL_VALUES = {"flat", "neutral", "normal"}
 _ADVERBS = ("slowly", "gradually", "suddenly")
-_NOUN_LEADS = ("A face with ", "A person with ", "Someone with ", "The face shows ",
-               "A cartoon face with ", "An expression with ", "")
+_NOUN_LEADS = (
+    "A face with ",
+    "A person with ",
+    "Someone with ",
+    "The face shows ",
+    "A cartoon face with ",
+    "An expression with ",
+    "",
+)
 
 
 def _pick(rng: np.random.Generator, options: Sequence):
@@ -387,7 +491,8 @@ def _intensity(num_frames: int, rng: np.random.Generator) -> np.ndarray:
 
 def _hsv_to_rgb(h: float, s: float, v: float) -> tuple[int, int, int]:
     hsv = np.array([[[h, s, v]]], dtype=np.uint8)
-    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+    r, g, b = (int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+    return r, g, b
 
 
 def _colours(rng: np.random.Generator) -> dict[str, tuple[int, int, int]]:
@@ -443,9 +548,18 @@ class _Pose:
         (c, s), (ox, oy) = self.lin[0], self.off
         x, y = centre
         k = self.scale * (1 << _SUB)
-        cv2.ellipse(img, (round(x * c - y * s + ox), round(x * s + y * c + oy)),
-                    (round(axes[0] * k), round(axes[1] * k)), self.angle, 0, 360, colour,
-                    thickness, cv2.LINE_AA, _SUB)
+        cv2.ellipse(
+            img,
+            (round(x * c - y * s + ox), round(x * s + y * c + oy)),
+            (round(axes[0] * k), round(axes[1] * k)),
+            self.angle,
+            0,
+            360,
+            colour,
+            thickness,
+            cv2.LINE_AA,
+            _SUB,
+        )
 
 
 def _draw_eyes(img, pose, eye_h, gaze, look) -> None:
@@ -474,8 +588,9 @@ def _draw_mouth(img, pose, params, look) -> None:
     mid = _MOUTH_Y + curve * (1.0 - _XS**2) - 0.5 * curve  # smile: corners above the middle
     upper = np.stack([width * _XS, mid - up * _ARC], axis=1)
     if (up + down) * pose.scale < 0.8:  # closed: one line
-        cv2.polylines(img, [pose.points(upper)], False, look["line"], look["thick"],
-                      cv2.LINE_AA, _SUB)
+        cv2.polylines(
+            img, [pose.points(upper)], False, look["line"], look["thick"], cv2.LINE_AA, _SUB
+        )
         return
     lower = np.stack([width * _XS, mid + down * _ARC], axis=1)
     poly = pose.points(np.concatenate([upper, lower[::-1]]))
@@ -492,8 +607,7 @@ def _draw_frame(img, pose, params, look) -> None:
     pose.ellipse(img, (0.0, 0.0), _FACE_AXES, look["line"], look["thick"])
     _draw_eyes(img, pose, params[7], look["gaze"], look)
     _draw_brows(img, pose, params[4], params[5], params[6], look)
-    cv2.polylines(img, [pose.points(_NOSE)], False, look["line"], look["thick"],
-                  cv2.LINE_AA, _SUB)
+    cv2.polylines(img, [pose.points(_NOSE)], False, look["line"], look["thick"], cv2.LINE_AA, _SUB)
     _draw_mouth(img, pose, params[:4], look)
 
 
@@ -542,7 +656,7 @@ def _add_noise(frames: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     flat = frames.reshape(-1, frames.shape[2] * 3)  # 2-D view for OpenCV
     noise = np.empty(flat.shape, dtype=np.float32)
     cv2.setRNGSeed(seed)
-    cv2.randn(noise, 0.0, sigma)
+    cv2.randn(noise, 0.0, sigma)  # type: ignore[call-overload]  # scalars work; stubs list arrays
     cv2.add(flat, noise, dst=flat, dtype=cv2.CV_8U)
     return frames
 
@@ -579,7 +693,7 @@ def sample(
 def _write_webm(path: Path, frames: np.ndarray, fps: float) -> None:
     size = frames.shape[2], frames.shape[1]
     with quiet_native_stderr():  # FFmpeg: harmless "tag 'VP80' is not supported ..." line
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), fps, size)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"VP80"), fps, size)
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write VP8 video to {path} (built without FFmpeg?)")
     try:
@@ -662,8 +776,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=8.0)
     args = parser.parse_args(argv)
     manifest = write_dataset(
-        args.out, clips=args.clips, seed=args.seed, split=args.split, size=args.size,
-        num_frames=args.frames, fps=args.fps,
+        args.out,
+        clips=args.clips,
+        seed=args.seed,
+        split=args.split,
+        size=args.size,
+        num_frames=args.frames,
+        fps=args.fps,
     )
     print(manifest)
     return 0

@@ -102,8 +102,10 @@ def report(
     from ..inference.predictor import EmotionPredictor
 
     plain = ClassSet.from_dict({"classes": syn.class_descriptions("all")}, name="synthetic-all")
-    para = ClassSet.from_dict({"classes": syn.class_descriptions("all", paraphrased=True)},
-                              name="synthetic-all-paraphrased")
+    para = ClassSet.from_dict(
+        {"classes": syn.class_descriptions("all", paraphrased=True)},
+        name="synthetic-all-paraphrased",
+    )
     predictor = EmotionPredictor(load_model(Path(weights)), video_cache_size=1)
     results: dict[str, dict[str, dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,10 +113,11 @@ def report(
         for size in sizes:
             per_seed: dict[str, dict[str, Any]] = {}
             for seed in seeds:
-                common = {"size": int(size), "num_frames": 32, "fps": 8.0}
+                common: dict[str, Any] = {"size": int(size), "num_frames": 32, "fps": 8.0}
                 test_dir = root / f"{size}px-{seed}-test"
-                manifest = syn.write_dataset(test_dir, clips=test_clips, seed=seed, split="test",
-                                             **common)
+                manifest = syn.write_dataset(
+                    test_dir, clips=test_clips, seed=seed, split="test", **common
+                )
                 on_all, on_para = score_clips(predictor, manifest, [plain, para])
                 entry = {
                     "test_uar": round(on_all["uar_true_classes"], 4),
@@ -125,28 +128,41 @@ def report(
                     "paraphrase_recall": _recall(on_para),
                 }
                 if all_clips:
-                    manifest = syn.write_dataset(root / f"{size}px-{seed}-all", clips=all_clips,
-                                                 seed=seed + _ALL_SEED_OFFSET, split="all", **common)
+                    manifest = syn.write_dataset(
+                        root / f"{size}px-{seed}-all",
+                        clips=all_clips,
+                        seed=seed + _ALL_SEED_OFFSET,
+                        split="all",
+                        **common,
+                    )
                     (every,) = score_clips(predictor, manifest, [plain])
                     entry["all_uar_authors"] = round(every["uar"], 4)
                 per_seed[str(seed)] = entry
             results[f"{size}px"] = per_seed
-    keys = ("test_uar", "test_uar_authors", "paraphrase_uar", "paraphrase_uar_authors",
-            "all_uar_authors")
+    keys = (
+        "test_uar",
+        "test_uar_authors",
+        "paraphrase_uar",
+        "paraphrase_uar_authors",
+        "all_uar_authors",
+    )
     mean = {
-        px: {k: round(float(np.mean([e[k] for e in per.values()])), 4)
-             for k in keys if all(k in e for e in per.values())}
+        px: {
+            k: round(float(np.mean([e[k] for e in per.values()])), 4)
+            for k in keys
+            if all(k in e for e in per.values())
+        }
         for px, per in results.items()
     }
     return {
         "how": "python -m emoclip.train.synthetic_report WEIGHTS: fresh clips written by "
-               "emoclip.train.synthetic.write_dataset (VP8 webm, 32 frames, 8 fps) and read back by "
-               "EmotionPredictor. test_uar = mean recall over the test classes (synthetic.TEST), each "
-               "clip scored against all 12 descriptions; test_uar_authors = the authors' UAR of the "
-               "same predictions (sklearn, union of true and predicted labels); all_uar_authors = "
-               "the authors' UAR on clips of all 12 classes (seed + 7); paraphrase_* = the test "
-               "clips against all 12 with the test classes described by paraphrases whose words no "
-               "training caption uses (synthetic.paraphrase_descriptions)",
+        "emoclip.train.synthetic.write_dataset (VP8 webm, 32 frames, 8 fps) and read back by "
+        "EmotionPredictor. test_uar = mean recall over the test classes (synthetic.TEST), each "
+        "clip scored against all 12 descriptions; test_uar_authors = the authors' UAR of the "
+        "same predictions (sklearn, union of true and predicted labels); all_uar_authors = "
+        "the authors' UAR on clips of all 12 classes (seed + 7); paraphrase_* = the test "
+        "clips against all 12 with the test classes described by paraphrases whose words no "
+        "training caption uses (synthetic.paraphrase_descriptions)",
         "seeds": [int(s) for s in seeds],
         "test_clips": int(test_clips),
         "all_clips": int(all_clips),
@@ -157,21 +173,31 @@ def report(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; see the module docstring."""
-    parser = argparse.ArgumentParser(prog="python -m emoclip.train.synthetic_report",
-                                     description="Fresh-clip figures of a synthetic EmoCLIP model.")
+    parser = argparse.ArgumentParser(
+        prog="python -m emoclip.train.synthetic_report",
+        description="Fresh-clip figures of a synthetic EmoCLIP model.",
+    )
     parser.add_argument("weights", type=Path, help=".safetensors export (with its JSON sidecar)")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 64])
     parser.add_argument("--test-clips", type=int, default=48)
     parser.add_argument("--all-clips", type=int, default=96)
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
-    parser.add_argument("--update-sidecar", action="store_true",
-                        help="store the report as provenance.predictor_eval in the weights' sidecar")
+    parser.add_argument(
+        "--update-sidecar",
+        action="store_true",
+        help="store the report as provenance.predictor_eval in the weights' sidecar",
+    )
     args = parser.parse_args(argv)
     if not args.weights.is_file():
         parser.error(f"no such weights file: {args.weights}")
-    result = report(args.weights, seeds=args.seeds, sizes=args.sizes, test_clips=args.test_clips,
-                    all_clips=args.all_clips)
+    result = report(
+        args.weights,
+        seeds=args.seeds,
+        sizes=args.sizes,
+        test_clips=args.test_clips,
+        all_clips=args.all_clips,
+    )
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
@@ -183,8 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         side = sidecar_path(args.weights)
         config = EmoCLIPConfig.load(side)
         provenance = {**config.provenance, "predictor_eval": result}
-        config.replace(provenance=provenance).save(side, sha256=file_sha256(args.weights),
-                                                   file=args.weights.name)
+        config.replace(provenance=provenance).save(
+            side, sha256=file_sha256(args.weights), file=args.weights.name
+        )
     return 0
 
 

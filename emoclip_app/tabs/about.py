@@ -8,8 +8,8 @@ from typing import Any
 
 import gradio as gr
 
-from ..errors import code, md
 from .. import models
+from ..errors import code, md
 from ..settings import short
 from ..state import Session
 from . import api
@@ -36,8 +36,9 @@ def model_card(session: Session) -> str:
         parts.append("No model is loaded yet.")
     else:
         st = models.MODELS.status(name)
-        parts.append(f"**{code(name)}**: {md(st.summary)}\n\n"
-                     f"- **Weights from:** {md(short(st.where))}")
+        parts.append(
+            f"**{code(name)}**: {md(st.summary)}\n\n- **Weights from:** {md(short(st.where))}"
+        )
         if st.state == "ready":
             model = models.MODELS.model(name)
             cfg = model.config
@@ -51,7 +52,8 @@ def model_card(session: Session) -> str:
                 f"- **Preprocessing:** {pre.image_size} px crops, {pre.sample_fps:g} frames/s, "
                 f"T = {pre.num_frames} frames per window ({pre.window_seconds:g} s windows every "
                 f"{pre.hop_seconds:g} s), face detection {detection}\n"
-                f"- **Default classes:** {md(cfg.default_classes)}")
+                f"- **Default classes:** {md(cfg.default_classes)}"
+            )
             for key, value in (cfg.provenance or {}).items():
                 parts.append(f"- **{md(key)}:** {md(value)}")
     parts.append("\n### All models")
@@ -60,6 +62,8 @@ def model_card(session: Session) -> str:
         st = models.MODELS.status(other)
         failed = st.state in ("error", "missing") and st.detail
         state = st.state + (f" ({md(short(st.detail)[:200])})" if failed else "")
-        parts.append(f"| {code(other)} | {md(models.model_kind(other) or '')} | {state} | "
-                     f"{md(short(st.where))} | {md(st.summary)} |")
+        parts.append(
+            f"| {code(other)} | {md(models.model_kind(other) or '')} | {state} | "
+            f"{md(short(st.where))} | {md(st.summary)} |"
+        )
     return "\n".join(parts)

@@ -34,62 +34,95 @@ def layout(ui: Any) -> None:
     examples = settings.EXAMPLES
     with gr.Row():
         with gr.Column(scale=2):
-            ui.video = gr.Video(label="Video: upload or record", sources=["upload", "webcam"],
-                                elem_id="video-input", height=320)
+            ui.video = gr.Video(
+                label="Video: upload or record",
+                sources=["upload", "webcam"],
+                elem_id="video-input",
+                height=320,
+            )
             ui.fallback = gr.Radio(
-                ["center", "skip"], value="center", label="Frames without a face",
+                ["center", "skip"],
+                value="center",
+                label="Frames without a face",
                 info="center: analyse the centre of the whole frame; skip: leave them out",
-                elem_id="fallback")
+                elem_id="fallback",
+            )
             ui.analyse_btn = gr.Button("Analyse", variant="primary", elem_id="analyse-btn")
-            with gr.Accordion("…or a photo: every face is scored", open=False,
-                              elem_id="photo-box"):
-                ui.image = gr.Image(label="Photo (JPEG, PNG, WebP, BMP, TIFF)", type="filepath",
-                                    sources=["upload", "clipboard"], elem_id="image-input",
-                                    height=260)
+            with gr.Accordion("…or a photo: every face is scored", open=False, elem_id="photo-box"):
+                ui.image = gr.Image(
+                    label="Photo (JPEG, PNG, WebP, BMP, TIFF)",
+                    type="filepath",
+                    sources=["upload", "clipboard"],
+                    elem_id="image-input",
+                    height=260,
+                )
                 ui.analyse_image_btn = gr.Button("Analyse photo", elem_id="analyse-image-btn")
-                ui.faces_image = gr.Image(label="Faces found (numbered, largest first)",
-                                          interactive=False, elem_id="faces-image", height=320)
+                ui.faces_image = gr.Image(
+                    label="Faces found (numbered, largest first)",
+                    interactive=False,
+                    elem_id="faces-image",
+                    height=320,
+                )
                 ui.faces = gr.Markdown(elem_id="faces-list")
             if examples:
                 ui.examples = gr.Examples(
-                    [[str(p)] for p in examples], inputs=[ui.video],
+                    [[str(p)] for p in examples],
+                    inputs=[ui.video],
                     example_labels=[p.name for p in examples],
-                    label="Example clips (click one to analyse it)", elem_id="examples")
-            ui.gallery = gr.Gallery(label="What the model saw along the clip (face crops)",
-                                    columns=4, height="auto", elem_id="faces-gallery",
-                                    allow_preview=False)
+                    label="Example clips (click one to analyse it)",
+                    elem_id="examples",
+                )
+            ui.gallery = gr.Gallery(
+                label="What the model saw along the clip (face crops)",
+                columns=4,
+                height="auto",
+                elem_id="faces-gallery",
+                allow_preview=False,
+            )
         with gr.Column(scale=3):
-            ui.summary = gr.Markdown("Upload a clip and press **Analyse**.",
-                                     elem_id="result-summary")
+            ui.summary = gr.Markdown(
+                "Upload a clip and press **Analyse**.", elem_id="result-summary"
+            )
             # above the result, styled as a banner: a label of a face-less clip is not a finding
             ui.warnings = gr.Markdown(elem_id="result-warnings", elem_classes=["warning-banner"])
             ui.label = gr.Label(label="Top emotions", num_top_classes=5, elem_id="top-label")
             ui.bars = gr.Plot(label="Probabilities", elem_id="bars-plot")
             ui.timeline = gr.Plot(label="Timeline", elem_id="timeline-plot")
             ui.timings = gr.Markdown(elem_id="timings")
-            ui.files = gr.File(label="Downloads (JSON, CSV)", file_count="multiple",
-                               interactive=False, elem_id="downloads")
+            ui.files = gr.File(
+                label="Downloads (JSON, CSV)",
+                file_count="multiple",
+                interactive=False,
+                elem_id="downloads",
+            )
 
 
 def wire(ui: Any, model_work: dict[str, Any]) -> None:
     """The tab's events (`model_work`: the options of events that run a model)."""
     inputs = [ui.video, ui.fallback, ui.session]
-    ui.analyse_btn.click(analyse, inputs, components(ui, Analysed), api_name="analyse",
-                         **model_work)
-    ui.analyse_image_btn.click(analyse_photo, [ui.image, ui.fallback, ui.session],
-                               components(ui, PhotoAnalysed), api_name="analyse_image",
-                               **model_work)
+    ui.analyse_btn.click(
+        analyse, inputs, components(ui, Analysed), api_name="analyse", **model_work
+    )
+    ui.analyse_image_btn.click(
+        analyse_photo,
+        [ui.image, ui.fallback, ui.session],
+        components(ui, PhotoAnalysed),
+        api_name="analyse_image",
+        **model_work,
+    )
     if ui.examples is not None:
-        ui.examples.load_input_event.then(analyse, inputs, components(ui, Analysed),
-                                          api_visibility="private", **model_work)
+        ui.examples.load_input_event.then(
+            analyse, inputs, components(ui, Analysed), api_visibility="private", **model_work
+        )
 
 
 # ---------------------------------------------------------------------------------- handlers
 
 
 @gpu
-def analyse(video_path: str | None, fallback: str, session: Session,
-            progress=gr.Progress()) -> Analysed:
+def analyse(
+    video_path: str | None, fallback: str, session: Session, progress=gr.Progress()
+) -> Analysed:
     """Analyse a video: encode it once (cached), score it against the session's class set."""
     if not video_path:
         raise error("Upload or record a video first (or click an example).")
@@ -123,8 +156,9 @@ def analyse(video_path: str | None, fallback: str, session: Session,
 
 
 @gpu
-def analyse_photo(image_path: str | None, fallback: str, session: Session,
-                  progress=gr.Progress()) -> PhotoAnalysed:
+def analyse_photo(
+    image_path: str | None, fallback: str, session: Session, progress=gr.Progress()
+) -> PhotoAnalysed:
     """Analyse a photo: every face scored (largest first); the photo comes back with numbered boxes.
 
     Returns `analyse`'s outputs, then the annotated photo ((H, W, 3) uint8 RGB) and one Markdown
@@ -135,6 +169,7 @@ def analyse_photo(image_path: str | None, fallback: str, session: Session,
     from emoclip.images import read_image
 
     out = analyse(image_path, fallback, session, progress)  # limits and bad files checked here
+    assert session.video is not None  # `analyse` set it or raised
     pred = session.video.prediction
     if pred.video.get("kind") != "image":
         raise error(f"{Path(image_path).name} is a video: use the video box above")
@@ -143,15 +178,17 @@ def analyse_photo(image_path: str | None, fallback: str, session: Session,
     except user_errors() as exc:
         raise error(exc, image_path) from exc
     boxes = [t.box for t in pred.tracks if t.box is not None]
-    return PhotoAnalysed(*out, faces_image=draw_faces(still.image, boxes),
-                         faces=faces_markdown(pred))
+    return PhotoAnalysed(
+        *out, faces_image=draw_faces(still.image, boxes), faces=faces_markdown(pred)
+    )
 
 
 # ---------------------------------------------------------------------------- result values
 
 
-def result_values(session: Session, *, encoded_now: bool = False,
-                  gallery: bool = False) -> Analysed:
+def result_values(
+    session: Session, *, encoded_now: bool = False, gallery: bool = False
+) -> Analysed:
     """The session's current result in every result component (all skipped without a video)."""
     video = session.video
     if video is None:
@@ -161,14 +198,25 @@ def result_values(session: Session, *, encoded_now: bool = False,
     compounds = [c.name for c in classes.compounds]
     warnings = list(pred.warnings)
     if is_toy(video.model):
-        warnings.append(f"{video.model} is a toy/test model: "
-                        "these numbers say nothing about real faces")
+        warnings.append(
+            f"{video.model} is a toy/test model: these numbers say nothing about real faces"
+        )
     top = dict(sorted(pred.probabilities.items(), key=lambda kv: -kv[1]))
     photo = pred.video.get("kind") == "image"
-    thumbs = ([(img, f"face {i + 1}" if photo and pred.tracks else f"{t:.1f} s")
-               for i, (t, img) in enumerate(video.encoding.thumbnails)] if gallery else gr.skip())
-    timings = timings_markdown(pred.timings, frames_encoded=session.frames_encoded,
-                               rescored=session.rescored, encodings=session.encodings)
+    thumbs = (
+        [
+            (img, f"face {i + 1}" if photo and pred.tracks else f"{t:.1f} s")
+            for i, (t, img) in enumerate(video.encoding.thumbnails)
+        ]
+        if gallery
+        else gr.skip()
+    )
+    timings = timings_markdown(
+        pred.timings,
+        frames_encoded=session.frames_encoded,
+        rescored=session.rescored,
+        encodings=session.encodings,
+    )
     return Analysed(
         session=session,
         summary=summary_markdown(pred, model=video.model, encoded_now=encoded_now),
@@ -195,11 +243,16 @@ def summary_markdown(prediction: Prediction, *, model: str, encoded_now: bool) -
     if v.get("kind") == "image":
         n = len(prediction.tracks)
         largest = " (the largest one's result)" if n > 1 else ""
-        faces = (f"{n} face{'s' if n != 1 else ''} found{largest}" if n
-                 else "no face found (centre crop analysed)")
-        return (f"**Top emotion: {md(top)}** ({p:.1%}) · photo *{md(v.get('name', ''))}* "
-                f"({v.get('width', '?')}x{v.get('height', '?')}) · model {code(model)} · {faces}"
-                + ("" if encoded_now else " · *reused the cached encoding*"))
+        faces = (
+            f"{n} face{'s' if n != 1 else ''} found{largest}"
+            if n
+            else "no face found (centre crop analysed)"
+        )
+        return (
+            f"**Top emotion: {md(top)}** ({p:.1%}) · photo *{md(v.get('name', ''))}* "
+            f"({v.get('width', '?')}x{v.get('height', '?')}) · model {code(model)} · {faces}"
+            + ("" if encoded_now else " · *reused the cached encoding*")
+        )
     if f.detection:
         faces = f"{f.frames_with_face} of {f.sampled_frames} sampled frames had a face"
     else:
@@ -208,21 +261,29 @@ def summary_markdown(prediction: Prediction, *, model: str, encoded_now: bool) -
         used = "centre crop used" if f.fallback == "center" else "skipped"
         faces += f"; {f.frames_without_face} without ({used})"
     size = f"{v.get('width', '?')}x{v.get('height', '?')}"
-    return (f"**Top emotion: {md(top)}** ({p:.1%}) · clip *{md(v.get('name', ''))}* "
-            f"({float(v.get('duration') or 0):.1f} s, {size}) · model {code(model)} · {faces}"
-            + ("" if encoded_now else " · *reused the cached encoding*"))
+    return (
+        f"**Top emotion: {md(top)}** ({p:.1%}) · clip *{md(v.get('name', ''))}* "
+        f"({float(v.get('duration') or 0):.1f} s, {size}) · model {code(model)} · {faces}"
+        + ("" if encoded_now else " · *reused the cached encoding*")
+    )
 
 
-def timings_markdown(timings: dict[str, float], *, frames_encoded: int, rescored: int,
-                     encodings: int) -> str:
+def timings_markdown(
+    timings: dict[str, float], *, frames_encoded: int, rescored: int, encodings: int
+) -> str:
     """Stage timings plus the session's encode/re-score counters (the UI shows both)."""
     order = ("decode", "detect", "encode", "temporal", "text", "score", "total")
-    cells = " · ".join(f"{k} {timings[k] * 1000:.0f} ms" if timings[k] < 1
-                       else f"{k} {timings[k]:.2f} s" for k in order if k in timings)
-    return (f"**Stage timings:** {cells}  \n"
-            f"**Frames encoded: {frames_encoded}** "
-            f"(in {encodings} video encoding(s) this session) · "
-            f"**re-scored without re-encoding: {rescored}**")
+    cells = " · ".join(
+        f"{k} {timings[k] * 1000:.0f} ms" if timings[k] < 1 else f"{k} {timings[k]:.2f} s"
+        for k in order
+        if k in timings
+    )
+    return (
+        f"**Stage timings:** {cells}  \n"
+        f"**Frames encoded: {frames_encoded}** "
+        f"(in {encodings} video encoding(s) this session) · "
+        f"**re-scored without re-encoding: {rescored}**"
+    )
 
 
 def faces_markdown(prediction: Prediction, k: int = 3) -> str:
@@ -237,8 +298,9 @@ def faces_markdown(prediction: Prediction, k: int = 3) -> str:
         x, y, w, h = t.box or (0, 0, 0, 0)
         top = sorted(t.probabilities.items(), key=lambda kv: -kv[1])[:k]
         best = ", ".join(f"{md(c)} {p:.0%}" for c, p in top)
-        lines.append(f"{i + 1}. **{md(t.top)}** ({best}) · box {w:.0f}x{h:.0f} at "
-                     f"({x:.0f}, {y:.0f})")
+        lines.append(
+            f"{i + 1}. **{md(t.top)}** ({best}) · box {w:.0f}x{h:.0f} at ({x:.0f}, {y:.0f})"
+        )
     return "\n".join(lines)
 
 
@@ -247,5 +309,3 @@ def warnings_markdown(warnings: Sequence[str]) -> str:
     if not warnings:
         return ""
     return "\n".join(f"- ⚠ {md(w)}" for w in dict.fromkeys(warnings))
-
-

@@ -32,21 +32,31 @@ def layout(ui: Any) -> None:
     with gr.Accordion("Try the classify_video endpoint", open=False):
         with gr.Row():
             ui.api_video = gr.File(label="Video file", type="filepath", elem_id="api-video")
-            ui.api_classes = gr.Textbox(label="Class set (YAML or JSON; empty: current set)",
-                                        lines=6, elem_id="api-classes")
+            ui.api_classes = gr.Textbox(
+                label="Class set (YAML or JSON; empty: current set)", lines=6, elem_id="api-classes"
+            )
         ui.api_btn = gr.Button("Classify", elem_id="api-btn")
-        ui.api_image = gr.File(label="Photo (classify_image)", type="filepath",
-                               elem_id="api-image")
+        ui.api_image = gr.File(label="Photo (classify_image)", type="filepath", elem_id="api-image")
         ui.api_image_btn = gr.Button("Classify photo", elem_id="api-image-btn")
         ui.api_result = gr.JSON(label="Result", elem_id="api-result")
 
 
 def wire(ui: Any, model_work: dict[str, Any]) -> None:
     """The endpoints' events (`model_work`: the options of events that run a model)."""
-    ui.api_btn.click(classify_video, [ui.api_video, ui.api_classes, ui.session], [ui.api_result],
-                     api_name="classify_video", **model_work)
-    ui.api_image_btn.click(classify_image, [ui.api_image, ui.api_classes, ui.session],
-                           [ui.api_result], api_name="classify_image", **model_work)
+    ui.api_btn.click(
+        classify_video,
+        [ui.api_video, ui.api_classes, ui.session],
+        [ui.api_result],
+        api_name="classify_video",
+        **model_work,
+    )
+    ui.api_image_btn.click(
+        classify_image,
+        [ui.api_image, ui.api_classes, ui.session],
+        [ui.api_result],
+        api_name="classify_image",
+        **model_work,
+    )
 
 
 @gpu

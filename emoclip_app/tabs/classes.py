@@ -56,19 +56,31 @@ def layout(ui: Any) -> None:
 
 def _editor(ui: Any) -> None:
     with gr.Row():
-        ui.preset = gr.Dropdown([MODEL_DEFAULT_PRESET, *preset_names()],
-                                value=MODEL_DEFAULT_PRESET, label="Preset", elem_id="preset")
+        ui.preset = gr.Dropdown(
+            [MODEL_DEFAULT_PRESET, *preset_names()],
+            value=MODEL_DEFAULT_PRESET,
+            label="Preset",
+            elem_id="preset",
+        )
         ui.reset_btn = gr.Button("Reset to preset", elem_id="reset-classes-btn", scale=0)
     ui.message = gr.Markdown(elem_id="class-messages")
     ui.table = gr.Dataframe(
-        headers=["class", "description"], datatype=["str", "str"], column_count=2,
-        interactive=True, wrap=True, max_height=420, column_widths=["22%", "78%"],
-        label="Classes: one row per description (edit a cell, add rows)", elem_id="class-table")
+        headers=["class", "description"],
+        datatype=["str", "str"],
+        column_count=2,
+        interactive=True,
+        wrap=True,
+        max_height=420,
+        column_widths=["22%", "78%"],
+        label="Classes: one row per description (edit a cell, add rows)",
+        elem_id="class-table",
+    )
     with gr.Accordion("Add, rename or remove a class", open=True):
         with gr.Row():
             ui.new_name = gr.Textbox(label="New class name", elem_id="new-class-name")
-            ui.new_desc = gr.Textbox(label="Descriptions (one per line)", lines=2, scale=2,
-                                     elem_id="new-class-desc")
+            ui.new_desc = gr.Textbox(
+                label="Descriptions (one per line)", lines=2, scale=2, elem_id="new-class-desc"
+            )
             ui.add_class_btn = gr.Button("Add class", elem_id="add-class-btn", scale=0)
         with gr.Row():
             ui.class_pick = gr.Dropdown(label="Class", choices=[], elem_id="class-pick")
@@ -76,76 +88,131 @@ def _editor(ui: Any) -> None:
             ui.rename_btn = gr.Button("Rename", elem_id="rename-btn", scale=0)
             ui.remove_btn = gr.Button("Remove", variant="stop", elem_id="remove-btn", scale=0)
     with gr.Accordion("YAML / JSON: edit, import, export", open=False):
-        ui.yaml = gr.Code(language="yaml", label="Class set (YAML or JSON)", interactive=True,
-                          elem_id="class-yaml", lines=12)
+        ui.yaml = gr.Code(
+            language="yaml",
+            label="Class set (YAML or JSON)",
+            interactive=True,
+            elem_id="class-yaml",
+            lines=12,
+        )
         with gr.Row():
-            ui.apply_yaml_btn = gr.Button("Apply YAML/JSON", variant="primary",
-                                          elem_id="apply-yaml-btn")
+            ui.apply_yaml_btn = gr.Button(
+                "Apply YAML/JSON", variant="primary", elem_id="apply-yaml-btn"
+            )
             ui.export_yaml_btn = gr.Button("Export YAML", elem_id="export-yaml-btn")
             ui.export_json_btn = gr.Button("Export JSON", elem_id="export-json-btn")
         with gr.Row():
-            ui.import_file = gr.File(label="Import a .yaml/.yml/.json class set", type="filepath",
-                                     file_types=[".yaml", ".yml", ".json"], height=120,
-                                     elem_id="import-classes")
-            ui.export_file = gr.File(label="Exported class set", interactive=False, height=120,
-                                     elem_id="export-classes")
+            ui.import_file = gr.File(
+                label="Import a .yaml/.yml/.json class set",
+                type="filepath",
+                file_types=[".yaml", ".yml", ".json"],
+                height=120,
+                elem_id="import-classes",
+            )
+            ui.export_file = gr.File(
+                label="Exported class set", interactive=False, height=120, elem_id="export-classes"
+            )
 
 
 def _compound_builder(ui: Any) -> None:
     gr.Markdown("### Current video")
-    ui.classes_label = gr.Label(label="Scores with these classes (all classes and compounds)",
-                                elem_id="classes-label")
+    ui.classes_label = gr.Label(
+        label="Scores with these classes (all classes and compounds)", elem_id="classes-label"
+    )
     ui.rescore = gr.Markdown(elem_id="rescore-info")
-    gr.Markdown("### Compound builder\n"
-                "A compound is the normalised (weighted) mean of its classes' text embeddings.")
-    ui.parts = gr.CheckboxGroup(label="Classes to combine (2 or more)", choices=[],
-                                elem_id="compound-parts")
+    gr.Markdown(
+        "### Compound builder\n"
+        "A compound is the normalised (weighted) mean of its classes' text embeddings."
+    )
+    ui.parts = gr.CheckboxGroup(
+        label="Classes to combine (2 or more)", choices=[], elem_id="compound-parts"
+    )
     with gr.Row():
-        ui.weights = gr.Textbox(label="Weights (optional, one per class in order)",
-                                placeholder="e.g. 2, 1", elem_id="compound-weights")
-        ui.compound_name = gr.Textbox(label="Name", placeholder="e.g. happily surprised",
-                                      elem_id="compound-name")
-    ui.preview = gr.Markdown("Choose two or more classes to preview a compound.",
-                             elem_id="compound-preview")
-    ui.add_compound_btn = gr.Button("Add compound", variant="primary",
-                                    elem_id="add-compound-btn")
+        ui.weights = gr.Textbox(
+            label="Weights (optional, one per class in order)",
+            placeholder="e.g. 2, 1",
+            elem_id="compound-weights",
+        )
+        ui.compound_name = gr.Textbox(
+            label="Name", placeholder="e.g. happily surprised", elem_id="compound-name"
+        )
+    ui.preview = gr.Markdown(
+        "Choose two or more classes to preview a compound.", elem_id="compound-preview"
+    )
+    ui.add_compound_btn = gr.Button("Add compound", variant="primary", elem_id="add-compound-btn")
     with gr.Row():
         ui.compound_pick = gr.Dropdown(label="Compound", choices=[], elem_id="compound-pick")
-        ui.remove_compound_btn = gr.Button("Remove compound", variant="stop", scale=0,
-                                           elem_id="remove-compound-btn")
+        ui.remove_compound_btn = gr.Button(
+            "Remove compound", variant="stop", scale=0, elem_id="remove-compound-btn"
+        )
 
 
 def wire(ui: Any) -> None:
     """The tab's events; every class-set change updates the editors and the current result."""
     change = components(ui, ClassChange)
     ui.reset_btn.click(reset_classes, [ui.preset, ui.session], change, api_name="reset_classes")
-    ui.table.input(edit_table, [ui.table, ui.session], change, api_name="edit_classes_table",
-                   trigger_mode="always_last")
-    ui.add_class_btn.click(add_class, [ui.new_name, ui.new_desc, ui.session],
-                           components(ui, ClassAdded), api_name="add_class")
-    ui.rename_btn.click(rename_class, [ui.class_pick, ui.rename_to, ui.session],
-                        components(ui, ClassRenamed), api_name="rename_class")
-    ui.remove_btn.click(remove_class, [ui.class_pick, ui.session], change,
-                        api_name="remove_class")
-    ui.yaml.input(validate_classes, [ui.yaml, ui.session], [ui.message],
-                  api_name="validate_classes", show_progress="hidden",
-                  trigger_mode="always_last", concurrency_limit=None)
+    ui.table.input(
+        edit_table,
+        [ui.table, ui.session],
+        change,
+        api_name="edit_classes_table",
+        trigger_mode="always_last",
+    )
+    ui.add_class_btn.click(
+        add_class,
+        [ui.new_name, ui.new_desc, ui.session],
+        components(ui, ClassAdded),
+        api_name="add_class",
+    )
+    ui.rename_btn.click(
+        rename_class,
+        [ui.class_pick, ui.rename_to, ui.session],
+        components(ui, ClassRenamed),
+        api_name="rename_class",
+    )
+    ui.remove_btn.click(remove_class, [ui.class_pick, ui.session], change, api_name="remove_class")
+    ui.yaml.input(
+        validate_classes,
+        [ui.yaml, ui.session],
+        [ui.message],
+        api_name="validate_classes",
+        show_progress="hidden",
+        trigger_mode="always_last",
+        concurrency_limit=None,
+    )
     ui.apply_yaml_btn.click(set_classes, [ui.yaml, ui.session], change, api_name="set_classes")
-    ui.import_file.upload(import_classes, [ui.import_file, ui.session], change,
-                          api_name="import_classes")
-    ui.export_yaml_btn.click(functools.partial(export_classes, "yaml"), [ui.session],
-                             [ui.export_file], api_name="export_classes_yaml")
-    ui.export_json_btn.click(functools.partial(export_classes, "json"), [ui.session],
-                             [ui.export_file], api_name="export_classes_json")
+    ui.import_file.upload(
+        import_classes, [ui.import_file, ui.session], change, api_name="import_classes"
+    )
+    ui.export_yaml_btn.click(
+        functools.partial(export_classes, "yaml"),
+        [ui.session],
+        [ui.export_file],
+        api_name="export_classes_yaml",
+    )
+    ui.export_json_btn.click(
+        functools.partial(export_classes, "json"),
+        [ui.session],
+        [ui.export_file],
+        api_name="export_classes_json",
+    )
 
     compound = [ui.parts, ui.weights, ui.compound_name, ui.session]
-    gr.on([ui.parts.input, ui.weights.input, ui.compound_name.input], preview_compound, compound,
-          [ui.preview], api_name="preview_compound", show_progress="hidden",
-          trigger_mode="always_last")
-    ui.add_compound_btn.click(add_compound, compound, components(ui, CompoundAdded),
-                              api_name="add_compound")
-    ui.remove_compound_btn.click(remove_compound, [ui.compound_pick, ui.session], change,
-                                 api_name="remove_compound")
+    gr.on(
+        [ui.parts.input, ui.weights.input, ui.compound_name.input],
+        preview_compound,
+        compound,
+        [ui.preview],
+        api_name="preview_compound",
+        show_progress="hidden",
+        trigger_mode="always_last",
+    )
+    ui.add_compound_btn.click(
+        add_compound, compound, components(ui, CompoundAdded), api_name="add_compound"
+    )
+    ui.remove_compound_btn.click(
+        remove_compound, [ui.compound_pick, ui.session], change, api_name="remove_compound"
+    )
 
 
 # ---------------------------------------------------------------------------- editor values
@@ -159,8 +226,9 @@ def editor_values(classes: ClassSet, message: str) -> dict[str, Any]:
         table=class_rows(classes),
         yaml=classes.to_yaml(),
         message=message,
-        class_pick=gr.Dropdown(choices=classes_only,
-                               value=classes_only[0] if classes_only else None),
+        class_pick=gr.Dropdown(
+            choices=classes_only, value=classes_only[0] if classes_only else None
+        ),
         parts=gr.CheckboxGroup(choices=classes_only, value=[]),
         compound_pick=gr.Dropdown(choices=compounds, value=compounds[0] if compounds else None),
     )
@@ -187,22 +255,29 @@ def apply_classes(session: Session, classes: ClassSet) -> ClassChange:
         pred = predictor(video.model, video.fallback)
         video.prediction = pred.score(video.encoding, classes)
         session.rescored += 1
-    return ClassChange(**editor_values(classes, classes_message(classes, warnings)),
-                       **result_values(session)._asdict())
+    return ClassChange(
+        **editor_values(classes, classes_message(classes, warnings)),
+        **result_values(session)._asdict(),
+    )
 
 
 def classes_message(classes: ClassSet, warnings: Sequence[str], error: str | None = None) -> str:
     """Validation line of the class editor."""
     if error:
-        return (f"**Not applied:** {md(error)}  \n"
-                "Fix the text above; the last valid class set is still in use.")
-    head = (f"In use: {len(classes.classes)} classes, {len(classes.compounds)} compounds "
-            f"({len(classes.texts)} descriptions) in set *{md(classes.name)}*")
+        return (
+            f"**Not applied:** {md(error)}  \n"
+            "Fix the text above; the last valid class set is still in use."
+        )
+    head = (
+        f"In use: {len(classes.classes)} classes, {len(classes.compounds)} compounds "
+        f"({len(classes.texts)} descriptions) in set *{md(classes.name)}*"
+    )
     return head + ("\n" + warnings_markdown(warnings) if warnings else "")
 
 
-def preview_markdown(name: str, preview: CompoundPreview, weights: Sequence[float] | None,
-                     parts: Sequence[str]) -> str:
+def preview_markdown(
+    name: str, preview: CompoundPreview, weights: Sequence[float] | None, parts: Sequence[str]
+) -> str:
     """The compound builder's preview."""
     if weights:
         total = sum(weights)
@@ -214,8 +289,10 @@ def preview_markdown(name: str, preview: CompoundPreview, weights: Sequence[floa
     if preview.probability is None:
         lines.append("\nAnalyse a video to see this compound's score on it.")
     else:
-        lines.append(f"\n**Score on the current video: {preview.probability:.1%}** "
-                     f"(rank {preview.rank} of {preview.of})")
+        lines.append(
+            f"\n**Score on the current video: {preview.probability:.1%}** "
+            f"(rank {preview.rank} of {preview.of})"
+        )
     return "\n".join(lines)
 
 
@@ -355,16 +432,16 @@ def _compound_candidate(parts: list[str] | None, weights_text: str, name: str, s
     return classes, candidate, name, weights, parts
 
 
-def preview_compound(parts: list[str] | None, weights_text: str, name: str,
-                     session: Session) -> str:
+def preview_compound(
+    parts: list[str] | None, weights_text: str, name: str, session: Session
+) -> str:
     """Preview a compound: its nearest classes and its score on the current video."""
     if len(parts or []) < 2:
         return "Choose two or more classes to preview a compound."
     from emoclip.zeroshot import compound_preview
 
     try:
-        _, candidate, name, weights, parts = _compound_candidate(
-            parts, weights_text, name, session)
+        _, candidate, name, weights, parts = _compound_candidate(parts, weights_text, name, session)
     except ClassSetError as exc:
         return f"**Cannot build it:** {md(exc)}"
     video = session.video
@@ -376,15 +453,17 @@ def preview_compound(parts: list[str] | None, weights_text: str, name: str,
     return preview_markdown(name, preview, weights, parts)
 
 
-def add_compound(parts: list[str] | None, weights_text: str, name: str,
-                 session: Session) -> CompoundAdded:
+def add_compound(
+    parts: list[str] | None, weights_text: str, name: str, session: Session
+) -> CompoundAdded:
     """Add the compound (or replace the one of that name) and re-score."""
     try:
         _, candidate, name, _, _ = _compound_candidate(parts, weights_text, name, session)
     except ClassSetError as exc:
         raise error(exc) from exc
-    return CompoundAdded(*apply_classes(session, candidate),
-                         preview=f"Added compound **{md(name)}**.")
+    return CompoundAdded(
+        *apply_classes(session, candidate), preview=f"Added compound **{md(name)}**."
+    )
 
 
 def remove_compound(name: str, session: Session) -> ClassChange:

@@ -38,21 +38,28 @@ def layout(ui: Any) -> None:
             type="filepath", file_count="multiple", file_types=[".parquet"], height=140,
             elem_id="explore-results")
         ui.explore_btn = gr.Button("Project", variant="primary", elem_id="explore-btn", scale=0)
-    ui.explore_info = gr.Markdown("Clips you analyse are added here, with the text prototype of "
-                                  "every class and compound.", elem_id="explore-info")
+    ui.explore_info = gr.Markdown(
+        "Clips you analyse are added here, with the text prototype of every class and compound.",
+        elem_id="explore-info",
+    )
     ui.latent_plot = gr.Plot(label="Latent space", elem_id="latent-plot")
     with gr.Row():
         with gr.Column():
             ui.point_pick = gr.Dropdown(label="Pick a point", choices=[], elem_id="point-pick")
             ui.point_info = gr.Markdown(elem_id="point-info")
             ui.neighbours = gr.Dataframe(
-                headers=["point", "kind", "predicted / label", "cosine"], interactive=False,
-                label="Nearest neighbours (cosine)", elem_id="neighbours")
+                headers=["point", "kind", "predicted / label", "cosine"],
+                interactive=False,
+                label="Nearest neighbours (cosine)",
+                elem_id="neighbours",
+            )
             ui.export_emb_btn = gr.Button("Export embeddings", elem_id="export-emb-btn")
-            ui.emb_file = gr.File(label="Embeddings", interactive=False, height=80,
-                                  elem_id="emb-file")
-        ui.point_video = gr.Video(label="The point's clip", interactive=False, height=260,
-                                  elem_id="point-video")
+            ui.emb_file = gr.File(
+                label="Embeddings", interactive=False, height=80, elem_id="emb-file"
+            )
+        ui.point_video = gr.Video(
+            label="The point's clip", interactive=False, height=260, elem_id="point-video"
+        )
 
 
 def wire(ui: Any, model_work: dict[str, Any]) -> None:
@@ -99,23 +106,30 @@ def explore(method: str, include_examples: bool, upload: str | None, session: Se
     pred = predictor(model)
     classes = classes_of(session)
     names = classes.names
-    clips = [ex.ClipSource("clip", f"clip {i + 1} · {c.name}", c.embedding, c.path)
-             for i, c in enumerate(c for c in session.clips if c.model == model)]
+    clips = [
+        ex.ClipSource("clip", f"clip {i + 1} · {c.name}", c.embedding, c.path)
+        for i, c in enumerate(c for c in session.clips if c.model == model)
+    ]
     if include_examples:
-        clips += [ex.ClipSource("example", f"example · {p.name}", e, str(p))
-                  for p, e in _example_embeddings(model, progress)]
+        clips += [
+            ex.ClipSource("example", f"example · {p.name}", e, str(p))
+            for p, e in _example_embeddings(model, progress)
+        ]
     if upload:
         try:
-            loaded = ex.load_embeddings(upload, expected_dim=pred.model.embed_dim,
-                                        kind="uploaded")
+            loaded = ex.load_embeddings(upload, expected_dim=pred.model.embed_dim, kind="uploaded")
         except ValueError as exc:
             raise error(f"could not use the embeddings file: {exc}", upload) from exc
         clips += [ex.ClipSource("uploaded", f"uploaded · {p.id}", p.embedding) for p in loaded]
     collection = _load_results(results, pred.model.embed_dim, progress) if results else None
     text = pred.class_embeddings(classes).numpy()
-    probs = (pred.score_embeddings(np.stack([np.asarray(c.embedding, dtype=np.float32)
-                                             for c in clips]), classes)
-             if clips else np.zeros((0, len(names)), dtype=np.float32))
+    probs = (
+        pred.score_embeddings(
+            np.stack([np.asarray(c.embedding, dtype=np.float32) for c in clips]), classes
+        )
+        if clips
+        else np.zeros((0, len(names)), dtype=np.float32)
+    )
     points = ex.latent_points(clips, probs, names, text, len(classes.classes))
     n_base = len(points)
     if n_base + (len(collection) if collection is not None else 0) < 3:
@@ -231,9 +245,12 @@ def pick_point(point_id: str, session: Session) -> Picked:
     points = session.points
     ids = [p.id for p in points]
     if not point_id or point_id not in ids:
-        return Picked(neighbours=[], point_video=None,
-                      point_info="Pick a point (run the projection first).",
-                      latent_plot=gr.skip())
+        return Picked(
+            neighbours=[],
+            point_video=None,
+            point_info="Pick a point (run the projection first).",
+            latent_plot=gr.skip(),
+        )
     index = ids.index(point_id)
     if session.collection_index is not None:
         rows = _indexed_neighbours(session, index, k=8)
@@ -246,8 +263,9 @@ def pick_point(point_id: str, session: Session) -> Picked:
     media = p.media if p.media and Path(p.media).is_file() else None
     role = "class" if p.is_prototype else "predicted"
     info = f"**{md(p.id)}** ({md(p.kind)}; {role} *{md(p.label)}*)"
-    fig = ex.latent_figure(points, session.coords, title=f"{session.projection}: {p.id}",
-                           selected=index)
+    fig = ex.latent_figure(
+        points, session.coords, title=f"{session.projection}: {p.id}", selected=index
+    )
     return Picked(neighbours=rows, point_video=media, point_info=info, latent_plot=fig)
 
 
