@@ -367,13 +367,21 @@ class _Sampling:
         if self.max_duration is not None and not (self.max_duration > 0):  # also refuses NaN
             raise ValueError(f"max_duration must be > 0 seconds or None, got {self.max_duration!r}")
         if self.max_decoded_frames is not None and self.max_decoded_frames < 1:
-            raise ValueError(f"max_decoded_frames must be >= 1 or None, got {self.max_decoded_frames!r}")
+            raise ValueError(
+                f"max_decoded_frames must be >= 1 or None, got {self.max_decoded_frames!r}"
+            )
         threads = self.decode_threads
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
             raise ValueError(f"decode_threads must be an int >= 0, got {threads!r}")
-        if self.max_decoded_frames is None and self.max_duration is not None and math.isfinite(self.max_duration):
+        if (
+            self.max_decoded_frames is None
+            and self.max_duration is not None
+            and math.isfinite(self.max_duration)
+        ):
             # More frames than the highest sane frame rate allows in that time: no real video.
-            object.__setattr__(self, "max_decoded_frames", math.ceil((self.max_duration + 1.0) * _MAX_SANE_FPS))
+            object.__setattr__(
+                self, "max_decoded_frames", math.ceil((self.max_duration + 1.0) * _MAX_SANE_FPS)
+            )
 
 
 def _to_rgb(bgr: np.ndarray, manual_rotation: int, max_side: int | None) -> np.ndarray:
@@ -432,8 +440,16 @@ def iter_frames(
             FFmpeg cannot open or decode no frame of (on the first ``next()``).
         LimitError: The video goes past `max_duration` or `max_decoded_frames` (while iterating).
     """
-    opts = _Sampling(sample_fps, max_frames, start, end, max_side, max_duration, max_decoded_frames,
-                     decode_threads)
+    opts = _Sampling(
+        sample_fps,
+        max_frames,
+        start,
+        end,
+        max_side,
+        max_duration,
+        max_decoded_frames,
+        decode_threads,
+    )
     return _iter_frames(_check_file(path), opts)
 
 
@@ -443,7 +459,9 @@ def _iter_frames(p: Path, opts: _Sampling) -> Iterator[SampledFrame]:
     cap, _, manual_rotation = open_capture(p, opts.decode_threads)
     try:
         fps = _sane_fps(cap.get(cv2.CAP_PROP_FPS))
-        sampler = TimeSampler(opts.sample_fps, opts.start, opts.end, take_all=0 < fps <= opts.sample_fps)
+        sampler = TimeSampler(
+            opts.sample_fps, opts.start, opts.end, take_all=0 < fps <= opts.sample_fps
+        )
         clock = FrameClock(fps)
         # A frame may start up to one frame period after the limit's last instant.
         overrun = None if max_duration is None else max_duration + max(1e-3, 1.0 / clock.fps)

@@ -22,19 +22,21 @@ import pytest  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 
 gr = pytest.importorskip("gradio")
+from served_demo import close_demo  # noqa: E402
+
 import app  # noqa: E402 - the Space's entry point: its module-level `demo`
 import emoclip_app  # noqa: E402
 from emoclip.classes import ClassSet, class_rows, preset  # noqa: E402
 from emoclip.testing.media import moving_face_frames, write_video  # noqa: E402
 from emoclip_app import header, models, settings  # noqa: E402
 from emoclip_app.state import LiveBuffer, Session  # noqa: E402
-from emoclip_app.tabs import about, explorer, live  # noqa: E402
-from emoclip_app.tabs import analyse as analyse_tab  # noqa: E402
-from emoclip_app.tabs import classes as classes_tab  # noqa: E402
-from emoclip.testing.media import moving_face_frames, write_video  # noqa: E402
-from served_demo import close_demo  # noqa: E402
-
-from emoclip.classes import ClassSet, class_rows, preset  # noqa: E402
+from emoclip_app.tabs import (  # noqa: E402
+    about,
+    analyse as analyse_tab,  # noqa: E402
+    classes as classes_tab,  # noqa: E402
+    explorer,
+    live,
+)
 
 MODEL = "test-emoclip-tiny"
 CUSTOM_YAML = """\
@@ -656,11 +658,17 @@ def _results_part(path: Path, n: int, dim: int, seed: int, *, drop: str | None =
     names = ["happiness", "sadness", "anger"]
     probs = rng.dirichlet(np.ones(3), n).astype(np.float32)
     data = {f.name: [None] * n for f in schema}
-    data.update(path=[f"/data/clip{seed}_{i}.mp4" for i in range(n)],
-                name=[f"clip{seed}_{i}.mp4" for i in range(n)], kind=["video"] * n,
-                model=["test-emoclip-tiny"] * n, config_key=["k"] * n, classes=[names] * n,
-                top=[names[int(np.argmax(p))] for p in probs], probabilities=list(probs),
-                embedding=list(emb))
+    data.update(
+        path=[f"/data/clip{seed}_{i}.mp4" for i in range(n)],
+        name=[f"clip{seed}_{i}.mp4" for i in range(n)],
+        kind=["video"] * n,
+        model=["test-emoclip-tiny"] * n,
+        config_key=["k"] * n,
+        classes=[names] * n,
+        top=[names[int(np.argmax(p))] for p in probs],
+        probabilities=list(probs),
+        embedding=list(emb),
+    )
     table = pa.Table.from_pydict(data, schema=schema)
     if drop:
         table = table.drop_columns([drop])

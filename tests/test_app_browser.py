@@ -16,9 +16,9 @@ os.environ.setdefault("EMOCLIP_APP_MODEL", "test-emoclip-tiny")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from served_demo import close_demo  # noqa: E402
 
 from emoclip.testing.media import moving_face_frames, write_video  # noqa: E402
-from served_demo import close_demo  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

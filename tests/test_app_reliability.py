@@ -30,15 +30,13 @@ REPO = Path(__file__).resolve().parent.parent
 gr = pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
 httpx = pytest.importorskip("httpx")
+from served_demo import close_demo  # noqa: E402
+
 import emoclip_app  # noqa: E402
 from emoclip.inference.predictor import VideoLimits  # noqa: E402
 from emoclip.testing.media import moving_face_frames, write_video, write_wav  # noqa: E402
 from emoclip_app import files, models  # noqa: E402
 from emoclip_app.files import OutputDir  # noqa: E402
-from emoclip.testing.media import moving_face_frames, write_video, write_wav  # noqa: E402
-from served_demo import close_demo  # noqa: E402
-
-from emoclip.inference.predictor import VideoLimits  # noqa: E402
 
 MODEL = "test-emoclip-tiny"
 FACE = (224, 240)  # (H, W): the smallest frame the face patch fits in

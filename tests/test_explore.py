@@ -573,6 +573,11 @@ def test_load_results_folder_reads_parquet_parts_and_skips_errors(tmp_path):
     assert len(load_results_folder(tmp_path / "out", expected_dim=4)) == 6
     with pytest.raises(ValueError, match="size 4, but the model's are 8"):
         load_results_folder(tmp_path / "out", expected_dim=8)
-    pq.write_table(pa.table({"path": ["/x.mp4"], "top": ["joy"]}), tmp_path / "out" / "results" / "part-9.parquet")
-    with pytest.raises(ValueError, match="part-9.parquet: not an emoclip batch results part.*embedding"):
+    pq.write_table(
+        pa.table({"path": ["/x.mp4"], "top": ["joy"]}),
+        tmp_path / "out" / "results" / "part-9.parquet",
+    )
+    with pytest.raises(
+        ValueError, match="part-9.parquet: not an emoclip batch results part.*embedding"
+    ):
         load_results_folder(tmp_path / "out")

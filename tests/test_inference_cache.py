@@ -27,7 +27,9 @@ def test_cache_keeps_the_most_recently_used_and_renames_hits(tmp_path: Path) -> 
     assert cache.get("b", "b.mp4") == _Encoding({"name": "b.mp4"})
     cache.put("d", _Encoding({"name": "d.mp4"}))  # "b" was used last: "c" goes
     assert cache.get("c", "c.mp4") is None and cache.get("b", "b.mp4") is not None
-    assert cache.get("b", tmp_path / "copy.mp4").video["name"] == "copy.mp4"  # same content, other name
+    assert (
+        cache.get("b", tmp_path / "copy.mp4").video["name"] == "copy.mp4"
+    )  # same content, other name
     assert cache.get("b", np.zeros((2, 4, 4, 3), np.uint8)).video["name"] == "b.mp4"
     cache.clear()
     assert len(cache) == 0

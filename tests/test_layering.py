@@ -126,12 +126,23 @@ def test_pipeline_does_not_import_the_predictor():
     import emoclip.inference
 
     root = pathlib.Path(emoclip.inference.__file__).parent
-    for name in ("pipeline", "photo", "precision", "fast_paths", "memory", "inputs", "cache", "settings",
-                 "prefetch"):
+    for name in (
+        "pipeline",
+        "photo",
+        "precision",
+        "fast_paths",
+        "memory",
+        "inputs",
+        "cache",
+        "settings",
+        "prefetch",
+    ):
         text = (root / f"{name}.py").read_text(encoding="utf-8")
         assert "from .predictor" not in text and "emoclip.inference.predictor" not in text, name
-    mods = _modules_after("import emoclip.inference.pipeline, emoclip.inference.photo, emoclip.inference.inputs, "
-                          "emoclip.inference.cache, emoclip.inference.settings")
+    mods = _modules_after(
+        "import emoclip.inference.pipeline, emoclip.inference.photo, emoclip.inference.inputs, "
+        "emoclip.inference.cache, emoclip.inference.settings"
+    )
     assert "emoclip.inference.pipeline" in mods and "emoclip.inference.predictor" not in mods
 
 

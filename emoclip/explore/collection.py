@@ -80,8 +80,13 @@ class Collection:
         ]
 
 
-def load_results_folder(folder: str | Path, *, config_key: str | None = None,
-                        max_points: int = MAX_POINTS, expected_dim: int | None = None) -> Collection:
+def load_results_folder(
+    folder: str | Path,
+    *,
+    config_key: str | None = None,
+    max_points: int = MAX_POINTS,
+    expected_dim: int | None = None,
+) -> Collection:
     """The analysed clips of an ``emoclip batch`` results folder (or a folder of its Parquet parts).
 
     Args:
@@ -160,14 +165,18 @@ def _check_part(part: Path, columns: Sequence[str], expected_dim: int | None) ->
         raise ValueError(f"{part.name}: not a readable Parquet file ({exc})") from exc
     missing = [c for c in columns if c not in schema.names]
     if missing:
-        raise ValueError(f"{part.name}: not an emoclip batch results part (missing columns "
-                         f"{', '.join(missing)}; expected results/part-*.parquet)")
+        raise ValueError(
+            f"{part.name}: not an emoclip batch results part (missing columns "
+            f"{', '.join(missing)}; expected results/part-*.parquet)"
+        )
     kind = schema.field("embedding").type
     if not pa.types.is_fixed_size_list(kind) or not pa.types.is_floating(kind.value_type):
         raise ValueError(f"{part.name}: column embedding is {kind}, not a fixed-size float list")
     if expected_dim is not None and kind.list_size != int(expected_dim):
-        raise ValueError(f"{part.name}: embeddings of size {kind.list_size}, but the model's are "
-                         f"{int(expected_dim)} (results of another model?)")
+        raise ValueError(
+            f"{part.name}: embeddings of size {kind.list_size}, but the model's are "
+            f"{int(expected_dim)} (results of another model?)"
+        )
 
 
 def _basis(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:

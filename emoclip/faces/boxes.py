@@ -77,8 +77,9 @@ class FaceBox:
         return self.x, self.y, self.w, self.h
 
 
-def min_track_frames(sampled_frames: int, fraction: float = MIN_TRACK_FRACTION,
-                     cap: int = MIN_TRACK_FRAMES_CAP) -> int:
+def min_track_frames(
+    sampled_frames: int, fraction: float = MIN_TRACK_FRACTION, cap: int = MIN_TRACK_FRAMES_CAP
+) -> int:
     """Sampled frames a face track needs to count as a person in a clip of `sampled_frames`.
 
     ``min(cap, max(2, ceil(fraction * sampled_frames)))``, and never more than the clip has; a
@@ -90,8 +91,11 @@ def min_track_frames(sampled_frames: int, fraction: float = MIN_TRACK_FRACTION,
     return int(min(need, max(cap, 1), sampled_frames))
 
 
-def merge_duplicates(boxes: list[FaceBox], iou_threshold: float = DUPLICATE_IOU,
-                     containment: float = DUPLICATE_CONTAINMENT) -> list[FaceBox]:
+def merge_duplicates(
+    boxes: list[FaceBox],
+    iou_threshold: float = DUPLICATE_IOU,
+    containment: float = DUPLICATE_CONTAINMENT,
+) -> list[FaceBox]:
     """One box per face: of boxes overlapping with IoU > `iou_threshold`, or with at least
     `containment` of the smaller one's area inside the other, only the higher-scoring is kept.
 
@@ -121,4 +125,3 @@ def check_image(image: np.ndarray) -> None:
         raise ValueError(f"Expected a uint8 image, got dtype {image.dtype}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"Image is empty: shape {image.shape}")
-

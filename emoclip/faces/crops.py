@@ -106,4 +106,3 @@ def center_crop(image: np.ndarray, size: int = 224) -> np.ndarray:
     side = min(height, width)
     y0, x0 = (height - side) // 2, (width - side) // 2
     return _resize_square(image[y0 : y0 + side, x0 : x0 + side], size)
-

@@ -12,7 +12,7 @@ import contextlib
 import threading
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -57,6 +57,14 @@ def _close_quietly(detector: Any) -> None:
         # no-op; the process is ending and the OS reclaims the detector.
         with contextlib.suppress(Exception):
             detector._handle = None
+
+
+class Detector(Protocol):
+    """What a `FaceCropper` needs of a detector: `FaceDetector`, or a wrapper that shares one."""
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]: ...
+
+    def close(self) -> None: ...
 
 
 class FaceDetector:

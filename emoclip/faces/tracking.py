@@ -10,7 +10,7 @@ import numpy as np
 
 from .boxes import MIN_FACE_SCORE, NEAR_CENTRE, FaceBox, merge_duplicates
 from .crops import center_crop, crop_square
-from .detection import FaceDetector
+from .detection import Detector, FaceDetector
 
 __all__ = ["INTERPOLATE_MIN_IOU", "FaceCrop", "FaceCropper", "FaceTracker", "Track"]
 
@@ -135,7 +135,9 @@ class FaceTracker:
         return max(stable, key=lambda t: (t.length, t.mean_area, -t.id))
 
 
-def midpoint_boxes(before: list[FaceBox], after: list[FaceBox], min_iou: float) -> list[FaceBox] | None:
+def midpoint_boxes(
+    before: list[FaceBox], after: list[FaceBox], min_iou: float
+) -> list[FaceBox] | None:
     """The boxes halfway between two detections of the same faces, in `after`'s order, or None
     when they do not pair up one to one with IoU >= `min_iou` (a face came, went or jumped)."""
     if len(before) != len(after):
@@ -147,8 +149,15 @@ def midpoint_boxes(before: list[FaceBox], after: list[FaceBox], min_iou: float) 
         if best is None or box.iou(best) < min_iou:
             return None
         remaining.remove(best)
-        out.append(FaceBox((box.x + best.x) / 2, (box.y + best.y) / 2, (box.w + best.w) / 2,
-                           (box.h + best.h) / 2, min(box.score, best.score)))
+        out.append(
+            FaceBox(
+                (box.x + best.x) / 2,
+                (box.y + best.y) / 2,
+                (box.w + best.w) / 2,
+                (box.h + best.h) / 2,
+                min(box.score, best.score),
+            )
+        )
     return out
 
 
@@ -224,7 +233,7 @@ class FaceCropper:
         fallback: str = "center",
         max_faces: int = 4,
         min_confidence: float = MIN_FACE_SCORE,
-        detector: FaceDetector | None = None,
+        detector: Detector | None = None,
     ) -> None:
         if fallback not in _FALLBACKS:
             raise ValueError(f"fallback must be one of {_FALLBACKS}, got {fallback!r}")
@@ -266,8 +275,14 @@ class FaceCropper:
         boxes = [b for b in self.detector.detect(image) if b.score >= self.min_confidence]
         return merge_duplicates(boxes)[: self.max_faces]
 
-    def crop_pair(self, first: np.ndarray, first_index: int, second: np.ndarray, second_index: int,
-                  min_iou: float = INTERPOLATE_MIN_IOU) -> tuple[list[FaceCrop], list[FaceCrop], bool]:
+    def crop_pair(
+        self,
+        first: np.ndarray,
+        first_index: int,
+        second: np.ndarray,
+        second_index: int,
+        min_iou: float = INTERPOLATE_MIN_IOU,
+    ) -> tuple[list[FaceCrop], list[FaceCrop], bool]:
         """Crop two consecutive sampled frames, detecting on `first` only when needed.
 
         Faces are detected on `second`. When the boxes of the last detected frame (before `first`)
@@ -279,7 +294,11 @@ class FaceCropper:
             ``(first's crops, second's crops, interpolated)``, each list as `__call__` returns it.
         """
         boxes2 = self._detect(second)
-        boxes1 = midpoint_boxes(self._last_boxes, boxes2, min_iou) if self._last_boxes is not None else None
+        boxes1 = (
+            midpoint_boxes(self._last_boxes, boxes2, min_iou)
+            if self._last_boxes is not None
+            else None
+        )
         interpolated = boxes1 is not None
         if boxes1 is None:
             boxes1 = self._detect(first)

@@ -35,8 +35,10 @@ def content_key(video: VideoInput, settings: str) -> str:
     if isinstance(video, (str, os.PathLike)) and Path(video).is_dir():
         folder = frame_folder(video)
         if folder is None:
-            raise VideoDecodeError(f"'{Path(video).name}' is a folder but not a clip: its files are not all "
-                                   "images numbered with one common pattern (e.g. 00001.jpg, 00002.jpg, ...)")
+            raise VideoDecodeError(
+                f"'{Path(video).name}' is a folder but not a clip: its files are not all "
+                "images numbered with one common pattern (e.g. 00001.jpg, 00002.jpg, ...)"
+            )
         for q in folder.frames:
             st = q.stat()
             h.update(f"{q.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())

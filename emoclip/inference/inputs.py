@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from ..model_config import PreprocessConfig
 from ..images import (
     StillImage,
     frame_folder,
@@ -23,6 +22,7 @@ from ..images import (
     iter_frame_folder,
     read_image,
 )
+from ..model_config import PreprocessConfig
 from ..video import LimitError, SampledFrame, VideoDecodeError, iter_frames, probe_video
 from .pipeline import array_frames
 
@@ -46,9 +46,13 @@ __all__ = [
 
 VideoInput = str | os.PathLike | np.ndarray | Sequence[np.ndarray]
 ImageInput = str | os.PathLike | np.ndarray
-FRAME_FOLDER_FPS = 25.0  # frame rate of a folder of numbered frames unless told (DFEW, MAFW, FERV39k, AFEW)
+FRAME_FOLDER_FPS = (
+    25.0  # frame rate of a folder of numbered frames unless told (DFEW, MAFW, FERV39k, AFEW)
+)
 SINGLE_THREAD_DECODE_PIXELS = 1280 * 720  # videos up to this size decode on one FFmpeg thread
-DECODE_MAX_SIDE = 1920  # frames are decoded up to 1080p as they are; face detection downsizes its own copy
+DECODE_MAX_SIDE = (
+    1920  # frames are decoded up to 1080p as they are; face detection downsizes its own copy
+)
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,9 @@ class VideoLimits:
     max_sampled_frames: int | None = None
 
 
-def clip_frames(video: VideoInput, fps: float | None, cfg: PreprocessConfig,
-                lim: VideoLimits) -> tuple[Iterator[SampledFrame], dict[str, Any]]:
+def clip_frames(
+    video: VideoInput, fps: float | None, cfg: PreprocessConfig, lim: VideoLimits
+) -> tuple[Iterator[SampledFrame], dict[str, Any]]:
     """The sampled frames of a clip (a video file, a frame folder, or (T, H, W, 3) uint8 RGB
     frames at `fps`) and its metadata, checked against `lim` before the first frame is decoded."""
     if isinstance(video, (str, os.PathLike)) and Path(video).is_dir():
@@ -71,80 +76,145 @@ def clip_frames(video: VideoInput, fps: float | None, cfg: PreprocessConfig,
         path = Path(video)
         size = path.stat().st_size
         if lim.max_bytes is not None and size > lim.max_bytes:
-            raise LimitError(f"the file is {size / 1e6:.1f} MB; the limit is {lim.max_bytes / 1e6:.1f} MB")
+            raise LimitError(
+                f"the file is {size / 1e6:.1f} MB; the limit is {lim.max_bytes / 1e6:.1f} MB"
+            )
         info = probe_video(path, max_pixels=lim.max_pixels)  # checked before decoding a frame
         if lim.max_pixels is not None and info.width * info.height > lim.max_pixels:
-            raise LimitError(f"the video is {info.width}x{info.height}; the limit is {lim.max_pixels / 1e6:.1f} megapixels")
+            raise LimitError(
+                f"the video is {info.width}x{info.height}; the limit is {lim.max_pixels / 1e6:.1f} megapixels"
+            )
         if lim.max_duration is not None and info.duration > lim.max_duration:
-            raise LimitError(f"the video lasts {info.duration:.0f} s; the limit is {lim.max_duration:.0f} s")
-        meta = {"name": path.name, "kind": "video", "duration": info.duration, "fps": info.fps, "width": info.width,
-                "height": info.height, "rotation": info.rotation}
+            raise LimitError(
+                f"the video lasts {info.duration:.0f} s; the limit is {lim.max_duration:.0f} s"
+            )
+        meta = {
+            "name": path.name,
+            "kind": "video",
+            "duration": info.duration,
+            "fps": info.fps,
+            "width": info.width,
+            "height": info.height,
+            "rotation": info.rotation,
+        }
         max_side = DECODE_MAX_SIDE if cfg.face_detection else None
         # max_duration again while decoding: a header can lie about (or lack) the duration
         # up to 720p one decoder thread: it decodes beside an encoder that keeps every core busy,
         # and FFmpeg's frame threads would cost more CPU than they save; larger frames (where the
         # decoder is the slower stage) get FFmpeg's threads
         threads = 1 if info.width * info.height <= SINGLE_THREAD_DECODE_PIXELS else 0
-        return iter_frames(path, cfg.sample_fps, max_frames=lim.max_sampled_frames, max_side=max_side,
-                           max_duration=lim.max_duration, decode_threads=threads), meta
+        return iter_frames(
+            path,
+            cfg.sample_fps,
+            max_frames=lim.max_sampled_frames,
+            max_side=max_side,
+            max_duration=lim.max_duration,
+            decode_threads=threads,
+        ), meta
     frames = list(video) if not isinstance(video, np.ndarray) else video
     if len(frames) == 0:
         raise VideoDecodeError("no frames were given")
     rate = fps or cfg.sample_fps
-    meta = {"name": "frames", "kind": "frames", "duration": len(frames) / rate, "fps": rate,
-            "width": int(frames[0].shape[1]), "height": int(frames[0].shape[0]), "rotation": 0}
+    meta = {
+        "name": "frames",
+        "kind": "frames",
+        "duration": len(frames) / rate,
+        "fps": rate,
+        "width": int(frames[0].shape[1]),
+        "height": int(frames[0].shape[0]),
+        "rotation": 0,
+    }
     return array_frames(frames, rate, cfg.sample_fps), meta
 
 
-def folder_frames(path: Path, fps: float | None, cfg: PreprocessConfig,
-                  lim: VideoLimits) -> tuple[Iterator[SampledFrame], dict[str, Any]]:
+def folder_frames(
+    path: Path, fps: float | None, cfg: PreprocessConfig, lim: VideoLimits
+) -> tuple[Iterator[SampledFrame], dict[str, Any]]:
     """A folder of numbered frames as a clip at `fps` (default `FRAME_FOLDER_FPS`)."""
     folder = frame_folder(path)
     if folder is None:
-        raise VideoDecodeError(f"'{path.name}' is a folder but not a clip: its files are not all images "
-                               "numbered with one common pattern (e.g. 00001.jpg, 00002.jpg, ...)")
+        raise VideoDecodeError(
+            f"'{path.name}' is a folder but not a clip: its files are not all images "
+            "numbered with one common pattern (e.g. 00001.jpg, 00002.jpg, ...)"
+        )
     rate = float(fps or FRAME_FOLDER_FPS)
     if not (np.isfinite(rate) and rate > 0):
         raise ValueError(f"fps must be a positive number, got {fps!r}")
     duration = len(folder) / rate
     if lim.max_duration is not None and duration > lim.max_duration:
-        raise LimitError(f"the clip lasts {duration:.0f} s ({len(folder)} frames at {rate:g} fps); "
-                         f"the limit is {lim.max_duration:.0f} s")
+        raise LimitError(
+            f"the clip lasts {duration:.0f} s ({len(folder)} frames at {rate:g} fps); "
+            f"the limit is {lim.max_duration:.0f} s"
+        )
     first = read_image(folder.frames[0], max_pixels=lim.max_pixels or None)
-    meta = {"name": path.name, "kind": "frames", "duration": duration, "fps": rate, "width": first.width,
-            "height": first.height, "rotation": 0, "frames": len(folder)}
+    meta = {
+        "name": path.name,
+        "kind": "frames",
+        "duration": duration,
+        "fps": rate,
+        "width": first.width,
+        "height": first.height,
+        "rotation": 0,
+        "frames": len(folder),
+    }
     max_side = DECODE_MAX_SIDE if cfg.face_detection else None
-    return iter_frame_folder(folder, rate, cfg.sample_fps, max_frames=lim.max_sampled_frames, max_side=max_side,
-                             max_pixels=lim.max_pixels or None), meta
+    return iter_frame_folder(
+        folder,
+        rate,
+        cfg.sample_fps,
+        max_frames=lim.max_sampled_frames,
+        max_side=max_side,
+        max_pixels=lim.max_pixels or None,
+    ), meta
 
 
 def read_still(video: VideoInput, lim: VideoLimits) -> tuple[StillImage, dict[str, Any]] | None:
     """The still image `video` is (read and checked against the limits), or None for a clip."""
     t0 = time.perf_counter()
-    if isinstance(video, np.ndarray) and video.ndim == 3 and video.shape[-1] in (3, 4) and video.dtype == np.uint8:
+    if (
+        isinstance(video, np.ndarray)
+        and video.ndim == 3
+        and video.shape[-1] in (3, 4)
+        and video.dtype == np.uint8
+    ):
         still = image_from_array(video)
         name, size = "image", None
     elif isinstance(video, (str, os.PathLike)) and is_image_path(Path(video)):
         path = Path(video)
         size = path.stat().st_size
         if lim.max_bytes is not None and size > lim.max_bytes:
-            raise LimitError(f"the file is {size / 1e6:.1f} MB; the limit is {lim.max_bytes / 1e6:.1f} MB")
-        still = read_image(path, **({"max_pixels": lim.max_pixels} if lim.max_pixels is not None else {}))
+            raise LimitError(
+                f"the file is {size / 1e6:.1f} MB; the limit is {lim.max_bytes / 1e6:.1f} MB"
+            )
+        still = read_image(
+            path, **({"max_pixels": lim.max_pixels} if lim.max_pixels is not None else {})
+        )
         name = path.name
     else:
         return None
     if lim.max_pixels is not None and still.width * still.height > lim.max_pixels:
-        raise LimitError(f"the image is {still.width}x{still.height}; "
-                         f"the limit is {lim.max_pixels / 1e6:.1f} megapixels")
-    meta = {"name": name, "format": still.format, "width": still.width, "height": still.height,
-            "rotation": 0, "exif_orientation": still.orientation, "alpha": still.alpha,
-            "_decode_seconds": time.perf_counter() - t0}
+        raise LimitError(
+            f"the image is {still.width}x{still.height}; "
+            f"the limit is {lim.max_pixels / 1e6:.1f} megapixels"
+        )
+    meta = {
+        "name": name,
+        "format": still.format,
+        "width": still.width,
+        "height": still.height,
+        "rotation": 0,
+        "exif_orientation": still.orientation,
+        "alpha": still.alpha,
+        "_decode_seconds": time.perf_counter() - t0,
+    }
     if size is not None:
         meta["bytes"] = size
     return still, meta
 
 
-def expected_frames(meta: dict[str, Any], sample_fps: float, max_sampled_frames: int | None) -> int | None:
+def expected_frames(
+    meta: dict[str, Any], sample_fps: float, max_sampled_frames: int | None
+) -> int | None:
     """Sampled frames a clip will give, from its duration and frame rate (None if unknown)."""
     duration, fps = float(meta.get("duration") or 0.0), float(meta.get("fps") or 0.0)
     if duration <= 0 or fps <= 0:
@@ -164,7 +234,9 @@ def is_image_path(path: Path) -> bool:
     return is_image_file(path) or (path.suffix.lower() in IMAGE_SUFFIXES and path.exists())
 
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
+)
 
 
 @dataclass(frozen=True)

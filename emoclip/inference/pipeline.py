@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -20,12 +20,16 @@ from ..video import SampledFrame, VideoDecodeError, sample_indices
 from .prefetch import Prefetch
 
 if TYPE_CHECKING:
-    from ..model_config import PreprocessConfig
     from ..faces import FaceBox
+    from ..model_config import PreprocessConfig
 
 THUMBNAIL_SIZE = 96
-PREFETCH_DEPTH = 128  # sampled frames decoded/detected ahead of the encoder (their crops only: ~150 kB a face)
-MIN_EARLY_BATCH = 8  # the smallest batch encoded while decode/detect has nothing ready (see FrameCollector.run)
+PREFETCH_DEPTH = (
+    128  # sampled frames decoded/detected ahead of the encoder (their crops only: ~150 kB a face)
+)
+MIN_EARLY_BATCH = (
+    8  # the smallest batch encoded while decode/detect has nothing ready (see FrameCollector.run)
+)
 
 
 Progress = Callable[[float, str], None]  # (fraction done, message)
@@ -45,8 +49,9 @@ class Encoder(Protocol):
     min_face_score: float
     min_face_coverage: float
 
-    def encode_images(self, crops: np.ndarray | Sequence[np.ndarray], *,
-                      workers: int | None = None) -> torch.Tensor:
+    def encode_images(
+        self, crops: np.ndarray | Sequence[np.ndarray], *, workers: int | None = None
+    ) -> torch.Tensor:
         """(N, S, S, 3) uint8 RGB crops -> (N, D) float32 un-normalised embeddings."""
         ...
 
@@ -106,7 +111,9 @@ class VideoEncoding:
     boxes: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)
 
 
-def array_frames(frames: Sequence[np.ndarray] | np.ndarray, rate: float, sample_fps: float) -> Iterator[SampledFrame]:
+def array_frames(
+    frames: Sequence[np.ndarray] | np.ndarray, rate: float, sample_fps: float
+) -> Iterator[SampledFrame]:
     """Sample in-memory frames at `sample_fps` (all of them when `rate` <= `sample_fps`)."""
     step = max(1.0, rate / sample_fps)
     next_pick, k = 0.0, 0
@@ -115,7 +122,9 @@ def array_frames(frames: Sequence[np.ndarray] | np.ndarray, rate: float, sample_
             continue
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise VideoDecodeError(f"frames must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+            raise VideoDecodeError(
+                f"frames must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}"
+            )
         yield SampledFrame(index=k, source_index=i, time=i / rate, image=image)
         next_pick += step
         k += 1
@@ -147,35 +156,50 @@ class FrameCollector:
         if detection:
             from ..faces import FaceCropper
 
-            self.cropper = FaceCropper(size=self.size, margin=predictor.config.face_margin,
-                                       fallback=predictor.face_fallback, max_faces=predictor.max_faces,
-                                       min_confidence=predictor.min_face_score,
-                                       detector=predictor.locked_detector())
+            self.cropper = FaceCropper(
+                size=self.size,
+                margin=predictor.config.face_margin,
+                fallback=predictor.face_fallback,
+                max_faces=predictor.max_faces,
+                min_confidence=predictor.min_face_score,
+                detector=predictor.locked_detector(),
+            )
         # frames whose faces are all in tracks too short (so far) to be people: their centre crop,
         # encoded only if those tracks end short (fallback "center"): {position: (crop, track ids)}
         self.held_centres: dict[int, tuple[np.ndarray, set[int]]] = {}
-        self.min_track: int | None = None  # frames a track needs (set in `run` from the expected length)
+        self.min_track: int | None = (
+            None  # frames a track needs (set in `run` from the expected length)
+        )
         self.times: list[float] = []
         self.has_face: list[bool] = []
-        self.pending: list[tuple[int, int | None, np.ndarray]] = []  # (frame position, track id, crop)
+        self.pending: list[
+            tuple[int, int | None, np.ndarray]
+        ] = []  # (frame position, track id, crop)
         self.entries: list[tuple[int, int | None, torch.Tensor]] = []
         self.thumbnails: list[tuple[float, np.ndarray]] = Thumbnails()
         self.timings = {"decode": 0.0, "detect": 0.0, "encode": 0.0, "temporal": 0.0}
         self.interpolated = 0  # frames whose face boxes were interpolated, not detected
 
-    def run(self, frames: Iterator[SampledFrame], duration: float, progress: Progress | None,
-            expected_frames: int | None = None) -> None:
+    def run(
+        self,
+        frames: Iterator[SampledFrame],
+        duration: float,
+        progress: Progress | None,
+        expected_frames: int | None = None,
+    ) -> None:
         """Decode, detect, crop and encode every frame; `expected_frames` (the clip's sampled
         frames, as far as known beforehand) scales the frames a face track needs."""
         if expected_frames:
             self.min_track = self.p.track_frames_needed(expected_frames)
         produced = self._produce(frames)
+        # decode + detect in a thread, a bounded queue ahead of the encoder
         prefetch = Prefetch(produced, PREFETCH_DEPTH) if self.p.prefetch else None
-        if prefetch is not None:  # decode + detect in a thread, a bounded queue ahead of the encoder
-            produced = prefetch
+        source: Prefetch | Generator[Any, None, None] = (
+            prefetch if prefetch is not None else produced
+        )
         bs = self.p.batch_size
         try:
-            for frame_time, items in produced:
+            for frame_time, items in source:
                 self.pending += items
                 full = len(self.pending) >= bs
                 if prefetch is not None:
@@ -185,7 +209,11 @@ class FrameCollector:
                     starved = len(self.pending) >= MIN_EARLY_BATCH and not waiting
                     # nor leaves a small remainder for a last, inefficient batch: at the end of the
                     # video the last crops join the batch before (up to 1.5 batches)
-                    tail = full and prefetch.exhausted() and len(self.pending) + waiting <= bs + bs // 2
+                    tail = (
+                        full
+                        and prefetch.exhausted()
+                        and len(self.pending) + waiting <= bs + bs // 2
+                    )
                     if (full or starved) and not tail:
                         # a starved encoder means decode/detect is behind and busy: leave it a
                         # core (on 2 cores: encode on one thread) instead of oversubscribing them all
@@ -193,14 +221,19 @@ class FrameCollector:
                 elif full:
                     self._flush()
                 if progress and duration > 0:
-                    progress(min(0.99, frame_time / duration), f"analysed {frame_time:.1f} of {duration:.1f} s")
+                    progress(
+                        min(0.99, frame_time / duration),
+                        f"analysed {frame_time:.1f} of {duration:.1f} s",
+                    )
         finally:
-            produced.close()
+            source.close()
         self._flush()
         if not self.times:
             raise VideoDecodeError("the video has no decodable frames")
 
-    def _produce(self, frames: Iterator[SampledFrame]) -> Iterator[tuple[float, list[tuple[int, int | None, np.ndarray]]]]:
+    def _produce(
+        self, frames: Iterator[SampledFrame]
+    ) -> Generator[tuple[float, list[tuple[int, int | None, np.ndarray]]], None, None]:
         """Decode, detect and crop: yields (frame time, [(frame position, track id, crop)]).
 
         With face interpolation on, every other frame is held until the next one is detected, and
@@ -214,11 +247,14 @@ class FrameCollector:
             for frame in frames:
                 t_decoded = time.perf_counter()
                 self.timings["decode"] += t_decoded - t_prev
-                if self.cropper is None:
+                cropper = self.cropper
+                if cropper is None:
                     yield self._record(frame, [(0, center_crop(frame.image, self.size))], True)
                 elif held is not None:
                     pos = len(self.times)
-                    first, second, interpolated = self.cropper.crop_pair(held.image, pos, frame.image, pos + 1)
+                    first, second, interpolated = cropper.crop_pair(
+                        held.image, pos, frame.image, pos + 1
+                    )
                     self.interpolated += interpolated
                     yield self._frame(held, first)
                     yield self._frame(frame, second)
@@ -226,18 +262,19 @@ class FrameCollector:
                 elif self.p.interpolate_faces and self.times:
                     held = frame  # cropped with the next frame
                 else:
-                    yield self._frame(frame, self.cropper(frame.image, len(self.times)))
+                    yield self._frame(frame, cropper(frame.image, len(self.times)))
                 self.timings["detect"] += time.perf_counter() - t_decoded
                 t_prev = time.perf_counter()
-            if held is not None:
+            if held is not None and self.cropper is not None:
                 yield self._frame(held, self.cropper(held.image, len(self.times)))
         finally:
             close = getattr(frames, "close", None)
             if close is not None:
                 close()  # release the decoder now, also when the consumer stopped early
 
-    def _frame(self, frame: SampledFrame,
-               crops: list) -> tuple[float, list[tuple[int, int | None, np.ndarray]]]:
+    def _frame(
+        self, frame: SampledFrame, crops: list
+    ) -> tuple[float, list[tuple[int, int | None, np.ndarray]]]:
         """Book one cropped frame (see `_record`), holding its centre crop while its faces are
         only in tracks too short to be people, and releasing held centre crops of frames whose
         tracks ended short."""
@@ -252,14 +289,19 @@ class FrameCollector:
         return out[0], out[1] + self._settle()
 
     def _trusted(self, track_id: int) -> bool:
+        assert self.cropper is not None  # only frames with faces get here
         track = self.cropper.tracks[track_id]
-        return track.stable(self.min_track or self.p.track_frames_needed(1 << 30), self.cropper.min_confidence)
+        return track.stable(
+            self.min_track or self.p.track_frames_needed(1 << 30), self.cropper.min_confidence
+        )
 
     def _settle(self, final: bool = False) -> list[tuple[int, int | None, np.ndarray]]:
         """Held centre crops that are no longer needed are dropped (a track of theirs became a
         person); those whose tracks all ended short (or all, at the `final` call) are returned as
         ``(position, None, crop)`` items to encode."""
-        released = []
+        released: list[tuple[int, int | None, np.ndarray]] = []
+        if self.cropper is None:
+            return released
         max_missed = self.cropper.tracker.max_missed
         for pos, (crop, ids) in list(self.held_centres.items()):
             tracks = [self.cropper.tracks[t] for t in ids]
@@ -270,14 +312,17 @@ class FrameCollector:
                 released.append((pos, None, crop))
         return released
 
-    def _record(self, frame: SampledFrame, items: list[tuple[int | None, np.ndarray]],
-                has_face: bool) -> tuple[float, list[tuple[int, int | None, np.ndarray]]]:
+    def _record(
+        self, frame: SampledFrame, items: list[tuple[int | None, np.ndarray]], has_face: bool
+    ) -> tuple[float, list[tuple[int, int | None, np.ndarray]]]:
         """Book one frame (time, face flag, thumbnail): the (time, [(position, track id, crop)]) to yield."""
         pos = len(self.times)
         if items and (not self.thumbnails or frame.time - self.thumbnails[-1][0] >= 0.5):
             import cv2
 
-            thumb = cv2.resize(items[0][1], (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA)
+            thumb = cv2.resize(
+                items[0][1], (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA
+            )
             self.thumbnails.append((frame.time, thumb))
         self.has_face.append(has_face)
         self.times.append(frame.time)
@@ -326,17 +371,22 @@ class FrameCollector:
             self.pending += self._settle(final=True)
             self._flush()
         stable = self._stable_ids()
-        if self.cropper is not None:  # a frame has a face when a track that counts as a person is in it
+        if (
+            self.cropper is not None
+        ):  # a frame has a face when a track that counts as a person is in it
             faced = {f for t in self.cropper.tracks if t.id in stable for f in t.frames}
             self.has_face = [pos in faced for pos in range(len(self.times))]
         pid, seq = self._primary(stable)
         warnings = []
         if not seq:
-            raise NoFaceError("no face was found in any sampled frame (face fallback is 'skip'); "
-                              "choose the centre-crop fallback to analyse the whole frame")
+            raise NoFaceError(
+                "no face was found in any sampled frame (face fallback is 'skip'); "
+                "choose the centre-crop fallback to analyse the whole frame"
+            )
         if self.detection:
-            warnings += coverage_warnings(sum(self.has_face), len(self.times), self.p.min_face_coverage,
-                                          self.p.face_fallback)
+            warnings += coverage_warnings(
+                sum(self.has_face), len(self.times), self.p.min_face_coverage, self.p.face_fallback
+            )
         positions = np.array([pos for pos, _ in seq])
         frame_emb = torch.stack([e for _, e in seq])  # (M, D)
         frame_times = times[positions]
@@ -346,23 +396,39 @@ class FrameCollector:
         duration = _duration(times, meta)
         starts, ends, picks = self._window_picks(frame_times, duration)
         if picks:
-            jobs.append((frame_emb, np.stack(picks)))  # (W, T) picks: each frame encoded once, reused
-        tracks, track_rows = self._track_sequences(times, pid, positions, jobs)
+            jobs.append(
+                (frame_emb, np.stack(picks))
+            )  # (W, T) picks: each frame encoded once, reused
+        track_spans, track_rows = self._track_sequences(times, pid, positions, jobs)
         pooled = self.p.pool_batch(jobs)
         clip, windows = pooled[0], pooled[1 : 1 + len(picks)]
-        tracks = [(tid, n, t0_, t1_, pooled[row], primary) for (tid, n, t0_, t1_, primary), row in zip(tracks, track_rows)]
+        tracks = [
+            (tid, n, t0_, t1_, pooled[row], primary)
+            for (tid, n, t0_, t1_, primary), row in zip(track_spans, track_rows)
+        ]
         self.timings["temporal"] += time.perf_counter() - t0
         return VideoEncoding(
-            key=key, times=times, has_face=np.asarray(self.has_face, dtype=bool),
-            frame_embeddings=frame_emb, frame_times=frame_times, clip_embedding=clip,
-            window_starts=starts, window_ends=ends, window_embeddings=windows, tracks=tracks,
+            key=key,
+            times=times,
+            has_face=np.asarray(self.has_face, dtype=bool),
+            frame_embeddings=frame_emb,
+            frame_times=frame_times,
+            clip_embedding=clip,
+            window_starts=starts,
+            window_ends=ends,
+            window_embeddings=windows,
+            tracks=tracks,
             thumbnails=_spread(self.thumbnails, 12),
             video=meta | {"duration": duration, "faces_interpolated": self.interpolated},
-            timings=dict(self.timings), fallback=self.p.face_fallback, detection=self.detection,
+            timings=dict(self.timings),
+            fallback=self.p.face_fallback,
+            detection=self.detection,
             warnings=warnings,
         )
 
-    def _window_picks(self, t: np.ndarray, duration: float) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    def _window_picks(
+        self, t: np.ndarray, duration: float
+    ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """Timeline windows that hold frames: starts, ends and each one's T picks into `t`."""
         cfg = self.p.config
         starts, ends, picks = [], [], []
@@ -374,8 +440,13 @@ class FrameCollector:
                 picks.append(idx[sample_indices(len(idx), cfg.num_frames)])
         return np.asarray(starts, dtype=np.float64), np.asarray(ends, dtype=np.float64), picks
 
-    def _track_sequences(self, times: np.ndarray, pid: int | None, primary_positions: np.ndarray,
-                         jobs: list[tuple[torch.Tensor, np.ndarray]]) -> tuple[list[tuple[int, int, float, float, bool]], list[int]]:
+    def _track_sequences(
+        self,
+        times: np.ndarray,
+        pid: int | None,
+        primary_positions: np.ndarray,
+        jobs: list[tuple[torch.Tensor, np.ndarray]],
+    ) -> tuple[list[tuple[int, int, float, float, bool]], list[int]]:
         """Each face track's (id, frames, first time, last time, is primary) and its row in the
         pooled batch. Tracks' pooling jobs are appended to `jobs`; the subject's track reuses the
         clip's row (0) when it covers the same frames."""
@@ -394,7 +465,15 @@ class FrameCollector:
             if not seq or track.id not in stable:  # a brief or low-score detection is not a person
                 continue
             positions = [pos for pos, _ in seq]
-            tracks.append((track.id, len(seq), float(times[seq[0][0]]), float(times[seq[-1][0]]), track.id == pid))
+            tracks.append(
+                (
+                    track.id,
+                    len(seq),
+                    float(times[seq[0][0]]),
+                    float(times[seq[-1][0]]),
+                    track.id == pid,
+                )
+            )
             if track.id == pid and np.array_equal(positions, primary_positions):
                 rows.append(0)
                 continue
@@ -404,7 +483,9 @@ class FrameCollector:
         return tracks, rows
 
 
-def coverage_warnings(with_face: int, sampled: int, min_coverage: float, fallback: str) -> list[str]:
+def coverage_warnings(
+    with_face: int, sampled: int, min_coverage: float, fallback: str
+) -> list[str]:
     """Plain-words warnings when faces were found in fewer than `min_coverage` of the sampled frames.
 
     Returns:
@@ -412,16 +493,21 @@ def coverage_warnings(with_face: int, sampled: int, min_coverage: float, fallbac
     """
     if sampled <= 0:
         return []
-    what = ("the whole frame (centre crop) was analysed instead" if fallback == "center"
-            else "only the frames with a face were analysed")
+    what = (
+        "the whole frame (centre crop) was analysed instead"
+        if fallback == "center"
+        else "only the frames with a face were analysed"
+    )
     rest = "frames without a face were analysed as whole frames" if fallback == "center" else what
     if with_face == 0:
         frames = "the one frame" if sampled == 1 else f"any of the {sampled} sampled frames"
         return [f"no face was found in {frames}: {what}, so the result does not describe a person"]
     if with_face / sampled < min_coverage:
-        return [f"a face was found in only {with_face} of {sampled} sampled frames "
-                f"({100 * with_face / sampled:.0f}%): the result may not describe a person "
-                f"({rest})"]
+        return [
+            f"a face was found in only {with_face} of {sampled} sampled frames "
+            f"({100 * with_face / sampled:.0f}%): the result may not describe a person "
+            f"({rest})"
+        ]
     return []
 
 
@@ -443,7 +529,11 @@ def window_spans(duration: float, window: float, hop: float) -> list[tuple[float
 def _duration(times: np.ndarray, meta: dict[str, Any]) -> float:
     step = 1.0 / max(float(meta.get("fps") or 1.0), 1e-3)
     observed = float(times[-1]) + step if len(times) else 0.0
-    return max(observed, float(meta.get("duration") or 0.0)) if observed else float(meta.get("duration") or 0.0)
+    return (
+        max(observed, float(meta.get("duration") or 0.0))
+        if observed
+        else float(meta.get("duration") or 0.0)
+    )
 
 
 class Thumbnails(list):

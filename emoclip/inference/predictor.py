@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -59,6 +59,9 @@ from .precision import (
     single_threaded,
 )
 from .settings import env_flag, env_float, env_number
+
+if TYPE_CHECKING:
+    from ..faces import FaceDetector
 
 POOL_CHUNK = 16  # sequences gathered and pooled per step (bounded memory on long timelines)
 MIN_POOL_PART = 3  # pooling runs data parallel when every worker gets at least this many sequences
@@ -153,15 +156,21 @@ class EmotionPredictor:
             live_threads = int(os.environ.get("EMOCLIP_LIVE_THREADS", "1") or 0)
         self.live_threads = max(0, int(live_threads))
         if encode_workers is None:
-            encode_workers = int(os.environ.get("EMOCLIP_ENCODE_WORKERS", "0") or 0) or torch.get_num_threads()
+            encode_workers = (
+                int(os.environ.get("EMOCLIP_ENCODE_WORKERS", "0") or 0) or torch.get_num_threads()
+            )
         self.encode_workers = max(1, int(encode_workers))
         if interpolate_faces is None:
             interpolate_faces = env_flag("EMOCLIP_INTERPOLATE_FACES", True)
         self.interpolate_faces = bool(interpolate_faces)
         from ..faces import MIN_FACE_SCORE
 
-        self.min_face_score = env_float("EMOCLIP_MIN_FACE_SCORE", min_face_score, MIN_FACE_SCORE, 0.0, 1.0)
-        self.min_face_coverage = env_float("EMOCLIP_MIN_FACE_COVERAGE", min_face_coverage, 0.5, 0.0, 1.0)
+        self.min_face_score = env_float(
+            "EMOCLIP_MIN_FACE_SCORE", min_face_score, MIN_FACE_SCORE, 0.0, 1.0
+        )
+        self.min_face_coverage = env_float(
+            "EMOCLIP_MIN_FACE_COVERAGE", min_face_coverage, 0.5, 0.0, 1.0
+        )
         if min_track_frames is None and (os.environ.get("EMOCLIP_MIN_TRACK_FRAMES") or "").strip():
             min_track_frames = env_number("EMOCLIP_MIN_TRACK_FRAMES", int)
         if min_track_frames is not None and int(min_track_frames) < 1:
@@ -176,7 +185,7 @@ class EmotionPredictor:
         self.text_cache = TextEmbeddingCache(model)
         self._videos = EncodingCache(video_cache_size)
         self._lock = threading.Lock()
-        self._detector = None
+        self._detector: FaceDetector | None = None
         self._detector_lock = threading.Lock()
         self._tower: Tower | None = None
 
@@ -198,8 +207,13 @@ class EmotionPredictor:
     def precision_info(self) -> dict[str, Any]:
         """How the precision was chosen: requested, chosen, reason, cosine to fp32, implementation."""
         t = self.image_tower()
-        return {"requested": self.requested_precision, "precision": t.precision, "reason": t.reason,
-                "cosine": t.cosine, "implementation": t.implementation}
+        return {
+            "requested": self.requested_precision,
+            "precision": t.precision,
+            "reason": t.reason,
+            "cosine": t.cosine,
+            "implementation": t.implementation,
+        }
 
     def default_classes(self) -> ClassSet:
         """The class set the model's config asks for (inline set, else its preset)."""
@@ -251,13 +265,21 @@ class EmotionPredictor:
             ImageDecodeError: Missing, empty, corrupt or unsupported image (a `VideoDecodeError`).
             LimitError: The image exceeds ``limits.max_bytes`` or ``limits.max_pixels``.
         """
-        if isinstance(image, (str, os.PathLike)) and not is_image_file(image) and Path(image).is_file():
+        if (
+            isinstance(image, (str, os.PathLike))
+            and not is_image_file(image)
+            and Path(image).is_file()
+        ):
             from ..images import ImageDecodeError
 
-            raise ImageDecodeError(f"'{Path(image).name}' is not a JPEG, PNG, WebP, BMP or TIFF image")
+            raise ImageDecodeError(
+                f"'{Path(image).name}' is not a JPEG, PNG, WebP, BMP or TIFF image"
+            )
         return self.score(self.encode(image), classes)
 
-    def encode(self, video: VideoInput, *, fps: float | None = None, progress: Progress | None = None) -> VideoEncoding:
+    def encode(
+        self, video: VideoInput, *, fps: float | None = None, progress: Progress | None = None
+    ) -> VideoEncoding:
         """The cached encoding of `video`, computing it if needed (see `predict`)."""
         key = self._key(video, fps)
         cached = self._videos.get(key, video)
@@ -283,13 +305,25 @@ class EmotionPredictor:
         tracks = []
         with self._threads_for(0):  # a few small matrix products: one thread (see live_threads)
             clip = probabilities(encoding.clip_embedding[None], text, scale)[0]
-            windows = (probabilities(encoding.window_embeddings, text, scale) if len(encoding.window_starts)
-                       else torch.zeros(0, len(text)))
+            windows = (
+                probabilities(encoding.window_embeddings, text, scale)
+                if len(encoding.window_starts)
+                else torch.zeros(0, len(text))
+            )
             boxes = getattr(encoding, "boxes", None) or {}
             for track_id, n, start, end, emb, primary in encoding.tracks:
                 probs = probabilities(emb[None], text, scale)[0]
-                tracks.append(TrackPrediction(track_id, n, start, end, dict(zip(names, probs.tolist())), primary,
-                                              boxes.get(track_id)))
+                tracks.append(
+                    TrackPrediction(
+                        track_id,
+                        n,
+                        start,
+                        end,
+                        dict(zip(names, probs.tolist())),
+                        primary,
+                        boxes.get(track_id),
+                    )
+                )
         t2 = time.perf_counter()
         timings = dict(encoding.timings) | {"text": t1 - t0, "score": t2 - t1}
         faces = FaceSummary(
@@ -314,7 +348,9 @@ class EmotionPredictor:
             warnings=warnings,
         )
 
-    def score_embeddings(self, embeddings: np.ndarray | torch.Tensor, classes: ClassSet | None = None) -> np.ndarray:
+    def score_embeddings(
+        self, embeddings: np.ndarray | torch.Tensor, classes: ClassSet | None = None
+    ) -> np.ndarray:
         """Probabilities of bare video embeddings against a class set (same formula as `score`).
 
         Args:
@@ -329,8 +365,10 @@ class EmotionPredictor:
         video = torch.as_tensor(np.asarray(embeddings, dtype=np.float32))
         single = video.ndim == 1
         if video.ndim not in (1, 2) or video.shape[-1] != self.model.embed_dim:
-            raise ValueError(f"embeddings must be (N, {self.model.embed_dim}) or ({self.model.embed_dim},), "
-                             f"got {tuple(video.shape)}")
+            raise ValueError(
+                f"embeddings must be (N, {self.model.embed_dim}) or ({self.model.embed_dim},), "
+                f"got {tuple(video.shape)}"
+            )
         text = self.class_embeddings(classes)
         scale = self.model.logit_scale.detach().float().cpu()
         with self._threads_for(0):
@@ -345,7 +383,9 @@ class EmotionPredictor:
             return class_embeddings(classes, self.text_cache)
 
     @torch.inference_mode()
-    def encode_images(self, crops: np.ndarray | Sequence[np.ndarray], *, workers: int | None = None) -> torch.Tensor:
+    def encode_images(
+        self, crops: np.ndarray | Sequence[np.ndarray], *, workers: int | None = None
+    ) -> torch.Tensor:
         """Frame embeddings of square crops.
 
         Args:
@@ -365,9 +405,13 @@ class EmotionPredictor:
     def _encode_tensor(self, x: torch.Tensor, workers: int | None = None) -> torch.Tensor:
         """(N, 3, S, S) normalised frames -> (N, D) float32 embeddings, data parallel when worth it."""
         tower = self.image_tower()
-        if workers == 1 and x.device.type == "cpu":  # one thread: the other cores are left to other work
+        if (
+            workers == 1 and x.device.type == "cpu"
+        ):  # one thread: the other cores are left to other work
             return single_threaded(tower, x).float()
-        parts = min(workers or self.encode_workers, self.encode_workers, len(x) // (SMALL_BATCH + 1))
+        parts = min(
+            workers or self.encode_workers, self.encode_workers, len(x) // (SMALL_BATCH + 1)
+        )
         if parts <= 1 or x.device.type != "cpu":
             with self._threads_for(len(x)):
                 return tower(x).float().cpu()
@@ -379,10 +423,17 @@ class EmotionPredictor:
         Sequences are gathered `POOL_CHUNK` at a time (a long video's timeline is never
         materialised whole) and each chunk is pooled data parallel over the encode workers.
         """
-        rows = [(frames, pick) for frames, picks in jobs for pick in np.asarray(picks, dtype=np.int64)]
+        rows = [
+            (frames, pick) for frames, picks in jobs for pick in np.asarray(picks, dtype=np.int64)
+        ]
         out = []
         for start in range(0, len(rows), POOL_CHUNK):
-            chunk = torch.stack([frames[torch.from_numpy(pick)] for frames, pick in rows[start : start + POOL_CHUNK]])
+            chunk = torch.stack(
+                [
+                    frames[torch.from_numpy(pick)]
+                    for frames, pick in rows[start : start + POOL_CHUNK]
+                ]
+            )
             parts = min(self.encode_workers, len(chunk) // MIN_POOL_PART)
             out.append(data_parallel(self.pool, chunk, parts) if parts > 1 else self.pool(chunk))
         return torch.cat(out)
@@ -404,7 +455,11 @@ class EmotionPredictor:
             if fast is not None:
                 out = torch.nn.functional.normalize(fast(x.float()), dim=-1)
             else:
-                out = self.model.aggregate(x.to(self.model.logit_scale.device), normalize=True).float().cpu()
+                out = (
+                    self.model.aggregate(x.to(self.model.logit_scale.device), normalize=True)
+                    .float()
+                    .cpu()
+                )
         return out[0] if single else out
 
     def crop_frame(self, image: np.ndarray) -> tuple[np.ndarray | None, bool]:
@@ -420,7 +475,9 @@ class EmotionPredictor:
         if not self.config.face_detection:
             return center_crop(image, size), True
         with self._detector_lock:
-            boxes = [b for b in self._shared_detector().detect(image) if b.score >= self.min_face_score]
+            boxes = [
+                b for b in self._shared_detector().detect(image) if b.score >= self.min_face_score
+            ]
         if boxes:
             return crop_square(image, boxes[0], margin=self.config.face_margin, size=size), True
         return (center_crop(image, size) if self.face_fallback == "center" else None), False
@@ -464,7 +521,7 @@ class EmotionPredictor:
             return min(self.min_track_frames, sampled_frames)
         return min_track_frames(sampled_frames)
 
-    def _shared_detector(self):
+    def _shared_detector(self) -> FaceDetector:
         from ..faces import FaceDetector
 
         with self._lock:
@@ -477,11 +534,16 @@ class EmotionPredictor:
         return LockedDetector(self._shared_detector(), self._detector_lock)
 
     def _key(self, video: VideoInput, fps: float | None) -> str:
-        return content_key(video, f"{self.model_name}|{self.face_fallback}|{self.max_faces}|{fps}|"
-                           f"{self.precision}|{self.interpolate_faces}|{self.min_face_score}|"
-                           f"{self.min_track_frames}|{self.min_face_coverage}")
+        return content_key(
+            video,
+            f"{self.model_name}|{self.face_fallback}|{self.max_faces}|{fps}|"
+            f"{self.precision}|{self.interpolate_faces}|{self.min_face_score}|"
+            f"{self.min_track_frames}|{self.min_face_coverage}",
+        )
 
-    def _encode(self, video: VideoInput, key: str, fps: float | None, progress: Progress | None) -> VideoEncoding:
+    def _encode(
+        self, video: VideoInput, key: str, fps: float | None, progress: Progress | None
+    ) -> VideoEncoding:
         start = time.perf_counter()
         still = read_still(video, self.limits)
         if still is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 __all__ = ["Prefetch"]
@@ -30,7 +30,7 @@ class Prefetch:
     says how many items are waiting, so the consumer can act while the producer is still busy.
     """
 
-    def __init__(self, items: Iterator[Any], depth: int) -> None:
+    def __init__(self, items: Generator[Any, None, None], depth: int) -> None:
         self._items = items
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()

@@ -27,7 +27,9 @@ def env_float(name: str, value: float | None, default: float, low: float, high: 
         value = env_number(name, float) if os.environ.get(name, "").strip() else default
     value = float(value)
     if not low <= value <= high:
-        raise ValueError(f"{name.removeprefix('EMOCLIP_').lower()} must be in [{low}, {high}], got {value}")
+        raise ValueError(
+            f"{name.removeprefix('EMOCLIP_').lower()} must be in [{low}, {high}], got {value}"
+        )
     return value
 
 

@@ -26,17 +26,30 @@ def layout(ui: Any) -> None:
     """The tab's components, added to `ui`."""
     examples = settings.EXAMPLES
     with gr.Row():
-        ui.method = gr.Radio(list(METHODS), value="PCA", label="Projection (seed 0)",
-                             elem_id="explore-method")
-        ui.include_examples = gr.Checkbox(value=bool(examples), label="Include the example clips",
-                                          interactive=bool(examples), elem_id="explore-examples")
-        ui.upload = gr.File(label="Add embeddings (.npz/.json/.csv/.npy, e.g. exported here)",
-                            type="filepath", file_types=[".npz", ".json", ".csv", ".npy"],
-                            height=140, elem_id="explore-upload")
+        ui.method = gr.Radio(
+            list(METHODS), value="PCA", label="Projection (seed 0)", elem_id="explore-method"
+        )
+        ui.include_examples = gr.Checkbox(
+            value=bool(examples),
+            label="Include the example clips",
+            interactive=bool(examples),
+            elem_id="explore-examples",
+        )
+        ui.upload = gr.File(
+            label="Add embeddings (.npz/.json/.csv/.npy, e.g. exported here)",
+            type="filepath",
+            file_types=[".npz", ".json", ".csv", ".npy"],
+            height=140,
+            elem_id="explore-upload",
+        )
         ui.results_upload = gr.File(
             label="Add a batch results folder (its results/part-*.parquet files)",
-            type="filepath", file_count="multiple", file_types=[".parquet"], height=140,
-            elem_id="explore-results")
+            type="filepath",
+            file_count="multiple",
+            file_types=[".parquet"],
+            height=140,
+            elem_id="explore-results",
+        )
         ui.explore_btn = gr.Button("Project", variant="primary", elem_id="explore-btn", scale=0)
     ui.explore_info = gr.Markdown(
         "Clips you analyse are added here, with the text prototype of every class and compound.",
@@ -64,13 +77,19 @@ def layout(ui: Any) -> None:
 
 def wire(ui: Any, model_work: dict[str, Any]) -> None:
     """The tab's events (`model_work`: the options of events that run a model)."""
-    ui.explore_btn.click(explore, [ui.method, ui.include_examples, ui.upload, ui.session,
-                                   ui.results_upload],
-                         components(ui, Explored), api_name="explore", **model_work)
-    ui.point_pick.input(pick_point, [ui.point_pick, ui.session], components(ui, Picked),
-                        api_name="pick_point")
-    ui.export_emb_btn.click(export_embeddings, [ui.session], [ui.emb_file],
-                            api_name="export_embeddings")
+    ui.explore_btn.click(
+        explore,
+        [ui.method, ui.include_examples, ui.upload, ui.session, ui.results_upload],
+        components(ui, Explored),
+        api_name="explore",
+        **model_work,
+    )
+    ui.point_pick.input(
+        pick_point, [ui.point_pick, ui.session], components(ui, Picked), api_name="pick_point"
+    )
+    ui.export_emb_btn.click(
+        export_embeddings, [ui.session], [ui.emb_file], api_name="export_embeddings"
+    )
 
 
 def _example_embeddings(model: str, progress: Any) -> list[tuple[Path, np.ndarray]]:
@@ -91,8 +110,14 @@ def _example_embeddings(model: str, progress: Any) -> list[tuple[Path, np.ndarra
 
 
 @gpu
-def explore(method: str, include_examples: bool, upload: str | None, session: Session,
-            results: Sequence[str] | str | None = None, progress=gr.Progress()) -> Explored:
+def explore(
+    method: str,
+    include_examples: bool,
+    upload: str | None,
+    session: Session,
+    results: Sequence[str] | str | None = None,
+    progress=gr.Progress(),
+) -> Explored:
     """Project the session's clips, the examples, uploaded embeddings, the class prototypes and
     the clips of uploaded batch results parts (`results`: paths of ``part-*.parquet`` files).
 
@@ -138,11 +163,20 @@ def explore(method: str, include_examples: bool, upload: str | None, session: Se
     rows = np.full(n_base, -1, dtype=np.int64)
     try:
         if collection is None:
-            coords = ex.project(np.stack([p.embedding for p in points]), method=_method(method),
-                                seed=0)
+            coords = ex.project(
+                np.stack([p.embedding for p in points]), method=_method(method), seed=0
+            )
         else:
-            emb = np.concatenate([np.stack([p.embedding for p in points]).astype(np.float32),
-                                  collection.embeddings]) if points else collection.embeddings
+            emb = (
+                np.concatenate(
+                    [
+                        np.stack([p.embedding for p in points]).astype(np.float32),
+                        collection.embeddings,
+                    ]
+                )
+                if points
+                else collection.embeddings
+            )
             xy, fitted = ex.project_large(emb, _method(method), seed=0)
             drawn = _drawn_rows(fitted[n_base:], settings.MAX_DRAWN_POINTS)
             points = points + _collection_points(collection, drawn)
@@ -156,28 +190,40 @@ def explore(method: str, include_examples: bool, upload: str | None, session: Se
     session.collection_index = None
     n_clip = len(clips)
     title = f"{method} of {n_clip} clip(s) and {len(names)} text prototypes ({model})"
-    msg = (f"{n_clip} clip(s) and {len(names)} text prototypes under {code(model)}; "
-           "colour = predicted class. "
-           + ("Analyse clips to add them." if not session.clips else ""))
+    msg = (
+        f"{n_clip} clip(s) and {len(names)} text prototypes under {code(model)}; "
+        "colour = predicted class. " + ("Analyse clips to add them." if not session.clips else "")
+    )
     if collection is not None:
         progress(0.95, desc="neighbour index")
         session.collection_index = ex.NeighbourIndex(collection.embeddings)
         n_drawn = len(points) - n_base
         sampled = _method(method) != "pca" and len(collection) + n_base > ex.collection.SAMPLE_SIZE
-        title = (f"{method} of {len(collection)} results clip(s) ({n_drawn} drawn), {n_clip} "
-                 f"clip(s) and {len(names)} text prototypes ({model})")
-        msg += (f"\n\nBatch results: **{len(collection)}** clip(s) loaded "
-                f"(model {code(collection.model or '?')}), **{n_drawn}** drawn"
-                + (f" (at most {settings.MAX_DRAWN_POINTS})" if n_drawn < len(collection) else "")
-                + ("; the map was fitted on a random sample of "
-                   f"{ex.collection.SAMPLE_SIZE} and the other points placed by their nearest "
-                   "sampled neighbours" if sampled else "")
-                + "; neighbours of a picked point come from all loaded clips (approximate index). "
-                  "Results clips are coloured by the class the batch run predicted.")
+        title = (
+            f"{method} of {len(collection)} results clip(s) ({n_drawn} drawn), {n_clip} "
+            f"clip(s) and {len(names)} text prototypes ({model})"
+        )
+        msg += (
+            f"\n\nBatch results: **{len(collection)}** clip(s) loaded "
+            f"(model {code(collection.model or '?')}), **{n_drawn}** drawn"
+            + (f" (at most {settings.MAX_DRAWN_POINTS})" if n_drawn < len(collection) else "")
+            + (
+                "; the map was fitted on a random sample of "
+                f"{ex.collection.SAMPLE_SIZE} and the other points placed by their nearest "
+                "sampled neighbours"
+                if sampled
+                else ""
+            )
+            + "; neighbours of a picked point come from all loaded clips (approximate index). "
+            "Results clips are coloured by the class the batch run predicted."
+        )
     fig = ex.latent_figure(points, coords, title=title)
-    return Explored(session=session, latent_plot=fig,
-                    point_pick=gr.Dropdown(choices=[p.id for p in points], value=None),
-                    explore_info=msg)
+    return Explored(
+        session=session,
+        latent_plot=fig,
+        point_pick=gr.Dropdown(choices=[p.id for p in points], value=None),
+        explore_info=msg,
+    )
 
 
 def _method(label: str) -> str:
@@ -190,22 +236,29 @@ def _load_results(results: Sequence[str] | str, dim: int, progress: Any) -> Any:
 
     paths = [Path(results)] if isinstance(results, (str, Path)) else [Path(r) for r in results]
     if len(paths) > settings.MAX_RESULT_PARTS:
-        raise error(f"{len(paths)} results files is more than the limit of "
-                    f"{settings.MAX_RESULT_PARTS}; merge the parts or upload fewer")
+        raise error(
+            f"{len(paths)} results files is more than the limit of "
+            f"{settings.MAX_RESULT_PARTS}; merge the parts or upload fewer"
+        )
     bad = [p.name for p in paths if p.suffix.lower() != ".parquet"]
     if bad:
         raise error(f"not Parquet results parts: {', '.join(bad[:5])} (expected part-*.parquet)")
     total = sum(p.stat().st_size for p in paths)
     if settings.MAX_UPLOAD_MB is not None and total > settings.MAX_UPLOAD_MB * 1e6:
-        raise error(f"the results files hold {total / 1e6:.0f} MB, more than the limit of "
-                    f"{settings.MAX_UPLOAD_MB:.0f} MB")
+        raise error(
+            f"the results files hold {total / 1e6:.0f} MB, more than the limit of "
+            f"{settings.MAX_UPLOAD_MB:.0f} MB"
+        )
     progress(0.1, desc=f"reading {len(paths)} results file(s)")
     folder = files.OUTPUTS.new()
     try:
         for i, path in enumerate(paths):
-            shutil.copyfile(path, folder / f"part-{i:03d}-{files.safe_stem(path.name, 'part')}.parquet")
-        return ex.load_results_folder(folder, expected_dim=dim,
-                                      max_points=settings.MAX_COLLECTION_CLIPS)
+            shutil.copyfile(
+                path, folder / f"part-{i:03d}-{files.safe_stem(path.name, 'part')}.parquet"
+            )
+        return ex.load_results_folder(
+            folder, expected_dim=dim, max_points=settings.MAX_COLLECTION_CLIPS
+        )
     except ValueError as exc:
         raise error(f"could not use the results files: {exc}") from exc
     finally:
@@ -229,9 +282,13 @@ def _collection_points(collection: Any, rows: np.ndarray) -> list[Any]:
 def _result_point(collection: Any, row: int) -> Any:
     from emoclip.explore import LatentPoint
 
-    return LatentPoint(_result_id(collection, row), "uploaded", str(collection.labels[row]),
-                       collection.embeddings[row],
-                       hover=collection.hovers[row] if collection.hovers else "")
+    return LatentPoint(
+        _result_id(collection, row),
+        "uploaded",
+        str(collection.labels[row]),
+        collection.embeddings[row],
+        hover=collection.hovers[row] if collection.hovers else "",
+    )
 
 
 def _result_id(collection: Any, row: int) -> str:
@@ -257,8 +314,10 @@ def pick_point(point_id: str, session: Session) -> Picked:
     else:
         emb = np.stack([p.embedding for p in points])
         neighbours = ex.nearest_neighbours(emb, index, k=min(8, len(points) - 1))
-        rows = [[points[j].id, points[j].kind, points[j].label, round(float(c), 4)]
-                for j, c in neighbours]
+        rows = [
+            [points[j].id, points[j].kind, points[j].label, round(float(c), 4)]
+            for j, c in neighbours
+        ]
     p = points[index]
     media = p.media if p.media and Path(p.media).is_file() else None
     role = "class" if p.is_prototype else "predicted"
@@ -278,8 +337,11 @@ def _indexed_neighbours(session: Session, index: int, k: int) -> list[list[Any]]
     points, coll, own_row = session.points, session.collection, int(session.point_rows[index])
     query = l2_normalise(np.asarray(points[index].embedding, dtype=np.float32)[None])
     found = session.collection_index.query(query, k + 1)
-    cands = [(float(c), _result_id(coll, int(r)), "uploaded", str(coll.labels[int(r)]))
-             for r, c in zip(found[0][0], found[1][0]) if int(r) != own_row]
+    cands = [
+        (float(c), _result_id(coll, int(r)), "uploaded", str(coll.labels[int(r)]))
+        for r, c in zip(found[0][0], found[1][0])
+        if int(r) != own_row
+    ]
     others = [j for j, row in enumerate(session.point_rows) if row < 0 and j != index]
     if others:
         emb = l2_normalise(np.stack([points[j].embedding for j in others]).astype(np.float32))
