@@ -39,18 +39,19 @@ weights when a validation split is configured, else the final ones.
 The parts the trainer uses live beside it: `loss` (the contrastive logits and loss, the module DDP
 wraps), `model_setup` (the model to train and its trained parameters), `optim` (optimisers and
 schedules), `sampling` (per-item seeding, the "late" pick, the resumable sampler, the hold-out
-split), `runlog` (log.jsonl, TensorBoard, wandb) and `errors` (`TrainSetupError`).
+split), `runlog` (log.jsonl, TensorBoard, wandb) and `errors` (`TrainSetupError`). `Trainer`'s
+methods beyond the setup, the step and the loop come from mixins: `phases` (the warm-up's end:
+BatchNorm re-estimation, freezing, the video phase), `selection` (evaluation during training,
+model selection, export, test report, Hub upload) and `run_state` (``state.pt``, resuming).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import logging
-import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -61,17 +62,20 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..model import EmoCLIP
-from ..model_config import EmoCLIPConfig, PreprocessConfig
+from ..model_config import PreprocessConfig
 from . import checkpoint as ckpt
 from . import distributed as du
 from .errors import TrainSetupError
 from .loading import build_dataset, class_set, collate
 from .loss import ContrastiveModel, contrastive_logits, contrastive_loss
 from .model_setup import build_model, configure_trainable, frozen_names, model_config
-from .optim import build_optimizer, build_scheduler, build_video_optimizer
+from .optim import build_optimizer, build_scheduler
+from .phases import PhaseMixin
 from .recipe import TrainConfig
-from .runlog import RunLogger, import_wandb, json_safe
+from .run_state import StateMixin
+from .runlog import RunLogger, import_wandb
 from .sampling import EpochSeededDataset, LateFrameDataset, ResumableSampler, split_holdout
+from .selection import SelectionMixin
 
 log = logging.getLogger("emoclip.train")
 
@@ -109,7 +113,7 @@ def resolve_run_dir(cfg: TrainConfig, config_path: str | Path | None = None) -> 
     return Path("runs") / stem
 
 
-class Trainer:
+class Trainer(PhaseMixin, SelectionMixin, StateMixin):
     """One process's share of a training run (see the module docstring).
 
     Args:
@@ -167,16 +171,6 @@ class Trainer:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=ids,
                                        find_unused_parameters=self.cfg.train.warmup_frame_steps > 0)
-
-    @property
-    def switches_phase(self) -> bool:
-        """Whether the frame-level warm-up ends in a frozen image tower and a video phase."""
-        return self.cfg.train.freeze_visual_after_warmup and self.cfg.train.warmup_frame_steps > 0
-
-    @property
-    def in_warmup(self) -> bool:
-        """Whether the next step is a frame-level warm-up step."""
-        return self.step < self.cfg.train.warmup_frame_steps
 
     def _warmup_dataset(self, pre: PreprocessConfig, seed: int, train: bool = True) -> Dataset:
         """Training clips for the frame-level warm-up (``warmup_num_frames``, the "late" pick)."""
@@ -376,246 +370,6 @@ class Trainer:
                          self.step, self.total_steps, self.epoch, loss, lr, record["logit_scale"], cos_v,
                          clips / max(seconds, 1e-9))
 
-    # -- evaluation, selection, export --
-
-    @property
-    def has_validation(self) -> bool:
-        """Whether a validation split is configured (model selection)."""
-        return self.val_set is not None
-
-    def evaluate(self, dataset: Dataset, split: str, model: EmoCLIP | None = None) -> dict[str, Any]:
-        """Zero-shot metrics of `model` (default: the one training) on `dataset`; RNG untouched."""
-        from .evaluate import evaluate_dataset, summary
-
-        with _preserved_rng():
-            if model is None:
-                self.recalibrate_batchnorm()
-            result = evaluate_dataset(model or self.model, dataset, [c.name for c in self.data_classes.classes],
-                                      self.eval_classes, batch_size=self.cfg.eval.batch_size or self.cfg.train.batch_size,
-                                      num_workers=self.cfg.train.num_workers, precision=self.cfg.train.precision,
-                                      padding=self.cfg.eval.distributed_padding)
-        self.set_train_mode()
-        out = {"split": split, "classes": self.eval_classes.name, **summary(result)}
-        self.logger.record({"event": "eval", "step": self.step, "epoch": self.epoch, **out})
-        self.logger.scalars(self.step, {f"{split}/war": result["war"], f"{split}/uar": result["uar"]})
-        log.info("eval %s at step %d: WAR %.4f UAR %.4f (n=%d)", split, self.step, result["war"], result["uar"],
-                 result["num_samples"])
-        return out
-
-    def validate(self) -> None:
-        """Evaluate on the validation split; export the weights when the metric improves."""
-        metrics = self.evaluate(self.val_set, self.cfg.eval.split or "val")
-        self._last_eval_step = self.step
-        key = self.cfg.eval.metric
-        value = metrics.get(key)
-        best = None if self.best is None else self.best["metrics"].get(key)
-        if value is not None and not math.isnan(value) and (best is None or value > best):
-            self.best = {"epoch": self.epoch, "step": self.step, "metrics": metrics}
-            self.export({"val": metrics})
-
-    def enter_video_phase(self, *, recalibrate: bool = True) -> None:
-        """End the frame-level warm-up: re-estimate BatchNorm statistics on warm-up batches, freeze
-        the image tower (eval mode) and start the video phase's optimiser and schedule.
-
-        Args:
-            recalibrate: False when resuming (the statistics are in the saved state).
-        """
-        if recalibrate:
-            data = EpochSeededDataset(self._warmup_dataset(self.model.config.preprocess, self.cfg.train.seed + 1),
-                                      self.cfg.train.seed + 1)
-            with _preserved_rng():
-                self.recalibrate_batchnorm(data)
-        self.model.backbone.visual.requires_grad_(False)
-        self.in_video_phase = True
-        self.wrapped = self._wrap(ContrastiveModel(self.model))  # DDP: the new set of trained parameters
-        self.optimizer = build_video_optimizer(self.cfg, self.model)
-        self.scheduler = build_scheduler(self.cfg, self.optimizer, self.total_steps - self.cfg.train.warmup_frame_steps,
-                                         warmup_steps=self.cfg.optim.video_warmup_steps)
-        self.set_train_mode()
-        log.info("step %d: image tower frozen; video phase (%d steps)", self.step,
-                 self.total_steps - self.cfg.train.warmup_frame_steps)
-
-    def recalibrate_batchnorm(self, data: Dataset | None = None) -> None:
-        """Recompute BatchNorm running statistics of a training image tower on
-        ``train.bn_recalibrate_batches`` batches of `data` (default: clean training clips).
-
-        A frozen image tower keeps its statistics (they are part of what the rest learnt on).
-        """
-        n = self.cfg.train.bn_recalibrate_batches
-        visual = self.model.backbone.visual
-        norms = [m for m in visual.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        if not n or not norms or not any(p.requires_grad for p in visual.parameters()):
-            return
-        if data is None:
-            data = build_dataset(self.cfg.data, "train", self.model.config.preprocess, train=False,
-                                 seed=self.cfg.train.seed + 1)
-        loader = self._loader(data, batch_size=self.cfg.train.batch_size)
-        momenta = [m.momentum for m in norms]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the batches
-        self.model.train()
-        with torch.no_grad():
-            for batch in itertools.islice(loader, n):
-                with self.autocast():
-                    self.model.encode_image(batch["frames"].flatten(0, 1).to(self.device))
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
-
-    @property
-    def export_name(self) -> str:
-        """File stem and config name of the exported weights."""
-        return self.cfg.out.name or self.model.config.name
-
-    def export_config(self, metrics: dict[str, Any]) -> EmoCLIPConfig:
-        """The exported model's config: name, class set and the training record."""
-        cfg = self.cfg
-        inline = cfg.data.classes or cfg.eval.classes or cfg.data.dataset in ("synthetic", "manifest")
-        return ckpt.export_config(
-            self.model.config, name=self.export_name, pretrained=self.pretrained,
-            classes=self.eval_classes if inline else None, training=self.training_record(),
-            metrics=json_safe(metrics),
-        )
-
-    def training_record(self) -> dict[str, Any]:
-        """How the weights were made, for the export's provenance."""
-        from ..version import __version__
-
-        cfg, d = self.cfg, self.cfg.data
-        backbone = self._backbone_note()
-        selection = "final weights (no validation split)"
-        if self.best is not None:
-            selection = (f"best {cfg.eval.metric.upper()} on split {cfg.eval.split!r} at epoch "
-                         f"{self.best['epoch']} (step {self.best['step']})")
-        return {
-            "data": {"dataset": d.dataset, "mode": d.mode, "fold": d.fold, "label_type": d.label_type,
-                     "leave_out": d.leave_out, "classes": self.data_classes.name},
-            "steps": self.step, "epochs": self.epoch, "optimizer": cfg.optim.name, "lr": cfg.optim.lr,
-            "schedule": cfg.optim.schedule, "precision": cfg.train.precision, "world_size": self.dist.world_size,
-            "global_batch": cfg.train.batch_size * cfg.train.grad_accum * self.dist.world_size,
-            "seed": cfg.train.seed, "backbone": backbone, "selection": selection,
-            "emoclip_version": __version__, "config": cfg.to_dict(),
-        }
-
-    def _backbone_note(self) -> str:
-        cfg = self.cfg
-        origin = (f"open_clip pretrained {self.model.config.model.backbone_pretrained!r}" if self.pretrained
-                  else "random initialisation")
-        if self.tuned_params:
-            towers = "+".join(n for n, on in (("visual", cfg.model.finetune_visual),
-                                              ("text transformer", cfg.model.finetune_text)) if on)
-            return f"{origin}, {towers} fine-tuned at lr x {cfg.optim.backbone_lr_scale:g}"
-        trained = any(p.requires_grad for p in self.model.backbone.parameters())
-        return f"{origin}, {'trained' if trained else 'frozen'}"
-
-    def export(self, metrics: dict[str, Any]) -> Path:
-        """Write ``<run>/<name>.safetensors`` + ``.json`` (rank 0), then wait for every rank."""
-        config = self.export_config(metrics)
-        path = self.run_dir / f"{self.export_name}.safetensors"
-        if self.dist.is_main:
-            trained_only = self.pretrained and not any(p.requires_grad for p in self.model.backbone.parameters())
-            ckpt.export_weights(self.model, config, path, trained_only=trained_only, dtype=self.cfg.out.export_dtype)
-            log.info("exported %s", path)
-        du.barrier()
-        return path
-
-    def _finish(self) -> Path:
-        """Final validation or export, optional test report and Hub upload; returns the weights."""
-        cfg = self.cfg
-        if self.has_validation and self._last_eval_step != self.step:
-            self.validate()
-        if self.best is not None:
-            path = self.run_dir / f"{self.export_name}.safetensors"
-        else:
-            with _preserved_rng():
-                self.recalibrate_batchnorm()
-            path = self.export({})
-        if cfg.eval.test_split:
-            self._report_test(path)
-        if cfg.out.push_to_hub and self.dist.is_main:
-            from .hub_publish import push_to_hub
-
-            log.info("pushed to %s", push_to_hub(path, cfg.out.push_to_hub, private=cfg.out.hub_private))
-        du.barrier()
-        return path
-
-    def _report_test(self, path: Path) -> None:
-        """Evaluate the exported weights on ``eval.test_split`` and record it in their sidecar."""
-        from ..factory import load_model
-
-        split = self.cfg.eval.test_split
-        test_set = build_dataset(self.cfg.data, split, self.model.config.preprocess, train=False, seed=self.cfg.train.seed)
-        selected = load_model(path, device=self.device) if self.best is not None else self.model
-        metrics = self.evaluate(test_set, split, model=selected)
-        if self.dist.is_main:
-            ckpt.add_metrics(path, {"test": json_safe(metrics)})
-        du.barrier()
-
-    # -- state --
-
-    def save_state(self) -> Path:
-        """Write ``<run>/state.pt`` (rank 0 writes every rank's RNG states)."""
-        rngs = du.all_gather_objects(ckpt.rng_state())
-        path = self.run_dir / ckpt.STATE_FILE
-        if self.dist.is_main:
-            ckpt.save_state(path, {
-                "model": ckpt.trained_state(self.model, self.frozen),
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(), "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                "step": self.step, "best": self.best, "last_eval_step": self._last_eval_step,
-                "rng": rngs, "world_size": self.dist.world_size, "config": self.cfg.to_dict(),
-            })
-        du.barrier()
-        return path
-
-    def restore(self, path: Path) -> None:
-        """Continue from a saved state: tensors, optimiser, scheduler, scaler, counters, RNG."""
-        state = ckpt.load_state(path)
-        missing, unexpected = self.model.load_state_dict(state["model"], strict=False)
-        if unexpected or set(missing) - set(self.frozen):
-            raise ValueError(f"{path} does not fit this model: unexpected {unexpected[:5]}, "
-                             f"missing {sorted(set(missing) - set(self.frozen))[:5]}")
-        if self.switches_phase and state["step"] >= self.cfg.train.warmup_frame_steps:
-            self.step = state["step"]
-            self.enter_video_phase(recalibrate=False)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
-        self.best, self._last_eval_step = state["best"], state["last_eval_step"]
-        _warn_config_changes(state["config"], self.cfg.to_dict())
-        if state["world_size"] == self.dist.world_size:
-            ckpt.set_rng_state(state["rng"][self.dist.rank])
-        else:
-            log.warning("%s was saved by %d processes, this run has %d: RNG streams are reseeded",
-                        path, state["world_size"], self.dist.world_size)
-            ckpt.seed_everything(self.cfg.train.seed + 1000 * self.dist.rank + self.step)
-        log.info("resumed from %s at step %d (epoch %d, batch %d)", path, self.step, self.epoch, self.batch_in_epoch)
-
-
-_RESUME_MAY_CHANGE = {"train.max_steps", "train.stop_at_step", "train.epochs", "train.num_workers", "out.dir",
-                      "out.push_to_hub", "log.every", "log.tensorboard", "log.wandb", "train.save_every_steps"}
-
-
-def _warn_config_changes(saved: dict[str, Any], current: dict[str, Any]) -> None:
-    """Log the settings that differ from the ones the state was saved with."""
-    changed = [f"{section}.{k}: {v!r} -> {current[section].get(k)!r}"
-               for section, values in saved.items() if isinstance(values, dict)
-               for k, v in values.items()
-               if f"{section}.{k}" not in _RESUME_MAY_CHANGE and current.get(section, {}).get(k) != v]
-    if changed:
-        log.warning("resuming with a changed config (the run will differ from an uninterrupted one): %s",
-                    "; ".join(changed))
-
-
-@contextlib.contextmanager
-def _preserved_rng() -> Iterator[None]:
-    """Run a block (evaluation, BatchNorm recalibration) without moving any RNG stream."""
-    state = ckpt.rng_state()
-    try:
-        yield
-    finally:
-        ckpt.set_rng_state(state)
 
 
 def train(
