@@ -36,7 +36,7 @@ from hostile_cases import (
     video_case_files,
 )
 
-from emoclip import video as video_module
+from emoclip import video_frames, video_probe
 from emoclip.cli import main
 from emoclip.inference.predictor import EmotionPredictor, LimitError, NoFaceError, VideoLimits
 from emoclip.video import VideoDecodeError, iter_frames, probe_video
@@ -165,7 +165,7 @@ def test_max_pixels_trips_before_any_frame_is_decoded(media, monkeypatch, tiny_m
                 calls.append(name)
             return getattr(self._cap, name)
 
-    monkeypatch.setattr(video_module.cv2, "VideoCapture", Counting)
+    monkeypatch.setattr(video_probe.cv2, "VideoCapture", Counting)
     with pytest.raises(LimitError, match="8000x8000"):
         probe_video(path, max_pixels=8_000_000)
     with pytest.raises(LimitError, match="8000x8000"):
@@ -223,7 +223,7 @@ def test_decoded_frame_limit(media, monkeypatch):
         list(iter_frames(path, 4.0, max_decoded_frames=500))
     # With a duration limit the frame limit defaults to 1000 frames per allowed second; a file
     # denser than the highest sane frame rate is stopped by it.
-    monkeypatch.setattr(video_module, "_MAX_SANE_FPS", 100.0)
+    monkeypatch.setattr(video_frames, "MAX_SANE_FPS", 100.0)  # the binding iter_frames reads
     with pytest.raises(LimitError, match="more than 300 frames"):
         list(iter_frames(path, 4.0, max_duration=2.0))
     with pytest.raises(ValueError, match="max_decoded_frames"):

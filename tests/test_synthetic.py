@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from emoclip.train import synthetic as syn
+from emoclip.train import synthetic as syn, synthetic_captions as captions
 
 
 def _words(values):
@@ -60,14 +60,20 @@ _CAPTION_FUNCTION_WORDS = {"a", "an", "the", "of", "with", "and", "in", "into", 
 
 
 def _caption_vocabulary() -> set[str]:
-    texts = [t for values in syn._NOUNS.values() for options in values.values() for t in options]
+    texts = [
+        t for values in captions._NOUNS.values() for options in values.values() for t in options
+    ]
     texts += [
         f"{s} {p}"
-        for values in syn._CLAUSES.values()
+        for values in captions._CLAUSES.values()
         for options in values.values()
         for s, p in options
     ]
-    texts += list(syn._ADVERBS) + list(syn._NOUN_LEADS) + ["A face whose while showing as with"]
+    texts += (
+        list(captions._ADVERBS)
+        + list(captions._NOUN_LEADS)
+        + ["A face whose while showing as with"]
+    )
     return {w for t in texts for w in re.findall(r"[a-z]+", t.lower())}
 
 
@@ -209,7 +215,8 @@ def test_captions_vary_and_mention_cues():
     caps = [syn.caption(expr, rng) for _ in range(300)]
     assert len(set(caps)) > 200
     vocab = {
-        value: _words(syn._NOUNS[cue][value]) | _words(p for _, p in syn._CLAUSES[cue][value])
+        value: _words(captions._NOUNS[cue][value])
+        | _words(p for _, p in captions._CLAUSES[cue][value])
         for cue, value in zip(syn.CUES, (expr.mouth, expr.brows, expr.eyes))
     }
     for text in caps:
@@ -223,7 +230,7 @@ def test_captions_vary_and_mention_cues():
         firsts.add(next(c for t in tokens for c, ws in _CUE_WORDS.items() if t in ws))
     assert firsts == set(syn.CUES)
     # Synonyms: several different phrasings of the same cue value.
-    used = {np_ for np_ in syn._NOUNS["mouth"]["open"] if any(np_ in c.lower() for c in caps)}
+    used = {np_ for np_ in captions._NOUNS["mouth"]["open"] if any(np_ in c.lower() for c in caps)}
     assert len(used) >= 4
     # Both styles: noun phrases ("A face with ...") and clauses ("... the eyes widen ...").
     assert any(c.startswith(("A face with", "A person with", "Someone with")) for c in caps)

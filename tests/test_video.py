@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from emoclip import video
+from emoclip import video, video_probe
 from emoclip.testing.media import blank_frames, set_mp4_rotation, solid_frames, write_video
 from emoclip.video import (
     SampledFrame,
@@ -438,7 +438,7 @@ def test_manual_rotation_when_backend_cannot_rotate(
 ) -> None:
     path, degrees = rotated_mp4
     auto = next(iter_frames(path)).image
-    monkeypatch.setattr(video.cv2, "VideoCapture", _NoAutoRotateCapture)
+    monkeypatch.setattr(video_probe.cv2, "VideoCapture", _NoAutoRotateCapture)
     cap, rotation, manual_rotation = video.open_capture(path)
     assert (rotation, manual_rotation) == (degrees, degrees)  # the manual path is taken
     assert cap.get(cv2.CAP_PROP_ORIENTATION_AUTO) == 0  # and OpenCV will not rotate again
