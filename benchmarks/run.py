@@ -119,7 +119,7 @@ def best_of(
 class WorkCounter:
     """Counts the work the library does, whatever the machine's speed, while installed.
 
-    * ``frames_decoded``: video frames decoded into RGB arrays (`emoclip.video._to_rgb`; the frames
+    * ``frames_decoded``: video frames decoded into RGB arrays (`emoclip.video_frames._to_rgb`; the frames
       between samples are only ``grab()``-ed), plus the frames the naive P3 pipeline converts;
     * ``crops_encoded``: frames through an image tower (a predictor's tower, or
       `EmoCLIP.encode_image` called outside one);
@@ -156,7 +156,7 @@ class WorkCounter:
             return self
         from open_clip.model import CLIP
 
-        from emoclip import model as model_mod, video
+        from emoclip import model as model_mod, video_frames
         from emoclip.inference import fast_paths, precision
 
         counter = self
@@ -186,7 +186,7 @@ class WorkCounter:
             self._undo.append((owner, name, real))
             setattr(owner, name, counted)
 
-        wrap(video, "_to_rgb", "frames_decoded", lambda *a, **k: 1)
+        wrap(video_frames, "_to_rgb", "frames_decoded", lambda *a, **k: 1)
         wrap(precision.Tower, "__call__", "crops_encoded", lambda self, x: len(x), scope="image")
         wrap(
             model_mod.EmoCLIP,
