@@ -12,24 +12,15 @@ with gradients and the loss over the full batch (the others' features as constan
 back-propagated. The summed gradients equal those of one large batch (up to float rounding and
 BatchNorm batch statistics), at the cost of one extra forward pass.
 
-Resuming restores the trained tensors, optimiser, scheduler, GradScaler, epoch/step counters and
-every rank's RNG states. Training items are seeded by ``(train.seed, epoch, index)``
-(`EpochSeededDataset`), so an interrupted run continues with exactly the batches, augmentations
-and losses of an uninterrupted one, whatever ``num_workers`` is.
+Resuming restores the trained tensors, optimiser, scheduler, GradScaler, counters and every
+rank's RNG states (`run_state`).
 
 With ``train.gather_features`` the logits span the global batch (every rank's embeddings; the
 authors used the per-GPU batch only); the local slice's gradient is scaled so that DDP's averaging
 gives exactly the global-batch gradient (`distributed.all_gather_with_grad`).
 
-Frame-level warm-up (``train.warmup_frame_steps``): the first steps bypass the temporal model and
-pair each caption with a frame embedding, the normalised mean over the clip's frames (pick
-"mean") or one random frame from the clip's second half, where the expression has formed (pick
-"late"), optionally from clips of ``train.warmup_num_frames`` frames. With
-``train.freeze_visual_after_warmup`` the warm-up ends in a switch to a video phase: BatchNorm
-statistics are re-estimated on ``train.bn_recalibrate_batches`` warm-up batches, the image tower is
-frozen (eval mode, kept as trained: it stays in the training state and the export), and a new
-optimiser and schedule train the temporal model (at ``optim.lr``), the text tower and logit_scale
-(at lr x ``optim.video_text_lr_scale``); the warm-up's own schedule then ends at the switch.
+Frame-level warm-up (``train.warmup_frame_steps``), optionally ending in a switch to a video
+phase with a frozen image tower (``train.freeze_visual_after_warmup``): see `phases`.
 
 Run folder: ``config.yaml`` (the resolved config), ``state.pt`` (resume; every epoch, every
 ``train.save_every_steps`` and at the end), ``log.jsonl`` (one line per step, plus evaluations),
@@ -39,76 +30,46 @@ weights when a validation split is configured, else the final ones.
 The parts the trainer uses live beside it: `loss` (the contrastive logits and loss, the module DDP
 wraps), `model_setup` (the model to train and its trained parameters), `optim` (optimisers and
 schedules), `sampling` (per-item seeding, the "late" pick, the resumable sampler, the hold-out
-split), `runlog` (log.jsonl, TensorBoard, wandb) and `errors` (`TrainSetupError`).
+split), `runlog` (log.jsonl, TensorBoard, wandb), `phases` (the warm-up's switch, BatchNorm
+re-estimation), `run_state` (state.pt, RNG streams), `export` (the exported weights and their
+provenance) and `errors` (`TrainSetupError`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import itertools
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 from ..model import EmoCLIP
 
 if TYPE_CHECKING:
     from torch.nn.parallel import DistributedDataParallel
 from ..model_config import EmoCLIPConfig, PreprocessConfig
-from . import checkpoint as ckpt, distributed as du
+from . import checkpoint as ckpt, distributed as du, export as exports, phases, run_state
 from .errors import TrainSetupError
-from .loading import build_dataset, class_set, collate
+from .loading import build_dataset, collate
 from .loss import ContrastiveModel, contrastive_logits, contrastive_loss
 from .model_setup import build_model, configure_trainable, frozen_names, model_config
-from .optim import build_optimizer, build_scheduler, build_video_optimizer
+from .optim import build_optimizer, build_scheduler
 from .recipe import TrainConfig
+from .run_data import build_run_data
+from .run_result import TrainResult, resolve_run_dir
+from .run_state import preserved_rng
 from .runlog import RunLogger, import_wandb, json_safe
-from .sampling import EpochSeededDataset, LateFrameDataset, ResumableSampler, split_holdout
+from .sampling import EpochSeededDataset
+from .step_log import log_step
 
 log = logging.getLogger("emoclip.train")
-
-
-@dataclass
-class TrainResult:
-    """What `train` returns.
-
-    Attributes:
-        run_dir: The run folder (config.yaml, state.pt, log.jsonl, tensorboard/, the export).
-        weights: The exported ``.safetensors`` (None when interrupted).
-        model: The trained model (on its device; the selected one is the exported file).
-        step: Optimiser steps done in total.
-        epoch: Completed epochs.
-        losses: ``(step, loss)`` of every step of this invocation (mean over ranks).
-        best: Validation record of the exported weights, if a validation split was used.
-        interrupted: Stopped by ``train.stop_at_step``.
-    """
-
-    run_dir: Path
-    weights: Path | None
-    model: EmoCLIP
-    step: int
-    epoch: int
-    losses: list[tuple[int, float]] = field(default_factory=list)
-    best: dict[str, Any] | None = None
-    interrupted: bool = False
-
-
-def resolve_run_dir(cfg: TrainConfig, config_path: str | Path | None = None) -> Path:
-    """``out.dir``, else ``runs/<config file stem>``, else ``runs/<model name>``."""
-    if cfg.out.dir:
-        return Path(cfg.out.dir)
-    stem = Path(config_path).stem if config_path else Path(cfg.model.name).stem
-    return Path("runs") / stem
 
 
 class Trainer:
@@ -190,54 +151,19 @@ class Trainer:
         return self.step < self.cfg.train.warmup_frame_steps
 
     def _warmup_dataset(self, pre: PreprocessConfig, seed: int, train: bool = True) -> Dataset:
-        """Training clips for the frame-level warm-up (``warmup_num_frames``, the "late" pick)."""
-        t = self.cfg.train
-        if t.warmup_num_frames:
-            pre = dataclasses.replace(pre, num_frames=t.warmup_num_frames)
-        data = build_dataset(self.cfg.data, "train", pre, train=train, seed=seed)
-        return LateFrameDataset(data) if t.warmup_frame_pick == "late" else data
+        """Training clips for the frame-level warm-up (`phases.warmup_dataset`)."""
+        return phases.warmup_dataset(self.cfg, pre, seed, train)
 
     def _build_data(self, pre: PreprocessConfig) -> None:
-        cfg, d = self.cfg, self.dist
-        train_set = build_dataset(cfg.data, "train", pre, train=True, seed=cfg.train.seed)
-        self.val_set = None
-        if cfg.eval.split:
-            self.val_set = build_dataset(
-                cfg.data, cfg.eval.split, pre, train=False, seed=cfg.train.seed
-            )
-        elif cfg.eval.holdout_fraction > 0:  # validation clips carved off the training split
-            clean = build_dataset(cfg.data, "train", pre, train=False, seed=cfg.train.seed)
-            keep, held = split_holdout(train_set, cfg.eval.holdout_fraction, cfg.train.seed)
-            train_set, self.val_set = Subset(train_set, keep), Subset(clean, held)
-        self.train_set = EpochSeededDataset(train_set, cfg.train.seed)
-        self.warmup_set = self.train_set  # the same clips unless the warm-up draws its own
-        t = cfg.train
-        if t.warmup_frame_steps and (t.warmup_frame_pick != "mean" or t.warmup_num_frames):
-            if cfg.eval.holdout_fraction > 0:
-                raise TrainSetupError(
-                    "train.warmup_frame_pick=late / train.warmup_num_frames do not combine "
-                    "with eval.holdout_fraction"
-                )
-            self.warmup_set = EpochSeededDataset(
-                self._warmup_dataset(pre, cfg.train.seed), cfg.train.seed
-            )
-        self.sampler = ResumableSampler(
-            self.train_set, num_replicas=d.world_size, rank=d.rank, seed=cfg.train.seed
+        data = build_run_data(self.cfg, self.dist, pre)
+        self.train_set, self.val_set, self.warmup_set = (
+            data.train_set,
+            data.val_set,
+            data.warmup_set,
         )
-        batches = self.sampler.num_samples // cfg.train.batch_size
-        self.steps_per_epoch = batches // cfg.train.grad_accum
-        if self.steps_per_epoch < 1:
-            raise TrainSetupError(
-                f"the training split has {len(self.train_set)} clips: too few for batch_size "
-                f"{cfg.train.batch_size} x grad_accum {cfg.train.grad_accum} x {d.world_size} processes"
-            )
-        self.total_steps = cfg.train.max_steps or cfg.train.epochs * self.steps_per_epoch
-        self.data_classes = class_set(cfg.data)
-        self.eval_classes = (
-            class_set(dataclasses.replace(cfg.data, classes=cfg.eval.classes))
-            if cfg.eval.classes
-            else self.data_classes
-        )
+        self.sampler, self.steps_per_epoch = data.sampler, data.steps_per_epoch
+        self.total_steps = data.total_steps
+        self.data_classes, self.eval_classes = data.data_classes, data.eval_classes
 
     def _loader(
         self, dataset: Dataset, sampler: Any = None, batch_size: int | None = None
@@ -420,45 +346,20 @@ class Trainer:
 
     def _log_step(self, loss: float, seconds: float) -> None:
         self.losses.append((self.step, loss))
-        lr = self._lr
-        record = {
-            "step": self.step,
-            "epoch": self.epoch,
-            "loss": loss,
-            "lr": lr,
-            "logit_scale": float(self.model.logit_scale.detach().exp()),
-        }
-        self.logger.record(record)
-        if self._embeddings is not None and (self.step % self.cfg.log.every == 0 or self.step == 1):
-            video, text = self._embeddings
-            n = video.shape[0]
-            off = ~torch.eye(n, dtype=torch.bool, device=video.device)
-            cos_v = float((video.float() @ video.float().t())[off].mean()) if n > 1 else 0.0
-            cos_t = float((text.float() @ text.float().t())[off].mean()) if n > 1 else 0.0
-            clips = self.cfg.train.batch_size * self.cfg.train.grad_accum * self.dist.world_size
-            self.logger.scalars(
-                self.step,
-                {
-                    "train/loss": loss,
-                    "train/lr": lr,
-                    "train/logit_scale": record["logit_scale"],
-                    "train/video_cosine": cos_v,
-                    "train/text_cosine": cos_t,
-                    "train/clips_per_second": clips / max(seconds, 1e-9),
-                },
-            )
-            if self.dist.is_main:
-                log.info(
-                    "step %d/%d epoch %d loss %.4f lr %.3g scale %.1f video-cos %.3f %.1f clips/s",
-                    self.step,
-                    self.total_steps,
-                    self.epoch,
-                    loss,
-                    lr,
-                    record["logit_scale"],
-                    cos_v,
-                    clips / max(seconds, 1e-9),
-                )
+        log_step(
+            self.logger,
+            step=self.step,
+            epoch=self.epoch,
+            total_steps=self.total_steps,
+            loss=loss,
+            lr=self._lr,
+            logit_scale=float(self.model.logit_scale.detach().exp()),
+            embeddings=self._embeddings,
+            seconds=seconds,
+            clips=self.cfg.train.batch_size * self.cfg.train.grad_accum * self.dist.world_size,
+            every=self.cfg.log.every,
+            is_main=self.dist.is_main,
+        )
 
     # -- evaluation, selection, export --
 
@@ -473,7 +374,7 @@ class Trainer:
         """Zero-shot metrics of `model` (default: the one training) on `dataset`; RNG untouched."""
         from .evaluate import evaluate_dataset, summary
 
-        with _preserved_rng():
+        with preserved_rng():
             if model is None:
                 self.recalibrate_batchnorm()
             result = evaluate_dataset(
@@ -527,19 +428,15 @@ class Trainer:
                 self._warmup_dataset(self.model.config.preprocess, self.cfg.train.seed + 1),
                 self.cfg.train.seed + 1,
             )
-            with _preserved_rng():
+            with preserved_rng():
                 self.recalibrate_batchnorm(data)
         self.model.backbone.visual.requires_grad_(False)
         self.in_video_phase = True
         self.wrapped = self._wrap(
             ContrastiveModel(self.model)
         )  # DDP: the new set of trained parameters
-        self.optimizer = build_video_optimizer(self.cfg, self.model)
-        self.scheduler = build_scheduler(
-            self.cfg,
-            self.optimizer,
-            self.total_steps - self.cfg.train.warmup_frame_steps,
-            warmup_steps=self.cfg.optim.video_warmup_steps,
+        self.optimizer, self.scheduler = phases.video_phase_optim(
+            self.cfg, self.model, self.total_steps
         )
         self.set_train_mode()
         log.info(
@@ -554,122 +451,56 @@ class Trainer:
 
         A frozen image tower keeps its statistics (they are part of what the rest learnt on).
         """
-        n = self.cfg.train.bn_recalibrate_batches
-        visual = self.model.backbone.visual
-        norms = [m for m in visual.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        if not n or not norms or not any(p.requires_grad for p in visual.parameters()):
-            return
-        if data is None:
-            data = build_dataset(
-                self.cfg.data,
-                "train",
-                self.model.config.preprocess,
-                train=False,
-                seed=self.cfg.train.seed + 1,
-            )
-        loader = self._loader(data, batch_size=self.cfg.train.batch_size)
-        momenta = [m.momentum for m in norms]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the batches
-        self.model.train()
-        with torch.no_grad():
-            for batch in itertools.islice(loader, n):
-                with self.autocast():
-                    self.model.encode_image(batch["frames"].flatten(0, 1).to(self.device))
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
+        phases.recalibrate_batchnorm(
+            self.model,
+            self.cfg,
+            partial(self._loader, batch_size=self.cfg.train.batch_size),
+            self.autocast,
+            self.device,
+            data,
+        )
 
     @property
     def export_name(self) -> str:
         """File stem and config name of the exported weights."""
-        return self.cfg.out.name or self.model.config.name
+        return exports.export_name(self.cfg, self.model)
 
     def export_config(self, metrics: dict[str, Any]) -> EmoCLIPConfig:
         """The exported model's config: name, class set and the training record."""
-        cfg = self.cfg
-        inline = (
-            cfg.data.classes or cfg.eval.classes or cfg.data.dataset in ("synthetic", "manifest")
-        )
-        return ckpt.export_config(
-            self.model.config,
-            name=self.export_name,
+        return exports.export_config(
+            self.cfg,
+            self.model,
+            metrics,
             pretrained=self.pretrained,
-            classes=self.eval_classes if inline else None,
+            eval_classes=self.eval_classes,
             training=self.training_record(),
-            metrics=json_safe(metrics),
         )
 
     def training_record(self) -> dict[str, Any]:
         """How the weights were made, for the export's provenance."""
-        from ..version import __version__
-
-        cfg, d = self.cfg, self.cfg.data
-        backbone = self._backbone_note()
-        selection = "final weights (no validation split)"
-        if self.best is not None:
-            selection = (
-                f"best {cfg.eval.metric.upper()} on split {cfg.eval.split!r} at epoch "
-                f"{self.best['epoch']} (step {self.best['step']})"
-            )
-        return {
-            "data": {
-                "dataset": d.dataset,
-                "mode": d.mode,
-                "fold": d.fold,
-                "label_type": d.label_type,
-                "leave_out": d.leave_out,
-                "classes": self.data_classes.name,
-            },
-            "steps": self.step,
-            "epochs": self.epoch,
-            "optimizer": cfg.optim.name,
-            "lr": cfg.optim.lr,
-            "schedule": cfg.optim.schedule,
-            "precision": cfg.train.precision,
-            "world_size": self.dist.world_size,
-            "global_batch": cfg.train.batch_size * cfg.train.grad_accum * self.dist.world_size,
-            "seed": cfg.train.seed,
-            "backbone": backbone,
-            "selection": selection,
-            "emoclip_version": __version__,
-            "config": cfg.to_dict(),
-        }
-
-    def _backbone_note(self) -> str:
-        cfg = self.cfg
-        origin = (
-            f"open_clip pretrained {self.model.config.model.backbone_pretrained!r}"
-            if self.pretrained
-            else "random initialisation"
+        return exports.training_record(
+            self.cfg,
+            self.model,
+            pretrained=self.pretrained,
+            tuned_params=self.tuned_params,
+            best=self.best,
+            data_classes=self.data_classes,
+            step=self.step,
+            epoch=self.epoch,
+            world_size=self.dist.world_size,
         )
-        if self.tuned_params:
-            towers = "+".join(
-                n
-                for n, on in (
-                    ("visual", cfg.model.finetune_visual),
-                    ("text transformer", cfg.model.finetune_text),
-                )
-                if on
-            )
-            return f"{origin}, {towers} fine-tuned at lr x {cfg.optim.backbone_lr_scale:g}"
-        trained = any(p.requires_grad for p in self.model.backbone.parameters())
-        return f"{origin}, {'trained' if trained else 'frozen'}"
 
     def export(self, metrics: dict[str, Any]) -> Path:
         """Write ``<run>/<name>.safetensors`` + ``.json`` (rank 0), then wait for every rank."""
         config = self.export_config(metrics)
-        path = self.run_dir / f"{self.export_name}.safetensors"
-        if self.dist.is_main:
-            trained_only = self.pretrained and not any(
-                p.requires_grad for p in self.model.backbone.parameters()
-            )
-            ckpt.export_weights(
-                self.model, config, path, trained_only=trained_only, dtype=self.cfg.out.export_dtype
-            )
-            log.info("exported %s", path)
-        du.barrier()
-        return path
+        return exports.export(
+            self.cfg,
+            self.model,
+            config,
+            self.run_dir,
+            pretrained=self.pretrained,
+            is_main=self.dist.is_main,
+        )
 
     def _finish(self) -> Path:
         """Final validation or export, optional test report and Hub upload; returns the weights."""
@@ -679,7 +510,7 @@ class Trainer:
         if self.best is not None:
             path = self.run_dir / f"{self.export_name}.safetensors"
         else:
-            with _preserved_rng():
+            with preserved_rng():
                 self.recalibrate_batchnorm()
             path = self.export({})
         if cfg.eval.test_split:
@@ -714,38 +545,28 @@ class Trainer:
 
     def save_state(self) -> Path:
         """Write ``<run>/state.pt`` (rank 0 writes every rank's RNG states)."""
-        rngs = du.all_gather_objects(ckpt.rng_state())
-        path = self.run_dir / ckpt.STATE_FILE
-        if self.dist.is_main:
-            ckpt.save_state(
-                path,
-                {
-                    "model": ckpt.trained_state(self.model, self.frozen),
-                    "optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict(),
-                    "scaler": self.scaler.state_dict(),
-                    "epoch": self.epoch,
-                    "batch_in_epoch": self.batch_in_epoch,
-                    "step": self.step,
-                    "best": self.best,
-                    "last_eval_step": self._last_eval_step,
-                    "rng": rngs,
-                    "world_size": self.dist.world_size,
-                    "config": self.cfg.to_dict(),
-                },
-            )
-        du.barrier()
-        return path
+        return run_state.save_state(
+            self.run_dir,
+            self.dist,
+            lambda rngs: {
+                "model": ckpt.trained_state(self.model, self.frozen),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch,
+                "step": self.step,
+                "best": self.best,
+                "last_eval_step": self._last_eval_step,
+                "rng": rngs,
+                "world_size": self.dist.world_size,
+                "config": self.cfg.to_dict(),
+            },
+        )
 
     def restore(self, path: Path) -> None:
         """Continue from a saved state: tensors, optimiser, scheduler, scaler, counters, RNG."""
-        state = ckpt.load_state(path)
-        missing, unexpected = self.model.load_state_dict(state["model"], strict=False)
-        if unexpected or set(missing) - set(self.frozen):
-            raise ValueError(
-                f"{path} does not fit this model: unexpected {unexpected[:5]}, "
-                f"missing {sorted(set(missing) - set(self.frozen))[:5]}"
-            )
+        state = run_state.load_trained(path, self.model, self.frozen)
         if self.switches_phase and state["step"] >= self.cfg.train.warmup_frame_steps:
             self.step = state["step"]
             self.enter_video_phase(recalibrate=False)
@@ -758,17 +579,7 @@ class Trainer:
             state["step"],
         )
         self.best, self._last_eval_step = state["best"], state["last_eval_step"]
-        _warn_config_changes(state["config"], self.cfg.to_dict())
-        if state["world_size"] == self.dist.world_size:
-            ckpt.set_rng_state(state["rng"][self.dist.rank])
-        else:
-            log.warning(
-                "%s was saved by %d processes, this run has %d: RNG streams are reseeded",
-                path,
-                state["world_size"],
-                self.dist.world_size,
-            )
-            ckpt.seed_everything(self.cfg.train.seed + 1000 * self.dist.rank + self.step)
+        run_state.restore_streams(path, state, self.cfg, self.dist, self.step)
         log.info(
             "resumed from %s at step %d (epoch %d, batch %d)",
             path,
@@ -776,46 +587,6 @@ class Trainer:
             self.epoch,
             self.batch_in_epoch,
         )
-
-
-_RESUME_MAY_CHANGE = {
-    "train.max_steps",
-    "train.stop_at_step",
-    "train.epochs",
-    "train.num_workers",
-    "out.dir",
-    "out.push_to_hub",
-    "log.every",
-    "log.tensorboard",
-    "log.wandb",
-    "train.save_every_steps",
-}
-
-
-def _warn_config_changes(saved: dict[str, Any], current: dict[str, Any]) -> None:
-    """Log the settings that differ from the ones the state was saved with."""
-    changed = [
-        f"{section}.{k}: {v!r} -> {current[section].get(k)!r}"
-        for section, values in saved.items()
-        if isinstance(values, dict)
-        for k, v in values.items()
-        if f"{section}.{k}" not in _RESUME_MAY_CHANGE and current.get(section, {}).get(k) != v
-    ]
-    if changed:
-        log.warning(
-            "resuming with a changed config (the run will differ from an uninterrupted one): %s",
-            "; ".join(changed),
-        )
-
-
-@contextlib.contextmanager
-def _preserved_rng() -> Iterator[None]:
-    """Run a block (evaluation, BatchNorm recalibration) without moving any RNG stream."""
-    state = ckpt.rng_state()
-    try:
-        yield
-    finally:
-        ckpt.set_rng_state(state)
 
 
 def train(
