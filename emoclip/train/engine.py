@@ -30,9 +30,10 @@ weights when a validation split is configured, else the final ones.
 The parts the trainer uses live beside it: `loss` (the contrastive logits and loss, the module DDP
 wraps), `model_setup` (the model to train and its trained parameters), `optim` (optimisers and
 schedules), `sampling` (per-item seeding, the "late" pick, the resumable sampler, the hold-out
-split), `runlog` (log.jsonl, TensorBoard, wandb), `phases` (the warm-up's switch, BatchNorm
+split), `run_data` (the datasets, sampler and step counts of a run), `runlog` (log.jsonl,
+TensorBoard, wandb), `step_log` (what each step logs), `phases` (the warm-up's switch, BatchNorm
 re-estimation), `run_state` (state.pt, RNG streams), `export` (the exported weights and their
-provenance) and `errors` (`TrainSetupError`).
+provenance), `run_result` (`TrainResult`, the run folder) and `errors` (`TrainSetupError`).
 """
 
 from __future__ import annotations
