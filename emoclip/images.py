@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .video import LimitError, SampledFrame, VideoDecodeError, image_kind
+from .video_probe import read_head
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -115,18 +116,7 @@ def _open(p: Path) -> PILImage:
     """Open `p` lazily with Pillow (header only) after the cheap checks."""
     from PIL import Image, UnidentifiedImageError
 
-    if not p.exists():
-        raise ImageDecodeError(f"Image file not found: '{p}'")
-    if p.is_dir():
-        raise ImageDecodeError(f"Expected an image file but got a directory: '{p}'")
-    try:
-        size = p.stat().st_size
-        with p.open("rb") as f:
-            head = f.read(16)
-    except OSError as e:
-        raise ImageDecodeError(f"Cannot read image file '{p}': {e.strerror or e}") from e
-    if size == 0:
-        raise ImageDecodeError(f"Image file is empty (0 bytes): '{p}'")
+    head = read_head(p, "image", ImageDecodeError)
     kind = image_kind(head)
     if kind is not None and kind not in _READABLE_KINDS:
         raise ImageDecodeError(

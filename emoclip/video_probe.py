@@ -106,21 +106,34 @@ class VideoInfo:
 # --------------------------------------------------------------------------------------------
 
 
-def check_file(path: str | os.PathLike[str]) -> Path:
-    """Cheap checks before FFmpeg sees the file; raise `VideoDecodeError` with a clear reason."""
-    p = Path(path)
+def read_head(
+    p: Path, what: str = "video", error: type[VideoDecodeError] = VideoDecodeError
+) -> bytes:
+    """The first 16 bytes of a media file, after the checks every reader makes first.
+
+    Raises `error` (a `VideoDecodeError`) naming `what` ("video", "image") when the file is
+    missing, a directory, unreadable or empty.
+    """
+    article = "an" if what[:1] in "aeiou" else "a"
     if not p.exists():
-        raise VideoDecodeError(f"Video file not found: '{p}'")
+        raise error(f"{what.capitalize()} file not found: '{p}'")
     if p.is_dir():
-        raise VideoDecodeError(f"Expected a video file but got a directory: '{p}'")
+        raise error(f"Expected {article} {what} file but got a directory: '{p}'")
     try:
         size = p.stat().st_size
         with p.open("rb") as f:
             head = f.read(16)
     except OSError as e:
-        raise VideoDecodeError(f"Cannot read video file '{p}': {e}") from e
+        raise error(f"Cannot read {what} file '{p}': {e.strerror or e}") from e
     if size == 0:
-        raise VideoDecodeError(f"Video file is empty (0 bytes): '{p}'")
+        raise error(f"{what.capitalize()} file is empty (0 bytes): '{p}'")
+    return head
+
+
+def check_file(path: str | os.PathLike[str]) -> Path:
+    """Cheap checks before FFmpeg sees the file; raise `VideoDecodeError` with a clear reason."""
+    p = Path(path)
+    head = read_head(p)
     kind = image_kind(head)
     if kind is not None:
         raise VideoDecodeError(f"'{p}' is a {kind} image, not a video")

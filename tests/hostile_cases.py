@@ -30,6 +30,7 @@ from emoclip.model import EmoCLIP
 from emoclip.testing.media import (
     blank_frames,
     moving_face_frames,
+    png_header_only,
     set_mp4_rotation,
     write_video,
     write_wav,
@@ -315,25 +316,6 @@ def _pil(path: Path, image: np.ndarray | None = None, mode: str | None = None, *
     return path
 
 
-def _png_header(path: Path, width: int, height: int) -> Path:
-    """A PNG that claims width x height in its header and holds 64 bytes of pixel data."""
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + chunk(b"IEND", b"")
-    )
-    return path
-
-
 def _cut(path: Path, fraction: float) -> Path:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * fraction)])
@@ -406,10 +388,12 @@ IMAGE_CASES: dict[str, Case] = {
         VideoDecodeError,
         "random_bytes.webp",
     ),
-    "zero_size.png": Case(lambda p: _png_header(p, 0, 0), VideoDecodeError, "zero_size.png"),
+    "zero_size.png": Case(lambda p: png_header_only(p, 0, 0), VideoDecodeError, "zero_size.png"),
     # huge (the header is checked before any pixel is decoded)
-    "wide_30000x20.png": Case(lambda p: _png_header(p, 30000, 20), LimitError, "30000x20"),
-    "bomb_30000x30000.png": Case(lambda p: _png_header(p, 30000, 30000), LimitError, "30000x30000"),
+    "wide_30000x20.png": Case(lambda p: png_header_only(p, 30000, 20), LimitError, "30000x20"),
+    "bomb_30000x30000.png": Case(
+        lambda p: png_header_only(p, 30000, 30000), LimitError, "30000x30000"
+    ),
     # other things with image extensions
     "text.jpg": Case(lambda p: _bytes(p, b"not an image\n" * 30), VideoDecodeError, "text.jpg"),
     "html.png": Case(

@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import struct
-import zlib
 from pathlib import Path
 
 import cv2
@@ -37,7 +35,7 @@ from emoclip.inference.predictor import (
     VideoLimits,
     iter_inputs,
 )
-from emoclip.testing.media import face_patch, moving_face_frames, write_video
+from emoclip.testing.media import face_patch, moving_face_frames, png_header_only, write_video
 from emoclip.video import VideoDecodeError, probe_video
 from emoclip.weights import save_checkpoint
 
@@ -170,24 +168,6 @@ def test_exif_orientation_is_applied_before_detection(orientation, rotate, tmp_p
 # ------------------------------------------------------------------------------- bad images
 
 
-def _png_header_only(path: Path, width: int, height: int) -> Path:
-    """A PNG whose header claims width x height and whose pixel data is a few bytes (a bomb)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + chunk(b"IEND", b"")
-    )
-    return path
-
-
 def _bad_images(tmp_path: Path) -> dict[str, tuple[Path, type, str]]:
     good = save(tmp_path / "good.jpg", astronaut())
     data = good.read_bytes()
@@ -206,17 +186,17 @@ def _bad_images(tmp_path: Path) -> dict[str, tuple[Path, type, str]]:
         (tmp_path / name).write_bytes(content)
         out[name] = (tmp_path / name, exc, match)
     out["wide_30000.png"] = (
-        _png_header_only(tmp_path / "wide_30000.png", 30000, 20),
+        png_header_only(tmp_path / "wide_30000.png", 30000, 20),
         LimitError,
         "30000x20",
     )
     out["huge_30000x30000.png"] = (
-        _png_header_only(tmp_path / "huge_30000x30000.png", 30000, 30000),
+        png_header_only(tmp_path / "huge_30000x30000.png", 30000, 30000),
         LimitError,
         "30000x30000",
     )
     zero = tmp_path / "zero_size.png"
-    _png_header_only(zero, 0, 0)
+    png_header_only(zero, 0, 0)
     out["zero_size.png"] = (zero, ImageDecodeError, "zero_size.png")
     gif = tmp_path / "anim.gif"
     Image.new("RGB", (8, 8)).save(gif)
@@ -238,7 +218,7 @@ def test_bad_images_get_clear_typed_errors(tmp_path, predictor, weights, capsys)
 
 
 def test_size_limits_are_checked_from_the_header(tmp_path, tiny_model, monkeypatch):
-    path = _png_header_only(tmp_path / "big.png", 9000, 9000)  # 81 MP claimed, 100 bytes on disk
+    path = png_header_only(tmp_path / "big.png", 9000, 9000)  # 81 MP claimed, 100 bytes on disk
     decoded = []
     monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(1))
     p = EmotionPredictor(tiny_model, limits=VideoLimits(max_pixels=8_300_000))

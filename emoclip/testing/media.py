@@ -12,6 +12,7 @@ import shutil
 import struct
 import subprocess
 import wave
+import zlib
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -174,6 +175,26 @@ def set_mp4_rotation(path: str | Path, degrees: int) -> Path:
     offset = at + 4 + 40
     data[offset : offset + 36] = struct.pack(">9i", *matrices[degrees])
     path.write_bytes(bytes(data))
+    return path
+
+
+def png_header_only(path: str | Path, width: int, height: int) -> Path:
+    """A PNG whose header claims width x height but whose pixel data is 64 zero bytes (a bomb,
+    or a zero-sized image): for the checks that must trip before any pixel is decoded."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path = Path(path)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
