@@ -14,10 +14,10 @@ class CrashingWorker(BatchWorker):
     """Dies (``os._exit``) on inputs named ``crash-once*`` the first time (a marker file beside
     the input records it) and on inputs named ``poison*`` every time."""
 
-    def _predict(self, row: dict[str, Any]):
+    def predict_row(self, row: dict[str, Any]):
         name = row["name"]
         marker = Path(row["path"] + ".crashed")
         if name.startswith("poison") or (name.startswith("crash-once") and not marker.exists()):
             marker.touch()
             os._exit(1)
-        return super()._predict(row)
+        return super().predict_row(row)

@@ -13,7 +13,7 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +22,9 @@ from ..classes import ClassSet
 from ..terminal import terminal_message
 from .inputs import frame_files
 from .schema import WINDOW_TYPE, input_schema, result_fields
+
+if TYPE_CHECKING:
+    from ..results import Prediction
 
 
 class RepeatedCrashError(Exception):
@@ -153,7 +156,7 @@ class BatchWorker:
         windows: list[dict[str, Any]] = []
         try:
             self._check_attempts(row["input_key"])
-            prediction = self._predict(row)
+            prediction = self.predict_row(row)
         except Exception as exc:  # one bad file never stops the batch: its row carries the error
             result["error"] = error_message(exc)
         else:
@@ -184,7 +187,11 @@ class BatchWorker:
         result["seconds"] = time.perf_counter() - start
         return result, windows
 
-    def _predict(self, row: dict[str, Any]):
+    def predict_row(self, row: dict[str, Any]) -> Prediction:
+        """One input row (``path``, ``kind``: video, image or frames) -> its `Prediction`.
+
+        The one place a row meets the predictor: subclasses override it to wrap or replace the
+        analysis (the tests' crashing workers do). Errors propagate; `analyse` records them."""
         kind, path = row["kind"], row["path"]
         if (
             kind == "video"
