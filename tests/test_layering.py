@@ -153,15 +153,18 @@ def test_pipeline_does_not_import_the_predictor():
 
 
 def _package_modules() -> dict[str, tuple[Path, bool]]:
-    """Dotted module name -> (file, is a package ``__init__``) for every module of `emoclip`."""
+    """Dotted module name -> (file, is a package ``__init__``) for every module of the library
+    (`emoclip`) and of the app (`emoclip_app`)."""
     import emoclip
+    import emoclip_app
 
-    root = Path(emoclip.__file__).parent
     modules = {}
-    for path in root.rglob("*.py"):
-        parts = list(path.relative_to(root.parent).with_suffix("").parts)
-        is_package = parts[-1] == "__init__"
-        modules[".".join(parts[:-1] if is_package else parts)] = (path, is_package)
+    for package in (emoclip, emoclip_app):
+        root = Path(package.__file__).parent
+        for path in root.rglob("*.py"):
+            parts = list(path.relative_to(root.parent).with_suffix("").parts)
+            is_package = parts[-1] == "__init__"
+            modules[".".join(parts[:-1] if is_package else parts)] = (path, is_package)
     return modules
 
 
@@ -247,3 +250,5 @@ def test_no_module_imports_another_modules_private_names():
         if name.startswith("_") and not name.startswith("__")
     }
     assert private - _KNOWN_PRIVATE_IMPORTS == set()
+    # the check covers the app as well as the library
+    assert any(m.startswith("emoclip_app.tabs.") for m in _package_modules())
