@@ -32,6 +32,7 @@ def bench_p7(model_name: str, path: Path, threads: int | None) -> dict[str, Any]
 
 
 def _vm(field: str) -> float:
+    """GB of one ``/proc/self/status`` field (``VmHWM``: the peak RSS so far)."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 2**20  # kB -> GB

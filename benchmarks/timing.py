@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parent.parent  # the checkout: emoclip, emoclip_
 
 
 def log(msg: str) -> None:
+    """One line of the run's output, flushed at once (a long figure shows its progress)."""
     print(msg, flush=True)
 
 
