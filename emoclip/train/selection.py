@@ -74,13 +74,8 @@ class ModelSelection:
         prepare: Callable[[], None],
         resume: Callable[[], None],
     ) -> None:
-        self.cfg, self.dist, self.run_dir, self.model, self.logger = (
-            cfg,
-            dist,
-            Path(run_dir),
-            model,
-            logger,
-        )
+        self.cfg, self.dist, self.run_dir = cfg, dist, Path(run_dir)
+        self.model, self.logger = model, logger
         self.val_set, self.data_classes, self.eval_classes = val_set, data_classes, eval_classes
         self.pretrained, self.tuned_params = pretrained, tuned_params
         self.prepare, self.resume = prepare, resume
