@@ -216,7 +216,7 @@ def test_the_work_counter_sees_re_encoding(repo_root, tiny_model, tmp_path):
         assert counter.since(before) == _work()
 
         before = counter.snapshot()
-        p._videos.clear()
+        p.video_cache.clear()
         p.text_cache.clear()
         crops = np.zeros((3, tiny_model.image_size, tiny_model.image_size, 3), np.uint8)
         p.encode_images(crops)
