@@ -215,6 +215,7 @@ def test_the_work_counter_sees_re_encoding(repo_root, tiny_model, tmp_path):
         p.predict(path, classes)  # cached encoding and texts: nothing redone
         assert counter.since(before) == _work()
 
+        assert len(p.video_cache) == 1  # the one analysed video
         before = counter.snapshot()
         p.video_cache.clear()
         p.text_cache.clear()

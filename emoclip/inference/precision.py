@@ -27,10 +27,7 @@ import torch
 
 from ..model import EmoCLIP
 from .fast_paths import FastImageTower, FastTemporal, cpu_has_native_bf16, image_tower_gflops
-from .parallel import (  # noqa: F401 - defined in .parallel, re-exported here (benchmarks/run.py)
-    data_parallel,
-    single_threaded,
-)
+from .parallel import single_threaded  # noqa: F401 - re-exported for benchmarks/run.py only
 
 PRECISIONS = ("auto", "fp32", "bf16")
 BF16_MIN_COSINE = (

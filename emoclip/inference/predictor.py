@@ -82,13 +82,14 @@ class EmotionPredictor:
         prefetch: Decode and detect faces in a background thread, `pipeline.PREFETCH_DEPTH`
             frames ahead of the encoder (None reads ``EMOCLIP_PREFETCH``, default on). While that
             thread is behind, the encoder leaves it a core (``encode_workers - 1`` workers).
-        live_threads: Intra-op threads for small work: batches of at most `SMALL_BATCH` frames
-            (live webcam frames, single windows) and text encodings of at most `SMALL_TEXT_BATCH`
-            new descriptions (class edits), set for the calling thread only. Small GEMMs gain
-            little from a second thread, and on a busy CPU each of their ~100-200 parallel regions
-            waits for its second thread to be scheduled (measured: one description 20-30 ms on one
-            thread vs 660-1060 ms on two while other jobs ran). None reads
-            ``EMOCLIP_LIVE_THREADS`` (default 1); 0 keeps torch's setting everywhere.
+        live_threads: Intra-op threads for small work: batches of at most
+            `parallel.SMALL_BATCH` frames (live webcam frames, single windows) and text encodings
+            of at most `SMALL_TEXT_BATCH` new descriptions (class edits), set for the calling
+            thread only. Small GEMMs gain little from a second thread, and on a busy CPU each of
+            their ~100-200 parallel regions waits for its second thread to be scheduled
+            (measured: one description 20-30 ms on one thread vs 660-1060 ms on two while other
+            jobs ran). None reads ``EMOCLIP_LIVE_THREADS`` (default 1); 0 keeps torch's setting
+            everywhere.
         encode_workers: Batches of frames are split into this many parts encoded at once, each by
             a worker thread with one intra-op thread (data parallel, no barrier between cores), so
             a busy core slows only its own part. None reads ``EMOCLIP_ENCODE_WORKERS``, default
