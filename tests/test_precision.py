@@ -212,3 +212,7 @@ def test_data_parallel_encoding_matches_one_batch(tiny_model):
     assert torch.get_num_threads() == threads  # one thread for that call only
     with pytest.raises(ValueError, match="workers"):
         EmotionPredictor(tiny_model).encode_images(crops, workers=0)
+    # the same frames already preprocessed: `encode_tensor` is `encode_images` after `to_tensor`
+    x = emoclip.preprocess.to_tensor(crops, tiny_model.config.preprocess)
+    tensor = EmotionPredictor(tiny_model, encode_workers=3).encode_tensor(x)
+    assert torch.allclose(tensor, whole, atol=1e-5) and tensor.dtype == torch.float32
