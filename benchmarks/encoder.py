@@ -125,7 +125,7 @@ def _parallel_gemm_rates(
 
     import torch
 
-    from emoclip.inference.precision import single_threaded
+    from emoclip.inference.parallel import single_threaded
 
     out = {}
     mk = torch.ops.mkldnn
@@ -187,7 +187,7 @@ def bench_p1(model, predictor, repeats: int) -> dict[str, Any]:
     tower_work: list[dict[str, int]] = []
     with torch.inference_mode():
         for p in towers.values():
-            p._encode_tensor(x)  # build + warm
+            p.encode_tensor(x)  # build + warm
         for _ in range(repeats):  # interleaved, so both see the same background load
             for prec, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
                 rates = gemm_rates(
@@ -198,7 +198,7 @@ def bench_p1(model, predictor, repeats: int) -> dict[str, Any]:
                 p = towers[prec]
                 # three calls in a row: each GEMM figure is itself a warm loop of `reps` calls, and the
                 # first tower call after the GEMMs runs ~5 % slower (caches and allocator just changed hands)
-                t, ts = best_of(lambda p=p: p._encode_tensor(x), 3, warmup=0, work=tower_work)
+                t, ts = best_of(lambda p=p: p.encode_tensor(x), 3, warmup=0, work=tower_work)
                 tower_runs.setdefault(prec, []).append([round(bs / s, 2) for s in ts])
                 best_tower[prec] = max(best_tower.get(prec, 0.0), flops * bs / t / 1e9)
     for prec in ("fp32", "bf16"):

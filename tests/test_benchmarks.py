@@ -207,6 +207,7 @@ def test_the_work_counter_sees_re_encoding(tiny_model, tmp_path):
         p.predict(path, classes)  # cached encoding and texts: nothing redone
         assert counter.since(before) == _work()
 
+        assert len(p.video_cache) == 1  # the one analysed video
         p.close()
         before = counter.snapshot()
         p = EmotionPredictor(tiny_model, batch_size=8, prefetch=False)  # nothing cached
