@@ -1,7 +1,9 @@
 """Resident memory of a model load and of a predictor's first use, each in a fresh process.
 
-    python benchmarks/memory.py                      # test-emoclip-vitb32 from a checkpoint file
-    python benchmarks/memory.py --model test-emoclip-vitb32   # random initialisation, no file
+    python -m benchmarks.memory                      # test-emoclip-vitb32 from a checkpoint file
+    python -m benchmarks.memory --model test-emoclip-vitb32   # random initialisation, no file
+
+(from the repository root).
 
 By default the paper-shape test model (ViT-B/32 + the 2-block temporal transformer, random
 weights) is saved once as a checkpoint in the benchmark cache and loaded from that file, the way
@@ -11,7 +13,8 @@ is what the app does before analysing anything: one frame encoded (precision cho
 tower built and checked) and one window pooled (the folded temporal model built). The page cache
 is warmed once before the children run, so every child reads the file from the same warm cache.
 
-Prints one JSON line per child; run it with two ``PYTHONPATH``s for an A/B of two code versions.
+Prints one JSON line per child. For an A/B of two code versions, run it twice with
+``PYTHONPATH=<checkout>``: the children import that checkout's `emoclip`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -96,25 +100,26 @@ def main(argv: list[str] | None = None) -> int:
         child(args.child, args.threads)
         return 0
     model_arg = args.model
-    if model_arg is None:
-        folder = Path(
-            args.cache_dir
-            or os.environ.get("EMOCLIP_BENCH_CACHE")
-            or Path.home() / ".cache" / "emoclip-bench"
-        )
-        folder.mkdir(parents=True, exist_ok=True)
-        from run import weights_file  # benchmarks/run.py, beside this file
+    if model_arg is None:  # imported here: a child imports nothing before its first stage
+        from .clips import cache_dir
+        from .model import weights_file
 
-        model_arg = weights_file("test-emoclip-vitb32", folder)
+        model_arg = weights_file("test-emoclip-vitb32", cache_dir(args.cache_dir))
     if Path(model_arg).is_file():
         with open(model_arg, "rb") as fh:  # warm the page cache once: every child reads it warm
             while fh.read(1 << 24):
                 pass
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", model_arg]
+    cmd = [sys.executable, "-m", "benchmarks.memory", "--child", model_arg]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
+    # The child imports `emoclip` from the caller's PYTHONPATH (the code version under test) and,
+    # after it, `benchmarks` from this checkout; run from an empty folder, so that no checkout in
+    # the working directory comes first.
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([*paths, str(REPO)])}
     for _ in range(args.repeats):
-        out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+        with tempfile.TemporaryDirectory(prefix="emoclip-memory-") as empty:
+            out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=empty)
         if out.returncode != 0:
             print(out.stderr[-3000:], file=sys.stderr)
             return 1

@@ -1,14 +1,10 @@
 """Convert the authors' EmoCLIP checkpoints (NickyFot/EmoCLIP) to our safetensors format.
 
-Two source layouts are understood (reference.md §7):
-
-* ``"vclip"``: ``VClip(num_layers=2).state_dict()`` from ``train.py``, usually DDP-wrapped
-  (``module.`` prefix): ``logit_scale``, ``backbone.*`` (the whole OpenAI CLIP, same key layout as
-  open_clip's ``CLIP``) and ``temporal.*``.
-* ``"downstream"``: ``DownstreamTask.state_dict()``: ``backbone.*`` is the CLIP *visual tower*
-  only, ``temporal.*`` as above, ``mlp.*`` the classification head (dropped here). The CLIP text
-  tower and ``logit_scale`` are then taken from a given CLIP state dict (``text_tower``) or from
-  open_clip's pretrained weights of the config's backbone (cache first, then a download).
+The job here is the conversion around the key mapping (`emoclip.convert_keys`, re-exported):
+read the authors' file, check its temporal depth against the target config, complete a
+DownstreamTask checkpoint's missing CLIP text tower and ``logit_scale`` from a given CLIP state
+dict (``text_tower``) or from open_clip's pretrained weights of the config's backbone (cache
+first, then a download), verify every key and shape, and write the result.
 
 Files are read with `emoclip.weights.read_state_dict` (safetensors, or ``torch.load`` with
 ``weights_only=True``): nothing in a checkpoint is ever executed. The result is
@@ -23,13 +19,22 @@ Command line (emoclip/cli.py)::
 from __future__ import annotations
 
 import logging
-import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 
+from .convert_keys import (
+    DDP_PREFIX as DDP_PREFIX,
+    HEAD_PREFIX as HEAD_PREFIX,
+    LAYOUTS as LAYOUTS,
+    authors_to_emoclip as authors_to_emoclip,
+    detect_layout as detect_layout,
+    dropped_keys as dropped_keys,
+    strip_ddp_prefix as strip_ddp_prefix,
+    temporal_layer_count as temporal_layer_count,
+    text_tower_needed,
+)
 from .model_config import EmoCLIPConfig
 from .weights import (
     CheckpointError,
@@ -40,207 +45,35 @@ from .weights import (
     save_checkpoint,
 )
 
+__all__ = [
+    "DDP_PREFIX",
+    "HEAD_PREFIX",
+    "LAYOUTS",
+    "authors_to_emoclip",
+    "check_temporal_depth",
+    "complete_text_tower",
+    "convert_checkpoint",
+    "detect_layout",
+    "dropped_keys",
+    "expected_shapes",
+    "load_text_tower",
+    "read_clip_state",
+    "resolve_config",
+    "strip_ddp_prefix",
+    "temporal_layer_count",
+    "verify_state",
+]
+
 log = logging.getLogger(__name__)
 
-LAYOUTS = ("vclip", "downstream")
-DDP_PREFIX = "module."
-HEAD_PREFIX = "mlp."  # DownstreamTask's classification head: not part of EmoCLIP
-
-_TEMPORAL_LAYER = re.compile(r"^temporal\.temporal_transformer\.layers\.(\d+)\.([01])\.fn\.(.+)$")
-# Inside one temporal layer: (sub-block, authors' module path) -> our module path. Every module
-# has a weight and a bias, except to_qkv (bias=False).
-_TEMPORAL_PARTS = {
-    ("0", "norm"): "norm1",
-    ("0", "fn.to_qkv"): "attn.qkv",
-    ("0", "fn.to_out.0"): "attn.proj",
-    ("1", "norm"): "norm2",
-    ("1", "fn.net.0"): "mlp.fc1",
-    ("1", "fn.net.3"): "mlp.fc2",
-}
-_NO_BIAS = {"fn.to_qkv"}
-_TEMPORAL_DIRECT = ("temporal.cls_token", "temporal.pos_embedding")
 # Entries of OpenAI's TorchScript state dicts that are not tensors of the model.
 _CLIP_NON_WEIGHTS = ("input_resolution", "context_length", "vocab_size")
-
-_LAYOUT_HELP = (
-    "expected the authors' train.py VClip state dict (logit_scale, backbone.visual.*, "
-    "backbone.transformer.*, temporal.temporal_transformer.layers.*; optional 'module.' prefix) "
-    "or their DownstreamTask state dict (backbone.conv1.weight and other visual-tower keys, "
-    "temporal.*, mlp.*)"
-)
 _TEXT_TOWER_HELP = (
     "pass a CLIP state dict with the text tower: --text-tower FILE (Python: text_tower=FILE; "
     "e.g. open_clip_model.safetensors of timm/vit_base_patch32_clip_224.openai, or "
     "clip.load('ViT-B/32', jit=False)[0].state_dict() saved with torch.save), or go online once "
     "so open_clip caches the OpenAI CLIP weights in the Hugging Face cache"
 )
-
-
-# ----------------------------------------------------------------------------- key handling
-
-
-def strip_ddp_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop the ``module.`` prefix that ``DistributedDataParallel.state_dict()`` adds.
-
-    Args:
-        state_dict: Tensors, with or without the prefix.
-
-    Returns:
-        A new dict with the prefix removed from every key that has it.
-    """
-    return {k.removeprefix(DDP_PREFIX): v for k, v in state_dict.items()}
-
-
-def _describe_keys(keys: Sequence[str], limit: int = 8) -> str:
-    """``"N keys: a.* (10), b (1), ..."`` grouped by the first name component."""
-    groups = Counter(k.split(".", 1)[0] + (".*" if "." in k else "") for k in keys)
-    shown = ", ".join(f"{g} ({n})" for g, n in groups.most_common(limit))
-    more = f", and {len(groups) - limit} more groups" if len(groups) > limit else ""
-    return f"{len(keys)} keys: {shown}{more}" if keys else "no tensors at all"
-
-
-def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """Which of the authors' checkpoint layouts a state dict is.
-
-    Args:
-        state_dict: The checkpoint's tensors, with or without the ``module.`` prefix.
-
-    Returns:
-        ``"vclip"`` (train.py's VClip: whole CLIP + temporal + logit_scale) or ``"downstream"``
-        (DownstreamTask: CLIP visual tower + temporal + classification head).
-
-    Raises:
-        CheckpointError: neither layout; the message says what was found instead.
-    """
-    keys = list(strip_ddp_prefix(state_dict))
-    has_authors_temporal = any(_TEMPORAL_LAYER.match(k) for k in keys)
-    if has_authors_temporal:
-        if any(k.startswith("backbone.visual.") for k in keys):
-            return "vclip"
-        if "backbone.conv1.weight" in keys or "backbone.class_embedding" in keys:
-            return "downstream"
-    found = _describe_keys(keys)
-    if any(k.startswith("temporal.blocks.") for k in keys):
-        hint = (
-            "it looks like an EmoCLIP checkpoint already (temporal.blocks.*): "
-            "load it with emoclip.load_model"
-        )
-    elif "visual.conv1.weight" in keys and not any(k.startswith("temporal.") for k in keys):
-        hint = "it looks like a plain CLIP state dict (no temporal module)"
-    elif not has_authors_temporal:
-        hint = "there are no temporal.temporal_transformer.layers.* keys"
-    else:
-        hint = (
-            "there is a temporal module but no CLIP visual tower "
-            "(backbone.visual.* or backbone.conv1.weight)"
-        )
-    raise CheckpointError(
-        f"not an authors' EmoCLIP checkpoint: found {found}; {hint}. {_LAYOUT_HELP}"
-    )
-
-
-def temporal_layer_count(state_dict: Mapping[str, torch.Tensor]) -> int:
-    """Number of layers of the authors' temporal transformer in a state dict.
-
-    Args:
-        state_dict: Authors' tensors, with or without the ``module.`` prefix.
-
-    Returns:
-        The layer count (0 when there is none).
-
-    Raises:
-        CheckpointError: the layer indices are not 0..N-1.
-    """
-    matches = (_TEMPORAL_LAYER.match(k) for k in strip_ddp_prefix(state_dict))
-    found = {int(m.group(1)) for m in matches if m}
-    if found and found != set(range(len(found))):
-        raise CheckpointError(f"temporal layer indices are not contiguous from 0: {sorted(found)}")
-    return len(found)
-
-
-def _map_temporal_key(key: str) -> str | None:
-    """Our name for one of the authors' temporal keys, or None if it is not one we know."""
-    if key in _TEMPORAL_DIRECT:
-        return key
-    match = _TEMPORAL_LAYER.match(key)
-    if match is None:
-        return None
-    layer, sub, rest = match.groups()
-    path, _, leaf = rest.rpartition(".")
-    ours = _TEMPORAL_PARTS.get((sub, path))
-    if ours is None or leaf not in (("weight",) if path in _NO_BIAS else ("weight", "bias")):
-        return None
-    return f"temporal.blocks.{layer}.{ours}.{leaf}"
-
-
-def _map_key(key: str, layout: str) -> str | None:
-    """Our name for an authors' key (``module.`` already stripped); None if unknown."""
-    if key.startswith("temporal."):
-        return _map_temporal_key(key)
-    if key == "logit_scale":
-        return key
-    if key.startswith("backbone."):
-        if layout == "downstream":
-            return "backbone.visual." + key[len("backbone.") :]
-        return key
-    return None
-
-
-def authors_to_emoclip(
-    state_dict: Mapping[str, torch.Tensor], layout: str
-) -> dict[str, torch.Tensor]:
-    """Rename the authors' tensors to EmoCLIP's state-dict keys (pure: tensors are not copied).
-
-    ``module.`` is stripped; ``logit_scale`` and (VClip) ``backbone.*`` keep their names;
-    DownstreamTask's ``backbone.*`` becomes ``backbone.visual.*``; the temporal transformer's
-    ``layers.{i}.0.fn.norm`` / ``.0.fn.fn.to_qkv`` / ``.0.fn.fn.to_out.0`` / ``.1.fn.norm`` /
-    ``.1.fn.fn.net.0`` / ``.1.fn.fn.net.3`` become ``blocks.{i}.norm1`` / ``attn.qkv`` /
-    ``attn.proj`` / ``norm2`` / ``mlp.fc1`` / ``mlp.fc2``. DownstreamTask's ``mlp.*`` head is
-    left out (see `dropped_keys`).
-
-    Args:
-        state_dict: The authors' tensors.
-        layout: ``"vclip"`` or ``"downstream"`` (see `detect_layout`).
-
-    Returns:
-        Tensors under EmoCLIP's names.
-
-    Raises:
-        CheckpointError: a key that belongs to neither layout.
-    """
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
-    out: dict[str, torch.Tensor] = {}
-    unknown: list[str] = []
-    for key, tensor in strip_ddp_prefix(state_dict).items():
-        if layout == "downstream" and key.startswith(HEAD_PREFIX):
-            continue
-        ours = _map_key(key, layout)
-        if ours is None:
-            unknown.append(key)
-        else:
-            out[ours] = tensor
-    if unknown:
-        raise CheckpointError(
-            f"{len(unknown)} key(s) of the {layout} checkpoint have no EmoCLIP counterpart: "
-            f"{unknown[:5]}"
-        )
-    return out
-
-
-def dropped_keys(state_dict: Mapping[str, torch.Tensor], layout: str) -> list[str]:
-    """Source keys the conversion leaves out (DownstreamTask's classification head).
-
-    Args:
-        state_dict: The authors' tensors.
-        layout: ``"vclip"`` or ``"downstream"``.
-
-    Returns:
-        The keys (``module.`` stripped), sorted.
-    """
-    if layout != "downstream":
-        return []
-    return sorted(k for k in strip_ddp_prefix(state_dict) if k.startswith(HEAD_PREFIX))
 
 
 # ----------------------------------------------------------------------------- config and checks
@@ -252,7 +85,7 @@ def resolve_config(config: str | Path | EmoCLIPConfig) -> EmoCLIPConfig:
         return config
     if str(config).endswith(".json") and Path(config).is_file():
         return EmoCLIPConfig.load(config)
-    from .factory import get_spec
+    from .registry import get_spec
 
     return get_spec(str(config)).config()
 
@@ -332,26 +165,6 @@ def _cast(state: Mapping[str, torch.Tensor], dtype: torch.dtype) -> dict[str, to
 
 
 # ----------------------------------------------------------------------------- text tower
-
-
-def _is_text_tower_key(key: str) -> bool:
-    """CLIP outside its visual tower (text transformer, embeddings, projection, logit scale)."""
-    if key == "logit_scale":
-        return True
-    return key.startswith("backbone.") and not key.startswith("backbone.visual.")
-
-
-def _text_tower_needed(
-    state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Size]
-) -> list[str]:
-    """The text-tower keys to take from another CLIP: all of them when `state` has none.
-
-    A checkpoint with only part of a text tower is not completed: `verify_state` reports it.
-    """
-    tower = [k for k in expected if _is_text_tower_key(k) and k != "logit_scale"]
-    if any(k in state for k in tower):
-        return []
-    return [k for k in expected if _is_text_tower_key(k) and k not in state]
 
 
 def read_clip_state(path: str | Path) -> dict[str, torch.Tensor]:
@@ -496,7 +309,7 @@ def convert_checkpoint(
         "layout": layout,
         "dropped": dropped,
     }
-    needed = _text_tower_needed(state, expected)
+    needed = text_tower_needed(state, expected)
     if needed:
         clip_state, where = load_text_tower(cfg, text_tower, cache_dir=cache_dir)
         complete_text_tower(state, needed, clip_state, where)

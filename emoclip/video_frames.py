@@ -162,8 +162,21 @@ class _Sampling:
             )
 
 
-def _to_rgb(bgr: np.ndarray, manual_rotation: int, max_side: int | None) -> np.ndarray:
-    """Decoded BGR frame -> upright, optionally downsized, contiguous (H, W, 3) uint8 RGB."""
+def to_rgb(bgr: np.ndarray, manual_rotation: int, max_side: int | None) -> np.ndarray:
+    """Decoded BGR frame -> upright, optionally downsized, contiguous (H, W, 3) uint8 RGB.
+
+    Every frame `iter_frames` yields goes through this function, looked up at call time, so that
+    the benchmarks' work counter can wrap it to count the frames converted (skipped frames are
+    never converted). Not re-exported by `emoclip.video`: an instrumentation point, not API.
+
+    Args:
+        bgr: ``(H, W, 3)`` uint8 BGR frame as OpenCV decodes it (``(H, W)`` grey is accepted).
+        manual_rotation: Degrees clockwise still to apply (see `video_probe.upright`).
+        max_side: Downsize (``cv2.INTER_AREA``) so that the longer side is at most this.
+
+    Returns:
+        ``(H', W', 3)`` uint8 RGB array, upright.
+    """
     image = upright(bgr, manual_rotation)
     h, w = image.shape[:2]
     if max_side is not None and max(h, w) > max_side:
@@ -264,7 +277,7 @@ def _iter_frames(p: Path, opts: _Sampling) -> Iterator[SampledFrame]:
                 ok, bgr = cap.retrieve()
                 if ok and bgr is not None and bgr.size > 0:
                     yield SampledFrame(
-                        sampled, source_index, t, _to_rgb(bgr, manual_rotation, max_side)
+                        sampled, source_index, t, to_rgb(bgr, manual_rotation, max_side)
                     )
                     sampled += 1
                 else:

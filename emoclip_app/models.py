@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,9 +33,9 @@ except ImportError:  # pragma: no cover - depends on the environment
         return fn if fn is not None else (lambda f: f)
 
 
-# Which models, and in what order, is the registry's policy (emoclip.factory: ModelSpec.rank and
+# Which models, and in what order, is the registry's policy (emoclip.registry: ModelSpec.rank and
 # .kind, ranked_models, best_available); each name's own sources are ordered by
-# emoclip.factory.resolve (local file, Hub cache, Hub download, ...). _KIND_TEXT is about those
+# emoclip.registry.resolve (local file, Hub cache, Hub download, ...). _KIND_TEXT is about those
 # sources (ModelSource.kind), not about ModelSpec.kind.
 _KIND_TEXT = {
     "local": "local weights file",
@@ -53,7 +53,7 @@ def model_kind(name: str | None) -> str | None:
     for a name the registry does not know."""
     if name is None:
         return None
-    from emoclip.factory import get_spec
+    from emoclip.registry import get_spec
 
     try:
         return get_spec(name).kind
@@ -95,6 +95,8 @@ class ModelManager:
         forced: Load this model by default instead of the best available one.
         limits: Keyword arguments of `emoclip.inference.predictor.VideoLimits` for every predictor.
         device: Torch device for the models.
+        sources: Already resolved sources, name -> `emoclip.ModelSource`, used instead of
+            discovery (`sources()` then returns them; a name missing from it is unavailable).
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class ModelManager:
         forced: str | None = None,
         limits: dict[str, Any] | None = None,
         device: str = "cpu",
+        sources: Mapping[str, Any] | None = None,
     ) -> None:
         self.weights_dirs = [Path(d) for d in weights_dirs]
         self.include_test_model = include_test_model
@@ -112,7 +115,7 @@ class ModelManager:
         self.limits = limits
         self.device = device
         self._lock = threading.RLock()
-        self._sources: dict[str, Any] | None = None
+        self._sources: dict[str, Any] | None = dict(sources) if sources is not None else None
         self._models: dict[str, Any] = {}
         self._loading: dict[str, tuple[float, threading.Event]] = {}
         self._errors: dict[str, str] = {}
@@ -126,7 +129,7 @@ class ModelManager:
     def names(self) -> list[str]:
         """Model names in preference order (the forced one first): the registry's listed models by
         rank, and with `include_test_model` its best-ranked test model."""
-        from emoclip.factory import ranked_models
+        from emoclip.registry import ranked_models
 
         names = ranked_models()
         if self.include_test_model:
@@ -140,7 +143,7 @@ class ModelManager:
         with self._lock:
             if self._sources is not None:
                 return self._sources
-        from emoclip.factory import resolve
+        from emoclip.registry import resolve
 
         found = {}
         for name in self.names():
@@ -169,7 +172,7 @@ class ModelManager:
 
     def _boot(self) -> None:
         try:
-            from emoclip.factory import best_available
+            from emoclip.registry import best_available
 
             sources = self.sources()
             order = self.available()
@@ -224,6 +227,19 @@ class ModelManager:
         """Whether background work may still change the default model."""
         return self._thread is not None and self._thread.is_alive()
 
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until the background discovery and loading started by `start()` has finished
+        (every model it tried is loaded or failed), at most `timeout` seconds.
+
+        Returns:
+            True when no background work is running (also when `start()` was never called);
+            False when the timeout ran out first.
+        """
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self.busy()
+
     def model(self, name: str):
         """The loaded model `name`, loading it now if needed (concurrent callers share one load)."""
         with self._lock:
@@ -251,12 +267,20 @@ class ModelManager:
         with self._lock:
             self._models[name] = model
             self._errors.pop(name, None)
-            names = self.names()
-            if self._default is None or names.index(name) < names.index(self._default):
-                self._default = name
+            self._adopt(name)
             self._loading.pop(name)[1].set()
         self._ready.set()
         return model
+
+    def _adopt(self, name: str) -> None:
+        """Make the just loaded `name` the default when there is none yet or it ranks higher in
+        `names()` (a name outside `names()` never displaces a default). Call holding the lock."""
+        names = self.names()
+        if self._default is None or (
+            name in names
+            and (self._default not in names or names.index(name) < names.index(self._default))
+        ):
+            self._default = name
 
     def predictor(self, name: str, fallback: str = "center") -> EmotionPredictor:
         """A shared predictor for (model, face fallback); both fallbacks share text embeddings."""
@@ -280,11 +304,11 @@ class ModelManager:
             return self._predictors[key]
 
     def inject(self, name: str, model) -> None:
-        """Register an already loaded model (tests)."""
+        """Register an already loaded model (tests, benchmarks) as if it had just finished
+        loading: it becomes the default when there is none yet or it ranks higher in `names()`."""
         with self._lock:
             self._models[name] = model
-            if self._default is None:
-                self._default = name
+            self._adopt(name)
         self._ready.set()
 
     # ---- reporting -------------------------------------------------------------------------

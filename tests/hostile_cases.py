@@ -24,7 +24,7 @@ import numpy as np
 from hypothesis import HealthCheck, settings
 
 from emoclip.classes import ClassSetError
-from emoclip.inference.pipeline import VideoEncoding
+from emoclip.inference.encoding import VideoEncoding
 from emoclip.inference.predictor import EmotionPredictor, LimitError, NoFaceError, VideoLimits
 from emoclip.model import EmoCLIP
 from emoclip.testing.media import (

@@ -1,4 +1,5 @@
-"""Offline stand-ins for the Hugging Face Hub: a pre-populated cache and a loopback file server."""
+"""Offline stand-ins for the Hugging Face Hub: a pre-populated cache, a loopback file server and a
+made-up open_clip pretrained tag."""
 
 from __future__ import annotations
 
@@ -20,6 +21,22 @@ def populate_cache(cache_dir: Path, repo_id: str, files: dict[str, Path]) -> Non
     snap.mkdir(parents=True, exist_ok=True)
     for name, src in files.items():
         (snap / name).write_bytes(Path(src).read_bytes())
+
+
+def fake_open_clip_tag(monkeypatch, backbone: str, tag: str, hf_hub: str) -> None:
+    """Make open_clip's public `get_pretrained_cfg(backbone, tag)` name weights at `hf_hub`
+    (``org/name/`` for its default file); every other lookup is open_clip's own. The emoclip code
+    reads pretrained configs only through that function, so no private table is touched."""
+    from open_clip import pretrained as oc_pretrained
+
+    original = oc_pretrained.get_pretrained_cfg
+
+    def get_pretrained_cfg(model: str, pretrained_tag: str):
+        if (model, pretrained_tag) == (backbone, tag):
+            return {"url": "", "hf_hub": hf_hub}
+        return original(model, pretrained_tag)
+
+    monkeypatch.setattr(oc_pretrained, "get_pretrained_cfg", get_pretrained_cfg)
 
 
 @contextmanager

@@ -459,8 +459,7 @@ def test_model_manager_serves_a_quick_model_while_the_best_one_downloads(monkeyp
         )
 
     monkeypatch.setattr(emoclip, "load_model", fake_load)
-    manager = ModelManager([])
-    manager._sources = {
+    sources = {
         "emoclip-vitb32": ModelSource(
             "emoclip-vitb32", True, "hub-download", "hf-hub:a/b", "the paper's model"
         ),
@@ -469,14 +468,17 @@ def test_model_manager_serves_a_quick_model_while_the_best_one_downloads(monkeyp
             "emoclip-synthetic-tiny", True, "local", "/w/t.safetensors", "toy"
         ),
     }
+    manager = ModelManager([], sources=sources)
+    assert manager.sources() == sources
     t0 = time.monotonic()
     manager.start()
     assert time.monotonic() - t0 < 0.5  # start() never blocks
     assert manager.wait_ready(20) and manager.default == "emoclip-synthetic-tiny"
     assert manager.status("emoclip-vitb32").state == "loading" and manager.busy()
     assert manager.status("clip-vitb32").state == "missing"
+    assert not manager.wait_idle(0.1)  # still downloading
     gate.set()
-    manager._thread.join(20)
+    assert manager.wait_idle(20)
     assert loaded == ["emoclip-synthetic-tiny", "emoclip-vitb32"]
     assert manager.default == "emoclip-vitb32" and not manager.busy()
     assert manager.status("emoclip-vitb32").where == "from emoclip-vitb32"
@@ -486,14 +488,16 @@ def test_status_says_plainly_when_no_model_can_be_loaded(monkeypatch):
     from emoclip.factory import ModelSource
     from emoclip_app.models import ModelManager
 
-    manager = ModelManager([])
-    manager._sources = {
-        n: ModelSource(n, False, "missing", "", f"{n} summary", ("offline",))
-        for n in ("emoclip-vitb32", "clip-vitb32", "emoclip-synthetic-tiny")
-    }
+    manager = ModelManager(
+        [],
+        sources={
+            n: ModelSource(n, False, "missing", "", f"{n} summary", ("offline",))
+            for n in ("emoclip-vitb32", "clip-vitb32", "emoclip-synthetic-tiny")
+        },
+    )
     monkeypatch.setattr(models, "MODELS", manager)
     manager.start()
-    manager._thread.join(10)
+    assert manager.wait_idle(10)
     assert not manager.wait_ready(1) and manager.default is None
     status = header.status_markdown(Session())
     assert "No model could be loaded" in status and "emoclip convert" in status
@@ -542,11 +546,12 @@ def test_a_better_model_becoming_ready_does_not_pull_results_from_under_a_sessio
 
     manager = ModelManager([], include_test_model=True)
     manager.inject(MODEL, predictor.model)
+    assert manager.default == MODEL
     monkeypatch.setattr(models, "MODELS", manager)
     busy = analyse_tab.analyse(video, "center", Session(), progress=no_progress).session
     idle = header.init_page(Session()).session
     manager.inject("emoclip-synthetic-tiny", predictor.model)  # a better model finished loading
-    manager._default = "emoclip-synthetic-tiny"
+    assert manager.default == "emoclip-synthetic-tiny"  # it ranks above the test model
     out = header.poll_models(busy)
     assert (
         out.session.model == MODEL

@@ -1,4 +1,4 @@
-"""benchmarks/run.py on the tiny model and tiny clips: the whole machinery, and the work behind
+"""The benchmark (`python -m benchmarks.run`) on the tiny model and tiny clips: the whole machinery, and the work behind
 each figure.
 
 No timing assertions (the figures of a tiny random model on a shared machine mean nothing). What is
@@ -9,7 +9,6 @@ change that re-encodes frames or texts, or pools more than the timeline's window
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -21,7 +20,7 @@ import pytest
 import torch
 
 pytestmark = pytest.mark.slow
-CLIP_SECONDS, CLIP_FPS = 3, 30  # the generated P2-P4 clip (run.py writes clips at 30 fps)
+CLIP_SECONDS, CLIP_FPS = 3, 30  # the generated P2-P4 clip (benchmarks.clips writes 30 fps)
 
 
 def _work(**counts: int) -> dict[str, int]:
@@ -42,7 +41,8 @@ def test_benchmark_runs_end_to_end_on_the_tiny_model(repo_root, tmp_path):
     out = tmp_path / "bench.json"
     cmd = [
         sys.executable,
-        str(repo_root / "benchmarks" / "run.py"),
+        "-m",
+        "benchmarks.run",
         "--quick",
         "--model",
         "test-emoclip-tiny",
@@ -180,25 +180,17 @@ def test_benchmark_runs_end_to_end_on_the_tiny_model(repo_root, tmp_path):
     assert p8["work"]["projection"] == _work()
 
 
-def _load_run_module(repo_root):
-    spec = importlib.util.spec_from_file_location(
-        "emoclip_bench_run", repo_root / "benchmarks" / "run.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_work_counter_sees_re_encoding(repo_root, tiny_model, tmp_path):
+def test_the_work_counter_sees_re_encoding(tiny_model, tmp_path):
     """What `WorkCounter` counts changes when work is redone: re-encoding frames or texts shows."""
     import emoclip
+    from benchmarks.work import WorkCounter
+    from emoclip import video_frames
     from emoclip.inference.predictor import EmotionPredictor
     from emoclip.model import EmoCLIP
     from emoclip.testing.media import moving_face_frames, write_video
 
-    run = _load_run_module(repo_root)
-    real_encode_image = EmoCLIP.encode_image
-    counter = run.WorkCounter().install()
+    real_encode_image, real_to_rgb = EmoCLIP.encode_image, video_frames.to_rgb
+    counter = WorkCounter().install()
     try:
         p = EmotionPredictor(tiny_model, batch_size=8, prefetch=False)
         classes = emoclip.preset("dfew-7")
@@ -215,9 +207,10 @@ def test_the_work_counter_sees_re_encoding(repo_root, tiny_model, tmp_path):
         p.predict(path, classes)  # cached encoding and texts: nothing redone
         assert counter.since(before) == _work()
 
+        assert len(p.video_cache) == 1  # the one analysed video
+        p.close()
         before = counter.snapshot()
-        p._videos.clear()
-        p.text_cache.clear()
+        p = EmotionPredictor(tiny_model, batch_size=8, prefetch=False)  # nothing cached
         crops = np.zeros((3, tiny_model.image_size, tiny_model.image_size, 3), np.uint8)
         p.encode_images(crops)
         p.encode_images(crops)  # re-encoded: counted again
@@ -237,4 +230,5 @@ def test_the_work_counter_sees_re_encoding(repo_root, tiny_model, tmp_path):
         p.close()
     finally:
         counter.uninstall()
-    assert EmoCLIP.encode_image is real_encode_image  # the library is left as it was
+    # the library is left as it was
+    assert EmoCLIP.encode_image is real_encode_image and video_frames.to_rgb is real_to_rgb

@@ -23,6 +23,7 @@ from authors_reference import (
     param_count,
     randomize_,
 )
+from hub_fixtures import fake_open_clip_tag
 from safetensors.torch import load_file, save_file
 
 import emoclip
@@ -360,14 +361,8 @@ def no_network(monkeypatch):
 @pytest.fixture
 def fake_pretrained(monkeypatch):
     """A pretrained tag 'fake' for the tiny backbone, served from hf-hub someorg/tiny-clip."""
-    from open_clip import pretrained as oc_pretrained
-
     cfg = tiny_config()
-    monkeypatch.setitem(
-        oc_pretrained._PRETRAINED,
-        cfg.model.backbone,
-        {"fake": oc_pretrained._pcfg(hf_hub="someorg/tiny-clip/")},
-    )
+    fake_open_clip_tag(monkeypatch, cfg.model.backbone, "fake", "someorg/tiny-clip/")
     return cfg.replace(model=dataclasses.replace(cfg.model, backbone_pretrained="fake"))
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from emoclip.inference.cache import EncodingCache, content_key
-from emoclip.inference.settings import env_flag, env_float
+from emoclip.inference.settings import env_count, env_flag, env_float
 from emoclip.video import VideoDecodeError
 
 
@@ -24,15 +24,18 @@ def test_cache_keeps_the_most_recently_used_and_renames_hits(tmp_path: Path) -> 
     for key in "abc":
         cache.put(key, _Encoding({"name": f"{key}.mp4"}))
     assert len(cache) == 2 and cache.get("a", "a.mp4") is None  # the oldest was dropped
+    assert cache.keys() == ["b", "c"]  # least recently used first
     assert cache.get("b", "b.mp4") == _Encoding({"name": "b.mp4"})
+    assert cache.keys() == ["c", "b"]  # a hit makes "b" the most recently used
     cache.put("d", _Encoding({"name": "d.mp4"}))  # "b" was used last: "c" goes
+    assert cache.keys() == ["b", "d"]
     assert cache.get("c", "c.mp4") is None and cache.get("b", "b.mp4") is not None
     assert (
         cache.get("b", tmp_path / "copy.mp4").video["name"] == "copy.mp4"
     )  # same content, other name
     assert cache.get("b", np.zeros((2, 4, 4, 3), np.uint8)).video["name"] == "b.mp4"
     cache.clear()
-    assert len(cache) == 0
+    assert len(cache) == 0 and cache.keys() == []
 
 
 def test_content_key_follows_content_and_settings(tmp_path: Path) -> None:
@@ -62,3 +65,18 @@ def test_environment_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         env_float("EMOCLIP_X", None, 0.5, 0.0, 1.0)
     with pytest.raises(ValueError, match=r"x must be in \[0.0, 1.0\]"):
         env_float("EMOCLIP_X", 2.0, 0.5, 0.0, 1.0)
+
+
+def test_environment_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EMOCLIP_X", raising=False)
+    assert env_count("EMOCLIP_X", None, 1) is None  # unset: no value
+    monkeypatch.setenv("EMOCLIP_X", " ")
+    assert env_count("EMOCLIP_X", None, 1) is None  # blank: no value
+    monkeypatch.setenv("EMOCLIP_X", "3")
+    assert env_count("EMOCLIP_X", None, 1) == 3
+    assert env_count("EMOCLIP_X", 5, 1) == 5  # an explicit value wins
+    with pytest.raises(ValueError, match="x must be at least 1, got 0"):
+        env_count("EMOCLIP_X", 0, 1)
+    monkeypatch.setenv("EMOCLIP_X", "many")
+    with pytest.raises(ValueError, match="EMOCLIP_X must be a number"):
+        env_count("EMOCLIP_X", None, 1)

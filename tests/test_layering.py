@@ -136,12 +136,19 @@ def test_pipeline_does_not_import_the_predictor():
         "cache",
         "settings",
         "prefetch",
+        "encoding",
+        "detector",
+        "parallel",
+        "scoring",
+        "timeline",
+        "tracks",
     ):
         text = (root / f"{name}.py").read_text(encoding="utf-8")
         assert "from .predictor" not in text and "emoclip.inference.predictor" not in text, name
     mods = _modules_after(
         "import emoclip.inference.pipeline, emoclip.inference.photo, emoclip.inference.inputs, "
-        "emoclip.inference.cache, emoclip.inference.settings"
+        "emoclip.inference.cache, emoclip.inference.settings, emoclip.inference.precision, "
+        "emoclip.inference.scoring, emoclip.inference.detector"
     )
     assert "emoclip.inference.pipeline" in mods and "emoclip.inference.predictor" not in mods
 

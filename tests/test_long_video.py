@@ -99,7 +99,7 @@ def test_peak_memory_does_not_grow_with_duration(clips):
 
 def test_thumbnails_stay_bounded_and_spread():
     """The analysis keeps thumbnails every 0.5 s; over hours that list must not grow."""
-    from emoclip.inference.pipeline import Thumbnails
+    from emoclip.inference.timeline import Thumbnails
 
     thumbs = Thumbnails(cap=96)
     image = np.zeros((2, 2, 3), np.uint8)

@@ -133,7 +133,7 @@ def test_predictor_fp32_video_embeddings_match_encode_video(model, crops, frames
 
 
 def test_predictor_bf16_video_embeddings_match_encode_video(model, crops, frames, reference):
-    if not precision_mod._native_bf16():
+    if not precision_mod.native_bf16():
         pytest.skip(
             "this CPU has no native bf16 (avx512_bf16/amx_bf16 in /proc/cpuinfo): "
             "'auto' would run fp32, which the fp32 test covers"

@@ -55,7 +55,7 @@ def test_auto_keeps_small_towers_in_fp32(tiny_model):
 
 def test_auto_picks_bf16_when_the_check_passes(monkeypatch):
     monkeypatch.setattr(precision_mod, "AUTO_BF16_MIN_GFLOPS", 0.0)
-    monkeypatch.setattr(precision_mod, "_native_bf16", lambda: True)
+    monkeypatch.setattr(precision_mod, "native_bf16", lambda: True)
     p = EmotionPredictor(_fresh_model(), precision="auto")
     assert p.precision == "bf16"
     assert p.precision_info["cosine"] >= precision_mod.BF16_MIN_COSINE
@@ -63,8 +63,8 @@ def test_auto_picks_bf16_when_the_check_passes(monkeypatch):
 
 def test_auto_falls_back_to_fp32_when_the_check_fails(monkeypatch):
     monkeypatch.setattr(precision_mod, "AUTO_BF16_MIN_GFLOPS", 0.0)
-    monkeypatch.setattr(precision_mod, "_native_bf16", lambda: True)
-    monkeypatch.setattr(precision_mod, "_bf16_cosine", lambda model, fn: 0.9)
+    monkeypatch.setattr(precision_mod, "native_bf16", lambda: True)
+    monkeypatch.setattr(precision_mod, "bf16_cosine", lambda model, fn: 0.9)
     p = EmotionPredictor(_fresh_model(), precision="auto")
     assert p.precision == "fp32"
     assert "0.9" in p.precision_info["reason"]
@@ -78,12 +78,12 @@ def _broken_bf16_tower(model):
 
 def test_explicit_bf16_runs_the_same_check_and_refuses_with_the_reason(monkeypatch):
     monkeypatch.setattr(precision_mod, "AUTO_BF16_MIN_GFLOPS", 0.0)
-    monkeypatch.setattr(precision_mod, "_native_bf16", lambda: True)
-    monkeypatch.setattr(precision_mod, "_bf16_tower", _broken_bf16_tower)
+    monkeypatch.setattr(precision_mod, "native_bf16", lambda: True)
+    monkeypatch.setattr(precision_mod, "bf16_tower", _broken_bf16_tower)
     checks = []
-    real_check = precision_mod._bf16_cosine
+    real_check = precision_mod.bf16_cosine
     monkeypatch.setattr(
-        precision_mod, "_bf16_cosine", lambda model, fn: checks.append(1) or real_check(model, fn)
+        precision_mod, "bf16_cosine", lambda model, fn: checks.append(1) or real_check(model, fn)
     )
     model = _fresh_model()
     auto = EmotionPredictor(model, precision="auto")
@@ -107,14 +107,14 @@ def test_explicit_bf16_runs_the_same_check_and_refuses_with_the_reason(monkeypat
 
 
 def test_explicit_bf16_refusal_from_the_cosine_alone(monkeypatch):
-    monkeypatch.setattr(precision_mod, "_bf16_cosine", lambda model, fn: 0.95)
+    monkeypatch.setattr(precision_mod, "bf16_cosine", lambda model, fn: 0.95)
     with pytest.raises(RuntimeError, match="cosine 0.95000 < 0.999"):
         _ = EmotionPredictor(_fresh_model(), precision="bf16").precision
 
 
 def test_auto_without_native_bf16_is_fp32(monkeypatch):
     monkeypatch.setattr(precision_mod, "AUTO_BF16_MIN_GFLOPS", 0.0)
-    monkeypatch.setattr(precision_mod, "_native_bf16", lambda: False)
+    monkeypatch.setattr(precision_mod, "native_bf16", lambda: False)
     assert EmotionPredictor(_fresh_model()).precision == "fp32"
 
 
@@ -212,3 +212,7 @@ def test_data_parallel_encoding_matches_one_batch(tiny_model):
     assert torch.get_num_threads() == threads  # one thread for that call only
     with pytest.raises(ValueError, match="workers"):
         EmotionPredictor(tiny_model).encode_images(crops, workers=0)
+    # the same frames already preprocessed: `encode_tensor` is `encode_images` after `to_tensor`
+    x = emoclip.preprocess.to_tensor(crops, tiny_model.config.preprocess)
+    tensor = EmotionPredictor(tiny_model, encode_workers=3).encode_tensor(x)
+    assert torch.allclose(tensor, whole, atol=1e-5) and tensor.dtype == torch.float32

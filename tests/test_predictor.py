@@ -159,9 +159,9 @@ def test_face_interpolation_halves_detection_and_keeps_the_results(
     for interpolate in (False, True):
         p = EmotionPredictor(tiny_model, batch_size=8, interpolate_faces=interpolate)
         calls = []
-        real = p._shared_detector().detect
+        real = p.detector.detect
         monkeypatch.setattr(
-            p._shared_detector(),
+            p.detector,
             "detect",
             lambda image, real=real, calls=calls: calls.append(1) or real(image),
         )

@@ -61,18 +61,16 @@ _CAPTION_FUNCTION_WORDS = {"a", "an", "the", "of", "with", "and", "in", "into", 
 
 def _caption_vocabulary() -> set[str]:
     texts = [
-        t for values in captions._NOUNS.values() for options in values.values() for t in options
+        t for values in captions.NOUNS.values() for options in values.values() for t in options
     ]
     texts += [
         f"{s} {p}"
-        for values in captions._CLAUSES.values()
+        for values in captions.CLAUSES.values()
         for options in values.values()
         for s, p in options
     ]
     texts += (
-        list(captions._ADVERBS)
-        + list(captions._NOUN_LEADS)
-        + ["A face whose while showing as with"]
+        list(captions.ADVERBS) + list(captions.NOUN_LEADS) + ["A face whose while showing as with"]
     )
     return {w for t in texts for w in re.findall(r"[a-z]+", t.lower())}
 
@@ -215,8 +213,8 @@ def test_captions_vary_and_mention_cues():
     caps = [syn.caption(expr, rng) for _ in range(300)]
     assert len(set(caps)) > 200
     vocab = {
-        value: _words(captions._NOUNS[cue][value])
-        | _words(p for _, p in captions._CLAUSES[cue][value])
+        value: _words(captions.NOUNS[cue][value])
+        | _words(p for _, p in captions.CLAUSES[cue][value])
         for cue, value in zip(syn.CUES, (expr.mouth, expr.brows, expr.eyes))
     }
     for text in caps:
@@ -230,7 +228,7 @@ def test_captions_vary_and_mention_cues():
         firsts.add(next(c for t in tokens for c, ws in _CUE_WORDS.items() if t in ws))
     assert firsts == set(syn.CUES)
     # Synonyms: several different phrasings of the same cue value.
-    used = {np_ for np_ in captions._NOUNS["mouth"]["open"] if any(np_ in c.lower() for c in caps)}
+    used = {np_ for np_ in captions.NOUNS["mouth"]["open"] if any(np_ in c.lower() for c in caps)}
     assert len(used) >= 4
     # Both styles: noun phrases ("A face with ...") and clauses ("... the eyes widen ...").
     assert any(c.startswith(("A face with", "A person with", "Someone with")) for c in caps)

@@ -552,17 +552,20 @@ def test_synthetic_three_way_split():
     cfg = DataConfig(dataset="synthetic", synthetic_clips=16, synthetic_eval_clips=16)
     train = build_dataset(cfg, "train", PRE)
     held = {syn.CLASSES[n] for n in syn.HELDOUT}
-    assert set(train._pool) == set(syn.training_expressions()) and not set(train._pool) & held
+    assert (
+        set(train.expressions) == set(syn.training_expressions())
+        and not set(train.expressions) & held
+    )
     val, test = build_dataset(cfg, "validation", PRE), build_dataset(cfg, "test", PRE)
     assert {names[val[i]["label"]] for i in range(16)} <= set(syn.VALIDATION)
     assert {names[test[i]["label"]] for i in range(16)} <= set(syn.TEST)
-    assert set(val._pool) == {syn.CLASSES[n] for n in syn.VALIDATION}
+    assert set(val.expressions) == {syn.CLASSES[n] for n in syn.VALIDATION}
     assert not torch.equal(val[0]["frames"], test[0]["frames"])
     for mode in ("class", "loo"):
         extra = {"leave_out": "happiness"} if mode == "loo" else {}
         pool = build_dataset(
             DataConfig(dataset="synthetic", mode=mode, **extra), "train", PRE
-        )._pool
+        ).expressions
         assert pool and not set(pool) & held
     assert class_set(DataConfig(dataset="synthetic", classes="synthetic-test")).names == [
         n for n in names if n in syn.TEST

@@ -521,7 +521,7 @@ def test_evaluate_writes_one_json_per_fold_and_a_summary(tmp_path):
 
 
 def test_evaluate_eval_sampling_option_is_used_and_reported(tmp_path, capsys):
-    from emoclip.train import evaluate
+    from emoclip.train import evaluate, scoring
     from emoclip.train.augment import eval_rng
     from emoclip.video import sample_indices
 
@@ -532,7 +532,7 @@ def test_evaluate_eval_sampling_option_is_used_and_reported(tmp_path, capsys):
         cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((40, 40, 3), 20 * i, np.uint8))
     (root / "DFEW_set_1_test.txt").write_text("x/00001 12 0\n")
     seen = []
-    real = evaluate.predict
+    real = scoring.predict  # evaluate_dataset (re-exported by evaluate) calls it there
 
     def spy(model, dataset, *a, **kw):
         pre = model.config.preprocess
@@ -540,7 +540,7 @@ def test_evaluate_eval_sampling_option_is_used_and_reported(tmp_path, capsys):
         seen.append([round(float(g) * 255 / 20) for g in grey])
         return real(model, dataset, *a, **kw)
 
-    evaluate.predict = spy
+    scoring.predict = spy
     try:
         for sampling in ("spread", "consecutive"):
             out = tmp_path / sampling
@@ -568,7 +568,7 @@ def test_evaluate_eval_sampling_option_is_used_and_reported(tmp_path, capsys):
             assert report["eval_sampling"] == report["data"]["eval_sampling"] == sampling
             assert f"sampling={sampling}" in capsys.readouterr().out
     finally:
-        evaluate.predict = real
+        scoring.predict = real
     spread, consecutive = seen
     assert spread == sample_indices(12, 3).tolist()  # over the whole clip
     start = int(eval_rng(5, 0).integers(12))

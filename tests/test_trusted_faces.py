@@ -19,8 +19,8 @@ from emoclip.faces import (
     merge_duplicates,
     min_track_frames,
 )
-from emoclip.inference.pipeline import coverage_warnings
 from emoclip.inference.predictor import EmotionPredictor, NoFaceError
+from emoclip.inference.tracks import coverage_warnings
 from emoclip.testing.media import face_patch, noisy_background, write_video
 from emoclip.weights import save_checkpoint
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 import torch
-from hub_fixtures import COMMIT, fake_hub, populate_cache
+from hub_fixtures import COMMIT, fake_hub, fake_open_clip_tag, populate_cache
 
 import emoclip
 from emoclip import factory, hub_download as hub
@@ -234,7 +234,6 @@ def test_clip_baseline_from_open_clip_pretrained_cache(tmp_path, monkeypatch):
     """A backbone-only model (the CLIP baseline path) loads open_clip weights from the Hub cache."""
     import dataclasses
 
-    from open_clip import pretrained as oc_pretrained
     from safetensors.torch import save_file
 
     base = factory.get_spec("test-clip-tiny").config()
@@ -244,11 +243,7 @@ def test_clip_baseline_from_open_clip_pretrained_cache(tmp_path, monkeypatch):
     )
     monkeypatch.setattr(ModelSpec, "config", lambda self: cfg)
     monkeypatch.setitem(factory.REGISTRY, "test-clip-tiny", spec)
-    monkeypatch.setitem(
-        oc_pretrained._PRETRAINED,
-        cfg.model.backbone,
-        {"fake": oc_pretrained._pcfg(hf_hub="someorg/tiny-clip/")},
-    )
+    fake_open_clip_tag(monkeypatch, cfg.model.backbone, "fake", "someorg/tiny-clip/")
     cache = tmp_path / "hf"
     assert factory.resolve("test-clip-tiny", cache_dir=cache).available is False
 

@@ -5,12 +5,19 @@
   becomes a still image or sampled frames, checked against the limits first.
 - `cache`: the predictor's video cache (`EncodingCache`) and the content keys of its inputs.
 - `settings`: ``EMOCLIP_*`` environment settings (numbers, bounded floats, flags).
-- `pipeline`: one video through decode, face crops and batched encoding into a `VideoEncoding`
-  (it sees the predictor only through its `Encoder` protocol: imports go predictor -> pipeline).
+- `encoding`: what analysing a video produces (`VideoEncoding`, `NoFaceError`) and what that
+  needs of the predictor (the `Encoder` protocol: imports go predictor -> pipeline, never back).
+- `pipeline`: one input through decode, face crops and batched encoding into a `VideoEncoding`
+  (`encode_input`, `FrameCollector`).
+- `tracks`: which face tracks are people, and which frames make up the subject and each person.
+- `timeline`: clip duration, timeline windows and the frames each pools, spread thumbnails.
 - `prefetch`: an iterator run in a background thread ahead of its consumer (decode + detection).
 - `photo`: a still image's faces, each a one-frame clip.
-- `precision`: fp32 or a checked bf16 image tower per model, the folded temporal model, and
-  data-parallel encoding.
+- `detector`: the face detector a predictor shares between requests (made on first use, locked).
+- `scoring`: an encoding scored against class embeddings into a `Prediction`.
+- `precision`: fp32 or a checked bf16 image tower per model (`TowerChoice`), and the folded
+  temporal model.
+- `parallel`: thread counts for small work and data-parallel encoding/pooling over a worker pool.
 - `fast_paths`: the CPU fast paths themselves (oneDNN bf16 image tower, folded temporal
   transformer, ``/proc/cpuinfo`` probing, FLOP estimates).
 - `memory`: giving back the resident pages of file-mapped weights the fast paths replaced.

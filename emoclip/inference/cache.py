@@ -19,8 +19,8 @@ import numpy as np
 
 from ..images import frame_folder
 from ..video import VideoDecodeError
+from .encoding import VideoEncoding
 from .inputs import VideoInput
-from .pipeline import VideoEncoding
 
 __all__ = ["EncodingCache", "content_key", "named"]
 
@@ -101,6 +101,12 @@ class EncodingCache:
         with self._lock:
             self._items.clear()
 
+    def keys(self) -> list[str]:
+        """The cached encodings' keys, least recently used first (a snapshot)."""
+        with self._lock:
+            return list(self._items)
+
     def __len__(self) -> int:
+        """How many encodings are cached."""
         with self._lock:
             return len(self._items)

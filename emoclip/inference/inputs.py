@@ -24,7 +24,6 @@ from ..images import (
 )
 from ..model_config import PreprocessConfig
 from ..video import LimitError, SampledFrame, VideoDecodeError, iter_frames, probe_video
-from .pipeline import array_frames
 
 __all__ = [
     "DECODE_MAX_SIDE",
@@ -35,6 +34,7 @@ __all__ = [
     "MediaItem",
     "VideoInput",
     "VideoLimits",
+    "array_frames",
     "clip_frames",
     "expected_frames",
     "folder_frames",
@@ -63,6 +63,25 @@ class VideoLimits:
     max_duration: float | None = None  # seconds
     max_pixels: int | None = None  # width * height
     max_sampled_frames: int | None = None
+
+
+def array_frames(
+    frames: Sequence[np.ndarray] | np.ndarray, rate: float, sample_fps: float
+) -> Iterator[SampledFrame]:
+    """Sample in-memory frames at `sample_fps` (all of them when `rate` <= `sample_fps`)."""
+    step = max(1.0, rate / sample_fps)
+    next_pick, k = 0.0, 0
+    for i, image in enumerate(frames):
+        if i + 1e-9 < next_pick:
+            continue
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise VideoDecodeError(
+                f"frames must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}"
+            )
+        yield SampledFrame(index=k, source_index=i, time=i / rate, image=image)
+        next_pick += step
+        k += 1
 
 
 def clip_frames(

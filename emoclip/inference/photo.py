@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import torch
 
-from .pipeline import Encoder, NoFaceError, VideoEncoding
+from .encoding import Encoder, NoFaceError, VideoEncoding
 
 if TYPE_CHECKING:
     from ..faces import FaceBox
@@ -122,7 +122,7 @@ def _encode_faces(predictor: PhotoEncoder, crops: np.ndarray) -> torch.Tensor:
     machine against 0.3-0.5 s this way (`benchmarks/README.md`, P9). One crop: one thread.
     """
     from ..preprocess import to_tensor
-    from .precision import data_parallel
+    from .parallel import data_parallel
 
     parts = min(predictor.encode_workers, len(crops))
     if parts <= 1:

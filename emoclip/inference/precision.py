@@ -1,8 +1,11 @@
 """How the image tower runs: fp32 or a bf16 copy, chosen and checked once per model.
 
-Also the other inference fast paths shared by every `EmotionPredictor` of a model: the folded
-temporal transformer, and the thread pool that encodes a batch data parallel (one intra-op thread
-per worker).
+A predictor's requested precision (`requested_precision`, ``EMOCLIP_PRECISION``) is resolved on
+first use by its `TowerChoice`; the decision (`resolve_tower`) is shared by every predictor of a
+model. Its seams are public so that tests can steer it: `native_bf16` (the CPU probe),
+`bf16_tower` (builds the bf16 copy) and `bf16_cosine` (the start-up check) are looked up on this
+module at each decision. Also here: the folded temporal transformer shared per model
+(`fast_temporal`). Data-parallel encoding is in `emoclip.inference.parallel`.
 
 Memory: once the bf16 tower has passed its check, or the folded temporal model is built, the
 weights they were made from are not needed for inference; when those weights are pages of the
@@ -17,8 +20,8 @@ import contextlib
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 
@@ -33,12 +36,21 @@ BF16_MIN_COSINE = (
 AUTO_BF16_MIN_GFLOPS = 0.5  # smaller towers (test models) gain nothing from bf16: stay fp32
 
 
+def requested_precision(value: str | None) -> str:
+    """A requested image-tower precision, normalised: `value`, else ``EMOCLIP_PRECISION``, else
+    ``"auto"``; ValueError unless it is one of `PRECISIONS`."""
+    precision = (value or os.environ.get("EMOCLIP_PRECISION") or "auto").strip().lower()
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    return precision
+
+
 def _release_enabled() -> bool:
     value = (os.environ.get("EMOCLIP_RELEASE_WEIGHTS") or "").strip().lower()
     return value not in ("0", "false", "no", "off")
 
 
-def _release(model: EmoCLIP, tensors) -> int:
+def _release(model: EmoCLIP, tensors: Iterable[torch.Tensor]) -> int:
     """Give back the resident pages of `model`'s file-mapped `tensors` (see the module docstring):
     bytes, also added to the model's count in `_RELEASED`."""
     if not _release_enabled():
@@ -115,6 +127,39 @@ def resolve_tower(model: EmoCLIP, requested: str) -> Tower:
         return tower
 
 
+class TowerChoice:
+    """One predictor's image tower for its requested precision: resolved on first use (the
+    decision is shared per model, `resolve_tower`) and again when the model's image-tower weights
+    change.
+
+    Args:
+        model: The model whose image tower runs.
+        requested: ``"auto"``, ``"fp32"`` or ``"bf16"`` (see `requested_precision`).
+    """
+
+    def __init__(self, model: EmoCLIP, requested: str) -> None:
+        self.model, self.requested = model, requested
+        self._tower: Tower | None = None
+
+    def tower(self) -> Tower:
+        """The tower in use; RuntimeError when an explicit ``"bf16"`` failed its start-up check."""
+        tower = self._tower
+        if tower is None or not tower.current():
+            tower = self._tower = resolve_tower(self.model, self.requested)
+        return tower
+
+    def info(self) -> dict[str, Any]:
+        """How the precision was chosen: requested, chosen, reason, cosine to fp32, implementation."""
+        t = self.tower()
+        return {
+            "requested": self.requested,
+            "precision": t.precision,
+            "reason": t.reason,
+            "cosine": t.cosine,
+            "implementation": t.implementation,
+        }
+
+
 def _choose_tower(model: EmoCLIP, requested: str) -> Tower:
     fp32 = None  # the model's own encode_image
     if requested == "fp32":
@@ -130,7 +175,7 @@ def _choose_tower(model: EmoCLIP, requested: str) -> Tower:
                 None,
                 "open_clip",
             )
-        if not _native_bf16():
+        if not native_bf16():
             return Tower(
                 model,
                 fp32,
@@ -150,11 +195,10 @@ def _choose_tower(model: EmoCLIP, requested: str) -> Tower:
                 "open_clip",
             )
     released = _RELEASED.get(model, 0)
-    fn, implementation = _bf16_tower(model)
+    fn, implementation = bf16_tower(model)
     with _releasing_after_each_block(model):  # the fp32 reference pass, block by block
-        cosine = _bf16_cosine(
-            model, fn
-        )  # the start-up check, the same for "auto" and an explicit "bf16"
+        # the start-up check, the same for "auto" and an explicit "bf16"
+        cosine = bf16_cosine(model, fn)
     if not cosine >= BF16_MIN_COSINE:
         why = f"bf16 embeddings reached cosine {cosine:.5f} < {BF16_MIN_COSINE} of fp32 on the start-up check"
         if requested == "auto":
@@ -199,12 +243,20 @@ def _releasing_after_each_block(model: EmoCLIP) -> Iterator[None]:
             hook.remove()
 
 
-def _native_bf16() -> bool:
+def native_bf16() -> bool:
+    """Whether ``"auto"`` may consider bf16 on this CPU (`fast_paths.cpu_has_native_bf16`: AVX512-BF16
+    or AMX-BF16). Looked up on this module at each decision: patch it to steer ``"auto"``."""
     return cpu_has_native_bf16()
 
 
-def _bf16_tower(model: EmoCLIP) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
-    """A bf16 copy of the image tower (the model itself stays fp32): oneDNN-packed when possible."""
+def bf16_tower(model: EmoCLIP) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
+    """A bf16 copy of the image tower (the model itself stays fp32): oneDNN-packed when possible.
+
+    Returns:
+        ``(fn, implementation)``: `fn` maps (N, 3, S, S) normalised frames to (N, D) features;
+        `implementation` is ``"onednn-packed"`` or ``"open_clip"``. Every bf16 decision builds its
+        tower through this module attribute, so a replacement is checked by `bf16_cosine` too.
+    """
     import copy
 
     visual = model.backbone.visual
@@ -219,8 +271,10 @@ def _bf16_tower(model: EmoCLIP) -> tuple[Callable[[torch.Tensor], torch.Tensor],
 
 
 @torch.inference_mode()
-def _bf16_cosine(model: EmoCLIP, fn: Callable[[torch.Tensor], torch.Tensor]) -> float:
-    """Smallest cosine between fp32 and `fn` embeddings of a fixed batch of smooth random images."""
+def bf16_cosine(model: EmoCLIP, fn: Callable[[torch.Tensor], torch.Tensor]) -> float:
+    """The start-up check: the smallest cosine between the model's fp32 embeddings and `fn`'s of a
+    fixed batch of 4 smooth random images ((4, 3, S, S)); bf16 is used when it is at least
+    `BF16_MIN_COSINE`. Looked up on this module at each decision."""
     cfg = model.config.preprocess
     size = cfg.image_size
     gen = torch.Generator().manual_seed(0)
@@ -258,44 +312,3 @@ def fast_temporal(model: EmoCLIP) -> FastTemporal | None:
             )
             fast.released_bytes = _RELEASED.get(model, 0) - released
         return fast
-
-
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _encode_pool() -> ThreadPoolExecutor:
-    """Worker threads for data-parallel encoding (shared by all predictors; one intra-op thread each)."""
-    global _POOL
-    with _CACHE_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(
-                max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="emoclip-encode"
-            )
-        return _POOL
-
-
-def data_parallel(
-    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, parts: int
-) -> torch.Tensor:
-    """`fn(x)` as `parts` single-threaded calls on row slices of `x`, concatenated; the calling
-    thread computes the first slice, the shared worker pool the others."""
-    chunks = x.tensor_split(parts)
-    pool = _encode_pool()
-    futures = [pool.submit(single_threaded, fn, c) for c in chunks[1:]]
-    try:
-        first = single_threaded(fn, chunks[0])
-    finally:
-        rest = [f.result() for f in futures]
-    return torch.cat([first, *rest])
-
-
-def single_threaded(tower: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """`tower(x)` on one intra-op thread, in inference mode (e.g. (N, 3, S, S) frames -> (N, D));
-    only the calling thread's setting changes, and it is restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # OpenMP's thread count is per calling thread: others are unaffected
-    try:
-        with torch.inference_mode():
-            return tower(x)
-    finally:
-        torch.set_num_threads(previous)

@@ -7,17 +7,16 @@ editing class descriptions re-scores a video without re-encoding it.
 This module is the facade; what inputs are accepted and how they become frames is in `inputs`,
 the encoding cache and its content keys in `cache`, ``EMOCLIP_*`` settings parsing in `settings`,
 streaming a video into a `VideoEncoding` in `pipeline` (which knows the predictor only as its
-`pipeline.Encoder` protocol), how the image tower runs (precision, data-parallel encoding) in
-`precision`, a photo's faces in `photo`.
+`encoding.Encoder` protocol), the image tower's precision in `precision`, thread counts and
+data-parallel encoding in `parallel`, the shared face detector in `detector`, turning an encoding
+into a `Prediction` in `scoring`, a photo's faces in `photo`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,45 +27,36 @@ from ..classes import ClassSet, preset
 from ..images import is_image_file
 from ..model import EmoCLIP
 from ..preprocess import to_tensor
-from ..results import FaceSummary, Prediction, Timeline, TrackPrediction
+from ..results import Prediction  # defined in ..results, re-exported here (`predict` returns it)
 from ..video import LimitError  # noqa: F401 - defined in .video (raised there too), re-exported here
-from ..zeroshot import TextEmbeddingCache, class_embeddings, probabilities
+from ..zeroshot import TextEmbeddingCache, class_embeddings
 from .cache import EncodingCache, content_key
+from .detector import LockedDetector, SharedDetector
+from .encoding import (
+    NoFaceError,  # noqa: F401 - defined in .encoding (raised in .pipeline), re-exported here
+    Progress,
+    VideoEncoding,  # defined in .encoding (built in .pipeline), re-exported here
+)
 from .inputs import (
     FRAME_FOLDER_FPS,  # noqa: F401 - defined in .inputs, re-exported here
     ImageInput,
     VideoInput,
     VideoLimits,  # defined in .inputs, re-exported here (the predictor's `limits`)
-    clip_frames,
-    expected_frames,
     iter_inputs,  # noqa: F401 - defined in .inputs, re-exported here
-    read_still,
 )
-from .pipeline import (
-    FrameCollector,
-    LockedDetector,
-    NoFaceError,  # noqa: F401 - defined in .pipeline (raised there), re-exported here
-    Progress,
-    VideoEncoding,  # defined in .pipeline (built there), re-exported here
-    window_spans,  # noqa: F401 - defined in .pipeline, re-exported here
-)
-from .precision import (
-    PRECISIONS,
-    Tower,
-    data_parallel,
-    fast_temporal,
-    resolve_tower,
-    single_threaded,
-)
-from .settings import env_flag, env_float, env_number
+from .parallel import SMALL_BATCH, pool_in_chunks, split_encode, threads_for
+from .pipeline import encode_input
+from .precision import Tower, TowerChoice, fast_temporal, requested_precision
+from .scoring import as_embeddings, embedding_probabilities, score_encoding
+from .settings import env_count, env_flag, env_float
+from .timeline import window_spans  # noqa: F401 - defined in .timeline, re-exported here
+from .tracks import frames_needed
 
 if TYPE_CHECKING:
     from ..faces import FaceDetector
 
-POOL_CHUNK = 16  # sequences gathered and pooled per step (bounded memory on long timelines)
-MIN_POOL_PART = 3  # pooling runs data parallel when every worker gets at least this many sequences
-SMALL_BATCH = 4  # batches this small (live webcam frames) run with `live_threads` intra-op threads
-SMALL_TEXT_BATCH = 16  # so do text encodings of this few new descriptions (an edited class set)
+SMALL_TEXT_BATCH = 16  # text encodings of this few new descriptions (an edited class set) run
+# with `live_threads` intra-op threads, like batches of at most `parallel.SMALL_BATCH` frames
 
 
 class EmotionPredictor:
@@ -92,13 +82,14 @@ class EmotionPredictor:
         prefetch: Decode and detect faces in a background thread, `pipeline.PREFETCH_DEPTH`
             frames ahead of the encoder (None reads ``EMOCLIP_PREFETCH``, default on). While that
             thread is behind, the encoder leaves it a core (``encode_workers - 1`` workers).
-        live_threads: Intra-op threads for small work: batches of at most `SMALL_BATCH` frames
-            (live webcam frames, single windows) and text encodings of at most `SMALL_TEXT_BATCH`
-            new descriptions (class edits), set for the calling thread only. Small GEMMs gain
-            little from a second thread, and on a busy CPU each of their ~100-200 parallel regions
-            waits for its second thread to be scheduled (measured: one description 20-30 ms on one
-            thread vs 660-1060 ms on two while other jobs ran). None reads
-            ``EMOCLIP_LIVE_THREADS`` (default 1); 0 keeps torch's setting everywhere.
+        live_threads: Intra-op threads for small work: batches of at most
+            `parallel.SMALL_BATCH` frames (live webcam frames, single windows) and text encodings
+            of at most `SMALL_TEXT_BATCH` new descriptions (class edits), set for the calling
+            thread only. Small GEMMs gain little from a second thread, and on a busy CPU each of
+            their ~100-200 parallel regions waits for its second thread to be scheduled
+            (measured: one description 20-30 ms on one thread vs 660-1060 ms on two while other
+            jobs ran). None reads ``EMOCLIP_LIVE_THREADS`` (default 1); 0 keeps torch's setting
+            everywhere.
         encode_workers: Batches of frames are split into this many parts encoded at once, each by
             a worker thread with one intra-op thread (data parallel, no barrier between cores), so
             a busy core slows only its own part. None reads ``EMOCLIP_ENCODE_WORKERS``, default
@@ -145,13 +136,8 @@ class EmotionPredictor:
     ) -> None:
         if face_fallback not in ("center", "skip"):
             raise ValueError(f"face_fallback must be 'center' or 'skip', not {face_fallback!r}")
-        precision = (precision or os.environ.get("EMOCLIP_PRECISION") or "auto").strip().lower()
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-        if prefetch is None:
-            prefetch = env_flag("EMOCLIP_PREFETCH", True)
-        self.requested_precision = precision
-        self.prefetch = bool(prefetch)
+        self.requested_precision = requested_precision(precision)
+        self.prefetch = bool(env_flag("EMOCLIP_PREFETCH", True) if prefetch is None else prefetch)
         if live_threads is None:
             live_threads = int(os.environ.get("EMOCLIP_LIVE_THREADS", "1") or 0)
         self.live_threads = max(0, int(live_threads))
@@ -160,22 +146,17 @@ class EmotionPredictor:
                 int(os.environ.get("EMOCLIP_ENCODE_WORKERS", "0") or 0) or torch.get_num_threads()
             )
         self.encode_workers = max(1, int(encode_workers))
-        if interpolate_faces is None:
-            interpolate_faces = env_flag("EMOCLIP_INTERPOLATE_FACES", True)
-        self.interpolate_faces = bool(interpolate_faces)
+        self.interpolate_faces = bool(
+            env_flag("EMOCLIP_INTERPOLATE_FACES", True)
+            if interpolate_faces is None
+            else interpolate_faces
+        )
         from ..faces import MIN_FACE_SCORE
 
-        self.min_face_score = env_float(
-            "EMOCLIP_MIN_FACE_SCORE", min_face_score, MIN_FACE_SCORE, 0.0, 1.0
-        )
-        self.min_face_coverage = env_float(
-            "EMOCLIP_MIN_FACE_COVERAGE", min_face_coverage, 0.5, 0.0, 1.0
-        )
-        if min_track_frames is None and (os.environ.get("EMOCLIP_MIN_TRACK_FRAMES") or "").strip():
-            min_track_frames = env_number("EMOCLIP_MIN_TRACK_FRAMES", int)
-        if min_track_frames is not None and int(min_track_frames) < 1:
-            raise ValueError(f"min_track_frames must be at least 1, got {min_track_frames}")
-        self.min_track_frames = None if min_track_frames is None else int(min_track_frames)
+        score, coverage = min_face_score, min_face_coverage
+        self.min_face_score = env_float("EMOCLIP_MIN_FACE_SCORE", score, MIN_FACE_SCORE, 0.0, 1.0)
+        self.min_face_coverage = env_float("EMOCLIP_MIN_FACE_COVERAGE", coverage, 0.5, 0.0, 1.0)
+        self.min_track_frames = env_count("EMOCLIP_MIN_TRACK_FRAMES", min_track_frames, 1)
         self.model = model.eval()
         self.config = model.config.preprocess
         self.batch_size = batch_size
@@ -183,15 +164,14 @@ class EmotionPredictor:
         self.max_faces = max_faces
         self.limits = limits or VideoLimits()
         self.text_cache = TextEmbeddingCache(model)
-        self._videos = EncodingCache(video_cache_size)
-        self._lock = threading.Lock()
-        self._detector: FaceDetector | None = None
-        self._detector_lock = threading.Lock()
-        self._tower: Tower | None = None
+        self._cache = EncodingCache(video_cache_size)
+        self._faces = SharedDetector()
+        self._towers = TowerChoice(self.model, self.requested_precision)
 
     # ------------------------------------------------------------------ public API
     @property
     def model_name(self) -> str:
+        """The model's registry name (``model.config.name``)."""
         return self.model.config.name
 
     @property
@@ -206,14 +186,22 @@ class EmotionPredictor:
     @property
     def precision_info(self) -> dict[str, Any]:
         """How the precision was chosen: requested, chosen, reason, cosine to fp32, implementation."""
-        t = self.image_tower()
-        return {
-            "requested": self.requested_precision,
-            "precision": t.precision,
-            "reason": t.reason,
-            "cosine": t.cosine,
-            "implementation": t.implementation,
-        }
+        return self._towers.info()
+
+    @property
+    def video_cache(self) -> EncodingCache:
+        """The analysed videos kept for re-scoring (at most ``video_cache_size``, least recently
+        used dropped first): ``len(...)`` and ``keys()`` show what is cached, ``clear()`` forgets."""
+        return self._cache
+
+    @property
+    def detector(self) -> FaceDetector:
+        """The face detector this predictor shares between its requests (made on first use).
+
+        Calling it directly is not serialised with the predictor's own calls: use it from one
+        thread, e.g. to look at what the detector sees in an image.
+        """
+        return self._faces.get()
 
     def default_classes(self) -> ClassSet:
         """The class set the model's config asks for (inline set, else its preset)."""
@@ -282,11 +270,11 @@ class EmotionPredictor:
     ) -> VideoEncoding:
         """The cached encoding of `video`, computing it if needed (see `predict`)."""
         key = self._key(video, fps)
-        cached = self._videos.get(key, video)
+        cached = self._cache.get(key, video)
         if cached is not None:
             return cached
-        encoding = self._encode(video, key, fps, progress)
-        self._videos.put(key, encoding)
+        encoding = encode_input(self, video, key, fps, progress)
+        self._cache.put(key, encoding)
         return encoding
 
     def score(self, encoding: VideoEncoding, classes: ClassSet | None = None) -> Prediction:
@@ -299,53 +287,15 @@ class EmotionPredictor:
         warnings = list(encoding.warnings) + classes.validate()
         t0 = time.perf_counter()
         text = self.class_embeddings(classes)
-        t1 = time.perf_counter()
-        scale = self.model.logit_scale.detach().float().cpu()
-        names = classes.names
-        tracks = []
-        with self._threads_for(0):  # a few small matrix products: one thread (see live_threads)
-            clip = probabilities(encoding.clip_embedding[None], text, scale)[0]
-            windows = (
-                probabilities(encoding.window_embeddings, text, scale)
-                if len(encoding.window_starts)
-                else torch.zeros(0, len(text))
-            )
-            boxes = getattr(encoding, "boxes", None) or {}
-            for track_id, n, start, end, emb, primary in encoding.tracks:
-                probs = probabilities(emb[None], text, scale)[0]
-                tracks.append(
-                    TrackPrediction(
-                        track_id,
-                        n,
-                        start,
-                        end,
-                        dict(zip(names, probs.tolist())),
-                        primary,
-                        boxes.get(track_id),
-                    )
-                )
-        t2 = time.perf_counter()
-        timings = dict(encoding.timings) | {"text": t1 - t0, "score": t2 - t1}
-        faces = FaceSummary(
-            sampled_frames=len(encoding.times),
-            frames_with_face=int(encoding.has_face.sum()),
-            frames_without_face=int((~encoding.has_face).sum()),
-            no_face_times=[float(t) for t in encoding.times[~encoding.has_face]],
-            tracks=len(encoding.tracks),
-            fallback=encoding.fallback,
-            detection=encoding.detection,
-        )
-        return Prediction(
-            model=self.model_name,
-            classes=names,
-            probabilities=dict(zip(names, clip.tolist())),
-            timeline=Timeline(encoding.window_starts, encoding.window_ends, windows.numpy()),
-            tracks=tracks,
-            embedding=encoding.clip_embedding.numpy().copy(),
-            faces=faces,
-            timings=timings,
-            video=dict(encoding.video),
+        return score_encoding(
+            encoding,
+            classes.names,
+            text,
+            self.model.logit_scale.detach().float().cpu(),
+            model_name=self.model_name,
             warnings=warnings,
+            text_seconds=time.perf_counter() - t0,
+            live_threads=self.live_threads,
         )
 
     def score_embeddings(
@@ -362,24 +312,15 @@ class EmotionPredictor:
             (N, C) float32 probabilities, rows summing to 1 ((C,) for a (D,) input).
         """
         classes = classes or self.default_classes()
-        video = torch.as_tensor(np.asarray(embeddings, dtype=np.float32))
-        single = video.ndim == 1
-        if video.ndim not in (1, 2) or video.shape[-1] != self.model.embed_dim:
-            raise ValueError(
-                f"embeddings must be (N, {self.model.embed_dim}) or ({self.model.embed_dim},), "
-                f"got {tuple(video.shape)}"
-            )
+        video = as_embeddings(embeddings, self.model.embed_dim)
         text = self.class_embeddings(classes)
         scale = self.model.logit_scale.detach().float().cpu()
-        with self._threads_for(0):
-            probs = probabilities(video[None] if single else video, text, scale).numpy()
-        return probs[0] if single else probs
+        return embedding_probabilities(video, text, scale, live_threads=self.live_threads)
 
     def class_embeddings(self, classes: ClassSet) -> torch.Tensor:
         """(C, D) normalised embeddings of a class set's classes and compounds (cached by text)."""
-        store = getattr(self.text_cache, "_store", None)
-        new = len({t for t in classes.texts if store is None or t not in store})
-        with self._threads_for(0 if new <= SMALL_TEXT_BATCH else SMALL_BATCH + 1):
+        new = len({t for t in classes.texts if t not in self.text_cache})
+        with threads_for(self.live_threads, 0 if new <= SMALL_TEXT_BATCH else SMALL_BATCH + 1):
             return class_embeddings(classes, self.text_cache)
 
     @torch.inference_mode()
@@ -400,43 +341,33 @@ class EmotionPredictor:
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be None or at least 1, got {workers}")
         x = to_tensor(crops, self.config).to(self.model.logit_scale.device)
-        return self._encode_tensor(x, workers)
+        return self.encode_tensor(x, workers=workers)
 
-    def _encode_tensor(self, x: torch.Tensor, workers: int | None = None) -> torch.Tensor:
-        """(N, 3, S, S) normalised frames -> (N, D) float32 embeddings, data parallel when worth it."""
-        tower = self.image_tower()
-        if (
-            workers == 1 and x.device.type == "cpu"
-        ):  # one thread: the other cores are left to other work
-            return single_threaded(tower, x).float()
-        parts = min(
-            workers or self.encode_workers, self.encode_workers, len(x) // (SMALL_BATCH + 1)
+    def encode_tensor(self, x: torch.Tensor, *, workers: int | None = None) -> torch.Tensor:
+        """Frame embeddings of preprocessed frames (`encode_images` after its preprocessing).
+
+        Args:
+            x: (N, 3, S, S) CLIP-normalised frames on the model's device.
+            workers: As for `encode_images` (`parallel.split_encode`).
+
+        Returns:
+            (N, D) float32 un-normalised embeddings on the CPU, in the chosen `precision`.
+        """
+        return split_encode(
+            self.image_tower(),
+            x,
+            workers=workers,
+            encode_workers=self.encode_workers,
+            live_threads=self.live_threads,
         )
-        if parts <= 1 or x.device.type != "cpu":
-            with self._threads_for(len(x)):
-                return tower(x).float().cpu()
-        return data_parallel(tower, x, parts).float().cpu()
 
     def pool_batch(self, jobs: list[tuple[torch.Tensor, np.ndarray]]) -> torch.Tensor:
         """`pool` of many sequences given as ``(frames (M, D), picks (B, T))`` pairs: (sum B, D).
 
-        Sequences are gathered `POOL_CHUNK` at a time (a long video's timeline is never
+        Sequences are gathered `parallel.POOL_CHUNK` at a time (a long video's timeline is never
         materialised whole) and each chunk is pooled data parallel over the encode workers.
         """
-        rows = [
-            (frames, pick) for frames, picks in jobs for pick in np.asarray(picks, dtype=np.int64)
-        ]
-        out = []
-        for start in range(0, len(rows), POOL_CHUNK):
-            chunk = torch.stack(
-                [
-                    frames[torch.from_numpy(pick)]
-                    for frames, pick in rows[start : start + POOL_CHUNK]
-                ]
-            )
-            parts = min(self.encode_workers, len(chunk) // MIN_POOL_PART)
-            out.append(data_parallel(self.pool, chunk, parts) if parts > 1 else self.pool(chunk))
-        return torch.cat(out)
+        return pool_in_chunks(self.pool, jobs, self.encode_workers)
 
     @torch.inference_mode()
     def pool(self, frame_embeddings: torch.Tensor) -> torch.Tensor:
@@ -451,7 +382,7 @@ class EmotionPredictor:
         single = frame_embeddings.ndim == 2
         x = frame_embeddings[None] if single else frame_embeddings
         fast = fast_temporal(self.model)
-        with self._threads_for(0 if fast is not None else len(x)):  # folded pooling is small work
+        with threads_for(self.live_threads, 0 if fast is not None else len(x)):  # small work
             if fast is not None:
                 out = torch.nn.functional.normalize(fast(x.float()), dim=-1)
             else:
@@ -474,64 +405,28 @@ class EmotionPredictor:
         size = self.config.image_size
         if not self.config.face_detection:
             return center_crop(image, size), True
-        with self._detector_lock:
-            boxes = [
-                b for b in self._shared_detector().detect(image) if b.score >= self.min_face_score
-            ]
+        boxes = [b for b in self._faces.detect(image) if b.score >= self.min_face_score]
         if boxes:
             return crop_square(image, boxes[0], margin=self.config.face_margin, size=size), True
         return (center_crop(image, size) if self.face_fallback == "center" else None), False
 
     def close(self) -> None:
-        """Release the face detector."""
-        if self._detector is not None:
-            self._detector.close()
-            self._detector = None
+        """Release the face detector (a later call makes a new one)."""
+        self._faces.close()
 
     # ------------------------------------------------------------------ for pipeline and photo; internals
-    @contextlib.contextmanager
-    def _threads_for(self, batch: int) -> Iterator[None]:
-        """`live_threads` intra-op threads for a small batch, in this thread only (OpenMP's setting is per thread)."""
-        n = self.live_threads
-        if not n or batch > SMALL_BATCH or torch.get_num_threads() <= n:
-            yield
-            return
-        previous = torch.get_num_threads()
-        torch.set_num_threads(n)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
-
     def image_tower(self) -> Tower:
         """The image tower this predictor encodes with (chosen on first call, shared per model;
         re-chosen when the model's image-tower weights change)."""
-        tower = self._tower
-        if tower is None or not tower.current():
-            tower = self._tower = resolve_tower(self.model, self.requested_precision)
-        return tower
+        return self._towers.tower()
 
     def track_frames_needed(self, sampled_frames: int) -> int:
         """Frames a face track needs to count as a person in a clip of `sampled_frames`."""
-        from ..faces import min_track_frames
-
-        if sampled_frames <= 1:
-            return 1  # a photograph: its one face is the subject
-        if self.min_track_frames is not None:
-            return min(self.min_track_frames, sampled_frames)
-        return min_track_frames(sampled_frames)
-
-    def _shared_detector(self) -> FaceDetector:
-        from ..faces import FaceDetector
-
-        with self._lock:
-            if self._detector is None:
-                self._detector = FaceDetector()
-        return self._detector
+        return frames_needed(sampled_frames, self.min_track_frames)
 
     def locked_detector(self) -> LockedDetector:
         """The shared face detector behind this predictor's lock (for the pipeline's decode thread)."""
-        return LockedDetector(self._shared_detector(), self._detector_lock)
+        return self._faces.locked()
 
     def _key(self, video: VideoInput, fps: float | None) -> str:
         return content_key(
@@ -540,32 +435,3 @@ class EmotionPredictor:
             f"{self.precision}|{self.interpolate_faces}|{self.min_face_score}|"
             f"{self.min_track_frames}|{self.min_face_coverage}",
         )
-
-    def _encode(
-        self, video: VideoInput, key: str, fps: float | None, progress: Progress | None
-    ) -> VideoEncoding:
-        start = time.perf_counter()
-        still = read_still(video, self.limits)
-        if still is not None:
-            from .photo import encode_photo
-
-            image, meta = still
-            meta["precision"] = self.precision
-            enc = encode_photo(self, image, key, meta)
-            enc.timings["total"] = time.perf_counter() - start
-            if progress:
-                progress(1.0, "done")
-            return enc
-        frames, meta = clip_frames(video, fps, self.config, self.limits)
-        meta["precision"] = self.precision
-        collected = FrameCollector(self, self.config.face_detection)
-        try:
-            expected = expected_frames(meta, self.config.sample_fps, self.limits.max_sampled_frames)
-            collected.run(frames, meta.get("duration") or 0.0, progress, expected)
-        finally:
-            collected.close()
-        enc = collected.finish(key, meta)
-        enc.timings["total"] = time.perf_counter() - start
-        if progress:
-            progress(1.0, "done")
-        return enc

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["env_flag", "env_float", "env_number"]
+__all__ = ["env_count", "env_flag", "env_float", "env_number"]
 
 
 def env_number(name: str, kind: type) -> Any:
@@ -39,3 +39,15 @@ def env_flag(name: str, default: bool) -> bool:
     if value is None or not value.strip():
         return default
     return value.strip().lower() not in ("0", "false", "no", "off")
+
+
+def env_count(name: str, value: int | None, low: int) -> int | None:
+    """An explicit value, else the environment setting `name` (an integer), else None; checked
+    to be at least `low`."""
+    if value is None and os.environ.get(name, "").strip():
+        value = env_number(name, int)
+    if value is not None and int(value) < low:
+        raise ValueError(
+            f"{name.removeprefix('EMOCLIP_').lower()} must be at least {low}, got {value}"
+        )
+    return None if value is None else int(value)

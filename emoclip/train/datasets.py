@@ -314,6 +314,16 @@ class SyntheticVideoDataset(torch.utils.data.Dataset):
         return self.length
 
     @property
+    def expressions(self) -> tuple[syn.Expression, ...]:
+        """The expressions (cue combinations) this split draws its clips from, read-only.
+
+        Training never draws a held-out class's expression; validation and test draw only their
+        own classes' (with ``synthetic_heldout``), and ``leave_out`` removes (train) or keeps
+        (evaluation) one class.
+        """
+        return self._pool
+
+    @property
     def frame_sampling(self) -> str:
         """Synthetic clips are rendered with exactly T frames: no temporal sampling."""
         return "rendered"

@@ -1,16 +1,11 @@
-"""The training loop: contrastive video-text training, evaluation, state and export.
+"""The training loop: one `Trainer` per process steps, logs, validates and saves a run.
 
 One `Trainer` per process. Under ``torchrun`` the model is wrapped in DDP (NCCL on CUDA, gloo on
 CPU) and every rank reads its own shard (`ResumableSampler`, a DistributedSampler that can start
 mid-epoch). The loss is the authors' symmetric in-batch contrastive loss (reference.md §3):
 ``(CE(logits_per_video, arange) + CE(logits_per_text, arange)) / 2`` with
-``logits = exp(logit_scale) * norm(video) @ norm(text).T``.
-
-Gradient accumulation keeps the in-batch negatives of the whole accumulated batch: the features
-of all micro-batches are first computed without gradients, then each micro-batch is recomputed
-with gradients and the loss over the full batch (the others' features as constants) is
-back-propagated. The summed gradients equal those of one large batch (up to float rounding and
-BatchNorm batch statistics), at the cost of one extra forward pass.
+``logits = exp(logit_scale) * norm(video) @ norm(text).T``; gradient accumulation keeps the
+in-batch negatives of the whole accumulated batch (`loss.accumulate_gradients`).
 
 Resuming restores the trained tensors, optimiser, scheduler, GradScaler, counters and every
 rank's RNG states (`run_state`).
@@ -25,49 +20,47 @@ phase with a frozen image tower (``train.freeze_visual_after_warmup``): see `pha
 Run folder: ``config.yaml`` (the resolved config), ``state.pt`` (resume; every epoch, every
 ``train.save_every_steps`` and at the end), ``log.jsonl`` (one line per step, plus evaluations),
 ``tensorboard/``, and the export ``<out.name>.safetensors`` + ``.json``: the best validation
-weights when a validation split is configured, else the final ones.
+weights when a validation split is configured, else the final ones (`selection`).
 
 The parts the trainer uses live beside it: `loss` (the contrastive logits and loss, the module DDP
-wraps), `model_setup` (the model to train and its trained parameters), `optim` (optimisers and
-schedules), `sampling` (per-item seeding, the "late" pick, the resumable sampler, the hold-out
-split), `run_data` (the datasets, sampler and step counts of a run), `runlog` (log.jsonl,
-TensorBoard, wandb), `step_log` (what each step logs), `phases` (the warm-up's switch, BatchNorm
-re-estimation), `run_state` (state.pt, RNG streams), `export` (the exported weights and their
-provenance), `run_result` (`TrainResult`, the run folder) and `errors` (`TrainSetupError`).
+wraps, gradient accumulation), `model_setup` (the model to train and its trained parameters),
+`optim` (optimisers and schedules), `sampling` (per-item seeding, the "late" pick, the resumable
+sampler, the hold-out split), `run_data` (the datasets, sampler and step counts of a run),
+`runlog` (log.jsonl, TensorBoard, wandb), `step_log` (what each step logs), `phases` (the
+warm-up's switch, BatchNorm re-estimation), `selection` (evaluation during the run, model
+selection, the run's end: export, test report, Hub upload), `run_state` (state.pt, RNG streams),
+`export` (the exported weights and their provenance), `run_result` (`TrainResult`, the run folder)
+and `errors` (`TrainSetupError`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..model import EmoCLIP
-
-if TYPE_CHECKING:
-    from torch.nn.parallel import DistributedDataParallel
-from ..model_config import EmoCLIPConfig, PreprocessConfig
-from . import checkpoint as ckpt, distributed as du, export as exports, phases, run_state
+from ..model_config import PreprocessConfig
+from . import checkpoint as ckpt, distributed as du, phases, run_state
 from .errors import TrainSetupError
-from .loading import build_dataset, collate
-from .loss import ContrastiveModel, contrastive_logits, contrastive_loss
+from .loading import collate
+from .loss import ContrastiveModel, accumulate_gradients
 from .model_setup import build_model, configure_trainable, frozen_names, model_config
 from .optim import build_optimizer, build_scheduler
 from .recipe import TrainConfig
 from .run_data import build_run_data
 from .run_result import TrainResult, resolve_run_dir
 from .run_state import preserved_rng
-from .runlog import RunLogger, import_wandb, json_safe
+from .runlog import RunLogger, import_wandb
 from .sampling import EpochSeededDataset
+from .selection import ModelSelection
 from .step_log import log_step
 
 log = logging.getLogger("emoclip.train")
@@ -86,15 +79,12 @@ class Trainer:
         self.cfg, self.dist, self.run_dir = cfg, dist, Path(run_dir)
         self.device = dist.device
         self.step = self.epoch = self.batch_in_epoch = 0
-        self.best: dict[str, Any] | None = None
         self.losses: list[tuple[int, float]] = []
-        self._last_eval_step = -1
         self._lr = cfg.optim.lr
         self._embeddings: tuple[torch.Tensor, torch.Tensor] | None = None
         self._check_options()
-        self._build_data(
-            model_config(cfg.model.name, cfg.model.num_frames).preprocess
-        )  # data errors first
+        pre = model_config(cfg.model.name, cfg.model.num_frames).preprocess
+        self._build_data(pre)  # data errors first
         ckpt.seed_everything(cfg.train.seed)  # identical model init on every rank
         self.model, self.pretrained = build_model(cfg)
         self.main_params, self.tuned_params = configure_trainable(self.model, cfg, self.pretrained)
@@ -111,6 +101,20 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             cfg.save(self.run_dir / "config.yaml")
         self.logger = RunLogger(self.run_dir, cfg, dist.is_main)
+        self.selection = ModelSelection(
+            cfg,
+            dist,
+            self.run_dir,
+            self.model,
+            self.logger,
+            val_set=self.val_set,
+            data_classes=self.data_classes,
+            eval_classes=self.eval_classes,
+            pretrained=self.pretrained,
+            tuned_params=self.tuned_params,
+            prepare=self.recalibrate_batchnorm,
+            resume=self.set_train_mode,
+        )
 
     # -- setup --
 
@@ -122,11 +126,8 @@ class Trainer:
             check_can_push(cfg.out.push_to_hub)
         if cfg.log.wandb:
             import_wandb()
-        if (
-            cfg.train.precision == "bf16"
-            and self.device.type == "cuda"
-            and not torch.cuda.is_bf16_supported()
-        ):
+        cuda = self.device.type == "cuda"
+        if cfg.train.precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
             raise TrainSetupError(
                 "train.precision=bf16 is not supported on this GPU; use fp16 or fp32"
             )
@@ -151,20 +152,12 @@ class Trainer:
         """Whether the next step is a frame-level warm-up step."""
         return self.step < self.cfg.train.warmup_frame_steps
 
-    def _warmup_dataset(self, pre: PreprocessConfig, seed: int, train: bool = True) -> Dataset:
-        """Training clips for the frame-level warm-up (`phases.warmup_dataset`)."""
-        return phases.warmup_dataset(self.cfg, pre, seed, train)
-
     def _build_data(self, pre: PreprocessConfig) -> None:
-        data = build_run_data(self.cfg, self.dist, pre)
-        self.train_set, self.val_set, self.warmup_set = (
-            data.train_set,
-            data.val_set,
-            data.warmup_set,
-        )
-        self.sampler, self.steps_per_epoch = data.sampler, data.steps_per_epoch
-        self.total_steps = data.total_steps
-        self.data_classes, self.eval_classes = data.data_classes, data.eval_classes
+        d = build_run_data(self.cfg, self.dist, pre)
+        self.train_set, self.val_set, self.warmup_set = d.train_set, d.val_set, d.warmup_set
+        self.sampler, self.steps_per_epoch = d.sampler, d.steps_per_epoch
+        self.total_steps = d.total_steps
+        self.data_classes, self.eval_classes = d.data_classes, d.eval_classes
 
     def _loader(
         self, dataset: Dataset, sampler: Any = None, batch_size: int | None = None
@@ -198,43 +191,20 @@ class Trainer:
         Returns:
             The loss over the union of the batches (this rank's).
         """
-        frame_level = self.in_warmup
         inputs = [
             (b["frames"].to(self.device, non_blocking=True), b["tokens"].to(self.device))
             for b in batches
         ]
-        cache = self._feature_cache(inputs, frame_level) if len(inputs) > 1 else None
-        gather = self.cfg.train.gather_features and self.dist.distributed
-        for j, (frames, tokens) in enumerate(inputs):
-            last = j == len(inputs) - 1
-            sync = (
-                contextlib.nullcontext()
-                if last or not self.dist.distributed
-                else cast("DistributedDataParallel", self.wrapped).no_sync()
-            )
-            with sync:
-                with self.autocast():
-                    video, text, scale = self.wrapped(frames, tokens, frame_level)
-                if cache is not None:  # this micro-batch with gradients, the others as constants
-                    video = torch.cat([*cache[0][:j], video, *cache[0][j + 1 :]])
-                    text = torch.cat([*cache[1][:j], text, *cache[1][j + 1 :]])
-                    scale = scale if last else scale.detach()  # logit_scale's gradient counted once
-                loss = contrastive_loss(contrastive_logits(video, text, scale, gather=gather))
-                self.scaler.scale(loss).backward()
-        self._embeddings = (video.detach(), text.detach())
-        return float(loss.detach())
-
-    @torch.no_grad()
-    def _feature_cache(
-        self, inputs: list[tuple[torch.Tensor, torch.Tensor]], frame_level: bool
-    ) -> tuple[list, list]:
-        videos, texts = [], []
-        for frames, tokens in inputs:
-            with self.autocast():
-                video, text, _ = self.wrapped(frames, tokens, frame_level)
-            videos.append(video)
-            texts.append(text)
-        return videos, texts
+        loss, self._embeddings = accumulate_gradients(
+            self.wrapped,
+            inputs,
+            frame_level=self.in_warmup,
+            autocast=self.autocast,
+            scaler=self.scaler,
+            gather=self.cfg.train.gather_features and self.dist.distributed,
+            distributed=self.dist.distributed,
+        )
+        return loss
 
     def optimizer_step(self) -> None:
         """Clip (optionally), step through the GradScaler, zero grads, advance per-step schedules."""
@@ -290,7 +260,7 @@ class Trainer:
         weights = None
         self.save_state()
         if not interrupted:
-            weights = self._finish()
+            weights = self.selection.finish(step=self.step, epoch=self.epoch)
         self.logger.close()
         return TrainResult(
             self.run_dir,
@@ -299,7 +269,7 @@ class Trainer:
             self.step,
             self.epoch,
             self.losses,
-            self.best,
+            self.selection.best,
             interrupted,
         )
 
@@ -341,8 +311,8 @@ class Trainer:
         self.batch_in_epoch = 0
         if self.cfg.optim.schedule == "multistep":
             self.scheduler.step()
-        if self.has_validation and self.epoch % self.cfg.eval.every == 0:
-            self.validate()
+        if self.selection.has_validation and self.epoch % self.cfg.eval.every == 0:
+            self.selection.validate(step=self.step, epoch=self.epoch)
         self.save_state()
 
     def _log_step(self, loss: float, seconds: float) -> None:
@@ -362,61 +332,6 @@ class Trainer:
             is_main=self.dist.is_main,
         )
 
-    # -- evaluation, selection, export --
-
-    @property
-    def has_validation(self) -> bool:
-        """Whether a validation split is configured (model selection)."""
-        return self.val_set is not None
-
-    def evaluate(
-        self, dataset: Dataset, split: str, model: EmoCLIP | None = None
-    ) -> dict[str, Any]:
-        """Zero-shot metrics of `model` (default: the one training) on `dataset`; RNG untouched."""
-        from .evaluate import evaluate_dataset, summary
-
-        with preserved_rng():
-            if model is None:
-                self.recalibrate_batchnorm()
-            result = evaluate_dataset(
-                model or self.model,
-                dataset,
-                [c.name for c in self.data_classes.classes],
-                self.eval_classes,
-                batch_size=self.cfg.eval.batch_size or self.cfg.train.batch_size,
-                num_workers=self.cfg.train.num_workers,
-                precision=self.cfg.train.precision,
-                padding=self.cfg.eval.distributed_padding,
-            )
-        self.set_train_mode()
-        out = {"split": split, "classes": self.eval_classes.name, **summary(result)}
-        self.logger.record({"event": "eval", "step": self.step, "epoch": self.epoch, **out})
-        self.logger.scalars(
-            self.step, {f"{split}/war": result["war"], f"{split}/uar": result["uar"]}
-        )
-        log.info(
-            "eval %s at step %d: WAR %.4f UAR %.4f (n=%d)",
-            split,
-            self.step,
-            result["war"],
-            result["uar"],
-            result["num_samples"],
-        )
-        return out
-
-    def validate(self) -> None:
-        """Evaluate on the validation split; export the weights when the metric improves."""
-        if self.val_set is None:
-            raise TrainSetupError("validate() needs a validation split (eval.split or a holdout)")
-        metrics = self.evaluate(self.val_set, self.cfg.eval.split or "val")
-        self._last_eval_step = self.step
-        key = self.cfg.eval.metric
-        value = metrics.get(key)
-        best = None if self.best is None else self.best["metrics"].get(key)
-        if value is not None and not math.isnan(value) and (best is None or value > best):
-            self.best = {"epoch": self.epoch, "step": self.step, "metrics": metrics}
-            self.export({"val": metrics})
-
     def enter_video_phase(self, *, recalibrate: bool = True) -> None:
         """End the frame-level warm-up: re-estimate BatchNorm statistics on warm-up batches, freeze
         the image tower (eval mode) and start the video phase's optimiser and schedule.
@@ -425,17 +340,14 @@ class Trainer:
             recalibrate: False when resuming (the statistics are in the saved state).
         """
         if recalibrate:
-            data = EpochSeededDataset(
-                self._warmup_dataset(self.model.config.preprocess, self.cfg.train.seed + 1),
-                self.cfg.train.seed + 1,
-            )
+            seed, pre = self.cfg.train.seed + 1, self.model.config.preprocess
+            data = EpochSeededDataset(phases.warmup_dataset(self.cfg, pre, seed), seed)
             with preserved_rng():
                 self.recalibrate_batchnorm(data)
         self.model.backbone.visual.requires_grad_(False)
         self.in_video_phase = True
-        self.wrapped = self._wrap(
-            ContrastiveModel(self.model)
-        )  # DDP: the new set of trained parameters
+        # DDP: the new set of trained parameters
+        self.wrapped = self._wrap(ContrastiveModel(self.model))
         self.optimizer, self.scheduler = phases.video_phase_optim(
             self.cfg, self.model, self.total_steps
         )
@@ -461,87 +373,6 @@ class Trainer:
             data,
         )
 
-    @property
-    def export_name(self) -> str:
-        """File stem and config name of the exported weights."""
-        return exports.export_name(self.cfg, self.model)
-
-    def export_config(self, metrics: dict[str, Any]) -> EmoCLIPConfig:
-        """The exported model's config: name, class set and the training record."""
-        return exports.export_config(
-            self.cfg,
-            self.model,
-            metrics,
-            pretrained=self.pretrained,
-            eval_classes=self.eval_classes,
-            training=self.training_record(),
-        )
-
-    def training_record(self) -> dict[str, Any]:
-        """How the weights were made, for the export's provenance."""
-        return exports.training_record(
-            self.cfg,
-            self.model,
-            pretrained=self.pretrained,
-            tuned_params=self.tuned_params,
-            best=self.best,
-            data_classes=self.data_classes,
-            step=self.step,
-            epoch=self.epoch,
-            world_size=self.dist.world_size,
-        )
-
-    def export(self, metrics: dict[str, Any]) -> Path:
-        """Write ``<run>/<name>.safetensors`` + ``.json`` (rank 0), then wait for every rank."""
-        config = self.export_config(metrics)
-        return exports.export(
-            self.cfg,
-            self.model,
-            config,
-            self.run_dir,
-            pretrained=self.pretrained,
-            is_main=self.dist.is_main,
-        )
-
-    def _finish(self) -> Path:
-        """Final validation or export, optional test report and Hub upload; returns the weights."""
-        cfg = self.cfg
-        if self.has_validation and self._last_eval_step != self.step:
-            self.validate()
-        if self.best is not None:
-            path = self.run_dir / f"{self.export_name}.safetensors"
-        else:
-            with preserved_rng():
-                self.recalibrate_batchnorm()
-            path = self.export({})
-        if cfg.eval.test_split:
-            self._report_test(path, cfg.eval.test_split)
-        if cfg.out.push_to_hub and self.dist.is_main:
-            from .hub_publish import push_to_hub
-
-            log.info(
-                "pushed to %s", push_to_hub(path, cfg.out.push_to_hub, private=cfg.out.hub_private)
-            )
-        du.barrier()
-        return path
-
-    def _report_test(self, path: Path, split: str) -> None:
-        """Evaluate the exported weights on `split` (``eval.test_split``); record it in their sidecar."""
-        from ..factory import load_model
-
-        test_set = build_dataset(
-            self.cfg.data,
-            split,
-            self.model.config.preprocess,
-            train=False,
-            seed=self.cfg.train.seed,
-        )
-        selected = load_model(path, device=self.device) if self.best is not None else self.model
-        metrics = self.evaluate(test_set, split, model=selected)
-        if self.dist.is_main:
-            ckpt.add_metrics(path, {"test": json_safe(metrics)})
-        du.barrier()
-
     # -- state --
 
     def save_state(self) -> Path:
@@ -557,8 +388,8 @@ class Trainer:
                 "epoch": self.epoch,
                 "batch_in_epoch": self.batch_in_epoch,
                 "step": self.step,
-                "best": self.best,
-                "last_eval_step": self._last_eval_step,
+                "best": self.selection.best,
+                "last_eval_step": self.selection.last_eval_step,
                 "rng": rngs,
                 "world_size": self.dist.world_size,
                 "config": self.cfg.to_dict(),
@@ -574,12 +405,10 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        self.epoch, self.batch_in_epoch, self.step = (
-            state["epoch"],
-            state["batch_in_epoch"],
-            state["step"],
-        )
-        self.best, self._last_eval_step = state["best"], state["last_eval_step"]
+        self.epoch, self.batch_in_epoch = state["epoch"], state["batch_in_epoch"]
+        self.step = state["step"]
+        self.selection.best = state["best"]
+        self.selection.last_eval_step = state["last_eval_step"]
         run_state.restore_streams(path, state, self.cfg, self.dist, self.step)
         log.info(
             "resumed from %s at step %d (epoch %d, batch %d)",

@@ -1,4 +1,4 @@
-"""Zero-shot evaluation: UAR and WAR with the authors' definitions, per dataset and fold.
+"""Zero-shot evaluation from the command line: UAR and WAR per dataset and fold.
 
 Command line::
 
@@ -8,13 +8,12 @@ Command line::
 Any `DataConfig` field can be given as ``--data.NAME VALUE`` (or ``data.NAME=VALUE``). For every
 fold it writes ``<out>/<dataset>[-fold<k>]-<split>.json`` (metrics, class names, counts),
 ``...-confusion.png`` and ``...-predictions.csv``; with several folds also
-``<out>/<dataset>-<split>-summary.json`` (mean and standard deviation over folds).
+``<out>/<dataset>-<split>-summary.json`` (mean and standard deviation over folds) (`eval_report`).
 
-Scoring follows the authors (reference.md §4, §10): each class is embedded from its
-descriptions (our ClassSet YAML; the authors' one sentence per class is the presets' text), the
-prediction is the argmax of ``softmax(exp(logit_scale) * cos(video, class))``, WAR is the
-accuracy and UAR the mean recall over the union of true and predicted labels
-(`emoclip.train.metrics`).
+Scoring follows the authors (reference.md §4, §10; `scoring`): each class is embedded from its
+descriptions, the prediction is the argmax of ``softmax(exp(logit_scale) * cos(video, class))``,
+WAR is the accuracy and UAR the mean recall over the union of true and predicted labels
+(`emoclip.train.metrics`). Compound classes and unmatched labels: see `scoring`.
 
 Frame sampling (``--eval-sampling``, i.e. ``data.eval_sampling``): ``consecutive`` (default, the
 authors' eval.py: T consecutive frames of every k-th from a random start, here seeded per clip by
@@ -24,22 +23,14 @@ chooses how the clips are shared out: ``authors`` (default) pads as the authors'
 clips); ``drop`` scores every clip exactly once. One process: no padding either way. Every report
 (JSON header, printed line) states the sampling and the padding used.
 
-Compound classes: a class set with compounds scores their names too (a compound's embedding is the
-mean of its parts'). A sample with one label is scored against the class of that name; a sample
-with several labels (MAFW ``label_type=compound``, e.g. ``happiness_surprise``) against the
-compound whose parts are exactly those classes. Samples whose label has no counterpart in the
-class set are left out and counted as ``unmatched``.
+The scoring functions (`evaluate_dataset`, `predict`, `score_gathered`, ...) live in `scoring`
+and are re-exported here.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import functools
-import json
 import logging
-import math
-import statistics
 import sys
 import typing
 from collections.abc import Sequence
@@ -48,223 +39,38 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..classes import ClassSet
-from ..model import EmoCLIP
-from ..zeroshot import TextEmbeddingCache, class_embeddings, probabilities
-from . import distributed as du
-from .loading import EVAL_SAMPLINGS, DataConfig, build_dataset, class_set, collate
-from .metrics import evaluate_predictions, plot_confusion
+from .eval_report import SUMMARY_KEYS as SUMMARY_KEYS, fold_tag, write_fold, write_summary
+from .loading import EVAL_SAMPLINGS, DataConfig, build_dataset, class_set
+from .scoring import (
+    PADDINGS as PADDINGS,
+    evaluate_dataset as evaluate_dataset,
+    frame_sampling as frame_sampling,
+    predict as predict,
+    score_gathered as score_gathered,
+    shard_indices as shard_indices,
+    summary as summary,
+    target_indices as target_indices,
+)
+
+__all__ = [
+    "FOLDED",
+    "PADDINGS",
+    "SUMMARY_KEYS",
+    "evaluate_dataset",
+    "frame_sampling",
+    "main",
+    "parse_data_args",
+    "predict",
+    "run",
+    "score_gathered",
+    "shard_indices",
+    "summary",
+    "target_indices",
+]
 
 log = logging.getLogger(__name__)
 FOLDED = ("mafw", "dfew")
-PADDINGS = ("authors", "drop")
-SUMMARY_KEYS = ("war", "uar", "uar_true_classes")
-
-
-def target_indices(
-    label_sets: Sequence[Sequence[int]], data_names: Sequence[str], scored: ClassSet
-) -> list[int]:
-    """Map dataset labels to indices of the scored class set (classes, then compounds).
-
-    Args:
-        label_sets: Per sample, its label indices into `data_names` (one, or several for a
-            compound); empty when unknown.
-        data_names: The dataset class set's class names, in label order.
-        scored: The class set the model scores.
-
-    Returns:
-        Per sample, an index into ``scored.names``, or -1 when nothing matches.
-    """
-    singles = {c.name.casefold(): i for i, c in enumerate(scored.classes)}
-    offset = len(scored.classes)
-    compounds = {
-        frozenset(p.casefold() for p in c.parts): offset + i for i, c in enumerate(scored.compounds)
-    }
-    out = []
-    for labels in label_sets:
-        names = [data_names[j].casefold() for j in labels if 0 <= j < len(data_names)]
-        if len(names) != len(labels) or not names:
-            out.append(-1)
-        elif len(set(names)) == 1:
-            out.append(singles.get(names[0], -1))
-        else:
-            out.append(compounds.get(frozenset(names), -1))
-    return out
-
-
-@torch.inference_mode()
-def predict(
-    model: EmoCLIP,
-    dataset: Dataset,
-    scored: ClassSet,
-    *,
-    batch_size: int = 16,
-    num_workers: int = 0,
-    precision: str = "fp32",
-) -> tuple[list[str], list[list[int]], list[int]]:
-    """Zero-shot predictions for every item of `dataset`.
-
-    Returns:
-        ``(ids, label_sets, predictions)``; predictions index ``scored.names``.
-    """
-    was_training = model.training
-    model.eval()
-    device = model.logit_scale.device
-    classes = class_embeddings(scored, TextEmbeddingCache(model)).to(device)
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=num_workers,
-        collate_fn=functools.partial(collate, context_length=model.context_length),
-    )
-    ids: list[str] = []
-    label_sets: list[list[int]] = []
-    preds: list[int] = []
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    for batch in loader:
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            video = model.encode_video(batch["frames"].to(device))
-        probs = probabilities(video.float(), classes, model.logit_scale.detach())
-        preds += probs.argmax(-1).tolist()
-        ids += batch["ids"]
-        label_sets += batch["label_sets"]
-    model.train(was_training)
-    return ids, label_sets, preds
-
-
-def shard_indices(n: int, world: int, rank: int, padding: str = "authors") -> list[int]:
-    """The dataset indices one rank scores.
-
-    Args:
-        n: Clips in the dataset.
-        world: Number of processes W.
-        rank: This process, ``0 <= rank < W``.
-        padding: "authors": as torch's ``DistributedSampler(shuffle=False, drop_last=False)``,
-            which the authors' test loader used: ``range(n)`` is padded to ``ceil(n/W)*W`` by
-            repeating its start, and rank r takes every W-th index from r. "drop": every W-th clip
-            from r, each clip exactly once over all ranks.
-
-    Returns:
-        Indices into the dataset, in the order the rank scores them.
-    """
-    if padding not in PADDINGS:
-        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
-    indices = list(range(n))
-    if padding == "authors" and world > 1 and n:
-        total = math.ceil(n / world) * world
-        while len(indices) < total:
-            indices += indices[: total - len(indices)]
-    return indices[rank::world]
-
-
-def frame_sampling(dataset: Dataset) -> str | None:
-    """How `dataset` (or the dataset a `Subset` wraps) samples a clip's frames, if it says."""
-    while isinstance(dataset, Subset):
-        dataset = dataset.dataset
-    return getattr(dataset, "frame_sampling", None)
-
-
-def evaluate_dataset(
-    model: EmoCLIP,
-    dataset: Dataset,
-    data_names: Sequence[str],
-    scored: ClassSet,
-    *,
-    batch_size: int = 16,
-    num_workers: int = 0,
-    precision: str = "fp32",
-    padding: str = "authors",
-) -> dict[str, Any]:
-    """Predict, match labels and compute the metrics; sharded over ranks under torchrun.
-
-    Each rank scores its `shard_indices` (``padding``: "authors" repeats the first clips as the
-    authors' DistributedSampler, "drop" scores each clip once); the results are gathered so every
-    rank returns the same numbers. With "authors" the duplicates count in UAR and in WAR's
-    numerator, and WAR is divided by the number of labelled clips (the authors' ``len(dataset)``).
-
-    Returns:
-        `evaluate_predictions`'s dict plus ``class_names``, ``unmatched``, ``eval_sampling``
-        (`frame_sampling`), ``distributed_padding`` (``{"mode", "world_size",
-        "padded_duplicates"}``) and ``rows`` (``[id, true index, predicted index]`` per clip,
-        each clip once).
-    """
-    rank, world = (torch.distributed.get_rank(), du.world_size()) if du.world_size() > 1 else (0, 1)
-    mine = shard_indices(len(dataset), world, rank, padding)  # type: ignore[arg-type]
-    shard = Subset(dataset, mine) if world > 1 else dataset
-    ids, label_sets, preds = predict(
-        model, shard, scored, batch_size=batch_size, num_workers=num_workers, precision=precision
-    )
-    parts = du.all_gather_objects((mine, ids, label_sets, preds))
-    result = score_gathered(parts, data_names, scored)
-    result.update(
-        eval_sampling=frame_sampling(dataset),
-        distributed_padding={
-            "mode": padding,
-            "world_size": world,
-            "padded_duplicates": result.pop("padded_duplicates"),
-        },
-    )
-    return result
-
-
-def score_gathered(
-    parts: Sequence[tuple[Sequence[int], Sequence[str], Sequence[Sequence[int]], Sequence[int]]],
-    data_names: Sequence[str],
-    scored: ClassSet,
-) -> dict[str, Any]:
-    """The metrics of every rank's ``(dataset indices, ids, label sets, predictions)``.
-
-    A dataset index seen before (DistributedSampler padding) is a duplicate: it is scored as the
-    authors do (in UAR and WAR's numerator) but not in WAR's denominator, ``unmatched`` or ``rows``.
-
-    Returns:
-        `evaluate_predictions`'s dict plus ``class_names``, ``unmatched``, ``rows`` and
-        ``padded_duplicates``.
-    """
-    seen: set[int] = set()
-    duplicate, ids, label_sets, preds = [], [], [], []
-    for indices, part_ids, part_labels, part_preds in parts:
-        for index, clip, labels, pred in zip(indices, part_ids, part_labels, part_preds):
-            duplicate.append(index in seen)
-            seen.add(index)
-            ids.append(clip)
-            label_sets.append(labels)
-            preds.append(pred)
-    targets = target_indices(label_sets, data_names, scored)
-    once = [not d for d in duplicate]
-    labelled = sum(1 for t, o in zip(targets, once) if o and t >= 0)
-    unmatched = sum(1 for t, s, o in zip(targets, label_sets, once) if o and t < 0 and s)
-    result = evaluate_predictions(
-        targets, preds, scored.names, war_denominator=labelled if any(duplicate) else None
-    )
-    result.update(
-        class_names=list(scored.names),
-        unmatched=unmatched,
-        padded_duplicates=sum(duplicate),
-        rows=[[i, t, p] for i, t, p, o in zip(ids, targets, preds, once) if o],
-    )
-    return result
-
-
-def summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The headline numbers of `evaluate_dataset`'s result (for logs and provenance)."""
-    keys = (
-        "war",
-        "uar",
-        "uar_true_classes",
-        "num_samples",
-        "unmatched",
-        "per_class_recall",
-        "eval_sampling",
-        "distributed_padding",
-    )
-    return {k: metrics[k] for k in keys if k in metrics}
-
-
-# ---- command line ------------------------------------------------------------------------------
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -364,78 +170,6 @@ def _folds(dataset: str, folds: list[str]) -> list[int | None]:
     return [int(f) for f in folds]
 
 
-def _tag(cfg: DataConfig, fold: int | None, split: str) -> str:
-    return f"{cfg.dataset}{'' if fold is None else f'-fold{fold}'}-{split}"
-
-
-def _write_fold(out: Path, tag: str, result: dict[str, Any], header: dict[str, Any]) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    names = result["class_names"]
-    with open(out / f"{tag}-predictions.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["id", "true", "predicted"])
-        for clip, t, p in result.pop("rows"):
-            writer.writerow([clip, names[t] if t >= 0 else "", names[p]])
-    plot_confusion(
-        result["confusion"],
-        names,
-        out / f"{tag}-confusion.png",
-        title=f"{tag}: WAR {100 * result['war']:.2f}  UAR {100 * result['uar']:.2f}",
-    )
-    path = out / f"{tag}.json"
-    path.write_text(
-        json.dumps({**header, "metrics": result}, indent=2, default=_json_default) + "\n",
-        encoding="utf-8",
-    )
-    return path
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return str(value)
-
-
-def _summarise(
-    out: Path,
-    cfg: DataConfig,
-    split: str,
-    per_fold: dict[int | None, dict[str, Any]],
-    sampling: str | None,
-    padding: str,
-) -> Path:
-    stats: dict[str, Any] = {}
-    for key in SUMMARY_KEYS:
-        vals = [
-            m[key]
-            for m in per_fold.values()
-            if isinstance(m.get(key), float) and not math.isnan(m[key])
-        ]
-        if vals:
-            stats[key] = {
-                "mean": statistics.fmean(vals),
-                "std": statistics.pstdev(vals),
-                "folds": vals,
-            }
-    path = out / f"{cfg.dataset}-{split}-summary.json"
-    path.write_text(
-        json.dumps(
-            {
-                "dataset": cfg.dataset,
-                "split": split,
-                "folds": list(per_fold),
-                "eval_sampling": sampling,
-                "distributed_padding": padding,
-                "metrics": stats,
-            },
-            indent=2,
-        )
-        + "\n",
-        encoding="utf-8",
-    )
-    return path
-
-
 def run(args: argparse.Namespace, data_values: dict[str, Any], fold_texts: list[str]) -> list[Path]:
     """Evaluate every requested fold; returns the JSON files written."""
     from ..factory import load_model
@@ -467,7 +201,7 @@ def run(args: argparse.Namespace, data_values: dict[str, Any], fold_texts: list[
             precision=args.precision,
             padding=args.padding,
         )
-        tag = _tag(cfg, fold, args.split)
+        tag = fold_tag(cfg, fold, args.split)
         padding = result["distributed_padding"]
         header = {
             "model": str(args.model),
@@ -484,7 +218,7 @@ def run(args: argparse.Namespace, data_values: dict[str, Any], fold_texts: list[
             "data": asdict(cfg),
             "skipped_clips": int(getattr(dataset, "skipped", 0)),
         }
-        written.append(_write_fold(args.out, tag, result, header))
+        written.append(write_fold(args.out, tag, result, header))
         per_fold[fold] = result
         print(
             f"{tag}: WAR {100 * result['war']:.2f}  UAR {100 * result['uar']:.2f}  "
@@ -494,7 +228,7 @@ def run(args: argparse.Namespace, data_values: dict[str, Any], fold_texts: list[
         )
     if len(per_fold) > 1:
         sampling = next(iter(per_fold.values()))["eval_sampling"]
-        written.append(_summarise(args.out, base, args.split, per_fold, sampling, args.padding))
+        written.append(write_summary(args.out, base, args.split, per_fold, sampling, args.padding))
     return written
 
 

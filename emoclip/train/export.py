@@ -1,6 +1,6 @@
 """The exported weights of a run: their name, config, provenance record and files.
 
-Plain functions of the pieces they need; `engine.Trainer` calls them from one-line methods.
+Plain functions of the pieces they need; `selection.ModelSelection` calls them when it exports.
 """
 
 from __future__ import annotations

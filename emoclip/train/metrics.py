@@ -15,7 +15,7 @@ Distributed evaluation (several processes): the authors' test loader uses torch'
 ``DistributedSampler`` (``drop_last=False``), which pads the index list to a multiple of the
 number of processes W by repeating its first ``ceil(N/W)*W - N`` clips. Their WAR counts those
 duplicates' correct predictions in the numerator but divides by ``len(test_dataset)`` = N, and their
-UAR is computed on the all-gathered arrays, duplicates included. `emoclip.train.evaluate` keeps
+UAR is computed on the all-gathered arrays, duplicates included. `emoclip.train.scoring` keeps
 that as the default (``padding="authors"``, via `evaluate_predictions`'s ``war_denominator``) and
 offers ``padding="drop"`` (each clip counted exactly once); with one process both are the same.
 

@@ -9,11 +9,18 @@ import numpy as np
 
 from .synthetic_cues import CUES, Expression
 
-__all__ = ["caption"]
+__all__ = ["ADVERBS", "CLAUSES", "NOUNS", "NOUN_LEADS", "caption"]
 
-# Per cue value: noun phrases, and clauses as (subject, predicate) so that they read both as
+# The caption vocabulary, public so that tests and the paraphrase checks can read every word a
+# caption may use (with the template words of `caption`: "A face whose ... while ...", ", as ",
+# ", with ", ", showing "). Read-only by convention.
+#
+# NOUNS[cue][value]: the noun phrases of one cue value ("a wide smile").
+# CLAUSES[cue][value]: its clauses as (subject, predicate), so that they read both as
 # "the eyes narrow" and as "a face whose eyes narrow". The neutral values get stative verbs.
-_NOUNS: dict[str, dict[str, tuple[str, ...]]] = {
+# ADVERBS: put before a non-neutral predicate a quarter of the time ("slowly narrow").
+# NOUN_LEADS: how a noun-phrase caption starts ("A face with "; "" for none).
+NOUNS: dict[str, dict[str, tuple[str, ...]]] = {
     "mouth": {
         "smile": (
             "a smile",
@@ -99,7 +106,7 @@ _NOUNS: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 
-_CLAUSES: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
+CLAUSES: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
     "mouth": {
         "smile": (
             ("mouth", "curves up into a smile"),
@@ -169,8 +176,8 @@ _CLAUSES: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
 }
 
 _NEUTRAL_VALUES = {"flat", "neutral", "normal"}
-_ADVERBS = ("slowly", "gradually", "suddenly")
-_NOUN_LEADS = (
+ADVERBS = ("slowly", "gradually", "suddenly")
+NOUN_LEADS = (
     "A face with ",
     "A person with ",
     "Someone with ",
@@ -190,9 +197,9 @@ def _join(parts: Sequence[str]) -> str:
 
 
 def _clause(cue: str, value: str, rng: np.random.Generator, *, article: bool = True) -> str:
-    subject, predicate = _pick(rng, _CLAUSES[cue][value])
+    subject, predicate = _pick(rng, CLAUSES[cue][value])
     if value not in _NEUTRAL_VALUES and rng.random() < 0.25:
-        predicate = f"{_pick(rng, _ADVERBS)} {predicate}"
+        predicate = f"{_pick(rng, ADVERBS)} {predicate}"
     return f"{'the ' if article else ''}{subject} {predicate}"
 
 
@@ -209,10 +216,10 @@ def caption(expr: Expression, rng: np.random.Generator) -> str:
     if rng.random() < 0.25:
         order = order[1:]
     cues = [cues[i] for i in order]
-    nouns = [_pick(rng, _NOUNS[cue][value]) for cue, value in cues]
+    nouns = [_pick(rng, NOUNS[cue][value]) for cue, value in cues]
     style = int(rng.integers(5))
     if style == 0:  # noun phrases only
-        text = _pick(rng, _NOUN_LEADS) + _join(nouns)
+        text = _pick(rng, NOUN_LEADS) + _join(nouns)
     elif style == 1:  # clauses only
         text = _join([_clause(cue, value, rng) for cue, value in cues])
     elif style == 2:  # "A face whose ... while ..."
@@ -220,7 +227,7 @@ def caption(expr: Expression, rng: np.random.Generator) -> str:
         rest = [_clause(cue, value, rng) for cue, value in cues[1:]]
         text = f"A face whose {first} while {_join(rest)}"
     elif style == 3:  # noun phrases, then a clause
-        lead = _pick(rng, _NOUN_LEADS[:-1])
+        lead = _pick(rng, NOUN_LEADS[:-1])
         link = _pick(rng, (", as ", " while ", "; "))
         text = lead + _join(nouns[:-1]) + link + _clause(*cues[-1], rng)
     else:  # clauses, then a noun phrase

@@ -1,0 +1,68 @@
+"""The face detector a predictor shares between its requests: made on first use, one frame at a time.
+
+MediaPipe's detector is not safe to call from two threads at once and costs a model load to make,
+so each `EmotionPredictor` owns one `SharedDetector`: it creates the `faces.FaceDetector` lazily
+(once, even when threads race to use it first), serialises calls to it, and hands the pipeline's
+decode threads a `LockedDetector` view that goes through the same lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..faces import FaceBox, FaceDetector
+
+__all__ = ["LockedDetector", "SharedDetector"]
+
+
+class LockedDetector:
+    """One MediaPipe detector shared by concurrent requests, one frame at a time."""
+
+    def __init__(self, detector: Any, lock: threading.Lock) -> None:
+        self._detector, self._lock = detector, lock
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]:
+        """Faces of one (H, W, 3) uint8 RGB frame, waiting for other requests' calls to finish."""
+        with self._lock:
+            result: list[FaceBox] = self._detector.detect(image)
+            return result
+
+    def close(self) -> None:
+        """Nothing to release: the predictor owns the detector."""
+
+
+class SharedDetector:
+    """A `faces.FaceDetector` created on first use and called under one lock (see the module)."""
+
+    def __init__(self) -> None:
+        self._detector: FaceDetector | None = None
+        self._create_lock = threading.Lock()
+        self._call_lock = threading.Lock()
+
+    def get(self) -> FaceDetector:
+        """The detector itself, created on the first call (calls to it are not serialised)."""
+        from ..faces import FaceDetector
+
+        with self._create_lock:
+            if self._detector is None:
+                self._detector = FaceDetector()
+            return self._detector
+
+    def locked(self) -> LockedDetector:
+        """A view of the detector whose calls wait for each other (for decode threads)."""
+        return LockedDetector(self.get(), self._call_lock)
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]:
+        """Faces of one (H, W, 3) uint8 RGB frame, best first, under the shared lock."""
+        return self.locked().detect(image)
+
+    def close(self) -> None:
+        """Release the detector (a later call makes a new one)."""
+        with self._create_lock:
+            detector, self._detector = self._detector, None
+        if detector is not None:
+            detector.close()
