@@ -96,4 +96,4 @@ def test_real_vitb32_shapes_random_init():
         video = model.encode_video(torch.randn(1, 2, 3, 224, 224))
         text = model.encode_text(emoclip.tokenize(["a happy face"]))
     assert video.shape == (1, 512) and text.shape == (1, 512)
-    assert math.isclose(float(model.logit_scale), math.log(1 / 0.07), rel_tol=1e-6)
+    assert math.isclose(model.logit_scale.item(), math.log(1 / 0.07), rel_tol=1e-6)
