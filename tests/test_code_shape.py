@@ -3,7 +3,7 @@
 - Every module of the library, the app, the benchmarks and the scripts stays under the size bar
   (tests are exempt: one test file per public surface can be long).
 - Tests, benchmarks and scripts use the project through its public names: no ``mod._name``,
-  ``obj._name``, ``from m import _name`` or ``monkeypatch.setattr(mod, "_name", ...)`` for a private
+  ``obj._name``, ``from m import _name``, ``getattr(mod, "_name")`` or ``monkeypatch.setattr(mod, "_name", ...)`` for a private
   name that the library or the app defines. What a test needs to see or replace gets a documented
   public seam instead, so that refactoring internals never silently breaks (or fakes) a test.
 """
@@ -65,7 +65,9 @@ def private_uses(source: str, private: set[str]) -> list[tuple[int, str]]:
             own |= isinstance(owner, ast.Call) and ast.unparse(owner.func) == "super"
             if not own:  # a class's own code may use its own private names
                 found.append((node.lineno, ast.unparse(node)))
-        elif isinstance(node, ast.Call) and ast.unparse(node.func).endswith("setattr"):
+        elif isinstance(node, ast.Call) and ast.unparse(node.func).endswith(
+            ("setattr", "getattr", "delattr")
+        ):
             for arg in node.args[:2]:
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                     if any(part in private for part in arg.value.split(".")):
@@ -83,9 +85,10 @@ def test_the_private_name_check_sees_each_kind_of_reach():
             "monkeypatch.setattr(m, '_secret', 1)",
             "monkeypatch.setattr('emoclip.model._helper', 1)",
             "self._secret; super()._helper(); os._exit(0); m.public",
+            "getattr(m, '_secret')",
         ]
     )
-    assert [line for line, _ in private_uses(code, private)] == [1, 3, 4, 5]
+    assert [line for line, _ in private_uses(code, private)] == [1, 3, 4, 5, 7]
 
 
 def test_tests_benchmarks_and_scripts_use_only_public_names():
