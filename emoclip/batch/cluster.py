@@ -24,9 +24,41 @@ def import_ray():
 NO_PRESTART = {"RAY_prestart_worker_first_driver": "0"}
 
 
+RAY_CLIENT_UNSUPPORTED = (
+    "emoclip batch cannot run over Ray Client (a ray:// address): Ray Data needs its driver "
+    "inside the cluster, and a Ray Client connection has none (Ray's limitation, not a setting). "
+    "Run the command on a node of the cluster, e.g. the head node, with --address auto (results "
+    "go to --out on that node), or submit it there as a Ray job: ray job submit "
+    "--address http://HEAD_IP:8265 -- emoclip batch ... --address auto"
+)
+
+
+class RayClientError(ValueError):
+    """`run_batch` was asked to use Ray Client (``ray://``), which Ray Data does not support."""
+
+
+def check_address(address: str | None) -> None:
+    """RayClientError for a Ray Client address (`address`, else ``RAY_ADDRESS``), before any
+    work: Ray Data's streaming executor needs the driver's core worker, which Ray Client lacks."""
+    value = (address or os.environ.get("RAY_ADDRESS") or "").strip()
+    if value.lower().startswith("ray://"):
+        raise RayClientError(f"{RAY_CLIENT_UNSUPPORTED} (address {value})")
+
+
+def check_not_client(ray) -> None:
+    """RayClientError when this process is already connected to Ray through Ray Client."""
+    try:
+        from ray.util.client import ray as client
+    except ImportError:  # pragma: no cover - every Ray with Ray Data has it
+        return
+    if client.is_connected():
+        raise RayClientError(RAY_CLIENT_UNSUPPORTED)
+
+
 def start_ray(ray, address: str | None, num_cpus: int | None) -> None:
-    """Join `address` (or ``RAY_ADDRESS``), else start Ray on this machine with `num_cpus` CPUs
-    (default: all), without dashboard, log forwarding or prestarted idle workers."""
+    """Join `address` (or ``RAY_ADDRESS``; ``auto`` or a cluster's ``HOST:PORT``, never
+    ``ray://``: `check_address`), else start Ray on this machine with `num_cpus` CPUs (default:
+    all), without dashboard, log forwarding or prestarted idle workers."""
     if address or os.environ.get("RAY_ADDRESS"):
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         return
@@ -86,4 +118,13 @@ def pool_size(ray, workers: int | None, cpus: float, gpus: float, pending: int) 
     return max(1, min(n, pending))
 
 
-__all__ = ["import_ray", "pool_size", "start_ray", "stop_ray"]
+__all__ = [
+    "RAY_CLIENT_UNSUPPORTED",
+    "RayClientError",
+    "check_address",
+    "check_not_client",
+    "import_ray",
+    "pool_size",
+    "start_ray",
+    "stop_ray",
+]

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..classes import ClassSet
-from .cluster import import_ray, pool_size, start_ray, stop_ray
+from .cluster import check_address, check_not_client, import_ray, pool_size, start_ray, stop_ray
 from .inputs import expand_inputs
 from .schema import RESULTS_DIR, TIMELINE_DIR, timeline_schema
 from .worker import BatchWorker
@@ -250,9 +250,11 @@ def run_batch(
         model: Registry name or ``.safetensors`` path (default: the best available, as `predict`).
         classes: Class set (default: the model's own).
         weights_dirs: Extra folders with NAME.safetensors (on every node).
-        address: Ray cluster to use: ``"auto"``, ``"ray://host:10001"``; None uses ``RAY_ADDRESS``
-            when set, else starts Ray on this machine and stops it afterwards. A Ray already
-            initialised in this process is used as it is.
+        address: Ray cluster to join from one of its nodes: ``"auto"`` or ``"HOST:PORT"``; None
+            uses ``RAY_ADDRESS`` when set, else starts Ray on this machine and stops it
+            afterwards. A Ray already initialised in this process is used as it is (and left
+            running). Ray Client (``ray://``) is refused at once with a `cluster.RayClientError`
+            (a ValueError): Ray Data cannot run over it.
         workers: Actors in the pool (default: the cluster's CPUs // `cpus_per_worker`, at most
             one per pending input).
         cpus_per_worker: CPUs reserved per actor (also its torch threads).
@@ -271,6 +273,7 @@ def run_batch(
     Returns:
         A `BatchSummary`; rows are in ``out/results/part-*.parquet`` (see `schema`).
     """
+    check_address(address)  # before any work: Ray Data cannot run over Ray Client
     if face_fallback not in ("center", "skip"):  # checked here, not once per actor
         raise ValueError(f"face_fallback must be 'center' or 'skip', not {face_fallback!r}")
     if int(batch_size) < 1 or int(max_attempts) < 1:
@@ -307,6 +310,7 @@ def run_batch(
         return summary
 
     ray = import_ray()
+    check_not_client(ray)
     own = not ray.is_initialized()
     if own:
         start_ray(ray, address, num_cpus)
