@@ -397,7 +397,10 @@ def _add_batch_parser(sub) -> None:
     batch.add_argument("--quiet", action="store_true", help="no progress line")
     ray = batch.add_argument_group("Ray (default: a local Ray started and stopped for this run)")
     ray.add_argument(
-        "--address", default=None, help="cluster: auto or ray://host:port (or set RAY_ADDRESS)"
+        "--address",
+        default=None,
+        help="cluster to join, run from one of its nodes: auto or HOST:PORT (or set RAY_ADDRESS); "
+        "not ray:// (Ray Data cannot run over Ray Client)",
     )
     ray.add_argument(
         "--workers",

@@ -7,7 +7,7 @@
 This is the only part of `emoclip` that imports Ray (and pyarrow); `run_batch` starts a local Ray
 when none is running (or joins ``address`` / ``RAY_ADDRESS``). Modules: `inputs` (INPUTS and
 manifests to rows), `worker` (the model-holding actor), `run` (pipeline, resume, progress,
-CSV export), `schema` (the Parquet columns).
+CSV export), `cluster` (starting, joining and stopping Ray), `schema` (the Parquet columns).
 """
 
 from __future__ import annotations

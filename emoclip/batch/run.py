@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..classes import ClassSet
+from .cluster import check_address, check_not_client, import_ray, pool_size, start_ray, stop_ray
 from .inputs import expand_inputs
 from .schema import RESULTS_DIR, TIMELINE_DIR, timeline_schema
 from .worker import BatchWorker
@@ -219,14 +220,6 @@ def terminal_progress(stream=None, every: float = 2.0) -> Progress:
     return show
 
 
-def _ray():
-    try:
-        import ray
-    except ImportError:
-        raise ImportError("batch analysis needs Ray: pip install 'emoclip[scale]'") from None
-    return ray
-
-
 def run_batch(
     inputs: Sequence[str | os.PathLike],
     out: str | os.PathLike,
@@ -257,9 +250,11 @@ def run_batch(
         model: Registry name or ``.safetensors`` path (default: the best available, as `predict`).
         classes: Class set (default: the model's own).
         weights_dirs: Extra folders with NAME.safetensors (on every node).
-        address: Ray cluster to use: ``"auto"``, ``"ray://host:10001"``; None uses ``RAY_ADDRESS``
-            when set, else starts Ray on this machine and stops it afterwards. A Ray already
-            initialised in this process is used as it is.
+        address: Ray cluster to join from one of its nodes: ``"auto"`` or ``"HOST:PORT"``; None
+            uses ``RAY_ADDRESS`` when set, else starts Ray on this machine and stops it
+            afterwards. A Ray already initialised in this process is used as it is (and left
+            running). Ray Client (``ray://``) is refused at once with a `cluster.RayClientError`
+            (a ValueError): Ray Data cannot run over it.
         workers: Actors in the pool (default: the cluster's CPUs // `cpus_per_worker`, at most
             one per pending input).
         cpus_per_worker: CPUs reserved per actor (also its torch threads).
@@ -278,8 +273,7 @@ def run_batch(
     Returns:
         A `BatchSummary`; rows are in ``out/results/part-*.parquet`` (see `schema`).
     """
-    from ..factory import best_available
-
+    check_address(address)  # before any work: Ray Data cannot run over Ray Client
     if face_fallback not in ("center", "skip"):  # checked here, not once per actor
         raise ValueError(f"face_fallback must be 'center' or 'skip', not {face_fallback!r}")
     if int(batch_size) < 1 or int(max_attempts) < 1:
@@ -288,7 +282,10 @@ def run_batch(
         )
     started = time.perf_counter()
     out = Path(out)
-    model = model or best_available(weights_dirs=weights_dirs)
+    if not model:  # imported only then: the driver needs no torch (a second saved at start)
+        from ..registry import best_available
+
+        model = best_available(weights_dirs=weights_dirs)
     if Path(model).is_file():
         model = str(Path(model).resolve())
     key = config_key(model, classes, face_fallback, frame_fps)
@@ -312,12 +309,13 @@ def run_batch(
         summary.seconds = time.perf_counter() - started
         return summary
 
-    ray = _ray()
+    ray = import_ray()
+    check_not_client(ray)
     own = not ray.is_initialized()
     if own:
-        _init_ray(ray, address, num_cpus)
+        start_ray(ray, address, num_cpus)
     try:
-        summary.workers = _pool_size(
+        summary.workers = pool_size(
             ray, workers, cpus_per_worker, gpus_per_worker, pending.num_rows
         )
         ds = _dataset(ray, pending, batch_size, summary.workers).map_batches(
@@ -347,7 +345,7 @@ def run_batch(
             _consume(ds, out, summary, pending.num_rows, progress, started)
     finally:
         if own:
-            ray.shutdown()
+            stop_ray(ray)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -362,36 +360,6 @@ def _quiet(name: str, level: int = logging.ERROR) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(before)
-
-
-def _init_ray(ray, address: str | None, num_cpus: int | None) -> None:
-    quiet = dict(
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-        configure_logging=True,
-    )
-    if address or os.environ.get("RAY_ADDRESS"):
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-    else:
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **quiet)
-
-
-def _pool_size(ray, workers: int | None, cpus: float, gpus: float, pending: int) -> int:
-    if workers is not None:
-        if workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
-        return min(int(workers), pending)
-    resources = ray.cluster_resources()
-    n = int(resources.get("CPU", 1) // max(cpus, 1e-9))
-    if gpus:
-        n = min(n, int(resources.get("GPU", 0) // gpus))
-    if n < 1:
-        raise ValueError(
-            f"the Ray cluster has {resources.get('CPU', 0)} CPUs and {resources.get('GPU', 0)} "
-            f"GPUs: not enough for one worker of {cpus} CPUs and {gpus} GPUs"
-        )
-    return max(1, min(n, pending))
 
 
 def _dataset(ray, pending: pa.Table, batch_size: int, workers: int):
