@@ -116,9 +116,9 @@ def naive_pipeline(model, path: Path, classes, detector) -> np.ndarray:
     import torch
     from PIL import Image
 
-    from emoclip.inference.predictor import window_spans
-    from emoclip.tokenizer import tokenize
-    from emoclip.video import sample_indices
+    from emoclip.inference.timeline import window_spans
+    from emoclip.media import sample_indices
+    from emoclip.model.tokenizer import tokenize
     from emoclip.zeroshot import probabilities
 
     cfg = model.config.preprocess
@@ -283,8 +283,8 @@ def bench_p5(predictor, path: Path, repeats: int) -> dict[str, Any]:
     encoding the crops once; the whole analysis's time is reported beside it."""
     import torch
 
-    from emoclip.inference.predictor import window_spans
-    from emoclip.video import sample_indices
+    from emoclip.inference.timeline import window_spans
+    from emoclip.media import sample_indices
 
     classes = predictor.default_classes()
     with CropRecorder(predictor) as rec:

@@ -18,7 +18,7 @@ def weights_file(model_name: str, folder: Path) -> str:
     """A test model of the registry (random weights) as a checkpoint file in `folder`, saved once
     with seed 0, so that a child loads it the way a real model loads (a memory-mapped safetensors
     file); any other name or path is returned as it is."""
-    from emoclip.factory import get_spec
+    from emoclip.weights.registry import get_spec
 
     try:
         spec = get_spec(model_name)
@@ -30,7 +30,7 @@ def weights_file(model_name: str, folder: Path) -> str:
     if not path.exists():
         import torch
 
-        from emoclip.weights import save_checkpoint
+        from emoclip.weights.files import save_checkpoint
 
         torch.manual_seed(0)
         model = load(model_name)

@@ -12,7 +12,7 @@ from typing import Any
 class WorkCounter:
     """Counts the work the library does, whatever the machine's speed, while installed.
 
-    * ``frames_decoded``: video frames decoded into RGB arrays (`emoclip.video_frames.to_rgb`; the frames
+    * ``frames_decoded``: video frames decoded into RGB arrays (`emoclip.media.frames.to_rgb`; the frames
       between samples are only ``grab()``-ed), plus the frames the naive P3 pipeline converts;
     * ``crops_encoded``: frames through an image tower (a predictor's tower, or
       `EmoCLIP.encode_image` called outside one);
@@ -53,8 +53,9 @@ class WorkCounter:
             return self
         from open_clip.model import CLIP
 
-        from emoclip import model as model_mod, video_frames
         from emoclip.inference import fast_paths, precision
+        from emoclip.media import frames as video_frames
+        from emoclip.model import network as model_mod
 
         counter = self
 

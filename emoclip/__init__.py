@@ -11,69 +11,58 @@ Heavy dependencies (open_clip, mediapipe, OpenCV) are imported on first use, not
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .version import __version__
+from emoclip._lazy import attach
+from emoclip.version import __version__
 
 _EXPORTS = {
-    "available_models": "factory",
-    "best_available": "factory",
-    "list_models": "factory",
-    "load_model": "factory",
-    "ModelSource": "factory",
-    "WeightsNotFoundError": "factory",
-    "EmoCLIP": "model",
-    "EmoCLIPConfig": "model_config",
-    "tokenize": "tokenizer",
-    "CheckpointError": "weights",
+    "available_models": "weights.factory",
+    "best_available": "weights.factory",
+    "list_models": "weights.factory",
+    "load_model": "weights.factory",
+    "ModelSource": "weights.factory",
+    "WeightsNotFoundError": "weights.factory",
+    "EmoCLIP": "model.network",
+    "EmoCLIPConfig": "model.config",
+    "tokenize": "model.tokenizer",
+    "CheckpointError": "weights.files",
     "ClassSet": "classes",
     "ClassSetError": "classes",
     "preset": "classes",
     "preset_names": "classes",
-    "VideoDecodeError": "video",
-    "ImageDecodeError": "images",
+    "VideoDecodeError": "media.probe",
+    "ImageDecodeError": "media.images",
     "EmotionPredictor": "inference.predictor",
-    "Prediction": "inference.predictor",
-    "convert_checkpoint": "convert",
+    "Prediction": "results",
+    "convert_checkpoint": "weights.convert",
 }
 
-__all__ = ["__version__", *_EXPORTS]
-
-
-def __getattr__(name: str) -> Any:
-    # Lazy re-exports keep `import emoclip` free of torch/open_clip/cv2 work until first use.
-    if name in _EXPORTS:
-        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'emoclip' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__, _names = attach(__name__, _EXPORTS)
+__all__ = ["__version__", *_names]
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs (`X as X` marks an explicit re-export)
-    from .classes import (
+    from emoclip.classes import (
         ClassSet as ClassSet,
         ClassSetError as ClassSetError,
         preset as preset,
         preset_names as preset_names,
     )
-    from .convert import convert_checkpoint as convert_checkpoint
-    from .factory import (
+    from emoclip.inference.predictor import EmotionPredictor as EmotionPredictor
+    from emoclip.media import VideoDecodeError as VideoDecodeError
+    from emoclip.media.images import ImageDecodeError as ImageDecodeError
+    from emoclip.model.config import EmoCLIPConfig as EmoCLIPConfig
+    from emoclip.model.network import EmoCLIP as EmoCLIP
+    from emoclip.model.tokenizer import tokenize as tokenize
+    from emoclip.results import Prediction as Prediction
+    from emoclip.weights.convert import convert_checkpoint as convert_checkpoint
+    from emoclip.weights.factory import load_model as load_model
+    from emoclip.weights.files import CheckpointError as CheckpointError
+    from emoclip.weights.registry import (
         ModelSource as ModelSource,
         WeightsNotFoundError as WeightsNotFoundError,
         available_models as available_models,
         best_available as best_available,
         list_models as list_models,
-        load_model as load_model,
     )
-    from .images import ImageDecodeError as ImageDecodeError
-    from .inference.predictor import EmotionPredictor as EmotionPredictor, Prediction as Prediction
-    from .model import EmoCLIP as EmoCLIP
-    from .model_config import EmoCLIPConfig as EmoCLIPConfig
-    from .tokenizer import tokenize as tokenize
-    from .video import VideoDecodeError as VideoDecodeError
-    from .weights import CheckpointError as CheckpointError

@@ -1,5 +1,5 @@
 """``python -m emoclip`` runs the command line."""
 
-from .cli import main
+from emoclip.cli import main
 
 raise SystemExit(main())

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .terminal import safe_text, terminal_message
+from emoclip.terminal import safe_text, terminal_message
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _setup_terminal(verbose: bool) -> None:
     """Quiet native log lines for this process, or (``--verbose``) let them all through."""
-    from .quiet import silence_native_stderr
+    from emoclip.quiet import silence_native_stderr
 
     if verbose:
         os.environ["EMOCLIP_LOG_LEVEL"] = "debug"  # quiet_native_stderr blocks become no-ops too
@@ -173,13 +173,13 @@ def _positive(kind: type):
 
 
 def _version() -> str:
-    from .version import __version__
+    from emoclip.version import __version__
 
     return __version__
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .factory import available_models, get_spec
+    from emoclip.weights.registry import available_models, get_spec
 
     sources = available_models(weights_dirs=args.weights_dir)
     specs = {s.name: get_spec(s.name) for s in sources}
@@ -210,15 +210,15 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def default_model_name(weights_dirs: Sequence[str] = ()) -> str:
-    """The best available model by registry rank (`emoclip.factory.best_available`, shared with
+    """The best available model by registry rank (`emoclip.weights.factory.best_available`, shared with
     the app); when none is, the best-ranked one, whose loading then explains what was tried."""
-    from .factory import best_available
+    from emoclip.weights.registry import best_available
 
     return best_available(weights_dirs=weights_dirs)
 
 
 def _load_classes(spec: str | None):
-    from .classes import ClassSet, ClassSetError, preset
+    from emoclip.classes import ClassSet, ClassSetError, preset
 
     if spec is None:
         return None
@@ -233,9 +233,9 @@ def _load_classes(spec: str | None):
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .factory import load_model
-    from .inference.inputs import FRAME_FOLDER_FPS, VideoLimits, iter_inputs
-    from .inference.predictor import EmotionPredictor
+    from emoclip.inference.predictor import EmotionPredictor
+    from emoclip.media.inputs import FRAME_FOLDER_FPS, VideoLimits, iter_inputs
+    from emoclip.weights.factory import load_model
 
     classes = _load_classes(args.classes)
     limits = VideoLimits(
@@ -325,7 +325,7 @@ def _interpretation(items: list, fps: float) -> str:
 
 
 def _write_outputs(results: list, json_out: str | None, csv_out: str | None) -> None:
-    from .results import write_text
+    from emoclip.results import write_text
 
     if json_out:
         data = results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results]
@@ -426,7 +426,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    from .batch import describe, export_csv, run_batch, terminal_progress
+    from emoclip.batch import describe, export_csv, run_batch, terminal_progress
 
     summary = run_batch(
         args.inputs,
@@ -454,7 +454,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 def _cmd_convert(args: argparse.Namespace) -> int:
     import torch
 
-    from .convert import convert_checkpoint
+    from emoclip.weights.convert import convert_checkpoint
 
     out = convert_checkpoint(
         args.src,

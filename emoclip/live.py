@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .classes import ClassSet
-    from .inference.predictor import EmotionPredictor
+    from emoclip.classes import ClassSet
+    from emoclip.inference.predictor import EmotionPredictor
 
 
 class LiveWindow:

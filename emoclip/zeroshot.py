@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 import torch.nn.functional as F
 
-from .tokenizer import tokenize
+from emoclip.model.tokenizer import tokenize
 
 if TYPE_CHECKING:
-    from .classes import ClassSet
-    from .model import EmoCLIP
+    from emoclip.classes import ClassSet
+    from emoclip.model.network import EmoCLIP
 
 
 class TextScorer(Protocol):

@@ -46,8 +46,9 @@ def error(exc: BaseException | str, path: str | None = None) -> gr.Error:
 def user_errors() -> tuple[type[BaseException], ...]:
     """The package's errors whose message is meant for the user."""
     from emoclip.classes import ClassSetError
-    from emoclip.inference.predictor import LimitError, NoFaceError
-    from emoclip.video import VideoDecodeError
+    from emoclip.inference.encoding import NoFaceError
+    from emoclip.media import VideoDecodeError
+    from emoclip.media.probe import LimitError
 
     return (VideoDecodeError, LimitError, NoFaceError, ClassSetError)
 

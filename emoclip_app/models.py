@@ -33,9 +33,9 @@ except ImportError:  # pragma: no cover - depends on the environment
         return fn if fn is not None else (lambda f: f)
 
 
-# Which models, and in what order, is the registry's policy (emoclip.registry: ModelSpec.rank and
+# Which models, and in what order, is the registry's policy (emoclip.weights.registry: ModelSpec.rank and
 # .kind, ranked_models, best_available); each name's own sources are ordered by
-# emoclip.registry.resolve (local file, Hub cache, Hub download, ...). _KIND_TEXT is about those
+# emoclip.weights.registry.resolve (local file, Hub cache, Hub download, ...). _KIND_TEXT is about those
 # sources (ModelSource.kind), not about ModelSpec.kind.
 _KIND_TEXT = {
     "local": "local weights file",
@@ -53,7 +53,7 @@ def model_kind(name: str | None) -> str | None:
     for a name the registry does not know."""
     if name is None:
         return None
-    from emoclip.registry import get_spec
+    from emoclip.weights.registry import get_spec
 
     try:
         return get_spec(name).kind
@@ -129,7 +129,7 @@ class ModelManager:
     def names(self) -> list[str]:
         """Model names in preference order (the forced one first): the registry's listed models by
         rank, and with `include_test_model` its best-ranked test model."""
-        from emoclip.registry import ranked_models
+        from emoclip.weights.registry import ranked_models
 
         names = ranked_models()
         if self.include_test_model:
@@ -143,7 +143,7 @@ class ModelManager:
         with self._lock:
             if self._sources is not None:
                 return self._sources
-        from emoclip.registry import resolve
+        from emoclip.weights.registry import resolve
 
         found = {}
         for name in self.names():
@@ -172,7 +172,7 @@ class ModelManager:
 
     def _boot(self) -> None:
         try:
-            from emoclip.registry import best_available
+            from emoclip.weights.registry import best_available
 
             sources = self.sources()
             order = self.available()
@@ -289,7 +289,8 @@ class ModelManager:
             if key in self._predictors:
                 return self._predictors[key]
         model = self.model(name)
-        from emoclip.inference.predictor import EmotionPredictor, VideoLimits
+        from emoclip.inference.predictor import EmotionPredictor
+        from emoclip.media.inputs import VideoLimits
 
         with self._lock:
             if key not in self._predictors:

@@ -1,7 +1,7 @@
 """An independent re-implementation of the authors' EmoCLIP modules (NickyFot/EmoCLIP), for tests.
 
 Written from reference.md §3, §7 and the vit-pytorch style the authors' code follows; it does not
-import `emoclip.temporal`. Module nesting reproduces the authors' state-dict keys exactly:
+import `emoclip.model.temporal`. Module nesting reproduces the authors' state-dict keys exactly:
 
     temporal_transformer.layers.{i}.0.fn.norm.*           Residual(PreNorm(Attention)).fn.norm
     temporal_transformer.layers.{i}.0.fn.fn.to_qkv.weight  Attention.to_qkv (no bias)

@@ -24,9 +24,12 @@ import numpy as np
 from hypothesis import HealthCheck, settings
 
 from emoclip.classes import ClassSetError
-from emoclip.inference.encoding import VideoEncoding
-from emoclip.inference.predictor import EmotionPredictor, LimitError, NoFaceError, VideoLimits
-from emoclip.model import EmoCLIP
+from emoclip.inference.encoding import NoFaceError, VideoEncoding
+from emoclip.inference.predictor import EmotionPredictor
+from emoclip.media import VideoDecodeError
+from emoclip.media.inputs import VideoLimits
+from emoclip.media.probe import LimitError
+from emoclip.model.network import EmoCLIP
 from emoclip.testing.media import (
     blank_frames,
     moving_face_frames,
@@ -35,8 +38,7 @@ from emoclip.testing.media import (
     write_video,
     write_wav,
 )
-from emoclip.video import VideoDecodeError
-from emoclip.weights import save_checkpoint
+from emoclip.weights.files import save_checkpoint
 
 FACE_SIZE = (224, 240)  # (H, W): the smallest frame the 200x200 face patch fits in
 LIMITS = VideoLimits(max_bytes=20_000_000, max_duration=120.0, max_pixels=3840 * 2160)
@@ -210,7 +212,7 @@ class Case:
         expect: "ok" (a sensible result), "any" (a result or a typed error: damaged files whose
             outcome depends on the codec), or the error type.
         match: Text the error message must contain (case-insensitive).
-        decoder: What the video decoder alone (`emoclip.video`) makes of it when that differs
+        decoder: What the video decoder alone (`emoclip.media`) makes of it when that differs
             (a still image: the predictor and CLI analyse it, the decoder refuses it), with the
             text its message must contain.
     """

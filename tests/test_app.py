@@ -291,7 +291,7 @@ def test_errors_become_gr_error(video, predictor, tmp_path, monkeypatch):
     assert str(tmp_path) not in str(info.value)
     with pytest.raises(gr.Error, match="Upload or record"):
         analyse_tab.analyse(None, "center", Session(), progress=no_progress)
-    from emoclip.inference.predictor import VideoLimits
+    from emoclip.media.inputs import VideoLimits
 
     monkeypatch.setattr(predictor, "limits", VideoLimits(max_duration=1.0))
     other = tmp_path / "long.webm"
@@ -445,7 +445,7 @@ def test_model_manager_serves_a_quick_model_while_the_best_one_downloads(monkeyp
     from types import SimpleNamespace
 
     import emoclip
-    from emoclip.factory import ModelSource
+    from emoclip.weights.registry import ModelSource
     from emoclip_app.models import ModelManager
 
     gate, loaded = threading.Event(), []
@@ -485,7 +485,7 @@ def test_model_manager_serves_a_quick_model_while_the_best_one_downloads(monkeyp
 
 
 def test_status_says_plainly_when_no_model_can_be_loaded(monkeypatch):
-    from emoclip.factory import ModelSource
+    from emoclip.weights.registry import ModelSource
     from emoclip_app.models import ModelManager
 
     manager = ModelManager(
@@ -510,9 +510,9 @@ def test_toy_model_from_a_weights_folder(tmp_path, monkeypatch, video):
     """A synthetic-tiny checkpoint (random weights here) is found, labelled a toy, and runs."""
     import torch
 
-    from emoclip.model import EmoCLIP
-    from emoclip.model_config import EmoCLIPConfig, packaged_config_dir
-    from emoclip.weights import save_checkpoint
+    from emoclip.model.config import EmoCLIPConfig, packaged_config_dir
+    from emoclip.model.network import EmoCLIP
+    from emoclip.weights.files import save_checkpoint
     from emoclip_app.models import ModelManager
 
     config = EmoCLIPConfig.load(packaged_config_dir() / "emoclip-synthetic-tiny.json").replace(

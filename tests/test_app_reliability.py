@@ -33,7 +33,7 @@ httpx = pytest.importorskip("httpx")
 from served_demo import close_demo  # noqa: E402
 
 import emoclip_app  # noqa: E402
-from emoclip.inference.predictor import VideoLimits  # noqa: E402
+from emoclip.media.inputs import VideoLimits  # noqa: E402
 from emoclip.testing.media import moving_face_frames, write_video, write_wav  # noqa: E402
 from emoclip_app import files, models  # noqa: E402
 from emoclip_app.files import OutputDir  # noqa: E402

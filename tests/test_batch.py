@@ -23,7 +23,7 @@ from emoclip.batch import InputError, expand_inputs, read_results, run_batch  # 
 from emoclip.batch.run import done_keys, export_csv  # noqa: E402
 from emoclip.cli import main  # noqa: E402
 from emoclip.testing.media import moving_face_frames, write_video  # noqa: E402
-from emoclip.weights import save_checkpoint  # noqa: E402
+from emoclip.weights.files import save_checkpoint  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 pytestmark = pytest.mark.timeout(300)

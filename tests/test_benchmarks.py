@@ -184,9 +184,9 @@ def test_the_work_counter_sees_re_encoding(tiny_model, tmp_path):
     """What `WorkCounter` counts changes when work is redone: re-encoding frames or texts shows."""
     import emoclip
     from benchmarks.work import WorkCounter
-    from emoclip import video_frames
     from emoclip.inference.predictor import EmotionPredictor
-    from emoclip.model import EmoCLIP
+    from emoclip.media import frames as video_frames
+    from emoclip.model.network import EmoCLIP
     from emoclip.testing.media import moving_face_frames, write_video
 
     real_encode_image, real_to_rgb = EmoCLIP.encode_image, video_frames.to_rgb

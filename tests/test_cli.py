@@ -12,7 +12,7 @@ import pytest
 
 from emoclip.cli import main
 from emoclip.testing.media import moving_face_frames, write_video
-from emoclip.weights import save_checkpoint
+from emoclip.weights.files import save_checkpoint
 
 
 def _run(*args, cwd=None, env_extra=None):

@@ -79,11 +79,11 @@ def test_the_private_name_check_sees_each_kind_of_reach():
     private = {"_secret", "_helper"}
     code = "\n".join(
         [
-            "from emoclip.model import _helper",
-            "import emoclip.model as m",
+            "from emoclip.model.network import _helper",
+            "import emoclip.model.network as m",
             "m._secret",
             "monkeypatch.setattr(m, '_secret', 1)",
-            "monkeypatch.setattr('emoclip.model._helper', 1)",
+            "monkeypatch.setattr('emoclip.model.network._helper', 1)",
             "self._secret; super()._helper(); os._exit(0); m.public",
             "getattr(m, '_secret')",
         ]

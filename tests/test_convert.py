@@ -1,4 +1,4 @@
-"""emoclip.convert: the authors' checkpoints -> EmoCLIP safetensors, checked against an
+"""emoclip.weights.convert: the authors' checkpoints -> EmoCLIP safetensors, checked against an
 independent re-implementation of the authors' model (tests/authors_reference.py)."""
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from hub_fixtures import fake_open_clip_tag
 from safetensors.torch import load_file, save_file
 
 import emoclip
-from emoclip.convert import authors_to_emoclip, convert_checkpoint, detect_layout
-from emoclip.factory import get_spec
-from emoclip.weights import CheckpointError, file_sha256
+from emoclip.weights.convert import convert_checkpoint
+from emoclip.weights.convert_keys import authors_to_emoclip, detect_layout
+from emoclip.weights.files import CheckpointError, file_sha256
+from emoclip.weights.registry import get_spec
 
 TINY = "test-emoclip-tiny"  # embed 32; temporal depth 2, heads 2, head_dim 16, mlp 32
 TOL = 1e-4
@@ -329,7 +330,7 @@ def test_downstream_with_text_tower_file(downstream, inputs, tmp_path, caplog, s
         torch.save(ddp_state_dict(text_clip), tower)  # a DDP-prefixed pickle is fine too
     else:
         save_file(text_clip.state_dict(), tower)
-    with caplog.at_level(logging.WARNING, logger="emoclip.convert"):
+    with caplog.at_level(logging.WARNING, logger="emoclip.weights.convert"):
         out = convert_checkpoint(
             tmp_path / "downstream.pth", tmp_path / "ds.safetensors", config=TINY, text_tower=tower
         )
@@ -344,7 +345,7 @@ def test_downstream_with_text_tower_file(downstream, inputs, tmp_path, caplog, s
 @pytest.fixture
 def no_network(monkeypatch):
     """HF_HUB_OFFLINE=1, and any socket connection fails the test."""
-    from emoclip import hub_download as hub
+    from emoclip.weights import hub
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     hub.reset_probe()

@@ -21,6 +21,7 @@ from emoclip.faces import (
     default_detector_model,
     square_box,
 )
+from emoclip.media import iter_frames
 from emoclip.testing.media import (
     FACE_IN_PATCH,
     PATCH_SIZE,
@@ -29,7 +30,6 @@ from emoclip.testing.media import (
     moving_face_frames,
     write_video,
 )
-from emoclip.video import iter_frames
 
 pytest.importorskip("mediapipe")
 skimage_data = pytest.importorskip("skimage.data")

@@ -1,6 +1,6 @@
 """Checkpoints that carry code: a malicious pickle is refused and never run.
 
-Entry points attacked: `emoclip.weights.read_state_dict`, `emoclip.load_model` (a pickle
+Entry points attacked: `emoclip.weights.files.read_state_dict`, `emoclip.load_model` (a pickle
 disguised as ``.safetensors`` with a valid sidecar), ``emoclip convert`` and ``emoclip predict
 --model``, with each payload of `hostile_cases.PAYLOADS` (``os.system``, ``exec``, ``eval``,
 ``subprocess.Popen``) in raw, wrapped, torch-zip and disguised files.
@@ -17,7 +17,7 @@ from hostile_cases import PAYLOADS
 
 import emoclip
 from emoclip.cli import main
-from emoclip.weights import CheckpointError, read_state_dict, save_checkpoint
+from emoclip.weights.files import CheckpointError, read_state_dict, save_checkpoint
 
 pytest.importorskip("mediapipe")
 

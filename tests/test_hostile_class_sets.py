@@ -147,11 +147,11 @@ def test_property_tokenizer_never_crashes(text):
     tokens = emoclip.tokenize(text)
     assert tokens.shape == (1, 77) and tokens.dtype == torch.int64
     assert int(tokens[0, 0]) != 0  # <start>
-    n = emoclip.tokenizer.count_tokens(text)
+    n = emoclip.model.tokenizer.count_tokens(text)
     assert n >= 2
     end = (tokens[0] == 49407).nonzero()  # <end>: the text's last position
     assert len(end) == 1 and int(end[0, 0]) + 1 == min(n, 77)
-    assert emoclip.tokenizer.is_truncated(text) == (n > 77)
+    assert emoclip.model.tokenizer.is_truncated(text) == (n > 77)
 
 
 @PROPERTY

@@ -1,7 +1,7 @@
 """Hostile still images and frame folders through every entry point (issue #10).
 
 Entry points attacked: every file or folder of `hostile_cases.IMAGE_CASES` goes through (a)
-`emoclip.images.read_image` (files only), (b) `EmotionPredictor.predict` with the tiny model and
+`emoclip.media.images.read_image` (files only), (b) `EmotionPredictor.predict` with the tiny model and
 (c) ``emoclip predict`` (`emoclip.cli.main`): a sensible result or a typed error whose message
 names the file, never a traceback.
 """
@@ -51,8 +51,8 @@ def weights(tiny_model, tmp_path_factory) -> Path:
     "name", sorted(n for n in IMAGE_CASES if not n.startswith(("frames", "unrel")))
 )
 def test_image_reader(name, image_media):
-    """(a) emoclip.images.read_image with the battery's pixel limit."""
-    from emoclip.images import read_image
+    """(a) emoclip.media.images.read_image with the battery's pixel limit."""
+    from emoclip.media.images import read_image
 
     case, path = IMAGE_CASES[name], image_media(name)
     try:

@@ -1,7 +1,7 @@
 """Hostile videos through every library and CLI entry point (issue #6, library and CLI half).
 
 Entry points attacked: every bad video of `hostile_cases.VIDEO_CASES` goes through (a)
-`emoclip.video` (`probe_video` + `iter_frames`), (b) `EmotionPredictor.predict` with the tiny
+`emoclip.media` (`probe_video` + `iter_frames`), (b) `EmotionPredictor.predict` with the tiny
 model and (c) ``emoclip predict`` (`emoclip.cli.main`). Each either succeeds sensibly or fails
 with a typed error (`VideoDecodeError`, `LimitError`, `NoFaceError`, `ClassSetError`) whose
 message says what was wrong; the CLI exits with 1 and prints ``emoclip: <file>: <problem>``.
@@ -36,10 +36,18 @@ from hostile_cases import (
     video_case_files,
 )
 
-from emoclip import video_frames, video_probe
 from emoclip.cli import main
-from emoclip.inference.predictor import EmotionPredictor, LimitError, NoFaceError, VideoLimits
-from emoclip.video import VideoDecodeError, iter_frames, probe_video
+from emoclip.inference.encoding import NoFaceError
+from emoclip.inference.predictor import EmotionPredictor
+from emoclip.media import (
+    VideoDecodeError,
+    frames as video_frames,
+    iter_frames,
+    probe as video_probe,
+    probe_video,
+)
+from emoclip.media.inputs import VideoLimits
+from emoclip.media.probe import LimitError
 
 pytest.importorskip("mediapipe")
 
@@ -180,7 +188,7 @@ def test_max_pixels_check_costs_no_frame_memory(media):
     path = media("huge_8000x8000.mp4")
     code = (
         "import sys\n"
-        "from emoclip.video import probe_video, LimitError\n"
+        "from emoclip.media import probe_video, LimitError\n"
         "def hwm():\n"
         "    status = open('/proc/self/status').read().splitlines()\n"
         "    return int(next(l for l in status if l.startswith('VmHWM')).split()[1])\n"
@@ -421,7 +429,7 @@ def test_file_names_that_are_not_utf8_in_a_subprocess(media, weights, tmp_path):
     # The library in-process: the file names reach FFmpeg through /proc/self/fd.
     code = (
         "import os, sys\n"
-        "from emoclip.video import probe_video, iter_frames\n"
+        "from emoclip.media import probe_video, iter_frames\n"
         "for name in os.listdir(sys.argv[1]):\n"
         "    path = os.path.join(sys.argv[1], name)\n"
         "    assert probe_video(path).width == 240 and len(list(iter_frames(path))) == 1\n"

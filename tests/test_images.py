@@ -19,7 +19,11 @@ import pytest
 from PIL import Image
 
 from emoclip.cli import main
-from emoclip.images import (
+from emoclip.inference.encoding import NoFaceError
+from emoclip.inference.photo import detect_all, tiles
+from emoclip.inference.predictor import EmotionPredictor
+from emoclip.media import VideoDecodeError, probe_video
+from emoclip.media.images import (
     ImageDecodeError,
     frame_folder,
     image_from_array,
@@ -27,17 +31,10 @@ from emoclip.images import (
     iter_frame_folder,
     read_image,
 )
-from emoclip.inference.photo import detect_all, tiles
-from emoclip.inference.predictor import (
-    EmotionPredictor,
-    LimitError,
-    NoFaceError,
-    VideoLimits,
-    iter_inputs,
-)
+from emoclip.media.inputs import VideoLimits, iter_inputs
+from emoclip.media.probe import LimitError
 from emoclip.testing.media import face_patch, moving_face_frames, png_header_only, write_video
-from emoclip.video import VideoDecodeError, probe_video
-from emoclip.weights import save_checkpoint
+from emoclip.weights.files import save_checkpoint
 
 pytest.importorskip("mediapipe")
 skdata = pytest.importorskip("skimage.data")

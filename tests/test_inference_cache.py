@@ -11,7 +11,7 @@ import pytest
 
 from emoclip.inference.cache import EncodingCache, content_key
 from emoclip.inference.settings import env_count, env_flag, env_float
-from emoclip.video import VideoDecodeError
+from emoclip.media import VideoDecodeError
 
 
 @dataclasses.dataclass(frozen=True)

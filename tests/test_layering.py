@@ -56,7 +56,7 @@ def test_only_emoclip_batch_imports_ray():
 
 def test_library_never_imports_app_or_training_stacks():
     mods = _modules_after(
-        "import emoclip, emoclip.inference.predictor, emoclip.factory, emoclip.cli, emoclip.convert, emoclip.faces"
+        "import emoclip, emoclip.inference.predictor, emoclip.weights.factory, emoclip.cli, emoclip.weights.convert, emoclip.faces"
     )
     forbidden = {"gradio", "plotly", "umap", "sklearn", "emoclip.train", "matplotlib"}
     assert not forbidden & mods, forbidden & mods
@@ -101,14 +101,16 @@ def test_importing_the_app_does_no_model_work():
 
 
 def test_model_module_imports_no_weights_hub_or_disk_code():
-    """`emoclip.model` is the architecture: building it pulls in no checkpoint reading, no
+    """`emoclip.model.network` is the architecture: building it pulls in no checkpoint reading, no
     pretrained-weight fetching, no Hub client and none of the inference fast paths."""
-    mods = _modules_after("import emoclip.model")
-    assert "emoclip.model" in mods and "torch" in mods  # the probe really imported the model
+    mods = _modules_after("import emoclip.model.network")
+    assert (
+        "emoclip.model.network" in mods and "torch" in mods
+    )  # the probe really imported the model
     forbidden = {
-        "emoclip.weights",
-        "emoclip.factory",
-        "emoclip.convert",
+        "emoclip.weights.files",
+        "emoclip.weights.factory",
+        "emoclip.weights.convert",
         "emoclip.hub",
         "huggingface_hub",
         "safetensors",
@@ -146,7 +148,7 @@ def test_pipeline_does_not_import_the_predictor():
         text = (root / f"{name}.py").read_text(encoding="utf-8")
         assert "from .predictor" not in text and "emoclip.inference.predictor" not in text, name
     mods = _modules_after(
-        "import emoclip.inference.pipeline, emoclip.inference.photo, emoclip.inference.inputs, "
+        "import emoclip.inference.pipeline, emoclip.inference.photo, emoclip.media.inputs, "
         "emoclip.inference.cache, emoclip.inference.settings, emoclip.inference.precision, "
         "emoclip.inference.scoring, emoclip.inference.detector"
     )
@@ -241,8 +243,8 @@ def test_no_import_cycles():
             graph[importer].add(imported)
     assert _cycles(graph) == []
     # the check itself sees a circle: one more edge back closes one
-    graph["emoclip.model_config"].add("emoclip.model")
-    assert any({"emoclip.model", "emoclip.model_config"} <= set(c) for c in _cycles(graph))
+    graph["emoclip.model.config"].add("emoclip.model.network")
+    assert any({"emoclip.model.network", "emoclip.model.config"} <= set(c) for c in _cycles(graph))
 
 
 # Known exceptions (none since the inference subpackage made its names public).

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 import emoclip
-from emoclip.factory import get_spec
 from emoclip.inference.fast_paths import FastTemporal
 from emoclip.inference.memory import private_file_maps, release_file_pages, resident_bytes
 from emoclip.inference.predictor import EmotionPredictor
-from emoclip.model import EmoCLIP
-from emoclip.weights import save_checkpoint
+from emoclip.model.network import EmoCLIP
+from emoclip.weights.files import save_checkpoint
+from emoclip.weights.registry import get_spec
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="pagemap and madvise are Linux's"

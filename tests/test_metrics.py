@@ -102,7 +102,7 @@ def test_plot_confusion_writes_png(tmp_path: Path):
 def test_authors_padding_shards_as_distributed_sampler(n, world):
     from torch.utils.data import DistributedSampler
 
-    from emoclip.train.evaluate import shard_indices
+    from emoclip.train.scoring import shard_indices
 
     for rank in range(world):
         sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=False)
@@ -114,7 +114,7 @@ def test_authors_padding_shards_as_distributed_sampler(n, world):
 
 
 def _gathered(n, world, padding, targets, preds):
-    from emoclip.train.evaluate import shard_indices
+    from emoclip.train.scoring import shard_indices
 
     parts = []
     for rank in range(world):
@@ -127,7 +127,7 @@ def _gathered(n, world, padding, targets, preds):
 
 def test_authors_padding_counts_duplicates_as_their_war_and_uar():
     from emoclip.classes import preset
-    from emoclip.train.evaluate import score_gathered
+    from emoclip.train.scoring import score_gathered
 
     scored = preset("dfew-7")
     names = [c.name for c in scored.classes]

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 import emoclip
-from emoclip.model_config import EmoCLIPConfig, TemporalConfig
-from emoclip.temporal import TemporalTransformer
+from emoclip.model.config import EmoCLIPConfig, TemporalConfig
+from emoclip.model.temporal import TemporalTransformer
 
 
 def test_encode_video_and_text_shapes(tiny_model):
@@ -75,7 +75,7 @@ def test_tokenize_matches_clip_conventions():
 
 
 def test_authors_shapes_in_vitb32_config():
-    cfg = EmoCLIPConfig.load(emoclip.model_config.packaged_config_dir() / "emoclip-vitb32.json")
+    cfg = EmoCLIPConfig.load(emoclip.model.config.packaged_config_dir() / "emoclip-vitb32.json")
     t = cfg.model.temporal
     assert (t.depth, t.heads, t.head_dim, t.mlp_dim, t.max_positions) == (2, 8, 2048, 512, 1024)
     assert cfg.model.backbone == "ViT-B-32-quickgelu" and cfg.model.pooling == "cls"

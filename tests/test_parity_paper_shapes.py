@@ -23,7 +23,7 @@ import emoclip
 from emoclip.inference import precision as precision_mod
 from emoclip.inference.fast_paths import FastImageTower, FastTemporal
 from emoclip.inference.predictor import EmotionPredictor
-from emoclip.preprocess import to_tensor
+from emoclip.model.preprocess import to_tensor
 
 pytestmark = pytest.mark.slow
 

@@ -18,6 +18,7 @@ import pytest
 
 from emoclip.faces import FaceDetector
 from emoclip.inference.predictor import EmotionPredictor
+from emoclip.media import iter_frames, probe_video
 from emoclip.testing.media import (
     FACE_IN_PATCH,
     PATCH_SIZE,
@@ -25,7 +26,6 @@ from emoclip.testing.media import (
     noisy_background,
     set_mp4_rotation,
 )
-from emoclip.video import iter_frames, probe_video
 
 FFMPEG = shutil.which("ffmpeg")
 pytestmark = pytest.mark.skipif(FFMPEG is None, reason="the ffmpeg command line is not installed")

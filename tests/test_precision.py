@@ -44,7 +44,9 @@ def test_bf16_embeddings_stay_close_to_fp32():
         "requested, cosine"
     )  # the start-up check ran for an explicit bf16 too
     with torch.inference_mode():  # fp32 is the model's own tower
-        expected = model.encode_image(emoclip.preprocess.to_tensor(crops, model.config.preprocess))
+        expected = model.encode_image(
+            emoclip.model.preprocess.to_tensor(crops, model.config.preprocess)
+        )
     assert torch.allclose(a, expected, atol=1e-6)
 
 
@@ -213,6 +215,6 @@ def test_data_parallel_encoding_matches_one_batch(tiny_model):
     with pytest.raises(ValueError, match="workers"):
         EmotionPredictor(tiny_model).encode_images(crops, workers=0)
     # the same frames already preprocessed: `encode_tensor` is `encode_images` after `to_tensor`
-    x = emoclip.preprocess.to_tensor(crops, tiny_model.config.preprocess)
+    x = emoclip.model.preprocess.to_tensor(crops, tiny_model.config.preprocess)
     tensor = EmotionPredictor(tiny_model, encode_workers=3).encode_tensor(x)
     assert torch.allclose(tensor, whole, atol=1e-5) and tensor.dtype == torch.float32

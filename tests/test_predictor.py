@@ -9,15 +9,13 @@ import pytest
 import torch
 
 import emoclip
-from emoclip.inference.predictor import (
-    EmotionPredictor,
-    LimitError,
-    NoFaceError,
-    VideoLimits,
-    window_spans,
-)
+from emoclip.inference.encoding import NoFaceError
+from emoclip.inference.predictor import EmotionPredictor
+from emoclip.inference.timeline import window_spans
+from emoclip.media import VideoDecodeError
+from emoclip.media.inputs import VideoLimits
+from emoclip.media.probe import LimitError
 from emoclip.testing.media import blank_frames, moving_face_frames, write_video
-from emoclip.video import VideoDecodeError
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +49,7 @@ def test_prediction_contents(predictor, two_face_video):
 def test_clip_embedding_is_the_temporal_model_on_the_subject_frames(predictor, two_face_video):
     enc = predictor.encode(two_face_video)
     T = predictor.config.num_frames
-    idx = emoclip.video.sample_indices(len(enc.frame_embeddings), T)
+    idx = emoclip.media.sample_indices(len(enc.frame_embeddings), T)
     expected = predictor.model.aggregate(enc.frame_embeddings[idx][None])[0]
     assert torch.allclose(enc.clip_embedding, expected, atol=1e-5)
 
@@ -204,7 +202,7 @@ def test_batched_pooling_matches_one_sequence_at_a_time(predictor, two_face_vide
         assert torch.equal(primary_embedding, enc.clip_embedding)
     for (s, e), w in zip(zip(enc.window_starts, enc.window_ends), enc.window_embeddings):
         idx = np.flatnonzero((enc.frame_times >= s - 1e-6) & (enc.frame_times < e - 1e-6))
-        pick = idx[emoclip.video.sample_indices(len(idx), predictor.config.num_frames)]
+        pick = idx[emoclip.media.sample_indices(len(idx), predictor.config.num_frames)]
         assert torch.allclose(w, predictor.pool(enc.frame_embeddings[pick]), atol=1e-5)
 
 

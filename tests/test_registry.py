@@ -12,9 +12,9 @@ from types import SimpleNamespace
 import pytest
 
 import emoclip
-from emoclip import factory
 from emoclip.cli import default_model_name
-from emoclip.factory import (
+from emoclip.weights import factory
+from emoclip.weights.registry import (
     MODEL_KINDS,
     ModelSource,
     best_available,

@@ -248,7 +248,7 @@ def test_captions_are_not_class_descriptions():
 
 
 def test_text_fits_a_32_token_context():
-    tokenizer = pytest.importorskip("emoclip.tokenizer")
+    tokenizer = pytest.importorskip("emoclip.model.tokenizer")
     pytest.importorskip("open_clip")
     rng = np.random.default_rng(4)
     texts = list(syn.class_descriptions().values())

@@ -46,7 +46,7 @@ def test_report_scores_plain_and_paraphrased_descriptions(tmp_path, monkeypatch)
         made.append(ParaphraseOnlyPredictor(tmp_path))
         return made[-1]
 
-    monkeypatch.setattr("emoclip.factory.load_model", lambda path: None)
+    monkeypatch.setattr("emoclip.weights.factory.load_model", lambda path: None)
     monkeypatch.setattr("emoclip.inference.predictor.EmotionPredictor", fake_predictor)
     out = synthetic_report.report(
         "w.safetensors", seeds=(5,), sizes=(32,), test_clips=8, all_clips=6, work_dir=tmp_path

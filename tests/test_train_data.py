@@ -15,15 +15,16 @@ import pytest
 import torch
 
 from emoclip.classes import preset
-from emoclip.model_config import PreprocessConfig
-from emoclip.preprocess import to_tensor
+from emoclip.media import sample_indices
+from emoclip.model.config import PreprocessConfig
+from emoclip.model.preprocess import to_tensor
 from emoclip.testing.media import moving_face_frames, write_video
 from emoclip.train import synthetic as syn
 from emoclip.train.augment import temporal_indices
+from emoclip.train.data_config import DataConfig
 from emoclip.train.datasets import SyntheticVideoDataset, VideoEmotionDataset
 from emoclip.train.layouts import DFEW_CLASSES, MAFW_CLASSES
-from emoclip.train.loading import DataConfig, build_dataset, class_set, collate
-from emoclip.video import sample_indices
+from emoclip.train.loading import build_dataset, class_set, collate
 
 S, T = 32, 4
 PRE = PreprocessConfig(image_size=S, num_frames=T)

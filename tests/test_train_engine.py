@@ -351,7 +351,7 @@ def test_shipped_configs_load(repo_root, name):
 
 
 def test_offline_pretrained_backbone_fails_with_a_clear_message(tmp_path, monkeypatch):
-    from emoclip import hub_download as hub
+    from emoclip.weights import hub
 
     monkeypatch.setattr(hub, "cached_open_clip_file", lambda *a, **k: None)
     cfg = load_config(
@@ -521,9 +521,9 @@ def test_evaluate_writes_one_json_per_fold_and_a_summary(tmp_path):
 
 
 def test_evaluate_eval_sampling_option_is_used_and_reported(tmp_path, capsys):
+    from emoclip.media import sample_indices
     from emoclip.train import evaluate, scoring
     from emoclip.train.augment import eval_rng
-    from emoclip.video import sample_indices
 
     root = tmp_path / "DFEW"
     folder = root / "DFEW_Frame_Face" / "00001"

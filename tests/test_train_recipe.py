@@ -10,12 +10,13 @@ import torch
 
 import emoclip
 from emoclip.faces import center_crop
-from emoclip.preprocess import to_tensor
+from emoclip.model.preprocess import to_tensor
 from emoclip.train import synthetic as syn
 from emoclip.train.augment import codec_augment
+from emoclip.train.data_config import DataConfig
 from emoclip.train.distributed import DistInfo
 from emoclip.train.engine import Trainer, train
-from emoclip.train.loading import DataConfig, build_dataset
+from emoclip.train.loading import build_dataset
 from emoclip.train.model_setup import build_model, model_config
 from emoclip.train.recipe import ConfigError, load_config
 from emoclip.train.sampling import LateFrameDataset

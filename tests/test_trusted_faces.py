@@ -19,10 +19,11 @@ from emoclip.faces import (
     merge_duplicates,
     min_track_frames,
 )
-from emoclip.inference.predictor import EmotionPredictor, NoFaceError
+from emoclip.inference.encoding import NoFaceError
+from emoclip.inference.predictor import EmotionPredictor
 from emoclip.inference.tracks import coverage_warnings
 from emoclip.testing.media import face_patch, noisy_background, write_video
-from emoclip.weights import save_checkpoint
+from emoclip.weights.files import save_checkpoint
 
 skdata = pytest.importorskip("skimage.data")
 

@@ -1,4 +1,4 @@
-"""Tests for emoclip.video: sampling, colour order, resizing, rotation and bad inputs."""
+"""Tests for emoclip.media: sampling, colour order, resizing, rotation and bad inputs."""
 
 from __future__ import annotations
 
@@ -11,17 +11,18 @@ import cv2
 import numpy as np
 import pytest
 
-from emoclip import video, video_probe
-from emoclip.testing.media import blank_frames, set_mp4_rotation, solid_frames, write_video
-from emoclip.video import (
+from emoclip import media as video
+from emoclip.media import (
     SampledFrame,
     VideoDecodeError,
     VideoInfo,
     iter_frames,
+    probe as video_probe,
     probe_video,
     read_frames,
     sample_indices,
 )
+from emoclip.testing.media import blank_frames, set_mp4_rotation, solid_frames, write_video
 
 FPS = 10.0
 N_FRAMES = 20
@@ -464,7 +465,7 @@ def test_normalize_rotation() -> None:
 
 def test_video_module_is_torch_and_mediapipe_free() -> None:
     code = (
-        "import sys, emoclip; before = set(sys.modules); import emoclip.video; "
+        "import sys, emoclip; before = set(sys.modules); import emoclip.media; "
         "new = set(sys.modules) - before; "
         "bad = [m for m in new if m.split('.')[0] in ('torch', 'mediapipe', 'open_clip')]; "
         "assert not bad, bad"

@@ -15,9 +15,9 @@ import torch
 from hub_fixtures import COMMIT, fake_hub, fake_open_clip_tag, populate_cache
 
 import emoclip
-from emoclip import factory, hub_download as hub
-from emoclip.factory import ModelSpec, WeightsNotFoundError
-from emoclip.weights import CheckpointError, read_state_dict, save_checkpoint
+from emoclip.weights import factory, hub
+from emoclip.weights.files import CheckpointError, read_state_dict, save_checkpoint
+from emoclip.weights.registry import ModelSpec, WeightsNotFoundError
 
 
 def _save_tiny(model, path):
@@ -370,7 +370,7 @@ def test_missing_revision_is_shown_unpinned_with_a_warning(
     assert (
         src.location == "hf-hub:someorg/emoclip-tiny@main/test-emoclip-tiny.safetensors (unpinned)"
     )
-    with caplog.at_level(logging.WARNING, logger="emoclip.factory"):
+    with caplog.at_level(logging.WARNING, logger="emoclip.weights.factory"):
         loaded = emoclip.load_model("test-emoclip-tiny", cache_dir=tmp_path / "cache")
     assert "(unpinned)" in loaded.source
     assert any(
@@ -412,7 +412,9 @@ def test_oversized_config_from_the_hub_is_refused_before_any_allocation(
     requests = served(files)
     built = []
     monkeypatch.setattr(
-        emoclip.model, "create_backbone", lambda *a: built.append(a) or pytest.fail("allocated")
+        emoclip.model.network,
+        "create_backbone",
+        lambda *a: built.append(a) or pytest.fail("allocated"),
     )
     start = time.monotonic()
     with pytest.raises(CheckpointError, match="out of bounds.*G parameters"):
@@ -424,7 +426,7 @@ def test_oversized_config_from_the_hub_is_refused_before_any_allocation(
 
 
 def test_check_bounds_caps_fields_and_the_total(tiny_model, tmp_path):
-    from emoclip.model_config import MAX_PARAMETERS, EmoCLIPConfig
+    from emoclip.model.config import MAX_PARAMETERS, EmoCLIPConfig
 
     base = tiny_model.config.to_dict()
     assert 3e6 < EmoCLIPConfig.from_dict(base).check_bounds() < 4e6  # the tiny model: ~3.5 M

@@ -12,8 +12,8 @@ CSV export), `cluster` (starting, joining and stopping Ray), `schema` (the Parqu
 
 from __future__ import annotations
 
-from .inputs import InputError, expand_inputs
-from .run import (
+from emoclip.batch.inputs import InputError, expand_inputs
+from emoclip.batch.run import (
     BatchProgress,
     BatchSummary,
     describe,
@@ -23,7 +23,7 @@ from .run import (
     run_batch,
     terminal_progress,
 )
-from .worker import BatchWorker
+from emoclip.batch.worker import BatchWorker
 
 __all__ = [
     "BatchProgress",

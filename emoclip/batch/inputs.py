@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .schema import INPUT_COLUMNS, input_schema
+from emoclip.batch.schema import INPUT_COLUMNS, input_schema
 
 VIDEO_EXTS = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
@@ -130,7 +130,7 @@ def read_manifest(path: str | Path) -> pa.Table:
             f"{path.name}: no path column; name one of {', '.join(PATH_COLUMNS)} "
             f"(columns: {', '.join(table.column_names[:10])})"
         )
-    from .schema import result_fields
+    from emoclip.batch.schema import result_fields
 
     taken = set(INPUT_COLUMNS) | {f.name for f in result_fields(1)}
     extras = [c for c in table.column_names if c != column]

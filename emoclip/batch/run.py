@@ -30,11 +30,18 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..classes import ClassSet
-from .cluster import check_address, check_not_client, import_ray, pool_size, start_ray, stop_ray
-from .inputs import expand_inputs
-from .schema import RESULTS_DIR, TIMELINE_DIR, timeline_schema
-from .worker import BatchWorker
+from emoclip.batch.cluster import (
+    check_address,
+    check_not_client,
+    import_ray,
+    pool_size,
+    start_ray,
+    stop_ray,
+)
+from emoclip.batch.inputs import expand_inputs
+from emoclip.batch.schema import RESULTS_DIR, TIMELINE_DIR, timeline_schema
+from emoclip.batch.worker import BatchWorker
+from emoclip.classes import ClassSet
 
 Progress = Callable[["BatchProgress"], None]
 MAX_BLOCKS = 20_000  # more inputs than this share blocks (Ray's per-block bookkeeping stays small)
@@ -283,7 +290,7 @@ def run_batch(
     started = time.perf_counter()
     out = Path(out)
     if not model:  # imported only then: the driver needs no torch (a second saved at start)
-        from ..registry import best_available
+        from emoclip.weights.registry import best_available
 
         model = best_available(weights_dirs=weights_dirs)
     if Path(model).is_file():

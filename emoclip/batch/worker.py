@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from ..classes import ClassSet
-from ..terminal import terminal_message
-from .inputs import frame_files
-from .schema import WINDOW_TYPE, input_schema, result_fields
+from emoclip.batch.inputs import frame_files
+from emoclip.batch.schema import WINDOW_TYPE, input_schema, result_fields
+from emoclip.classes import ClassSet
+from emoclip.terminal import terminal_message
 
 if TYPE_CHECKING:
-    from ..results import Prediction
+    from emoclip.results import Prediction
 
 
 class RepeatedCrashError(Exception):
@@ -102,8 +102,8 @@ class BatchWorker:
     ) -> None:
         import torch
 
-        from ..factory import load_model
-        from ..inference.predictor import EmotionPredictor
+        from emoclip.inference.predictor import EmotionPredictor
+        from emoclip.weights.factory import load_model
 
         if threads:
             torch.set_num_threads(max(1, int(threads)))

@@ -29,10 +29,10 @@ Presets (`preset`, `preset_names`) are YAML files in ``emoclip/presets``, read o
 
 from __future__ import annotations
 
-from .base import ClassSetError, Compound, EmotionClass, Limits, UnknownPresetError
-from .classset import ClassSet
-from .presets import preset, preset_names
-from .rows import class_rows, classes_from_rows, parse_weights
+from emoclip.classes.base import ClassSetError, Compound, EmotionClass, Limits, UnknownPresetError
+from emoclip.classes.classset import ClassSet
+from emoclip.classes.presets import preset, preset_names
+from emoclip.classes.rows import class_rows, classes_from_rows, parse_weights
 
 __all__ = [
     "ClassSet",

@@ -8,9 +8,17 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from ..tokenizer import CONTEXT_LENGTH, count_tokens
-from .base import ClassSetError, ClassSetParts, Compound, EmotionClass, Limits, find_index, name_key
-from .messages import describe, quote
+from emoclip.classes.base import (
+    ClassSetError,
+    ClassSetParts,
+    Compound,
+    EmotionClass,
+    Limits,
+    find_index,
+    name_key,
+)
+from emoclip.classes.messages import describe, quote
+from emoclip.model.tokenizer import CONTEXT_LENGTH, count_tokens
 
 _SHOWN_PROBLEMS = 10  # problems listed in one ClassSetError message
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from .base import (
+from emoclip.classes.base import (
     ClassSetError,
     Compound,
     EmotionClass,
@@ -20,10 +20,10 @@ from .base import (
     clean_text,
     find_index,
 )
-from .checks import bad_char, check_class_set, class_set_warnings
-from .files import YamlDumper, format_of, load_text, read_file, yaml_ready
-from .messages import kb, quote
-from .reading import read_data
+from emoclip.classes.checks import bad_char, check_class_set, class_set_warnings
+from emoclip.classes.files import YamlDumper, format_of, load_text, read_file, yaml_ready
+from emoclip.classes.messages import kb, quote
+from emoclip.classes.reading import read_data
 
 _DEFAULT_NAME = "custom"
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from .base import ClassSetError, Limits
-from .messages import kb, quote, show_key
+from emoclip.classes.base import ClassSetError, Limits
+from emoclip.classes.messages import kb, quote, show_key
 
 _FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 

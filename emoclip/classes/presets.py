@@ -6,9 +6,9 @@ from dataclasses import replace
 from functools import cache, lru_cache
 from importlib import resources
 
-from .base import UnknownPresetError
-from .classset import ClassSet
-from .messages import quote
+from emoclip.classes.base import UnknownPresetError
+from emoclip.classes.classset import ClassSet
+from emoclip.classes.messages import quote
 
 _PRESET_PACKAGE = "emoclip"
 _PRESET_DIR = "presets"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sized
 from typing import Any
 
-from .base import ClassSetError, Compound, EmotionClass, Limits
-from .messages import describe, quote, show_key
+from emoclip.classes.base import ClassSetError, Compound, EmotionClass, Limits
+from emoclip.classes.messages import describe, quote, show_key
 
 _TOP_KEYS = ("name", "classes", "compounds")
 

@@ -11,8 +11,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from .base import ClassSetError, Limits
-from .classset import ClassSet
+from emoclip.classes.base import ClassSetError, Limits
+from emoclip.classes.classset import ClassSet
 
 
 def class_rows(classes: ClassSet) -> list[list[str]]:

@@ -15,10 +15,10 @@ The public names are re-exported here, so ``from emoclip.faces import FaceCroppe
 
 from __future__ import annotations
 
-from .boxes import MIN_FACE_SCORE, FaceBox, merge_duplicates, min_track_frames
-from .crops import center_crop, crop_square, square_box
-from .detection import FaceDetector, default_detector_model
-from .tracking import FaceCrop, FaceCropper, FaceTracker, Track
+from emoclip.faces.boxes import MIN_FACE_SCORE, FaceBox, merge_duplicates, min_track_frames
+from emoclip.faces.crops import center_crop, crop_square, square_box
+from emoclip.faces.detection import FaceDetector, default_detector_model
+from emoclip.faces.tracking import FaceCrop, FaceCropper, FaceTracker, Track
 
 __all__ = [
     "MIN_FACE_SCORE",

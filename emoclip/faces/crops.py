@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .boxes import FaceBox, check_image
+from emoclip.faces.boxes import FaceBox, check_image
 
 __all__ = ["center_crop", "crop_square", "square_box"]
 

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from ..quiet import quiet_native_stderr
-from .boxes import FaceBox, check_image, merge_duplicates
+from emoclip.faces.boxes import FaceBox, check_image, merge_duplicates
+from emoclip.quiet import quiet_native_stderr
 
 __all__ = ["FaceDetector", "default_detector_model"]
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .boxes import MIN_FACE_SCORE, NEAR_CENTRE, FaceBox, merge_duplicates
-from .crops import center_crop, crop_square
-from .detection import Detector, FaceDetector
+from emoclip.faces.boxes import MIN_FACE_SCORE, NEAR_CENTRE, FaceBox, merge_duplicates
+from emoclip.faces.crops import center_crop, crop_square
+from emoclip.faces.detection import Detector, FaceDetector
 
 __all__ = ["INTERPOLATE_MIN_IOU", "FaceCrop", "FaceCropper", "FaceTracker", "Track"]
 

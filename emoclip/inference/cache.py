@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..images import frame_folder
-from ..video import VideoDecodeError
-from .encoding import VideoEncoding
-from .inputs import VideoInput
+from emoclip.inference.encoding import VideoEncoding
+from emoclip.media import VideoDecodeError
+from emoclip.media.images import frame_folder
+from emoclip.media.inputs import VideoInput
 
 __all__ = ["EncodingCache", "content_key", "named"]
 

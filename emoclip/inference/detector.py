@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from ..faces import FaceBox, FaceDetector
+    from emoclip.faces import FaceBox, FaceDetector
 
 __all__ = ["LockedDetector", "SharedDetector"]
 
@@ -45,7 +45,7 @@ class SharedDetector:
 
     def get(self) -> FaceDetector:
         """The detector itself, created on the first call (calls to it are not serialised)."""
-        from ..faces import FaceDetector
+        from emoclip.faces import FaceDetector
 
         with self._create_lock:
             if self._detector is None:

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from ..model_config import PreprocessConfig
-    from .detector import LockedDetector
+    from emoclip.inference.detector import LockedDetector
+    from emoclip.model.config import PreprocessConfig
 
 __all__ = ["Encoder", "NoFaceError", "Progress", "VideoEncoding"]
 

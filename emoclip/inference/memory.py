@@ -1,6 +1,6 @@
 """Resident memory of weights that are memory-mapped from their checkpoint file.
 
-`emoclip.factory` loads a ``.safetensors`` checkpoint with its tensors left in the file's
+`emoclip.weights.factory` loads a ``.safetensors`` checkpoint with its tensors left in the file's
 private (copy-on-write) memory map, so a weight costs resident memory only once it is read.
 Once the inference fast paths hold their own copies (the bf16 image tower, the folded temporal
 model), `release_file_pages` hands the original weights' pages back to the kernel. Nothing is

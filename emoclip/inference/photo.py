@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import torch
 
-from .encoding import Encoder, NoFaceError, VideoEncoding
+from emoclip.inference.encoding import Encoder, NoFaceError, VideoEncoding
 
 if TYPE_CHECKING:
-    from ..faces import FaceBox
-    from ..images import StillImage
-    from ..model import EmoCLIP
+    from emoclip.faces import FaceBox
+    from emoclip.media.images import StillImage
+    from emoclip.model.network import EmoCLIP
 
 MIN_TILE = 300  # the smallest tile side: faces down to ~40 px wide are found
 PHOTO_MAX_FACES = 32  # faces reported per photo, largest first
@@ -65,7 +65,7 @@ def detect_all(detector: Any, image: np.ndarray, *, min_tile: int = MIN_TILE) ->
     Returns:
         Face boxes in pixels of `image`, one per face, sorted by area, largest first.
     """
-    from ..faces import FaceBox
+    from emoclip.faces import FaceBox
 
     height, width = image.shape[:2]
     found: list[FaceBox] = list(detector.detect(image))
@@ -121,8 +121,8 @@ def _encode_faces(predictor: PhotoEncoder, crops: np.ndarray) -> torch.Tensor:
     barrier between cores): with two intra-op threads a batch of 5 took 2-4 s on a busy 2-core
     machine against 0.3-0.5 s this way (`benchmarks/README.md`, P9). One crop: one thread.
     """
-    from ..preprocess import to_tensor
-    from .parallel import data_parallel
+    from emoclip.inference.parallel import data_parallel
+    from emoclip.model.preprocess import to_tensor
 
     parts = min(predictor.encode_workers, len(crops))
     if parts <= 1:
@@ -148,7 +148,7 @@ def encode_photo(
         A `VideoEncoding` with one sampled frame at t = 0, no timeline windows, ``(N, D)`` frame
         embeddings (one per face) and ``video["kind"] == "image"``.
     """
-    from ..faces import center_crop, crop_square
+    from emoclip.faces import center_crop, crop_square
 
     cfg = predictor.config
     size = cfg.image_size

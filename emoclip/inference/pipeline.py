@@ -18,16 +18,22 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import torch
 
-from ..video import SampledFrame, VideoDecodeError, sample_indices
-from .encoding import Encoder, NoFaceError, Progress, VideoEncoding
-from .inputs import VideoInput, VideoLimits, clip_frames, expected_frames, read_still
-from .photo import PhotoEncoder
-from .prefetch import Prefetch
-from .timeline import THUMBNAIL_SIZE, Thumbnails, clip_duration, spread, window_picks
-from .tracks import Entry, Item, PersonTracks, coverage_warnings, subject_sequence
+from emoclip.inference.encoding import Encoder, NoFaceError, Progress, VideoEncoding
+from emoclip.inference.photo import PhotoEncoder
+from emoclip.inference.prefetch import Prefetch
+from emoclip.inference.timeline import (
+    THUMBNAIL_SIZE,
+    Thumbnails,
+    clip_duration,
+    spread,
+    window_picks,
+)
+from emoclip.inference.tracks import Entry, Item, PersonTracks, coverage_warnings, subject_sequence
+from emoclip.media import SampledFrame, VideoDecodeError, sample_indices
+from emoclip.media.inputs import VideoInput, VideoLimits, clip_frames, expected_frames, read_still
 
 if TYPE_CHECKING:
-    from ..faces import FaceCrop
+    from emoclip.faces import FaceCrop
 
 __all__ = ["MIN_EARLY_BATCH", "PREFETCH_DEPTH", "FrameCollector", "InputEncoder", "encode_input"]
 
@@ -49,7 +55,7 @@ class FrameCollector:
         self.cropper = None
         self.people: PersonTracks | None = None  # which face tracks are people (with detection)
         if detection:
-            from ..faces import FaceCropper
+            from emoclip.faces import FaceCropper
 
             self.cropper = FaceCropper(
                 size=self.size,
@@ -129,7 +135,7 @@ class FrameCollector:
         With face interpolation on, every other frame is held until the next one is detected, and
         `FaceCropper.crop_pair` decides whether it needs a detection of its own.
         """
-        from ..faces import center_crop
+        from emoclip.faces import center_crop
 
         held: SampledFrame | None = None
         try:
@@ -303,7 +309,7 @@ def encode_input(
     still = read_still(video, predictor.limits)
     cfg = predictor.config
     if still is not None:
-        from .photo import encode_photo
+        from emoclip.inference.photo import encode_photo
 
         image, meta = still
         meta["precision"] = predictor.precision

@@ -25,8 +25,13 @@ from typing import Any
 
 import torch
 
-from ..model import EmoCLIP
-from .fast_paths import FastImageTower, FastTemporal, cpu_has_native_bf16, image_tower_gflops
+from emoclip.inference.fast_paths import (
+    FastImageTower,
+    FastTemporal,
+    cpu_has_native_bf16,
+    image_tower_gflops,
+)
+from emoclip.model.network import EmoCLIP
 
 PRECISIONS = ("auto", "fp32", "bf16")
 BF16_MIN_COSINE = (
@@ -55,7 +60,7 @@ def _release(model: EmoCLIP, tensors: Iterable[torch.Tensor]) -> int:
     bytes, also added to the model's count in `_RELEASED`."""
     if not _release_enabled():
         return 0
-    from .memory import release_file_pages
+    from emoclip.inference.memory import release_file_pages
 
     released = release_file_pages(tensors)
     _RELEASED[model] = _RELEASED.get(model, 0) + released

@@ -23,37 +23,29 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..classes import ClassSet, preset
-from ..images import is_image_file
-from ..model import EmoCLIP
-from ..preprocess import to_tensor
-from ..results import Prediction  # defined in ..results, re-exported here (`predict` returns it)
-from ..video import LimitError  # noqa: F401 - defined in .video (raised there too), re-exported here
-from ..zeroshot import TextEmbeddingCache, class_embeddings
-from .cache import EncodingCache, content_key
-from .detector import LockedDetector, SharedDetector
-from .encoding import (
-    NoFaceError,  # noqa: F401 - defined in .encoding (raised in .pipeline), re-exported here
-    Progress,
-    VideoEncoding,  # defined in .encoding (built in .pipeline), re-exported here
+from emoclip.classes import ClassSet, preset
+from emoclip.inference.cache import EncodingCache, content_key
+from emoclip.inference.detector import LockedDetector, SharedDetector
+from emoclip.inference.encoding import Progress, VideoEncoding
+from emoclip.inference.parallel import SMALL_BATCH, pool_in_chunks, split_encode, threads_for
+from emoclip.inference.pipeline import encode_input
+from emoclip.inference.precision import Tower, TowerChoice, fast_temporal, requested_precision
+from emoclip.inference.scoring import as_embeddings, embedding_probabilities, score_encoding
+from emoclip.inference.settings import env_count, env_flag, env_float
+from emoclip.inference.timeline import window_spans  # noqa: F401 - defined in .timeline, re-exported here
+from emoclip.inference.tracks import frames_needed
+from emoclip.media import LimitError  # noqa: F401 - defined in .video (raised there too), re-exported here
+from emoclip.media.images import is_image_file
+from emoclip.media.inputs import ImageInput, VideoInput, VideoLimits
+from emoclip.model.network import EmoCLIP
+from emoclip.model.preprocess import to_tensor
+from emoclip.results import (
+    Prediction,  # defined in ..results, re-exported here (`predict` returns it)
 )
-from .inputs import (
-    FRAME_FOLDER_FPS,  # noqa: F401 - defined in .inputs, re-exported here
-    ImageInput,
-    VideoInput,
-    VideoLimits,  # defined in .inputs, re-exported here (the predictor's `limits`)
-    iter_inputs,  # noqa: F401 - defined in .inputs, re-exported here
-)
-from .parallel import SMALL_BATCH, pool_in_chunks, split_encode, threads_for
-from .pipeline import encode_input
-from .precision import Tower, TowerChoice, fast_temporal, requested_precision
-from .scoring import as_embeddings, embedding_probabilities, score_encoding
-from .settings import env_count, env_flag, env_float
-from .timeline import window_spans  # noqa: F401 - defined in .timeline, re-exported here
-from .tracks import frames_needed
+from emoclip.zeroshot import TextEmbeddingCache, class_embeddings
 
 if TYPE_CHECKING:
-    from ..faces import FaceDetector
+    from emoclip.faces import FaceDetector
 
 SMALL_TEXT_BATCH = 16  # text encodings of this few new descriptions (an edited class set) run
 # with `live_threads` intra-op threads, like batches of at most `parallel.SMALL_BATCH` frames
@@ -151,7 +143,7 @@ class EmotionPredictor:
             if interpolate_faces is None
             else interpolate_faces
         )
-        from ..faces import MIN_FACE_SCORE
+        from emoclip.faces import MIN_FACE_SCORE
 
         score, coverage = min_face_score, min_face_coverage
         self.min_face_score = env_float("EMOCLIP_MIN_FACE_SCORE", score, MIN_FACE_SCORE, 0.0, 1.0)
@@ -258,7 +250,7 @@ class EmotionPredictor:
             and not is_image_file(image)
             and Path(image).is_file()
         ):
-            from ..images import ImageDecodeError
+            from emoclip.media.images import ImageDecodeError
 
             raise ImageDecodeError(
                 f"'{Path(image).name}' is not a JPEG, PNG, WebP, BMP or TIFF image"
@@ -400,7 +392,7 @@ class EmotionPredictor:
             ``(crop (S, S, 3) uint8 or None, face_found)``; without a face the crop is the
             centre crop, or None when the fallback is "skip".
         """
-        from ..faces import center_crop, crop_square
+        from emoclip.faces import center_crop, crop_square
 
         size = self.config.image_size
         if not self.config.face_detection:

@@ -11,10 +11,10 @@ import time
 import numpy as np
 import torch
 
-from ..results import FaceSummary, Prediction, Timeline, TrackPrediction
-from ..zeroshot import probabilities
-from .encoding import VideoEncoding
-from .parallel import threads_for
+from emoclip.inference.encoding import VideoEncoding
+from emoclip.inference.parallel import threads_for
+from emoclip.results import FaceSummary, Prediction, Timeline, TrackPrediction
+from emoclip.zeroshot import probabilities
 
 __all__ = ["as_embeddings", "embedding_probabilities", "score_encoding"]
 

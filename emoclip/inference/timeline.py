@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..video import sample_indices
+from emoclip.media import sample_indices
 
 __all__ = [
     "THUMBNAIL_SIZE",

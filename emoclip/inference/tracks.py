@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..video import sample_indices
+from emoclip.media import sample_indices
 
 if TYPE_CHECKING:
-    from ..faces import FaceCropper
+    from emoclip.faces import FaceCropper
 
 __all__ = [
     "Entry",
@@ -36,7 +36,7 @@ def frames_needed(sampled_frames: int, min_track_frames: int | None = None) -> i
     """Frames a face track needs to count as a person in a clip of `sampled_frames`: 1 for a
     photograph, else `min_track_frames` (at most the clip) when set, else
     `faces.min_track_frames` of the clip (10 %, at least 2, at most 8)."""
-    from ..faces import min_track_frames as default_frames
+    from emoclip.faces import min_track_frames as default_frames
 
     if sampled_frames <= 1:
         return 1  # a photograph: its one face is the subject
@@ -78,7 +78,7 @@ class PersonTracks:
         """Hold the centre crop of the frame at `position` ((H, W, 3) uint8 `image`) while its
         faces (track `ids`) are only in tracks too short to be people (fallback "center")."""
         if ids and self.fallback == "center" and not any(self.trusted(t) for t in ids):
-            from ..faces import center_crop
+            from emoclip.faces import center_crop
 
             self.held_centres[position] = (center_crop(image, self.cropper.size), ids)
 

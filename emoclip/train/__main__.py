@@ -74,8 +74,8 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for a bad config)."""
-    from . import distributed as du
-    from .recipe import ConfigError, load_config
+    from emoclip.train import distributed as du
+    from emoclip.train.recipe import ConfigError, load_config
 
     rest, dotted = split_overrides(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_intermixed_args(rest)
@@ -90,9 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
-    from .engine import train
-    from .errors import TrainSetupError
-    from .hub_publish import HubUnavailableError
+    from emoclip.train.engine import train
+    from emoclip.train.errors import TrainSetupError
+    from emoclip.train.hub_publish import HubUnavailableError
 
     info = du.init_distributed(cfg.train.device)
     logging.basicConfig(

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..video import sample_indices
+from emoclip.media import sample_indices
 
 _ROTATION_DEGREES = 6.0
 

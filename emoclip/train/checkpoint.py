@@ -7,7 +7,7 @@ The two are kept apart on purpose:
   `torch.save` and read with ``torch.load(weights_only=True)``, so only plain containers,
   numbers, strings and tensors are stored (numpy and Python RNG states are converted).
 * The export is what `emoclip.load_model` and the app read: our safetensors format, written by
-  `emoclip.weights.save_checkpoint`, with the training record in the config's ``provenance``.
+  `emoclip.weights.files.save_checkpoint`, with the training record in the config's ``provenance``.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..classes import ClassSet
-from ..model_config import EmoCLIPConfig
-from ..weights import file_sha256, save_checkpoint, sidecar_path
+from emoclip.classes import ClassSet
+from emoclip.model.config import EmoCLIPConfig
+from emoclip.weights.files import file_sha256, save_checkpoint, sidecar_path
 
 STATE_FILE = "state.pt"
 STATE_FORMAT = "emoclip-train-state"

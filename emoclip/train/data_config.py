@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .augment import EVAL_SAMPLINGS
+from emoclip.train.augment import EVAL_SAMPLINGS
 
 __all__ = [
     "DATASETS",

@@ -10,13 +10,13 @@ import cv2
 import numpy as np
 import torch
 
-from ..classes import ClassSet
-from ..faces import center_crop
-from ..model_config import PreprocessConfig
-from ..preprocess import to_tensor
-from ..video import VideoDecodeError, iter_frames
-from . import synthetic as syn
-from .augment import (
+from emoclip.classes import ClassSet
+from emoclip.faces import center_crop
+from emoclip.media import VideoDecodeError, iter_frames
+from emoclip.model.config import PreprocessConfig
+from emoclip.model.preprocess import to_tensor
+from emoclip.train import synthetic as syn
+from emoclip.train.augment import (
     EVAL_SAMPLINGS,
     augment_clip,
     codec_augment,
@@ -24,11 +24,11 @@ from .augment import (
     temporal_indices,
     train_rng,
 )
-from .frame_folders import list_frames, read_image
-from .layouts import LabelIndex, Sample
+from emoclip.train.frame_folders import list_frames, read_image
+from emoclip.train.layouts import LabelIndex, Sample
 
 if TYPE_CHECKING:
-    from .data_config import DataConfig
+    from emoclip.train.data_config import DataConfig
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ class VideoEmotionDataset(torch.utils.data.Dataset):
 
     def _face_cropper(self) -> Any:
         if self._cropper is None:
-            from ..faces import FaceCropper
+            from emoclip.faces import FaceCropper
 
             self._cropper = FaceCropper(
                 size=self.preprocess.image_size,

@@ -47,21 +47,21 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..model_config import PreprocessConfig
-from . import checkpoint as ckpt, distributed as du, phases, run_state
-from .errors import TrainSetupError
-from .loading import collate
-from .loss import ContrastiveModel, accumulate_gradients
-from .model_setup import build_model, configure_trainable, frozen_names, model_config
-from .optim import build_optimizer, build_scheduler
-from .recipe import TrainConfig
-from .run_data import build_run_data
-from .run_result import TrainResult, resolve_run_dir
-from .run_state import preserved_rng
-from .runlog import RunLogger, import_wandb
-from .sampling import EpochSeededDataset
-from .selection import ModelSelection
-from .step_log import log_step
+from emoclip.model.config import PreprocessConfig
+from emoclip.train import checkpoint as ckpt, distributed as du, phases, run_state
+from emoclip.train.errors import TrainSetupError
+from emoclip.train.loading import collate
+from emoclip.train.loss import ContrastiveModel, accumulate_gradients
+from emoclip.train.model_setup import build_model, configure_trainable, frozen_names, model_config
+from emoclip.train.optim import build_optimizer, build_scheduler
+from emoclip.train.recipe import TrainConfig
+from emoclip.train.run_data import build_run_data
+from emoclip.train.run_result import TrainResult, resolve_run_dir
+from emoclip.train.run_state import preserved_rng
+from emoclip.train.runlog import RunLogger, import_wandb
+from emoclip.train.sampling import EpochSeededDataset
+from emoclip.train.selection import ModelSelection
+from emoclip.train.step_log import log_step
 
 log = logging.getLogger("emoclip.train")
 
@@ -121,7 +121,7 @@ class Trainer:
     def _check_options(self) -> None:
         cfg = self.cfg
         if cfg.out.push_to_hub and self.dist.is_main:
-            from .hub_publish import check_can_push
+            from emoclip.train.hub_publish import check_can_push
 
             check_can_push(cfg.out.push_to_hub)
         if cfg.log.wandb:

@@ -11,8 +11,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .data_config import DataConfig
-from .metrics import plot_confusion
+from emoclip.train.data_config import DataConfig
+from emoclip.train.metrics import plot_confusion
 
 SUMMARY_KEYS = ("war", "uar", "uar_true_classes")
 

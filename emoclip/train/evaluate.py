@@ -40,9 +40,16 @@ from typing import Any
 
 import torch
 
-from .eval_report import SUMMARY_KEYS as SUMMARY_KEYS, fold_tag, write_fold, write_summary
-from .loading import EVAL_SAMPLINGS, DataConfig, build_dataset, class_set
-from .scoring import (
+from emoclip.train.augment import EVAL_SAMPLINGS
+from emoclip.train.data_config import DataConfig
+from emoclip.train.eval_report import (
+    SUMMARY_KEYS as SUMMARY_KEYS,
+    fold_tag,
+    write_fold,
+    write_summary,
+)
+from emoclip.train.loading import build_dataset, class_set
+from emoclip.train.scoring import (
     PADDINGS as PADDINGS,
     evaluate_dataset as evaluate_dataset,
     frame_sampling as frame_sampling,
@@ -133,7 +140,7 @@ def parse_data_args(items: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
     Raises:
         ValueError: an unknown option or field, or a missing value.
     """
-    from .recipe import coerce
+    from emoclip.train.recipe import coerce
 
     hints = typing.get_type_hints(DataConfig)
     values: dict[str, Any] = {}
@@ -172,8 +179,8 @@ def _folds(dataset: str, folds: list[str]) -> list[int | None]:
 
 def run(args: argparse.Namespace, data_values: dict[str, Any], fold_texts: list[str]) -> list[Path]:
     """Evaluate every requested fold; returns the JSON files written."""
-    from ..factory import load_model
-    from .distributed import resolve_device
+    from emoclip.train.distributed import resolve_device
+    from emoclip.weights.factory import load_model
 
     torch.manual_seed(args.seed)  # only random-init test models depend on it
     model = load_model(

@@ -11,12 +11,12 @@ from typing import Any
 
 from torch import nn
 
-from ..classes import ClassSet
-from ..model import EmoCLIP
-from ..model_config import EmoCLIPConfig
-from . import checkpoint as ckpt, distributed as du
-from .recipe import TrainConfig
-from .runlog import json_safe
+from emoclip.classes import ClassSet
+from emoclip.model.config import EmoCLIPConfig
+from emoclip.model.network import EmoCLIP
+from emoclip.train import checkpoint as ckpt, distributed as du
+from emoclip.train.recipe import TrainConfig
+from emoclip.train.runlog import json_safe
 
 log = logging.getLogger("emoclip.train")
 
@@ -60,7 +60,7 @@ def training_record(
     world_size: int,
 ) -> dict[str, Any]:
     """How the weights were made, for the export's provenance."""
-    from ..version import __version__
+    from emoclip.version import __version__
 
     d = cfg.data
     backbone = backbone_note(cfg, model, pretrained=pretrained, tuned_params=tuned_params)

@@ -12,8 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..model_config import EmoCLIPConfig
-from ..weights import sidecar_path
+from emoclip.model.config import EmoCLIPConfig
+from emoclip.weights.files import sidecar_path
 
 DATA_LICENCES = {
     "mafw": "MAFW is released for non-commercial academic research under its EULA",
@@ -45,12 +45,12 @@ def check_can_push(repo_id: str) -> None:
         raise HubUnavailableError(
             "pushing to the Hub needs huggingface_hub: pip install huggingface_hub"
         ) from exc
-    from .. import hub_download
+    from emoclip.weights import hub
 
-    if not hub_download.hub_online():
+    if not hub.hub_online():
         raise HubUnavailableError(
             f"cannot push to the Hugging Face Hub repo {repo_id}: the Hub is unreachable "
-            f"({hub_download.offline_reason()}). Train without out.push_to_hub and upload the exported "
+            f"({hub.offline_reason()}). Train without out.push_to_hub and upload the exported "
             "files later (huggingface-cli upload), or unset HF_HUB_OFFLINE / connect first."
         )
 

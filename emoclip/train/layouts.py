@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..classes import ClassSet
-from .data_config import fold_number
-from .frame_folders import has_images
+from emoclip.classes import ClassSet
+from emoclip.train.data_config import fold_number
+from emoclip.train.frame_folders import has_images
 
 if TYPE_CHECKING:
-    from .data_config import DataConfig
+    from emoclip.train.data_config import DataConfig
 
 log = logging.getLogger(__name__)
 

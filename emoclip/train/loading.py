@@ -56,7 +56,7 @@ frame), as the authors' ``RandomSequence``. Evaluation follows ``eval_sampling``
   the start is drawn from ``(seed, clip index)`` (`emoclip.train.augment.eval_rng`), so a run is
   repeatable where the authors' was not.
 * ``"spread"``: T kept frames spread uniformly over the whole clip with
-  `emoclip.video.sample_indices` (frames of a clip shorter than T are repeated); no randomness.
+  `emoclip.media.sample_indices` (frames of a clip shorter than T are repeated); no randomness.
 
 Every evaluation report names the sampling used (``eval_sampling``). Videos
 (manifests) are sampled in time at ``preprocess.sample_fps`` (7.5 fps, i.e. every 4th frame of a
@@ -101,14 +101,21 @@ from typing import Any
 
 import torch
 
-from ..classes import ClassSet, preset
-from ..model_config import PreprocessConfig
-from ..tokenizer import CONTEXT_LENGTH, tokenize
-from . import synthetic as syn
-from .augment import EVAL_SAMPLINGS, codec_augment, temporal_indices
-from .data_config import DATASETS, DEFAULT_PRESETS, MODES, SPLITS, DataConfig
-from .datasets import MAX_VIDEO_FRAMES, SyntheticVideoDataset, VideoEmotionDataset
-from .layouts import DFEW_CLASSES, MAFW_CLASSES, READERS, LabelIndex, ReadReport, Sample
+from emoclip.classes import ClassSet, preset
+from emoclip.model.config import PreprocessConfig
+from emoclip.model.tokenizer import CONTEXT_LENGTH, tokenize
+from emoclip.train import synthetic as syn
+from emoclip.train.augment import EVAL_SAMPLINGS, codec_augment, temporal_indices
+from emoclip.train.data_config import DATASETS, DEFAULT_PRESETS, MODES, SPLITS, DataConfig
+from emoclip.train.datasets import MAX_VIDEO_FRAMES, SyntheticVideoDataset, VideoEmotionDataset
+from emoclip.train.layouts import (
+    DFEW_CLASSES,
+    MAFW_CLASSES,
+    READERS,
+    LabelIndex,
+    ReadReport,
+    Sample,
+)
 
 __all__ = [
     "DATASETS",

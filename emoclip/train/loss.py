@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model import EmoCLIP
-from . import distributed as du
+from emoclip.model.network import EmoCLIP
+from emoclip.train import distributed as du
 
 if TYPE_CHECKING:
     from torch.nn.parallel import DistributedDataParallel

@@ -7,15 +7,15 @@ import dataclasses
 import torch
 from torch import nn
 
-from ..model import EmoCLIP
-from ..model_config import EmoCLIPConfig, packaged_config_dir
-from .errors import TrainSetupError
-from .recipe import TrainConfig
+from emoclip.model.config import EmoCLIPConfig, packaged_config_dir
+from emoclip.model.network import EmoCLIP
+from emoclip.train.errors import TrainSetupError
+from emoclip.train.recipe import TrainConfig
 
 
 def model_config(name: str, num_frames: int | None = None) -> EmoCLIPConfig:
     """The architecture to train: a registry name, a model-config JSON or a weights file's sidecar."""
-    from ..weights import read_config
+    from emoclip.weights.files import read_config
 
     packaged = packaged_config_dir() / f"{name}.json"
     if name.endswith(".safetensors"):
@@ -51,7 +51,7 @@ def build_model(cfg: TrainConfig) -> tuple[EmoCLIP, bool]:
     if cfg.model.name.endswith(".safetensors"):
         from safetensors import safe_open
 
-        from ..factory import load_model
+        from emoclip.weights.factory import load_model
 
         model = load_model(cfg.model.name)
         model.config = config
@@ -87,7 +87,7 @@ def init_temporal(model: EmoCLIP, how: str = "randn") -> EmoCLIP:
 
 def pretrained_state(config: EmoCLIPConfig) -> dict[str, torch.Tensor]:
     """The open_clip backbone weights `config` names, with a clear message when unavailable."""
-    from ..weights import pretrained_backbone_state
+    from emoclip.weights.files import pretrained_backbone_state
 
     mc = config.model
     try:

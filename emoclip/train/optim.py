@@ -9,8 +9,8 @@ from functools import partial
 import torch
 from torch import nn
 
-from ..model import EmoCLIP
-from .recipe import TrainConfig
+from emoclip.model.network import EmoCLIP
+from emoclip.train.recipe import TrainConfig
 
 
 def build_optimizer(

@@ -24,12 +24,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..model import EmoCLIP
-from ..model_config import PreprocessConfig
-from .loading import build_dataset
-from .optim import build_scheduler, build_video_optimizer
-from .recipe import TrainConfig
-from .sampling import LateFrameDataset
+from emoclip.model.config import PreprocessConfig
+from emoclip.model.network import EmoCLIP
+from emoclip.train.loading import build_dataset
+from emoclip.train.optim import build_scheduler, build_video_optimizer
+from emoclip.train.recipe import TrainConfig
+from emoclip.train.sampling import LateFrameDataset
 
 
 def warmup_dataset(

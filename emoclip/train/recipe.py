@@ -24,7 +24,7 @@ from typing import Any, Union
 
 import yaml
 
-from .data_config import DataConfig
+from emoclip.train.data_config import DataConfig
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("multistep", "cosine", "constant")

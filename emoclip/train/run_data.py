@@ -7,14 +7,14 @@ from dataclasses import dataclass
 
 from torch.utils.data import Dataset, Subset
 
-from ..classes import ClassSet
-from ..model_config import PreprocessConfig
-from . import distributed as du
-from .errors import TrainSetupError
-from .loading import build_dataset, class_set
-from .phases import warmup_dataset
-from .recipe import TrainConfig
-from .sampling import EpochSeededDataset, ResumableSampler, split_holdout
+from emoclip.classes import ClassSet
+from emoclip.model.config import PreprocessConfig
+from emoclip.train import distributed as du
+from emoclip.train.errors import TrainSetupError
+from emoclip.train.loading import build_dataset, class_set
+from emoclip.train.phases import warmup_dataset
+from emoclip.train.recipe import TrainConfig
+from emoclip.train.sampling import EpochSeededDataset, ResumableSampler, split_holdout
 
 
 @dataclass

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..model import EmoCLIP
-from .recipe import TrainConfig
+from emoclip.model.network import EmoCLIP
+from emoclip.train.recipe import TrainConfig
 
 
 @dataclass

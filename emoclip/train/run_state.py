@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..model import EmoCLIP
-from . import checkpoint as ckpt, distributed as du
-from .recipe import TrainConfig
+from emoclip.model.network import EmoCLIP
+from emoclip.train import checkpoint as ckpt, distributed as du
+from emoclip.train.recipe import TrainConfig
 
 log = logging.getLogger("emoclip.train")
 

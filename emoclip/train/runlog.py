@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .errors import TrainSetupError
-from .recipe import TrainConfig
+from emoclip.train.errors import TrainSetupError
+from emoclip.train.recipe import TrainConfig
 
 
 class RunLogger:

@@ -31,12 +31,12 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..classes import ClassSet
-from ..model import EmoCLIP
-from ..zeroshot import TextEmbeddingCache, class_embeddings, probabilities
-from . import distributed as du
-from .loading import collate
-from .metrics import evaluate_predictions
+from emoclip.classes import ClassSet
+from emoclip.model.network import EmoCLIP
+from emoclip.train import distributed as du
+from emoclip.train.loading import collate
+from emoclip.train.metrics import evaluate_predictions
+from emoclip.zeroshot import TextEmbeddingCache, class_embeddings, probabilities
 
 PADDINGS = ("authors", "drop")
 

@@ -22,15 +22,15 @@ from typing import Any
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..classes import ClassSet
-from ..model import EmoCLIP
-from . import checkpoint as ckpt, distributed as du, export as exports
-from .errors import TrainSetupError
-from .loading import build_dataset
-from .recipe import TrainConfig
-from .run_state import preserved_rng
-from .runlog import RunLogger, json_safe
-from .scoring import evaluate_dataset, summary
+from emoclip.classes import ClassSet
+from emoclip.model.network import EmoCLIP
+from emoclip.train import checkpoint as ckpt, distributed as du, export as exports
+from emoclip.train.errors import TrainSetupError
+from emoclip.train.loading import build_dataset
+from emoclip.train.recipe import TrainConfig
+from emoclip.train.run_state import preserved_rng
+from emoclip.train.runlog import RunLogger, json_safe
+from emoclip.train.scoring import evaluate_dataset, summary
 
 log = logging.getLogger("emoclip.train")
 
@@ -182,7 +182,7 @@ class ModelSelection:
         if cfg.eval.test_split:
             self.report_test(path, cfg.eval.test_split, step=step, epoch=epoch)
         if cfg.out.push_to_hub and self.dist.is_main:
-            from .hub_publish import push_to_hub
+            from emoclip.train.hub_publish import push_to_hub
 
             log.info(
                 "pushed to %s", push_to_hub(path, cfg.out.push_to_hub, private=cfg.out.hub_private)
@@ -192,7 +192,7 @@ class ModelSelection:
 
     def report_test(self, path: Path, split: str, *, step: int, epoch: int) -> None:
         """Evaluate the exported weights on `split` (``eval.test_split``); record it in their sidecar."""
-        from ..factory import load_model
+        from emoclip.weights.factory import load_model
 
         test_set = build_dataset(
             self.cfg.data,

@@ -6,7 +6,7 @@ import logging
 
 import torch
 
-from .runlog import RunLogger
+from emoclip.train.runlog import RunLogger
 
 log = logging.getLogger("emoclip.train")
 

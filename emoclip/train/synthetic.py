@@ -44,10 +44,10 @@ import cv2
 import numpy as np
 import yaml
 
-from ..quiet import quiet_native_stderr
-from .synthetic_captions import caption
-from .synthetic_cues import CUES, Expression
-from .synthetic_drawing import render_clip
+from emoclip.quiet import quiet_native_stderr
+from emoclip.train.synthetic_captions import caption
+from emoclip.train.synthetic_cues import CUES, Expression
+from emoclip.train.synthetic_drawing import render_clip
 
 __all__ = [
     "CUES",

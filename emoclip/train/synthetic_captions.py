@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .synthetic_cues import CUES, Expression
+from emoclip.train.synthetic_cues import CUES, Expression
 
 __all__ = ["ADVERBS", "CLAUSES", "NOUNS", "NOUN_LEADS", "caption"]
 

@@ -10,7 +10,7 @@ import math
 import cv2
 import numpy as np
 
-from .synthetic_cues import Expression
+from emoclip.train.synthetic_cues import Expression
 
 __all__ = ["render_clip"]
 

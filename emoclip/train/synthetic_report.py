@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from . import synthetic as syn
-from .metrics import evaluate_predictions
+from emoclip.train import synthetic as syn
+from emoclip.train.metrics import evaluate_predictions
 
 __all__ = ["SEEDS", "score_clips", "report", "main"]
 
@@ -97,9 +97,9 @@ def report(
         "mean": {"<S>px": {...}}}``; the per-seed entries hold the figures of the module
         docstring and the per-class recalls.
     """
-    from ..classes import ClassSet
-    from ..factory import load_model
-    from ..inference.predictor import EmotionPredictor
+    from emoclip.classes import ClassSet
+    from emoclip.inference.predictor import EmotionPredictor
+    from emoclip.weights.factory import load_model
 
     plain = ClassSet.from_dict({"classes": syn.class_descriptions("all")}, name="synthetic-all")
     para = ClassSet.from_dict(
@@ -203,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(text + "\n", encoding="utf-8")
     if args.update_sidecar:
-        from ..model_config import EmoCLIPConfig
-        from .checkpoint import file_sha256, sidecar_path
+        from emoclip.model.config import EmoCLIPConfig
+        from emoclip.weights.files import file_sha256, sidecar_path
 
         side = sidecar_path(args.weights)
         config = EmoCLIPConfig.load(side)

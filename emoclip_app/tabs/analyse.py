@@ -166,7 +166,7 @@ def analyse_photo(
     """
     if not image_path:
         raise error("Upload a photo first (JPEG, PNG, WebP, BMP or TIFF).")
-    from emoclip.images import read_image
+    from emoclip.media.images import read_image
 
     out = analyse(image_path, fallback, session, progress)  # limits and bad files checked here
     assert session.video is not None  # `analyse` set it or raised

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .model_config import EmoCLIPConfig, ModelConfig
+from emoclip.model.config import EmoCLIPConfig, ModelConfig
 
 
 class CheckpointError(ValueError):
@@ -192,14 +192,14 @@ def pretrained_backbone_state(
     pcfg = oc_pretrained.get_pretrained_cfg(config.backbone, tag)
     if not pcfg:
         raise RuntimeError(f"open_clip knows no pretrained tag {tag!r} for {config.backbone}")
-    from . import hub_download
+    from emoclip.weights import hub
 
-    if offline or not hub_download.hub_online():
-        path = hub_download.cached_open_clip_file(pcfg, cache_dir=cache_dir)
+    if offline or not hub.hub_online():
+        path = hub.cached_open_clip_file(pcfg, cache_dir=cache_dir)
         if path is None:
             raise RuntimeError(
                 f"pretrained CLIP weights {config.backbone}/{tag} are not in the local cache "
-                f"and the Hugging Face Hub is not reachable ({hub_download.offline_reason()})"
+                f"and the Hugging Face Hub is not reachable ({hub.offline_reason()})"
             )
         return load_state_dict(str(path))
     path = oc_pretrained.download_pretrained(pcfg, cache_dir=str(cache_dir) if cache_dir else None)

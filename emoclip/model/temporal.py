@@ -1,7 +1,7 @@
 """Temporal transformer: per-frame embeddings -> one video embedding (the CLS output).
 
 Same computation as the authors' ``TemporalTransformer`` (reference.md §7.2), with readable
-parameter names; `emoclip.convert` maps their state-dict keys onto these.
+parameter names; `emoclip.weights.convert` maps their state-dict keys onto these.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model_config import TemporalConfig
+from emoclip.model.config import TemporalConfig
 
 
 class TemporalAttention(nn.Module):

@@ -2,7 +2,7 @@
 
 Frames are decoded one at a time and never all held in memory (except by `read_frames`, which is
 meant for short clips). Every frame that leaves this module is an upright ``(H, W, 3)`` uint8 RGB
-array with values in [0, 255]. Opening and validating a file is `video_probe`'s; `emoclip.video`
+array with values in [0, 255]. Opening and validating a file is `video_probe`'s; `emoclip.media`
 re-exports the public names.
 
 Sampling is time-based and deterministic: with ``sample_fps`` the target times are ``start``,
@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .video_probe import (
+from emoclip.media.probe import (
     MAX_SANE_FPS,
     LimitError,
     VideoDecodeError,
@@ -167,7 +167,7 @@ def to_rgb(bgr: np.ndarray, manual_rotation: int, max_side: int | None) -> np.nd
 
     Every frame `iter_frames` yields goes through this function, looked up at call time, so that
     the benchmarks' work counter can wrap it to count the frames converted (skipped frames are
-    never converted). Not re-exported by `emoclip.video`: an instrumentation point, not API.
+    never converted). Not re-exported by `emoclip.media`: an instrumentation point, not API.
 
     Args:
         bgr: ``(H, W, 3)`` uint8 BGR frame as OpenCV decodes it (``(H, W)`` grey is accepted).

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .model_config import PreprocessConfig
+from emoclip.model.config import PreprocessConfig
 
 
 def to_tensor(images: np.ndarray | Sequence[np.ndarray], config: PreprocessConfig) -> torch.Tensor:

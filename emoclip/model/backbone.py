@@ -1,6 +1,6 @@
 """Building CLIP backbones with open_clip (architecture only: no disk, no network).
 
-Fetching pretrained backbone weights is on the weights side (`emoclip.weights`). open_clip is
+Fetching pretrained backbone weights is on the weights side (`emoclip.weights.files`). open_clip is
 imported inside the functions, so ``import emoclip`` stays cheap.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from .model_config import ModelConfig, backbone_config
+from emoclip.model.config import ModelConfig, backbone_config
 
 if TYPE_CHECKING:
     from torch import nn

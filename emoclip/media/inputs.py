@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..images import (
+from emoclip.media import LimitError, SampledFrame, VideoDecodeError, iter_frames, probe_video
+from emoclip.media.images import (
     StillImage,
     frame_folder,
     image_from_array,
@@ -22,8 +23,7 @@ from ..images import (
     iter_frame_folder,
     read_image,
 )
-from ..model_config import PreprocessConfig
-from ..video import LimitError, SampledFrame, VideoDecodeError, iter_frames, probe_video
+from emoclip.model.config import PreprocessConfig
 
 __all__ = [
     "DECODE_MAX_SIDE",
@@ -246,7 +246,7 @@ def expected_frames(
 def is_image_path(path: Path) -> bool:
     """A file read as a still image: an image signature, or an image suffix on a file that has
     no video signature (so an empty or corrupt ``.jpg`` gets an image's error message)."""
-    from ..images import IMAGE_SUFFIXES
+    from emoclip.media.images import IMAGE_SUFFIXES
 
     if path.is_dir():
         return False
@@ -281,7 +281,7 @@ def iter_inputs(paths: Iterable[str | os.PathLike]) -> Iterator[MediaItem]:
     batch: its videos and images (by suffix) and its frame folders, recursively and sorted by
     path (symbolic links to folders are not followed).
     """
-    from ..images import IMAGE_SUFFIXES
+    from emoclip.media.images import IMAGE_SUFFIXES
 
     def walk(folder: Path) -> Iterator[MediaItem]:
         clip = frame_folder(folder)

@@ -1,6 +1,6 @@
 """EmoCLIP: a CLIP image/text backbone plus a temporal model over frame embeddings.
 
-Pure tensors in, tensors out: no disk, no network (loading lives in `emoclip.factory`).
+Pure tensors in, tensors out: no disk, no network (loading lives in `emoclip.weights.factory`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import create_backbone
-from .model_config import EmoCLIPConfig
-from .temporal import TemporalTransformer
+from emoclip.model.backbone import create_backbone
+from emoclip.model.config import EmoCLIPConfig
+from emoclip.model.temporal import TemporalTransformer
 
 
 class EmoCLIP(nn.Module):

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .video import LimitError, SampledFrame, VideoDecodeError, image_kind
-from .video_probe import read_head
+from emoclip.media import LimitError, SampledFrame, VideoDecodeError, image_kind
+from emoclip.media.probe import read_head
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage

@@ -10,7 +10,7 @@ Two source layouts are understood:
   only, ``temporal.*`` as above, ``mlp.*`` the classification head (dropped). Which text-tower
   keys must then come from another CLIP is `text_tower_needed`.
 
-`emoclip.convert` reads the files, completes the text tower and writes the result.
+`emoclip.weights.convert` reads the files, completes the text tower and writes the result.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from .weights import CheckpointError
+from emoclip.weights.files import CheckpointError
 
 LAYOUTS = ("vclip", "downstream")
 DDP_PREFIX = "module."
@@ -231,7 +231,7 @@ def text_tower_needed(
 ) -> list[str]:
     """The text-tower keys to take from another CLIP: all of them when `state` has none.
 
-    A checkpoint with only part of a text tower is not completed: `emoclip.convert.verify_state`
+    A checkpoint with only part of a text tower is not completed: `emoclip.weights.convert.verify_state`
     reports it.
 
     Args:

@@ -1,12 +1,12 @@
 """Convert the authors' EmoCLIP checkpoints (NickyFot/EmoCLIP) to our safetensors format.
 
-The job here is the conversion around the key mapping (`emoclip.convert_keys`, re-exported):
+The job here is the conversion around the key mapping (`emoclip.weights.convert_keys`, re-exported):
 read the authors' file, check its temporal depth against the target config, complete a
 DownstreamTask checkpoint's missing CLIP text tower and ``logit_scale`` from a given CLIP state
 dict (``text_tower``) or from open_clip's pretrained weights of the config's backbone (cache
 first, then a download), verify every key and shape, and write the result.
 
-Files are read with `emoclip.weights.read_state_dict` (safetensors, or ``torch.load`` with
+Files are read with `emoclip.weights.files.read_state_dict` (safetensors, or ``torch.load`` with
 ``weights_only=True``): nothing in a checkpoint is ever executed. The result is
 ``DST.safetensors`` + ``DST.json`` (the registry config plus provenance), loadable with
 ``emoclip.load_model(DST)``.
@@ -24,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from .convert_keys import (
+from emoclip.model.config import EmoCLIPConfig
+from emoclip.weights.convert_keys import (
     DDP_PREFIX as DDP_PREFIX,
     HEAD_PREFIX as HEAD_PREFIX,
     LAYOUTS as LAYOUTS,
@@ -35,8 +36,7 @@ from .convert_keys import (
     temporal_layer_count as temporal_layer_count,
     text_tower_needed,
 )
-from .model_config import EmoCLIPConfig
-from .weights import (
+from emoclip.weights.files import (
     CheckpointError,
     file_sha256,
     pretrained_backbone_state,
@@ -85,14 +85,14 @@ def resolve_config(config: str | Path | EmoCLIPConfig) -> EmoCLIPConfig:
         return config
     if str(config).endswith(".json") and Path(config).is_file():
         return EmoCLIPConfig.load(config)
-    from .registry import get_spec
+    from emoclip.weights.registry import get_spec
 
     return get_spec(str(config)).config()
 
 
 def expected_shapes(config: EmoCLIPConfig) -> dict[str, torch.Size]:
     """Key -> shape of ``EmoCLIP(config).state_dict()``, built on the meta device (no memory)."""
-    from .model import EmoCLIP
+    from emoclip.model.network import EmoCLIP
 
     try:
         with torch.device("meta"):

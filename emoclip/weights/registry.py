@@ -8,14 +8,14 @@ Resolution order for a named model (`resolve`; first hit wins):
    ``EMOCLIP_HUB_REVISION``, a commit hash, recommended) for ``emoclip-vitb32``. This project
    publishes no EmoCLIP weights yet, so there is **no default repo**: a name in a namespace the
    project does not own could serve any weights. Cache first, then a download when the Hub is
-   reachable (`emoclip.factory.load_model` checks the sidecar before downloading the weights);
+   reachable (`emoclip.weights.factory.load_model` checks the sidecar before downloading the weights);
 4. for backbone-only models (the CLIP baseline), open_clip's pretrained weights;
 5. for test models (``kind == "test"``), random initialisation.
 
 The registry owns model policy: each `ModelSpec` carries its ``kind`` (paper / baseline / toy /
 test), its start-up ``rank``, a one-line ``description`` and ``how_to_get`` its weights;
 `best_available` is the one start-up choice the CLI and the app share. Nothing here loads a model
-or downloads weights: that is `emoclip.factory`, which re-exports every name of this module.
+or downloads weights: that is `emoclip.weights.factory`, which re-exports every name of this module.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .model_config import EmoCLIPConfig, packaged_config_dir
-from .weights import pretrained_location
+from emoclip.model.config import EmoCLIPConfig, packaged_config_dir
+from emoclip.weights.files import pretrained_location
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -291,7 +291,7 @@ def resolve(
 
     Takes at most a couple of seconds with no network (one short TCP probe of the Hub).
     """
-    from . import hub_download
+    from emoclip.weights import hub
 
     spec = get_spec(name)
     summary = spec.config().summary
@@ -317,18 +317,16 @@ def resolve(
     if repo:
         revision = spec.revision()
         location = hub_location(spec)
-        found = hub_download.cached_file(
-            repo, f"{name}.safetensors", revision=revision, cache_dir=cache_dir
-        )
-        if found is not None and hub_download.cached_file(
+        found = hub.cached_file(repo, f"{name}.safetensors", revision=revision, cache_dir=cache_dir)
+        if found is not None and hub.cached_file(
             repo, f"{name}.json", revision=revision, cache_dir=cache_dir
         ):
             return ModelSource(
                 name, True, "hub-cache", location, summary, tuple(tried), path=str(found)
             )
-        if probe_network and hub_download.hub_online():
+        if probe_network and hub.hub_online():
             return ModelSource(name, True, "hub-download", location, summary, tuple(tried))
-        tried.append(f"{location}: not cached, Hub unreachable ({hub_download.offline_reason()})")
+        tried.append(f"{location}: not cached, Hub unreachable ({hub.offline_reason()})")
     elif spec.hub_repo_env and spec.kind == "paper":
         tried.append(
             f"Hugging Face Hub: no repo configured (this project publishes none yet); set "
@@ -342,12 +340,12 @@ def resolve(
         pcfg = oc_pretrained.get_pretrained_cfg(
             model_cfg.backbone, model_cfg.backbone_pretrained or ""
         )
-        if pcfg and hub_download.cached_open_clip_file(pcfg, cache_dir=cache_dir) is not None:
+        if pcfg and hub.cached_open_clip_file(pcfg, cache_dir=cache_dir) is not None:
             return ModelSource(name, True, "open_clip-cache", location, summary, tuple(tried))
-        if probe_network and hub_download.hub_online():
+        if probe_network and hub.hub_online():
             return ModelSource(name, True, "open_clip-download", location, summary, tuple(tried))
         tried.append(
-            f"open_clip pretrained {location}: not cached, Hub unreachable ({hub_download.offline_reason()})"
+            f"open_clip pretrained {location}: not cached, Hub unreachable ({hub.offline_reason()})"
         )
     if spec.random_init:
         return ModelSource(

@@ -1,12 +1,12 @@
 """Model loading: `load_model` builds an `EmoCLIP` from a registry name or a checkpoint file.
 
-Which models exist, their policy and where their weights would come from is `emoclip.registry`
+Which models exist, their policy and where their weights would come from is `emoclip.weights.registry`
 (`ModelSpec`, `resolve`, `best_available`, ...); this module loads what `resolve` found: a local
 ``.safetensors`` file with its JSON sidecar, the Hub (the sidecar is downloaded first and its
 architecture checked against `EmoCLIPConfig.check_bounds`, then the weights, whose sha256 must
 match the sidecar's), open_clip's pretrained backbone, or random initialisation (test models).
 
-`emoclip.factory` stays the public face of both: the registry's names (`ModelSpec`, `REGISTRY`,
+`emoclip.weights.factory` stays the public face of both: the registry's names (`ModelSpec`, `REGISTRY`,
 `resolve`, `best_available`, ...) are re-exported here (see `__all__`).
 """
 
@@ -20,9 +20,10 @@ from typing import Any
 
 import torch
 
-from .model import EmoCLIP
-from .model_config import EmoCLIPConfig
-from .registry import (
+from emoclip.model.config import EmoCLIPConfig
+from emoclip.model.network import EmoCLIP
+from emoclip.weights.files import CheckpointError, load_checkpoint, pretrained_backbone_state
+from emoclip.weights.registry import (
     MODEL_KINDS as MODEL_KINDS,
     REGISTRY as REGISTRY,
     ModelKind as ModelKind,
@@ -38,7 +39,6 @@ from .registry import (
     ranked_models as ranked_models,
     resolve as resolve,
 )
-from .weights import CheckpointError, load_checkpoint, pretrained_backbone_state
 
 __all__ = [
     "MODEL_KINDS",
@@ -98,7 +98,7 @@ def load_model(
 
 
 def _from_registry(name: str, **kwargs: Any) -> EmoCLIP:
-    from . import hub_download
+    from emoclip.weights import hub
 
     source = resolve(name, **kwargs)
     spec = get_spec(name)
@@ -119,15 +119,15 @@ def _from_registry(name: str, **kwargs: Any) -> EmoCLIP:
         else:
             repo, revision = spec.repo(), spec.revision()
             assert repo is not None  # resolve() found one
-            side = hub_download.download_file(
+            side = hub.download_file(
                 repo, f"{name}.json", revision=revision, cache_dir=kwargs.get("cache_dir")
             )
-            from .weights import read_config
+            from emoclip.weights.files import read_config
 
             read_config(
                 Path(side).with_suffix(".safetensors")
             )  # bounds checked before the weights download
-            path = hub_download.download_file(
+            path = hub.download_file(
                 repo, f"{name}.safetensors", revision=revision, cache_dir=kwargs.get("cache_dir")
             )
         model = _from_checkpoint(path, cache_dir=kwargs.get("cache_dir"), require_sha256=True)

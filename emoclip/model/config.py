@@ -301,4 +301,4 @@ def _known(kind: type, values: dict[str, Any]) -> dict[str, Any]:
 
 def packaged_config_dir() -> Path:
     """Folder of the JSON configs that ship with the package (one per named model)."""
-    return Path(__file__).parent / "configs"
+    return Path(__file__).resolve().parent.parent / "configs"
