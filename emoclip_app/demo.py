@@ -17,7 +17,7 @@ import gradio as gr
 from . import header, models, settings
 from .files import delete_cache_policy
 from .state import LiveBuffer, Session
-from .tabs import about, analyse, api, classes, explorer, live
+from .tabs import about, analyse, api, classes, compounds, explorer, live
 
 TITLE = "EmoCLIP: zero-shot facial expressions in video"
 
@@ -44,8 +44,11 @@ def build_demo(delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
                 analyse.layout(ui)
             with gr.Tab("Live webcam", id="live"):
                 live.layout(ui)
-            with gr.Tab("Classes & compounds", id="classes"):
-                classes.layout(ui)
+            with gr.Tab("Classes & compounds", id="classes"), gr.Row():
+                with gr.Column(scale=3):
+                    classes.layout(ui)
+                with gr.Column(scale=2):
+                    compounds.layout(ui)
             with gr.Tab("Latent explorer", id="explorer"):
                 explorer.layout(ui)
             with gr.Tab("About", id="about"):
@@ -56,6 +59,7 @@ def build_demo(delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
         analyse.wire(ui, model_work)
         live.wire(ui)
         classes.wire(ui)
+        compounds.wire(ui)
         explorer.wire(ui, model_work)
         api.wire(ui, model_work)
     return demo

@@ -42,6 +42,7 @@ class Session:
 
     model: str | None = None  # the user's choice; None follows the app's default model
     classes: ClassSet | None = None  # None: the model's default class set
+    undo_classes: ClassSet | None = None  # the set the last chosen preset replaced
     video: CurrentVideo | None = None
     clips: list[Clip] = field(default_factory=list)
     points: list[Any] = field(default_factory=list)  # the explorer's last projection (LatentPoint)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from .. import settings
-from ..errors import code, error, md, user_errors
+from ..errors import code, error, md, no_dead_end, user_errors
 from ..figures import bars_figure, draw_faces, timeline_figure
 from ..files import download_files
 from ..models import classes_of, gpu, is_toy, model_of, predictor
@@ -48,7 +48,8 @@ def layout(ui: Any) -> None:
                 elem_id="fallback",
             )
             ui.analyse_btn = gr.Button("Analyse", variant="primary", elem_id="analyse-btn")
-            with gr.Accordion("…or a photo: every face is scored", open=False, elem_id="photo-box"):
+            ui.photo_box = gr.Accordion("…or a photo", open=False, elem_id="photo-box")
+            with ui.photo_box:
                 ui.image = gr.Image(
                     label="Photo (JPEG, PNG, WebP, BMP, TIFF)",
                     type="filepath",
@@ -73,7 +74,7 @@ def layout(ui: Any) -> None:
                     elem_id="examples",
                 )
             ui.gallery = gr.Gallery(
-                label="What the model saw along the clip (face crops)",
+                label="What the model saw along the clip",
                 columns=4,
                 height="auto",
                 elem_id="faces-gallery",
@@ -97,14 +98,23 @@ def layout(ui: Any) -> None:
             )
 
 
+def failed(text: str) -> dict[str, str]:
+    """The mark of a failed analysis: the summary says so (the next result replaces it)."""
+    return dict(
+        summary=f"⚠ **Not analysed:** {md(text)}  \n"
+        "Any result below is still the last clip's that was analysed."
+    )
+
+
 def wire(ui: Any, model_work: dict[str, Any]) -> None:
     """The tab's events (`model_work`: the options of events that run a model)."""
     inputs = [ui.video, ui.fallback, ui.session]
+    page_analyse = no_dead_end(analyse, Analysed, failed)
     ui.analyse_btn.click(
-        analyse, inputs, components(ui, Analysed), api_name="analyse", **model_work
+        page_analyse, inputs, components(ui, Analysed), api_name="analyse", **model_work
     )
     ui.analyse_image_btn.click(
-        analyse_photo,
+        no_dead_end(analyse_photo, PhotoAnalysed, failed),
         [ui.image, ui.fallback, ui.session],
         components(ui, PhotoAnalysed),
         api_name="analyse_image",
@@ -112,8 +122,36 @@ def wire(ui: Any, model_work: dict[str, Any]) -> None:
     )
     if ui.examples is not None:
         ui.examples.load_input_event.then(
-            analyse, inputs, components(ui, Analysed), api_visibility="private", **model_work
+            page_analyse,
+            inputs,
+            components(ui, Analysed),
+            api_visibility="private",
+            **model_work,
         )
+
+
+def controls_for(detection: bool | None) -> dict[str, Any]:
+    """The tab's controls and captions for a model with or without face `detection` (None: no
+    model yet, left as they are): a control that does nothing is disabled with the reason."""
+    if detection is None:
+        return dict(fallback=gr.skip(), gallery=gr.skip(), photo_box=gr.skip())
+    if detection:
+        return dict(
+            fallback=gr.Radio(
+                interactive=True,
+                info="center: analyse the centre of the whole frame; skip: leave them out",
+            ),
+            gallery=gr.Gallery(label="What the model saw along the clip (face crops)"),
+            photo_box=gr.Accordion(label="…or a photo: each face found is scored"),
+        )
+    return dict(
+        fallback=gr.Radio(
+            interactive=False,
+            info="Not used by this model: it takes whole frames (no face detection)",
+        ),
+        gallery=gr.Gallery(label="What the model saw along the clip (whole frames)"),
+        photo_box=gr.Accordion(label="…or a photo (scored as a whole frame)"),
+    )
 
 
 # ---------------------------------------------------------------------------------- handlers
@@ -186,6 +224,13 @@ def analyse_photo(
 # ---------------------------------------------------------------------------- result values
 
 
+def model_warnings(model: str | None) -> list[str]:
+    """What every result of `model` must say (a toy or test model's numbers mean nothing)."""
+    if is_toy(model):
+        return [f"{model} is a toy/test model: these numbers say nothing about real faces"]
+    return []
+
+
 def result_values(
     session: Session, *, encoded_now: bool = False, gallery: bool = False
 ) -> Analysed:
@@ -196,11 +241,7 @@ def result_values(
     pred = video.prediction
     classes = classes_of(session)
     compounds = [c.name for c in classes.compounds]
-    warnings = list(pred.warnings)
-    if is_toy(video.model):
-        warnings.append(
-            f"{video.model} is a toy/test model: these numbers say nothing about real faces"
-        )
+    warnings = list(pred.warnings) + model_warnings(video.model)
     top = dict(sorted(pred.probabilities.items(), key=lambda kv: -kv[1]))
     photo = pred.video.get("kind") == "image"
     thumbs = (
@@ -216,6 +257,7 @@ def result_values(
         frames_encoded=session.frames_encoded,
         rescored=session.rescored,
         encodings=session.encodings,
+        detection=pred.faces.detection,
     )
     return Analysed(
         session=session,
@@ -224,7 +266,7 @@ def result_values(
         bars=bars_figure(pred.probabilities, compounds),
         timeline=timeline_figure(pred, compounds),
         gallery=thumbs,
-        files=download_files(pred, video.name),
+        files=download_files(pred, video.name, warnings, classes),
         timings=timings,
         warnings=warnings_markdown(warnings),
         classes_label=top,
@@ -269,10 +311,18 @@ def summary_markdown(prediction: Prediction, *, model: str, encoded_now: bool) -
 
 
 def timings_markdown(
-    timings: dict[str, float], *, frames_encoded: int, rescored: int, encodings: int
+    timings: dict[str, float],
+    *,
+    frames_encoded: int,
+    rescored: int,
+    encodings: int,
+    detection: bool = True,
 ) -> str:
-    """Stage timings plus the session's encode/re-score counters (the UI shows both)."""
-    order = ("decode", "detect", "encode", "temporal", "text", "score", "total")
+    """Stage timings plus the session's encode/re-score counters (the UI shows both); without
+    face `detection` (a model that takes whole frames) there is no detect stage to list."""
+    order: tuple[str, ...] = ("decode", "detect", "encode", "temporal", "text", "score", "total")
+    if not detection:
+        order = tuple(k for k in order if k != "detect")
     cells = " · ".join(
         f"{k} {timings[k] * 1000:.0f} ms" if timings[k] < 1 else f"{k} {timings[k]:.2f} s"
         for k in order

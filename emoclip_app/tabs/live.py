@@ -35,6 +35,7 @@ def layout(ui: Any) -> None:
                 height=320,
             )
             ui.live_info = gr.Markdown("Start the webcam to stream.", elem_id="live-fps")
+            ui.live_note = gr.Markdown(elem_id="live-warnings", elem_classes=["warning-banner"])
             ui.live_reset_btn = gr.Button("Clear buffer", size="sm", elem_id="live-reset")
         with gr.Column():
             ui.live_label = gr.Label(label="Last T frames", num_top_classes=5, elem_id="live-label")
