@@ -18,6 +18,7 @@ from . import header, models, settings
 from .files import delete_cache_policy
 from .state import LiveBuffer, Session
 from .tabs import about, analyse, api, classes, compounds, explorer, live
+from .theme import theme
 
 TITLE = "EmoCLIP: zero-shot facial expressions in video"
 
@@ -66,7 +67,8 @@ def build_demo(delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
 
 
 def launch_options() -> dict[str, Any]:
-    """Arguments for `demo.launch` (upload limit, session-state bound, example clips readable)."""
+    """Arguments for `demo.launch` (upload limit, session-state bound, example clips readable,
+    the style sheet and the theme)."""
     return dict(
         max_file_size=(
             None if settings.MAX_UPLOAD_MB is None else f"{int(settings.MAX_UPLOAD_MB)}mb"
@@ -74,6 +76,7 @@ def launch_options() -> dict[str, Any]:
         state_session_capacity=settings.MAX_SESSIONS,
         allowed_paths=[str(settings.ASSETS)],
         css=css(),
+        theme=theme(),
     )
 
 

@@ -14,7 +14,7 @@ from .outputs import Analysed, ModelChange, components, skipped
 from .settings import PAGE_WAIT_SECONDS, short
 from .state import Session
 from .tabs.about import model_card
-from .tabs.analyse import analyse, controls_for, failed, model_warnings, warnings_markdown
+from .tabs.analyse import analyse, banner, controls_for, failed, model_warnings
 from .tabs.classes import editor_for, editor_skipped
 
 
@@ -23,9 +23,10 @@ def layout(ui: Any) -> None:
     gr.Markdown(
         "# EmoCLIP: zero-shot facial-expression recognition in video\n"
         "Describe emotions in words; the model scores a face video against your "
-        "descriptions."
+        "descriptions.",
+        elem_id="app-title",
     )
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True, elem_id="status-row"):
         ui.status = gr.Markdown("Loading a model…", elem_id="model-status")
         ui.model = gr.Dropdown(
             label="Model",
@@ -75,7 +76,7 @@ def _model_change(session: Session, editor: dict[str, Any]) -> ModelChange:
         timer=gr.Timer(active=models.MODELS.busy()),
         **editor,
         **controls_for(detection),
-        live_note=warnings_markdown(model_warnings(name)) if ready else gr.skip(),
+        live_note=banner(model_warnings(name)) if ready else gr.skip(),
     )
 
 

@@ -51,6 +51,7 @@ class Session:
     collection: Any = None  # the uploaded batch results (emoclip.explore.Collection) or None
     collection_index: Any = None  # NeighbourIndex over `collection`'s embeddings
     point_rows: Any = None  # (len(points),) int: each point's `collection` row, -1 if none
+    show_all: bool = False  # draw every class, not only the top ones
     frames_encoded: int = 0
     encodings: int = 0
     rescored: int = 0

@@ -6,6 +6,7 @@ the session's class set; the Classes tab re-scores it without re-encoding.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,14 @@ import gradio as gr
 
 from .. import settings
 from ..errors import code, error, md, no_dead_end, user_errors
-from ..figures import bars_figure, draw_faces, timeline_figure
+from ..figures import (
+    TOP_K,
+    bars_figure,
+    bars_summary,
+    draw_faces,
+    timeline_figure,
+    timeline_summary,
+)
 from ..files import download_files
 from ..models import classes_of, gpu, is_toy, model_of, predictor
 from ..outputs import Analysed, PhotoAnalysed, components, skipped
@@ -88,7 +96,14 @@ def layout(ui: Any) -> None:
             ui.warnings = gr.Markdown(elem_id="result-warnings", elem_classes=["warning-banner"])
             ui.label = gr.Label(label="Top emotions", num_top_classes=5, elem_id="top-label")
             ui.bars = gr.Plot(label="Probabilities", elem_id="bars-plot")
+            ui.bars_text = gr.Markdown(elem_id="bars-text", elem_classes=["plot-text"])
+            ui.show_all = gr.Checkbox(
+                label=f"Show all classes (bars and timeline show the top {TOP_K} otherwise)",
+                value=False,
+                elem_id="show-all",
+            )
             ui.timeline = gr.Plot(label="Timeline", elem_id="timeline-plot")
+            ui.timeline_text = gr.Markdown(elem_id="timeline-text", elem_classes=["plot-text"])
             ui.timings = gr.Markdown(elem_id="timings")
             ui.files = gr.File(
                 label="Downloads (JSON, CSV)",
@@ -119,6 +134,13 @@ def wire(ui: Any, model_work: dict[str, Any]) -> None:
         components(ui, PhotoAnalysed),
         api_name="analyse_image",
         **model_work,
+    )
+    ui.show_all.input(
+        show_all_classes,
+        [ui.show_all, ui.session],
+        [ui.session, ui.bars, ui.timeline],
+        api_name="show_all_classes",
+        show_progress="hidden",
     )
     if ui.examples is not None:
         ui.examples.load_input_event.then(
@@ -221,6 +243,21 @@ def analyse_photo(
     )
 
 
+def show_all_classes(show_all: bool, session: Session) -> tuple[Session, Any, Any]:
+    """Draw every class (or the top `TOP_K`) in the bars and the timeline."""
+    session.show_all = bool(show_all)
+    video = session.video
+    if video is None:
+        return session, gr.skip(), gr.skip()
+    pred = video.prediction
+    compounds = [c.name for c in classes_of(session).compounds]
+    return (
+        session,
+        bars_figure(pred.probabilities, compounds, show_all=session.show_all),
+        timeline_figure(pred, compounds, show_all=session.show_all),
+    )
+
+
 # ---------------------------------------------------------------------------- result values
 
 
@@ -263,12 +300,14 @@ def result_values(
         session=session,
         summary=summary_markdown(pred, model=video.model, encoded_now=encoded_now),
         label=top,
-        bars=bars_figure(pred.probabilities, compounds),
-        timeline=timeline_figure(pred, compounds),
+        bars=bars_figure(pred.probabilities, compounds, show_all=session.show_all),
+        bars_text=md(bars_summary(pred.probabilities)),
+        timeline=timeline_figure(pred, compounds, show_all=session.show_all),
+        timeline_text=md(timeline_summary(pred)),
         gallery=thumbs,
         files=download_files(pred, video.name, warnings, classes),
         timings=timings,
-        warnings=warnings_markdown(warnings),
+        warnings=banner(warnings),
         classes_label=top,
         rescore=timings,
     )
@@ -352,6 +391,15 @@ def faces_markdown(prediction: Prediction, k: int = 3) -> str:
             f"{i + 1}. **{md(t.top)}** ({best}) · box {w:.0f}x{h:.0f} at ({x:.0f}, {y:.0f})"
         )
     return "\n".join(lines)
+
+
+def banner(warnings: Sequence[str]) -> str:
+    """The warning banner above a result: an HTML list announced by screen readers
+    (``role="alert"``), one escaped line per distinct warning; empty: no warning."""
+    if not warnings:
+        return ""
+    items = "".join(f"<li>⚠ {html.escape(w, quote=False)}</li>" for w in dict.fromkeys(warnings))
+    return f'<div role="alert"><ul>{items}</ul></div>'
 
 
 def warnings_markdown(warnings: Sequence[str]) -> str:
