@@ -24,6 +24,13 @@ TITLE = "EmoCLIP: zero-shot facial expressions in video"
 
 
 @cache
+def page_script() -> str:
+    """The page's script (``emoclip_app/page.js``: live latency meter, explorer point clicks)."""
+    code = files("emoclip_app").joinpath("page.js").read_text(encoding="utf-8")
+    return f"<script>\n{code}\n</script>"
+
+
+@cache
 def css() -> str:
     """The app's style sheet (``emoclip_app/style.css``)."""
     return files("emoclip_app").joinpath("style.css").read_text(encoding="utf-8")
@@ -62,7 +69,7 @@ def build_demo(delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
         classes.wire(ui)
         compounds.wire(ui)
         explorer.wire(ui, model_work)
-        api.wire(ui, model_work)
+        api.wire(demo, ui, model_work)
     return demo
 
 
@@ -77,6 +84,7 @@ def launch_options() -> dict[str, Any]:
         allowed_paths=[str(settings.ASSETS)],
         css=css(),
         theme=theme(),
+        head=page_script(),
     )
 
 

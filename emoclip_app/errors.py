@@ -37,16 +37,21 @@ def plot_text(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def error(exc: BaseException | str, path: str | None = None) -> gr.Error:
+def error(
+    exc: BaseException | str, path: str | None = None, *, validation: bool = False
+) -> gr.Error:
     """A gr.Error showing the package's message as text (the modal renders HTML).
 
     `path` (a server-side upload path) is shortened to its file name in the message.
+    `validation`: the input is missing or incomplete (nothing was tried; `no_dead_end` then
+    marks no output), rather than the action failing.
     """
     message = str(exc)
     if path:
         message = message.replace(str(path), Path(path).name)
     err = gr.Error(html.escape(message, quote=False), print_exception=False)
     err.text = message  # the unescaped text, for `no_dead_end`
+    err.validation = validation
     return err
 
 
@@ -90,7 +95,8 @@ def no_dead_end(
     """`fn` for the app's page: a gr.Error it raises becomes a warning toast, and the event's
     outputs (the fields of `record`; None: one output) stay as they were, so no component
     enters gradio's error state (an "Error" overlay that hides it and blocks its inputs).
-    `mark(text)` gives the values of outputs that show a failure of the whole action (the
+    `mark(text)` gives the values of outputs that show a failure of the whole action (not of a
+    `validation` error) (the
     next success overwrites them). API callers (`in_browser()` False) still get the gr.Error:
     every door gives the same answer.
     """
@@ -106,6 +112,7 @@ def no_dead_end(
             gr.Warning(html.escape(text, quote=False))
             if record is None:
                 return gr.skip()
-            return skipped(record, **(mark(text) if mark else {}))
+            failed = mark is not None and not getattr(exc, "validation", False)
+            return skipped(record, **(mark(text) if failed and mark else {}))
 
     return handler

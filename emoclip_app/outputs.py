@@ -56,6 +56,7 @@ CompoundAdded = _record("CompoundAdded", (*ClassChange._fields, "preview"))
 LiveStep = _record("LiveStep", ("live_label", "live_plot", "live_info", "live_buffer"))
 Explored = _record("Explored", ("session", "latent_plot", "point_pick", "explore_info"))
 Picked = _record("Picked", ("neighbours", "point_video", "point_info", "latent_plot"))
+Clicked = _record("Clicked", (*Picked._fields, "point_pick"))
 
 
 def skipped(record: Any, **values: Any) -> Any:

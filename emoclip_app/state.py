@@ -71,4 +71,8 @@ class LiveBuffer:
     start: float | None = None
     times: list[float] = field(default_factory=list)  # seconds since `start`, one per prediction
     history: list[np.ndarray] = field(default_factory=list)  # (C,) probabilities per prediction
-    stamps: deque = field(default_factory=lambda: deque(maxlen=12))  # recent frame times (fps)
+    stamps: deque = field(default_factory=lambda: deque(maxlen=30))  # recent frame end times (fps)
+    busy: deque = field(default_factory=lambda: deque(maxlen=30))  # recent seconds per frame
+    frames: int = 0  # frames processed since the buffer started
+    plotted: float = float("-inf")  # when the live timeline was last drawn (monotonic s)
+    note: str = ""  # what the page should say about the stream (e.g. it was restarted)

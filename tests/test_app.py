@@ -315,13 +315,22 @@ def test_live_step_ring_buffer(predictor):
     session = Session()
     buffer = LiveBuffer()
     T = predictor.config.num_frames
+    skip = type(gr.skip())
+    figures = []
     for frame in moving_face_frames(T + 3, size=(480, 640)):
         out = live.live_step(frame, buffer, session)
         label, fig, info, buffer = out.live_label, out.live_plot, out.live_info, out.live_buffer
+        if not isinstance(fig, skip):
+            figures.append((fig, buffer.times[-1]))
     assert len(buffer.window) == T and buffer.window.frames == T + 3
     assert set(label) == set(preset("dfew-7").names) and abs(sum(label.values()) - 1) < 1e-4
-    assert "frames/s" in info and f"buffer {T}/{T}" in info
-    assert len(fig.data) == 7 and len(fig.data[0].x) == T + 3
+    assert "frames/s" in info and "ms per frame" in info and f"buffer {T}/{T}" in info
+    assert f"frame #{T + 3}" in info
+    # the timeline is redrawn at most once per PLOT_EVERY seconds (the page's drawing is slow)
+    drawn_at = [t for _, t in figures]
+    assert drawn_at and all(b - a >= live.PLOT_EVERY - 1e-6 for a, b in zip(drawn_at, drawn_at[1:]))
+    fig, t = figures[-1]
+    assert len(fig.data) == 7 and len(fig.data[0].x) == buffer.times.index(t) + 1
     session.classes = ClassSet.parse(CUSTOM_YAML)  # a class change restarts the buffer
     out = live.live_step(next(moving_face_frames(1)), buffer, session)
     label, buffer = out.live_label, out.live_buffer

@@ -185,7 +185,7 @@ def analyse(
 ) -> Analysed:
     """Analyse a video: encode it once (cached), score it against the session's class set."""
     if not video_path:
-        raise error("Upload or record a video first (or click an example).")
+        raise error("Upload or record a video first (or click an example).", validation=True)
     name = model_of(session)
     pred = predictor(name, fallback or "center")
     classes = classes_of(session)
@@ -225,7 +225,7 @@ def analyse_photo(
     line per face.
     """
     if not image_path:
-        raise error("Upload a photo first (JPEG, PNG, WebP, BMP or TIFF).")
+        raise error("Upload a photo first (JPEG, PNG, WebP, BMP or TIFF).", validation=True)
     from emoclip.media.images import read_image
 
     out = analyse(image_path, fallback, session, progress)  # limits and bad files checked here
