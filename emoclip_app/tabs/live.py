@@ -27,6 +27,9 @@ HISTORY = 240  # predictions kept for the live timeline
 CAPTURE_EVERY = (
     1 / 15
 )  # s between captures (15/s); a frame that arrives while one is processed replaces it
+CAMERA = {"video": {"width": {"ideal": 480}, "height": {"ideal": 360}}}  # smaller frames: less
+# to encode, send and decode per frame; a face in a webcam view stays far above the detector's
+# smallest size
 PLOT_EVERY = 1.0  # s between redraws of the live timeline (drawing it costs the page ~0.3 s)
 PAUSE_SECONDS = 2.0  # a longer gap between frames means the stream stopped and started again
 
@@ -45,6 +48,7 @@ def layout(ui: Any) -> None:
                 streaming=True,
                 type="numpy",
                 label="Webcam",
+                webcam_options=gr.WebcamOptions(constraints=CAMERA),
                 elem_id="live-cam",
                 height=320,
             )
@@ -69,7 +73,6 @@ def wire(ui: Any) -> None:
         time_limit=LIVE_SECONDS,
         concurrency_limit=max(2, int(settings.QUEUE["default_concurrency_limit"])),
         concurrency_id="live",
-        trigger_mode="always_last",
         show_progress="hidden",
         api_name="live_step",
     )
