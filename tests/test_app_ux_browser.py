@@ -267,3 +267,28 @@ def test_live_runs_at_camera_speed(browser, server):
         assert res["latency_ms"] < 1000 + res["ms_per_frame"], res
     finally:
         context.close()
+
+
+def test_clicking_a_point_in_the_explorer_picks_it(browser, server, media):
+    context, page = open_page(browser, server)
+    try:
+        analyse(page, media["video"])
+        page.get_by_role("tab", name="Latent explorer").click()
+        page.click("#explore-btn")
+        points = "#latent-plot .js-plotly-plot .scatterlayer .points path"
+        page.wait_for_selector(points)
+        page.wait_for_timeout(500)
+        box = page.locator(points).first.bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x, y)
+        page.wait_for_timeout(200)
+        page.mouse.click(x, y)
+        info = wait_text(page, "#point-info", r"\(\w+; (predicted|class)")
+        page.wait_for_selector("#neighbours [data-testid='cell-0-3']")
+        picked = page.locator("#point-pick input").input_value()
+        assert picked and picked.split(" ")[0] in info
+        cosine = page.locator("#neighbours [data-testid='cell-0-3']")
+        assert re.fullmatch(r"-?[01]\.\d+", cosine.inner_text().strip())
+        assert cosine.bounding_box()["width"] > 40  # the cosine column is readable
+    finally:
+        context.close()

@@ -94,7 +94,7 @@ def wire(ui: Any, model_work: dict[str, Any]) -> None:
     ui.point_pick.input(
         pick_point, [ui.point_pick, ui.session], components(ui, Picked), api_name="pick_point"
     )
-    ui.point_clicked.input(
+    ui.point_clicked.change(  # the page script sets it: a change, not typing
         click_point,
         [ui.point_clicked, ui.session],
         components(ui, Clicked),
