@@ -204,17 +204,20 @@ def live_figure_spec(times: Sequence[float], probs: np.ndarray, names: Sequence[
     colours = _colours(names)
     arr = np.asarray(probs, dtype=np.float64).reshape(len(times), len(names))
     x = [float(t) for t in times]
+    # the legend starts with the classes the latest prediction ranks first; the rest muted
+    order = np.argsort(-arr[-1], kind="stable") if len(arr) else np.arange(len(names))
     data = [
         dict(
             type="scatter",
             x=x,
             y=arr[:, j].tolist(),
             mode="lines",
-            name=plot_text(name),
-            line=dict(color=colours[name], width=2),
+            name=plot_text(names[j]),
+            opacity=1.0 if rank < HIGHLIGHTED else 0.35,
+            line=dict(color=colours[names[j]], width=2.5 if rank == 0 else 1.6),
             hovertemplate="%{y:.1%}",
         )
-        for j, name in enumerate(names)
+        for rank, j in enumerate(int(j) for j in order)
     ]
     fields = _layout_fields(
         title="Live timeline", height=340, xaxis="seconds since start", yaxis="probability"

@@ -759,7 +759,7 @@ def test_a_preset_applies_at_once_and_can_be_undone(video):
 
 def test_class_editor_refuses_merges_and_says_what_it_replaces(video):
     session = _analysed(video)
-    with pytest.raises(gr.Error, match="already a class or compound named 'neutral'"):
+    with pytest.raises(gr.Error, match="already a class or compound with the same name, 'neutral'"):
         classes_tab.rename_class("happiness", "Neutral", session)
     assert models.classes_of(session).names == preset("dfew-7").names  # nothing merged
     session = classes_tab.rename_class("happiness", "Happiness", session).session  # same class

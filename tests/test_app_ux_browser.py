@@ -158,7 +158,11 @@ def test_invalid_actions_leave_every_tab_usable(browser, server, media, tmp_path
         refused(page, lambda: page.click("#add-class-btn"), "at least one description")
         class_inputs_usable(page)
         page.locator("#rename-to input, #rename-to textarea").first.fill("neutral")
-        refused(page, lambda: page.click("#rename-btn"), "already a class or compound")
+        refused(
+            page,
+            lambda: page.click("#rename-btn"),
+            "already a class or compound with the same name",
+        )
         class_inputs_usable(page)
         page.get_by_text("YAML / JSON: edit, import, export").click()
         yaml = page.locator("#class-yaml .cm-content")

@@ -333,8 +333,9 @@ def rename_class(old: str, new: str, session: Session) -> ClassRenamed:
     clash = named([*current.classes, *current.compounds], new)
     if clash is not None and clash.casefold() != old.strip().casefold():
         raise error(
-            f"there is already a class or compound named '{clash}': remove it first, or add "
-            f"its descriptions to '{old}' with Add class (renaming would merge the two)"
+            f"there is already a class or compound with the same name, '{clash}': remove it "
+            f"first, or add its descriptions to '{old}' with Add class (renaming would merge "
+            "the two)"
         )
     try:
         classes = current.renamed(old, new, limits=CLASS_LIMITS)

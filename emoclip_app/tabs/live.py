@@ -31,7 +31,7 @@ CAMERA = {"video": {"width": {"ideal": 480}, "height": {"ideal": 360}}}  # small
 # to encode, send and decode per frame; a face in a webcam view stays far above the detector's
 # smallest size
 PLOT_EVERY = 1.0  # s between redraws of the live timeline (drawing it costs the page ~0.3 s)
-PAUSE_SECONDS = 2.0  # a longer gap between frames means the stream stopped and started again
+PAUSE_SECONDS = 3.0  # a longer gap between frames means the stream stopped and started again
 
 
 def layout(ui: Any) -> None:
