@@ -56,7 +56,7 @@ def key_value_table(data: Mapping[str, Any], skip: tuple[str, ...] = ()) -> str:
         return ""
     more = len(rows) - MAX_ROWS
     rows = rows[:MAX_ROWS] + ([f"| … | {more} more |"] if more > 0 else [])
-    return "| | |\n|---|---|\n" + "\n".join(rows)
+    return "| item | value |\n|---|---|\n" + "\n".join(rows)
 
 
 def records(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, dict[str, Any]]]:
@@ -154,7 +154,7 @@ def running_model(name: str) -> list[str]:
             ("Default classes", md(cfg.default_classes)),
         ]
         sections = provenance_sections(cfg.provenance or {})
-    table = "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in facts)
+    table = "| item | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in facts)
     return [table, *sections]
 
 
