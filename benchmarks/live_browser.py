@@ -120,6 +120,7 @@ def bench_p6e(model, seconds: float = 10.0, folder: Path | None = None) -> dict[
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(120_000)
             page.goto(url, wait_until="load")
+            page.wait_for_selector("#model-status")
             page.wait_for_function(
                 "document.querySelector('#model-status').innerText.includes('Model:')"
             )

@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         p11_child(args.p11_child)
         return 0
 
-    wanted = {k.strip().upper() for k in args.only.split(",")} if args.only else set(TARGETS)
+    asked = {k.strip().upper() for k in args.only.split(",")} if args.only else None
+    wanted = {k for k in TARGETS if asked is None or k.upper() in asked}
     started = time.perf_counter()
     folder = cache_dir(args.cache_dir)
     w, h = (int(v) for v in args.clip_size.lower().split("x"))
