@@ -1,0 +1,87 @@
+"""The face-detection stacks measured by ``python -m benchmarks.faces`` (see its README section).
+
+Each `stack` is a function ``(H, W, 3) uint8 RGB -> list of FaceBox`` (score = the stack's
+confidence); thresholds are left low so that ``--sweep`` can choose one on the calibration part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+Detect = Callable[[np.ndarray], list[Any]]
+
+
+def _today(min_confidence: float) -> Detect:
+    """The stack before issue #20: MediaPipe short range over tiles, merged, score >= 0.6."""
+    from emoclip.faces import FaceDetector
+    from emoclip.inference.photo import detect_all
+
+    det = FaceDetector(min_confidence)
+    return lambda image: detect_all(det, image)
+
+
+def _search(kind: str, min_tile: int, low: float = 0.3) -> Detect:
+    """Tile search (`detect_all`) with short range, full range or both, score >= `low`."""
+    from emoclip.faces import FaceDetector
+    from emoclip.faces.blazeface import FullRangeDetector, nms
+    from emoclip.inference.photo import detect_all
+
+    dets: list[Any] = []
+    if "short" in kind:
+        dets.append(FaceDetector(low))
+    if "full" in kind:
+        dets.append(FullRangeDetector(low))
+
+    def detect(image: np.ndarray) -> list[Any]:
+        found = [b for d in dets for b in detect_all(d, image, min_tile=min_tile)]
+        return found if len(dets) == 1 else detect_all_merge(found)
+
+    def detect_all_merge(found: list[Any]) -> list[Any]:
+        from emoclip.inference.photo import _merge
+
+        return _merge(found)
+
+    _ = nms
+    return detect
+
+
+def _verified(search: Detect, combine: str = "presence") -> Detect:
+    """Each box of `search` re-scored by the face-landmark model's face presence."""
+    from emoclip.faces import FaceBox
+    from emoclip.faces.verify import FaceVerifier
+
+    verifier = FaceVerifier()
+
+    def detect(image: np.ndarray) -> list[Any]:
+        out = []
+        for b in search(image):
+            p = verifier.presence(image, b)
+            score = p if combine == "presence" else float(np.sqrt(p * b.score))
+            out.append(FaceBox(b.x, b.y, b.w, b.h, score))
+        return out
+
+    return detect
+
+
+def stack(name: str) -> Detect:
+    """The detection function of the stack called `name`: ``today``, ``kept``, or
+    ``<short|full|short+full>@<min tile>[+verify|+geo]`` (e.g. ``short+full@150+verify``)."""
+    if name == "today":
+        return _today(0.6)
+    if name == "kept":
+        from emoclip.faces import FaceDetector
+        from emoclip.inference.photo import detect_all
+
+        det = FaceDetector()
+        return lambda image: detect_all(det, image)
+    base, _, rest = name.partition("@")
+    tile, _, check = rest.partition("+")
+    search = _search(base, int(tile or 300))
+    if check == "verify":
+        return _verified(search)
+    if check == "geo":
+        return _verified(search, "geo")
+    return search
