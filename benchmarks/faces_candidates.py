@@ -15,19 +15,30 @@ Detect = Callable[[np.ndarray], list[Any]]
 
 
 def _today(min_confidence: float) -> Detect:
-    """The stack before issue #20: MediaPipe short range over tiles, merged, score >= 0.6."""
+    """The stack before issue #20: MediaPipe short range over the whole image and tiles down to
+    300 px (no call budget), merged, score >= 0.6, no second look."""
     from emoclip.faces import FaceDetector
-    from emoclip.inference.photo import detect_all
+    from emoclip.faces.search import candidates
 
     det = FaceDetector(min_confidence)
-    return lambda image: detect_all(det, image)
+    return lambda image: candidates(det, image, min_tile=300, budget=10**6)
+
+
+def _kept() -> Detect:
+    """The library's photo search: `find_faces` with the predictor's detector and verifier."""
+    from emoclip.faces import FaceDetector
+    from emoclip.faces.search import SEARCH_SCORE, find_faces
+    from emoclip.faces.verify import FaceVerifier
+
+    det, verifier = FaceDetector(SEARCH_SCORE), FaceVerifier()
+    return lambda image: find_faces(det, verifier, image)
 
 
 def _search(kind: str, min_tile: int, low: float = 0.3) -> Detect:
     """Tile search (`detect_all`) with short range, full range or both, score >= `low`."""
+    from benchmarks.faces_fullrange import FullRangeDetector, nms
     from emoclip.faces import FaceDetector
-    from emoclip.faces.blazeface import FullRangeDetector, nms
-    from emoclip.inference.photo import detect_all
+    from emoclip.faces.search import candidates
 
     dets: list[Any] = []
     if "short" in kind:
@@ -36,15 +47,12 @@ def _search(kind: str, min_tile: int, low: float = 0.3) -> Detect:
         dets.append(FullRangeDetector(low))
 
     def detect(image: np.ndarray) -> list[Any]:
-        found = [b for d in dets for b in detect_all(d, image, min_tile=min_tile)]
+        found = [b for d in dets for b in candidates(d, image, min_tile=min_tile, budget=10**6)]
         return found if len(dets) == 1 else detect_all_merge(found)
 
     def detect_all_merge(found: list[Any]) -> list[Any]:
-        from emoclip.inference.photo import _merge
+        return nms(found)
 
-        return _merge(found)
-
-    _ = nms
     return detect
 
 
@@ -72,11 +80,7 @@ def stack(name: str) -> Detect:
     if name == "today":
         return _today(0.6)
     if name == "kept":
-        from emoclip.faces import FaceDetector
-        from emoclip.inference.photo import detect_all
-
-        det = FaceDetector()
-        return lambda image: detect_all(det, image)
+        return _kept()
     base, _, rest = name.partition("@")
     tile, _, check = rest.partition("+")
     search = _search(base, int(tile or 300))
