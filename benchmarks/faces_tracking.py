@@ -22,11 +22,11 @@ VIDEOS = 8
 
 def make_video(seed: int) -> tuple[list[np.ndarray], list[list[tuple[float, float, float, float]]]]:
     """Frames ``(480, 640, 3)`` and, per frame, each person's face box (people in fixed order)."""
+    import cv2
+
     from emoclip.testing.faces_compose import face_patch, paste
     from emoclip.testing.faces_decoys import draw_decoy, scene_photo
-    from emoclip.testing.faces_eval import FACE_SOURCES, _face_source
-
-    import cv2
+    from emoclip.testing.faces_eval import FACE_SOURCES, face_source
 
     rng = np.random.default_rng([7, seed])
     scene = scene_photo(("coffee", "china", "flower", "rocket")[seed % 4])
@@ -35,7 +35,7 @@ def make_video(seed: int) -> tuple[list[np.ndarray], list[list[tuple[float, floa
     for i in range(int(rng.integers(3, 5))):
         source = list(FACE_SOURCES)[i % 3]
         size = int(rng.integers(50, 110))
-        patch, alpha, box, _ = face_patch(_face_source(source), FACE_SOURCES[source], size, rng)
+        patch, alpha, box, _ = face_patch(face_source(source), FACE_SOURCES[source], size, rng)
         left = i % 2 == 0
         x0 = -20.0 if left else 640.0 - patch.shape[1] + 20
         speed = float(rng.uniform(6, 14)) * (1 if left else -1)
@@ -51,7 +51,7 @@ def make_video(seed: int) -> tuple[list[np.ndarray], list[list[tuple[float, floa
         for patch, alpha, at in decoys:
             paste(canvas, patch, alpha, at)
         boxes = []
-        for patch, alpha, box, x0, y0, speed, _ in sorted(people, key=lambda p: p[6]):
+        for patch, alpha, _box, x0, y0, speed, _ in sorted(people, key=lambda p: p[6]):
             x = int(round(x0 + speed * f))
             x = max(0, min(640 - patch.shape[1], x))
             paste(canvas, patch, alpha, (x, int(y0)))

@@ -144,7 +144,7 @@ def _canvas(rng: np.random.Generator) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def _face_source(name: str) -> np.ndarray:
+def face_source(name: str) -> np.ndarray:
     if name == "astronaut":
         from skimage import data
 
@@ -193,7 +193,7 @@ def _group_photo(name: str, split: str, rng: np.random.Generator) -> EvalImage:
     for lo, hi in sorted(ranges, key=lambda r: -r[0]):  # big faces first: they need the room
         size = int(rng.integers(lo, hi))
         source = list(FACE_SOURCES)[int(rng.integers(len(FACE_SOURCES)))]
-        patch, alpha, box, note = face_patch(_face_source(source), FACE_SOURCES[source], size, rng)
+        patch, alpha, box, note = face_patch(face_source(source), FACE_SOURCES[source], size, rng)
         spot = _place(rng, canvas, patch.shape[1], patch.shape[0], taken)
         if spot is None:
             continue
