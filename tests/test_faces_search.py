@@ -216,3 +216,26 @@ def test_a_whole_frame_model_says_no_face_search_ran(whole_frame_predictor):
     pred = whole_frame_predictor.predict_image(np.ascontiguousarray(data.astronaut()))
     assert pred.scope == "whole image"
     assert pred.warnings == [WHOLE_IMAGE_WARNING] and NO_FACE_WARNING not in pred.warnings
+
+
+def test_the_cli_says_plainly_that_no_face_was_found(tiny_model, tmp_path, capsys):
+    from PIL import Image
+    from skimage import data
+
+    from emoclip.cli import main
+    from emoclip.weights.files import save_checkpoint
+
+    weights = save_checkpoint(
+        tiny_model.state_dict(), tiny_model.config, tmp_path / "t.safetensors"
+    )
+    path = tmp_path / "coffee.png"
+    Image.fromarray(data.coffee()).save(path)
+    assert (
+        main(["predict", str(path), "--model", str(weights), "--json", str(tmp_path / "o.json")])
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert "scope: whole image (no face was analysed)" in err
+    assert "warning: no face was found in the image" in err
+    result = json.loads((tmp_path / "o.json").read_text())  # one input: one object
+    assert result["scope"] == "whole image" and "timeline" not in result
