@@ -74,6 +74,28 @@ def _verified(search: Detect, combine: str = "presence") -> Detect:
     return detect
 
 
+def _kept_cv2_nms(iou: float = 0.3) -> Detect:
+    """The kept stack with OpenCV's NMS (`cv2.dnn.NMSBoxes`, IoU) in place of the
+    intersection-over-the-smaller-box suppression, before and after the check."""
+    from benchmarks.faces_fullrange import nms
+    from emoclip.faces import FaceBox, FaceDetector
+    from emoclip.faces.search import SEARCH_SCORE, candidates, confidence, order_faces
+    from emoclip.faces.verify import FaceVerifier
+
+    det, verifier = FaceDetector(SEARCH_SCORE), FaceVerifier()
+
+    def detect(image: np.ndarray) -> list[Any]:
+        boxes = nms([b for b in candidates(det, image, same=1.01)], iou)
+        out = []
+        for b in boxes:
+            c = confidence(b.score, verifier.presence(image, b))
+            if c is not None:
+                out.append(FaceBox(b.x, b.y, b.w, b.h, c))
+        return order_faces(nms(out, iou))
+
+    return detect
+
+
 def stack(name: str) -> Detect:
     """The detection function of the stack called `name`: ``today``, ``kept``, or
     ``<short|full|short+full>@<min tile>[+verify|+geo]`` (e.g. ``short+full@150+verify``)."""
@@ -81,6 +103,8 @@ def stack(name: str) -> Detect:
         return _today(0.6)
     if name == "kept":
         return _kept()
+    if name == "kept-cv2-nms":
+        return _kept_cv2_nms()
     base, _, rest = name.partition("@")
     tile, _, check = rest.partition("+")
     search = _search(base, int(tile or 300))

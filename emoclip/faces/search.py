@@ -85,7 +85,12 @@ def _starts(length: int, side: int) -> list[int]:
 
 
 def candidates(
-    detector: Any, image: np.ndarray, *, min_tile: int = MIN_TILE, budget: int = TILE_BUDGET
+    detector: Any,
+    image: np.ndarray,
+    *,
+    min_tile: int = MIN_TILE,
+    budget: int = TILE_BUDGET,
+    same: float = _SAME_FACE,
 ) -> list[FaceBox]:
     """Candidate faces of a photo from the tile search (see the module), one box per place,
     best score first.
@@ -95,6 +100,8 @@ def candidates(
         image: ``(H, W, 3)`` uint8 RGB array.
         min_tile: The smallest tile side in pixels.
         budget: Detector calls at most.
+        same: Intersection over the smaller box above which two detections are one face
+            (above 1: every detection is kept).
     """
     height, width = image.shape[:2]
     found: list[FaceBox] = list(detector.detect(image))
@@ -109,7 +116,7 @@ def candidates(
             )
             if not cut:
                 found.append(FaceBox(b.x + x, b.y + y, b.w, b.h, b.score))
-    return _suppress(found, _SAME_FACE)
+    return _suppress(found, same)
 
 
 def find_faces(
