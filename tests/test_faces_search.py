@@ -114,6 +114,18 @@ def test_the_verifier_tells_a_real_face_from_a_cat():
     assert verifier.presence(astronaut, FaceBox(300, 330, 180, 180)) < MIN_PRESENCE  # helmet
 
 
+def test_litert_and_opencv_give_the_same_presence():
+    from skimage import data
+
+    astronaut = np.ascontiguousarray(data.astronaut())
+    boxes = [FaceBox(177, 82, 95, 95), FaceBox(300, 330, 180, 180), FaceBox(150, 60, 140, 140)]
+    lite, cv = FaceVerifier(backend="litert"), FaceVerifier(backend="opencv")
+    for box in boxes:
+        assert lite.presence(astronaut, box) == pytest.approx(cv.presence(astronaut, box), abs=1e-3)
+    with pytest.raises(ValueError, match="backend"):
+        FaceVerifier(backend="gpu")
+
+
 def _cropper(boxes_per_frame, presence) -> tuple[FaceCropper, FakeVerifier]:
     class Frames:
         def __init__(self) -> None:

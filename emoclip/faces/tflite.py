@@ -26,13 +26,17 @@ class TFLiteModel:
     Args:
         path: The model file.
         threads: LiteRT's CPU threads for one call.
+        backend: ``"auto"`` (LiteRT when installed, else OpenCV), ``"litert"`` or ``"opencv"``.
     """
 
-    def __init__(self, path: str | Path, threads: int = 1) -> None:
+    def __init__(self, path: str | Path, threads: int = 1, backend: str = "auto") -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"Model not found: '{self.path}'")
+        if backend not in ("auto", "litert", "opencv"):
+            raise ValueError(f"backend must be 'auto', 'litert' or 'opencv', got {backend!r}")
         self.threads = int(threads)
+        self.backend = backend
         self._interpreter: Any = None
         self._lock = threading.Lock()
 

@@ -35,10 +35,11 @@ class FaceVerifier:
 
     Args:
         model_path: A face-landmark ``.tflite``; defaults to `default_verifier_model`.
+        backend: Who runs it (`TFLiteModel`): ``"auto"``, ``"litert"`` or ``"opencv"``.
     """
 
-    def __init__(self, model_path: str | Path | None = None) -> None:
-        self.model = TFLiteModel(model_path or default_verifier_model())
+    def __init__(self, model_path: str | Path | None = None, backend: str = "auto") -> None:
+        self.model = TFLiteModel(model_path or default_verifier_model(), backend=backend)
 
     def presence(self, image: np.ndarray, box: FaceBox) -> float:
         """Probability in [0, 1] that `box` of `image` (``(H, W, 3)`` uint8 RGB) holds a face."""

@@ -159,7 +159,8 @@ def analyse(
 def analyse_photo(
     image_path: str | None, fallback: str, session: Session, progress=gr.Progress()
 ) -> PhotoAnalysed:
-    """Analyse a photo: every face scored (largest first); the photo comes back with numbered boxes.
+    """Analyse a photo: every face scored (verified first, then largest); the photo comes back with
+    numbered boxes.
 
     Returns `analyse`'s outputs, then the annotated photo ((H, W, 3) uint8 RGB) and one Markdown
     line per face.
