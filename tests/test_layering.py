@@ -111,12 +111,12 @@ def test_model_module_imports_no_weights_hub_or_disk_code():
         "emoclip.weights.files",
         "emoclip.weights.factory",
         "emoclip.weights.convert",
-        "emoclip.hub",
+        "emoclip.weights.hub",
         "huggingface_hub",
         "safetensors",
         "open_clip.pretrained",
     }
-    forbidden |= {m for m in mods if m.startswith(("emoclip.inference", "emoclip.hub"))}
+    forbidden |= {m for m in mods if m.startswith(("emoclip.inference", "emoclip.weights"))}
     assert not forbidden & mods, forbidden & mods
 
 
