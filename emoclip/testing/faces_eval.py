@@ -35,7 +35,6 @@ import numpy as np
 from emoclip.testing.faces_decoys import DECOY_KINDS, draw_decoy, scene_photo
 
 __all__ = [
-    "DECOY_KINDS",
     "FACE_SOURCES",
     "SPLIT_SEED",
     "EvalImage",
