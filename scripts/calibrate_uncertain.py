@@ -1,7 +1,7 @@
 """Choose `emoclip.evidence.words.UNCERTAIN_MARGIN` on calibration data the tests never assert on.
 
 The shipped synthetic toy model scores fresh clips of the synthetic generator's validation classes
-(`emoclip.train.synthetic.VALIDATION`, seed 777, 64 px, 16 frames at the toy's 4 fps) against all
+(`emoclip.train.synthetic.VALIDATION`, seed 777, 16 frames at the toy's 4 fps) against all
 twelve synthetic classes. The toy is right on every validation clip drawn at 64 px (160 of 160),
 so the calibration clips are drawn at SIZE px (upscaled by the predictor): blurrier cues, where
 answers can be wrong. Rule: the uncertain margin m is the one that best separates wrong answers
@@ -59,7 +59,7 @@ def choose(results: list[tuple[float, bool]]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", type=int, default=120)
+    parser.add_argument("--clips", type=int, default=160)
     parser.add_argument("--seed", type=int, default=777)
     args = parser.parse_args()
     results = margins(args.clips, args.seed)

@@ -147,9 +147,15 @@ def test_analyse_gives_every_result(video):
     names = preset("dfew-7").names
     assert set(label) == set(names) and abs(sum(label.values()) - 1) < 1e-4
     assert "Top emotion" in summary and "16 of 16 sampled frames had a face" in summary
-    assert len(timeline.data) == len(names) and all(
-        len(t.x) == len(session.video.prediction.timeline) for t in timeline.data
+    lines = [t for t in timeline.data if t.name != "key moments"]  # one line per class
+    assert len(lines) == len(names) and all(
+        len(t.x) == len(session.video.prediction.timeline) for t in lines
     )
+    evidence = session.video.prediction.evidence
+    marked = len(evidence.key_moments) + (evidence.against is not None)
+    assert len(timeline.data) == len(names) + (marked > 0)
+    assert len(timeline.layout.images) == marked  # each marked moment's crop above the plot
+    assert "Best-matching description" in out.evidence and "points ahead of" in out.evidence
     assert len(bars.data[0].y) == len(names)
     assert gallery and gallery[0][0].shape == (96, 96, 3)
     data = json.loads(Path(files[0]).read_text())

@@ -14,6 +14,7 @@ import gradio as gr
 
 from .. import settings
 from ..errors import code, error, md, user_errors
+from ..evidence_view import evidence_markdown, mark_key_moments
 from ..figures import bars_figure, draw_faces, timeline_figure
 from ..files import download_files
 from ..models import classes_of, gpu, is_toy, model_of, predictor
@@ -86,6 +87,7 @@ def layout(ui: Any) -> None:
             # above the result, styled as a banner: a label of a face-less clip is not a finding
             ui.warnings = gr.Markdown(elem_id="result-warnings", elem_classes=["warning-banner"])
             ui.label = gr.Label(label="Top emotions", num_top_classes=5, elem_id="top-label")
+            ui.evidence = gr.Markdown(elem_id="result-evidence")  # why: words, margin, moments
             ui.bars = gr.Plot(label="Probabilities", elem_id="bars-plot")
             ui.timeline = gr.Plot(label="Timeline", elem_id="timeline-plot")
             ui.timings = gr.Markdown(elem_id="timings")
@@ -221,8 +223,11 @@ def result_values(
         session=session,
         summary=summary_markdown(pred, model=video.model, encoded_now=encoded_now),
         label=top,
+        evidence=evidence_markdown(pred),
         bars=bars_figure(pred.probabilities, compounds),
-        timeline=timeline_figure(pred, compounds),
+        timeline=mark_key_moments(
+            timeline_figure(pred, compounds), pred, video.encoding.thumbnails
+        ),
         gallery=thumbs,
         files=download_files(pred, video.name),
         timings=timings,

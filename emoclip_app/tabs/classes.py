@@ -24,6 +24,7 @@ from emoclip.classes import (
 
 from .. import files
 from ..errors import error, md, warning
+from ..evidence_view import class_check_layout, wire_class_check
 from ..files import safe_stem
 from ..models import classes_of, model_of, predictor
 from ..outputs import (
@@ -51,6 +52,7 @@ def layout(ui: Any) -> None:
         with gr.Column(scale=3):
             _editor(ui)
         with gr.Column(scale=2):
+            class_check_layout(ui)
             _compound_builder(ui)
 
 
@@ -197,6 +199,7 @@ def wire(ui: Any) -> None:
         api_name="export_classes_json",
     )
 
+    wire_class_check(ui)
     compound = [ui.parts, ui.weights, ui.compound_name, ui.session]
     gr.on(
         [ui.parts.input, ui.weights.input, ui.compound_name.input],
