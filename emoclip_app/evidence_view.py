@@ -120,9 +120,13 @@ def check_figure(report: ClassCheck) -> go.Figure:
                 y1=i + 0.5,
                 line=dict(color="#000", width=2),
             )
-    threshold = "not calibrated" if report.threshold is None else f"{report.threshold:.2f}"
+    flagged = (
+        "no threshold: not calibrated"
+        if report.threshold is None
+        else f"pairs from {report.threshold:.2f} flagged"
+    )
     fig.update_layout(
-        title=dict(text=f"How alike the classes embed (flagged from {threshold})", font_size=13),
+        title=dict(text=f"How alike the classes embed ({flagged})", font_size=13),
         height=max(260, 22 * len(names) + 120),
         margin=dict(l=10, r=10, t=40, b=10),
         template="plotly_white",

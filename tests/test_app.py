@@ -728,3 +728,18 @@ def test_explorer_loads_batch_results_parts(video, tmp_path, monkeypatch):
     monkeypatch.setattr(settings, "MAX_RESULT_PARTS", 1)
     with pytest.raises(gr.Error, match="limit of 1"):
         explorer.explore("PCA", False, None, Session(), parts, progress=no_progress)
+
+
+def test_class_check_view_heatmap_and_warnings(predictor):
+    """The Classes tab's check: a heatmap of the class similarities and the warnings, or the
+    parse errors without a heatmap."""
+    from emoclip_app.evidence_view import run_check
+    from emoclip_app.settings import CLASS_LIMITS
+
+    text = "classes:\n  a: a smiling face\n  b: a frowning face\n  c: " + "calm " * 90 + "\n"
+    fig, message = run_check(text, predictor, CLASS_LIMITS)
+    assert fig is not None and list(fig.data[0].x) == ["a", "b", "c"]
+    assert np.asarray(fig.data[0].z).shape == (3, 3)
+    assert "description 1 is cut at the text encoder" in message
+    fig, message = run_check("classes:\n  a: ''\n", predictor, CLASS_LIMITS)
+    assert fig is None and "✖" in message and "empty" in message

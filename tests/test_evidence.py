@@ -143,3 +143,25 @@ def test_best_descriptions_margin_and_uncertain_flag(tiny_model):
         "uncertain",
         "clear",
     )
+
+
+def test_cli_predict_explain_prints_the_evidence_in_plain_words(repo_root, tmp_path, capsys):
+    from emoclip import cli
+    from emoclip.testing.media import write_video
+    from emoclip.train import synthetic
+
+    frames = synthetic.render_clip(
+        synthetic.CLASSES["surprise"], np.random.default_rng(3), num_frames=16, size=64
+    )
+    clip = write_video(tmp_path / "clip.webm", frames, fps=4.0)
+    weights = str(repo_root / "weights" / "emoclip-synthetic-tiny.safetensors")
+    out_json = tmp_path / "p.json"
+    args = ["predict", str(clip), "--model", weights, "--quiet", "--json", str(out_json)]
+    assert cli.main([*args, "--explain"]) == 0
+    printed = capsys.readouterr().out
+    data = json.loads(out_json.read_text())
+    e = data["evidence"]
+    assert f"'{e['top']}' is ahead of '{e['runner_up']}' by" in printed
+    assert f"Best-matching words for '{e['top']}': \"{e['best_description']}\"" in printed
+    assert printed.count("Key moment at") == len(e["key_moments"])
+    assert cli.main(args) == 0 and "Key moment" not in capsys.readouterr().out
