@@ -217,7 +217,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def default_model_name(weights_dirs: Sequence[str] = ()) -> str:
-    """The best available model by registry rank (`emoclip.weights.factory.best_available`, shared with
+    """The best available model by registry rank (`emoclip.weights.registry.best_available`, shared with
     the app); when none is, the best-ranked one, whose loading then explains what was tried."""
     from emoclip.weights.registry import best_available
 

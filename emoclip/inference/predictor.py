@@ -33,9 +33,7 @@ from emoclip.inference.pipeline import encode_input
 from emoclip.inference.precision import Tower, TowerChoice, fast_temporal, requested_precision
 from emoclip.inference.scoring import as_embeddings, embedding_probabilities, score_encoding
 from emoclip.inference.settings import env_count, env_flag, env_float
-from emoclip.inference.timeline import window_spans  # noqa: F401 - defined in .timeline, re-exported here
 from emoclip.inference.tracks import frames_needed
-from emoclip.media import LimitError  # noqa: F401 - defined in .video (raised there too), re-exported here
 from emoclip.media.images import is_image_file
 from emoclip.media.inputs import ImageInput, VideoInput, VideoLimits
 from emoclip.model.network import EmoCLIP
