@@ -403,6 +403,12 @@ def test_classify_video_endpoint_with_custom_classes(client, video):
         "worry",
     }
     assert result["faces"]["frames_with_face"] == 16 and result["faces"]["frames_without_face"] == 0
+    why = result["evidence"]  # the evidence the library, CLI and batch give, through the API
+    assert why["top"] == result["top"] and why["runner_up"] in ("joy", "calm", "worry")
+    assert {w["name"] for w in why["words"]} == {"joy", "calm", "worry"}
+    ranked = sorted(result["probabilities"].values(), reverse=True)
+    assert why["margin"] == pytest.approx(ranked[0] - ranked[1], abs=1e-5)
+    assert len(why["moments"]) > 0 and len(why["key_moments"]) <= 3
 
 
 def test_classify_video_endpoint_defaults_and_errors(client, video, tmp_path):
