@@ -18,6 +18,7 @@ from emoclip.evidence.report import (
     Moment,
 )
 from emoclip.evidence.words import UNCERTAIN_MARGIN, class_words, margin
+from emoclip.zeroshot import probabilities as zeroshot_probabilities
 
 __all__ = ["ClipFrames", "explain", "explain_encoding", "key_moments"]
 
@@ -150,7 +151,8 @@ def explain_encoding(
 ) -> Evidence:
     """`explain` for a `VideoEncoding` (`emoclip.inference`): its cached frame embeddings, times,
     duration and thumbnails (the leave-one-out embeddings are kept in its ``evidence`` dict, so
-    a re-score pools nothing); a photo (``video["kind"] == "image"``) gets no moments. `num_frames`
+    a re-score pools nothing); a photo (``video["kind"] == "image"``) gets no moments, and with
+    several faces each face's own evidence in ``faces`` (the tracks' order: largest first). `num_frames`
     is the model's T (``config.preprocess.num_frames``)."""
     frames = None
     if encoding.video.get("kind") != "image":
@@ -164,7 +166,7 @@ def explain_encoding(
             pool,
             getattr(encoding, "evidence", None),
         )
-    return explain(
+    evidence = explain(
         probabilities,
         class_set,
         encoding.clip_embedding,
@@ -173,3 +175,20 @@ def explain_encoding(
         logit_scale,
         frames,
     )
+    if frames is None and len(encoding.tracks) > 1:  # a photo's faces, each on its own
+        names = list(probabilities)
+        for track in encoding.tracks:
+            emb = track[4]
+            probs = zeroshot_probabilities(emb[None], class_embeddings, logit_scale)[0]
+            evidence.faces.append(
+                explain(
+                    dict(zip(names, probs.tolist())),
+                    class_set,
+                    emb,
+                    class_embeddings,
+                    text_embeddings,
+                    logit_scale,
+                    None,
+                )
+            )
+    return evidence

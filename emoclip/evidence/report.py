@@ -92,6 +92,8 @@ class Evidence:
             positive `Moment.runner_up_drop`), or None.
         no_moments: Why there are no moments ("" when there are).
         words: The top class's and runner-up's `ClassWords` first, then every other class's.
+        faces: For a photo, each face's own evidence (largest face first; no moments), empty
+            for a video.
     """
 
     top: str
@@ -104,6 +106,7 @@ class Evidence:
     against: int | None = None
     no_moments: str = ""
     words: list[ClassWords] = field(default_factory=list)
+    faces: list[Evidence] = field(default_factory=list)
 
     def best_description(self, name: str) -> str | None:
         """The best-matching description (or part) of class `name`, None if unknown."""
@@ -123,7 +126,7 @@ class Evidence:
             "no_moments": self.no_moments or None,
             "moments": [m.to_dict() for m in self.moments],
             "words": [w.to_dict() for w in self.words],
-        }
+        } | ({"faces": [f.to_dict() for f in self.faces]} if self.faces else {})
 
 
 def explain_lines(evidence: Evidence) -> list[str]:
@@ -157,6 +160,12 @@ def explain_lines(evidence: Evidence) -> list[str]:
             f"The moment at {m.time:.2f} s argues most for '{e.runner_up}': without it "
             f"'{e.runner_up}' drops by {100 * m.runner_up_drop:.1f} points."
         )
+    if len(e.faces) > 1:
+        for n, face in enumerate(e.faces, 1):
+            ahead = "" if face.runner_up is None else f", {100 * face.margin:.1f} points ahead"
+            flag = " (uncertain)" if face.uncertain else ""
+            best = face.best_description(face.top)
+            lines.append(f"Face {n}: '{face.top}'{ahead}{flag}; best-matching words \"{best}\".")
     return lines
 
 
