@@ -44,6 +44,16 @@ def evidence_markdown(prediction: Prediction) -> str:
             f"{e.moments[i].time:.1f} s (−{100 * e.moments[i].drop:.1f} pts)" for i in e.key_moments
         )
         lines.append(f"**Key moments** (green on the timeline): {times}")
+    else:
+        lines.append(
+            "No single frame supports the answer on its own: removing any one does not lower it."
+        )
+    if e.against is not None and e.runner_up is not None:
+        m = e.moments[e.against]
+        lines.append(
+            f"**Argues most for {md(e.runner_up)}** (red on the timeline): {m.time:.1f} s "
+            f"(−{100 * m.runner_up_drop:.1f} pts for it)"
+        )
     return '<div id="evidence-summary">\n\n' + "  \n".join(lines) + "\n\n</div>"
 
 

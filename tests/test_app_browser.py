@@ -217,7 +217,8 @@ def test_analyse_edit_compound_and_explore(browser, server, media):
         assert "points ahead of" in evidence
         marks = timeline_marks(page)
         assert marks["crops"] == marks["markers"]
-        assert ("Key moments" in evidence) == (marks["markers"] > 0)
+        said = ("Key moments" in evidence) + ("Argues most for" in evidence)
+        assert (said > 0) == (marks["markers"] > 0) and marks["markers"] >= said
         traces = page.locator("#timeline-plot .js-plotly-plot .scatterlayer .trace").count()
         assert traces == len(DFEW) + (marks["markers"] > 0)
         assert page.locator("#faces-gallery img").count() >= 4

@@ -147,7 +147,9 @@ def explain_lines(evidence: Evidence) -> list[str]:
     if e.no_moments:
         lines.append(e.no_moments[0].upper() + e.no_moments[1:] + ".")
     elif not e.key_moments:
-        lines.append("No single moment supports the answer: removing any one frame raises it.")
+        lines.append(
+            "No single moment supports the answer: removing any one frame does not lower it."
+        )
     for i in e.key_moments:
         m = e.moments[i]
         lines.append(
