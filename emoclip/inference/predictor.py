@@ -91,9 +91,10 @@ class EmotionPredictor:
             detected too. Halves detection on steady footage (at 7.5 sampled fps a face moves a few
             pixels between samples, well inside the crop margin). None reads
             ``EMOCLIP_INTERPOLATE_FACES`` (default on).
-        min_face_score: Detections scoring less are not faces (README "Faces you can trust":
-            real faces measured 0.75-0.95, text, skin-coloured objects, a cat 0.50 at most). None
-            reads ``EMOCLIP_MIN_FACE_SCORE`` (default `faces.MIN_FACE_SCORE`, 0.6).
+        min_face_score: Detections scoring less are not faces (README "Faces in the wild": chosen
+            on the calibration part of the face evaluation set; tracks must also pass the
+            face-presence check). None
+            reads ``EMOCLIP_MIN_FACE_SCORE`` (default `faces.MIN_FACE_SCORE`, 0.5).
         min_track_frames: Sampled frames a face track needs to count as a person (shorter tracks
             are not reported and their frames count as frames without a face). None reads
             ``EMOCLIP_MIN_TRACK_FRAMES``, default `faces.min_track_frames` of the clip's sampled
