@@ -1,11 +1,11 @@
-"""EmoCLIP performance benchmark (issues #5, #10, #13): P1...P11 on ViT-B/32-size random weights and generated clips.
+"""EmoCLIP performance benchmark (issues #5, #10, #13): P1...P12 on ViT-B/32-size random weights and generated clips.
 
     HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False .venv/bin/python -m benchmarks.run [--quick] [--json OUT]
 
 (from the repository root; ``python -m benchmarks`` is the same). This module is the command line:
 the figures' targets and verdicts, the run's order and its JSON; each figure is measured by its own
 module of the `benchmarks` package (encoder: P1, analysis: P2-P5, live: P6, peak_rss: P7,
-projection: P8 and P11, photo: P9, batch: P10).
+projection: P8 and P11, photo: P9, batch: P10, evidence: P12).
 
 Every figure is a ratio or a best-of-N measured inside this one run (see benchmarks/README.md):
 
@@ -33,6 +33,9 @@ P10  `emoclip batch` (local Ray started and stopped by the command) / `emoclip p
 P11 seconds for the latent explorer to load a results folder of 50,000 Parquet embeddings, project
     them all with PCA and with UMAP (fitted on a sample, the rest placed by neighbours; import and
     JIT warm-up reported separately).
+P12 the evidence of a clip's answer (key moments re-pooled from the cached frame embeddings,
+    matched words, margin) / the whole analysis of the 10 s clip; the evidence's counted work is
+    no frame decoded, no crop or text encoded, one sequence pooled per moment.
 
 Every figure also reports the work it counted (frames decoded, crops encoded, texts encoded, windows
 pooled; `WorkCounter`), which tests/test_benchmarks.py checks: counts do not depend on the machine.
@@ -56,6 +59,7 @@ from .analysis import bench_p2, bench_p3, bench_p4, bench_p5
 from .batch import bench_p10
 from .clips import cache_dir, make_clip, make_group_photo, make_long_clip
 from .encoder import bench_p1
+from .evidence import bench_p12
 from .live import bench_p6
 from .live_browser import CHROMIUM, bench_p6e
 from .machine import busy_processes, loadavg, machine_info
@@ -79,6 +83,7 @@ TARGETS = {
     "P9": ("<=", 0.3),
     "P10": ("<=", 1.15),
     "P11": ("<=", 60.0),
+    "P12": ("<=", 0.10),
 }
 UNITS = {
     "P1": "",
@@ -93,6 +98,7 @@ UNITS = {
     "P9": "s",
     "P10": "x",
     "P11": "s",
+    "P12": "x",
 }
 
 
@@ -255,6 +261,11 @@ def _steps(args, model, predictor, media: dict[str, Any], folder: Path, methods,
             "P11",
             f"explorer load + PCA + UMAP seconds on {args.p11_points:,} embeddings",
             lambda: bench_p11(args.p11_points),
+        ),
+        (
+            "P12",
+            "evidence of a 10 s clip's answer / its whole analysis",
+            lambda: bench_p12(predictor, clip, repeats),
         ),
     ]
 

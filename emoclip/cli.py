@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from emoclip.cli_classes import add_classes_parser, load_class_spec
 from emoclip.terminal import safe_text, terminal_message
 
 
@@ -107,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--device", default="cpu")
     pred.add_argument("--quiet", action="store_true", help="no progress bar")
     pred.add_argument(
+        "--explain",
+        action="store_true",
+        help="say why each answer: key moments, best-matching words, margin",
+    )
+    pred.add_argument(
         "--verbose",
         action="store_true",
         help="also show native libraries' log lines (as EMOCLIP_LOG_LEVEL=debug)",
@@ -136,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     pred.set_defaults(run=_cmd_predict)
 
     _add_batch_parser(sub)
+    add_classes_parser(sub)
 
     conv = sub.add_parser("convert", help="convert the authors' checkpoint to .safetensors + .json")
     conv.add_argument("src", help="the authors' .pth (train.py DDP state dict or DownstreamTask)")
@@ -218,18 +225,7 @@ def default_model_name(weights_dirs: Sequence[str] = ()) -> str:
 
 
 def _load_classes(spec: str | None):
-    from emoclip.classes import ClassSet, ClassSetError, preset
-
-    if spec is None:
-        return None
-    path = Path(spec)
-    if path.is_file():
-        try:
-            return ClassSet.load(path)
-        except ClassSetError as exc:
-            message = str(exc) if path.name in str(exc) else f"{path.name}: {exc}"
-            raise ClassSetError(message, exc.problems) from None
-    return preset(spec)
+    return None if spec is None else load_class_spec(spec)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -305,10 +301,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                     for c, p in sorted(face.probabilities.items(), key=lambda kv: -kv[1])[:3]
                 )
                 print(f"  face {n}{where}: {safe_text(face.top)}  ({best})")
+        if args.explain and prediction.evidence is not None:
+            print_evidence(prediction.evidence)
         for warning in prediction.warnings:
             print(f"  warning: {safe_text(warning)}", file=sys.stderr)
     _write_outputs(results, args.json_out, args.csv_out)
     return 1 if failures else 0
+
+
+def print_evidence(evidence) -> None:
+    """``--explain``: the evidence in plain words, indented under the answer."""
+    from emoclip.evidence.report import explain_lines
+
+    for line in explain_lines(evidence):
+        print(f"  {safe_text(line)}")
 
 
 def _interpretation(items: list, fps: float) -> str:

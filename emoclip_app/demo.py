@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from . import header, models, settings
+from .evidence_view import class_check_layout
 from .files import delete_cache_policy
 from .state import LiveBuffer, Session
 from .tabs import about, analyse, api, classes, compounds, explorer, live
@@ -56,6 +57,7 @@ def build_demo(delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
                 with gr.Column(scale=3):
                     classes.layout(ui)
                 with gr.Column(scale=2):
+                    class_check_layout(ui)
                     compounds.layout(ui)
             with gr.Tab("Latent explorer", id="explorer"):
                 explorer.layout(ui)

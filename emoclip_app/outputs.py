@@ -27,6 +27,7 @@ EDITOR = ("table", "yaml", "message", "class_pick", "parts", "compound_pick")
 RESULT = (
     "summary",
     "label",
+    "evidence",
     "bars",
     "bars_text",
     "timeline",

@@ -149,9 +149,15 @@ def test_analyse_gives_every_result(video):
     names = preset("dfew-7").names
     assert set(label) == set(names) and abs(sum(label.values()) - 1) < 1e-4
     assert "Top emotion" in summary and "16 of 16 sampled frames had a face" in summary
-    assert len(timeline.data) == len(names) and all(
-        len(t.x) == len(session.video.prediction.timeline) for t in timeline.data
+    lines = [t for t in timeline.data if t.name != "key moments"]  # one line per class
+    assert len(lines) == len(names) and all(
+        len(t.x) == len(session.video.prediction.timeline) for t in lines
     )
+    evidence = session.video.prediction.evidence
+    marked = len(evidence.key_moments) + (evidence.against is not None)
+    assert len(timeline.data) == len(names) + (marked > 0)
+    assert len(timeline.layout.images) == marked  # each marked moment's crop above the plot
+    assert "Best-matching description" in out.evidence and "points ahead of" in out.evidence
     assert len(bars.data[0].y) == len(names)
     assert gallery and gallery[0][0].shape == (96, 96, 3)
     data = json.loads(Path(files[0]).read_text())
@@ -409,6 +415,12 @@ def test_classify_video_endpoint_with_custom_classes(client, video):
         "worry",
     }
     assert result["faces"]["frames_with_face"] == 16 and result["faces"]["frames_without_face"] == 0
+    why = result["evidence"]  # the evidence the library, CLI and batch give, through the API
+    assert why["top"] == result["top"] and why["runner_up"] in ("joy", "calm", "worry")
+    assert {w["name"] for w in why["words"]} == {"joy", "calm", "worry"}
+    ranked = sorted(result["probabilities"].values(), reverse=True)
+    assert why["margin"] == pytest.approx(ranked[0] - ranked[1], abs=1e-5)
+    assert len(why["moments"]) > 0 and len(why["key_moments"]) <= 3
 
 
 def test_classify_video_endpoint_defaults_and_errors(client, video, tmp_path):
@@ -845,3 +857,18 @@ def test_explorer_one_point_per_clip_exports_tagged_and_clicks(video, tmp_path, 
     clicked = explorer.click_point("0@123", again.session)
     assert clicked.point_pick == again.session.points[0].id and clicked.neighbours
     assert isinstance(explorer.click_point("x", again.session).point_pick, type(gr.skip()))
+
+
+def test_class_check_view_heatmap_and_warnings(predictor):
+    """The Classes tab's check: a heatmap of the class similarities and the warnings, or the
+    parse errors without a heatmap."""
+    from emoclip_app.evidence_view import run_check
+    from emoclip_app.settings import CLASS_LIMITS
+
+    text = "classes:\n  a: a smiling face\n  b: a frowning face\n  c: " + "calm " * 90 + "\n"
+    fig, message = run_check(text, predictor, CLASS_LIMITS)
+    assert fig is not None and list(fig.data[0].x) == ["a", "b", "c"]
+    assert np.asarray(fig.data[0].z).shape == (3, 3)
+    assert "description 1 is cut at the text encoder" in message
+    fig, message = run_check("classes:\n  a: ''\n", predictor, CLASS_LIMITS)
+    assert fig is None and "✖" in message and "empty" in message

@@ -178,6 +178,11 @@ def test_batch_shards_over_workers_and_matches_predict(local_ray, collection, tm
             row["probabilities"], [pred["probabilities"][c] for c in pred["classes"]], atol=1e-5
         )
         np.testing.assert_allclose(row["embedding"], pred["embedding"], atol=1e-5)
+        evidence = json.loads(row["evidence"])  # the same evidence as `emoclip predict`'s
+        assert evidence["top"] == pred["evidence"]["top"] == pred["top"]
+        assert evidence["margin"] == pytest.approx(pred["evidence"]["margin"], abs=1e-5)
+        assert evidence["best_description"] == pred["evidence"]["best_description"]
+        assert len(evidence["moments"]) == len(pred["evidence"]["moments"])
         windows = timeline[timeline.input_key == row["input_key"]].sort_values("window")
         assert len(windows) == len(pred["timeline"])
         expected = [[w["probabilities"][c] for c in pred["classes"]] for w in pred["timeline"]]

@@ -22,6 +22,8 @@ Columns of ``results/part-*.parquet`` (one row per input):
     seconds         float64     wall time of this input in the worker
     timings         string      JSON of seconds per stage (decode, detect, encode, ...)
     worker          string      "host:pid" of the worker process that analysed it
+    evidence        string      JSON of the answer's evidence (`Prediction.to_dict()["evidence"]`:
+                                key moments, best descriptions, margin); null on error
     ...             any extra manifest columns, carried through with their types
 
 Columns of ``timeline/part-*.parquet`` (one row per window of each analysed input):
@@ -69,6 +71,7 @@ def result_fields(dim: int) -> list[pa.Field]:
         pa.field("seconds", pa.float64()),
         pa.field("timings", pa.string()),
         pa.field("worker", pa.string()),
+        pa.field("evidence", pa.string()),
     ]
 
 

@@ -176,6 +176,9 @@ class BatchWorker:
                 "timings": json.dumps(
                     {k: round(float(v), 6) for k, v in prediction.timings.items()}
                 ),
+                "evidence": None
+                if prediction.evidence is None
+                else json.dumps(prediction.evidence.to_dict(), ensure_ascii=False),
             }
             tl = prediction.timeline
             windows = [

@@ -15,6 +15,7 @@ import gradio as gr
 
 from .. import settings
 from ..errors import code, error, md, no_dead_end, user_errors
+from ..evidence_view import evidence_markdown, mark_key_moments
 from ..figures import (
     TOP_K,
     bars_figure,
@@ -95,6 +96,7 @@ def layout(ui: Any) -> None:
             # above the result, styled as a banner: a label of a face-less clip is not a finding
             ui.warnings = gr.Markdown(elem_id="result-warnings", elem_classes=["warning-banner"])
             ui.label = gr.Label(label="Top emotions", num_top_classes=5, elem_id="top-label")
+            ui.evidence = gr.Markdown(elem_id="result-evidence")  # why: words, margin, moments
             ui.bars = gr.Plot(label="Probabilities", elem_id="bars-plot")
             ui.bars_text = gr.Markdown(elem_id="bars-text", elem_classes=["plot-text"])
             ui.show_all = gr.Checkbox(
@@ -301,9 +303,14 @@ def result_values(
         session=session,
         summary=summary_markdown(pred, model=video.model, encoded_now=encoded_now),
         label=top,
+        evidence=evidence_markdown(pred),
         bars=bars_figure(pred.probabilities, compounds, show_all=session.show_all),
         bars_text=md(bars_summary(pred.probabilities)),
-        timeline=timeline_figure(pred, compounds, show_all=session.show_all),
+        timeline=mark_key_moments(
+            timeline_figure(pred, compounds, show_all=session.show_all),
+            pred,
+            video.encoding.thumbnails,
+        ),
         timeline_text=md(timeline_summary(pred)),
         gallery=thumbs,
         files=download_files(pred, video.name, warnings, classes),

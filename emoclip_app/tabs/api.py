@@ -91,7 +91,8 @@ def classify_video(video: str | None, classes: str, session: Session) -> dict:
 
     Empty `classes` means the session's current set (the model's default preset for a new
     client). Returns model, classes, probabilities, top, timeline (windows), tracks, faces
-    (frames with and without a face), video metadata, timings and warnings.
+    (frames with and without a face), video metadata, timings, warnings and evidence (key
+    moments, best-matching descriptions, margin and the uncertain flag; docs/evidence.md).
     """
     if not video:
         raise error("no video file was given")

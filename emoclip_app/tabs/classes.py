@@ -23,6 +23,7 @@ from emoclip.classes import (
 
 from .. import files
 from ..errors import error, info, md, no_dead_end
+from ..evidence_view import wire_class_check
 from ..files import safe_stem
 from ..models import classes_of, model_of, predictor
 from ..outputs import (
@@ -171,6 +172,7 @@ def wire(ui: Any) -> None:
             [ui.export_file],
             api_name=f"export_classes_{fmt}",
         )
+    wire_class_check(ui)
 
 
 # ---------------------------------------------------------------------------- editor values
