@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from emoclip.provenance import Provenance, write_sidecar
+
 # "box": a still image's face box as "x y w h" pixels on its track rows, empty elsewhere
 CSV_COLUMNS = ("video", "scope", "track", "start", "end", "class", "probability", "box")
 
@@ -89,6 +91,8 @@ class Prediction:
         timings: Seconds per stage (decode, detect, encode, temporal, text, score, total).
         video: Source metadata (name, duration, fps, width, height).
         warnings: Things the user should know (no face found, truncated descriptions, ...).
+        provenance: What produced it (`emoclip.provenance.Provenance`: model and weights,
+            class set, package version, settings); None when not recorded.
     """
 
     model: str
@@ -101,6 +105,7 @@ class Prediction:
     timings: dict[str, float]
     video: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    provenance: Provenance | None = None
 
     @property
     def top(self) -> str:
@@ -147,7 +152,11 @@ class Prediction:
             "embedding": [_f(x) for x in self.embedding],
             "timings": _floats(self.timings),
             "warnings": list(self.warnings),
-        }
+        } | (
+            {"provenance": self.provenance.as_dict() | {"digest": self.provenance.digest()}}
+            if self.provenance is not None
+            else {}
+        )
 
     def to_json(self, path: str | Path | None = None) -> str:
         """JSON text; also written to `path` when given."""
@@ -174,7 +183,8 @@ class Prediction:
         return rows
 
     def to_csv(self, path: str | Path | None = None) -> str:
-        """CSV text with `CSV_COLUMNS`; also written to `path` when given."""
+        """CSV text with `CSV_COLUMNS`; also written to `path` when given, with the provenance in
+        ``NAME.provenance.json`` beside it (`emoclip.provenance.write_sidecar`)."""
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
         # The writer quotes fields holding its line terminator "\n" but not a lone "\r", which
@@ -188,6 +198,8 @@ class Prediction:
             (quoted if has_cr else writer).writerow(row)
         if path is not None:
             write_text(path, buf.getvalue())
+            if self.provenance is not None:
+                write_sidecar(path, self.provenance)
         return buf.getvalue()
 
 

@@ -70,13 +70,15 @@ OUTPUTS = OutputDir(max_age=settings.FILES_SECONDS or float("inf"))
 
 
 def download_files(prediction: Any, name: str) -> list[str]:
-    """The prediction as JSON and CSV files for download (paths; names from `name`, made safe)."""
+    """The prediction as JSON and CSV files for download (paths; names from `name`, made safe);
+    the JSON holds its provenance, the CSV's is ``STEM-emotions.provenance.json`` beside it."""
     folder = OUTPUTS.new()
     stem = safe_stem(name)
     json_path, csv_path = folder / f"{stem}-emotions.json", folder / f"{stem}-emotions.csv"
     prediction.to_json(json_path)
-    prediction.to_csv(csv_path)
-    return [str(json_path), str(csv_path)]
+    prediction.to_csv(csv_path)  # writes the provenance sidecar when the prediction has one
+    sidecar = csv_path.with_suffix(".provenance.json")
+    return [str(json_path), str(csv_path)] + ([str(sidecar)] if sidecar.exists() else [])
 
 
 def delete_cache_policy(seconds: float | None = None) -> tuple[int, int] | None:

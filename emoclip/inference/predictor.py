@@ -39,6 +39,7 @@ from emoclip.media.images import is_image_file
 from emoclip.media.inputs import ImageInput, VideoInput, VideoLimits
 from emoclip.model.network import EmoCLIP
 from emoclip.model.preprocess import to_tensor
+from emoclip.provenance import provenance_of
 from emoclip.results import (
     Prediction,  # defined in ..results, re-exported here (`predict` returns it)
 )
@@ -279,7 +280,7 @@ class EmotionPredictor:
         warnings = list(encoding.warnings) + classes.validate()
         t0 = time.perf_counter()
         text = self.class_embeddings(classes)
-        return score_encoding(
+        prediction = score_encoding(
             encoding,
             classes.names,
             text,
@@ -289,6 +290,8 @@ class EmotionPredictor:
             text_seconds=time.perf_counter() - t0,
             live_threads=self.live_threads,
         )
+        prediction.provenance = provenance_of(self, classes)
+        return prediction
 
     def score_embeddings(
         self, embeddings: np.ndarray | torch.Tensor, classes: ClassSet | None = None
