@@ -234,7 +234,7 @@ def test_resume_after_an_interrupted_run(local_ray, collection, tmp_path):
         [collection["clips"] / "clip0.webm"],
         out,
         model=collection["weights"],
-        classes=preset("dfew-7"),
+        classes=preset("mafw-11"),  # not the model's own set (dfew-7): another provenance
         workers=1,
     )
     assert other.done == 1 and len(done_keys(out)) == 8
