@@ -276,7 +276,9 @@ class EmotionPredictor:
             A `Prediction`; its timings combine the encoding's stages with this call's text/score.
         """
         classes = classes or self.default_classes()
-        warnings = list(encoding.warnings) + classes.validate()
+        warnings = list(encoding.warnings) + classes.validate(
+            context_length=self.model.context_length
+        )
         t0 = time.perf_counter()
         text = self.class_embeddings(classes)
         prediction = score_encoding(
