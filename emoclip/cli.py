@@ -88,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument(
         "--model",
         default=None,
-        help="registry name or a .safetensors path (default: best available)",
+        help="registry name, .safetensors path or Hub id owner/name[@revision] "
+        "(default: best available)",
     )
     pred.add_argument(
         "--classes",
@@ -343,6 +344,13 @@ def _write_outputs(results: list, json_out: str | None, csv_out: str | None) -> 
             r.to_csv() if i == 0 else r.to_csv().split("\n", 1)[1] for i, r in enumerate(results)
         )
         write_text(csv_out, text)
+        from emoclip.provenance import write_sidecar
+
+        found = {r.provenance.digest(): r.provenance for r in results if r.provenance}
+        if found:
+            write_sidecar(
+                csv_out, list(found.values()) if len(found) > 1 else next(iter(found.values()))
+            )
 
 
 def _progress_bar(name: str, quiet: bool):
@@ -377,7 +385,8 @@ def _add_batch_parser(sub) -> None:
     batch.add_argument(
         "--model",
         default=None,
-        help="registry name or a .safetensors path (default: best available)",
+        help="registry name, .safetensors path or Hub id owner/name[@revision] "
+        "(default: best available)",
     )
     batch.add_argument(
         "--classes",
@@ -394,7 +403,7 @@ def _add_batch_parser(sub) -> None:
         "--frame-fps",
         type=_positive(float),
         default=None,
-        help="frame rate of frame folders (default: the model's sampling rate)",
+        help="frame rate of frame folders (default: 25, as emoclip predict --fps)",
     )
     batch.add_argument(
         "--csv", dest="csv_out", default=None, help="also export one CSV row per input here"

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from emoclip.evidence.report import Evidence
+from emoclip.provenance import Provenance, write_sidecar
 
 # "box": a still image's face box as "x y w h" pixels on its track rows, empty elsewhere.
 # "evidence": words on the evidence rows (`evidence_rows`), empty elsewhere.
@@ -103,6 +104,8 @@ class Prediction:
         video: Source metadata (name, duration, fps, width, height).
         warnings: Things the user should know (no face found, truncated descriptions, ...).
         evidence: Why this answer (key moments, matched words, margin); None when not computed.
+        provenance: What produced it (`emoclip.provenance.Provenance`: model and weights,
+            class set, package version, settings); None when not recorded.
     """
 
     model: str
@@ -116,6 +119,7 @@ class Prediction:
     video: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     evidence: Evidence | None = None
+    provenance: Provenance | None = None
 
     @property
     def top(self) -> str:
@@ -179,6 +183,8 @@ class Prediction:
             del out["timeline"]
         if self.evidence is not None:
             out["evidence"] = self.evidence.to_dict()
+        if self.provenance is not None:
+            out["provenance"] = self.provenance.as_dict() | {"digest": self.provenance.digest()}
         return out
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -208,7 +214,8 @@ class Prediction:
         return rows
 
     def to_csv(self, path: str | Path | None = None) -> str:
-        """CSV text with `CSV_COLUMNS`; also written to `path` when given."""
+        """CSV text with `CSV_COLUMNS`; also written to `path` when given, with the provenance in
+        ``NAME.provenance.json`` beside it (`emoclip.provenance.write_sidecar`)."""
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
         # The writer quotes fields holding its line terminator "\n" but not a lone "\r", which
@@ -222,6 +229,8 @@ class Prediction:
             (quoted if has_cr else writer).writerow(row)
         if path is not None:
             write_text(path, buf.getvalue())
+            if self.provenance is not None:
+                write_sidecar(path, self.provenance)
         return buf.getvalue()
 
 

@@ -80,7 +80,8 @@ def download_files(
 
     The JSON is the library's own export (`Prediction.to_json`, so whatever it records, e.g.
     provenance, is in it) with the `warnings` the page shows and, under ``class_set``, the
-    class set with its descriptions (`classes`: an `emoclip.classes.ClassSet`).
+    class set with its descriptions (`classes`: an `emoclip.classes.ClassSet`). The CSV's
+    provenance is ``STEM-emotions.provenance.json`` beside it (`emoclip.provenance.write_sidecar`).
     """
     import dataclasses
     import json
@@ -96,8 +97,9 @@ def download_files(
     if classes is not None:
         data["class_set"] = classes.to_dict()
     write_text(json_path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    prediction.to_csv(csv_path)
-    return [str(json_path), str(csv_path)]
+    prediction.to_csv(csv_path)  # writes the provenance sidecar when the prediction has one
+    sidecar = csv_path.with_suffix(".provenance.json")
+    return [str(json_path), str(csv_path)] + ([str(sidecar)] if sidecar.exists() else [])
 
 
 def delete_cache_policy(seconds: float | None = None) -> tuple[int, int] | None:

@@ -139,7 +139,10 @@ def status_markdown(session: Session) -> str:
     """The status line: the session's model, its kind, and the models loading meanwhile."""
     name = session.model or models.MODELS.default
     lines = []
-    if name is None and models.MODELS.started() and not models.MODELS.busy():
+    failure = models.forced_failure() if name is None and not models.MODELS.busy() else None
+    if failure:  # the operator's model, not silently another one
+        lines.append(f"**No model is running.** {md(failure)}")
+    elif name is None and models.MODELS.started() and not models.MODELS.busy():
         lines.append(
             "**No model could be loaded.** The About tab lists what was tried and how to "
             "get weights (e.g. `weights/emoclip-synthetic-tiny.safetensors` from the "

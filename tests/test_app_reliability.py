@@ -251,7 +251,7 @@ def test_bad_videos_through_classify_video_and_analyse(server, videos, monkeypat
     summary = out[0]
     assert "Top emotion" in summary and "<img" not in summary and "<script" not in summary
     assert all(
-        Path(f).name.endswith(("-emotions.json", "-emotions.csv"))
+        Path(f).name.endswith(("-emotions.json", "-emotions.csv", "-emotions.provenance.json"))
         and "<" not in Path(f).name
         and " " not in Path(f).name
         for f in out[FILES]

@@ -38,6 +38,7 @@ from emoclip.media.images import is_image_file
 from emoclip.media.inputs import ImageInput, VideoInput, VideoLimits
 from emoclip.model.network import EmoCLIP
 from emoclip.model.preprocess import to_tensor
+from emoclip.provenance import provenance_of
 from emoclip.results import (
     Prediction,  # defined in ..results, re-exported here (`predict` returns it)
 )
@@ -304,6 +305,7 @@ class EmotionPredictor:
             self.config.num_frames,
         )
         prediction.timings["evidence"] = time.perf_counter() - t1
+        prediction.provenance = provenance_of(self, classes)
         return prediction
 
     def score_embeddings(
