@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from emoclip.quiet import debug_tracebacks
 from emoclip.terminal import safe_text, terminal_message
 
 
@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"emoclip: error: {terminal_message(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:  # never a traceback for the user; EMOCLIP_DEBUG=1 shows it
-        if os.environ.get("EMOCLIP_DEBUG"):
+        if debug_tracebacks():
             raise
         print(
             f"emoclip: error: unexpected {type(exc).__name__}: {terminal_message(exc)}",
@@ -46,10 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _setup_terminal(verbose: bool) -> None:
     """Quiet native log lines for this process, or (``--verbose``) let them all through."""
-    from emoclip.quiet import silence_native_stderr
+    from emoclip.quiet import show_native_logs, silence_native_stderr
 
     if verbose:
-        os.environ["EMOCLIP_LOG_LEVEL"] = "debug"  # quiet_native_stderr blocks become no-ops too
+        show_native_logs()
     else:
         silence_native_stderr()
 
@@ -234,7 +234,8 @@ def _load_classes(spec: str | None):
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from emoclip.inference.predictor import EmotionPredictor
-    from emoclip.media.inputs import FRAME_FOLDER_FPS, VideoLimits, iter_inputs
+    from emoclip.media.inputs import VideoLimits, iter_inputs
+    from emoclip.settings import AnalysisSettings
     from emoclip.weights.factory import load_model
 
     classes = _load_classes(args.classes)
@@ -248,8 +249,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         device=args.device,
         weights_dirs=args.weights_dir,
     )
-    predictor = EmotionPredictor(model, face_fallback=args.fallback, limits=limits)
-    fps = args.fps or FRAME_FOLDER_FPS
+    flags = {"frame_folder_fps": args.fps} if args.fps else {}
+    settings = AnalysisSettings.from_env(face_fallback=args.fallback, limits=limits, **flags)
+    predictor = EmotionPredictor(model, settings)
+    fps = settings.frame_folder_fps
     items = []
     for arg in args.videos:
         found = list(iter_inputs([arg]))
@@ -281,7 +284,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(f"emoclip: {safe_text(path)}: {terminal_message(exc)}", file=sys.stderr)
             continue
         except Exception as exc:  # one odd file never stops the batch
-            if os.environ.get("EMOCLIP_DEBUG"):
+            if debug_tracebacks():
                 raise
             failures += 1
             print(

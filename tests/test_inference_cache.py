@@ -1,4 +1,4 @@
-"""The predictor's video cache (`emoclip.inference.cache`) and ``EMOCLIP_*`` settings parsing."""
+"""The predictor's video cache (`emoclip.inference.cache`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from emoclip.inference.cache import EncodingCache, content_key
-from emoclip.inference.settings import env_count, env_flag, env_float
 from emoclip.media import VideoDecodeError
 
 
@@ -50,33 +49,3 @@ def test_content_key_follows_content_and_settings(tmp_path: Path) -> None:
     assert content_key(frames, "s") != content_key(frames[:1], "s")
     with pytest.raises(VideoDecodeError, match="not found"):
         content_key(tmp_path / "missing.mp4", "s")
-
-
-def test_environment_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EMOCLIP_X", " off ")
-    assert env_flag("EMOCLIP_X", True) is False
-    monkeypatch.setenv("EMOCLIP_X", "")
-    assert env_flag("EMOCLIP_X", True) is True
-    monkeypatch.setenv("EMOCLIP_X", "0.25")
-    assert env_float("EMOCLIP_X", None, 0.5, 0.0, 1.0) == 0.25
-    assert env_float("EMOCLIP_X", 0.75, 0.5, 0.0, 1.0) == 0.75  # an explicit value wins
-    monkeypatch.setenv("EMOCLIP_X", "lots")
-    with pytest.raises(ValueError, match="EMOCLIP_X must be a number"):
-        env_float("EMOCLIP_X", None, 0.5, 0.0, 1.0)
-    with pytest.raises(ValueError, match=r"x must be in \[0.0, 1.0\]"):
-        env_float("EMOCLIP_X", 2.0, 0.5, 0.0, 1.0)
-
-
-def test_environment_counts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("EMOCLIP_X", raising=False)
-    assert env_count("EMOCLIP_X", None, 1) is None  # unset: no value
-    monkeypatch.setenv("EMOCLIP_X", " ")
-    assert env_count("EMOCLIP_X", None, 1) is None  # blank: no value
-    monkeypatch.setenv("EMOCLIP_X", "3")
-    assert env_count("EMOCLIP_X", None, 1) == 3
-    assert env_count("EMOCLIP_X", 5, 1) == 5  # an explicit value wins
-    with pytest.raises(ValueError, match="x must be at least 1, got 0"):
-        env_count("EMOCLIP_X", 0, 1)
-    monkeypatch.setenv("EMOCLIP_X", "many")
-    with pytest.raises(ValueError, match="EMOCLIP_X must be a number"):
-        env_count("EMOCLIP_X", None, 1)

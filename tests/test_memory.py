@@ -15,6 +15,7 @@ from emoclip.inference.fast_paths import FastTemporal
 from emoclip.inference.memory import private_file_maps, release_file_pages, resident_bytes
 from emoclip.inference.predictor import EmotionPredictor
 from emoclip.model.network import EmoCLIP
+from emoclip.settings import AnalysisSettings
 from emoclip.weights.files import save_checkpoint
 from emoclip.weights.registry import get_spec
 
@@ -77,12 +78,11 @@ def test_bf16_tower_gives_back_the_fp32_tower_pages_and_results_do_not_change(
     tmp_path, monkeypatch
 ):
     path, _ = _saved(tmp_path)
-    monkeypatch.setenv("EMOCLIP_RELEASE_WEIGHTS", "0")
-    kept = EmotionPredictor(emoclip.load_model(path), precision="bf16")
+    keep = AnalysisSettings.from_env({"EMOCLIP_RELEASE_WEIGHTS": "0"})
+    kept = EmotionPredictor(emoclip.load_model(path), keep, precision="bf16")
     crops = _crops(kept.model)
     expected = kept.encode_images(crops)
     assert kept.image_tower().released_bytes == 0
-    monkeypatch.delenv("EMOCLIP_RELEASE_WEIGHTS")
 
     model = emoclip.load_model(path)
     visual = list(model.backbone.visual.parameters())

@@ -11,6 +11,7 @@ import emoclip
 import emoclip.inference.precision as precision_mod
 from emoclip.inference.fast_paths import FastImageTower, FastTemporal
 from emoclip.inference.predictor import EmotionPredictor
+from emoclip.settings import AnalysisSettings
 from emoclip.testing.media import moving_face_frames, write_video
 
 
@@ -52,7 +53,7 @@ def test_bf16_embeddings_stay_close_to_fp32():
 
 def test_auto_keeps_small_towers_in_fp32(tiny_model):
     p = EmotionPredictor(tiny_model)
-    assert p.requested_precision == "auto" and p.precision == "fp32"
+    assert p.settings.precision == "auto" and p.precision == "fp32"
 
 
 def test_auto_picks_bf16_when_the_check_passes(monkeypatch):
@@ -120,11 +121,11 @@ def test_auto_without_native_bf16_is_fp32(monkeypatch):
     assert EmotionPredictor(_fresh_model()).precision == "fp32"
 
 
-def test_precision_setting_and_validation(monkeypatch):
-    monkeypatch.setenv("EMOCLIP_PRECISION", "bf16")
+def test_precision_setting_and_validation():
     model = _fresh_model()
-    assert EmotionPredictor(model).precision == "bf16"
-    assert EmotionPredictor(model, precision="fp32").precision == "fp32"  # the argument wins
+    from_env = AnalysisSettings.from_env({"EMOCLIP_PRECISION": "BF16"})
+    assert EmotionPredictor(model, from_env).precision == "bf16"
+    assert EmotionPredictor(model, from_env, precision="fp32").precision == "fp32"  # a flag wins
     with pytest.raises(ValueError, match="precision"):
         EmotionPredictor(model, precision="fp16")
 

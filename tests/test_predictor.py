@@ -15,6 +15,7 @@ from emoclip.inference.timeline import window_spans
 from emoclip.media import VideoDecodeError
 from emoclip.media.inputs import VideoLimits
 from emoclip.media.probe import LimitError
+from emoclip.settings import AnalysisSettings
 from emoclip.testing.media import blank_frames, moving_face_frames, write_video
 
 
@@ -179,11 +180,11 @@ def test_face_interpolation_halves_detection_and_keeps_the_results(
     assert float(cos.min()) > 0.95
 
 
-def test_env_switches_face_interpolation_off(tiny_model, monkeypatch):
-    monkeypatch.setenv("EMOCLIP_INTERPOLATE_FACES", "0")
-    assert not EmotionPredictor(tiny_model).interpolate_faces
-    monkeypatch.setenv("EMOCLIP_INTERPOLATE_FACES", "")
-    assert EmotionPredictor(tiny_model).interpolate_faces
+def test_env_switches_face_interpolation_off(tiny_model):
+    off = AnalysisSettings.from_env({"EMOCLIP_INTERPOLATE_FACES": "0"})
+    assert not EmotionPredictor(tiny_model, off).settings.interpolate_faces
+    blank = AnalysisSettings.from_env({"EMOCLIP_INTERPOLATE_FACES": ""})
+    assert EmotionPredictor(tiny_model, blank).settings.interpolate_faces
 
 
 def test_batched_pooling_matches_one_sequence_at_a_time(predictor, two_face_video):

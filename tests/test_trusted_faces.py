@@ -22,6 +22,7 @@ from emoclip.faces import (
 from emoclip.inference.encoding import NoFaceError
 from emoclip.inference.predictor import EmotionPredictor
 from emoclip.inference.tracks import coverage_warnings
+from emoclip.settings import AnalysisSettings
 from emoclip.testing.media import face_patch, noisy_background, write_video
 from emoclip.weights.files import save_checkpoint
 
@@ -285,21 +286,24 @@ def test_one_frame_clip_is_exempt_from_persistence(predictor):
     assert pred.warnings == []
 
 
-def test_thresholds_are_configurable(tiny_model, monkeypatch):
-    monkeypatch.setenv("EMOCLIP_MIN_FACE_SCORE", "0.99")
-    monkeypatch.setenv("EMOCLIP_MIN_FACE_COVERAGE", "0.25")
-    monkeypatch.setenv("EMOCLIP_MIN_TRACK_FRAMES", "5")
-    p = EmotionPredictor(tiny_model, interpolate_faces=False)
-    assert (p.min_face_score, p.min_face_coverage, p.min_track_frames) == (0.99, 0.25, 5)
-    pred = p.predict(_frames(6, face_at=set(range(6))), fps=p.config.sample_fps)
+def test_thresholds_are_configurable(tiny_model):
+    env = {
+        "EMOCLIP_MIN_FACE_SCORE": "0.99",
+        "EMOCLIP_MIN_FACE_COVERAGE": "0.25",
+        "EMOCLIP_MIN_TRACK_FRAMES": "5",
+    }
+    p = EmotionPredictor(tiny_model, AnalysisSettings.from_env(env), interpolate_faces=False)
+    st = p.settings
+    assert (st.min_face_score, st.min_face_coverage, st.min_track_frames) == (0.99, 0.25, 5)
+    pred = p.predict(_frames(6, face_at=set(range(6))), fps=tiny_model.config.preprocess.sample_fps)
     assert pred.faces.frames_with_face == 0  # the astronaut scores ~0.83 < 0.99
     strict = EmotionPredictor(
         tiny_model, min_face_score=0.6, min_track_frames=8, interpolate_faces=False
     )
-    assert strict.predict(_frames(12, face_at=set(range(5))), fps=p.config.sample_fps).tracks == []
-    monkeypatch.setenv("EMOCLIP_MIN_FACE_SCORE", "high")
+    rate = tiny_model.config.preprocess.sample_fps
+    assert strict.predict(_frames(12, face_at=set(range(5))), fps=rate).tracks == []
     with pytest.raises(ValueError, match="EMOCLIP_MIN_FACE_SCORE"):
-        EmotionPredictor(tiny_model)
+        AnalysisSettings.from_env({"EMOCLIP_MIN_FACE_SCORE": "high"})
     with pytest.raises(ValueError, match="min_face_coverage"):
         EmotionPredictor(tiny_model, min_face_score=0.5, min_face_coverage=2.0)
     with pytest.raises(ValueError, match="min_track_frames"):

@@ -42,6 +42,7 @@ from emoclip.batch.inputs import expand_inputs
 from emoclip.batch.schema import RESULTS_DIR, TIMELINE_DIR, timeline_schema
 from emoclip.batch.worker import BatchWorker
 from emoclip.classes import ClassSet
+from emoclip.settings import AnalysisSettings
 
 Progress = Callable[["BatchProgress"], None]
 MAX_BLOCKS = 20_000  # more inputs than this share blocks (Ray's per-block bookkeeping stays small)
@@ -242,6 +243,7 @@ def run_batch(
     device: str | None = None,
     face_fallback: str = "center",
     frame_fps: float | None = None,
+    settings: AnalysisSettings | None = None,
     retry_errors: bool = False,
     max_attempts: int = 3,
     progress: Progress | None = None,
@@ -269,7 +271,9 @@ def run_batch(
         batch_size: Inputs per actor call (a crashed call re-runs this many inputs).
         device: torch device (default ``cuda`` with GPUs, else ``cpu``).
         face_fallback: ``"center"`` or ``"skip"``.
-        frame_fps: Frame rate of frame folders (default: the model's sampling rate).
+        frame_fps: Frame rate of frame folders (default: ``settings.frame_folder_fps``, 25).
+        settings: The analysis settings of every worker (default: `AnalysisSettings.from_env`,
+            the driver's ``EMOCLIP_*`` variables); `face_fallback` and `threads` apply on top.
         retry_errors: Analyse inputs again whose earlier row has an error.
         max_attempts: Starts of an input that killed its worker before it gets an error row.
         progress: Called after every written part (`terminal_progress` prints a line).
@@ -336,6 +340,7 @@ def run_batch(
                 face_fallback=face_fallback,
                 threads=max(1, int(cpus_per_worker)),
                 frame_fps=frame_fps,
+                settings=settings if settings is not None else AnalysisSettings.from_env(),
                 attempts=ray.remote(num_cpus=0)(AttemptCounter).remote(),
                 max_attempts=max_attempts,
             ),

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from emoclip.batch.inputs import frame_files
 from emoclip.batch.schema import WINDOW_TYPE, input_schema, result_fields
 from emoclip.classes import ClassSet
+from emoclip.settings import AnalysisSettings
 from emoclip.terminal import terminal_message
 
 if TYPE_CHECKING:
@@ -38,33 +38,6 @@ def error_message(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {terminal_message(exc)}"
 
 
-def read_image(path: str) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB; ValueError if it cannot be decoded."""
-    import cv2
-
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise ValueError(f"cannot decode the image {os.path.basename(path)}")
-    return np.ascontiguousarray(image[:, :, ::-1])
-
-
-def read_frames(folder: str, max_frames: int | None = None) -> list[np.ndarray]:
-    """The images of a frame folder (sorted by name) as RGB frames of one size."""
-    from pathlib import Path
-
-    files = frame_files(Path(folder))
-    if not files:
-        raise ValueError(f"no images in the frame folder {os.path.basename(folder)}")
-    if max_frames is not None and len(files) > max_frames:
-        raise ValueError(f"the frame folder has {len(files)} images; the limit is {max_frames}")
-    frames = [read_image(str(f)) for f in files]
-    shapes = {f.shape for f in frames}
-    if len(shapes) > 1:
-        raise ValueError(f"the frame folder's images have different sizes: {sorted(shapes)[:3]}")
-    return frames
-
-
 class BatchWorker:
     """Analyses batches of input rows with one model (what each Ray actor holds).
 
@@ -76,9 +49,10 @@ class BatchWorker:
         device: torch device of the model.
         face_fallback: ``"center"`` or ``"skip"`` (as `emoclip predict --fallback`).
         threads: torch intra-op threads (and encode workers) of this actor; None keeps torch's.
-        frame_fps: Frame rate of frame folders (default: the model's sampling rate); an image is
-            a one-frame clip.
-        max_frames: Frame folders with more images are refused (memory bound: they are loaded whole).
+        frame_fps: Frame rate of frame folders (default: ``settings.frame_folder_fps``, 25 fps,
+            as `emoclip predict`).
+        settings: The analysis settings (default: `AnalysisSettings()`); `face_fallback`,
+            `threads` and a one-entry video cache apply on top.
         attempts: Handle of a Ray actor counting attempts per input (`run.AttemptCounter`): an
             input whose analysis killed the worker `max_attempts` times gets an error row instead
             of another try.
@@ -96,7 +70,7 @@ class BatchWorker:
         face_fallback: str = "center",
         threads: int | None = None,
         frame_fps: float | None = None,
-        max_frames: int | None = 3000,
+        settings: AnalysisSettings | None = None,
         attempts: Any = None,
         max_attempts: int = 3,
     ) -> None:
@@ -108,16 +82,13 @@ class BatchWorker:
         if threads:
             torch.set_num_threads(max(1, int(threads)))
         loaded = load_model(model, device=device, weights_dirs=list(weights_dirs))
+        workers = {"encode_workers": max(1, int(threads))} if threads else {}
         self.predictor = EmotionPredictor(
-            loaded,
-            face_fallback=face_fallback,
-            video_cache_size=1,
-            encode_workers=max(1, int(threads)) if threads else None,
+            loaded, settings, face_fallback=face_fallback, video_cache_size=1, **workers
         )
         self.classes = classes or self.predictor.default_classes()
         self.config_key = config_key
-        self.frame_fps = frame_fps or self.predictor.config.sample_fps
-        self.max_frames = max_frames
+        self.frame_fps = frame_fps
         self.attempts = attempts
         self.max_attempts = max_attempts
         self.dim = int(loaded.embed_dim)
@@ -188,21 +159,13 @@ class BatchWorker:
         return result, windows
 
     def predict_row(self, row: dict[str, Any]) -> Prediction:
-        """One input row (``path``, ``kind``: video, image or frames) -> its `Prediction`.
+        """One input row (its ``path``) -> its `Prediction`, as `emoclip predict` gives it: the
+        predictor's input layer decides what the input is (video, photo with every face, frame
+        folder at `frame_fps`).
 
         The one place a row meets the predictor: subclasses override it to wrap or replace the
         analysis (the tests' crashing workers do). Errors propagate; `analyse` records them."""
-        kind, path = row["kind"], row["path"]
-        if (
-            kind == "video"
-        ):  # a missing file: the predictor's own message, as `emoclip predict` says it
-            return self.predictor.predict(path, self.classes)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"no such file or folder: {os.path.basename(path)}")
-        frames = [read_image(path)] if kind == "image" else read_frames(path, self.max_frames)
-        prediction = self.predictor.predict(frames, self.classes, fps=self.frame_fps)
-        prediction.video["name"] = os.path.basename(path)
-        return prediction
+        return self.predictor.predict(row["path"], self.classes, fps=self.frame_fps)
 
     def _check_attempts(self, key: str) -> None:
         if self.attempts is None:

@@ -29,19 +29,19 @@ from emoclip.inference.detector import LockedDetector, SharedDetector
 from emoclip.inference.encoding import Progress, VideoEncoding
 from emoclip.inference.parallel import SMALL_BATCH, pool_in_chunks, split_encode, threads_for
 from emoclip.inference.pipeline import encode_input
-from emoclip.inference.precision import Tower, TowerChoice, fast_temporal, requested_precision
+from emoclip.inference.precision import Tower, TowerChoice, fast_temporal
 from emoclip.inference.scoring import as_embeddings, embedding_probabilities, score_encoding
-from emoclip.inference.settings import env_count, env_flag, env_float
 from emoclip.inference.timeline import window_spans  # noqa: F401 - defined in .timeline, re-exported here
 from emoclip.inference.tracks import frames_needed
 from emoclip.media import LimitError  # noqa: F401 - defined in .video (raised there too), re-exported here
 from emoclip.media.images import is_image_file
-from emoclip.media.inputs import ImageInput, VideoInput, VideoLimits
+from emoclip.media.inputs import ImageInput, VideoInput
 from emoclip.model.network import EmoCLIP
 from emoclip.model.preprocess import to_tensor
 from emoclip.results import (
     Prediction,  # defined in ..results, re-exported here (`predict` returns it)
 )
+from emoclip.settings import AnalysisSettings
 from emoclip.zeroshot import TextEmbeddingCache, class_embeddings
 
 if TYPE_CHECKING:
@@ -57,50 +57,12 @@ class EmotionPredictor:
     Args:
         model: A loaded `EmoCLIP`; its config decides preprocessing (frame rate, window length,
             whether to detect faces).
-        batch_size: Frames per image-tower forward pass.
-        face_fallback: What to do with frames without a face: ``"center"`` (full-frame centre
-            crop) or ``"skip"``.
-        max_faces: Faces tracked per frame.
-        limits: Input limits checked before decoding.
-        video_cache_size: Encoded videos kept for re-scoring.
-        precision: Image-tower precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (bf16 on a CPU with
-            native bf16 when a start-up check on a fixed random batch gives embeddings within cosine
-            `precision.BF16_MIN_COSINE` of fp32, else fp32). An explicit ``"bf16"`` runs the same
-            check and, when it fails, is refused: the first use raises RuntimeError with the
-            cosine reached (``"auto"`` would fall back to fp32). None reads ``EMOCLIP_PRECISION``
-            (default ``"auto"``). Text and temporal models stay fp32. The choice is made on first
-            use and reported by `precision` / `precision_info` and in each prediction's ``video``
-            metadata.
-        prefetch: Decode and detect faces in a background thread, `pipeline.PREFETCH_DEPTH`
-            frames ahead of the encoder (None reads ``EMOCLIP_PREFETCH``, default on). While that
-            thread is behind, the encoder leaves it a core (``encode_workers - 1`` workers).
-        live_threads: Intra-op threads for small work: batches of at most
-            `parallel.SMALL_BATCH` frames (live webcam frames, single windows) and text encodings
-            of at most `SMALL_TEXT_BATCH` new descriptions (class edits), set for the calling
-            thread only. Small GEMMs gain little from a second thread, and on a busy CPU each of
-            their ~100-200 parallel regions waits for its second thread to be scheduled
-            (measured: one description 20-30 ms on one thread vs 660-1060 ms on two while other
-            jobs ran). None reads ``EMOCLIP_LIVE_THREADS`` (default 1); 0 keeps torch's setting
-            everywhere.
-        encode_workers: Batches of frames are split into this many parts encoded at once, each by
-            a worker thread with one intra-op thread (data parallel, no barrier between cores), so
-            a busy core slows only its own part. None reads ``EMOCLIP_ENCODE_WORKERS``, default
-            torch's intra-op thread count; 1 encodes the whole batch with torch's threads.
-        interpolate_faces: Run the face detector on every other sampled frame when it can be
-            spared: a frame's boxes are the midpoints of the detections before and after it when
-            those pair up one to one with IoU >= 0.6 (`FaceCropper.crop_pair`); otherwise it is
-            detected too. Halves detection on steady footage (at 7.5 sampled fps a face moves a few
-            pixels between samples, well inside the crop margin). None reads
-            ``EMOCLIP_INTERPOLATE_FACES`` (default on).
-        min_face_score: Detections scoring less are not faces (README "Faces you can trust":
-            real faces measured 0.75-0.95, text, skin-coloured objects, a cat 0.50 at most). None
-            reads ``EMOCLIP_MIN_FACE_SCORE`` (default `faces.MIN_FACE_SCORE`, 0.6).
-        min_track_frames: Sampled frames a face track needs to count as a person (shorter tracks
-            are not reported and their frames count as frames without a face). None reads
-            ``EMOCLIP_MIN_TRACK_FRAMES``, default `faces.min_track_frames` of the clip's sampled
-            frames (10 %, at least 2, at most 8; 1 for a one-frame clip).
-        min_face_coverage: A warning says so when a face is found in fewer than this share of the
-            sampled frames. None reads ``EMOCLIP_MIN_FACE_COVERAGE`` (default 0.5).
+        settings: How inputs are analysed (`emoclip.settings.AnalysisSettings`: sampling, limits,
+            face thresholds, fallback, precision, threads, cache size); default: its defaults.
+            The library reads no environment: build one with `AnalysisSettings.from_env()` to
+            honour the ``EMOCLIP_*`` variables.
+        **overrides: Fields of `settings` to change, e.g. ``batch_size=8``, ``precision="fp32"``
+            or ``limits=VideoLimits(...)`` (its four limit fields).
 
     Example:
         >>> predictor = EmotionPredictor(emoclip.load_model("emoclip-vitb32"))
@@ -111,54 +73,29 @@ class EmotionPredictor:
     def __init__(
         self,
         model: EmoCLIP,
-        *,
-        batch_size: int = 32,
-        face_fallback: str = "center",
-        max_faces: int = 4,
-        limits: VideoLimits | None = None,
-        video_cache_size: int = 8,
-        precision: str | None = None,
-        prefetch: bool | None = None,
-        live_threads: int | None = None,
-        encode_workers: int | None = None,
-        interpolate_faces: bool | None = None,
-        min_face_score: float | None = None,
-        min_track_frames: int | None = None,
-        min_face_coverage: float | None = None,
+        settings: AnalysisSettings | None = None,
+        **overrides: Any,
     ) -> None:
-        if face_fallback not in ("center", "skip"):
-            raise ValueError(f"face_fallback must be 'center' or 'skip', not {face_fallback!r}")
-        self.requested_precision = requested_precision(precision)
-        self.prefetch = bool(env_flag("EMOCLIP_PREFETCH", True) if prefetch is None else prefetch)
-        if live_threads is None:
-            live_threads = int(os.environ.get("EMOCLIP_LIVE_THREADS", "1") or 0)
-        self.live_threads = max(0, int(live_threads))
-        if encode_workers is None:
-            encode_workers = (
-                int(os.environ.get("EMOCLIP_ENCODE_WORKERS", "0") or 0) or torch.get_num_threads()
-            )
-        self.encode_workers = max(1, int(encode_workers))
-        self.interpolate_faces = bool(
-            env_flag("EMOCLIP_INTERPOLATE_FACES", True)
-            if interpolate_faces is None
-            else interpolate_faces
-        )
-        from emoclip.faces import MIN_FACE_SCORE
-
-        score, coverage = min_face_score, min_face_coverage
-        self.min_face_score = env_float("EMOCLIP_MIN_FACE_SCORE", score, MIN_FACE_SCORE, 0.0, 1.0)
-        self.min_face_coverage = env_float("EMOCLIP_MIN_FACE_COVERAGE", coverage, 0.5, 0.0, 1.0)
-        self.min_track_frames = env_count("EMOCLIP_MIN_TRACK_FRAMES", min_track_frames, 1)
+        self.settings = (settings or AnalysisSettings()).replace(**overrides)
+        st = self.settings
+        self.requested_precision = st.precision
+        self.prefetch = st.prefetch
+        self.live_threads = st.live_threads
+        self.encode_workers = st.encode_workers or torch.get_num_threads()
+        self.interpolate_faces = st.interpolate_faces
+        self.min_face_score = st.min_face_score
+        self.min_face_coverage = st.min_face_coverage
+        self.min_track_frames = st.min_track_frames
         self.model = model.eval()
         self.config = model.config.preprocess
-        self.batch_size = batch_size
-        self.face_fallback = face_fallback
-        self.max_faces = max_faces
-        self.limits = limits or VideoLimits()
+        self.batch_size = st.batch_size
+        self.face_fallback = st.face_fallback
+        self.max_faces = st.max_faces
+        self.limits = st.limits
         self.text_cache = TextEmbeddingCache(model)
-        self._cache = EncodingCache(video_cache_size)
+        self._cache = EncodingCache(st.video_cache_size)
         self._faces = SharedDetector()
-        self._towers = TowerChoice(self.model, self.requested_precision)
+        self._towers = TowerChoice(self.model, st.precision, st.release_weights)
 
     # ------------------------------------------------------------------ public API
     @property
@@ -373,7 +310,7 @@ class EmotionPredictor:
         """
         single = frame_embeddings.ndim == 2
         x = frame_embeddings[None] if single else frame_embeddings
-        fast = fast_temporal(self.model)
+        fast = fast_temporal(self.model, self.settings.release_weights)
         with threads_for(self.live_threads, 0 if fast is not None else len(x)):  # small work
             if fast is not None:
                 out = torch.nn.functional.normalize(fast(x.float()), dim=-1)
