@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emoclip.inference.cache import EncodingCache, content_key
+from emoclip.inference.cache import EncodingCache
+from emoclip.media.inputs import resolve_input
 from emoclip.media import VideoDecodeError
 
 
@@ -29,23 +30,31 @@ def test_cache_keeps_the_most_recently_used_and_renames_hits(tmp_path: Path) -> 
     cache.put("d", _Encoding({"name": "d.mp4"}))  # "b" was used last: "c" goes
     assert cache.keys() == ["b", "d"]
     assert cache.get("c", "c.mp4") is None and cache.get("b", "b.mp4") is not None
-    assert (
-        cache.get("b", tmp_path / "copy.mp4").video["name"] == "copy.mp4"
-    )  # same content, other name
-    assert cache.get("b", np.zeros((2, 4, 4, 3), np.uint8)).video["name"] == "b.mp4"
+    assert cache.get("b", "copy.mp4").video["name"] == "copy.mp4"  # same content, other name
+    assert cache.get("b").video["name"] == "b.mp4"
     cache.clear()
     assert len(cache) == 0 and cache.keys() == []
 
 
-def test_content_key_follows_content_and_settings(tmp_path: Path) -> None:
-    first = tmp_path / "a.mp4"
-    first.write_bytes(b"x" * 5000)
-    copy = tmp_path / "b.mp4"
-    shutil.copy(first, copy)
-    assert content_key(first, "s") == content_key(copy, "s") != content_key(first, "t")
-    copy.write_bytes(b"y" * 5000)
-    assert content_key(first, "s") != content_key(copy, "s")
+def test_content_key_follows_content(tmp_path: Path) -> None:
+    first = tmp_path / "a.jpg"
+    first.write_bytes(b"x" * 5000)  # not decoded: an image suffix without an image is refused
+    video = tmp_path / "a.mp4"
     frames = np.zeros((2, 4, 4, 3), np.uint8)
-    assert content_key(frames, "s") != content_key(frames[:1], "s")
+    one, two = resolve_input(frames), resolve_input(frames.copy())
+    assert one.key == two.key != resolve_input(frames[:1]).key
+    assert one.kind == "frames" and one.frames == 2
     with pytest.raises(VideoDecodeError, match="not found"):
-        content_key(tmp_path / "missing.mp4", "s")
+        resolve_input(video)
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for i in range(3):
+        import cv2
+
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((8, 8, 3), 40 * i, np.uint8))
+    a = resolve_input(folder)
+    shutil.copytree(folder, tmp_path / "copy", copy_function=shutil.copy2)
+    assert resolve_input(tmp_path / "copy").key == a.key  # names, sizes and mtimes
+    assert a.kind == "frame_folder" and a.fps == 25.0 and a.frames == 3
+    assert resolve_input(folder, fps=10).fps == 10.0
+    assert resolve_input(f"file://{folder}").key == a.key  # a file:// URI is its path

@@ -118,7 +118,7 @@ class BatchWorker:
         result = {k: row[k] for k in ("path", "name", "kind", "size", "mtime_ns", "input_key")}
         result |= {
             "config_key": self.config_key,
-            "model": self.predictor.model_name,
+            "model": self.predictor.model.config.name,
             "class_set": self.classes.name,
             "classes": self.classes.names,
             "warnings": [],

@@ -67,7 +67,7 @@ def live_step(frame: np.ndarray | None, buffer: LiveBuffer, session: Session) ->
     name = model_of(session)
     pred = predictor(name, "center")
     classes = classes_of(session)
-    T = pred.config.num_frames
+    T = pred.encoder.config.num_frames
     names = tuple(classes.names)
     window = buffer.window
     if buffer.model != name or buffer.names != names or window is None or window.size != T:
@@ -79,7 +79,7 @@ def live_step(frame: np.ndarray | None, buffer: LiveBuffer, session: Session) ->
     found, added = window.add_frame(pred, frame)
     span = buffer.stamps[-1] - buffer.stamps[0]
     fps = (len(buffer.stamps) - 1) / span if span > 0 else 0.0
-    if pred.config.face_detection:
+    if pred.encoder.config.face_detection:
         faces = (
             f"face {'found' if found else 'not found (centre crop used)'} · "
             f"{window.faces}/{window.frames} frames with a face"
