@@ -293,7 +293,12 @@ def test_errors_become_gr_error(video, predictor, tmp_path, monkeypatch):
         analyse_tab.analyse(None, "center", Session(), progress=no_progress)
     from emoclip.media.inputs import VideoLimits
 
-    monkeypatch.setattr(predictor, "limits", VideoLimits(max_duration=1.0))
+    from emoclip.inference.predictor import EmotionPredictor
+
+    limited = EmotionPredictor(
+        predictor.model, predictor.settings, limits=VideoLimits(max_duration=1.0)
+    )
+    monkeypatch.setattr(analyse_tab, "predictor", lambda name, fallback: limited)
     other = tmp_path / "long.webm"
     write_video(other, moving_face_frames(30, size=(240, 320), seed=3), fps=12)
     with pytest.raises(gr.Error, match="limit is 1 s"):

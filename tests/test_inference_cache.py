@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from emoclip.inference.cache import EncodingCache
-from emoclip.media.inputs import resolve_input
 from emoclip.media import VideoDecodeError
+from emoclip.media.inputs import resolve_input
 
 
 @dataclasses.dataclass(frozen=True)
