@@ -48,13 +48,14 @@ def child(model_arg: str, threads: int | None) -> None:
         torch.set_num_threads(threads)
     import emoclip
     from emoclip.inference.predictor import EmotionPredictor
+    from emoclip.settings import AnalysisSettings
 
     stages = {"imported": _vm()}
     t0 = time.perf_counter()
     model = emoclip.load_model(model_arg)
     load_s = time.perf_counter() - t0
     stages["loaded"] = _vm()
-    predictor = EmotionPredictor(model)
+    predictor = EmotionPredictor(model, AnalysisSettings.from_env())  # EMOCLIP_RELEASE_WEIGHTS
     t0 = time.perf_counter()
     size = model.image_size
     predictor.encoder.encode(np.zeros((1, size, size, 3), np.uint8))

@@ -291,9 +291,8 @@ def test_errors_become_gr_error(video, predictor, tmp_path, monkeypatch):
     assert str(tmp_path) not in str(info.value)
     with pytest.raises(gr.Error, match="Upload or record"):
         analyse_tab.analyse(None, "center", Session(), progress=no_progress)
-    from emoclip.media.inputs import VideoLimits
-
     from emoclip.inference.predictor import EmotionPredictor
+    from emoclip.media.inputs import VideoLimits
 
     limited = EmotionPredictor(
         predictor.model, predictor.settings, limits=VideoLimits(max_duration=1.0)
