@@ -25,7 +25,7 @@ def named(encoding: VideoEncoding, name: str | None) -> VideoEncoding:
 
 
 class EncodingCache:
-    """The `size` most recently used encodings by `content_key`, safe to share between threads.
+    """The `size` most recently used encodings by key, safe to share between threads.
 
     Args:
         size: Encodings kept; the least recently used is dropped first.
