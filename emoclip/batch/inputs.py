@@ -2,7 +2,7 @@
 
 Rules:
   * a video file (`VIDEO_EXTS`) is one input of kind "video"; an image file (`IMAGE_EXTS`) one of
-    kind "image" (a one-frame clip);
+    kind "image" (analysed as a photo, every face, as by `emoclip predict`);
   * a folder is searched recursively: every video is an input; a folder whose files are images and
     which holds no video and no sub-folder is a *frame folder*, one input of kind "frames" (its
     images, sorted by name, are the clip's frames); images beside videos or sub-folders are single
