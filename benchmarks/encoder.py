@@ -156,6 +156,41 @@ def _parallel_gemm_rates(
     return out
 
 
+def _interleaved_runs(
+    predictor, towers: dict[str, Any], x, repeats: int, shape: tuple[int, int, int], flops: float
+) -> tuple[dict[str, dict[str, float]], dict[str, float], dict[str, list[list[float]]], list]:
+    """The GEMM rates and the tower's GFLOP/s of fp32 and bf16, interleaved ``repeats`` times so
+    both see the same background load: (best GEMM rates, best tower GFLOP/s, frames/s of every
+    timed tower call per repeat, the work each tower call counted)."""
+    import torch
+
+    tokens, width, hidden = shape
+    bs = x.shape[0]
+    best_gemm: dict[str, dict[str, float]] = {}
+    best_tower: dict[str, float] = {}
+    tower_runs: dict[str, list[list[float]]] = {}  # frames/s of every timed tower call, per repeat
+    tower_work: list[dict[str, int]] = []
+    with torch.inference_mode():
+        for p in towers.values():
+            p.encoder.encode_tensor(x)  # build + warm
+        for _ in range(repeats):  # interleaved, so both see the same background load
+            for prec, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+                rates = gemm_rates(
+                    dtype, 1, bs * tokens, width, hidden, predictor.encoder.workers, flops * bs
+                )
+                for k, v in rates.items():
+                    best_gemm.setdefault(prec, {})[k] = max(best_gemm.get(prec, {}).get(k, 0.0), v)
+                p = towers[prec]
+                # three calls in a row: each GEMM figure is itself a warm loop of `reps` calls, and the
+                # first tower call after the GEMMs runs ~5 % slower (caches and allocator just changed hands)
+                t, ts = best_of(
+                    lambda p=p: p.encoder.encode_tensor(x), 3, warmup=0, work=tower_work
+                )
+                tower_runs.setdefault(prec, []).append([round(bs / s, 2) for s in ts])
+                best_tower[prec] = max(best_tower.get(prec, 0.0), flops * bs / t / 1e9)
+    return best_gemm, best_tower, tower_runs, tower_work
+
+
 def bench_p1(model, predictor, repeats: int) -> dict[str, Any]:
     import torch
 
@@ -181,28 +216,9 @@ def bench_p1(model, predictor, repeats: int) -> dict[str, Any]:
         "encode_workers": predictor.encoder.workers,
         "torch_threads": torch.get_num_threads(),
     }
-    best_gemm: dict[str, dict[str, float]] = {}
-    best_tower: dict[str, float] = {}
-    tower_runs: dict[str, list[list[float]]] = {}  # frames/s of every timed tower call, per repeat
-    tower_work: list[dict[str, int]] = []
-    with torch.inference_mode():
-        for p in towers.values():
-            p.encoder.encode_tensor(x)  # build + warm
-        for _ in range(repeats):  # interleaved, so both see the same background load
-            for prec, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-                rates = gemm_rates(
-                    dtype, 1, bs * tokens, width, hidden, predictor.encoder.workers, flops * bs
-                )
-                for k, v in rates.items():
-                    best_gemm.setdefault(prec, {})[k] = max(best_gemm.get(prec, {}).get(k, 0.0), v)
-                p = towers[prec]
-                # three calls in a row: each GEMM figure is itself a warm loop of `reps` calls, and the
-                # first tower call after the GEMMs runs ~5 % slower (caches and allocator just changed hands)
-                t, ts = best_of(
-                    lambda p=p: p.encoder.encode_tensor(x), 3, warmup=0, work=tower_work
-                )
-                tower_runs.setdefault(prec, []).append([round(bs / s, 2) for s in ts])
-                best_tower[prec] = max(best_tower.get(prec, 0.0), flops * bs / t / 1e9)
+    best_gemm, best_tower, tower_runs, tower_work = _interleaved_runs(
+        predictor, towers, x, repeats, (tokens, width, hidden), flops
+    )
     for prec in ("fp32", "bf16"):
         peak = max(best_gemm[prec].values())
         res[prec] = {

@@ -74,10 +74,11 @@ class AnalysisSettings:
         default=None, metadata=_doc("Stop sampling a clip after this many frames (None: no limit).")
     )
     min_face_score: float = field(
-        default=0.6,
+        default=0.5,
         metadata=_doc(
-            "Detections scoring less are not faces (README 'Faces you can trust': real faces "
-            "0.75-0.95, face-like objects 0.50 at most); = faces.MIN_FACE_SCORE.",
+            "Detections scoring less are not faces (README 'Faces in the wild': chosen on the "
+            "calibration part of the face evaluation set; tracks must also pass the "
+            "face-presence check); = faces.MIN_FACE_SCORE.",
             "EMOCLIP_MIN_FACE_SCORE",
             "float",
         ),
