@@ -20,29 +20,29 @@ from .work import WORK, same_work
 
 
 class CropRecorder:
-    """Wraps `predictor.encode_images` to keep the crops the pipeline encodes (for pure-encoding runs)."""
+    """Wraps `predictor.encoder.encode` to keep the crops the pipeline encodes (for pure-encoding runs)."""
 
     def __init__(self, predictor) -> None:
         self.p, self.crops = predictor, []
 
     def __enter__(self):
-        real = self.p.encode_images
+        real = self.p.encoder.encode
 
         def recording(crops, **options):  # pure encoding replays the crops with every worker
             self.crops.append(np.array(crops, copy=True))
             return real(crops, **options)
 
-        self.p.encode_images = recording
+        self.p.encoder.encode = recording
         return self
 
     def __exit__(self, *exc) -> None:
-        del self.p.encode_images  # back to the class method
+        del self.p.encoder.encode  # back to the class method
 
 
 def encode_only(predictor, batches: list[np.ndarray]) -> None:
     """Pure encoding: the recorded (N, S, S, 3) uint8 crop batches through `encode_images` again."""
     for crops in batches:
-        predictor.encode_images(crops)
+        predictor.encoder.encode(crops)
 
 
 def bench_p2(predictor, path: Path, repeats: int) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def bench_p2(predictor, path: Path, repeats: int) -> dict[str, Any]:
         "encode_all_s": pure,
         "stage_timings_s": {k: round(v, 4) for k, v in pred.timings.items()},
         "median_ratio": statistics.median(a / b for a, b in zip(e2e, pure)),
-        "prefetch": predictor.prefetch,
+        "prefetch": predictor.settings.prefetch,
     }
     res["P2"] = res["e2e_s"] / res["encode_s"]
     log(
@@ -87,18 +87,22 @@ def bench_p2(predictor, path: Path, repeats: int) -> dict[str, Any]:
         f"encoding the same {n} crops {res['encode_s']:.2f} s (best of {repeats}); "
         f"stages {res['stage_timings_s']}"
     )
-    # the same pipeline without the decode/detect thread, for comparison
-    prefetch = predictor.prefetch
+    # the same pipeline without the decode/detect thread, for comparison: a second predictor of
+    # the same model and settings but the other prefetch setting (its detector warmed untimed)
+    from emoclip.inference.predictor import EmotionPredictor
+
+    prefetch = predictor.settings.prefetch
+    flipped = EmotionPredictor(predictor.model, predictor.settings, prefetch=not prefetch)
     try:
-        predictor.prefetch = not prefetch
+        flipped.predict(path, classes)
         other = []
         for _ in range(max(1, repeats // 2)):
             t0 = time.perf_counter()
-            predictor.predict(path, classes)
+            flipped.predict(path, classes)
             other.append(time.perf_counter() - t0)
         res["e2e_s_prefetch_" + ("off" if prefetch else "on")] = min(other)
     finally:
-        predictor.prefetch = prefetch
+        flipped.close()
     return res
 
 
@@ -206,7 +210,7 @@ def bench_p3(model, predictor, path: Path, repeats: int) -> dict[str, Any]:
     alternating (ours, naive, ours, naive, ...) so both see the same background load, best taken.
     Both reuse the predictor's face detector, created before the warm-up."""
     classes = predictor.default_classes()
-    detector = predictor.locked_detector()  # the predictor's own detector (an uncontended lock)
+    detector = predictor.faces.locked()  # the predictor's own detector (an uncontended lock)
     sides = {
         "ours": lambda: predictor.predict(path, classes),
         "naive": lambda: naive_pipeline(model, path, classes, detector),
@@ -235,7 +239,7 @@ def bench_p3(model, predictor, path: Path, repeats: int) -> dict[str, Any]:
         "texts": len(classes.texts),
         "windows": len(pred.timeline),
         "sampled_frames": pred.faces.sampled_frames,
-        "frames_per_window": predictor.config.num_frames,
+        "frames_per_window": predictor.encoder.config.num_frames,
         "work": {k: same_work(v) for k, v in work.items()},
     }
     log(
@@ -300,7 +304,7 @@ def bench_p5(predictor, path: Path, repeats: int) -> dict[str, Any]:
         pred = predictor.score(enc, classes)
     batches = rec.crops
     n = sum(len(b) for b in batches)
-    cfg = predictor.config
+    cfg = predictor.encoder.config
     emb, t = enc.frame_embeddings, enc.frame_times
     duration = float(enc.video["duration"])
     picks = []
@@ -311,8 +315,8 @@ def bench_p5(predictor, path: Path, repeats: int) -> dict[str, Any]:
     gathered_idx = torch.as_tensor(np.stack(picks))
 
     def timeline_pooling():
-        clip = predictor.pool(emb[torch.as_tensor(sample_indices(len(emb), cfg.num_frames))])
-        windows = torch.cat([predictor.pool(c) for c in emb[gathered_idx].split(64)])
+        clip = predictor.pooler.pool(emb[torch.as_tensor(sample_indices(len(emb), cfg.num_frames))])
+        windows = torch.cat([predictor.pooler.pool(c) for c in emb[gathered_idx].split(64)])
         return clip, windows
 
     enc_t, pool_t, e2e_t = [], [], []

@@ -172,18 +172,20 @@ def _interleaved_runs(
     tower_work: list[dict[str, int]] = []
     with torch.inference_mode():
         for p in towers.values():
-            p.encode_tensor(x)  # build + warm
+            p.encoder.encode_tensor(x)  # build + warm
         for _ in range(repeats):  # interleaved, so both see the same background load
             for prec, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
                 rates = gemm_rates(
-                    dtype, 1, bs * tokens, width, hidden, predictor.encode_workers, flops * bs
+                    dtype, 1, bs * tokens, width, hidden, predictor.encoder.workers, flops * bs
                 )
                 for k, v in rates.items():
                     best_gemm.setdefault(prec, {})[k] = max(best_gemm.get(prec, {}).get(k, 0.0), v)
                 p = towers[prec]
                 # three calls in a row: each GEMM figure is itself a warm loop of `reps` calls, and the
                 # first tower call after the GEMMs runs ~5 % slower (caches and allocator just changed hands)
-                t, ts = best_of(lambda p=p: p.encode_tensor(x), 3, warmup=0, work=tower_work)
+                t, ts = best_of(
+                    lambda p=p: p.encoder.encode_tensor(x), 3, warmup=0, work=tower_work
+                )
                 tower_runs.setdefault(prec, []).append([round(bs / s, 2) for s in ts])
                 best_tower[prec] = max(best_tower.get(prec, 0.0), flops * bs / t / 1e9)
     return best_gemm, best_tower, tower_runs, tower_work
@@ -197,21 +199,21 @@ def bench_p1(model, predictor, repeats: int) -> dict[str, Any]:
     log(
         f"  image tower: {counted / 1e9:.3f} GFLOP/frame counted (FlopCounterMode), {analytic / 1e9:.3f} analytic"
     )
-    bs = predictor.batch_size
+    bs = predictor.settings.batch_size
     visual = model.backbone.visual
     tokens = visual.grid_size[0] * visual.grid_size[1] + 1
     width = visual.conv1.out_channels
     hidden = visual.transformer.resblocks[0].mlp.c_fc.out_features
     towers = {
-        "fp32": make_predictor(model, precision="fp32", encode_workers=predictor.encode_workers),
-        "bf16": make_predictor(model, precision="bf16", encode_workers=predictor.encode_workers),
+        "fp32": make_predictor(model, precision="fp32", encode_workers=predictor.encoder.workers),
+        "bf16": make_predictor(model, precision="bf16", encode_workers=predictor.encoder.workers),
     }
     x = normalised_batch(model, bs)
     res: dict[str, Any] = {
         "gflop_per_frame": flops / 1e9,
         "gflop_per_frame_analytic": analytic / 1e9,
         "batch": bs,
-        "encode_workers": predictor.encode_workers,
+        "encode_workers": predictor.encoder.workers,
         "torch_threads": torch.get_num_threads(),
     }
     best_gemm, best_tower, tower_runs, tower_work = _interleaved_runs(
@@ -227,7 +229,7 @@ def bench_p1(model, predictor, repeats: int) -> dict[str, Any]:
             "gemm_peak_from": max(best_gemm[prec], key=best_gemm[prec].get),
             "efficiency": best_tower[prec] / peak,
             "tower_frames_per_s_runs": tower_runs[prec],
-            "implementation": towers[prec].precision_info["implementation"],
+            "implementation": towers[prec].encoder.precision_info()["implementation"],
         }
         if (
             res[prec]["implementation"] == "onednn-packed"
@@ -247,13 +249,13 @@ def bench_p1(model, predictor, repeats: int) -> dict[str, Any]:
         0, 255, (bs, model.image_size, model.image_size, 3), dtype=np.uint8
     )
     encode_work: list[dict[str, int]] = []
-    t, _ = best_of(lambda: predictor.encode_images(crops), repeats, work=encode_work)
+    t, _ = best_of(lambda: predictor.encoder.encode(crops), repeats, work=encode_work)
     res["encode_images_frames_per_s"] = bs / t
     res["work"] = {
         "tower_call": same_work(tower_work),
         "encode_images_call": same_work(encode_work),
     }
     res["precision"] = predictor.precision
-    res["precision_info"] = predictor.precision_info
+    res["precision_info"] = predictor.encoder.precision_info()
     res["P1"] = res[predictor.precision]["efficiency"]
     return res

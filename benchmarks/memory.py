@@ -48,22 +48,23 @@ def child(model_arg: str, threads: int | None) -> None:
         torch.set_num_threads(threads)
     import emoclip
     from emoclip.inference.predictor import EmotionPredictor
+    from emoclip.settings import AnalysisSettings
 
     stages = {"imported": _vm()}
     t0 = time.perf_counter()
     model = emoclip.load_model(model_arg)
     load_s = time.perf_counter() - t0
     stages["loaded"] = _vm()
-    predictor = EmotionPredictor(model)
+    predictor = EmotionPredictor(model, AnalysisSettings.from_env())  # EMOCLIP_RELEASE_WEIGHTS
     t0 = time.perf_counter()
     size = model.image_size
-    predictor.encode_images(np.zeros((1, size, size, 3), np.uint8))
-    predictor.pool(torch.zeros(1, model.config.preprocess.num_frames, model.embed_dim))
+    predictor.encoder.encode(np.zeros((1, size, size, 3), np.uint8))
+    predictor.pooler.pool(torch.zeros(1, model.config.preprocess.num_frames, model.embed_dim))
     first_use_s = time.perf_counter() - t0
     stages["first_use"] = _vm()
     crops = np.random.default_rng(0).integers(0, 256, (32, size, size, 3), dtype=np.uint8)
-    emb = predictor.encode_images(crops)
-    pooled = predictor.pool(emb[None])
+    emb = predictor.encoder.encode(crops)
+    pooled = predictor.pooler.pool(emb[None])
     stages["encoded_32"] = _vm()
     print(
         json.dumps(

@@ -44,10 +44,13 @@ def make_predictor(model, **kwargs):
     """An `EmotionPredictor` as the app makes one (precision "auto", default batch, prefetch), but
     keeping no encoded video (``video_cache_size=0``): the benchmark times the analysis, never the
     predictor's cache, so every `predict` decodes, detects and encodes again. Texts stay cached
-    (the app keeps them too). `kwargs` go to `EmotionPredictor`."""
+    (the app keeps them too). Settings come from the environment as the app reads them
+    (`AnalysisSettings.from_env`: ``EMOCLIP_PRECISION`` etc.); `kwargs` override them."""
     from emoclip.inference.predictor import EmotionPredictor
+    from emoclip.settings import AnalysisSettings
 
-    return EmotionPredictor(model, **({"video_cache_size": 0} | kwargs))
+    settings = AnalysisSettings.from_env()
+    return EmotionPredictor(model, settings, **({"video_cache_size": 0} | kwargs))
 
 
 def normalised_batch(model, n: int):

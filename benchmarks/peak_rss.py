@@ -46,7 +46,7 @@ def p7_child(path: str, model_name: str) -> None:
 
     model = load(model_name)
     predictor = make_predictor(model)
-    predictor.encode_images(
+    predictor.encoder.encode(
         np.zeros((1, model.image_size, model.image_size, 3), np.uint8)
     )  # choose precision
     after_load = _vm("VmHWM")

@@ -374,11 +374,11 @@ def main(argv: list[str] | None = None) -> int:
     # as the app makes it (precision "auto", default batch, prefetch), keeping no encoded video
     predictor = make_predictor(model)
     t0 = time.perf_counter()
-    predictor.encode_images(np.zeros((1, model.image_size, model.image_size, 3), np.uint8))
+    predictor.encoder.encode(np.zeros((1, model.image_size, model.image_size, 3), np.uint8))
     startup = time.perf_counter() - t0
     log(
-        f"predictor: precision {predictor.precision} ({predictor.precision_info['reason']}; "
-        f"{predictor.precision_info['implementation']}), chosen in {startup:.2f} s at first use"
+        f"predictor: precision {predictor.precision} ({predictor.encoder.precision_info()['reason']}; "
+        f"{predictor.encoder.precision_info()['implementation']}), chosen in {startup:.2f} s at first use"
     )
 
     results: dict[str, Any] = {}

@@ -2,7 +2,7 @@
 
     import emoclip
     model = emoclip.load_model("emoclip-vitb32")
-    predictor = emoclip.EmotionPredictor(model)
+    predictor = emoclip.EmotionPredictor(model)  # or (model, emoclip.AnalysisSettings(...))
     prediction = predictor.predict("clip.mp4", emoclip.preset("mafw-11"))
     print(prediction.top, prediction.probabilities)
 
@@ -34,6 +34,9 @@ _EXPORTS = {
     "VideoDecodeError": "media.probe",
     "ImageDecodeError": "media.images",
     "EmotionPredictor": "inference.predictor",
+    "AnalysisSettings": "settings",
+    "MediaInput": "media.inputs",
+    "resolve_input": "media.inputs",
     "Prediction": "results",
     "convert_checkpoint": "weights.convert",
 }
@@ -52,10 +55,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs (`X as X` marks an explicit re-e
     from emoclip.inference.predictor import EmotionPredictor as EmotionPredictor
     from emoclip.media import VideoDecodeError as VideoDecodeError
     from emoclip.media.images import ImageDecodeError as ImageDecodeError
+    from emoclip.media.inputs import MediaInput as MediaInput, resolve_input as resolve_input
     from emoclip.model.config import EmoCLIPConfig as EmoCLIPConfig
     from emoclip.model.network import EmoCLIP as EmoCLIP
     from emoclip.model.tokenizer import tokenize as tokenize
     from emoclip.results import Prediction as Prediction
+    from emoclip.settings import AnalysisSettings as AnalysisSettings
     from emoclip.weights.convert import convert_checkpoint as convert_checkpoint
     from emoclip.weights.factory import load_model as load_model
     from emoclip.weights.files import CheckpointError as CheckpointError

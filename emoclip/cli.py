@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from emoclip.cli_classes import add_classes_parser, load_class_spec
+from emoclip.quiet import debug_tracebacks
 from emoclip.terminal import safe_text, terminal_message
 
 
@@ -36,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"emoclip: error: {terminal_message(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:  # never a traceback for the user; EMOCLIP_DEBUG=1 shows it
-        if os.environ.get("EMOCLIP_DEBUG"):
+        if debug_tracebacks():
             raise
         print(
             f"emoclip: error: unexpected {type(exc).__name__}: {terminal_message(exc)}",
@@ -47,10 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _setup_terminal(verbose: bool) -> None:
     """Quiet native log lines for this process, or (``--verbose``) let them all through."""
-    from emoclip.quiet import silence_native_stderr
+    from emoclip.quiet import show_native_logs, silence_native_stderr
 
     if verbose:
-        os.environ["EMOCLIP_LOG_LEVEL"] = "debug"  # quiet_native_stderr blocks become no-ops too
+        show_native_logs()
     else:
         silence_native_stderr()
 
@@ -61,7 +62,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"emoclip {_version()}")
     sub = parser.add_subparsers(dest="command")
+    _add_models_parser(sub)
+    _add_predict_parser(sub)
+    _add_batch_parser(sub)
+    add_classes_parser(sub)
+    _add_convert_parser(sub)
+    return parser
 
+
+def _add_models_parser(sub: Any) -> None:
     models = sub.add_parser(
         "models", help="list the models and where their weights would come from"
     )
@@ -71,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="print JSON")
     models.set_defaults(run=_cmd_models)
 
+
+def _add_predict_parser(sub: Any) -> None:
     pred = sub.add_parser("predict", help="classify videos, images and folders of frames")
     pred.add_argument(
         "videos",
@@ -85,23 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="frame rate of folders of numbered frames (default: 25)",
     )
-    pred.add_argument(
-        "--model",
-        default=None,
-        help="registry name, .safetensors path or Hub id owner/name[@revision] "
-        "(default: best available)",
-    )
-    pred.add_argument(
-        "--classes",
-        default=None,
-        help="class-set YAML/JSON file or preset name (default: the model's)",
-    )
-    pred.add_argument(
-        "--weights-dir", action="append", default=[], help="extra folder with NAME.safetensors"
-    )
-    pred.add_argument(
-        "--fallback", choices=("center", "skip"), default="center", help="frames without a face"
-    )
+    _add_model_options(pred)
     pred.add_argument("--json", dest="json_out", default=None, help="write results as JSON here")
     pred.add_argument(
         "--csv", dest="csv_out", default=None, help="write one row per window and class here"
@@ -119,32 +114,41 @@ def _parser() -> argparse.ArgumentParser:
         help="also show native libraries' log lines (as EMOCLIP_LOG_LEVEL=debug)",
     )
     limits = pred.add_argument_group("limits (checked before decoding; default: none)")
-    limits.add_argument(
-        "--max-seconds",
-        type=_positive(float),
-        default=None,
-        metavar="S",
-        help="refuse videos longer than S seconds (also enforced while decoding)",
-    )
-    limits.add_argument(
-        "--max-megapixels",
-        type=_positive(float),
-        default=None,
-        metavar="MP",
-        help="refuse videos whose frames have more than MP megapixels",
-    )
-    limits.add_argument(
-        "--max-mb",
-        type=_positive(float),
-        default=None,
-        metavar="MB",
-        help="refuse video files larger than MB megabytes",
-    )
+    for flag, metavar, text in (
+        (
+            "--max-seconds",
+            "S",
+            "refuse videos longer than S seconds (also enforced while decoding)",
+        ),
+        ("--max-megapixels", "MP", "refuse videos whose frames have more than MP megapixels"),
+        ("--max-mb", "MB", "refuse video files larger than MB megabytes"),
+    ):
+        limits.add_argument(flag, type=_positive(float), default=None, metavar=metavar, help=text)
     pred.set_defaults(run=_cmd_predict)
 
-    _add_batch_parser(sub)
-    add_classes_parser(sub)
 
+def _add_model_options(cmd: argparse.ArgumentParser) -> None:
+    """--model, --classes, --weights-dir and --fallback, shared by predict and batch."""
+    cmd.add_argument(
+        "--model",
+        default=None,
+        help="registry name, .safetensors path or Hub id owner/name[@revision] "
+        "(default: best available)",
+    )
+    cmd.add_argument(
+        "--classes",
+        default=None,
+        help="class-set YAML/JSON file or preset name (default: the model's)",
+    )
+    cmd.add_argument(
+        "--weights-dir", action="append", default=[], help="extra folder with NAME.safetensors"
+    )
+    cmd.add_argument(
+        "--fallback", choices=("center", "skip"), default="center", help="frames without a face"
+    )
+
+
+def _add_convert_parser(sub: Any) -> None:
     conv = sub.add_parser("convert", help="convert the authors' checkpoint to .safetensors + .json")
     conv.add_argument("src", help="the authors' .pth (train.py DDP state dict or DownstreamTask)")
     conv.add_argument("dst", help="output .safetensors (a .json sidecar is written beside it)")
@@ -161,7 +165,6 @@ def _parser() -> argparse.ArgumentParser:
         "--fp16", action="store_true", help="store tensors in float16 (half the size)"
     )
     conv.set_defaults(run=_cmd_convert)
-    return parser
 
 
 def _positive(kind: type):
@@ -231,7 +234,8 @@ def _load_classes(spec: str | None):
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from emoclip.inference.predictor import EmotionPredictor
-    from emoclip.media.inputs import FRAME_FOLDER_FPS, VideoLimits, iter_inputs
+    from emoclip.media.inputs import VideoLimits, iter_inputs
+    from emoclip.settings import AnalysisSettings
     from emoclip.weights.factory import load_model
 
     classes = _load_classes(args.classes)
@@ -245,13 +249,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         device=args.device,
         weights_dirs=args.weights_dir,
     )
-    predictor = EmotionPredictor(model, face_fallback=args.fallback, limits=limits)
-    fps = args.fps or FRAME_FOLDER_FPS
+    flags = {"frame_folder_fps": args.fps} if args.fps else {}
+    settings = AnalysisSettings.from_env(face_fallback=args.fallback, limits=limits, **flags)
+    predictor = EmotionPredictor(model, settings)
     items = []
     for arg in args.videos:
         found = list(iter_inputs([arg]))
         if Path(arg).is_dir():  # say how a folder was read
-            print(f"{safe_text(arg)}: {_interpretation(found, fps)}", file=sys.stderr)
+            how = _interpretation(found, settings.frame_folder_fps)
+            print(f"{safe_text(arg)}: {how}", file=sys.stderr)
         items += found
     if not items:
         print(
@@ -260,54 +266,51 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         )
         return 1
     print(f"model: {model.config.name} ({safe_text(model.source)})", file=sys.stderr)
-    results, failures = [], 0
-    for item in items:
-        path = item.path
-        try:
-            if item.kind == "image":
-                prediction = predictor.predict_image(path, classes)
-            else:
-                prediction = predictor.predict(
-                    path,
-                    classes,
-                    fps=fps if item.kind == "frames" else None,
-                    progress=_progress_bar(path.name, args.quiet),
-                )
-        except (ValueError, OSError) as exc:  # typed errors, unreadable files: next video
-            failures += 1
-            print(f"emoclip: {safe_text(path)}: {terminal_message(exc)}", file=sys.stderr)
-            continue
-        except Exception as exc:  # one odd file never stops the batch
-            if os.environ.get("EMOCLIP_DEBUG"):
-                raise
-            failures += 1
-            print(
-                f"emoclip: {safe_text(path)}: unexpected {type(exc).__name__}: {terminal_message(exc)}",
-                file=sys.stderr,
+    results = [
+        _predict_one(predictor, item.path, classes, args.quiet, args.explain) for item in items
+    ]
+    _write_outputs([r for r in results if r is not None], args.json_out, args.csv_out)
+    return 1 if None in results else 0
+
+
+def _predict_one(predictor: Any, path: Path, classes: Any, quiet: bool, explain: bool) -> Any:
+    """Analyse one input (resolved once: a photo gets every face, a clip a progress bar), print
+    its result; None (the error printed) when it failed."""
+    try:
+        media = predictor.resolve(path)
+        bar = None if media.kind == "photo" else _progress_bar(path.name, quiet)
+        prediction = predictor.predict(media, classes, progress=bar)
+    except (ValueError, OSError) as exc:  # typed errors, unreadable files: next video
+        print(f"emoclip: {safe_text(path)}: {terminal_message(exc)}", file=sys.stderr)
+        return None
+    except Exception as exc:  # one odd file never stops the batch
+        if debug_tracebacks():
+            raise
+        print(
+            f"emoclip: {safe_text(path)}: unexpected {type(exc).__name__}: {terminal_message(exc)}",
+            file=sys.stderr,
+        )
+        return None
+    top = ", ".join(f"{safe_text(c)} {p:.2f}" for c, p in prediction.top_k(3))
+    print(f"{safe_text(path)}: {safe_text(prediction.top)}  ({top})")
+    if prediction.scope.startswith("whole"):  # no face: say what the answer describes
+        print(f"  scope: {prediction.scope} (no face was analysed)", file=sys.stderr)
+    if media.kind == "photo":
+        for n, face in enumerate(prediction.tracks, 1):
+            where = ""  # still images' faces carry a box
+            if face.box is not None:
+                x, y, w, h = face.box
+                where = f" at ({x:.0f}, {y:.0f}, {w:.0f}x{h:.0f})"
+            best = ", ".join(
+                f"{safe_text(c)} {p:.2f}"
+                for c, p in sorted(face.probabilities.items(), key=lambda kv: -kv[1])[:3]
             )
-            continue
-        results.append(prediction)
-        top = ", ".join(f"{safe_text(c)} {p:.2f}" for c, p in prediction.top_k(3))
-        print(f"{safe_text(path)}: {safe_text(prediction.top)}  ({top})")
-        if prediction.scope.startswith("whole"):  # no face: say what the answer describes
-            print(f"  scope: {prediction.scope} (no face was analysed)", file=sys.stderr)
-        if item.kind == "image":
-            for n, face in enumerate(prediction.tracks, 1):
-                where = ""  # still images' faces carry a box
-                if face.box is not None:
-                    x, y, w, h = face.box
-                    where = f" at ({x:.0f}, {y:.0f}, {w:.0f}x{h:.0f})"
-                best = ", ".join(
-                    f"{safe_text(c)} {p:.2f}"
-                    for c, p in sorted(face.probabilities.items(), key=lambda kv: -kv[1])[:3]
-                )
-                print(f"  face {n}{where}: {safe_text(face.top)}  ({best})")
-        if args.explain and prediction.evidence is not None:
-            print_evidence(prediction.evidence)
-        for warning in prediction.warnings:
-            print(f"  warning: {safe_text(warning)}", file=sys.stderr)
-    _write_outputs(results, args.json_out, args.csv_out)
-    return 1 if failures else 0
+            print(f"  face {n}{where}: {safe_text(face.top)}  ({best})")
+    if explain and prediction.evidence is not None:
+        print_evidence(prediction.evidence)
+    for warning in prediction.warnings:
+        print(f"  warning: {safe_text(warning)}", file=sys.stderr)
+    return prediction
 
 
 def print_evidence(evidence) -> None:
@@ -382,23 +385,7 @@ def _add_batch_parser(sub) -> None:
         "inputs", nargs="+", help="videos, images, frame folders, folders, manifests"
     )
     batch.add_argument("--out", required=True, help="results folder (re-running with it resumes)")
-    batch.add_argument(
-        "--model",
-        default=None,
-        help="registry name, .safetensors path or Hub id owner/name[@revision] "
-        "(default: best available)",
-    )
-    batch.add_argument(
-        "--classes",
-        default=None,
-        help="class-set YAML/JSON file or preset name (default: the model's)",
-    )
-    batch.add_argument(
-        "--weights-dir", action="append", default=[], help="extra folder with NAME.safetensors"
-    )
-    batch.add_argument(
-        "--fallback", choices=("center", "skip"), default="center", help="frames without a face"
-    )
+    _add_model_options(batch)
     batch.add_argument(
         "--frame-fps",
         type=_positive(float),

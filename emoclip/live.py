@@ -21,6 +21,25 @@ if TYPE_CHECKING:  # pragma: no cover
     from emoclip.inference.predictor import EmotionPredictor
 
 
+def crop_frame(predictor: EmotionPredictor, image: np.ndarray) -> tuple[np.ndarray | None, bool]:
+    """The largest face of one (H, W, 3) uint8 RGB frame as a model-sized crop.
+
+    Returns:
+        ``(crop (S, S, 3) uint8 or None, face_found)``; without a face the crop is the centre
+        crop, or None when the predictor's fallback is "skip".
+    """
+    from emoclip.faces import center_crop, crop_square
+
+    cfg, st = predictor.encoder.config, predictor.settings
+    size = cfg.image_size
+    if not cfg.face_detection:
+        return center_crop(image, size), True
+    boxes = [b for b in predictor.faces.detect(image) if b.score >= st.min_face_score]
+    if boxes:
+        return crop_square(image, boxes[0], margin=cfg.face_margin, size=size), True
+    return (center_crop(image, size) if st.face_fallback == "center" else None), False
+
+
 class LiveWindow:
     """The last `size` frame embeddings of a stream, and how many frames (with a face) it saw.
 
@@ -57,18 +76,18 @@ class LiveWindow:
             ``(face_found, added)``: without a face the predictor's fallback decides: the centre
             crop is added ("center"), or nothing ("skip").
         """
-        crop, found = predictor.crop_frame(np.ascontiguousarray(frame[..., :3]))
+        crop, found = crop_frame(predictor, np.ascontiguousarray(frame[..., :3]))
         self.frames += 1
         self.faces += int(found)
         if crop is not None:
-            self.add(predictor.encode_images(crop[None])[0])
+            self.add(predictor.encoder.encode(crop[None])[0])
         return found, crop is not None
 
     def embedding(self, predictor: EmotionPredictor) -> torch.Tensor | None:
         """(D,) L2-normalised video embedding of the frames held; None when empty."""
         if not self._embeddings:
             return None
-        return predictor.pool(torch.stack(list(self._embeddings)))
+        return predictor.pooler.pool(torch.stack(list(self._embeddings)))
 
     def probabilities(
         self, predictor: EmotionPredictor, classes: ClassSet | None = None

@@ -102,23 +102,24 @@ def class_set_sha256(classes: ClassSet) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def settings_dict(predictor: Any) -> dict[str, Any]:
-    """The settings of a predictor that change its answers, as a JSON-able mapping.
-
-    The one place provenance reads settings (when `emoclip.settings.AnalysisSettings` lands,
-    this returns its ``as_dict()``). Thread counts, prefetching and cache sizes change how fast,
-    not what, and are left out.
-    """
-    return {
-        "face_fallback": predictor.face_fallback,
-        "max_faces": int(predictor.max_faces),
-        "precision": predictor.requested_precision,
-        "interpolate_faces": bool(predictor.interpolate_faces),
-        "min_face_score": float(predictor.min_face_score),
-        "min_track_frames": predictor.min_track_frames,
-        "min_face_coverage": float(predictor.min_face_coverage),
-        "limits": _jsonable(predictor.limits),
+# Settings that change how fast an answer comes, not what it is: left out of provenance (so a
+# rerun with more threads or another batch size resumes instead of re-analysing).
+SPEED_ONLY = frozenset(
+    {
+        "batch_size",
+        "release_weights",
+        "prefetch",
+        "live_threads",
+        "encode_workers",
+        "video_cache_size",
     }
+)
+
+
+def settings_dict(predictor: Any) -> dict[str, Any]:
+    """The settings of a predictor that change its answers, as a JSON-able mapping: its
+    `AnalysisSettings.as_dict()` without the fields in `SPEED_ONLY`."""
+    return {k: v for k, v in predictor.settings.as_dict().items() if k not in SPEED_ONLY}
 
 
 def model_identity(model: Any) -> Any:

@@ -48,6 +48,17 @@ def native_logs_enabled() -> bool:
     return os.environ.get("EMOCLIP_LOG_LEVEL", "").strip().lower() == "debug"
 
 
+def show_native_logs() -> None:
+    """Let native log lines through in this process and the processes it starts (``--verbose``:
+    sets ``EMOCLIP_LOG_LEVEL=debug``, so `quiet_native_stderr` blocks become no-ops too)."""
+    os.environ["EMOCLIP_LOG_LEVEL"] = "debug"
+
+
+def debug_tracebacks() -> bool:
+    """True when ``EMOCLIP_DEBUG`` is set: the CLI re-raises unexpected errors with a traceback."""
+    return bool(os.environ.get("EMOCLIP_DEBUG"))
+
+
 def _flush_stderr() -> None:
     for stream in (sys.stderr, sys.__stderr__):
         with contextlib.suppress(Exception):

@@ -299,7 +299,11 @@ class ModelManager:
             if key not in self._predictors:
                 limits = VideoLimits(**(self.limits or {}))
                 p = EmotionPredictor(
-                    model, face_fallback=fallback, limits=limits, video_cache_size=16
+                    model,
+                    settings.analysis(),
+                    face_fallback=fallback,
+                    limits=limits,
+                    video_cache_size=16,
                 )
                 sibling = next((q for (n, _), q in self._predictors.items() if n == name), None)
                 if sibling is not None:

@@ -8,7 +8,8 @@ EMOCLIP_QUEUE_SIZE (32), EMOCLIP_LIVE_SECONDS (120), EMOCLIP_MAX_COLLECTION_CLIP
 of an uploaded batch results folder the explorer loads), EMOCLIP_FILES_SECONDS (3600: uploads and
 downloads are deleted after this long), EMOCLIP_SESSIONS (1000: sessions whose state is kept),
 EMOCLIP_LOG_LEVEL=debug (as ``--verbose``: show native libraries' log lines and gradio's
-start-up messages).
+start-up messages). The analysis's own variables (``EMOCLIP_PRECISION``, face thresholds, threads:
+`emoclip.settings.AnalysisSettings`) are read by `analysis` when a predictor is made.
 
 Paths are relative to the repository (the folder holding ``app.py``, ``assets/`` and
 ``weights/``): the parent of this package in a checkout or a Space, else (an installed wheel)
@@ -21,6 +22,7 @@ import os
 from pathlib import Path
 
 from emoclip.classes import Limits
+from emoclip.settings import AnalysisSettings
 
 
 def env_float(name: str, default: float | None) -> float | None:
@@ -70,6 +72,12 @@ VIDEO_LIMITS = dict(
     max_duration=MAX_SECONDS,
     max_pixels=None if MAX_MEGAPIXELS is None else int(MAX_MEGAPIXELS * 1e6),
 )
+
+
+def analysis() -> AnalysisSettings:
+    """The analysis settings of this app's predictors: ``EMOCLIP_*`` variables read now (the app's
+    own limits and fallback are applied on top by `models.ModelManager.predictor`)."""
+    return AnalysisSettings.from_env(os.environ)
 
 
 def short(text: str) -> str:

@@ -177,7 +177,7 @@ def test_editing_a_description_rescores_without_reencoding(video, predictor, mon
     def boom(*_):
         raise AssertionError("a frame was re-encoded")
 
-    monkeypatch.setattr(predictor, "encode_images", boom)
+    monkeypatch.setattr(predictor.encoder, "encode", boom)
     rows = class_rows(models.classes_of(session))
     rows[0][1] = "A face beaming with delight, eyes crinkled"
     out = classes_tab.edit_table(rows, session)
@@ -298,9 +298,13 @@ def test_errors_become_gr_error(video, predictor, tmp_path, monkeypatch):
     assert str(tmp_path) not in str(info.value)
     with pytest.raises(gr.Error, match="Upload or record"):
         analyse_tab.analyse(None, "center", Session(), progress=no_progress)
+    from emoclip.inference.predictor import EmotionPredictor
     from emoclip.media.inputs import VideoLimits
 
-    monkeypatch.setattr(predictor, "limits", VideoLimits(max_duration=1.0))
+    limited = EmotionPredictor(
+        predictor.model, predictor.settings, limits=VideoLimits(max_duration=1.0)
+    )
+    monkeypatch.setattr(analyse_tab, "predictor", lambda name, fallback: limited)
     other = tmp_path / "long.webm"
     write_video(other, moving_face_frames(30, size=(240, 320), seed=3), fps=12)
     with pytest.raises(gr.Error, match="limit is 1 s"):
@@ -321,7 +325,7 @@ def test_two_sessions_do_not_share_classes_or_results(video):
 def test_live_step_ring_buffer(predictor):
     session = Session()
     buffer = LiveBuffer()
-    T = predictor.config.num_frames
+    T = predictor.encoder.config.num_frames
     skip = type(gr.skip())
     figures = []
     for frame in moving_face_frames(T + 3, size=(480, 640)):

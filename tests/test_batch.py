@@ -153,7 +153,11 @@ def test_batch_shards_over_workers_and_matches_predict(local_ray, collection, tm
     table = read_results(out)
     assert table.schema.field("embedding").type == pa.list_(pa.float32(), 32)
 
-    videos = sorted(collection["clips"].glob("*.webm")) + [collection["clips"] / "broken.mp4"]
+    # every kind of input: the same answer as `emoclip predict` (a photo's faces, a frame folder
+    # at predict's 25 fps)
+    videos = sorted(collection["clips"].glob("*.webm")) + [
+        collection["clips"] / name for name in ("broken.mp4", "still.jpg", "frames_a")
+    ]
     code = main(
         [
             "predict",
@@ -174,6 +178,8 @@ def test_batch_shards_over_workers_and_matches_predict(local_ray, collection, tm
     for pred in json.loads((tmp_path / "p.json").read_text()):
         row = rows[pred["video"]["name"]]
         assert row["error"] is None and row["top"] == pred["top"]
+        assert row["kind"] == pred["video"]["kind"] and row["tracks"] == len(pred["tracks"])
+        assert row["sampled_frames"] == pred["faces"]["sampled_frames"]
         assert row["classes"] == pred["classes"]
         np.testing.assert_allclose(
             row["probabilities"], [pred["probabilities"][c] for c in pred["classes"]], atol=1e-5
@@ -187,15 +193,15 @@ def test_batch_shards_over_workers_and_matches_predict(local_ray, collection, tm
         windows = timeline[timeline.input_key == row["input_key"]].sort_values("window")
         assert len(windows) == len(pred["timeline"])
         expected = [[w["probabilities"][c] for c in pred["classes"]] for w in pred["timeline"]]
-        np.testing.assert_allclose(np.stack(windows.probabilities.to_list()), expected, atol=1e-5)
+        if expected:  # a photo has no timeline
+            got = np.stack(windows.probabilities.to_list())
+            np.testing.assert_allclose(got, expected, atol=1e-5)
     video_keys = {rows[v.name]["input_key"] for v in videos}
     assert timeline.input_key.isin(video_keys).sum() == sum(
         len(p["timeline"]) for p in json.loads((tmp_path / "p.json").read_text())
     )
-    # a photo has no timeline (it is analysed as `emoclip predict` does: its faces, no windows)
-    assert set(timeline.input_key) == {
-        r["input_key"] for r in rows.values() if r["error"] is None and r["kind"] != "image"
-    }
+    timed = {r["input_key"] for r in rows.values() if r["error"] is None and r["kind"] != "image"}
+    assert set(timeline.input_key) == timed  # a photo has no timeline, as from `emoclip predict`
 
     from emoclip.explore.collection import NeighbourIndex, load_results_folder, project_large
 

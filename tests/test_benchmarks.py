@@ -231,8 +231,8 @@ def test_the_work_counter_sees_re_encoding(tiny_model, tmp_path):
         before = counter.snapshot()
         p = EmotionPredictor(tiny_model, batch_size=8, prefetch=False)  # nothing cached
         crops = np.zeros((3, tiny_model.image_size, tiny_model.image_size, 3), np.uint8)
-        p.encode_images(crops)
-        p.encode_images(crops)  # re-encoded: counted again
+        p.encoder.encode(crops)
+        p.encoder.encode(crops)  # re-encoded: counted again
         p.predict(path, classes)
         again = counter.since(before)
         assert again["crops_encoded"] == 6 + n and again["texts_encoded"] == len(classes.texts)

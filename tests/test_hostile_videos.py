@@ -317,14 +317,14 @@ def test_cli_unexpected_errors_are_reported_per_file(media, weights, monkeypatch
     """An exception that is not one of ours (a library bug, say) ends neither the batch nor
     the process with a traceback."""
     good = media("one_frame.webm")
-    original = EmotionPredictor.predict
+    original = EmotionPredictor.resolve  # where the CLI meets each input first
 
     def flaky(self, video, *args, **kwargs):
-        if Path(video).name == "bit_flips.webm":
+        if (getattr(video, "name", None) or Path(video).name) == "bit_flips.webm":
             raise RuntimeError("decoder exploded")
         return original(self, video, *args, **kwargs)
 
-    monkeypatch.setattr(EmotionPredictor, "predict", flaky)
+    monkeypatch.setattr(EmotionPredictor, "resolve", flaky)
     code = main(
         ["predict", str(media("bit_flips.webm")), str(good), "--model", str(weights), "--quiet"]
     )

@@ -157,7 +157,7 @@ def test_exif_orientation_is_applied_before_detection(orientation, rotate, tmp_p
     assert len(pred.tracks) == 1 and _iou(pred.tracks[0].box, ASTRONAUT_FACE) > 0.8
     # without applying EXIF the detector sees the face sideways (not where it is upright)
     assert not any(
-        _iou(b.as_tuple(), ASTRONAUT_FACE) > 0.5 for b in candidates(predictor.detector, stored)
+        _iou(b.as_tuple(), ASTRONAUT_FACE) > 0.5 for b in candidates(predictor.faces.get(), stored)
     )
 
 
@@ -265,10 +265,13 @@ def test_an_image_is_a_one_frame_clip_through_the_temporal_model(predictor):
     pred = predictor.predict_image(image)  # an (H, W, 3) array works too
     box = FaceBox(*pred.tracks[0].box)
     crop = crop_square(
-        image, box, margin=predictor.config.face_margin, size=predictor.config.image_size
+        image,
+        box,
+        margin=predictor.encoder.config.face_margin,
+        size=predictor.encoder.config.image_size,
     )
-    frame = predictor.encode_images(crop[None])  # (1, D)
-    expected = predictor.pool(frame[:, None, :])[0]  # (B=1, T=1, D) -> (D,)
+    frame = predictor.encoder.encode(crop[None])  # (1, D)
+    expected = predictor.pooler.pool(frame[:, None, :])[0]  # (B=1, T=1, D) -> (D,)
     assert np.allclose(pred.embedding, expected.numpy(), atol=1e-5)
     assert predictor.model.temporal is not None  # the temporal model really ran, with T = 1
 
@@ -284,10 +287,10 @@ def test_the_clip_baseline_uses_the_frame_embedding():
     crop = crop_square(
         astronaut(),
         FaceBox(*pred.tracks[0].box),
-        margin=baseline.config.face_margin,
-        size=baseline.config.image_size,
+        margin=baseline.encoder.config.face_margin,
+        size=baseline.encoder.config.image_size,
     )
-    frame = baseline.encode_images(crop[None])[0].numpy()
+    frame = baseline.encoder.encode(crop[None])[0].numpy()
     assert np.allclose(pred.embedding, frame / np.linalg.norm(frame), atol=1e-5)
     baseline.close()
 
@@ -328,7 +331,7 @@ def test_group_photo_reports_every_face_verified_then_largest_first(tmp_path, pr
 
 
 def test_the_default_max_faces_does_not_cap_a_photo(tmp_path, predictor):
-    assert predictor.max_faces < 5
+    assert predictor.settings.max_faces < 5
     assert len(predictor.predict_image(group_photo()).tracks) == 5
 
 
@@ -399,7 +402,7 @@ def test_frame_folder_is_one_clip_with_a_timeline(tmp_path, predictor):
     )
     assert pred.video["duration"] == pytest.approx(2.0)
     assert len(pred.timeline) >= 1 and pred.faces.frames_with_face == pred.faces.sampled_frames
-    rate = predictor.config.sample_fps
+    rate = predictor.encoder.config.sample_fps
     assert pred.faces.sampled_frames == int(np.ceil(2.0 * rate - 1e-9))  # 2 s at the model's rate
     slow = predictor.predict(folder, fps=5.0)
     assert slow.video["duration"] == pytest.approx(10.0)

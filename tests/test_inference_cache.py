@@ -1,4 +1,4 @@
-"""The predictor's video cache (`emoclip.inference.cache`) and ``EMOCLIP_*`` settings parsing."""
+"""The predictor's video cache (`emoclip.inference.cache`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emoclip.inference.cache import EncodingCache, content_key
-from emoclip.inference.settings import env_count, env_flag, env_float
+from emoclip.inference.cache import EncodingCache
 from emoclip.media import VideoDecodeError
+from emoclip.media.inputs import resolve_input
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,53 +30,31 @@ def test_cache_keeps_the_most_recently_used_and_renames_hits(tmp_path: Path) -> 
     cache.put("d", _Encoding({"name": "d.mp4"}))  # "b" was used last: "c" goes
     assert cache.keys() == ["b", "d"]
     assert cache.get("c", "c.mp4") is None and cache.get("b", "b.mp4") is not None
-    assert (
-        cache.get("b", tmp_path / "copy.mp4").video["name"] == "copy.mp4"
-    )  # same content, other name
-    assert cache.get("b", np.zeros((2, 4, 4, 3), np.uint8)).video["name"] == "b.mp4"
+    assert cache.get("b", "copy.mp4").video["name"] == "copy.mp4"  # same content, other name
+    assert cache.get("b").video["name"] == "b.mp4"
     cache.clear()
     assert len(cache) == 0 and cache.keys() == []
 
 
-def test_content_key_follows_content_and_settings(tmp_path: Path) -> None:
-    first = tmp_path / "a.mp4"
-    first.write_bytes(b"x" * 5000)
-    copy = tmp_path / "b.mp4"
-    shutil.copy(first, copy)
-    assert content_key(first, "s") == content_key(copy, "s") != content_key(first, "t")
-    copy.write_bytes(b"y" * 5000)
-    assert content_key(first, "s") != content_key(copy, "s")
+def test_content_key_follows_content(tmp_path: Path) -> None:
+    first = tmp_path / "a.jpg"
+    first.write_bytes(b"x" * 5000)  # not decoded: an image suffix without an image is refused
+    video = tmp_path / "a.mp4"
     frames = np.zeros((2, 4, 4, 3), np.uint8)
-    assert content_key(frames, "s") != content_key(frames[:1], "s")
+    one, two = resolve_input(frames), resolve_input(frames.copy())
+    assert one.key == two.key != resolve_input(frames[:1]).key
+    assert one.kind == "frames" and one.frames == 2
     with pytest.raises(VideoDecodeError, match="not found"):
-        content_key(tmp_path / "missing.mp4", "s")
+        resolve_input(video)
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for i in range(3):
+        import cv2
 
-
-def test_environment_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EMOCLIP_X", " off ")
-    assert env_flag("EMOCLIP_X", True) is False
-    monkeypatch.setenv("EMOCLIP_X", "")
-    assert env_flag("EMOCLIP_X", True) is True
-    monkeypatch.setenv("EMOCLIP_X", "0.25")
-    assert env_float("EMOCLIP_X", None, 0.5, 0.0, 1.0) == 0.25
-    assert env_float("EMOCLIP_X", 0.75, 0.5, 0.0, 1.0) == 0.75  # an explicit value wins
-    monkeypatch.setenv("EMOCLIP_X", "lots")
-    with pytest.raises(ValueError, match="EMOCLIP_X must be a number"):
-        env_float("EMOCLIP_X", None, 0.5, 0.0, 1.0)
-    with pytest.raises(ValueError, match=r"x must be in \[0.0, 1.0\]"):
-        env_float("EMOCLIP_X", 2.0, 0.5, 0.0, 1.0)
-
-
-def test_environment_counts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("EMOCLIP_X", raising=False)
-    assert env_count("EMOCLIP_X", None, 1) is None  # unset: no value
-    monkeypatch.setenv("EMOCLIP_X", " ")
-    assert env_count("EMOCLIP_X", None, 1) is None  # blank: no value
-    monkeypatch.setenv("EMOCLIP_X", "3")
-    assert env_count("EMOCLIP_X", None, 1) == 3
-    assert env_count("EMOCLIP_X", 5, 1) == 5  # an explicit value wins
-    with pytest.raises(ValueError, match="x must be at least 1, got 0"):
-        env_count("EMOCLIP_X", 0, 1)
-    monkeypatch.setenv("EMOCLIP_X", "many")
-    with pytest.raises(ValueError, match="EMOCLIP_X must be a number"):
-        env_count("EMOCLIP_X", None, 1)
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((8, 8, 3), 40 * i, np.uint8))
+    a = resolve_input(folder)
+    shutil.copytree(folder, tmp_path / "copy", copy_function=shutil.copy2)
+    assert resolve_input(tmp_path / "copy").key == a.key  # names, sizes and mtimes
+    assert a.kind == "frame_folder" and a.fps == 25.0 and a.frames == 3
+    assert resolve_input(folder, fps=10).fps == 10.0
+    assert resolve_input(f"file://{folder}").key == a.key  # a file:// URI is its path

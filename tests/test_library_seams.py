@@ -134,3 +134,34 @@ def test_latent_points_label_clips_and_add_prototypes():
 
 def test_parameter_count(tiny_model):
     assert tiny_model.num_parameters == sum(p.numel() for p in tiny_model.parameters()) > 0
+
+
+def test_the_pipeline_runs_on_parts_built_without_a_predictor(tiny_model, tmp_path):
+    """The facade composes: a resolved input and parts built from the model alone give the
+    encoding the predictor gives (the pipeline needs nothing of the predictor)."""
+    import torch
+
+    from emoclip.inference.detector import SharedDetector
+    from emoclip.inference.parts import AnalysisParts, FrameEncoder, Pooler
+    from emoclip.inference.pipeline import encode_input
+    from emoclip.media.inputs import resolve_input
+    from emoclip.settings import AnalysisSettings
+
+    path = write_video(tmp_path / "v.webm", moving_face_frames(16, size=(240, 320)), fps=8)
+    settings = AnalysisSettings(precision="fp32", batch_size=8)
+    parts = AnalysisParts(
+        tiny_model.config.preprocess,
+        settings,
+        FrameEncoder(tiny_model, settings),
+        Pooler(tiny_model, settings),
+        SharedDetector(),
+    )
+    media = resolve_input(path, limits=settings.limits)
+    assert media.kind == "video" and media.width == 320 and media.height == 240
+    alone = encode_input(parts, media, "key", None)
+    parts.faces.close()
+    predictor = EmotionPredictor(tiny_model, settings)
+    via = predictor.encode(media)  # a MediaInput is taken as it is
+    assert torch.allclose(alone.clip_embedding, via.clip_embedding, atol=1e-5)
+    assert alone.video["kind"] == via.video["kind"] == "video"
+    assert len(alone.tracks) == len(via.tracks)

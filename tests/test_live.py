@@ -20,7 +20,7 @@ def predictor(tiny_model):
 
 
 def test_the_window_keeps_the_last_t_frames_and_scores_them(predictor):
-    T = predictor.config.num_frames
+    T = predictor.encoder.config.num_frames
     frames = list(moving_face_frames(T + 3, size=(240, 320)))
     window = LiveWindow(T)
     assert window.probabilities(predictor) is None and window.embedding(predictor) is None

@@ -123,8 +123,8 @@ def test_folded_temporal_matches_the_temporal_transformer(model, reference):
 
 def test_predictor_fp32_video_embeddings_match_encode_video(model, crops, frames):
     p = EmotionPredictor(model, precision="fp32", encode_workers=2)
-    per_frame = p.encode_images(crops)  # 12 crops: split over two data-parallel workers
-    video = p.pool(_windows(per_frame))  # the folded temporal model
+    per_frame = p.encoder.encode(crops)  # 12 crops: split over two data-parallel workers
+    video = p.pooler.pool(_windows(per_frame))  # the folded temporal model
     with torch.inference_mode():
         expected = model.encode_video(_windows(frames))
     assert p.precision == "fp32" and video.shape == expected.shape == (2, model.embed_dim)
@@ -139,13 +139,13 @@ def test_predictor_bf16_video_embeddings_match_encode_video(model, crops, frames
             "'auto' would run fp32, which the fp32 test covers"
         )
     auto = EmotionPredictor(model)  # what the app runs: auto picks bf16 at these shapes on this CPU
-    assert auto.precision == "bf16", auto.precision_info["reason"]
-    assert auto.precision_info["implementation"] == "onednn-packed"
-    assert auto.precision_info["cosine"] >= BF16_MIN_COSINE
+    assert auto.precision == "bf16", auto.encoder.precision_info()["reason"]
+    assert auto.encoder.precision_info()["implementation"] == "onednn-packed"
+    assert auto.encoder.precision_info()["cosine"] >= BF16_MIN_COSINE
     p = EmotionPredictor(model, precision="bf16", encode_workers=2)
-    per_frame = p.encode_images(crops)
+    per_frame = p.encoder.encode(crops)
     assert F.cosine_similarity(per_frame, reference, dim=-1).min() >= BF16_MIN_COSINE
-    video = p.pool(_windows(per_frame))
+    video = p.pooler.pool(_windows(per_frame))
     with torch.inference_mode():
         expected = model.encode_video(_windows(frames))
     assert F.cosine_similarity(video, expected, dim=-1).min() >= BF16_MIN_COSINE

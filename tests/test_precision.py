@@ -11,6 +11,7 @@ import emoclip
 import emoclip.inference.precision as precision_mod
 from emoclip.inference.fast_paths import FastImageTower, FastTemporal
 from emoclip.inference.predictor import EmotionPredictor
+from emoclip.settings import AnalysisSettings
 from emoclip.testing.media import moving_face_frames, write_video
 
 
@@ -30,11 +31,11 @@ def test_bf16_embeddings_stay_close_to_fp32():
     fp32 = EmotionPredictor(model, precision="fp32")
     bf16 = EmotionPredictor(model, precision="bf16")
     crops = _crops(model)
-    a, b = fp32.encode_images(crops), bf16.encode_images(crops)
+    a, b = fp32.encoder.encode(crops), bf16.encoder.encode(crops)
     assert bf16.precision == "bf16" and fp32.precision == "fp32"
     assert b.dtype == torch.float32 and b.shape == a.shape
     assert F.cosine_similarity(a, b, dim=-1).min() >= 0.99
-    info = bf16.precision_info
+    info = bf16.encoder.precision_info()
     assert (
         info["requested"] == "bf16"
         and info["cosine"] >= precision_mod.BF16_MIN_COSINE
@@ -52,7 +53,7 @@ def test_bf16_embeddings_stay_close_to_fp32():
 
 def test_auto_keeps_small_towers_in_fp32(tiny_model):
     p = EmotionPredictor(tiny_model)
-    assert p.requested_precision == "auto" and p.precision == "fp32"
+    assert p.settings.precision == "auto" and p.precision == "fp32"
 
 
 def test_auto_picks_bf16_when_the_check_passes(monkeypatch):
@@ -60,7 +61,7 @@ def test_auto_picks_bf16_when_the_check_passes(monkeypatch):
     monkeypatch.setattr(precision_mod, "native_bf16", lambda: True)
     p = EmotionPredictor(_fresh_model(), precision="auto")
     assert p.precision == "bf16"
-    assert p.precision_info["cosine"] >= precision_mod.BF16_MIN_COSINE
+    assert p.encoder.precision_info()["cosine"] >= precision_mod.BF16_MIN_COSINE
 
 
 def test_auto_falls_back_to_fp32_when_the_check_fails(monkeypatch):
@@ -69,7 +70,7 @@ def test_auto_falls_back_to_fp32_when_the_check_fails(monkeypatch):
     monkeypatch.setattr(precision_mod, "bf16_cosine", lambda model, fn: 0.9)
     p = EmotionPredictor(_fresh_model(), precision="auto")
     assert p.precision == "fp32"
-    assert "0.9" in p.precision_info["reason"]
+    assert "0.9" in p.encoder.precision_info()["reason"]
 
 
 def _broken_bf16_tower(model):
@@ -90,7 +91,8 @@ def test_explicit_bf16_runs_the_same_check_and_refuses_with_the_reason(monkeypat
     model = _fresh_model()
     auto = EmotionPredictor(model, precision="auto")
     assert (
-        auto.precision == "fp32" and auto.precision_info["cosine"] < precision_mod.BF16_MIN_COSINE
+        auto.precision == "fp32"
+        and auto.encoder.precision_info()["cosine"] < precision_mod.BF16_MIN_COSINE
     )
     bf16 = EmotionPredictor(model, precision="bf16")
     with pytest.raises(
@@ -98,14 +100,14 @@ def test_explicit_bf16_runs_the_same_check_and_refuses_with_the_reason(monkeypat
     ) as err:
         _ = bf16.precision
     # the same check, the same figure
-    assert f"{auto.precision_info['cosine']:.5f}" in str(err.value)
+    assert f"{auto.encoder.precision_info()['cosine']:.5f}" in str(err.value)
     assert len(checks) == 2  # one check for "auto", one for "bf16"
     with pytest.raises(RuntimeError, match="refused"):  # no frame is encoded in a refused precision
-        bf16.encode_images(_crops(model))
+        bf16.encoder.encode(_crops(model))
     with pytest.raises(RuntimeError, match="refused"):  # nor a video decoded
         bf16.predict(np.zeros((4, 64, 64, 3), dtype=np.uint8))
     assert len(checks) == 2  # the refusal is cached with the model, like a tower
-    assert EmotionPredictor(model, precision="fp32").encode_images(_crops(model)).shape[0] == 6
+    assert EmotionPredictor(model, precision="fp32").encoder.encode(_crops(model)).shape[0] == 6
 
 
 def test_explicit_bf16_refusal_from_the_cosine_alone(monkeypatch):
@@ -120,11 +122,11 @@ def test_auto_without_native_bf16_is_fp32(monkeypatch):
     assert EmotionPredictor(_fresh_model()).precision == "fp32"
 
 
-def test_precision_setting_and_validation(monkeypatch):
-    monkeypatch.setenv("EMOCLIP_PRECISION", "bf16")
+def test_precision_setting_and_validation():
     model = _fresh_model()
-    assert EmotionPredictor(model).precision == "bf16"
-    assert EmotionPredictor(model, precision="fp32").precision == "fp32"  # the argument wins
+    from_env = AnalysisSettings.from_env({"EMOCLIP_PRECISION": "BF16"})
+    assert EmotionPredictor(model, from_env).precision == "bf16"
+    assert EmotionPredictor(model, from_env, precision="fp32").precision == "fp32"  # a flag wins
     with pytest.raises(ValueError, match="precision"):
         EmotionPredictor(model, precision="fp16")
 
@@ -133,10 +135,10 @@ def test_edited_weights_rebuild_the_bf16_tower():
     model = _fresh_model()
     p = EmotionPredictor(model, precision="bf16")
     crops = _crops(model)
-    before = p.encode_images(crops)
+    before = p.encoder.encode(crops)
     with torch.no_grad():
         model.backbone.visual.proj.mul_(2.0)
-    after = p.encode_images(crops)
+    after = p.encoder.encode(crops)
     assert torch.allclose(after, 2 * before, rtol=0.02, atol=1e-3)
 
 
@@ -162,7 +164,7 @@ def test_prefetch_thread_stops_when_the_consumer_fails(tmp_path, monkeypatch):
     def boom(crops, **kw):
         raise RuntimeError("encoder failed")
 
-    monkeypatch.setattr(p, "encode_images", boom)
+    monkeypatch.setattr(p.encoder, "encode", boom)
     with pytest.raises(RuntimeError, match="encoder failed"):
         p.predict(path)
     p.close()
@@ -205,16 +207,16 @@ def test_text_without_padding_matches_the_full_context(tiny_model):
 
 def test_data_parallel_encoding_matches_one_batch(tiny_model):
     crops = _crops(tiny_model, n=23)
-    whole = EmotionPredictor(tiny_model, encode_workers=1).encode_images(crops)
-    split = EmotionPredictor(tiny_model, encode_workers=3).encode_images(crops)
+    whole = EmotionPredictor(tiny_model, encode_workers=1).encoder.encode(crops)
+    split = EmotionPredictor(tiny_model, encode_workers=3).encoder.encode(crops)
     assert split.shape == whole.shape and torch.allclose(split, whole, atol=1e-5)
     threads = torch.get_num_threads()
-    alone = EmotionPredictor(tiny_model, encode_workers=3).encode_images(crops, workers=1)
+    alone = EmotionPredictor(tiny_model, encode_workers=3).encoder.encode(crops, workers=1)
     assert torch.allclose(alone, whole, atol=1e-5) and alone.dtype == torch.float32
     assert torch.get_num_threads() == threads  # one thread for that call only
     with pytest.raises(ValueError, match="workers"):
-        EmotionPredictor(tiny_model).encode_images(crops, workers=0)
+        EmotionPredictor(tiny_model).encoder.encode(crops, workers=0)
     # the same frames already preprocessed: `encode_tensor` is `encode_images` after `to_tensor`
     x = emoclip.model.preprocess.to_tensor(crops, tiny_model.config.preprocess)
-    tensor = EmotionPredictor(tiny_model, encode_workers=3).encode_tensor(x)
+    tensor = EmotionPredictor(tiny_model, encode_workers=3).encoder.encode_tensor(x)
     assert torch.allclose(tensor, whole, atol=1e-5) and tensor.dtype == torch.float32

@@ -15,6 +15,7 @@ from emoclip.inference.timeline import window_spans
 from emoclip.media import VideoDecodeError
 from emoclip.media.inputs import VideoLimits
 from emoclip.media.probe import LimitError
+from emoclip.settings import AnalysisSettings
 from emoclip.testing.media import blank_frames, moving_face_frames, write_video
 
 
@@ -48,7 +49,7 @@ def test_prediction_contents(predictor, two_face_video):
 
 def test_clip_embedding_is_the_temporal_model_on_the_subject_frames(predictor, two_face_video):
     enc = predictor.encode(two_face_video)
-    T = predictor.config.num_frames
+    T = predictor.encoder.config.num_frames
     idx = emoclip.media.sample_indices(len(enc.frame_embeddings), T)
     expected = predictor.model.aggregate(enc.frame_embeddings[idx][None])[0]
     assert torch.allclose(enc.clip_embedding, expected, atol=1e-5)
@@ -58,7 +59,7 @@ def test_rescoring_reuses_the_encoding_and_only_new_texts(predictor, two_face_vi
     classes = emoclip.preset("dfew-7")
     predictor.predict(two_face_video, classes)
     calls = []
-    monkeypatch.setattr(predictor, "encode_images", lambda crops, **kw: calls.append(len(crops)))
+    monkeypatch.setattr(predictor.encoder, "encode", lambda crops, **kw: calls.append(len(crops)))
     before = predictor.text_cache.encoded
     edited = classes.with_class("anger", ["A face with a furious scowl and clenched jaw"])
     pred = predictor.predict(two_face_video, edited)
@@ -71,8 +72,8 @@ def test_each_sampled_frame_is_encoded_once_however_many_windows(tiny_model, tmp
     path = write_video(tmp_path / "long.webm", moving_face_frames(120, size=(240, 320)), fps=12)
     p = EmotionPredictor(tiny_model, batch_size=8)
     encoded = []
-    real = p.encode_images
-    p.encode_images = lambda crops, **kw: (encoded.append(len(crops)), real(crops, **kw))[1]
+    real = p.encoder.encode
+    p.encoder.encode = lambda crops, **kw: (encoded.append(len(crops)), real(crops, **kw))[1]
     pred = p.predict(path, emoclip.preset("dfew-7"))
     p.close()
     assert len(pred.timeline) >= 8  # 10 s, 2 s windows every 1 s
@@ -160,9 +161,9 @@ def test_face_interpolation_halves_detection_and_keeps_the_results(
     for interpolate in (False, True):
         p = EmotionPredictor(tiny_model, batch_size=8, interpolate_faces=interpolate)
         calls = []
-        real = p.detector.detect
+        real = p.faces.get().detect
         monkeypatch.setattr(
-            p.detector,
+            p.faces.get(),
             "detect",
             lambda image, real=real, calls=calls: calls.append(1) or real(image),
         )
@@ -182,22 +183,22 @@ def test_face_interpolation_halves_detection_and_keeps_the_results(
     assert float(cos.min()) > 0.95
 
 
-def test_env_switches_face_interpolation_off(tiny_model, monkeypatch):
-    monkeypatch.setenv("EMOCLIP_INTERPOLATE_FACES", "0")
-    assert not EmotionPredictor(tiny_model).interpolate_faces
-    monkeypatch.setenv("EMOCLIP_INTERPOLATE_FACES", "")
-    assert EmotionPredictor(tiny_model).interpolate_faces
+def test_env_switches_face_interpolation_off(tiny_model):
+    off = AnalysisSettings.from_env({"EMOCLIP_INTERPOLATE_FACES": "0"})
+    assert not EmotionPredictor(tiny_model, off).settings.interpolate_faces
+    blank = AnalysisSettings.from_env({"EMOCLIP_INTERPOLATE_FACES": ""})
+    assert EmotionPredictor(tiny_model, blank).settings.interpolate_faces
 
 
 def test_batched_pooling_matches_one_sequence_at_a_time(predictor, two_face_video):
     enc = predictor.encode(two_face_video)
     frames = torch.randn(40, enc.frame_embeddings.shape[1])
     picks = np.random.default_rng(0).integers(
-        0, 40, (37, predictor.config.num_frames)
+        0, 40, (37, predictor.encoder.config.num_frames)
     )  # > 2 chunks
-    batched = predictor.pool_batch([(frames, picks[:30]), (frames[:20], picks[30:] % 20)])
-    expected = [predictor.pool(frames[p]) for p in picks[:30]] + [
-        predictor.pool(frames[:20][p % 20]) for p in picks[30:]
+    batched = predictor.pooler.pool_batch([(frames, picks[:30]), (frames[:20], picks[30:] % 20)])
+    expected = [predictor.pooler.pool(frames[p]) for p in picks[:30]] + [
+        predictor.pooler.pool(frames[:20][p % 20]) for p in picks[30:]
     ]
     assert torch.allclose(batched, torch.stack(expected), atol=1e-5)
     ((_, frames, _, _, primary_embedding, _),) = [t for t in enc.tracks if t[5]]
@@ -205,8 +206,8 @@ def test_batched_pooling_matches_one_sequence_at_a_time(predictor, two_face_vide
         assert torch.equal(primary_embedding, enc.clip_embedding)
     for (s, e), w in zip(zip(enc.window_starts, enc.window_ends), enc.window_embeddings):
         idx = np.flatnonzero((enc.frame_times >= s - 1e-6) & (enc.frame_times < e - 1e-6))
-        pick = idx[emoclip.media.sample_indices(len(idx), predictor.config.num_frames)]
-        assert torch.allclose(w, predictor.pool(enc.frame_embeddings[pick]), atol=1e-5)
+        pick = idx[emoclip.media.sample_indices(len(idx), predictor.encoder.config.num_frames)]
+        assert torch.allclose(w, predictor.pooler.pool(enc.frame_embeddings[pick]), atol=1e-5)
 
 
 def test_early_and_tail_batches(tiny_model, tmp_path):
@@ -218,14 +219,14 @@ def test_early_and_tail_batches(tiny_model, tmp_path):
     for prefetch in (False, True):
         p = EmotionPredictor(tiny_model, batch_size=16, prefetch=prefetch, encode_workers=2)
         sizes, used = [], []
-        real = p.encode_images
+        real = p.encoder.encode
 
         def recording(crops, real=real, sizes=sizes, used=used, **kw):
             sizes.append(len(crops))
             used.append(kw.get("workers"))
             return real(crops, **kw)
 
-        p.encode_images = recording
+        p.encoder.encode = recording
         out[prefetch] = (p.encode(path), sizes, used)
         p.close()
     (seq, seq_sizes, seq_workers), (pre, pre_sizes, pre_workers) = out[False], out[True]

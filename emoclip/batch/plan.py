@@ -12,6 +12,7 @@ an unchanged rerun analyses nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from emoclip.batch.inputs import expand_inputs
 from emoclip.batch.store import ResultsStore
 from emoclip.classes import ClassSet
 from emoclip.provenance import Provenance
+from emoclip.settings import AnalysisSettings
 
 
 @dataclass
@@ -44,48 +46,33 @@ class BatchPlan:
         return self.provenance.digest()
 
 
-def batch_settings(face_fallback: str = "center", frame_fps: float | None = None) -> dict:
-    """The analysis settings of a batch run: the `emoclip.provenance.settings_dict` keys, read
-    from the ``EMOCLIP_*`` environment of the driver as `EmotionPredictor` reads them, plus
-    ``frame_fps`` (frame folders; default `FRAME_FOLDER_FPS`, as `emoclip predict`). Workers
-    build their predictor from this mapping, so every node analyses with the driver's settings.
-    """
-    from emoclip.faces.boxes import MIN_FACE_SCORE
-    from emoclip.inference.precision import requested_precision
-    from emoclip.inference.settings import env_count, env_flag, env_float
-    from emoclip.media.inputs import FRAME_FOLDER_FPS, VideoLimits
+def batch_settings(
+    face_fallback: str = "center",
+    frame_fps: float | None = None,
+    settings: AnalysisSettings | None = None,
+) -> dict[str, Any]:
+    """The analysis settings of a batch run as a JSON-able mapping: `settings` (default: the
+    driver's ``EMOCLIP_*`` environment, `AnalysisSettings.from_env`) with `face_fallback` and the
+    frame folders' rate on top, as `emoclip.provenance.settings_dict` records them, plus
+    ``frame_fps``. Workers build their predictor from this mapping (`predictor_settings`), so every
+    node analyses with the driver's settings."""
     from emoclip.provenance import settings_dict
 
     if face_fallback not in ("center", "skip"):
         raise ValueError(f"face_fallback must be 'center' or 'skip', not {face_fallback!r}")
-    knobs = dict(
+    base = settings if settings is not None else AnalysisSettings.from_env()
+    chosen = dataclasses.replace(
+        base,
         face_fallback=face_fallback,
-        max_faces=4,
-        requested_precision=requested_precision(None),
-        interpolate_faces=env_flag("EMOCLIP_INTERPOLATE_FACES", True),
-        min_face_score=env_float("EMOCLIP_MIN_FACE_SCORE", None, MIN_FACE_SCORE, 0.0, 1.0),
-        min_track_frames=env_count("EMOCLIP_MIN_TRACK_FRAMES", None, 1),
-        min_face_coverage=env_float("EMOCLIP_MIN_FACE_COVERAGE", None, 0.5, 0.0, 1.0),
-        limits=VideoLimits(),
+        frame_folder_fps=float(frame_fps or base.frame_folder_fps),
     )
-    settings = settings_dict(SimpleNamespace(**knobs))
-    return settings | {"frame_fps": float(frame_fps or FRAME_FOLDER_FPS)}
+    return settings_dict(SimpleNamespace(settings=chosen)) | {"frame_fps": chosen.frame_folder_fps}
 
 
-def predictor_kwargs(settings: dict[str, Any]) -> dict[str, Any]:
-    """`EmotionPredictor` keyword arguments for a `batch_settings` mapping."""
-    from emoclip.media.inputs import VideoLimits
-
-    return dict(
-        face_fallback=settings["face_fallback"],
-        max_faces=settings["max_faces"],
-        precision=settings["precision"],
-        interpolate_faces=settings["interpolate_faces"],
-        min_face_score=settings["min_face_score"],
-        min_track_frames=settings["min_track_frames"],
-        min_face_coverage=settings["min_face_coverage"],
-        limits=VideoLimits(**settings["limits"]),
-    )
+def predictor_settings(settings: dict[str, Any]) -> AnalysisSettings:
+    """The `AnalysisSettings` of a `batch_settings` mapping (speed-only fields at their defaults)."""
+    names = {f.name for f in dataclasses.fields(AnalysisSettings)}
+    return AnalysisSettings(**{k: v for k, v in settings.items() if k in names})
 
 
 def model_classes(identity: Any, weights_dirs: Sequence[str] = ()) -> ClassSet:
@@ -175,5 +162,5 @@ __all__ = [
     "done_keys",
     "model_classes",
     "plan_batch",
-    "predictor_kwargs",
+    "predictor_settings",
 ]

@@ -45,6 +45,7 @@ from emoclip.batch.schema import RESULTS_DIR, TIMELINE_DIR, timeline_schema
 from emoclip.batch.store import ResultsStore
 from emoclip.batch.worker import BatchWorker
 from emoclip.classes import ClassSet
+from emoclip.settings import AnalysisSettings
 
 MAX_BLOCKS = 20_000  # more inputs than this share blocks (Ray's per-block bookkeeping stays small)
 
@@ -118,6 +119,7 @@ def run_batch(
     device: str | None = None,
     face_fallback: str = "center",
     frame_fps: float | None = None,
+    settings: AnalysisSettings | None = None,
     retry_errors: bool = False,
     max_attempts: int = 3,
     progress: Progress | None = None,
@@ -142,7 +144,9 @@ def run_batch(
         workers, cpus_per_worker, gpus_per_worker, batch_size, device, max_attempts,
             worker_class: The actor pool (`PoolOptions`).
         face_fallback: ``"center"`` or ``"skip"``.
-        frame_fps: Frame rate of frame folders (default `FRAME_FOLDER_FPS`, as `predict`).
+        frame_fps: Frame rate of frame folders (default: ``settings.frame_folder_fps``, 25).
+        settings: The analysis settings of every worker (default: `AnalysisSettings.from_env`,
+            the driver's ``EMOCLIP_*`` variables); `face_fallback` and `frame_fps` apply on top.
         retry_errors: Analyse inputs again whose earlier row has an error.
         progress: Called after every written part (`terminal_progress` prints a line).
         num_cpus: CPUs of the local Ray started here (default: all of this machine's).
@@ -160,7 +164,7 @@ def run_batch(
     store = ResultsStore(out)
     plan = plan_batch(
         inputs, store, model=model, classes=classes, weights_dirs=weights_dirs,
-        settings=batch_settings(face_fallback, frame_fps), retry_errors=retry_errors, limit=limit,
+        settings=batch_settings(face_fallback, frame_fps, settings), retry_errors=retry_errors, limit=limit,
     )  # fmt: skip
     summary = BatchSummary(
         str(out), plan.total, plan.skipped, 0, 0, 0.0, 0,

@@ -92,7 +92,7 @@ class BatchWorker:
     ) -> None:
         import torch
 
-        from emoclip.batch.plan import predictor_kwargs
+        from emoclip.batch.plan import predictor_settings
         from emoclip.inference.predictor import EmotionPredictor
         from emoclip.provenance import Provenance, model_identity, settings_dict
         from emoclip.weights.factory import load_model
@@ -100,11 +100,9 @@ class BatchWorker:
         if threads:
             torch.set_num_threads(max(1, int(threads)))
         loaded = load_model(model, device=device, weights_dirs=list(weights_dirs))
+        workers = {"encode_workers": max(1, int(threads))} if threads else {}
         self.predictor = EmotionPredictor(
-            loaded,
-            video_cache_size=1,
-            encode_workers=max(1, int(threads)) if threads else None,
-            **predictor_kwargs(settings),
+            loaded, predictor_settings(settings), video_cache_size=1, **workers
         )
         self.classes = classes
         self.config_key = config_key
@@ -148,7 +146,7 @@ class BatchWorker:
         result |= {
             "config_key": self.config_key,
             "provenance": self.provenance,
-            "model": self.predictor.model_name,
+            "model": self.predictor.model.config.name,
             "class_set": self.classes.name,
             "classes": self.classes.names,
             "warnings": [],

@@ -1,14 +1,12 @@
 """Inference: `EmotionPredictor` and what runs under it.
 
-- `predictor`: the facade (`EmotionPredictor`).
-- `inputs`: what the predictor accepts (`VideoLimits`, `iter_inputs`) and how a path or array
-  becomes a still image or sampled frames, checked against the limits first.
-- `cache`: the predictor's video cache (`EncodingCache`) and the content keys of its inputs.
-- `settings`: ``EMOCLIP_*`` environment settings (numbers, bounded floats, flags).
-- `encoding`: what analysing a video produces (`VideoEncoding`, `NoFaceError`) and what that
-  needs of the predictor (the `Encoder` protocol: imports go predictor -> pipeline, never back).
-- `pipeline`: one input through decode, face crops and batched encoding into a `VideoEncoding`
-  (`encode_input`, `FrameCollector`).
+- `predictor`: the facade (`EmotionPredictor`): resolves inputs (`emoclip.media.inputs`), builds
+  its parts from its `emoclip.settings.AnalysisSettings`, hands them to the pipeline.
+- `parts`: `FrameEncoder`, `Pooler`, `AnalysisParts` (what the pipeline and photo path run with).
+- `cache`: the predictor's video cache (`EncodingCache`).
+- `encoding`: what analysing a video produces (`VideoEncoding`, `NoFaceError`, `Progress`).
+- `pipeline`: one resolved input through decode, face crops and batched encoding into a
+  `VideoEncoding` (`encode_input`, `FrameCollector`); imports go predictor -> pipeline, never back.
 - `tracks`: which face tracks are people, and which frames make up the subject and each person.
 - `timeline`: clip duration, timeline windows and the frames each pools, spread thumbnails.
 - `prefetch`: an iterator run in a background thread ahead of its consumer (decode + detection).

@@ -1,76 +1,31 @@
-"""The predictor's video cache: `EncodingCache` (the last encodings, by key), the content keys of
-inputs, and cached encodings renamed on a hit.
+"""The predictor's video cache: `EncodingCache` (the last encodings, by key) and cached encodings
+renamed on a hit.
 
-A video is keyed by its content (size, first and last MiB of a file; names, sizes and mtimes of a
-frame folder's frames; the bytes of an array) plus the predictor's settings, so a copy of a file
-hits the cache and a changed setting does not.
+The predictor keys an encoding by its input's content key (`media.inputs.MediaInput.key`) plus the
+settings that shaped it, so a copy of a file hits the cache and a changed setting does not.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import os
 import threading
 from collections import OrderedDict
-from pathlib import Path
-
-import numpy as np
 
 from emoclip.inference.encoding import VideoEncoding
-from emoclip.media import VideoDecodeError
-from emoclip.media.images import frame_folder
-from emoclip.media.inputs import VideoInput
 
-__all__ = ["EncodingCache", "content_key", "named"]
+__all__ = ["EncodingCache", "named"]
 
 
-def content_key(video: VideoInput, settings: str) -> str:
-    """SHA-1 hex key of `video`'s content and the `settings` string that shaped its encoding.
-
-    Raises:
-        VideoDecodeError: A missing file, or a folder that is not a clip of numbered frames.
-    """
-    h = hashlib.sha1()
-    if isinstance(video, (str, os.PathLike)) and Path(video).is_dir():
-        folder = frame_folder(video)
-        if folder is None:
-            raise VideoDecodeError(
-                f"'{Path(video).name}' is a folder but not a clip: its files are not all "
-                "images numbered with one common pattern (e.g. 00001.jpg, 00002.jpg, ...)"
-            )
-        for q in folder.frames:
-            st = q.stat()
-            h.update(f"{q.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    elif isinstance(video, (str, os.PathLike)):
-        path = Path(video)
-        if not path.is_file():
-            raise VideoDecodeError(f"file not found: {path.name}")
-        size = path.stat().st_size
-        h.update(str(size).encode())
-        with open(path, "rb") as fh:
-            h.update(fh.read(1 << 20))
-            if size > 2 << 20:
-                fh.seek(-(1 << 20), os.SEEK_END)
-                h.update(fh.read())
-    else:
-        arr = np.ascontiguousarray(np.asarray(video))
-        h.update(str(arr.shape).encode())
-        h.update(arr.tobytes())
-    h.update(settings.encode())
-    return h.hexdigest()
-
-
-def named(encoding: VideoEncoding, video: VideoInput) -> VideoEncoding:
-    """A cached encoding under the name of the file asked for: the cache is keyed by content, so
-    a copy of a video under another name must not report the first file's name."""
-    if isinstance(video, (str, os.PathLike)) and encoding.video.get("name") != Path(video).name:
-        return dataclasses.replace(encoding, video=encoding.video | {"name": Path(video).name})
+def named(encoding: VideoEncoding, name: str | None) -> VideoEncoding:
+    """A cached encoding under the name asked for: the cache is keyed by content, so a copy of a
+    video under another name must not report the first file's name (None keeps the name)."""
+    if name is not None and encoding.video.get("name") != name:
+        return dataclasses.replace(encoding, video=encoding.video | {"name": name})
     return encoding
 
 
 class EncodingCache:
-    """The `size` most recently used encodings by `content_key`, safe to share between threads.
+    """The `size` most recently used encodings by key, safe to share between threads.
 
     Args:
         size: Encodings kept; the least recently used is dropped first.
@@ -81,12 +36,12 @@ class EncodingCache:
         self._items: OrderedDict[str, VideoEncoding] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str, video: VideoInput) -> VideoEncoding | None:
-        """The cached encoding under `key`, named after `video` (see `named`), or None."""
+    def get(self, key: str, name: str | None = None) -> VideoEncoding | None:
+        """The cached encoding under `key`, named `name` (see `named`), or None."""
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
-                return named(self._items[key], video)
+                return named(self._items[key], name)
         return None
 
     def put(self, key: str, encoding: VideoEncoding) -> None:

@@ -1,59 +1,18 @@
-"""What analysing one video produces (`VideoEncoding`) and what producing it needs of a predictor.
-
-`Encoder` is the predictor as the pipeline and the photo path see it (settings, frame encoding,
-pooling, the shared face detector): they depend on this protocol, never on `EmotionPredictor`, so
-imports go predictor -> pipeline and never back.
-"""
+"""What analysing one video produces (`VideoEncoding`), the `NoFaceError` it may raise and the
+`Progress` callback it reports to. What it runs with is `parts.AnalysisParts`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 
-if TYPE_CHECKING:
-    from emoclip.inference.detector import LockedDetector
-    from emoclip.model.config import PreprocessConfig
-
-__all__ = ["Encoder", "NoFaceError", "Progress", "VideoEncoding"]
+__all__ = ["NoFaceError", "Progress", "VideoEncoding"]
 
 Progress = Callable[[float, str], None]  # (fraction done, message)
-
-
-class Encoder(Protocol):
-    """What the pipeline needs of the predictor that runs it (`EmotionPredictor` is one): its
-    settings, frame encoding and pooling. The predictor imports the pipeline, never the reverse."""
-
-    config: PreprocessConfig
-    batch_size: int
-    encode_workers: int
-    prefetch: bool
-    interpolate_faces: bool
-    face_fallback: str
-    max_faces: int
-    min_face_score: float
-    min_face_coverage: float
-
-    def encode_images(
-        self, crops: np.ndarray | Sequence[np.ndarray], *, workers: int | None = None
-    ) -> torch.Tensor:
-        """(N, S, S, 3) uint8 RGB crops -> (N, D) float32 un-normalised embeddings."""
-        ...
-
-    def pool_batch(self, jobs: list[tuple[torch.Tensor, np.ndarray]]) -> torch.Tensor:
-        """``(frames (M, D), picks (B, T))`` pairs -> (sum B, D) L2-normalised video embeddings."""
-        ...
-
-    def track_frames_needed(self, sampled_frames: int) -> int:
-        """Frames a face track needs to count as a person in a clip of `sampled_frames`."""
-        ...
-
-    def locked_detector(self) -> LockedDetector:
-        """The shared face detector, safe to call from this video's decode thread."""
-        ...
 
 
 class NoFaceError(ValueError):

@@ -11,18 +11,17 @@ detection) says that instead.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from emoclip.inference.encoding import Encoder, NoFaceError, VideoEncoding
+from emoclip.inference.encoding import NoFaceError, VideoEncoding
+from emoclip.inference.parts import AnalysisParts, FrameEncoder
+from emoclip.media.inputs import MediaInput
 
 if TYPE_CHECKING:
     from emoclip.faces import FaceBox
-    from emoclip.media.images import StillImage
-    from emoclip.model.network import EmoCLIP
 
 PHOTO_MAX_FACES = 32  # faces reported per photo, best first
 NO_FACE_WARNING = (
@@ -35,21 +34,7 @@ WHOLE_IMAGE_WARNING = (
 )
 
 
-class PhotoEncoder(Encoder, Protocol):
-    """What `encode_photo` needs of the predictor that runs it (`EmotionPredictor` is one)."""
-
-    model: EmoCLIP
-
-    def image_tower(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        """(N, 3, S, S) normalised frames -> (N, D) embeddings, the predictor's chosen precision."""
-        ...
-
-    def pool(self, frame_embeddings: torch.Tensor) -> torch.Tensor:
-        """(B, T, D) or (T, D) frame embeddings -> (B, D) or (D,) L2-normalised video embeddings."""
-        ...
-
-
-def _encode_faces(predictor: PhotoEncoder, crops: np.ndarray) -> torch.Tensor:
+def _encode_faces(encoder: FrameEncoder, crops: np.ndarray) -> torch.Tensor:
     """(N, S, S, 3) uint8 face crops -> (N, D) float32 embeddings.
 
     A photo's few crops are split over the encode workers, each on one thread (data parallel, no
@@ -59,19 +44,17 @@ def _encode_faces(predictor: PhotoEncoder, crops: np.ndarray) -> torch.Tensor:
     from emoclip.inference.parallel import data_parallel
     from emoclip.model.preprocess import to_tensor
 
-    parts = min(predictor.encode_workers, len(crops))
+    parts = min(encoder.workers, len(crops))
     if parts <= 1:
-        return predictor.encode_images(crops, workers=1)
-    x = to_tensor(crops, predictor.config).to(predictor.model.logit_scale.device)
+        return encoder.encode(crops, workers=1)
+    x = to_tensor(crops, encoder.config).to(encoder.model.logit_scale.device)
     if x.device.type != "cpu":
-        return predictor.encode_images(crops)
+        return encoder.encode(crops)
     with torch.inference_mode():
-        return data_parallel(predictor.image_tower(), x, parts).float().cpu()
+        return data_parallel(encoder.tower(), x, parts).float().cpu()
 
 
-def encode_photo(
-    predictor: PhotoEncoder, still: StillImage, key: str, meta: dict[str, Any]
-) -> VideoEncoding:
+def encode_photo(parts: AnalysisParts, media: MediaInput, key: str) -> VideoEncoding:
     """Encode a photo as a one-frame clip per face.
 
     Each face crop is encoded and pooled alone (T = 1: the temporal model for EmoCLIP, the
@@ -79,17 +62,23 @@ def encode_photo(
     primary, gives the clip embedding); boxes are in pixels of the upright image. Without a
     face the centre crop is analysed (fallback "center") or `NoFaceError` raised ("skip").
 
+    Args:
+        parts: The encoder, pooler, detector and settings to run with.
+        media: A resolved photo (``media.kind == "photo"``: its decoded `StillImage` in ``data``).
+        key: The cache key of the encoding.
+
     Returns:
         A `VideoEncoding` with one sampled frame at t = 0, no timeline windows, ``(N, D)`` frame
         embeddings (one per face) and ``video["kind"] == "image"``.
     """
     from emoclip.faces import center_crop, crop_square
 
-    cfg = predictor.config
+    cfg, st = parts.config, parts.settings
     size = cfg.image_size
-    image = still.image
+    image = media.data.image
+    meta = media.metadata() | {"precision": parts.encoder.precision}
     timings = {
-        "decode": float(meta.pop("_decode_seconds", 0.0)),
+        "decode": media.decode_seconds,
         "detect": 0.0,
         "encode": 0.0,
         "temporal": 0.0,
@@ -99,11 +88,11 @@ def encode_photo(
     if cfg.face_detection:
         from emoclip.faces.search import find_faces
 
-        locked = predictor.locked_detector()
-        boxes = find_faces(locked, locked, image)[: max(predictor.max_faces, PHOTO_MAX_FACES)]
+        locked = parts.faces.locked()
+        boxes = find_faces(locked, locked, image)[: max(st.max_faces, PHOTO_MAX_FACES)]
     if boxes:
         crops = [crop_square(image, b, margin=cfg.face_margin, size=size) for b in boxes]
-    elif cfg.face_detection and predictor.face_fallback == "skip":
+    elif cfg.face_detection and st.face_fallback == "skip":
         raise NoFaceError(
             "no face was found in the image (face fallback is 'skip'); "
             "choose the centre-crop fallback to analyse the whole image"
@@ -112,10 +101,10 @@ def encode_photo(
         crops = [center_crop(image, size)]
     t1 = time.perf_counter()
     timings["detect"] = t1 - t0
-    frame_emb = _encode_faces(predictor, np.stack(crops))  # (N, D)
+    frame_emb = _encode_faces(parts.encoder, np.stack(crops))  # (N, D)
     t2 = time.perf_counter()
     timings["encode"] = t2 - t1
-    pooled = predictor.pool(frame_emb[:, None, :])  # (N, D): each face a clip of T = 1
+    pooled = parts.pooler.pool(frame_emb[:, None, :])  # (N, D): each face a clip of T = 1
     timings["temporal"] = time.perf_counter() - t2
     warnings = [NO_FACE_WARNING if cfg.face_detection else WHOLE_IMAGE_WARNING] if not boxes else []
     tracks = [(i, 1, 0.0, 0.0, pooled[i], i == 0) for i in range(len(boxes))]
@@ -136,7 +125,7 @@ def encode_photo(
         thumbnails=thumbs,
         video=meta | {"kind": "image", "duration": 0.0, "fps": 0.0, "faces_interpolated": 0},
         timings=timings,
-        fallback=predictor.face_fallback,
+        fallback=st.face_fallback,
         detection=cfg.face_detection,
         warnings=warnings,
         boxes={i: b.as_tuple() for i, b in enumerate(boxes)},

@@ -6,20 +6,21 @@
 Decode and face detection run in a background thread a bounded queue ahead of the encoder
 (`prefetch.Prefetch`); `FrameCollector` keeps only embeddings, times and a few thumbnails, then pools
 the clip, the timeline windows (`timeline`) and the people's face tracks (`tracks`) in one batch.
-What the pipeline needs of the predictor is its `encoding.Encoder` protocol.
+It runs with the `parts.AnalysisParts` the predictor built (encoder, pooler, detector,
+settings) and a resolved `MediaInput`; it imports and calls nothing of the predictor.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Generator, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from emoclip.inference.encoding import Encoder, NoFaceError, Progress, VideoEncoding
-from emoclip.inference.photo import PhotoEncoder
+from emoclip.inference.encoding import NoFaceError, Progress, VideoEncoding
+from emoclip.inference.parts import AnalysisParts
 from emoclip.inference.prefetch import Prefetch
 from emoclip.inference.timeline import (
     THUMBNAIL_SIZE,
@@ -28,14 +29,21 @@ from emoclip.inference.timeline import (
     spread,
     window_picks,
 )
-from emoclip.inference.tracks import Entry, Item, PersonTracks, coverage_warnings, subject_sequence
+from emoclip.inference.tracks import (
+    Entry,
+    Item,
+    PersonTracks,
+    coverage_warnings,
+    frames_needed,
+    subject_sequence,
+)
 from emoclip.media import SampledFrame, VideoDecodeError, sample_indices
-from emoclip.media.inputs import VideoInput, VideoLimits, clip_frames, expected_frames, read_still
+from emoclip.media.inputs import MediaInput, clip_frames, expected_frames
 
 if TYPE_CHECKING:
     from emoclip.faces import FaceCrop
 
-__all__ = ["MIN_EARLY_BATCH", "PREFETCH_DEPTH", "FrameCollector", "InputEncoder", "encode_input"]
+__all__ = ["MIN_EARLY_BATCH", "PREFETCH_DEPTH", "FrameCollector", "encode_input"]
 
 PREFETCH_DEPTH = (
     128  # sampled frames decoded/detected ahead of the encoder (their crops only: ~150 kB a face)
@@ -48,26 +56,25 @@ MIN_EARLY_BATCH = (
 class FrameCollector:
     """Streams sampled frames through face cropping and batched encoding, keeping embeddings only."""
 
-    def __init__(self, predictor: Encoder, detection: bool) -> None:
-        self.p = predictor
+    def __init__(self, parts: AnalysisParts, detection: bool) -> None:
+        self.parts, self.st, self.cfg = parts, parts.settings, parts.config
         self.detection = detection
-        self.size = predictor.config.image_size
+        self.size = parts.config.image_size
         self.cropper = None
         self.people: PersonTracks | None = None  # which face tracks are people (with detection)
         if detection:
             from emoclip.faces import FaceCropper
 
+            st = parts.settings
             self.cropper = FaceCropper(
                 size=self.size,
-                margin=predictor.config.face_margin,
-                fallback=predictor.face_fallback,
-                max_faces=predictor.max_faces,
-                min_confidence=predictor.min_face_score,
-                detector=predictor.locked_detector(),
+                margin=parts.config.face_margin,
+                fallback=st.face_fallback,
+                max_faces=st.max_faces,
+                min_confidence=st.min_face_score,
+                detector=parts.faces.locked(),
             )
-            self.people = PersonTracks(
-                self.cropper, predictor.track_frames_needed, predictor.face_fallback
-            )
+            self.people = PersonTracks(self.cropper, self.track_frames_needed, st.face_fallback)
         self.times: list[float] = []
         self.has_face: list[bool] = []
         self.pending: list[Item] = []  # (frame position, track id, crop)
@@ -86,14 +93,14 @@ class FrameCollector:
         """Decode, detect, crop and encode every frame; `expected_frames` (the clip's sampled
         frames, as far as known beforehand) scales the frames a face track needs."""
         if expected_frames and self.people is not None:
-            self.people.min_track = self.p.track_frames_needed(expected_frames)
+            self.people.min_track = self.track_frames_needed(expected_frames)
         produced = self._produce(frames)
         # decode + detect in a thread, a bounded queue ahead of the encoder
-        prefetch = Prefetch(produced, PREFETCH_DEPTH) if self.p.prefetch else None
+        prefetch = Prefetch(produced, PREFETCH_DEPTH) if self.st.prefetch else None
         source: Prefetch | Generator[Any, None, None] = (
             prefetch if prefetch is not None else produced
         )
-        bs = self.p.batch_size
+        bs = self.st.batch_size
         try:
             for frame_time, items in source:
                 self.pending += items
@@ -113,7 +120,8 @@ class FrameCollector:
                     if (full or starved) and not tail:
                         # a starved encoder means decode/detect is behind and busy: leave it a
                         # core (on 2 cores: encode on one thread) instead of oversubscribing them all
-                        self._flush(workers=None if full else max(1, self.p.encode_workers - 1))
+                        workers = max(1, self.parts.encoder.workers - 1)
+                        self._flush(workers=None if full else workers)
                 elif full:
                     self._flush()
                 if progress and duration > 0:
@@ -155,7 +163,7 @@ class FrameCollector:
                     yield self._frame(held, first)
                     yield self._frame(frame, second)
                     held = None
-                elif self.p.interpolate_faces and self.times:
+                elif self.st.interpolate_faces and self.times:
                     held = frame  # cropped with the next frame
                 else:
                     yield self._frame(frame, cropper(frame.image, len(self.times)))
@@ -200,10 +208,15 @@ class FrameCollector:
         if not self.pending:
             return
         t0 = time.perf_counter()
-        emb = self.p.encode_images(np.stack([img for _, _, img in self.pending]), workers=workers)
+        crops = np.stack([img for _, _, img in self.pending])
+        emb = self.parts.encoder.encode(crops, workers=workers)
         self.entries += [(pos, tid, e) for (pos, tid, _), e in zip(self.pending, emb)]
         self.pending = []
         self.timings["encode"] += time.perf_counter() - t0
+
+    def track_frames_needed(self, sampled_frames: int) -> int:
+        """Frames a face track needs to count as a person in a clip of `sampled_frames`."""
+        return frames_needed(sampled_frames, self.st.min_track_frames)
 
     def close(self) -> None:
         """Release the face cropper (not the shared detector)."""
@@ -234,16 +247,19 @@ class FrameCollector:
             )
         if self.detection:
             warnings += coverage_warnings(
-                sum(self.has_face), len(self.times), self.p.min_face_coverage, self.p.face_fallback
+                sum(self.has_face),
+                len(self.times),
+                self.st.min_face_coverage,
+                self.st.face_fallback,
             )
         positions = np.array([pos for pos, _ in seq])
         frame_emb = torch.stack([e for _, e in seq])  # (M, D)
         frame_times = times[positions]
-        T = self.p.config.num_frames
+        T = self.cfg.num_frames
         # the clip, every window and every track are pooled in one batched call
         jobs = [(frame_emb, sample_indices(len(seq), T)[None])]  # the clip
         duration = clip_duration(times, meta)
-        cfg = self.p.config
+        cfg = self.cfg
         starts, ends, picks = window_picks(
             frame_times, duration, cfg.window_seconds, cfg.hop_seconds, T
         )
@@ -256,7 +272,7 @@ class FrameCollector:
             if people is not None
             else ([], [])
         )
-        pooled = self.p.pool_batch(jobs)
+        pooled = self.parts.pooler.pool_batch(jobs)
         clip, windows = pooled[0], pooled[1 : 1 + len(picks)]
         tracks = [
             (tid, n, t0_, t1_, pooled[row], primary)
@@ -277,50 +293,31 @@ class FrameCollector:
             thumbnails=spread(self.thumbnails, 12),
             video=meta | {"duration": duration, "faces_interpolated": self.interpolated},
             timings=dict(self.timings),
-            fallback=self.p.face_fallback,
+            fallback=self.st.face_fallback,
             detection=self.detection,
             warnings=warnings,
         )
 
 
-class InputEncoder(PhotoEncoder, Protocol):
-    """What `encode_input` needs of the predictor (`EmotionPredictor` is one): the photo path's
-    needs, the input limits, and the image tower's precision (reported in the metadata)."""
-
-    limits: VideoLimits
-
-    @property
-    def precision(self) -> str:
-        """``"fp32"`` or ``"bf16"``; RuntimeError when the requested precision was refused."""
-        ...
-
-
 def encode_input(
-    predictor: InputEncoder,
-    video: VideoInput,
-    key: str,
-    fps: float | None,
-    progress: Progress | None,
+    parts: AnalysisParts, media: MediaInput, key: str, progress: Progress | None
 ) -> VideoEncoding:
-    """Analyse one input into the `VideoEncoding` cached under `key` (see `EmotionPredictor.predict`
-    for the inputs and `fps`): a still image as one-frame clips per face, else its sampled frames
-    streamed through `FrameCollector`. `progress` gets (fraction done, message)."""
+    """Analyse one resolved input into the `VideoEncoding` cached under `key`: a photo as
+    one-frame clips per face (`photo.encode_photo`), a clip's sampled frames streamed through
+    `FrameCollector`. `progress` gets (fraction done, message)."""
     start = time.perf_counter()
-    still = read_still(video, predictor.limits)
-    cfg = predictor.config
-    if still is not None:
+    cfg, lim = parts.config, parts.settings.limits
+    if media.kind == "photo":
         from emoclip.inference.photo import encode_photo
 
-        image, meta = still
-        meta["precision"] = predictor.precision
-        enc = encode_photo(predictor, image, key, meta)
+        enc = encode_photo(parts, media, key)
     else:
-        frames, meta = clip_frames(video, fps, cfg, predictor.limits)
-        meta["precision"] = predictor.precision
-        collected = FrameCollector(predictor, cfg.face_detection)
+        frames = clip_frames(media, cfg, lim)
+        meta = media.metadata() | {"precision": parts.encoder.precision}
+        collected = FrameCollector(parts, cfg.face_detection)
         try:
-            expected = expected_frames(meta, cfg.sample_fps, predictor.limits.max_sampled_frames)
-            collected.run(frames, meta.get("duration") or 0.0, progress, expected)
+            expected = expected_frames(media, cfg.sample_fps, lim.max_sampled_frames)
+            collected.run(frames, media.duration or 0.0, progress, expected)
         finally:
             collected.close()
         enc = collected.finish(key, meta)

@@ -1,6 +1,6 @@
 """How the image tower runs: fp32 or a bf16 copy, chosen and checked once per model.
 
-A predictor's requested precision (`requested_precision`, ``EMOCLIP_PRECISION``) is resolved on
+A predictor's requested precision (`AnalysisSettings.precision`) is resolved on
 first use by its `TowerChoice`; the decision (`resolve_tower`) is shared by every predictor of a
 model. Its seams are public so that tests can steer it: `native_bf16` (the CPU probe),
 `bf16_tower` (builds the bf16 copy) and `bf16_cosine` (the start-up check) are looked up on this
@@ -11,13 +11,14 @@ Memory: once the bf16 tower has passed its check, or the folded temporal model i
 weights they were made from are not needed for inference; when those weights are pages of the
 checkpoint's memory map (a model loaded from a ``.safetensors`` file), their resident pages are
 given back to the kernel (`emoclip.inference.memory.release_file_pages`). The model stays whole: using it
-directly pages the weights back in from the file. ``EMOCLIP_RELEASE_WEIGHTS=0`` keeps them.
+directly pages the weights back in from the file. ``release=False`` (`AnalysisSettings.release_weights`,
+``EMOCLIP_RELEASE_WEIGHTS=0``) keeps them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
+import contextvars
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -32,8 +33,8 @@ from emoclip.inference.fast_paths import (
     image_tower_gflops,
 )
 from emoclip.model.network import EmoCLIP
+from emoclip.settings import PRECISIONS
 
-PRECISIONS = ("auto", "fp32", "bf16")
 BF16_MIN_COSINE = (
     0.999  # bf16 is used only when its embeddings stay this close to fp32 ("auto" falls
 )
@@ -41,18 +42,11 @@ BF16_MIN_COSINE = (
 AUTO_BF16_MIN_GFLOPS = 0.5  # smaller towers (test models) gain nothing from bf16: stay fp32
 
 
-def requested_precision(value: str | None) -> str:
-    """A requested image-tower precision, normalised: `value`, else ``EMOCLIP_PRECISION``, else
-    ``"auto"``; ValueError unless it is one of `PRECISIONS`."""
-    precision = (value or os.environ.get("EMOCLIP_PRECISION") or "auto").strip().lower()
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-    return precision
+_RELEASE = contextvars.ContextVar("release_weights", default=True)  # set per decision
 
 
 def _release_enabled() -> bool:
-    value = (os.environ.get("EMOCLIP_RELEASE_WEIGHTS") or "").strip().lower()
-    return value not in ("0", "false", "no", "off")
+    return _RELEASE.get()
 
 
 def _release(model: EmoCLIP, tensors: Iterable[torch.Tensor]) -> int:
@@ -120,13 +114,18 @@ _RELEASED: weakref.WeakKeyDictionary = (
 _CACHE_LOCK = threading.Lock()
 
 
-def resolve_tower(model: EmoCLIP, requested: str) -> Tower:
-    """The (shared, per model) image tower for a requested precision; see `EmotionPredictor`."""
+def resolve_tower(model: EmoCLIP, requested: str, release: bool = True) -> Tower:
+    """The (shared, per model) image tower for a requested precision (see
+    `AnalysisSettings.precision`); `release` gives back the fp32 pages a bf16 copy replaces."""
     with _CACHE_LOCK:
         towers = _TOWERS.setdefault(model, {})
         tower = towers.get(requested)
         if tower is None or not tower.current():
-            tower = towers[requested] = _choose_tower(model, requested)  # a refusal is cached too
+            token = _RELEASE.set(release)
+            try:  # a refusal is cached too
+                tower = towers[requested] = _choose_tower(model, requested)
+            finally:
+                _RELEASE.reset(token)
         if tower.refused:
             raise RuntimeError(tower.reason)
         return tower
@@ -139,18 +138,21 @@ class TowerChoice:
 
     Args:
         model: The model whose image tower runs.
-        requested: ``"auto"``, ``"fp32"`` or ``"bf16"`` (see `requested_precision`).
+        requested: ``"auto"``, ``"fp32"`` or ``"bf16"`` (`AnalysisSettings.precision`).
+        release: Give back fp32 weight pages a bf16 copy replaces (`AnalysisSettings.release_weights`).
     """
 
-    def __init__(self, model: EmoCLIP, requested: str) -> None:
-        self.model, self.requested = model, requested
+    def __init__(self, model: EmoCLIP, requested: str, release: bool = True) -> None:
+        if requested not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {requested!r}")
+        self.model, self.requested, self.release = model, requested, release
         self._tower: Tower | None = None
 
     def tower(self) -> Tower:
         """The tower in use; RuntimeError when an explicit ``"bf16"`` failed its start-up check."""
         tower = self._tower
         if tower is None or not tower.current():
-            tower = self._tower = resolve_tower(self.model, self.requested)
+            tower = self._tower = resolve_tower(self.model, self.requested, self.release)
         return tower
 
     def info(self) -> dict[str, Any]:
@@ -295,8 +297,9 @@ def bf16_cosine(model: EmoCLIP, fn: Callable[[torch.Tensor], torch.Tensor]) -> f
     return float(torch.nn.functional.cosine_similarity(ref, out, dim=-1).min())
 
 
-def fast_temporal(model: EmoCLIP) -> FastTemporal | None:
-    """The model's folded temporal transformer (shared, rebuilt if its weights change), or None."""
+def fast_temporal(model: EmoCLIP, release: bool = True) -> FastTemporal | None:
+    """The model's folded temporal transformer (shared, rebuilt if its weights change), or None;
+    `release` gives back the attention weights' pages it folds."""
     temporal = model.temporal
     if (
         temporal is None
@@ -311,9 +314,15 @@ def fast_temporal(model: EmoCLIP) -> FastTemporal | None:
             # the folded matrices replace the attention weights (the rest of the model is used as is):
             # their pages are given back block by block as they are folded
             released = _RELEASED.get(model, 0)
-            fast = _TEMPORALS[model] = FastTemporal(
-                temporal,
-                on_block=lambda blk: _release(model, (blk.attn.qkv.weight, blk.attn.proj.weight)),
-            )
+            token = _RELEASE.set(release)
+            try:
+                fast = _TEMPORALS[model] = FastTemporal(
+                    temporal,
+                    on_block=lambda blk: _release(
+                        model, (blk.attn.qkv.weight, blk.attn.proj.weight)
+                    ),
+                )
+            finally:
+                _RELEASE.reset(token)
             fast.released_bytes = _RELEASED.get(model, 0) - released
         return fast

@@ -1,6 +1,6 @@
 """Which face tracks of a video are people, and which frames make up the subject and each person.
 
-A track counts as a person once it has enough frames (`EmotionPredictor.track_frames_needed`) at a
+A track counts as a person once it has enough frames (`frames_needed`) at a
 trusted score. Until then its frames' centre crops are held back: if every track in a frame ends
 short, the frame had no face and (with fallback "center") its centre crop is analysed instead.
 `coverage_warnings` says in plain words when too few sampled frames had a face.

@@ -1,16 +1,19 @@
-"""What the predictor accepts and how each input becomes frames: input types, `VideoLimits`, the
-routing of a path or array to a still image, a frame folder or a video (checked against the
-limits before any heavy work), and `iter_inputs` expanding the command line's paths.
+"""The input layer: `resolve_input` turns any input (path, ``file://`` URI, frame folder, array,
+list of frames) once into a `MediaInput` (kind, rate, size, orientation, content key), checked
+against `VideoLimits` before any heavy work; `clip_frames` streams a resolved clip's sampled
+frames; `iter_inputs` expands the command line's paths. Nothing downstream asks again what an
+input is.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 
@@ -31,21 +34,21 @@ __all__ = [
     "SINGLE_THREAD_DECODE_PIXELS",
     "VIDEO_SUFFIXES",
     "ImageInput",
+    "MediaInput",
     "MediaItem",
     "VideoInput",
     "VideoLimits",
     "array_frames",
     "clip_frames",
     "expected_frames",
-    "folder_frames",
     "is_image_path",
     "iter_inputs",
     "iter_videos",
-    "read_still",
+    "resolve_input",
 ]
 
-VideoInput = str | os.PathLike | np.ndarray | Sequence[np.ndarray]
-ImageInput = str | os.PathLike | np.ndarray
+VideoInput = Union[str, os.PathLike, np.ndarray, Sequence[np.ndarray], "MediaInput"]
+ImageInput = Union[str, os.PathLike, np.ndarray, "MediaInput"]
 FRAME_FOLDER_FPS = (
     25.0  # frame rate of a folder of numbered frames unless told (DFEW, MAFW, FERV39k, AFEW)
 )
@@ -84,81 +87,196 @@ def array_frames(
         k += 1
 
 
-def clip_frames(
-    video: VideoInput, fps: float | None, cfg: PreprocessConfig, lim: VideoLimits
-) -> tuple[Iterator[SampledFrame], dict[str, Any]]:
-    """The sampled frames of a clip (a video file, a frame folder, or (T, H, W, 3) uint8 RGB
-    frames at `fps`) and its metadata, checked against `lim` before the first frame is decoded."""
-    if isinstance(video, (str, os.PathLike)) and Path(video).is_dir():
-        return folder_frames(Path(video), fps, cfg, lim)
-    if isinstance(video, (str, os.PathLike)):
-        path = Path(video)
-        size = path.stat().st_size
-        if lim.max_bytes is not None and size > lim.max_bytes:
-            raise LimitError(
-                f"the file is {size / 1e6:.1f} MB; the limit is {lim.max_bytes / 1e6:.1f} MB"
-            )
-        info = probe_video(path, max_pixels=lim.max_pixels)  # checked before decoding a frame
-        if lim.max_pixels is not None and info.width * info.height > lim.max_pixels:
-            raise LimitError(
-                f"the video is {info.width}x{info.height}; the limit is {lim.max_pixels / 1e6:.1f} megapixels"
-            )
-        if lim.max_duration is not None and info.duration > lim.max_duration:
-            raise LimitError(
-                f"the video lasts {info.duration:.0f} s; the limit is {lim.max_duration:.0f} s"
-            )
-        meta = {
-            "name": path.name,
-            "kind": "video",
-            "duration": info.duration,
-            "fps": info.fps,
-            "width": info.width,
-            "height": info.height,
-            "rotation": info.rotation,
-        }
-        max_side = DECODE_MAX_SIDE if cfg.face_detection else None
-        # max_duration again while decoding: a header can lie about (or lack) the duration
-        # up to 720p one decoder thread: it decodes beside an encoder that keeps every core busy,
-        # and FFmpeg's frame threads would cost more CPU than they save; larger frames (where the
-        # decoder is the slower stage) get FFmpeg's threads
-        threads = 1 if info.width * info.height <= SINGLE_THREAD_DECODE_PIXELS else 0
-        return iter_frames(
-            path,
-            cfg.sample_fps,
-            max_frames=lim.max_sampled_frames,
-            max_side=max_side,
-            max_duration=lim.max_duration,
-            decode_threads=threads,
-        ), meta
-    frames = list(video) if not isinstance(video, np.ndarray) else video
-    if len(frames) == 0:
-        raise VideoDecodeError("no frames were given")
-    rate = fps or cfg.sample_fps
-    meta = {
-        "name": "frames",
-        "kind": "frames",
-        "duration": len(frames) / rate,
-        "fps": rate,
-        "width": int(frames[0].shape[1]),
-        "height": int(frames[0].shape[0]),
-        "rotation": 0,
-    }
-    return array_frames(frames, rate, cfg.sample_fps), meta
+@dataclass(frozen=True, eq=False)
+class MediaInput:
+    """One input, resolved once by `resolve_input`: what it is and everything later stages need.
+
+    Attributes:
+        kind: ``"video"`` (a file), ``"photo"`` (a still image file or an (H, W, 3|4) array),
+            ``"frame_folder"`` (a folder of numbered frames: one clip) or ``"frames"`` (in-memory
+            frames).
+        name: The file or folder name (``"frames"`` / ``"image"`` for arrays).
+        key: Content key (SHA-1 hex): a file's size and first and last MiB; a frame folder's
+            frame names, sizes and mtimes; an array's shape and bytes. Copies share it.
+        width, height: Pixels of the upright frames (a photo: after EXIF orientation).
+        fps: Frames per second the input is read at: a video's container rate, a frame folder's
+            or frames' given rate (None for a photo).
+        duration: Seconds (a video's header; frames / fps for a folder or array; None: a photo).
+        rotation: Display rotation of a video in degrees (0 otherwise; the frames are upright).
+        orientation: A photo's EXIF orientation (1: upright; applied already).
+        frames: Number of frames of a frame folder or array (0 otherwise).
+        bytes: File size (None for folders and arrays).
+        path: The file or folder (None for arrays).
+        data: What decoding needs next: a video's `VideoInfo`, a photo's `StillImage`, a
+            folder's `FrameFolder`, the frames themselves.
+        decode_seconds: Time spent decoding while resolving (a photo is decoded here).
+    """
+
+    kind: str
+    name: str
+    key: str
+    width: int
+    height: int
+    fps: float | None = None
+    duration: float | None = None
+    rotation: int = 0
+    orientation: int = 1
+    frames: int = 0
+    bytes: int | None = None
+    path: Path | None = None
+    data: Any = field(default=None, repr=False)
+    decode_seconds: float = 0.0
+
+    @property
+    def result_kind(self) -> str:
+        """The kind results report (``video["kind"]``): ``"video"``, ``"image"`` or ``"frames"``."""
+        return {"photo": "image", "frame_folder": "frames"}.get(self.kind, self.kind)
+
+    def metadata(self) -> dict[str, Any]:
+        """The input's part of a result's ``video`` metadata."""
+        if self.kind == "photo":
+            still = self.data
+            meta: dict[str, Any] = {"name": self.name, "format": still.format}
+            meta |= {"width": self.width, "height": self.height, "rotation": 0}
+            meta |= {"exif_orientation": self.orientation, "alpha": still.alpha}
+            return meta | ({} if self.bytes is None else {"bytes": self.bytes})
+        meta = {"name": self.name, "kind": self.result_kind, "duration": self.duration}
+        meta |= {"fps": self.fps, "width": self.width, "height": self.height}
+        meta["rotation"] = self.rotation
+        return meta | ({"frames": self.frames} if self.kind == "frame_folder" else {})
 
 
-def folder_frames(
-    path: Path, fps: float | None, cfg: PreprocessConfig, lim: VideoLimits
-) -> tuple[Iterator[SampledFrame], dict[str, Any]]:
-    """A folder of numbered frames as a clip at `fps` (default `FRAME_FOLDER_FPS`)."""
+def resolve_input(
+    obj: VideoInput,
+    *,
+    fps: float | None = None,
+    frame_folder_fps: float = FRAME_FOLDER_FPS,
+    frames_fps: float | None = None,
+    limits: VideoLimits | None = None,
+) -> MediaInput:
+    """What `obj` is, resolved once and checked against `limits` before any frame is decoded.
+
+    Args:
+        obj: A path or ``file://`` URI of a video, a still image (JPEG, PNG, WebP, BMP, TIFF,
+            recognised by content) or a folder of numbered frames; an (H, W, 3|4) uint8 array
+            (a photo); (T, H, W, 3) uint8 RGB frames or a sequence of (H, W, 3) ones; or a
+            `MediaInput` (returned as it is).
+        fps: The rate of a frame folder or of in-memory frames, when the caller knows it.
+        frame_folder_fps: A frame folder's rate when `fps` is not given (the one documented
+            default, `AnalysisSettings.frame_folder_fps`: 25).
+        frames_fps: In-memory frames' rate when `fps` is not given (the predictor passes the
+            model's sampling rate); None: `frame_folder_fps`.
+        limits: Checked here: file bytes, pixels, duration (a video's header; decoding checks
+            the duration again).
+
+    Raises:
+        VideoDecodeError: A missing file, a folder that is not a clip, an undecodable file, bad
+            frames (`ImageDecodeError` for a bad image).
+        LimitError: The input exceeds `limits`.
+        ValueError: A non-positive frame rate. TypeError: not an input at all.
+    """
+    if isinstance(obj, MediaInput):
+        return obj
+    lim = limits or VideoLimits()
+    if isinstance(obj, (str, os.PathLike)):
+        path = _as_path(obj)
+        if path.is_dir():
+            return _resolve_folder(path, _rate(fps or frame_folder_fps, fps), lim)
+        if not path.is_file():
+            raise VideoDecodeError(f"file not found: {path.name}")
+        if is_image_path(path):
+            return _resolve_photo_file(path, lim)
+        return _resolve_video(path, lim)
+    if isinstance(obj, np.ndarray) and obj.ndim == 3 and obj.dtype == np.uint8:
+        if obj.shape[-1] in (3, 4):
+            return _resolve_photo_array(obj, lim)
+    if isinstance(obj, (np.ndarray, list, tuple)):
+        return _resolve_frames(obj, _rate(fps or frames_fps or frame_folder_fps, fps))
+    raise TypeError(
+        "an input is a path, a file:// URI, a uint8 RGB array or a sequence of frames, "
+        f"not {type(obj).__name__}"
+    )
+
+
+def _as_path(obj: str | os.PathLike) -> Path:
+    """A path, or the local path of a ``file://`` URI."""
+    text = os.fspath(obj)
+    if isinstance(text, str) and text.startswith("file://"):
+        from urllib.parse import urlparse
+        from urllib.request import url2pathname
+
+        parsed = urlparse(text)
+        if parsed.netloc not in ("", "localhost"):
+            raise VideoDecodeError(f"only local file:// URIs are read, not {parsed.netloc!r}")
+        return Path(url2pathname(parsed.path))
+    return Path(text)
+
+
+def _rate(value: float, given: float | None) -> float:
+    rate = float(value)
+    if not (np.isfinite(rate) and rate > 0):
+        raise ValueError(f"fps must be a positive number, got {given!r}")
+    return rate
+
+
+def _check_bytes(size: int, lim: VideoLimits) -> None:
+    if lim.max_bytes is not None and size > lim.max_bytes:
+        raise LimitError(
+            f"the file is {size / 1e6:.1f} MB; the limit is {lim.max_bytes / 1e6:.1f} MB"
+        )
+
+
+def _file_key(path: Path) -> str:
+    """SHA-1 of a file's size and its first and last MiB."""
+    h = hashlib.sha1()
+    size = path.stat().st_size
+    h.update(str(size).encode())
+    with open(path, "rb") as fh:
+        h.update(fh.read(1 << 20))
+        if size > 2 << 20:
+            fh.seek(-(1 << 20), os.SEEK_END)
+            h.update(fh.read())
+    return h.hexdigest()
+
+
+def _array_key(frames: np.ndarray | Sequence[np.ndarray]) -> str:
+    h = hashlib.sha1()
+    arr = np.ascontiguousarray(np.asarray(frames))
+    h.update(str(arr.shape).encode())
+    h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def _resolve_video(path: Path, lim: VideoLimits) -> MediaInput:
+    size = path.stat().st_size
+    _check_bytes(size, lim)
+    key = _file_key(path)
+    info = probe_video(path, max_pixels=lim.max_pixels)  # checked before decoding a frame
+    if lim.max_pixels is not None and info.width * info.height > lim.max_pixels:
+        raise LimitError(
+            f"the video is {info.width}x{info.height}; the limit is {lim.max_pixels / 1e6:.1f} megapixels"
+        )
+    if lim.max_duration is not None and info.duration > lim.max_duration:
+        raise LimitError(
+            f"the video lasts {info.duration:.0f} s; the limit is {lim.max_duration:.0f} s"
+        )
+    return MediaInput(
+        "video", path.name, key, info.width, info.height, info.fps, info.duration,
+        info.rotation, bytes=size, path=path, data=info,
+    )  # fmt: skip
+
+
+def _resolve_folder(path: Path, rate: float, lim: VideoLimits) -> MediaInput:
     folder = frame_folder(path)
     if folder is None:
         raise VideoDecodeError(
             f"'{path.name}' is a folder but not a clip: its files are not all images "
             "numbered with one common pattern (e.g. 00001.jpg, 00002.jpg, ...)"
         )
-    rate = float(fps or FRAME_FOLDER_FPS)
-    if not (np.isfinite(rate) and rate > 0):
-        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    h = hashlib.sha1()
+    for q in folder.frames:
+        st = q.stat()
+        h.update(f"{q.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     duration = len(folder) / rate
     if lim.max_duration is not None and duration > lim.max_duration:
         raise LimitError(
@@ -166,76 +284,93 @@ def folder_frames(
             f"the limit is {lim.max_duration:.0f} s"
         )
     first = read_image(folder.frames[0], max_pixels=lim.max_pixels or None)
-    meta = {
-        "name": path.name,
-        "kind": "frames",
-        "duration": duration,
-        "fps": rate,
-        "width": first.width,
-        "height": first.height,
-        "rotation": 0,
-        "frames": len(folder),
-    }
-    max_side = DECODE_MAX_SIDE if cfg.face_detection else None
-    return iter_frame_folder(
-        folder,
-        rate,
-        cfg.sample_fps,
-        max_frames=lim.max_sampled_frames,
-        max_side=max_side,
-        max_pixels=lim.max_pixels or None,
-    ), meta
+    return MediaInput(
+        "frame_folder", path.name, h.hexdigest(), first.width, first.height, rate, duration,
+        frames=len(folder), path=path, data=folder,
+    )  # fmt: skip
 
 
-def read_still(video: VideoInput, lim: VideoLimits) -> tuple[StillImage, dict[str, Any]] | None:
-    """The still image `video` is (read and checked against the limits), or None for a clip."""
+def _resolve_photo_file(path: Path, lim: VideoLimits) -> MediaInput:
     t0 = time.perf_counter()
-    if (
-        isinstance(video, np.ndarray)
-        and video.ndim == 3
-        and video.shape[-1] in (3, 4)
-        and video.dtype == np.uint8
-    ):
-        still = image_from_array(video)
-        name, size = "image", None
-    elif isinstance(video, (str, os.PathLike)) and is_image_path(Path(video)):
-        path = Path(video)
-        size = path.stat().st_size
-        if lim.max_bytes is not None and size > lim.max_bytes:
-            raise LimitError(
-                f"the file is {size / 1e6:.1f} MB; the limit is {lim.max_bytes / 1e6:.1f} MB"
-            )
-        still = read_image(
-            path, **({"max_pixels": lim.max_pixels} if lim.max_pixels is not None else {})
-        )
-        name = path.name
-    else:
-        return None
+    size = path.stat().st_size
+    _check_bytes(size, lim)
+    still = read_image(path, **({"max_pixels": lim.max_pixels} if lim.max_pixels else {}))
+    return _photo(still, path.name, _file_key(path), lim, t0, size, path)
+
+
+def _resolve_photo_array(image: np.ndarray, lim: VideoLimits) -> MediaInput:
+    t0 = time.perf_counter()
+    return _photo(image_from_array(image), "image", _array_key(image), lim, t0)
+
+
+def _photo(
+    still: StillImage,
+    name: str,
+    key: str,
+    lim: VideoLimits,
+    t0: float,
+    size: int | None = None,
+    path: Path | None = None,
+) -> MediaInput:
     if lim.max_pixels is not None and still.width * still.height > lim.max_pixels:
         raise LimitError(
             f"the image is {still.width}x{still.height}; "
             f"the limit is {lim.max_pixels / 1e6:.1f} megapixels"
         )
-    meta = {
-        "name": name,
-        "format": still.format,
-        "width": still.width,
-        "height": still.height,
-        "rotation": 0,
-        "exif_orientation": still.orientation,
-        "alpha": still.alpha,
-        "_decode_seconds": time.perf_counter() - t0,
-    }
-    if size is not None:
-        meta["bytes"] = size
-    return still, meta
+    return MediaInput(
+        "photo", name, key, still.width, still.height, orientation=still.orientation,
+        bytes=size, path=path, data=still, decode_seconds=time.perf_counter() - t0,
+    )  # fmt: skip
+
+
+def _resolve_frames(frames: np.ndarray | Sequence[np.ndarray], rate: float) -> MediaInput:
+    if not isinstance(frames, np.ndarray):
+        frames = list(frames)
+    if len(frames) == 0:
+        raise VideoDecodeError("no frames were given")
+    for image in frames if not isinstance(frames, np.ndarray) else frames[:1]:
+        shape, dtype = getattr(image, "shape", None), getattr(image, "dtype", None)
+        if shape is None or len(shape) != 3 or shape[2] != 3 or dtype != np.uint8:
+            raise VideoDecodeError(f"frames must be (H, W, 3) uint8 RGB, got {shape} {dtype}")
+    height, width = (int(v) for v in frames[0].shape[:2])
+    return MediaInput(
+        "frames", "frames", _array_key(frames), width, height, rate, len(frames) / rate,
+        frames=len(frames), data=frames,
+    )  # fmt: skip
+
+
+def clip_frames(
+    media: MediaInput, cfg: PreprocessConfig, lim: VideoLimits
+) -> Iterator[SampledFrame]:
+    """The sampled frames of a resolved clip (video, frame folder or frames) at the model's
+    sampling rate, up to ``lim.max_sampled_frames`` (a video's duration is checked again while
+    decoding: a header can lie about, or lack, it)."""
+    max_side = DECODE_MAX_SIDE if cfg.face_detection else None
+    assert media.fps is not None  # a clip's rate is always resolved
+    if media.kind == "frame_folder":
+        return iter_frame_folder(
+            media.data, media.fps, cfg.sample_fps, max_frames=lim.max_sampled_frames,
+            max_side=max_side, max_pixels=lim.max_pixels or None,
+        )  # fmt: skip
+    if media.kind == "frames":
+        return array_frames(media.data, media.fps, cfg.sample_fps)
+    if media.kind != "video" or media.path is None:
+        raise ValueError(f"a {media.kind} is not a clip")
+    # up to 720p one decoder thread: it decodes beside an encoder that keeps every core busy, and
+    # FFmpeg's frame threads would cost more CPU than they save; larger frames (where the decoder
+    # is the slower stage) get FFmpeg's threads
+    threads = 1 if media.width * media.height <= SINGLE_THREAD_DECODE_PIXELS else 0
+    return iter_frames(
+        media.path, cfg.sample_fps, max_frames=lim.max_sampled_frames, max_side=max_side,
+        max_duration=lim.max_duration, decode_threads=threads,
+    )  # fmt: skip
 
 
 def expected_frames(
-    meta: dict[str, Any], sample_fps: float, max_sampled_frames: int | None
+    media: MediaInput, sample_fps: float, max_sampled_frames: int | None
 ) -> int | None:
     """Sampled frames a clip will give, from its duration and frame rate (None if unknown)."""
-    duration, fps = float(meta.get("duration") or 0.0), float(meta.get("fps") or 0.0)
+    duration, fps = float(media.duration or 0.0), float(media.fps or 0.0)
     if duration <= 0 or fps <= 0:
         return None
     n = max(1, round(duration * min(fps, sample_fps)))

@@ -31,6 +31,8 @@ from ..settings import MAX_SESSION_CLIPS
 from ..state import Clip, CurrentVideo, Session
 
 if TYPE_CHECKING:  # pragma: no cover
+    from emoclip.inference.predictor import EmotionPredictor
+    from emoclip.media.inputs import MediaInput
     from emoclip.results import Prediction
 
 
@@ -188,8 +190,24 @@ def analyse(
     """Analyse a video: encode it once (cached), score it against the session's class set."""
     if not video_path:
         raise error("Upload or record a video first (or click an example).", validation=True)
+    pred = predictor(model_of(session), fallback or "center")
+    try:
+        media = pred.resolve(video_path)  # what it is, limits checked: resolved once
+    except user_errors() as exc:
+        raise error(exc, video_path) from exc
+    return _analysed(pred, media, video_path, fallback, session, progress)
+
+
+def _analysed(
+    pred: EmotionPredictor,
+    media: MediaInput,
+    video_path: str,
+    fallback: str,
+    session: Session,
+    progress: Any,
+) -> Analysed:
+    """Encode a resolved input (cached), score it, and make it the session's current video."""
     name = model_of(session)
-    pred = predictor(name, fallback or "center")
     classes = classes_of(session)
     fresh = []
 
@@ -199,7 +217,7 @@ def analyse(
 
     progress(0.0, desc="reading the video")
     try:
-        encoding = pred.encode(video_path, progress=report)
+        encoding = pred.encode(media, progress=report)
         prediction = pred.score(encoding, classes)
     except user_errors() as exc:
         raise error(exc, video_path) from exc
@@ -229,21 +247,19 @@ def analyse_photo(
     """
     if not image_path:
         raise error("Upload a photo first (JPEG, PNG, WebP, BMP or TIFF).", validation=True)
-    from emoclip.media.images import read_image
-
-    out = analyse(image_path, fallback, session, progress)  # limits and bad files checked here
-    assert session.video is not None  # `analyse` set it or raised
-    pred = session.video.prediction
-    if pred.video.get("kind") != "image":
-        raise error(f"{Path(image_path).name} is a video: use the video box above")
+    pred = predictor(model_of(session), fallback or "center")
     try:
-        still = read_image(image_path)
+        media = pred.resolve(image_path)  # limits and bad files checked here, decoded once
     except user_errors() as exc:
         raise error(exc, image_path) from exc
-    boxes = [t.box for t in pred.tracks if t.box is not None]
-    return PhotoAnalysed(
-        *out, faces_image=draw_faces(still.image, boxes), faces=faces_markdown(pred)
-    )
+    if media.kind != "photo":
+        raise error(f"{Path(image_path).name} is a video: use the video box above")
+    out = _analysed(pred, media, image_path, fallback, session, progress)
+    assert session.video is not None  # `_analysed` set it or raised
+    found = session.video.prediction
+    boxes = [t.box for t in found.tracks if t.box is not None]
+    image = media.data.image  # the upright RGB photo the faces were found in
+    return PhotoAnalysed(*out, faces_image=draw_faces(image, boxes), faces=faces_markdown(found))
 
 
 def show_all_classes(show_all: bool, session: Session) -> tuple[Session, Any, Any]:

@@ -1,0 +1,157 @@
+"""The parts an analysis runs with, built by `EmotionPredictor` and handed to the pipeline and the
+photo path (which import nothing of the predictor):
+
+- `FrameEncoder`: square crops -> frame embeddings, with the image tower in its chosen precision
+  (`precision.TowerChoice`) split over data-parallel workers (`parallel.split_encode`).
+- `Pooler`: frame embeddings -> L2-normalised video embeddings (the folded temporal model on CPU).
+- `AnalysisParts`: the two above, the shared face detector, the model's preprocessing and the
+  `AnalysisSettings` one analysis follows.
+
+Each part can be built alone from a model (benchmarks and tests do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from emoclip.inference.detector import SharedDetector
+from emoclip.inference.parallel import pool_in_chunks, split_encode, threads_for
+from emoclip.inference.precision import Tower, TowerChoice, fast_temporal
+from emoclip.model.config import PreprocessConfig
+from emoclip.model.network import EmoCLIP
+from emoclip.model.preprocess import to_tensor
+from emoclip.settings import AnalysisSettings
+
+__all__ = ["AnalysisParts", "FrameEncoder", "Pooler"]
+
+
+def _workers(settings: AnalysisSettings) -> int:
+    """Data-parallel workers: the setting, or torch's intra-op thread count when it is 0."""
+    return max(1, settings.encode_workers or torch.get_num_threads())
+
+
+class FrameEncoder:
+    """The image tower as a part: (N, S, S, 3) uint8 crops -> (N, D) frame embeddings.
+
+    Args:
+        model: The model whose image tower runs.
+        settings: Uses ``precision`` and ``release_weights`` (the tower, chosen on first use and
+            shared per model), ``encode_workers`` (data-parallel workers, one intra-op thread
+            each; 0: torch's thread count) and ``live_threads`` (threads for small batches).
+    """
+
+    def __init__(self, model: EmoCLIP, settings: AnalysisSettings | None = None) -> None:
+        settings = settings or AnalysisSettings()
+        self.model = model
+        self.config: PreprocessConfig = model.config.preprocess
+        self.workers = _workers(settings)
+        self.live_threads = settings.live_threads
+        self._towers = TowerChoice(model, settings.precision, settings.release_weights)
+
+    def tower(self) -> Tower:
+        """The image tower in use (chosen on first call, shared per model; re-chosen when the
+        model's image-tower weights change). RuntimeError when an explicit bf16 was refused."""
+        return self._towers.tower()
+
+    @property
+    def precision(self) -> str:
+        """``"fp32"`` or ``"bf16"`` (decided on first use; RuntimeError when bf16 was refused)."""
+        return self.tower().precision
+
+    def precision_info(self) -> dict[str, Any]:
+        """How the precision was chosen: requested, chosen, reason, cosine to fp32, implementation."""
+        return self._towers.info()
+
+    @torch.inference_mode()
+    def encode(
+        self, crops: np.ndarray | Sequence[np.ndarray], *, workers: int | None = None
+    ) -> torch.Tensor:
+        """Frame embeddings of square crops.
+
+        Args:
+            crops: (N, S, S, 3) uint8 RGB crops, S = the model's image size.
+            workers: At most this many data-parallel workers for this call (default
+                `workers`); 1 encodes on the calling thread alone.
+
+        Returns:
+            (N, D) float32 un-normalised embeddings on the CPU.
+        """
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be None or at least 1, got {workers}")
+        x = to_tensor(crops, self.config).to(self.model.logit_scale.device)
+        return self.encode_tensor(x, workers=workers)
+
+    def encode_tensor(self, x: torch.Tensor, *, workers: int | None = None) -> torch.Tensor:
+        """`encode` after its preprocessing: (N, 3, S, S) CLIP-normalised frames on the model's
+        device -> (N, D) float32 embeddings on the CPU, in the chosen precision."""
+        return split_encode(
+            self.tower(),
+            x,
+            workers=workers,
+            encode_workers=self.workers,
+            live_threads=self.live_threads,
+        )
+
+
+class Pooler:
+    """The temporal model as a part: windows of frame embeddings -> video embeddings.
+
+    Args:
+        model: The model whose temporal model (or mean pooling) runs.
+        settings: Uses ``encode_workers`` (sequences pooled data parallel), ``live_threads`` and
+            ``release_weights`` (the folded temporal model gives back the weights it folds).
+    """
+
+    def __init__(self, model: EmoCLIP, settings: AnalysisSettings | None = None) -> None:
+        settings = settings or AnalysisSettings()
+        self.model = model
+        self.workers = _workers(settings)
+        self.live_threads = settings.live_threads
+        self.release = settings.release_weights
+
+    @torch.inference_mode()
+    def pool(self, frame_embeddings: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) or (T, D) un-normalised frame embeddings -> (B, D) or (D,) L2-normalised
+        video embeddings."""
+        single = frame_embeddings.ndim == 2
+        x = frame_embeddings[None] if single else frame_embeddings
+        fast = fast_temporal(self.model, self.release)
+        with threads_for(self.live_threads, 0 if fast is not None else len(x)):  # small work
+            if fast is not None:
+                out = torch.nn.functional.normalize(fast(x.float()), dim=-1)
+            else:
+                device = self.model.logit_scale.device
+                out = self.model.aggregate(x.to(device), normalize=True).float().cpu()
+        return out[0] if single else out
+
+    def pool_batch(self, jobs: list[tuple[torch.Tensor, np.ndarray]]) -> torch.Tensor:
+        """`pool` of many sequences given as ``(frames (M, D), picks (B, T))`` pairs: (sum B, D).
+
+        Sequences are gathered `parallel.POOL_CHUNK` at a time (a long video's timeline is never
+        materialised whole) and each chunk is pooled data parallel over the workers.
+        """
+        return pool_in_chunks(self.pool, jobs, self.workers)
+
+
+@dataclass(frozen=True)
+class AnalysisParts:
+    """What one analysis runs with (the pipeline and the photo path take it, never a predictor).
+
+    Attributes:
+        config: The model's preprocessing (image size, sampling rate, window, face margin).
+        settings: Sampling, limits, face thresholds, fallback, batch size, prefetch.
+        encoder: Crops -> frame embeddings.
+        pooler: Frame embeddings -> video embeddings.
+        faces: The face detector shared between the predictor's requests.
+    """
+
+    config: PreprocessConfig
+    settings: AnalysisSettings
+    encoder: FrameEncoder
+    pooler: Pooler
+    faces: SharedDetector

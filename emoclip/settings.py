@@ -1,0 +1,241 @@
+"""`AnalysisSettings`: every knob of an analysis as one frozen value, and the one place that reads
+them from the environment (`AnalysisSettings.from_env`).
+
+The library never reads ``os.environ`` for these: the doors (the CLI, the app, the batch driver)
+build a value with `from_env` (plus their flags) and hand it to `EmotionPredictor(model,
+settings=...)`; a script builds one directly. Each field documents its default
+(``field(metadata={"doc": ...})``) and, when it has one, the ``EMOCLIP_*`` variable that sets it
+(``metadata["env"]``); `as_dict` is the JSON form recorded in results' provenance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from emoclip.media.inputs import VideoLimits
+
+__all__ = ["FALLBACKS", "PRECISIONS", "AnalysisSettings"]
+
+PRECISIONS = ("auto", "fp32", "bf16")
+FALLBACKS = ("center", "skip")
+
+
+def _doc(text: str, env: str | None = None, parse: str | None = None) -> dict[str, str]:
+    return {"doc": text} | ({"env": env, "parse": parse or "str"} if env else {})
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """How an input is analysed: sampling, limits, face thresholds, fallback, precision, threads,
+    caches. Every field has a default; `from_env` builds one from ``EMOCLIP_*`` variables.
+
+    A ValueError (naming the field) is raised for a value out of range.
+    """
+
+    batch_size: int = field(default=32, metadata=_doc("Frames per image-tower forward pass."))
+    face_fallback: str = field(
+        default="center",
+        metadata=_doc(
+            'Frames without a face: "center" analyses the full-frame centre crop, "skip" '
+            "leaves them out (an input without any face is then an error)."
+        ),
+    )
+    max_faces: int = field(default=4, metadata=_doc("Faces tracked per video frame."))
+    frame_folder_fps: float = field(
+        default=25.0,
+        metadata=_doc(
+            "Frame rate a folder of numbered frames is read at unless the call gives one "
+            "(DFEW, MAFW, FERV39k and AFEW are 25 fps); the CLI's --fps and batch's --frame-fps "
+            "override it alike."
+        ),
+    )
+    max_bytes: int | None = field(
+        default=None, metadata=_doc("Refuse files larger than this many bytes (None: no limit).")
+    )
+    max_duration: float | None = field(
+        default=None,
+        metadata=_doc(
+            "Refuse clips longer than this many seconds, also while decoding (None: no limit)."
+        ),
+    )
+    max_pixels: int | None = field(
+        default=None,
+        metadata=_doc(
+            "Refuse videos and images with more pixels (width x height; None: no limit)."
+        ),
+    )
+    max_sampled_frames: int | None = field(
+        default=None, metadata=_doc("Stop sampling a clip after this many frames (None: no limit).")
+    )
+    min_face_score: float = field(
+        default=0.5,
+        metadata=_doc(
+            "Detections scoring less are not faces (README 'Faces in the wild': chosen on the "
+            "calibration part of the face evaluation set; tracks must also pass the "
+            "face-presence check); = faces.MIN_FACE_SCORE.",
+            "EMOCLIP_MIN_FACE_SCORE",
+            "float",
+        ),
+    )
+    min_track_frames: int | None = field(
+        default=None,
+        metadata=_doc(
+            "Sampled frames a face track needs to count as a person; None: 10 % of the clip's "
+            "sampled frames, at least 2, at most 8 (1 for a one-frame clip).",
+            "EMOCLIP_MIN_TRACK_FRAMES",
+            "count",
+        ),
+    )
+    min_face_coverage: float = field(
+        default=0.5,
+        metadata=_doc(
+            "Warn when a face is found in fewer than this share of the sampled frames.",
+            "EMOCLIP_MIN_FACE_COVERAGE",
+            "float",
+        ),
+    )
+    interpolate_faces: bool = field(
+        default=True,
+        metadata=_doc(
+            "Detect faces on every other sampled frame when the neighbours' boxes pair up "
+            "(IoU >= 0.6); halves detection on steady footage.",
+            "EMOCLIP_INTERPOLATE_FACES",
+            "flag",
+        ),
+    )
+    precision: str = field(
+        default="auto",
+        metadata=_doc(
+            'Image-tower precision: "fp32", "bf16" (refused when its start-up check fails) or '
+            '"auto" (bf16 on a CPU with native bf16 when the check passes, else fp32).',
+            "EMOCLIP_PRECISION",
+            "precision",
+        ),
+    )
+    release_weights: bool = field(
+        default=True,
+        metadata=_doc(
+            "Give back the resident pages of memory-mapped fp32 weights once a bf16 or folded "
+            "copy serves inference.",
+            "EMOCLIP_RELEASE_WEIGHTS",
+            "flag",
+        ),
+    )
+    prefetch: bool = field(
+        default=True,
+        metadata=_doc(
+            "Decode and detect faces in a background thread ahead of the encoder.",
+            "EMOCLIP_PREFETCH",
+            "flag",
+        ),
+    )
+    live_threads: int = field(
+        default=1,
+        metadata=_doc(
+            "Intra-op threads for small work (live frames, single windows, a few new class "
+            "descriptions), set for the calling thread only; 0 keeps torch's setting. Small "
+            "GEMMs gain little from a second thread and wait for it on a busy CPU (measured: "
+            "one description 20-30 ms on one thread vs 660-1060 ms on two while other jobs ran).",
+            "EMOCLIP_LIVE_THREADS",
+            "int",
+        ),
+    )
+    encode_workers: int = field(
+        default=0,
+        metadata=_doc(
+            "Data-parallel workers a batch of frames is split over (one intra-op thread each); "
+            "0: torch's intra-op thread count; 1: the whole batch on torch's threads.",
+            "EMOCLIP_ENCODE_WORKERS",
+            "int",
+        ),
+    )
+    video_cache_size: int = field(
+        default=8, metadata=_doc("Encoded inputs kept for re-scoring (0: none).")
+    )
+
+    def __post_init__(self) -> None:
+        if self.face_fallback not in FALLBACKS:
+            raise ValueError(
+                f"face_fallback must be 'center' or 'skip', not {self.face_fallback!r}"
+            )
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+        for name in ("min_face_score", "min_face_coverage"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0.0, 1.0], got {value}")
+        at_least = {"batch_size": 1, "max_faces": 1, "live_threads": 0, "encode_workers": 0}
+        at_least |= {"video_cache_size": 0, "min_track_frames": 1}
+        for name, low in at_least.items():
+            value = getattr(self, name)
+            if value is not None and value < low:
+                raise ValueError(f"{name} must be at least {low}, got {value}")
+        rate = self.frame_folder_fps
+        if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
+            raise ValueError(f"frame_folder_fps must be a positive number, got {rate!r}")
+
+    @property
+    def limits(self) -> VideoLimits:
+        """The input limits as the media layer takes them."""
+        from emoclip.media.inputs import VideoLimits
+
+        return VideoLimits(
+            self.max_bytes, self.max_duration, self.max_pixels, self.max_sampled_frames
+        )
+
+    def replace(self, **changes: Any) -> AnalysisSettings:
+        """A copy with `changes` (checked); ``limits=VideoLimits(...)`` sets the four limit fields."""
+        limits = changes.pop("limits", None)
+        if limits is not None:
+            changes |= dataclasses.asdict(limits)
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field by name: JSON-able (numbers, strings, booleans, None)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> AnalysisSettings:
+        """Settings from ``EMOCLIP_*`` variables (`environ`, default ``os.environ``), then
+        `overrides` (a door's flags). An unset or blank variable keeps the default.
+
+        Raises:
+            ValueError: A malformed value (naming the variable) or one out of range.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = f.metadata.get("env")
+            raw = (env.get(name) or "").strip() if name else ""
+            if name and raw:
+                values[f.name] = _parse(name, raw, f.metadata["parse"])
+        return cls().replace(**(values | overrides))
+
+    @classmethod
+    def documented(cls) -> dict[str, str]:
+        """Each field's documentation, by name (with its variable, when it has one)."""
+        out = {}
+        for f in dataclasses.fields(cls):
+            env = f.metadata.get("env")
+            out[f.name] = f.metadata["doc"] + (f" Environment: {env}." if env else "")
+        return out
+
+
+def _parse(name: str, raw: str, kind: str) -> Any:
+    """One variable's text as its field's type; ValueError naming the variable."""
+    if kind == "flag":
+        return raw.lower() not in ("0", "false", "no", "off")
+    if kind == "precision":
+        return raw.lower()
+    try:
+        return float(raw) if kind == "float" else int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
