@@ -1,4 +1,4 @@
-"""Command line: ``emoclip models | predict | batch | convert``."""
+"""Command line: ``emoclip models | doctor | predict | batch | convert``."""
 
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     models.add_argument("--json", action="store_true", help="print JSON")
     models.set_defaults(run=_cmd_models)
+    _add_doctor_parser(sub)
 
     pred = sub.add_parser("predict", help="classify videos, images and folders of frames")
     pred.add_argument(
@@ -154,6 +155,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     conv.set_defaults(run=_cmd_convert)
     return parser
+
+
+def _add_doctor_parser(sub) -> None:
+    from emoclip.doctor import add_doctor_parser
+
+    add_doctor_parser(sub)
 
 
 def _positive(kind: type):

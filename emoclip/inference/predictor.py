@@ -29,10 +29,11 @@ from emoclip.inference.detector import LockedDetector, SharedDetector
 from emoclip.inference.encoding import Progress, VideoEncoding
 from emoclip.inference.parallel import SMALL_BATCH, pool_in_chunks, split_encode, threads_for
 from emoclip.inference.pipeline import encode_input
-from emoclip.inference.precision import Tower, TowerChoice, fast_temporal, requested_precision
+from emoclip.inference.precision import Tower, TowerSelector, fast_temporal, requested_precision
 from emoclip.inference.scoring import as_embeddings, embedding_probabilities, score_encoding
 from emoclip.inference.settings import env_count, env_flag, env_float
 from emoclip.inference.timeline import window_spans  # noqa: F401 - defined in .timeline, re-exported here
+from emoclip.inference.tower_cache import default_cache_dir
 from emoclip.inference.tracks import frames_needed
 from emoclip.media import LimitError  # noqa: F401 - defined in .video (raised there too), re-exported here
 from emoclip.media.images import is_image_file
@@ -63,14 +64,15 @@ class EmotionPredictor:
         max_faces: Faces tracked per frame.
         limits: Input limits checked before decoding.
         video_cache_size: Encoded videos kept for re-scoring.
-        precision: Image-tower precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (bf16 on a CPU with
-            native bf16 when a start-up check on a fixed random batch gives embeddings within cosine
-            `precision.BF16_MIN_COSINE` of fp32, else fp32). An explicit ``"bf16"`` runs the same
-            check and, when it fails, is refused: the first use raises RuntimeError with the
-            cosine reached (``"auto"`` would fall back to fp32). None reads ``EMOCLIP_PRECISION``
-            (default ``"auto"``). Text and temporal models stay fp32. The choice is made on first
-            use and reported by `precision` / `precision_info` and in each prediction's ``video``
-            metadata.
+        precision: Image-tower precision: ``"fp32"`` (open_clip's own tower), ``"bf16"`` (the
+            fastest bf16 tower within cosine `autotune.BF16_MIN_COSINE` of fp32 on a fixed check
+            batch; refused with a RuntimeError on first use when none is) or ``"auto"``: every
+            candidate tower this CPU runs natively (`autotune.CANDIDATES`) checked against fp32 and
+            timed at this predictor's batch and workers, the fastest passing kept; the choice is
+            remembered per machine in ``EMOCLIP_TOWER_CACHE`` (default ``~/.cache/emoclip/tower``;
+            ``off`` keeps it in memory). None reads ``EMOCLIP_PRECISION`` (default ``"auto"``).
+            Text and temporal models stay fp32. Reported by `precision` / `precision_info` /
+            `tower_report` and in each prediction's ``video`` metadata.
         prefetch: Decode and detect faces in a background thread, `pipeline.PREFETCH_DEPTH`
             frames ahead of the encoder (None reads ``EMOCLIP_PREFETCH``, default on). While that
             thread is behind, the encoder leaves it a core (``encode_workers - 1`` workers).
@@ -128,7 +130,9 @@ class EmotionPredictor:
     ) -> None:
         if face_fallback not in ("center", "skip"):
             raise ValueError(f"face_fallback must be 'center' or 'skip', not {face_fallback!r}")
-        self.requested_precision = requested_precision(precision)
+        self.requested_precision = requested_precision(
+            precision if precision is not None else os.environ.get("EMOCLIP_PRECISION")
+        )
         self.prefetch = bool(env_flag("EMOCLIP_PREFETCH", True) if prefetch is None else prefetch)
         if live_threads is None:
             live_threads = int(os.environ.get("EMOCLIP_LIVE_THREADS", "1") or 0)
@@ -158,7 +162,16 @@ class EmotionPredictor:
         self.text_cache = TextEmbeddingCache(model)
         self._cache = EncodingCache(video_cache_size)
         self._faces = SharedDetector()
-        self._towers = TowerChoice(self.model, self.requested_precision)
+        tower_cache = os.environ.get("EMOCLIP_TOWER_CACHE", "").strip()
+        self._towers = TowerSelector(  # the one place the image tower is chosen (`autotune`)
+            self.model,
+            self.requested_precision,
+            batch=batch_size,
+            workers=self.encode_workers,
+            threads=self.live_threads,
+            cache_dir=None if tower_cache == "off" else Path(tower_cache or default_cache_dir()),
+            release=env_flag("EMOCLIP_RELEASE_WEIGHTS", True),
+        )
 
     # ------------------------------------------------------------------ public API
     @property
@@ -179,6 +192,11 @@ class EmotionPredictor:
     def precision_info(self) -> dict[str, Any]:
         """How the precision was chosen: requested, chosen, reason, cosine to fp32, implementation."""
         return self._towers.info()
+
+    @property
+    def tower_report(self) -> str:
+        """How the image tower was chosen on this machine, in a few lines (`TowerChoice.report`)."""
+        return self._towers.report()
 
     @property
     def video_cache(self) -> EncodingCache:
@@ -373,7 +391,7 @@ class EmotionPredictor:
         """
         single = frame_embeddings.ndim == 2
         x = frame_embeddings[None] if single else frame_embeddings
-        fast = fast_temporal(self.model)
+        fast = fast_temporal(self.model, self._towers.release)
         with threads_for(self.live_threads, 0 if fast is not None else len(x)):  # small work
             if fast is not None:
                 out = torch.nn.functional.normalize(fast(x.float()), dim=-1)
