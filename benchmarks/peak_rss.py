@@ -73,6 +73,8 @@ def p7_child(path: str, model_name: str) -> None:
                 "tracks": len(pred.tracks),
                 "timings_s": {k: round(v, 2) for k, v in pred.timings.items()},
                 "precision": predictor.precision,
+                "tower": predictor.precision_info["implementation"],
+                "tower_source": predictor.precision_info["source"],  # measured here, or cached
                 "work": {"analysis": work},
             }
         )

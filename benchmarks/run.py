@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         f"EmoCLIP benchmark: model {args.model}, {'quick' if args.quick else 'full'} run, best of {repeats}"
     )
     log(
-        f"machine: {machine['cpu']}, {machine['logical_cpus']} CPUs, native bf16 {machine['native_bf16']}, "
+        f"machine: {machine['cpu']}, {machine['logical_cpus']} CPUs, ISA {' '.join(machine['isa'])}, "
+        f"native bf16 {machine['native_bf16']}, oneDNN linear {machine['onednn_linear']}, "
         f"torch {machine['torch']} ({machine['torch_threads']} threads); load average {load_start}"
         + (f"; busy: {', '.join(busy)}" if busy else "")
     )
@@ -220,9 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     predictor.encode_images(np.zeros((1, model.image_size, model.image_size, 3), np.uint8))
     startup = time.perf_counter() - t0
+    info = predictor.precision_info
+    machine["chosen_path"] = info["implementation"]  # the run records where it ran and what ran
+    machine["tower_choice"] = {k: info[k] for k in ("source", "frames_per_s", "failures", "reason")}
     log(
-        f"predictor: precision {predictor.precision} ({predictor.precision_info['reason']}; "
-        f"{predictor.precision_info['implementation']}), chosen in {startup:.2f} s at first use"
+        f"predictor: {info['implementation']} ({predictor.precision}; {info['source']}: "
+        f"{info['reason']}), chosen in {startup:.2f} s at first use"
     )
 
     results: dict[str, Any] = {}

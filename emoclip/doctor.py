@@ -45,12 +45,12 @@ def machine_facts() -> dict[str, Any]:
 
 def run_doctor(args: argparse.Namespace) -> int:
     """Print the machine's facts and the model's image-tower choice (its report)."""
-    from emoclip.cli import default_model_name
     from emoclip.inference.predictor import EmotionPredictor
     from emoclip.weights.factory import load_model
+    from emoclip.weights.registry import best_available
 
     facts = machine_facts()
-    model = load_model(args.model or default_model_name())
+    model = load_model(args.model or best_available())  # as `emoclip predict` picks
     predictor = EmotionPredictor(model, precision=args.precision)
     report = predictor.tower_report
     if args.json:

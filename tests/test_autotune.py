@@ -155,3 +155,30 @@ def test_this_machines_cpu_is_read():
     if cpu.flags:
         assert cpu.native_bf16 == bool({"avx512_bf16", "amx_bf16"} & set(cpu.flags))
     assert ChoiceCache(default_cache_dir()).folder.parts[-3:] == (".cache", "emoclip", "tower")
+
+
+def test_a_checkpoint_is_keyed_by_its_recorded_sha256_until_edited(model, tmp_path):
+    from emoclip.inference.tower_cache import model_weights_sha256, weights_sha256
+    from emoclip.weights.files import file_sha256, save_checkpoint
+
+    path = save_checkpoint(model.state_dict(), model.config, tmp_path / "m.safetensors")
+    loaded = emoclip.load_model(path)
+    visual = loaded.backbone.visual
+    assert model_weights_sha256(visual, loaded.source) == f"file:{file_sha256(path)}"
+    with torch.no_grad():
+        visual.proj.mul_(2.0)  # edited in place: the file no longer describes the tower
+    assert model_weights_sha256(visual, loaded.source) == weights_sha256(visual)
+    assert weights_sha256(visual) != weights_sha256(model.backbone.visual)
+
+
+def test_doctor_shows_the_cpu_the_backends_and_the_choice(capsys):
+    from emoclip.cli import main
+
+    assert main(["doctor", "--model", "test-emoclip-tiny"]) == 0
+    out = capsys.readouterr().out
+    cpu = read_cpu_info()
+    assert f"CPU: {cpu.model}" in out and "linear backend public: available" in out
+    assert "linear backend onednn: " in out and "image tower: plain-fp32 (fp32)" in out
+    assert main(["doctor", "--model", "test-emoclip-tiny", "--precision", "fp32", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["tower"]["implementation"] == "plain-fp32" and info["cpu"] == cpu.model

@@ -32,8 +32,8 @@ from emoclip.inference.tower_cache import (
     ChoiceCache,
     CpuInfo,
     choice_key,
+    model_weights_sha256,
     read_cpu_info,
-    weights_sha256,
 )
 from emoclip.model.network import EmoCLIP
 
@@ -94,6 +94,11 @@ class TowerChoice:
     cache_file: str | None = None
     cpu: str = ""
     isa: list[str] = field(default_factory=list)
+
+    @property
+    def own_weights(self) -> bool:
+        """Whether the tower holds its own copy of the weights (the plain tower's can go)."""
+        return self.fn is not None and BY_NAME[self.name].backend not in (None, "autocast")
 
     @property
     def refused(self) -> bool:
@@ -371,7 +376,7 @@ def choose_tower(
     key = None
     if cache is not None:
         key = choice_key(
-            weights_sha256(model.backbone.visual),
+            model_weights_sha256(model.backbone.visual, getattr(model, "source", None)),
             cpu,
             precision=precision,
             batch=batch,

@@ -152,7 +152,7 @@ class TowerSelector:
                     on_block=lambda blk: _release(model, blk.parameters(), self.release),
                 )
                 tower = towers[self.layout] = Tower(model, choice)  # a refusal is cached too
-                if choice.fn is not None:  # the fast copy serves inference: no fp32 pages left
+                if choice.own_weights:  # its own copy serves inference: no fp32 pages left
                     _release(model, model.backbone.visual.parameters(), self.release)
                 tower.released_bytes = _RELEASED.get(model, 0) - released
             return tower

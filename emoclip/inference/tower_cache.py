@@ -84,19 +84,37 @@ def weights_sha256(visual: nn.Module) -> str:
     return digest.hexdigest()
 
 
+def model_weights_sha256(visual: nn.Module, source: str | None) -> str:
+    """The key's weights digest: the checkpoint's recorded sha256 when the tower is as loaded from
+    `source` (a ``.safetensors`` file whose sidecar records one; verified when it was loaded), so
+    a warm start hashes nothing; else `weights_sha256` of the tower's tensors."""
+    path = Path(source) if source else None
+    if path is not None and path.suffix == ".safetensors" and path.is_file():
+        unedited = all(p._version == 0 for p in visual.parameters())
+        try:
+            from emoclip.weights.files import sidecar_path
+
+            recorded = json.loads(sidecar_path(path).read_text(encoding="utf-8")).get("sha256")
+        except (OSError, ValueError):
+            recorded = None
+        if unedited and isinstance(recorded, str) and len(recorded) == 64:
+            return f"file:{recorded}"
+    return weights_sha256(visual)
+
+
 def choice_key(
     weights: str, cpu: CpuInfo, *, precision: str, batch: int, workers: int, threads: int
 ) -> dict[str, Any]:
     """Everything a cached choice depends on (see the module docstring)."""
     import open_clip
 
-    import emoclip
+    from emoclip.version import __version__
 
     return {
         "weights_sha256": weights,
         "torch": torch.__version__,
         "open_clip": getattr(open_clip, "__version__", "?"),
-        "emoclip": getattr(emoclip, "__version__", "?"),
+        "emoclip": __version__,
         "tower_format": TOWER_FORMAT,
         "cpu": cpu.model,
         "cpu_flags": " ".join(cpu.flags),
