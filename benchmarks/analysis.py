@@ -101,6 +101,51 @@ def bench_p2(predictor, path: Path, repeats: int) -> dict[str, Any]:
     return res
 
 
+def _decode_every_frame(path: Path) -> tuple[list[Any], float]:
+    """Every frame of ``path`` decoded and converted into a PIL image, the whole clip in memory (as
+    the authors' data loading keeps a clip), and the file's frame rate."""
+    import cv2
+    from PIL import Image
+
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    frames = []
+    while True:
+        ok, bgr = cap.read()  # decode + convert every frame
+        if not ok:
+            break
+        WORK.add("frames_decoded")
+        frames.append(Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+    cap.release()
+    return frames, fps
+
+
+def _naive_preprocess(img: Any, detector: Any, cfg: Any, mean: Any, std: Any) -> Any:
+    """One frame as open_clip's eval transform does it, in PIL: the first face's square crop (the
+    same detector object as ours), shorter side resized, centre crop, normalised (3, S, S)."""
+    import torch
+    from PIL import Image
+
+    boxes = detector.detect(np.asarray(img))
+    if boxes:
+        b = boxes[0]
+        side = max(b.w, b.h) * (1 + cfg.face_margin)
+        cx, cy = b.x + b.w / 2, b.y + b.h / 2
+        img = img.crop(
+            (round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2))
+        )
+    w, h = img.size
+    s = cfg.image_size / min(w, h)
+    img = img.resize(
+        (max(cfg.image_size, int(w * s)), max(cfg.image_size, int(h * s))), Image.BICUBIC
+    )
+    w, h = img.size
+    left, top = int(round((w - cfg.image_size) / 2)), int(round((h - cfg.image_size) / 2))
+    img = img.crop((left, top, left + cfg.image_size, top + cfg.image_size))
+    t = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    return (t - mean) / std
+
+
 def naive_pipeline(model, path: Path, classes, detector) -> np.ndarray:
     """P3's baseline: a naive frame-by-frame pipeline modelled on the authors' data loading, written
     here. It is not the authors' code: their eval.py reads folders of pre-cropped face frames, not
@@ -112,9 +157,7 @@ def naive_pipeline(model, path: Path, classes, detector) -> np.ndarray:
     the clip) encodes its own 32 frames again, every class text is encoded on every call at the
     full 77-token context, and everything runs in fp32. Same face detector object, sampling and
     windows as ours. Returns (1 + windows, C) probabilities: the clip, then each window."""
-    import cv2
     import torch
-    from PIL import Image
 
     from emoclip.inference.timeline import window_spans
     from emoclip.media import sample_indices
@@ -122,49 +165,11 @@ def naive_pipeline(model, path: Path, classes, detector) -> np.ndarray:
     from emoclip.zeroshot import probabilities
 
     cfg = model.config.preprocess
-    cap = cv2.VideoCapture(str(path))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    frames = []
-    while True:
-        ok, bgr = cap.read()  # decode + convert every frame
-        if not ok:
-            break
-        WORK.add("frames_decoded")
-        frames.append(
-            Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        )  # the whole clip in memory
-    cap.release()
+    frames, fps = _decode_every_frame(path)
     step = max(1, round(fps / cfg.sample_fps))  # keep every 4th frame of 30 fps
     sampled = frames[::step]
     times = np.arange(len(sampled)) * step / fps
     mean, std = torch.tensor(cfg.mean).view(3, 1, 1), torch.tensor(cfg.std).view(3, 1, 1)
-
-    def preprocess(
-        img: Image.Image,
-    ) -> torch.Tensor:  # open_clip's eval transform, per frame, in PIL
-        boxes = detector.detect(np.asarray(img))
-        if boxes:
-            b = boxes[0]
-            side = max(b.w, b.h) * (1 + cfg.face_margin)
-            cx, cy = b.x + b.w / 2, b.y + b.h / 2
-            img = img.crop(
-                (
-                    round(cx - side / 2),
-                    round(cy - side / 2),
-                    round(cx + side / 2),
-                    round(cy + side / 2),
-                )
-            )
-        w, h = img.size
-        s = cfg.image_size / min(w, h)
-        img = img.resize(
-            (max(cfg.image_size, int(w * s)), max(cfg.image_size, int(h * s))), Image.BICUBIC
-        )
-        w, h = img.size
-        left, top = int(round((w - cfg.image_size) / 2)), int(round((h - cfg.image_size) / 2))
-        img = img.crop((left, top, left + cfg.image_size, top + cfg.image_size))
-        t = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        return (t - mean) / std
 
     with torch.inference_mode():
         text = model.backbone.encode_text(
@@ -184,7 +189,9 @@ def naive_pipeline(model, path: Path, classes, detector) -> np.ndarray:
             if not len(idx):
                 continue
             pick = idx[sample_indices(len(idx), cfg.num_frames)]
-            batch = torch.stack([preprocess(sampled[j]) for j in pick])[None]
+            batch = torch.stack(
+                [_naive_preprocess(sampled[j], detector, cfg, mean, std) for j in pick]
+            )[None]
             video = model.encode_video(batch)
             out.append(probabilities(video, text, model.logit_scale.detach().float())[0].numpy())
     return np.stack(out)

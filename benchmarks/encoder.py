@@ -169,11 +169,16 @@ def _towers(model, predictor) -> dict[str, Any]:
     }
 
 
-def _time_interleaved(towers, x, flops, shape, predictor, repeats):
-    """GEMM peaks and tower rates per precision, alternating so both see the same load."""
+def _interleaved_runs(
+    predictor, towers: dict[str, Any], x, repeats: int, shape: tuple[int, int, int], flops: float
+) -> tuple[dict[str, dict[str, float]], dict[str, float], dict[str, list[list[float]]], list]:
+    """The GEMM rates and the tower's GFLOP/s of fp32 and bf16, interleaved ``repeats`` times so
+    both see the same background load: (best GEMM rates, best tower GFLOP/s, frames/s of every
+    timed tower call per repeat, the work each tower call counted)."""
     import torch
 
-    bs, tokens, width, hidden = shape
+    tokens, width, hidden = shape
+    bs = x.shape[0]
     best_gemm: dict[str, dict[str, float]] = {}
     best_tower: dict[str, float] = {}
     tower_runs: dict[str, list[list[float]]] = {}  # frames/s of every timed tower call, per repeat
@@ -181,7 +186,7 @@ def _time_interleaved(towers, x, flops, shape, predictor, repeats):
     with torch.inference_mode():
         for p in towers.values():
             p.encode_tensor(x)  # build + warm
-        for _ in range(repeats):
+        for _ in range(repeats):  # interleaved, so both see the same background load
             for prec, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
                 rates = gemm_rates(
                     dtype, 1, bs * tokens, width, hidden, predictor.encode_workers, flops * bs
@@ -219,8 +224,8 @@ def bench_p1(model, predictor, repeats: int) -> dict[str, Any]:
         "encode_workers": predictor.encode_workers,
         "torch_threads": torch.get_num_threads(),
     }
-    best_gemm, best_tower, tower_runs, tower_work = _time_interleaved(
-        towers, x, flops, (bs, tokens, width, hidden), predictor, repeats
+    best_gemm, best_tower, tower_runs, tower_work = _interleaved_runs(
+        predictor, towers, x, repeats, (tokens, width, hidden), flops
     )
     for prec in ("fp32", "bf16"):
         peak = max(best_gemm[prec].values())

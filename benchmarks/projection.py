@@ -95,23 +95,12 @@ def bench_p11(points: int) -> dict[str, Any]:
     return res
 
 
-def p11_child(points: int) -> None:
-    """In the fresh process: write `points` embeddings as the Parquet parts `emoclip batch` writes,
-    then time loading the folder, PCA, UMAP (import and JIT warm-up apart) and the neighbour index;
-    prints the figures as one JSON line."""
+def _write_results_parts(folder: Path, x: np.ndarray) -> None:
+    """The (N, D) embeddings ``x`` as the Parquet parts `emoclip batch` writes, 1,000 rows each."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from emoclip.explore.collection import (
-        SAMPLE_SIZE,
-        NeighbourIndex,
-        load_results_folder,
-        project_large,
-    )
-    from emoclip.explore.projection import project
-
-    dim = 512
-    x = clustered_embeddings(points, dim)
+    points, dim = x.shape
     schema = pa.schema(
         [
             ("path", pa.string()),
@@ -124,26 +113,43 @@ def p11_child(points: int) -> None:
             ("model", pa.string()),
         ]
     )
+    folder.mkdir()
+    for start in range(0, points, 1000):  # parts as `emoclip batch` writes them
+        rows = range(start, min(points, start + 1000))
+        table = pa.table(
+            {
+                "path": [f"/data/clip{i:06d}.mp4" for i in rows],
+                "top": ["c0"] * len(rows),
+                "probabilities": [[0.5, 0.5]] * len(rows),
+                "classes": [["c0", "c1"]] * len(rows),
+                "embedding": pa.FixedSizeListArray.from_arrays(
+                    pa.array(x[start : start + len(rows)].ravel()), dim
+                ),
+                "error": pa.nulls(len(rows), pa.string()),
+                "config_key": ["k"] * len(rows),
+                "model": ["m"] * len(rows),
+            },
+            schema=schema,
+        )
+        pq.write_table(table, folder / f"part-{start:08d}.parquet")
+
+
+def p11_child(points: int) -> None:
+    """In the fresh process: write `points` embeddings as the Parquet parts `emoclip batch` writes,
+    then time loading the folder, PCA, UMAP (import and JIT warm-up apart) and the neighbour index;
+    prints the figures as one JSON line."""
+    from emoclip.explore.collection import (
+        SAMPLE_SIZE,
+        NeighbourIndex,
+        load_results_folder,
+        project_large,
+    )
+    from emoclip.explore.projection import project
+
+    dim = 512
+    x = clustered_embeddings(points, dim)
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "results").mkdir()
-        for start in range(0, points, 1000):  # parts as `emoclip batch` writes them
-            rows = range(start, min(points, start + 1000))
-            table = pa.table(
-                {
-                    "path": [f"/data/clip{i:06d}.mp4" for i in rows],
-                    "top": ["c0"] * len(rows),
-                    "probabilities": [[0.5, 0.5]] * len(rows),
-                    "classes": [["c0", "c1"]] * len(rows),
-                    "embedding": pa.FixedSizeListArray.from_arrays(
-                        pa.array(x[start : start + len(rows)].ravel()), dim
-                    ),
-                    "error": pa.nulls(len(rows), pa.string()),
-                    "config_key": ["k"] * len(rows),
-                    "model": ["m"] * len(rows),
-                },
-                schema=schema,
-            )
-            pq.write_table(table, Path(tmp) / "results" / f"part-{start:08d}.parquet")
+        _write_results_parts(Path(tmp) / "results", x)
         t0 = time.perf_counter()
         coll = load_results_folder(tmp)
         load_s = time.perf_counter() - t0

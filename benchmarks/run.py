@@ -165,73 +165,27 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Runs the figures asked for (all by default), prints each with its verdict, writes the JSON."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = build_parser().parse_args(argv)
-
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    methods = [m.strip() for m in args.p8_methods.split(",") if m.strip()]
-    repeats = args.repeats or (3 if args.quick else 5)
-    if args.p7_child:
-        p7_child(args.p7_child, args.model)
-        return 0
-    if args.p8_child:
-        p8_child(args.p8_child, methods, repeats)
-        return 0
-    if args.p11_child:
-        p11_child(args.p11_child)
-        return 0
-
-    wanted = {k.strip().upper() for k in args.only.split(",")} if args.only else set(TARGETS)
-    started = time.perf_counter()
-    folder = cache_dir(args.cache_dir)
+def _make_media(args, folder: Path, wanted: set[str]) -> dict[str, Any]:
+    """The generated media the figures asked for need (cached in ``folder``): the clip, the 60 s
+    clip (P5), the long 1080p video (P7) and the group photo (P9); None for the others."""
     w, h = (int(v) for v in args.clip_size.lower().split("x"))
     pw, ph = (int(v) for v in args.p7_size.lower().split("x"))
-    p7_seconds = args.p7_seconds
-    machine = machine_info()
-    load_start = loadavg()
-    busy = busy_processes()
-    log(
-        f"EmoCLIP benchmark: model {args.model}, {'quick' if args.quick else 'full'} run, best of {repeats}"
-    )
-    log(
-        f"machine: {machine['cpu']}, {machine['logical_cpus']} CPUs, ISA {' '.join(machine['isa'])}, "
-        f"native bf16 {machine['native_bf16']}, oneDNN linear {machine['onednn_linear']}, "
-        f"torch {machine['torch']} ({machine['torch_threads']} threads); load average {load_start}"
-        + (f"; busy: {', '.join(busy)}" if busy else "")
-    )
-
     t0 = time.perf_counter()
-    clip = make_clip(folder, args.clip_seconds, (h, w))
-    long_clip = make_clip(folder, args.long_seconds, (h, w)) if "P5" in wanted else None
-    p7_video = make_long_clip(folder, p7_seconds, (ph, pw)) if "P7" in wanted else None
-    photo = make_group_photo(folder) if "P9" in wanted else None
+    media = {
+        "clip": make_clip(folder, args.clip_seconds, (h, w)),
+        "long": make_clip(folder, args.long_seconds, (h, w)) if "P5" in wanted else None,
+        "p7": make_long_clip(folder, args.p7_seconds, (ph, pw)) if "P7" in wanted else None,
+        "photo": make_group_photo(folder) if "P9" in wanted else None,
+    }
     log(f"videos ready in {time.perf_counter() - t0:.1f} s ({folder})")
+    return media
 
-    model = load(args.model)
-    WORK.install()  # counts the work of every figure (the children install their own)
-    # as the app makes it (precision "auto", default batch, prefetch), keeping no encoded video
-    predictor = make_predictor(model)
-    t0 = time.perf_counter()
-    predictor.encode_images(np.zeros((1, model.image_size, model.image_size, 3), np.uint8))
-    startup = time.perf_counter() - t0
-    info = predictor.precision_info
-    machine["chosen_path"] = info["implementation"]  # the run records where it ran and what ran
-    machine["tower_choice"] = {k: info[k] for k in ("source", "frames_per_s", "failures", "reason")}
-    log(
-        f"predictor: {info['implementation']} ({predictor.precision}; {info['source']}: "
-        f"{info['reason']}), chosen in {startup:.2f} s at first use"
-    )
 
-    results: dict[str, Any] = {}
-    details: dict[str, Any] = {}
-    steps = [
+def _steps(args, model, predictor, media: dict[str, Any], folder: Path, methods, repeats: int):
+    """(key, title, run) of every figure, in the order they run; ``media`` holds the generated
+    clip, long clip, P7 video and group photo."""
+    clip, long_clip, p7_video, photo = (media[k] for k in ("clip", "long", "p7", "photo"))
+    return [
         (
             "P1",
             "encoder efficiency (tower FLOP/s / GEMM FLOP/s)",
@@ -292,20 +246,16 @@ def main(argv: list[str] | None = None) -> int:
             lambda: bench_p11(args.p11_points),
         ),
     ]
-    for key, title, fn in steps:
-        if key not in wanted:
-            continue
-        log(f"{key} {title}")
-        t0 = time.perf_counter()
-        res = fn()
-        res["seconds"] = time.perf_counter() - t0
-        results[key] = float(res[key])
-        details[key] = res
-        extra = f"; first projection {res['first_projection_s']:.1f} s" if key == "P8" else ""
-        log(
-            f"{key} = {results[key]:.3g}{UNITS[key]}  {verdict(key, results[key])}{extra}  [{res['seconds']:.0f} s]"
-        )
 
+
+def _report(
+    args, results, details, predictor, media, run: dict[str, Any], repeats: int
+) -> dict[str, Any]:
+    """The JSON report: the figures, then how, where and under what load they were measured; logs
+    the summary line. ``run`` holds machine, load_start, busy, startup and started."""
+    machine, load_start, busy = run["machine"], run["load_start"], run["busy"]
+    startup, started = run["startup"], run["started"]
+    clip, long_clip, p7_video, photo = (media[k] for k in ("clip", "long", "p7", "photo"))
     out = dict(results)
     out.update(
         {
@@ -336,6 +286,84 @@ def main(argv: list[str] | None = None) -> int:
         + (f" (first projection {out['P8_first_projection_s']:.1f} s)" if "P8" in details else "")
         + f"  ({out['seconds']:.0f} s, load average {out['load_average']['end']})"
     )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the figures asked for (all by default), prints each with its verdict, writes the JSON."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    methods = [m.strip() for m in args.p8_methods.split(",") if m.strip()]
+    repeats = args.repeats or (3 if args.quick else 5)
+    if args.p7_child:
+        p7_child(args.p7_child, args.model)
+        return 0
+    if args.p8_child:
+        p8_child(args.p8_child, methods, repeats)
+        return 0
+    if args.p11_child:
+        p11_child(args.p11_child)
+        return 0
+
+    wanted = {k.strip().upper() for k in args.only.split(",")} if args.only else set(TARGETS)
+    started = time.perf_counter()
+    folder = cache_dir(args.cache_dir)
+    machine = machine_info()
+    load_start = loadavg()
+    busy = busy_processes()
+    log(
+        f"EmoCLIP benchmark: model {args.model}, {'quick' if args.quick else 'full'} run, best of {repeats}"
+    )
+    log(
+        f"machine: {machine['cpu']}, {machine['logical_cpus']} CPUs, ISA {' '.join(machine['isa'])}, "
+        f"native bf16 {machine['native_bf16']}, oneDNN linear {machine['onednn_linear']}, "
+        f"torch {machine['torch']} ({machine['torch_threads']} threads); load average {load_start}"
+        + (f"; busy: {', '.join(busy)}" if busy else "")
+    )
+
+    media = _make_media(args, folder, wanted)
+
+    model = load(args.model)
+    WORK.install()  # counts the work of every figure (the children install their own)
+    # as the app makes it (precision "auto", default batch, prefetch), keeping no encoded video
+    predictor = make_predictor(model)
+    t0 = time.perf_counter()
+    predictor.encode_images(np.zeros((1, model.image_size, model.image_size, 3), np.uint8))
+    startup = time.perf_counter() - t0
+    info = predictor.precision_info
+    machine["chosen_path"] = info["implementation"]  # the run records where it ran and what ran
+    machine["tower_choice"] = {k: info[k] for k in ("source", "frames_per_s", "failures", "reason")}
+    log(
+        f"predictor: {info['implementation']} ({predictor.precision}; {info['source']}: "
+        f"{info['reason']}), chosen in {startup:.2f} s at first use"
+    )
+
+    results: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    steps = _steps(args, model, predictor, media, folder, methods, repeats)
+    for key, title, fn in steps:
+        if key not in wanted:
+            continue
+        log(f"{key} {title}")
+        t0 = time.perf_counter()
+        res = fn()
+        res["seconds"] = time.perf_counter() - t0
+        results[key] = float(res[key])
+        details[key] = res
+        extra = f"; first projection {res['first_projection_s']:.1f} s" if key == "P8" else ""
+        log(
+            f"{key} = {results[key]:.3g}{UNITS[key]}  {verdict(key, results[key])}{extra}  [{res['seconds']:.0f} s]"
+        )
+
+    run = dict(machine=machine, load_start=load_start, busy=busy, startup=startup, started=started)
+    out = _report(args, results, details, predictor, media, run, repeats)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2, default=str))
         log(f"wrote {args.json}")

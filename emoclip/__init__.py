@@ -17,12 +17,12 @@ from emoclip._lazy import attach
 from emoclip.version import __version__
 
 _EXPORTS = {
-    "available_models": "weights.factory",
-    "best_available": "weights.factory",
-    "list_models": "weights.factory",
+    "available_models": "weights.registry",
+    "best_available": "weights.registry",
+    "list_models": "weights.registry",
     "load_model": "weights.factory",
-    "ModelSource": "weights.factory",
-    "WeightsNotFoundError": "weights.factory",
+    "ModelSource": "weights.registry",
+    "WeightsNotFoundError": "weights.registry",
     "EmoCLIP": "model.network",
     "EmoCLIPConfig": "model.config",
     "tokenize": "model.tokenizer",

@@ -217,7 +217,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def default_model_name(weights_dirs: Sequence[str] = ()) -> str:
-    """The best available model by registry rank (`emoclip.weights.factory.best_available`, shared with
+    """The best available model by registry rank (`emoclip.weights.registry.best_available`, shared with
     the app); when none is, the best-ranked one, whose loading then explains what was tried."""
     from emoclip.weights.registry import best_available
 
@@ -299,6 +299,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         results.append(prediction)
         top = ", ".join(f"{safe_text(c)} {p:.2f}" for c, p in prediction.top_k(3))
         print(f"{safe_text(path)}: {safe_text(prediction.top)}  ({top})")
+        if prediction.scope.startswith("whole"):  # no face: say what the answer describes
+            print(f"  scope: {prediction.scope} (no face was analysed)", file=sys.stderr)
         if item.kind == "image":
             for n, face in enumerate(prediction.tracks, 1):
                 where = ""  # still images' faces carry a box

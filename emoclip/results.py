@@ -107,15 +107,27 @@ class Prediction:
         """The most probable class."""
         return max(self.probabilities, key=self.probabilities.__getitem__)
 
+    @property
+    def scope(self) -> str:
+        """What the answer describes: ``"face"`` (a photo's first face), ``"faces"`` (a video's
+        people), or ``"whole image"`` / ``"whole frames"`` when no face was found or the model
+        takes whole frames (no face search ran: see `warnings`)."""
+        image = self.video.get("kind") == "image"
+        if self.faces.detection and self.tracks:
+            return "face" if image else "faces"
+        return "whole image" if image else "whole frames"
+
     def top_k(self, k: int = 3) -> list[tuple[str, float]]:
         """The k most probable classes with their probabilities, best first."""
         return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (probabilities, top, timeline, tracks, faces, embedding, timings)."""
-        return {
+        """JSON-ready dict (scope, probabilities, top, timeline, tracks, faces, embedding,
+        timings); a photo's has no timeline."""
+        out = {
             "model": self.model,
             "video": self.video,
+            "scope": self.scope,
             "classes": self.classes,
             "top": self.top,
             "probabilities": _floats(self.probabilities),
@@ -148,6 +160,9 @@ class Prediction:
             "timings": _floats(self.timings),
             "warnings": list(self.warnings),
         }
+        if self.video.get("kind") == "image":
+            del out["timeline"]
+        return out
 
     def to_json(self, path: str | Path | None = None) -> str:
         """JSON text; also written to `path` when given."""

@@ -637,7 +637,8 @@ def test_classify_image_endpoint(client, group_jpg):
     from gradio_client import handle_file
 
     result = client.predict(handle_file(group_jpg), CUSTOM_YAML, api_name="/classify_image")
-    assert result["video"]["kind"] == "image" and result["timeline"] == []
+    assert result["video"]["kind"] == "image" and "timeline" not in result
+    assert result["scope"] == "face"
     assert len(result["tracks"]) == 5 and all(len(t["box"]) == 4 for t in result["tracks"])
     widths = [t["box"][2] for t in result["tracks"]]
     assert widths == sorted(widths, reverse=True)

@@ -19,8 +19,8 @@ import pytest
 from PIL import Image
 
 from emoclip.cli import main
+from emoclip.faces.search import candidates, tiles
 from emoclip.inference.encoding import NoFaceError
-from emoclip.inference.photo import detect_all, tiles
 from emoclip.inference.predictor import EmotionPredictor
 from emoclip.media import VideoDecodeError, probe_video
 from emoclip.media.images import (
@@ -157,7 +157,7 @@ def test_exif_orientation_is_applied_before_detection(orientation, rotate, tmp_p
     assert len(pred.tracks) == 1 and _iou(pred.tracks[0].box, ASTRONAUT_FACE) > 0.8
     # without applying EXIF the detector sees the face sideways (not where it is upright)
     assert not any(
-        _iou(b.as_tuple(), ASTRONAUT_FACE) > 0.5 for b in detect_all(predictor.detector, stored)
+        _iou(b.as_tuple(), ASTRONAUT_FACE) > 0.5 for b in candidates(predictor.detector, stored)
     )
 
 
@@ -292,7 +292,7 @@ def test_the_clip_baseline_uses_the_frame_embedding():
     baseline.close()
 
 
-def test_group_photo_reports_every_face_largest_first(tmp_path, predictor):
+def test_group_photo_reports_every_face_verified_then_largest_first(tmp_path, predictor):
     path = save(tmp_path / "group.jpg", group_photo(), quality=92)
     pred = predictor.predict_image(path)
     widths = [t.box[2] for t in pred.tracks]
@@ -303,7 +303,7 @@ def test_group_photo_reports_every_face_largest_first(tmp_path, predictor):
     assert [t.primary for t in pred.tracks] == [True, False, False, False, False]
     assert [t.track_id for t in pred.tracks] == [0, 1, 2, 3, 4]
     assert pred.probabilities == pytest.approx(pred.tracks[0].probabilities)
-    assert pred.faces.tracks == 5 and len(pred.timeline) == 0
+    assert pred.faces.tracks == 5 and len(pred.timeline) == 0 and pred.scope == "face"
     # boxes do not overlap: one per face
     assert all(
         _iou(a.box, b.box) == 0 for i, a in enumerate(pred.tracks) for b in pred.tracks[i + 1 :]
@@ -332,13 +332,14 @@ def test_tiles_cover_the_image_at_every_scale():
             mask[y : y + side, x : x + side] = True
             assert x + min(side, w) <= w and y + min(side, h) <= h
         assert all(m.all() for m in covered.values())
-    assert tiles(560, 420) == []  # small images are searched whole
+    assert tiles(250, 200) == []  # small images are searched whole
 
 
 def test_a_photo_without_a_face(tmp_path, tiny_model, predictor):
     cat = save(tmp_path / "chelsea.png", skdata.chelsea())
     pred = predictor.predict_image(cat)
     assert pred.tracks == [] and any("no face" in w for w in pred.warnings)
+    assert pred.scope == "whole image"
     assert pred.faces.frames_without_face == 1
     skip = EmotionPredictor(tiny_model, face_fallback="skip")
     with pytest.raises(NoFaceError, match="no face"):
@@ -458,7 +459,7 @@ def test_cli_images_videos_and_frame_folders(tmp_path, weights, capsys):
     data = json.loads((tmp_path / "o.json").read_text())
     assert sorted(d["video"]["kind"] for d in data) == ["frames", "image", "video"]
     image = next(d for d in data if d["video"]["kind"] == "image")
-    assert len(image["tracks"]) == 5 and image["timeline"] == []
+    assert len(image["tracks"]) == 5 and "timeline" not in image
     assert (
         (tmp_path / "o.csv")
         .read_text()

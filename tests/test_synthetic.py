@@ -11,7 +11,12 @@ import numpy as np
 import pytest
 import yaml
 
-from emoclip.train import synthetic as syn, synthetic_captions as captions
+from emoclip.train import (
+    synthetic as syn,
+    synthetic_captions as captions,
+    synthetic_cues as cues,
+    synthetic_drawing as drawing,
+)
 
 
 def _words(values):
@@ -24,10 +29,10 @@ def test_classes_and_cues_are_consistent():
     assert len(syn.VALIDATION) == len(syn.TEST) == 4
     assert syn.HELDOUT == syn.VALIDATION + syn.TEST and set(syn.HELDOUT) <= set(syn.CLASSES)
     for expr in syn.CLASSES.values():
-        for cue, values in syn.CUES.items():
+        for cue, values in cues.CUES.items():
             assert getattr(expr, cue) in values
     with pytest.raises(ValueError):
-        syn.Expression("smirk", "raised", "wide")
+        cues.Expression("smirk", "raised", "wide")
 
 
 def test_class_descriptions_partition():
@@ -51,7 +56,7 @@ def test_every_cue_pair_of_a_heldout_class_is_seen_in_training():
     train = syn.training_expressions()
     for name in syn.HELDOUT:
         expr = syn.CLASSES[name]
-        for a, b in itertools.combinations(syn.CUES, 2):
+        for a, b in itertools.combinations(cues.CUES, 2):
             pair = (getattr(expr, a), getattr(expr, b))
             assert any((getattr(t, a), getattr(t, b)) == pair for t in train), (name, a, b)
 
@@ -81,7 +86,7 @@ def test_caption_vocabulary_is_complete():
     rng = np.random.default_rng(5)
     for expr in syn.training_expressions():
         for _ in range(20):
-            assert set(re.findall(r"[a-z]+", syn.caption(expr, rng).lower())) <= vocab
+            assert set(re.findall(r"[a-z]+", captions.caption(expr, rng).lower())) <= vocab
 
 
 def test_paraphrases_use_no_caption_word():
@@ -119,7 +124,7 @@ def test_training_expressions_exclude_heldout():
     assert len(train) == len(set(train)) == 4 * 3 * 3 - 8
     assert not held & set(train)
     assert set(train) | held == set(
-        itertools.starmap(syn.Expression, itertools.product(*syn.CUES.values()))
+        itertools.starmap(cues.Expression, itertools.product(*cues.CUES.values()))
     )
 
 
@@ -157,7 +162,7 @@ def test_heldout_and_all_splits_give_named_classes():
 def test_render_shape_dtype_and_determinism():
     expr = syn.CLASSES["surprise"]
     for size, frames in ((64, 16), (224, 3)):
-        clip = syn.render_clip(expr, np.random.default_rng(5), num_frames=frames, size=size)
+        clip = drawing.render_clip(expr, np.random.default_rng(5), num_frames=frames, size=size)
         assert clip.shape == (frames, size, size, 3) and clip.dtype == np.uint8
     a = syn.sample(np.random.default_rng(7))
     b = syn.sample(np.random.default_rng(7))
@@ -167,14 +172,14 @@ def test_render_shape_dtype_and_determinism():
 
 
 def test_expression_unfolds_over_time():
-    clip = syn.render_clip(syn.CLASSES["surprise"], np.random.default_rng(3), num_frames=16)
-    neutral = syn.render_clip(syn.CLASSES["neutral"], np.random.default_rng(3), num_frames=16)
+    clip = drawing.render_clip(syn.CLASSES["surprise"], np.random.default_rng(3), num_frames=16)
+    neutral = drawing.render_clip(syn.CLASSES["neutral"], np.random.default_rng(3), num_frames=16)
     diff = np.abs(clip.astype(int) - neutral.astype(int)).mean(axis=(1, 2, 3))
     assert diff[0] < 0.5 * diff[-1]  # starts near neutral, ends far from it
 
 
 def _final_frame(expr, seed=11, size=64):
-    return syn.render_clip(expr, np.random.default_rng(seed), num_frames=8, size=size)[-1]
+    return drawing.render_clip(expr, np.random.default_rng(seed), num_frames=8, size=size)[-1]
 
 
 @pytest.mark.parametrize(
@@ -188,14 +193,14 @@ def _final_frame(expr, seed=11, size=64):
 def test_cues_are_visually_distinct(cue, region):
     base = syn.CLASSES["neutral"]
     frames = {}
-    for value in syn.CUES[cue]:
-        expr = syn.Expression(**{**base.__dict__, cue: value})
+    for value in cues.CUES[cue]:
+        expr = cues.Expression(**{**base.__dict__, cue: value})
         frames[value] = _final_frame(expr).astype(np.float32)
-    for a, b in itertools.combinations(syn.CUES[cue], 2):
+    for a, b in itertools.combinations(cues.CUES[cue], 2):
         inside = np.abs(frames[a][region] - frames[b][region]).mean()
         assert inside > 3.0, (cue, a, b, inside)
     # Nuisance is shared: the change is local, the background is identical.
-    first, second = frames[syn.CUES[cue][0]], frames[syn.CUES[cue][1]]
+    first, second = frames[cues.CUES[cue][0]], frames[cues.CUES[cue][1]]
     assert np.array_equal(first[:, :3], second[:, :3])
     assert np.abs(first[region] - second[region]).mean() > 2 * np.abs(first - second).mean()
 
@@ -210,12 +215,12 @@ _CUE_WORDS = {
 def test_captions_vary_and_mention_cues():
     rng = np.random.default_rng(0)
     expr = syn.CLASSES["fear"]
-    caps = [syn.caption(expr, rng) for _ in range(300)]
+    caps = [captions.caption(expr, rng) for _ in range(300)]
     assert len(set(caps)) > 200
     vocab = {
         value: _words(captions.NOUNS[cue][value])
         | _words(p for _, p in captions.CLAUSES[cue][value])
-        for cue, value in zip(syn.CUES, (expr.mouth, expr.brows, expr.eyes))
+        for cue, value in zip(cues.CUES, (expr.mouth, expr.brows, expr.eyes))
     }
     for text in caps:
         assert text[0].isupper() and text.endswith(".")
@@ -226,7 +231,7 @@ def test_captions_vary_and_mention_cues():
     for text in caps:
         tokens = re.findall(r"[a-z]+", text.lower())
         firsts.add(next(c for t in tokens for c, ws in _CUE_WORDS.items() if t in ws))
-    assert firsts == set(syn.CUES)
+    assert firsts == set(cues.CUES)
     # Synonyms: several different phrasings of the same cue value.
     used = {np_ for np_ in captions.NOUNS["mouth"]["open"] if any(np_ in c.lower() for c in caps)}
     assert len(used) >= 4
@@ -242,7 +247,7 @@ def test_captions_are_not_class_descriptions():
     descriptions = set(syn.class_descriptions().values())
     for expr in syn.CLASSES.values():
         for _ in range(50):
-            text = syn.caption(expr, rng)
+            text = captions.caption(expr, rng)
             assert text.rstrip(".") not in descriptions
             assert not text.startswith("A facial expression")
 
@@ -252,7 +257,7 @@ def test_text_fits_a_32_token_context():
     pytest.importorskip("open_clip")
     rng = np.random.default_rng(4)
     texts = list(syn.class_descriptions().values())
-    texts += [syn.caption(e, rng) for e in syn.training_expressions() for _ in range(20)]
+    texts += [captions.caption(e, rng) for e in syn.training_expressions() for _ in range(20)]
     assert max(tokenizer.count_tokens(t) for t in texts) <= 32
 
 

@@ -4,6 +4,8 @@ temporal init, and the synthetic data's render sizes and codec augmentation. Tin
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -272,9 +274,12 @@ def test_recipe_config_is_the_shipped_models(repo_root):
 # Written from reference.md §3 (table rows "Temporal sampling", "Frames per clip", "Batch size",
 # "Epochs", "LR", "Schedule", "Optimiser", "Optional fine-tuning") and §8, one row per shipped recipe:
 # (authors' script, temporal stride k, frames T, batch per process, epochs, lr, backbone lr scale,
-#  schedule, milestones, gamma, optimiser, momentum, weight decay).
+#  schedule, milestones, gamma, optimiser, momentum, weight decay). Every value cites the file and
+# line of the authors' repository (NickyFot/EmoCLIP at commit 6b4decfb12a8c8b9cfd152a6ce70bdd20e021aa1,
+# 2024-07-25) it comes from: the launch script's variable, or the Python line that the script
+# leaves at its default. experiments/ holds the scripts; config.py the argparse defaults.
 AUTHORS_RECIPES = {
-    # MAFW_train_hpc.sh: TemporalDownSample(2) (as the config default), clip_len 32, 64 x 2 GPUs, 30 epochs
+    # The code's reading (CLIP frozen: no --finetune flag), the default; see the YAML's header.
     "mafw-emoclip.yaml": dict(
         script="MAFW_train_hpc.sh",
         stride=2,
@@ -289,8 +294,23 @@ AUTHORS_RECIPES = {
         optim="sgd",
         momentum=0.9,
         weight_decay=5e-4,
+        cites=dict(
+            stride="experiments/MAFW_train_hpc.sh:22 downsample=2",
+            frames="experiments/MAFW_train_hpc.sh:23 clip_len=32",
+            batch="experiments/MAFW_train_hpc.sh:17 batch_size=64 (per process; num_gpus=2 at :29)",
+            epochs="experiments/MAFW_train_hpc.sh:18 num_epochs=30",
+            lr="experiments/MAFW_train_hpc.sh:19 lr=0.001",
+            backbone_lr_scale="experiments/MAFW_train_hpc.sh:34-47 pass no --finetune "
+            "(config.py:20-21 default False): every CLIP weight frozen",
+            schedule="train.py:161 lr_scheduler.MultiStepLR",
+            milestones="train.py:161 milestones=[15, 35, 50]",
+            gamma="train.py:161 gamma=0.1",
+            optim='experiments/MAFW_train_hpc.sh:24 optim="SGD"',
+            momentum="train.py:149 momentum=0.9",
+            weight_decay="config.py:38 --wd default 0.0005 (the script passes none)",
+        ),
     ),
-    # MAFW_finetune_hpc.sh: k=4, 128 x 2 GPUs, 30 epochs, backbone at lr x 0.001
+    # The paper's reading (section 3.1: the encoders fine-tuned on the FER domain).
     "mafw-finetune.yaml": dict(
         script="MAFW_finetune_hpc.sh",
         stride=4,
@@ -305,10 +325,24 @@ AUTHORS_RECIPES = {
         optim="sgd",
         momentum=0.9,
         weight_decay=5e-4,
+        cites=dict(
+            stride="experiments/MAFW_finetune_hpc.sh:23 downsample=4",
+            frames="experiments/MAFW_finetune_hpc.sh:24 clip_len=32",
+            batch="experiments/MAFW_finetune_hpc.sh:18 batch_size=128 (num_gpus=2 at :30)",
+            epochs="experiments/MAFW_finetune_hpc.sh:19 num_epochs=30",
+            lr="experiments/MAFW_finetune_hpc.sh:20 lr=0.001",
+            backbone_lr_scale="experiments/MAFW_finetune_hpc.sh:49-51 --finetune --text --visual; "
+            "train.py:128-133 unfreeze them, train.py:140 their group at cnf.lr * 0.001",
+            schedule="train.py:161 lr_scheduler.MultiStepLR",
+            milestones="train.py:161 milestones=[15, 35, 50]",
+            gamma="train.py:161 gamma=0.1",
+            optim='experiments/MAFW_finetune_hpc.sh:25 optim="SGD"',
+            momentum="train.py:149 momentum=0.9",
+            weight_decay="config.py:38 --wd default 0.0005 (the script passes none)",
+        ),
     ),
-    # DFEW_trainsupervised (train_supervised.py): k=4, 128 x 2 GPUs, 50 epochs, MultiStepLR [25, 50]
     "dfew-supervised.yaml": dict(
-        script="DFEW_trainsupervised",
+        script="DFEW_trainsupervised_hpc.sh",
         stride=4,
         frames=32,
         batch=128,
@@ -321,8 +355,36 @@ AUTHORS_RECIPES = {
         optim="sgd",
         momentum=0.9,
         weight_decay=5e-4,
+        cites=dict(
+            stride="experiments/DFEW_trainsupervised_hpc.sh:22 downsample=4",
+            frames="experiments/DFEW_trainsupervised_hpc.sh:23 clip_len=32",
+            batch="experiments/DFEW_trainsupervised_hpc.sh:17 batch_size=128 (num_gpus=2 at :29)",
+            epochs="experiments/DFEW_trainsupervised_hpc.sh:18 num_epochs=50",
+            lr="experiments/DFEW_trainsupervised_hpc.sh:19 lr=0.001",
+            backbone_lr_scale="experiments/DFEW_trainsupervised_hpc.sh:33-45 pass no --finetune "
+            "(config.py:20-21 default False)",
+            schedule="train_supervised.py:163 lr_scheduler.MultiStepLR",
+            milestones="train_supervised.py:163 milestones=[25, 50]",
+            gamma="train_supervised.py:163 gamma=0.1",
+            optim='experiments/DFEW_trainsupervised_hpc.sh:24 optim="SGD"',
+            momentum="train_supervised.py:151 momentum=0.9",
+            weight_decay="config.py:38 --wd default 0.0005 (the script passes none)",
+        ),
     ),
 }
+_CITED = re.compile(r"^(experiments/\w+\.sh|\w+\.py):\d+(-\d+)? ")
+
+
+def test_every_authors_value_cites_its_script_and_line():
+    for name, row in AUTHORS_RECIPES.items():
+        values = set(row) - {"script", "cites"}
+        assert set(row["cites"]) == values, name  # every value, nothing else
+        for key, cite in row["cites"].items():
+            assert _CITED.match(cite), (name, key, cite)
+        launch = [c for c in row["cites"].values() if c.startswith("experiments/")]
+        assert all(c.startswith(f"experiments/{row['script']}:") for c in launch), name
+
+
 # Ours, not the authors' (README "The offline model"): checked against its own row so that a change
 # to it is deliberate. Synthetic clips are rendered with T frames, so there is no temporal stride.
 OUR_RECIPES = {

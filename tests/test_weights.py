@@ -15,7 +15,7 @@ import torch
 from hub_fixtures import COMMIT, fake_hub, fake_open_clip_tag, populate_cache
 
 import emoclip
-from emoclip.weights import factory, hub
+from emoclip.weights import hub, registry
 from emoclip.weights.files import CheckpointError, read_state_dict, save_checkpoint
 from emoclip.weights.registry import ModelSpec, WeightsNotFoundError
 
@@ -97,9 +97,9 @@ def test_plain_torch_checkpoint_is_read_safely(tmp_path):
 def hub_spec(monkeypatch):
     """Register a Hub-backed tiny model under the tiny test config."""
     spec = dataclasses.replace(
-        factory.get_spec("test-emoclip-tiny"), hub_repo="someorg/emoclip-tiny", random_init=False
+        registry.get_spec("test-emoclip-tiny"), hub_repo="someorg/emoclip-tiny", random_init=False
     )
-    monkeypatch.setitem(factory.REGISTRY, "test-emoclip-tiny", spec)
+    monkeypatch.setitem(registry.REGISTRY, "test-emoclip-tiny", spec)
     return spec
 
 
@@ -116,7 +116,7 @@ def test_resolution_order_local_dirs_before_hub_cache(tiny_model, tmp_path, hub_
             "test-emoclip-tiny.json": hub_dir / "test-emoclip-tiny.json",
         },
     )
-    src = factory.resolve("test-emoclip-tiny", cache_dir=cache)
+    src = registry.resolve("test-emoclip-tiny", cache_dir=cache)
     assert src.kind == "hub-cache" and src.available
     loaded = emoclip.load_model("test-emoclip-tiny", cache_dir=cache)
     assert "snapshots" in src.path and _same_outputs(loaded, tiny_model)
@@ -128,24 +128,24 @@ def test_resolution_order_local_dirs_before_hub_cache(tiny_model, tmp_path, hub_
     env_dir, arg_dir = tmp_path / "env", tmp_path / "arg"
     _save_tiny(tiny_model, env_dir / "test-emoclip-tiny.safetensors")
     monkeypatch.setenv("EMOCLIP_WEIGHTS_DIR", str(env_dir))
-    assert factory.resolve("test-emoclip-tiny", cache_dir=cache).location.startswith(str(env_dir))
+    assert registry.resolve("test-emoclip-tiny", cache_dir=cache).location.startswith(str(env_dir))
     _save_tiny(tiny_model, arg_dir / "test-emoclip-tiny.safetensors")
-    src = factory.resolve("test-emoclip-tiny", weights_dirs=[arg_dir], cache_dir=cache)
+    src = registry.resolve("test-emoclip-tiny", weights_dirs=[arg_dir], cache_dir=cache)
     assert src.kind == "local" and src.location.startswith(str(arg_dir))
     explicit = _save_tiny(tiny_model, tmp_path / "x" / "any.safetensors")
-    assert factory.resolve(
+    assert registry.resolve(
         "test-emoclip-tiny", weights=explicit, weights_dirs=[arg_dir]
     ).location == str(explicit)
     with pytest.raises(WeightsNotFoundError, match="not found"):
-        factory.resolve("test-emoclip-tiny", weights=tmp_path / "nope.safetensors")
+        registry.resolve("test-emoclip-tiny", weights=tmp_path / "nope.safetensors")
 
 
 def test_nothing_available_lists_what_was_tried(tmp_path, hub_spec, monkeypatch):
     monkeypatch.setitem(
-        factory.REGISTRY,
+        registry.REGISTRY,
         "emoclip-vitb32",
         dataclasses.replace(
-            factory.get_spec("emoclip-vitb32"),
+            registry.get_spec("emoclip-vitb32"),
             hub_repo="someorg/none",
             hub_repo_env=None,
             hub_revision_env=None,
@@ -190,12 +190,12 @@ def test_download_through_huggingface_hub_from_local_endpoint(
             c, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}"
         )
         cache = tmp_path / "cache"
-        assert factory.resolve("test-emoclip-tiny", cache_dir=cache).kind == "hub-download"
+        assert registry.resolve("test-emoclip-tiny", cache_dir=cache).kind == "hub-download"
         loaded = emoclip.load_model("test-emoclip-tiny", cache_dir=cache)
         assert any("test-emoclip-tiny.safetensors" in r for r in requests)
     assert _same_outputs(loaded, tiny_model)
     # now cached: found with the Hub gone
-    assert factory.resolve("test-emoclip-tiny", cache_dir=cache).kind == "hub-cache"
+    assert registry.resolve("test-emoclip-tiny", cache_dir=cache).kind == "hub-cache"
 
 
 def test_unreachable_hub_is_decided_quickly(online, monkeypatch, tmp_path, hub_spec):
@@ -236,16 +236,16 @@ def test_clip_baseline_from_open_clip_pretrained_cache(tmp_path, monkeypatch):
 
     from safetensors.torch import save_file
 
-    base = factory.get_spec("test-clip-tiny").config()
+    base = registry.get_spec("test-clip-tiny").config()
     cfg = base.replace(model=dataclasses.replace(base.model, backbone_pretrained="fake"))
     spec = dataclasses.replace(
-        factory.get_spec("test-clip-tiny"), backbone_only=True, random_init=False
+        registry.get_spec("test-clip-tiny"), backbone_only=True, random_init=False
     )
     monkeypatch.setattr(ModelSpec, "config", lambda self: cfg)
-    monkeypatch.setitem(factory.REGISTRY, "test-clip-tiny", spec)
+    monkeypatch.setitem(registry.REGISTRY, "test-clip-tiny", spec)
     fake_open_clip_tag(monkeypatch, cfg.model.backbone, "fake", "someorg/tiny-clip/")
     cache = tmp_path / "hf"
-    assert factory.resolve("test-clip-tiny", cache_dir=cache).available is False
+    assert registry.resolve("test-clip-tiny", cache_dir=cache).available is False
 
     torch.manual_seed(3)
     donor = emoclip.EmoCLIP(cfg)
@@ -258,7 +258,7 @@ def test_clip_baseline_from_open_clip_pretrained_cache(tmp_path, monkeypatch):
     populate_cache(
         cache, "someorg/tiny-clip", {"open_clip_model.safetensors": tmp_path / "w.safetensors"}
     )
-    src = factory.resolve("test-clip-tiny", cache_dir=cache)
+    src = registry.resolve("test-clip-tiny", cache_dir=cache)
     assert src.kind == "open_clip-cache" and src.location == "hf-hub:someorg/tiny-clip"
     model = emoclip.load_model("test-clip-tiny", cache_dir=cache)
     assert _same_outputs(model, donor.eval())
@@ -269,7 +269,7 @@ def test_clip_baseline_from_open_clip_pretrained_cache(tmp_path, monkeypatch):
 
 
 def test_no_default_hub_repo_fails_fast_with_instructions(online, monkeypatch, tmp_path):
-    spec = factory.get_spec("emoclip-vitb32")
+    spec = registry.get_spec("emoclip-vitb32")
     assert (
         spec.hub_repo is None and spec.repo() is None and spec.hub_label() is None
     )  # no namespace we do not own
@@ -294,12 +294,12 @@ def test_no_default_hub_repo_fails_fast_with_instructions(online, monkeypatch, t
 def env_hub(monkeypatch):
     """test-emoclip-tiny resolved from the Hub like emoclip-vitb32: by EMOCLIP_HUB_REPO/REVISION only."""
     spec = dataclasses.replace(
-        factory.get_spec("test-emoclip-tiny"),
+        registry.get_spec("test-emoclip-tiny"),
         hub_repo_env="EMOCLIP_HUB_REPO",
         hub_revision_env="EMOCLIP_HUB_REVISION",
         random_init=False,
     )
-    monkeypatch.setitem(factory.REGISTRY, "test-emoclip-tiny", spec)
+    monkeypatch.setitem(registry.REGISTRY, "test-emoclip-tiny", spec)
     monkeypatch.setenv("EMOCLIP_HUB_REPO", "someorg/emoclip-tiny")
     return spec
 
@@ -345,7 +345,7 @@ def test_pinned_revision_is_downloaded_verified_and_shown(
     monkeypatch.setenv("EMOCLIP_HUB_REVISION", COMMIT)
     requests = served(_hub_files(tiny_model, tmp_path / "src"))
     cache = tmp_path / "cache"
-    src = factory.resolve("test-emoclip-tiny", cache_dir=cache)
+    src = registry.resolve("test-emoclip-tiny", cache_dir=cache)
     assert src.kind == "hub-download"
     assert src.location == f"hf-hub:someorg/emoclip-tiny@{COMMIT}/test-emoclip-tiny.safetensors"
     assert f"someorg/emoclip-tiny@{COMMIT}" in str(src)  # what `emoclip models` prints
@@ -355,7 +355,7 @@ def test_pinned_revision_is_downloaded_verified_and_shown(
     assert loaded.source == f"{src.location} (sha256 verified)" and _same_outputs(
         loaded, tiny_model
     )
-    cached = factory.resolve(
+    cached = registry.resolve(
         "test-emoclip-tiny", cache_dir=cache
     )  # the pinned snapshot, now cached
     assert cached.kind == "hub-cache" and cached.location == src.location and COMMIT in cached.path
@@ -365,7 +365,7 @@ def test_missing_revision_is_shown_unpinned_with_a_warning(
     tiny_model, tmp_path, env_hub, served, caplog
 ):
     served(_hub_files(tiny_model, tmp_path / "src"))
-    src = factory.resolve("test-emoclip-tiny", cache_dir=tmp_path / "cache")
+    src = registry.resolve("test-emoclip-tiny", cache_dir=tmp_path / "cache")
     assert env_hub.hub_label() == "someorg/emoclip-tiny@main (unpinned)"
     assert (
         src.location == "hf-hub:someorg/emoclip-tiny@main/test-emoclip-tiny.safetensors (unpinned)"
@@ -430,7 +430,7 @@ def test_check_bounds_caps_fields_and_the_total(tiny_model, tmp_path):
 
     base = tiny_model.config.to_dict()
     assert 3e6 < EmoCLIPConfig.from_dict(base).check_bounds() < 4e6  # the tiny model: ~3.5 M
-    paper = factory.get_spec("emoclip-vitb32").config().check_bounds()
+    paper = registry.get_spec("emoclip-vitb32").config().check_bounds()
     assert (
         abs(paper - 219_966_721) / 219_966_721 < 0.01
     )  # reference.md §7.1: 151,277,313 + 68,689,408

@@ -291,6 +291,67 @@ def _load_json(path: Path) -> tuple[np.ndarray, dict[str, list[str] | None]]:
     }
 
 
+_Meta = dict[str, list[str] | None]
+
+
+def _read_npy(path: Path, size: int) -> np.ndarray:
+    """One numeric ``.npy`` array, its header checked first; pickled object arrays refused."""
+    src = path.name
+    with path.open("rb") as fp:
+        _check_npy_header(fp, size, src)
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+            raise ValueError(
+                f"{src}: contains an object (pickled) array, which is refused"
+            ) from None
+        raise ValueError(f"{src}: cannot be read as .npy ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"{src}: cannot be read as .npy ({exc})") from None
+    if not isinstance(arr, np.ndarray):
+        raise ValueError(f"{src}: not a single .npy array")
+    return arr
+
+
+def _read_points(
+    path: Path, size: int, expected_dim: int | None, max_points: int, max_bytes: int
+) -> tuple[np.ndarray, _Meta]:
+    """The checked (N, D) embeddings of a file and its per-point fields, by the file's suffix."""
+    suffix = path.suffix.lower()
+    src = path.name
+    meta: _Meta = {"ids": None, "labels": None, "kinds": None, "hovers": None}
+    limits: dict[str, Any] = dict(source=src, expected_dim=expected_dim, max_points=max_points)
+    if suffix == ".npz":
+        arrays = _load_npz(path, max_bytes)
+        if "embeddings" not in arrays:
+            raise ValueError(f"{src}: no 'embeddings' array (found {sorted(arrays)[:10]})")
+        emb = _check_loaded(arrays["embeddings"], **limits)
+        for key in ("ids", "labels", "kinds", "hovers"):
+            meta[key] = _strings(arrays.get(key), len(emb), key, src)
+    elif suffix == ".npy":
+        emb = _check_loaded(_read_npy(path, size), **limits)
+    elif suffix == ".csv":
+        try:
+            raw, meta["ids"] = _load_csv(path, expected_dim, max_points)
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{src}: not UTF-8 text ({exc})") from None
+        except csv.Error as exc:
+            raise ValueError(f"{src}: invalid CSV ({exc})") from None
+        emb = _check_loaded(raw, **limits)
+        if meta["ids"] is not None:
+            meta["labels"] = list(meta["ids"])
+            meta["ids"] = _unique(meta["ids"])
+    elif suffix == ".json":
+        raw, meta = _load_json(path)
+        emb = _check_loaded(raw, **limits)
+    else:
+        raise ValueError(
+            f"{src}: unsupported file type {suffix or '(none)'!r}; use .npz, .npy, .csv or .json"
+        )
+    return emb, meta
+
+
 def load_embeddings(
     path: str | Path,
     *,
@@ -328,52 +389,7 @@ def load_embeddings(
     size = path.stat().st_size
     if size > max_bytes:
         raise ValueError(f"{path.name}: file is {size} bytes, more than the limit of {max_bytes}")
-    suffix = path.suffix.lower()
-    src = path.name
-    meta: dict[str, list[str] | None] = {"ids": None, "labels": None, "kinds": None, "hovers": None}
-    if suffix == ".npz":
-        arrays = _load_npz(path, max_bytes)
-        if "embeddings" not in arrays:
-            raise ValueError(f"{src}: no 'embeddings' array (found {sorted(arrays)[:10]})")
-        emb = _check_loaded(
-            arrays["embeddings"], source=src, expected_dim=expected_dim, max_points=max_points
-        )
-        for key in ("ids", "labels", "kinds", "hovers"):
-            meta[key] = _strings(arrays.get(key), len(emb), key, src)
-    elif suffix == ".npy":
-        with path.open("rb") as fp:
-            _check_npy_header(fp, size, src)
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            if "pickle" in str(exc).lower() or "object" in str(exc).lower():
-                raise ValueError(
-                    f"{src}: contains an object (pickled) array, which is refused"
-                ) from None
-            raise ValueError(f"{src}: cannot be read as .npy ({exc})") from None
-        except (OSError, EOFError) as exc:
-            raise ValueError(f"{src}: cannot be read as .npy ({exc})") from None
-        if not isinstance(arr, np.ndarray):
-            raise ValueError(f"{src}: not a single .npy array")
-        emb = _check_loaded(arr, source=src, expected_dim=expected_dim, max_points=max_points)
-    elif suffix == ".csv":
-        try:
-            raw, meta["ids"] = _load_csv(path, expected_dim, max_points)
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"{src}: not UTF-8 text ({exc})") from None
-        except csv.Error as exc:
-            raise ValueError(f"{src}: invalid CSV ({exc})") from None
-        emb = _check_loaded(raw, source=src, expected_dim=expected_dim, max_points=max_points)
-        if meta["ids"] is not None:
-            meta["labels"] = list(meta["ids"])
-            meta["ids"] = _unique(meta["ids"])
-    elif suffix == ".json":
-        raw, meta = _load_json(path)
-        emb = _check_loaded(raw, source=src, expected_dim=expected_dim, max_points=max_points)
-    else:
-        raise ValueError(
-            f"{src}: unsupported file type {suffix or '(none)'!r}; use .npz, .npy, .csv or .json"
-        )
+    emb, meta = _read_points(path, size, expected_dim, max_points, max_bytes)
     return _make_points(emb, meta["ids"], meta["labels"], meta["kinds"], meta["hovers"], kind)
 
 

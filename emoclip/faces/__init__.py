@@ -8,7 +8,10 @@ Modules:
     boxes: `FaceBox`, the thresholds of a trustworthy face, `min_track_frames`, `merge_duplicates`.
     detection: `FaceDetector` (MediaPipe BlazeFace short range), `default_detector_model`.
     crops: `square_box`, `crop_square`, `center_crop`.
-    tracking: `Track`, `FaceTracker`, and `FaceCropper` (detect + track + crop per frame).
+    tracking: `Track`, `FaceTracker`, and `FaceCropper` (detect + track + verify + crop).
+    search: a photo's faces (`find_faces`: tile search, face-presence check, `order_faces`).
+    verify: `FaceVerifier` (MediaPipe face-landmark model's face-presence score).
+    tflite: `TFLiteModel` (a raw ``.tflite`` model through LiteRT or OpenCV).
 
 The public names are re-exported here, so ``from emoclip.faces import FaceCropper`` keeps working.
 """

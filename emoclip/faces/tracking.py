@@ -1,5 +1,11 @@
 """Face tracking over sampled frames: `Track`, the greedy IoU `FaceTracker`, and `FaceCropper`,
-the front that detects, merges duplicates, tracks and crops the faces of each frame (`FaceCrop`).
+the front that detects, merges duplicates, tracks, verifies and crops the faces of each frame
+(`FaceCrop`).
+
+A track is a person only once the face-presence model (`emoclip.faces.verify`) has passed one of
+its boxes: it is checked on its first frame and again on frames 2, 4, 8, 16, ... of the track
+until one passes, so an object the detector keeps finding never becomes a person, and a face
+that later turns away or looks down keeps the track it was verified on.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import numpy as np
 from emoclip.faces.boxes import MIN_FACE_SCORE, NEAR_CENTRE, FaceBox, merge_duplicates
 from emoclip.faces.crops import center_crop, crop_square
 from emoclip.faces.detection import Detector, FaceDetector
+from emoclip.faces.search import Verifier, confidence
 
 __all__ = ["INTERPOLATE_MIN_IOU", "FaceCrop", "FaceCropper", "FaceTracker", "Track"]
 
@@ -27,12 +34,15 @@ class Track:
         frames: Frame indices where the face was matched, increasing.
         boxes: The matched box for each entry of `frames`.
         missed: Consecutive tracker updates without a match (tracker state; 0 after a match).
+        verified: Whether the face-presence check passed one of its boxes; None when no check
+            ran (no verifier), which does not stop the track being a person.
     """
 
     id: int
     frames: list[int] = field(default_factory=list)
     boxes: list[FaceBox] = field(default_factory=list)
     missed: int = 0  # consecutive updates without a match
+    verified: bool | None = None
 
     @property
     def length(self) -> int:
@@ -50,8 +60,13 @@ class Track:
         return float(np.mean([b.score for b in self.boxes])) if self.boxes else 0.0
 
     def stable(self, min_frames: int, min_score: float = MIN_FACE_SCORE) -> bool:
-        """Whether the track counts as a person: at least `min_frames` frames, mean score >= `min_score`."""
-        return self.length >= max(min_frames, 1) and self.mean_score >= min_score
+        """Whether the track counts as a person: at least `min_frames` frames, mean score >=
+        `min_score`, and not failed by the face-presence check (`verified` is not False)."""
+        return (
+            self.length >= max(min_frames, 1)
+            and self.mean_score >= min_score
+            and self.verified is not False
+        )
 
     @property
     def last_box(self) -> FaceBox | None:
@@ -221,6 +236,9 @@ class FaceCropper:
             default `MIN_FACE_SCORE`.
         detector: A detector to use instead of a new `FaceDetector`; the caller keeps ownership
             (`close` does not close it).
+        verifier: The face-presence check of new tracks (see the module); default: the
+            `detector` itself when it has ``presence`` (a predictor's shared detector), else a new
+            `FaceVerifier` when the cropper makes its own detector, else none.
 
     Duplicate detections of one face in a frame are merged (`merge_duplicates`) before tracking.
     """
@@ -234,6 +252,7 @@ class FaceCropper:
         max_faces: int = 4,
         min_confidence: float = MIN_FACE_SCORE,
         detector: Detector | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         if fallback not in _FALLBACKS:
             raise ValueError(f"fallback must be one of {_FALLBACKS}, got {fallback!r}")
@@ -252,6 +271,7 @@ class FaceCropper:
         self.max_faces = int(max_faces)
         self._owns_detector = detector is None
         self.detector = detector if detector is not None else FaceDetector(min_confidence)
+        self.verifier = verifier if verifier is not None else _default_verifier(detector)
         self.tracker = FaceTracker()
         self.frames_without_face: list[int] = []
         self._last_boxes: list[FaceBox] | None = None  # the last frame's boxes (for crop_pair)
@@ -308,6 +328,8 @@ class FaceCropper:
 
     def _crops(self, image: np.ndarray, frame_index: int, boxes: list[FaceBox]) -> list[FaceCrop]:
         ids = self.tracker.update(frame_index, boxes)
+        for tid, box in zip(ids, boxes, strict=True):
+            self._verify(image, self.tracker.tracks[tid], box)
         self._last_boxes = boxes
         if not boxes:
             self.frames_without_face.append(frame_index)
@@ -318,6 +340,12 @@ class FaceCropper:
             FaceCrop(tid, box, crop_square(image, box, margin=self.margin, size=self.size))
             for tid, box in zip(ids, boxes, strict=True)
         ]
+
+    def _verify(self, image: np.ndarray, track: Track, box: FaceBox) -> None:
+        """Check an unverified track's newest box on its 1st, 2nd, 4th, 8th, ... frame."""
+        if self.verifier is None or track.verified or track.length & (track.length - 1):
+            return
+        track.verified = confidence(box.score, self.verifier.presence(image, box)) is not None
 
     @property
     def tracks(self) -> list[Track]:
@@ -345,3 +373,13 @@ class FaceCropper:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _default_verifier(detector: Detector | None) -> Verifier | None:
+    """The detector's own check when it has one; a new `FaceVerifier` for a cropper's own
+    detector; else none."""
+    if detector is None:
+        from emoclip.faces.verify import FaceVerifier
+
+        return FaceVerifier()
+    return detector if hasattr(detector, "presence") else None  # type: ignore[return-value]

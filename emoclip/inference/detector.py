@@ -1,4 +1,5 @@
-"""The face detector a predictor shares between its requests: made on first use, one frame at a time.
+"""The face detector (and face-presence verifier) a predictor shares between its requests: made
+on first use, one frame at a time.
 
 MediaPipe's detector is not safe to call from two threads at once and costs a model load to make,
 so each `EmotionPredictor` owns one `SharedDetector`: it creates the `faces.FaceDetector` lazily
@@ -15,15 +16,25 @@ import numpy as np
 
 if TYPE_CHECKING:
     from emoclip.faces import FaceBox, FaceDetector
+    from emoclip.faces.verify import FaceVerifier
 
 __all__ = ["LockedDetector", "SharedDetector"]
 
 
 class LockedDetector:
-    """One MediaPipe detector shared by concurrent requests, one frame at a time."""
+    """One MediaPipe detector shared by concurrent requests, one frame at a time, and the
+    face-presence check of its boxes (`emoclip.faces.verify.FaceVerifier`)."""
 
-    def __init__(self, detector: Any, lock: threading.Lock) -> None:
-        self._detector, self._lock = detector, lock
+    def __init__(self, detector: Any, lock: threading.Lock, verifier: Any = None) -> None:
+        self._detector, self._lock, self._verifier = detector, lock, verifier
+
+    def presence(self, image: np.ndarray, box: FaceBox) -> float:
+        """Face-presence probability of `box` in the (H, W, 3) uint8 RGB `image` (1.0 when the
+        predictor has no verifier)."""
+        if self._verifier is None:
+            return 1.0
+        result: float = self._verifier.presence(image, box)
+        return result
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         """Faces of one (H, W, 3) uint8 RGB frame, waiting for other requests' calls to finish."""
@@ -40,21 +51,32 @@ class SharedDetector:
 
     def __init__(self) -> None:
         self._detector: FaceDetector | None = None
+        self._verifier: FaceVerifier | None = None
         self._create_lock = threading.Lock()
         self._call_lock = threading.Lock()
 
     def get(self) -> FaceDetector:
         """The detector itself, created on the first call (calls to it are not serialised)."""
         from emoclip.faces import FaceDetector
+        from emoclip.faces.search import SEARCH_SCORE
 
         with self._create_lock:
             if self._detector is None:
-                self._detector = FaceDetector()
+                self._detector = FaceDetector(SEARCH_SCORE)
             return self._detector
+
+    def verifier(self) -> FaceVerifier:
+        """The face-presence verifier, created on the first call."""
+        from emoclip.faces.verify import FaceVerifier
+
+        with self._create_lock:
+            if self._verifier is None:
+                self._verifier = FaceVerifier()
+            return self._verifier
 
     def locked(self) -> LockedDetector:
         """A view of the detector whose calls wait for each other (for decode threads)."""
-        return LockedDetector(self.get(), self._call_lock)
+        return LockedDetector(self.get(), self._call_lock, self.verifier())
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         """Faces of one (H, W, 3) uint8 RGB frame, best first, under the shared lock."""

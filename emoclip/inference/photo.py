@@ -1,11 +1,11 @@
-"""A still image as a one-frame clip: every face detected, cropped, encoded and pooled with T = 1.
+"""A still image as a one-frame clip: every face found, checked, cropped, encoded and pooled
+with T = 1.
 
-BlazeFace (short range) sees its input at 128x128 and finds faces down to about an eighth of the
-image's longer side: enough for a video frame of one subject, not for a group photo. Photos are
-therefore searched at several scales (`detect_all`): the whole image, then square tiles of half,
-a quarter, ... of its longer side overlapping by half, down to `MIN_TILE` pixels. A face at most
-half a tile wide lies wholly inside some tile, so detections that touch a tile's inner edge are
-dropped (the face is whole in a neighbour or at a coarser scale) and overlapping ones merged.
+The faces come from `emoclip.faces.search.find_faces`: a multi-scale tile search with BlazeFace,
+each candidate checked by the face-presence model, one box per face, best first (verified
+confidence, then size). Without a face the whole image (its centre square) is analysed and the
+result says so (``scope`` "whole image", a warning); a model that takes whole images (no face
+detection) says that instead.
 """
 
 from __future__ import annotations
@@ -24,80 +24,15 @@ if TYPE_CHECKING:
     from emoclip.media.images import StillImage
     from emoclip.model.network import EmoCLIP
 
-MIN_TILE = 300  # the smallest tile side: faces down to ~40 px wide are found
-PHOTO_MAX_FACES = 32  # faces reported per photo, largest first
-_EDGE = 2.0  # pixels: a detection this close to a tile's inner edge is cut by it
-_SAME_FACE = 0.5  # intersection over the smaller box above which two detections are one face
-
-
-def tiles(width: int, height: int, min_tile: int = MIN_TILE) -> list[tuple[int, int, int]]:
-    """Square tiles ``(x, y, side)`` of the multi-scale search, coarsest first (the whole image
-    is not among them). Sides halve from half the longer side down to `min_tile`; tiles overlap
-    by half a side and cover the image (the last row/column is aligned to the edge)."""
-    out: list[tuple[int, int, int]] = []
-    side = max(width, height) // 2
-    while side >= min_tile:
-        xs = _starts(width, side)
-        ys = _starts(height, side)
-        out += [(x, y, side) for y in ys for x in xs]
-        side //= 2
-    return out
-
-
-def _starts(length: int, side: int) -> list[int]:
-    if length <= side:
-        return [0]
-    stride = side // 2
-    starts = list(range(0, length - side + 1, stride))
-    if starts[-1] != length - side:
-        starts.append(length - side)
-    return starts
-
-
-def detect_all(detector: Any, image: np.ndarray, *, min_tile: int = MIN_TILE) -> list[FaceBox]:
-    """Every face of a photo, largest first (see the module docstring for the search).
-
-    Args:
-        detector: Has ``detect((H, W, 3) uint8 RGB) -> list[FaceBox]`` (a `faces.FaceDetector`).
-        image: ``(H, W, 3)`` uint8 RGB array.
-        min_tile: The smallest tile side in pixels.
-
-    Returns:
-        Face boxes in pixels of `image`, one per face, sorted by area, largest first.
-    """
-    from emoclip.faces import FaceBox
-
-    height, width = image.shape[:2]
-    found: list[FaceBox] = list(detector.detect(image))
-    for x, y, side in tiles(width, height, min_tile):
-        w, h = min(side, width - x), min(side, height - y)
-        for b in detector.detect(np.ascontiguousarray(image[y : y + h, x : x + w])):
-            cut = (
-                (b.x <= _EDGE and x > 0)
-                or (b.y <= _EDGE and y > 0)
-                or (b.x + b.w >= w - _EDGE and x + w < width)
-                or (b.y + b.h >= h - _EDGE and y + h < height)
-            )
-            if not cut:
-                found.append(FaceBox(b.x + x, b.y + y, b.w, b.h, b.score))
-    return _merge(found)
-
-
-def _merge(boxes: list[FaceBox]) -> list[FaceBox]:
-    """One box per face: the best-scoring of detections that overlap (intersection over the
-    smaller box > `_SAME_FACE`), sorted largest first."""
-    kept: list[FaceBox] = []
-    for b in sorted(boxes, key=lambda b: -b.score):
-        if all(_overlap(b, k) <= _SAME_FACE for k in kept):
-            kept.append(b)
-    return sorted(kept, key=lambda b: b.area, reverse=True)
-
-
-def _overlap(a: FaceBox, b: FaceBox) -> float:
-    ix = max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
-    iy = max(0.0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
-    smaller = min(a.area, b.area)
-    return ix * iy / smaller if smaller > 0 else 0.0
+PHOTO_MAX_FACES = 32  # faces reported per photo, best first
+NO_FACE_WARNING = (
+    "no face was found in the image: the whole image (its centre square) was analysed instead, "
+    "so the result does not describe a person"
+)
+WHOLE_IMAGE_WARNING = (
+    "this model analyses whole images: no face search ran, the result is for the whole image "
+    "(its centre square)"
+)
 
 
 class PhotoEncoder(Encoder, Protocol):
@@ -140,8 +75,8 @@ def encode_photo(
     """Encode a photo as a one-frame clip per face.
 
     Each face crop is encoded and pooled alone (T = 1: the temporal model for EmoCLIP, the
-    normalised frame embedding for mean pooling). Tracks are the faces, largest first (track 0,
-    the primary, gives the clip embedding); boxes are in pixels of the upright image. Without a
+    normalised frame embedding for mean pooling). Tracks are the faces, best first (track 0, the
+    primary, gives the clip embedding); boxes are in pixels of the upright image. Without a
     face the centre crop is analysed (fallback "center") or `NoFaceError` raised ("skip").
 
     Returns:
@@ -162,9 +97,10 @@ def encode_photo(
     t0 = time.perf_counter()
     boxes: list[FaceBox] = []
     if cfg.face_detection:
-        boxes = detect_all(predictor.locked_detector(), image)[
-            : max(predictor.max_faces, PHOTO_MAX_FACES)
-        ]
+        from emoclip.faces.search import find_faces
+
+        locked = predictor.locked_detector()
+        boxes = find_faces(locked, locked, image)[: max(predictor.max_faces, PHOTO_MAX_FACES)]
     if boxes:
         crops = [crop_square(image, b, margin=cfg.face_margin, size=size) for b in boxes]
     elif cfg.face_detection and predictor.face_fallback == "skip":
@@ -181,11 +117,7 @@ def encode_photo(
     timings["encode"] = t2 - t1
     pooled = predictor.pool(frame_emb[:, None, :])  # (N, D): each face a clip of T = 1
     timings["temporal"] = time.perf_counter() - t2
-    warnings = []
-    if cfg.face_detection and not boxes:
-        warnings.append(
-            "no face was found in the image: the whole image (centre crop) was analysed"
-        )
+    warnings = [NO_FACE_WARNING if cfg.face_detection else WHOLE_IMAGE_WARNING] if not boxes else []
     tracks = [(i, 1, 0.0, 0.0, pooled[i], i == 0) for i in range(len(boxes))]
     import cv2
 

@@ -32,10 +32,8 @@ from emoclip.inference.pipeline import encode_input
 from emoclip.inference.precision import Tower, TowerSelector, fast_temporal, requested_precision
 from emoclip.inference.scoring import as_embeddings, embedding_probabilities, score_encoding
 from emoclip.inference.settings import env_count, env_flag, env_float
-from emoclip.inference.timeline import window_spans  # noqa: F401 - defined in .timeline, re-exported here
 from emoclip.inference.tower_cache import default_cache_dir
 from emoclip.inference.tracks import frames_needed
-from emoclip.media import LimitError  # noqa: F401 - defined in .video (raised there too), re-exported here
 from emoclip.media.images import is_image_file
 from emoclip.media.inputs import ImageInput, VideoInput, VideoLimits
 from emoclip.model.network import EmoCLIP
@@ -94,9 +92,10 @@ class EmotionPredictor:
             detected too. Halves detection on steady footage (at 7.5 sampled fps a face moves a few
             pixels between samples, well inside the crop margin). None reads
             ``EMOCLIP_INTERPOLATE_FACES`` (default on).
-        min_face_score: Detections scoring less are not faces (README "Faces you can trust":
-            real faces measured 0.75-0.95, text, skin-coloured objects, a cat 0.50 at most). None
-            reads ``EMOCLIP_MIN_FACE_SCORE`` (default `faces.MIN_FACE_SCORE`, 0.6).
+        min_face_score: Detections scoring less are not faces (README "Faces in the wild": chosen
+            on the calibration part of the face evaluation set; tracks must also pass the
+            face-presence check). None
+            reads ``EMOCLIP_MIN_FACE_SCORE`` (default `faces.MIN_FACE_SCORE`, 0.5).
         min_track_frames: Sampled frames a face track needs to count as a person (shorter tracks
             are not reported and their frames count as frames without a face). None reads
             ``EMOCLIP_MIN_TRACK_FRAMES``, default `faces.min_track_frames` of the clip's sampled

@@ -2,7 +2,7 @@
 
 Frames are decoded one at a time and never all held in memory (except by `read_frames`, which is
 meant for short clips). Every frame that leaves this module is an upright ``(H, W, 3)`` uint8 RGB
-array with values in [0, 255]. Opening and validating a file is `video_probe`'s; `emoclip.media`
+array with values in [0, 255]. Opening and validating a file is `emoclip.media.probe`'s; `emoclip.media`
 re-exports the public names.
 
 Sampling is time-based and deterministic: with ``sample_fps`` the target times are ``start``,
@@ -171,7 +171,7 @@ def to_rgb(bgr: np.ndarray, manual_rotation: int, max_side: int | None) -> np.nd
 
     Args:
         bgr: ``(H, W, 3)`` uint8 BGR frame as OpenCV decodes it (``(H, W)`` grey is accepted).
-        manual_rotation: Degrees clockwise still to apply (see `video_probe.upright`).
+        manual_rotation: Degrees clockwise still to apply (see `emoclip.media.probe.upright`).
         max_side: Downsize (``cv2.INTER_AREA``) so that the longer side is at most this.
 
     Returns:

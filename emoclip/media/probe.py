@@ -2,7 +2,7 @@
 
 Cheap checks before FFmpeg sees a file (`check_file`: missing, a directory, empty, a still image),
 opening it (`open_capture`), its metadata (`probe_video`, `VideoInfo`), the errors
-(`VideoDecodeError`, `LimitError`) and the helpers the frame iterator (`video_frames`) shares:
+(`VideoDecodeError`, `LimitError`) and the helpers the frame iterator (`emoclip.media.frames`) shares:
 `upright`, `sane_fps`, `MAX_SANE_FPS`. `emoclip.media` re-exports the public names.
 
 Rotation: phone videos carry a display rotation (mp4 ``tkhd`` matrix / display-matrix side data).

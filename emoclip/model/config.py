@@ -213,7 +213,7 @@ def backbone_config(config: ModelConfig) -> dict[str, Any]:
     """The open_clip architecture dict of `config` (``embed_dim``, ``vision_cfg``, ``text_cfg``, ...)."""
     if config.backbone_config is not None:
         return copy.deepcopy(config.backbone_config)
-    import open_clip  # on use: reading model_config stays cheap
+    import open_clip  # on use: reading emoclip.model.config stays cheap
 
     found = open_clip.get_model_config(config.backbone)
     if found is None:

@@ -15,7 +15,12 @@ from emoclip.faces import center_crop
 from emoclip.media import VideoDecodeError, iter_frames
 from emoclip.model.config import PreprocessConfig
 from emoclip.model.preprocess import to_tensor
-from emoclip.train import synthetic as syn
+from emoclip.train import (
+    synthetic as syn,
+    synthetic_captions as captions,
+    synthetic_cues as cues,
+    synthetic_drawing as drawing,
+)
 from emoclip.train.augment import (
     EVAL_SAMPLINGS,
     augment_clip,
@@ -286,7 +291,7 @@ class SyntheticVideoDataset(torch.utils.data.Dataset):
 
     def _choose_pool(
         self, cfg: DataConfig, split: str
-    ) -> tuple[str | None, tuple[syn.Expression, ...]]:
+    ) -> tuple[str | None, tuple[cues.Expression, ...]]:
         """(generator split when the pool is exactly one, expressions drawn from)."""
         heldout = set(syn.HELDOUT) if cfg.synthetic_heldout else set()
         out = cfg.leave_out.strip().casefold() if cfg.leave_out else None
@@ -314,7 +319,7 @@ class SyntheticVideoDataset(torch.utils.data.Dataset):
         return self.length
 
     @property
-    def expressions(self) -> tuple[syn.Expression, ...]:
+    def expressions(self) -> tuple[cues.Expression, ...]:
         """The expressions (cue combinations) this split draws its clips from, read-only.
 
         Training never draws a held-out class's expression; validation and test draw only their
@@ -342,8 +347,11 @@ class SyntheticVideoDataset(torch.utils.data.Dataset):
             frames, text, name = syn.sample(rng, split=self._generator_split, num_frames=T, size=R)
         else:
             expr = self._pool[int(rng.integers(len(self._pool)))]
-            text = syn.caption(expr, rng)
-            frames, name = syn.render_clip(expr, rng, num_frames=T, size=R), self._names.get(expr)
+            text = captions.caption(expr, rng)
+            frames, name = (
+                drawing.render_clip(expr, rng, num_frames=T, size=R),
+                self._names.get(expr),
+            )
         if self.codec_aug:
             frames = np.stack([codec_augment(frame, rng) for frame in frames])
         if R != S:
@@ -381,6 +389,6 @@ class SyntheticVideoDataset(torch.utils.data.Dataset):
 _EVAL_CLASSES = {"validation": syn.VALIDATION, "test": syn.TEST}
 
 
-def _all_expressions() -> list[syn.Expression]:
+def _all_expressions() -> list[cues.Expression]:
     held = [syn.CLASSES[n] for n in syn.HELDOUT]
     return syn.training_expressions() + held

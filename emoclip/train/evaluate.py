@@ -23,8 +23,8 @@ chooses how the clips are shared out: ``authors`` (default) pads as the authors'
 clips); ``drop`` scores every clip exactly once. One process: no padding either way. Every report
 (JSON header, printed line) states the sampling and the padding used.
 
-The scoring functions (`evaluate_dataset`, `predict`, `score_gathered`, ...) live in `scoring`
-and are re-exported here.
+The scoring functions (`evaluate_dataset`, `predict`, `score_gathered`, ...) live in
+`emoclip.train.scoring`.
 """
 
 from __future__ import annotations
@@ -43,37 +43,21 @@ import torch
 from emoclip.train.augment import EVAL_SAMPLINGS
 from emoclip.train.data_config import DataConfig
 from emoclip.train.eval_report import (
-    SUMMARY_KEYS as SUMMARY_KEYS,
     fold_tag,
     write_fold,
     write_summary,
 )
 from emoclip.train.loading import build_dataset, class_set
 from emoclip.train.scoring import (
-    PADDINGS as PADDINGS,
-    evaluate_dataset as evaluate_dataset,
-    frame_sampling as frame_sampling,
-    predict as predict,
-    score_gathered as score_gathered,
-    shard_indices as shard_indices,
-    summary as summary,
-    target_indices as target_indices,
+    PADDINGS,
+    evaluate_dataset,
 )
 
 __all__ = [
     "FOLDED",
-    "PADDINGS",
-    "SUMMARY_KEYS",
-    "evaluate_dataset",
-    "frame_sampling",
     "main",
     "parse_data_args",
-    "predict",
     "run",
-    "score_gathered",
-    "shard_indices",
-    "summary",
-    "target_indices",
 ]
 
 log = logging.getLogger(__name__)

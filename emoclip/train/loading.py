@@ -90,7 +90,7 @@ replaced by the next good clip, so a DataLoader never stops on one broken file.
 `DataConfig` is in `emoclip.train.data_config`. This module holds `class_set`, `build_dataset` and `collate`; the rest lives in
 `emoclip.train.layouts` (annotation readers, `Sample`), `emoclip.train.frame_folders` (frame
 files), `emoclip.train.augment` (temporal sampling, augmentation) and `emoclip.train.datasets`
-(the `Dataset` classes). It re-exports their public names.
+(the `Dataset` classes). Import each name from its own module.
 """
 
 from __future__ import annotations
@@ -105,35 +105,18 @@ from emoclip.classes import ClassSet, preset
 from emoclip.model.config import PreprocessConfig
 from emoclip.model.tokenizer import CONTEXT_LENGTH, tokenize
 from emoclip.train import synthetic as syn
-from emoclip.train.augment import EVAL_SAMPLINGS, codec_augment, temporal_indices
-from emoclip.train.data_config import DATASETS, DEFAULT_PRESETS, MODES, SPLITS, DataConfig
-from emoclip.train.datasets import MAX_VIDEO_FRAMES, SyntheticVideoDataset, VideoEmotionDataset
+from emoclip.train.data_config import DEFAULT_PRESETS, SPLITS, DataConfig
+from emoclip.train.datasets import SyntheticVideoDataset, VideoEmotionDataset
 from emoclip.train.layouts import (
-    DFEW_CLASSES,
-    MAFW_CLASSES,
     READERS,
     LabelIndex,
     ReadReport,
-    Sample,
 )
 
 __all__ = [
-    "DATASETS",
-    "EVAL_SAMPLINGS",
-    "DFEW_CLASSES",
-    "MAFW_CLASSES",
-    "MAX_VIDEO_FRAMES",
-    "MODES",
-    "SPLITS",
-    "DataConfig",
-    "Sample",
-    "SyntheticVideoDataset",
-    "VideoEmotionDataset",
     "build_dataset",
     "class_set",
-    "codec_augment",
     "collate",
-    "temporal_indices",
 ]
 
 log = logging.getLogger(__name__)

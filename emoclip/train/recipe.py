@@ -2,7 +2,9 @@
 
 A run is described by one `TrainConfig`, built in three layers (later wins):
 
-1. the dataclass defaults below, which reproduce the authors' recipe (reference.md §3);
+1. the dataclass defaults below, which reproduce the authors' recipe (reference.md §3) as their
+   code runs it: CLIP frozen, as MAFW_train_hpc.sh (the paper's section 3.1 fine-tunes the encoders:
+   ``model.finetune_visual=true model.finetune_text=true``, configs/train/mafw-finetune.yaml);
 2. a YAML file (``--config configs/train/X.yaml``) with the same nesting;
 3. overrides such as ``optim.lr=1e-4 data.fold=2 optim.milestones=[10,20]``.
 

@@ -23,8 +23,7 @@ Everything is drawn with OpenCV primitives at the requested size (never upscaled
 fast enough to draw fresh clips at every training step. Same generator state, same clip.
 
 The cues and `Expression` live in `synthetic_cues`, the caption vocabulary in
-`synthetic_captions` and the cartoon-face renderer in `synthetic_drawing`; this module re-exports
-`CUES`, `Expression`, `caption` and `render_clip`.
+`synthetic_captions` and the cartoon-face renderer in `synthetic_drawing`; import them from there.
 
 Command line::
 
@@ -50,18 +49,14 @@ from emoclip.train.synthetic_cues import CUES, Expression
 from emoclip.train.synthetic_drawing import render_clip
 
 __all__ = [
-    "CUES",
     "CLASSES",
     "VALIDATION",
     "TEST",
     "HELDOUT",
     "SPLITS",
-    "Expression",
     "class_descriptions",
     "paraphrase_descriptions",
     "training_expressions",
-    "caption",
-    "render_clip",
     "sample",
     "write_dataset",
     "main",

@@ -73,6 +73,62 @@ def _recall(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: round(v, 4) for k, v in metrics["per_class_recall"].items() if v is not None}
 
 
+_HOW = (
+    "python -m emoclip.train.synthetic_report WEIGHTS: fresh clips written by "
+    "emoclip.train.synthetic.write_dataset (VP8 webm, 32 frames, 8 fps) and read back by "
+    "EmotionPredictor. test_uar = mean recall over the test classes (synthetic.TEST), each "
+    "clip scored against all 12 descriptions; test_uar_authors = the authors' UAR of the "
+    "same predictions (sklearn, union of true and predicted labels); all_uar_authors = "
+    "the authors' UAR on clips of all 12 classes (seed + 7); paraphrase_* = the test "
+    "clips against all 12 with the test classes described by paraphrases whose words no "
+    "training caption uses (synthetic.paraphrase_descriptions)"
+)
+_MEAN_KEYS = (
+    "test_uar",
+    "test_uar_authors",
+    "paraphrase_uar",
+    "paraphrase_uar_authors",
+    "all_uar_authors",
+)
+
+
+def _seed_entry(
+    predictor: Any,
+    class_sets: tuple[Any, Any],
+    root: Path,
+    size: int,
+    seed: int,
+    test_clips: int,
+    all_clips: int,
+) -> dict[str, Any]:
+    """The figures of one seed at one size: writes its clips under ``root`` and scores them."""
+    plain, para = class_sets
+    common: dict[str, Any] = {"size": int(size), "num_frames": 32, "fps": 8.0}
+    manifest = syn.write_dataset(
+        root / f"{size}px-{seed}-test", clips=test_clips, seed=seed, split="test", **common
+    )
+    on_all, on_para = score_clips(predictor, manifest, [plain, para])
+    entry = {
+        "test_uar": round(on_all["uar_true_classes"], 4),
+        "test_uar_authors": round(on_all["uar"], 4),
+        "test_recall": _recall(on_all),
+        "paraphrase_uar": round(on_para["uar_true_classes"], 4),
+        "paraphrase_uar_authors": round(on_para["uar"], 4),
+        "paraphrase_recall": _recall(on_para),
+    }
+    if all_clips:
+        manifest = syn.write_dataset(
+            root / f"{size}px-{seed}-all",
+            clips=all_clips,
+            seed=seed + _ALL_SEED_OFFSET,
+            split="all",
+            **common,
+        )
+        (every,) = score_clips(predictor, manifest, [plain])
+        entry["all_uar_authors"] = round(every["uar"], 4)
+    return entry
+
+
 def report(
     weights: str | Path,
     *,
@@ -111,58 +167,22 @@ def report(
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(work_dir) if work_dir is not None else Path(tmp)
         for size in sizes:
-            per_seed: dict[str, dict[str, Any]] = {}
-            for seed in seeds:
-                common: dict[str, Any] = {"size": int(size), "num_frames": 32, "fps": 8.0}
-                test_dir = root / f"{size}px-{seed}-test"
-                manifest = syn.write_dataset(
-                    test_dir, clips=test_clips, seed=seed, split="test", **common
+            results[f"{size}px"] = {
+                str(seed): _seed_entry(
+                    predictor, (plain, para), root, size, seed, test_clips, all_clips
                 )
-                on_all, on_para = score_clips(predictor, manifest, [plain, para])
-                entry = {
-                    "test_uar": round(on_all["uar_true_classes"], 4),
-                    "test_uar_authors": round(on_all["uar"], 4),
-                    "test_recall": _recall(on_all),
-                    "paraphrase_uar": round(on_para["uar_true_classes"], 4),
-                    "paraphrase_uar_authors": round(on_para["uar"], 4),
-                    "paraphrase_recall": _recall(on_para),
-                }
-                if all_clips:
-                    manifest = syn.write_dataset(
-                        root / f"{size}px-{seed}-all",
-                        clips=all_clips,
-                        seed=seed + _ALL_SEED_OFFSET,
-                        split="all",
-                        **common,
-                    )
-                    (every,) = score_clips(predictor, manifest, [plain])
-                    entry["all_uar_authors"] = round(every["uar"], 4)
-                per_seed[str(seed)] = entry
-            results[f"{size}px"] = per_seed
-    keys = (
-        "test_uar",
-        "test_uar_authors",
-        "paraphrase_uar",
-        "paraphrase_uar_authors",
-        "all_uar_authors",
-    )
+                for seed in seeds
+            }
     mean = {
         px: {
             k: round(float(np.mean([e[k] for e in per.values()])), 4)
-            for k in keys
+            for k in _MEAN_KEYS
             if all(k in e for e in per.values())
         }
         for px, per in results.items()
     }
     return {
-        "how": "python -m emoclip.train.synthetic_report WEIGHTS: fresh clips written by "
-        "emoclip.train.synthetic.write_dataset (VP8 webm, 32 frames, 8 fps) and read back by "
-        "EmotionPredictor. test_uar = mean recall over the test classes (synthetic.TEST), each "
-        "clip scored against all 12 descriptions; test_uar_authors = the authors' UAR of the "
-        "same predictions (sklearn, union of true and predicted labels); all_uar_authors = "
-        "the authors' UAR on clips of all 12 classes (seed + 7); paraphrase_* = the test "
-        "clips against all 12 with the test classes described by paraphrases whose words no "
-        "training caption uses (synthetic.paraphrase_descriptions)",
+        "how": _HOW,
         "seeds": [int(s) for s in seeds],
         "test_clips": int(test_clips),
         "all_clips": int(all_clips),

@@ -1,6 +1,6 @@
 """Convert the authors' EmoCLIP checkpoints (NickyFot/EmoCLIP) to our safetensors format.
 
-The job here is the conversion around the key mapping (`emoclip.weights.convert_keys`, re-exported):
+The job here is the conversion around the key mapping (`emoclip.weights.convert_keys`):
 read the authors' file, check its temporal depth against the target config, complete a
 DownstreamTask checkpoint's missing CLIP text tower and ``logit_scale`` from a given CLIP state
 dict (``text_tower``) or from open_clip's pretrained weights of the config's backbone (cache
@@ -26,14 +26,11 @@ import torch
 
 from emoclip.model.config import EmoCLIPConfig
 from emoclip.weights.convert_keys import (
-    DDP_PREFIX as DDP_PREFIX,
-    HEAD_PREFIX as HEAD_PREFIX,
-    LAYOUTS as LAYOUTS,
-    authors_to_emoclip as authors_to_emoclip,
-    detect_layout as detect_layout,
-    dropped_keys as dropped_keys,
-    strip_ddp_prefix as strip_ddp_prefix,
-    temporal_layer_count as temporal_layer_count,
+    authors_to_emoclip,
+    detect_layout,
+    dropped_keys,
+    strip_ddp_prefix,
+    temporal_layer_count,
     text_tower_needed,
 )
 from emoclip.weights.files import (
@@ -46,21 +43,13 @@ from emoclip.weights.files import (
 )
 
 __all__ = [
-    "DDP_PREFIX",
-    "HEAD_PREFIX",
-    "LAYOUTS",
-    "authors_to_emoclip",
     "check_temporal_depth",
     "complete_text_tower",
     "convert_checkpoint",
-    "detect_layout",
-    "dropped_keys",
     "expected_shapes",
     "load_text_tower",
     "read_clip_state",
     "resolve_config",
-    "strip_ddp_prefix",
-    "temporal_layer_count",
     "verify_state",
 ]
 

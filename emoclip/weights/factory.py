@@ -6,8 +6,8 @@ Which models exist, their policy and where their weights would come from is `emo
 architecture checked against `EmoCLIPConfig.check_bounds`, then the weights, whose sha256 must
 match the sidecar's), open_clip's pretrained backbone, or random initialisation (test models).
 
-`emoclip.weights.factory` stays the public face of both: the registry's names (`ModelSpec`, `REGISTRY`,
-`resolve`, `best_available`, ...) are re-exported here (see `__all__`).
+The registry's names are imported from `emoclip.weights.registry`, where they are defined; the
+package `emoclip` re-exports the public ones (`emoclip.available_models`, `emoclip.ModelSource`, ...).
 """
 
 from __future__ import annotations
@@ -24,37 +24,14 @@ from emoclip.model.config import EmoCLIPConfig
 from emoclip.model.network import EmoCLIP
 from emoclip.weights.files import CheckpointError, load_checkpoint, pretrained_backbone_state
 from emoclip.weights.registry import (
-    MODEL_KINDS as MODEL_KINDS,
-    REGISTRY as REGISTRY,
-    ModelKind as ModelKind,
-    ModelSource as ModelSource,
-    ModelSpec as ModelSpec,
-    WeightsNotFoundError as WeightsNotFoundError,
-    available_models as available_models,
-    best_available as best_available,
-    get_spec as get_spec,
+    WeightsNotFoundError,
+    get_spec,
     how_to_get_message,
-    hub_location as hub_location,
-    list_models as list_models,
-    ranked_models as ranked_models,
-    resolve as resolve,
+    resolve,
 )
 
 __all__ = [
-    "MODEL_KINDS",
-    "REGISTRY",
-    "ModelKind",
-    "ModelSource",
-    "ModelSpec",
-    "WeightsNotFoundError",
-    "available_models",
-    "best_available",
-    "get_spec",
-    "hub_location",
-    "list_models",
     "load_model",
-    "ranked_models",
-    "resolve",
 ]
 
 log = logging.getLogger(__name__)

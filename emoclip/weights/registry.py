@@ -15,7 +15,7 @@ Resolution order for a named model (`resolve`; first hit wins):
 The registry owns model policy: each `ModelSpec` carries its ``kind`` (paper / baseline / toy /
 test), its start-up ``rank``, a one-line ``description`` and ``how_to_get`` its weights;
 `best_available` is the one start-up choice the CLI and the app share. Nothing here loads a model
-or downloads weights: that is `emoclip.weights.factory`, which re-exports every name of this module.
+or downloads weights: that is `emoclip.weights.factory`.
 """
 
 from __future__ import annotations

@@ -159,7 +159,8 @@ def analyse(
 def analyse_photo(
     image_path: str | None, fallback: str, session: Session, progress=gr.Progress()
 ) -> PhotoAnalysed:
-    """Analyse a photo: every face scored (largest first); the photo comes back with numbered boxes.
+    """Analyse a photo: every face scored (verified first, then largest); the photo comes back with
+    numbered boxes.
 
     Returns `analyse`'s outputs, then the annotated photo ((H, W, 3) uint8 RGB) and one Markdown
     line per face.
@@ -290,10 +291,10 @@ def faces_markdown(prediction: Prediction, k: int = 3) -> str:
     """One line per face of a photo: number, box, top classes (escaped); empty for videos."""
     if prediction.video.get("kind") != "image":
         return ""
-    if not prediction.tracks:
-        return "No face was found in the photo; the centre of the image was analysed."
+    if not prediction.tracks:  # the library's own words: no face found, or no search ran
+        return md(prediction.warnings[0].capitalize()) if prediction.warnings else ""
     n = len(prediction.tracks)
-    lines = [f"**{n} face{'s' if n != 1 else ''}** (largest first):", ""]
+    lines = [f"**{n} face{'s' if n != 1 else ''}** (verified first, then largest):", ""]
     for i, t in enumerate(prediction.tracks):
         x, y, w, h = t.box or (0, 0, 0, 0)
         top = sorted(t.probabilities.items(), key=lambda kv: -kv[1])[:k]

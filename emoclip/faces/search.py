@@ -1,0 +1,184 @@
+"""Every face of a photo: a multi-scale tile search for candidates (`candidates`), each candidate
+checked by the face-presence model (`find_faces`), one box per face, best first (`order_faces`).
+
+BlazeFace (short range) sees its input at 128x128 and finds faces down to about an eighth of it:
+enough for a video frame of one subject, not for a group photo. Photos are therefore searched at
+several scales: the whole image, then square tiles of half, a quarter, ... of its longer side
+overlapping by half, down to `MIN_TILE` pixels or while the search stays within `TILE_BUDGET`
+detector calls (a 1024x768 photo goes down to 256 px tiles, faces of ~32 px; a 1080p one to
+480 px tiles, faces of ~60 px). A face at most half a tile wide lies wholly inside some tile, so
+detections that touch a tile's inner edge are dropped (the face is whole in a neighbour or at a
+coarser scale) and overlapping ones merged.
+
+All images are ``(H, W, 3)`` uint8 RGB; boxes are `FaceBox` in pixels of the image.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from emoclip.faces.boxes import FaceBox
+
+__all__ = [
+    "MIN_PRESENCE",
+    "MIN_TILE",
+    "SEARCH_SCORE",
+    "TILE_BUDGET",
+    "Verifier",
+    "SURE_PRESENCE",
+    "SURE_SCORE",
+    "candidates",
+    "confidence",
+    "find_faces",
+    "order_faces",
+    "tiles",
+]
+
+MIN_TILE = 128  # the smallest tile side: BlazeFace's own input
+TILE_BUDGET = 42  # detector calls per photo at most (the whole image + tiles): P9's cost
+# Chosen on the calibration part of the face evaluation set (`python -m benchmarks.faces`, the
+# grid in benchmarks/README.md "Faces in the wild"): the most recall at <= 1 false face per 20
+# images of hard non-faces.
+SEARCH_SCORE = 0.5  # BlazeFace score a candidate needs (recall before the check)
+MIN_PRESENCE = 0.99  # face-presence probability that makes a candidate a face ...
+SURE_SCORE = 0.8  # ... or, for a candidate BlazeFace is this sure of (profiles, a hand or a
+SURE_PRESENCE = 0.001  # camera over an eye: the landmark model wants frontal faces), this much
+_EDGE = 2.0  # pixels: a detection this close to a tile's inner edge is cut by it
+_SAME_FACE = 0.5  # intersection over the smaller box above which two candidates are one face
+_SAME_VERIFIED = 0.3  # ... and two verified faces (a face is never inside another face)
+
+
+class Verifier(Protocol):
+    """What `find_faces` needs of a second look (`emoclip.faces.verify.FaceVerifier` is one)."""
+
+    def presence(self, image: np.ndarray, box: FaceBox) -> float: ...
+
+
+def tiles(
+    width: int, height: int, min_tile: int = MIN_TILE, budget: int = TILE_BUDGET
+) -> list[tuple[int, int, int]]:
+    """Square tiles ``(x, y, side)`` of the multi-scale search, coarsest first (the whole image
+    is not among them). Sides halve from half the longer side down to `min_tile`, a level only
+    when the whole search (image + tiles) stays within `budget` calls; tiles overlap by half a
+    side and cover the image (the last row/column is aligned to the edge)."""
+    out: list[tuple[int, int, int]] = []
+    side = max(width, height) // 2
+    while side >= min_tile:
+        level = [(x, y, side) for y in _starts(height, side) for x in _starts(width, side)]
+        if 1 + len(out) + len(level) > budget:
+            break
+        out += level
+        side //= 2
+    return out
+
+
+def _starts(length: int, side: int) -> list[int]:
+    if length <= side:
+        return [0]
+    stride = side // 2
+    starts = list(range(0, length - side + 1, stride))
+    if starts[-1] != length - side:
+        starts.append(length - side)
+    return starts
+
+
+def candidates(
+    detector: Any,
+    image: np.ndarray,
+    *,
+    min_tile: int = MIN_TILE,
+    budget: int = TILE_BUDGET,
+    same: float = _SAME_FACE,
+) -> list[FaceBox]:
+    """Candidate faces of a photo from the tile search (see the module), one box per place,
+    best score first.
+
+    Args:
+        detector: Has ``detect((H, W, 3) uint8 RGB) -> list[FaceBox]`` (a `faces.FaceDetector`).
+        image: ``(H, W, 3)`` uint8 RGB array.
+        min_tile: The smallest tile side in pixels.
+        budget: Detector calls at most.
+        same: Intersection over the smaller box above which two detections are one face
+            (above 1: every detection is kept).
+    """
+    height, width = image.shape[:2]
+    found: list[FaceBox] = list(detector.detect(image))
+    for x, y, side in tiles(width, height, min_tile, budget):
+        w, h = min(side, width - x), min(side, height - y)
+        for b in detector.detect(np.ascontiguousarray(image[y : y + h, x : x + w])):
+            cut = (
+                (b.x <= _EDGE and x > 0)
+                or (b.y <= _EDGE and y > 0)
+                or (b.x + b.w >= w - _EDGE and x + w < width)
+                or (b.y + b.h >= h - _EDGE and y + h < height)
+            )
+            if not cut:
+                found.append(FaceBox(b.x + x, b.y + y, b.w, b.h, b.score))
+    return _suppress(found, same)
+
+
+def find_faces(
+    detector: Any,
+    verifier: Verifier | None,
+    image: np.ndarray,
+    *,
+    min_score: float = SEARCH_SCORE,
+    min_presence: float = MIN_PRESENCE,
+    min_tile: int = MIN_TILE,
+    budget: int = TILE_BUDGET,
+) -> list[FaceBox]:
+    """The faces of a photo: candidates scoring at least `min_score`, each kept only when it
+    passes the `verifier`'s face-presence check (`confidence`, which becomes its score); one box
+    per face, ordered by `order_faces`. Without a verifier the detector's score is the
+    confidence.
+
+    Returns:
+        Verified face boxes in pixels of `image`, best first.
+    """
+    boxes = [
+        b
+        for b in candidates(detector, image, min_tile=min_tile, budget=budget)
+        if b.score >= min_score
+    ]
+    if verifier is not None:
+        checked = [
+            (b, confidence(b.score, verifier.presence(image, b), min_presence)) for b in boxes
+        ]
+        boxes = [FaceBox(b.x, b.y, b.w, b.h, c) for b, c in checked if c is not None]
+    return order_faces(_suppress(boxes, _SAME_VERIFIED), min_presence)
+
+
+def confidence(score: float, presence: float, min_presence: float = MIN_PRESENCE) -> float | None:
+    """The verified confidence of a candidate (detector `score`, face `presence`, both in
+    [0, 1]): its `presence` when that is at least `min_presence`, or when the detector is sure
+    (`SURE_SCORE`) and `presence` >= `SURE_PRESENCE`; None when it is not a face."""
+    if presence >= min_presence or (score >= SURE_SCORE and presence >= SURE_PRESENCE):
+        return presence
+    return None
+
+
+def order_faces(boxes: list[FaceBox], min_presence: float = MIN_PRESENCE) -> list[FaceBox]:
+    """Faces best first: those whose verified confidence (score) reaches `min_presence` (the
+    face-presence check passed them), then those kept on the detector's word; within each, the
+    larger first. Never by size alone: a large box that is barely a face never comes before a
+    clear face."""
+    return sorted(boxes, key=lambda b: (b.score < min_presence, -b.area))
+
+
+def _suppress(boxes: list[FaceBox], same: float) -> list[FaceBox]:
+    """Non-maximum suppression: the best-scoring of boxes whose intersection over the smaller
+    box exceeds `same`, best first."""
+    kept: list[FaceBox] = []
+    for b in sorted(boxes, key=lambda b: -b.score):
+        if all(_overlap(b, k) <= same for k in kept):
+            kept.append(b)
+    return kept
+
+
+def _overlap(a: FaceBox, b: FaceBox) -> float:
+    ix = max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
+    iy = max(0.0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
+    smaller = min(a.area, b.area)
+    return ix * iy / smaller if smaller > 0 else 0.0

@@ -1,0 +1,253 @@
+"""Faces in the wild (issue #20): the photo search keeps only verified faces, one box per face,
+best first; video tracks need the same verification; with no face the answer says so and names
+its scope. Detectors and verifiers here are small fakes with known answers; the real models are
+measured on the evaluation set (`tests/test_faces_eval.py`)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from emoclip.faces import FaceBox, FaceCropper
+from emoclip.faces.search import MIN_PRESENCE, confidence, find_faces, order_faces, tiles
+from emoclip.faces.verify import FaceVerifier
+
+
+class FakeDetector:
+    """Returns fixed boxes for the whole image and nothing for tiles."""
+
+    def __init__(self, boxes: list[FaceBox]) -> None:
+        self.boxes, self.shape = boxes, None
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]:
+        if self.shape is None:
+            self.shape = image.shape
+        return list(self.boxes) if image.shape == self.shape else []
+
+    def close(self) -> None:
+        pass
+
+
+class FakeVerifier:
+    """Presence by box position: boxes whose left edge is in `faces` are faces."""
+
+    def __init__(self, presence: dict[float, float]) -> None:
+        self.presence_of, self.calls = presence, 0
+
+    def presence(self, image: np.ndarray, box: FaceBox) -> float:
+        self.calls += 1
+        return self.presence_of.get(box.x, 0.0)
+
+
+def test_order_is_by_verified_confidence_then_size_never_size_alone():
+    big_doubtful = FaceBox(0, 0, 300, 300, 0.02)  # kept on the detector's word only
+    small_clear = FaceBox(400, 0, 60, 60, 0.999)
+    mid_clear = FaceBox(500, 0, 120, 120, 0.995)
+    tiny_doubtful = FaceBox(700, 0, 40, 40, 0.5)
+    assert order_faces([tiny_doubtful, big_doubtful, small_clear, mid_clear]) == [
+        mid_clear,  # both verified: the larger first
+        small_clear,
+        big_doubtful,
+        tiny_doubtful,
+    ]
+
+
+def test_a_box_failing_verification_is_not_a_face_whatever_its_size():
+    image = np.zeros((300, 400, 3), np.uint8)
+    frame = FaceBox(10, 10, 250, 250, 0.95)  # the largest and most confident detection
+    face = FaceBox(300, 40, 60, 60, 0.7)
+    verifier = FakeVerifier({300: 0.996, 10: 0.0})
+    found = find_faces(FakeDetector([frame, face]), verifier, image, budget=1)
+    assert found == [FaceBox(300, 40, 60, 60, 0.996)]  # score = the verified confidence
+    assert verifier.calls == 2
+
+
+def test_candidates_below_the_search_score_are_not_checked():
+    image = np.zeros((300, 400, 3), np.uint8)
+    weak = FaceBox(10, 10, 50, 50, 0.1)
+    verifier = FakeVerifier({10: 1.0})
+    assert find_faces(FakeDetector([weak]), verifier, image, budget=1) == []
+    assert verifier.calls == 0
+
+
+def test_one_box_per_face_after_verification():
+    image = np.zeros((300, 400, 3), np.uint8)
+    face = FaceBox(100, 100, 100, 100, 0.9)
+    part = FaceBox(120, 90, 60, 60, 0.8)  # a tile's box on the same face (half inside it)
+    verifier = FakeVerifier({100: 0.999, 120: 0.995})
+    assert find_faces(FakeDetector([face, part]), verifier, image, budget=1) == [
+        FaceBox(100, 100, 100, 100, 0.999)
+    ]
+
+
+def test_a_face_the_detector_is_sure_of_needs_only_a_faint_presence():
+    assert confidence(0.85, 0.01) == 0.01  # a profile: kept, ranked after verified faces
+    assert confidence(0.85, 0.0) is None  # nothing face-like at all
+    assert confidence(0.6, 0.5) is None  # neither sure nor verified
+    assert confidence(0.6, 0.995) == 0.995
+
+
+def test_tiles_respect_the_budget_and_cover_the_image():
+    for w, h in [(1920, 1080), (1080, 1920), (1024, 768), (4000, 3000)]:
+        found = tiles(w, h)
+        assert 1 + len(found) <= 42
+        for side in {s for _, _, s in found}:
+            mask = np.zeros((h, w), bool)
+            for x, y, s in found:
+                if s == side:
+                    mask[y : y + s, x : x + s] = True
+            assert mask.all()
+    assert {s for _, _, s in tiles(1024, 768)} == {512, 256}  # faces down to ~32 px
+    assert tiles(200, 150) == []  # searched whole
+
+
+def test_the_verifier_tells_a_real_face_from_a_cat():
+    from skimage import data
+
+    verifier = FaceVerifier()
+    astronaut = np.ascontiguousarray(data.astronaut())
+    assert verifier.presence(astronaut, FaceBox(177, 82, 95, 95)) > 0.99
+    cat = np.ascontiguousarray(data.chelsea())
+    assert verifier.presence(cat, FaceBox(140, 30, 160, 160)) < MIN_PRESENCE
+    assert verifier.presence(astronaut, FaceBox(300, 330, 180, 180)) < MIN_PRESENCE  # helmet
+
+
+def test_litert_and_opencv_give_the_same_presence():
+    from skimage import data
+
+    astronaut = np.ascontiguousarray(data.astronaut())
+    boxes = [FaceBox(177, 82, 95, 95), FaceBox(300, 330, 180, 180), FaceBox(150, 60, 140, 140)]
+    lite, cv = FaceVerifier(backend="litert"), FaceVerifier(backend="opencv")
+    for box in boxes:
+        assert lite.presence(astronaut, box) == pytest.approx(cv.presence(astronaut, box), abs=1e-3)
+    with pytest.raises(ValueError, match="backend"):
+        FaceVerifier(backend="gpu")
+
+
+def _cropper(boxes_per_frame, presence) -> tuple[FaceCropper, FakeVerifier]:
+    class Frames:
+        def __init__(self) -> None:
+            self.i = -1
+
+        def detect(self, image):
+            self.i += 1
+            return boxes_per_frame[self.i]
+
+        def close(self):
+            pass
+
+    verifier = FakeVerifier(presence)
+    return FaceCropper(detector=Frames(), verifier=verifier, min_confidence=0.5), verifier
+
+
+def test_an_object_never_becomes_a_person_and_a_face_turning_away_keeps_its_track():
+    image = np.zeros((240, 320, 3), np.uint8)
+    lamp, face = FaceBox(10, 10, 60, 60, 0.9), FaceBox(200, 50, 60, 60, 0.9)
+    frames = [[lamp, face]] * 13
+    cropper, verifier = _cropper(frames, {10: 0.0, 200: 0.999})
+    for i in range(12):
+        cropper(image, i)
+    by_x = {t.boxes[0].x: t for t in cropper.tracks}
+    assert by_x[10].verified is False and not by_x[10].stable(2, 0.5)
+    assert by_x[200].verified is True and by_x[200].stable(2, 0.5)
+    # the face is checked once; the lamp on its 1st, 2nd, 4th and 8th frames only
+    assert verifier.calls == 1 + 4
+    # the face turns away: the verifier no longer passes it, the track goes on
+    verifier.presence_of[200] = 0.0
+    cropper(image, 12)
+    assert by_x[200].length == 13 and by_x[200].stable(2, 0.5)
+
+
+def test_a_face_seen_first_turned_away_is_verified_later():
+    image = np.zeros((240, 320, 3), np.uint8)
+    face = FaceBox(200, 50, 60, 60, 0.9)
+    cropper, verifier = _cropper([[face]] * 4, {})
+    cropper(image, 0)
+    cropper(image, 1)
+    assert cropper.tracks[0].verified is False
+    verifier.presence_of[200] = 0.999  # the face turns to the camera
+    cropper(image, 2)  # 3rd frame: not a check
+    assert cropper.tracks[0].verified is False
+    cropper(image, 3)  # 4th frame: checked
+    assert cropper.tracks[0].verified is True
+
+
+@pytest.fixture(scope="module")
+def predictor_with_faces(tiny_model):
+    from emoclip.inference.predictor import EmotionPredictor
+
+    p = EmotionPredictor(tiny_model, batch_size=8)
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="module")
+def whole_frame_predictor(tiny_model):
+    import copy
+    import dataclasses
+
+    from emoclip.inference.predictor import EmotionPredictor
+
+    model = copy.deepcopy(tiny_model)
+    pre = dataclasses.replace(model.config.preprocess, face_detection=False)
+    model.config = dataclasses.replace(model.config, preprocess=pre)
+    p = EmotionPredictor(model, batch_size=8)
+    yield p
+    p.close()
+
+
+def test_no_face_says_so_and_names_the_whole_image_scope(predictor_with_faces, tmp_path):
+    from skimage import data
+
+    from emoclip.inference.photo import NO_FACE_WARNING
+
+    pred = predictor_with_faces.predict_image(np.ascontiguousarray(data.coffee()))
+    assert pred.tracks == [] and pred.scope == "whole image"
+    assert NO_FACE_WARNING in pred.warnings
+    out = pred.to_dict()
+    assert out["scope"] == "whole image" and "timeline" not in out
+    assert json.loads(pred.to_json())["warnings"] == pred.warnings
+
+
+def test_a_found_face_is_the_answer_and_its_scope(predictor_with_faces):
+    from skimage import data
+
+    pred = predictor_with_faces.predict_image(np.ascontiguousarray(data.astronaut()))
+    assert pred.scope == "face" and len(pred.tracks) == 1 and pred.tracks[0].primary
+    assert not pred.warnings
+    assert pred.probabilities == pytest.approx(pred.tracks[0].probabilities)
+
+
+def test_a_whole_frame_model_says_no_face_search_ran(whole_frame_predictor):
+    from skimage import data
+
+    from emoclip.inference.photo import NO_FACE_WARNING, WHOLE_IMAGE_WARNING
+
+    pred = whole_frame_predictor.predict_image(np.ascontiguousarray(data.astronaut()))
+    assert pred.scope == "whole image"
+    assert pred.warnings == [WHOLE_IMAGE_WARNING] and NO_FACE_WARNING not in pred.warnings
+
+
+def test_the_cli_says_plainly_that_no_face_was_found(tiny_model, tmp_path, capsys):
+    from PIL import Image
+    from skimage import data
+
+    from emoclip.cli import main
+    from emoclip.weights.files import save_checkpoint
+
+    weights = save_checkpoint(
+        tiny_model.state_dict(), tiny_model.config, tmp_path / "t.safetensors"
+    )
+    path = tmp_path / "coffee.png"
+    Image.fromarray(data.coffee()).save(path)
+    assert (
+        main(["predict", str(path), "--model", str(weights), "--json", str(tmp_path / "o.json")])
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert "scope: whole image (no face was analysed)" in err
+    assert "warning: no face was found in the image" in err
+    result = json.loads((tmp_path / "o.json").read_text())  # one input: one object
+    assert result["scope"] == "whole image" and "timeline" not in result
