@@ -101,7 +101,10 @@ def test_edited_weights_rebuild_the_bf16_tower():
     with torch.no_grad():
         model.backbone.visual.proj.mul_(2.0)
     after = p.encode_images(crops)
-    assert torch.allclose(after, 2 * before, rtol=0.02, atol=1e-3)
+    # the tower was rebuilt (possibly another bf16 candidate, measured again): it follows the edit
+    assert F.cosine_similarity(after, before, dim=-1).min() >= autotune.BF16_MIN_COSINE
+    ratio = after.norm(dim=-1) / before.norm(dim=-1)
+    assert torch.allclose(ratio, torch.full_like(ratio, 2.0), rtol=0.01)
 
 
 def test_precision_is_reported_and_prefetch_changes_nothing(tmp_path):
