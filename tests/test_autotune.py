@@ -145,8 +145,8 @@ def test_a_candidate_that_fails_is_reported_and_logged(model, tmp_path, monkeypa
 
 def test_the_measurement_budget_leaves_candidates_unmeasured_and_says_so(model, tmp_path):
     choice = _choose(model, tmp_path, budget_s=0.0)
-    assert list(choice.frames_per_s) == [CANDIDATES[0].name]  # the first is always measured
-    assert choice.name == CANDIDATES[0].name
+    # the first is always measured, and so is the reference (plain fp32, last)
+    assert list(choice.frames_per_s) == [CANDIDATES[0].name, "plain-fp32"]
     assert all("budget" in why for why in choice.failures.values())
     assert choice.cache_file is None and not list(
         tmp_path.glob("*.json")
