@@ -69,6 +69,7 @@ def bench_p2(predictor, path: Path, repeats: int) -> dict[str, Any]:
     res = {
         "work": {k: same_work(v) for k, v in work.items()},
         "tracks": len(pred.tracks),
+        "evidence_moments": len(pred.evidence.moments) if pred.evidence else 0,
         "sampled_frames": pred.faces.sampled_frames,
         "crops": n,
         "windows": len(pred.timeline),
@@ -337,6 +338,7 @@ def bench_p5(predictor, path: Path, repeats: int) -> dict[str, Any]:
         "e2e_ratio": min(e2e_t) / min(enc_t),
         "timeline_windows": len(pred.timeline),
         "tracks": len(pred.tracks),
+        "evidence_moments": len(pred.evidence.moments) if pred.evidence else 0,
         "work": {k: same_work(v) for k, v in work.items()},
     }
     res["P5"] = (res["encode_once_s"] + res["pool_windows_s"]) / res["encode_once_s"]

@@ -24,14 +24,16 @@ def _today(min_confidence: float) -> Detect:
     return lambda image: candidates(det, image, min_tile=300, budget=10**6)
 
 
-def _kept() -> Detect:
-    """The library's photo search: `find_faces` with the predictor's detector and verifier."""
+def _kept(budget: int | None = None) -> Detect:
+    """The library's photo search: `find_faces` with the predictor's detector and verifier
+    (`budget`: detector calls at most, default `TILE_BUDGET`)."""
     from emoclip.faces import FaceDetector
-    from emoclip.faces.search import SEARCH_SCORE, find_faces
+    from emoclip.faces.search import SEARCH_SCORE, TILE_BUDGET, find_faces
     from emoclip.faces.verify import FaceVerifier
 
     det, verifier = FaceDetector(SEARCH_SCORE), FaceVerifier()
-    return lambda image: find_faces(det, verifier, image)
+    calls = TILE_BUDGET if budget is None else budget
+    return lambda image: find_faces(det, verifier, image, budget=calls)
 
 
 def _search(kind: str, min_tile: int, low: float = 0.3) -> Detect:
@@ -98,11 +100,14 @@ def _kept_cv2_nms(iou: float = 0.3) -> Detect:
 
 def stack(name: str) -> Detect:
     """The detection function of the stack called `name`: ``today``, ``kept``, or
-    ``<short|full|short+full>@<min tile>[+verify|+geo]`` (e.g. ``short+full@150+verify``)."""
+    ``kept@<budget>``, ``<short|full|short+full>@<min tile>[+verify|+geo]`` (e.g.
+    ``short+full@150+verify``)."""
     if name == "today":
         return _today(0.6)
     if name == "kept":
         return _kept()
+    if name.startswith("kept@"):  # the kept stack within another call budget (kept@210)
+        return _kept(int(name[5:]))
     if name == "kept-cv2-nms":
         return _kept_cv2_nms()
     base, _, rest = name.partition("@")

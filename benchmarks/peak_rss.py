@@ -71,6 +71,7 @@ def p7_child(path: str, model_name: str) -> None:
                 "sampled_frames": pred.faces.sampled_frames,
                 "windows": len(pred.timeline),
                 "tracks": len(pred.tracks),
+                "evidence_moments": len(pred.evidence.moments) if pred.evidence else 0,
                 "timings_s": {k: round(v, 2) for k, v in pred.timings.items()},
                 "precision": predictor.precision,
                 "tower": predictor.precision_info["implementation"],

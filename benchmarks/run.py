@@ -1,11 +1,11 @@
-"""EmoCLIP performance benchmark (issues #5, #10, #13): P1...P11 on ViT-B/32-size random weights and generated clips.
+"""EmoCLIP performance benchmark (issues #5, #10, #13): P1...P12 on ViT-B/32-size random weights and generated clips.
 
     HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False .venv/bin/python -m benchmarks.run [--quick] [--json OUT]
 
 (from the repository root; ``python -m benchmarks`` is the same). This module is the command line:
 the figures' targets and verdicts, the run's order and its JSON; each figure is measured by its own
 module of the `benchmarks` package (encoder: P1, analysis: P2-P5, live: P6, peak_rss: P7,
-projection: P8 and P11, photo: P9, batch: P10).
+projection: P8 and P11, photo: P9, batch: P10, evidence: P12).
 
 Every figure is a ratio or a best-of-N measured inside this one run (see benchmarks/README.md):
 
@@ -19,6 +19,9 @@ P3  speed-up of that analysis over a naive frame-by-frame pipeline modelled on t
 P4  milliseconds to re-score the analysed video after one class description is edited.
 P5  a 60 s clip's timeline (encode the sampled crops once + pool every window) / encoding them once.
 P6  webcam handler throughput at 640x480 (the app's `live_step`, else the same predictor path).
+P6e the live tab end to end: the app served, Chromium's fake camera (640x480, 30 fps y4m made with
+    ffmpeg) streaming into it; processed frames/s as the page counts them, and the median latency
+    from capture to label the page measures (details; skipped with --no-app or without Chromium).
 P7  peak RSS (GB, VmHWM) of a subprocess analysing a generated 10-minute 1080p video.
 P8  seconds for UMAP and t-SNE on 2,000 embeddings, warm (P8 is the larger), beside the first
     projection a user waits for: a fresh process, the method's imports and JIT included.
@@ -30,6 +33,9 @@ P10  `emoclip batch` (local Ray started and stopped by the command) / `emoclip p
 P11 seconds for the latent explorer to load a results folder of 50,000 Parquet embeddings, project
     them all with PCA and with UMAP (fitted on a sample, the rest placed by neighbours; import and
     JIT warm-up reported separately).
+P12 the evidence of a clip's answer (key moments re-pooled from the cached frame embeddings,
+    matched words, margin) / the whole analysis of the 10 s clip; the evidence's counted work is
+    no frame decoded, no crop or text encoded, one sequence pooled per moment.
 
 Every figure also reports the work it counted (frames decoded, crops encoded, texts encoded, windows
 pooled; `WorkCounter`), which tests/test_benchmarks.py checks: counts do not depend on the machine.
@@ -53,7 +59,9 @@ from .analysis import bench_p2, bench_p3, bench_p4, bench_p5
 from .batch import bench_p10
 from .clips import cache_dir, make_clip, make_group_photo, make_long_clip
 from .encoder import bench_p1
+from .evidence import bench_p12
 from .live import bench_p6
+from .live_browser import CHROMIUM, bench_p6e
 from .machine import busy_processes, loadavg, machine_info
 from .model import load, make_predictor, weights_file
 from .peak_rss import bench_p7, p7_child
@@ -69,11 +77,13 @@ TARGETS = {
     "P4": ("<=", 50.0),
     "P5": ("<=", 1.2),
     "P6": (">=", 12.0),
+    "P6e": (">=", 8.0),
     "P7": ("<=", 2.5),
     "P8": ("<=", 10.0),
     "P9": ("<=", 0.3),
     "P10": ("<=", 1.15),
     "P11": ("<=", 60.0),
+    "P12": ("<=", 0.10),
 }
 UNITS = {
     "P1": "",
@@ -82,11 +92,13 @@ UNITS = {
     "P4": "ms",
     "P5": "x",
     "P6": "fps",
+    "P6e": "fps",
     "P7": "GB",
     "P8": "s",
     "P9": "s",
     "P10": "x",
     "P11": "s",
+    "P12": "x",
 }
 
 
@@ -213,6 +225,11 @@ def _steps(args, model, predictor, media: dict[str, Any], folder: Path, methods,
             lambda: bench_p6(model, args.p6_frames or (30 if args.quick else 60), not args.no_app),
         ),
         (
+            "P6e",
+            "live tab end to end in Chromium with a fake camera, processed frames/s",
+            lambda: bench_p6e(model, 6.0 if args.quick else 12.0),
+        ),
+        (
             "P7",
             "peak RSS (GB) analysing a 10-minute 1080p video",
             lambda: bench_p7(
@@ -244,6 +261,11 @@ def _steps(args, model, predictor, media: dict[str, Any], folder: Path, methods,
             "P11",
             f"explorer load + PCA + UMAP seconds on {args.p11_points:,} embeddings",
             lambda: bench_p11(args.p11_points),
+        ),
+        (
+            "P12",
+            "evidence of a 10 s clip's answer / its whole analysis",
+            lambda: bench_p12(predictor, clip, repeats),
         ),
     ]
 
@@ -289,6 +311,23 @@ def _report(
     return out
 
 
+def _skipped(key: str, args) -> bool:
+    """Whether figure `key` cannot run here (P6e needs the app and Chromium); logged."""
+    if key == "P6e" and (args.no_app or not Path(CHROMIUM).is_file()):
+        log(f"P6e skipped ({'--no-app' if args.no_app else f'no {CHROMIUM}'})")
+        return True
+    return False
+
+
+def _extra(key: str, res: dict[str, Any]) -> str:
+    """What a figure's log line adds beside its value."""
+    if key == "P8":
+        return f"; first projection {res['first_projection_s']:.1f} s"
+    if key == "P6e":
+        return f"; capture to label {res['latency_ms']:.0f} ms (median)"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the figures asked for (all by default), prints each with its verdict, writes the JSON."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -312,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         p11_child(args.p11_child)
         return 0
 
-    wanted = {k.strip().upper() for k in args.only.split(",")} if args.only else set(TARGETS)
+    asked = {k.strip().upper() for k in args.only.split(",")} if args.only else None
+    wanted = {k for k in TARGETS if asked is None or k.upper() in asked}
     started = time.perf_counter()
     folder = cache_dir(args.cache_dir)
     machine = machine_info()
@@ -349,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     details: dict[str, Any] = {}
     steps = _steps(args, model, predictor, media, folder, methods, repeats)
     for key, title, fn in steps:
-        if key not in wanted:
+        if key not in wanted or _skipped(key, args):
             continue
         log(f"{key} {title}")
         t0 = time.perf_counter()
@@ -357,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         res["seconds"] = time.perf_counter() - t0
         results[key] = float(res[key])
         details[key] = res
-        extra = f"; first projection {res['first_projection_s']:.1f} s" if key == "P8" else ""
+        extra = _extra(key, res)
         log(
             f"{key} = {results[key]:.3g}{UNITS[key]}  {verdict(key, results[key])}{extra}  [{res['seconds']:.0f} s]"
         )

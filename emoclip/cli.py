@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from emoclip.cli_classes import add_classes_parser, load_class_spec
 from emoclip.terminal import safe_text, terminal_message
 
 
@@ -88,7 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument(
         "--model",
         default=None,
-        help="registry name or a .safetensors path (default: best available)",
+        help="registry name, .safetensors path or Hub id owner/name[@revision] "
+        "(default: best available)",
     )
     pred.add_argument(
         "--classes",
@@ -107,6 +109,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     pred.add_argument("--device", default="cpu")
     pred.add_argument("--quiet", action="store_true", help="no progress bar")
+    pred.add_argument(
+        "--explain",
+        action="store_true",
+        help="say why each answer: key moments, best-matching words, margin",
+    )
     pred.add_argument(
         "--verbose",
         action="store_true",
@@ -137,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     pred.set_defaults(run=_cmd_predict)
 
     _add_batch_parser(sub)
+    add_classes_parser(sub)
 
     conv = sub.add_parser("convert", help="convert the authors' checkpoint to .safetensors + .json")
     conv.add_argument("src", help="the authors' .pth (train.py DDP state dict or DownstreamTask)")
@@ -225,18 +233,7 @@ def default_model_name(weights_dirs: Sequence[str] = ()) -> str:
 
 
 def _load_classes(spec: str | None):
-    from emoclip.classes import ClassSet, ClassSetError, preset
-
-    if spec is None:
-        return None
-    path = Path(spec)
-    if path.is_file():
-        try:
-            return ClassSet.load(path)
-        except ClassSetError as exc:
-            message = str(exc) if path.name in str(exc) else f"{path.name}: {exc}"
-            raise ClassSetError(message, exc.problems) from None
-    return preset(spec)
+    return None if spec is None else load_class_spec(spec)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -312,10 +309,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                     for c, p in sorted(face.probabilities.items(), key=lambda kv: -kv[1])[:3]
                 )
                 print(f"  face {n}{where}: {safe_text(face.top)}  ({best})")
+        if args.explain and prediction.evidence is not None:
+            print_evidence(prediction.evidence)
         for warning in prediction.warnings:
             print(f"  warning: {safe_text(warning)}", file=sys.stderr)
     _write_outputs(results, args.json_out, args.csv_out)
     return 1 if failures else 0
+
+
+def print_evidence(evidence) -> None:
+    """``--explain``: the evidence in plain words, indented under the answer."""
+    from emoclip.evidence.report import explain_lines
+
+    for line in explain_lines(evidence):
+        print(f"  {safe_text(line)}")
 
 
 def _interpretation(items: list, fps: float) -> str:
@@ -344,6 +351,13 @@ def _write_outputs(results: list, json_out: str | None, csv_out: str | None) -> 
             r.to_csv() if i == 0 else r.to_csv().split("\n", 1)[1] for i, r in enumerate(results)
         )
         write_text(csv_out, text)
+        from emoclip.provenance import write_sidecar
+
+        found = {r.provenance.digest(): r.provenance for r in results if r.provenance}
+        if found:
+            write_sidecar(
+                csv_out, list(found.values()) if len(found) > 1 else next(iter(found.values()))
+            )
 
 
 def _progress_bar(name: str, quiet: bool):
@@ -378,7 +392,8 @@ def _add_batch_parser(sub) -> None:
     batch.add_argument(
         "--model",
         default=None,
-        help="registry name or a .safetensors path (default: best available)",
+        help="registry name, .safetensors path or Hub id owner/name[@revision] "
+        "(default: best available)",
     )
     batch.add_argument(
         "--classes",
@@ -395,7 +410,7 @@ def _add_batch_parser(sub) -> None:
         "--frame-fps",
         type=_positive(float),
         default=None,
-        help="frame rate of frame folders (default: the model's sampling rate)",
+        help="frame rate of frame folders (default: 25, as emoclip predict --fps)",
     )
     batch.add_argument(
         "--csv", dest="csv_out", default=None, help="also export one CSV row per input here"

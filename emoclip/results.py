@@ -12,8 +12,22 @@ from typing import Any
 
 import numpy as np
 
-# "box": a still image's face box as "x y w h" pixels on its track rows, empty elsewhere
-CSV_COLUMNS = ("video", "scope", "track", "start", "end", "class", "probability", "box")
+from emoclip.evidence.report import Evidence
+from emoclip.provenance import Provenance, write_sidecar
+
+# "box": a still image's face box as "x y w h" pixels on its track rows, empty elsewhere.
+# "evidence": words on the evidence rows (`evidence_rows`), empty elsewhere.
+CSV_COLUMNS = (
+    "video",
+    "scope",
+    "track",
+    "start",
+    "end",
+    "class",
+    "probability",
+    "box",
+    "evidence",
+)
 
 
 @dataclass
@@ -89,6 +103,9 @@ class Prediction:
         timings: Seconds per stage (decode, detect, encode, temporal, text, score, total).
         video: Source metadata (name, duration, fps, width, height).
         warnings: Things the user should know (no face found, truncated descriptions, ...).
+        evidence: Why this answer (key moments, matched words, margin); None when not computed.
+        provenance: What produced it (`emoclip.provenance.Provenance`: model and weights,
+            class set, package version, settings); None when not recorded.
     """
 
     model: str
@@ -101,6 +118,8 @@ class Prediction:
     timings: dict[str, float]
     video: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    evidence: Evidence | None = None
+    provenance: Provenance | None = None
 
     @property
     def top(self) -> str:
@@ -123,7 +142,7 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (scope, probabilities, top, timeline, tracks, faces, embedding,
-        timings); a photo's has no timeline."""
+        timings, warnings, evidence); a photo's has no timeline."""
         out = {
             "model": self.model,
             "video": self.video,
@@ -162,6 +181,10 @@ class Prediction:
         }
         if self.video.get("kind") == "image":
             del out["timeline"]
+        if self.evidence is not None:
+            out["evidence"] = self.evidence.to_dict()
+        if self.provenance is not None:
+            out["provenance"] = self.provenance.as_dict() | {"digest": self.provenance.digest()}
         return out
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -186,10 +209,13 @@ class Prediction:
                 _row(name, "track", t.track_id, t.start, t.end, c, p, box)
                 for c, p in t.probabilities.items()
             ]
+        if self.evidence is not None:
+            rows += evidence_rows(name, self.evidence, duration)
         return rows
 
     def to_csv(self, path: str | Path | None = None) -> str:
-        """CSV text with `CSV_COLUMNS`; also written to `path` when given."""
+        """CSV text with `CSV_COLUMNS`; also written to `path` when given, with the provenance in
+        ``NAME.provenance.json`` beside it (`emoclip.provenance.write_sidecar`)."""
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
         # The writer quotes fields holding its line terminator "\n" but not a lone "\r", which
@@ -203,7 +229,39 @@ class Prediction:
             (quoted if has_cr else writer).writerow(row)
         if path is not None:
             write_text(path, buf.getvalue())
+            if self.provenance is not None:
+                write_sidecar(path, self.provenance)
         return buf.getvalue()
+
+
+def evidence_rows(video: str, evidence: Evidence, duration: float) -> list[dict[str, Any]]:
+    """The evidence as CSV rows: scope ``margin`` (class: the top one, probability: its margin,
+    evidence: "uncertain" or "clear"), ``key_moment`` (start/end: the stretch it stands for,
+    probability: the top class's drop without it), ``against`` (the same for the runner-up) and
+    ``best_description`` per class (probability: its similarity, evidence: its words)."""
+    e = evidence
+    rows = [
+        _row(video, "margin", "", 0.0, duration, e.top, e.margin)
+        | {"evidence": "uncertain" if e.uncertain else "clear"}
+    ]
+    for i in e.key_moments:
+        m = e.moments[i]
+        rows.append(
+            _row(video, "key_moment", "", m.start, m.end, e.top, m.drop)
+            | {"evidence": f"frame at {m.time:.3f} s"}
+        )
+    if e.against is not None and e.runner_up is not None:
+        m = e.moments[e.against]
+        rows.append(
+            _row(video, "against", "", m.start, m.end, e.runner_up, m.runner_up_drop)
+            | {"evidence": f"frame at {m.time:.3f} s"}
+        )
+    for w in e.words:
+        sim = dict(w.items)[w.best]
+        rows.append(
+            _row(video, "best_description", "", 0.0, duration, w.name, sim) | {"evidence": w.best}
+        )
+    return rows
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -232,4 +290,5 @@ def _row(
         "class": cls,
         "probability": _f(p),
         "box": box,
+        "evidence": "",
     }

@@ -15,11 +15,20 @@ from typing import Any
 import gradio as gr
 
 from . import header, models, settings
+from .evidence_view import class_check_layout
 from .files import delete_cache_policy
 from .state import LiveBuffer, Session
-from .tabs import about, analyse, api, classes, explorer, live
+from .tabs import about, analyse, api, classes, compounds, explorer, live
+from .theme import theme
 
 TITLE = "EmoCLIP: zero-shot facial expressions in video"
+
+
+@cache
+def page_script() -> str:
+    """The page's script (``emoclip_app/page.js``: live latency meter, explorer point clicks)."""
+    code = files("emoclip_app").joinpath("page.js").read_text(encoding="utf-8")
+    return f"<script>\n{code}\n</script>"
 
 
 @cache
@@ -44,8 +53,12 @@ def build_demo(delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
                 analyse.layout(ui)
             with gr.Tab("Live webcam", id="live"):
                 live.layout(ui)
-            with gr.Tab("Classes & compounds", id="classes"):
-                classes.layout(ui)
+            with gr.Tab("Classes & compounds", id="classes"), gr.Row():
+                with gr.Column(scale=3):
+                    classes.layout(ui)
+                with gr.Column(scale=2):
+                    class_check_layout(ui)
+                    compounds.layout(ui)
             with gr.Tab("Latent explorer", id="explorer"):
                 explorer.layout(ui)
             with gr.Tab("About", id="about"):
@@ -56,13 +69,15 @@ def build_demo(delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
         analyse.wire(ui, model_work)
         live.wire(ui)
         classes.wire(ui)
+        compounds.wire(ui)
         explorer.wire(ui, model_work)
-        api.wire(ui, model_work)
+        api.wire(demo, ui, model_work)
     return demo
 
 
 def launch_options() -> dict[str, Any]:
-    """Arguments for `demo.launch` (upload limit, session-state bound, example clips readable)."""
+    """Arguments for `demo.launch` (upload limit, session-state bound, example clips readable,
+    the style sheet and the theme)."""
     return dict(
         max_file_size=(
             None if settings.MAX_UPLOAD_MB is None else f"{int(settings.MAX_UPLOAD_MB)}mb"
@@ -70,6 +85,8 @@ def launch_options() -> dict[str, Any]:
         state_session_capacity=settings.MAX_SESSIONS,
         allowed_paths=[str(settings.ASSETS)],
         css=css(),
+        theme=theme(),
+        head=page_script(),
     )
 
 

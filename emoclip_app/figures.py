@@ -44,80 +44,153 @@ def _layout(fig: go.Figure, *, title: str, height: int, xaxis: str, yaxis: str) 
     return fig
 
 
-def bars_figure(probabilities: dict[str, float], compounds: Sequence[str] = ()) -> go.Figure:
-    """Horizontal probability bars, most probable on top; compounds in another colour."""
+TOP_K = (
+    12  # classes drawn when "show all" is off (bars; timeline lines shown, others in the legend)
+)
+HIGHLIGHTED = 5  # timeline classes drawn in full colour; the others are muted
+
+
+def ranked(probabilities: dict[str, float]) -> list[tuple[str, float]]:
+    """(class, probability), most probable first."""
+    return sorted(probabilities.items(), key=lambda kv: -kv[1])
+
+
+def bars_figure(
+    probabilities: dict[str, float], compounds: Sequence[str] = (), *, show_all: bool = False
+) -> go.Figure:
+    """Horizontal probability bars, most probable on top; compounds in another colour.
+
+    At most `TOP_K` bars unless `show_all` (the title says how many are left out); the value
+    labels sit beyond the bars and are never clipped (the axis leaves room for them).
+    """
     import plotly.graph_objects as go
 
-    items = sorted(probabilities.items(), key=lambda kv: kv[1])
+    top = ranked(probabilities)
+    shown = top if show_all else top[:TOP_K]
+    items = shown[::-1]  # plotly draws the first bar at the bottom
     comp = set(compounds)
     fig = go.Figure(
         go.Bar(
             x=[p for _, p in items],
             y=[plot_text(n) for n, _ in items],
             orientation="h",
-            marker_color=["#F58518" if n in comp else "#4C78A8" for n, _ in items],
+            marker_color=["#C2410C" if n in comp else "#1D5F99" for n, _ in items],
             text=[f"{p:.1%}" for _, p in items],
             textposition="outside",
+            cliponaxis=False,
             hovertemplate="%{y}: %{x:.1%}<extra></extra>",
         )
     )
+    hidden = len(top) - len(shown)
+    more = f"; top {len(shown)} of {len(top)}" if hidden else ""
     fig = _layout(
         fig,
-        title="Probabilities (orange: compounds)",
+        title=f"Probabilities (orange: compounds{more})",
         height=max(220, 26 * len(items) + 80),
         xaxis="probability",
         yaxis="",
     )
-    fig.update_layout(hovermode="closest", showlegend=False)
-    fig.update_xaxes(range=[0, min(1.0, max(p for _, p in items) * 1.25 + 0.02)], tickformat=".0%")
+    fig.update_layout(hovermode="closest", showlegend=False, margin=dict(r=60))
+    peak = max((p for _, p in items), default=0.0)
+    fig.update_xaxes(range=[0, min(1.0, peak * 1.1 + 0.02)], tickformat=".0%")
     return fig
 
 
-def timeline_figure(prediction: Prediction, compounds: Sequence[str] = ()) -> go.Figure:
-    """One line per class over the window centres; compounds dashed; faceless frames marked."""
+def bars_summary(probabilities: dict[str, float], k: int = 5) -> str:
+    """The bars in words (the plot's text alternative): the `k` most probable classes."""
+    top = ranked(probabilities)
+    if not top:
+        return ""
+    cells = ", ".join(f"{n} {p:.1%}" for n, p in top[:k])
+    rest = f" (and {len(top) - k} more)" if len(top) > k else ""
+    return f"Most probable: {cells}{rest}."
+
+
+def timeline_figure(
+    prediction: Prediction, compounds: Sequence[str] = (), *, show_all: bool = False
+) -> go.Figure:
+    """One line per class over the window centres, the clip's most probable classes first.
+
+    The `HIGHLIGHTED` top classes are drawn in their colour, the others muted; beyond `TOP_K`
+    classes (unless `show_all`) the others are listed in the legend only (a click shows one).
+    Compounds dashed; faceless frames marked.
+    """
     import plotly.graph_objects as go
 
     tl = prediction.timeline
     names = prediction.classes
     colours = _colours(names)
-    top = prediction.top
+    order = [n for n, _ in ranked(prediction.probabilities)]
+    order += [n for n in names if n not in order]
     fig = go.Figure()
     centers = tl.centers if len(tl) else np.zeros(0)
-    for j, name in enumerate(names):
+    for rank, name in enumerate(order):
+        j = names.index(name)
+        strong = rank < HIGHLIGHTED
         fig.add_trace(
             go.Scatter(
                 x=centers,
                 y=tl.probabilities[:, j] if len(tl) else [],
                 mode="lines+markers" if len(tl) < 3 else "lines",
                 name=plot_text(name),
+                opacity=1.0 if strong else 0.35,
+                visible=True if show_all or rank < TOP_K else "legendonly",
                 line=dict(
                     color=colours[name],
-                    width=3.5 if name == top else 1.6,
+                    width=3.5 if rank == 0 else 2.0 if strong else 1.2,
                     dash="dash" if name in compounds else "solid",
                 ),
                 hovertemplate="%{y:.1%}",
             )
         )
-    if prediction.faces.no_face_times:
-        fig.add_trace(
-            go.Scatter(
-                x=prediction.faces.no_face_times,
-                y=[0.0] * len(prediction.faces.no_face_times),
-                mode="markers",
-                name="no face",
-                marker=dict(symbol="line-ns-open", size=12, color="#888"),
-                hovertemplate="no face at %{x:.1f} s<extra></extra>",
-            )
-        )
+    _no_face_marks(fig, prediction)
     fig = _layout(
         fig,
-        title=f"Timeline ({len(tl)} windows)",
+        title=f"Timeline ({len(tl)} windows; legend: most probable first)",
         height=340,
         xaxis="time (s): window centre",
         yaxis="probability",
     )
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
     return fig
+
+
+def _no_face_marks(fig: go.Figure, prediction: Prediction) -> None:
+    import plotly.graph_objects as go
+
+    times = prediction.faces.no_face_times
+    if times:
+        fig.add_trace(
+            go.Scatter(
+                x=times,
+                y=[0.0] * len(times),
+                mode="markers",
+                name="no face",
+                marker=dict(symbol="line-ns-open", size=12, color="#666"),
+                hovertemplate="no face at %{x:.1f} s<extra></extra>",
+            )
+        )
+
+
+def timeline_summary(prediction: Prediction) -> str:
+    """The timeline in words (the plot's text alternative): which class leads how many windows,
+    and the top class's peak."""
+    tl = prediction.timeline
+    if not len(tl):
+        return "No timeline: the input is shorter than one window (or a photo)."
+    names = prediction.classes
+    leaders = np.asarray(tl.probabilities).argmax(axis=1)
+    counts = np.bincount(leaders, minlength=len(names))
+    lead = ", ".join(
+        f"{names[j]} in {counts[j]}" for j in np.argsort(-counts, kind="stable") if counts[j]
+    )
+    top = prediction.top
+    col = np.asarray(tl.probabilities)[:, names.index(top)]
+    at = int(col.argmax())
+    return (
+        f"{len(tl)} windows from {tl.centers[0]:.1f} s to {tl.centers[-1]:.1f} s. "
+        f"Leading class per window: {lead}. {top} peaks at {col[at]:.1%} ({tl.centers[at]:.1f} s)."
+    )
 
 
 def live_figure_spec(times: Sequence[float], probs: np.ndarray, names: Sequence[str]) -> dict:
@@ -131,17 +204,20 @@ def live_figure_spec(times: Sequence[float], probs: np.ndarray, names: Sequence[
     colours = _colours(names)
     arr = np.asarray(probs, dtype=np.float64).reshape(len(times), len(names))
     x = [float(t) for t in times]
+    # the legend starts with the classes the latest prediction ranks first; the rest muted
+    order = np.argsort(-arr[-1], kind="stable") if len(arr) else np.arange(len(names))
     data = [
         dict(
             type="scatter",
             x=x,
             y=arr[:, j].tolist(),
             mode="lines",
-            name=plot_text(name),
-            line=dict(color=colours[name], width=2),
+            name=plot_text(names[j]),
+            opacity=1.0 if rank < HIGHLIGHTED else 0.35,
+            line=dict(color=colours[names[j]], width=2.5 if rank == 0 else 1.6),
             hovertemplate="%{y:.1%}",
         )
-        for j, name in enumerate(names)
+        for rank, j in enumerate(int(j) for j in order)
     ]
     fields = _layout_fields(
         title="Live timeline", height=340, xaxis="seconds since start", yaxis="probability"

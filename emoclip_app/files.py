@@ -8,6 +8,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,14 +70,36 @@ def safe_stem(name: str, default: str = "clip") -> str:
 OUTPUTS = OutputDir(max_age=settings.FILES_SECONDS or float("inf"))
 
 
-def download_files(prediction: Any, name: str) -> list[str]:
-    """The prediction as JSON and CSV files for download (paths; names from `name`, made safe)."""
+def download_files(
+    prediction: Any,
+    name: str,
+    warnings: Sequence[str] | None = None,
+    classes: Any = None,
+) -> list[str]:
+    """The prediction as JSON and CSV files for download (paths; names from `name`, made safe).
+
+    The JSON is the library's own export (`Prediction.to_json`, so whatever it records, e.g.
+    provenance, is in it) with the `warnings` the page shows and, under ``class_set``, the
+    class set with its descriptions (`classes`: an `emoclip.classes.ClassSet`). The CSV's
+    provenance is ``STEM-emotions.provenance.json`` beside it (`emoclip.provenance.write_sidecar`).
+    """
+    import dataclasses
+    import json
+
+    from emoclip.results import write_text
+
     folder = OUTPUTS.new()
     stem = safe_stem(name)
     json_path, csv_path = folder / f"{stem}-emotions.json", folder / f"{stem}-emotions.csv"
-    prediction.to_json(json_path)
-    prediction.to_csv(csv_path)
-    return [str(json_path), str(csv_path)]
+    if warnings is not None:
+        prediction = dataclasses.replace(prediction, warnings=list(dict.fromkeys(warnings)))
+    data = json.loads(prediction.to_json())
+    if classes is not None:
+        data["class_set"] = classes.to_dict()
+    write_text(json_path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    prediction.to_csv(csv_path)  # writes the provenance sidecar when the prediction has one
+    sidecar = csv_path.with_suffix(".provenance.json")
+    return [str(json_path), str(csv_path)] + ([str(sidecar)] if sidecar.exists() else [])
 
 
 def delete_cache_policy(seconds: float | None = None) -> tuple[int, int] | None:

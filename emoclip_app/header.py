@@ -8,13 +8,13 @@ from typing import Any
 import gradio as gr
 
 from . import models
-from .errors import code, error, info, md
+from .errors import code, error, info, md, no_dead_end
 from .models import predictor
 from .outputs import Analysed, ModelChange, components, skipped
 from .settings import PAGE_WAIT_SECONDS, short
 from .state import Session
 from .tabs.about import model_card
-from .tabs.analyse import analyse
+from .tabs.analyse import analyse, banner, controls_for, failed, model_warnings
 from .tabs.classes import editor_for, editor_skipped
 
 
@@ -23,9 +23,10 @@ def layout(ui: Any) -> None:
     gr.Markdown(
         "# EmoCLIP: zero-shot facial-expression recognition in video\n"
         "Describe emotions in words; the model scores a face video against your "
-        "descriptions."
+        "descriptions.",
+        elem_id="app-title",
     )
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True, elem_id="status-row"):
         ui.status = gr.Markdown("Loading a model…", elem_id="model-status")
         ui.model = gr.Dropdown(
             label="Model",
@@ -42,8 +43,13 @@ def wire(demo: gr.Blocks, ui: Any, ui_only: dict[str, Any], model_work: dict[str
     outputs = components(ui, ModelChange)
     demo.load(init_page, [ui.session], outputs, **ui_only)
     ui.timer.tick(poll_models, [ui.session], outputs, **ui_only)
-    ui.model.input(select_model, [ui.model, ui.session], outputs, api_name="select_model").then(
-        analyse_if_loaded,
+    ui.model.input(
+        no_dead_end(select_model, ModelChange),
+        [ui.model, ui.session],
+        outputs,
+        api_name="select_model",
+    ).then(
+        no_dead_end(analyse_if_loaded, Analysed, failed),
         [ui.video, ui.fallback, ui.session],
         components(ui, Analysed),
         api_visibility="private",
@@ -55,6 +61,13 @@ def wire(demo: gr.Blocks, ui: Any, ui_only: dict[str, Any], model_work: dict[str
 
 
 def _model_change(session: Session, editor: dict[str, Any]) -> ModelChange:
+    name = session.model or models.MODELS.default
+    ready = name is not None and models.MODELS.status(name).state == "ready"
+    detection = (
+        models.MODELS.model(name).config.preprocess.face_detection
+        if name is not None and ready
+        else None
+    )
     return ModelChange(
         session=session,
         status=status_markdown(session),
@@ -62,6 +75,8 @@ def _model_change(session: Session, editor: dict[str, Any]) -> ModelChange:
         card=model_card(session),
         timer=gr.Timer(active=models.MODELS.busy()),
         **editor,
+        **controls_for(detection),
+        live_note=banner(model_warnings(name)) if ready else gr.skip(),
     )
 
 
@@ -124,7 +139,10 @@ def status_markdown(session: Session) -> str:
     """The status line: the session's model, its kind, and the models loading meanwhile."""
     name = session.model or models.MODELS.default
     lines = []
-    if name is None and models.MODELS.started() and not models.MODELS.busy():
+    failure = models.forced_failure() if name is None and not models.MODELS.busy() else None
+    if failure:  # the operator's model, not silently another one
+        lines.append(f"**No model is running.** {md(failure)}")
+    elif name is None and models.MODELS.started() and not models.MODELS.busy():
         lines.append(
             "**No model could be loaded.** The About tab lists what was tried and how to "
             "get weights (e.g. `weights/emoclip-synthetic-tiny.safetensors` from the "

@@ -143,12 +143,10 @@ class ModelManager:
         with self._lock:
             if self._sources is not None:
                 return self._sources
-        from emoclip.weights.registry import resolve
-
         found = {}
         for name in self.names():
             try:
-                found[name] = resolve(name, weights_dirs=self.weights_dirs)
+                found[name] = model_source(name, self.weights_dirs)
             except (KeyError, OSError, ValueError) as exc:  # unknown name, unreadable file
                 self._errors[name] = str(exc)
         with self._lock:
@@ -176,7 +174,12 @@ class ModelManager:
 
             sources = self.sources()
             order = self.available()
-            if order and order[0] != self.forced:  # the start-up choice the CLI makes too
+            if self.forced:  # the operator's choice or nothing: never a silent switch to another
+                if self.forced not in self._errors:
+                    self.target = self.forced
+                    self._try_load(self.forced)
+                return
+            if order:  # the start-up choice the CLI makes too
                 best = best_available(include_test=self.include_test_model, sources=sources)
                 order = [best] + [n for n in order if n != best] if best in order else order
             if order and sources[order[0]].kind.endswith("download"):
@@ -340,6 +343,43 @@ class ModelManager:
         with self._lock:
             for p in self._predictors.values():
                 p.close()
+
+
+def model_source(ref: str, weights_dirs: Sequence[Path] = ()) -> Any:
+    """Where model `ref` would come from (an `emoclip.ModelSource`): a registry name as the
+    registry resolves it; a ``.safetensors`` file or a Hub id (`emoclip.weights.refs`, the
+    reading every door shares) as that file or Hub repo.
+
+    Raises:
+        ValueError: `ref` is neither (`ModelRefError`); WeightsNotFoundError: a missing file.
+    """
+    from emoclip.weights.refs import identify_model, ref_kind
+    from emoclip.weights.registry import ModelSource, resolve
+
+    if ref_kind(ref) == "registry":
+        return resolve(ref, weights_dirs=weights_dirs)
+    identity = identify_model(ref, weights_dirs=weights_dirs)
+    available = identity.source != "hub-download"
+    if not available:
+        from emoclip.weights import hub
+
+        available = hub.hub_online()
+    tried = () if available else (f"{identity.location}: not cached, Hub unreachable",)
+    summary = f"weights from {identity.location}"
+    return ModelSource(
+        ref, available, identity.source, identity.location, summary, tried, identity.path
+    )
+
+
+def forced_failure() -> str | None:
+    """Why the model the operator chose (``EMOCLIP_APP_MODEL``) could not be loaded, or None."""
+    name = MODELS.forced
+    if name is None or MODELS.default is not None:
+        return None
+    st = MODELS.status(name)
+    if st.state in ("error", "missing"):
+        return f"EMOCLIP_APP_MODEL={name} could not be loaded: {st.detail or st.state}"
+    return None
 
 
 def _where(source: Any) -> str:

@@ -27,8 +27,11 @@ EDITOR = ("table", "yaml", "message", "class_pick", "parts", "compound_pick")
 RESULT = (
     "summary",
     "label",
+    "evidence",
     "bars",
+    "bars_text",
     "timeline",
+    "timeline_text",
     "gallery",
     "files",
     "timings",
@@ -37,8 +40,10 @@ RESULT = (
     "rescore",
 )
 
-ModelChange = _record("ModelChange", (*STATUS, *EDITOR))
-"""The status line, model menu, model card and timer, and the class editor."""
+MODEL_CONTROLS = ("fallback", "gallery", "photo_box", "live_note")
+ModelChange = _record("ModelChange", (*STATUS, *EDITOR, *MODEL_CONTROLS))
+"""The status line, model menu, model card and timer, the class editor, and the controls and
+captions that depend on what the running model does."""
 Analysed = _record("Analysed", ("session", *RESULT))
 """A video's result in the Analyse tab and in the Classes tab."""
 PhotoAnalysed = _record("PhotoAnalysed", (*Analysed._fields, "faces_image", "faces"))
@@ -46,11 +51,13 @@ PhotoAnalysed = _record("PhotoAnalysed", (*Analysed._fields, "faces_image", "fac
 ClassChange = _record("ClassChange", ("session", *EDITOR, *RESULT))
 """A class-set change: the editors, and the current video re-scored."""
 ClassAdded = _record("ClassAdded", (*ClassChange._fields, "new_name", "new_desc"))
+PresetChosen = _record("PresetChosen", (*ClassChange._fields, "undo_btn"))
 ClassRenamed = _record("ClassRenamed", (*ClassChange._fields, "rename_to"))
 CompoundAdded = _record("CompoundAdded", (*ClassChange._fields, "preview"))
 LiveStep = _record("LiveStep", ("live_label", "live_plot", "live_info", "live_buffer"))
 Explored = _record("Explored", ("session", "latent_plot", "point_pick", "explore_info"))
 Picked = _record("Picked", ("neighbours", "point_video", "point_info", "latent_plot"))
+Clicked = _record("Clicked", (*Picked._fields, "point_pick"))
 
 
 def skipped(record: Any, **values: Any) -> Any:

@@ -1,6 +1,7 @@
 """The app's limits and paths, read once from the environment when the package is imported.
 
-Environment: EMOCLIP_APP_MODEL (model to run by default), EMOCLIP_APP_TEST_MODEL=1 (offer the
+Environment: EMOCLIP_APP_MODEL (model to run: registry name, .safetensors path or Hub id; one that
+cannot be loaded is shown as an error, never replaced by another), EMOCLIP_APP_TEST_MODEL=1 (offer the
 random-weight test model), EMOCLIP_DEVICE, EMOCLIP_MAX_UPLOAD_MB (200), EMOCLIP_MAX_SECONDS (600),
 EMOCLIP_MAX_MEGAPIXELS (9), EMOCLIP_MAX_CLASSES (64), EMOCLIP_CONCURRENCY (2),
 EMOCLIP_QUEUE_SIZE (32), EMOCLIP_LIVE_SECONDS (120), EMOCLIP_MAX_COLLECTION_CLIPS (50000: clips

@@ -42,6 +42,7 @@ class Session:
 
     model: str | None = None  # the user's choice; None follows the app's default model
     classes: ClassSet | None = None  # None: the model's default class set
+    undo_classes: ClassSet | None = None  # the set the last chosen preset replaced
     video: CurrentVideo | None = None
     clips: list[Clip] = field(default_factory=list)
     points: list[Any] = field(default_factory=list)  # the explorer's last projection (LatentPoint)
@@ -50,6 +51,7 @@ class Session:
     collection: Any = None  # the uploaded batch results (emoclip.explore.Collection) or None
     collection_index: Any = None  # NeighbourIndex over `collection`'s embeddings
     point_rows: Any = None  # (len(points),) int: each point's `collection` row, -1 if none
+    show_all: bool = False  # draw every class, not only the top ones
     frames_encoded: int = 0
     encodings: int = 0
     rescored: int = 0
@@ -69,4 +71,8 @@ class LiveBuffer:
     start: float | None = None
     times: list[float] = field(default_factory=list)  # seconds since `start`, one per prediction
     history: list[np.ndarray] = field(default_factory=list)  # (C,) probabilities per prediction
-    stamps: deque = field(default_factory=lambda: deque(maxlen=12))  # recent frame times (fps)
+    stamps: deque = field(default_factory=lambda: deque(maxlen=30))  # recent frame end times (fps)
+    busy: deque = field(default_factory=lambda: deque(maxlen=30))  # recent seconds per frame
+    frames: int = 0  # frames processed since the buffer started
+    plotted: float = float("-inf")  # when the live timeline was last drawn (monotonic s)
+    note: str = ""  # what the page should say about the stream (e.g. it was restarted)

@@ -5,7 +5,7 @@
 
 Starts the app in-process on a free port, uses the first example clip in assets/ (or a generated
 clip with a face), and writes small palette PNGs (< 300 KB each) to docs/screenshots/:
-analyse.png, classes.png, explorer.png, live.png. Needs Playwright and /usr/bin/chromium (or
+analyse.png, classes.png, explorer.png, live.png, phone.png (390 px wide). Needs Playwright and /usr/bin/chromium (or
 --chromium PATH); works offline.
 """
 
@@ -137,8 +137,7 @@ def _drive(url: str, video: Path, webcam: Path, args: argparse.Namespace) -> Non
         page.get_by_role("tab", name="Latent explorer").click()
         page.click("#explore-btn")
         page.wait_for_selector("#latent-plot .js-plotly-plot")
-        page.locator("#point-pick input").click()
-        page.get_by_role("option").first.click()
+        click_plot_point(page, "#latent-plot")
         page.wait_for_selector("#neighbours [data-testid='cell-0-0']")
         page.wait_for_timeout(1000)
         _shot(page, args.out / "explorer.png", height=1350, top="#explore-method")
@@ -151,7 +150,23 @@ def _drive(url: str, video: Path, webcam: Path, args: argparse.Namespace) -> Non
         )
         page.wait_for_timeout(1500)
         _shot(page, args.out / "live.png", height=820, top="[role=tablist]")
+        phone = browser.new_page(viewport={"width": 390, "height": 844})
+        phone.goto(url, wait_until="load")
+        phone.wait_for_selector("#model-status")
+        phone.wait_for_function(
+            "document.querySelector('#model-status').innerText.includes('Model:')"
+        )
+        _shot(phone, args.out / "phone.png", height=844)
         browser.close()
+
+
+def click_plot_point(page, plot: str) -> None:
+    """Click the first drawn point of a clip trace of a plotly plot (as a person would)."""
+    page.wait_for_selector(f"{plot} .js-plotly-plot .scatterlayer .points path")
+    box = page.locator(f"{plot} .js-plotly-plot .scatterlayer .points path").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_timeout(200)
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
 
 
 def _shot(page, path: Path, height: int, top: str | None = None) -> None:

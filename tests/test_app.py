@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from emoclip_app.tabs import (  # noqa: E402
     about,
     analyse as analyse_tab,  # noqa: E402
     classes as classes_tab,  # noqa: E402
+    compounds as compounds_tab,  # noqa: E402
     explorer,
     live,
 )
@@ -147,9 +149,15 @@ def test_analyse_gives_every_result(video):
     names = preset("dfew-7").names
     assert set(label) == set(names) and abs(sum(label.values()) - 1) < 1e-4
     assert "Top emotion" in summary and "16 of 16 sampled frames had a face" in summary
-    assert len(timeline.data) == len(names) and all(
-        len(t.x) == len(session.video.prediction.timeline) for t in timeline.data
+    lines = [t for t in timeline.data if t.name != "key moments"]  # one line per class
+    assert len(lines) == len(names) and all(
+        len(t.x) == len(session.video.prediction.timeline) for t in lines
     )
+    evidence = session.video.prediction.evidence
+    marked = len(evidence.key_moments) + (evidence.against is not None)
+    assert len(timeline.data) == len(names) + (marked > 0)
+    assert len(timeline.layout.images) == marked  # each marked moment's crop above the plot
+    assert "Best-matching description" in out.evidence and "points ahead of" in out.evidence
     assert len(bars.data[0].y) == len(names)
     assert gallery and gallery[0][0].shape == (96, 96, 3)
     data = json.loads(Path(files[0]).read_text())
@@ -189,7 +197,7 @@ def test_class_edits_add_rename_remove_reset_and_errors(video):
     assert session.classes.names[-1] == "contempt"
     assert session.classes.classes[-1].descriptions == ("one corner of the mouth raised", "a sneer")
     assert "contempt" in session.video.prediction.probabilities
-    session = classes_tab.add_compound(["happiness", "contempt"], "2, 1", "smug", session).session
+    session = compounds_tab.add_compound(["happiness", "contempt"], "2, 1", "smug", session).session
     session = classes_tab.rename_class("contempt", "scorn", session).session
     assert session.classes.compounds[0].parts == ("happiness", "scorn")
     session = classes_tab.remove_class("scorn", session).session
@@ -208,8 +216,7 @@ def test_bad_table_edit_keeps_the_table_and_reports(video):
     session = _analysed(video)
     rows = class_rows(models.classes_of(session))
     rows.append(["", "a description without a class"])
-    with pytest.warns(UserWarning, match="has no class name"):  # gr.Warning outside a request
-        out = classes_tab.edit_table(rows, session)
+    out = classes_tab.edit_table(rows, session)  # said once: in the message line, no toast
     skip = type(gr.skip())
     assert isinstance(out.table, skip) and isinstance(
         out.yaml, skip
@@ -250,21 +257,21 @@ def test_long_description_warns_about_truncation(video):
 
 def test_compound_preview_and_score(video):
     session = _analysed(video)
-    text = classes_tab.preview_compound(["happiness", "surprise"], "", "", session)
+    text = compounds_tab.preview_compound(["happiness", "surprise"], "", "", session)
     assert (
         "happiness + surprise" in text
         and "Nearest classes" in text
         and "Score on the current video" in text
     )
-    assert "Choose two or more" in classes_tab.preview_compound(["happiness"], "", "", session)
-    assert "one weight per chosen class" in classes_tab.preview_compound(
+    assert "Choose two or more" in compounds_tab.preview_compound(["happiness"], "", "", session)
+    assert "one weight per chosen class" in compounds_tab.preview_compound(
         ["happiness", "fear"], "1", "x", session
     )
-    out = classes_tab.add_compound(["happiness", "surprise"], "", "delighted", session)
+    out = compounds_tab.add_compound(["happiness", "surprise"], "", "delighted", session)
     session = out.session
     assert "delighted" in session.video.prediction.probabilities
     assert "Added compound" in out.preview
-    session = classes_tab.remove_compound("delighted", session).session
+    session = compounds_tab.remove_compound("delighted", session).session
     assert "delighted" not in session.video.prediction.probabilities
 
 
@@ -275,7 +282,7 @@ def test_user_text_is_escaped(video):
     session = out.session
     for markdown in (
         out.message,
-        classes_tab.preview_compound(["happiness", evil], "", "<b>mix</b>", session),
+        compounds_tab.preview_compound(["happiness", evil], "", "<b>mix</b>", session),
     ):
         assert "<img" not in markdown and "<script" not in markdown and "<b>" not in markdown
     timeline = out.timeline
@@ -315,13 +322,22 @@ def test_live_step_ring_buffer(predictor):
     session = Session()
     buffer = LiveBuffer()
     T = predictor.config.num_frames
+    skip = type(gr.skip())
+    figures = []
     for frame in moving_face_frames(T + 3, size=(480, 640)):
         out = live.live_step(frame, buffer, session)
         label, fig, info, buffer = out.live_label, out.live_plot, out.live_info, out.live_buffer
+        if not isinstance(fig, skip):
+            figures.append((fig, buffer.times[-1]))
     assert len(buffer.window) == T and buffer.window.frames == T + 3
     assert set(label) == set(preset("dfew-7").names) and abs(sum(label.values()) - 1) < 1e-4
-    assert "frames/s" in info and f"buffer {T}/{T}" in info
-    assert len(fig.data) == 7 and len(fig.data[0].x) == T + 3
+    assert "frames/s" in info and "ms per frame" in info and f"buffer {T}/{T}" in info
+    assert f"frame #{T + 3}" in info
+    # the timeline is redrawn at most once per PLOT_EVERY seconds (the page's drawing is slow)
+    drawn_at = [t for _, t in figures]
+    assert drawn_at and all(b - a >= live.PLOT_EVERY - 1e-6 for a, b in zip(drawn_at, drawn_at[1:]))
+    fig, t = figures[-1]
+    assert len(fig.data) == 7 and len(fig.data[0].x) == buffer.times.index(t) + 1
     session.classes = ClassSet.parse(CUSTOM_YAML)  # a class change restarts the buffer
     out = live.live_step(next(moving_face_frames(1)), buffer, session)
     label, buffer = out.live_label, out.live_buffer
@@ -335,7 +351,9 @@ def test_explorer_projects_clips_and_prototypes(video, tmp_path, monkeypatch):
     )
     monkeypatch.setattr(settings, "EXAMPLES", [example])
     session = _analysed(video)
-    session = classes_tab.add_compound(["happiness", "surprise"], "", "delighted", session).session
+    session = compounds_tab.add_compound(
+        ["happiness", "surprise"], "", "delighted", session
+    ).session
     out = explorer.explore("t-SNE", True, None, session, progress=no_progress)
     session, fig, message = out.session, out.latent_plot, out.explore_info
     kinds = [p.kind for p in session.points]
@@ -397,6 +415,12 @@ def test_classify_video_endpoint_with_custom_classes(client, video):
         "worry",
     }
     assert result["faces"]["frames_with_face"] == 16 and result["faces"]["frames_without_face"] == 0
+    why = result["evidence"]  # the evidence the library, CLI and batch give, through the API
+    assert why["top"] == result["top"] and why["runner_up"] in ("joy", "calm", "worry")
+    assert {w["name"] for w in why["words"]} == {"joy", "calm", "worry"}
+    ranked = sorted(result["probabilities"].values(), reverse=True)
+    assert why["margin"] == pytest.approx(ranked[0] - ranked[1], abs=1e-5)
+    assert len(why["moments"]) > 0 and len(why["key_moments"]) <= 3
 
 
 def test_classify_video_endpoint_defaults_and_errors(client, video, tmp_path):
@@ -533,9 +557,16 @@ def test_toy_model_from_a_weights_folder(tmp_path, monkeypatch, video):
     out = analyse_tab.analyse(video, "center", session, progress=no_progress)
     assert set(out.label) == {"beaming", "glum"}
     assert "no face detection" in out.summary and "toy/test model" in out.warnings
+    assert "detect" not in out.timings  # no detection ran, so no detect stage is listed
+    change = header.poll_models(session)  # the controls say what this model does not use
+    assert change.fallback.interactive is False and "Not used by this model" in change.fallback.info
+    assert "whole frames" in change.gallery.label and "toy/test model" in change.live_note
     out = live.live_step(next(moving_face_frames(1)), LiveBuffer(), session)
     label, info = out.live_label, out.live_info
     assert set(label) == {"beaming", "glum"} and "whole frames" in info
+    long_text = " ".join(["a smiling face with raised cheeks"] * 6)  # ~40 tokens: > 32, < 77
+    out = classes_tab.add_class("verbose", long_text, session)
+    assert "the text encoder reads only the first 32" in out.message
     manager.close()
 
 
@@ -723,3 +754,121 @@ def test_explorer_loads_batch_results_parts(video, tmp_path, monkeypatch):
     monkeypatch.setattr(settings, "MAX_RESULT_PARTS", 1)
     with pytest.raises(gr.Error, match="limit of 1"):
         explorer.explore("PCA", False, None, Session(), parts, progress=no_progress)
+
+
+# ------------------------------------------------------------------- issue #23: as people meet it
+
+
+def test_a_preset_applies_at_once_and_can_be_undone(video):
+    session = _analysed(video)
+    out = classes_tab.choose_preset("mafw-11", session)
+    assert len(out.session.classes.classes) == 11 and len(out.label) == 11
+    assert out.undo_btn.visible and "dfew-7" in out.undo_btn.value
+    out = classes_tab.undo_classes(out.session)
+    assert out.session.classes.names == preset("dfew-7").names and out.undo_btn.visible is False
+    with pytest.raises(gr.Error, match="nothing to undo"):
+        classes_tab.undo_classes(out.session)
+
+
+def test_class_editor_refuses_merges_and_says_what_it_replaces(video):
+    session = _analysed(video)
+    with pytest.raises(gr.Error, match="already a class or compound with the same name, 'neutral'"):
+        classes_tab.rename_class("happiness", "Neutral", session)
+    assert models.classes_of(session).names == preset("dfew-7").names  # nothing merged
+    session = classes_tab.rename_class("happiness", "Happiness", session).session  # same class
+    session = compounds_tab.add_compound(
+        ["Happiness", "surprise"], "", "delighted", session
+    ).session
+    preview = compounds_tab.preview_compound(["Happiness", "fear"], "", "delighted", session)
+    assert "replaces the existing compound delighted" in preview
+    out = compounds_tab.add_compound(["Happiness", "fear"], "", "delighted", session)
+    assert "Replaced compound" in out.preview
+    assert out.session.classes.compounds[0].parts == ("Happiness", "fear")
+
+
+def test_a_blank_name_is_said_once_and_quoted_at_a_word(video):
+    session = _analysed(video)
+    rows = class_rows(models.classes_of(session))
+    rows[0][0] = ""
+    out = classes_tab.edit_table(rows, session)
+    text = rows[0][1]
+    assert out.message.count("has no class name") == 1
+    quoted = re.search(r"has no class name: '([^']*)…'", out.message.replace("\\", ""))
+    assert quoted and text.startswith(quoted.group(1)) and text[len(quoted.group(1))] == " "
+
+
+def test_downloads_carry_warnings_classes_and_the_librarys_export(video):
+    session = _analysed(video)
+    out = analyse_tab.result_values(session)
+    data = json.loads(Path(out.files[0]).read_text())
+    library = session.video.prediction.to_dict()
+    assert set(library) <= set(data)  # the library's own export, all of it
+    assert any("toy/test model" in w for w in data["warnings"])
+    described = {c["name"] if isinstance(c, dict) else c for c in data["class_set"]["classes"]}
+    assert "happiness" in str(described) and "smil" in json.dumps(data["class_set"])
+
+
+def test_plots_show_the_top_classes_first_and_long_sets_stay_short(video):
+    from emoclip_app.figures import TOP_K, bars_figure, bars_summary, timeline_figure
+
+    session = _analysed(video)
+    session = classes_tab.set_classes(
+        "classes:\n" + "".join(f"  c{i}: face number {i}\n" for i in range(20)), session
+    ).session
+    pred = session.video.prediction
+    bars = bars_figure(pred.probabilities)
+    assert len(bars.data[0].y) == TOP_K and bars.data[0].cliponaxis is False
+    assert f"top {TOP_K} of 20" in bars.layout.title.text
+    assert bars.layout.xaxis.range[1] >= max(pred.probabilities.values())
+    assert len(bars_figure(pred.probabilities, show_all=True).data[0].y) == 20
+    tl = timeline_figure(pred)
+    ranked = sorted(pred.probabilities, key=lambda n: -pred.probabilities[n])
+    assert [t.name for t in tl.data[:3]] == ranked[:3]  # the legend starts with the answer
+    assert (
+        tl.data[0].opacity == 1 and tl.data[10].opacity < 1 and tl.data[15].visible == "legendonly"
+    )
+    assert bars_summary(pred.probabilities).startswith(f"Most probable: {ranked[0]} ")
+    out = analyse_tab.show_all_classes(True, session)
+    assert len(out[1].data[0].y) == 20 and out[0].show_all
+
+
+def test_about_is_a_model_card_and_the_api_sample_uses_the_apps_address():
+    from emoclip_app.card import model_card, number
+    from emoclip_app.tabs import api
+
+    assert number(0.5) == "0.500" and number(1234) == "1,234" and number(None) == "–"
+    card = model_card(MODEL)
+    assert "| Text context |" in card and "### All models" in card and "{'" not in card
+    assert "http://example.test:9999/" in api.api_help("http://example.test:9999/")
+
+
+def test_explorer_one_point_per_clip_exports_tagged_and_clicks(video, tmp_path, monkeypatch):
+    pytest.importorskip("emoclip.explore")
+    monkeypatch.setattr(settings, "EXAMPLES", [Path(video)])
+    session = _analysed(video)  # the same clip as the example: drawn once
+    out = explorer.explore("PCA", True, None, session, progress=no_progress)
+    kinds = [p.kind for p in out.session.points]
+    assert kinds.count("example") == 1 and kinds.count("clip") == 0
+    exported = explorer.export_embeddings(out.session)
+    again = explorer.explore("PCA", False, exported, session, progress=no_progress)
+    kinds = [p.kind for p in again.session.points]
+    assert kinds.count("class") == 7 and kinds.count("uploaded") == 1  # classes not re-imported
+    assert "class/compound point(s) were left out" in again.explore_info
+    clicked = explorer.click_point("0@123", again.session)
+    assert clicked.point_pick == again.session.points[0].id and clicked.neighbours
+    assert isinstance(explorer.click_point("x", again.session).point_pick, type(gr.skip()))
+
+
+def test_class_check_view_heatmap_and_warnings(predictor):
+    """The Classes tab's check: a heatmap of the class similarities and the warnings, or the
+    parse errors without a heatmap."""
+    from emoclip_app.evidence_view import run_check
+    from emoclip_app.settings import CLASS_LIMITS
+
+    text = "classes:\n  a: a smiling face\n  b: a frowning face\n  c: " + "calm " * 90 + "\n"
+    fig, message = run_check(text, predictor, CLASS_LIMITS)
+    assert fig is not None and list(fig.data[0].x) == ["a", "b", "c"]
+    assert np.asarray(fig.data[0].z).shape == (3, 3)
+    assert "description 1 is cut at the text encoder" in message
+    fig, message = run_check("classes:\n  a: ''\n", predictor, CLASS_LIMITS)
+    assert fig is None and "✖" in message and "empty" in message

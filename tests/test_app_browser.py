@@ -187,6 +187,23 @@ def plot_kinds(page, selector: str) -> dict[str, int]:
     )
 
 
+def timeline_marks(page) -> dict[str, int]:
+    """Key-moment markers and crop images on the timeline plot."""
+    return page.evaluate(
+        """() => { const p = document.querySelector('#timeline-plot .js-plotly-plot');
+             const t = p.data.find(d => d.name === 'key moments');
+             return {markers: t ? t.x.length : 0, crops: (p.layout.images || []).length}; }"""
+    )
+
+
+def heatmap_names(page) -> list[str] | None:
+    """The class names along the class-check heatmap, None before it is drawn."""
+    return page.evaluate(
+        """() => { const p = document.querySelector('#class-check-plot .js-plotly-plot');
+             return p && p.data && p.data[0] ? Array.from(p.data[0].x) : null; }"""
+    )
+
+
 def test_analyse_edit_compound_and_explore(browser, server, media):
     context, page = open_page(browser, server)
     try:
@@ -194,9 +211,16 @@ def test_analyse_edit_compound_and_explore(browser, server, media):
         summary = page.locator("#result-summary").inner_text()
         assert "16 of 16 sampled frames had a face" in summary
         assert set(label_scores(page, "#top-label")) <= set(DFEW)
-        assert page.locator("#timeline-plot .js-plotly-plot .scatterlayer .trace").count() == len(
-            DFEW
-        )
+        # evidence: the best-matching words and the margin under the label; the key moments
+        # marked on the timeline (one marker each) with their crops above it
+        evidence = wait_text(page, "#result-evidence", "Best-matching description")
+        assert "points ahead of" in evidence
+        marks = timeline_marks(page)
+        assert marks["crops"] == marks["markers"]
+        said = ("Key moments" in evidence) + ("Argues most for" in evidence)
+        assert (said > 0) == (marks["markers"] > 0) and marks["markers"] >= said
+        traces = page.locator("#timeline-plot .js-plotly-plot .scatterlayer .trace").count()
+        assert traces == len(DFEW) + (marks["markers"] > 0)
         assert page.locator("#faces-gallery img").count() >= 4
         downloads = page.locator("#downloads").inner_text().replace("\n", "")
         assert "face-emotions.json" in downloads and "face-emotions.csv" in downloads
@@ -237,6 +261,16 @@ def test_analyse_edit_compound_and_explore(browser, server, media):
             lambda: "delighted" in label_scores(page, "#classes-label"), what="compound score"
         )
         assert re.search(r"Frames encoded: 16\b", page.locator("#rescore-info").inner_text())
+        # the class-set check beside the editor: a heatmap of every class and the compound
+        eventually(lambda: heatmap_names(page) == [*DFEW, "delighted"], what="class heatmap")
+        # typing a new set in the YAML editor re-checks it (nothing applied)
+        page.get_by_text("YAML / JSON: edit, import, export").click()
+        code = page.locator("#class-yaml .cm-content").first
+        code.click()
+        page.keyboard.press("Control+A")
+        page.keyboard.type("classes: {calm: a calm face, tense: a tense face}")
+        eventually(lambda: heatmap_names(page) == ["calm", "tense"], what="re-checked heatmap")
+        assert page.locator("#class-check").inner_text().strip()
         page.screenshot(path=str(ARTIFACTS / "browser-classes.png"), full_page=True)
 
         # Latent explorer: the clip and the text prototypes of every class and the compound.
@@ -269,7 +303,11 @@ def test_live_webcam_streams_predictions(browser, server):
         page.get_by_role("tab", name="Live webcam").click()
         page.get_by_role("button", name="Click to Access Webcam").click()
         page.locator("#live-cam button[aria-label='capture photo']").click()
-        info = wait_text(page, "#live-fps", r"Processed: [0-9.]+ frames/s · buffer [2-9]\d*/")
+        info = wait_text(
+            page,
+            "#live-fps",
+            r"Processed: [0-9.]+ frames/s \([0-9]+ ms per frame\) · buffer [2-9]\d*/",
+        )
         fps = float(re.search(r"Processed: ([0-9.]+) frames/s", info).group(1))
         assert fps > 0.2 and "face found" in info
         page.wait_for_selector("#live-plot .js-plotly-plot")

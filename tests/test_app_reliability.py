@@ -37,8 +37,10 @@ from emoclip.media.inputs import VideoLimits  # noqa: E402
 from emoclip.testing.media import moving_face_frames, write_video, write_wav  # noqa: E402
 from emoclip_app import files, models  # noqa: E402
 from emoclip_app.files import OutputDir  # noqa: E402
+from emoclip_app.outputs import Analysed  # noqa: E402
 
 MODEL = "test-emoclip-tiny"
+FILES = Analysed._fields.index("files") - 1  # /analyse's outputs, without the session state
 FACE = (224, 240)  # (H, W): the smallest frame the face patch fits in
 GOOD_YAML = "classes:\n  joy: a broad smile\n  calm: a relaxed face\n  worry: a tense mouth\n"
 XSS_NAME = "<img src=x onerror=alert(1)>"
@@ -249,10 +251,10 @@ def test_bad_videos_through_classify_video_and_analyse(server, videos, monkeypat
     summary = out[0]
     assert "Top emotion" in summary and "<img" not in summary and "<script" not in summary
     assert all(
-        Path(f).name.endswith(("-emotions.json", "-emotions.csv"))
+        Path(f).name.endswith(("-emotions.json", "-emotions.csv", "-emotions.provenance.json"))
         and "<" not in Path(f).name
         and " " not in Path(f).name
-        for f in out[5]
+        for f in out[FILES]
     )
     _expect(
         lambda: client.predict(
@@ -545,7 +547,7 @@ def test_temporary_files_are_bounded_and_deleted(videos, monkeypatch, tmp_path):
             out = client.predict(
                 handle_file(str(videos[f"face{i}"])), "center", api_name="/analyse"
             )
-            assert len(out[5]) == 2
+            assert len(out[FILES]) == 2
         for _ in range(8):
             client.predict(api_name="/export_classes_yaml")
         client.predict(GOOD_YAML, api_name="/set_classes")  # re-scores: new download files

@@ -20,7 +20,8 @@ pa = pytest.importorskip("pyarrow")
 ray = pytest.importorskip("ray")
 
 from emoclip.batch import InputError, expand_inputs, read_results, run_batch  # noqa: E402
-from emoclip.batch.run import done_keys, export_csv  # noqa: E402
+from emoclip.batch.plan import done_keys  # noqa: E402
+from emoclip.batch.run import export_csv  # noqa: E402
 from emoclip.cli import main  # noqa: E402
 from emoclip.testing.media import moving_face_frames, write_video  # noqa: E402
 from emoclip.weights.files import save_checkpoint  # noqa: E402
@@ -178,6 +179,11 @@ def test_batch_shards_over_workers_and_matches_predict(local_ray, collection, tm
             row["probabilities"], [pred["probabilities"][c] for c in pred["classes"]], atol=1e-5
         )
         np.testing.assert_allclose(row["embedding"], pred["embedding"], atol=1e-5)
+        evidence = json.loads(row["evidence"])  # the same evidence as `emoclip predict`'s
+        assert evidence["top"] == pred["evidence"]["top"] == pred["top"]
+        assert evidence["margin"] == pytest.approx(pred["evidence"]["margin"], abs=1e-5)
+        assert evidence["best_description"] == pred["evidence"]["best_description"]
+        assert len(evidence["moments"]) == len(pred["evidence"]["moments"])
         windows = timeline[timeline.input_key == row["input_key"]].sort_values("window")
         assert len(windows) == len(pred["timeline"])
         expected = [[w["probabilities"][c] for c in pred["classes"]] for w in pred["timeline"]]
@@ -186,7 +192,10 @@ def test_batch_shards_over_workers_and_matches_predict(local_ray, collection, tm
     assert timeline.input_key.isin(video_keys).sum() == sum(
         len(p["timeline"]) for p in json.loads((tmp_path / "p.json").read_text())
     )
-    assert set(timeline.input_key) == {r["input_key"] for r in rows.values() if r["error"] is None}
+    # a photo has no timeline (it is analysed as `emoclip predict` does: its faces, no windows)
+    assert set(timeline.input_key) == {
+        r["input_key"] for r in rows.values() if r["error"] is None and r["kind"] != "image"
+    }
 
     from emoclip.explore.collection import NeighbourIndex, load_results_folder, project_large
 
@@ -208,7 +217,7 @@ def test_resume_after_an_interrupted_run(local_ray, collection, tmp_path):
     first = run_batch([collection["clips"]], out, model=collection["weights"], workers=1, limit=3)
     assert first.done == 3 and first.skipped == 0
     # a run killed while writing: a results part lost after its timeline part, a temporary file
-    lost = first.parts[0]
+    lost = Path(first.parts[0])
     lost_key = _rows(out)[0]["input_key"]
     lost.unlink()
     (out / "results" / ".part-x.parquet.tmp").write_bytes(b"partial")
@@ -230,7 +239,7 @@ def test_resume_after_an_interrupted_run(local_ray, collection, tmp_path):
         [collection["clips"] / "clip0.webm"],
         out,
         model=collection["weights"],
-        classes=preset("dfew-7"),
+        classes=preset("mafw-11"),  # not the model's own set (dfew-7): another provenance
         workers=1,
     )
     assert other.done == 1 and len(done_keys(out)) == 8

@@ -32,9 +32,10 @@ def _work(**counts: int) -> dict[str, int]:
     } | counts
 
 
-def _pooled_ok(pooled: int, windows: int, tracks: int) -> bool:
-    """The clip, each timeline window and each track pooled once (the subject's track may share the clip's row)."""
-    return windows + tracks <= pooled <= 1 + windows + tracks
+def _pooled_ok(pooled: int, windows: int, tracks: int, moments: int) -> bool:
+    """The clip, each timeline window and each track pooled once (the subject's track may share the
+    clip's row), and the clip once without each of its `moments` (the evidence)."""
+    return windows + tracks + moments <= pooled <= 1 + windows + tracks + moments
 
 
 def test_benchmark_runs_end_to_end_on_the_tiny_model(repo_root, tmp_path):
@@ -81,11 +82,11 @@ def test_benchmark_runs_end_to_end_on_the_tiny_model(repo_root, tmp_path):
     }
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    for key in ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11"):
+    for key in ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P12"):
         assert f"{key} = " in proc.stdout  # each figure is printed
 
     data = json.loads(out.read_text())
-    keys = [f"P{i}" for i in range(1, 12)]
+    keys = [f"P{i}" for i in range(1, 13)]
     assert all(
         isinstance(data[k], float) and math.isfinite(data[k]) and data[k] > 0 for k in keys
     ), data
@@ -133,7 +134,9 @@ def test_benchmark_runs_end_to_end_on_the_tiny_model(repo_root, tmp_path):
     assert analysis["frames_decoded"] == sampled  # only the sampled frames are converted
     assert analysis["crops_encoded"] == details["P2"]["crops"] == sampled  # each crop encoded once
     assert analysis["texts_encoded"] == 0  # the class texts were cached by the warm-up analysis
-    assert _pooled_ok(analysis["windows_pooled"], windows, details["P2"]["tracks"])
+    moments = details["P2"]["evidence_moments"]
+    assert moments > 0
+    assert _pooled_ok(analysis["windows_pooled"], windows, details["P2"]["tracks"], moments)
     assert p2["encoding"] == _work(crops_encoded=sampled)
 
     p3 = details["P3"]
@@ -162,7 +165,10 @@ def test_benchmark_runs_end_to_end_on_the_tiny_model(repo_root, tmp_path):
     assert p5["work"]["analysis"]["frames_decoded"] == p5["sampled_frames"]
     assert p5["work"]["analysis"]["texts_encoded"] == 0
     assert _pooled_ok(
-        p5["work"]["analysis"]["windows_pooled"], p5["timeline_windows"], p5["tracks"]
+        p5["work"]["analysis"]["windows_pooled"],
+        p5["timeline_windows"],
+        p5["tracks"],
+        p5["evidence_moments"],
     )
     assert p5["naive_frame_encodings"] == p5["windows"] * frames_per_window
     # a webcam frame: one crop encoded, one window pooled, no text re-encoded
@@ -170,7 +176,13 @@ def test_benchmark_runs_end_to_end_on_the_tiny_model(repo_root, tmp_path):
     p7 = details["P7"]["work"]["analysis"]  # a fresh process: the class texts are encoded once
     assert p7["frames_decoded"] == p7["crops_encoded"] == details["P7"]["sampled_frames"]
     assert p7["texts_encoded"] == p3["texts"]
-    assert _pooled_ok(p7["windows_pooled"], details["P7"]["windows"], details["P7"]["tracks"])
+    p7_details = details["P7"]
+    assert _pooled_ok(
+        p7["windows_pooled"],
+        p7_details["windows"],
+        p7_details["tracks"],
+        p7_details["evidence_moments"],
+    )
 
     p8 = details["P8"]  # the first projection a user waits for, beside the warm figure
     assert data["P8_first_projection_s"] == p8["first_projection_s"] == p8["tsne"]["first_s"]
@@ -178,6 +190,13 @@ def test_benchmark_runs_end_to_end_on_the_tiny_model(repo_root, tmp_path):
         p8["tsne"]["first_s"] >= p8["tsne"]["import_s"] > 0 and data["P8"] == p8["tsne"]["best_s"]
     )
     assert p8["work"]["projection"] == _work()
+
+    # evidence: no frame decoded, no crop or text encoded, the clip pooled once per moment; after
+    # an edited description only that text is embedded and nothing is pooled again
+    p12 = details["P12"]
+    assert p12["moments"] > 0 and p12["work"]["evidence"] == _work(windows_pooled=p12["moments"])
+    assert p12["work"]["edit"] == _work(texts_encoded=1)
+    assert p12["work"]["analysis"] == analysis  # the same analysis as P2, evidence included
 
 
 def test_the_work_counter_sees_re_encoding(tiny_model, tmp_path):

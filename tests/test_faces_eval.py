@@ -6,9 +6,11 @@ pictures, lamps, round metal, clocks, pets, cartoon and drawn faces, text, skin-
 
 Issue #20's targets: recall >= 0.95 for faces of 48 px and up, >= 0.8 for 32-48 px, and at most
 one false face per 20 images of hard non-faces. The false-face target is met and asserted. The
-recall targets are NOT met by any stack measured (benchmarks/README.md, "Faces in the wild"):
-the kept stack reaches 0.90 and 0.52 on this part, so the recall assertions below are floors a
-little under those figures, guarding against regressions, not the targets.
+recall targets are NOT met by any stack that keeps P9 (benchmarks/README.md, "Faces in the
+wild"): the kept stack (the previous one plus the mirrored-crop check) reaches 0.898 and 0.533 on
+this part, so the recall assertions below are floors a little under those figures, guarding
+against regressions, not the targets. Searching small faces needs ~5x the detector calls, which
+P9's 0.3 s does not allow through MediaPipe (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -53,4 +55,4 @@ def test_found_faces_are_faces(figures):
 def test_recall_does_not_fall_below_what_was_measured(figures):
     assert figures["faces <48"] == 75 and figures["faces 48-96"] + figures["faces >96"] == 166
     assert figures["recall >=48"] >= 0.87, figures  # measured 0.898; the target is 0.95
-    assert figures["recall <48"] >= 0.48, figures  # measured 0.520; the target is 0.8
+    assert figures["recall <48"] >= 0.50, figures  # measured 0.533; the target is 0.8

@@ -61,7 +61,24 @@ def test_a_box_failing_verification_is_not_a_face_whatever_its_size():
     verifier = FakeVerifier({300: 0.996, 10: 0.0})
     found = find_faces(FakeDetector([frame, face]), verifier, image, budget=1)
     assert found == [FaceBox(300, 40, 60, 60, 0.996)]  # score = the verified confidence
-    assert verifier.calls == 2
+    assert verifier.calls == 3  # the frame failed on its crop and on the mirrored crop
+
+
+def test_a_box_failing_on_its_crop_is_checked_again_mirrored():
+    image = np.zeros((300, 400, 3), np.uint8)
+    image[:, :200] = 255  # left half white: the mirrored image must be the flipped one
+    profile = FaceBox(20, 40, 60, 60, 0.7)  # mirrored: x = 400 - 20 - 60 = 320
+    seen: list[tuple[float, int]] = []
+
+    class Mirrored(FakeVerifier):
+        def presence(self, image: np.ndarray, box: FaceBox) -> float:
+            seen.append((box.x, int(image[0, 0, 0])))
+            return super().presence(image, box)
+
+    verifier = Mirrored({20: 0.3, 320: 0.995})
+    found = find_faces(FakeDetector([profile]), verifier, image, budget=1)
+    assert found == [FaceBox(20, 40, 60, 60, 0.995)]  # kept, at its place in the image
+    assert seen == [(20, 255), (320, 0)]  # its crop, then the mirrored box in the mirrored image
 
 
 def test_candidates_below_the_search_score_are_not_checked():

@@ -317,6 +317,14 @@ def test_group_photo_reports_every_face_verified_then_largest_first(tmp_path, pr
     assert len(track_rows) == 5 * len(pred.classes)
     assert all(len(r["box"].split()) == 4 for r in track_rows)
     assert all(r["box"] == "" for r in rows if r["scope"] != "track")
+    # evidence per face, no time axis: no moments, and each face's own margin and words
+    e = pred.evidence
+    assert e is not None and not e.moments and "photo has no moments" in e.no_moments
+    assert len(e.faces) == 5 and all(not f.moments for f in e.faces)
+    for face, track in zip(e.faces, pred.tracks):
+        ranked = sorted(track.probabilities.values(), reverse=True)
+        assert face.top == track.top and face.margin == pytest.approx(ranked[0] - ranked[1])
+    assert len(data["evidence"]["faces"]) == 5
 
 
 def test_the_default_max_faces_does_not_cap_a_photo(tmp_path, predictor):

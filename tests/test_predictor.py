@@ -138,8 +138,11 @@ def test_exports(predictor, two_face_video, tmp_path):
     assert data["top"] == pred.top and len(data["embedding"]) == 32
     assert len(data["timeline"]) == len(pred.timeline)
     lines = pred.to_csv(tmp_path / "p.csv").strip().splitlines()
-    assert lines[0] == "video,scope,track,start,end,class,probability,box"
-    assert len(lines) - 1 == 7 * (1 + len(pred.timeline) + len(pred.tracks))
+    assert lines[0] == "video,scope,track,start,end,class,probability,box,evidence"
+    e = pred.evidence
+    assert e is not None
+    evidence_rows = 1 + len(e.key_moments) + (e.against is not None) + len(e.words)
+    assert len(lines) - 1 == 7 * (1 + len(pred.timeline) + len(pred.tracks)) + evidence_rows
 
 
 def test_window_spans():

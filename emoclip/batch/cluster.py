@@ -33,6 +33,13 @@ RAY_CLIENT_UNSUPPORTED = (
 )
 
 
+TOKEN_HINT = (
+    "If the cluster was started with `ray start` (Ray 2.59 and later use token authentication), "
+    "this machine needs the cluster's token: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN=<the "
+    "token every node was started with> (see the README, Large collections)"
+)
+
+
 class RayClientError(ValueError):
     """`run_batch` was asked to use Ray Client (``ray://``), which Ray Data does not support."""
 
@@ -60,7 +67,10 @@ def start_ray(ray, address: str | None, num_cpus: int | None) -> None:
     ``ray://``: `check_address`), else start Ray on this machine with `num_cpus` CPUs (default:
     all), without dashboard, log forwarding or prestarted idle workers."""
     if address or os.environ.get("RAY_ADDRESS"):
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        except ConnectionError as exc:  # a wrong or missing token looks like this too
+            raise ConnectionError(f"{exc}. {TOKEN_HINT}") from None
         return
     saved = {key: os.environ.get(key) for key in NO_PRESTART}
     os.environ.update({k: v for k, v in NO_PRESTART.items() if saved[k] is None})
@@ -120,6 +130,7 @@ def pool_size(ray, workers: int | None, cpus: float, gpus: float, pending: int) 
 
 __all__ = [
     "RAY_CLIENT_UNSUPPORTED",
+    "TOKEN_HINT",
     "RayClientError",
     "check_address",
     "check_not_client",

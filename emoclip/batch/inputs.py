@@ -2,7 +2,7 @@
 
 Rules:
   * a video file (`VIDEO_EXTS`) is one input of kind "video"; an image file (`IMAGE_EXTS`) one of
-    kind "image" (a one-frame clip);
+    kind "image" (a photo: analysed as `emoclip predict` does, every face);
   * a folder is searched recursively: every video is an input; a folder whose files are images and
     which holds no video and no sub-folder is a *frame folder*, one input of kind "frames" (its
     images, sorted by name, are the clip's frames); images beside videos or sub-folders are single
@@ -14,18 +14,26 @@ Rules:
 An input's key is a hash of its absolute path, size and modification time (for a frame folder, the
 sum of its images' sizes and their latest modification time), so an edited or replaced file is
 analysed again while an unchanged one is skipped on resume.
+
+Every input, folder and manifest may also be a URI of a filesystem pyarrow understands
+(``s3://bucket/clips/``, ``gs://...``, ``hdfs://...``, ``file:///...``; `store.open_location`):
+the same rules apply, a row's ``path`` is then the input's URI, and a manifest's relative paths
+are relative to the manifest's folder URI.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 
 from emoclip.batch.schema import INPUT_COLUMNS, input_schema
+from emoclip.batch.store import is_uri, open_location
 
 VIDEO_EXTS = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
@@ -102,6 +110,76 @@ def _walk(folder: Path) -> Iterable[dict]:
                 yield _row(here / f, kind)
 
 
+def _uri(fs_path: str, like: str) -> str:
+    """The URI of `fs_path` (a path inside the filesystem of the URI `like`), query kept."""
+    scheme = like.split("://", 1)[0]
+    query = like.split("?", 1)[1] if "?" in like else ""
+    lead = "/" if scheme == "file" and not fs_path.startswith("/") else ""
+    return f"{scheme}://{lead}{fs_path}" + (f"?{query}" if query else "")
+
+
+def _uri_row(uri: str, kind: str | None = None) -> dict:
+    """One input row of a URI (a missing one gets size -1, its error reported later)."""
+    fs, inner = open_location(uri)
+    info = fs.get_file_info(inner)
+    if kind is None:
+        is_dir = info.type == pafs.FileType.Directory
+        kind = "frames" if is_dir else _suffix_kind(inner) or "video"
+    if kind == "frames":
+        selector = pafs.FileSelector(inner, allow_not_found=True)
+        files = [i for i in fs.get_file_info(selector) if _is_image(i)]
+        size = sum(i.size or 0 for i in files) if files else -1
+        mtime = max((i.mtime_ns or 0 for i in files), default=-1)
+    elif info.type == pafs.FileType.File:
+        size, mtime = int(info.size or 0), int(info.mtime_ns or 0)
+    else:
+        size, mtime = -1, -1
+    name = posixpath.basename(inner.rstrip("/"))
+    row = {"path": uri, "name": name, "kind": kind, "size": size, "mtime_ns": mtime}
+    return row | {"input_key": input_key(uri, size, mtime)}
+
+
+def _suffix_kind(name: str) -> str | None:
+    suffix = posixpath.splitext(name)[1].lower()
+    return "video" if suffix in VIDEO_EXTS else "image" if suffix in IMAGE_EXTS else None
+
+
+def _is_image(info: pafs.FileInfo) -> bool:
+    return info.type == pafs.FileType.File and _suffix_kind(info.base_name) == "image"
+
+
+def _uri_input(uri: str) -> pa.Table | list[dict]:
+    """The inputs of one URI item: a folder's (the rules of `_walk`), a manifest's, or a file."""
+    fs, inner = open_location(uri)
+    info = fs.get_file_info(inner)
+    if info.type == pafs.FileType.NotFound:
+        raise InputError(f"{uri}: no such file or folder")
+    if info.type == pafs.FileType.File:
+        if posixpath.splitext(inner)[1].lower() in MANIFEST_EXTS:
+            return read_manifest(uri)
+        if _suffix_kind(inner) is None:
+            raise InputError(f"{info.base_name}: not a video, image, frame folder or manifest")
+        return [_uri_row(uri)]
+    files: dict[str, list[pafs.FileInfo]] = {inner: []}
+    has_dirs: set[str] = set()
+    for entry in fs.get_file_info(pafs.FileSelector(inner, recursive=True)):
+        parent = posixpath.dirname(entry.path)
+        if entry.type == pafs.FileType.Directory:
+            has_dirs.add(parent)
+            files.setdefault(entry.path, [])
+        else:
+            files.setdefault(parent, []).append(entry)
+    rows = []
+    for folder in sorted(files):
+        entries = sorted(files[folder], key=lambda i: i.base_name)
+        kinds = [_suffix_kind(i.base_name) for i in entries]
+        if "image" in kinds and "video" not in kinds and folder not in has_dirs:
+            rows.append(_uri_row(_uri(folder, uri), "frames"))
+            continue
+        rows += [_uri_row(_uri(i.path, uri), k) for i, k in zip(entries, kinds) if k]
+    return rows
+
+
 def read_manifest(path: str | Path) -> pa.Table:
     """A manifest as an Arrow table with the input columns first, then its extra columns.
 
@@ -113,15 +191,18 @@ def read_manifest(path: str | Path) -> pa.Table:
     import pyarrow.json
     import pyarrow.parquet as pq
 
-    path = Path(path)
+    text = str(path)
+    fs, inner = open_location(text)
+    path = Path(posixpath.basename(inner)) if is_uri(text) else Path(path)
     suffix = path.suffix.lower()
     try:
-        if suffix == ".csv":
-            table = pyarrow.csv.read_csv(path)
-        elif suffix == ".parquet":
-            table = pq.read_table(path)
-        else:
-            table = pyarrow.json.read_json(path)
+        with fs.open_input_file(inner) as fh:
+            if suffix == ".csv":
+                table = pyarrow.csv.read_csv(fh)
+            elif suffix == ".parquet":
+                table = pq.read_table(fh)
+            else:
+                table = pyarrow.json.read_json(fh)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{path.name}: cannot read the manifest ({exc})") from None
     column = next((c for c in PATH_COLUMNS if c in table.column_names), None)
@@ -139,13 +220,18 @@ def read_manifest(path: str | Path) -> pa.Table:
         raise InputError(
             f"{path.name}: manifest columns {clash} clash with result columns; rename them"
         )
-    base = path.parent
     rows = []
     for value in table.column(column).to_pylist():
         if value is None or not str(value).strip():
             raise InputError(f"{path.name}: an empty path in column {column!r}")
-        p = Path(str(value))
-        rows.append(_row(p if p.is_absolute() else base / p))
+        entry = str(value)
+        if is_uri(entry):
+            rows.append(_uri_row(entry))
+        elif is_uri(text):  # relative to the manifest's folder URI
+            rows.append(_uri_row(f"{text.rsplit('/', 1)[0]}/{entry.lstrip('/')}"))
+        else:
+            p = Path(entry)
+            rows.append(_row(p if p.is_absolute() else Path(text).parent / p))
     out = pa.Table.from_pylist(rows, schema=input_schema())
     for c in extras:
         out = out.append_column(table.schema.field(c), table.column(c).combine_chunks())
@@ -165,6 +251,13 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> pa.Table:
     tables: list[pa.Table] = []
     plain: list[dict] = []
     for item in inputs:
+        if is_uri(item):
+            found = _uri_input(str(item))
+            if isinstance(found, pa.Table):
+                tables.append(found)
+            else:
+                plain.extend(found)
+            continue
         path = Path(item)
         if path.is_dir():
             plain.extend(_walk(path))

@@ -2,12 +2,16 @@
 
 Columns of ``results/part-*.parquet`` (one row per input):
 
-    path            string      absolute path of the input (video file, image, or frame folder)
+    path            string      absolute path or URI of the input (video file, image, or frame folder)
     name            string      its file or folder name
     kind            string      "video" | "image" | "frames"
     size, mtime_ns  int64       bytes and modification time when listed (a frame folder: sum / max)
-    input_key       string      hash of (path, size, mtime_ns): the resume key of the input
-    config_key      string      hash of (model, its weights source, class set, face fallback)
+    input_key       string      hash of (path, size, mtime_ns): the input's content key
+    config_key      string      digest of the run's provenance (`emoclip.provenance`): the resume
+                                key is (input_key, config_key)
+    provenance      string      JSON of the run's `Provenance`: model reference, weights sha256,
+                                source and Hub revision, class set and its content hash, package
+                                version, settings
     model           string      model name
     class_set       string      class-set name
     classes         list<string>              score order of `probabilities`
@@ -15,6 +19,8 @@ Columns of ``results/part-*.parquet`` (one row per input):
     probabilities   list<float32>             clip probabilities (C,), sum 1 (null on error)
     embedding       fixed_size_list<float32>[D]  L2-normalised clip embedding (null on error)
     sampled_frames, frames_with_face, tracks   int32   face statistics
+    track_results   string      JSON list of the tracks (a photo: its faces): track_id, primary,
+                                num_frames, start, end, box [x, y, w, h] or null, probabilities
     face_fraction   float32     frames_with_face / sampled_frames
     duration        float64     seconds of video analysed
     warnings        list<string>
@@ -22,6 +28,8 @@ Columns of ``results/part-*.parquet`` (one row per input):
     seconds         float64     wall time of this input in the worker
     timings         string      JSON of seconds per stage (decode, detect, encode, ...)
     worker          string      "host:pid" of the worker process that analysed it
+    evidence        string      JSON of the answer's evidence (`Prediction.to_dict()["evidence"]`:
+                                key moments, best descriptions, margin); null on error
     ...             any extra manifest columns, carried through with their types
 
 Columns of ``timeline/part-*.parquet`` (one row per window of each analysed input):
@@ -53,6 +61,7 @@ def result_fields(dim: int) -> list[pa.Field]:
     """The fixed (non-manifest) result columns after the input columns, for embeddings of size `dim`."""
     return [
         pa.field("config_key", pa.string()),
+        pa.field("provenance", pa.string()),
         pa.field("model", pa.string()),
         pa.field("class_set", pa.string()),
         pa.field("classes", pa.list_(pa.string())),
@@ -62,6 +71,7 @@ def result_fields(dim: int) -> list[pa.Field]:
         pa.field("sampled_frames", pa.int32()),
         pa.field("frames_with_face", pa.int32()),
         pa.field("tracks", pa.int32()),
+        pa.field("track_results", pa.string()),
         pa.field("face_fraction", pa.float32()),
         pa.field("duration", pa.float64()),
         pa.field("warnings", pa.list_(pa.string())),
@@ -69,6 +79,7 @@ def result_fields(dim: int) -> list[pa.Field]:
         pa.field("seconds", pa.float64()),
         pa.field("timings", pa.string()),
         pa.field("worker", pa.string()),
+        pa.field("evidence", pa.string()),
     ]
 
 

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from emoclip.batch.inputs import frame_files
+from emoclip.batch.fetch import local_copy
 from emoclip.batch.schema import WINDOW_TYPE, input_schema, result_fields
 from emoclip.classes import ClassSet
 from emoclip.terminal import terminal_message
 
 if TYPE_CHECKING:
-    from emoclip.results import Prediction
+    from emoclip.results import Prediction, TrackPrediction
 
 
 class RepeatedCrashError(Exception):
@@ -38,47 +38,38 @@ def error_message(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {terminal_message(exc)}"
 
 
-def read_image(path: str) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB; ValueError if it cannot be decoded."""
-    import cv2
-
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise ValueError(f"cannot decode the image {os.path.basename(path)}")
-    return np.ascontiguousarray(image[:, :, ::-1])
-
-
-def read_frames(folder: str, max_frames: int | None = None) -> list[np.ndarray]:
-    """The images of a frame folder (sorted by name) as RGB frames of one size."""
-    from pathlib import Path
-
-    files = frame_files(Path(folder))
-    if not files:
-        raise ValueError(f"no images in the frame folder {os.path.basename(folder)}")
-    if max_frames is not None and len(files) > max_frames:
-        raise ValueError(f"the frame folder has {len(files)} images; the limit is {max_frames}")
-    frames = [read_image(str(f)) for f in files]
-    shapes = {f.shape for f in frames}
-    if len(shapes) > 1:
-        raise ValueError(f"the frame folder's images have different sizes: {sorted(shapes)[:3]}")
-    return frames
+def track_row(track: TrackPrediction, names: list[str]) -> dict[str, Any]:
+    """A track (a face of a photo) as JSON: id, primary, frames, span, box, probabilities (C,)."""
+    return {
+        "track_id": int(track.track_id),
+        "primary": bool(track.primary),
+        "num_frames": int(track.num_frames),
+        "start": float(track.start),
+        "end": float(track.end),
+        "box": None if track.box is None else [float(v) for v in track.box],
+        "probabilities": [float(track.probabilities[c]) for c in names],
+    }
 
 
 class BatchWorker:
     """Analyses batches of input rows with one model (what each Ray actor holds).
 
+    Every row goes through the same predictor call as ``emoclip predict``: a video and a frame
+    folder through `EmotionPredictor.predict` (frame folders at ``settings["frame_fps"]``), an
+    image through `EmotionPredictor.predict_image` (every face, EXIF, alpha on white).
+
     Args:
-        model: Registry name or ``.safetensors`` path (`load_model`).
-        classes: The class set (None: the model's own).
-        config_key: The run's configuration key, written in every row (`run.config_key`).
+        model: A model reference (`emoclip.weights.refs`): registry name, file or Hub id.
+        classes: The class set.
+        config_key: The run's provenance digest, written in every row (`plan.BatchPlan.key`).
+        settings: The run's analysis settings (`plan.batch_settings`); the predictor is built
+            from them, not from this node's environment.
+        provenance: The run's provenance (`Provenance.as_dict()`), written in every row. When
+            this worker's own model, classes and settings give another digest (the weights on
+            this node differ from the driver's), every row gets an error instead of a result.
         weights_dirs: Extra folders with NAME.safetensors.
         device: torch device of the model.
-        face_fallback: ``"center"`` or ``"skip"`` (as `emoclip predict --fallback`).
         threads: torch intra-op threads (and encode workers) of this actor; None keeps torch's.
-        frame_fps: Frame rate of frame folders (default: the model's sampling rate); an image is
-            a one-frame clip.
-        max_frames: Frame folders with more images are refused (memory bound: they are loaded whole).
         attempts: Handle of a Ray actor counting attempts per input (`run.AttemptCounter`): an
             input whose analysis killed the worker `max_attempts` times gets an error row instead
             of another try.
@@ -88,21 +79,22 @@ class BatchWorker:
     def __init__(
         self,
         model: str,
-        classes: ClassSet | None,
+        classes: ClassSet,
         config_key: str,
         *,
+        settings: dict[str, Any],
+        provenance: dict[str, Any] | None = None,
         weights_dirs: Sequence[str] = (),
         device: str = "cpu",
-        face_fallback: str = "center",
         threads: int | None = None,
-        frame_fps: float | None = None,
-        max_frames: int | None = 3000,
         attempts: Any = None,
         max_attempts: int = 3,
     ) -> None:
         import torch
 
+        from emoclip.batch.plan import predictor_kwargs
         from emoclip.inference.predictor import EmotionPredictor
+        from emoclip.provenance import Provenance, model_identity, settings_dict
         from emoclip.weights.factory import load_model
 
         if threads:
@@ -110,14 +102,22 @@ class BatchWorker:
         loaded = load_model(model, device=device, weights_dirs=list(weights_dirs))
         self.predictor = EmotionPredictor(
             loaded,
-            face_fallback=face_fallback,
             video_cache_size=1,
             encode_workers=max(1, int(threads)) if threads else None,
+            **predictor_kwargs(settings),
         )
-        self.classes = classes or self.predictor.default_classes()
+        self.classes = classes
         self.config_key = config_key
-        self.frame_fps = frame_fps or self.predictor.config.sample_fps
-        self.max_frames = max_frames
+        self.frame_fps = float(settings["frame_fps"])
+        own = settings_dict(self.predictor) | {"frame_fps": self.frame_fps}
+        mine = Provenance.build(model_identity(loaded), classes, own)
+        self.mismatch = (
+            None
+            if mine.digest() == config_key
+            else "this worker's model or settings differ from the driver's "
+            f"(weights sha256 {mine.weights_sha256}, revision {mine.hub_revision}); not analysed"
+        )
+        self.provenance = json.dumps(provenance or mine.as_dict(), sort_keys=True)
         self.attempts = attempts
         self.max_attempts = max_attempts
         self.dim = int(loaded.embed_dim)
@@ -147,6 +147,7 @@ class BatchWorker:
         result = {k: row[k] for k in ("path", "name", "kind", "size", "mtime_ns", "input_key")}
         result |= {
             "config_key": self.config_key,
+            "provenance": self.provenance,
             "model": self.predictor.model_name,
             "class_set": self.classes.name,
             "classes": self.classes.names,
@@ -155,6 +156,8 @@ class BatchWorker:
         }
         windows: list[dict[str, Any]] = []
         try:
+            if self.mismatch:
+                raise RuntimeError(self.mismatch)
             self._check_attempts(row["input_key"])
             prediction = self.predict_row(row)
         except Exception as exc:  # one bad file never stops the batch: its row carries the error
@@ -169,6 +172,7 @@ class BatchWorker:
                 "sampled_frames": prediction.faces.sampled_frames,
                 "frames_with_face": prediction.faces.frames_with_face,
                 "tracks": prediction.faces.tracks,
+                "track_results": json.dumps([track_row(t, names) for t in prediction.tracks]),
                 "face_fraction": prediction.faces.frames_with_face
                 / max(1, prediction.faces.sampled_frames),
                 "duration": float(prediction.video.get("duration") or 0.0),
@@ -176,6 +180,9 @@ class BatchWorker:
                 "timings": json.dumps(
                     {k: round(float(v), 6) for k, v in prediction.timings.items()}
                 ),
+                "evidence": None
+                if prediction.evidence is None
+                else json.dumps(prediction.evidence.to_dict(), ensure_ascii=False),
             }
             tl = prediction.timeline
             windows = [
@@ -188,20 +195,19 @@ class BatchWorker:
         return result, windows
 
     def predict_row(self, row: dict[str, Any]) -> Prediction:
-        """One input row (``path``, ``kind``: video, image or frames) -> its `Prediction`.
+        """One input row (``path``, ``kind``: video, image or frames) -> its `Prediction`, by the
+        predictor call ``emoclip predict`` makes for that kind.
 
         The one place a row meets the predictor: subclasses override it to wrap or replace the
         analysis (the tests' crashing workers do). Errors propagate; `analyse` records them."""
         kind, path = row["kind"], row["path"]
-        if (
-            kind == "video"
-        ):  # a missing file: the predictor's own message, as `emoclip predict` says it
-            return self.predictor.predict(path, self.classes)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"no such file or folder: {os.path.basename(path)}")
-        frames = [read_image(path)] if kind == "image" else read_frames(path, self.max_frames)
-        prediction = self.predictor.predict(frames, self.classes, fps=self.frame_fps)
-        prediction.video["name"] = os.path.basename(path)
+        with local_copy(path, kind) as local:
+            if kind == "image":
+                prediction = self.predictor.predict_image(local, self.classes)
+            else:
+                fps = self.frame_fps if kind == "frames" else None
+                prediction = self.predictor.predict(local, self.classes, fps=fps)
+        prediction.video["name"] = os.path.basename(path.rstrip("/"))
         return prediction
 
     def _check_attempts(self, key: str) -> None:

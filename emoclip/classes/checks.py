@@ -200,16 +200,17 @@ def _duplicate_problems(cs: ClassSetParts) -> list[str]:
     return problems
 
 
-def class_set_warnings(cs: ClassSetParts) -> list[str]:
+def class_set_warnings(cs: ClassSetParts, context_length: int = CONTEXT_LENGTH) -> list[str]:
+    """What may not work as the user expects; `context_length`: the text tower's token positions."""
     warnings = []
     for emotion in cs.classes:
         label = f"class {quote(emotion.name)}"
         for number, text in enumerate(emotion.descriptions, 1):
             tokens = _token_count(text)
-            if tokens > CONTEXT_LENGTH:
+            if tokens > context_length:
                 warnings.append(
                     f"{label}: description {number} is {tokens} tokens; the text encoder reads "
-                    f"only the first {CONTEXT_LENGTH}"
+                    f"only the first {context_length}"
                 )
             if text in emotion.descriptions[: number - 1]:
                 first = emotion.descriptions.index(text) + 1

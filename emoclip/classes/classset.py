@@ -60,11 +60,13 @@ class ClassSet:
         """Every distinct description, in first-seen order: what the text encoder embeds."""
         return list(dict.fromkeys(text for c in self.classes for text in c.descriptions))
 
-    def validate(self, limits: Limits = Limits()) -> list[str]:
+    def validate(self, limits: Limits = Limits(), context_length: int = 77) -> list[str]:
         """Check the set and report what may not work as the user expects.
 
         Args:
             limits: Size limits to enforce.
+            context_length: Token positions of the text encoder that will read the set (77 for
+                CLIP text towers; a model's `EmoCLIP.context_length`).
 
         Returns:
             Human-readable warnings (for example a description longer than the text encoder's
@@ -74,7 +76,7 @@ class ClassSet:
             ClassSetError: The set is invalid; the message lists the problems.
         """
         check_class_set(self, limits)
-        return class_set_warnings(self)
+        return class_set_warnings(self, context_length)
 
     # ---- immutable edits -------------------------------------------------------------------
 

@@ -12,8 +12,10 @@ _SHOWN_CHARS = 40  # longest name quoted in full in a message
 def quote(name: Any) -> str:
     """A name as a message shows it: quoted, shortened, control characters escaped."""
     text = str(name)
-    if len(text) > _SHOWN_CHARS:
-        text = text[:_SHOWN_CHARS] + "…"
+    if len(text) > _SHOWN_CHARS:  # cut at a word boundary when one keeps 2/3 of the text
+        head = text[: _SHOWN_CHARS + 1]
+        cut = head.rsplit(None, 1)[0] if any(c.isspace() for c in head) else ""
+        text = (cut if len(cut) >= _SHOWN_CHARS * 2 // 3 else text[:_SHOWN_CHARS]).rstrip() + "…"
     text = "".join(
         f"\\u{ord(char):04x}" if unicodedata.category(char) in ("Cc", "Cs") else char
         for char in text

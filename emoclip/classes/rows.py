@@ -13,6 +13,7 @@ from typing import Any
 
 from emoclip.classes.base import ClassSetError, Limits
 from emoclip.classes.classset import ClassSet
+from emoclip.classes.messages import quote
 
 
 def class_rows(classes: ClassSet) -> list[list[str]]:
@@ -46,7 +47,7 @@ def classes_from_rows(rows: Any, base: ClassSet, limits: Limits = Limits()) -> C
         if not name and not text:
             continue
         if not name:
-            raise ClassSetError(f"a description has no class name: {text[:40]!r}")
+            raise ClassSetError(f"a description has no class name: {quote(text)}")
         key = name.casefold()
         display.setdefault(key, name)
         grouped.setdefault(key, [])
@@ -79,7 +80,7 @@ def parse_weights(text: str, parts: Sequence[str]) -> list[float] | None:
         weights = [float(t) for t in items]
     except ValueError:
         raise ValueError(
-            f"weights must be numbers separated by commas, e.g. 2, 1 (got {text[:40]!r})"
+            f"weights must be numbers separated by commas, e.g. 2, 1 (got {quote(text)})"
         ) from None
     if len(weights) != len(parts):
         raise ValueError(

@@ -78,6 +78,8 @@ class VideoEncoding:
         video: Metadata (name, duration, fps, width, height, rotation).
         timings: Seconds per stage.
         boxes: Face box ``(x, y, w, h)`` in pixels per track id, for still images (empty for videos).
+        evidence: What `emoclip.evidence` pooled for this clip (the leave-one-out embeddings),
+            kept so that re-scoring it against another class set pools nothing again.
     """
 
     key: str
@@ -97,3 +99,4 @@ class VideoEncoding:
     detection: bool
     warnings: list[str] = field(default_factory=list)
     boxes: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)

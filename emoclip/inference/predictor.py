@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from emoclip.classes import ClassSet, preset
+from emoclip.evidence.explain import explain_encoding
 from emoclip.inference.cache import EncodingCache, content_key
 from emoclip.inference.detector import LockedDetector, SharedDetector
 from emoclip.inference.encoding import Progress, VideoEncoding
@@ -38,6 +39,7 @@ from emoclip.media.images import is_image_file
 from emoclip.media.inputs import ImageInput, VideoInput, VideoLimits
 from emoclip.model.network import EmoCLIP
 from emoclip.model.preprocess import to_tensor
+from emoclip.provenance import provenance_of
 from emoclip.results import (
     Prediction,  # defined in ..results, re-exported here (`predict` returns it)
 )
@@ -293,19 +295,36 @@ class EmotionPredictor:
             A `Prediction`; its timings combine the encoding's stages with this call's text/score.
         """
         classes = classes or self.default_classes()
-        warnings = list(encoding.warnings) + classes.validate()
+        warnings = list(encoding.warnings) + classes.validate(
+            context_length=self.model.context_length
+        )
         t0 = time.perf_counter()
         text = self.class_embeddings(classes)
-        return score_encoding(
+        scale = self.model.logit_scale.detach().float().cpu()
+        prediction = score_encoding(
             encoding,
             classes.names,
             text,
-            self.model.logit_scale.detach().float().cpu(),
+            scale,
             model_name=self.model_name,
             warnings=warnings,
             text_seconds=time.perf_counter() - t0,
             live_threads=self.live_threads,
         )
+        t1 = time.perf_counter()
+        prediction.evidence = explain_encoding(
+            encoding,
+            prediction.probabilities,
+            classes,
+            text,
+            self.text_cache.embed(classes.texts),  # cached by class_embeddings: nothing encoded
+            scale,
+            self.pool,
+            self.config.num_frames,
+        )
+        prediction.timings["evidence"] = time.perf_counter() - t1
+        prediction.provenance = provenance_of(self, classes)
+        return prediction
 
     def score_embeddings(
         self, embeddings: np.ndarray | torch.Tensor, classes: ClassSet | None = None

@@ -54,6 +54,8 @@ class EmoCLIP(nn.Module):
             self.temporal = TemporalTransformer(dim, mc.temporal)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         self.source = "random initialisation"  # set by the loader: where the weights came from
+        # set by the loader: which weights these are (an emoclip.weights.refs.ModelIdentity)
+        self.identity: object | None = None
 
     @property
     def embed_dim(self) -> int:

@@ -13,7 +13,6 @@ package `emoclip` re-exports the public ones (`emoclip.available_models`, `emocl
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import torch
 from emoclip.model.config import EmoCLIPConfig
 from emoclip.model.network import EmoCLIP
 from emoclip.weights.files import CheckpointError, load_checkpoint, pretrained_backbone_state
+from emoclip.weights.refs import hub_label, hub_parts, identify_model, ref_kind
 from emoclip.weights.registry import (
     WeightsNotFoundError,
     get_spec,
@@ -48,30 +48,60 @@ def load_model(
     """Load a model by registry name or from a ``.safetensors`` file with its JSON sidecar.
 
     Args:
-        name_or_path: Registry name (see `available_models`) or a weights file path.
+        name_or_path: A model reference (`emoclip.weights.refs`): a registry name (see
+            `available_models`), a ``.safetensors`` file path or a Hub id ``owner/name[@rev]``.
         device: Where to put the model.
         weights: Explicit weights file for a registry name.
         weights_dirs: Extra folders searched for ``NAME.safetensors``.
         cache_dir: Hugging Face cache folder (default: huggingface_hub's).
 
     Returns:
-        The model in eval mode, with ``model.source`` saying where the weights came from.
+        The model in eval mode, with ``model.source`` saying where the weights came from and
+        ``model.identity`` (a `ModelIdentity`) which weights they are.
 
     Raises:
+        ModelRefError: `name_or_path` is neither a file, a registry name nor a Hub id.
         WeightsNotFoundError: no source could provide the weights (the message lists them all).
         CheckpointError: a file was found but is corrupt, unsafe or does not fit its config.
     """
-    text = str(name_or_path)
-    if text.endswith((".safetensors", ".json")) or os.sep in text or Path(text).is_file():
-        path = Path(text).with_suffix(".safetensors")
+    text = str(name_or_path).strip()
+    kind = ref_kind(text)  # the one reading of a model reference (emoclip.weights.refs)
+    if kind == "file":
+        path = Path(text).expanduser().with_suffix(".safetensors")
         if not path.is_file():
             raise WeightsNotFoundError(f"no weights file {path}")
         model = _from_checkpoint(path, cache_dir=cache_dir)
+    elif kind == "hub":
+        model = _from_hub_id(text, cache_dir=cache_dir)
     else:
         model = _from_registry(
             text, weights=weights, weights_dirs=weights_dirs, cache_dir=cache_dir
         )
+    if kind != "registry" or weights is None:  # an explicit weights= file is its own identity
+        model.identity = identify_model(text, weights_dirs=weights_dirs, cache_dir=cache_dir)
+    else:
+        model.identity = identify_model(weights, cache_dir=cache_dir)
     return model.to(device).eval()
+
+
+def _from_hub_id(ref: str, *, cache_dir: str | Path | None = None) -> EmoCLIP:
+    """A model from a Hub id ``owner/name[@revision]``: the sidecar first (architecture bounds
+    checked), then the weights, whose sha256 the sidecar must record and match."""
+    from emoclip.weights import hub
+    from emoclip.weights.files import read_config
+
+    repo, filename, revision = hub_parts(ref)
+    label = hub_label(repo, revision)
+    if "(unpinned)" in label:
+        log.warning("%s: weights not pinned to a commit; use %s@<commit hash>", ref, repo)
+    side = hub.download_file(
+        repo, filename.replace(".safetensors", ".json"), revision=revision, cache_dir=cache_dir
+    )
+    read_config(Path(side).with_suffix(".safetensors"))  # bounds checked before the download
+    path = hub.download_file(repo, filename, revision=revision, cache_dir=cache_dir)
+    model = _from_checkpoint(Path(path), cache_dir=cache_dir, require_sha256=True)
+    model.source = f"hf-hub:{label.split(' ')[0]}/{filename} (sha256 verified)"
+    return model
 
 
 def _from_registry(name: str, **kwargs: Any) -> EmoCLIP:

@@ -6,6 +6,7 @@ the session's class set; the Classes tab re-scores it without re-encoding.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,8 +14,16 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from .. import settings
-from ..errors import code, error, md, user_errors
-from ..figures import bars_figure, draw_faces, timeline_figure
+from ..errors import code, error, md, no_dead_end, user_errors
+from ..evidence_view import evidence_markdown, mark_key_moments
+from ..figures import (
+    TOP_K,
+    bars_figure,
+    bars_summary,
+    draw_faces,
+    timeline_figure,
+    timeline_summary,
+)
 from ..files import download_files
 from ..models import classes_of, gpu, is_toy, model_of, predictor
 from ..outputs import Analysed, PhotoAnalysed, components, skipped
@@ -48,7 +57,8 @@ def layout(ui: Any) -> None:
                 elem_id="fallback",
             )
             ui.analyse_btn = gr.Button("Analyse", variant="primary", elem_id="analyse-btn")
-            with gr.Accordion("…or a photo: every face is scored", open=False, elem_id="photo-box"):
+            ui.photo_box = gr.Accordion("…or a photo", open=False, elem_id="photo-box")
+            with ui.photo_box:
                 ui.image = gr.Image(
                     label="Photo (JPEG, PNG, WebP, BMP, TIFF)",
                     type="filepath",
@@ -73,7 +83,7 @@ def layout(ui: Any) -> None:
                     elem_id="examples",
                 )
             ui.gallery = gr.Gallery(
-                label="What the model saw along the clip (face crops)",
+                label="What the model saw along the clip",
                 columns=4,
                 height="auto",
                 elem_id="faces-gallery",
@@ -86,8 +96,16 @@ def layout(ui: Any) -> None:
             # above the result, styled as a banner: a label of a face-less clip is not a finding
             ui.warnings = gr.Markdown(elem_id="result-warnings", elem_classes=["warning-banner"])
             ui.label = gr.Label(label="Top emotions", num_top_classes=5, elem_id="top-label")
+            ui.evidence = gr.Markdown(elem_id="result-evidence")  # why: words, margin, moments
             ui.bars = gr.Plot(label="Probabilities", elem_id="bars-plot")
+            ui.bars_text = gr.Markdown(elem_id="bars-text", elem_classes=["plot-text"])
+            ui.show_all = gr.Checkbox(
+                label=f"Show all classes (bars and timeline show the top {TOP_K} otherwise)",
+                value=False,
+                elem_id="show-all",
+            )
             ui.timeline = gr.Plot(label="Timeline", elem_id="timeline-plot")
+            ui.timeline_text = gr.Markdown(elem_id="timeline-text", elem_classes=["plot-text"])
             ui.timings = gr.Markdown(elem_id="timings")
             ui.files = gr.File(
                 label="Downloads (JSON, CSV)",
@@ -97,23 +115,67 @@ def layout(ui: Any) -> None:
             )
 
 
+def failed(text: str) -> dict[str, str]:
+    """The mark of a failed analysis: the summary says so (the next result replaces it)."""
+    return dict(
+        summary=f"⚠ **Not analysed:** {md(text)}  \n"
+        "Any result below is still the last clip's that was analysed."
+    )
+
+
 def wire(ui: Any, model_work: dict[str, Any]) -> None:
     """The tab's events (`model_work`: the options of events that run a model)."""
     inputs = [ui.video, ui.fallback, ui.session]
+    page_analyse = no_dead_end(analyse, Analysed, failed)
     ui.analyse_btn.click(
-        analyse, inputs, components(ui, Analysed), api_name="analyse", **model_work
+        page_analyse, inputs, components(ui, Analysed), api_name="analyse", **model_work
     )
     ui.analyse_image_btn.click(
-        analyse_photo,
+        no_dead_end(analyse_photo, PhotoAnalysed, failed),
         [ui.image, ui.fallback, ui.session],
         components(ui, PhotoAnalysed),
         api_name="analyse_image",
         **model_work,
     )
+    ui.show_all.input(
+        show_all_classes,
+        [ui.show_all, ui.session],
+        [ui.session, ui.bars, ui.timeline],
+        api_name="show_all_classes",
+        show_progress="hidden",
+    )
     if ui.examples is not None:
         ui.examples.load_input_event.then(
-            analyse, inputs, components(ui, Analysed), api_visibility="private", **model_work
+            page_analyse,
+            inputs,
+            components(ui, Analysed),
+            api_visibility="private",
+            **model_work,
         )
+
+
+def controls_for(detection: bool | None) -> dict[str, Any]:
+    """The tab's controls and captions for a model with or without face `detection` (None: no
+    model yet, left as they are): a control that does nothing is disabled with the reason."""
+    if detection is None:
+        return dict(fallback=gr.skip(), gallery=gr.skip(), photo_box=gr.skip())
+    if detection:
+        return dict(
+            fallback=gr.Radio(
+                interactive=True,
+                info="center: analyse the centre of the whole frame; skip: leave them out",
+            ),
+            gallery=gr.Gallery(label="What the model saw along the clip (face crops)"),
+            photo_box=gr.Accordion(label="…or a photo: each face found is scored"),
+        )
+    return dict(
+        fallback=gr.Radio(
+            interactive=False,
+            info="Not used by this model: it takes whole frames (no face detection)",
+        ),
+        gallery=gr.Gallery(label="What the model saw along the clip (whole frames)"),
+        photo_box=gr.Accordion(label="…or a photo (scored as a whole frame)"),
+    )
 
 
 # ---------------------------------------------------------------------------------- handlers
@@ -125,7 +187,7 @@ def analyse(
 ) -> Analysed:
     """Analyse a video: encode it once (cached), score it against the session's class set."""
     if not video_path:
-        raise error("Upload or record a video first (or click an example).")
+        raise error("Upload or record a video first (or click an example).", validation=True)
     name = model_of(session)
     pred = predictor(name, fallback or "center")
     classes = classes_of(session)
@@ -166,7 +228,7 @@ def analyse_photo(
     line per face.
     """
     if not image_path:
-        raise error("Upload a photo first (JPEG, PNG, WebP, BMP or TIFF).")
+        raise error("Upload a photo first (JPEG, PNG, WebP, BMP or TIFF).", validation=True)
     from emoclip.media.images import read_image
 
     out = analyse(image_path, fallback, session, progress)  # limits and bad files checked here
@@ -184,7 +246,29 @@ def analyse_photo(
     )
 
 
+def show_all_classes(show_all: bool, session: Session) -> tuple[Session, Any, Any]:
+    """Draw every class (or the top `TOP_K`) in the bars and the timeline."""
+    session.show_all = bool(show_all)
+    video = session.video
+    if video is None:
+        return session, gr.skip(), gr.skip()
+    pred = video.prediction
+    compounds = [c.name for c in classes_of(session).compounds]
+    return (
+        session,
+        bars_figure(pred.probabilities, compounds, show_all=session.show_all),
+        timeline_figure(pred, compounds, show_all=session.show_all),
+    )
+
+
 # ---------------------------------------------------------------------------- result values
+
+
+def model_warnings(model: str | None) -> list[str]:
+    """What every result of `model` must say (a toy or test model's numbers mean nothing)."""
+    if is_toy(model):
+        return [f"{model} is a toy/test model: these numbers say nothing about real faces"]
+    return []
 
 
 def result_values(
@@ -197,11 +281,7 @@ def result_values(
     pred = video.prediction
     classes = classes_of(session)
     compounds = [c.name for c in classes.compounds]
-    warnings = list(pred.warnings)
-    if is_toy(video.model):
-        warnings.append(
-            f"{video.model} is a toy/test model: these numbers say nothing about real faces"
-        )
+    warnings = list(pred.warnings) + model_warnings(video.model)
     top = dict(sorted(pred.probabilities.items(), key=lambda kv: -kv[1]))
     photo = pred.video.get("kind") == "image"
     thumbs = (
@@ -217,17 +297,25 @@ def result_values(
         frames_encoded=session.frames_encoded,
         rescored=session.rescored,
         encodings=session.encodings,
+        detection=pred.faces.detection,
     )
     return Analysed(
         session=session,
         summary=summary_markdown(pred, model=video.model, encoded_now=encoded_now),
         label=top,
-        bars=bars_figure(pred.probabilities, compounds),
-        timeline=timeline_figure(pred, compounds),
+        evidence=evidence_markdown(pred),
+        bars=bars_figure(pred.probabilities, compounds, show_all=session.show_all),
+        bars_text=md(bars_summary(pred.probabilities)),
+        timeline=mark_key_moments(
+            timeline_figure(pred, compounds, show_all=session.show_all),
+            pred,
+            video.encoding.thumbnails,
+        ),
+        timeline_text=md(timeline_summary(pred)),
         gallery=thumbs,
-        files=download_files(pred, video.name),
+        files=download_files(pred, video.name, warnings, classes),
         timings=timings,
-        warnings=warnings_markdown(warnings),
+        warnings=banner(warnings),
         classes_label=top,
         rescore=timings,
     )
@@ -270,10 +358,18 @@ def summary_markdown(prediction: Prediction, *, model: str, encoded_now: bool) -
 
 
 def timings_markdown(
-    timings: dict[str, float], *, frames_encoded: int, rescored: int, encodings: int
+    timings: dict[str, float],
+    *,
+    frames_encoded: int,
+    rescored: int,
+    encodings: int,
+    detection: bool = True,
 ) -> str:
-    """Stage timings plus the session's encode/re-score counters (the UI shows both)."""
-    order = ("decode", "detect", "encode", "temporal", "text", "score", "total")
+    """Stage timings plus the session's encode/re-score counters (the UI shows both); without
+    face `detection` (a model that takes whole frames) there is no detect stage to list."""
+    order: tuple[str, ...] = ("decode", "detect", "encode", "temporal", "text", "score", "total")
+    if not detection:
+        order = tuple(k for k in order if k != "detect")
     cells = " · ".join(
         f"{k} {timings[k] * 1000:.0f} ms" if timings[k] < 1 else f"{k} {timings[k]:.2f} s"
         for k in order
@@ -303,6 +399,15 @@ def faces_markdown(prediction: Prediction, k: int = 3) -> str:
             f"{i + 1}. **{md(t.top)}** ({best}) · box {w:.0f}x{h:.0f} at ({x:.0f}, {y:.0f})"
         )
     return "\n".join(lines)
+
+
+def banner(warnings: Sequence[str]) -> str:
+    """The warning banner above a result: an HTML list announced by screen readers
+    (``role="alert"``), one escaped line per distinct warning; empty: no warning."""
+    if not warnings:
+        return ""
+    items = "".join(f"<li>⚠ {html.escape(w, quote=False)}</li>" for w in dict.fromkeys(warnings))
+    return f'<div role="alert"><ul>{items}</ul></div>'
 
 
 def warnings_markdown(warnings: Sequence[str]) -> str:

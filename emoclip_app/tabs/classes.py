@@ -17,13 +17,13 @@ from emoclip.classes import (
     ClassSetError,
     class_rows,
     classes_from_rows,
-    parse_weights,
     preset,
     preset_names,
 )
 
 from .. import files
-from ..errors import error, md, warning
+from ..errors import error, info, md, no_dead_end
+from ..evidence_view import wire_class_check
 from ..files import safe_stem
 from ..models import classes_of, model_of, predictor
 from ..outputs import (
@@ -31,7 +31,7 @@ from ..outputs import (
     ClassAdded,
     ClassChange,
     ClassRenamed,
-    CompoundAdded,
+    PresetChosen,
     components,
     skipped,
 )
@@ -40,29 +40,22 @@ from ..state import Session
 from .analyse import result_values, warnings_markdown
 
 if TYPE_CHECKING:  # pragma: no cover
-    from emoclip.zeroshot import CompoundPreview
+    pass
 
 # ---------------------------------------------------------------------------------- layout
 
 
 def layout(ui: Any) -> None:
-    """The tab's components, added to `ui`: the editor on the left, the builder on the right."""
-    with gr.Row():
-        with gr.Column(scale=3):
-            _editor(ui)
-        with gr.Column(scale=2):
-            _compound_builder(ui)
-
-
-def _editor(ui: Any) -> None:
+    """The class editor's components, added to `ui` (the compound builder: `compounds.py`)."""
     with gr.Row():
         ui.preset = gr.Dropdown(
             [MODEL_DEFAULT_PRESET, *preset_names()],
             value=MODEL_DEFAULT_PRESET,
-            label="Preset",
+            label="Preset (applies at once)",
             elem_id="preset",
         )
         ui.reset_btn = gr.Button("Reset to preset", elem_id="reset-classes-btn", scale=0)
+        ui.undo_btn = gr.Button("Undo", visible=False, elem_id="undo-classes-btn", scale=0)
     ui.message = gr.Markdown(elem_id="class-messages")
     ui.table = gr.Dataframe(
         headers=["class", "description"],
@@ -114,43 +107,30 @@ def _editor(ui: Any) -> None:
             )
 
 
-def _compound_builder(ui: Any) -> None:
-    gr.Markdown("### Current video")
-    ui.classes_label = gr.Label(
-        label="Scores with these classes (all classes and compounds)", elem_id="classes-label"
-    )
-    ui.rescore = gr.Markdown(elem_id="rescore-info")
-    gr.Markdown(
-        "### Compound builder\n"
-        "A compound is the normalised (weighted) mean of its classes' text embeddings."
-    )
-    ui.parts = gr.CheckboxGroup(
-        label="Classes to combine (2 or more)", choices=[], elem_id="compound-parts"
-    )
-    with gr.Row():
-        ui.weights = gr.Textbox(
-            label="Weights (optional, one per class in order)",
-            placeholder="e.g. 2, 1",
-            elem_id="compound-weights",
-        )
-        ui.compound_name = gr.Textbox(
-            label="Name", placeholder="e.g. happily surprised", elem_id="compound-name"
-        )
-    ui.preview = gr.Markdown(
-        "Choose two or more classes to preview a compound.", elem_id="compound-preview"
-    )
-    ui.add_compound_btn = gr.Button("Add compound", variant="primary", elem_id="add-compound-btn")
-    with gr.Row():
-        ui.compound_pick = gr.Dropdown(label="Compound", choices=[], elem_id="compound-pick")
-        ui.remove_compound_btn = gr.Button(
-            "Remove compound", variant="stop", scale=0, elem_id="remove-compound-btn"
-        )
-
-
 def wire(ui: Any) -> None:
-    """The tab's events; every class-set change updates the editors and the current result."""
+    """The tab's events; every class-set change updates the editors and the current result.
+
+    From the page, a refused change is a warning toast and leaves every editor and result as
+    it was (`no_dead_end`); API callers get the error.
+    """
     change = components(ui, ClassChange)
-    ui.reset_btn.click(reset_classes, [ui.preset, ui.session], change, api_name="reset_classes")
+
+    def on_click(button: Any, fn: Callable, inputs: list, record: Any, api_name: str) -> None:
+        button.click(no_dead_end(fn, record), inputs, components(ui, record), api_name=api_name)
+
+    on_click(ui.reset_btn, reset_classes, [ui.preset, ui.session], ClassChange, "reset_classes")
+    ui.preset.input(
+        no_dead_end(choose_preset, PresetChosen),
+        [ui.preset, ui.session],
+        components(ui, PresetChosen),
+        api_visibility="private",
+    )
+    ui.undo_btn.click(
+        no_dead_end(undo_classes, PresetChosen),
+        [ui.session],
+        components(ui, PresetChosen),
+        api_name="undo_classes",
+    )
     ui.table.input(
         edit_table,
         [ui.table, ui.session],
@@ -158,19 +138,17 @@ def wire(ui: Any) -> None:
         api_name="edit_classes_table",
         trigger_mode="always_last",
     )
-    ui.add_class_btn.click(
-        add_class,
-        [ui.new_name, ui.new_desc, ui.session],
-        components(ui, ClassAdded),
-        api_name="add_class",
+    on_click(
+        ui.add_class_btn, add_class, [ui.new_name, ui.new_desc, ui.session], ClassAdded, "add_class"
     )
-    ui.rename_btn.click(
+    on_click(
+        ui.rename_btn,
         rename_class,
         [ui.class_pick, ui.rename_to, ui.session],
-        components(ui, ClassRenamed),
-        api_name="rename_class",
+        ClassRenamed,
+        "rename_class",
     )
-    ui.remove_btn.click(remove_class, [ui.class_pick, ui.session], change, api_name="remove_class")
+    on_click(ui.remove_btn, remove_class, [ui.class_pick, ui.session], ClassChange, "remove_class")
     ui.yaml.input(
         validate_classes,
         [ui.yaml, ui.session],
@@ -180,39 +158,21 @@ def wire(ui: Any) -> None:
         trigger_mode="always_last",
         concurrency_limit=None,
     )
-    ui.apply_yaml_btn.click(set_classes, [ui.yaml, ui.session], change, api_name="set_classes")
+    on_click(ui.apply_yaml_btn, set_classes, [ui.yaml, ui.session], ClassChange, "set_classes")
     ui.import_file.upload(
-        import_classes, [ui.import_file, ui.session], change, api_name="import_classes"
+        no_dead_end(import_classes, ClassChange),
+        [ui.import_file, ui.session],
+        change,
+        api_name="import_classes",
     )
-    ui.export_yaml_btn.click(
-        functools.partial(export_classes, "yaml"),
-        [ui.session],
-        [ui.export_file],
-        api_name="export_classes_yaml",
-    )
-    ui.export_json_btn.click(
-        functools.partial(export_classes, "json"),
-        [ui.session],
-        [ui.export_file],
-        api_name="export_classes_json",
-    )
-
-    compound = [ui.parts, ui.weights, ui.compound_name, ui.session]
-    gr.on(
-        [ui.parts.input, ui.weights.input, ui.compound_name.input],
-        preview_compound,
-        compound,
-        [ui.preview],
-        api_name="preview_compound",
-        show_progress="hidden",
-        trigger_mode="always_last",
-    )
-    ui.add_compound_btn.click(
-        add_compound, compound, components(ui, CompoundAdded), api_name="add_compound"
-    )
-    ui.remove_compound_btn.click(
-        remove_compound, [ui.compound_pick, ui.session], change, api_name="remove_compound"
-    )
+    for button, fmt in ((ui.export_yaml_btn, "yaml"), (ui.export_json_btn, "json")):
+        button.click(
+            no_dead_end(functools.partial(export_classes, fmt)),
+            [ui.session],
+            [ui.export_file],
+            api_name=f"export_classes_{fmt}",
+        )
+    wire_class_check(ui)
 
 
 # ---------------------------------------------------------------------------- editor values
@@ -237,8 +197,19 @@ def editor_values(classes: ClassSet, message: str) -> dict[str, Any]:
 def editor_for(session: Session) -> dict[str, Any]:
     """EDITOR values showing the session's current class set and its validation."""
     classes = classes_of(session)
-    message = classes_message(classes, classes.validate(CLASS_LIMITS))
+    message = classes_message(classes, checked(classes, session))
     return editor_values(classes, message)
+
+
+def checked(classes: ClassSet, session: Session) -> list[str]:
+    """`classes` validated (ClassSetError if invalid); its warnings for the session's model (the
+    long-description warning counts that model's text token positions)."""
+    context = 77
+    try:
+        context = predictor(model_of(session)).model.context_length
+    except gr.Error:  # no model yet: CLIP's 77
+        pass
+    return classes.validate(CLASS_LIMITS, context_length=context)
 
 
 def editor_skipped() -> dict[str, Any]:
@@ -248,7 +219,7 @@ def editor_skipped() -> dict[str, Any]:
 
 def apply_classes(session: Session, classes: ClassSet) -> ClassChange:
     """Make `classes` the session's set, re-score the current video (no re-encoding), render."""
-    warnings = classes.validate(CLASS_LIMITS)
+    warnings = checked(classes, session)
     session.classes = classes
     video = session.video
     if video is not None:
@@ -261,12 +232,14 @@ def apply_classes(session: Session, classes: ClassSet) -> ClassChange:
     )
 
 
-def classes_message(classes: ClassSet, warnings: Sequence[str], error: str | None = None) -> str:
-    """Validation line of the class editor."""
+def classes_message(
+    classes: ClassSet, warnings: Sequence[str], error: str | None = None, where: str = "above"
+) -> str:
+    """Validation line of the class editor (`where`: the text to fix, for an `error`)."""
     if error:
         return (
             f"**Not applied:** {md(error)}  \n"
-            "Fix the text above; the last valid class set is still in use."
+            f"Fix the text {where}; the last valid class set is still in use."
         )
     head = (
         f"In use: {len(classes.classes)} classes, {len(classes.compounds)} compounds "
@@ -275,40 +248,41 @@ def classes_message(classes: ClassSet, warnings: Sequence[str], error: str | Non
     return head + ("\n" + warnings_markdown(warnings) if warnings else "")
 
 
-def preview_markdown(
-    name: str, preview: CompoundPreview, weights: Sequence[float] | None, parts: Sequence[str]
-) -> str:
-    """The compound builder's preview."""
-    if weights:
-        total = sum(weights)
-        mix = " + ".join(f"{w / total:.2f}×{md(p)}" for p, w in zip(parts, weights))
-    else:
-        mix = " + ".join(md(p) for p in parts) + " (equal weights)"
-    lines = [f"**{md(name)}** = {mix}", "", "Nearest classes (cosine of text embeddings):"]
-    lines += [f"{i}. {md(c)}: {cos:.3f}" for i, (c, cos) in enumerate(preview.nearest[:5], 1)]
-    if preview.probability is None:
-        lines.append("\nAnalyse a video to see this compound's score on it.")
-    else:
-        lines.append(
-            f"\n**Score on the current video: {preview.probability:.1%}** "
-            f"(rank {preview.rank} of {preview.of})"
-        )
-    return "\n".join(lines)
-
-
 # ---------------------------------------------------------------------------------- handlers
+
+
+def preset_classes(preset_name: str, session: Session) -> ClassSet:
+    """The class set of a preset name (or of the model's default)."""
+    try:
+        if not preset_name or preset_name == MODEL_DEFAULT_PRESET:
+            return predictor(model_of(session)).default_classes()
+        return preset(preset_name)
+    except ClassSetError as exc:
+        raise error(exc) from exc
 
 
 def reset_classes(preset_name: str, session: Session) -> ClassChange:
     """Reset the class set to a preset (or to the model's default)."""
-    try:
-        if not preset_name or preset_name == MODEL_DEFAULT_PRESET:
-            classes = predictor(model_of(session)).default_classes()
-        else:
-            classes = preset(preset_name)
-    except ClassSetError as exc:
-        raise error(exc) from exc
-    return apply_classes(session, classes)
+    return apply_classes(session, preset_classes(preset_name, session))
+
+
+def choose_preset(preset_name: str, session: Session) -> PresetChosen:
+    """A preset chosen in the menu applies at once; the set it replaced can be restored."""
+    previous = classes_of(session)
+    out = apply_classes(session, preset_classes(preset_name, session))
+    session.undo_classes = previous
+    undo = gr.Button(f"Undo: back to {previous.name}"[:60], visible=True)
+    return PresetChosen(*out, undo_btn=undo)
+
+
+def undo_classes(session: Session) -> PresetChosen:
+    """Restore the class set the last chosen preset replaced."""
+    previous = session.undo_classes
+    if previous is None:
+        raise error("there is nothing to undo")
+    session.undo_classes = None
+    out = apply_classes(session, previous)
+    return PresetChosen(*out, undo_btn=gr.Button(visible=False))
 
 
 def edit_table(rows: Any, session: Session) -> ClassChange:
@@ -318,12 +292,11 @@ def edit_table(rows: Any, session: Session) -> ClassChange:
     """
     try:
         classes = classes_from_rows(rows, classes_of(session), CLASS_LIMITS)
-    except ClassSetError as exc:
-        warning(str(exc))
-        message = classes_message(classes_of(session), [], error=str(exc))
+    except ClassSetError as exc:  # said once, in the message line under the preset menu
+        message = classes_message(classes_of(session), [], error=str(exc), where="in the table")
         return skipped(ClassChange, message=message)
     if classes == classes_of(session):  # e.g. the same cell committed twice (Enter, then blur)
-        message = classes_message(classes, classes.validate(CLASS_LIMITS))
+        message = classes_message(classes, checked(classes, session))
         return skipped(ClassChange, message=message)
     return apply_classes(session, classes)
 
@@ -335,11 +308,21 @@ def add_class(name: str, descriptions: str, session: Session) -> ClassAdded:
         raise error("type a class name")
     if not texts:
         raise error("type at least one description (one per line)")
+    current = classes_of(session)
     try:
-        classes = classes_of(session).with_class(name, texts, limits=CLASS_LIMITS)
+        classes = current.with_class(name, texts, limits=CLASS_LIMITS)
     except ClassSetError as exc:
         raise error(exc) from exc
+    existing = named(current.classes, name)
+    if existing is not None:
+        info(f"Replaced the descriptions of the existing class '{existing}'")
     return ClassAdded(*apply_classes(session, classes), new_name="", new_desc="")
+
+
+def named(items: Sequence[Any], name: str) -> str | None:
+    """The name of the item of `items` called `name` (ignoring case and outer spaces), if any."""
+    key = (name or "").strip().casefold()
+    return next((c.name for c in items if c.name.casefold() == key), None)
 
 
 def rename_class(old: str, new: str, session: Session) -> ClassRenamed:
@@ -348,8 +331,16 @@ def rename_class(old: str, new: str, session: Session) -> ClassRenamed:
         raise error("choose the class to rename")
     if not (new or "").strip():
         raise error("type the new name")
+    current = classes_of(session)
+    clash = named([*current.classes, *current.compounds], new)
+    if clash is not None and clash.casefold() != old.strip().casefold():
+        raise error(
+            f"there is already a class or compound with the same name, '{clash}': remove it "
+            f"first, or add its descriptions to '{old}' with Add class (renaming would merge "
+            "the two)"
+        )
     try:
-        classes = classes_of(session).renamed(old, new, limits=CLASS_LIMITS)
+        classes = current.renamed(old, new, limits=CLASS_LIMITS)
     except ClassSetError as exc:
         raise error(exc) from exc
     return ClassRenamed(*apply_classes(session, classes), rename_to="")
@@ -357,10 +348,10 @@ def rename_class(old: str, new: str, session: Session) -> ClassRenamed:
 
 def remove_class(name: str, session: Session) -> ClassChange:
     """Remove a class (and the compounds that use it)."""
-    return _remove(name, session, "choose the class to remove")
+    return remove_named(name, session, "choose the class to remove")
 
 
-def _remove(name: str, session: Session, missing: str) -> ClassChange:
+def remove_named(name: str, session: Session, missing: str) -> ClassChange:
     """Remove a class or compound by name and re-score; `missing` is the error for no name."""
     if not name:
         raise error(missing)
@@ -382,7 +373,7 @@ def validate_classes(text: str, session: Session) -> str:
         return "Type a class set (YAML or JSON), or reset to a preset."
     try:
         classes = ClassSet.parse(text, limits=CLASS_LIMITS)
-        warnings = classes.validate(CLASS_LIMITS)
+        warnings = checked(classes, session)
     except ClassSetError as exc:
         return classes_message(classes_of(session), [], error=str(exc))
     valid = "Valid (press *Apply YAML/JSON* to use it):"
@@ -413,59 +404,3 @@ def export_classes(fmt: str, session: Session) -> str:
     except ClassSetError as exc:
         raise error(exc) from exc
     return str(path)
-
-
-# ---------------------------------------------------------------------------------- compounds
-
-
-def _compound_candidate(parts: list[str] | None, weights_text: str, name: str, session: Session):
-    parts = list(parts or [])
-    if len(parts) < 2:
-        raise ClassSetError("choose two or more classes")
-    try:
-        weights = parse_weights(weights_text, parts)
-    except ValueError as exc:
-        raise ClassSetError(str(exc)) from exc
-    name = (name or "").strip() or " + ".join(parts)
-    classes = classes_of(session)
-    candidate = classes.with_compound(name, parts, weights, limits=CLASS_LIMITS)
-    return classes, candidate, name, weights, parts
-
-
-def preview_compound(
-    parts: list[str] | None, weights_text: str, name: str, session: Session
-) -> str:
-    """Preview a compound: its nearest classes and its score on the current video."""
-    if len(parts or []) < 2:
-        return "Choose two or more classes to preview a compound."
-    from emoclip.zeroshot import compound_preview
-
-    try:
-        _, candidate, name, weights, parts = _compound_candidate(parts, weights_text, name, session)
-    except ClassSetError as exc:
-        return f"**Cannot build it:** {md(exc)}"
-    video = session.video
-    model = video.model if video is not None else model_of(session)
-    pred = predictor(model, video.fallback if video else "center")
-    name = next(c.name for c in candidate.compounds if c.name.casefold() == name.strip().casefold())
-    encoding = video.encoding if video else None
-    preview = compound_preview(pred, candidate, name, encoding)
-    return preview_markdown(name, preview, weights, parts)
-
-
-def add_compound(
-    parts: list[str] | None, weights_text: str, name: str, session: Session
-) -> CompoundAdded:
-    """Add the compound (or replace the one of that name) and re-score."""
-    try:
-        _, candidate, name, _, _ = _compound_candidate(parts, weights_text, name, session)
-    except ClassSetError as exc:
-        raise error(exc) from exc
-    return CompoundAdded(
-        *apply_classes(session, candidate), preview=f"Added compound **{md(name)}**."
-    )
-
-
-def remove_compound(name: str, session: Session) -> ClassChange:
-    """Remove a compound."""
-    return _remove(name, session, "there is no compound to remove")

@@ -12,13 +12,14 @@ import gradio as gr
 import numpy as np
 
 from .. import files, settings
-from ..errors import code, error, md, user_errors
+from ..errors import code, error, md, no_dead_end, user_errors
 from ..models import classes_of, gpu, model_of, predictor
-from ..outputs import Explored, Picked, components
+from ..outputs import Clicked, Explored, Picked, components, skipped
 from ..state import Session
 
 # (model, example path) -> clip embedding; shared by all sessions (the examples are public assets)
-_EXAMPLE_EMBEDDINGS: dict[tuple[str, str], np.ndarray] = {}
+_EXAMPLE_EMBEDDINGS: dict[tuple[str, str], tuple[str, np.ndarray]] = {}
+_PROJECTED: set[str] = set()  # projection methods run in this process (the first UMAP compiles)
 METHODS = {"PCA": "pca", "t-SNE": "tsne", "UMAP": "umap"}
 
 
@@ -58,12 +59,18 @@ def layout(ui: Any) -> None:
     ui.latent_plot = gr.Plot(label="Latent space", elem_id="latent-plot")
     with gr.Row():
         with gr.Column():
-            ui.point_pick = gr.Dropdown(label="Pick a point", choices=[], elem_id="point-pick")
+            ui.point_pick = gr.Dropdown(
+                label="Pick a point (or click it in the plot)", choices=[], elem_id="point-pick"
+            )
+            ui.point_clicked = gr.Textbox(visible="hidden", elem_id="point-clicked")
             ui.point_info = gr.Markdown(elem_id="point-info")
             ui.neighbours = gr.Dataframe(
-                headers=["point", "kind", "predicted / label", "cosine"],
+                headers=["point", "kind", "class", "cosine"],
+                datatype=["str", "str", "str", "number"],
+                column_widths=["46%", "16%", "24%", "14%"],
+                wrap=True,
                 interactive=False,
-                label="Nearest neighbours (cosine)",
+                label="Nearest neighbours (class: predicted, or the prototype's own)",
                 elem_id="neighbours",
             )
             ui.export_emb_btn = gr.Button("Export embeddings", elem_id="export-emb-btn")
@@ -78,7 +85,7 @@ def layout(ui: Any) -> None:
 def wire(ui: Any, model_work: dict[str, Any]) -> None:
     """The tab's events (`model_work`: the options of events that run a model)."""
     ui.explore_btn.click(
-        explore,
+        no_dead_end(explore, Explored),
         [ui.method, ui.include_examples, ui.upload, ui.session, ui.results_upload],
         components(ui, Explored),
         api_name="explore",
@@ -87,13 +94,22 @@ def wire(ui: Any, model_work: dict[str, Any]) -> None:
     ui.point_pick.input(
         pick_point, [ui.point_pick, ui.session], components(ui, Picked), api_name="pick_point"
     )
+    ui.point_clicked.change(  # the page script sets it: a change, not typing
+        click_point,
+        [ui.point_clicked, ui.session],
+        components(ui, Clicked),
+        api_name="click_point",
+        show_progress="hidden",
+        trigger_mode="always_last",
+    )
     ui.export_emb_btn.click(
-        export_embeddings, [ui.session], [ui.emb_file], api_name="export_embeddings"
+        no_dead_end(export_embeddings), [ui.session], [ui.emb_file], api_name="export_embeddings"
     )
 
 
-def _example_embeddings(model: str, progress: Any) -> list[tuple[Path, np.ndarray]]:
-    """Clip embeddings of the example clips under `model` (shared: examples are public assets)."""
+def _example_embeddings(model: str, progress: Any) -> list[tuple[Path, str, np.ndarray]]:
+    """(path, encoding key, clip embedding) of the example clips under `model` (shared by all
+    sessions: the examples are public assets)."""
     out = []
     pred = predictor(model, "center")
     examples = settings.EXAMPLES
@@ -102,11 +118,95 @@ def _example_embeddings(model: str, progress: Any) -> list[tuple[Path, np.ndarra
         if key not in _EXAMPLE_EMBEDDINGS:
             progress(i / max(len(examples), 1), desc=f"encoding example {path.name}")
             try:
-                _EXAMPLE_EMBEDDINGS[key] = pred.encode(path).clip_embedding.numpy().copy()
+                encoding = pred.encode(path)
             except user_errors():
                 continue
-        out.append((path, _EXAMPLE_EMBEDDINGS[key]))
+            _EXAMPLE_EMBEDDINGS[key] = (encoding.key, encoding.clip_embedding.numpy().copy())
+        out.append((path, *_EXAMPLE_EMBEDDINGS[key]))
     return out
+
+
+def _clip_sources(session: Session, model: str, include_examples: bool, progress: Any) -> list[Any]:
+    """The session's clips under `model` and the example clips, one point per clip (an example
+    the session analysed is drawn once, as the example)."""
+    from emoclip import explore as ex
+
+    examples = _example_embeddings(model, progress) if include_examples else []
+    example_keys = {key for _, key, _ in examples}
+    own = [c for c in session.clips if c.model == model and c.key not in example_keys]
+    clips = [
+        ex.ClipSource("clip", f"clip {i + 1} · {c.name}", c.embedding, c.path)
+        for i, c in enumerate(own)
+    ]
+    clips += [ex.ClipSource("example", f"example · {p.name}", e, str(p)) for p, _, e in examples]
+    return clips
+
+
+def _uploaded(upload: str, dim: int) -> tuple[list[Any], int]:
+    """Clips of an uploaded embeddings file, and how many class/compound points it held (an
+    export of this tab tags them; they are not clips, and the current classes are drawn)."""
+    from emoclip import explore as ex
+
+    try:
+        loaded = ex.load_embeddings(upload, expected_dim=dim)
+    except ValueError as exc:
+        raise error(f"could not use the embeddings file: {exc}", upload) from exc
+    clips = [
+        ex.ClipSource("uploaded", f"uploaded · {p.id}", p.embedding)
+        for p in loaded
+        if not p.is_prototype
+    ]
+    return clips, len(loaded) - len(clips)
+
+
+def _project(
+    points: list[Any], collection: Any, method: str, progress: Any
+) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """(points with the drawn results clips added, (N, 2) coordinates, (N,) results rows)."""
+    from emoclip import explore as ex
+
+    key = _method(method)
+    first = key in ("umap", "tsne") and key not in _PROJECTED
+    note = " (the first one in this app compiles it: about 10 s)" if first else ""
+    progress(0.9, desc=f"{method} projection{note}")
+    n_base = len(points)
+    rows = np.full(n_base, -1, dtype=np.int64)
+    try:
+        if collection is None:
+            coords = ex.project(np.stack([p.embedding for p in points]), method=key, seed=0)
+        else:
+            base = [np.stack([p.embedding for p in points]).astype(np.float32)] if points else []
+            emb = np.concatenate([*base, collection.embeddings])
+            xy, fitted = ex.project_large(emb, key, seed=0)
+            drawn = _drawn_rows(fitted[n_base:], settings.MAX_DRAWN_POINTS)
+            points = points + _collection_points(collection, drawn)
+            coords = np.concatenate([xy[:n_base], xy[n_base + drawn]])
+            rows = np.concatenate([rows, drawn])
+    except ValueError as exc:
+        raise error(exc) from exc
+    _PROJECTED.add(key)
+    return points, coords, rows
+
+
+def _results_text(collection: Any, method: str, n_base: int, n_drawn: int) -> str:
+    """What the explorer says about an uploaded batch results folder."""
+    from emoclip import explore as ex
+
+    size = ex.collection.SAMPLE_SIZE
+    sampled = _method(method) != "pca" and len(collection) + n_base > size
+    return (
+        f"\n\nBatch results: **{len(collection)}** clip(s) loaded "
+        f"(model {code(collection.model or '?')}), **{n_drawn}** drawn"
+        + (f" (at most {settings.MAX_DRAWN_POINTS})" if n_drawn < len(collection) else "")
+        + (
+            f"; the map was fitted on a random sample of {size} and the other points placed "
+            "by their nearest sampled neighbours"
+            if sampled
+            else ""
+        )
+        + "; neighbours of a picked point come from all loaded clips (approximate index). "
+        "Results clips are coloured by the class the batch run predicted."
+    )
 
 
 @gpu
@@ -131,96 +231,47 @@ def explore(
     pred = predictor(model)
     classes = classes_of(session)
     names = classes.names
-    clips = [
-        ex.ClipSource("clip", f"clip {i + 1} · {c.name}", c.embedding, c.path)
-        for i, c in enumerate(c for c in session.clips if c.model == model)
-    ]
-    if include_examples:
-        clips += [
-            ex.ClipSource("example", f"example · {p.name}", e, str(p))
-            for p, e in _example_embeddings(model, progress)
-        ]
+    clips = _clip_sources(session, model, include_examples, progress)
+    skipped_protos = 0
     if upload:
-        try:
-            loaded = ex.load_embeddings(upload, expected_dim=pred.model.embed_dim, kind="uploaded")
-        except ValueError as exc:
-            raise error(f"could not use the embeddings file: {exc}", upload) from exc
-        clips += [ex.ClipSource("uploaded", f"uploaded · {p.id}", p.embedding) for p in loaded]
+        uploaded, skipped_protos = _uploaded(upload, pred.model.embed_dim)
+        clips += uploaded
     collection = _load_results(results, pred.model.embed_dim, progress) if results else None
     text = pred.class_embeddings(classes).numpy()
-    probs = (
-        pred.score_embeddings(
-            np.stack([np.asarray(c.embedding, dtype=np.float32) for c in clips]), classes
-        )
-        if clips
-        else np.zeros((0, len(names)), dtype=np.float32)
-    )
+    emb = [np.asarray(c.embedding, dtype=np.float32) for c in clips]
+    probs = pred.score_embeddings(np.stack(emb), classes) if clips else np.zeros((0, len(names)))
     points = ex.latent_points(clips, probs, names, text, len(classes.classes))
     n_base = len(points)
     if n_base + (len(collection) if collection is not None else 0) < 3:
         raise error("need at least 3 points: analyse a clip or add classes")
-    progress(0.9, desc=f"{method} projection")
-    rows = np.full(n_base, -1, dtype=np.int64)
-    try:
-        if collection is None:
-            coords = ex.project(
-                np.stack([p.embedding for p in points]), method=_method(method), seed=0
-            )
-        else:
-            emb = (
-                np.concatenate(
-                    [
-                        np.stack([p.embedding for p in points]).astype(np.float32),
-                        collection.embeddings,
-                    ]
-                )
-                if points
-                else collection.embeddings
-            )
-            xy, fitted = ex.project_large(emb, _method(method), seed=0)
-            drawn = _drawn_rows(fitted[n_base:], settings.MAX_DRAWN_POINTS)
-            points = points + _collection_points(collection, drawn)
-            coords = np.concatenate([xy[:n_base], xy[n_base + drawn]])
-            rows = np.concatenate([rows, drawn])
-    except ValueError as exc:
-        raise error(exc) from exc
+    points, coords, rows = _project(points, collection, method, progress)
     session.points, session.coords, session.projection = points, coords, method
-    session.point_rows = rows
-    session.collection = collection
-    session.collection_index = None
+    session.point_rows, session.collection, session.collection_index = rows, collection, None
     n_clip = len(clips)
     title = f"{method} of {n_clip} clip(s) and {len(names)} text prototypes ({model})"
     msg = (
         f"{n_clip} clip(s) and {len(names)} text prototypes under {code(model)}; "
-        "colour = predicted class. " + ("Analyse clips to add them." if not session.clips else "")
+        "colour = predicted class; **click a point** to see its neighbours and clip. "
+        + ("Analyse clips to add them. " if not session.clips else "")
+        + (
+            f"The upload's {skipped_protos} class/compound point(s) were left out (the current "
+            "classes are drawn)."
+            if skipped_protos
+            else ""
+        )
     )
     if collection is not None:
         progress(0.95, desc="neighbour index")
         session.collection_index = ex.NeighbourIndex(collection.embeddings)
         n_drawn = len(points) - n_base
-        sampled = _method(method) != "pca" and len(collection) + n_base > ex.collection.SAMPLE_SIZE
         title = (
             f"{method} of {len(collection)} results clip(s) ({n_drawn} drawn), {n_clip} "
             f"clip(s) and {len(names)} text prototypes ({model})"
         )
-        msg += (
-            f"\n\nBatch results: **{len(collection)}** clip(s) loaded "
-            f"(model {code(collection.model or '?')}), **{n_drawn}** drawn"
-            + (f" (at most {settings.MAX_DRAWN_POINTS})" if n_drawn < len(collection) else "")
-            + (
-                "; the map was fitted on a random sample of "
-                f"{ex.collection.SAMPLE_SIZE} and the other points placed by their nearest "
-                "sampled neighbours"
-                if sampled
-                else ""
-            )
-            + "; neighbours of a picked point come from all loaded clips (approximate index). "
-            "Results clips are coloured by the class the batch run predicted."
-        )
-    fig = ex.latent_figure(points, coords, title=title)
+        msg += _results_text(collection, method, n_base, n_drawn)
     return Explored(
         session=session,
-        latent_plot=fig,
+        latent_plot=ex.latent_figure(points, coords, title=title),
         point_pick=gr.Dropdown(choices=[p.id for p in points], value=None),
         explore_info=msg,
     )
@@ -326,6 +377,18 @@ def pick_point(point_id: str, session: Session) -> Picked:
         points, session.coords, title=f"{session.projection}: {p.id}", selected=index
     )
     return Picked(neighbours=rows, point_video=media, point_info=info, latent_plot=fig)
+
+
+def click_point(clicked: str, session: Session) -> Clicked:
+    """A point clicked in the plot (the page script sends ``"<index>@<time>"``): pick it."""
+    try:
+        index = int(str(clicked or "").split("@", 1)[0])
+        if index < 0:
+            raise IndexError(index)
+        point = session.points[index]
+    except (ValueError, IndexError):
+        return skipped(Clicked)
+    return Clicked(*pick_point(point.id, session), point_pick=point.id)
 
 
 def _indexed_neighbours(session: Session, index: int, k: int) -> list[list[Any]]:
