@@ -328,6 +328,17 @@ def _extra(key: str, res: dict[str, Any]) -> str:
     return ""
 
 
+def _record_tower(machine: dict[str, Any], predictor, startup: float) -> None:
+    """The run records where it ran and what ran: the chosen image tower and how it was chosen."""
+    info = predictor.precision_info
+    machine["chosen_path"] = info["implementation"]
+    machine["tower_choice"] = {k: info[k] for k in ("source", "frames_per_s", "failures", "reason")}
+    log(
+        f"predictor: {info['implementation']} ({predictor.precision}; {info['source']}: "
+        f"{info['reason']}), chosen in {startup:.2f} s at first use"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the figures asked for (all by default), prints each with its verdict, writes the JSON."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -377,13 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     predictor.encode_images(np.zeros((1, model.image_size, model.image_size, 3), np.uint8))
     startup = time.perf_counter() - t0
-    info = predictor.precision_info
-    machine["chosen_path"] = info["implementation"]  # the run records where it ran and what ran
-    machine["tower_choice"] = {k: info[k] for k in ("source", "frames_per_s", "failures", "reason")}
-    log(
-        f"predictor: {info['implementation']} ({predictor.precision}; {info['source']}: "
-        f"{info['reason']}), chosen in {startup:.2f} s at first use"
-    )
+    _record_tower(machine, predictor, startup)
 
     results: dict[str, Any] = {}
     details: dict[str, Any] = {}
