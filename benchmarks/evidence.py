@@ -38,8 +38,8 @@ def bench_p12(predictor, path: Path, repeats: int) -> dict[str, Any]:
             text,
             texts,
             scale,
-            predictor.pool,
-            predictor.config.num_frames,
+            predictor.pooler.pool,
+            predictor.encoder.config.num_frames,
         )
         return out, time.perf_counter() - t0
 

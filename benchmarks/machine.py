@@ -44,14 +44,10 @@ def busy_processes(limit: int = 5) -> list[str]:
 def machine_info() -> dict[str, Any]:
     import torch
 
-    from emoclip.inference.fast_paths import cpu_has_native_bf16
+    from emoclip.inference.linear_ops import backend_unavailable_reason
+    from emoclip.inference.tower_cache import read_cpu_info
 
-    cpu = platform.processor() or ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    info = read_cpu_info()
     mem_gb = None
     with contextlib.suppress(OSError, ValueError, IndexError):
         mem_gb = round(int(Path("/proc/meminfo").read_text().split()[1]) / 2**20, 1)
@@ -64,10 +60,12 @@ def machine_info() -> dict[str, Any]:
             for d in threadpool_info()
         ]
     return {
-        "cpu": cpu,
+        "cpu": info.model,
         "logical_cpus": os.cpu_count(),
         "memory_gb": mem_gb,
-        "native_bf16": cpu_has_native_bf16(),
+        "native_bf16": info.native_bf16,
+        "isa": info.isa(),  # the flags the candidate towers can use (avx512_bf16, amx_bf16, ...)
+        "onednn_linear": backend_unavailable_reason("onednn") or "available",
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),

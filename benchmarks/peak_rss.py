@@ -74,6 +74,10 @@ def p7_child(path: str, model_name: str) -> None:
                 "evidence_moments": len(pred.evidence.moments) if pred.evidence else 0,
                 "timings_s": {k: round(v, 2) for k, v in pred.timings.items()},
                 "precision": predictor.precision,
+                "tower": predictor.encoder.precision_info()["implementation"],
+                "tower_source": predictor.encoder.precision_info()[
+                    "source"
+                ],  # measured here, or cached
                 "work": {"analysis": work},
             }
         )

@@ -328,6 +328,17 @@ def _extra(key: str, res: dict[str, Any]) -> str:
     return ""
 
 
+def _record_tower(machine: dict[str, Any], predictor, startup: float) -> None:
+    """The run records where it ran and what ran: the chosen image tower and how it was chosen."""
+    info = predictor.encoder.precision_info()
+    machine["chosen_path"] = info["implementation"]
+    machine["tower_choice"] = {k: info[k] for k in ("source", "frames_per_s", "failures", "reason")}
+    log(
+        f"predictor: {info['implementation']} ({predictor.precision}; {info['source']}: "
+        f"{info['reason']}), chosen in {startup:.2f} s at first use"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the figures asked for (all by default), prints each with its verdict, writes the JSON."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -362,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         f"EmoCLIP benchmark: model {args.model}, {'quick' if args.quick else 'full'} run, best of {repeats}"
     )
     log(
-        f"machine: {machine['cpu']}, {machine['logical_cpus']} CPUs, native bf16 {machine['native_bf16']}, "
+        f"machine: {machine['cpu']}, {machine['logical_cpus']} CPUs, ISA {' '.join(machine['isa'])}, "
+        f"native bf16 {machine['native_bf16']}, oneDNN linear {machine['onednn_linear']}, "
         f"torch {machine['torch']} ({machine['torch_threads']} threads); load average {load_start}"
         + (f"; busy: {', '.join(busy)}" if busy else "")
     )
@@ -376,10 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     predictor.encoder.encode(np.zeros((1, model.image_size, model.image_size, 3), np.uint8))
     startup = time.perf_counter() - t0
-    log(
-        f"predictor: precision {predictor.precision} ({predictor.encoder.precision_info()['reason']}; "
-        f"{predictor.encoder.precision_info()['implementation']}), chosen in {startup:.2f} s at first use"
-    )
+    _record_tower(machine, predictor, startup)
 
     results: dict[str, Any] = {}
     details: dict[str, Any] = {}

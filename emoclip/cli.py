@@ -1,4 +1,4 @@
-"""Command line: ``emoclip models | predict | batch | convert``."""
+"""Command line: ``emoclip models | doctor | predict | batch | convert``."""
 
 from __future__ import annotations
 
@@ -79,6 +79,7 @@ def _add_models_parser(sub: Any) -> None:
     )
     models.add_argument("--json", action="store_true", help="print JSON")
     models.set_defaults(run=_cmd_models)
+    _add_doctor_parser(sub)
 
 
 def _add_predict_parser(sub: Any) -> None:
@@ -165,6 +166,12 @@ def _add_convert_parser(sub: Any) -> None:
         "--fp16", action="store_true", help="store tensors in float16 (half the size)"
     )
     conv.set_defaults(run=_cmd_convert)
+
+
+def _add_doctor_parser(sub) -> None:
+    from emoclip.doctor import add_doctor_parser
+
+    add_doctor_parser(sub)
 
 
 def _positive(kind: type):

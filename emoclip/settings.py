@@ -112,8 +112,10 @@ class AnalysisSettings:
     precision: str = field(
         default="auto",
         metadata=_doc(
-            'Image-tower precision: "fp32", "bf16" (refused when its start-up check fails) or '
-            '"auto" (bf16 on a CPU with native bf16 when the check passes, else fp32).',
+            'Image-tower precision: "fp32", "bf16" (the fastest bf16 tower within cosine 0.999 '
+            'of fp32; refused when none is) or "auto" (every candidate tower this CPU runs '
+            "natively checked against fp32 and timed once per machine, the fastest passing kept: "
+            "`emoclip.inference.autotune`).",
             "EMOCLIP_PRECISION",
             "precision",
         ),
@@ -125,6 +127,15 @@ class AnalysisSettings:
             "copy serves inference.",
             "EMOCLIP_RELEASE_WEIGHTS",
             "flag",
+        ),
+    )
+    tower_cache: str | None = field(
+        default=None,
+        metadata=_doc(
+            'Where each machine\'s measured image-tower choice is kept: a folder; "off" keeps it '
+            "in this process only; default ~/.cache/emoclip/tower.",
+            "EMOCLIP_TOWER_CACHE",
+            "str",
         ),
     )
     prefetch: bool = field(
@@ -235,6 +246,8 @@ def _parse(name: str, raw: str, kind: str) -> Any:
         return raw.lower() not in ("0", "false", "no", "off")
     if kind == "precision":
         return raw.lower()
+    if kind == "str":
+        return raw
     try:
         return float(raw) if kind == "float" else int(raw)
     except ValueError:

@@ -197,6 +197,7 @@ class ModelManager:
     def _try_load(self, name: str) -> bool:
         try:
             self.model(name)
+            _ = self.predictor(name).tower_report  # the image tower is chosen while loading
             return True
         except Exception:  # noqa: BLE001 - recorded in _errors and shown in the UI
             return False

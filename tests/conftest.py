@@ -7,6 +7,9 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault(
+    "EMOCLIP_TOWER_CACHE", "off"
+)  # image-tower choices: per process, never ~/.cache
 
 from pathlib import Path  # noqa: E402
 

@@ -63,9 +63,9 @@ def test_evidence_is_counted_work_free(tiny_model):
     predictor.score(encoding)
     encoded = predictor.text_cache.encoded
     calls, pooled = [], []
-    real, real_pool = predictor.encode_images, predictor.pool
-    predictor.encode_images = lambda *a, **k: calls.append(1) or real(*a, **k)  # type: ignore[method-assign]
-    predictor.pool = lambda x: pooled.append(len(x)) or real_pool(x)  # type: ignore[method-assign]
+    real, real_pool = predictor.encoder.encode, predictor.pooler.pool
+    predictor.encoder.encode = lambda *a, **k: calls.append(1) or real(*a, **k)  # type: ignore[method-assign]
+    predictor.pooler.pool = lambda x: pooled.append(len(x)) or real_pool(x)  # type: ignore[method-assign]
     edited = ClassSet.from_dict({"classes": {"a": "a smiling face", "b": "a frowning face"}})
     first = predictor.score(encoding)
     again = predictor.score(encoding, edited)  # another class set: its texts, nothing pooled

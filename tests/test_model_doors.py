@@ -137,7 +137,7 @@ def test_app_model_door_env_and_menu(refs, kind, repo_root):
         frames = list(moving_face_frames(8, size=(240, 320)))
         assert manager.predictor(refs[kind]).predict(frames, fps=8).top
         other = manager.predictor("emoclip-synthetic-tiny")  # the menu: another model by name
-        assert other.model_name == "emoclip-synthetic-tiny"
+        assert other.model.config.name == "emoclip-synthetic-tiny"
     finally:
         manager.close()
 

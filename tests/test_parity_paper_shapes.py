@@ -2,7 +2,8 @@
 model of 8 heads of 2,048 over 512-d embeddings, random weights (`test-emoclip-vitb32`, no download).
 
 The thresholds asserted here are the parity figures the README and benchmarks/README.md state:
-fast fp32 tower vs open_clip's module <= 1e-5 (max abs), bf16 tower cosine >= 0.999 per frame,
+every candidate of the per-machine choice (`autotune.CANDIDATES`) at the bar the choice applies:
+fast fp32 towers vs open_clip's module <= 1e-5 (max abs), bf16 towers cosine >= 0.999 per frame,
 folded temporal vs the plain module <= 1e-5 (max abs), predictor video embeddings vs
 `EmoCLIP.encode_video` on the same crops <= 1e-5 (fp32) and cosine >= 0.999 (bf16).
 
@@ -20,21 +21,23 @@ import torch
 import torch.nn.functional as F
 
 import emoclip
-from emoclip.inference import precision as precision_mod
+from emoclip.inference import autotune
+from emoclip.inference.autotune import CANDIDATES
 from emoclip.inference.fast_paths import FastImageTower, FastTemporal
+from emoclip.inference.linear_ops import BACKENDS
 from emoclip.inference.predictor import EmotionPredictor
+from emoclip.inference.tower_cache import read_cpu_info
 from emoclip.model.preprocess import to_tensor
 
 pytestmark = pytest.mark.slow
 
 FAST_FP32_MAX_ABS = 1e-5  # fast fp32 tower vs open_clip's visual module (measured 2.9e-6)
-BF16_MIN_COSINE = (
-    0.999  # bf16 tower vs fp32, per frame (measured 0.99995); = precision.BF16_MIN_COSINE
-)
+BF16_MIN_COSINE = 0.999  # bf16 tower vs fp32, per frame (measured 0.99995); = autotune's bar
 TEMPORAL_MAX_ABS = 1e-5  # folded temporal model vs TemporalTransformer (measured 7e-7)
 PREDICTOR_FP32_MAX_ABS = (
     1e-5  # EmotionPredictor encode_images + pool vs encode_video (measured 3e-8)
 )
+CPU = read_cpu_info()
 FRAMES = 12  # crops encoded: two 6-frame windows (small: the test runs on 2 shared cores)
 
 
@@ -84,25 +87,32 @@ def test_the_model_has_the_papers_shapes(model, reference):
     )  # frames are told apart
 
 
-def test_fast_fp32_tower_matches_open_clip(model, frames, reference):
+@pytest.mark.parametrize("candidate", CANDIDATES, ids=lambda c: c.name)
+def test_every_candidate_tower_passes_its_parity_bar(model, frames, reference, candidate):
+    """Each tower the per-machine choice may pick, built at the paper's shapes and held to the bar
+    the choice applies (fp32 max abs <= 1e-5, bf16 cosine >= 0.999 per frame). Nothing is skipped
+    on a CPU that has the ISA a candidate needs: a failure to build fails here."""
+    if candidate.precision == "bf16" and not CPU.native_bf16:
+        pytest.skip(
+            f"this CPU ({CPU.model}) has neither avx512_bf16 nor amx_bf16: bf16 would be emulated"
+        )
     with torch.inference_mode():
-        fast = FastImageTower.build(model.backbone.visual, torch.float32)
-        if fast is None:
-            pytest.skip("oneDNN fused linear ops are not available in this torch build")
-        out = fast(frames)
+        out = autotune.build_candidate(model, candidate, batch=FRAMES)(frames)
+    assert out.dtype == torch.float32 and out.shape == reference.shape
+    ok, figure, text = autotune.parity(candidate, out, reference)
+    assert ok, f"{candidate.name}: {text}"
+    if candidate.precision == "fp32":
+        assert figure <= FAST_FP32_MAX_ABS
+    else:
+        assert F.cosine_similarity(out, reference, dim=-1).min() >= BF16_MIN_COSINE
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fast_fp32_tower_matches_open_clip(model, frames, reference, backend):
+    with torch.inference_mode():
+        out = FastImageTower.build(model.backbone.visual, torch.float32, backend=backend)(frames)
     assert out.dtype == torch.float32 and out.shape == reference.shape
     assert (out - reference).abs().max() <= FAST_FP32_MAX_ABS
-
-
-def test_bf16_tower_stays_within_cosine_0999_per_frame(model, frames, reference):
-    assert BF16_MIN_COSINE == precision_mod.BF16_MIN_COSINE
-    with torch.inference_mode():
-        fast = FastImageTower.build(model.backbone.visual, torch.bfloat16)
-        if fast is None:
-            pytest.skip("oneDNN fused bf16 linear ops are not available in this torch build")
-        out = fast(frames)
-    assert out.dtype == torch.float32
-    assert F.cosine_similarity(out, reference, dim=-1).min() >= BF16_MIN_COSINE
 
 
 def test_folded_temporal_matches_the_temporal_transformer(model, reference):
@@ -133,16 +143,14 @@ def test_predictor_fp32_video_embeddings_match_encode_video(model, crops, frames
 
 
 def test_predictor_bf16_video_embeddings_match_encode_video(model, crops, frames, reference):
-    if not precision_mod.native_bf16():
+    if not CPU.native_bf16:
         pytest.skip(
-            "this CPU has no native bf16 (avx512_bf16/amx_bf16 in /proc/cpuinfo): "
-            "'auto' would run fp32, which the fp32 test covers"
+            f"this CPU ({CPU.model}) has neither avx512_bf16 nor amx_bf16 in /proc/cpuinfo: "
+            "'auto' would not consider bf16, which the fp32 test covers"
         )
-    auto = EmotionPredictor(model)  # what the app runs: auto picks bf16 at these shapes on this CPU
-    assert auto.precision == "bf16", auto.encoder.precision_info()["reason"]
-    assert auto.encoder.precision_info()["implementation"] == "onednn-packed"
-    assert auto.encoder.precision_info()["cosine"] >= BF16_MIN_COSINE
     p = EmotionPredictor(model, precision="bf16", encode_workers=2)
+    assert p.precision == "bf16", p.encoder.precision_info()["reason"]
+    assert p.encoder.precision_info()["cosine"] >= BF16_MIN_COSINE
     per_frame = p.encoder.encode(crops)
     assert F.cosine_similarity(per_frame, reference, dim=-1).min() >= BF16_MIN_COSINE
     video = p.pooler.pool(_windows(per_frame))

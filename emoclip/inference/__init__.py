@@ -13,11 +13,13 @@
 - `photo`: a still image's faces, each a one-frame clip.
 - `detector`: the face detector a predictor shares between requests (made on first use, locked).
 - `scoring`: an encoding scored against class embeddings into a `Prediction`.
-- `precision`: fp32 or a checked bf16 image tower per model (`TowerChoice`), and the folded
-  temporal model.
+- `precision`: the image tower a predictor runs (`TowerSelector`) and the folded temporal model.
+- `autotune`: the candidate towers checked and timed on this machine, the fastest passing kept.
+- `tower_cache`: the CPU, the choice's key and where choices are kept on disk.
 - `parallel`: thread counts for small work and data-parallel encoding/pooling over a worker pool.
-- `fast_paths`: the CPU fast paths themselves (oneDNN bf16 image tower, folded temporal
-  transformer, ``/proc/cpuinfo`` probing, FLOP estimates).
+- `fast_paths`: the CPU fast paths themselves (re-laid fp32/bf16 image tower, folded temporal
+  transformer, FLOP estimates); `vit_weights`: open_clip's ViT read as typed weights;
+  `linear_ops`: public or oneDNN linear layers (`_onednn`: the only private torch operators).
 - `memory`: giving back the resident pages of file-mapped weights the fast paths replaced.
 
 Nothing is imported here: ``import emoclip.inference`` stays free of torch.

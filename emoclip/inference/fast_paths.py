@@ -1,8 +1,8 @@
-"""CPU inference fast paths: the image tower re-laid for oneDNN in bf16, the temporal transformer
-with its heads folded, and the CPU probing and size estimates that decide whether to use them.
+"""CPU inference fast paths: the image tower re-laid in bf16 or fp32 (`FastImageTower`), the
+temporal transformer with its heads folded (`FastTemporal`), and a tower's size estimate.
 
 Each computes the same function as the module it is built from, with less work; training never
-goes through them. `emoclip.inference.precision` chooses and checks them per model.
+goes through them. `emoclip.inference.autotune` checks and times them per model and machine.
 """
 
 from __future__ import annotations
@@ -14,18 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX-BF16)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool({"avx512_bf16", "amx_bf16"} & flags)
-    except OSError:
-        pass
-    return False
+from emoclip.inference.linear_ops import LinearOps, linear_backend
+from emoclip.inference.vit_weights import BlockWeights, UnsupportedTower, ViTWeights, read_vit
 
 
 def image_tower_gflops(visual: nn.Module) -> float:
@@ -41,113 +31,105 @@ def _param_versions(module: nn.Module) -> tuple:
     return tuple((p.data_ptr(), p._version) for p in module.parameters())
 
 
-class FastImageTower:
-    """An open_clip ViT image tower re-laid for CPU inference in bfloat16 (or float32).
+_Block = tuple  # (eps1, heads, wqkv, bqkv, wo, bo, eps2, wfc, bfc, act, algo, wpr, bpr)
 
-    Same function as ``visual(x)``: the patch embedding runs as one GEMM; every linear layer runs
-    through oneDNN with its weight pre-packed once and its bias, activation and the residual add
-    fused into the GEMM; the LayerNorms' scale and shift are folded into the linear layer that
-    follows them (``W (g*x + b) + c = (W g) x + (W b + c)``); QuickGELU becomes a fused SiLU by
-    scaling ``c_fc`` by 1.702 and ``c_proj`` by 1/1.702; attention is two batched GEMMs with a
-    float32 softmax (``scaled_dot_product_attention`` in a float32 build). Only the class token
-    leaves the tower, so the last block computes keys and values for every token but its query,
-    attention, output projection and MLP for the class token alone (for ViT-B/32 that skips 6.5 %
-    of the tower's FLOPs, work whose result was discarded). Folding is done in float64, then cast.
-    Built with `build`, which returns None when the tower is not the plain ViT this understands or
-    the oneDNN ops are missing (the caller then uses ``visual`` itself).
+
+def _folded(
+    norm: nn.LayerNorm, weight: torch.Tensor, bias: torch.Tensor | None, k: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W', b') in float64 such that ``W' n(x) + b' = k (W (g n(x) + c) + b)`` for a LayerNorm
+    with scale g and shift c and `n` its bare normalisation: the norm's affine folded into the
+    linear layer that follows it. `weight` is (out, in)."""
+    w = weight.detach().double()
+    b = bias.detach().double() if bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+    b = b + w @ norm.bias.detach().double()
+    w = w * norm.weight.detach().double()[None, :]
+    return w * k, b * k
+
+
+class FastImageTower:
+    """An open_clip ViT image tower re-laid for CPU inference in bfloat16 or float32.
+
+    Same function as ``visual(x)``: the patch embedding runs as one GEMM; the LayerNorms' scale
+    and shift are folded into the linear layer that follows them (``W (g*x + b) + c = (W g) x +
+    (W b + c)``); QuickGELU becomes SiLU by scaling ``c_fc`` by 1.702 and ``c_proj`` by 1/1.702;
+    attention is two batched GEMMs with a float32 softmax in bf16 (``scaled_dot_product_attention``
+    in fp32). Only the class token leaves the tower, so the last block computes keys and values for
+    every token but its query, attention, output projection and MLP for the class token alone (for
+    ViT-B/32 that skips 6.5 % of the tower's FLOPs, work whose result was discarded). Folding is done
+    in float64, then cast. The linear layers run on `ops` (`emoclip.inference.linear_ops`: public
+    operators, or oneDNN's packed weights with bias, activation and residual fused into the GEMM).
+    Built with `build`, which raises when it cannot be (nothing is swallowed).
     """
 
     def __init__(
         self,
-        visual: nn.Module,
+        weights: ViTWeights,
         dtype: torch.dtype,
-        batch_hint: int = 32,
+        ops: LinearOps,
         on_block: Callable[[nn.Module], object] | None = None,
     ) -> None:
-        # open_clip's VisionTransformer: submodules are read by name, and nn.Module.__getattr__
-        # is typed `Tensor | Module`, so the tower is handled as Any here.
-        tower: Any = visual
-        mk = torch.ops.mkldnn
-        self.dtype = dtype
-        conv = tower.conv1
-        self.patch = int(conv.kernel_size[0])
-        self.grid = tuple(int(g) for g in tower.grid_size)
-        width = conv.out_channels
-        tokens = self.grid[0] * self.grid[1] + 1
-        hint = batch_hint * tokens
-
-        def cast(t: torch.Tensor) -> torch.Tensor:
-            return t.detach().to(dtype).contiguous()
-
-        def pack(w: torch.Tensor) -> torch.Tensor:
-            return mk._reorder_linear_weight(cast(w), hint)
-
-        def folded(norm: Any, weight: torch.Tensor, bias: torch.Tensor | None, k: float = 1.0):
-            """Linear `weight`, `bias` (times `k`) applied after `norm`'s affine: (W', b') for the bare norm."""
-            w = weight.detach().double()
-            b = (
-                bias.detach().double()
-                if bias is not None
-                else torch.zeros(w.shape[0], dtype=torch.float64)
-            )
-            if getattr(norm, "weight", None) is not None:
-                b = b + w @ norm.bias.detach().double() if norm.bias is not None else b
-                w = w * norm.weight.detach().double()[None, :]
-            return w * k, b * k
-
-        self.ln_pre = (
-            None
-            if isinstance(tower.ln_pre, nn.Identity)
-            else (
-                tower.ln_pre.normalized_shape,
-                cast(tower.ln_pre.weight),
-                cast(tower.ln_pre.bias),
-                tower.ln_pre.eps,
-            )
-        )
-        self.w_patch = pack(conv.weight.reshape(width, -1))
-        self.cls_pos = cast(tower.class_embedding + tower.positional_embedding[0])
-        self.pos = cast(tower.positional_embedding[1:])
-        proj_w, proj_b = folded(tower.ln_post, tower.proj.t(), None)  # (D_out, width)
-        self.post_eps = None if isinstance(tower.ln_post, nn.Identity) else tower.ln_post.eps
-        self.proj, self.proj_bias = cast(proj_w.t()), cast(proj_b)
-        self.blocks = []
-        last = len(tower.transformer.resblocks) - 1
-        for i, blk in enumerate(tower.transformer.resblocks):
-            attn, gelu = blk.attn, blk.mlp.gelu
-            if type(gelu).__name__ == "QuickGELU":  # x*sigmoid(1.702x) = silu(1.702x)/1.702
-                k, act, algo = 1.702, "swish", ""
-            else:
-                k, act, algo = 1.0, "gelu", gelu.approximate
-            wqkv, bqkv = folded(blk.ln_1, attn.in_proj_weight, attn.in_proj_bias)
-            if i == last:  # the class token's query alone; keys and values of every token
-                self.last_q = (
-                    cast(wqkv[:width].t()),
-                    cast(bqkv[:width]),
-                )  # (width, width) for addmm on B rows
-                self.last_kv = (pack(wqkv[width:]), cast(bqkv[width:]))
-                packed_qkv = None  # `_last_block` uses last_q / last_kv instead
-            else:
-                packed_qkv = (pack(wqkv), cast(bqkv))
-            wfc, bfc = folded(blk.ln_2, blk.mlp.c_fc.weight, blk.mlp.c_fc.bias, k)
-            self.blocks.append(
-                (
-                    blk.ln_1.eps,
-                    attn.num_heads,
-                    *(packed_qkv or (None, None)),
-                    pack(attn.out_proj.weight),
-                    cast(attn.out_proj.bias),
-                    blk.ln_2.eps,
-                    pack(wfc),
-                    cast(bfc),
-                    act,
-                    algo,
-                    pack(blk.mlp.c_proj.weight.detach().double() / k),
-                    cast(blk.mlp.c_proj.bias),
-                )
-            )
+        self.dtype, self.ops = dtype, ops
+        self.patch, self.grid = weights.patch, weights.grid
+        width = weights.width
+        self.w_patch = self._pack(weights.patch_weight.reshape(width, -1))
+        self.cls_pos = self._cast(weights.class_embedding + weights.positional_embedding[0])
+        self.pos = self._cast(weights.positional_embedding[1:])
+        pre = weights.ln_pre
+        self.ln_pre = None if pre is None else (pre.normalized_shape, *self._affine(pre), pre.eps)
+        post = weights.ln_post
+        if post is None:
+            proj_w, proj_b = weights.proj.detach().double().t(), torch.zeros(weights.proj.shape[1])
+        else:
+            proj_w, proj_b = _folded(post, weights.proj.t(), None)  # (D_out, width)
+        self.post_eps = None if post is None else post.eps
+        self.proj, self.proj_bias = self._cast(proj_w.t()), self._cast(proj_b)
+        self.blocks: list[_Block] = []
+        last = len(weights.blocks) - 1
+        for i, blk in enumerate(weights.blocks):
+            self.blocks.append(self._block(blk, width, last=i == last))
             if on_block is not None:
-                on_block(blk)  # done with this block's weights (`precision` gives back their pages)
+                on_block(blk.module)  # done with this block's weights (their pages can go back)
+
+    def _cast(self, t: torch.Tensor) -> torch.Tensor:
+        return t.detach().to(self.dtype).contiguous()
+
+    def _pack(self, w: torch.Tensor) -> torch.Tensor:
+        return self.ops.prepare(self._cast(w))
+
+    def _affine(self, norm: nn.LayerNorm) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._cast(norm.weight), self._cast(norm.bias)
+
+    def _block(self, blk: BlockWeights, width: int, last: bool) -> _Block:
+        """One residual block's weights, folded and prepared; the last block keeps the class
+        token's query apart (`last_q`) from every token's keys and values (`last_kv`)."""
+        if blk.quick_gelu:  # x*sigmoid(1.702x) = silu(1.702x)/1.702
+            k, act, algo = 1.702, "swish", ""
+        else:
+            k, act, algo = 1.0, "gelu", blk.gelu_approximate
+        wqkv, bqkv = _folded(blk.ln_1, *blk.in_proj)
+        qkv: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
+        if last:  # the class token's query alone: (width, width) for addmm on B rows
+            self.last_q = (self._cast(wqkv[:width].t()), self._cast(bqkv[:width]))
+            self.last_kv = (self._pack(wqkv[width:]), self._cast(bqkv[width:]))
+        else:
+            qkv = (self._pack(wqkv), self._cast(bqkv))
+        out = blk.attn.out_proj
+        wfc, bfc = _folded(blk.ln_2, blk.c_fc.weight, blk.c_fc.bias, k)
+        return (
+            blk.ln_1.eps,
+            blk.attn.num_heads,
+            *qkv,
+            self._pack(out.weight),
+            self._cast(out.bias),
+            blk.ln_2.eps,
+            self._pack(wfc),
+            self._cast(bfc),
+            act,
+            algo,
+            self._pack(blk.c_proj.weight.detach().double() / k),
+            self._cast(blk.c_proj.bias),
+        )
 
     @classmethod
     def build(
@@ -156,20 +138,30 @@ class FastImageTower:
         dtype: torch.dtype = torch.bfloat16,
         batch_hint: int = 32,
         on_block: Callable[[nn.Module], object] | None = None,
-    ) -> FastImageTower | None:
-        """A fast tower for `visual`, or None when it is not supported (use ``visual`` as is).
-        `on_block` is called with each residual block once its weights are copied."""
-        if not fast_tower_supported(visual):
-            return None
-        try:
-            with torch.no_grad():
-                tower = cls(visual, dtype, batch_hint, on_block)
-                # the ops exist and accept these shapes (image_size = grid x patch, checked above)
-                gh, gw = tower.grid
-                tower(torch.zeros(1, 3, gh * tower.patch, gw * tower.patch))
-            return tower
-        except (RuntimeError, AttributeError, TypeError, NotImplementedError):
-            return None
+        backend: str = "onednn",
+    ) -> FastImageTower:
+        """A fast tower for `visual`, run once on a blank frame to prove its operators work.
+
+        Args:
+            visual: open_clip's ViT image tower.
+            dtype: torch.bfloat16 or torch.float32.
+            batch_hint: Frames per call it will mostly see (oneDNN packs weights for that height).
+            on_block: Called with each residual block once its weights are copied.
+            backend: The linear layers' `emoclip.inference.linear_ops` backend.
+
+        Raises:
+            UnsupportedTower: `visual` is not the plain ViT this re-lays (the message says what).
+            RuntimeError: the backend cannot run here (e.g. the private oneDNN operators are
+                missing from this torch) or failed on the blank frame; any other error of the
+                fast tower's own code propagates too: a failure is never turned into a fallback here.
+        """
+        weights = read_vit(visual)
+        ops = linear_backend(backend, batch_hint * weights.tokens)
+        with torch.no_grad():
+            tower = cls(weights, dtype, ops, on_block)
+            gh, gw = tower.grid
+            tower(torch.zeros(1, 3, gh * tower.patch, gw * tower.patch))
+        return tower
 
     def _attention(self, qkv: torch.Tensor, b: int, n: int, heads: int, d: int) -> torch.Tensor:
         """Multi-head attention of a (B*N, 3*D) qkv: (B*N, D).
@@ -189,11 +181,11 @@ class FastImageTower:
 
     def _last_block(self, x: torch.Tensor, b: int, n: int, d: int) -> torch.Tensor:
         """The last residual block at the class token only: (B*N, width) tokens -> (B, width)."""
-        mk = torch.ops.mkldnn
+        ops = self.ops
         eps1, heads, _, _, wo, bo, eps2, wfc, bfc, act, algo, wpr, bpr = self.blocks[-1]
         hd = d // heads
         h = F.layer_norm(x, (d,), eps=eps1)
-        kv = mk._linear_pointwise(h, *self.last_kv, "none", [], "")  # (B*N, 2*width)
+        kv = ops.linear(h, *self.last_kv)  # (B*N, 2*width)
         k, v = kv.view(b, n, 2, heads, hd).permute(2, 0, 3, 1, 4).reshape(2, b * heads, n, hd)
         cls_x = x.view(b, n, d)[:, 0]  # (B, width)
         q = torch.addmm(self.last_q[1], h.view(b, n, d)[:, 0], self.last_q[0]).view(
@@ -201,13 +193,13 @@ class FastImageTower:
         )
         scores = torch.bmm(q, k.transpose(1, 2)).float().mul_(hd**-0.5)  # (B*H, 1, N)
         o = torch.bmm(torch.softmax(scores, dim=-1).to(v.dtype), v).view(b, d)
-        cls_x = mk._linear_pointwise.binary(o, cls_x.contiguous(), wo, bo, "add")
-        hidden = mk._linear_pointwise(F.layer_norm(cls_x, (d,), eps=eps2), wfc, bfc, act, [], algo)
-        return mk._linear_pointwise.binary(hidden, cls_x, wpr, bpr, "add")
+        cls_x = ops.linear_add(o, cls_x.contiguous(), wo, bo)
+        hidden = ops.linear(F.layer_norm(cls_x, (d,), eps=eps2), wfc, bfc, act, algo)
+        return ops.linear_add(hidden, cls_x, wpr, bpr)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) CLIP-normalised frames -> (N, D) float32 projected features."""
-        mk = torch.ops.mkldnn
+        ops = self.ops
         b, p = images.shape[0], self.patch
         gh, gw = self.grid
         x = (
@@ -216,7 +208,7 @@ class FastImageTower:
             .permute(0, 2, 4, 1, 3, 5)
             .reshape(b * gh * gw, 3 * p * p)
         )
-        x = mk._linear_pointwise(x, self.w_patch, None, "none", [], "").view(b, gh * gw, -1)
+        x = ops.linear(x, self.w_patch, None).view(b, gh * gw, -1)
         x = torch.cat([self.cls_pos.expand(b, 1, -1), x + self.pos], dim=1)
         n, d = x.shape[1], x.shape[2]
         if self.ln_pre is not None:
@@ -226,81 +218,24 @@ class FastImageTower:
         for eps1, heads, wqkv, bqkv, wo, bo, eps2, wfc, bfc, act, algo, wpr, bpr in self.blocks[
             :-1
         ]:
-            qkv = mk._linear_pointwise(F.layer_norm(x, shape, eps=eps1), wqkv, bqkv, "none", [], "")
+            qkv = ops.linear(F.layer_norm(x, shape, eps=eps1), wqkv, bqkv)
             o = self._attention(qkv, b, n, heads, d)
-            x = mk._linear_pointwise.binary(o, x, wo, bo, "add")
-            h = mk._linear_pointwise(F.layer_norm(x, shape, eps=eps2), wfc, bfc, act, [], algo)
-            x = mk._linear_pointwise.binary(h, x, wpr, bpr, "add")
+            x = ops.linear_add(o, x, wo, bo)
+            h = ops.linear(F.layer_norm(x, shape, eps=eps2), wfc, bfc, act, algo)
+            x = ops.linear_add(h, x, wpr, bpr)
         cls_tok = self._last_block(x, b, n, d)
         if self.post_eps is not None:
             cls_tok = F.layer_norm(cls_tok, shape, eps=self.post_eps)
         return torch.addmm(self.proj_bias, cls_tok, self.proj).float()
 
 
-def fast_tower_supported(visual: nn.Module) -> bool:
-    """The tower is open_clip's plain ViT: class-token pooling, no attentional pooler, no extras."""
-    tower: Any = visual  # read by submodule name, as in `FastImageTower`
-    if not (
-        hasattr(torch.ops.mkldnn, "_linear_pointwise")
-        and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
-    ):
-        return False
-    if not torch.backends.mkldnn.is_available():
-        return False
+def fast_tower_unsupported_reason(visual: nn.Module) -> str | None:
+    """None when `visual` is open_clip's plain ViT that `FastImageTower` re-lays, else what differs."""
     try:
-        params = list(tower.parameters())
-        if not params or any(p.device.type != "cpu" for p in params):
-            return False
-        conv = tower.conv1
-        if (
-            conv.bias is not None
-            or conv.kernel_size != conv.stride
-            or conv.kernel_size[0] != conv.kernel_size[1]
-        ):
-            return False
-        if conv.in_channels != 3 or tuple(tower.image_size) != tuple(
-            g * conv.kernel_size[0] for g in tower.grid_size
-        ):
-            return False
-        if (
-            getattr(visual, "attn_pool", None) is not None
-            or getattr(visual, "pool_type", "tok") != "tok"
-        ):
-            return False
-        if getattr(visual, "final_ln_after_pool", False) or getattr(visual, "output_tokens", False):
-            return False
-        if tower.proj is None or not isinstance(tower.patch_dropout, nn.Identity):
-            return False
-        if not getattr(tower.transformer, "batch_first", True):
-            return False
-        for blk in tower.transformer.resblocks:
-            attn = blk.attn
-            if not isinstance(attn, nn.MultiheadAttention) or not attn._qkv_same_embed_dim:
-                return False
-            if (
-                attn.in_proj_bias is None
-                or attn.bias_k is not None
-                or attn.add_zero_attn
-                or not attn.batch_first
-            ):
-                return False
-            if hasattr(blk, "ln_1_kv") or hasattr(blk, "ln_attn"):
-                return False
-            if not (isinstance(blk.ls_1, nn.Identity) and isinstance(blk.ls_2, nn.Identity)):
-                return False
-            if not isinstance(blk.ln_1, nn.LayerNorm) or not isinstance(blk.ln_2, nn.LayerNorm):
-                return False
-            if list(dict(blk.mlp.named_children())) != ["c_fc", "gelu", "c_proj"]:
-                return False
-            gelu = blk.mlp.gelu
-            if type(gelu).__name__ != "QuickGELU" and not isinstance(gelu, nn.GELU):
-                return False
-        for norm in (tower.ln_pre, tower.ln_post):
-            if not isinstance(norm, (nn.LayerNorm, nn.Identity)):
-                return False
-    except AttributeError:
-        return False
-    return True
+        read_vit(visual)
+    except UnsupportedTower as exc:
+        return str(exc)
+    return None
 
 
 class FastTemporal:

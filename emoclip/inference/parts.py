@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,8 @@ import torch
 
 from emoclip.inference.detector import SharedDetector
 from emoclip.inference.parallel import pool_in_chunks, split_encode, threads_for
-from emoclip.inference.precision import Tower, TowerChoice, fast_temporal
+from emoclip.inference.precision import Tower, TowerSelector, fast_temporal
+from emoclip.inference.tower_cache import default_cache_dir
 from emoclip.model.config import PreprocessConfig
 from emoclip.model.network import EmoCLIP
 from emoclip.model.preprocess import to_tensor
@@ -51,7 +53,16 @@ class FrameEncoder:
         self.config: PreprocessConfig = model.config.preprocess
         self.workers = _workers(settings)
         self.live_threads = settings.live_threads
-        self._towers = TowerChoice(model, settings.precision, settings.release_weights)
+        cache = (settings.tower_cache or "").strip()
+        self._towers = TowerSelector(  # the one place the image tower is chosen (`autotune`)
+            model,
+            settings.precision,
+            batch=settings.batch_size,
+            workers=self.workers,
+            threads=settings.live_threads,
+            cache_dir=None if cache == "off" else Path(cache or default_cache_dir()),
+            release=settings.release_weights,
+        )
 
     def tower(self) -> Tower:
         """The image tower in use (chosen on first call, shared per model; re-chosen when the
@@ -62,6 +73,10 @@ class FrameEncoder:
     def precision(self) -> str:
         """``"fp32"`` or ``"bf16"`` (decided on first use; RuntimeError when bf16 was refused)."""
         return self.tower().precision
+
+    def tower_report(self) -> str:
+        """How the image tower was chosen on this machine, in a few lines (`TowerChoice.report`)."""
+        return self._towers.report()
 
     def precision_info(self) -> dict[str, Any]:
         """How the precision was chosen: requested, chosen, reason, cosine to fp32, implementation."""

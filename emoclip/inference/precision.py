@@ -1,58 +1,48 @@
-"""How the image tower runs: fp32 or a bf16 copy, chosen and checked once per model.
+"""How the image tower runs: the choice of `emoclip.inference.autotune`, made once per model and
+layout and shared by its predictors (`TowerSelector`); and the folded temporal model (`fast_temporal`).
 
-A predictor's requested precision (`AnalysisSettings.precision`) is resolved on
-first use by its `TowerChoice`; the decision (`resolve_tower`) is shared by every predictor of a
-model. Its seams are public so that tests can steer it: `native_bf16` (the CPU probe),
-`bf16_tower` (builds the bf16 copy) and `bf16_cosine` (the start-up check) are looked up on this
-module at each decision. Also here: the folded temporal transformer shared per model
-(`fast_temporal`). Data-parallel encoding is in `emoclip.inference.parallel`.
+A predictor's precision (``"auto"``, ``"fp32"``, ``"bf16"``; `requested_precision`) is resolved on
+first use: `autotune.choose_tower` measures the candidate towers on this machine (or reads the
+choice it kept on disk) and the winner serves every predictor of the model with the same request,
+batch and workers. Data-parallel encoding is in `emoclip.inference.parallel`.
 
-Memory: once the bf16 tower has passed its check, or the folded temporal model is built, the
-weights they were made from are not needed for inference; when those weights are pages of the
-checkpoint's memory map (a model loaded from a ``.safetensors`` file), their resident pages are
-given back to the kernel (`emoclip.inference.memory.release_file_pages`). The model stays whole: using it
-directly pages the weights back in from the file. ``release=False`` (`AnalysisSettings.release_weights`,
-``EMOCLIP_RELEASE_WEIGHTS=0``) keeps them.
+Memory: the fast towers and the folded temporal model hold their own copies of the weights they
+are made from. When those weights are pages of the checkpoint's memory map (a model loaded from
+a ``.safetensors`` file), their resident pages are given back to the kernel as each block is
+copied (`emoclip.inference.memory.release_file_pages`); the losers of the measurement are freed as
+soon as they lose, so after the choice one copy of the tower's weights is resident. The model stays
+whole: using it directly pages the weights back in from the file. ``release=False`` keeps them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from emoclip.inference.fast_paths import (
-    FastImageTower,
-    FastTemporal,
-    cpu_has_native_bf16,
-    image_tower_gflops,
-)
+from emoclip.inference.autotune import TowerChoice, choose_tower
+from emoclip.inference.fast_paths import FastTemporal
 from emoclip.model.network import EmoCLIP
 from emoclip.settings import PRECISIONS
 
-BF16_MIN_COSINE = (
-    0.999  # bf16 is used only when its embeddings stay this close to fp32 ("auto" falls
-)
-# back to fp32 below it, an explicit "bf16" is refused with a RuntimeError)
-AUTO_BF16_MIN_GFLOPS = 0.5  # smaller towers (test models) gain nothing from bf16: stay fp32
+
+def requested_precision(value: str | None) -> str:
+    """A requested image-tower precision, normalised (None or empty: ``"auto"``); ValueError
+    unless it is one of `PRECISIONS`."""
+    precision = (value or "auto").strip().lower()
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    return precision
 
 
-_RELEASE = contextvars.ContextVar("release_weights", default=True)  # set per decision
-
-
-def _release_enabled() -> bool:
-    return _RELEASE.get()
-
-
-def _release(model: EmoCLIP, tensors: Iterable[torch.Tensor]) -> int:
+def _release(model: EmoCLIP, tensors: Iterable[torch.Tensor], enabled: bool = True) -> int:
     """Give back the resident pages of `model`'s file-mapped `tensors` (see the module docstring):
     bytes, also added to the model's count in `_RELEASED`."""
-    if not _release_enabled():
+    if not enabled:
         return 0
     from emoclip.inference.memory import release_file_pages
 
@@ -64,24 +54,19 @@ def _release(model: EmoCLIP, tensors: Iterable[torch.Tensor]) -> int:
 class Tower:
     """The image tower a predictor encodes with: a callable plus how and why it was chosen."""
 
-    def __init__(
-        self,
-        model: EmoCLIP,
-        fn: Callable[[torch.Tensor], torch.Tensor] | None,
-        precision: str,
-        reason: str,
-        cosine: float | None,
-        implementation: str,
-        refused: bool = False,
-    ) -> None:
-        self.fn, self.precision, self.reason = fn, precision, reason
-        self.cosine, self.implementation = cosine, implementation
-        self.refused = (
-            refused  # an explicit "bf16" that failed the start-up check: `reason` says why
-        )
-        self.released_bytes = 0  # resident fp32 weight pages given back once this tower was chosen
+    def __init__(self, model: EmoCLIP, choice: TowerChoice) -> None:
+        self.choice = choice
+        self.fn, self.precision, self.reason = choice.fn, choice.precision, choice.reason
+        self.implementation = choice.name
+        self.cosine = choice.parity if choice.precision == "bf16" else None
+        self.released_bytes = 0  # resident fp32 weight pages given back while choosing this tower
         self._model = weakref.ref(model)
         self._versions = _visual_versions(model)
+
+    @property
+    def refused(self) -> bool:
+        """A forced precision that no candidate could serve (`reason` says why)."""
+        return self.choice.refused
 
     def current(self) -> bool:
         """False once the model's image-tower weights were replaced or edited in place."""
@@ -92,9 +77,7 @@ class Tower:
         """(N, 3, S, S) CLIP-normalised frames -> (N, D) projected features."""
         if self.fn is not None:
             return self.fn(images)
-        model = (
-            self._model()
-        )  # fp32: the model's own tower (held weakly: the cache must not keep it alive)
+        model = self._model()  # the plain tower: held weakly (the cache must not keep it alive)
         if model is None:
             raise RuntimeError("the model of this image tower was garbage-collected")
         return model.encode_image(images)
@@ -106,200 +89,106 @@ def _visual_versions(model: EmoCLIP) -> tuple:
     )
 
 
-_TOWERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {precision: Tower}
+_TOWERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {layout: Tower}
 _TEMPORALS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> FastTemporal | None
-_RELEASED: weakref.WeakKeyDictionary = (
-    weakref.WeakKeyDictionary()
-)  # model -> bytes of weight pages given back
+_RELEASED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> bytes given back
 _CACHE_LOCK = threading.Lock()
 
 
-def resolve_tower(model: EmoCLIP, requested: str, release: bool = True) -> Tower:
-    """The (shared, per model) image tower for a requested precision (see
-    `AnalysisSettings.precision`); `release` gives back the fp32 pages a bf16 copy replaces."""
-    with _CACHE_LOCK:
-        towers = _TOWERS.setdefault(model, {})
-        tower = towers.get(requested)
+class TowerSelector:
+    """One predictor's image tower: resolved on first use through `autotune.choose_tower` (shared
+    per model and request), and again when the model's image-tower weights change.
+
+    Args:
+        model: The model whose image tower runs.
+        precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (see `requested_precision`).
+        batch, workers, threads: The predictor's batch size, encode workers and small-batch
+            threads (the layout candidates are timed at).
+        cache_dir: Where the machine's choice is kept on disk (None: this process only).
+        release: Give back the file pages of weights a fast tower copied.
+    """
+
+    def __init__(
+        self,
+        model: EmoCLIP,
+        precision: str,
+        *,
+        batch: int = 32,
+        workers: int = 1,
+        threads: int = 1,
+        cache_dir: Path | None = None,
+        release: bool = True,
+    ) -> None:
+        self.model, self.requested = model, requested_precision(precision)
+        self.layout = (self.requested, batch, workers, threads)
+        self.cache_dir, self.release = cache_dir, release
+        self._tower: Tower | None = None
+
+    def tower(self) -> Tower:
+        """The tower in use; RuntimeError when a forced precision could not be served."""
+        tower = self._tower
         if tower is None or not tower.current():
-            token = _RELEASE.set(release)
-            try:  # a refusal is cached too
-                tower = towers[requested] = _choose_tower(model, requested)
-            finally:
-                _RELEASE.reset(token)
+            tower = self._tower = self._resolve()
         if tower.refused:
             raise RuntimeError(tower.reason)
         return tower
 
+    def _resolve(self) -> Tower:
+        model = self.model
+        with _CACHE_LOCK:
+            towers = _TOWERS.setdefault(model, {})
+            tower = towers.get(self.layout)
+            if tower is None or not tower.current():
+                released = _RELEASED.get(model, 0)
+                precision, batch, workers, threads = self.layout
+                choice = choose_tower(
+                    model,
+                    precision,
+                    batch=batch,
+                    workers=workers,
+                    threads=threads,
+                    cache_dir=self.cache_dir,
+                    on_block=lambda blk: _release(model, blk.parameters(), self.release),
+                )
+                tower = towers[self.layout] = Tower(model, choice)  # a refusal is cached too
+                if choice.own_weights:  # its own copy serves inference: no fp32 pages left
+                    _release(model, model.backbone.visual.parameters(), self.release)
+                tower.released_bytes = _RELEASED.get(model, 0) - released
+            return tower
 
-class TowerChoice:
-    """One predictor's image tower for its requested precision: resolved on first use (the
-    decision is shared per model, `resolve_tower`) and again when the model's image-tower weights
-    change.
+    def choice(self) -> TowerChoice:
+        """How the tower was chosen (without raising for a refusal)."""
+        try:
+            return self.tower().choice
+        except RuntimeError:
+            assert self._tower is not None
+            return self._tower.choice
 
-    Args:
-        model: The model whose image tower runs.
-        requested: ``"auto"``, ``"fp32"`` or ``"bf16"`` (`AnalysisSettings.precision`).
-        release: Give back fp32 weight pages a bf16 copy replaces (`AnalysisSettings.release_weights`).
-    """
-
-    def __init__(self, model: EmoCLIP, requested: str, release: bool = True) -> None:
-        if requested not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, not {requested!r}")
-        self.model, self.requested, self.release = model, requested, release
-        self._tower: Tower | None = None
-
-    def tower(self) -> Tower:
-        """The tower in use; RuntimeError when an explicit ``"bf16"`` failed its start-up check."""
-        tower = self._tower
-        if tower is None or not tower.current():
-            tower = self._tower = resolve_tower(self.model, self.requested, self.release)
-        return tower
+    def report(self) -> str:
+        """The choice in a few lines for people (`TowerChoice.report`)."""
+        return self.choice().report()
 
     def info(self) -> dict[str, Any]:
-        """How the precision was chosen: requested, chosen, reason, cosine to fp32, implementation."""
+        """How the precision was chosen: requested, chosen, reason, cosine to fp32, implementation
+        (the candidate's name), frames/s of every candidate measured, why others were not used."""
         t = self.tower()
+        c = t.choice
         return {
             "requested": self.requested,
             "precision": t.precision,
             "reason": t.reason,
             "cosine": t.cosine,
             "implementation": t.implementation,
+            "source": c.source,
+            "frames_per_s": dict(c.frames_per_s),
+            "failures": dict(c.failures),
+            "cpu": c.cpu,
+            "isa": list(c.isa),
         }
 
 
-def _choose_tower(model: EmoCLIP, requested: str) -> Tower:
-    fp32 = None  # the model's own encode_image
-    if requested == "fp32":
-        return Tower(model, fp32, "fp32", "requested", None, "open_clip")
-    device = model.logit_scale.device.type
-    if requested == "auto":
-        if device != "cpu":
-            return Tower(
-                model,
-                fp32,
-                "fp32",
-                f"auto: bf16 is only chosen on CPU (device {device})",
-                None,
-                "open_clip",
-            )
-        if not native_bf16():
-            return Tower(
-                model,
-                fp32,
-                "fp32",
-                "auto: this CPU has no native bf16 (avx512_bf16/amx_bf16)",
-                None,
-                "open_clip",
-            )
-        gflops = image_tower_gflops(model.backbone.visual)
-        if gflops < AUTO_BF16_MIN_GFLOPS:
-            return Tower(
-                model,
-                fp32,
-                "fp32",
-                f"auto: the image tower is too small for bf16 to pay ({gflops:.2g} GFLOP/frame)",
-                None,
-                "open_clip",
-            )
-    released = _RELEASED.get(model, 0)
-    fn, implementation = bf16_tower(model)
-    with _releasing_after_each_block(model):  # the fp32 reference pass, block by block
-        # the start-up check, the same for "auto" and an explicit "bf16"
-        cosine = bf16_cosine(model, fn)
-    if not cosine >= BF16_MIN_COSINE:
-        why = f"bf16 embeddings reached cosine {cosine:.5f} < {BF16_MIN_COSINE} of fp32 on the start-up check"
-        if requested == "auto":
-            return Tower(model, fp32, "fp32", f"auto: {why}", cosine, "open_clip")
-        return Tower(
-            model,
-            None,
-            "bf16",
-            f"precision 'bf16' refused: {why} ({implementation} tower); "
-            "use precision 'fp32' or 'auto'",
-            cosine,
-            implementation,
-            refused=True,
-        )
-    check = f"cosine {cosine:.5f} >= {BF16_MIN_COSINE} of fp32"
-    reason = f"requested, {check}" if requested == "bf16" else f"auto: native bf16, {check}"
-    tower = Tower(model, fn, "bf16", reason, cosine, implementation)
-    _release(model, model.backbone.visual.parameters())  # the bf16 copy serves inference
-    tower.released_bytes = _RELEASED.get(model, 0) - released  # this lock's holder alone releases
-    return tower
-
-
-@contextlib.contextmanager
-def _releasing_after_each_block(model: EmoCLIP) -> Iterator[None]:
-    """While inside, each residual block of the image tower gives back its weights' file pages
-    after its forward pass, so an fp32 pass over a memory-mapped tower holds one block resident."""
-    blocks = getattr(getattr(model.backbone.visual, "transformer", None), "resblocks", None)
-    if not _release_enabled() or blocks is None:
-        yield
-        return
-
-    def after(
-        module: torch.nn.Module, args: object, output: object
-    ) -> None:  # None: the output stays
-        _release(model, module.parameters())
-
-    hooks = [blk.register_forward_hook(after) for blk in blocks]
-    try:
-        yield
-    finally:
-        for hook in hooks:
-            hook.remove()
-
-
-def native_bf16() -> bool:
-    """Whether ``"auto"`` may consider bf16 on this CPU (`fast_paths.cpu_has_native_bf16`: AVX512-BF16
-    or AMX-BF16). Looked up on this module at each decision: patch it to steer ``"auto"``."""
-    return cpu_has_native_bf16()
-
-
-def bf16_tower(model: EmoCLIP) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
-    """A bf16 copy of the image tower (the model itself stays fp32): oneDNN-packed when possible.
-
-    Returns:
-        ``(fn, implementation)``: `fn` maps (N, 3, S, S) normalised frames to (N, D) features;
-        `implementation` is ``"onednn-packed"`` or ``"open_clip"``. Every bf16 decision builds its
-        tower through this module attribute, so a replacement is checked by `bf16_cosine` too.
-    """
-    import copy
-
-    visual = model.backbone.visual
-    fast = FastImageTower.build(
-        visual, torch.bfloat16, on_block=lambda blk: _release(model, blk.parameters())
-    )
-    if fast is not None:
-        return fast, "onednn-packed"
-    with torch.no_grad():
-        plain = copy.deepcopy(visual).to(torch.bfloat16).eval()
-    return (lambda x: plain(x.to(torch.bfloat16)).float()), "open_clip"
-
-
-@torch.inference_mode()
-def bf16_cosine(model: EmoCLIP, fn: Callable[[torch.Tensor], torch.Tensor]) -> float:
-    """The start-up check: the smallest cosine between the model's fp32 embeddings and `fn`'s of a
-    fixed batch of 4 smooth random images ((4, 3, S, S)); bf16 is used when it is at least
-    `BF16_MIN_COSINE`. Looked up on this module at each decision."""
-    cfg = model.config.preprocess
-    size = cfg.image_size
-    gen = torch.Generator().manual_seed(0)
-    low = torch.rand(4, 3, 7, 7, generator=gen)
-    images = torch.nn.functional.interpolate(
-        low, size=(size, size), mode="bilinear", align_corners=False
-    )
-    images = (images + 0.08 * torch.randn(images.shape, generator=gen)).clamp(0, 1)
-    x = (images - torch.tensor(cfg.mean).view(1, 3, 1, 1)) / torch.tensor(cfg.std).view(1, 3, 1, 1)
-    x = x.to(model.logit_scale.device)
-    ref = model.encode_image(x).float()
-    out = fn(x).float()
-    return float(torch.nn.functional.cosine_similarity(ref, out, dim=-1).min())
-
-
 def fast_temporal(model: EmoCLIP, release: bool = True) -> FastTemporal | None:
-    """The model's folded temporal transformer (shared, rebuilt if its weights change), or None;
-    `release` gives back the attention weights' pages it folds."""
+    """The model's folded temporal transformer (shared, rebuilt if its weights change), or None."""
     temporal = model.temporal
     if (
         temporal is None
@@ -314,15 +203,11 @@ def fast_temporal(model: EmoCLIP, release: bool = True) -> FastTemporal | None:
             # the folded matrices replace the attention weights (the rest of the model is used as is):
             # their pages are given back block by block as they are folded
             released = _RELEASED.get(model, 0)
-            token = _RELEASE.set(release)
-            try:
-                fast = _TEMPORALS[model] = FastTemporal(
-                    temporal,
-                    on_block=lambda blk: _release(
-                        model, (blk.attn.qkv.weight, blk.attn.proj.weight)
-                    ),
-                )
-            finally:
-                _RELEASE.reset(token)
+            fast = _TEMPORALS[model] = FastTemporal(
+                temporal,
+                on_block=lambda blk: _release(
+                    model, (blk.attn.qkv.weight, blk.attn.proj.weight), release
+                ),
+            )
             fast.released_bytes = _RELEASED.get(model, 0) - released
         return fast

@@ -96,6 +96,11 @@ class EmotionPredictor:
         return self.encoder.precision
 
     @property
+    def tower_report(self) -> str:
+        """How the image tower was chosen on this machine, in a few lines (`TowerChoice.report`)."""
+        return self.encoder.tower_report()
+
+    @property
     def video_cache(self) -> EncodingCache:
         """The analysed videos kept for re-scoring (at most ``settings.video_cache_size``, least
         recently used dropped first): ``len(...)`` and ``keys()`` show what is cached, ``clear()``
