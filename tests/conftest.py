@@ -7,9 +7,6 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault(
-    "EMOCLIP_TOWER_CACHE", "off"
-)  # image-tower choices: per process, never ~/.cache
 
 from pathlib import Path  # noqa: E402
 
@@ -49,3 +46,16 @@ def tiny_model():
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _tower_choices_in_a_session_folder(tmp_path_factory):
+    """Image-tower choices (`emoclip.inference.autotune`) are kept in a folder of this test session,
+    never in ~/.cache: a machine's earlier runs cannot change what a test sees."""
+    from emoclip.inference import tower_cache
+
+    folder = tmp_path_factory.mktemp("tower-choices")
+    real = tower_cache.default_cache_dir
+    tower_cache.default_cache_dir = lambda: folder
+    yield folder
+    tower_cache.default_cache_dir = real

@@ -69,9 +69,8 @@ REAL_BUILD = autotune.build_candidate
 
 def test_explicit_bf16_refuses_with_the_reason_when_no_bf16_tower_passes(monkeypatch, tmp_path):
     monkeypatch.setattr(autotune, "build_candidate", _broken_bf16_tower)
-    monkeypatch.setenv("EMOCLIP_TOWER_CACHE", str(tmp_path))
     model = _fresh_model()
-    bf16 = EmotionPredictor(model, precision="bf16")
+    bf16 = EmotionPredictor(model, precision="bf16", tower_cache=str(tmp_path))
     with pytest.raises(
         RuntimeError, match=r"'bf16' refused: .*failed the parity check: cosine"
     ) as err:

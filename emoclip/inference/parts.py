@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from emoclip.inference import tower_cache
 from emoclip.inference.detector import SharedDetector
 from emoclip.inference.parallel import pool_in_chunks, split_encode, threads_for
 from emoclip.inference.precision import Tower, TowerSelector, fast_temporal
-from emoclip.inference.tower_cache import default_cache_dir
 from emoclip.model.config import PreprocessConfig
 from emoclip.model.network import EmoCLIP
 from emoclip.model.preprocess import to_tensor
@@ -60,7 +60,7 @@ class FrameEncoder:
             batch=settings.batch_size,
             workers=self.workers,
             threads=settings.live_threads,
-            cache_dir=None if cache == "off" else Path(cache or default_cache_dir()),
+            cache_dir=None if cache == "off" else Path(cache or tower_cache.default_cache_dir()),
             release=settings.release_weights,
         )
 
