@@ -117,12 +117,6 @@ def test_tests_benchmarks_and_scripts_use_only_public_names():
 # ---- no function over the length bar ----------------------------------------------------------
 
 MAX_FUNCTION_LINES = 80
-# Being split on branches core/doors/app/fastpath; remove when merged (issue #19, "Done means").
-_LONG_FUNCTIONS_BEING_SPLIT = {
-    "emoclip_app.tabs.explorer.explore",  # app
-    "emoclip.cli._parser",  # core
-    "emoclip.inference.fast_paths.FastImageTower.__init__",  # fastpath
-}
 
 
 def function_lengths(source: str, module: str) -> dict[str, int]:
@@ -164,11 +158,7 @@ def test_no_function_over_the_length_bar():
     }
     assert len(lengths) > 500  # the scan sees the code base's functions
     too_long = {name: n for name, n in lengths.items() if n > MAX_FUNCTION_LINES}
-    assert set(too_long) - _LONG_FUNCTIONS_BEING_SPLIT == set(), (
-        f"split these by job (bar: {MAX_FUNCTION_LINES} lines): {too_long}"
-    )
-    # the allow-list names functions that exist: delete an entry once its function is split
-    assert _LONG_FUNCTIONS_BEING_SPLIT <= set(lengths)
+    assert not too_long, f"split these by job (bar: {MAX_FUNCTION_LINES} lines): {too_long}"
 
 
 # ---- one home per name --------------------------------------------------------------------------
