@@ -228,8 +228,20 @@ def _markdown_outputs(out: tuple | list) -> list[str]:
 def test_bad_videos_through_classify_video_and_analyse(server, videos, monkeypatch):
     from gradio_client import handle_file
 
+    from emoclip.inference.predictor import EmotionPredictor
+
+    limited = {}
     for fallback in ("center", "skip"):
-        monkeypatch.setattr(models.MODELS.predictor(MODEL, fallback), "limits", LIMITS)
+        shared = models.MODELS.predictor(MODEL, fallback)
+        limited[fallback] = EmotionPredictor(shared.model, shared.settings, limits=LIMITS)
+    real = models.MODELS.predictor
+    monkeypatch.setattr(
+        models.MODELS,
+        "predictor",
+        lambda name, fallback="center": (
+            limited[fallback] if name == MODEL else real(name, fallback)
+        ),
+    )
     client = _client(server)
     t0 = time.monotonic()
     for name, (_, expected) in BAD_VIDEOS.items():
@@ -547,7 +559,12 @@ def test_temporary_files_are_bounded_and_deleted(videos, monkeypatch, tmp_path):
             out = client.predict(
                 handle_file(str(videos[f"face{i}"])), "center", api_name="/analyse"
             )
-            assert len(out[FILES]) == 2
+            # the JSON, the CSV and the CSV's provenance sidecar (`emoclip.provenance`)
+            assert sorted(Path(f).name.split("-", 1)[1] for f in out[FILES]) == [
+                "emotions.csv",
+                "emotions.json",
+                "emotions.provenance.json",
+            ]
         for _ in range(8):
             client.predict(api_name="/export_classes_yaml")
         client.predict(GOOD_YAML, api_name="/set_classes")  # re-scores: new download files
