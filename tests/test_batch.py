@@ -191,14 +191,15 @@ def test_batch_shards_over_workers_and_matches_predict(local_ray, collection, tm
         assert evidence["best_description"] == pred["evidence"]["best_description"]
         assert len(evidence["moments"]) == len(pred["evidence"]["moments"])
         windows = timeline[timeline.input_key == row["input_key"]].sort_values("window")
-        assert len(windows) == len(pred["timeline"])
-        expected = [[w["probabilities"][c] for c in pred["classes"]] for w in pred["timeline"]]
+        timeline_of = pred.get("timeline", [])  # a photo's JSON has no timeline
+        assert len(windows) == len(timeline_of)
+        expected = [[w["probabilities"][c] for c in pred["classes"]] for w in timeline_of]
         if expected:  # a photo has no timeline
             got = np.stack(windows.probabilities.to_list())
             np.testing.assert_allclose(got, expected, atol=1e-5)
     video_keys = {rows[v.name]["input_key"] for v in videos}
     assert timeline.input_key.isin(video_keys).sum() == sum(
-        len(p["timeline"]) for p in json.loads((tmp_path / "p.json").read_text())
+        len(p.get("timeline", [])) for p in json.loads((tmp_path / "p.json").read_text())
     )
     timed = {r["input_key"] for r in rows.values() if r["error"] is None and r["kind"] != "image"}
     assert set(timeline.input_key) == timed  # a photo has no timeline, as from `emoclip predict`
