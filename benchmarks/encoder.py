@@ -231,7 +231,7 @@ def bench_p1(model, predictor, repeats: int) -> dict[str, Any]:
     )
     for prec in ("fp32", "bf16"):
         peak = max(best_gemm[prec].values())
-        implementation = towers[prec].precision_info["implementation"]
+        implementation = towers[prec].encoder.precision_info()["implementation"]
         res[prec] = {
             "tower_gflops": best_tower[prec],
             "tower_frames_per_s": best_tower[prec] * 1e9 / flops,

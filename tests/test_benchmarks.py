@@ -79,6 +79,7 @@ def test_benchmark_runs_end_to_end_on_the_tiny_model(repo_root, tmp_path):
         "HF_HUB_OFFLINE": "1",
         "GRADIO_ANALYTICS_ENABLED": "False",
         "PYTHONPATH": str(repo_root),
+        "EMOCLIP_TOWER_CACHE": str(tmp_path / "tower"),  # this test's choices, not ~/.cache
     }
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -220,7 +221,8 @@ def test_the_work_counter_sees_re_encoding(tiny_model, tmp_path):
         n = pred.faces.sampled_frames
         assert first["frames_decoded"] == first["crops_encoded"] == n > 0
         assert first["texts_encoded"] == len(classes.texts)
-        assert _pooled_ok(first["windows_pooled"], len(pred.timeline), len(pred.tracks))
+        moments = len(pred.evidence.moments) if pred.evidence is not None else 0
+        assert _pooled_ok(first["windows_pooled"], len(pred.timeline), len(pred.tracks), moments)
 
         before = counter.snapshot()
         p.predict(path, classes)  # cached encoding and texts: nothing redone
