@@ -59,6 +59,21 @@ def _close_quietly(detector: Any) -> None:
             detector._handle = None
 
 
+def _close_when_collected(detector: Any) -> None:
+    """A forgotten detector's finalizer: close it on a short-lived thread.
+
+    The garbage collector can run this while another detector is inside MediaPipe's dispatcher
+    (which holds a lock while it submits a call); closing synchronously there would wait on that
+    same lock forever. A thread closes it once the lock is free. At interpreter exit, when no new
+    thread may start, it is closed here (see `_close_quietly`)."""
+    try:
+        threading.Thread(
+            target=_close_quietly, args=(detector,), name="emoclip-close-detector", daemon=True
+        ).start()
+    except RuntimeError:
+        _close_quietly(detector)
+
+
 class Detector(Protocol):
     """What a `FaceCropper` needs of a detector: `FaceDetector`, or a wrapper that shares one."""
 
@@ -105,7 +120,7 @@ class FaceDetector:
                 raise RuntimeError("FaceDetector is closed")
             if self._detector is None:
                 self._detector = create_mediapipe_detector(self.model_path, self.min_confidence)
-                self._finalizer = weakref.finalize(self, _close_quietly, self._detector)
+                self._finalizer = weakref.finalize(self, _close_when_collected, self._detector)
             return self._detector
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
@@ -145,8 +160,8 @@ class FaceDetector:
         """Release the MediaPipe detector. Safe to call more than once."""
         with self._lock:
             self._closed = True
-            if self._finalizer is not None:
-                self._finalizer()  # calls detector.close() at most once
+            if self._finalizer is not None and self._finalizer.detach() is not None:
+                _close_quietly(self._detector)  # an explicit close is synchronous, at most once
             self._detector = None
 
     def __enter__(self) -> FaceDetector:
