@@ -61,6 +61,7 @@ def test_as_dict_is_json_and_round_trips():
         ("EMOCLIP_MIN_FACE_SCORE", "0.7", "min_face_score", 0.7),
         ("EMOCLIP_MIN_TRACK_FRAMES", "5", "min_track_frames", 5),
         ("EMOCLIP_MIN_FACE_COVERAGE", "0.25", "min_face_coverage", 0.25),
+        ("EMOCLIP_TOWER_CACHE", "/tmp/towers", "tower_cache", "/tmp/towers"),
     ],
 )
 def test_from_env_parses_each_variable(var, raw, field, value):
@@ -82,6 +83,7 @@ def test_every_variable_is_parsed_by_from_env():
         "EMOCLIP_MIN_FACE_SCORE",
         "EMOCLIP_MIN_TRACK_FRAMES",
         "EMOCLIP_MIN_FACE_COVERAGE",
+        "EMOCLIP_TOWER_CACHE",
     }
 
 
