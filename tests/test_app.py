@@ -349,7 +349,6 @@ def test_live_step_ring_buffer(predictor):
 
 
 def test_explorer_projects_clips_and_prototypes(video, tmp_path, monkeypatch):
-    pytest.importorskip("emoclip.explore")
     example = write_video(
         tmp_path / "example.webm", moving_face_frames(24, size=(240, 320), seed=5), fps=12
     )

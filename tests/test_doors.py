@@ -296,7 +296,6 @@ def _free_port() -> int:
 
 def _app(corpus) -> dict[str, dict]:
     """The app served here (its real handlers) with the corpus model as EMOCLIP_APP_MODEL."""
-    pytest.importorskip("gradio")
     from gradio_client import Client, handle_file
     from served_demo import close_demo
 

@@ -15,13 +15,12 @@ P9's 0.3 s does not allow through MediaPipe (benchmarks/README.md).
 
 from __future__ import annotations
 
+import matplotlib  # noqa: F401 - the sample photographs (test and train extras)
 import pytest
+import skimage  # noqa: F401
 
 from benchmarks.faces import metrics, run
 from benchmarks.faces_candidates import stack
-
-pytest.importorskip("skimage")
-pytest.importorskip("matplotlib")
 
 
 @pytest.fixture(scope="module")
