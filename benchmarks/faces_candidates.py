@@ -25,15 +25,28 @@ def _today(min_confidence: float) -> Detect:
 
 
 def _kept(budget: int | None = None) -> Detect:
-    """The library's photo search: `find_faces` with the predictor's detector and verifier
-    (`budget`: detector calls at most, default `TILE_BUDGET`)."""
-    from emoclip.faces import FaceDetector
+    """The library's photo search: `find_faces` with the predictor's detector (BlazeFace run by
+    LiteRT) and verifier (`budget`: detector calls at most before the fine level, default
+    `TILE_BUDGET`)."""
+    from emoclip.faces.blazeface import BlazeFace
     from emoclip.faces.search import SEARCH_SCORE, TILE_BUDGET, find_faces
     from emoclip.faces.verify import FaceVerifier
 
-    det, verifier = FaceDetector(SEARCH_SCORE), FaceVerifier()
+    det, verifier = BlazeFace(SEARCH_SCORE), FaceVerifier()
     calls = TILE_BUDGET if budget is None else budget
     return lambda image: find_faces(det, verifier, image, budget=calls)
+
+
+def _previous() -> Detect:
+    """The previous session's stack: MediaPipe's ``detect`` over the whole image and tiles within
+    42 calls (no fine level), score >= 0.5, presence >= 0.99 or (score >= 0.8 and presence >=
+    0.001), the mirrored crop when the crop fails."""
+    from emoclip.faces import FaceDetector
+    from emoclip.faces.search import find_faces
+    from emoclip.faces.verify import FaceVerifier
+
+    det, verifier = FaceDetector(0.5), FaceVerifier()
+    return lambda image: find_faces(det, verifier, image, budget=42, fine_budget=0)
 
 
 def _search(kind: str, min_tile: int, low: float = 0.3) -> Detect:
@@ -99,13 +112,15 @@ def _kept_cv2_nms(iou: float = 0.3) -> Detect:
 
 
 def stack(name: str) -> Detect:
-    """The detection function of the stack called `name`: ``today``, ``kept``, or
+    """The detection function of the stack called `name`: ``today``, ``previous``, ``kept``, or
     ``kept@<budget>``, ``<short|full|short+full>@<min tile>[+verify|+geo]`` (e.g.
     ``short+full@150+verify``)."""
     if name == "today":
         return _today(0.6)
     if name == "kept":
         return _kept()
+    if name == "previous":
+        return _previous()
     if name.startswith("kept@"):  # the kept stack within another call budget (kept@210)
         return _kept(int(name[5:]))
     if name == "kept-cv2-nms":

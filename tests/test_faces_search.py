@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 
 from emoclip.faces import FaceBox, FaceCropper
-from emoclip.faces.search import MIN_PRESENCE, confidence, find_faces, order_faces, tiles
+from emoclip.faces.search import (
+    FINE_BUDGET,
+    FINE_TILE,
+    MIN_PRESENCE,
+    TILE_BUDGET,
+    confidence,
+    find_faces,
+    order_faces,
+    tiles,
+)
 from emoclip.faces.verify import FaceVerifier
 
 
@@ -107,17 +116,25 @@ def test_a_face_the_detector_is_sure_of_needs_only_a_faint_presence():
 
 
 def test_tiles_respect_the_budget_and_cover_the_image():
-    for w, h in [(1920, 1080), (1080, 1920), (1024, 768), (4000, 3000)]:
+    for w, h in [(1920, 1080), (1080, 1920), (1024, 768), (4000, 3000), (960, 640)]:
         found = tiles(w, h)
-        assert 1 + len(found) <= 42
+        coarse = [t for t in found if t[2] != FINE_TILE]
+        assert 1 + len(coarse) <= TILE_BUDGET
+        assert len(found) - len(coarse) <= FINE_BUDGET
         for side in {s for _, _, s in found}:
             mask = np.zeros((h, w), bool)
             for x, y, s in found:
                 if s == side:
                     mask[y : y + s, x : x + s] = True
             assert mask.all()
-    assert {s for _, _, s in tiles(1024, 768)} == {512, 256}  # faces down to ~32 px
-    assert tiles(200, 150) == []  # searched whole
+    # A 1024x768 photo gets the fine level of 128 px tiles (faces of ~32 px); a 1080p one only
+    # the coarse levels (P9's cost), and no tile is ever counted twice.
+    assert {s for _, _, s in tiles(1024, 768)} == {512, 256, FINE_TILE}
+    assert {s for _, _, s in tiles(1920, 1080)} == {960, 480}
+    assert {s for _, _, s in tiles(1024, 768, fine_budget=0)} == {512, 256}
+    assert len(set(tiles(512, 384))) == len(tiles(512, 384))
+    assert {s for _, _, s in tiles(200, 150)} == {FINE_TILE}  # too small for a coarse level
+    assert tiles(128, 100) == []  # searched whole
 
 
 def test_the_verifier_tells_a_real_face_from_a_cat():

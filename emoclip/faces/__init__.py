@@ -7,6 +7,7 @@ coordinates ``(x, y, w, h)`` in the image they were detected in. Importing this 
 Modules:
     boxes: `FaceBox`, the thresholds of a trustworthy face, `min_track_frames`, `merge_duplicates`.
     detection: `FaceDetector` (MediaPipe BlazeFace short range), `default_detector_model`.
+    blazeface: `BlazeFace` (the same model run directly by LiteRT: the photo search's detector).
     crops: `square_box`, `crop_square`, `center_crop`.
     tracking: `Track`, `FaceTracker`, and `FaceCropper` (detect + track + verify + crop).
     search: a photo's faces (`find_faces`: tile search, face-presence check, `order_faces`).

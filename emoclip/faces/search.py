@@ -17,11 +17,15 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import cv2
 import numpy as np
 
 from emoclip.faces.boxes import FaceBox
 
 __all__ = [
+    "FINE_BUDGET",
+    "FINE_STRIDE",
+    "FINE_TILE",
     "MIN_PRESENCE",
     "MIN_TILE",
     "SEARCH_SCORE",
@@ -39,6 +43,12 @@ __all__ = [
 
 MIN_TILE = 128  # the smallest tile side: BlazeFace's own input
 TILE_BUDGET = 42  # detector calls per photo at most (the whole image + tiles): P9's cost
+# Small faces (32-48 px) are found in tiles of the detector's own 128 px input; that level has
+# ~165 tiles on a 1024x768 photo and 464 on a 1080p one, so it is searched only when it has at
+# most FINE_BUDGET tiles (photos up to ~1 MP): a 1080p photo keeps P9's cost (see the README).
+FINE_TILE = 128
+FINE_STRIDE = 64  # tiles overlap by half (a face of <= 64 px lies wholly in some tile)
+FINE_BUDGET = 170
 # Chosen on the calibration part of the face evaluation set (`python -m benchmarks.faces` and
 # `python -m benchmarks.faces_calibrate`, the grids in benchmarks/README.md "Faces in the
 # wild"): the most recall at <= 1 false face per 20 images of hard non-faces. The check also
@@ -60,12 +70,18 @@ class Verifier(Protocol):
 
 
 def tiles(
-    width: int, height: int, min_tile: int = MIN_TILE, budget: int = TILE_BUDGET
+    width: int,
+    height: int,
+    min_tile: int = MIN_TILE,
+    budget: int = TILE_BUDGET,
+    fine_budget: int = FINE_BUDGET,
 ) -> list[tuple[int, int, int]]:
     """Square tiles ``(x, y, side)`` of the multi-scale search, coarsest first (the whole image
     is not among them). Sides halve from half the longer side down to `min_tile`, a level only
     when the whole search (image + tiles) stays within `budget` calls; tiles overlap by half a
-    side and cover the image (the last row/column is aligned to the edge)."""
+    side and cover the image (the last row/column is aligned to the edge). Then, for small
+    faces, a level of `FINE_TILE` px tiles (the detector's own input, every `FINE_STRIDE` px)
+    when it has at most `fine_budget` tiles and is finer than the finest level above."""
     out: list[tuple[int, int, int]] = []
     side = max(width, height) // 2
     while side >= min_tile:
@@ -74,13 +90,18 @@ def tiles(
             break
         out += level
         side //= 2
+    finest = out[-1][2] if out else max(width, height)
+    if FINE_TILE < finest:
+        xs, ys = _starts(width, FINE_TILE, FINE_STRIDE), _starts(height, FINE_TILE, FINE_STRIDE)
+        if len(xs) * len(ys) <= fine_budget:
+            out += [(x, y, FINE_TILE) for y in ys for x in xs]
     return out
 
 
-def _starts(length: int, side: int) -> list[int]:
+def _starts(length: int, side: int, stride: int | None = None) -> list[int]:
     if length <= side:
         return [0]
-    stride = side // 2
+    stride = stride or side // 2
     starts = list(range(0, length - side + 1, stride))
     if starts[-1] != length - side:
         starts.append(length - side)
@@ -93,24 +114,34 @@ def candidates(
     *,
     min_tile: int = MIN_TILE,
     budget: int = TILE_BUDGET,
+    fine_budget: int = FINE_BUDGET,
     same: float = _SAME_FACE,
 ) -> list[FaceBox]:
     """Candidate faces of a photo from the tile search (see the module), one box per place,
     best score first.
 
     Args:
-        detector: Has ``detect((H, W, 3) uint8 RGB) -> list[FaceBox]`` (a `faces.FaceDetector`).
+        detector: Has ``detect((H, W, 3) uint8 RGB) -> list[FaceBox]`` (a `faces.FaceDetector`)
+            or ``detect_many`` (`emoclip.faces.blazeface.BlazeFace`, which the library uses).
         image: ``(H, W, 3)`` uint8 RGB array.
         min_tile: The smallest tile side in pixels.
-        budget: Detector calls at most.
+        budget: Detector calls at most, before the fine level.
+        fine_budget: Tiles of the fine level at most (0: none).
         same: Intersection over the smaller box above which two detections are one face
             (above 1: every detection is kept).
     """
     height, width = image.shape[:2]
-    found: list[FaceBox] = list(detector.detect(image))
-    for x, y, side in tiles(width, height, min_tile, budget):
-        w, h = min(side, width - x), min(side, height - y)
-        for b in detector.detect(np.ascontiguousarray(image[y : y + h, x : x + w])):
+    places = [(0, 0, max(width, height)), *tiles(width, height, min_tile, budget, fine_budget)]
+    inputs = _tile_inputs(image, places, getattr(detector, "input_size", None))
+    found: list[FaceBox] = []
+    for (x, y, side), (_, scale, ox, oy), boxes in zip(
+        places, inputs, _detect_all(detector, [i[0] for i in inputs])
+    ):
+        w, h = min(side, width - x), min(side, height - y)  # the tile in image pixels
+        for b in boxes:
+            b = FaceBox(
+                ox + b.x / scale - x, oy + b.y / scale - y, b.w / scale, b.h / scale, b.score
+            )
             cut = (
                 (b.x <= _EDGE and x > 0)
                 or (b.y <= _EDGE and y > 0)
@@ -122,6 +153,41 @@ def candidates(
     return suppress(found, same)
 
 
+def _tile_inputs(
+    image: np.ndarray, places: list[tuple[int, int, int]], size: int | None
+) -> list[tuple[np.ndarray, float, float, float]]:
+    """Per tile ``(x, y, side)``, what the detector sees: ``(pixels, scale, x0, y0)``, where a
+    pixel (u, v) of `pixels` is (x0 + u / scale, y0 + v / scale) of `image`. For a detector of
+    square input `size` (BlazeFace: 128), each tile level is cut from the image shrunk once
+    (``INTER_AREA``) to that size a tile, not each tile shrunk on its own; else tiles are crops."""
+    height, width = image.shape[:2]
+    shrunk: dict[int, tuple[np.ndarray, float]] = {}
+    out = []
+    for x, y, side in places:
+        if size is None or side <= size:
+            crop = image[y : y + side, x : x + side]
+            out.append((np.ascontiguousarray(crop), 1.0, float(x), float(y)))
+            continue
+        if side not in shrunk:
+            scale = size / side
+            dims = (max(1, round(width * scale)), max(1, round(height * scale)))
+            shrunk[side] = (cv2.resize(image, dims, interpolation=cv2.INTER_AREA), scale)
+        small, scale = shrunk[side]
+        xs = min(round(x * scale), max(0, small.shape[1] - size))
+        ys = min(round(y * scale), max(0, small.shape[0] - size))
+        crop = small[ys : ys + size, xs : xs + size]
+        out.append((np.ascontiguousarray(crop), scale, xs / scale, ys / scale))
+    return out
+
+
+def _detect_all(detector: Any, images: list[np.ndarray]) -> list[list[FaceBox]]:
+    """Each image's boxes: in one go when the detector can (`BlazeFace.detect_many`), else one
+    `detect` call per image."""
+    if hasattr(detector, "detect_many"):
+        return [[d.box for d in dets] for dets in detector.detect_many(images)]
+    return [list(detector.detect(im)) for im in images]
+
+
 def find_faces(
     detector: Any,
     verifier: Verifier | None,
@@ -131,6 +197,7 @@ def find_faces(
     min_presence: float = MIN_PRESENCE,
     min_tile: int = MIN_TILE,
     budget: int = TILE_BUDGET,
+    fine_budget: int = FINE_BUDGET,
 ) -> list[FaceBox]:
     """The faces of a photo: candidates scoring at least `min_score`, each kept only when it
     passes the `verifier`'s face-presence check (`confidence`, which becomes its score) on its
@@ -143,7 +210,9 @@ def find_faces(
     """
     boxes = [
         b
-        for b in candidates(detector, image, min_tile=min_tile, budget=budget)
+        for b in candidates(
+            detector, image, min_tile=min_tile, budget=budget, fine_budget=fine_budget
+        )
         if b.score >= min_score
     ]
     if verifier is not None:

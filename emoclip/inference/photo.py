@@ -88,8 +88,9 @@ def encode_photo(parts: AnalysisParts, media: MediaInput, key: str) -> VideoEnco
     if cfg.face_detection:
         from emoclip.faces.search import find_faces
 
-        locked = parts.faces.locked()
-        boxes = find_faces(locked, locked, image)[: max(st.max_faces, PHOTO_MAX_FACES)]
+        faces = parts.faces
+        found = find_faces(faces.searcher(), faces.verifier(), image)
+        boxes = found[: max(st.max_faces, PHOTO_MAX_FACES)]
     if boxes:
         crops = [crop_square(image, b, margin=cfg.face_margin, size=size) for b in boxes]
     elif cfg.face_detection and st.face_fallback == "skip":
