@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +270,9 @@ def evaluate(rule: Rule, records: list[dict[str, Any]]) -> dict[str, Any]:
 # record; "kept" is the library's.
 _FLIP = "max:m0.5,flip"
 _FINE = ("half", "quarter", "eighth")
+# The library's rule (emoclip.faces.search): score >= 0.6; presence >= 0.99, or score >= 0.8
+# and presence >= 0.001, or score >= 0.65, presence >= 0.1 and the profile cascade says a face.
+KEPT = Rule(("half", "quarter", "128"), 0.6, 0.99, 0.8, 0.001, _FLIP, 0.65, 0.1, "haarp")
 RULES: dict[str, Rule] = {
     "previous rule, tiles half + quarter (42 calls on 4:3)": Rule(variant=_FLIP, search=0.5),
     "no check, half + quarter": Rule(hi=0.0, search=0.5),
@@ -279,6 +282,17 @@ RULES: dict[str, Rule] = {
         ("half", "quarter", "128s80"), variant=_FLIP, search=0.5
     ),
     "no check, + eighth tiles": Rule(_FINE, hi=0.0, search=0.5),
+    "previous rule + 128 px tiles (the library's fine level)": Rule(
+        ("half", "quarter", "128"), variant=_FLIP, search=0.5
+    ),
+    "the same, score >= 0.6": Rule(("half", "quarter", "128"), variant=_FLIP, search=0.6),
+    "kept: + profile cascade (score >= 0.65, presence >= 0.1)": KEPT,
+    "kept, frontal cascade in its place": replace(KEPT, need="haar"),
+    "kept, 3 detections across tiles in its place": replace(KEPT, need="support:3"),
+    "kept, keypoint geometry in its place": replace(KEPT, need="geo"),
+    "kept, fine tiles every 80 px": replace(KEPT, levels=("half", "quarter", "128s80")),
+    "kept without the fine level": replace(KEPT, levels=("half", "quarter")),
+    "no check, 128 px tiles": Rule(("half", "quarter", "128"), hi=0.0, search=0.6),
 }
 
 

@@ -15,6 +15,8 @@ from emoclip.faces.search import (
     FINE_BUDGET,
     FINE_TILE,
     MIN_PRESENCE,
+    PROFILE_PRESENCE,
+    PROFILE_SCORE,
     TILE_BUDGET,
     confidence,
     find_faces,
@@ -113,6 +115,47 @@ def test_a_face_the_detector_is_sure_of_needs_only_a_faint_presence():
     assert confidence(0.85, 0.0) is None  # nothing face-like at all
     assert confidence(0.6, 0.5) is None  # neither sure nor verified
     assert confidence(0.6, 0.995) == 0.995
+
+
+def test_a_profile_the_cascade_finds_needs_a_fair_score_and_some_presence():
+    assert confidence(0.7, 0.2, profile=True) == 0.2  # kept, ranked after verified faces
+    assert confidence(0.7, 0.2) is None  # the same box without the cascade's word
+    assert confidence(PROFILE_SCORE - 0.01, 0.2, profile=True) is None  # score too low
+    assert confidence(0.7, PROFILE_PRESENCE / 2, profile=True) is None  # presence too low
+
+
+class ProfileVerifier(FakeVerifier):
+    """Presence by position, and the profile cascade's answer by position."""
+
+    def __init__(self, presence: dict[float, float], profiles: set[float]) -> None:
+        super().__init__(presence)
+        self.profiles, self.asked = profiles, 0
+
+    def profile(self, image: np.ndarray, box: FaceBox) -> bool:
+        self.asked += 1
+        return box.x in self.profiles
+
+
+def test_the_profile_cascade_is_asked_only_about_doubted_candidates():
+    image = np.zeros((300, 400, 3), np.uint8)
+    clear = FaceBox(10, 10, 80, 80, 0.9)  # passes the presence check: the cascade is not asked
+    profile = FaceBox(150, 10, 80, 80, 0.7)  # doubted, but the cascade sees a profile
+    lamp = FaceBox(300, 10, 80, 80, 0.7)  # doubted, and the cascade sees nothing
+    weak = FaceBox(240, 150, 80, 80, 0.62)  # below PROFILE_SCORE: not asked
+    verifier = ProfileVerifier({10: 0.999, 150: 0.3, 300: 0.3, 240: 0.3}, profiles={150, 240})
+    found = find_faces(FakeDetector([clear, profile, lamp, weak]), verifier, image)
+    assert [b.x for b in found] == [10, 150]  # the verified face first
+    assert verifier.asked == 2  # the profile and the lamp
+
+
+def test_the_profile_cascade_sees_the_cameraman_and_not_a_cat():
+    from skimage import data
+
+    verifier = FaceVerifier()
+    camera = np.ascontiguousarray(np.stack([data.camera()] * 3, axis=-1))
+    assert verifier.profile(camera, FaceBox(182, 124, 87, 87))  # a man in profile
+    assert not verifier.profile(data.chelsea(), FaceBox(140, 40, 200, 200))
+    assert not verifier.profile(np.full((300, 300, 3), 128, np.uint8), FaceBox(100, 100, 99, 99))
 
 
 def test_tiles_respect_the_budget_and_cover_the_image():

@@ -13,7 +13,6 @@ from emoclip.cli import main
 from emoclip.faces import (
     FaceBox,
     FaceCropper,
-    FaceDetector,
     FaceTracker,
     merge_duplicates,
     min_track_frames,
@@ -189,9 +188,10 @@ REAL_FACES = {
 def search():
     """The photo search with its thresholds, which were chosen on the calibration part of the
     face evaluation set (`emoclip.faces.search`), never on these images."""
-    with FaceDetector(SEARCH_SCORE) as det:
-        verifier = FaceVerifier()
-        yield lambda image: find_faces(det, verifier, np.ascontiguousarray(image))
+    from emoclip.faces.blazeface import BlazeFace
+
+    det, verifier = BlazeFace(SEARCH_SCORE), FaceVerifier()
+    yield lambda image: find_faces(det, verifier, np.ascontiguousarray(image))
 
 
 @pytest.mark.parametrize("name", sorted(REAL_FACES))

@@ -25,9 +25,10 @@ __all__ = [
 ]
 
 # Faces you can trust (README, "Faces in the wild"): the detector score a video frame's box needs
-# is the photo search's candidate score (emoclip.faces.search.SEARCH_SCORE), chosen on the
-# calibration part of the face evaluation set; a track is then a person only once the
-# face-presence check has passed it (emoclip.faces.tracking).
+# is the photo search's candidate score as it was chosen on the calibration part of the face
+# evaluation set with MediaPipe's detector (the photo search now asks 0.6 of BlazeFace run by
+# LiteRT, emoclip.faces.search.SEARCH_SCORE: 0.4-0.65 gave it the same recall); a track is then
+# a person only once the face-presence check has passed it (emoclip.faces.tracking).
 MIN_FACE_SCORE = 0.5  # detections scoring less are not faces (tracks keep a mean score >= this)
 MIN_TRACK_FRACTION = 0.1  # a track must hold this share of the sampled frames ...
 MIN_TRACK_FRAMES_CAP = 8  # ... but never needs more than this many (~1 s at 7.5 sampled fps)

@@ -28,6 +28,8 @@ __all__ = [
     "FINE_TILE",
     "MIN_PRESENCE",
     "MIN_TILE",
+    "PROFILE_PRESENCE",
+    "PROFILE_SCORE",
     "SEARCH_SCORE",
     "TILE_BUDGET",
     "Verifier",
@@ -49,24 +51,33 @@ TILE_BUDGET = 42  # detector calls per photo at most (the whole image + tiles): 
 FINE_TILE = 128
 FINE_STRIDE = 64  # tiles overlap by half (a face of <= 64 px lies wholly in some tile)
 FINE_BUDGET = 170
-# Chosen on the calibration part of the face evaluation set (`python -m benchmarks.faces` and
-# `python -m benchmarks.faces_calibrate`, the grids in benchmarks/README.md "Faces in the
-# wild"): the most recall at <= 1 false face per 20 images of hard non-faces. The check also
-# tries the mirrored crop of a box that fails (`find_faces`): +1.6 points of recall >= 48 px
-# on the calibration part, no more false faces on its non-face images.
-SEARCH_SCORE = 0.5  # BlazeFace score a candidate needs (recall before the check)
+# Chosen on the calibration part of the face evaluation set only (`python -m
+# benchmarks.faces_calibrate --grid half,quarter,128`, replayed from BlazeFace's record of that
+# part; benchmarks/README.md "Faces in the wild"): the most recall >= 48 px at <= 1 false face
+# per 20 images of hard non-faces, then the fewest false faces on the face photos, each number
+# from the middle of the range where the figures stay the same. The check also tries the
+# mirrored crop of a box that fails (`find_faces`).
+SEARCH_SCORE = 0.6  # BlazeFace score a candidate needs (0.4-0.65: the same recall; 0.6: fewer
+# false faces on the face photos, 6 vs 8)
 MIN_PRESENCE = 0.99  # face-presence probability that makes a candidate a face ...
 SURE_SCORE = 0.8  # ... or, for a candidate BlazeFace is this sure of (profiles, a hand or a
 SURE_PRESENCE = 0.001  # camera over an eye: the landmark model wants frontal faces), this much
+PROFILE_SCORE = 0.65  # ... or, with this score and this much presence, when OpenCV's profile
+PROFILE_PRESENCE = 0.1  # cascade finds a face in the crop (`Verifier.profile`): profiles the
+# landmark model doubts (recall >= 48 px 0.942 -> 0.954, no more false faces on non-face
+# images; the score 0.6-0.7 and presence 0.05-0.3 give the same figures)
 _EDGE = 2.0  # pixels: a detection this close to a tile's inner edge is cut by it
 _SAME_FACE = 0.5  # intersection over the smaller box above which two candidates are one face
 _SAME_VERIFIED = 0.3  # ... and two verified faces (a face is never inside another face)
 
 
 class Verifier(Protocol):
-    """What `find_faces` needs of a second look (`emoclip.faces.verify.FaceVerifier` is one)."""
+    """What `find_faces` needs of a second look (`emoclip.faces.verify.FaceVerifier` is one):
+    the face-presence probability of a box, and whether a profile face is in it."""
 
     def presence(self, image: np.ndarray, box: FaceBox) -> float: ...
+
+    def profile(self, image: np.ndarray, box: FaceBox) -> bool: ...
 
 
 def tiles(
@@ -201,8 +212,8 @@ def find_faces(
 ) -> list[FaceBox]:
     """The faces of a photo: candidates scoring at least `min_score`, each kept only when it
     passes the `verifier`'s face-presence check (`confidence`, which becomes its score) on its
-    crop or, failing that, on the mirrored crop; one box
-    per face, ordered by `order_faces`. Without a verifier the detector's score is the
+    crop or, failing that, on the mirrored crop, or with the profile cascade; one box per face,
+    ordered by `order_faces`. Without a verifier the detector's score is the
     confidence.
 
     Returns:
@@ -225,27 +236,41 @@ def _verified(
 ) -> list[FaceBox]:
     """The `boxes` that pass the check, scored by their confidence. A box that fails on its
     crop gets a second chance on the mirrored crop (the image flipped left-right): the landmark
-    model doubts faces turned one way more than the other (chosen on the calibration part)."""
+    model doubts faces turned one way more than the other; then one on the profile cascade
+    (`confidence`). Both chosen on the calibration part."""
     mirrored: np.ndarray | None = None
     width = image.shape[1]
     out = []
     for b in boxes:
-        c = confidence(b.score, verifier.presence(image, b), min_presence)
+        presence = verifier.presence(image, b)
+        c = confidence(b.score, presence, min_presence)
         if c is None:
             if mirrored is None:
                 mirrored = np.ascontiguousarray(image[:, ::-1])
             flipped = FaceBox(width - b.x - b.w, b.y, b.w, b.h, b.score)
-            c = confidence(b.score, verifier.presence(mirrored, flipped), min_presence)
+            presence = max(presence, verifier.presence(mirrored, flipped))
+            c = confidence(b.score, presence, min_presence)
+        if c is None and b.score >= PROFILE_SCORE and presence >= PROFILE_PRESENCE:
+            profile = getattr(verifier, "profile", None)
+            c = confidence(
+                b.score, presence, min_presence, profile is not None and profile(image, b)
+            )
         if c is not None:
             out.append(FaceBox(b.x, b.y, b.w, b.h, c))
     return out
 
 
-def confidence(score: float, presence: float, min_presence: float = MIN_PRESENCE) -> float | None:
+def confidence(
+    score: float, presence: float, min_presence: float = MIN_PRESENCE, profile: bool = False
+) -> float | None:
     """The verified confidence of a candidate (detector `score`, face `presence`, both in
-    [0, 1]): its `presence` when that is at least `min_presence`, or when the detector is sure
-    (`SURE_SCORE`) and `presence` >= `SURE_PRESENCE`; None when it is not a face."""
+    [0, 1]; `profile`: the profile cascade found a face in it): its `presence` when that is at
+    least `min_presence`, or when the detector is sure (`SURE_SCORE`) and `presence` >=
+    `SURE_PRESENCE`, or when `profile` and `score` >= `PROFILE_SCORE` and `presence` >=
+    `PROFILE_PRESENCE`; None when it is not a face."""
     if presence >= min_presence or (score >= SURE_SCORE and presence >= SURE_PRESENCE):
+        return presence
+    if profile and score >= PROFILE_SCORE and presence >= PROFILE_PRESENCE:
         return presence
     return None
 

@@ -6,12 +6,20 @@ shipped in ``emoclip/assets/``) is made to follow a face from frame to frame; be
 landmarks it outputs one logit, "is there still a face in this crop", which a framed picture, a
 lamp, a clock, a cat or a drawn face does not pass. It sees a ``192x192`` RGB crop in [0, 1], the
 box's square enlarged by half (`VERIFY_MARGIN`), as MediaPipe's face mesh crops it.
+
+`FaceVerifier.profile` is a second opinion for faces in profile, which the landmark model
+doubts: OpenCV's Haar profile-face cascade (``haarcascade_profileface.xml``, shipped inside the
+``opencv-contrib-python`` wheel under ``cv2.data.haarcascades``, Intel's BSD-style licence) on the
+same crop at 96 px and on its mirror image (the cascade knows faces turned one way).
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
+import cv2
 import numpy as np
 
 from emoclip.faces.boxes import FaceBox, check_image
@@ -23,6 +31,9 @@ __all__ = ["VERIFY_MARGIN", "FaceVerifier", "default_verifier_model"]
 VERIFY_MARGIN = 0.5  # the crop is the box's square enlarged by this share of its side
 _SIZE = 192
 _FLAG = "conv2d_31"  # the face-presence logit, shape (1, 1, 1, 1)
+_PROFILE = "haarcascade_profileface.xml"
+_PROFILE_SIZE = 96  # the crop the cascade sees (px); faces in it are >= _PROFILE_MIN px
+_PROFILE_MIN = 32
 
 
 def default_verifier_model() -> Path:
@@ -40,6 +51,8 @@ class FaceVerifier:
 
     def __init__(self, model_path: str | Path | None = None, backend: str = "auto") -> None:
         self.model = TFLiteModel(model_path or default_verifier_model(), backend=backend)
+        self._cascade: Any = None
+        self._lock = threading.Lock()  # a cascade is not to be run by two threads at once
 
     def presence(self, image: np.ndarray, box: FaceBox) -> float:
         """Probability in [0, 1] that `box` of `image` (``(H, W, 3)`` uint8 RGB) holds a face."""
@@ -48,6 +61,27 @@ class FaceVerifier:
         out = self.model(crop[None].astype(np.float32) / 255.0)
         logit = float(np.ravel(out[_FLAG])[0])
         return float(1.0 / (1.0 + np.exp(-np.clip(logit, -50.0, 50.0))))
+
+    def profile(self, image: np.ndarray, box: FaceBox) -> bool:
+        """Whether OpenCV's profile-face cascade finds a face in the box's crop (the square
+        enlarged by `VERIFY_MARGIN`, 96 px, grey) or in its mirror image; `image` is
+        ``(H, W, 3)`` uint8 RGB."""
+        check_image(image)
+        crop = crop_square(image, box, margin=VERIFY_MARGIN, size=_PROFILE_SIZE)
+        gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+        with self._lock:
+            if self._cascade is None:
+                path = cv2.data.haarcascades + _PROFILE  # type: ignore[attr-defined]
+                self._cascade = cv2.CascadeClassifier(path)
+                if self._cascade.empty():
+                    raise FileNotFoundError(f"OpenCV's profile-face cascade not found: '{path}'")
+            for g in (gray, np.ascontiguousarray(gray[:, ::-1])):
+                found = self._cascade.detectMultiScale(
+                    g, 1.1, 3, minSize=(_PROFILE_MIN, _PROFILE_MIN)
+                )
+                if len(found):
+                    return True
+        return False
 
     def close(self) -> None:
         """Nothing to release beyond the model, which the garbage collector frees."""

@@ -61,12 +61,11 @@ class SharedDetector:
 
     def get(self) -> FaceDetector:
         """The detector itself, created on the first call (calls to it are not serialised)."""
-        from emoclip.faces import FaceDetector
-        from emoclip.faces.search import SEARCH_SCORE
+        from emoclip.faces import MIN_FACE_SCORE, FaceDetector
 
         with self._create_lock:
             if self._detector is None:
-                self._detector = FaceDetector(SEARCH_SCORE)
+                self._detector = FaceDetector(MIN_FACE_SCORE)
             return self._detector
 
     def verifier(self) -> FaceVerifier:
