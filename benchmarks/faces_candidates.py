@@ -29,10 +29,10 @@ def _kept(budget: int | None = None) -> Detect:
     LiteRT) and verifier (`budget`: detector calls at most before the fine level, default
     `TILE_BUDGET`)."""
     from emoclip.faces.blazeface import BlazeFace
-    from emoclip.faces.search import SEARCH_SCORE, TILE_BUDGET, find_faces
+    from emoclip.faces.search import DETECT_SCORE, TILE_BUDGET, find_faces
     from emoclip.faces.verify import FaceVerifier
 
-    det, verifier = BlazeFace(SEARCH_SCORE), FaceVerifier()
+    det, verifier = BlazeFace(DETECT_SCORE), FaceVerifier()
     calls = TILE_BUDGET if budget is None else budget
     return lambda image: find_faces(det, verifier, image, budget=calls)
 
@@ -46,7 +46,13 @@ def _previous() -> Detect:
     from emoclip.faces.verify import FaceVerifier
 
     det, verifier = FaceDetector(0.5), FaceVerifier()
-    return lambda image: find_faces(det, verifier, image, budget=42, fine_budget=0)
+
+    class PresenceOnly:  # the previous check had no profile cascade
+        presence = verifier.presence
+
+    return lambda image: find_faces(
+        det, PresenceOnly(), image, min_score=0.5, budget=42, fine_budget=0
+    )
 
 
 def _search(kind: str, min_tile: int, low: float = 0.3) -> Detect:
@@ -94,10 +100,10 @@ def _kept_cv2_nms(iou: float = 0.3) -> Detect:
     intersection-over-the-smaller-box suppression, before and after the check."""
     from benchmarks.faces_fullrange import nms
     from emoclip.faces import FaceBox, FaceDetector
-    from emoclip.faces.search import SEARCH_SCORE, candidates, confidence, order_faces
+    from emoclip.faces.search import candidates, confidence, order_faces
     from emoclip.faces.verify import FaceVerifier
 
-    det, verifier = FaceDetector(SEARCH_SCORE), FaceVerifier()
+    det, verifier = FaceDetector(0.5), FaceVerifier()  # the score it was measured at
 
     def detect(image: np.ndarray) -> list[Any]:
         boxes = nms([b for b in candidates(det, image, same=1.01)], iou)

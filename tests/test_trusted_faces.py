@@ -17,7 +17,7 @@ from emoclip.faces import (
     merge_duplicates,
     min_track_frames,
 )
-from emoclip.faces.search import SEARCH_SCORE, find_faces
+from emoclip.faces.search import DETECT_SCORE, find_faces
 from emoclip.faces.verify import FaceVerifier
 from emoclip.inference.encoding import NoFaceError
 from emoclip.inference.predictor import EmotionPredictor
@@ -190,7 +190,7 @@ def search():
     face evaluation set (`emoclip.faces.search`), never on these images."""
     from emoclip.faces.blazeface import BlazeFace
 
-    det, verifier = BlazeFace(SEARCH_SCORE), FaceVerifier()
+    det, verifier = BlazeFace(DETECT_SCORE), FaceVerifier()
     yield lambda image: find_faces(det, verifier, np.ascontiguousarray(image))
 
 

@@ -5,10 +5,13 @@ BlazeFace (short range) sees its input at 128x128 and finds faces down to about 
 enough for a video frame of one subject, not for a group photo. Photos are therefore searched at
 several scales: the whole image, then square tiles of half, a quarter, ... of its longer side
 overlapping by half, down to `MIN_TILE` pixels or while the search stays within `TILE_BUDGET`
-detector calls (a 1024x768 photo goes down to 256 px tiles, faces of ~32 px; a 1080p one to
-480 px tiles, faces of ~60 px). A face at most half a tile wide lies wholly inside some tile, so
-detections that touch a tile's inner edge are dropped (the face is whole in a neighbour or at a
-coarser scale) and overlapping ones merged.
+detector calls (a 1024x768 photo goes down to 256 px tiles, a 1080p one to 480 px tiles, faces
+of ~60 px), then, on photos up to ~1 MP, a fine level of 128 px tiles (`FINE_TILE`, at most
+`FINE_BUDGET` of them) for faces of ~32 px. A face at most half a tile wide lies wholly inside
+some tile, so detections that touch a tile's inner edge are dropped (the face is whole in a
+neighbour or at a coarser scale) and overlapping ones merged. The detector is BlazeFace run
+directly by LiteRT (`emoclip.faces.blazeface`): each tile level is cut from the image shrunk
+once to 128 px a tile.
 
 All images are ``(H, W, 3)`` uint8 RGB; boxes are `FaceBox` in pixels of the image.
 """
@@ -23,6 +26,7 @@ import numpy as np
 from emoclip.faces.boxes import FaceBox
 
 __all__ = [
+    "DETECT_SCORE",
     "FINE_BUDGET",
     "FINE_STRIDE",
     "FINE_TILE",
@@ -57,6 +61,9 @@ FINE_BUDGET = 170
 # per 20 images of hard non-faces, then the fewest false faces on the face photos, each number
 # from the middle of the range where the figures stay the same. The check also tries the
 # mirrored crop of a box that fails (`find_faces`).
+DETECT_SCORE = 0.4  # BlazeFace keeps anchors scoring this much (its weighted suppression
+# averages them into a box), as the calibration record did: a box averaged over anchors >= 0.6
+# only measured 2 more false faces on the calibration part's non-face images (1.25 per 20)
 SEARCH_SCORE = 0.6  # BlazeFace score a candidate needs (0.4-0.65: the same recall; 0.6: fewer
 # false faces on the face photos, 6 vs 8)
 MIN_PRESENCE = 0.99  # face-presence probability that makes a candidate a face ...

@@ -81,11 +81,11 @@ class SharedDetector:
         """The photo search's detector (BlazeFace run directly by LiteRT, one call per tile;
         thread-safe), created on the first call."""
         from emoclip.faces.blazeface import BlazeFace
-        from emoclip.faces.search import SEARCH_SCORE
+        from emoclip.faces.search import DETECT_SCORE
 
         with self._create_lock:
             if self._searcher is None:
-                self._searcher = BlazeFace(SEARCH_SCORE)
+                self._searcher = BlazeFace(DETECT_SCORE)
             return self._searcher
 
     def locked(self) -> LockedDetector:
