@@ -5,12 +5,12 @@ from the calibration part). The test part holds 80 composed photos with 241 real
 pictures, lamps, round metal, clocks, pets, cartoon and drawn faces, text, skin-coloured blobs).
 
 Issue #20's targets: recall >= 0.95 for faces of 48 px and up, >= 0.8 for 32-48 px, and at most
-one false face per 20 images of hard non-faces. The false-face target is met and asserted. The
-recall targets are NOT met by any stack that keeps P9 (benchmarks/README.md, "Faces in the
-wild"): the kept stack (the previous one plus the mirrored-crop check) reaches 0.898 and 0.533 on
-this part, so the recall assertions below are floors a little under those figures, guarding
-against regressions, not the targets. Searching small faces needs ~5x the detector calls, which
-P9's 0.3 s does not allow through MediaPipe (benchmarks/README.md).
+one false face per 20 images of hard non-faces. Measured once on this part after every choice was
+made on the calibration part (benchmarks/README.md, "Faces in the wild"): recall < 48 px 0.840,
+>= 48 px 0.928, 0.25 false faces per 20 non-face images. The < 48 px and false-face targets are
+met and asserted. The >= 48 px target is NOT met (0.954 on the calibration part, 0.928 here: 9 of
+the 12 misses are faces over 96 px), so its assertion is a floor a little under
+the measured figure, guarding against regressions, not the target.
 """
 
 from __future__ import annotations
@@ -51,7 +51,11 @@ def test_found_faces_are_faces(figures):
 
 
 @pytest.mark.slow
-def test_recall_does_not_fall_below_what_was_measured(figures):
-    assert figures["faces <48"] == 75 and figures["faces 48-96"] + figures["faces >96"] == 166
-    assert figures["recall >=48"] >= 0.87, figures  # measured 0.898; the target is 0.95
-    assert figures["recall <48"] >= 0.50, figures  # measured 0.533; the target is 0.8
+def test_small_faces_are_found_at_the_target(figures):
+    assert figures["faces <48"] == 75
+    assert figures["recall <48"] >= 0.8, figures  # measured 0.840
+
+
+def test_recall_of_larger_faces_does_not_fall_below_what_was_measured(figures):
+    assert figures["faces 48-96"] + figures["faces >96"] == 166
+    assert figures["recall >=48"] >= 0.92, figures  # measured 0.928; the target 0.95 is not met
