@@ -343,7 +343,9 @@ def test_tiles_cover_the_image_at_every_scale():
             mask[y : y + side, x : x + side] = True
             assert x + min(side, w) <= w and y + min(side, h) <= h
         assert all(m.all() for m in covered.values())
-    assert tiles(250, 200) == []  # small images are searched whole
+    # a small image gets the 128 px tiles of the fine level only; one that size is searched whole
+    assert {side for _, _, side in tiles(250, 200)} == {128}
+    assert tiles(128, 96) == []
 
 
 def test_a_photo_without_a_face(tmp_path, tiny_model, predictor):
