@@ -18,7 +18,7 @@ from . import header, models, settings
 from .evidence_view import class_check_layout
 from .files import delete_cache_policy
 from .state import LiveBuffer, Session
-from .tabs import about, analyse, api, classes, compounds, explorer, live
+from .tabs import about, analyse, api, classes, compounds, explorer, face_pick, live
 from .theme import theme
 
 TITLE = "EmoCLIP: zero-shot facial expressions in video"
@@ -67,6 +67,7 @@ def build_demo(delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
         model_work = dict(concurrency_id="model")  # analyses share the default concurrency limit
         header.wire(demo, ui, ui_only, model_work)
         analyse.wire(ui, model_work)
+        face_pick.wire(ui)
         live.wire(ui)
         classes.wire(ui)
         compounds.wire(ui)

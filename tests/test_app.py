@@ -642,13 +642,11 @@ def test_analyse_photo_draws_numbered_boxes_and_lists_every_face(group_jpg):
     x, y, w, h = (v * 1280 / 1920 for v in pred.tracks[0].box)
     edge = drawn[int(y + h / 2), int(x) - 1 : int(x) + 2]
     assert any(tuple(px) == FACE_COLOURS[0] for px in edge)
-    assert [line.split(".")[0] for line in faces.splitlines() if line[:1].isdigit()] == [
-        "1",
-        "2",
-        "3",
-        "4",
-        "5",
-    ]
+    assert "**5 faces**" in faces and "showing face 1" in faces
+    table = out.face_table.value  # one row per face, in the faces' order, the first one shown
+    assert [row[0] for row in table["data"]] == [1, 2, 3, 4, 5]
+    assert [row[-1] for row in table["data"]] == ["◀ shown", "", "", "", ""]
+    assert out.face_pick.value == 1 and out.face_pick.visible
     gallery = out.gallery
     assert [caption for _, caption in gallery] == [f"face {i}" for i in range(1, 6)]
     # class edits re-score the photo like a video
