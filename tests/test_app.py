@@ -644,8 +644,7 @@ def test_analyse_photo_draws_numbered_boxes_and_lists_every_face(group_jpg):
     assert any(tuple(px) == FACE_COLOURS[0] for px in edge)
     assert "**5 faces**" in faces and "showing face 1" in faces
     table = out.face_table.value  # one row per face, in the faces' order, the first one shown
-    assert [row[0] for row in table["data"]] == [1, 2, 3, 4, 5]
-    assert [row[-1] for row in table["data"]] == ["◀ shown", "", "", "", ""]
+    assert [row[0] for row in table["data"]] == ["1 (shown)", "2", "3", "4", "5"]
     assert out.face_pick.value == 1 and out.face_pick.visible
     gallery = out.gallery
     assert [caption for _, caption in gallery] == [f"face {i}" for i in range(1, 6)]

@@ -91,12 +91,11 @@ def test_a_photo_starts_on_its_first_face_with_every_face_listed(photo):
     tracks = session.video.prediction.tracks
     assert out.label == ranked(tracks[0].probabilities)
     table = out.face_table.value["data"]
-    assert [row[0] for row in table] == [1, 2, 3]
+    assert [row[0] for row in table] == ["1 (shown)", "2", "3"]
     assert [row[1] for row in table] == [t.top for t in tracks]
     assert [row[2] for row in table] == [f"{t.probabilities[t.top]:.0%}" for t in tracks]
     x, y, w, h = tracks[1].box
     assert table[1][3] == f"{x:.0f}, {y:.0f}, {w:.0f}, {h:.0f}"
-    assert [row[4] for row in table] == ["◀ shown", "", ""]
     assert out.face_pick.value == 1 and out.face_pick.visible
     assert [value for _, value in out.face_pick.choices] == [1, 2, 3]
     assert "showing face 1" in out.faces and "showing face 1's result" in out.summary
@@ -116,7 +115,7 @@ def test_choosing_face_2_shows_its_result_and_downloads_while_the_api_answers_fa
     own = library.evidence.faces[1]  # face 2's own evidence: its best words and its margin
     assert md(own.best_description(own.top)) in out.evidence
     assert f"{100 * own.margin:.1f} points ahead" in out.evidence and out.evidence != first.evidence
-    assert [row[4] for row in out.face_table.value["data"]] == ["", "◀ shown", ""]
+    assert [row[0] for row in out.face_table.value["data"]] == ["1", "2 (shown)", "3"]
     assert out.face_pick.value == 2
     # the downloads are face 2's answer, every face still listed in the library's order
     json_path, csv_path = out.files[:2]
@@ -189,7 +188,7 @@ def test_a_class_edit_keeps_the_chosen_face_and_a_new_photo_starts_at_face_1(pho
     assert out.label == ranked(rescored.tracks[1].probabilities)
     assert out.classes_label == out.label
     assert [row[1] for row in out.face_table.value["data"]] == [t.top for t in rescored.tracks]
-    assert [row[4] for row in out.face_table.value["data"]] == ["", "◀ shown", ""]
+    assert [row[0] for row in out.face_table.value["data"]] == ["1", "2 (shown)", "3"]
     again = analyse_tab.analyse_photo(photo, "center", session, progress=no_progress)
     assert session.video.face == 0 and again.face_pick.value == 1
     assert again.label == ranked(session.video.prediction.tracks[0].probabilities)

@@ -24,8 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..state import CurrentVideo
 
-TABLE_HEADERS = ["face", "top emotion", "probability", "box (x, y, w, h)", "shown"]
-SHOWN = "◀ shown"
+TABLE_HEADERS = ["face", "emotion", "prob.", "box (x, y, w, h)"]
+SHOWN = " (shown)"  # after the number of the face whose result is shown
 
 
 def layout(ui: Any) -> None:
@@ -122,17 +122,17 @@ def boxes_of(prediction: Prediction) -> list[tuple[float, float, float, float]]:
 
 
 def table_rows(prediction: Prediction, chosen: int) -> list[list[Any]]:
-    """One row per face: number, top class, its probability, box, and whether it is shown."""
+    """One row per face: its number (marked when it is the one shown), top class, the class's
+    probability, and box."""
     rows = []
     for i, t in enumerate(prediction.tracks):
         x, y, w, h = t.box or (0, 0, 0, 0)
         rows.append(
             [
-                i + 1,
+                f"{i + 1}{SHOWN if i == chosen else ''}",
                 t.top,
                 f"{t.probabilities[t.top]:.0%}",
                 f"{x:.0f}, {y:.0f}, {w:.0f}, {h:.0f}",
-                SHOWN if i == chosen else "",
             ]
         )
     return rows
