@@ -26,8 +26,8 @@ class CurrentVideo:
     encoding: Any  # emoclip.inference.predictor.VideoEncoding
     prediction: Any  # emoclip.Prediction under the session's current classes
     face: int = 0  # a photo's face whose result the page shows (index into prediction.tracks)
-    photo: np.ndarray | None = None  # a photo as shown, (H', W', 3) uint8 RGB, without boxes
-    photo_scale: float = 1.0  # `photo`'s pixels per pixel of the photo the boxes are in
+    photo: bytes | None = None  # a photo as shown (JPEG, without boxes): `tabs.faces.kept_photo`
+    photo_scale: float = 1.0  # shown pixels per pixel of the photo the boxes are in
 
 
 @dataclass

@@ -149,7 +149,8 @@ def test_a_click_on_a_box_picks_its_face_and_a_click_beside_every_box_keeps_the_
     assert video.face == 2 and out.label == ranked(video.prediction.tracks[2].probabilities)
     # the chosen face's box is drawn thick inside a white frame; the others are not framed
     drawn = out.faces_image
-    assert drawn.shape[:2] == video.photo.shape[:2]
+    assert drawn.shape[:2] == (240, 620) and video.photo_scale == 1.0  # kept as shown
+    assert len(video.photo) < drawn.nbytes / 4  # kept compressed in the session
     thick = max(2, round(max(drawn.shape[:2]) / 400))
     x0, yc = round(x * s), round((y + h / 2) * s)
     assert tuple(drawn[yc, x0 - 2 * thick]) == (255, 255, 255)

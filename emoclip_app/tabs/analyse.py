@@ -20,7 +20,6 @@ from ..figures import (
     TOP_K,
     bars_figure,
     bars_summary,
-    shown_photo,
     timeline_figure,
     timeline_summary,
 )
@@ -224,7 +223,7 @@ def _analysed(
     fallback = fallback or "center"
     current = CurrentVideo(video_path, clip_name, name, fallback, encoding, prediction)
     if media.kind == "photo":  # shown with its faces' boxes; a new photo shows its first face
-        current.photo, current.photo_scale = shown_photo(media.data.image)
+        current.photo, current.photo_scale = faces.kept_photo(media.data.image)
     session.video = current
     if not any(c.key == encoding.key for c in session.clips):
         embedding = prediction.embedding.copy()
