@@ -16,11 +16,9 @@ from pathlib import Path
 os.environ["EMOCLIP_APP_TEST_MODEL"] = "1"
 os.environ["EMOCLIP_APP_MODEL"] = "test-emoclip-tiny"
 
+import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
-gr = pytest.importorskip("gradio")
-
 from test_doors import _group_photo as three_faces  # noqa: E402
 
 from emoclip.testing.media import moving_face_frames, write_video  # noqa: E402
