@@ -6,7 +6,6 @@ Every component lives in one namespace `ui` under one name (the names handlers' 
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from importlib.resources import files
 from types import SimpleNamespace
@@ -100,11 +99,12 @@ def main(argv: list[str] | None = None, demo: gr.Blocks | None = None) -> None:
     """
     import sys
 
-    from emoclip.quiet import native_logs_enabled, silence_native_stderr
+    from emoclip.quiet import silence_native_stderr
+    from emoclip.settings import native_logs_enabled, show_native_logs
 
     argv = sys.argv[1:] if argv is None else argv
     if "--verbose" in argv:
-        os.environ["EMOCLIP_LOG_LEVEL"] = "debug"
+        show_native_logs()
     verbose = native_logs_enabled()
     if not verbose:
         silence_native_stderr()
