@@ -32,6 +32,7 @@ RESULT = (
     "bars_text",
     "timeline",
     "timeline_text",
+    "timeline_box",  # hidden for a photo: it has no time axis
     "gallery",
     "files",
     "timings",

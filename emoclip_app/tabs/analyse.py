@@ -100,8 +100,9 @@ def layout(ui: Any) -> None:
                 value=False,
                 elem_id="show-all",
             )
-            ui.timeline = gr.Plot(label="Timeline", elem_id="timeline-plot")
-            ui.timeline_text = gr.Markdown(elem_id="timeline-text", elem_classes=["plot-text"])
+            with gr.Column(elem_id="timeline-box") as ui.timeline_box:  # hidden for a photo
+                ui.timeline = gr.Plot(label="Timeline", elem_id="timeline-plot")
+                ui.timeline_text = gr.Markdown(elem_id="timeline-text", elem_classes=["plot-text"])
             ui.timings = gr.Markdown(elem_id="timings")
             ui.files = gr.File(
                 label="Downloads (JSON, CSV)",
@@ -260,10 +261,11 @@ def show_all_classes(show_all: bool, session: Session) -> tuple[Session, Any, An
         return session, gr.skip(), gr.skip()
     pred = faces.chosen_view(video)
     compounds = [c.name for c in classes_of(session).compounds]
+    photo = pred.video.get("kind") == "image"
     return (
         session,
         bars_figure(pred.probabilities, compounds, show_all=session.show_all),
-        timeline_figure(pred, compounds, show_all=session.show_all),
+        gr.skip() if photo else timeline_figure(pred, compounds, show_all=session.show_all),
     )
 
 
@@ -316,12 +318,15 @@ def result_values(
         evidence=evidence_markdown(pred),
         bars=bars_figure(pred.probabilities, compounds, show_all=session.show_all),
         bars_text=md(bars_summary(pred.probabilities)),
-        timeline=mark_key_moments(
+        timeline=None
+        if photo
+        else mark_key_moments(
             timeline_figure(pred, compounds, show_all=session.show_all),
             pred,
             video.encoding.thumbnails,
         ),
-        timeline_text=md(timeline_summary(pred)),
+        timeline_text="" if photo else md(timeline_summary(pred)),
+        timeline_box=gr.update(visible=not photo),
         gallery=thumbs,
         files=download_files(
             pred,
