@@ -65,7 +65,8 @@ def _haar(image: np.ndarray, box: Any, cascade: str) -> float:
     from emoclip.faces.crops import crop_square
 
     if cascade not in _HAAR:
-        _HAAR[cascade] = cv2.CascadeClassifier(cv2.data.haarcascades + cascade)  # type: ignore[attr-defined]
+        path = cv2.data.haarcascades + cascade  # type: ignore[attr-defined]
+        _HAAR[cascade] = cv2.CascadeClassifier(path)
     gray = cv2.cvtColor(crop_square(image, box, margin=0.5, size=96), cv2.COLOR_RGB2GRAY)
     for g in (gray, gray[:, ::-1].copy()):
         if len(_HAAR[cascade].detectMultiScale(g, 1.1, 3, minSize=(32, 32))):

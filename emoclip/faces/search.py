@@ -6,8 +6,8 @@ enough for a video frame of one subject, not for a group photo. Photos are there
 several scales: the whole image, then square tiles of half, a quarter, ... of its longer side
 overlapping by half, down to `MIN_TILE` pixels or while the search stays within `TILE_BUDGET`
 detector calls (a 1024x768 photo goes down to 256 px tiles, a 1080p one to 480 px tiles, faces
-of ~60 px), then, on photos up to about 1024x768, a fine level of 128 px tiles (`FINE_TILE`, at most
-`FINE_BUDGET` of them) for faces of ~32 px. A face at most half a tile wide lies wholly inside
+of ~60 px), then, on photos up to about 1024x768, a fine level of 128 px tiles (`FINE_TILE`, at
+most `FINE_BUDGET` of them) for faces of ~32 px. A face at most half a tile wide lies wholly inside
 some tile, so detections that touch a tile's inner edge are dropped (the face is whole in a
 neighbour or at a coarser scale) and overlapping ones merged. The detector is BlazeFace run
 directly by LiteRT (`emoclip.faces.blazeface`): each tile level is cut from the image shrunk
@@ -51,7 +51,7 @@ MIN_TILE = 128  # the smallest tile side: BlazeFace's own input
 TILE_BUDGET = 42  # detector calls per photo at most (the whole image + tiles): P9's cost
 # Small faces (32-48 px) are found in tiles of the detector's own 128 px input; that level has
 # ~165 tiles on a 1024x768 photo and 464 on a 1080p one, so it is searched only when it has at
-# most FINE_BUDGET tiles (photos up to about 1024x768): a 1080p photo keeps P9's cost (see the README).
+# most FINE_BUDGET tiles (photos up to about 1024x768): a 1080p photo keeps P9's cost (README).
 FINE_TILE = 128
 FINE_STRIDE = 64  # tiles overlap by half (a face of <= 64 px lies wholly in some tile)
 FINE_BUDGET = 170  # a cost limit, not a tuned number: 1024x768 and smaller get the level
