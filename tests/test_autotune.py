@@ -129,10 +129,10 @@ def test_auto_without_native_bf16_measures_fp32_towers_only(model, tmp_path):
 def test_a_candidate_that_fails_is_reported_and_logged(model, tmp_path, monkeypatch, caplog):
     real = autotune.build_candidate
 
-    def failing(model, candidate, batch, on_block=None):
+    def failing(model, candidate, batch, on_block=None, compiling=None):
         if candidate.name == "fast-fp32-public":
             raise TypeError("a coding error in the fast tower")
-        return real(model, candidate, batch, on_block)
+        return real(model, candidate, batch, on_block, compiling)
 
     monkeypatch.setattr(autotune, "build_candidate", failing)
     with caplog.at_level(logging.WARNING, logger="emoclip.inference.tower"):

@@ -56,10 +56,10 @@ def test_auto_keeps_small_towers_in_fp32(tiny_model):
     assert "too small" in p.encoder.precision_info()["failures"]["fast-bf16-onednn"]
 
 
-def _broken_bf16_tower(model, candidate, batch, on_block=None):
+def _broken_bf16_tower(model, candidate, batch, on_block=None, compiling=None):
     """A "tower" that computes the wrong function for bf16: the real parity check must catch it."""
     if candidate.precision != "bf16":
-        return REAL_BUILD(model, candidate, batch, on_block)
+        return REAL_BUILD(model, candidate, batch, on_block, compiling)
     gen = torch.Generator().manual_seed(1)
     return lambda x: torch.randn(len(x), model.embed_dim, generator=gen)
 

@@ -42,8 +42,8 @@ class FrameEncoder:
 
     Args:
         model: The model whose image tower runs.
-        settings: Uses ``precision`` and ``release_weights`` (the tower, chosen on first use and
-            shared per model), ``encode_workers`` (data-parallel workers, one intra-op thread
+        settings: Uses ``precision``, ``release_weights``, ``compile_tower`` and ``tower_cache``
+            (the tower, chosen on first use and shared per model), ``encode_workers`` (data-parallel workers, one intra-op thread
             each; 0: torch's thread count) and ``live_threads`` (threads for small batches).
     """
 
@@ -62,6 +62,7 @@ class FrameEncoder:
             threads=settings.live_threads,
             cache_dir=None if cache == "off" else Path(cache or tower_cache.default_cache_dir()),
             release=settings.release_weights,
+            compile=settings.compile_tower,
         )
 
     def tower(self) -> Tower:
@@ -73,6 +74,11 @@ class FrameEncoder:
     def precision(self) -> str:
         """``"fp32"`` or ``"bf16"`` (decided on first use; RuntimeError when bf16 was refused)."""
         return self.tower().precision
+
+    def wait_compiled(self, timeout: float | None = None) -> bool:
+        """Wait for a compiled tower being built in the background (``compile_tower``); True
+        when none is running any more."""
+        return self._towers.wait_compiled(timeout)
 
     def tower_report(self) -> str:
         """How the image tower was chosen on this machine, in a few lines (`TowerChoice.report`)."""
