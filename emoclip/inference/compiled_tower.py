@@ -1,6 +1,7 @@
-"""Compiled image towers (the ``aoti-*`` candidates of `emoclip.inference.autotune`): open_clip's
-tower compiled ahead of time by inductor's CPU backend into a package kept on disk beside the
-machine's choice, so that a warm start loads it in about a second instead of compiling.
+"""Compiled image towers (the ``aoti-*`` candidates of `emoclip.inference.autotune`): the fast
+tower on public operators (`FastImageTower`, ``public``) compiled ahead of time by inductor's CPU
+backend into a package kept on disk beside the machine's choice, so that a warm start loads it in
+a second or two instead of compiling.
 
 The package is named after the choice's key (`tower_cache.choice_key`: weights sha256, torch,
 open_clip and emoclip versions, CPU model and flags, precision asked, layout) and the candidate, so
@@ -27,7 +28,7 @@ from torch import nn
 
 log = logging.getLogger("emoclip.inference.tower")
 
-COMPILE_HINT = "about 2-6 min on 2 cores"  # measured on AMD EPYC (Zen 4), 2 shared cores (README)
+COMPILE_HINT = "about 2-5 min on 2 cores"  # measured on AMD EPYC (Zen 4), 2 shared cores (README)
 _BUILD_LOCK = threading.Lock()  # one compilation at a time per process (it is CPU-bound)
 
 
@@ -66,7 +67,7 @@ def compiled_tower(
     """The compiled tower kept in `path` (loaded), compiling it first when `build` allows.
 
     Args:
-        visual: open_clip's image tower (the weights compiled in; only read).
+        visual: open_clip's image tower (re-laid as `FastImageTower` and compiled; only read).
         dtype: torch.bfloat16 or torch.float32.
         path: The package (see `artefact_path`).
         runners: Calls that may run at once (the predictor's encode workers).
@@ -107,7 +108,11 @@ def compiled_tower(
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.pt2")
         try:
-            _aoti.compile_package(visual, dtype, example, tmp, threads)
+            from emoclip.inference.fast_paths import FastImageTower
+
+            tower = FastImageTower.build(visual, dtype, len(example), backend="public")
+            _aoti.compile_package(tower, example, tmp, threads)
+            del tower
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
