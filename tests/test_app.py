@@ -22,7 +22,7 @@ import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
-gr = pytest.importorskip("gradio")
+import gradio as gr  # noqa: E402
 from served_demo import close_demo  # noqa: E402
 
 import app  # noqa: E402 - the Space's entry point: its module-level `demo`
@@ -149,6 +149,7 @@ def test_analyse_gives_every_result(video):
     names = preset("dfew-7").names
     assert set(label) == set(names) and abs(sum(label.values()) - 1) < 1e-4
     assert "Top emotion" in summary and "16 of 16 sampled frames had a face" in summary
+    assert out.timeline_box["visible"] is True  # shown again after a photo hid it
     lines = [t for t in timeline.data if t.name != "key moments"]  # one line per class
     assert len(lines) == len(names) and all(
         len(t.x) == len(session.video.prediction.timeline) for t in lines
@@ -642,15 +643,15 @@ def test_analyse_photo_draws_numbered_boxes_and_lists_every_face(group_jpg):
     x, y, w, h = (v * 1280 / 1920 for v in pred.tracks[0].box)
     edge = drawn[int(y + h / 2), int(x) - 1 : int(x) + 2]
     assert any(tuple(px) == FACE_COLOURS[0] for px in edge)
-    assert [line.split(".")[0] for line in faces.splitlines() if line[:1].isdigit()] == [
-        "1",
-        "2",
-        "3",
-        "4",
-        "5",
-    ]
+    assert "**5 faces**" in faces and "showing face 1" in faces
+    table = out.face_table.value  # one row per face, in the faces' order, the first one shown
+    assert [row[0] for row in table["data"]] == ["1 (shown)", "2", "3", "4", "5"]
+    assert out.face_pick.value == 1 and out.face_pick.visible
     gallery = out.gallery
     assert [caption for _, caption in gallery] == [f"face {i}" for i in range(1, 6)]
+    # a photo has no time axis: no timeline is drawn and its box is hidden (issue #20 point 5)
+    assert out.timeline is None and out.timeline_text == ""
+    assert out.timeline_box["visible"] is False
     # class edits re-score the photo like a video
     assert set(label) == set(pred.classes)
 
@@ -717,7 +718,6 @@ def _results_part(path: Path, n: int, dim: int, seed: int, *, drop: str | None =
 
 
 def test_explorer_loads_batch_results_parts(video, tmp_path, monkeypatch):
-    pytest.importorskip("pyarrow")
     dim = models.MODELS.predictor(MODEL).model.embed_dim
     parts = [_results_part(tmp_path / f"part-{i}.parquet", 150, dim, seed=i) for i in range(2)]
     monkeypatch.setattr(settings, "MAX_DRAWN_POINTS", 200)  # fewer drawn than loaded
@@ -846,7 +846,6 @@ def test_about_is_a_model_card_and_the_api_sample_uses_the_apps_address():
 
 
 def test_explorer_one_point_per_clip_exports_tagged_and_clicks(video, tmp_path, monkeypatch):
-    pytest.importorskip("emoclip.explore")
     monkeypatch.setattr(settings, "EXAMPLES", [Path(video)])
     session = _analysed(video)  # the same clip as the example: drawn once
     out = explorer.explore("PCA", True, None, session, progress=no_progress)

@@ -27,9 +27,8 @@ import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
-gr = pytest.importorskip("gradio")
-pytest.importorskip("gradio_client")
-httpx = pytest.importorskip("httpx")
+import gradio as gr  # noqa: E402
+import httpx  # noqa: E402
 from served_demo import close_demo  # noqa: E402
 
 import emoclip_app  # noqa: E402
@@ -37,6 +36,7 @@ from emoclip.media.inputs import VideoLimits  # noqa: E402
 from emoclip.testing.media import moving_face_frames, write_video, write_wav  # noqa: E402
 from emoclip_app import files, models  # noqa: E402
 from emoclip_app.files import OutputDir  # noqa: E402
+from emoclip_app.headless import CHROMIUM, launch_chromium  # noqa: E402
 from emoclip_app.outputs import Analysed  # noqa: E402
 
 MODEL = "test-emoclip-tiny"
@@ -574,7 +574,13 @@ def test_temporary_files_are_bounded_and_deleted(videos, monkeypatch, tmp_path):
         kept = {f for block in demo.blocks.values() for f in getattr(block, "keep_in_cache", ())}
 
         def cached() -> list[str]:  # user files in gradio's cache (example clips stay)
-            return [f for s in demo.temp_file_sets for f in s if f not in kept and Path(f).exists()]
+            while True:  # gradio's cleanup thread may change a set while it is read: read again
+                try:
+                    sets = [list(s) for s in demo.temp_file_sets]
+                    break
+                except RuntimeError:  # "Set changed size during iteration"
+                    time.sleep(0.05)
+            return [f for s in sets for f in s if f not in kept and Path(f).exists()]
 
         assert cached(), "gradio cached no uploads or downloads"
         deadline = time.monotonic() + 20
@@ -587,8 +593,6 @@ def test_temporary_files_are_bounded_and_deleted(videos, monkeypatch, tmp_path):
 
 
 # ------------------------------------------------------------------------------ 4. browser
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.mark.browser
@@ -605,17 +609,7 @@ def test_browser_shows_hostile_class_text_as_text(server, videos):
     pw = sync_playwright().start()
     try:
         try:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM,
-                headless=True,
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                ],
-            )
+            browser = launch_chromium(pw)
         except Exception as exc:  # noqa: BLE001
             return _unavailable(f"Chromium did not start: {exc}")
         page = browser.new_page(viewport={"width": 1400, "height": 1000})

@@ -75,7 +75,7 @@ def compile_package(
         example: (n >= 2, 3, S, S) frames to trace with (the batch stays dynamic).
         path: Where the package is written (its folder must exist).
         threads: OpenMP threads each call of the compiled kernels uses (1 for data-parallel
-            workers of one thread each).
+            workers of one thread each; -1: torch's thread count now).
     """
     from torch._inductor import aoti_compile_and_package
 

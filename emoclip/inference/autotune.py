@@ -30,6 +30,7 @@ from emoclip.inference.compiled_tower import (
     ArtefactPending,
     Compiling,
     discard,
+    kernel_threads,
     unavailable_reason,
 )
 from emoclip.inference.fast_paths import AutocastTower, FastImageTower, image_tower_gflops
@@ -343,7 +344,7 @@ def choose_tower(
     *,
     batch: int = 32,
     workers: int = 1,
-    threads: int = 1,
+    threads: int | None = None,
     cache_dir: Path | None = None,
     cpu: CpuInfo | None = None,
     budget_s: float = BUDGET_S,
@@ -389,7 +390,7 @@ def choose_tower(
     key, compiling = None, None
     if cache is not None:
         key = layout_key(model, precision, layout, cpu)
-        compiling = Compiling(cache.path(key), workers, threads, build=compile_now)
+        compiling = Compiling(cache.path(key), workers, kernel_threads(workers), build=compile_now)
         record = cache.load(key)
         if record and BY_NAME.get(record["choice"]) not in candidates:  # e.g. compiled, now off
             record = None
@@ -445,7 +446,9 @@ def _measure(
     where = f"; kept in {cache.path(key)}" if cache is not None and key is not None else ""
     compiling = None
     if cache is not None and key is not None:
-        compiling = Compiling(cache.path(key), layout.workers, layout.threads, compile_now)
+        compiling = Compiling(
+            cache.path(key), layout.workers, kernel_threads(layout.workers), compile_now
+        )
     log.warning(
         "measuring %d image-tower candidates (%s) at batch %d on %d worker(s), once for this "
         "model and machine: about %.0f s at most%s%s",

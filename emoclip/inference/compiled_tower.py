@@ -43,6 +43,12 @@ def unavailable_reason() -> str | None:
     return reason()
 
 
+def kernel_threads(workers: int) -> int:
+    """OpenMP threads the compiled kernels use per call: 1 under data-parallel workers (one
+    intra-op thread each), else -1 (torch's thread count when compiled)."""
+    return 1 if workers > 1 else -1
+
+
 def artefact_path(choice_file: Path, candidate: str) -> Path:
     """The package of `candidate` kept beside the choice file `choice_file` (same key)."""
     return choice_file.with_name(f"{choice_file.stem}-{candidate}.pt2")
@@ -71,7 +77,7 @@ def compiled_tower(
         dtype: torch.bfloat16 or torch.float32.
         path: The package (see `artefact_path`).
         runners: Calls that may run at once (the predictor's encode workers).
-        threads: Intra-op threads per call (1 under data-parallel workers).
+        threads: OpenMP threads per call of the compiled kernels (`kernel_threads`).
         example: (n >= 2, 3, S, S) normalised frames to trace with.
         build: Compile when the package is missing or unreadable; else raise `ArtefactPending`.
 

@@ -254,7 +254,7 @@ class EmotionPredictor:
         """(C, D) normalised embeddings of a class set's classes and compounds (cached by text)."""
         new = len({t for t in classes.texts if t not in self.text_cache})
         live = self._settings.live_threads
-        with threads_for(live, 0 if new <= SMALL_TEXT_BATCH else SMALL_BATCH + 1):
+        with threads_for(live, 0 if new <= SMALL_TEXT_BATCH else SMALL_BATCH + 1, "text", new):
             return class_embeddings(classes, self.text_cache)
 
     def close(self) -> None:

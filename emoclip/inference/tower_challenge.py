@@ -22,7 +22,7 @@ from emoclip.inference.autotune import (
     TowerChoice,
     layout_key,
 )
-from emoclip.inference.compiled_tower import Compiling
+from emoclip.inference.compiled_tower import Compiling, kernel_threads
 from emoclip.inference.parallel import Layout
 from emoclip.inference.tower_cache import ChoiceCache, CpuInfo, read_cpu_info
 from emoclip.model.network import EmoCLIP
@@ -55,7 +55,9 @@ def challenge(
     cpu = cpu or read_cpu_info()
     cache = ChoiceCache(cache_dir)
     key = layout_key(model, precision, layout, cpu)
-    compiling = Compiling(cache.path(key), layout.workers, layout.threads, build=True)
+    compiling = Compiling(
+        cache.path(key), layout.workers, kernel_threads(layout.workers), build=True
+    )
     t0 = time.perf_counter()
     m = Measurement(model, layout, math.inf)
     serving = choice.fn if choice.fn is not None else model.encode_image
