@@ -135,6 +135,7 @@ def test_a_pending_package_is_compiled_measured_and_kept(model, tmp_path):
     `challenge` compiles, checks and times it against the serving tower and keeps the result, so
     the next start uses the kept choice without timing and without compiling."""
     kw = dict(batch=4, cache_dir=tmp_path, cpu=CPU, min_gflops=0, compiled=True)
+    layout = Layout(4, 1, None)  # choose_tower's defaults: 1 worker, small work's threads chosen
     first = choose_tower(model, "bf16", **kw)
     assert first.pending == ["aoti-bf16"] and first.failures["aoti-bf16"].startswith("pending")
     assert first.name != "aoti-bf16" and not list(tmp_path.glob("*.pt2"))
@@ -143,12 +144,12 @@ def test_a_pending_package_is_compiled_measured_and_kept(model, tmp_path):
         first,
         "aoti-bf16",
         precision="bf16",
-        layout=Layout(4, 1, 1),
+        layout=layout,
         cache_dir=tmp_path,
         cpu=CPU,
     )
     assert list(tmp_path.glob("*-aoti-bf16.pt2"))
-    kept = ChoiceCache(tmp_path).load(layout_key(model, "bf16", Layout(4, 1, 1), CPU))
+    kept = ChoiceCache(tmp_path).load(layout_key(model, "bf16", layout, CPU))
     assert kept is not None and "aoti-bf16" in kept["frames_per_s"]
     assert kept["choice"] == (new.name if new is not None else first.name)
     assert not first.pending
