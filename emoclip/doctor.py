@@ -21,7 +21,8 @@ def add_doctor_parser(sub: Any) -> None:
         "--compile",
         action="store_true",
         help="also compile the image tower ahead of time (minutes, once per model and machine) "
-        "and measure it: the app then loads it at start (as EMOCLIP_COMPILE_TOWER=1)",
+        "and measure it, waiting for it (the app and predict use the package when "
+        "EMOCLIP_COMPILE_TOWER=1 and it is faster)",
     )
     doctor.add_argument("--json", action="store_true", help="print JSON")
     doctor.set_defaults(run=run_doctor)
