@@ -55,10 +55,10 @@ def run_doctor(args: argparse.Namespace) -> int:
     overrides = {"precision": args.precision} if args.precision else {}
     settings = AnalysisSettings.from_env(**overrides)  # the CLI's environment, as for predict
     predictor = EmotionPredictor(model, settings)
-    report = predictor.tower_report
+    report = predictor.parts.encoder.tower_report()
     if args.json:
         try:
-            info = predictor.encoder.precision_info()
+            info = predictor.parts.encoder.precision_info()
         except RuntimeError as exc:  # a forced precision refused: the report says why
             info = {"refused": str(exc)}
         print(json.dumps({**facts, "model": model.config.name, "tower": info, "report": report}))

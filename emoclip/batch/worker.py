@@ -100,7 +100,7 @@ class BatchWorker:
         if threads:
             torch.set_num_threads(max(1, int(threads)))
         loaded = load_model(model, device=device, weights_dirs=list(weights_dirs))
-        workers = {"encode_workers": max(1, int(threads))} if threads else {}
+        workers: dict[str, Any] = {"encode_workers": max(1, int(threads))} if threads else {}
         self.predictor = EmotionPredictor(
             loaded, predictor_settings(settings), video_cache_size=1, **workers
         )
