@@ -165,6 +165,7 @@ class BatchWorker:
             result |= {
                 "classes": names,
                 "top": prediction.top,
+                "scope": prediction.scope,
                 "probabilities": [float(prediction.probabilities[c]) for c in names],
                 "embedding": np.asarray(prediction.embedding, dtype=np.float32).tolist(),
                 "sampled_frames": prediction.faces.sampled_frames,

@@ -116,7 +116,7 @@ def classify_image(image: str | None, classes: str, session: Session) -> dict:
 
     As `classify_video` (which also accepts a photo), with one entry per face in ``tracks``
     (``box`` = [x, y, w, h] in pixels of the upright photo), largest first; the top-level
-    probabilities are the largest face's and the timeline is empty.
+    probabilities are the largest face's and there is no ``timeline`` (a photo has no time axis).
     """
     if not image:
         raise error("no image file was given")
