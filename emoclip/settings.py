@@ -146,15 +146,18 @@ class AnalysisSettings:
             "flag",
         ),
     )
-    live_threads: int = field(
-        default=1,
+    live_threads: int | None = field(
+        default=None,
         metadata=_doc(
             "Intra-op threads for small work (live frames, single windows, a few new class "
-            "descriptions), set for the calling thread only; 0 keeps torch's setting. Small "
-            "GEMMs gain little from a second thread and wait for it on a busy CPU (measured: "
-            "one description 20-30 ms on one thread vs 660-1060 ms on two while other jobs ran).",
+            'descriptions, scoring), set for the calling thread only. None ("auto"): one thread '
+            "or torch's thread count, whichever has been faster per item for that kind of work "
+            "lately, timed as it runs (`emoclip.inference.small_work`: on an idle 2-core Zen 4 "
+            "one frame 66.6 ms on one thread vs 38.6 ms on two; on a busy CPU a second thread "
+            "waits, one description 20-30 ms on one vs 660-1060 ms on two); 0 keeps torch's "
+            "setting; a number forces it.",
             "EMOCLIP_LIVE_THREADS",
-            "int",
+            "threads",
         ),
     )
     encode_workers: int = field(
@@ -246,9 +249,11 @@ def _parse(name: str, raw: str, kind: str) -> Any:
         return raw.lower() not in ("0", "false", "no", "off")
     if kind == "precision":
         return raw.lower()
+    if kind == "threads" and raw.lower() == "auto":
+        return None
     if kind == "str":
         return raw
     try:
-        return float(raw) if kind == "float" else int(raw)
+        return float(raw) if kind == "float" else int(raw)  # "int", "count", "threads"
     except ValueError:
         raise ValueError(f"{name} must be a number, got {raw!r}") from None

@@ -22,7 +22,7 @@ import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
-gr = pytest.importorskip("gradio")
+import gradio as gr  # noqa: E402
 from served_demo import close_demo  # noqa: E402
 
 import app  # noqa: E402 - the Space's entry point: its module-level `demo`
@@ -717,7 +717,6 @@ def _results_part(path: Path, n: int, dim: int, seed: int, *, drop: str | None =
 
 
 def test_explorer_loads_batch_results_parts(video, tmp_path, monkeypatch):
-    pytest.importorskip("pyarrow")
     dim = models.MODELS.predictor(MODEL).model.embed_dim
     parts = [_results_part(tmp_path / f"part-{i}.parquet", 150, dim, seed=i) for i in range(2)]
     monkeypatch.setattr(settings, "MAX_DRAWN_POINTS", 200)  # fewer drawn than loaded
@@ -846,7 +845,6 @@ def test_about_is_a_model_card_and_the_api_sample_uses_the_apps_address():
 
 
 def test_explorer_one_point_per_clip_exports_tagged_and_clicks(video, tmp_path, monkeypatch):
-    pytest.importorskip("emoclip.explore")
     monkeypatch.setattr(settings, "EXAMPLES", [Path(video)])
     session = _analysed(video)  # the same clip as the example: drawn once
     out = explorer.explore("PCA", True, None, session, progress=no_progress)

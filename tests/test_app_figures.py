@@ -9,8 +9,6 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("plotly")
-
 NAMES = ["happiness", "sadness", "<b>bold</b> & <a href='x'>link</a>"]
 
 

@@ -27,9 +27,8 @@ import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
-gr = pytest.importorskip("gradio")
-pytest.importorskip("gradio_client")
-httpx = pytest.importorskip("httpx")
+import gradio as gr  # noqa: E402
+import httpx  # noqa: E402
 from served_demo import close_demo  # noqa: E402
 
 import emoclip_app  # noqa: E402

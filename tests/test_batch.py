@@ -14,10 +14,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
-
-pa = pytest.importorskip("pyarrow")
-ray = pytest.importorskip("ray")
+import ray
 
 from emoclip.batch import InputError, expand_inputs, read_results, run_batch  # noqa: E402
 from emoclip.batch.plan import done_keys  # noqa: E402

@@ -18,10 +18,6 @@ from typing import Any
 os.environ["EMOCLIP_APP_TEST_MODEL"] = "1"
 os.environ["EMOCLIP_APP_MODEL"] = "test-emoclip-tiny"
 
-import pytest  # noqa: E402
-
-pytest.importorskip("gradio")
-
 from emoclip.testing.media import moving_face_frames, write_video  # noqa: E402
 from emoclip_app import models  # noqa: E402
 from emoclip_app.state import Session  # noqa: E402

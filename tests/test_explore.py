@@ -505,7 +505,7 @@ def test_project_large_fits_a_sample_and_places_the_rest_by_neighbours():
 
 
 def test_load_results_folder_reads_parquet_parts_and_skips_errors(tmp_path):
-    pa = pytest.importorskip("pyarrow")
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from emoclip.explore.collection import load_results_folder

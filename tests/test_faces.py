@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from skimage import data as skimage_data
 
 from emoclip.faces import (
     FaceBox,
@@ -30,9 +31,6 @@ from emoclip.testing.media import (
     moving_face_frames,
     write_video,
 )
-
-pytest.importorskip("mediapipe")
-skimage_data = pytest.importorskip("skimage.data")
 
 ASTRONAUT_FACE = (177.0, 82.0, 95.0, 95.0)
 N_FRAMES = 24

@@ -19,8 +19,6 @@ import emoclip
 from emoclip.cli import main
 from emoclip.weights.files import CheckpointError, read_state_dict, save_checkpoint
 
-pytest.importorskip("mediapipe")
-
 
 def _evil_files(folder: Path, payload: type) -> dict[str, Path]:
     marker = folder / "PWNED"

@@ -34,8 +34,6 @@ from emoclip.classes import ClassSet, ClassSetError
 from emoclip.cli import main
 from emoclip.results import FaceSummary, Prediction, Timeline, TrackPrediction
 
-pytest.importorskip("mediapipe")
-
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:

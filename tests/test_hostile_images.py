@@ -27,8 +27,6 @@ from hostile_cases import (
 
 from emoclip.cli import main
 
-pytest.importorskip("mediapipe")
-
 
 @pytest.fixture(scope="module")
 def image_media(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:

@@ -49,8 +49,6 @@ from emoclip.media import (
 from emoclip.media.inputs import VideoLimits
 from emoclip.media.probe import LimitError
 
-pytest.importorskip("mediapipe")
-
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from skimage import data as skdata
 
 from emoclip.cli import main
 from emoclip.faces.search import candidates, tiles
@@ -35,9 +36,6 @@ from emoclip.media.inputs import VideoLimits, iter_inputs
 from emoclip.media.probe import LimitError
 from emoclip.testing.media import face_patch, moving_face_frames, png_header_only, write_video
 from emoclip.weights.files import save_checkpoint
-
-pytest.importorskip("mediapipe")
-skdata = pytest.importorskip("skimage.data")
 
 ASTRONAUT_FACE = (177.0, 82.0, 95.0, 95.0)  # (x, y, w, h) in the 512x512 astronaut()
 GROUP_SIDES = (420, 340, 280, 230, 190)  # face-patch sides in the group photo, largest first

@@ -20,8 +20,6 @@ import pytest
 
 from emoclip.testing.media import moving_face_frames, write_video
 
-pytest.importorskip("mediapipe")
-
 FPS = 8.0
 SIZE = (240, 320)  # (H, W)
 CYCLE = 32  # distinct frames: the face sweeps right, then back left (one track throughout)

@@ -56,6 +56,8 @@ def test_as_dict_is_json_and_round_trips():
         ("EMOCLIP_PREFETCH", "0", "prefetch", False),
         ("EMOCLIP_PREFETCH", "yes", "prefetch", True),
         ("EMOCLIP_LIVE_THREADS", "0", "live_threads", 0),
+        ("EMOCLIP_LIVE_THREADS", "2", "live_threads", 2),
+        ("EMOCLIP_LIVE_THREADS", " Auto ", "live_threads", None),
         ("EMOCLIP_ENCODE_WORKERS", "3", "encode_workers", 3),
         ("EMOCLIP_INTERPOLATE_FACES", "false", "interpolate_faces", False),
         ("EMOCLIP_MIN_FACE_SCORE", "0.7", "min_face_score", 0.7),

@@ -488,8 +488,6 @@ def test_manifest_class_file_beside_manifest(tmp_path: Path):
 
 
 def test_face_crop_on_video(tmp_path: Path):
-    pytest.importorskip("mediapipe")
-    pytest.importorskip("skimage")
     write_video(tmp_path / "face.webm", moving_face_frames(10, size=(240, 320)), fps=10)
     (tmp_path / "m.csv").write_text("path,caption,label\nface.webm,a face,\n", encoding="utf-8")
     pre = PreprocessConfig(image_size=64, num_frames=4)

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from skimage import data as skdata
 
 from emoclip.cli import main
 from emoclip.faces import (
@@ -26,9 +27,6 @@ from emoclip.inference.tracks import coverage_warnings
 from emoclip.settings import AnalysisSettings
 from emoclip.testing.media import face_patch, noisy_background, write_video
 from emoclip.weights.files import save_checkpoint
-
-skdata = pytest.importorskip("skimage.data")
-
 
 # ----------------------------------------------------------------------------- unit: rules
 

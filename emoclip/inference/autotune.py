@@ -174,7 +174,7 @@ class Layout:
 
     batch: int
     workers: int
-    threads: int
+    threads: int | None
 
     def run(self, tower: Tower, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -337,7 +337,7 @@ def choose_tower(
     *,
     batch: int = 32,
     workers: int = 1,
-    threads: int = 1,
+    threads: int | None = None,
     cache_dir: Path | None = None,
     cpu: CpuInfo | None = None,
     budget_s: float = BUDGET_S,

@@ -13,11 +13,14 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
+
+from emoclip.inference.small_work import SMALL_WORK
 
 __all__ = [
     "MIN_POOL_PART",
@@ -78,19 +81,33 @@ def single_threaded(tower: Callable[[torch.Tensor], torch.Tensor], x: torch.Tens
 
 
 @contextlib.contextmanager
-def threads_for(live_threads: int, batch: int) -> Iterator[None]:
+def threads_for(
+    live_threads: int | None, batch: int, kind: str = "small", items: int = 1
+) -> Iterator[None]:
     """`live_threads` intra-op threads for a batch of at most `SMALL_BATCH` (0: any small work), in
-    the calling thread only; a bigger batch, or ``live_threads == 0``, keeps torch's setting."""
-    n = live_threads
-    if not n or batch > SMALL_BATCH or torch.get_num_threads() <= n:
+    the calling thread only; a bigger batch, or ``live_threads == 0``, keeps torch's setting.
+
+    ``live_threads=None`` ("auto") runs on 1 or torch's thread count, whichever has run this
+    `kind` of work faster per item lately (`small_work.SMALL_WORK`, which this call informs with
+    its time for `items` items).
+    """
+    most = torch.get_num_threads()
+    if live_threads == 0 or batch > SMALL_BATCH:
         yield
         return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
+    auto = live_threads is None
+    n = SMALL_WORK.pick(kind, most) if live_threads is None else live_threads
+    previous = most
+    if n < most:
+        torch.set_num_threads(n)
+    t0 = time.perf_counter()
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        if auto:
+            SMALL_WORK.record(kind, most, n, time.perf_counter() - t0, items)
+        if n < most:
+            torch.set_num_threads(previous)
 
 
 def split_encode(
@@ -99,7 +116,7 @@ def split_encode(
     *,
     workers: int | None,
     encode_workers: int,
-    live_threads: int,
+    live_threads: int | None,
 ) -> torch.Tensor:
     """(N, 3, S, S) normalised frames -> (N, D) float32 CPU embeddings through `tower`.
 
@@ -112,7 +129,7 @@ def split_encode(
         return single_threaded(tower, x).float()
     parts = min(workers or encode_workers, encode_workers, len(x) // (SMALL_BATCH + 1))
     if parts <= 1 or x.device.type != "cpu":
-        with threads_for(live_threads, len(x)):
+        with threads_for(live_threads, len(x), "frames", len(x)):
             return tower(x).float().cpu()
     return data_parallel(tower, x, parts).float().cpu()
 

@@ -139,7 +139,7 @@ class Pooler:
         single = frame_embeddings.ndim == 2
         x = frame_embeddings[None] if single else frame_embeddings
         fast = fast_temporal(self.model, self.release)
-        with threads_for(self.live_threads, 0 if fast is not None else len(x)):  # small work
+        with threads_for(self.live_threads, 0 if fast is not None else len(x), "pool", len(x)):
             if fast is not None:
                 out = torch.nn.functional.normalize(fast(x.float()), dim=-1)
             else:

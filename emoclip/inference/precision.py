@@ -115,7 +115,7 @@ class TowerSelector:
         *,
         batch: int = 32,
         workers: int = 1,
-        threads: int = 1,
+        threads: int | None = None,
         cache_dir: Path | None = None,
         release: bool = True,
     ) -> None:

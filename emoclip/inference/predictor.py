@@ -205,7 +205,7 @@ class EmotionPredictor:
         cache = self._parts.text_cache
         new = len({t for t in classes.texts if t not in cache})
         live = self._settings.live_threads
-        with threads_for(live, 0 if new <= SMALL_TEXT_BATCH else SMALL_BATCH + 1):
+        with threads_for(live, 0 if new <= SMALL_TEXT_BATCH else SMALL_BATCH + 1, "text", new):
             return class_embeddings(classes, cache)
 
     def close(self) -> None:

@@ -28,7 +28,7 @@ def score_encoding(
     model_name: str,
     warnings: list[str],
     text_seconds: float,
-    live_threads: int,
+    live_threads: int | None,
 ) -> Prediction:
     """The `Prediction` of one encoded video.
 
@@ -48,7 +48,7 @@ def score_encoding(
     """
     t1 = time.perf_counter()
     tracks = []
-    with threads_for(live_threads, 0):  # a few small matrix products
+    with threads_for(live_threads, 0, "score"):  # a few small matrix products
         clip = probabilities(encoding.clip_embedding[None], text, logit_scale)[0]
         windows = (
             probabilities(encoding.window_embeddings, text, logit_scale)
@@ -105,11 +105,11 @@ def as_embeddings(embeddings: np.ndarray | torch.Tensor, embed_dim: int) -> torc
 
 
 def embedding_probabilities(
-    video: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor, *, live_threads: int
+    video: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor, *, live_threads: int | None
 ) -> np.ndarray:
     """Probabilities of (N, D) or (D,) video embeddings (`as_embeddings`) against (C, D) class
     embeddings: (N, C) float32, rows summing to 1 ((C,) for a (D,) input)."""
     single = video.ndim == 1
-    with threads_for(live_threads, 0):
+    with threads_for(live_threads, 0, "score"):
         probs = probabilities(video[None] if single else video, text, logit_scale).numpy()
     return probs[0] if single else probs

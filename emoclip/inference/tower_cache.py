@@ -103,7 +103,7 @@ def model_weights_sha256(visual: nn.Module, source: str | None) -> str:
 
 
 def choice_key(
-    weights: str, cpu: CpuInfo, *, precision: str, batch: int, workers: int, threads: int
+    weights: str, cpu: CpuInfo, *, precision: str, batch: int, workers: int, threads: int | None
 ) -> dict[str, Any]:
     """Everything a cached choice depends on (see the module docstring)."""
     import open_clip
