@@ -48,11 +48,11 @@ def child(model_arg: str, threads: int | None) -> None:
         torch.set_num_threads(threads)
     import emoclip
     from emoclip.inference.predictor import EmotionPredictor
-    from emoclip.settings import AnalysisSettings
+    from emoclip.settings import AnalysisSettings, ModelLocations
 
     stages = {"imported": _vm()}
     t0 = time.perf_counter()
-    model = emoclip.load_model(model_arg)
+    model = emoclip.load_model(model_arg, locations=ModelLocations.from_env())
     load_s = time.perf_counter() - t0
     stages["loaded"] = _vm()
     predictor = EmotionPredictor(model, AnalysisSettings.from_env())  # EMOCLIP_RELEASE_WEIGHTS

@@ -8,10 +8,12 @@ from pathlib import Path
 
 
 def load(model_name: str):
-    """The model registered as `model_name` (or a weights file), as `emoclip.load_model` gives it."""
+    """The model registered as `model_name` (or a weights file), as `emoclip.load_model` gives it,
+    looked for where the environment says as the CLI does (`ModelLocations.from_env`)."""
     import emoclip
+    from emoclip.settings import ModelLocations
 
-    return emoclip.load_model(model_name)
+    return emoclip.load_model(model_name, locations=ModelLocations.from_env())
 
 
 def weights_file(model_name: str, folder: Path) -> str:

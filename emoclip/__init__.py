@@ -35,6 +35,7 @@ _EXPORTS = {
     "ImageDecodeError": "media.images",
     "EmotionPredictor": "inference.predictor",
     "AnalysisSettings": "settings",
+    "ModelLocations": "settings",
     "MediaInput": "media.inputs",
     "resolve_input": "media.inputs",
     "Prediction": "results",
@@ -60,7 +61,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs (`X as X` marks an explicit re-e
     from emoclip.model.network import EmoCLIP as EmoCLIP
     from emoclip.model.tokenizer import tokenize as tokenize
     from emoclip.results import Prediction as Prediction
-    from emoclip.settings import AnalysisSettings as AnalysisSettings
+    from emoclip.settings import (
+        AnalysisSettings as AnalysisSettings,
+        ModelLocations as ModelLocations,
+    )
     from emoclip.weights.convert import convert_checkpoint as convert_checkpoint
     from emoclip.weights.factory import load_model as load_model
     from emoclip.weights.files import CheckpointError as CheckpointError

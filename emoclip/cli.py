@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from emoclip.cli_classes import add_classes_parser, load_class_spec
-from emoclip.quiet import debug_tracebacks
+from emoclip.settings import ModelLocations, debug_tracebacks
 from emoclip.terminal import safe_text, terminal_message
 
 
@@ -48,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _setup_terminal(verbose: bool) -> None:
     """Quiet native log lines for this process, or (``--verbose``) let them all through."""
-    from emoclip.quiet import show_native_logs, silence_native_stderr
+    from emoclip.quiet import silence_native_stderr
+    from emoclip.settings import show_native_logs
 
     if verbose:
         show_native_logs()
@@ -199,7 +200,7 @@ def _version() -> str:
 def _cmd_models(args: argparse.Namespace) -> int:
     from emoclip.weights.registry import available_models, get_spec
 
-    sources = available_models(weights_dirs=args.weights_dir)
+    sources = available_models(weights_dirs=args.weights_dir, locations=ModelLocations.from_env())
     specs = {s.name: get_spec(s.name) for s in sources}
     if args.json:
         # "kind" is the weight source's; the model's own kind is "model_kind".
@@ -227,12 +228,14 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def default_model_name(weights_dirs: Sequence[str] = ()) -> str:
+def default_model_name(
+    weights_dirs: Sequence[str] = (), locations: ModelLocations | None = None
+) -> str:
     """The best available model by registry rank (`emoclip.weights.registry.best_available`, shared with
     the app); when none is, the best-ranked one, whose loading then explains what was tried."""
     from emoclip.weights.registry import best_available
 
-    return best_available(weights_dirs=weights_dirs)
+    return best_available(weights_dirs=weights_dirs, locations=locations)
 
 
 def _load_classes(spec: str | None):
@@ -246,15 +249,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from emoclip.weights.factory import load_model
 
     classes = _load_classes(args.classes)
+    locations = ModelLocations.from_env()  # EMOCLIP_WEIGHTS(_DIR), EMOCLIP_*HUB_REPO/REVISION
     limits = VideoLimits(
         max_bytes=None if args.max_mb is None else int(args.max_mb * 1e6),
         max_duration=args.max_seconds,
         max_pixels=None if args.max_megapixels is None else int(args.max_megapixels * 1e6),
     )
     model = load_model(
-        args.model or default_model_name(args.weights_dir),
+        args.model or default_model_name(args.weights_dir, locations),
         device=args.device,
         weights_dirs=args.weights_dir,
+        locations=locations,
     )
     flags = {"frame_folder_fps": args.fps} if args.fps else {}
     settings = AnalysisSettings.from_env(face_fallback=args.fallback, limits=limits, **flags)
@@ -441,6 +446,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         )
         return 1
     from emoclip.batch import describe, export_csv, run_batch, terminal_progress
+    from emoclip.settings import AnalysisSettings
 
     summary = run_batch(
         args.inputs,
@@ -456,6 +462,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         face_fallback=args.fallback,
         frame_fps=args.frame_fps,
         retry_errors=args.retry_errors,
+        settings=AnalysisSettings.from_env(),
+        locations=ModelLocations.from_env(),
         num_cpus=args.num_cpus,
         progress=None if args.quiet else terminal_progress(),
     )

@@ -55,6 +55,7 @@ def run_check(args: argparse.Namespace) -> int:
     from emoclip.classes import ClassSetError
     from emoclip.evidence.classcheck import check_classes
     from emoclip.inference.predictor import EmotionPredictor
+    from emoclip.settings import ModelLocations
     from emoclip.weights.factory import load_model
     from emoclip.weights.registry import best_available
 
@@ -64,8 +65,11 @@ def run_check(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"error: {safe_text(problem)}")
         return 1
+    locations = ModelLocations.from_env()  # the CLI's environment, as for predict
     model = load_model(
-        args.model or best_available(weights_dirs=args.weights_dir), weights_dirs=args.weights_dir
+        args.model or best_available(weights_dirs=args.weights_dir, locations=locations),
+        weights_dirs=args.weights_dir,
+        locations=locations,
     )
     predictor = EmotionPredictor(model)
     report = check_classes(

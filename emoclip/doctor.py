@@ -46,12 +46,13 @@ def machine_facts() -> dict[str, Any]:
 def run_doctor(args: argparse.Namespace) -> int:
     """Print the machine's facts and the model's image-tower choice (its report)."""
     from emoclip.inference.predictor import EmotionPredictor
-    from emoclip.settings import AnalysisSettings
+    from emoclip.settings import AnalysisSettings, ModelLocations
     from emoclip.weights.factory import load_model
     from emoclip.weights.registry import best_available
 
     facts = machine_facts()
-    model = load_model(args.model or best_available())  # as `emoclip predict` picks
+    locations = ModelLocations.from_env()  # as `emoclip predict` picks
+    model = load_model(args.model or best_available(locations=locations), locations=locations)
     overrides = {"precision": args.precision} if args.precision else {}
     settings = AnalysisSettings.from_env(**overrides)  # the CLI's environment, as for predict
     predictor = EmotionPredictor(model, settings)

@@ -12,7 +12,9 @@ straight to file descriptor 2 from C++, past Python's ``sys.stderr``. Two tools 
 
 ``EMOCLIP_LOG_LEVEL=debug`` (or ``emoclip predict --verbose``, ``python app.py --verbose``)
 turns both into no-ops, so the native lines show again -- rerun so when a native library fails
-without a Python exception, since its own message is silenced too. Nothing happens at import.
+without a Python exception, since its own message is silenced too. The switch is read by
+`emoclip.settings.native_logs_enabled` (``--verbose`` sets it: `emoclip.settings.show_native_logs`);
+this module only writes the native libraries' own quiet switches. Nothing happens at import.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ import sys
 import threading
 from collections.abc import Iterator
 
-__all__ = ["native_logs_enabled", "quiet_native_stderr", "silence_native_stderr"]
+from emoclip.settings import native_logs_enabled
+
+__all__ = ["quiet_native_stderr", "silence_native_stderr"]
 
 # Environment switches of the native libraries, where they exist (set only if unset).
 _NATIVE_ENV = {
@@ -41,22 +45,6 @@ _lock = threading.Lock()
 _depth = 0  # nesting depth of quiet_native_stderr blocks (all threads)
 _saved_fd: int | None = None  # descriptor 2 as it was before the outermost block
 _silenced = False  # silence_native_stderr has run in this process
-
-
-def native_logs_enabled() -> bool:
-    """True when ``EMOCLIP_LOG_LEVEL`` is ``debug`` (any case): native log lines are shown."""
-    return os.environ.get("EMOCLIP_LOG_LEVEL", "").strip().lower() == "debug"
-
-
-def show_native_logs() -> None:
-    """Let native log lines through in this process and the processes it starts (``--verbose``:
-    sets ``EMOCLIP_LOG_LEVEL=debug``, so `quiet_native_stderr` blocks become no-ops too)."""
-    os.environ["EMOCLIP_LOG_LEVEL"] = "debug"
-
-
-def debug_tracebacks() -> bool:
-    """True when ``EMOCLIP_DEBUG`` is set: the CLI re-raises unexpected errors with a traceback."""
-    return bool(os.environ.get("EMOCLIP_DEBUG"))
 
 
 def _flush_stderr() -> None:

@@ -1,11 +1,17 @@
-"""`AnalysisSettings`: every knob of an analysis as one frozen value, and the one place that reads
-them from the environment (`AnalysisSettings.from_env`).
+"""Settings as values, and the one place of the library that reads them from the environment.
 
-The library never reads ``os.environ`` for these: the doors (the CLI, the app, the batch driver)
-build a value with `from_env` (plus their flags) and hand it to `EmotionPredictor(model,
-settings=...)`; a script builds one directly. Each field documents its default
-(``field(metadata={"doc": ...})``) and, when it has one, the ``EMOCLIP_*`` variable that sets it
-(``metadata["env"]``); `as_dict` is the JSON form recorded in results' provenance.
+* `AnalysisSettings`: every knob of an analysis (`AnalysisSettings.from_env`).
+* `ModelLocations`: where models' weights are looked for: explicit weights files, extra weights
+  folders, per-model Hugging Face Hub repo and revision (`ModelLocations.from_env`).
+* `native_logs_enabled` / `debug_tracebacks`: the log-level switches ``EMOCLIP_LOG_LEVEL`` and
+  ``EMOCLIP_DEBUG``.
+
+The library never reads ``os.environ`` for these: the doors (the CLI, the app, the batch driver,
+the benchmarks) build the values with `from_env` (plus their flags) and hand them down
+(`EmotionPredictor(model, settings=...)`, `load_model(name, locations=...)`); a script builds
+them directly, and a library call given none uses the defaults (no overrides). Each field
+documents its default (``field(metadata={"doc": ...})``) and, when it has one, the ``EMOCLIP_*``
+variable that sets it (``metadata["env"]``); `as_dict` is the JSON form.
 """
 
 from __future__ import annotations
@@ -20,7 +26,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from emoclip.media.inputs import VideoLimits
 
-__all__ = ["FALLBACKS", "PRECISIONS", "AnalysisSettings"]
+__all__ = [
+    "FALLBACKS",
+    "MODEL_VARIABLES",
+    "PRECISIONS",
+    "AnalysisSettings",
+    "ModelLocations",
+    "debug_tracebacks",
+    "native_logs_enabled",
+    "show_native_logs",
+]
 
 PRECISIONS = ("auto", "fp32", "bf16")
 FALLBACKS = ("center", "skip")
@@ -257,3 +272,155 @@ def _parse(name: str, raw: str, kind: str) -> Any:
         return float(raw) if kind == "float" else int(raw)  # "int", "count", "threads"
     except ValueError:
         raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
+# The variables `ModelLocations.from_env` reads for each registry model that has them:
+# model name -> {"weights": explicit weights file, "hub_repo": Hub repo, "hub_revision": its
+# revision}. The registry names them in its messages (`emoclip.weights.registry`).
+MODEL_VARIABLES: dict[str, dict[str, str]] = {
+    "emoclip-vitb32": {
+        "weights": "EMOCLIP_WEIGHTS",
+        "hub_repo": "EMOCLIP_HUB_REPO",
+        "hub_revision": "EMOCLIP_HUB_REVISION",
+    },
+    "emoclip-synthetic-tiny": {
+        "hub_repo": "EMOCLIP_TINY_HUB_REPO",
+        "hub_revision": "EMOCLIP_TINY_HUB_REVISION",
+    },
+}
+WEIGHTS_DIR_VARIABLE = "EMOCLIP_WEIGHTS_DIR"
+
+
+def _by_model(value: Mapping[str, Any] | None, what: str) -> dict[str, str]:
+    """A ``model name -> text`` mapping with blank entries dropped (TypeError naming `what`)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{what} must map model names to text, got {type(value).__name__}")
+    return {str(k): str(v).strip() for k, v in value.items() if v is not None and str(v).strip()}
+
+
+@dataclass(frozen=True)
+class ModelLocations:
+    """Where named models' weights are looked for, beyond a call's own ``weights=`` and
+    ``weights_dirs=`` (`emoclip.weights.registry.resolve` gives the order).
+
+    The default value has no overrides: a library call finds ``./weights``, the Hub cache of a
+    repo the registry itself names (none yet) and open_clip's weights, and nothing the
+    environment says. `from_env` builds the value the CLI, the app and the batch driver use.
+    Mappings are keyed by registry name (``emoclip-vitb32``, ...).
+    """
+
+    weights: Mapping[str, str] = field(
+        default_factory=dict,
+        metadata=_doc(
+            "An explicit weights file per model, used before any folder or the Hub.",
+            "EMOCLIP_WEIGHTS (emoclip-vitb32)",
+        ),
+    )
+    weights_dirs: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc(
+            "Extra folders searched for NAME.safetensors, after a call's own weights_dirs and "
+            "before ./weights.",
+            f"{WEIGHTS_DIR_VARIABLE} (folders joined by os.pathsep)",
+        ),
+    )
+    hub_repos: Mapping[str, str] = field(
+        default_factory=dict,
+        metadata=_doc(
+            "A Hugging Face Hub repo (owner/name) per model, holding NAME.safetensors + "
+            "NAME.json; overrides the registry's (none is set: this project publishes none).",
+            "EMOCLIP_HUB_REPO (emoclip-vitb32), EMOCLIP_TINY_HUB_REPO (emoclip-synthetic-tiny)",
+        ),
+    )
+    hub_revisions: Mapping[str, str] = field(
+        default_factory=dict,
+        metadata=_doc(
+            'The Hub revision per model: a commit hash pins the weights; none means "main" '
+            "(unpinned, warned about). Recorded in results' provenance.",
+            "EMOCLIP_HUB_REVISION (emoclip-vitb32), EMOCLIP_TINY_HUB_REVISION "
+            "(emoclip-synthetic-tiny)",
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("weights", "hub_repos", "hub_revisions"):
+            object.__setattr__(self, name, _by_model(getattr(self, name), name))
+        dirs = self.weights_dirs
+        if isinstance(dirs, (str, os.PathLike)):
+            raise TypeError("weights_dirs must be a sequence of folders, not one path")
+        object.__setattr__(self, "weights_dirs", tuple(str(d) for d in dirs if str(d)))
+
+    def __hash__(self) -> int:
+        maps = (self.weights, self.hub_repos, self.hub_revisions)
+        return hash((self.weights_dirs, *(tuple(sorted(m.items())) for m in maps)))
+
+    def weights_file(self, name: str) -> str | None:
+        """The explicit weights file of model `name`, or None."""
+        return self.weights.get(name)
+
+    def hub_repo(self, name: str) -> str | None:
+        """The Hub repo this value gives model `name` (not validated here), or None."""
+        return self.hub_repos.get(name)
+
+    def hub_revision(self, name: str) -> str | None:
+        """The Hub revision this value gives model `name`, or None."""
+        return self.hub_revisions.get(name)
+
+    def replace(self, **changes: Any) -> ModelLocations:
+        """A copy with `changes`."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field by name: JSON-able (mappings of text, a list of folders)."""
+        return {
+            "weights": dict(self.weights),
+            "weights_dirs": list(self.weights_dirs),
+            "hub_repos": dict(self.hub_repos),
+            "hub_revisions": dict(self.hub_revisions),
+        }
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ModelLocations:
+        """Locations from the variables of `MODEL_VARIABLES` and ``EMOCLIP_WEIGHTS_DIR``
+        (`environ`, default ``os.environ``), then `overrides`. Blank variables are unset."""
+        env = os.environ if environ is None else environ
+        values: dict[str, dict[str, str]] = {"weights": {}, "hub_repos": {}, "hub_revisions": {}}
+        fields = {"weights": "weights", "hub_repo": "hub_repos", "hub_revision": "hub_revisions"}
+        for model, variables in MODEL_VARIABLES.items():
+            for part, variable in variables.items():
+                raw = (env.get(variable) or "").strip()
+                if raw:
+                    values[fields[part]][model] = raw
+        dirs = (env.get(WEIGHTS_DIR_VARIABLE) or "").strip()
+        folders = tuple(p for p in dirs.split(os.pathsep) if p.strip())
+        return cls(**(values | {"weights_dirs": folders} | overrides))
+
+    @classmethod
+    def documented(cls) -> dict[str, str]:
+        """Each field's documentation, by name (with its variables)."""
+        return {
+            f.name: f"{f.metadata['doc']} Environment: {f.metadata['env']}."
+            for f in dataclasses.fields(cls)
+        }
+
+
+def native_logs_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """True when ``EMOCLIP_LOG_LEVEL`` is ``debug`` (any case) in `environ` (default
+    ``os.environ``): native libraries' log lines are shown (`emoclip.quiet`)."""
+    env = os.environ if environ is None else environ
+    return (env.get("EMOCLIP_LOG_LEVEL") or "").strip().lower() == "debug"
+
+
+def show_native_logs() -> None:
+    """Let native log lines through in this process and the processes it starts (``--verbose``):
+    sets ``EMOCLIP_LOG_LEVEL=debug``, which `native_logs_enabled` then reads."""
+    os.environ["EMOCLIP_LOG_LEVEL"] = "debug"
+
+
+def debug_tracebacks(environ: Mapping[str, str] | None = None) -> bool:
+    """True when ``EMOCLIP_DEBUG`` is set (non-empty) in `environ` (default ``os.environ``): the
+    CLI re-raises unexpected errors with their traceback."""
+    env = os.environ if environ is None else environ
+    return bool(env.get("EMOCLIP_DEBUG"))

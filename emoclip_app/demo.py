@@ -6,7 +6,6 @@ Every component lives in one namespace `ui` under one name (the names handlers' 
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from importlib.resources import files
 from types import SimpleNamespace
@@ -18,7 +17,7 @@ from . import header, models, settings
 from .evidence_view import class_check_layout
 from .files import delete_cache_policy
 from .state import LiveBuffer, Session
-from .tabs import about, analyse, api, classes, compounds, explorer, live
+from .tabs import about, analyse, api, classes, compounds, explorer, face_pick, live
 from .theme import theme
 
 TITLE = "EmoCLIP: zero-shot facial expressions in video"
@@ -67,6 +66,7 @@ def build_demo(delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
         model_work = dict(concurrency_id="model")  # analyses share the default concurrency limit
         header.wire(demo, ui, ui_only, model_work)
         analyse.wire(ui, model_work)
+        face_pick.wire(ui)
         live.wire(ui)
         classes.wire(ui)
         compounds.wire(ui)
@@ -99,11 +99,12 @@ def main(argv: list[str] | None = None, demo: gr.Blocks | None = None) -> None:
     """
     import sys
 
-    from emoclip.quiet import native_logs_enabled, silence_native_stderr
+    from emoclip.quiet import silence_native_stderr
+    from emoclip.settings import native_logs_enabled, show_native_logs
 
     argv = sys.argv[1:] if argv is None else argv
     if "--verbose" in argv:
-        os.environ["EMOCLIP_LOG_LEVEL"] = "debug"
+        show_native_logs()
     verbose = native_logs_enabled()
     if not verbose:
         silence_native_stderr()

@@ -253,37 +253,55 @@ FACE_COLOURS = (
 )
 
 
+def shown_photo(image: np.ndarray, max_side: int = 1280) -> tuple[np.ndarray, float]:
+    """The photo as the page shows it: downsized so its longer side is at most `max_side`.
+
+    Args:
+        image: (H, W, 3) uint8 RGB, upright.
+
+    Returns:
+        ((H', W', 3) uint8 RGB copy, the scale H' / H).
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale >= 1:
+        return image.copy(), 1.0
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
 def draw_faces(
-    image: np.ndarray, boxes: Sequence[tuple[float, float, float, float]], max_side: int = 1280
+    image: np.ndarray,
+    boxes: Sequence[tuple[float, float, float, float]],
+    max_side: int = 1280,
+    chosen: int | None = None,
 ) -> np.ndarray:
-    """The photo with a numbered box per face (1 = the largest), downsized to `max_side`.
+    """The photo with a numbered box per face (1 = the first face), downsized to `max_side`.
 
     Args:
         image: (H, W, 3) uint8 RGB, upright.
         boxes: (x, y, w, h) boxes in pixels of `image`, in the order they are numbered.
+        chosen: The index of the face whose result the page shows: its box is drawn twice as
+            thick inside a white frame (None: no box is marked).
 
     Returns:
         (H', W', 3) uint8 RGB copy with the boxes drawn.
     """
     import cv2
 
-    h, w = image.shape[:2]
-    scale = min(1.0, max_side / max(h, w))
-    out = (
-        cv2.resize(
-            image,
-            (max(1, round(w * scale)), max(1, round(h * scale))),
-            interpolation=cv2.INTER_AREA,
-        )
-        if scale < 1
-        else image.copy()
-    )
+    out, scale = shown_photo(image, max_side)
     thick = max(2, round(max(out.shape[:2]) / 400))
     for i, (x, y, bw, bh) in enumerate(boxes):
         colour = FACE_COLOURS[i % len(FACE_COLOURS)]
         p0 = (round(x * scale), round(y * scale))
         p1 = (round((x + bw) * scale), round((y + bh) * scale))
-        cv2.rectangle(out, p0, p1, colour, thick)
+        if i == chosen:
+            pad = 2 * thick
+            white = (255, 255, 255)
+            cv2.rectangle(out, (p0[0] - pad, p0[1] - pad), (p1[0] + pad, p1[1] + pad), white, thick)
+        cv2.rectangle(out, p0, p1, colour, 2 * thick if i == chosen else thick)
         label = str(i + 1)
         font = max(0.6, (p1[0] - p0[0]) / 120)
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font, thick)

@@ -75,12 +75,15 @@ def download_files(
     name: str,
     warnings: Sequence[str] | None = None,
     classes: Any = None,
+    chosen_face: int | None = None,
 ) -> list[str]:
     """The prediction as JSON and CSV files for download (paths; names from `name`, made safe).
 
     The JSON is the library's own export (`Prediction.to_json`, so whatever it records, e.g.
     provenance, is in it) with the `warnings` the page shows and, under ``class_set``, the
-    class set with its descriptions (`classes`: an `emoclip.classes.ClassSet`). The CSV's
+    class set with its descriptions (`classes`: an `emoclip.classes.ClassSet`) and, for a photo,
+    under ``chosen_face``, the number (1 = the first) of the face whose result is the top-level
+    answer (`chosen_face`; `prediction` is then that face's view). The CSV's
     provenance is ``STEM-emotions.provenance.json`` beside it (`emoclip.provenance.write_sidecar`).
     """
     import dataclasses
@@ -96,6 +99,8 @@ def download_files(
     data = json.loads(prediction.to_json())
     if classes is not None:
         data["class_set"] = classes.to_dict()
+    if chosen_face is not None:
+        data["chosen_face"] = chosen_face
     write_text(json_path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     prediction.to_csv(csv_path)  # writes the provenance sidecar when the prediction has one
     sidecar = csv_path.with_suffix(".provenance.json")

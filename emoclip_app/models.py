@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from emoclip.settings import ModelLocations
+
 from . import settings
 from .errors import error
 from .state import Session
@@ -97,6 +99,8 @@ class ModelManager:
         device: Torch device for the models.
         sources: Already resolved sources, name -> `emoclip.ModelSource`, used instead of
             discovery (`sources()` then returns them; a name missing from it is unavailable).
+        locations: Where models are looked for besides `weights_dirs`
+            (`emoclip.settings.ModelLocations`; the app passes `settings.locations()`).
     """
 
     def __init__(
@@ -108,8 +112,10 @@ class ModelManager:
         limits: dict[str, Any] | None = None,
         device: str = "cpu",
         sources: Mapping[str, Any] | None = None,
+        locations: ModelLocations | None = None,
     ) -> None:
         self.weights_dirs = [Path(d) for d in weights_dirs]
+        self.locations = locations if locations is not None else ModelLocations()
         self.include_test_model = include_test_model
         self.forced = forced or None
         self.limits = limits
@@ -146,7 +152,7 @@ class ModelManager:
         found = {}
         for name in self.names():
             try:
-                found[name] = model_source(name, self.weights_dirs)
+                found[name] = model_source(name, self.weights_dirs, self.locations)
             except (KeyError, OSError, ValueError) as exc:  # unknown name, unreadable file
                 self._errors[name] = str(exc)
         with self._lock:
@@ -262,7 +268,9 @@ class ModelManager:
         try:
             import emoclip
 
-            model = emoclip.load_model(name, weights_dirs=self.weights_dirs, device=self.device)
+            model = emoclip.load_model(
+                name, weights_dirs=self.weights_dirs, device=self.device, locations=self.locations
+            )
         except Exception as exc:
             with self._lock:
                 self._errors[name] = f"{exc.__class__.__name__}: {exc}"
@@ -348,7 +356,9 @@ class ModelManager:
                 p.close()
 
 
-def model_source(ref: str, weights_dirs: Sequence[Path] = ()) -> Any:
+def model_source(
+    ref: str, weights_dirs: Sequence[Path] = (), locations: ModelLocations | None = None
+) -> Any:
     """Where model `ref` would come from (an `emoclip.ModelSource`): a registry name as the
     registry resolves it; a ``.safetensors`` file or a Hub id (`emoclip.weights.refs`, the
     reading every door shares) as that file or Hub repo.
@@ -360,8 +370,8 @@ def model_source(ref: str, weights_dirs: Sequence[Path] = ()) -> Any:
     from emoclip.weights.registry import ModelSource, resolve
 
     if ref_kind(ref) == "registry":
-        return resolve(ref, weights_dirs=weights_dirs)
-    identity = identify_model(ref, weights_dirs=weights_dirs)
+        return resolve(ref, weights_dirs=weights_dirs, locations=locations)
+    identity = identify_model(ref, weights_dirs=weights_dirs, locations=locations)
     available = identity.source != "hub-download"
     if not available:
         from emoclip.weights import hub
@@ -398,6 +408,7 @@ MODELS = ModelManager(
     forced=settings.FORCED_MODEL,
     limits=settings.VIDEO_LIMITS,
     device=settings.DEVICE,
+    locations=settings.locations(),
 )
 
 

@@ -32,12 +32,14 @@ RESULT = (
     "bars_text",
     "timeline",
     "timeline_text",
+    "timeline_box",  # hidden for a photo: it has no time axis
     "gallery",
     "files",
     "timings",
     "warnings",
     "classes_label",
     "rescore",
+    *("faces_image", "faces", "face_pick", "face_table"),  # a photo's faces (cleared by a video)
 )
 
 MODEL_CONTROLS = ("fallback", "gallery", "photo_box", "live_note")
@@ -45,9 +47,8 @@ ModelChange = _record("ModelChange", (*STATUS, *EDITOR, *MODEL_CONTROLS))
 """The status line, model menu, model card and timer, the class editor, and the controls and
 captions that depend on what the running model does."""
 Analysed = _record("Analysed", ("session", *RESULT))
-"""A video's result in the Analyse tab and in the Classes tab."""
-PhotoAnalysed = _record("PhotoAnalysed", (*Analysed._fields, "faces_image", "faces"))
-"""A photo's result: `Analysed` plus the photo with numbered boxes and one line per face."""
+"""A video's or a photo's result in the Analyse tab and in the Classes tab (for a photo, the
+chosen face's, with the photo's numbered boxes, the faces table and the face selector)."""
 ClassChange = _record("ClassChange", ("session", *EDITOR, *RESULT))
 """A class-set change: the editors, and the current video re-scored."""
 ClassAdded = _record("ClassAdded", (*ClassChange._fields, "new_name", "new_desc"))

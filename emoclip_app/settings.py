@@ -9,7 +9,10 @@ of an uploaded batch results folder the explorer loads), EMOCLIP_FILES_SECONDS (
 downloads are deleted after this long), EMOCLIP_SESSIONS (1000: sessions whose state is kept),
 EMOCLIP_LOG_LEVEL=debug (as ``--verbose``: show native libraries' log lines and gradio's
 start-up messages). The analysis's own variables (``EMOCLIP_PRECISION``, face thresholds, threads:
-`emoclip.settings.AnalysisSettings`) are read by `analysis` when a predictor is made.
+`emoclip.settings.AnalysisSettings`) are read by `analysis` when a predictor is made; where models
+are looked for (``EMOCLIP_WEIGHTS``, ``EMOCLIP_WEIGHTS_DIR``, ``EMOCLIP_HUB_REPO`` /
+``EMOCLIP_HUB_REVISION``, ``EMOCLIP_TINY_HUB_REPO`` / ``EMOCLIP_TINY_HUB_REVISION``:
+`emoclip.settings.ModelLocations`) by `locations` when the model manager is made.
 
 Paths are relative to the repository (the folder holding ``app.py``, ``assets/`` and
 ``weights/``): the parent of this package in a checkout or a Space, else (an installed wheel)
@@ -22,7 +25,7 @@ import os
 from pathlib import Path
 
 from emoclip.classes import Limits
-from emoclip.settings import AnalysisSettings
+from emoclip.settings import AnalysisSettings, ModelLocations
 
 
 def env_float(name: str, default: float | None) -> float | None:
@@ -78,6 +81,12 @@ def analysis() -> AnalysisSettings:
     """The analysis settings of this app's predictors: ``EMOCLIP_*`` variables read now (the app's
     own limits and fallback are applied on top by `models.ModelManager.predictor`)."""
     return AnalysisSettings.from_env(os.environ)
+
+
+def locations() -> ModelLocations:
+    """Where this app's models are looked for: the ``EMOCLIP_WEIGHTS*`` and ``EMOCLIP_*HUB_*``
+    variables, read now (`emoclip.settings.ModelLocations.from_env`)."""
+    return ModelLocations.from_env(os.environ)
 
 
 def short(text: str) -> str:

@@ -15,7 +15,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass
 class CurrentVideo:
-    """The session's analysed video: its encoding (re-scored on class edits) and latest result."""
+    """The session's analysed video or photo: its encoding (re-scored on class edits), latest
+    result and, for a photo, the face chosen (`face`, kept by re-scoring; a new input starts at
+    0, the library's first face) and the photo shown for redrawing its boxes."""
 
     path: str
     name: str
@@ -23,6 +25,9 @@ class CurrentVideo:
     fallback: str
     encoding: Any  # emoclip.inference.predictor.VideoEncoding
     prediction: Any  # emoclip.Prediction under the session's current classes
+    face: int = 0  # a photo's face whose result the page shows (index into prediction.tracks)
+    photo: bytes | None = None  # a photo as shown (JPEG, without boxes): `tabs.faces.kept_photo`
+    photo_scale: float = 1.0  # shown pixels per pixel of the photo the boxes are in
 
 
 @dataclass

@@ -149,6 +149,7 @@ def test_analyse_gives_every_result(video):
     names = preset("dfew-7").names
     assert set(label) == set(names) and abs(sum(label.values()) - 1) < 1e-4
     assert "Top emotion" in summary and "16 of 16 sampled frames had a face" in summary
+    assert out.timeline_box["visible"] is True  # shown again after a photo hid it
     lines = [t for t in timeline.data if t.name != "key moments"]  # one line per class
     assert len(lines) == len(names) and all(
         len(t.x) == len(session.video.prediction.timeline) for t in lines
@@ -642,15 +643,15 @@ def test_analyse_photo_draws_numbered_boxes_and_lists_every_face(group_jpg):
     x, y, w, h = (v * 1280 / 1920 for v in pred.tracks[0].box)
     edge = drawn[int(y + h / 2), int(x) - 1 : int(x) + 2]
     assert any(tuple(px) == FACE_COLOURS[0] for px in edge)
-    assert [line.split(".")[0] for line in faces.splitlines() if line[:1].isdigit()] == [
-        "1",
-        "2",
-        "3",
-        "4",
-        "5",
-    ]
+    assert "**5 faces**" in faces and "showing face 1" in faces
+    table = out.face_table.value  # one row per face, in the faces' order, the first one shown
+    assert [row[0] for row in table["data"]] == ["1 (shown)", "2", "3", "4", "5"]
+    assert out.face_pick.value == 1 and out.face_pick.visible
     gallery = out.gallery
     assert [caption for _, caption in gallery] == [f"face {i}" for i in range(1, 6)]
+    # a photo has no time axis: no timeline is drawn and its box is hidden (issue #20 point 5)
+    assert out.timeline is None and out.timeline_text == ""
+    assert out.timeline_box["visible"] is False
     # class edits re-score the photo like a video
     assert set(label) == set(pred.classes)
 

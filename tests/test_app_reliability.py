@@ -573,7 +573,13 @@ def test_temporary_files_are_bounded_and_deleted(videos, monkeypatch, tmp_path):
         kept = {f for block in demo.blocks.values() for f in getattr(block, "keep_in_cache", ())}
 
         def cached() -> list[str]:  # user files in gradio's cache (example clips stay)
-            return [f for s in demo.temp_file_sets for f in s if f not in kept and Path(f).exists()]
+            while True:  # gradio's cleanup thread may change a set while it is read: read again
+                try:
+                    sets = [list(s) for s in demo.temp_file_sets]
+                    break
+                except RuntimeError:  # "Set changed size during iteration"
+                    time.sleep(0.05)
+            return [f for s in sets for f in s if f not in kept and Path(f).exists()]
 
         assert cached(), "gradio cached no uploads or downloads"
         deadline = time.monotonic() + 20

@@ -24,6 +24,8 @@ from test_app_browser import (  # noqa: E402
     CHROMIUM_FLAGS,
     TIMEOUT,
     analyse,
+    eventually,
+    label_scores,
     open_page,
     wait_text,
 )
@@ -293,5 +295,84 @@ def test_clicking_a_point_in_the_explorer_picks_it(browser, server, media):
         cosine = page.locator("#neighbours [data-testid='cell-0-3']")
         assert re.fullmatch(r"-?[01](\.\d+)?", cosine.inner_text().strip())
         assert cosine.bounding_box()["width"] > 40  # the cosine column is readable
+    finally:
+        context.close()
+
+
+FACE_BOX_JS = """n => {
+  // the client rectangle where face n's box (the table's "x, y, w, h") is drawn on the photo
+  const img = document.querySelector('#faces-image img');
+  const cell = document.querySelector(`#face-table [data-testid="cell-${n - 1}-3"]`);
+  const [x, y, w, h] = cell.innerText.split(',').map(Number);
+  const r = img.getBoundingClientRect();
+  const fit = getComputedStyle(img).objectFit;
+  const s = fit === 'contain' || fit === 'scale-down'
+    ? Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight, fit === 'scale-down' ? 1 : Infinity)
+    : r.width / img.naturalWidth;
+  const left = r.left + (r.width - img.naturalWidth * s) / 2, top = r.top + (r.height - img.naturalHeight * s) / 2;
+  return {x: left + x * s, y: top + y * s, w: w * s, h: h * s};
+}"""
+
+
+def face_row(page, n: int) -> list[str]:
+    """The faces table's row of face n: number (marked when shown), top emotion, probability, box."""
+    return [
+        page.locator(f'#face-table [data-testid="cell-{n - 1}-{c}"]').inner_text().strip()
+        for c in range(4)
+    ]
+
+
+def test_clicking_a_face_in_a_group_photo_shows_its_result(browser, server, tmp_path):
+    """Issue #20, 3: a photo of three different real faces (test_doors' group photo); a click on
+    the second face's box on the shown photo makes the label, bars and summary face 2's, a click
+    on a row or the keyboard selector picks another face."""
+    from PIL import Image
+    from test_doors import _group_photo as three_faces
+
+    path = tmp_path / "three-people.png"
+    Image.fromarray(three_faces()).save(path)
+    context, page = open_page(browser, server)
+    try:
+        page.get_by_role("tab", name="Analyse video").click()
+        page.locator("#photo-box button").first.click()  # open "...or a photo"
+        page.locator("#image-input input[type=file]").first.set_input_files(str(path))
+        page.wait_for_selector("#image-input img")
+        page.click("#analyse-image-btn")
+        wait_text(page, "#result-summary", "showing face 1's result")
+        page.wait_for_selector('#face-table [data-testid="cell-2-3"]')
+        page.wait_for_selector("#faces-image img")
+        page.wait_for_function("document.querySelector('#faces-image img').naturalWidth > 0")
+        assert [face_row(page, n)[0] for n in (1, 2, 3)] == ["1 (shown)", "2", "3"]
+        first = label_scores(page, "#top-label")
+
+        box = page.evaluate(FACE_BOX_JS, 2)
+        page.mouse.click(box["x"] + box["w"] / 2, box["y"] + box["h"] / 2)
+        wait_text(page, "#result-summary", "showing face 2's result")
+        eventually(lambda: face_row(page, 2)[0] == "2 (shown)", what="face 2's row marked")
+        _, top, probability, _ = face_row(page, 2)
+        scores = eventually(
+            lambda: (s := label_scores(page, "#top-label")).get(top) == probability and s,
+            what=f"face 2's label ({top} {probability})",
+        )
+        if face_row(page, 1)[1:3] != [top, probability]:  # two faces, two answers on the page
+            assert scores != first
+        assert page.locator("#face-pick input[value='2']").is_checked()
+        assert f"Most probable: {top}" in page.locator("#bars-text").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "browser-face-picker.png"), full_page=True)
+
+        # a click beside every box keeps face 2; a row click picks face 3; the keyboard face 1
+        page.mouse.click(box["x"] - 4, box["y"] - 4)
+        page.wait_for_timeout(500)
+        assert "showing face 2's result" in page.locator("#result-summary").inner_text()
+        page.locator('#face-table [data-testid="cell-2-1"]').click()
+        wait_text(page, "#result-summary", "showing face 3's result")
+        page.locator("#face-pick input[value='3']").focus()  # gradio's radios: one Tab stop each
+        page.keyboard.press("Shift+Tab")
+        page.keyboard.press("Shift+Tab")
+        assert page.evaluate("document.activeElement.value") == "1"
+        page.keyboard.press("Space")
+        wait_text(page, "#result-summary", "showing face 1's result")
+        assert label_scores(page, "#top-label") == first
+        assert error_marks(page) == []
     finally:
         context.close()

@@ -13,6 +13,7 @@ import pytest
 from hub_fixtures import COMMIT, populate_cache
 
 import emoclip
+from emoclip.classes import preset
 from emoclip.cli import main
 from emoclip.testing.media import moving_face_frames, write_video
 from emoclip.weights import hub
@@ -179,3 +180,38 @@ def test_app_model_that_cannot_load_is_an_error_not_the_toy(refs, repo_root, tmp
         assert "No model is running" in text and "gone.safetensors" in text
     finally:
         models.MODELS = saved
+
+
+def test_every_door_looks_for_weights_where_the_environment_says(
+    refs, repo_root, tmp_path, monkeypatch, capsys
+):
+    """EMOCLIP_WEIGHTS_DIR reaches `emoclip models`, the app's manager and the batch driver (which
+    hands its `ModelLocations` to the workers); the library itself reads no environment."""
+    from emoclip.batch import run_batch
+    from emoclip.batch.plan import batch_settings
+    from emoclip.batch.worker import BatchWorker
+    from emoclip.settings import ModelLocations
+    from emoclip.weights.registry import resolve
+    from emoclip_app import settings as app_settings
+    from emoclip_app.models import ModelManager
+
+    name, folder = "emoclip-synthetic-tiny", tmp_path / "elsewhere"
+    folder.mkdir()
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(repo_root / "weights" / f"{name}{suffix}", folder)
+    monkeypatch.setenv("EMOCLIP_WEIGHTS_DIR", str(folder))
+    assert resolve(name, probe_network=False).kind == "missing"  # a library call: no overrides
+    assert main(["models", "--json"]) == 0  # the CLI
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[name]["kind"] == "local" and rows[name]["location"].startswith(str(folder))
+    manager = ModelManager([], locations=app_settings.locations())  # the app
+    assert manager.sources()[name].location.startswith(str(folder))
+    summary = run_batch([refs["clip"]], tmp_path / "out", model=name, limit=0)  # the driver
+    assert summary.provenance["model_location"].startswith(str(folder))
+    monkeypatch.delenv("EMOCLIP_WEIGHTS_DIR")  # a worker on a node without the variable
+    settings = batch_settings() | {"precision": "fp32"}
+    worker = BatchWorker(
+        name, preset("dfew-7"), "key", settings=settings,
+        locations=ModelLocations(weights_dirs=(str(folder),)),
+    )  # fmt: skip
+    assert worker.predictor.model.source.startswith(str(folder))

@@ -21,9 +21,11 @@ from emoclip.batch.store import ResultsStore
 from emoclip.classes import ClassSet, preset
 from emoclip.inference.predictor import EmotionPredictor
 from emoclip.provenance import DIGEST_FIELDS, Provenance, class_set_sha256
+from emoclip.settings import ModelLocations
 from emoclip.testing.media import moving_face_frames, write_video
 from emoclip.weights.files import save_checkpoint
 from emoclip.weights.refs import identify_model
+from emoclip.weights.registry import WeightsNotFoundError
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -181,19 +183,25 @@ def test_a_new_hub_revision_makes_every_input_pending(collection, tmp_path, monk
     for name, src in files.items():
         (snapshots / commit_b / name).write_bytes(Path(src).read_bytes())
     monkeypatch.setattr(hub, "cached_file", _cached_in(cache))
+    # the driver's door: the variables, read by ModelLocations.from_env (as run_batch does)
     monkeypatch.setenv("EMOCLIP_HUB_REPO", "someone/emoclip")
     monkeypatch.setenv("EMOCLIP_HUB_REVISION", commit_a)
     out = tmp_path / "out"
-    plan = _plan(collection, out, model="emoclip-vitb32")
+    at_a = ModelLocations.from_env()
+    plan = _plan(collection, out, model="emoclip-vitb32", locations=at_a)
     assert plan.provenance.hub_revision == commit_a and plan.pending.num_rows == 2
-    assert plan.provenance.model_source == "hub-cache"
+    assert plan.provenance.model_source == "hub-cache" and plan.locations == at_a  # to workers
     _write_rows(out, plan)  # what a finished run under revision A leaves
-    assert _plan(collection, out, model="emoclip-vitb32").pending.num_rows == 0
-    monkeypatch.setenv("EMOCLIP_HUB_REVISION", commit_b)
-    newer = _plan(collection, out, model="emoclip-vitb32")
+    assert _plan(collection, out, model="emoclip-vitb32", locations=at_a).pending.num_rows == 0
+    # the value path: a script's ModelLocations with revision B, whatever the environment says
+    at_b = at_a.replace(hub_revisions={"emoclip-vitb32": commit_b})
+    newer = _plan(collection, out, model="emoclip-vitb32", locations=at_b)
     assert newer.provenance.hub_revision == commit_b and newer.pending.num_rows == 2
     # same bytes under another revision: still another provenance (the revision is recorded)
     assert newer.provenance.weights_sha256 == plan.provenance.weights_sha256
+    # the library itself reads no environment: without a value, no Hub repo is configured
+    with pytest.raises(WeightsNotFoundError, match="no repo configured"):
+        _plan(collection, out, model="emoclip-vitb32")
 
 
 def _cached_in(cache: Path):

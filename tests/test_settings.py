@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -14,17 +16,28 @@ import emoclip
 from emoclip.faces import MIN_FACE_SCORE
 from emoclip.inference.predictor import EmotionPredictor
 from emoclip.media.inputs import VideoLimits
-from emoclip.settings import AnalysisSettings
+from emoclip.settings import (
+    MODEL_VARIABLES,
+    AnalysisSettings,
+    ModelLocations,
+    debug_tracebacks,
+    native_logs_enabled,
+)
 
 PACKAGE = Path(emoclip.__file__).parent
-# the modules allowed to read the environment, and why
+# The modules allowed to touch the environment, and why. Every EMOCLIP_* variable is read in
+# settings.py; the others touch only variables that another library defines and reads itself.
 ENV_READERS = {
-    "settings.py": "builds AnalysisSettings from EMOCLIP_* variables",
-    "quiet.py": "log-level plumbing: EMOCLIP_LOG_LEVEL / EMOCLIP_DEBUG, native libraries' variables",
-    "weights/hub.py": "huggingface_hub's own HF_HUB_OFFLINE / HF_ENDPOINT",
-    "weights/registry.py": "where weights are looked for: EMOCLIP_WEIGHTS(_DIR), EMOCLIP_*HUB_REPO/REVISION",
-    "batch/cluster.py": "Ray's own RAY_ADDRESS and its start-up variables",
-    "train/distributed.py": "torchrun's WORLD_SIZE / RANK / LOCAL_RANK",
+    "settings.py": "the one builder: AnalysisSettings and ModelLocations from EMOCLIP_* "
+    "variables (from_env), the EMOCLIP_LOG_LEVEL / EMOCLIP_DEBUG switches",
+    "quiet.py": "writes only: os.environ.setdefault of the native libraries' own quiet switches "
+    "(GLOG_minloglevel, TF_CPP_MIN_LOG_LEVEL, OPENCV_LOG_LEVEL), which those libraries read",
+    "weights/hub.py": "huggingface_hub's own HF_HUB_OFFLINE / HF_ENDPOINT: the Hub client reads "
+    "them too, so the probe must agree with it",
+    "batch/cluster.py": "Ray's own RAY_ADDRESS (as `ray.init` reads it) and the start-up "
+    "variables Ray's workers read, set for the local Ray started here",
+    "train/distributed.py": "torchrun's WORLD_SIZE / RANK / LOCAL_RANK: torchrun sets them for "
+    "each process it starts; there is no other channel",
 }
 
 
@@ -161,3 +174,49 @@ def test_a_settings_value_changes_behaviour_without_the_environment(tiny_model):
     )
     assert found.predict(frames, fps=rate).faces.frames_with_face > 0
     assert strict.predict(frames, fps=rate).faces.frames_with_face == 0
+
+
+def test_model_locations_from_env_reads_each_variable():
+    env = {
+        "EMOCLIP_WEIGHTS": " /w/paper.safetensors ",
+        "EMOCLIP_WEIGHTS_DIR": os.pathsep.join(["/a", "", "/b"]),
+        "EMOCLIP_HUB_REPO": "me/emoclip",
+        "EMOCLIP_HUB_REVISION": "a" * 40,
+        "EMOCLIP_TINY_HUB_REPO": "me/tiny",
+        "EMOCLIP_TINY_HUB_REVISION": "  ",  # blank: unset
+    }
+    where = ModelLocations.from_env(env)
+    assert where == ModelLocations(
+        weights={"emoclip-vitb32": "/w/paper.safetensors"},
+        weights_dirs=("/a", "/b"),
+        hub_repos={"emoclip-vitb32": "me/emoclip", "emoclip-synthetic-tiny": "me/tiny"},
+        hub_revisions={"emoclip-vitb32": "a" * 40},
+    )
+    assert where.hub_revision("emoclip-synthetic-tiny") is None
+    assert ModelLocations.from_env({}) == ModelLocations()  # nothing set: no overrides
+    assert ModelLocations.from_env(env, weights_dirs=["/c"]).weights_dirs == ("/c",)  # flags win
+    variables = {v for names in MODEL_VARIABLES.values() for v in names.values()}
+    assert variables | {"EMOCLIP_WEIGHTS_DIR"} == set(env)  # every variable is read
+
+
+def test_model_locations_is_a_documented_frozen_json_value():
+    where = ModelLocations(weights_dirs=[Path("/x")], hub_repos={"emoclip-vitb32": "me/e"})
+    assert where.weights_dirs == ("/x",) and hash(where) == hash(ModelLocations(**where.as_dict()))
+    assert json.loads(json.dumps(where.as_dict())) == where.as_dict()
+    assert pickle.loads(pickle.dumps(where)) == where  # it travels to batch workers
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        where.weights_dirs = ()  # type: ignore[misc]
+    with pytest.raises(TypeError, match="sequence of folders"):
+        ModelLocations(weights_dirs="/one/path")  # type: ignore[arg-type]
+    docs = ModelLocations.documented()
+    assert set(docs) == {f.name for f in dataclasses.fields(ModelLocations)}
+    assert (
+        "EMOCLIP_WEIGHTS_DIR" in docs["weights_dirs"]
+        and "EMOCLIP_HUB_REVISION" in docs["hub_revisions"]
+    )
+
+
+def test_log_switches_are_read_from_the_given_environment():
+    assert native_logs_enabled({"EMOCLIP_LOG_LEVEL": " DEBUG "})
+    assert not native_logs_enabled({"EMOCLIP_LOG_LEVEL": "info"}) and not native_logs_enabled({})
+    assert debug_tracebacks({"EMOCLIP_DEBUG": "1"}) and not debug_tracebacks({"EMOCLIP_DEBUG": ""})

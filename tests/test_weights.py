@@ -15,6 +15,8 @@ import torch
 from hub_fixtures import COMMIT, fake_hub, fake_open_clip_tag, populate_cache
 
 import emoclip
+from emoclip import settings
+from emoclip.settings import ModelLocations
 from emoclip.weights import hub, registry
 from emoclip.weights.files import CheckpointError, read_state_dict, save_checkpoint
 from emoclip.weights.registry import ModelSpec, WeightsNotFoundError
@@ -127,15 +129,29 @@ def test_resolution_order_local_dirs_before_hub_cache(tiny_model, tmp_path, hub_
 
     env_dir, arg_dir = tmp_path / "env", tmp_path / "arg"
     _save_tiny(tiny_model, env_dir / "test-emoclip-tiny.safetensors")
-    monkeypatch.setenv("EMOCLIP_WEIGHTS_DIR", str(env_dir))
-    assert registry.resolve("test-emoclip-tiny", cache_dir=cache).location.startswith(str(env_dir))
+    where = ModelLocations(weights_dirs=(str(env_dir),))
+    found = registry.resolve("test-emoclip-tiny", cache_dir=cache, locations=where)
+    assert found.location.startswith(str(env_dir))
+    monkeypatch.setenv("EMOCLIP_WEIGHTS_DIR", str(env_dir))  # the doors' way to the same value
+    assert ModelLocations.from_env() == where
+    assert registry.resolve("test-emoclip-tiny", cache_dir=cache).kind == "hub-cache"
     _save_tiny(tiny_model, arg_dir / "test-emoclip-tiny.safetensors")
-    src = registry.resolve("test-emoclip-tiny", weights_dirs=[arg_dir], cache_dir=cache)
-    assert src.kind == "local" and src.location.startswith(str(arg_dir))
+    src = registry.resolve(
+        "test-emoclip-tiny", weights_dirs=[arg_dir], cache_dir=cache, locations=where
+    )
+    assert src.kind == "local" and src.location.startswith(str(arg_dir))  # the call's first
     explicit = _save_tiny(tiny_model, tmp_path / "x" / "any.safetensors")
     assert registry.resolve(
         "test-emoclip-tiny", weights=explicit, weights_dirs=[arg_dir]
     ).location == str(explicit)
+    named = where.replace(weights={"test-emoclip-tiny": str(explicit)})  # before every folder
+    assert registry.resolve(
+        "test-emoclip-tiny", weights_dirs=[arg_dir], locations=named
+    ).location == str(explicit)
+    other = _save_tiny(tiny_model, tmp_path / "y" / "other.safetensors")
+    assert registry.resolve("test-emoclip-tiny", weights=other, locations=named).location == str(
+        other
+    )
     with pytest.raises(WeightsNotFoundError, match="not found"):
         registry.resolve("test-emoclip-tiny", weights=tmp_path / "nope.safetensors")
 
@@ -144,12 +160,7 @@ def test_nothing_available_lists_what_was_tried(tmp_path, hub_spec, monkeypatch)
     monkeypatch.setitem(
         registry.REGISTRY,
         "emoclip-vitb32",
-        dataclasses.replace(
-            registry.get_spec("emoclip-vitb32"),
-            hub_repo="someorg/none",
-            hub_repo_env=None,
-            hub_revision_env=None,
-        ),
+        dataclasses.replace(registry.get_spec("emoclip-vitb32"), hub_repo="someorg/none"),
     )
     start = time.monotonic()
     with pytest.raises(WeightsNotFoundError) as err:
@@ -292,16 +303,25 @@ def test_no_default_hub_repo_fails_fast_with_instructions(online, monkeypatch, t
 
 @pytest.fixture
 def env_hub(monkeypatch):
-    """test-emoclip-tiny resolved from the Hub like emoclip-vitb32: by EMOCLIP_HUB_REPO/REVISION only."""
-    spec = dataclasses.replace(
-        registry.get_spec("test-emoclip-tiny"),
-        hub_repo_env="EMOCLIP_HUB_REPO",
-        hub_revision_env="EMOCLIP_HUB_REVISION",
-        random_init=False,
-    )
+    """test-emoclip-tiny resolved from the Hub like emoclip-vitb32: by its repo and revision in
+    `ModelLocations` only, which a door reads from EMOCLIP_HUB_REPO/REVISION (set here)."""
+    spec = dataclasses.replace(registry.get_spec("test-emoclip-tiny"), random_init=False)
     monkeypatch.setitem(registry.REGISTRY, "test-emoclip-tiny", spec)
+    names = {"hub_repo": "EMOCLIP_HUB_REPO", "hub_revision": "EMOCLIP_HUB_REVISION"}
+    monkeypatch.setitem(settings.MODEL_VARIABLES, "test-emoclip-tiny", names)
     monkeypatch.setenv("EMOCLIP_HUB_REPO", "someorg/emoclip-tiny")
     return spec
+
+
+def test_the_library_reads_no_location_from_the_environment(env_hub, tmp_path, monkeypatch):
+    """The variables act only through `ModelLocations.from_env` (what the doors call)."""
+    monkeypatch.setenv("EMOCLIP_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("EMOCLIP_WEIGHTS", str(tmp_path / "w.safetensors"))
+    assert registry.resolve("test-emoclip-tiny", probe_network=False).kind == "missing"
+    assert env_hub.repo() is None and env_hub.revision() is None
+    where = ModelLocations.from_env()
+    assert env_hub.repo(where) == "someorg/emoclip-tiny" and str(tmp_path) in where.weights_dirs
+    assert where.weights_file("emoclip-vitb32") == str(tmp_path / "w.safetensors")
 
 
 @pytest.fixture
@@ -342,21 +362,26 @@ def _hub_files(model, folder, **sidecar_changes):
 def test_pinned_revision_is_downloaded_verified_and_shown(
     tiny_model, tmp_path, env_hub, served, monkeypatch
 ):
-    monkeypatch.setenv("EMOCLIP_HUB_REVISION", COMMIT)
+    """The value path: a script's `ModelLocations`, no environment."""
+    monkeypatch.delenv("EMOCLIP_HUB_REPO")
+    name = "test-emoclip-tiny"
+    where = ModelLocations(hub_repos={name: "someorg/emoclip-tiny"}, hub_revisions={name: COMMIT})
     requests = served(_hub_files(tiny_model, tmp_path / "src"))
     cache = tmp_path / "cache"
-    src = registry.resolve("test-emoclip-tiny", cache_dir=cache)
+    assert registry.resolve(name, cache_dir=cache).kind == "missing"  # no value, no Hub
+    src = registry.resolve("test-emoclip-tiny", cache_dir=cache, locations=where)
     assert src.kind == "hub-download"
     assert src.location == f"hf-hub:someorg/emoclip-tiny@{COMMIT}/test-emoclip-tiny.safetensors"
     assert f"someorg/emoclip-tiny@{COMMIT}" in str(src)  # what `emoclip models` prints
-    loaded = emoclip.load_model("test-emoclip-tiny", cache_dir=cache)
+    loaded = emoclip.load_model("test-emoclip-tiny", cache_dir=cache, locations=where)
+    assert loaded.identity.revision == COMMIT  # what provenance records
     assert any(f"/resolve/{COMMIT}/test-emoclip-tiny.safetensors" in r for r in requests)
     assert not any("/resolve/main/" in r for r in requests)
     assert loaded.source == f"{src.location} (sha256 verified)" and _same_outputs(
         loaded, tiny_model
     )
     cached = registry.resolve(
-        "test-emoclip-tiny", cache_dir=cache
+        "test-emoclip-tiny", cache_dir=cache, locations=where
     )  # the pinned snapshot, now cached
     assert cached.kind == "hub-cache" and cached.location == src.location and COMMIT in cached.path
 
@@ -364,15 +389,19 @@ def test_pinned_revision_is_downloaded_verified_and_shown(
 def test_missing_revision_is_shown_unpinned_with_a_warning(
     tiny_model, tmp_path, env_hub, served, caplog
 ):
+    """The environment path: EMOCLIP_HUB_REPO without a revision, read by `from_env`."""
     served(_hub_files(tiny_model, tmp_path / "src"))
-    src = registry.resolve("test-emoclip-tiny", cache_dir=tmp_path / "cache")
-    assert env_hub.hub_label() == "someorg/emoclip-tiny@main (unpinned)"
+    where = ModelLocations.from_env()
+    src = registry.resolve("test-emoclip-tiny", cache_dir=tmp_path / "cache", locations=where)
+    assert env_hub.hub_label(where) == "someorg/emoclip-tiny@main (unpinned)"
     assert (
         src.location == "hf-hub:someorg/emoclip-tiny@main/test-emoclip-tiny.safetensors (unpinned)"
     )
     with caplog.at_level(logging.WARNING, logger="emoclip.weights.factory"):
-        loaded = emoclip.load_model("test-emoclip-tiny", cache_dir=tmp_path / "cache")
-    assert "(unpinned)" in loaded.source
+        loaded = emoclip.load_model(
+            "test-emoclip-tiny", cache_dir=tmp_path / "cache", locations=where
+        )
+    assert "(unpinned)" in loaded.source and loaded.identity.revision == "main"
     assert any(
         "not pinned to a commit" in r.message and "EMOCLIP_HUB_REVISION" in r.message
         for r in caplog.records
@@ -382,13 +411,17 @@ def test_missing_revision_is_shown_unpinned_with_a_warning(
 def test_wrong_or_missing_hash_from_the_hub_is_refused(tiny_model, tmp_path, env_hub, served):
     served(_hub_files(tiny_model, tmp_path / "src", sha256="0" * 64))
     with pytest.raises(CheckpointError, match="sha256"):
-        emoclip.load_model("test-emoclip-tiny", cache_dir=tmp_path / "c1")
+        emoclip.load_model(
+            "test-emoclip-tiny", cache_dir=tmp_path / "c1", locations=ModelLocations.from_env()
+        )
 
 
 def test_hub_sidecar_without_sha256_is_refused(tiny_model, tmp_path, env_hub, served):
     served(_hub_files(tiny_model, tmp_path / "src", sha256=None))
     with pytest.raises(CheckpointError, match="records no sha256"):
-        emoclip.load_model("test-emoclip-tiny", cache_dir=tmp_path / "c2")
+        emoclip.load_model(
+            "test-emoclip-tiny", cache_dir=tmp_path / "c2", locations=ModelLocations.from_env()
+        )
     # a local file of one's own may lack it (e.g. hand-written sidecar): verified when present only
     local = _hub_files(tiny_model, tmp_path / "own", sha256=None)["test-emoclip-tiny.safetensors"]
     assert _same_outputs(emoclip.load_model(local), tiny_model)
@@ -418,7 +451,9 @@ def test_oversized_config_from_the_hub_is_refused_before_any_allocation(
     )
     start = time.monotonic()
     with pytest.raises(CheckpointError, match="out of bounds.*G parameters"):
-        emoclip.load_model("test-emoclip-tiny", cache_dir=tmp_path / "cache")
+        emoclip.load_model(
+            "test-emoclip-tiny", cache_dir=tmp_path / "cache", locations=ModelLocations.from_env()
+        )
     assert time.monotonic() - start < 3 and not built
     assert not any(
         r.startswith("GET") and r.endswith(".safetensors") for r in requests

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from emoclip.batch.schema import INPUT_COLUMNS, input_schema
-from emoclip.batch.store import is_uri, open_location
+from emoclip.batch.store import is_uri, join_uri, open_location, uri_of, uri_parent
 
 VIDEO_EXTS = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
@@ -110,14 +110,6 @@ def _walk(folder: Path) -> Iterable[dict]:
                 yield _row(here / f, kind)
 
 
-def _uri(fs_path: str, like: str) -> str:
-    """The URI of `fs_path` (a path inside the filesystem of the URI `like`), query kept."""
-    scheme = like.split("://", 1)[0]
-    query = like.split("?", 1)[1] if "?" in like else ""
-    lead = "/" if scheme == "file" and not fs_path.startswith("/") else ""
-    return f"{scheme}://{lead}{fs_path}" + (f"?{query}" if query else "")
-
-
 def _uri_row(uri: str, kind: str | None = None) -> dict:
     """One input row of a URI (a missing one gets size -1, its error reported later)."""
     fs, inner = open_location(uri)
@@ -174,9 +166,9 @@ def _uri_input(uri: str) -> pa.Table | list[dict]:
         entries = sorted(files[folder], key=lambda i: i.base_name)
         kinds = [_suffix_kind(i.base_name) for i in entries]
         if "image" in kinds and "video" not in kinds and folder not in has_dirs:
-            rows.append(_uri_row(_uri(folder, uri), "frames"))
+            rows.append(_uri_row(uri_of(folder, uri), "frames"))
             continue
-        rows += [_uri_row(_uri(i.path, uri), k) for i, k in zip(entries, kinds) if k]
+        rows += [_uri_row(uri_of(i.path, uri), k) for i, k in zip(entries, kinds) if k]
     return rows
 
 
@@ -228,7 +220,7 @@ def read_manifest(path: str | Path) -> pa.Table:
         if is_uri(entry):
             rows.append(_uri_row(entry))
         elif is_uri(text):  # relative to the manifest's folder URI
-            rows.append(_uri_row(f"{text.rsplit('/', 1)[0]}/{entry.lstrip('/')}"))
+            rows.append(_uri_row(join_uri(uri_parent(text), entry)))
         else:
             p = Path(entry)
             rows.append(_row(p if p.is_absolute() else Path(text).parent / p))

@@ -3,9 +3,10 @@
 The resume rule: an input is skipped when ``out`` already holds a row with the same
 ``(input_key, config_key)``. ``input_key`` is the input's content key (path, size and
 modification time, `inputs.input_key`); ``config_key`` is the digest of the run's
-`emoclip.provenance.Provenance`: the model reference with its weights' sha256 and Hub revision,
-the class set's content hash, the package version and the analysis settings. A replaced weights
-file, another ``EMOCLIP_HUB_REVISION``, an edited class set or changed settings give another
+`emoclip.provenance.Provenance`: the model reference with its weights' sha256 and Hub revision
+(the one in force in the run's `ModelLocations`), the class set's content hash, the package
+version and the analysis settings. A replaced weights file, another Hub revision
+(``EMOCLIP_HUB_REVISION``), an edited class set or changed settings give another
 ``config_key``, so every input is analysed again (the old rows stay, under their own key);
 an unchanged rerun analyses nothing.
 """
@@ -26,7 +27,7 @@ from emoclip.batch.inputs import expand_inputs
 from emoclip.batch.store import ResultsStore
 from emoclip.classes import ClassSet
 from emoclip.provenance import Provenance
-from emoclip.settings import AnalysisSettings
+from emoclip.settings import AnalysisSettings, ModelLocations
 
 
 @dataclass
@@ -40,6 +41,7 @@ class BatchPlan:
     total: int
     pending: pa.Table
     skipped: int
+    locations: ModelLocations = dataclasses.field(default_factory=ModelLocations)
 
     @property
     def key(self) -> str:
@@ -108,8 +110,12 @@ def plan_batch(
     settings: dict[str, Any],
     retry_errors: bool = False,
     limit: int | None = None,
+    locations: ModelLocations | None = None,
 ) -> BatchPlan:
     """The run's provenance and the inputs of `inputs` that `store` has no row for yet.
+
+    The model is found with `locations` (default: no overrides), which the plan carries to the
+    workers, so every node looks for the same weights and Hub revision as the driver.
 
     Raises:
         ModelRefError, WeightsNotFoundError: the model cannot be named or found (before any
@@ -118,12 +124,14 @@ def plan_batch(
     from emoclip.weights.refs import identify_model
     from emoclip.weights.registry import WeightsNotFoundError, best_available, how_to_get_message
 
-    ref = model or best_available(weights_dirs=weights_dirs)
-    identity = identify_model(ref, weights_dirs=weights_dirs, probe_network=True)
+    where = locations if locations is not None else ModelLocations()
+    ref = model or best_available(weights_dirs=weights_dirs, locations=where)
+    identity = identify_model(ref, weights_dirs=weights_dirs, probe_network=True, locations=where)
     if identity.source == "missing":
         from emoclip.weights.registry import resolve
 
-        raise WeightsNotFoundError(how_to_get_message(ref, resolve(ref, weights_dirs=weights_dirs)))
+        source = resolve(ref, weights_dirs=weights_dirs, locations=where)
+        raise WeightsNotFoundError(how_to_get_message(ref, source))
     classes = classes or model_classes(identity, weights_dirs)
     provenance = Provenance.build(identity, classes, settings)
     table = expand_inputs(inputs)
@@ -136,7 +144,9 @@ def plan_batch(
         pending_idx = pending_idx[: max(0, int(limit))]
     pending = table.take(pa.array(pending_idx, type=pa.int64()))
     worker_ref = identity.name if identity.kind == "file" else ref
-    return BatchPlan(provenance, settings, classes, worker_ref, table.num_rows, pending, skipped)
+    return BatchPlan(
+        provenance, settings, classes, worker_ref, table.num_rows, pending, skipped, where
+    )
 
 
 def done_keys(

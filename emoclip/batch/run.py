@@ -45,7 +45,7 @@ from emoclip.batch.schema import RESULTS_DIR, TIMELINE_DIR, timeline_schema
 from emoclip.batch.store import ResultsStore
 from emoclip.batch.worker import BatchWorker
 from emoclip.classes import ClassSet
-from emoclip.settings import AnalysisSettings
+from emoclip.settings import AnalysisSettings, ModelLocations
 
 MAX_BLOCKS = 20_000  # more inputs than this share blocks (Ray's per-block bookkeeping stays small)
 
@@ -120,6 +120,7 @@ def run_batch(
     face_fallback: str = "center",
     frame_fps: float | None = None,
     settings: AnalysisSettings | None = None,
+    locations: ModelLocations | None = None,
     retry_errors: bool = False,
     max_attempts: int = 3,
     progress: Progress | None = None,
@@ -145,8 +146,9 @@ def run_batch(
             worker_class: The actor pool (`PoolOptions`).
         face_fallback: ``"center"`` or ``"skip"``.
         frame_fps: Frame rate of frame folders (default: ``settings.frame_folder_fps``, 25).
-        settings: The analysis settings of every worker (default: `AnalysisSettings.from_env`,
-            the driver's ``EMOCLIP_*`` variables); `face_fallback` and `frame_fps` apply on top.
+        settings, locations: Every worker's analysis settings (`face_fallback` and `frame_fps`
+            on top) and where it looks for the weights (`ModelLocations`); default: `from_env`,
+            the driver's ``EMOCLIP_*`` variables. Workers receive both, reading no environment.
         retry_errors: Analyse inputs again whose earlier row has an error.
         progress: Called after every written part (`terminal_progress` prints a line).
         num_cpus: CPUs of the local Ray started here (default: all of this machine's).
@@ -160,11 +162,11 @@ def run_batch(
         workers, cpus_per_worker, gpus_per_worker, batch_size, device, max_attempts,
         worker_class, tuple(weights_dirs),
     )  # fmt: skip
-    started = time.perf_counter()
-    store = ResultsStore(out)
+    started, store = time.perf_counter(), ResultsStore(out)
     plan = plan_batch(
         inputs, store, model=model, classes=classes, weights_dirs=weights_dirs,
         settings=batch_settings(face_fallback, frame_fps, settings), retry_errors=retry_errors, limit=limit,
+        locations=locations if locations is not None else ModelLocations.from_env(),
     )  # fmt: skip
     summary = BatchSummary(
         str(out), plan.total, plan.skipped, 0, 0, 0.0, 0,
@@ -173,8 +175,7 @@ def run_batch(
     if plan.pending.num_rows:
         ray = import_ray()
         check_not_client(ray)
-        own = not ray.is_initialized()
-        if own:
+        if own := not ray.is_initialized():
             start_ray(ray, address, num_cpus)
         try:
             _execute(ray, plan, store, pool, summary, progress, started)
@@ -238,6 +239,7 @@ def _execute(
             settings=plan.settings,
             provenance=plan.provenance.as_dict(),
             weights_dirs=list(pool.weights_dirs),
+            locations=plan.locations,
             device=pool.device or ("cuda" if gpus else "cpu"),
             threads=max(1, int(pool.cpus_per_worker)),
             attempts=ray.remote(num_cpus=0)(AttemptCounter).remote(),

@@ -1,9 +1,12 @@
 """Where a batch's files live: a local folder or a URI of a filesystem pyarrow understands.
 
 ``s3://bucket/prefix``, ``gs://bucket/prefix``, ``hdfs://host/path`` and ``file:///path`` are
-opened with `pyarrow.fs.FileSystem.from_uri` (credentials as pyarrow reads them: for S3
-``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3``,
-``AWS_DEFAULT_REGION``); anything else is a local path. `ResultsStore` is a results folder:
+opened with `pyarrow.fs.FileSystem.from_uri`, unchanged (credentials as pyarrow reads them: for
+S3 ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL`` /
+``AWS_ENDPOINT_URL_S3``, ``AWS_DEFAULT_REGION``; for GCS Google's default credentials, or
+``gs://anonymous@bucket/...`` for none); anything else is a local path. A URI's user part and
+query (pyarrow's options, e.g. ``?endpoint_override=HOST:PORT&scheme=http`` for a GCS emulator)
+are kept on every URI made from it (`uri_of`, `join_uri`, `uri_parent`). `ResultsStore` is a results folder:
 complete Parquet parts in ``results/`` and ``timeline/``, each written under a hidden temporary
 name and then moved into place, so a killed run leaves only complete parts.
 """
@@ -38,9 +41,40 @@ def open_location(location: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), os.path.abspath(text)
 
 
+# Schemes whose filesystem paths start with the bucket (the URI's host); the others' paths are
+# absolute paths on the host the URI names (hdfs://namenode:8020/path, file:///path).
+BUCKET_SCHEMES = ("s3", "gs", "gcs")
+
+
+def _split(uri: str) -> tuple[str, str, str]:
+    """``(scheme, authority, query with its "?" or "")`` of a URI."""
+    scheme, _, rest = uri.partition("://")
+    rest, mark, query = rest.partition("?")
+    return scheme, rest.split("/", 1)[0], mark + query
+
+
+def uri_of(fs_path: str, like: str) -> str:
+    """The URI of `fs_path`, a path inside the filesystem opened from the URI `like`: its scheme,
+    its user part (``anonymous@``, credentials) or host, and its query are kept."""
+    scheme, authority, query = _split(like)
+    if scheme.lower() in BUCKET_SCHEMES:
+        user = authority.rpartition("@")[0]
+        return f"{scheme}://{user + '@' if user else ''}{fs_path.lstrip('/')}{query}"
+    return f"{scheme}://{authority}/{fs_path.lstrip('/')}{query}"
+
+
 def join_uri(base: str, name: str) -> str:
-    """`name` inside the location `base` (a URI or a local path)."""
-    return f"{base.rstrip('/')}/{name}" if is_uri(base) else os.path.join(base, name)
+    """`name` inside the location `base` (a URI, its query kept, or a local path)."""
+    if not is_uri(base):
+        return os.path.join(base, name)
+    root, mark, query = base.partition("?")
+    return f"{root.rstrip('/')}/{name.lstrip('/')}{mark}{query}"
+
+
+def uri_parent(uri: str) -> str:
+    """The folder URI holding the URI `uri` (its query kept)."""
+    root, mark, query = uri.partition("?")
+    return root.rstrip("/").rsplit("/", 1)[0] + mark + query
 
 
 def file_info(location: str) -> pafs.FileInfo:
@@ -117,4 +151,14 @@ class ResultsStore:
         return final
 
 
-__all__ = ["SCHEMES", "ResultsStore", "file_info", "is_uri", "join_uri", "open_location"]
+__all__ = [
+    "BUCKET_SCHEMES",
+    "SCHEMES",
+    "ResultsStore",
+    "file_info",
+    "is_uri",
+    "join_uri",
+    "open_location",
+    "uri_of",
+    "uri_parent",
+]

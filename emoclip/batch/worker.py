@@ -21,6 +21,7 @@ import pyarrow as pa
 from emoclip.batch.fetch import local_copy
 from emoclip.batch.schema import WINDOW_TYPE, input_schema, result_fields
 from emoclip.classes import ClassSet
+from emoclip.settings import ModelLocations
 from emoclip.terminal import terminal_message
 
 if TYPE_CHECKING:
@@ -68,6 +69,8 @@ class BatchWorker:
             this worker's own model, classes and settings give another digest (the weights on
             this node differ from the driver's), every row gets an error instead of a result.
         weights_dirs: Extra folders with NAME.safetensors.
+        locations: The driver's `ModelLocations` (explicit files, folders, Hub repo and
+            revision): this node looks where the driver looked, whatever its environment.
         device: torch device of the model.
         threads: torch intra-op threads (and encode workers) of this actor; None keeps torch's.
         attempts: Handle of a Ray actor counting attempts per input (`run.AttemptCounter`): an
@@ -85,6 +88,7 @@ class BatchWorker:
         settings: dict[str, Any],
         provenance: dict[str, Any] | None = None,
         weights_dirs: Sequence[str] = (),
+        locations: ModelLocations | None = None,
         device: str = "cpu",
         threads: int | None = None,
         attempts: Any = None,
@@ -99,7 +103,9 @@ class BatchWorker:
 
         if threads:
             torch.set_num_threads(max(1, int(threads)))
-        loaded = load_model(model, device=device, weights_dirs=list(weights_dirs))
+        loaded = load_model(
+            model, device=device, weights_dirs=list(weights_dirs), locations=locations
+        )
         workers: dict[str, Any] = {"encode_workers": max(1, int(threads))} if threads else {}
         self.predictor = EmotionPredictor(
             loaded, predictor_settings(settings), video_cache_size=1, **workers

@@ -79,8 +79,10 @@ class SmallWorkThreads:
             if done == 0:
                 return  # the first call of a count warms caches and allocators: not timed
             old = state.mean.get(threads)
-            stale = old is None or state.trying == threads  # a count tried again after a gap
-            state.mean[threads] = per_item if stale else ALPHA * per_item + (1 - ALPHA) * old
+            if old is None or state.trying == threads:  # a count tried again after a gap
+                state.mean[threads] = per_item
+            else:
+                state.mean[threads] = ALPHA * per_item + (1 - ALPHA) * old
             if state.trying == threads:
                 state.trying = None
                 others = [m for n, m in state.mean.items() if n != threads]

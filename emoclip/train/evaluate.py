@@ -163,12 +163,16 @@ def _folds(dataset: str, folds: list[str]) -> list[int | None]:
 
 def run(args: argparse.Namespace, data_values: dict[str, Any], fold_texts: list[str]) -> list[Path]:
     """Evaluate every requested fold; returns the JSON files written."""
+    from emoclip.settings import ModelLocations
     from emoclip.train.distributed import resolve_device
     from emoclip.weights.factory import load_model
 
     torch.manual_seed(args.seed)  # only random-init test models depend on it
     model = load_model(
-        args.model, device=resolve_device(args.device), weights_dirs=args.weights_dir
+        args.model,
+        device=resolve_device(args.device),
+        weights_dirs=args.weights_dir,
+        locations=ModelLocations.from_env(),  # a command: the environment, as the CLI reads it
     )
     preprocess = model.config.preprocess
     if args.num_frames:

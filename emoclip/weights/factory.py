@@ -21,6 +21,7 @@ import torch
 
 from emoclip.model.config import EmoCLIPConfig
 from emoclip.model.network import EmoCLIP
+from emoclip.settings import ModelLocations
 from emoclip.weights.files import CheckpointError, load_checkpoint, pretrained_backbone_state
 from emoclip.weights.refs import hub_label, hub_parts, identify_model, ref_kind
 from emoclip.weights.registry import (
@@ -44,6 +45,7 @@ def load_model(
     weights: str | Path | None = None,
     weights_dirs: Sequence[str | Path] = (),
     cache_dir: str | Path | None = None,
+    locations: ModelLocations | None = None,
 ) -> EmoCLIP:
     """Load a model by registry name or from a ``.safetensors`` file with its JSON sidecar.
 
@@ -54,6 +56,9 @@ def load_model(
         weights: Explicit weights file for a registry name.
         weights_dirs: Extra folders searched for ``NAME.safetensors``.
         cache_dir: Hugging Face cache folder (default: huggingface_hub's).
+        locations: Where a registry name's weights are looked for: explicit files, extra
+            folders, Hub repo and revision (`emoclip.settings.ModelLocations`; default: no
+            overrides, the environment is not read; the CLI passes `ModelLocations.from_env()`).
 
     Returns:
         The model in eval mode, with ``model.source`` saying where the weights came from and
@@ -75,10 +80,16 @@ def load_model(
         model = _from_hub_id(text, cache_dir=cache_dir)
     else:
         model = _from_registry(
-            text, weights=weights, weights_dirs=weights_dirs, cache_dir=cache_dir
+            text,
+            weights=weights,
+            weights_dirs=weights_dirs,
+            cache_dir=cache_dir,
+            locations=locations,
         )
     if kind != "registry" or weights is None:  # an explicit weights= file is its own identity
-        model.identity = identify_model(text, weights_dirs=weights_dirs, cache_dir=cache_dir)
+        model.identity = identify_model(
+            text, weights_dirs=weights_dirs, cache_dir=cache_dir, locations=locations
+        )
     else:
         model.identity = identify_model(weights, cache_dir=cache_dir)
     return model.to(device).eval()
@@ -109,6 +120,7 @@ def _from_registry(name: str, **kwargs: Any) -> EmoCLIP:
 
     source = resolve(name, **kwargs)
     spec = get_spec(name)
+    where = kwargs.get("locations")
     if not source.available:
         raise WeightsNotFoundError(how_to_get_message(name, source))
     if source.kind == "local":
@@ -118,13 +130,13 @@ def _from_registry(name: str, **kwargs: Any) -> EmoCLIP:
             log.warning(
                 "%s: weights from %s, not pinned to a commit; set %s to a commit hash",
                 name,
-                spec.hub_label(),
-                spec.hub_revision_env or "the revision",
+                spec.hub_label(where),
+                spec.variable("hub_revision") or "the Hub revision",
             )
         if source.kind == "hub-cache":
             path = Path(source.path)
         else:
-            repo, revision = spec.repo(), spec.revision()
+            repo, revision = spec.repo(where), spec.revision(where)
             assert repo is not None  # resolve() found one
             side = hub.download_file(
                 repo, f"{name}.json", revision=revision, cache_dir=kwargs.get("cache_dir")

@@ -26,7 +26,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from emoclip.settings import ModelLocations
 
 RefKind = Literal["file", "registry", "hub"]
 _HUB_ID = re.compile(
@@ -139,8 +142,12 @@ def identify_model(
     weights_dirs: Sequence[str | Path] = (),
     cache_dir: str | Path | None = None,
     probe_network: bool = False,
+    locations: ModelLocations | None = None,
 ) -> ModelIdentity:
     """The `ModelIdentity` of a model reference, without loading it.
+
+    A registry name is resolved with `locations` (`emoclip.settings.ModelLocations`, default: no
+    overrides): the Hub revision it records is the one in force there.
 
     Raises:
         ModelRefError: not a file, registry name or Hub id.
@@ -167,9 +174,14 @@ def identify_model(
         cached = str(found) if found is not None else ""
         return ModelIdentity(text, kind, repo, how, where, hub_sha, revision or "main", cached)
     found_in = resolve(
-        text, weights_dirs=weights_dirs, cache_dir=cache_dir, probe_network=probe_network
+        text,
+        weights_dirs=weights_dirs,
+        cache_dir=cache_dir,
+        probe_network=probe_network,
+        locations=locations,
     )
-    rev = (get_spec(text).revision() or "main") if found_in.kind.startswith("hub") else None
+    hub_rev = get_spec(text).revision(locations) or "main"
+    rev = hub_rev if found_in.kind.startswith("hub") else None
     digest = weights_sha256(found_in.path) if found_in.path else None
     return ModelIdentity(
         text, kind, text, found_in.kind, found_in.location, digest, rev, found_in.path

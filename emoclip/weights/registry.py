@@ -2,15 +2,20 @@
 
 Resolution order for a named model (`resolve`; first hit wins):
 
-1. an explicit ``weights=`` file (for ``emoclip-vitb32`` also ``EMOCLIP_WEIGHTS``);
-2. ``NAME.safetensors`` in ``weights_dirs``, ``EMOCLIP_WEIGHTS_DIR`` and ``./weights``;
-3. the model's Hugging Face Hub repo, only when one is configured: ``EMOCLIP_HUB_REPO`` (and
-   ``EMOCLIP_HUB_REVISION``, a commit hash, recommended) for ``emoclip-vitb32``. This project
-   publishes no EmoCLIP weights yet, so there is **no default repo**: a name in a namespace the
-   project does not own could serve any weights. Cache first, then a download when the Hub is
-   reachable (`emoclip.weights.factory.load_model` checks the sidecar before downloading the weights);
+1. an explicit ``weights=`` file, else the model's file in `ModelLocations.weights`;
+2. ``NAME.safetensors`` in ``weights_dirs``, then `ModelLocations.weights_dirs`, then ``./weights``;
+3. the model's Hugging Face Hub repo, only when one is configured: `ModelLocations.hub_repos`
+   (and `ModelLocations.hub_revisions`, a commit hash, recommended). This project publishes no
+   EmoCLIP weights yet, so there is **no default repo**: a name in a namespace the project does
+   not own could serve any weights. Cache first, then a download when the Hub is reachable
+   (`emoclip.weights.factory.load_model` checks the sidecar before downloading the weights);
 4. for backbone-only models (the CLIP baseline), open_clip's pretrained weights;
 5. for test models (``kind == "test"``), random initialisation.
+
+`ModelLocations` (`emoclip.settings`) is a value: the functions here take it as ``locations=``
+(default: no overrides) and read no environment. The doors build it with
+`ModelLocations.from_env` (``EMOCLIP_WEIGHTS``, ``EMOCLIP_WEIGHTS_DIR``, ``EMOCLIP_HUB_REPO`` /
+``EMOCLIP_HUB_REVISION``, ``EMOCLIP_TINY_HUB_REPO`` / ``EMOCLIP_TINY_HUB_REVISION``).
 
 The registry owns model policy: each `ModelSpec` carries its ``kind`` (paper / baseline / toy /
 test), its start-up ``rank``, a one-line ``description`` and ``how_to_get`` its weights;
@@ -20,7 +25,6 @@ or downloads weights: that is `emoclip.weights.factory`.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 from emoclip.model.config import EmoCLIPConfig, packaged_config_dir
+from emoclip.settings import MODEL_VARIABLES, ModelLocations
 from emoclip.weights.files import pretrained_location
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
@@ -53,43 +58,45 @@ class ModelSpec:
     rank: int
     description: str
     how_to_get: tuple[str, ...]
-    hub_repo: str | None = (
-        None  # Hub repo holding NAME.safetensors + NAME.json (None: only the env var)
-    )
-    hub_repo_env: str | None = None  # environment variable that overrides hub_repo
+    hub_repo: str | None = None  # Hub repo of NAME.safetensors + NAME.json (None: only locations')
     hub_revision: str | None = None  # commit hash pinning hub_repo (None: "main", unpinned)
-    hub_revision_env: str | None = None  # environment variable that overrides hub_revision
     backbone_only: bool = False  # complete with open_clip pretrained backbone weights alone
     random_init: bool = False  # a test model: random weights are acceptable
     listed: bool = True  # shown by available_models()
 
-    def repo(self) -> str | None:
-        """The Hub repo in force (environment override included).
+    def variable(self, part: str) -> str | None:
+        """The environment variable a door reads for this model's ``weights``, ``hub_repo`` or
+        ``hub_revision`` (`emoclip.settings.MODEL_VARIABLES`), for messages; None if it has none."""
+        return MODEL_VARIABLES.get(self.name, {}).get(part)
+
+    def repo(self, locations: ModelLocations | None = None) -> str | None:
+        """The Hub repo in force: `locations`' for this model, else the spec's own.
 
         Raises:
             ValueError: the repo is not of the form ``owner/name``.
         """
-        repo = (
-            (os.environ.get(self.hub_repo_env) or "").strip() if self.hub_repo_env else ""
-        ) or self.hub_repo
+        given = locations.hub_repo(self.name) if locations is not None else None
+        repo = given or self.hub_repo
         if repo and not _REPO_ID.fullmatch(repo):
+            where = self.variable("hub_repo") if given else None
             raise ValueError(
-                f"{self.hub_repo_env or 'hub_repo'}={repo!r} is not a Hub repo id (owner/name)"
+                f"{where or 'Hub repo'}={repo!r} for {self.name} is not a Hub repo id (owner/name)"
             )
         return repo or None
 
-    def revision(self) -> str | None:
-        """The Hub revision in force (environment override included); None means "main"."""
-        env = (os.environ.get(self.hub_revision_env) or "").strip() if self.hub_revision_env else ""
-        return env or self.hub_revision
+    def revision(self, locations: ModelLocations | None = None) -> str | None:
+        """The Hub revision in force (`locations`' for this model, else the spec's); None means
+        "main"."""
+        given = locations.hub_revision(self.name) if locations is not None else None
+        return given or self.hub_revision
 
-    def hub_label(self) -> str | None:
+    def hub_label(self, locations: ModelLocations | None = None) -> str | None:
         """``repo@revision`` as shown to users: ``owner/name@<commit>``, or with
         ``(unpinned)`` when the revision is a branch or tag (or missing, i.e. ``main``)."""
-        repo = self.repo()
+        repo = self.repo(locations)
         if not repo:
             return None
-        revision = self.revision()
+        revision = self.revision(locations)
         if revision and _COMMIT.fullmatch(revision):
             return f"{repo}@{revision}"
         return f"{repo}@{revision or 'main'} (unpinned)"
@@ -116,8 +123,6 @@ REGISTRY: dict[str, ModelSpec] = {
                 "or, from a Hugging Face repo you trust: EMOCLIP_HUB_REPO=owner/name EMOCLIP_HUB_REVISION=<commit hash>"
                 " (this project publishes none yet; the Hub must be reachable: unset HF_HUB_OFFLINE)",
             ),
-            hub_repo_env="EMOCLIP_HUB_REPO",
-            hub_revision_env="EMOCLIP_HUB_REVISION",
         ),
         ModelSpec(
             "clip-vitb32",
@@ -141,8 +146,6 @@ REGISTRY: dict[str, ModelSpec] = {
                 "or, from a Hugging Face repo you trust: EMOCLIP_TINY_HUB_REPO=owner/name"
                 " EMOCLIP_TINY_HUB_REVISION=<commit hash>",
             ),
-            hub_repo_env="EMOCLIP_TINY_HUB_REPO",
-            hub_revision_env="EMOCLIP_TINY_HUB_REVISION",
         ),
         ModelSpec(
             "test-emoclip-tiny",
@@ -227,6 +230,7 @@ def best_available(
     probe_network: bool = True,
     local_only: bool = False,
     sources: Mapping[str, ModelSource] | None = None,
+    locations: ModelLocations | None = None,
 ) -> str:
     """The start-up model: the best-ranked model whose weights are available.
 
@@ -242,6 +246,7 @@ def best_available(
         local_only: Skip sources that need a download (``*-download``).
         sources: Already resolved sources by name (e.g. the app's); names missing from it are
             skipped instead of resolved.
+        locations: Where weights are looked for (`ModelLocations`; default: no overrides).
 
     Returns:
         A registry name; when nothing is available, the best-ranked model, whose `load_model`
@@ -253,7 +258,11 @@ def best_available(
             source = sources.get(name)
         else:
             source = resolve(
-                name, weights_dirs=weights_dirs, cache_dir=cache_dir, probe_network=probe_network
+                name,
+                weights_dirs=weights_dirs,
+                cache_dir=cache_dir,
+                probe_network=probe_network,
+                locations=locations,
             )
         if source is None or not source.available:
             continue
@@ -271,10 +280,8 @@ def get_spec(name: str) -> ModelSpec:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(list_models(True))}") from None
 
 
-def _weights_dirs(extra: Sequence[str | Path]) -> list[Path]:
-    dirs = [Path(d) for d in extra]
-    if os.environ.get("EMOCLIP_WEIGHTS_DIR"):
-        dirs += [Path(p) for p in os.environ["EMOCLIP_WEIGHTS_DIR"].split(os.pathsep) if p]
+def _weights_dirs(extra: Sequence[str | Path], locations: ModelLocations) -> list[Path]:
+    dirs = [Path(d) for d in (*extra, *locations.weights_dirs)]
     dirs.append(Path.cwd() / "weights")
     return list(dict.fromkeys(dirs))
 
@@ -286,23 +293,27 @@ def resolve(
     weights_dirs: Sequence[str | Path] = (),
     cache_dir: str | Path | None = None,
     probe_network: bool = True,
+    locations: ModelLocations | None = None,
 ) -> ModelSource:
     """Find where `name`'s weights would come from, without loading or downloading them.
 
-    Takes at most a couple of seconds with no network (one short TCP probe of the Hub).
+    `locations` (default: no overrides) adds an explicit file, folders and the Hub repo and
+    revision (module docstring: the order). Takes at most a couple of seconds with no network
+    (one short TCP probe of the Hub).
     """
     from emoclip.weights import hub
 
+    where = locations if locations is not None else ModelLocations()
     spec = get_spec(name)
     summary = spec.config().summary
     tried: list[str] = []
-    explicit = weights or (os.environ.get("EMOCLIP_WEIGHTS") if name == "emoclip-vitb32" else None)
+    explicit = weights or where.weights_file(name)
     if explicit:
         path = Path(explicit)
         if path.is_file():
             return ModelSource(name, True, "local", str(path), summary, path=str(path))
         raise WeightsNotFoundError(f"weights file for {name} not found: {path}")
-    for folder in _weights_dirs(weights_dirs):
+    for folder in _weights_dirs(weights_dirs, where):
         path = folder / f"{name}.safetensors"
         if path.is_file():
             return ModelSource(
@@ -310,13 +321,13 @@ def resolve(
             )
         tried.append(f"local file {path}: missing")
     try:
-        repo = spec.repo()
+        repo = spec.repo(where)
     except ValueError as exc:
         repo = None
         tried.append(f"Hugging Face Hub: {exc}")
     if repo:
-        revision = spec.revision()
-        location = hub_location(spec)
+        revision = spec.revision(where)
+        location = hub_location(spec, where)
         found = hub.cached_file(repo, f"{name}.safetensors", revision=revision, cache_dir=cache_dir)
         if found is not None and hub.cached_file(
             repo, f"{name}.json", revision=revision, cache_dir=cache_dir
@@ -327,10 +338,11 @@ def resolve(
         if probe_network and hub.hub_online():
             return ModelSource(name, True, "hub-download", location, summary, tuple(tried))
         tried.append(f"{location}: not cached, Hub unreachable ({hub.offline_reason()})")
-    elif spec.hub_repo_env and spec.kind == "paper":
+    elif spec.variable("hub_repo") and spec.kind == "paper":
         tried.append(
             f"Hugging Face Hub: no repo configured (this project publishes none yet); set "
-            f"{spec.hub_repo_env}=owner/name and {spec.hub_revision_env}=<commit hash>"
+            f"{spec.variable('hub_repo')}=owner/name and {spec.variable('hub_revision')}=<commit "
+            f"hash> (a library call: ModelLocations(hub_repos=..., hub_revisions=...))"
         )
     if spec.backbone_only:
         model_cfg = spec.config().model
@@ -354,18 +366,24 @@ def resolve(
     return ModelSource(name, False, "missing", "", summary, tuple(tried))
 
 
-def hub_location(spec: ModelSpec) -> str:
+def hub_location(spec: ModelSpec, locations: ModelLocations | None = None) -> str:
     """``hf-hub:owner/name@revision/NAME.safetensors`` (`` (unpinned)`` without a commit hash)."""
-    label = spec.hub_label() or ""
+    label = spec.hub_label(locations) or ""
     repo_rev, _, note = label.partition(" ")
     return f"hf-hub:{repo_rev}/{spec.name}.safetensors" + (f" {note}" if note else "")
 
 
 def available_models(
-    *, weights_dirs: Sequence[str | Path] = (), cache_dir: str | Path | None = None
+    *,
+    weights_dirs: Sequence[str | Path] = (),
+    cache_dir: str | Path | None = None,
+    locations: ModelLocations | None = None,
 ) -> list[ModelSource]:
     """Every listed model and where its weights would come from (no loading, no download)."""
-    return [resolve(n, weights_dirs=weights_dirs, cache_dir=cache_dir) for n in list_models()]
+    return [
+        resolve(n, weights_dirs=weights_dirs, cache_dir=cache_dir, locations=locations)
+        for n in list_models()
+    ]
 
 
 def how_to_get_message(name: str, source: ModelSource) -> str:

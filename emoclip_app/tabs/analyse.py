@@ -20,15 +20,15 @@ from ..figures import (
     TOP_K,
     bars_figure,
     bars_summary,
-    draw_faces,
     timeline_figure,
     timeline_summary,
 )
 from ..files import download_files
 from ..models import classes_of, gpu, is_toy, model_of, predictor
-from ..outputs import Analysed, PhotoAnalysed, components, skipped
+from ..outputs import Analysed, components, skipped
 from ..settings import MAX_SESSION_CLIPS
 from ..state import Clip, CurrentVideo, Session
+from . import faces
 
 if TYPE_CHECKING:  # pragma: no cover
     from emoclip.inference.predictor import EmotionPredictor
@@ -69,13 +69,7 @@ def layout(ui: Any) -> None:
                     height=260,
                 )
                 ui.analyse_image_btn = gr.Button("Analyse photo", elem_id="analyse-image-btn")
-                ui.faces_image = gr.Image(
-                    label="Faces found (numbered, largest first)",
-                    interactive=False,
-                    elem_id="faces-image",
-                    height=320,
-                )
-                ui.faces = gr.Markdown(elem_id="faces-list")
+                faces.layout(ui)
             if examples:
                 ui.examples = gr.Examples(
                     [[str(p)] for p in examples],
@@ -106,8 +100,9 @@ def layout(ui: Any) -> None:
                 value=False,
                 elem_id="show-all",
             )
-            ui.timeline = gr.Plot(label="Timeline", elem_id="timeline-plot")
-            ui.timeline_text = gr.Markdown(elem_id="timeline-text", elem_classes=["plot-text"])
+            with gr.Column(elem_id="timeline-box") as ui.timeline_box:  # hidden for a photo
+                ui.timeline = gr.Plot(label="Timeline", elem_id="timeline-plot")
+                ui.timeline_text = gr.Markdown(elem_id="timeline-text", elem_classes=["plot-text"])
             ui.timings = gr.Markdown(elem_id="timings")
             ui.files = gr.File(
                 label="Downloads (JSON, CSV)",
@@ -133,9 +128,9 @@ def wire(ui: Any, model_work: dict[str, Any]) -> None:
         page_analyse, inputs, components(ui, Analysed), api_name="analyse", **model_work
     )
     ui.analyse_image_btn.click(
-        no_dead_end(analyse_photo, PhotoAnalysed, failed),
+        no_dead_end(analyse_photo, Analysed, failed),
         [ui.image, ui.fallback, ui.session],
-        components(ui, PhotoAnalysed),
+        components(ui, Analysed),
         api_name="analyse_image",
         **model_work,
     )
@@ -235,23 +230,24 @@ def _analysed(
         session.encodings += 1
     clip_name = prediction.video.get("name") or Path(video_path).name
     fallback = fallback or "center"
-    session.video = CurrentVideo(video_path, clip_name, name, fallback, encoding, prediction)
+    current = CurrentVideo(video_path, clip_name, name, fallback, encoding, prediction)
+    if media.kind == "photo":  # shown with its faces' boxes; a new photo shows its first face
+        current.photo, current.photo_scale = faces.kept_photo(media.data.image)
+    session.video = current
     if not any(c.key == encoding.key for c in session.clips):
         embedding = prediction.embedding.copy()
         session.clips.append(Clip(encoding.key, clip_name, name, video_path, embedding))
         del session.clips[:-MAX_SESSION_CLIPS]
-    return result_values(session, encoded_now=encoded_now, gallery=True)
+    return result_values(session, encoded_now=encoded_now, gallery=True, image=True)
 
 
 @gpu
 def analyse_photo(
     image_path: str | None, fallback: str, session: Session, progress=gr.Progress()
-) -> PhotoAnalysed:
-    """Analyse a photo: every face scored (verified first, then largest); the photo comes back with
-    numbered boxes.
-
-    Returns `analyse`'s outputs, then the annotated photo ((H, W, 3) uint8 RGB) and one Markdown
-    line per face.
+) -> Analysed:
+    """Analyse a photo: every face scored (verified first, then largest), the first one's result
+    shown; the photo comes back with numbered boxes ((H, W, 3) uint8 RGB), a table row per face
+    and the face selector (`face_pick` shows another face's result).
     """
     if not image_path:
         raise error("Upload a photo first (JPEG, PNG, WebP, BMP or TIFF).", validation=True)
@@ -262,12 +258,7 @@ def analyse_photo(
         raise error(exc, image_path) from exc
     if media.kind != "photo":
         raise error(f"{Path(image_path).name} is a video: use the video box above")
-    out = _analysed(pred, media, image_path, fallback, session, progress)
-    assert session.video is not None  # `_analysed` set it or raised
-    found = session.video.prediction
-    boxes = [t.box for t in found.tracks if t.box is not None]
-    image = media.data.image  # the upright RGB photo the faces were found in
-    return PhotoAnalysed(*out, faces_image=draw_faces(image, boxes), faces=faces_markdown(found))
+    return _analysed(pred, media, image_path, fallback, session, progress)
 
 
 def show_all_classes(show_all: bool, session: Session) -> tuple[Session, Any, Any]:
@@ -276,12 +267,13 @@ def show_all_classes(show_all: bool, session: Session) -> tuple[Session, Any, An
     video = session.video
     if video is None:
         return session, gr.skip(), gr.skip()
-    pred = video.prediction
+    pred = faces.chosen_view(video)
     compounds = [c.name for c in classes_of(session).compounds]
+    photo = pred.video.get("kind") == "image"
     return (
         session,
         bars_figure(pred.probabilities, compounds, show_all=session.show_all),
-        timeline_figure(pred, compounds, show_all=session.show_all),
+        gr.skip() if photo else timeline_figure(pred, compounds, show_all=session.show_all),
     )
 
 
@@ -296,13 +288,15 @@ def model_warnings(model: str | None) -> list[str]:
 
 
 def result_values(
-    session: Session, *, encoded_now: bool = False, gallery: bool = False
+    session: Session, *, encoded_now: bool = False, gallery: bool = False, image: bool = False
 ) -> Analysed:
-    """The session's current result in every result component (all skipped without a video)."""
+    """The session's current result in every result component (all skipped without a video):
+    for a photo, the chosen face's (`faces.chosen_view`). `gallery`: refill the gallery;
+    `image`: redraw the photo's boxes (cleared for a video); otherwise both are left as shown."""
     video = session.video
     if video is None:
         return skipped(Analysed, session=session)
-    pred = video.prediction
+    pred = faces.chosen_view(video)
     classes = classes_of(session)
     compounds = [c.name for c in classes.compounds]
     warnings = list(pred.warnings) + model_warnings(video.model)
@@ -325,37 +319,51 @@ def result_values(
     )
     return Analysed(
         session=session,
-        summary=summary_markdown(pred, model=video.model, encoded_now=encoded_now),
+        summary=summary_markdown(
+            pred, model=video.model, encoded_now=encoded_now, face=faces.chosen_face(video)
+        ),
         label=top,
         evidence=evidence_markdown(pred),
         bars=bars_figure(pred.probabilities, compounds, show_all=session.show_all),
         bars_text=md(bars_summary(pred.probabilities)),
-        timeline=mark_key_moments(
+        timeline=None
+        if photo
+        else mark_key_moments(
             timeline_figure(pred, compounds, show_all=session.show_all),
             pred,
             video.encoding.thumbnails,
         ),
-        timeline_text=md(timeline_summary(pred)),
+        timeline_text="" if photo else md(timeline_summary(pred)),
+        timeline_box=gr.update(visible=not photo),
         gallery=thumbs,
-        files=download_files(pred, video.name, warnings, classes),
+        files=download_files(
+            pred,
+            faces.download_name(video),
+            warnings,
+            classes,
+            chosen_face=faces.chosen_number(video),
+        ),
         timings=timings,
         warnings=banner(warnings),
         classes_label=top,
         rescore=timings,
+        **faces.face_values(video, image=image),
     )
 
 
 # ---------------------------------------------------------------------------------- text blocks
 
 
-def summary_markdown(prediction: Prediction, *, model: str, encoded_now: bool) -> str:
-    """One-paragraph result summary (escaped)."""
+def summary_markdown(
+    prediction: Prediction, *, model: str, encoded_now: bool, face: int = 0
+) -> str:
+    """One-paragraph result summary (escaped); a photo's names the `face` shown (0: the first)."""
     v = prediction.video
     f = prediction.faces
     top, p = prediction.top_k(1)[0]
     if v.get("kind") == "image":
         n = len(prediction.tracks)
-        largest = " (the largest one's result)" if n > 1 else ""
+        largest = f" · showing face {face + 1}'s result" if n > 1 else ""
         faces = (
             f"{n} face{'s' if n != 1 else ''} found{largest}"
             if n
@@ -405,24 +413,6 @@ def timings_markdown(
         f"(in {encodings} video encoding(s) this session) · "
         f"**re-scored without re-encoding: {rescored}**"
     )
-
-
-def faces_markdown(prediction: Prediction, k: int = 3) -> str:
-    """One line per face of a photo: number, box, top classes (escaped); empty for videos."""
-    if prediction.video.get("kind") != "image":
-        return ""
-    if not prediction.tracks:  # the library's own words: no face found, or no search ran
-        return md(prediction.warnings[0].capitalize()) if prediction.warnings else ""
-    n = len(prediction.tracks)
-    lines = [f"**{n} face{'s' if n != 1 else ''}** (verified first, then largest):", ""]
-    for i, t in enumerate(prediction.tracks):
-        x, y, w, h = t.box or (0, 0, 0, 0)
-        top = sorted(t.probabilities.items(), key=lambda kv: -kv[1])[:k]
-        best = ", ".join(f"{md(c)} {p:.0%}" for c, p in top)
-        lines.append(
-            f"{i + 1}. **{md(t.top)}** ({best}) · box {w:.0f}x{h:.0f} at ({x:.0f}, {y:.0f})"
-        )
-    return "\n".join(lines)
 
 
 def banner(warnings: Sequence[str]) -> str:

@@ -115,8 +115,9 @@ def classify_image(image: str | None, classes: str, session: Session) -> dict:
     """Classify every face of a photo (JPEG, PNG, WebP, BMP, TIFF) against a class set.
 
     As `classify_video` (which also accepts a photo), with one entry per face in ``tracks``
-    (``box`` = [x, y, w, h] in pixels of the upright photo), largest first; the top-level
-    probabilities are the largest face's and there is no ``timeline`` (a photo has no time axis).
+    (``box`` = [x, y, w, h] in pixels of the upright photo), verified faces first, then larger
+    ones; the top-level probabilities are the first face's (the face a page shows is its own
+    choice and never changes this answer) and there is no timeline.
     """
     if not image:
         raise error("no image file was given")
