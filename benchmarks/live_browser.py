@@ -13,19 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
-
 
 def fake_camera(
     path: Path, source: Path | None = None, seconds: float = 6.0, fps: int = 30
@@ -99,6 +86,7 @@ def bench_p6e(model, seconds: float = 10.0, folder: Path | None = None) -> dict[
 
     import emoclip_app
     from emoclip_app import models
+    from emoclip_app.headless import launch_chromium
 
     folder = Path(folder or tempfile.mkdtemp(prefix="emoclip-p6e-"))
     camera = fake_camera(folder / "camera.y4m")
@@ -112,11 +100,7 @@ def bench_p6e(model, seconds: float = 10.0, folder: Path | None = None) -> dict[
     )  # fmt: skip
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM,
-                headless=True,
-                args=[*FLAGS, f"--use-file-for-fake-video-capture={camera}"],
-            )
+            browser = launch_chromium(pw, camera)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(120_000)
             page.goto(url, wait_until="load")

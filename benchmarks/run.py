@@ -61,7 +61,7 @@ from .clips import cache_dir, make_clip, make_group_photo, make_long_clip
 from .encoder import bench_p1
 from .evidence import bench_p12
 from .live import bench_p6
-from .live_browser import CHROMIUM, bench_p6e
+from .live_browser import bench_p6e
 from .machine import busy_processes, loadavg, machine_info
 from .model import load, make_predictor, weights_file
 from .peak_rss import bench_p7, p7_child
@@ -313,8 +313,15 @@ def _report(
 
 def _skipped(key: str, args) -> bool:
     """Whether figure `key` cannot run here (P6e needs the app and Chromium); logged."""
-    if key == "P6e" and (args.no_app or not Path(CHROMIUM).is_file()):
-        log(f"P6e skipped ({'--no-app' if args.no_app else f'no {CHROMIUM}'})")
+    if key != "P6e":
+        return False
+    if args.no_app:
+        log("P6e skipped (--no-app)")
+        return True
+    from emoclip_app.headless import CHROMIUM
+
+    if not Path(CHROMIUM).is_file():
+        log(f"P6e skipped (no {CHROMIUM})")
         return True
     return False
 

@@ -20,17 +20,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
 MAX_BYTES = 300_000
 
 
@@ -96,12 +85,10 @@ def main(argv: list[str] | None = None) -> int:
 def _drive(url: str, video: Path, webcam: Path, args: argparse.Namespace) -> None:
     from playwright.sync_api import sync_playwright
 
+    from emoclip_app.headless import launch_chromium
+
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=args.chromium,
-            headless=True,
-            args=[*FLAGS, f"--use-file-for-fake-video-capture={webcam}"],
-        )
+        browser = launch_chromium(pw, webcam, executable=args.chromium)
         page = browser.new_page(viewport={"width": args.width, "height": 900})
         page.set_default_timeout(120_000)
         page.goto(url, wait_until="load")

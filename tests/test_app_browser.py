@@ -19,23 +19,12 @@ import pytest  # noqa: E402
 from served_demo import close_demo  # noqa: E402
 
 from emoclip.testing.media import moving_face_frames, write_video  # noqa: E402
+from emoclip_app.headless import CHROMIUM, launch_chromium  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
 TIMEOUT = 60_000  # ms, for model work on a loaded 2-core machine
 DFEW = ("happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear")
 
@@ -116,11 +105,7 @@ def browser(media):
     ARTIFACTS.mkdir(exist_ok=True)
     pw = sync_playwright().start()
     try:
-        chromium = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={media['webcam']}"],
-        )
+        chromium = launch_chromium(pw, media["webcam"])
     except Exception as exc:  # noqa: BLE001 - reported as skip/fail with the reason
         pw.stop()
         _unavailable(f"Chromium did not start: {exc}")

@@ -36,6 +36,7 @@ from emoclip.media.inputs import VideoLimits  # noqa: E402
 from emoclip.testing.media import moving_face_frames, write_video, write_wav  # noqa: E402
 from emoclip_app import files, models  # noqa: E402
 from emoclip_app.files import OutputDir  # noqa: E402
+from emoclip_app.headless import CHROMIUM, launch_chromium  # noqa: E402
 from emoclip_app.outputs import Analysed  # noqa: E402
 
 MODEL = "test-emoclip-tiny"
@@ -593,8 +594,6 @@ def test_temporary_files_are_bounded_and_deleted(videos, monkeypatch, tmp_path):
 
 # ------------------------------------------------------------------------------ 4. browser
 
-CHROMIUM = "/usr/bin/chromium"
-
 
 @pytest.mark.browser
 @pytest.mark.slow
@@ -610,17 +609,7 @@ def test_browser_shows_hostile_class_text_as_text(server, videos):
     pw = sync_playwright().start()
     try:
         try:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM,
-                headless=True,
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                ],
-            )
+            browser = launch_chromium(pw)
         except Exception as exc:  # noqa: BLE001
             return _unavailable(f"Chromium did not start: {exc}")
         page = browser.new_page(viewport={"width": 1400, "height": 1000})

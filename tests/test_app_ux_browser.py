@@ -20,8 +20,6 @@ import pytest  # noqa: E402
 import test_app_browser as base  # noqa: E402
 from test_app_browser import (  # noqa: E402
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_FLAGS,
     TIMEOUT,
     analyse,
     eventually,
@@ -31,6 +29,7 @@ from test_app_browser import (  # noqa: E402
 )
 
 from benchmarks.live_browser import fake_camera, measure_live  # noqa: E402
+from emoclip_app.headless import CHROMIUM, launch_chromium  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 media = base.media  # the module-scoped fixtures of the other browser tests
@@ -69,11 +68,7 @@ def browser(media, tmp_path_factory):
     ARTIFACTS.mkdir(exist_ok=True)
     pw = sync_playwright().start()
     try:
-        chromium = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={camera}"],
-        )
+        chromium = launch_chromium(pw, camera)
     except Exception as exc:  # noqa: BLE001 - reported as skip/fail with the reason
         pw.stop()
         base._unavailable(f"Chromium did not start: {exc}")
