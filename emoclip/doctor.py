@@ -67,14 +67,15 @@ def run_doctor(args: argparse.Namespace) -> int:
         overrides["compile_tower"] = True
     settings = AnalysisSettings.from_env(**overrides)  # the CLI's environment, as for predict
     predictor = EmotionPredictor(model, settings)
-    report = predictor.tower_report
-    if settings.compile_tower and not predictor.encoder.wait_compiled(0):
+    encoder = predictor.parts.encoder
+    report = encoder.tower_report()
+    if settings.compile_tower and not encoder.wait_compiled(0):
         print("compiling the image tower (minutes, once for this model and machine)...")
-        predictor.encoder.wait_compiled()
-        report = predictor.tower_report
+        encoder.wait_compiled()
+        report = encoder.tower_report()
     if args.json:
         try:
-            info = predictor.encoder.precision_info()
+            info = predictor.parts.encoder.precision_info()
         except RuntimeError as exc:  # a forced precision refused: the report says why
             info = {"refused": str(exc)}
         print(json.dumps({**facts, "model": model.config.name, "tower": info, "report": report}))

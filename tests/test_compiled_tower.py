@@ -174,14 +174,14 @@ def test_the_predictor_compiles_in_the_background_while_another_tower_serves(tmp
     p = EmotionPredictor(
         model, precision="bf16", tower_cache=str(tmp_path), compile_tower=True, batch_size=4
     )
-    serving = p.encoder.precision_info()
+    serving = p.parts.encoder.precision_info()
     assert serving["implementation"] in {c.name for c in autotune.CANDIDATES}
-    assert p.encoder.wait_compiled(600)
-    info = p.encoder.precision_info()
+    assert p.parts.encoder.wait_compiled(600)
+    info = p.parts.encoder.precision_info()
     assert "aoti-bf16" in info["frames_per_s"] and "pending" not in str(info["failures"])
     x = parity_images(model, 3)
     with torch.inference_mode():
-        out = p.encoder.encode_tensor(x)
+        out = p.parts.encoder.encode_tensor(x)
         ref = model.encode_image(x).float()
     cos = torch.nn.functional.cosine_similarity(out, ref, dim=-1).min()
     assert cos >= autotune.BF16_MIN_COSINE

@@ -159,11 +159,14 @@ def test_folded_temporal_matches_the_temporal_transformer(model, reference):
 
 def test_predictor_fp32_video_embeddings_match_encode_video(model, crops, frames):
     p = EmotionPredictor(model, precision="fp32", encode_workers=2)
-    per_frame = p.encoder.encode(crops)  # 12 crops: split over two data-parallel workers
-    video = p.pooler.pool(_windows(per_frame))  # the folded temporal model
+    per_frame = p.parts.encoder.encode(crops)  # 12 crops: split over two data-parallel workers
+    video = p.parts.pooler.pool(_windows(per_frame))  # the folded temporal model
     with torch.inference_mode():
         expected = model.encode_video(_windows(frames))
-    assert p.precision == "fp32" and video.shape == expected.shape == (2, model.embed_dim)
+    assert p.parts.encoder.precision == "fp32" and video.shape == expected.shape == (
+        2,
+        model.embed_dim,
+    )
     assert (video - expected).abs().max() <= PREDICTOR_FP32_MAX_ABS
     assert (expected[0] - expected[1]).abs().max() > 100 * PREDICTOR_FP32_MAX_ABS
 
@@ -175,11 +178,11 @@ def test_predictor_bf16_video_embeddings_match_encode_video(model, crops, frames
             "'auto' would not consider bf16, which the fp32 test covers"
         )
     p = EmotionPredictor(model, precision="bf16", encode_workers=2)
-    assert p.precision == "bf16", p.encoder.precision_info()["reason"]
-    assert p.encoder.precision_info()["cosine"] >= BF16_MIN_COSINE
-    per_frame = p.encoder.encode(crops)
+    assert p.parts.encoder.precision == "bf16", p.parts.encoder.precision_info()["reason"]
+    assert p.parts.encoder.precision_info()["cosine"] >= BF16_MIN_COSINE
+    per_frame = p.parts.encoder.encode(crops)
     assert F.cosine_similarity(per_frame, reference, dim=-1).min() >= BF16_MIN_COSINE
-    video = p.pooler.pool(_windows(per_frame))
+    video = p.parts.pooler.pool(_windows(per_frame))
     with torch.inference_mode():
         expected = model.encode_video(_windows(frames))
     assert F.cosine_similarity(video, expected, dim=-1).min() >= BF16_MIN_COSINE
