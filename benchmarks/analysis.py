@@ -20,29 +20,29 @@ from .work import WORK, same_work
 
 
 class CropRecorder:
-    """Wraps `predictor.encoder.encode` to keep the crops the pipeline encodes (for pure-encoding runs)."""
+    """Wraps `predictor.parts.encoder.encode` to keep the crops the pipeline encodes (for pure-encoding runs)."""
 
     def __init__(self, predictor) -> None:
         self.p, self.crops = predictor, []
 
     def __enter__(self):
-        real = self.p.encoder.encode
+        real = self.p.parts.encoder.encode
 
         def recording(crops, **options):  # pure encoding replays the crops with every worker
             self.crops.append(np.array(crops, copy=True))
             return real(crops, **options)
 
-        self.p.encoder.encode = recording
+        self.p.parts.encoder.encode = recording
         return self
 
     def __exit__(self, *exc) -> None:
-        del self.p.encoder.encode  # back to the class method
+        del self.p.parts.encoder.encode  # back to the class method
 
 
 def encode_only(predictor, batches: list[np.ndarray]) -> None:
     """Pure encoding: the recorded (N, S, S, 3) uint8 crop batches through `encode_images` again."""
     for crops in batches:
-        predictor.encoder.encode(crops)
+        predictor.parts.encoder.encode(crops)
 
 
 def bench_p2(predictor, path: Path, repeats: int) -> dict[str, Any]:
@@ -210,7 +210,7 @@ def bench_p3(model, predictor, path: Path, repeats: int) -> dict[str, Any]:
     alternating (ours, naive, ours, naive, ...) so both see the same background load, best taken.
     Both reuse the predictor's face detector, created before the warm-up."""
     classes = predictor.default_classes()
-    detector = predictor.faces.locked()  # the predictor's own detector (an uncontended lock)
+    detector = predictor.parts.faces.locked()  # the predictor's own detector (an uncontended lock)
     sides = {
         "ours": lambda: predictor.predict(path, classes),
         "naive": lambda: naive_pipeline(model, path, classes, detector),
@@ -239,7 +239,7 @@ def bench_p3(model, predictor, path: Path, repeats: int) -> dict[str, Any]:
         "texts": len(classes.texts),
         "windows": len(pred.timeline),
         "sampled_frames": pred.faces.sampled_frames,
-        "frames_per_window": predictor.encoder.config.num_frames,
+        "frames_per_window": predictor.parts.config.num_frames,
         "work": {k: same_work(v) for k, v in work.items()},
     }
     log(
@@ -264,13 +264,15 @@ def bench_p4(predictor, path: Path, repeats: int) -> dict[str, Any]:
         edited = classes.with_class(
             name, [f"{base[0]} (edit {i})", *base[1:]]
         )  # a new text: never cached
-        before = predictor.text_cache.encoded
+        before = predictor.parts.text_cache.encoded
         counted = WORK.snapshot()
         t0 = time.perf_counter()
         predictor.score(encoding, edited)
         times.append(time.perf_counter() - t0)
         work.append(WORK.since(counted))
-        assert predictor.text_cache.encoded - before == 1, "one edited description = one new text"
+        assert predictor.parts.text_cache.encoded - before == 1, (
+            "one edited description = one new text"
+        )
     res = {
         "best_ms": min(times) * 1e3,
         "median_ms": statistics.median(times) * 1e3,
@@ -304,7 +306,7 @@ def bench_p5(predictor, path: Path, repeats: int) -> dict[str, Any]:
         pred = predictor.score(enc, classes)
     batches = rec.crops
     n = sum(len(b) for b in batches)
-    cfg = predictor.encoder.config
+    cfg = predictor.parts.config
     emb, t = enc.frame_embeddings, enc.frame_times
     duration = float(enc.video["duration"])
     picks = []
@@ -315,8 +317,10 @@ def bench_p5(predictor, path: Path, repeats: int) -> dict[str, Any]:
     gathered_idx = torch.as_tensor(np.stack(picks))
 
     def timeline_pooling():
-        clip = predictor.pooler.pool(emb[torch.as_tensor(sample_indices(len(emb), cfg.num_frames))])
-        windows = torch.cat([predictor.pooler.pool(c) for c in emb[gathered_idx].split(64)])
+        clip = predictor.parts.pooler.pool(
+            emb[torch.as_tensor(sample_indices(len(emb), cfg.num_frames))]
+        )
+        windows = torch.cat([predictor.parts.pooler.pool(c) for c in emb[gathered_idx].split(64)])
         return clip, windows
 
     enc_t, pool_t, e2e_t = [], [], []

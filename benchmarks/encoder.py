@@ -160,11 +160,11 @@ def _parallel_gemm_rates(
 def _towers(model, predictor) -> dict[str, Any]:
     """One predictor per precision for P1: the benchmark's own (the tower it chose) for its
     precision, a forced one for the other (fp32: open_clip's tower; bf16: the fastest bf16)."""
-    chosen = predictor.precision
+    chosen = predictor.parts.encoder.precision
     return {
         prec: predictor
         if prec == chosen
-        else make_predictor(model, precision=prec, encode_workers=predictor.encoder.workers)
+        else make_predictor(model, precision=prec, encode_workers=predictor.parts.encoder.workers)
         for prec in ("fp32", "bf16")
     }
 
@@ -185,11 +185,17 @@ def _interleaved_runs(
     tower_work: list[dict[str, int]] = []
     with torch.inference_mode():
         for p in towers.values():
-            p.encoder.encode_tensor(x)  # build + warm
+            p.parts.encoder.encode_tensor(x)  # build + warm
         for _ in range(repeats):  # interleaved, so both see the same background load
             for prec, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
                 rates = gemm_rates(
-                    dtype, 1, bs * tokens, width, hidden, predictor.encoder.workers, flops * bs
+                    dtype,
+                    1,
+                    bs * tokens,
+                    width,
+                    hidden,
+                    predictor.parts.encoder.workers,
+                    flops * bs,
                 )
                 for k, v in rates.items():
                     best_gemm.setdefault(prec, {})[k] = max(best_gemm.get(prec, {}).get(k, 0.0), v)
@@ -197,7 +203,7 @@ def _interleaved_runs(
                 # three calls in a row: each GEMM figure is itself a warm loop of `reps` calls, and the
                 # first tower call after the GEMMs runs ~5 % slower (caches and allocator just changed hands)
                 t, ts = best_of(
-                    lambda p=p: p.encoder.encode_tensor(x), 3, warmup=0, work=tower_work
+                    lambda p=p: p.parts.encoder.encode_tensor(x), 3, warmup=0, work=tower_work
                 )
                 tower_runs.setdefault(prec, []).append([round(bs / s, 2) for s in ts])
                 best_tower[prec] = max(best_tower.get(prec, 0.0), flops * bs / t / 1e9)
@@ -223,7 +229,7 @@ def bench_p1(model, predictor, repeats: int) -> dict[str, Any]:
         "gflop_per_frame": flops / 1e9,
         "gflop_per_frame_analytic": analytic / 1e9,
         "batch": bs,
-        "encode_workers": predictor.encoder.workers,
+        "encode_workers": predictor.parts.encoder.workers,
         "torch_threads": torch.get_num_threads(),
     }
     best_gemm, best_tower, tower_runs, tower_work = _interleaved_runs(
@@ -231,7 +237,7 @@ def bench_p1(model, predictor, repeats: int) -> dict[str, Any]:
     )
     for prec in ("fp32", "bf16"):
         peak = max(best_gemm[prec].values())
-        implementation = towers[prec].encoder.precision_info()["implementation"]
+        implementation = towers[prec].parts.encoder.precision_info()["implementation"]
         res[prec] = {
             "tower_gflops": best_tower[prec],
             "tower_frames_per_s": best_tower[prec] * 1e9 / flops,
@@ -258,14 +264,16 @@ def bench_p1(model, predictor, repeats: int) -> dict[str, Any]:
         0, 255, (bs, model.image_size, model.image_size, 3), dtype=np.uint8
     )
     encode_work: list[dict[str, int]] = []
-    t, _ = best_of(lambda: predictor.encoder.encode(crops), repeats, work=encode_work)
+    t, _ = best_of(lambda: predictor.parts.encoder.encode(crops), repeats, work=encode_work)
     res["encode_images_frames_per_s"] = bs / t
     res["work"] = {
         "tower_call": same_work(tower_work),
         "encode_images_call": same_work(encode_work),
     }
-    res["precision"] = predictor.precision
-    res["precision_info"] = predictor.encoder.precision_info()
-    res["chosen_path"] = predictor.encoder.precision_info()["implementation"]
-    res["P1"] = res[predictor.precision]["efficiency"]  # against the chosen precision's GEMM peak
+    res["precision"] = predictor.parts.encoder.precision
+    res["precision_info"] = predictor.parts.encoder.precision_info()
+    res["chosen_path"] = predictor.parts.encoder.precision_info()["implementation"]
+    res["P1"] = res[predictor.parts.encoder.precision][
+        "efficiency"
+    ]  # against the chosen precision's GEMM peak
     return res

@@ -26,7 +26,7 @@ def bench_p12(predictor, path: Path, repeats: int) -> dict[str, Any]:
 
     text = predictor.class_embeddings(classes)
     probs = predictor.score(encoding, classes).probabilities
-    texts = predictor.text_cache.embed(classes.texts)
+    texts = predictor.parts.text_cache.embed(classes.texts)
 
     def evidence():
         encoding.evidence.clear()  # the clip's first explanation: its moments are pooled
@@ -38,8 +38,8 @@ def bench_p12(predictor, path: Path, repeats: int) -> dict[str, Any]:
             text,
             texts,
             scale,
-            predictor.pooler.pool,
-            predictor.encoder.config.num_frames,
+            predictor.parts.pooler.pool,
+            predictor.parts.config.num_frames,
         )
         return out, time.perf_counter() - t0
 

@@ -31,7 +31,7 @@ def bench_p6(model, frames_n: int, use_app: bool) -> dict[str, Any]:
             "predictor path (emoclip.live.LiveWindow: crop_frame + encode_images + pool + score)",
         )
     predictor = step.predictor
-    T = predictor.encoder.config.num_frames
+    T = predictor.parts.config.num_frames
     for i in range(T + 2):  # fill the ring buffer and warm up
         step(frames[i % len(frames)])
     times, work = [], []
@@ -46,7 +46,7 @@ def bench_p6(model, frames_n: int, use_app: bool) -> dict[str, Any]:
             "mean_ms": 1e3 * sum(times) / len(times),
             "median_ms": 1e3 * statistics.median(times),
             "best_ms": 1e3 * min(times),
-            "precision": predictor.precision,
+            "precision": predictor.parts.encoder.precision,
         }
     )
     res["P6"] = len(times) / sum(times)
@@ -81,7 +81,7 @@ def _predictor_handler(model):
 
     predictor = make_predictor(model)
     classes = predictor.default_classes()
-    window = LiveWindow(predictor.encoder.config.num_frames)
+    window = LiveWindow(predictor.parts.config.num_frames)
 
     def step(frame):
         window.add_frame(predictor, frame)

@@ -58,19 +58,19 @@ def child(model_arg: str, threads: int | None) -> None:
     predictor = EmotionPredictor(model, AnalysisSettings.from_env())  # EMOCLIP_RELEASE_WEIGHTS
     t0 = time.perf_counter()
     size = model.image_size
-    predictor.encoder.encode(np.zeros((1, size, size, 3), np.uint8))
-    predictor.pooler.pool(torch.zeros(1, model.config.preprocess.num_frames, model.embed_dim))
+    predictor.parts.encoder.encode(np.zeros((1, size, size, 3), np.uint8))
+    predictor.parts.pooler.pool(torch.zeros(1, model.config.preprocess.num_frames, model.embed_dim))
     first_use_s = time.perf_counter() - t0
     stages["first_use"] = _vm()
     crops = np.random.default_rng(0).integers(0, 256, (32, size, size, 3), dtype=np.uint8)
-    emb = predictor.encoder.encode(crops)
-    pooled = predictor.pooler.pool(emb[None])
+    emb = predictor.parts.encoder.encode(crops)
+    pooled = predictor.parts.pooler.pool(emb[None])
     stages["encoded_32"] = _vm()
     print(
         json.dumps(
             {
                 "model": model_arg,
-                "precision": predictor.precision,
+                "precision": predictor.parts.encoder.precision,
                 "load_s": round(load_s, 2),
                 "first_use_s": round(first_use_s, 2),
                 "stages_mb": stages,

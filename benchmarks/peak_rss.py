@@ -46,7 +46,7 @@ def p7_child(path: str, model_name: str) -> None:
 
     model = load(model_name)
     predictor = make_predictor(model)
-    predictor.encoder.encode(
+    predictor.parts.encoder.encode(
         np.zeros((1, model.image_size, model.image_size, 3), np.uint8)
     )  # choose precision
     after_load = _vm("VmHWM")
@@ -73,9 +73,9 @@ def p7_child(path: str, model_name: str) -> None:
                 "tracks": len(pred.tracks),
                 "evidence_moments": len(pred.evidence.moments) if pred.evidence else 0,
                 "timings_s": {k: round(v, 2) for k, v in pred.timings.items()},
-                "precision": predictor.precision,
-                "tower": predictor.encoder.precision_info()["implementation"],
-                "tower_source": predictor.encoder.precision_info()[
+                "precision": predictor.parts.encoder.precision,
+                "tower": predictor.parts.encoder.precision_info()["implementation"],
+                "tower_source": predictor.parts.encoder.precision_info()[
                     "source"
                 ],  # measured here, or cached
                 "work": {"analysis": work},

@@ -281,7 +281,7 @@ def _report(
     out = dict(results)
     out.update(
         {
-            "precision": predictor.precision,
+            "precision": predictor.parts.encoder.precision,
             "targets": {k: f"{op} {v:g}" for k, (op, v) in TARGETS.items()},
             "quick": args.quick,
             "repeats": repeats,
@@ -337,11 +337,11 @@ def _extra(key: str, res: dict[str, Any]) -> str:
 
 def _record_tower(machine: dict[str, Any], predictor, startup: float) -> None:
     """The run records where it ran and what ran: the chosen image tower and how it was chosen."""
-    info = predictor.encoder.precision_info()
+    info = predictor.parts.encoder.precision_info()
     machine["chosen_path"] = info["implementation"]
     machine["tower_choice"] = {k: info[k] for k in ("source", "frames_per_s", "failures", "reason")}
     log(
-        f"predictor: {info['implementation']} ({predictor.precision}; {info['source']}: "
+        f"predictor: {info['implementation']} ({predictor.parts.encoder.precision}; {info['source']}: "
         f"{info['reason']}), chosen in {startup:.2f} s at first use"
     )
 
@@ -393,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     # as the app makes it (precision "auto", default batch, prefetch), keeping no encoded video
     predictor = make_predictor(model)
     t0 = time.perf_counter()
-    predictor.encoder.encode(np.zeros((1, model.image_size, model.image_size, 3), np.uint8))
+    predictor.parts.encoder.encode(np.zeros((1, model.image_size, model.image_size, 3), np.uint8))
     startup = time.perf_counter() - t0
     _record_tower(machine, predictor, startup)
 

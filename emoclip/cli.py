@@ -288,8 +288,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _predict_one(predictor: Any, path: Path, classes: Any, quiet: bool, explain: bool) -> Any:
     """Analyse one input (resolved once: a photo gets every face, a clip a progress bar), print
     its result; None (the error printed) when it failed."""
+    from emoclip.media.inputs import resolve_input
+
     try:
-        media = predictor.resolve(path)
+        st = predictor.settings
+        media = resolve_input(path, frame_folder_fps=st.frame_folder_fps, limits=st.limits)
         bar = None if media.kind == "photo" else _progress_bar(path.name, quiet)
         prediction = predictor.predict(media, classes, progress=bar)
     except (ValueError, OSError) as exc:  # typed errors, unreadable files: next video

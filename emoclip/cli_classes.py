@@ -74,7 +74,7 @@ def run_check(args: argparse.Namespace) -> int:
     predictor = EmotionPredictor(model)
     report = check_classes(
         class_set,
-        predictor.text_cache.embed,
+        predictor.parts.text_cache.embed,
         predictor.class_embeddings(class_set),
         model.context_length,
     )

@@ -17,6 +17,13 @@ def add_doctor_parser(sub: Any) -> None:
     )
     doctor.add_argument("--model", help="model name or weights file (default: the best available)")
     doctor.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="as for predict")
+    doctor.add_argument(
+        "--compile",
+        action="store_true",
+        help="also compile the image tower ahead of time (minutes, once per model and machine) "
+        "and measure it, waiting for it (the app and predict use the package when "
+        "EMOCLIP_COMPILE_TOWER=1 and it is faster)",
+    )
     doctor.add_argument("--json", action="store_true", help="print JSON")
     doctor.set_defaults(run=run_doctor)
 
@@ -26,6 +33,7 @@ def machine_facts() -> dict[str, Any]:
     import open_clip
     import torch
 
+    from emoclip.inference.compiled_tower import unavailable_reason as compiled_unavailable
     from emoclip.inference.linear_ops import BACKENDS, backend_unavailable_reason
     from emoclip.inference.tower_cache import read_cpu_info
     from emoclip.version import __version__
@@ -40,6 +48,7 @@ def machine_facts() -> dict[str, Any]:
         "open_clip": getattr(open_clip, "__version__", "?"),
         "threads": torch.get_num_threads(),
         "linear_backends": {b: backend_unavailable_reason(b) or "available" for b in BACKENDS},
+        "compiled_towers": compiled_unavailable() or "available",
     }
 
 
@@ -53,13 +62,20 @@ def run_doctor(args: argparse.Namespace) -> int:
     facts = machine_facts()
     locations = ModelLocations.from_env()  # as `emoclip predict` picks
     model = load_model(args.model or best_available(locations=locations), locations=locations)
-    overrides = {"precision": args.precision} if args.precision else {}
+    overrides: dict[str, Any] = {"precision": args.precision} if args.precision else {}
+    if args.compile:
+        overrides["compile_tower"] = True
     settings = AnalysisSettings.from_env(**overrides)  # the CLI's environment, as for predict
     predictor = EmotionPredictor(model, settings)
-    report = predictor.tower_report
+    encoder = predictor.parts.encoder
+    report = encoder.tower_report()
+    if settings.compile_tower and not encoder.wait_compiled(0):
+        print("compiling the image tower (minutes, once for this model and machine)...")
+        encoder.wait_compiled()
+        report = encoder.tower_report()
     if args.json:
         try:
-            info = predictor.encoder.precision_info()
+            info = predictor.parts.encoder.precision_info()
         except RuntimeError as exc:  # a forced precision refused: the report says why
             info = {"refused": str(exc)}
         print(json.dumps({**facts, "model": model.config.name, "tower": info, "report": report}))
@@ -69,6 +85,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     print(f"emoclip {facts['emoclip']}, torch {facts['torch']}, open_clip {facts['open_clip']}")
     for name, state in facts["linear_backends"].items():
         print(f"linear backend {name}: {state}")
+    print(f"compiled towers (AOTInductor): {facts['compiled_towers']}")
     print(f"model: {model.config.name}")
     print(report)
     return 0

@@ -30,11 +30,11 @@ def crop_frame(predictor: EmotionPredictor, image: np.ndarray) -> tuple[np.ndarr
     """
     from emoclip.faces import center_crop, crop_square
 
-    cfg, st = predictor.encoder.config, predictor.settings
+    cfg, st = predictor.parts.config, predictor.settings
     size = cfg.image_size
     if not cfg.face_detection:
         return center_crop(image, size), True
-    boxes = [b for b in predictor.faces.detect(image) if b.score >= st.min_face_score]
+    boxes = [b for b in predictor.parts.faces.detect(image) if b.score >= st.min_face_score]
     if boxes:
         return crop_square(image, boxes[0], margin=cfg.face_margin, size=size), True
     return (center_crop(image, size) if st.face_fallback == "center" else None), False
@@ -80,14 +80,14 @@ class LiveWindow:
         self.frames += 1
         self.faces += int(found)
         if crop is not None:
-            self.add(predictor.encoder.encode(crop[None])[0])
+            self.add(predictor.parts.encoder.encode(crop[None])[0])
         return found, crop is not None
 
     def embedding(self, predictor: EmotionPredictor) -> torch.Tensor | None:
         """(D,) L2-normalised video embedding of the frames held; None when empty."""
         if not self._embeddings:
             return None
-        return predictor.pooler.pool(torch.stack(list(self._embeddings)))
+        return predictor.parts.pooler.pool(torch.stack(list(self._embeddings)))
 
     def probabilities(
         self, predictor: EmotionPredictor, classes: ClassSet | None = None
@@ -97,7 +97,7 @@ class LiveWindow:
         video = self.embedding(predictor)
         if video is None:
             return None
-        return predictor.score_embeddings(video.numpy(), classes)
+        return predictor.score(video.numpy(), classes)
 
     def clear(self) -> None:
         """Drop the embeddings and the counts."""

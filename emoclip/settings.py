@@ -144,6 +144,18 @@ class AnalysisSettings:
             "flag",
         ),
     )
+    compile_tower: bool = field(
+        default=False,
+        metadata=_doc(
+            "Also consider image towers compiled ahead of time by torch's inductor (needs a C++ "
+            "compiler): compiled once per model and machine in the background while another "
+            "tower serves (minutes on 2 cores), kept in the tower cache, used when faster. "
+            "Off by default: on AMD Zen 4 it measured 0.19x the oneDNN bf16 tower "
+            "(benchmarks/README.md).",
+            "EMOCLIP_COMPILE_TOWER",
+            "flag",
+        ),
+    )
     tower_cache: str | None = field(
         default=None,
         metadata=_doc(

@@ -199,7 +199,7 @@ def run_check(text: str, predictor: Any, limits: Any) -> tuple[go.Figure | None,
         return None, "\n".join(f"- ✖ {md(p)}" for p in exc.problems)
     report = check_classes(
         classes,
-        predictor.text_cache.embed,
+        predictor.parts.text_cache.embed,
         predictor.class_embeddings(classes),
         predictor.model.context_length,
     )

@@ -203,7 +203,7 @@ class ModelManager:
     def _try_load(self, name: str) -> bool:
         try:
             self.model(name)
-            _ = self.predictor(name).tower_report  # the image tower is chosen while loading
+            self.predictor(name).parts.encoder.tower_report()  # the tower is chosen while loading
             return True
         except Exception:  # noqa: BLE001 - recorded in _errors and shown in the UI
             return False
@@ -307,16 +307,15 @@ class ModelManager:
         with self._lock:
             if key not in self._predictors:
                 limits = VideoLimits(**(self.limits or {}))
+                shared = [q.parts.text_cache for q in self._predictors.values() if q.model is model]
                 p = EmotionPredictor(
                     model,
                     settings.analysis(),
+                    text_cache=shared[0] if shared else None,
                     face_fallback=fallback,
                     limits=limits,
                     video_cache_size=16,
                 )
-                sibling = next((q for (n, _), q in self._predictors.items() if n == name), None)
-                if sibling is not None:
-                    p.text_cache = sibling.text_cache
                 self._predictors[key] = p
             return self._predictors[key]
 

@@ -178,7 +178,7 @@ def test_editing_a_description_rescores_without_reencoding(video, predictor, mon
     def boom(*_):
         raise AssertionError("a frame was re-encoded")
 
-    monkeypatch.setattr(predictor.encoder, "encode", boom)
+    monkeypatch.setattr(predictor.parts.encoder, "encode", boom)
     rows = class_rows(models.classes_of(session))
     rows[0][1] = "A face beaming with delight, eyes crinkled"
     out = classes_tab.edit_table(rows, session)
@@ -326,7 +326,7 @@ def test_two_sessions_do_not_share_classes_or_results(video):
 def test_live_step_ring_buffer(predictor):
     session = Session()
     buffer = LiveBuffer()
-    T = predictor.encoder.config.num_frames
+    T = predictor.parts.config.num_frames
     skip = type(gr.skip())
     figures = []
     for frame in moving_face_frames(T + 3, size=(480, 640)):

@@ -129,10 +129,10 @@ def test_auto_without_native_bf16_measures_fp32_towers_only(model, tmp_path):
 def test_a_candidate_that_fails_is_reported_and_logged(model, tmp_path, monkeypatch, caplog):
     real = autotune.build_candidate
 
-    def failing(model, candidate, batch, on_block=None):
+    def failing(model, candidate, batch, on_block=None, compiling=None):
         if candidate.name == "fast-fp32-public":
             raise TypeError("a coding error in the fast tower")
-        return real(model, candidate, batch, on_block)
+        return real(model, candidate, batch, on_block, compiling)
 
     monkeypatch.setattr(autotune, "build_candidate", failing)
     with caplog.at_level(logging.WARNING, logger="emoclip.inference.tower"):
@@ -147,7 +147,9 @@ def test_the_measurement_budget_leaves_candidates_unmeasured_and_says_so(model, 
     choice = _choose(model, tmp_path, budget_s=0.0)
     # the first is always measured, and so is the reference (plain fp32, last)
     assert list(choice.frames_per_s) == [CANDIDATES[0].name, "plain-fp32"]
-    assert all("budget" in why for why in choice.failures.values())
+    compiled = {c.name for c in CANDIDATES if c.backend == "aoti"}  # opt-in, off here
+    assert all("budget" in why for name, why in choice.failures.items() if name not in compiled)
+    assert all("opt-in" in choice.failures[name] for name in compiled)
     assert choice.cache_file is None and not list(
         tmp_path.glob("*.json")
     )  # measured again next time

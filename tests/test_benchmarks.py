@@ -228,13 +228,13 @@ def test_the_work_counter_sees_re_encoding(tiny_model, tmp_path):
         p.predict(path, classes)  # cached encoding and texts: nothing redone
         assert counter.since(before) == _work()
 
-        assert len(p.video_cache) == 1  # the one analysed video
+        assert p.encode(path) is p.encode(path)  # the analysed video is kept, not re-encoded
         p.close()
         before = counter.snapshot()
         p = EmotionPredictor(tiny_model, batch_size=8, prefetch=False)  # nothing cached
         crops = np.zeros((3, tiny_model.image_size, tiny_model.image_size, 3), np.uint8)
-        p.encoder.encode(crops)
-        p.encoder.encode(crops)  # re-encoded: counted again
+        p.parts.encoder.encode(crops)
+        p.parts.encoder.encode(crops)  # re-encoded: counted again
         p.predict(path, classes)
         again = counter.since(before)
         assert again["crops_encoded"] == 6 + n and again["texts_encoded"] == len(classes.texts)

@@ -35,7 +35,7 @@ def toy(repo_root):
 def _check(predictor, classes: ClassSet):
     return check_classes(
         classes,
-        predictor.text_cache.embed,
+        predictor.parts.text_cache.embed,
         predictor.class_embeddings(classes),
         predictor.model.context_length,
     )
@@ -47,7 +47,7 @@ def test_test_pairs_are_not_reference_pairs():
 
 
 def test_paraphrased_classes_are_flagged_and_distinct_ones_are_not(toy):
-    cal = calibrate(toy.text_cache.embed)
+    cal = calibrate(toy.parts.text_cache.embed)
     assert cal.threshold is not None
     close = _check(toy, ClassSet.from_dict({"classes": PARAPHRASED}))
     assert [(a, b) for a, b, _ in close.close_pairs] == [("joy", "glee")]

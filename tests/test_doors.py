@@ -8,8 +8,10 @@ photo's pixels, the frame folder's frames). Each input goes through
 `EmotionPredictor.predict` (and `predict_image` for photos and the photo array), ``emoclip predict
 --json`` (one subprocess), ``emoclip batch`` (one local-Ray run over the whole corpus) and the
 app's ``/classify_video`` and ``/classify_image`` (gradio_client against the app launched here on
-127.0.0.1). Kind, duration, sampled frames, faces/tracks with their boxes, warnings, errors and
-probabilities (within 1e-5) must agree; a failure names the door, the input and the field.
+127.0.0.1). Kind, scope (face / faces / whole image / whole frames), duration, sampled frames,
+faces/tracks with their boxes, warnings, errors, probabilities (within 1e-5), the timeline (present
+or absent; window times and probabilities within 1e-5) and the evidence (every field; numbers
+within 1e-5) must agree; a failure names the door, the input and the field.
 
 The model is the tiny random-weight test model saved as a file (face detection on), fp32.
 """
@@ -147,6 +149,7 @@ def _from_dict(d: dict) -> dict:
     classes = d["classes"]
     return {
         "kind": d["video"].get("kind"),
+        "scope": d.get("scope"),
         "duration": float(d["video"].get("duration") or 0.0),
         "sampled_frames": d["faces"]["sampled_frames"],
         "frames_with_face": d["faces"]["frames_with_face"],
@@ -160,6 +163,17 @@ def _from_dict(d: dict) -> dict:
             }
             for t in d["tracks"]
         ],
+        "timeline": None  # absent (a photo's JSON has none) is not the same as empty
+        if "timeline" not in d
+        else [
+            {
+                "start": w["start"],
+                "end": w["end"],
+                "probabilities": [w["probabilities"][c] for c in classes],
+            }
+            for w in d["timeline"]
+        ],
+        "evidence": d.get("evidence"),
         "warnings": list(d["warnings"]),
         "probabilities": [d["probabilities"][c] for c in classes],
         "classes": classes,
@@ -167,13 +181,15 @@ def _from_dict(d: dict) -> dict:
     }
 
 
-def _from_row(r: dict) -> dict:
-    """The compared fields of a batch result row."""
+def _from_row(r: dict, windows: list[dict]) -> dict:
+    """The compared fields of a batch result row and its timeline rows (window order). Batch
+    writes no timeline rows for a photo: its timeline is absent, as in a photo's JSON."""
     if r["error"] is not None:
         return {"error": r["error"]}
     tracks = json.loads(r["track_results"])
     return {
         "kind": r["kind"],
+        "scope": r.get("scope"),
         "duration": float(r["duration"]),
         "sampled_frames": r["sampled_frames"],
         "frames_with_face": r["frames_with_face"],
@@ -181,6 +197,10 @@ def _from_row(r: dict) -> dict:
             {k: t[k] for k in ("box", "num_frames", "start", "end", "probabilities")}
             for t in tracks
         ],
+        "timeline": None
+        if r["kind"] == "image" and not windows
+        else [{k: w[k] for k in ("start", "end", "probabilities")} for w in windows],
+        "evidence": None if r.get("evidence") is None else json.loads(r["evidence"]),
         "warnings": list(r["warnings"]),
         "probabilities": list(r["probabilities"]),
         "classes": list(r["classes"]),
@@ -188,31 +208,38 @@ def _from_row(r: dict) -> dict:
     }
 
 
-def _close(a: Any, b: Any, tol: float) -> bool:
+def _tolerance(path: str) -> float:
+    """1e-5 for probabilities, the timeline and the evidence; 1e-3 (px, s) for boxes and times."""
+    exact = ("probabilities", "timeline", "evidence")
+    return TOL if any(part in path for part in exact) else 1e-3
+
+
+def _diff(a: Any, b: Any, path: str) -> list[str]:
+    """Where `b` differs from `a`, each difference named by its field path (``tracks[0].box``,
+    ``timeline[3].probabilities[1]``, ``evidence.moments[2].drop``)."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_close(a[k], b[k], tol) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_close(x, y, tol) for x, y in zip(a, b))
+        keys = list(a) + [k for k in b if k not in a]
+        return [d for k in keys for d in _diff(a.get(k), b.get(k), f"{path}.{k}" if path else k)]
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} items vs {len(b)}: {_short(a)} vs {_short(b)}"]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _diff(x, y, f"{path}[{i}]")]
     if isinstance(a, float) or isinstance(b, float):
-        return a is not None and b is not None and abs(float(a) - float(b)) <= tol
-    return a == b
+        ok = isinstance(a, float | int) and isinstance(b, float | int)
+        ok = ok and abs(float(a) - float(b)) <= _tolerance(path)
+        return [] if ok else [f"{path}: {a!r} vs {b!r}"]
+    return [] if a == b else [f"{path}: {_short(a)} vs {_short(b)}"]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _differences(reference: dict, other: dict) -> list[str]:
-    """Fields where `other` differs from `reference` (boxes and times within 1e-3 px / s)."""
-    diffs = []
-    for field in sorted(set(reference) | set(other)):
-        a, b = reference.get(field), other.get(field)
-        tol = TOL if field == "probabilities" else 1e-3
-        if field == "tracks" and isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-            for i, (ta, tb) in enumerate(zip(a, b)):
-                for key in ta:
-                    t = TOL if key == "probabilities" else 1e-3
-                    if not _close(ta[key], tb.get(key), t):
-                        diffs.append(f"tracks[{i}].{key}: {ta[key]!r} vs {tb.get(key)!r}")
-        elif not _close(a, b, tol):
-            diffs.append(f"{field}: {a!r} vs {b!r}")
-    return diffs
+    """Fields where `other` differs from `reference`: probabilities, the timeline and the
+    evidence within 1e-5, boxes and times within 1e-3 px / s, the rest equal."""
+    return _diff(reference, other, "")
 
 
 # ------------------------------------------------------------------------------------- doors
@@ -279,9 +306,12 @@ def _batch(corpus) -> dict[str, dict]:
     )
     assert summary.done == len(_names()), summary
     paths = [str(corpus["inputs"] / n) for n in _names()]
+    windows: dict[str, list[dict]] = {}
+    for w in sorted(read_results(out, "timeline").to_pylist(), key=lambda w: w["window"]):
+        windows.setdefault(w["path"], []).append(w)
     answers = {}
     for row in read_results(out).to_pylist():
-        answer = _from_row(row)
+        answer = _from_row(row, windows.get(row["path"], []))
         if answer["error"] is not None:
             answer["error"] = _message(answer["error"], paths)
         answers[row["name"]] = answer
@@ -366,3 +396,47 @@ def test_every_door_gives_the_same_answer(corpus):
     assert not failures, "doors disagree (reference: EmotionPredictor.predict):\n" + "\n".join(
         failures
     )
+
+
+def test_the_comparison_names_a_dropped_or_changed_field():
+    """A door that drops or changes scope, the timeline (absent vs present, a window's time or
+    probability) or the evidence is caught, with the field named."""
+    ref = _from_dict(
+        {
+            "classes": ["a", "b"],
+            "video": {"kind": "video", "duration": 2.0},
+            "scope": "faces",
+            "faces": {"sampled_frames": 4, "frames_with_face": 4},
+            "tracks": [],
+            "timeline": [{"start": 0.0, "end": 2.0, "probabilities": {"a": 0.25, "b": 0.75}}],
+            "evidence": {"margin": 0.5, "moments": [{"time": 0.5, "drop": 0.125}]},
+            "warnings": [],
+            "probabilities": {"a": 0.25, "b": 0.75},
+        }
+    )
+    assert _differences(ref, json.loads(json.dumps(ref))) == []
+    near = json.loads(json.dumps(ref))
+    near["timeline"][0]["probabilities"][0] += 5e-6  # within 1e-5
+    assert _differences(ref, near) == []
+
+    def changed(edit) -> list[str]:
+        other = json.loads(json.dumps(ref))
+        edit(other)
+        return _differences(ref, other)
+
+    assert changed(lambda o: o.pop("scope")) == ["scope: 'faces' vs None"]
+    assert changed(lambda o: o.update(scope="whole frames")) == ["scope: 'faces' vs 'whole frames'"]
+    assert changed(lambda o: o.update(timeline=None))[0].startswith("timeline: [{")
+    assert changed(lambda o: o.update(timeline=[]))[0].startswith("timeline: 1 items vs 0")
+    assert changed(lambda o: o["timeline"][0].update(end=2.0001)) == [
+        "timeline[0].end: 2.0 vs 2.0001"
+    ]
+    assert changed(lambda o: o["timeline"][0]["probabilities"].__setitem__(1, 0.7)) == [
+        "timeline[0].probabilities[1]: 0.75 vs 0.7"
+    ]
+    assert changed(lambda o: o.pop("evidence")) == [
+        "evidence: {'margin': 0.5, 'moments': [{'time': 0.5, 'drop': 0.125}]} vs None"
+    ]
+    assert changed(lambda o: o["evidence"]["moments"][0].update(drop=0.13)) == [
+        "evidence.moments[0].drop: 0.125 vs 0.13"
+    ]

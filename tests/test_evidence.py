@@ -61,17 +61,17 @@ def test_evidence_is_counted_work_free(tiny_model):
     predictor = EmotionPredictor(tiny_model, face_fallback="center")
     encoding = predictor.encode(_frames(12), fps=4.0)
     predictor.score(encoding)
-    encoded = predictor.text_cache.encoded
+    encoded = predictor.parts.text_cache.encoded
     calls, pooled = [], []
-    real, real_pool = predictor.encoder.encode, predictor.pooler.pool
-    predictor.encoder.encode = lambda *a, **k: calls.append(1) or real(*a, **k)  # type: ignore[method-assign]
-    predictor.pooler.pool = lambda x: pooled.append(len(x)) or real_pool(x)  # type: ignore[method-assign]
+    real, real_pool = predictor.parts.encoder.encode, predictor.parts.pooler.pool
+    predictor.parts.encoder.encode = lambda *a, **k: calls.append(1) or real(*a, **k)  # type: ignore[method-assign]
+    predictor.parts.pooler.pool = lambda x: pooled.append(len(x)) or real_pool(x)  # type: ignore[method-assign]
     edited = ClassSet.from_dict({"classes": {"a": "a smiling face", "b": "a frowning face"}})
     first = predictor.score(encoding)
     again = predictor.score(encoding, edited)  # another class set: its texts, nothing pooled
     assert first.evidence is not None and first.evidence.moments
     assert again.evidence is not None and len(again.evidence.moments) == len(first.evidence.moments)
-    assert not calls and not pooled and predictor.text_cache.encoded == encoded + 2
+    assert not calls and not pooled and predictor.parts.text_cache.encoded == encoded + 2
 
 
 def test_the_key_moment_of_a_toy_clip_lies_in_the_frames_showing_the_cue(repo_root):
@@ -129,7 +129,7 @@ def test_best_descriptions_margin_and_uncertain_flag(tiny_model):
     for w in e.words:
         if w.kind == "class":
             texts = [t for t, _ in w.items]
-            sims = (predictor.text_cache.embed(texts) @ clip).tolist()
+            sims = (predictor.parts.text_cache.embed(texts) @ clip).tolist()
             assert [s for _, s in w.items] == pytest.approx(sims, abs=1e-5)
             assert w.best == texts[int(np.argmax(sims))]
         else:

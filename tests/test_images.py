@@ -155,7 +155,8 @@ def test_exif_orientation_is_applied_before_detection(orientation, rotate, tmp_p
     assert len(pred.tracks) == 1 and _iou(pred.tracks[0].box, ASTRONAUT_FACE) > 0.8
     # without applying EXIF the detector sees the face sideways (not where it is upright)
     assert not any(
-        _iou(b.as_tuple(), ASTRONAUT_FACE) > 0.5 for b in candidates(predictor.faces.get(), stored)
+        _iou(b.as_tuple(), ASTRONAUT_FACE) > 0.5
+        for b in candidates(predictor.parts.faces.get(), stored)
     )
 
 
@@ -265,11 +266,11 @@ def test_an_image_is_a_one_frame_clip_through_the_temporal_model(predictor):
     crop = crop_square(
         image,
         box,
-        margin=predictor.encoder.config.face_margin,
-        size=predictor.encoder.config.image_size,
+        margin=predictor.parts.config.face_margin,
+        size=predictor.parts.config.image_size,
     )
-    frame = predictor.encoder.encode(crop[None])  # (1, D)
-    expected = predictor.pooler.pool(frame[:, None, :])[0]  # (B=1, T=1, D) -> (D,)
+    frame = predictor.parts.encoder.encode(crop[None])  # (1, D)
+    expected = predictor.parts.pooler.pool(frame[:, None, :])[0]  # (B=1, T=1, D) -> (D,)
     assert np.allclose(pred.embedding, expected.numpy(), atol=1e-5)
     assert predictor.model.temporal is not None  # the temporal model really ran, with T = 1
 
@@ -285,10 +286,10 @@ def test_the_clip_baseline_uses_the_frame_embedding():
     crop = crop_square(
         astronaut(),
         FaceBox(*pred.tracks[0].box),
-        margin=baseline.encoder.config.face_margin,
-        size=baseline.encoder.config.image_size,
+        margin=baseline.parts.config.face_margin,
+        size=baseline.parts.config.image_size,
     )
-    frame = baseline.encoder.encode(crop[None])[0].numpy()
+    frame = baseline.parts.encoder.encode(crop[None])[0].numpy()
     assert np.allclose(pred.embedding, frame / np.linalg.norm(frame), atol=1e-5)
     baseline.close()
 
@@ -402,7 +403,7 @@ def test_frame_folder_is_one_clip_with_a_timeline(tmp_path, predictor):
     )
     assert pred.video["duration"] == pytest.approx(2.0)
     assert len(pred.timeline) >= 1 and pred.faces.frames_with_face == pred.faces.sampled_frames
-    rate = predictor.encoder.config.sample_fps
+    rate = predictor.parts.config.sample_fps
     assert pred.faces.sampled_frames == int(np.ceil(2.0 * rate - 1e-9))  # 2 s at the model's rate
     slow = predictor.predict(folder, fps=5.0)
     assert slow.video["duration"] == pytest.approx(10.0)

@@ -146,6 +146,7 @@ def test_the_pipeline_runs_on_parts_built_without_a_predictor(tiny_model, tmp_pa
     from emoclip.inference.pipeline import encode_input
     from emoclip.media.inputs import resolve_input
     from emoclip.settings import AnalysisSettings
+    from emoclip.zeroshot import TextEmbeddingCache
 
     path = write_video(tmp_path / "v.webm", moving_face_frames(16, size=(240, 320)), fps=8)
     settings = AnalysisSettings(precision="fp32", batch_size=8)
@@ -155,6 +156,7 @@ def test_the_pipeline_runs_on_parts_built_without_a_predictor(tiny_model, tmp_pa
         FrameEncoder(tiny_model, settings),
         Pooler(tiny_model, settings),
         SharedDetector(),
+        TextEmbeddingCache(tiny_model),
     )
     media = resolve_input(path, limits=settings.limits)
     assert media.kind == "video" and media.width == 320 and media.height == 240

@@ -20,7 +20,7 @@ def predictor(tiny_model):
 
 
 def test_the_window_keeps_the_last_t_frames_and_scores_them(predictor):
-    T = predictor.encoder.config.num_frames
+    T = predictor.parts.config.num_frames
     frames = list(moving_face_frames(T + 3, size=(240, 320)))
     window = LiveWindow(T)
     assert window.probabilities(predictor) is None and window.embedding(predictor) is None
@@ -56,7 +56,7 @@ def test_the_window_scores_any_class_set_in_its_name_order(predictor):
         window.add_frame(predictor, frame)
     probs = window.probabilities(predictor, classes)
     assert probs.shape == (3,) and abs(float(probs.sum()) - 1) < 1e-5
-    expected = predictor.score_embeddings(window.embedding(predictor).numpy(), classes)
+    expected = predictor.score(window.embedding(predictor).numpy(), classes)
     np.testing.assert_allclose(probs, expected, atol=1e-6)
 
 

@@ -81,8 +81,8 @@ def test_bf16_tower_gives_back_the_fp32_tower_pages_and_results_do_not_change(
     keep = AnalysisSettings.from_env({"EMOCLIP_RELEASE_WEIGHTS": "0"})
     kept = EmotionPredictor(emoclip.load_model(path), keep, precision="bf16")
     crops = _crops(kept.model)
-    expected = kept.encoder.encode(crops)
-    assert kept.encoder.tower().released_bytes == 0
+    expected = kept.parts.encoder.encode(crops)
+    assert kept.parts.encoder.tower().released_bytes == 0
 
     model = emoclip.load_model(path)
     visual = list(model.backbone.visual.parameters())
@@ -92,9 +92,9 @@ def test_bf16_tower_gives_back_the_fp32_tower_pages_and_results_do_not_change(
     resident = resident_bytes(visual)
     assert resident > 100_000
     predictor = EmotionPredictor(model, precision="bf16")
-    got = predictor.encoder.encode(crops)
+    got = predictor.parts.encoder.encode(crops)
     assert torch.equal(got, expected)  # the same tower, the same embeddings
-    assert predictor.encoder.tower().released_bytes >= resident // 2
+    assert predictor.parts.encoder.tower().released_bytes >= resident // 2
     assert resident_bytes(visual) == 0
     with (
         torch.no_grad()
@@ -102,7 +102,7 @@ def test_bf16_tower_gives_back_the_fp32_tower_pages_and_results_do_not_change(
         assert torch.equal(model.encode_image(x), fp32)
     assert resident_bytes(visual) >= resident // 2
     assert torch.equal(
-        predictor.encoder.encode(crops), expected
+        predictor.parts.encoder.encode(crops), expected
     )  # the tower was not rebuilt or changed
 
 
@@ -111,14 +111,14 @@ def test_fp32_precision_keeps_the_tower_resident(tmp_path):
     model = emoclip.load_model(path)
     predictor = EmotionPredictor(model, precision="fp32")
     crops = _crops(model)
-    got = predictor.encoder.encode(crops)
+    got = predictor.parts.encoder.encode(crops)
     visual = list(model.backbone.visual.parameters())
     resident = resident_bytes(visual)
     assert resident > 100_000
-    predictor.encoder.encode(crops)
+    predictor.parts.encoder.encode(crops)
     assert resident_bytes(visual) == resident
     assert torch.allclose(
-        got, EmotionPredictor(reference, precision="fp32").encoder.encode(crops), atol=1e-6
+        got, EmotionPredictor(reference, precision="fp32").parts.encoder.encode(crops), atol=1e-6
     )
 
 
@@ -129,7 +129,7 @@ def test_weights_edited_in_place_are_never_given_back(tmp_path):
     with torch.no_grad():
         proj.mul_(2.0)  # these pages are now the process's own copy: only memory holds the edit
     edited = proj.detach().clone()
-    EmotionPredictor(model, precision="bf16").encoder.encode(_crops(model))
+    EmotionPredictor(model, precision="bf16").parts.encoder.encode(_crops(model))
     assert torch.equal(proj, edited)
     assert release_file_pages([proj]) == 0 and torch.equal(proj, edited)
 
@@ -140,8 +140,8 @@ def test_weights_in_memory_are_left_alone(tiny_model):
     assert release_file_pages(weights) == 0
     assert all(torch.equal(w, p) for w, p in zip(weights, tiny_model.backbone.visual.parameters()))
     predictor = EmotionPredictor(tiny_model, precision="bf16")
-    predictor.encoder.encode(_crops(tiny_model))
-    assert predictor.encoder.tower().released_bytes == 0
+    predictor.parts.encoder.encode(_crops(tiny_model))
+    assert predictor.parts.encoder.tower().released_bytes == 0
 
 
 def test_folded_temporal_gives_back_the_unfolded_attention_pages(tmp_path):
@@ -154,9 +154,9 @@ def test_folded_temporal_gives_back_the_unfolded_attention_pages(tmp_path):
         direct = model.aggregate(frames)
     assert resident_bytes(attn) > 100_000
     predictor = EmotionPredictor(model, precision="fp32")
-    pooled = predictor.pooler.pool(frames)
+    pooled = predictor.parts.pooler.pool(frames)
     assert resident_bytes(attn) == 0
     with torch.no_grad():
         assert torch.allclose(pooled, reference.aggregate(frames), atol=1e-5)
         assert torch.equal(model.aggregate(frames), direct)  # the unfolded weights page back in
-    assert torch.equal(predictor.pooler.pool(frames), pooled)
+    assert torch.equal(predictor.parts.pooler.pool(frames), pooled)

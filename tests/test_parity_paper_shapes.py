@@ -22,7 +22,8 @@ import torch.nn.functional as F
 
 import emoclip
 from emoclip.inference import autotune
-from emoclip.inference.autotune import CANDIDATES
+from emoclip.inference.autotune import BY_NAME, CANDIDATES
+from emoclip.inference.compiled_tower import Compiling, unavailable_reason as compiled_unavailable
 from emoclip.inference.fast_paths import FastImageTower, FastTemporal
 from emoclip.inference.linear_ops import BACKENDS
 from emoclip.inference.predictor import EmotionPredictor
@@ -87,7 +88,10 @@ def test_the_model_has_the_papers_shapes(model, reference):
     )  # frames are told apart
 
 
-@pytest.mark.parametrize("candidate", CANDIDATES, ids=lambda c: c.name)
+EAGER = [c for c in CANDIDATES if c.backend != "aoti"]  # compiled ones: one compile, below
+
+
+@pytest.mark.parametrize("candidate", EAGER, ids=lambda c: c.name)
 def test_every_candidate_tower_passes_its_parity_bar(model, frames, reference, candidate):
     """Each tower the per-machine choice may pick, built at the paper's shapes and held to the bar
     the choice applies (fp32 max abs <= 1e-5, bf16 cosine >= 0.999 per frame). Nothing is skipped
@@ -105,6 +109,28 @@ def test_every_candidate_tower_passes_its_parity_bar(model, frames, reference, c
         assert figure <= FAST_FP32_MAX_ABS
     else:
         assert F.cosine_similarity(out, reference, dim=-1).min() >= BF16_MIN_COSINE
+
+
+def test_the_compiled_tower_passes_its_parity_bar(model, frames, reference, tmp_path):
+    """The compiled candidate at the paper's shapes, compiled once (minutes on 2 cores): aoti-bf16
+    where the CPU has native bf16 (else aoti-fp32), held to the choice's bar at two batch sizes
+    (its batch is dynamic), then loaded again from its package without compiling. Skipped only
+    without the toolchain (inductor, a C++ compiler), naming what is missing."""
+    reason = compiled_unavailable()
+    if reason is not None:
+        pytest.skip(f"no toolchain for compiled towers: {reason}")
+    candidate = BY_NAME["aoti-bf16" if CPU.native_bf16 else "aoti-fp32"]
+    compiling = Compiling(tmp_path / "choice.json", runners=2, threads=1, build=True)
+    with torch.inference_mode():
+        tower = autotune.build_candidate(model, candidate, FRAMES, compiling=compiling)
+        for n in (FRAMES, 1):
+            out = tower(frames[:n])
+            assert out.dtype == torch.float32 and out.shape == reference[:n].shape
+            ok, _, text = autotune.parity(candidate, out, reference[:n])
+            assert ok, f"{candidate.name} at batch {n}: {text}"
+        warm = Compiling(tmp_path / "choice.json", runners=2, threads=1, build=False)
+        again = autotune.build_candidate(model, candidate, FRAMES, compiling=warm)(frames)
+    assert torch.equal(again, tower(frames))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -133,11 +159,14 @@ def test_folded_temporal_matches_the_temporal_transformer(model, reference):
 
 def test_predictor_fp32_video_embeddings_match_encode_video(model, crops, frames):
     p = EmotionPredictor(model, precision="fp32", encode_workers=2)
-    per_frame = p.encoder.encode(crops)  # 12 crops: split over two data-parallel workers
-    video = p.pooler.pool(_windows(per_frame))  # the folded temporal model
+    per_frame = p.parts.encoder.encode(crops)  # 12 crops: split over two data-parallel workers
+    video = p.parts.pooler.pool(_windows(per_frame))  # the folded temporal model
     with torch.inference_mode():
         expected = model.encode_video(_windows(frames))
-    assert p.precision == "fp32" and video.shape == expected.shape == (2, model.embed_dim)
+    assert p.parts.encoder.precision == "fp32" and video.shape == expected.shape == (
+        2,
+        model.embed_dim,
+    )
     assert (video - expected).abs().max() <= PREDICTOR_FP32_MAX_ABS
     assert (expected[0] - expected[1]).abs().max() > 100 * PREDICTOR_FP32_MAX_ABS
 
@@ -149,11 +178,11 @@ def test_predictor_bf16_video_embeddings_match_encode_video(model, crops, frames
             "'auto' would not consider bf16, which the fp32 test covers"
         )
     p = EmotionPredictor(model, precision="bf16", encode_workers=2)
-    assert p.precision == "bf16", p.encoder.precision_info()["reason"]
-    assert p.encoder.precision_info()["cosine"] >= BF16_MIN_COSINE
-    per_frame = p.encoder.encode(crops)
+    assert p.parts.encoder.precision == "bf16", p.parts.encoder.precision_info()["reason"]
+    assert p.parts.encoder.precision_info()["cosine"] >= BF16_MIN_COSINE
+    per_frame = p.parts.encoder.encode(crops)
     assert F.cosine_similarity(per_frame, reference, dim=-1).min() >= BF16_MIN_COSINE
-    video = p.pooler.pool(_windows(per_frame))
+    video = p.parts.pooler.pool(_windows(per_frame))
     with torch.inference_mode():
         expected = model.encode_video(_windows(frames))
     assert F.cosine_similarity(video, expected, dim=-1).min() >= BF16_MIN_COSINE

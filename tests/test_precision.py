@@ -34,11 +34,11 @@ def test_bf16_embeddings_stay_close_to_fp32():
     fp32 = EmotionPredictor(model, precision="fp32")
     bf16 = EmotionPredictor(model, precision="bf16")
     crops = _crops(model)
-    a, b = fp32.encoder.encode(crops), bf16.encoder.encode(crops)
-    assert bf16.precision == "bf16" and fp32.precision == "fp32"
+    a, b = fp32.parts.encoder.encode(crops), bf16.parts.encoder.encode(crops)
+    assert bf16.parts.encoder.precision == "bf16" and fp32.parts.encoder.precision == "fp32"
     assert b.dtype == torch.float32 and b.shape == a.shape
     assert F.cosine_similarity(a, b, dim=-1).min() >= 0.99
-    info = bf16.encoder.precision_info()
+    info = bf16.parts.encoder.precision_info()
     assert info["requested"] == "bf16" and info["cosine"] >= autotune.BF16_MIN_COSINE
     assert info["implementation"] in {c.name for c in autotune.CANDIDATES if c.precision == "bf16"}
     assert "cosine" in info["reason"]  # the parity check ran for an explicit bf16 too
@@ -51,15 +51,15 @@ def test_bf16_embeddings_stay_close_to_fp32():
 
 def test_auto_keeps_small_towers_in_fp32(tiny_model):
     p = EmotionPredictor(tiny_model)
-    assert p.settings.precision == "auto" and p.precision == "fp32"
-    assert p.encoder.precision_info()["implementation"] == "plain-fp32"
-    assert "too small" in p.encoder.precision_info()["failures"]["fast-bf16-onednn"]
+    assert p.settings.precision == "auto" and p.parts.encoder.precision == "fp32"
+    assert p.parts.encoder.precision_info()["implementation"] == "plain-fp32"
+    assert "too small" in p.parts.encoder.precision_info()["failures"]["fast-bf16-onednn"]
 
 
-def _broken_bf16_tower(model, candidate, batch, on_block=None):
+def _broken_bf16_tower(model, candidate, batch, on_block=None, compiling=None):
     """A "tower" that computes the wrong function for bf16: the real parity check must catch it."""
     if candidate.precision != "bf16":
-        return REAL_BUILD(model, candidate, batch, on_block)
+        return REAL_BUILD(model, candidate, batch, on_block, compiling)
     gen = torch.Generator().manual_seed(1)
     return lambda x: torch.randn(len(x), model.embed_dim, generator=gen)
 
@@ -74,22 +74,26 @@ def test_explicit_bf16_refuses_with_the_reason_when_no_bf16_tower_passes(monkeyp
     with pytest.raises(
         RuntimeError, match=r"'bf16' refused: .*failed the parity check: cosine"
     ) as err:
-        _ = bf16.precision
+        _ = bf16.parts.encoder.precision
     assert "fast-bf16-onednn" in str(err.value) and "autocast-bf16" in str(err.value)
     with pytest.raises(RuntimeError, match="refused"):  # no frame is encoded in a refused precision
-        bf16.encoder.encode(_crops(model))
+        bf16.parts.encoder.encode(_crops(model))
     with pytest.raises(RuntimeError, match="refused"):  # nor a video decoded
         bf16.predict(np.zeros((4, 64, 64, 3), dtype=np.uint8))
-    assert "refused" in bf16.tower_report  # the report says so without raising
-    assert EmotionPredictor(model, precision="fp32").encoder.encode(_crops(model)).shape[0] == 6
+    assert "refused" in bf16.parts.encoder.tower_report()  # the report says so without raising
+    assert (
+        EmotionPredictor(model, precision="fp32").parts.encoder.encode(_crops(model)).shape[0] == 6
+    )
 
 
 def test_precision_setting_and_validation(monkeypatch):
     monkeypatch.setenv("EMOCLIP_PRECISION", "bf16")
     model = _fresh_model()
     from_env = AnalysisSettings.from_env({"EMOCLIP_PRECISION": "BF16"})
-    assert EmotionPredictor(model, from_env).precision == "bf16"
-    assert EmotionPredictor(model, from_env, precision="fp32").precision == "fp32"  # a flag wins
+    assert EmotionPredictor(model, from_env).parts.encoder.precision == "bf16"
+    assert (
+        EmotionPredictor(model, from_env, precision="fp32").parts.encoder.precision == "fp32"
+    )  # a flag wins
     with pytest.raises(ValueError, match="precision"):
         EmotionPredictor(model, precision="fp16")
 
@@ -98,10 +102,10 @@ def test_edited_weights_rebuild_the_bf16_tower():
     model = _fresh_model()
     p = EmotionPredictor(model, precision="bf16")
     crops = _crops(model)
-    before = p.encoder.encode(crops)
+    before = p.parts.encoder.encode(crops)
     with torch.no_grad():
         model.backbone.visual.proj.mul_(2.0)
-    after = p.encoder.encode(crops)
+    after = p.parts.encoder.encode(crops)
     # the tower was rebuilt (possibly another bf16 candidate, measured again): it follows the edit
     assert F.cosine_similarity(after, before, dim=-1).min() >= autotune.BF16_MIN_COSINE
     ratio = after.norm(dim=-1) / before.norm(dim=-1)
@@ -130,7 +134,7 @@ def test_prefetch_thread_stops_when_the_consumer_fails(tmp_path, monkeypatch):
     def boom(crops, **kw):
         raise RuntimeError("encoder failed")
 
-    monkeypatch.setattr(p.encoder, "encode", boom)
+    monkeypatch.setattr(p.parts.encoder, "encode", boom)
     with pytest.raises(RuntimeError, match="encoder failed"):
         p.predict(path)
     p.close()
@@ -184,16 +188,16 @@ def test_text_without_padding_matches_the_full_context(tiny_model):
 
 def test_data_parallel_encoding_matches_one_batch(tiny_model):
     crops = _crops(tiny_model, n=23)
-    whole = EmotionPredictor(tiny_model, encode_workers=1).encoder.encode(crops)
-    split = EmotionPredictor(tiny_model, encode_workers=3).encoder.encode(crops)
+    whole = EmotionPredictor(tiny_model, encode_workers=1).parts.encoder.encode(crops)
+    split = EmotionPredictor(tiny_model, encode_workers=3).parts.encoder.encode(crops)
     assert split.shape == whole.shape and torch.allclose(split, whole, atol=1e-5)
     threads = torch.get_num_threads()
-    alone = EmotionPredictor(tiny_model, encode_workers=3).encoder.encode(crops, workers=1)
+    alone = EmotionPredictor(tiny_model, encode_workers=3).parts.encoder.encode(crops, workers=1)
     assert torch.allclose(alone, whole, atol=1e-5) and alone.dtype == torch.float32
     assert torch.get_num_threads() == threads  # one thread for that call only
     with pytest.raises(ValueError, match="workers"):
-        EmotionPredictor(tiny_model).encoder.encode(crops, workers=0)
+        EmotionPredictor(tiny_model).parts.encoder.encode(crops, workers=0)
     # the same frames already preprocessed: `encode_tensor` is `encode_images` after `to_tensor`
     x = emoclip.model.preprocess.to_tensor(crops, tiny_model.config.preprocess)
-    tensor = EmotionPredictor(tiny_model, encode_workers=3).encoder.encode_tensor(x)
+    tensor = EmotionPredictor(tiny_model, encode_workers=3).parts.encoder.encode_tensor(x)
     assert torch.allclose(tensor, whole, atol=1e-5) and tensor.dtype == torch.float32

@@ -49,7 +49,7 @@ def test_prediction_contents(predictor, two_face_video):
 
 def test_clip_embedding_is_the_temporal_model_on_the_subject_frames(predictor, two_face_video):
     enc = predictor.encode(two_face_video)
-    T = predictor.encoder.config.num_frames
+    T = predictor.parts.config.num_frames
     idx = emoclip.media.sample_indices(len(enc.frame_embeddings), T)
     expected = predictor.model.aggregate(enc.frame_embeddings[idx][None])[0]
     assert torch.allclose(enc.clip_embedding, expected, atol=1e-5)
@@ -59,12 +59,14 @@ def test_rescoring_reuses_the_encoding_and_only_new_texts(predictor, two_face_vi
     classes = emoclip.preset("dfew-7")
     predictor.predict(two_face_video, classes)
     calls = []
-    monkeypatch.setattr(predictor.encoder, "encode", lambda crops, **kw: calls.append(len(crops)))
-    before = predictor.text_cache.encoded
+    monkeypatch.setattr(
+        predictor.parts.encoder, "encode", lambda crops, **kw: calls.append(len(crops))
+    )
+    before = predictor.parts.text_cache.encoded
     edited = classes.with_class("anger", ["A face with a furious scowl and clenched jaw"])
     pred = predictor.predict(two_face_video, edited)
     assert calls == []  # no frame re-encoded
-    assert predictor.text_cache.encoded - before == 1  # only the edited description
+    assert predictor.parts.text_cache.encoded - before == 1  # only the edited description
     assert pred.probabilities != predictor.predict(two_face_video, classes).probabilities
 
 
@@ -72,8 +74,8 @@ def test_each_sampled_frame_is_encoded_once_however_many_windows(tiny_model, tmp
     path = write_video(tmp_path / "long.webm", moving_face_frames(120, size=(240, 320)), fps=12)
     p = EmotionPredictor(tiny_model, batch_size=8)
     encoded = []
-    real = p.encoder.encode
-    p.encoder.encode = lambda crops, **kw: (encoded.append(len(crops)), real(crops, **kw))[1]
+    real = p.parts.encoder.encode
+    p.parts.encoder.encode = lambda crops, **kw: (encoded.append(len(crops)), real(crops, **kw))[1]
     pred = p.predict(path, emoclip.preset("dfew-7"))
     p.close()
     assert len(pred.timeline) >= 8  # 10 s, 2 s windows every 1 s
@@ -161,9 +163,9 @@ def test_face_interpolation_halves_detection_and_keeps_the_results(
     for interpolate in (False, True):
         p = EmotionPredictor(tiny_model, batch_size=8, interpolate_faces=interpolate)
         calls = []
-        real = p.faces.get().detect
+        real = p.parts.faces.get().detect
         monkeypatch.setattr(
-            p.faces.get(),
+            p.parts.faces.get(),
             "detect",
             lambda image, real=real, calls=calls: calls.append(1) or real(image),
         )
@@ -194,11 +196,13 @@ def test_batched_pooling_matches_one_sequence_at_a_time(predictor, two_face_vide
     enc = predictor.encode(two_face_video)
     frames = torch.randn(40, enc.frame_embeddings.shape[1])
     picks = np.random.default_rng(0).integers(
-        0, 40, (37, predictor.encoder.config.num_frames)
+        0, 40, (37, predictor.parts.config.num_frames)
     )  # > 2 chunks
-    batched = predictor.pooler.pool_batch([(frames, picks[:30]), (frames[:20], picks[30:] % 20)])
-    expected = [predictor.pooler.pool(frames[p]) for p in picks[:30]] + [
-        predictor.pooler.pool(frames[:20][p % 20]) for p in picks[30:]
+    batched = predictor.parts.pooler.pool_batch(
+        [(frames, picks[:30]), (frames[:20], picks[30:] % 20)]
+    )
+    expected = [predictor.parts.pooler.pool(frames[p]) for p in picks[:30]] + [
+        predictor.parts.pooler.pool(frames[:20][p % 20]) for p in picks[30:]
     ]
     assert torch.allclose(batched, torch.stack(expected), atol=1e-5)
     ((_, frames, _, _, primary_embedding, _),) = [t for t in enc.tracks if t[5]]
@@ -206,8 +210,8 @@ def test_batched_pooling_matches_one_sequence_at_a_time(predictor, two_face_vide
         assert torch.equal(primary_embedding, enc.clip_embedding)
     for (s, e), w in zip(zip(enc.window_starts, enc.window_ends), enc.window_embeddings):
         idx = np.flatnonzero((enc.frame_times >= s - 1e-6) & (enc.frame_times < e - 1e-6))
-        pick = idx[emoclip.media.sample_indices(len(idx), predictor.encoder.config.num_frames)]
-        assert torch.allclose(w, predictor.pooler.pool(enc.frame_embeddings[pick]), atol=1e-5)
+        pick = idx[emoclip.media.sample_indices(len(idx), predictor.parts.config.num_frames)]
+        assert torch.allclose(w, predictor.parts.pooler.pool(enc.frame_embeddings[pick]), atol=1e-5)
 
 
 def test_early_and_tail_batches(tiny_model, tmp_path):
@@ -219,14 +223,14 @@ def test_early_and_tail_batches(tiny_model, tmp_path):
     for prefetch in (False, True):
         p = EmotionPredictor(tiny_model, batch_size=16, prefetch=prefetch, encode_workers=2)
         sizes, used = [], []
-        real = p.encoder.encode
+        real = p.parts.encoder.encode
 
         def recording(crops, real=real, sizes=sizes, used=used, **kw):
             sizes.append(len(crops))
             used.append(kw.get("workers"))
             return real(crops, **kw)
 
-        p.encoder.encode = recording
+        p.parts.encoder.encode = recording
         out[prefetch] = (p.encode(path), sizes, used)
         p.close()
     (seq, seq_sizes, seq_workers), (pre, pre_sizes, pre_workers) = out[False], out[True]
@@ -241,17 +245,69 @@ def test_early_and_tail_batches(tiny_model, tmp_path):
     assert torch.allclose(seq.window_embeddings, pre.window_embeddings, atol=1e-5)
 
 
-def test_score_embeddings_matches_score(predictor, two_face_video):
+def test_score_takes_bare_embeddings_by_the_same_formula(predictor, two_face_video):
     classes = emoclip.preset("dfew-7")
     pred = predictor.predict(two_face_video, classes)
-    one = predictor.score_embeddings(pred.embedding, classes)
+    one = predictor.score(pred.embedding, classes)
     assert one.shape == (7,) and np.allclose(
         one, [pred.probabilities[n] for n in classes.names], atol=1e-6
     )
     enc = predictor.encode(two_face_video)
-    many = predictor.score_embeddings(enc.window_embeddings, classes)
+    many = predictor.score(enc.window_embeddings, classes)
     assert many.shape == pred.timeline.probabilities.shape
     assert np.allclose(many, pred.timeline.probabilities, atol=1e-6)
     for bad in (np.zeros((2, 3)), np.zeros((1, 2, predictor.model.embed_dim))):
         with pytest.raises(ValueError, match="embeddings must be"):
-            predictor.score_embeddings(bad, classes)
+            predictor.score(bad, classes)
+
+
+# The user's API: exactly these members (issue #19); what benchmarks and tests need beyond them
+# lives on `predictor.parts`.
+PUBLIC_MEMBERS = {
+    "model",
+    "settings",
+    "parts",
+    "predict",
+    "predict_image",
+    "encode",
+    "score",
+    "class_embeddings",
+    "default_classes",
+    "close",
+}
+
+
+def test_the_predictor_keeps_the_users_api_and_no_more(predictor, repo_root):
+    """Every public name of a built predictor (class attributes, properties, methods and the
+    attributes `__init__` sets) is one of the ten; the architecture page and the README's Python
+    API section name each of them."""
+    on_class = {n for n in dir(EmotionPredictor) if not n.startswith("_")}
+    on_instance = {n for n in dir(predictor) if not n.startswith("_")}
+    assert on_class <= on_instance
+    assert on_instance == PUBLIC_MEMBERS, (
+        f"new public members: {sorted(on_instance - PUBLIC_MEMBERS)} (put them on "
+        f"`parts` or make them private); missing: {sorted(PUBLIC_MEMBERS - on_instance)}"
+    )
+    parts = predictor.parts
+    assert {"encoder", "pooler", "faces", "text_cache", "config", "settings"} <= set(vars(parts))
+    assert parts.settings is predictor.settings and parts.encoder.precision == "fp32"
+    arch = (repo_root / "docs" / "architecture.md").read_text(encoding="utf-8")
+    line = next(ln for ln in arch.split("\n- ") if ln.startswith("`predictor.py`"))
+    readme = (repo_root / "README.md").read_text(encoding="utf-8")
+    api = readme.split("## Python API", 1)[1].split("\n## ", 1)[0]
+    for name in PUBLIC_MEMBERS:
+        assert f"`{name}`" in line, f"docs/architecture.md does not name {name}"
+        assert f"`{name}`" in api, f"README's Python API does not name {name}"
+
+
+def test_predictors_of_one_model_share_class_text_embeddings(predictor, tiny_model):
+    import copy
+
+    classes = emoclip.preset("dfew-7")
+    predictor.class_embeddings(classes)
+    sibling = EmotionPredictor(tiny_model, text_cache=predictor.parts.text_cache)
+    before = sibling.parts.text_cache.encoded
+    assert torch.equal(sibling.class_embeddings(classes), predictor.class_embeddings(classes))
+    assert sibling.parts.text_cache.encoded == before  # nothing encoded again
+    with pytest.raises(ValueError, match="another model"):
+        EmotionPredictor(copy.deepcopy(tiny_model), text_cache=predictor.parts.text_cache)

@@ -77,6 +77,7 @@ def test_as_dict_is_json_and_round_trips():
         ("EMOCLIP_MIN_TRACK_FRAMES", "5", "min_track_frames", 5),
         ("EMOCLIP_MIN_FACE_COVERAGE", "0.25", "min_face_coverage", 0.25),
         ("EMOCLIP_TOWER_CACHE", "/tmp/towers", "tower_cache", "/tmp/towers"),
+        ("EMOCLIP_COMPILE_TOWER", "1", "compile_tower", True),
     ],
 )
 def test_from_env_parses_each_variable(var, raw, field, value):
@@ -99,6 +100,7 @@ def test_every_variable_is_parsed_by_from_env():
         "EMOCLIP_MIN_TRACK_FRAMES",
         "EMOCLIP_MIN_FACE_COVERAGE",
         "EMOCLIP_TOWER_CACHE",
+        "EMOCLIP_COMPILE_TOWER",
     }
 
 

@@ -231,7 +231,7 @@ def _frames(n: int, face_at: set[int], blip_at: set[int] = frozenset()) -> np.nd
 
 def test_one_frame_blip_is_not_a_person_nor_the_subject(predictor):
     frames = _frames(12, face_at=set(range(12)), blip_at={4})
-    enc = predictor.encode(frames, fps=predictor.encoder.config.sample_fps)
+    enc = predictor.encode(frames, fps=predictor.parts.config.sample_fps)
     assert (
         len(enc.tracks) == 1 and enc.tracks[0][1] == 12 and enc.tracks[0][5]
     )  # the persistent face
@@ -239,7 +239,7 @@ def test_one_frame_blip_is_not_a_person_nor_the_subject(predictor):
     assert pred.faces.frames_with_face == 12 and pred.faces.tracks == 1 and pred.warnings == []
     # the subject's frames are the small face's: pooled alone they give the clip embedding
     alone = predictor.encode(
-        _frames(12, face_at=set(range(12))), fps=predictor.encoder.config.sample_fps
+        _frames(12, face_at=set(range(12))), fps=predictor.parts.config.sample_fps
     )
     assert torch.allclose(enc.clip_embedding, alone.clip_embedding, atol=1e-4)
 
@@ -247,14 +247,15 @@ def test_one_frame_blip_is_not_a_person_nor_the_subject(predictor):
 def test_a_blip_alone_is_a_face_less_clip_analysed_as_whole_frames(predictor):
     frames = _frames(16, face_at=set(), blip_at={5})
     encoded = []
-    real = predictor.encoder.encode
-    predictor.encoder.encode = lambda crops, **kw: (encoded.append(len(crops)), real(crops, **kw))[
-        1
-    ]
+    real = predictor.parts.encoder.encode
+    predictor.parts.encoder.encode = lambda crops, **kw: (
+        encoded.append(len(crops)),
+        real(crops, **kw),
+    )[1]
     try:
-        pred = predictor.predict(frames, fps=predictor.encoder.config.sample_fps)
+        pred = predictor.predict(frames, fps=predictor.parts.config.sample_fps)
     finally:
-        del predictor.encoder.encode
+        del predictor.parts.encoder.encode
     assert pred.tracks == [] and pred.faces.frames_with_face == 0
     assert pred.faces.frames_without_face == 16
     assert any(
@@ -265,12 +266,12 @@ def test_a_blip_alone_is_a_face_less_clip_analysed_as_whole_frames(predictor):
     )  # 15 centre crops + the blip's face crop + the blip frame's centre crop
     with pytest.raises(NoFaceError):
         skip = EmotionPredictor(predictor.model, face_fallback="skip")
-        skip.predict(frames, fps=predictor.encoder.config.sample_fps)
+        skip.predict(frames, fps=predictor.parts.config.sample_fps)
 
 
 def test_low_face_coverage_warns_in_plain_words(predictor, tiny_model):
     frames = _frames(20, face_at={8, 9, 10})
-    pred = predictor.predict(frames, fps=predictor.encoder.config.sample_fps)
+    pred = predictor.predict(frames, fps=predictor.parts.config.sample_fps)
     assert pred.faces.frames_with_face == 3 and len(pred.tracks) == 1
     assert any(
         "a face was found in only 3 of 20 sampled frames (15%): the result may not describe a person"
@@ -279,16 +280,16 @@ def test_low_face_coverage_warns_in_plain_words(predictor, tiny_model):
     )
     assert "a face was found in only 3" in pred.to_json()
     relaxed = EmotionPredictor(tiny_model, min_face_coverage=0.1, interpolate_faces=False)
-    relaxed_pred = relaxed.predict(frames, fps=predictor.encoder.config.sample_fps)
+    relaxed_pred = relaxed.predict(frames, fps=predictor.parts.config.sample_fps)
     assert not any("face was found" in w for w in relaxed_pred.warnings)
     full = predictor.predict(
-        _frames(20, face_at=set(range(20))), fps=predictor.encoder.config.sample_fps
+        _frames(20, face_at=set(range(20))), fps=predictor.parts.config.sample_fps
     )
     assert not any("face" in w for w in full.warnings)
 
 
 def test_one_frame_clip_is_exempt_from_persistence(predictor):
-    pred = predictor.predict(_frames(1, face_at={0}), fps=predictor.encoder.config.sample_fps)
+    pred = predictor.predict(_frames(1, face_at={0}), fps=predictor.parts.config.sample_fps)
     assert pred.faces.frames_with_face == 1 and len(pred.tracks) == 1 and pred.tracks[0].primary
     assert pred.warnings == []
 

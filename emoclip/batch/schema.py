@@ -16,6 +16,9 @@ Columns of ``results/part-*.parquet`` (one row per input):
     class_set       string      class-set name
     classes         list<string>              score order of `probabilities`
     top             string                    most probable class (null on error)
+    scope           string      what the answer describes (`Prediction.scope`): "face" (a photo's
+                                first face), "faces" (a video's people), "whole image" or
+                                "whole frames" (no face found, or a whole-frame model); null on error
     probabilities   list<float32>             clip probabilities (C,), sum 1 (null on error)
     embedding       fixed_size_list<float32>[D]  L2-normalised clip embedding (null on error)
     sampled_frames, frames_with_face, tracks   int32   face statistics
@@ -66,6 +69,7 @@ def result_fields(dim: int) -> list[pa.Field]:
         pa.field("class_set", pa.string()),
         pa.field("classes", pa.list_(pa.string())),
         pa.field("top", pa.string()),
+        pa.field("scope", pa.string()),
         pa.field("probabilities", pa.list_(pa.float32())),
         pa.field("embedding", pa.list_(pa.float32(), dim)),
         pa.field("sampled_frames", pa.int32()),

@@ -106,7 +106,7 @@ class BatchWorker:
         loaded = load_model(
             model, device=device, weights_dirs=list(weights_dirs), locations=locations
         )
-        workers = {"encode_workers": max(1, int(threads))} if threads else {}
+        workers: dict[str, Any] = {"encode_workers": max(1, int(threads))} if threads else {}
         self.predictor = EmotionPredictor(
             loaded, predictor_settings(settings), video_cache_size=1, **workers
         )
@@ -171,6 +171,7 @@ class BatchWorker:
             result |= {
                 "classes": names,
                 "top": prediction.top,
+                "scope": prediction.scope,
                 "probabilities": [float(prediction.probabilities[c]) for c in names],
                 "embedding": np.asarray(prediction.embedding, dtype=np.float32).tolist(),
                 "sampled_frames": prediction.faces.sampled_frames,

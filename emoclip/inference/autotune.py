@@ -26,8 +26,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from emoclip.inference.fast_paths import FastImageTower, image_tower_gflops
-from emoclip.inference.parallel import split_encode
+from emoclip.inference.compiled_tower import (
+    ArtefactPending,
+    Compiling,
+    discard,
+    kernel_threads,
+    unavailable_reason,
+)
+from emoclip.inference.fast_paths import AutocastTower, FastImageTower, image_tower_gflops
+from emoclip.inference.parallel import Layout
 from emoclip.inference.tower_cache import (
     ChoiceCache,
     CpuInfo,
@@ -48,6 +55,7 @@ ELIMINATE_RATIO = (
 )
 BUDGET_S = 30.0  # candidates left when this much time has gone are reported as not measured
 PARITY_FRAMES = 4
+PENDING = "pending: "  # a compiled candidate's failure text while its package is not compiled
 
 Tower = Callable[[torch.Tensor], torch.Tensor]  # (N, 3, S, S) normalised frames -> (N, D) float32
 
@@ -67,6 +75,8 @@ CANDIDATES = (  # measured in this order, likely fastest first: a slow one is ti
     Candidate("fast-fp32-onednn", "fp32", "onednn"),
     Candidate("fast-fp32-public", "fp32", "public"),
     Candidate("autocast-bf16", "bf16", "autocast"),
+    Candidate("aoti-bf16", "bf16", "aoti"),  # compiled: opt-in, packages kept on disk
+    Candidate("aoti-fp32", "fp32", "aoti"),
     Candidate("plain-fp32", "fp32", None),
 )
 BY_NAME = {c.name: c for c in CANDIDATES}
@@ -94,6 +104,7 @@ class TowerChoice:
     cache_file: str | None = None
     cpu: str = ""
     isa: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)  # compiled candidates not compiled yet
 
     @property
     def own_weights(self) -> bool:
@@ -137,14 +148,23 @@ def build_candidate(
     candidate: Candidate,
     batch: int,
     on_block: Callable[[torch.nn.Module], object] | None = None,
+    compiling: Compiling | None = None,
 ) -> Tower:
     """The callable of `candidate` for `model` (raises whatever stops it being built). Every
-    decision builds through this module attribute, so a replacement is checked like the real one."""
+    decision builds through this module attribute, so a replacement is checked like the real one.
+    A compiled candidate needs `compiling` (`compiled_tower.ArtefactPending` when its package is
+    not on disk and ``compiling.build`` is False)."""
     if candidate.backend is None:
         return model.encode_image
     if candidate.backend == "autocast":
         return AutocastTower(model)
     dtype = torch.bfloat16 if candidate.precision == "bf16" else torch.float32
+    if candidate.backend == "aoti":
+        if compiling is None:
+            raise RuntimeError("compiled towers are kept in the tower cache, which is off here")
+        return compiling.tower(
+            model.backbone.visual, dtype, candidate.name, parity_images(model, 2)
+        )
     return FastImageTower.build(
         model.backbone.visual, dtype, batch, on_block=on_block, backend=candidate.backend
     )
@@ -168,21 +188,6 @@ def time_call(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t0
 
 
-@dataclass
-class Layout:
-    """The predictor's batch and thread layout the candidates are timed at."""
-
-    batch: int
-    workers: int
-    threads: int | None
-
-    def run(self, tower: Tower, x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return split_encode(
-                tower, x, workers=None, encode_workers=self.workers, live_threads=self.threads
-            )
-
-
 def _check(
     model: EmoCLIP, candidate: Candidate, fn: Tower, images: torch.Tensor, ref: torch.Tensor
 ) -> tuple[bool, float, str]:
@@ -196,7 +201,7 @@ def _failure(choice: TowerChoice, name: str, exc: BaseException) -> None:
     log.warning("image tower %s %s", name, why)
 
 
-class _Measurement:
+class Measurement:
     """One cold measurement (see `choose_tower`): candidates in order, the best kept alive."""
 
     def __init__(self, model: EmoCLIP, layout: Layout, budget_s: float) -> None:
@@ -221,23 +226,32 @@ class _Measurement:
         candidates: Iterable[Candidate],
         choice: TowerChoice,
         on_block: Callable[[torch.nn.Module], object] | None,
+        compiling: Compiling | None = None,
     ) -> None:
         for cand in candidates:
             late = time.perf_counter() - self.t0 > self.budget_s
-            if late and choice.frames_per_s and cand.backend is not None:  # the reference: always
+            # the reference is always timed; a compiled candidate too (loaded, compiled when asked
+            # or left pending: its compile time is announced, not budgeted)
+            if late and choice.frames_per_s and cand.backend not in (None, "aoti"):
                 choice.failures[cand.name] = (
                     f"not measured: the {self.budget_s:.0f} s budget ran out"
                 )
                 continue
             try:
-                fn = build_candidate(self.model, cand, self.layout.batch, on_block)
+                fn = build_candidate(self.model, cand, self.layout.batch, on_block, compiling)
                 ok, figure, text = _check(self.model, cand, fn, self.images, self.ref)
+            except ArtefactPending as exc:  # compiled later (the app: in the background)
+                choice.pending.append(cand.name)
+                choice.failures[cand.name] = f"{PENDING}{exc}"
+                continue
             except Exception as exc:  # noqa: BLE001 - reported per candidate, never silent
                 _failure(choice, cand.name, exc)
                 continue
             if not ok:
                 choice.failures[cand.name] = f"failed the parity check: {text}"
                 log.warning("image tower %s failed the parity check: %s", cand.name, text)
+                if cand.backend == "aoti" and compiling is not None:
+                    discard(compiling.path(cand.name), "failed parity")
                 continue
             seconds = self.timed(fn)
             choice.frames_per_s[cand.name] = round(self.layout.batch / seconds, 2)
@@ -246,35 +260,27 @@ class _Measurement:
             del fn  # a loser's weights are freed here (the best is held by `self.best`)
 
 
-class AutocastTower:
-    """The model's own tower under ``torch.autocast`` in bfloat16: no second copy of the weights
-    (they are cast per call); the model is held weakly, like the plain tower."""
-
-    def __init__(self, model: EmoCLIP) -> None:
-        import weakref
-
-        self._model = weakref.ref(model)
-        self.device = model.logit_scale.device.type
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 3, S, S) normalised frames -> (N, D) float32."""
-        model = self._model()
-        if model is None:
-            raise RuntimeError("the model of this image tower was garbage-collected")
-        with torch.autocast(self.device, dtype=torch.bfloat16):
-            return model.encode_image(images).float()
-
-
 def candidates_for(
-    model: EmoCLIP, precision: str, cpu: CpuInfo, min_gflops: float = AUTO_MIN_GFLOPS
+    model: EmoCLIP,
+    precision: str,
+    cpu: CpuInfo,
+    min_gflops: float = AUTO_MIN_GFLOPS,
+    compiled: bool = False,
 ) -> tuple[list[Candidate], dict[str, str]]:
     """The candidates a request considers on this machine, and why the others are left out
-    (``"auto"`` keeps a tower under `min_gflops` GFLOP/frame plain)."""
+    (``"auto"`` keeps a tower under `min_gflops` GFLOP/frame plain; the compiled ones need
+    `compiled`, inductor and a C++ compiler)."""
     device = model.logit_scale.device.type
     skipped: dict[str, str] = {}
     if precision == "fp32":
         return [BY_NAME["plain-fp32"]], skipped
     fast = [c for c in CANDIDATES if c.backend is not None]
+    aoti = [c for c in fast if c.backend == "aoti"]
+    why_not = None if compiled else "opt-in: compile_tower is off (EMOCLIP_COMPILE_TOWER=1)"
+    why_not = why_not or (unavailable_reason() if aoti else None)
+    if why_not is not None:
+        skipped |= {c.name: why_not for c in aoti}
+        fast = [c for c in fast if c.backend != "aoti"]
     if device != "cpu":
         skipped |= {c.name: f"the fast towers run on the CPU only (device {device})" for c in fast}
         fast = [c for c in fast if c.backend == "autocast"]
@@ -297,6 +303,7 @@ def _from_cache(
     record: dict[str, Any],
     layout: Layout,
     on_block: Callable[[torch.nn.Module], object] | None,
+    compiling: Compiling | None,
 ) -> TowerChoice | None:
     """The cached choice rebuilt and re-checked (no timing), or None when that fails (warned)."""
     cand = BY_NAME.get(record["choice"])
@@ -304,7 +311,7 @@ def _from_cache(
         log.warning("cached image-tower choice %r is unknown: measuring again", record["choice"])
         return None
     try:
-        fn = build_candidate(model, cand, layout.batch, on_block)
+        fn = build_candidate(model, cand, layout.batch, on_block, compiling)
         images = parity_images(model)
         with torch.inference_mode():
             ref = model.encode_image(images).float()
@@ -343,6 +350,8 @@ def choose_tower(
     budget_s: float = BUDGET_S,
     on_block: Callable[[torch.nn.Module], object] | None = None,
     min_gflops: float = AUTO_MIN_GFLOPS,
+    compiled: bool = False,
+    compile_now: bool = False,
 ) -> TowerChoice:
     """The image tower `model` runs on this machine (see the module docstring).
 
@@ -357,12 +366,16 @@ def choose_tower(
         on_block: Called with each residual block of the plain tower once a fast candidate has
             copied its weights (to give back their file pages).
         min_gflops: ``"auto"`` keeps towers smaller than this plain, without measuring.
+        compiled: Consider the compiled (``aoti-*``) candidates (their packages are kept beside
+            the choice in `cache_dir`).
+        compile_now: Compile a missing package now (minutes); else it is left ``pending``
+            (`TowerChoice.pending`) for the caller to compile (`tower_challenge`).
 
     Returns:
         A `TowerChoice`; ``refused`` when a forced ``"bf16"`` found no bf16 tower that passes.
     """
     cpu = cpu or read_cpu_info()
-    candidates, skipped = candidates_for(model, precision, cpu, min_gflops)
+    candidates, skipped = candidates_for(model, precision, cpu, min_gflops, compiled)
     if precision == "fp32":
         forced = TowerChoice("plain-fp32", "fp32", None, "requested", source="forced")
         forced.cpu, forced.isa = cpu.model, cpu.isa()
@@ -374,25 +387,48 @@ def choose_tower(
         return only
     layout = Layout(batch, workers, threads)
     cache = ChoiceCache(cache_dir) if cache_dir is not None else None
-    key = None
+    key, compiling = None, None
     if cache is not None:
-        key = choice_key(
-            model_weights_sha256(model.backbone.visual, getattr(model, "source", None)),
-            cpu,
-            precision=precision,
-            batch=batch,
-            workers=workers,
-            threads=threads,
-        )
+        key = layout_key(model, precision, layout, cpu)
+        compiling = Compiling(cache.path(key), workers, kernel_threads(workers), build=compile_now)
         record = cache.load(key)
-        cached = _from_cache(model, record, layout, on_block) if record else None
+        if record and BY_NAME.get(record["choice"]) not in candidates:  # e.g. compiled, now off
+            record = None
+        cached = _from_cache(model, record, layout, on_block, compiling) if record else None
         if cached is not None:
             cached.cache_file, cached.cpu, cached.isa = str(cache.path(key)), cpu.model, cpu.isa()
+            cached.pending = _pending(candidates, cached)
             return cached
-    choice = _measure(model, precision, candidates, layout, budget_s, on_block, cache, key)
+    choice = _measure(
+        model, precision, candidates, layout, budget_s, on_block, cache, key, compile_now
+    )
     choice.failures = skipped | choice.failures
     choice.cpu, choice.isa = cpu.model, cpu.isa()
     return choice
+
+
+def _pending(candidates: list[Candidate], choice: TowerChoice) -> list[str]:
+    """The compiled `candidates` a cached `choice` has not measured (nor seen fail)."""
+    failed = ("failed", "could not")
+    return [
+        c.name
+        for c in candidates
+        if c.backend == "aoti"
+        and c.name not in choice.frames_per_s
+        and not choice.failures.get(c.name, "").startswith(failed)
+    ]
+
+
+def layout_key(model: EmoCLIP, precision: str, layout: Layout, cpu: CpuInfo) -> dict[str, Any]:
+    """The cache key of `model`'s choice at `layout` on `cpu` (`tower_cache.choice_key`)."""
+    return choice_key(
+        model_weights_sha256(model.backbone.visual, getattr(model, "source", None)),
+        cpu,
+        precision=precision,
+        batch=layout.batch,
+        workers=layout.workers,
+        threads=layout.threads,
+    )
 
 
 def _measure(
@@ -404,23 +440,30 @@ def _measure(
     on_block: Callable[[torch.nn.Module], object] | None,
     cache: ChoiceCache | None,
     key: dict[str, Any] | None,
+    compile_now: bool = False,
 ) -> TowerChoice:
     names = ", ".join(c.name for c in candidates)
     where = f"; kept in {cache.path(key)}" if cache is not None and key is not None else ""
+    compiling = None
+    if cache is not None and key is not None:
+        compiling = Compiling(
+            cache.path(key), layout.workers, kernel_threads(layout.workers), compile_now
+        )
     log.warning(
         "measuring %d image-tower candidates (%s) at batch %d on %d worker(s), once for this "
-        "model and machine: about %.0f s at most%s",
+        "model and machine: about %.0f s at most%s%s",
         len(candidates),
         names,
         layout.batch,
         layout.workers,
         budget_s,
+        compiling.note([c.name for c in candidates if c.backend == "aoti"]) if compiling else "",
         where,
     )
     t0 = time.perf_counter()
     choice = TowerChoice("", precision, None, "", source="measured")
-    m = _Measurement(model, layout, budget_s)
-    m.run(candidates, choice, on_block)
+    m = Measurement(model, layout, budget_s)
+    m.run(candidates, choice, on_block, compiling)
     choice.seconds = round(time.perf_counter() - t0, 2)
     if m.best is None and BY_NAME["plain-fp32"] in candidates:  # the reference is always right
         choice.name, choice.precision, choice.parity = "plain-fp32", "fp32", 0.0

@@ -16,6 +16,7 @@ from torch import nn
 
 from emoclip.inference.linear_ops import LinearOps, linear_backend
 from emoclip.inference.vit_weights import BlockWeights, UnsupportedTower, ViTWeights, read_vit
+from emoclip.model.network import EmoCLIP
 
 
 def image_tower_gflops(visual: nn.Module) -> float:
@@ -318,3 +319,22 @@ class FastTemporal:
             x = (x[:, :1] if i == last else x) + out.view(b, n, dim)
             x = x + mlp(norm2(x))
         return x[:, 0]
+
+
+class AutocastTower:
+    """The model's own tower under ``torch.autocast`` in bfloat16: no second copy of the weights
+    (they are cast per call); the model is held weakly, like the plain tower."""
+
+    def __init__(self, model: EmoCLIP) -> None:
+        import weakref
+
+        self._model = weakref.ref(model)
+        self.device = model.logit_scale.device.type
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) normalised frames -> (N, D) float32."""
+        model = self._model()
+        if model is None:
+            raise RuntimeError("the model of this image tower was garbage-collected")
+        with torch.autocast(self.device, dtype=torch.bfloat16):
+            return model.encode_image(images).float()

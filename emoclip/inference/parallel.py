@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ from emoclip.inference.small_work import SMALL_WORK
 
 __all__ = [
     "MIN_POOL_PART",
+    "Layout",
     "POOL_CHUNK",
     "SMALL_BATCH",
     "data_parallel",
@@ -153,3 +155,20 @@ def pool_in_chunks(
         parts = min(encode_workers, len(chunk) // MIN_POOL_PART)
         out.append(data_parallel(pool, chunk, parts) if parts > 1 else pool(chunk))
     return torch.cat(out)
+
+
+@dataclass
+class Layout:
+    """A predictor's batch and thread layout: frames per batch, data-parallel encode workers and
+    small-batch threads (what image-tower candidates are timed at)."""
+
+    batch: int
+    workers: int
+    threads: int | None
+
+    def run(self, tower: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """`split_encode` of (N, 3, S, S) frames `x` through `tower` in this layout: (N, D)."""
+        with torch.inference_mode():
+            return split_encode(
+                tower, x, workers=None, encode_workers=self.workers, live_threads=self.threads
+            )

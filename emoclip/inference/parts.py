@@ -4,10 +4,12 @@ photo path (which import nothing of the predictor):
 - `FrameEncoder`: square crops -> frame embeddings, with the image tower in its chosen precision
   (`precision.TowerChoice`) split over data-parallel workers (`parallel.split_encode`).
 - `Pooler`: frame embeddings -> L2-normalised video embeddings (the folded temporal model on CPU).
-- `AnalysisParts`: the two above, the shared face detector, the model's preprocessing and the
-  `AnalysisSettings` one analysis follows.
+- `AnalysisParts`: the two above, the shared face detector, the class-description embeddings
+  (`zeroshot.TextEmbeddingCache`), the model's preprocessing and the `AnalysisSettings` one
+  analysis follows (`AnalysisParts.build` makes them all from a model).
 
-Each part can be built alone from a model (benchmarks and tests do).
+Each part can be built alone from a model (benchmarks and tests do); `EmotionPredictor.parts` is
+the set a predictor runs with.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from emoclip.model.config import PreprocessConfig
 from emoclip.model.network import EmoCLIP
 from emoclip.model.preprocess import to_tensor
 from emoclip.settings import AnalysisSettings
+from emoclip.zeroshot import TextEmbeddingCache
 
 __all__ = ["AnalysisParts", "FrameEncoder", "Pooler"]
 
@@ -42,8 +45,8 @@ class FrameEncoder:
 
     Args:
         model: The model whose image tower runs.
-        settings: Uses ``precision`` and ``release_weights`` (the tower, chosen on first use and
-            shared per model), ``encode_workers`` (data-parallel workers, one intra-op thread
+        settings: Uses ``precision``, ``release_weights``, ``compile_tower`` and ``tower_cache``
+            (the tower, chosen on first use and shared per model), ``encode_workers`` (data-parallel workers, one intra-op thread
             each; 0: torch's thread count) and ``live_threads`` (threads for small batches).
     """
 
@@ -62,6 +65,7 @@ class FrameEncoder:
             threads=settings.live_threads,
             cache_dir=None if cache == "off" else Path(cache or tower_cache.default_cache_dir()),
             release=settings.release_weights,
+            compile=settings.compile_tower,
         )
 
     def tower(self) -> Tower:
@@ -73,6 +77,11 @@ class FrameEncoder:
     def precision(self) -> str:
         """``"fp32"`` or ``"bf16"`` (decided on first use; RuntimeError when bf16 was refused)."""
         return self.tower().precision
+
+    def wait_compiled(self, timeout: float | None = None) -> bool:
+        """Wait for a compiled tower being built in the background (``compile_tower``); True
+        when none is running any more."""
+        return self._towers.wait_compiled(timeout)
 
     def tower_report(self) -> str:
         """How the image tower was chosen on this machine, in a few lines (`TowerChoice.report`)."""
@@ -160,9 +169,12 @@ class AnalysisParts:
     Attributes:
         config: The model's preprocessing (image size, sampling rate, window, face margin).
         settings: Sampling, limits, face thresholds, fallback, batch size, prefetch.
-        encoder: Crops -> frame embeddings.
+        encoder: Crops -> frame embeddings (`encoder.precision`, `encoder.precision_info()` and
+            `encoder.tower_report()` say which image tower runs and why).
         pooler: Frame embeddings -> video embeddings.
         faces: The face detector shared between the predictor's requests.
+        text_cache: Class-description embeddings by text (the text tower runs only for unseen
+            texts; `text_cache.encoded` counts those), shareable between predictors of one model.
     """
 
     config: PreprocessConfig
@@ -170,3 +182,26 @@ class AnalysisParts:
     encoder: FrameEncoder
     pooler: Pooler
     faces: SharedDetector
+    text_cache: TextEmbeddingCache
+
+    @classmethod
+    def build(
+        cls,
+        model: EmoCLIP,
+        settings: AnalysisSettings | None = None,
+        *,
+        text_cache: TextEmbeddingCache | None = None,
+    ) -> AnalysisParts:
+        """Every part for `model` under `settings` (default: its defaults); `text_cache`: share
+        another set's class-description embeddings (same model), else a new cache."""
+        settings = settings or AnalysisSettings()
+        if text_cache is not None and text_cache.model is not model:
+            raise ValueError("text_cache belongs to another model")
+        return cls(
+            model.config.preprocess,
+            settings,
+            FrameEncoder(model, settings),
+            Pooler(model, settings),
+            SharedDetector(),
+            TextEmbeddingCache(model) if text_cache is None else text_cache,  # empty is falsy
+        )

@@ -16,6 +16,7 @@ whole: using it directly pages the weights back in from the file. ``release=Fals
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections.abc import Iterable
@@ -28,6 +29,8 @@ from emoclip.inference.autotune import TowerChoice, choose_tower
 from emoclip.inference.fast_paths import FastTemporal
 from emoclip.model.network import EmoCLIP
 from emoclip.settings import PRECISIONS
+
+log = logging.getLogger("emoclip.inference.tower")
 
 
 def requested_precision(value: str | None) -> str:
@@ -60,6 +63,7 @@ class Tower:
         self.implementation = choice.name
         self.cosine = choice.parity if choice.precision == "bf16" else None
         self.released_bytes = 0  # resident fp32 weight pages given back while choosing this tower
+        self.superseded = False  # a compiled tower measured later replaced this one
         self._model = weakref.ref(model)
         self._versions = _visual_versions(model)
 
@@ -69,9 +73,12 @@ class Tower:
         return self.choice.refused
 
     def current(self) -> bool:
-        """False once the model's image-tower weights were replaced or edited in place."""
+        """False once the model's image-tower weights were replaced or edited in place, or a
+        faster tower compiled in the background replaced this one."""
         model = self._model()
-        return model is not None and _visual_versions(model) == self._versions
+        return (
+            not self.superseded and model is not None and _visual_versions(model) == self._versions
+        )
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) CLIP-normalised frames -> (N, D) projected features."""
@@ -92,6 +99,7 @@ def _visual_versions(model: EmoCLIP) -> tuple:
 _TOWERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {layout: Tower}
 _TEMPORALS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> FastTemporal | None
 _RELEASED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> bytes given back
+_COMPILING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {layout: thread}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -106,6 +114,8 @@ class TowerSelector:
             threads (the layout candidates are timed at).
         cache_dir: Where the machine's choice is kept on disk (None: this process only).
         release: Give back the file pages of weights a fast tower copied.
+        compile: Consider compiled towers: a package not on disk yet is compiled in a background
+            thread while the chosen tower serves (`tower_challenge`), and replaces it if faster.
     """
 
     def __init__(
@@ -118,10 +128,11 @@ class TowerSelector:
         threads: int | None = None,
         cache_dir: Path | None = None,
         release: bool = True,
+        compile: bool = False,
     ) -> None:
         self.model, self.requested = model, requested_precision(precision)
         self.layout = (self.requested, batch, workers, threads)
-        self.cache_dir, self.release = cache_dir, release
+        self.cache_dir, self.release, self.compile = cache_dir, release, compile
         self._tower: Tower | None = None
 
     def tower(self) -> Tower:
@@ -149,12 +160,66 @@ class TowerSelector:
                     threads=threads,
                     cache_dir=self.cache_dir,
                     on_block=lambda blk: _release(model, blk.parameters(), self.release),
+                    compiled=self.compile,
                 )
                 tower = towers[self.layout] = Tower(model, choice)  # a refusal is cached too
                 if choice.own_weights:  # its own copy serves inference: no fp32 pages left
                     _release(model, model.backbone.visual.parameters(), self.release)
                 tower.released_bytes = _RELEASED.get(model, 0) - released
+                if choice.pending and self.cache_dir is not None and not choice.refused:
+                    self._start_compiling(tower)
             return tower
+
+    def _start_compiling(self, tower: Tower) -> None:
+        threads = _COMPILING.setdefault(self.model, {})
+        running = threads.get(self.layout)
+        if running is not None and running.is_alive():
+            return
+        thread = threading.Thread(
+            target=self._compile, args=(tower,), name="emoclip-compile-tower", daemon=True
+        )
+        threads[self.layout] = thread
+        thread.start()
+
+    def _compile(self, tower: Tower) -> None:
+        """Background: each pending compiled candidate compiled, checked and timed against
+        `tower`; a faster one replaces it for every predictor of the model and layout."""
+        from emoclip.inference.parallel import Layout
+        from emoclip.inference.tower_challenge import challenge
+
+        model, (precision, batch, workers, threads) = self.model, self.layout
+        assert self.cache_dir is not None
+        for name in list(tower.choice.pending):
+            try:
+                new = challenge(
+                    model,
+                    tower.choice,
+                    name,
+                    precision=precision,
+                    layout=Layout(batch, workers, threads),
+                    cache_dir=self.cache_dir,
+                )
+            except Exception as exc:  # noqa: BLE001 - the serving tower stays; said once
+                tower.choice.failures[name] = f"could not be compiled: {type(exc).__name__}: {exc}"
+                log.warning("image tower %s could not be compiled: %s", name, exc)
+                continue
+            if new is None:
+                continue
+            with _CACHE_LOCK:
+                towers = _TOWERS.setdefault(model, {})
+                if towers.get(self.layout) is tower:
+                    towers[self.layout] = Tower(model, new)
+                    tower.superseded = True
+            _release(model, model.backbone.visual.parameters(), self.release and new.own_weights)
+            return
+
+    def wait_compiled(self, timeout: float | None = None) -> bool:
+        """Wait for this model and layout's background compilation, if any; True when none runs."""
+        thread = _COMPILING.get(self.model, {}).get(self.layout)
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
 
     def choice(self) -> TowerChoice:
         """How the tower was chosen (without raising for a refusal)."""

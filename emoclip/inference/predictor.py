@@ -5,10 +5,12 @@ video and cached as a `VideoEncoding`; scoring against a class set is a matrix p
 editing class descriptions re-scores a video without re-encoding it.
 
 This module is the facade. It resolves each input once (`emoclip.media.inputs.resolve_input`),
-builds the parts it owns from its `AnalysisSettings` (`parts`: the frame encoder with its
-precision and threads, the pooler, the shared face detector) and hands them with the resolved
-input to `pipeline.encode_input`, which imports and calls nothing of the predictor. The encoding
-cache is in `cache`, turning an encoding into a `Prediction` in `scoring`.
+builds the parts it owns from its `AnalysisSettings` (`parts.AnalysisParts`: the frame encoder
+with its precision and threads, the pooler, the shared face detector, the class-text cache) and
+hands them with the resolved input to `pipeline.encode_input`, which imports and calls nothing of
+the predictor. The encoding cache is in `cache`, turning an encoding into a `Prediction` in
+`scoring`. Its public members are the user's API and no more (tests/test_predictor.py holds it to
+them).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -24,10 +26,9 @@ import torch
 from emoclip.classes import ClassSet, preset
 from emoclip.evidence.explain import explain_encoding
 from emoclip.inference.cache import EncodingCache
-from emoclip.inference.detector import SharedDetector
 from emoclip.inference.encoding import Progress, VideoEncoding
 from emoclip.inference.parallel import SMALL_BATCH, threads_for
-from emoclip.inference.parts import AnalysisParts, FrameEncoder, Pooler
+from emoclip.inference.parts import AnalysisParts
 from emoclip.inference.pipeline import encode_input
 from emoclip.inference.scoring import as_embeddings, embedding_probabilities, score_encoding
 from emoclip.media.images import ImageDecodeError
@@ -52,6 +53,8 @@ class EmotionPredictor:
             face thresholds, fallback, precision, threads, cache size); default: its defaults.
             The library reads no environment: build one with `AnalysisSettings.from_env()` to
             honour the ``EMOCLIP_*`` variables.
+        text_cache: Class-description embeddings to share with another predictor of the same
+            model (its ``parts.text_cache``); default: a new cache.
         **overrides: Fields of `settings` to change, e.g. ``batch_size=8``, ``precision="fp32"``
             or ``limits=VideoLimits(...)`` (its four limit fields).
 
@@ -60,24 +63,27 @@ class EmotionPredictor:
         >>> prediction = predictor.predict("clip.mp4", emoclip.preset("mafw-11"))
         >>> prediction.top, prediction.timeline.probabilities.shape  # ('happiness', (W, 11))
 
-    Its parts (each can also be built alone from a model): `encoder` (`parts.FrameEncoder`:
-    crops -> frame embeddings), `pooler` (`parts.Pooler`: frame embeddings -> video embeddings),
-    `faces` (`detector.SharedDetector`: the face detector its requests share), `text_cache`
-    (class-description embeddings, shareable between predictors of one model).
+    Its members: `model`, `settings`, `parts`, `predict`, `predict_image`, `encode`, `score`,
+    `class_embeddings`, `default_classes`, `close`. The parts (`parts.AnalysisParts`, each can
+    also be built alone from a model) are `parts.encoder` (`FrameEncoder`: crops -> frame
+    embeddings; its ``precision``, ``precision_info()`` and ``tower_report()`` say which image
+    tower runs), `parts.pooler` (frame embeddings -> video embeddings), `parts.faces` (the face
+    detector its requests share) and `parts.text_cache` (class-description embeddings).
+    Inputs are resolved by `emoclip.media.inputs.resolve_input` (pass ``settings.limits`` and
+    ``settings.frame_folder_fps`` to resolve one as this predictor would).
     """
 
     def __init__(
         self,
         model: EmoCLIP,
         settings: AnalysisSettings | None = None,
+        *,
+        text_cache: TextEmbeddingCache | None = None,
         **overrides: Any,
     ) -> None:
         self.model = model.eval()
         self._settings = (settings or AnalysisSettings()).replace(**overrides)
-        self.encoder = FrameEncoder(self.model, self._settings)
-        self.pooler = Pooler(self.model, self._settings)
-        self.faces = SharedDetector()
-        self.text_cache = TextEmbeddingCache(model)
+        self._parts = AnalysisParts.build(self.model, self._settings, text_cache=text_cache)
         self._cache = EncodingCache(self._settings.video_cache_size)
 
     @property
@@ -86,45 +92,16 @@ class EmotionPredictor:
         return self._settings
 
     @property
-    def precision(self) -> str:
-        """The image tower's precision in use, ``"fp32"`` or ``"bf16"`` (decided on first call;
-        `encoder.precision_info()` says how).
-
-        Raises:
-            RuntimeError: ``"bf16"`` was requested and failed the start-up check (the message says why).
-        """
-        return self.encoder.precision
-
-    @property
-    def tower_report(self) -> str:
-        """How the image tower was chosen on this machine, in a few lines (`TowerChoice.report`)."""
-        return self.encoder.tower_report()
-
-    @property
-    def video_cache(self) -> EncodingCache:
-        """The analysed videos kept for re-scoring (at most ``settings.video_cache_size``, least
-        recently used dropped first): ``len(...)`` and ``keys()`` show what is cached, ``clear()``
-        forgets."""
-        return self._cache
+    def parts(self) -> AnalysisParts:
+        """What its analyses run with: ``encoder``, ``pooler``, ``faces``, ``text_cache`` (and the
+        model's preprocessing ``config`` and these ``settings``)."""
+        return self._parts
 
     def default_classes(self) -> ClassSet:
         """The class set the model's config asks for (inline set, else its preset)."""
         if self.model.config.classes:
             return ClassSet.from_dict(self.model.config.classes)
         return preset(self.model.config.default_classes)
-
-    def resolve(self, video: VideoInput, *, fps: float | None = None) -> MediaInput:
-        """What `video` is (`media.inputs.resolve_input` with this predictor's limits and rates),
-        checked against ``settings`` limits: pass the result to `predict` / `encode` to resolve
-        once. Raises what `predict` raises for a bad input."""
-        st = self._settings
-        return resolve_input(
-            video,
-            fps=fps,
-            frame_folder_fps=st.frame_folder_fps,
-            frames_fps=self.model.config.preprocess.sample_fps,
-            limits=st.limits,
-        )
 
     def predict(
         self,
@@ -140,7 +117,7 @@ class EmotionPredictor:
             video: A video file path or ``file://`` URI; a still image (JPEG, PNG, WebP, BMP,
                 TIFF file, or an (H, W, 3|4) uint8 array), analysed as by `predict_image`; a folder
                 of numbered frames (one clip at `fps`); RGB frames (T, H, W, 3) uint8 at `fps`; or
-                a `MediaInput` from `resolve`.
+                a `MediaInput` from `emoclip.media.inputs.resolve_input`.
             classes: Class set to score; None for the model's default set.
             fps: Frame rate of `video` when it is an array (default: the model's sample rate) or a
                 frame folder (default ``settings.frame_folder_fps``, 25).
@@ -172,7 +149,7 @@ class EmotionPredictor:
                 `VideoDecodeError`).
             LimitError: The image exceeds the byte or pixel limit.
         """
-        media = self.resolve(image)
+        media = self._resolve(image)
         if media.kind != "photo":
             raise ImageDecodeError(f"'{media.name}' is not a JPEG, PNG, WebP, BMP or TIFF image")
         return self.score(self.encode(media), classes)
@@ -180,26 +157,75 @@ class EmotionPredictor:
     def encode(
         self, video: VideoInput, *, fps: float | None = None, progress: Progress | None = None
     ) -> VideoEncoding:
-        """The cached encoding of `video`, computing it if needed (see `predict`)."""
-        media = self.resolve(video, fps=fps)
+        """The cached encoding of `video`, computing it if needed (see `predict`); at most
+        ``settings.video_cache_size`` encodings are kept, least recently used dropped first."""
+        media = self._resolve(video, fps=fps)
         key = self._key(media)
         cached = self._cache.get(key, media.name)
         if cached is not None:
             return cached
-        parts = AnalysisParts(
-            self.model.config.preprocess, self._settings, self.encoder, self.pooler, self.faces
-        )
-        encoding = encode_input(parts, media, key, progress)
+        encoding = encode_input(self._parts, media, key, progress)
         self._cache.put(key, encoding)
         return encoding
 
-    def score(self, encoding: VideoEncoding, classes: ClassSet | None = None) -> Prediction:
-        """Score an encoded video against a class set (no video work: cheap).
+    @overload
+    def score(self, encoded: VideoEncoding, classes: ClassSet | None = None) -> Prediction: ...
+
+    @overload
+    def score(
+        self, encoded: np.ndarray | torch.Tensor, classes: ClassSet | None = None
+    ) -> np.ndarray: ...
+
+    def score(
+        self, encoded: VideoEncoding | np.ndarray | torch.Tensor, classes: ClassSet | None = None
+    ) -> Prediction | np.ndarray:
+        """Score an encoded video, or bare video embeddings, against a class set (no video work).
+
+        Args:
+            encoded: A `VideoEncoding` (`encode`), or (N, D) / (D,) video embeddings, e.g.
+                ``parts.pooler.pool`` outputs of a live stream or `Prediction.embedding`s saved
+                earlier (normalised here).
+            classes: The class set (default: the model's own).
 
         Returns:
-            A `Prediction`; its timings combine the encoding's stages with this call's text/score.
+            For an encoding, a `Prediction` (its timings combine the encoding's stages with this
+            call's text/score); for embeddings, (N, C) float32 probabilities, rows summing to 1
+            ((C,) for a (D,) input), by the same formula.
         """
         classes = classes or self.default_classes()
+        if isinstance(encoded, VideoEncoding):
+            return self._score_encoding(encoded, classes)
+        video = as_embeddings(encoded, self.model.embed_dim)
+        text = self.class_embeddings(classes)
+        scale = self.model.logit_scale.detach().float().cpu()
+        return embedding_probabilities(video, text, scale, live_threads=self._settings.live_threads)
+
+    def class_embeddings(self, classes: ClassSet) -> torch.Tensor:
+        """(C, D) normalised embeddings of a class set's classes and compounds (cached by text)."""
+        cache = self._parts.text_cache
+        new = len({t for t in classes.texts if t not in cache})
+        live = self._settings.live_threads
+        with threads_for(live, 0 if new <= SMALL_TEXT_BATCH else SMALL_BATCH + 1, "text", new):
+            return class_embeddings(classes, cache)
+
+    def close(self) -> None:
+        """Release the face detector (a later call makes a new one)."""
+        self._parts.faces.close()
+
+    def _resolve(self, video: VideoInput, *, fps: float | None = None) -> MediaInput:
+        """`media.inputs.resolve_input` with this predictor's limits and rates (in-memory frames
+        at the model's sampling rate)."""
+        st = self._settings
+        return resolve_input(
+            video,
+            fps=fps,
+            frame_folder_fps=st.frame_folder_fps,
+            frames_fps=self.model.config.preprocess.sample_fps,
+            limits=st.limits,
+        )
+
+    def _score_encoding(self, encoding: VideoEncoding, classes: ClassSet) -> Prediction:
+        """`score` of an encoding: probabilities, timeline, tracks, evidence and provenance."""
         warnings = list(encoding.warnings) + classes.validate(
             context_length=self.model.context_length
         )
@@ -222,44 +248,14 @@ class EmotionPredictor:
             prediction.probabilities,
             classes,
             text,
-            self.text_cache.embed(classes.texts),  # cached by class_embeddings: nothing encoded
+            self._parts.text_cache.embed(classes.texts),  # cached by class_embeddings
             scale,
-            self.pooler.pool,
-            self.encoder.config.num_frames,
+            self._parts.pooler.pool,
+            self._parts.config.num_frames,
         )
         prediction.timings["evidence"] = time.perf_counter() - t1
         prediction.provenance = provenance_of(self, classes)
         return prediction
-
-    def score_embeddings(
-        self, embeddings: np.ndarray | torch.Tensor, classes: ClassSet | None = None
-    ) -> np.ndarray:
-        """Probabilities of bare video embeddings against a class set (same formula as `score`).
-
-        Args:
-            embeddings: (N, D) or (D,) video embeddings, e.g. `pooler.pool` outputs of a live
-                stream or `Prediction.embedding`s saved earlier (normalised here).
-            classes: The class set (default: the model's own).
-
-        Returns:
-            (N, C) float32 probabilities, rows summing to 1 ((C,) for a (D,) input).
-        """
-        classes = classes or self.default_classes()
-        video = as_embeddings(embeddings, self.model.embed_dim)
-        text = self.class_embeddings(classes)
-        scale = self.model.logit_scale.detach().float().cpu()
-        return embedding_probabilities(video, text, scale, live_threads=self._settings.live_threads)
-
-    def class_embeddings(self, classes: ClassSet) -> torch.Tensor:
-        """(C, D) normalised embeddings of a class set's classes and compounds (cached by text)."""
-        new = len({t for t in classes.texts if t not in self.text_cache})
-        live = self._settings.live_threads
-        with threads_for(live, 0 if new <= SMALL_TEXT_BATCH else SMALL_BATCH + 1, "text", new):
-            return class_embeddings(classes, self.text_cache)
-
-    def close(self) -> None:
-        """Release the face detector (a later call makes a new one)."""
-        self.faces.close()
 
     def _key(self, media: MediaInput) -> str:
         """The cache key: the input's content key, its rate and every setting that shapes an
@@ -267,5 +263,6 @@ class EmotionPredictor:
         shaping = self._settings.as_dict()
         for name in ("video_cache_size", "live_threads", "encode_workers", "prefetch"):
             shaping.pop(name)  # how fast, not what
-        text = json.dumps([self.model.config.name, media.fps, self.precision, shaping])
+        precision = self._parts.encoder.precision
+        text = json.dumps([self.model.config.name, media.fps, precision, shaping])
         return hashlib.sha1(f"{media.key}|{text}".encode()).hexdigest()

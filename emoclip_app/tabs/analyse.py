@@ -178,6 +178,14 @@ def controls_for(detection: bool | None) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- handlers
 
 
+def _resolved(pred: EmotionPredictor, path: str) -> MediaInput:
+    """What the upload at `path` is, checked against `pred`'s limits, as `pred` would resolve it."""
+    from emoclip.media.inputs import resolve_input
+
+    st = pred.settings
+    return resolve_input(path, frame_folder_fps=st.frame_folder_fps, limits=st.limits)
+
+
 @gpu
 def analyse(
     video_path: str | None, fallback: str, session: Session, progress=gr.Progress()
@@ -187,7 +195,7 @@ def analyse(
         raise error("Upload or record a video first (or click an example).", validation=True)
     pred = predictor(model_of(session), fallback or "center")
     try:
-        media = pred.resolve(video_path)  # what it is, limits checked: resolved once
+        media = _resolved(pred, video_path)  # what it is, limits checked: resolved once
     except user_errors() as exc:
         raise error(exc, video_path) from exc
     return _analysed(pred, media, video_path, fallback, session, progress)
@@ -245,7 +253,7 @@ def analyse_photo(
         raise error("Upload a photo first (JPEG, PNG, WebP, BMP or TIFF).", validation=True)
     pred = predictor(model_of(session), fallback or "center")
     try:
-        media = pred.resolve(image_path)  # limits and bad files checked here, decoded once
+        media = _resolved(pred, image_path)  # limits and bad files checked here, decoded once
     except user_errors() as exc:
         raise error(exc, image_path) from exc
     if media.kind != "photo":

@@ -239,7 +239,7 @@ def explore(
     collection = _load_results(results, pred.model.embed_dim, progress) if results else None
     text = pred.class_embeddings(classes).numpy()
     emb = [np.asarray(c.embedding, dtype=np.float32) for c in clips]
-    probs = pred.score_embeddings(np.stack(emb), classes) if clips else np.zeros((0, len(names)))
+    probs = pred.score(np.stack(emb), classes) if clips else np.zeros((0, len(names)))
     points = ex.latent_points(clips, probs, names, text, len(classes.classes))
     n_base = len(points)
     if n_base + (len(collection) if collection is not None else 0) < 3:

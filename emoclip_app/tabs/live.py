@@ -114,7 +114,7 @@ def live_step(frame: np.ndarray | None, buffer: LiveBuffer, session: Session) ->
     name = model_of(session)
     pred = predictor(name, "center")
     classes = classes_of(session)
-    buffer = _buffer_for(buffer, name, tuple(classes.names), pred.encoder.config.num_frames)
+    buffer = _buffer_for(buffer, name, tuple(classes.names), pred.parts.config.num_frames)
     window = buffer.window
     assert window is not None  # `_buffer_for` made one
     buffer.start = buffer.start or start
@@ -130,7 +130,7 @@ def live_step(frame: np.ndarray | None, buffer: LiveBuffer, session: Session) ->
             buffer.plotted = start
             fig = live_figure(buffer.times, np.stack(buffer.history), classes.names)
     fps, ms = _rates(buffer, start, time.monotonic())
-    if pred.encoder.config.face_detection:
+    if pred.parts.config.face_detection:
         faces = (
             f"face {'found' if found else 'not found (centre crop used)'} · "
             f"{window.faces}/{window.frames} frames with a face"
