@@ -97,8 +97,9 @@ class SharedDetector:
         return self.locked().detect(image)
 
     def close(self) -> None:
-        """Release the detector (a later call makes a new one)."""
+        """Release the detectors (a later call makes new ones)."""
         with self._create_lock:
             detector, self._detector = self._detector, None
+            self._searcher = None  # LiteRT's interpreter is freed with it
         if detector is not None:
             detector.close()
