@@ -32,7 +32,6 @@ RESULT = (
     "bars_text",
     "timeline",
     "timeline_text",
-    "timeline_box",  # hidden for a photo: it has no time axis
     "gallery",
     "files",
     "timings",
@@ -40,6 +39,7 @@ RESULT = (
     "classes_label",
     "rescore",
     *("faces_image", "faces", "face_pick", "face_table"),  # a photo's faces (cleared by a video)
+    "timeline_box",  # a layout, last: hidden for a photo (no time axis); API clients get no value
 )
 
 MODEL_CONTROLS = ("fallback", "gallery", "photo_box", "live_note")
