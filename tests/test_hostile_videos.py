@@ -42,6 +42,7 @@ from emoclip.inference.predictor import EmotionPredictor
 from emoclip.media import (
     VideoDecodeError,
     frames as video_frames,
+    inputs,
     iter_frames,
     probe as video_probe,
     probe_video,
@@ -315,14 +316,14 @@ def test_cli_unexpected_errors_are_reported_per_file(media, weights, monkeypatch
     """An exception that is not one of ours (a library bug, say) ends neither the batch nor
     the process with a traceback."""
     good = media("one_frame.webm")
-    original = EmotionPredictor.resolve  # where the CLI meets each input first
+    original = inputs.resolve_input  # where the CLI meets each input first
 
-    def flaky(self, video, *args, **kwargs):
+    def flaky(video, *args, **kwargs):
         if (getattr(video, "name", None) or Path(video).name) == "bit_flips.webm":
             raise RuntimeError("decoder exploded")
-        return original(self, video, *args, **kwargs)
+        return original(video, *args, **kwargs)
 
-    monkeypatch.setattr(EmotionPredictor, "resolve", flaky)
+    monkeypatch.setattr(inputs, "resolve_input", flaky)
     code = main(
         ["predict", str(media("bit_flips.webm")), str(good), "--model", str(weights), "--quiet"]
     )
