@@ -19,25 +19,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from emoclip.inference._torch_version import outside
+
 SUPPORTED_TORCH = ((2, 6), (3, 0))  # [first, past-the-end): aoti_compile_and_package and
 # load_package(num_runners=...) as used here exist since torch 2.6 (run here on 2.14.1)
 MAX_BATCH = 4096  # the dynamic batch dimension's upper bound in the compiled package
 
 
-def _torch_version() -> tuple[int, int]:
-    parts = torch.__version__.split("+")[0].split(".")
-    return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
-
-
 def unavailable_reason() -> str | None:
     """None when towers can be compiled and loaded here, else why not (one line)."""
-    version = _torch_version()
-    low, high = SUPPORTED_TORCH
-    if not low <= version < high:
-        return (
-            f"torch {torch.__version__} is outside the versions AOTInductor is used on "
-            f"({low[0]}.{low[1]} <= torch < {high[0]}.{high[1]})"
-        )
+    outside_versions = outside(SUPPORTED_TORCH, "AOTInductor is used on")
+    if outside_versions:
+        return outside_versions
     try:
         import torch._inductor as inductor
         from torch._inductor.cpp_builder import get_cpp_compiler

@@ -13,24 +13,17 @@ from __future__ import annotations
 
 import torch
 
+from emoclip.inference._torch_version import outside
+
 SUPPORTED_TORCH = ((2, 1), (3, 0))  # [first, past-the-end) (major, minor): the ops' signatures
 # have been these since torch 2.1 (run here up to 2.14.1); a torch 3 is not trusted until tried
 
 
-def _torch_version() -> tuple[int, int]:
-    parts = torch.__version__.split("+")[0].split(".")
-    return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
-
-
 def unavailable_reason() -> str | None:
     """None when the packed oneDNN linear ops can be used here, else why not (one line)."""
-    version = _torch_version()
-    low, high = SUPPORTED_TORCH
-    if not low <= version < high:
-        return (
-            f"torch {torch.__version__} is outside the versions the private oneDNN linear ops "
-            f"are used on ({low[0]}.{low[1]} <= torch < {high[0]}.{high[1]})"
-        )
+    outside_versions = outside(SUPPORTED_TORCH, "the private oneDNN linear ops are used on")
+    if outside_versions:
+        return outside_versions
     if not torch.backends.mkldnn.is_available():
         return "this torch build has no oneDNN (torch.backends.mkldnn.is_available() is False)"
     ops = torch.ops.mkldnn
