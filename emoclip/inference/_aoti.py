@@ -33,12 +33,19 @@ def unavailable_reason() -> str | None:
         return outside_versions
     try:
         import torch._inductor as inductor
-        from torch._inductor.cpp_builder import get_cpp_compiler
+        from torch._inductor.cpp_builder import get_cpp_compiler  # noqa: F401 - checked to exist
         from torch._inductor.package import load_package  # noqa: F401 - checked to exist
     except ImportError as exc:
         return f"this torch has no inductor CPU backend ({exc})"
     if not hasattr(inductor, "aoti_compile_and_package"):
         return f"torch {torch.__version__} has no torch._inductor.aoti_compile_and_package"
+    return missing_compiler()
+
+
+def missing_compiler() -> str | None:
+    """None when inductor finds a C++ compiler, else why not (one line)."""
+    from torch._inductor.cpp_builder import get_cpp_compiler
+
     try:
         get_cpp_compiler()
     except Exception as exc:  # noqa: BLE001 - inductor raises its own InvalidCxxCompiler

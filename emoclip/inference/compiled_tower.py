@@ -43,6 +43,14 @@ def unavailable_reason() -> str | None:
     return reason()
 
 
+def missing_compiler() -> str | None:
+    """None when a C++ compiler for inductor is installed, else why not: the one thing a machine
+    may lack (torch's own APIs missing is a failure of this code, see `unavailable_reason`)."""
+    from emoclip.inference._aoti import missing_compiler as missing
+
+    return missing()
+
+
 def kernel_threads(workers: int) -> int:
     """OpenMP threads the compiled kernels use per call: 1 under data-parallel workers (one
     intra-op thread each), else -1 (torch's thread count when compiled)."""
