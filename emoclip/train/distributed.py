@@ -6,6 +6,7 @@ every process joins a group: NCCL when it trains on CUDA, gloo on CPU.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -87,8 +88,13 @@ def init_distributed(device: str = "auto", timeout_minutes: float = 30.0) -> Dis
 
 
 def cleanup() -> None:
-    """Leave the process group (if any)."""
+    """Leave the process group (if any).
+
+    Collects garbage first: a DDP wrapper left in a reference cycle keeps the group alive, and a
+    gloo group torn down by the interpreter's exit instead of here can abort the process.
+    """
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 
