@@ -33,6 +33,7 @@ LEVELS: dict[str, tuple[float, float]] = {
     "128s80": (128, 0.625),
 }
 VARIANTS = ("m0.5", "flip", "haar", "haarp")
+MTCNN_CACHE = CACHE.parent / "mtcnn.json"  # MTCNN's probabilities of the recorded boxes
 
 
 def _tiles(width: int, height: int, side: int, stride: int) -> list[tuple[int, int, int]]:
@@ -150,6 +151,11 @@ def dump(shard: int = 0, shards: int = 1) -> None:
     Path(f"{CACHE}.{shard}").write_text(json.dumps(records))
 
 
+def mtcnn_key(box: Any) -> str:
+    """A recorded box's key in `MTCNN_CACHE` (its x, y, w, h and score)."""
+    return ",".join(repr(float(v)) for v in box[:5])
+
+
 @dataclass(frozen=True)
 class Rule:
     """A search and its check, replayed from the record."""
@@ -163,7 +169,10 @@ class Rule:
     mid_score: float = 2.0  # a third way in: score >= mid_score and presence >= mid
     mid: float = 1.0
     need: str = ""  # ... and this second-stage check: "support:K" (K raw detections across
-    # tiles and levels), "haar" / "haarp" (OpenCV's frontal / profile cascade), "geo" (keypoints)
+    # tiles and levels), "haar" / "haarp" (OpenCV's frontal / profile cascade), "geo" (keypoints),
+    # "V>=T" (MTCNN variant V, `MTCNN_VARIANTS` or "max:a,b", has probability >= T)
+    alt: tuple[str, float, float, float] | None = None  # a fourth way in: (MTCNN variant, its
+    # probability, score, presence): score, presence and MTCNN probability at least these
 
 
 def _geometry(b: Any, kp: list[list[float]]) -> bool:
@@ -192,6 +201,9 @@ def _passes(need: str, b: Any, pres: dict[str, Any]) -> bool:
         return bool(pres["support"] >= int(need[8:]))
     if need == "geo":
         return _geometry(b, pres["kp"])
+    if ">=" in need:
+        variant, t = need.split(">=")
+        return _p(pres, variant) >= float(t)
     return bool(pres[need] > 0.5)
 
 
@@ -250,6 +262,12 @@ def replay(rule: Rule, records: list[dict[str, Any]]) -> tuple[list[Any], float]
                 p >= rule.hi
                 or (b.score >= rule.sure and p >= rule.lo)
                 or (b.score >= rule.mid_score and p >= rule.mid and _passes(rule.need, b, pres))
+                or (
+                    rule.alt is not None
+                    and b.score >= rule.alt[2]
+                    and p >= rule.alt[3]
+                    and _p(pres, rule.alt[0]) >= rule.alt[1]
+                )
             )
             if ok:
                 kept.append(FaceBox(b.x, b.y, b.w, b.h, p))
@@ -271,9 +289,12 @@ def evaluate(rule: Rule, records: list[dict[str, Any]]) -> dict[str, Any]:
 # record; "kept" is the library's.
 _FLIP = "max:m0.5,flip"
 _FINE = ("half", "quarter", "eighth")
-# The library's rule (emoclip.faces.search): score >= 0.6; presence >= 0.99, or score >= 0.8
-# and presence >= 0.001, or score >= 0.65, presence >= 0.1 and the profile cascade says a face.
-KEPT = Rule(("half", "quarter", "128"), 0.6, 0.99, 0.8, 0.001, _FLIP, 0.65, 0.1, "haarp")
+# The third round's rule: score >= 0.6; presence >= 0.99, or score >= 0.8 and presence >=
+# 0.001, or score >= 0.65, presence >= 0.1 and the profile cascade says a face.
+THIRD = Rule(("half", "quarter", "128"), 0.6, 0.99, 0.8, 0.001, _FLIP, 0.65, 0.1, "haarp")
+# The library's rule (emoclip.faces.search, fourth round: `benchmarks.faces_mtcnn`): the third
+# round's, or score >= 0.75 and MTCNN's ONet >= 0.95 on the box's square crop.
+KEPT = replace(THIRD, alt=("onet", 0.95, 0.75, 0.0))
 RULES: dict[str, Rule] = {
     "previous rule, tiles half + quarter (42 calls on 4:3)": Rule(variant=_FLIP, search=0.5),
     "no check, half + quarter": Rule(hi=0.0, search=0.5),
@@ -287,12 +308,13 @@ RULES: dict[str, Rule] = {
         ("half", "quarter", "128"), variant=_FLIP, search=0.5
     ),
     "the same, score >= 0.6": Rule(("half", "quarter", "128"), variant=_FLIP, search=0.6),
-    "kept: + profile cascade (score >= 0.65, presence >= 0.1)": KEPT,
-    "kept, frontal cascade in its place": replace(KEPT, need="haar"),
-    "kept, 3 detections across tiles in its place": replace(KEPT, need="support:3"),
-    "kept, keypoint geometry in its place": replace(KEPT, need="geo"),
-    "kept, fine tiles every 80 px": replace(KEPT, levels=("half", "quarter", "128s80")),
-    "kept without the fine level": replace(KEPT, levels=("half", "quarter")),
+    "third: + profile cascade (score >= 0.65, presence >= 0.1)": THIRD,
+    "third, frontal cascade in its place": replace(THIRD, need="haar"),
+    "third, 3 detections across tiles in its place": replace(THIRD, need="support:3"),
+    "third, keypoint geometry in its place": replace(THIRD, need="geo"),
+    "third, fine tiles every 80 px": replace(THIRD, levels=("half", "quarter", "128s80")),
+    "third without the fine level": replace(THIRD, levels=("half", "quarter")),
+    "kept: third + (score >= 0.75 and ONet >= 0.95)": KEPT,
     "no check, 128 px tiles": Rule(("half", "quarter", "128"), hi=0.0, search=0.6),
 }
 
@@ -332,11 +354,19 @@ def grid(records: list[dict[str, Any]], levels: tuple[str, ...]) -> list[tuple[R
     return sorted(base + third, key=lambda rf: (-rf[1]["recall >=48"], -rf[1]["recall <48"]))
 
 
-def load() -> list[dict[str, Any]]:
-    """The recorded calibration part, from every shard's file."""
-    return [
+def load(mtcnn: bool = True) -> list[dict[str, Any]]:
+    """The recorded calibration part, from every shard's file, with MTCNN's probabilities of
+    each box merged into its checks when `MTCNN_CACHE` exists (and `mtcnn`)."""
+    records = [
         r for f in sorted(CACHE.parent.glob(CACHE.name + ".*")) for r in json.loads(f.read_text())
     ]
+    if mtcnn and MTCNN_CACHE.is_file():
+        probs = json.loads(MTCNN_CACHE.read_text())
+        for r in records:
+            for lv in r["levels"].values():
+                for b in lv["boxes"]:
+                    b[5] = b[5] | probs[r["name"]][mtcnn_key(b)]
+    return records
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,11 +6,12 @@ pictures, lamps, round metal, clocks, pets, cartoon and drawn faces, text, skin-
 
 Issue #20's targets: recall >= 0.95 for faces of 48 px and up, >= 0.8 for 32-48 px, and at most
 one false face per 20 images of hard non-faces. Measured once on this part after every choice was
-made on the calibration part (benchmarks/README.md, "Faces in the wild"): recall < 48 px 0.840,
->= 48 px 0.928, 0.25 false faces per 20 non-face images. The < 48 px and false-face targets are
-met and asserted. The >= 48 px target is NOT met (0.954 on the calibration part, 0.928 here: 9 of
-the 12 misses are faces over 96 px), so its assertion is a floor a little under
-the measured figure, guarding against regressions, not the target.
+made on the calibration part (benchmarks/README.md, "Faces in the wild", fourth round: the
+MTCNN ONet check added): recall < 48 px 0.867, >= 48 px 0.934, 0.50 false faces per 20 non-face
+images (the third round's rule: 0.840, 0.928, 0.25). The < 48 px and false-face targets are met
+and asserted. The >= 48 px target is NOT met (0.965 on the calibration part, 0.934 here: 155 of
+166; 8 of the 11 misses are faces over 96 px), so its assertion is a floor one face under the
+measured figure, guarding against regressions, not the target.
 """
 
 from __future__ import annotations
@@ -53,9 +54,9 @@ def test_found_faces_are_faces(figures):
 @pytest.mark.slow
 def test_small_faces_are_found_at_the_target(figures):
     assert figures["faces <48"] == 75
-    assert figures["recall <48"] >= 0.8, figures  # measured 0.840
+    assert figures["recall <48"] >= 0.8, figures  # measured 0.867
 
 
 def test_recall_of_larger_faces_does_not_fall_below_what_was_measured(figures):
     assert figures["faces 48-96"] + figures["faces >96"] == 166
-    assert figures["recall >=48"] >= 0.92, figures  # measured 0.928; the target 0.95 is not met
+    assert figures["recall >=48"] >= 0.925, figures  # measured 0.934; the target 0.95 is not met

@@ -15,6 +15,8 @@ from emoclip.faces.search import (
     FINE_BUDGET,
     FINE_TILE,
     MIN_PRESENCE,
+    ONET_MIN,
+    ONET_SCORE,
     PROFILE_PRESENCE,
     PROFILE_SCORE,
     TILE_BUDGET,
@@ -122,6 +124,51 @@ def test_a_profile_the_cascade_finds_needs_a_fair_score_and_some_presence():
     assert confidence(0.7, 0.2) is None  # the same box without the cascade's word
     assert confidence(PROFILE_SCORE - 0.01, 0.2, profile=True) is None  # score too low
     assert confidence(0.7, PROFILE_PRESENCE / 2, profile=True) is None  # presence too low
+
+
+def test_a_box_onet_is_sure_of_needs_a_high_score_and_no_presence():
+    assert confidence(0.78, 0.0, onet=0.99) == 0.0  # kept, ranked after verified faces
+    assert confidence(0.78, 0.0, onet=ONET_MIN - 0.01) is None  # ONet not sure enough
+    assert confidence(ONET_SCORE - 0.01, 0.5, onet=0.999) is None  # score too low
+    assert confidence(0.78, 0.0) is None  # ONet not asked
+
+
+class OnetVerifier(FakeVerifier):
+    """Presence by position, no profile found, and ONet's probability by position."""
+
+    def __init__(self, presence: dict[float, float], onet: dict[float, float]) -> None:
+        super().__init__(presence)
+        self.onet_of, self.asked = onet, 0
+
+    def profile(self, image: np.ndarray, box: FaceBox) -> bool:
+        return False
+
+    def onet(self, image: np.ndarray, box: FaceBox) -> float:
+        self.asked += 1
+        return self.onet_of.get(box.x, 0.0)
+
+
+def test_onet_is_asked_last_and_only_about_doubted_sure_enough_candidates():
+    image = np.zeros((300, 400, 3), np.uint8)
+    clear = FaceBox(10, 10, 80, 80, 0.9)  # passes the presence check: ONet is not asked
+    turned = FaceBox(150, 10, 80, 80, 0.78)  # doubted by the landmark model, ONet is sure
+    blob = FaceBox(300, 10, 80, 80, 0.78)  # doubted, and ONet is not sure
+    weak = FaceBox(240, 150, 80, 80, ONET_SCORE - 0.05)  # below ONET_SCORE: not asked
+    verifier = OnetVerifier(
+        {10: 0.999, 150: 0.0, 300: 0.0, 240: 0.0}, {150: 0.99, 300: 0.5, 240: 0.999}
+    )
+    found = find_faces(FakeDetector([clear, turned, blob, weak]), verifier, image)
+    assert [b.x for b in found] == [10, 150]  # the verified face first
+    assert verifier.asked == 2  # the turned face and the blob
+
+
+def test_the_library_verifier_asks_onet_about_the_cameraman():
+    from emoclip.testing.faces_eval import FACE_SOURCES, face_source
+
+    verifier = FaceVerifier()
+    camera = face_source("camera")
+    assert verifier.onet(camera, FaceBox(*FACE_SOURCES["camera"])) >= ONET_MIN
+    assert verifier.onet(camera, FaceBox(5, 5, 87, 87)) < 0.5  # the sky in a corner
 
 
 class ProfileVerifier(FakeVerifier):

@@ -11,7 +11,9 @@ Modules:
     crops: `square_box`, `crop_square`, `center_crop`.
     tracking: `Track`, `FaceTracker`, and `FaceCropper` (detect + track + verify + crop).
     search: a photo's faces (`find_faces`: tile search, face-presence check, `order_faces`).
-    verify: `FaceVerifier` (MediaPipe face-landmark model's face-presence score).
+    verify: `FaceVerifier` (MediaPipe face-landmark model's face-presence score, profile
+        cascade, MTCNN's ONet).
+    mtcnn_check: `MTCNNCheck` (MTCNN's ONet face probability of a box, in numpy).
     tflite: `TFLiteModel` (a raw ``.tflite`` model through LiteRT or OpenCV).
 
 The public names are re-exported here, so ``from emoclip.faces import FaceCropper`` keeps working.

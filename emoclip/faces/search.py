@@ -1,5 +1,6 @@
 """Every face of a photo: a multi-scale tile search for candidates (`candidates`), each candidate
-checked by the face-presence model (`find_faces`), one box per face, best first (`order_faces`).
+checked by the face-presence model, the profile cascade or MTCNN's ONet (`find_faces`), one box
+per face, best first (`order_faces`).
 
 BlazeFace (short range) sees its input at 128x128 and finds faces down to about an eighth of it:
 enough for a video frame of one subject, not for a group photo. Photos are therefore searched at
@@ -32,6 +33,8 @@ __all__ = [
     "FINE_TILE",
     "MIN_PRESENCE",
     "MIN_TILE",
+    "ONET_MIN",
+    "ONET_SCORE",
     "PROFILE_PRESENCE",
     "PROFILE_SCORE",
     "SEARCH_SCORE",
@@ -73,6 +76,11 @@ PROFILE_SCORE = 0.65  # ... or, with this score and this much presence, when Ope
 PROFILE_PRESENCE = 0.1  # cascade finds a face in the crop (`Verifier.profile`): profiles the
 # landmark model doubts (recall >= 48 px 0.942 -> 0.954, no more false faces on non-face
 # images; the score 0.6-0.7 and presence 0.05-0.3 give the same figures)
+ONET_SCORE = 0.75  # ... or, with this score, when MTCNN's ONet gives the box's crop at least
+ONET_MIN = 0.95  # this face probability (`Verifier.onet`), whatever the presence: faces turned
+# or in profile that both other checks doubt (fourth round, `python -m benchmarks.faces_mtcnn`:
+# recall >= 48 px 0.954 -> 0.965, < 48 px 0.857 -> 0.876, no more false faces; ONet 0.9-0.97
+# give the same recall >= 48 px; score 0.7 passes skin-coloured blobs, 0.8 adds nothing)
 _EDGE = 2.0  # pixels: a detection this close to a tile's inner edge is cut by it
 _SAME_FACE = 0.5  # intersection over the smaller box above which two candidates are one face
 _SAME_VERIFIED = 0.3  # ... and two verified faces (a face is never inside another face)
@@ -80,7 +88,8 @@ _SAME_VERIFIED = 0.3  # ... and two verified faces (a face is never inside anoth
 
 class Verifier(Protocol):
     """What `find_faces` needs of a second look (`emoclip.faces.verify.FaceVerifier` is one):
-    the face-presence probability of a box, and whether a profile face is in it."""
+    the face-presence probability of a box, and whether a profile face is in it (a verifier
+    may also have ``onet(image, box) -> float``, MTCNN's face probability, asked last)."""
 
     def presence(self, image: np.ndarray, box: FaceBox) -> float: ...
 
@@ -219,8 +228,8 @@ def find_faces(
 ) -> list[FaceBox]:
     """The faces of a photo: candidates scoring at least `min_score`, each kept only when it
     passes the `verifier`'s face-presence check (`confidence`, which becomes its score) on its
-    crop or, failing that, on the mirrored crop, or with the profile cascade; one box per face,
-    ordered by `order_faces`. Without a verifier the detector's score is the
+    crop or, failing that, on the mirrored crop, or with the profile cascade or MTCNN's ONet;
+    one box per face, ordered by `order_faces`. Without a verifier the detector's score is the
     confidence.
 
     Returns:
@@ -243,8 +252,8 @@ def _verified(
 ) -> list[FaceBox]:
     """The `boxes` that pass the check, scored by their confidence. A box that fails on its
     crop gets a second chance on the mirrored crop (the image flipped left-right): the landmark
-    model doubts faces turned one way more than the other; then one on the profile cascade
-    (`confidence`). Both chosen on the calibration part."""
+    model doubts faces turned one way more than the other; then one on the profile cascade,
+    then one on MTCNN's ONet (`confidence`). All chosen on the calibration part."""
     mirrored: np.ndarray | None = None
     width = image.shape[1]
     out = []
@@ -262,22 +271,32 @@ def _verified(
             c = confidence(
                 b.score, presence, min_presence, profile is not None and profile(image, b)
             )
+        onet = getattr(verifier, "onet", None)
+        if c is None and b.score >= ONET_SCORE and onet is not None:
+            c = confidence(b.score, presence, min_presence, onet=onet(image, b))
         if c is not None:
             out.append(FaceBox(b.x, b.y, b.w, b.h, c))
     return out
 
 
 def confidence(
-    score: float, presence: float, min_presence: float = MIN_PRESENCE, profile: bool = False
+    score: float,
+    presence: float,
+    min_presence: float = MIN_PRESENCE,
+    profile: bool = False,
+    onet: float = 0.0,
 ) -> float | None:
     """The verified confidence of a candidate (detector `score`, face `presence`, both in
-    [0, 1]; `profile`: the profile cascade found a face in it): its `presence` when that is at
-    least `min_presence`, or when the detector is sure (`SURE_SCORE`) and `presence` >=
-    `SURE_PRESENCE`, or when `profile` and `score` >= `PROFILE_SCORE` and `presence` >=
-    `PROFILE_PRESENCE`; None when it is not a face."""
+    [0, 1]; `profile`: the profile cascade found a face in it; `onet`: MTCNN's ONet face
+    probability, 0 when not asked): its `presence` when that is at least `min_presence`, or
+    when the detector is sure (`SURE_SCORE`) and `presence` >= `SURE_PRESENCE`, or when
+    `profile` and `score` >= `PROFILE_SCORE` and `presence` >= `PROFILE_PRESENCE`, or when
+    `score` >= `ONET_SCORE` and `onet` >= `ONET_MIN`; None when it is not a face."""
     if presence >= min_presence or (score >= SURE_SCORE and presence >= SURE_PRESENCE):
         return presence
     if profile and score >= PROFILE_SCORE and presence >= PROFILE_PRESENCE:
+        return presence
+    if score >= ONET_SCORE and onet >= ONET_MIN:
         return presence
     return None
 

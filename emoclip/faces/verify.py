@@ -11,6 +11,11 @@ box's square enlarged by half (`VERIFY_MARGIN`), as MediaPipe's face mesh crops 
 doubts: OpenCV's Haar profile-face cascade (``haarcascade_profileface.xml``, shipped inside the
 ``opencv-contrib-python`` wheel under ``cv2.data.haarcascades``, Intel's BSD-style licence) on the
 same crop at 96 px and on its mirror image (the cascade knows faces turned one way).
+
+`FaceVerifier.onet` is a third: MTCNN's ONet face probability of the box's square crop at 48 px
+(`emoclip.faces.mtcnn_check`, weights from facenet-pytorch 2.6.0, MIT, shipped in
+``emoclip/assets/``), trained on WIDER FACE's many poses; it vouches for faces in profile or
+half turned that the landmark model doubts and the cascade misses.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import numpy as np
 
 from emoclip.faces.boxes import FaceBox, check_image
 from emoclip.faces.crops import crop_square
+from emoclip.faces.mtcnn_check import MTCNNCheck
 from emoclip.faces.tflite import TFLiteModel
 
 __all__ = ["VERIFY_MARGIN", "FaceVerifier", "default_verifier_model"]
@@ -53,6 +59,7 @@ class FaceVerifier:
         self.model = TFLiteModel(model_path or default_verifier_model(), backend=backend)
         self._cascade: Any = None
         self._lock = threading.Lock()  # a cascade is not to be run by two threads at once
+        self._onet = MTCNNCheck("onet")  # its weights load on the first call
 
     def presence(self, image: np.ndarray, box: FaceBox) -> float:
         """Probability in [0, 1] that `box` of `image` (``(H, W, 3)`` uint8 RGB) holds a face."""
@@ -82,6 +89,11 @@ class FaceVerifier:
                 if len(found):
                     return True
         return False
+
+    def onet(self, image: np.ndarray, box: FaceBox) -> float:
+        """MTCNN's ONet probability in [0, 1] that `box` of `image` (``(H, W, 3)`` uint8 RGB)
+        is a face, on the box's square crop at 48 px (`MTCNNCheck`)."""
+        return self._onet.probability(image, box)
 
     def close(self) -> None:
         """Nothing to release beyond the model, which the garbage collector frees."""
