@@ -141,6 +141,44 @@ def score(
     }
 
 
+def verification(videos: list[tuple[list[np.ndarray], list[Any], list[list[Any]]]]) -> None:
+    """Tracks verified as faces, on people and on the non-faces, by the check video used before
+    (presence on the box's crop, `confidence`) and by the photos' check (`verify_box`), each
+    asked as a `FaceCropper` asks it: on a track's 1st, 2nd, 4th, 8th, ... frame until it passes."""
+    from emoclip.faces import FaceTracker
+    from emoclip.faces.search import confidence, verify_box
+    from emoclip.faces.verify import FaceVerifier
+
+    verifier = FaceVerifier()
+    checks = {
+        "presence on the crop (before)": lambda im, b: (
+            confidence(b.score, verifier.presence(im, b)) is not None
+        ),
+        "verify_box (the photos' check)": lambda im, b: verify_box(verifier, im, b) is not None,
+    }
+    for name, check in checks.items():
+        person_tracks = person_ok = stray_tracks = stray_ok = 0
+        for frames, truth, detections in videos:
+            tracker, length, on_person, verified = FaceTracker(), {}, {}, {}
+            for f, boxes in enumerate(detections):
+                for b, tid in zip(boxes, tracker.update(f, boxes)):
+                    length[tid] = length.get(tid, 0) + 1
+                    hit = max((_iou((b.x, b.y, b.w, b.h), t) for t in truth[f]), default=0.0)
+                    on_person[tid] = on_person.get(tid, False) or hit >= 0.3
+                    n = length[tid]
+                    if not verified.get(tid) and not n & (n - 1):
+                        verified[tid] = check(frames[f], b)
+            for tid, person in on_person.items():
+                if person:
+                    person_tracks, person_ok = person_tracks + 1, person_ok + bool(verified[tid])
+                else:
+                    stray_tracks, stray_ok = stray_tracks + 1, stray_ok + bool(verified[tid])
+        print(
+            f"{name}: person tracks verified {person_ok}/{person_tracks}, "
+            f"non-person tracks verified {stray_ok}/{stray_tracks}"
+        )
+
+
 def main() -> int:
     from emoclip.faces import FaceDetector
 
@@ -158,6 +196,7 @@ def main() -> int:
     print(f"{VIDEOS} videos, {FRAMES} sampled frames each, {people} people")
     for name, row in rows.items():
         print(name, {k: round(v, 3) for k, v in row.items()})
+    verification(videos)
     return 0
 
 

@@ -24,6 +24,7 @@ from emoclip.faces.search import (
     find_faces,
     order_faces,
     tiles,
+    verify_box,
 )
 from emoclip.faces.verify import FaceVerifier
 
@@ -78,20 +79,23 @@ def test_a_box_failing_verification_is_not_a_face_whatever_its_size():
 
 
 def test_a_box_failing_on_its_crop_is_checked_again_mirrored():
+    from emoclip.faces.crops import crop_square
+
     image = np.zeros((300, 400, 3), np.uint8)
-    image[:, :200] = 255  # left half white: the mirrored image must be the flipped one
-    profile = FaceBox(20, 40, 60, 60, 0.7)  # mirrored: x = 400 - 20 - 60 = 320
-    seen: list[tuple[float, int]] = []
+    image[:, :50] = 255  # a white band at the left: the box's crop is half white, its mirror
+    profile = FaceBox(20, 40, 60, 60, 0.7)  # image's crop (a white band at the right) is not
+    seen: list[np.ndarray] = []
 
     class Mirrored(FakeVerifier):
         def presence(self, image: np.ndarray, box: FaceBox) -> float:
-            seen.append((box.x, int(image[0, 0, 0])))
-            return super().presence(image, box)
+            crop = crop_square(image, box, margin=0.5, size=90)
+            seen.append(crop)
+            return 0.995 if crop[:, -10:].mean() > crop[:, :10].mean() else 0.3
 
-    verifier = Mirrored({20: 0.3, 320: 0.995})
+    verifier = Mirrored({})
     found = find_faces(FakeDetector([profile]), verifier, image, budget=1)
     assert found == [FaceBox(20, 40, 60, 60, 0.995)]  # kept, at its place in the image
-    assert seen == [(20, 255), (320, 0)]  # its crop, then the mirrored box in the mirrored image
+    assert len(seen) == 2 and np.array_equal(seen[1], seen[0][:, ::-1])  # its crop, mirrored
 
 
 def test_candidates_below_the_search_score_are_not_checked():
@@ -169,6 +173,25 @@ def test_the_library_verifier_asks_onet_about_the_cameraman():
     camera = face_source("camera")
     assert verifier.onet(camera, FaceBox(*FACE_SOURCES["camera"])) >= ONET_MIN
     assert verifier.onet(camera, FaceBox(5, 5, 87, 87)) < 0.5  # the sky in a corner
+
+
+def test_a_predictors_video_detector_asks_the_same_checks():
+    import threading
+
+    from emoclip.inference.detector import LockedDetector
+    from emoclip.testing.faces_eval import FACE_SOURCES, face_source
+
+    camera, box = face_source("camera"), FaceBox(*FACE_SOURCES["camera"])
+    verifier = FaceVerifier()
+    shared = LockedDetector(None, threading.Lock(), verifier)
+    assert shared.onet(camera, box) == verifier.onet(camera, box) >= ONET_MIN
+    assert shared.profile(camera, box) is verifier.profile(camera, box) is True
+    bare = LockedDetector(None, threading.Lock())  # a predictor without a verifier
+    assert (bare.presence(camera, box), bare.profile(camera, box), bare.onet(camera, box)) == (
+        1.0,
+        False,
+        0.0,
+    )
 
 
 class ProfileVerifier(FakeVerifier):
@@ -276,8 +299,9 @@ def test_an_object_never_becomes_a_person_and_a_face_turning_away_keeps_its_trac
     by_x = {t.boxes[0].x: t for t in cropper.tracks}
     assert by_x[10].verified is False and not by_x[10].stable(2, 0.5)
     assert by_x[200].verified is True and by_x[200].stable(2, 0.5)
-    # the face is checked once; the lamp on its 1st, 2nd, 4th and 8th frames only
-    assert verifier.calls == 1 + 4
+    # the face is checked once; the lamp on its 1st, 2nd, 4th and 8th frames only, each time on
+    # its crop and its mirrored crop (`verify_box`, the photos' check)
+    assert verifier.calls == 1 + 4 * 2
     # the face turns away: the verifier no longer passes it, the track goes on
     verifier.presence_of[200] = 0.0
     cropper(image, 12)
@@ -375,3 +399,82 @@ def test_the_cli_says_plainly_that_no_face_was_found(tiny_model, tmp_path, capsy
     assert "warning: no face was found in the image" in err
     result = json.loads((tmp_path / "o.json").read_text())  # one input: one object
     assert result["scope"] == "whole image" and "timeline" not in result
+
+
+class AllChecks(FakeVerifier):
+    """Presence, profile and ONet answers by box position; records each crop it is shown."""
+
+    def __init__(self, presence: dict[float, float], profiles: set[float], onet: dict) -> None:
+        super().__init__(presence)
+        self.profiles, self.onet_of, self.crops = profiles, onet, []
+
+    def presence(self, image: np.ndarray, box: FaceBox) -> float:
+        from emoclip.faces.crops import crop_square
+        from emoclip.faces.verify import VERIFY_MARGIN
+
+        self.crops.append(crop_square(image, box, margin=VERIFY_MARGIN, size=64))
+        return super().presence(image, box)
+
+    def profile(self, image: np.ndarray, box: FaceBox) -> bool:
+        return box.x in self.profiles
+
+    def onet(self, image: np.ndarray, box: FaceBox) -> float:
+        return self.onet_of.get(box.x, 0.0)
+
+
+def test_the_mirrored_check_sees_the_crop_of_the_whole_mirrored_photo():
+    from skimage import data
+
+    from emoclip.faces.crops import crop_square
+    from emoclip.faces.verify import VERIFY_MARGIN
+
+    photo = np.ascontiguousarray(data.astronaut())  # 512 x 512
+    mirrored = np.ascontiguousarray(photo[:, ::-1])
+    boxes = [
+        FaceBox(177, 82, 95, 95, 0.9),  # the face, inside
+        FaceBox(0.0, 3.5, 60.5, 41.0, 0.9),  # at the top-left corner
+        FaceBox(470.25, 400.0, 41.75, 90.0, 0.9),  # at the right edge, tall
+        FaceBox(100, 100, 400, 380, 0.9),  # most of the photo
+    ]
+    for box in boxes:
+        verifier = AllChecks({}, set(), {})
+        assert verify_box(verifier, photo, box) is None
+        own, flipped = verifier.crops
+        whole = FaceBox(512 - box.x - box.w, box.y, box.w, box.h, box.score)
+        assert np.array_equal(own, crop_square(photo, box, margin=VERIFY_MARGIN, size=64))
+        assert np.array_equal(flipped, crop_square(mirrored, whole, margin=VERIFY_MARGIN, size=64))
+
+
+def test_photos_and_video_tracks_pass_the_same_boxes():
+    """The photo search and a video's tracks verify with one check (`verify_box`): presence,
+    the mirrored crop, the profile cascade and MTCNN's ONet, each within its score range."""
+    image = np.zeros((400, 1200, 3), np.uint8)
+    s_profile, s_onet = max(PROFILE_SCORE, 0.5), max(ONET_SCORE, PROFILE_SCORE)
+    boxes = [
+        FaceBox(10, 10, 90, 90, 0.9),  # presence passes
+        FaceBox(150, 10, 90, 90, s_profile),  # doubted; the profile cascade sees a face
+        FaceBox(300, 10, 90, 90, s_onet),  # doubted; ONet is sure
+        FaceBox(450, 10, 90, 90, s_onet),  # doubted; ONet is not sure
+        FaceBox(600, 10, 90, 90, ONET_SCORE - 0.02),  # ONet sure, the detector not enough
+        FaceBox(750, 10, 90, 90, s_profile),  # profile seen, presence too low
+        FaceBox(900, 10, 90, 90, 0.9),  # nothing passes
+    ]
+    presence = {10: 0.999, 150: PROFILE_PRESENCE, 300: 0.0, 450: 0.0, 600: 0.0, 750: 0.0}
+    onet = {300: ONET_MIN, 450: ONET_MIN - 0.05, 600: 1.0}
+    verifier = AllChecks(presence, {150, 750}, onet)
+    photo = {b.x for b in find_faces(FakeDetector(boxes), verifier, image)}
+    assert photo == {10, 150, 300}
+
+    class Frames:
+        def detect(self, image):
+            return list(boxes)
+
+        def close(self):
+            pass
+
+    cropper = FaceCropper(
+        detector=Frames(), verifier=verifier, min_confidence=0.5, max_faces=len(boxes)
+    )
+    cropper(image, 0)
+    video = {t.boxes[0].x for t in cropper.tracks if t.verified}
+    assert video == photo

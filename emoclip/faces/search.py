@@ -46,6 +46,7 @@ __all__ = [
     "confidence",
     "find_faces",
     "order_faces",
+    "verify_box",
     "suppress",
     "tiles",
 ]
@@ -250,33 +251,54 @@ def find_faces(
 def _verified(
     verifier: Verifier, image: np.ndarray, boxes: list[FaceBox], min_presence: float
 ) -> list[FaceBox]:
-    """The `boxes` that pass the check, scored by their confidence. A box that fails on its
-    crop gets a second chance on the mirrored crop (the image flipped left-right): the landmark
-    model doubts faces turned one way more than the other; then one on the profile cascade,
-    then one on MTCNN's ONet (`confidence`). All chosen on the calibration part."""
-    mirrored: np.ndarray | None = None
-    width = image.shape[1]
+    """The `boxes` that pass `verify_box`, scored by their confidence."""
     out = []
     for b in boxes:
-        presence = verifier.presence(image, b)
-        c = confidence(b.score, presence, min_presence)
-        if c is None:
-            if mirrored is None:
-                mirrored = np.ascontiguousarray(image[:, ::-1])
-            flipped = FaceBox(width - b.x - b.w, b.y, b.w, b.h, b.score)
-            presence = max(presence, verifier.presence(mirrored, flipped))
-            c = confidence(b.score, presence, min_presence)
-        if c is None and b.score >= PROFILE_SCORE and presence >= PROFILE_PRESENCE:
-            profile = getattr(verifier, "profile", None)
-            c = confidence(
-                b.score, presence, min_presence, profile is not None and profile(image, b)
-            )
-        onet = getattr(verifier, "onet", None)
-        if c is None and b.score >= ONET_SCORE and onet is not None:
-            c = confidence(b.score, presence, min_presence, onet=onet(image, b))
+        c = verify_box(verifier, image, b, min_presence)
         if c is not None:
             out.append(FaceBox(b.x, b.y, b.w, b.h, c))
     return out
+
+
+def verify_box(
+    verifier: Verifier, image: np.ndarray, box: FaceBox, min_presence: float = MIN_PRESENCE
+) -> float | None:
+    """The verified confidence of one candidate `box` of `image` (``(H, W, 3)`` uint8 RGB), or
+    None when it is not a face: the one check of photos and of video tracks.
+
+    The face-presence check on the box's crop; failing that, on the mirrored crop (the landmark
+    model doubts faces turned one way more than the other); then the profile cascade, then
+    MTCNN's ONet, each asked only when the detector's score allows it to pass (`confidence`).
+    All chosen on the calibration part of the evaluation set.
+    """
+    presence = verifier.presence(image, box)
+    c = confidence(box.score, presence, min_presence)
+    if c is None:
+        presence = max(presence, verifier.presence(*_mirrored_around(image, box)))
+        c = confidence(box.score, presence, min_presence)
+    if c is None and box.score >= PROFILE_SCORE and presence >= PROFILE_PRESENCE:
+        profile = getattr(verifier, "profile", None)
+        c = confidence(
+            box.score, presence, min_presence, profile is not None and profile(image, box)
+        )
+    onet = getattr(verifier, "onet", None)
+    if c is None and box.score >= ONET_SCORE and onet is not None:
+        c = confidence(box.score, presence, min_presence, onet=onet(image, box))
+    return c
+
+
+def _mirrored_around(image: np.ndarray, box: FaceBox) -> tuple[np.ndarray, FaceBox]:
+    """The part of `image` around `box` (two box sides on every side, clipped to the image),
+    flipped left-right, and the box in it: every crop of the box a check cuts (its square
+    enlarged by at most one side) is the crop it would cut from the whole mirrored image,
+    without copying the whole image per box."""
+    height, width = image.shape[:2]
+    reach = 2.0 * max(box.w, box.h)
+    x0, x1 = max(int(box.x - reach), 0), min(int(np.ceil(box.x + box.w + reach)), width)
+    y0, y1 = max(int(box.y - reach), 0), min(int(np.ceil(box.y + box.h + reach)), height)
+    part = np.ascontiguousarray(image[y0:y1, x0:x1][:, ::-1])
+    flipped = FaceBox((x1 - x0) - (box.x - x0) - box.w, box.y - y0, box.w, box.h, box.score)
+    return part, flipped
 
 
 def confidence(

@@ -2,10 +2,11 @@
 the front that detects, merges duplicates, tracks, verifies and crops the faces of each frame
 (`FaceCrop`).
 
-A track is a person only once the face-presence model (`emoclip.faces.verify`) has passed one of
-its boxes: it is checked on its first frame and again on frames 2, 4, 8, 16, ... of the track
-until one passes, so an object the detector keeps finding never becomes a person, and a face
-that later turns away or looks down keeps the track it was verified on.
+A track is a person only once the photos' check (`emoclip.faces.search.verify_box`: face
+presence, the mirrored crop, the profile cascade, MTCNN's ONet) has passed one of its boxes: it
+is checked on its first frame and again on frames 2, 4, 8, 16, ... of the track until one passes,
+so an object the detector keeps finding never becomes a person, and a face that later turns away
+or looks down keeps the track it was verified on.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from emoclip.faces.boxes import MIN_FACE_SCORE, NEAR_CENTRE, FaceBox, merge_duplicates
 from emoclip.faces.crops import center_crop, crop_square
 from emoclip.faces.detection import Detector, FaceDetector
-from emoclip.faces.search import Verifier, confidence
+from emoclip.faces.search import Verifier, verify_box
 
 __all__ = ["INTERPOLATE_MIN_IOU", "FaceCrop", "FaceCropper", "FaceTracker", "Track"]
 
@@ -342,10 +343,11 @@ class FaceCropper:
         ]
 
     def _verify(self, image: np.ndarray, track: Track, box: FaceBox) -> None:
-        """Check an unverified track's newest box on its 1st, 2nd, 4th, 8th, ... frame."""
+        """Check an unverified track's newest box on its 1st, 2nd, 4th, 8th, ... frame, with the
+        photos' check (`verify_box`: presence, mirrored crop, profile cascade, MTCNN's ONet)."""
         if self.verifier is None or track.verified or track.length & (track.length - 1):
             return
-        track.verified = confidence(box.score, self.verifier.presence(image, box)) is not None
+        track.verified = verify_box(self.verifier, image, box) is not None
 
     @property
     def tracks(self) -> list[Track]:

@@ -26,7 +26,8 @@ __all__ = ["LockedDetector", "SharedDetector"]
 
 class LockedDetector:
     """One MediaPipe detector shared by concurrent requests, one frame at a time, and the
-    face-presence check of its boxes (`emoclip.faces.verify.FaceVerifier`)."""
+    checks of its boxes (`emoclip.faces.verify.FaceVerifier`: presence, profile, ONet), which
+    `emoclip.faces.search.verify_box` asks in turn."""
 
     def __init__(self, detector: Any, lock: threading.Lock, verifier: Any = None) -> None:
         self._detector, self._lock, self._verifier = detector, lock, verifier
@@ -38,6 +39,16 @@ class LockedDetector:
             return 1.0
         result: float = self._verifier.presence(image, box)
         return result
+
+    def profile(self, image: np.ndarray, box: FaceBox) -> bool:
+        """Whether the profile-face cascade finds a face in `box` of the (H, W, 3) uint8 RGB
+        `image` (False when the predictor has no verifier)."""
+        return self._verifier is not None and bool(self._verifier.profile(image, box))
+
+    def onet(self, image: np.ndarray, box: FaceBox) -> float:
+        """MTCNN's ONet face probability of `box` in the (H, W, 3) uint8 RGB `image` (0.0 when
+        the predictor has no verifier)."""
+        return 0.0 if self._verifier is None else float(self._verifier.onet(image, box))
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         """Faces of one (H, W, 3) uint8 RGB frame, waiting for other requests' calls to finish."""
