@@ -23,29 +23,9 @@ from pathlib import Path
 
 # The tensors each network's face probability needs (`emoclip.faces.mtcnn_check`).
 KEEP = {
-    "rnet": (
-        "conv1",
-        "prelu1",
-        "conv2",
-        "prelu2",
-        "conv3",
-        "prelu3",
-        "dense4",
-        "prelu4",
-        "dense5_1",
-    ),
-    "onet": (
-        "conv1",
-        "prelu1",
-        "conv2",
-        "prelu2",
-        "conv3",
-        "prelu3",
-        "conv4",
-        "prelu4",
-        "dense5",
-        "prelu5",
-        "dense6_1",
+    "rnet": tuple("conv1 prelu1 conv2 prelu2 conv3 prelu3 dense4 prelu4 dense5_1".split()),
+    "onet": tuple(
+        "conv1 prelu1 conv2 prelu2 conv3 prelu3 conv4 prelu4 dense5 prelu5 dense6_1".split()
     ),
 }
 
