@@ -436,6 +436,11 @@ def test_the_mirrored_check_sees_the_crop_of_the_whole_mirrored_photo():
         FaceBox(470.25, 400.0, 41.75, 90.0, 0.9),  # at the right edge, tall
         FaceBox(100, 100, 400, 380, 0.9),  # most of the photo
     ]
+    rng = np.random.default_rng(5)  # and boxes on half pixels, where crops round half to even
+    for _ in range(60):
+        w, h = rng.integers(20, 160, 2) + rng.integers(0, 2, 2) / 2
+        x, y = rng.integers(0, 512 - 160, 2) + rng.integers(0, 2, 2) / 2
+        boxes.append(FaceBox(float(x), float(y), float(w), float(h), 0.9))
     for box in boxes:
         verifier = AllChecks({}, set(), {})
         assert verify_box(verifier, photo, box) is None

@@ -291,11 +291,14 @@ def _mirrored_around(image: np.ndarray, box: FaceBox) -> tuple[np.ndarray, FaceB
     """The part of `image` around `box` (two box sides on every side, clipped to the image),
     flipped left-right, and the box in it: every crop of the box a check cuts (its square
     enlarged by at most one side) is the crop it would cut from the whole mirrored image,
-    without copying the whole image per box."""
+    without copying the whole image per box. The part is shifted from the mirrored image by an
+    even number of pixels, so that the crops' rounding (half to even) lands on the same pixels."""
     height, width = image.shape[:2]
     reach = 2.0 * max(box.w, box.h)
     x0, x1 = max(int(box.x - reach), 0), min(int(np.ceil(box.x + box.w + reach)), width)
     y0, y1 = max(int(box.y - reach), 0), min(int(np.ceil(box.y + box.h + reach)), height)
+    x1 += (width - x1) % 2  # the part's left edge in the mirrored image: width - x1
+    y0 -= y0 % 2
     part = np.ascontiguousarray(image[y0:y1, x0:x1][:, ::-1])
     flipped = FaceBox((x1 - x0) - (box.x - x0) - box.w, box.y - y0, box.w, box.h, box.score)
     return part, flipped
