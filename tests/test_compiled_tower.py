@@ -10,6 +10,7 @@ import logging
 
 import pytest
 import torch
+from toolchain import require_compiler
 
 import emoclip
 import emoclip.inference.autotune as autotune
@@ -19,7 +20,6 @@ from emoclip.inference.compiled_tower import (
     Compiling,
     artefact_path,
     compiled_tower,
-    missing_compiler,
     unavailable_reason,
 )
 from emoclip.inference.parallel import Layout
@@ -30,9 +30,17 @@ from emoclip.inference.tower_challenge import challenge
 pytestmark = pytest.mark.slow
 
 CPU = CpuInfo("Test CPU", ("avx2", "avx512_bf16", "avx512f", "fma"))
-COMPILER = missing_compiler()  # a machine may lack a C++ compiler; torch's APIs must be there
-TOOLCHAIN = None if COMPILER else unavailable_reason()
-needs_toolchain = pytest.mark.skipif(COMPILER is not None, reason=COMPILER or "")
+
+
+@pytest.fixture(scope="module")
+def toolchain() -> None:
+    """A C++ compiler (else skip, or fail under CI), and torch's inductor APIs (else fail)."""
+    require_compiler()
+    reason = unavailable_reason()
+    assert reason is None, f"compiled towers cannot be built: {reason}"
+
+
+needs_toolchain = pytest.mark.usefixtures("toolchain")
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +50,8 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def package(model, tmp_path_factory):
+def package(model, tmp_path_factory, toolchain):
     """The tiny tower compiled once in fp32 (module-wide): (path, compile seconds)."""
-    if COMPILER is not None:
-        pytest.skip(COMPILER)
-    assert TOOLCHAIN is None, f"compiled towers cannot be built: {TOOLCHAIN}"
     path = tmp_path_factory.mktemp("aoti") / "tower-aoti-fp32.pt2"
     _, seconds = _compiled(model, path, build=True)
     return path, seconds

@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from toolchain import require_compiler
 
 import emoclip
 from emoclip.inference import autotune
 from emoclip.inference.autotune import BY_NAME, CANDIDATES
 from emoclip.inference.compiled_tower import (
     Compiling,
-    missing_compiler,
     unavailable_reason as compiled_unavailable,
 )
 from emoclip.inference.fast_paths import FastImageTower, FastTemporal
@@ -120,8 +120,7 @@ def test_the_compiled_tower_passes_its_parity_bar(model, frames, reference, tmp_
     where the CPU has native bf16 (else aoti-fp32), held to the choice's bar at two batch sizes
     (its batch is dynamic), then loaded again from its package without compiling. Skipped only
     without the toolchain (inductor, a C++ compiler), naming what is missing."""
-    if (missing := missing_compiler()) is not None:
-        pytest.skip(missing)  # the one thing a machine may lack; torch's APIs must be there
+    require_compiler()  # the one thing a machine may lack; torch's APIs must be there
     reason = compiled_unavailable()
     assert reason is None, f"compiled towers cannot be built: {reason}"
     candidate = BY_NAME["aoti-bf16" if CPU.native_bf16 else "aoti-fp32"]
