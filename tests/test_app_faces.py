@@ -19,6 +19,7 @@ os.environ["EMOCLIP_APP_MODEL"] = "test-emoclip-tiny"
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from test_app import CUSTOM_YAML, no_progress  # noqa: E402
 from test_doors import _group_photo as three_faces  # noqa: E402
 
 from emoclip.testing.media import moving_face_frames, write_video  # noqa: E402
@@ -31,18 +32,6 @@ from emoclip_app.tabs import (  # noqa: E402
     classes as classes_tab,  # noqa: E402
     face_pick,  # noqa: E402
 )
-
-CUSTOM_YAML = """\
-name: mine
-classes:
-  joy: ["a broad smile with raised cheeks", "laughing with the mouth open"]
-  calm: a relaxed face with a neutral mouth
-  worry: raised inner eyebrows and a tense mouth
-"""
-
-
-def no_progress(*_, **__) -> None:
-    """Stands in for gr.Progress outside a request."""
 
 
 def select(index) -> gr.SelectData:
